@@ -1,0 +1,1 @@
+"""The app catalog: format, loading, validation, secret generation."""

@@ -1,0 +1,44 @@
+"""How to reach the nodes of a host over SSH (the node shell)."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = ["SshAccess"]
+
+_NODE_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+_ADDRESS = re.compile(r"^[A-Za-z0-9.:_\[\]-]{1,253}$")
+
+
+class SshAccess(BaseModel):
+    """SSH access to a host's nodes: key auth, known-hosts checking on by default.
+
+    ``addresses`` maps a node name to the address to SSH to (default: the node name itself).
+    ``key_file``/``known_hosts`` are paths on the machine that runs the SDK.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    user: str = Field(default="root", min_length=1, max_length=64, pattern=r"^[a-z_][a-z0-9_.-]*$")
+    port: int = Field(default=22, ge=1, le=65535)
+    key_file: str | None = None
+    known_hosts: str | None = None
+    trust_on_first_use: bool = False
+    addresses: dict[str, str] = Field(default_factory=dict)
+    connect_timeout: float = Field(default=10.0, gt=0, le=300)
+
+    @field_validator("addresses")
+    @classmethod
+    def _check_addresses(cls, value: dict[str, str]) -> dict[str, str]:
+        for node, address in value.items():
+            if not _NODE_NAME.match(node):
+                raise ValueError(f"node name {node!r} is not a valid Proxmox node name")
+            if not _ADDRESS.match(address):
+                raise ValueError(f"address {address!r} for node {node!r} is not a host name or IP address")
+        return value
+
+    def address_of(self, node: str) -> str:
+        """The address to SSH to for ``node``."""
+        return self.addresses.get(node, node)

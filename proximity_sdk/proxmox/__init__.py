@@ -1,0 +1,1 @@
+"""Everything that talks to Proxmox: the API client, tasks, the node shell."""

@@ -1,0 +1,1 @@
+"""State: SQLAlchemy tables, repositories, migrations, secrets at rest."""

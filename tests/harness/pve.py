@@ -1,0 +1,3 @@
+"""Harness: pve (fixtures exported through __all__)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Harness: sshd (fixtures exported through __all__)."""
+
+__all__: list[str] = []
