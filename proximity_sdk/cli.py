@@ -1,0 +1,89 @@
+"""`proximity`: the command line. Heavy imports happen inside commands so that --help stays fast."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from proximity_sdk import __version__
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+def _gib(value: int | None) -> str:
+    return "-" if value is None else f"{value / 1024**3:.1f} GiB"
+
+
+def _table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+             for row in [header, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _cmd_sandbox(args: argparse.Namespace) -> int:
+    from proximity_sdk.proxmox.client import ProxmoxClient  # noqa: PLC0415
+    from proximity_sdk.sandbox import Sandbox  # noqa: PLC0415
+
+    with Sandbox.start() as sandbox:
+        print(f"Sandbox Proxmox (a fake PVE 9 API, nothing really runs) at {sandbox.url}")
+        client = ProxmoxClient(url=sandbox.url, token_id=sandbox.token_id, token_secret=sandbox.token_secret,
+                               ca_file=sandbox.ca_file)
+        version = client.version()
+        print(f"Connected with API token {sandbox.token_id}, TLS verified against {sandbox.ca_file}; "
+              f"Proxmox VE {version.version}\n")
+        nodes = client.nodes()
+        print(_table([(n.node, n.status, str(n.maxcpu or "-"), _gib(n.maxmem), _gib(n.maxdisk)) for n in nodes],
+                     ("NODE", "STATUS", "CPUS", "MEMORY", "DISK")))
+        rows = []
+        for node in nodes:
+            for st in client.storage_list(node.node):
+                rows.append((node.node, st.storage, st.type, ",".join(st.content_types), _gib(st.avail)))
+        print()
+        print(_table(rows, ("NODE", "STORAGE", "TYPE", "CONTENT", "AVAILABLE")))
+        print(f"\n{client.request_count} API requests.")
+        if args.serve:
+            print("\nServing until Ctrl-C. Connect with:\n"
+                  f"  url={sandbox.url}\n  token_id={sandbox.token_id}\n  token_secret={sandbox.token_secret}\n"
+                  f"  ca_file={sandbox.ca_file}", flush=True)
+            try:
+                import threading  # noqa: PLC0415
+
+                threading.Event().wait()
+            except KeyboardInterrupt:
+                print("\nstopped")
+        client.close()
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="proximity", description="Self-hosted apps on Proxmox VE.")
+    parser.add_argument("--version", action="version", version=f"proximity {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sandbox = sub.add_parser("sandbox", help="start a sandbox Proxmox and show what the SDK sees through it")
+    sandbox.add_argument("--serve", action="store_true", help="keep the sandbox running and print how to connect")
+    sandbox.set_defaults(func=_cmd_sandbox)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    from proximity_sdk.errors import ProximityError  # noqa: PLC0415
+
+    try:
+        return int(args.func(args))
+    except ProximityError as exc:
+        print(f"proximity: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
