@@ -16,12 +16,17 @@ _EXPORTS: dict[str, str] = {
     "AlreadyExistsError": "proximity_sdk.errors",
     "AuthenticationError": "proximity_sdk.errors",
     "BusyError": "proximity_sdk.errors",
+    "CatalogApp": "proximity_sdk.models.catalog",
+    "CatalogStats": "proximity_sdk.models.catalog",
     "CommandFailedError": "proximity_sdk.errors",
     "CommandTimeoutError": "proximity_sdk.errors",
     "ConflictError": "proximity_sdk.errors",
+    "Host": "proximity_sdk.models.host",
+    "HostCheck": "proximity_sdk.models.host_check",
     "HostKeyError": "proximity_sdk.errors",
     "InvalidParameterError": "proximity_sdk.errors",
     "LockedError": "proximity_sdk.errors",
+    "Node": "proximity_sdk.models.host",
     "NodeShellError": "proximity_sdk.errors",
     "NotFoundError": "proximity_sdk.errors",
     "OperationCancelled": "proximity_sdk.errors",
@@ -29,11 +34,13 @@ _EXPORTS: dict[str, str] = {
     "OperationFailed": "proximity_sdk.errors",
     "OperationTimeout": "proximity_sdk.errors",
     "PermissionDeniedError": "proximity_sdk.errors",
+    "Proximity": "proximity_sdk._client",
     "ProximityError": "proximity_sdk.errors",
     "ProxmoxError": "proximity_sdk.errors",
     "Resources": "proximity_sdk.models.resources",
     "RootRequiredError": "proximity_sdk.errors",
     "SecretKeyError": "proximity_sdk.errors",
+    "Settings": "proximity_sdk.models.settings",
     "SshAccess": "proximity_sdk.models.ssh",
     "TLSError": "proximity_sdk.errors",
     "TaskError": "proximity_sdk.errors",
@@ -45,7 +52,45 @@ _EXPORTS: dict[str, str] = {
     "ValidationError": "proximity_sdk.errors",
 }
 
-__all__ = sorted(_EXPORTS)  # noqa: PLE0605 - a test pins the exact list
+__all__ = [
+    "AlreadyExistsError",
+    "AuthenticationError",
+    "BusyError",
+    "CatalogApp",
+    "CatalogStats",
+    "CommandFailedError",
+    "CommandTimeoutError",
+    "ConflictError",
+    "Host",
+    "HostCheck",
+    "HostKeyError",
+    "InvalidParameterError",
+    "LockedError",
+    "Node",
+    "NodeShellError",
+    "NotFoundError",
+    "OperationCancelled",
+    "OperationError",
+    "OperationFailed",
+    "OperationTimeout",
+    "PermissionDeniedError",
+    "Proximity",
+    "ProximityError",
+    "ProxmoxError",
+    "Resources",
+    "RootRequiredError",
+    "SecretKeyError",
+    "Settings",
+    "SshAccess",
+    "TLSError",
+    "TaskError",
+    "TaskFailedError",
+    "TaskTimeoutError",
+    "TransientError",
+    "UnavailableError",
+    "UnreachableError",
+    "ValidationError",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -62,6 +107,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from proximity_sdk._client import Proximity
     from proximity_sdk.errors import (
         AlreadyExistsError,
         AuthenticationError,
@@ -92,5 +138,9 @@ if TYPE_CHECKING:
         UnreachableError,
         ValidationError,
     )
+    from proximity_sdk.models.catalog import CatalogApp, CatalogStats
+    from proximity_sdk.models.host import Host, Node
+    from proximity_sdk.models.host_check import HostCheck
     from proximity_sdk.models.resources import Resources
+    from proximity_sdk.models.settings import Settings
     from proximity_sdk.models.ssh import SshAccess

@@ -26,37 +26,40 @@ def _table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
 
 
 def _cmd_sandbox(args: argparse.Namespace) -> int:
-    from proximity_sdk.proxmox.client import ProxmoxClient  # noqa: PLC0415
-    from proximity_sdk.sandbox import Sandbox  # noqa: PLC0415
+    import tempfile
 
-    with Sandbox.start() as sandbox:
+    from proximity_sdk._client import Proximity
+    from proximity_sdk.sandbox import Sandbox
+
+    with tempfile.TemporaryDirectory(prefix="proximity-sandbox-state-") as state, Sandbox.start() as sandbox:
         print(f"Sandbox Proxmox (a fake PVE 9 API, nothing really runs) at {sandbox.url}")
-        client = ProxmoxClient(url=sandbox.url, token_id=sandbox.token_id, token_secret=sandbox.token_secret,
-                               ca_file=sandbox.ca_file)
-        version = client.version()
-        print(f"Connected with API token {sandbox.token_id}, TLS verified against {sandbox.ca_file}; "
-              f"Proxmox VE {version.version}\n")
-        nodes = client.nodes()
-        print(_table([(n.node, n.status, str(n.maxcpu or "-"), _gib(n.maxmem), _gib(n.maxdisk)) for n in nodes],
-                     ("NODE", "STATUS", "CPUS", "MEMORY", "DISK")))
-        rows = []
-        for node in nodes:
-            for st in client.storage_list(node.node):
-                rows.append((node.node, st.storage, st.type, ",".join(st.content_types), _gib(st.avail)))
-        print()
-        print(_table(rows, ("NODE", "STORAGE", "TYPE", "CONTENT", "AVAILABLE")))
-        print(f"\n{client.request_count} API requests.")
+        with Proximity.local(data_dir=state) as px:
+            host = px.hosts.add("sandbox", url=sandbox.url, token_id=sandbox.token_id,
+                                token_secret=sandbox.token_secret, ca_file=sandbox.ca_file)
+            check = px.hosts.test(host.name)
+            print(f"Added host {host.name!r} with API token {sandbox.token_id}, TLS verified against its CA; "
+                  f"Proxmox VE {check.version}\n")
+            nodes = px.nodes.list()
+            print(_table([(n.name, n.status, str(n.cpus or "-"), _gib(n.maxmem), _gib(n.maxdisk)) for n in nodes],
+                         ("NODE", "STATUS", "CPUS", "MEMORY", "DISK")))
+            rows = []
+            for node in nodes:
+                for st in px.nodes.storages(node.name):
+                    rows.append((node.name, st.storage, st.type, ",".join(st.content_types), _gib(st.avail)))
+            print()
+            print(_table(rows, ("NODE", "STORAGE", "TYPE", "CONTENT", "AVAILABLE")))
+            print(f"\nCatalog: {px.catalog.stats().total_apps} apps ready to deploy "
+                  f"(proximity_sdk: px.catalog.list()).")
         if args.serve:
             print("\nServing until Ctrl-C. Connect with:\n"
                   f"  url={sandbox.url}\n  token_id={sandbox.token_id}\n  token_secret={sandbox.token_secret}\n"
                   f"  ca_file={sandbox.ca_file}", flush=True)
             try:
-                import threading  # noqa: PLC0415
+                import threading
 
                 threading.Event().wait()
             except KeyboardInterrupt:
                 print("\nstopped")
-        client.close()
     return EXIT_OK
 
 
@@ -76,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
-    from proximity_sdk.errors import ProximityError  # noqa: PLC0415
+    from proximity_sdk.errors import ProximityError
 
     try:
         return int(args.func(args))

@@ -38,6 +38,7 @@ Errors raised from a Proxmox answer also carry ``status``, ``method`` and ``path
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TypedDict, Unpack
 
 __all__ = [
     "AlreadyExistsError",
@@ -69,6 +70,15 @@ __all__ = [
     "UnreachableError",
     "ValidationError",
 ]
+
+
+class ErrorContext(TypedDict, total=False):
+    """Keyword arguments every error accepts."""
+
+    hint: str | None
+    status: int | None
+    method: str | None
+    path: str | None
 
 
 class ProximityError(Exception):
@@ -109,9 +119,9 @@ class ProximityError(Exception):
 class ValidationError(ProximityError, ValueError):
     """Input refused at the boundary, before any side effect. ``field`` names the culprit."""
 
-    def __init__(self, message: str, *, field: str | None = None, hint: str | None = None, **kw: object) -> None:
+    def __init__(self, message: str, *, field: str | None = None, **kw: Unpack[ErrorContext]) -> None:
         self.field = field
-        super().__init__(message, hint=hint, **kw)  # type: ignore[arg-type]
+        super().__init__(message, **kw)
 
 
 class InvalidParameterError(ValidationError):
@@ -119,7 +129,7 @@ class InvalidParameterError(ValidationError):
 
     default_hint = "Fix the named parameters; the Proxmox API schema for this path lists what is accepted"
 
-    def __init__(self, message: str, *, errors: Mapping[str, str] | None = None, **kw: object) -> None:
+    def __init__(self, message: str, *, errors: Mapping[str, str] | None = None, **kw: Unpack[ErrorContext]) -> None:
         self.errors: dict[str, str] = dict(errors or {})
         if self.errors:
             detail = "; ".join(f"{k}: {v}" for k, v in sorted(self.errors.items()))
@@ -212,9 +222,9 @@ class TransientError(UnavailableError):
 class TaskError(ProximityError):
     """A Proxmox task did not succeed. ``upid`` names it."""
 
-    def __init__(self, message: str, *, upid: str, **kw: object) -> None:
+    def __init__(self, message: str, *, upid: str, **kw: Unpack[ErrorContext]) -> None:
         self.upid = upid
-        super().__init__(message, **kw)  # type: ignore[arg-type]
+        super().__init__(message, **kw)
 
 
 class TaskFailedError(TaskError):
@@ -223,7 +233,7 @@ class TaskFailedError(TaskError):
     default_hint = "Read the task log on the node (the tail is above) for the cause"
 
     def __init__(
-        self, message: str, *, upid: str, exitstatus: str, log_tail: Sequence[str] = (), **kw: object
+        self, message: str, *, upid: str, exitstatus: str, log_tail: Sequence[str] = (), **kw: Unpack[ErrorContext]
     ) -> None:
         self.exitstatus = exitstatus
         self.log_tail: list[str] = list(log_tail)
@@ -258,14 +268,14 @@ class CommandFailedError(NodeShellError):
 
     default_hint = "The end of its error output is above"
 
-    def __init__(self, message: str, *, exit_status: int, stderr_tail: str = "", **kw: object) -> None:
+    def __init__(self, message: str, *, exit_status: int, stderr_tail: str = "", **kw: Unpack[ErrorContext]) -> None:
         self.exit_status = exit_status
         self.stderr_tail = stderr_tail
         if stderr_tail:
             message = f"{message} (exit {exit_status}):\n{stderr_tail}"
         else:
             message = f"{message} (exit {exit_status})"
-        super().__init__(message, **kw)  # type: ignore[arg-type]
+        super().__init__(message, **kw)
 
 
 class CommandTimeoutError(NodeShellError, TimeoutError):
@@ -292,16 +302,22 @@ class ProxmoxError(ProximityError):
 class OperationError(ProximityError):
     """An Operation did not deliver its result."""
 
-    def __init__(self, message: str, *, operation_id: str, **kw: object) -> None:
+    def __init__(self, message: str, *, operation_id: str, **kw: Unpack[ErrorContext]) -> None:
         self.operation_id = operation_id
-        super().__init__(message, **kw)  # type: ignore[arg-type]
+        super().__init__(message, **kw)
 
 
 class OperationFailed(OperationError):
     """The operation failed at ``step``; what it created was rolled back. ``log_tail`` from Proxmox."""
 
     def __init__(
-        self, message: str, *, operation_id: str, step: str | None, log_tail: Sequence[str] = (), **kw: object
+        self,
+        message: str,
+        *,
+        operation_id: str,
+        step: str | None,
+        log_tail: Sequence[str] = (),
+        **kw: Unpack[ErrorContext],
     ) -> None:
         self.step = step
         self.log_tail: list[str] = list(log_tail)

@@ -6,18 +6,25 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import proximity_sdk
 
 EXPECTED = [
     "AlreadyExistsError",
     "AuthenticationError",
     "BusyError",
+    "CatalogApp",
+    "CatalogStats",
     "CommandFailedError",
     "CommandTimeoutError",
     "ConflictError",
+    "Host",
+    "HostCheck",
     "HostKeyError",
     "InvalidParameterError",
     "LockedError",
+    "Node",
     "NodeShellError",
     "NotFoundError",
     "OperationCancelled",
@@ -25,11 +32,13 @@ EXPECTED = [
     "OperationFailed",
     "OperationTimeout",
     "PermissionDeniedError",
+    "Proximity",
     "ProximityError",
     "ProxmoxError",
     "Resources",
     "RootRequiredError",
     "SecretKeyError",
+    "Settings",
     "SshAccess",
     "TLSError",
     "TaskError",
@@ -45,6 +54,7 @@ EXPECTED = [
 def test_all_is_pinned_and_sorted() -> None:
     assert proximity_sdk.__all__ == EXPECTED
     assert sorted(proximity_sdk.__all__) == proximity_sdk.__all__
+    assert set(proximity_sdk._EXPORTS) == set(proximity_sdk.__all__)
 
 
 def test_every_public_name_resolves() -> None:
@@ -53,20 +63,16 @@ def test_every_public_name_resolves() -> None:
 
 
 def test_unknown_name_raises_attribute_error() -> None:
-    try:
+    with pytest.raises(AttributeError, match="NoSuchThing"):
         proximity_sdk.NoSuchThing  # type: ignore[attr-defined]  # noqa: B018
-    except AttributeError as exc:
-        assert "NoSuchThing" in str(exc)
-    else:
-        raise AssertionError("expected AttributeError")
 
 
 def test_import_is_lazy() -> None:
     """`import proximity_sdk` must not pull in the heavy libraries (startup time of scripts and the CLI)."""
     code = (
         "import sys, proximity_sdk; "
-        "heavy = [m for m in ('pydantic', 'sqlalchemy', 'proxmoxer', 'paramiko', 'requests', 'grpc', 'cryptography') "
-        "if m in sys.modules]; print(','.join(heavy))"
+        "heavy = [m for m in ('pydantic', 'sqlalchemy', 'proxmoxer', 'paramiko', 'requests', 'grpc', "
+        "'cryptography') if m in sys.modules]; print(','.join(heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""

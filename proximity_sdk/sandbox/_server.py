@@ -15,7 +15,7 @@ from typing import Any
 from proximity_sdk.errors import ProximityError
 
 _START_TIMEOUT = 30.0
-SANDBOX_TOKEN_ID = "root@pam!proximity"
+SANDBOX_TOKEN_ID = "root@pam!proximity"  # noqa: S105 - an id, not a secret
 SANDBOX_USER = "root@pam"
 
 
@@ -27,8 +27,8 @@ class SandboxUnavailableError(ProximityError):
 
 def _import_fakepve() -> Any:
     try:
-        import fakepve  # noqa: PLC0415 - lazily: AGPL, sandbox-only dependency
-        from fakepve import certs  # noqa: PLC0415
+        import fakepve
+        from fakepve import certs
     except ModuleNotFoundError as exc:
         raise SandboxUnavailableError(f"the sandbox Proxmox is not installed ({exc.name} missing)") from exc
     return fakepve, certs

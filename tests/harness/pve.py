@@ -1,3 +1,363 @@
-"""Harness: pve (fixtures exported through __all__)."""
+"""Harness: a real fakepve served over HTTPS, our client pointed at it, every request schema-checked.
 
-__all__: list[str] = []
+Fixtures (exported through ``__all__``):
+
+- ``pve``: a started :class:`HarnessPve` for one test, ``time_scale`` 0 (tasks finish inside
+  the request). Set ``pve.time_scale`` in the test for tasks that take time. On teardown every
+  request the test sent is checked against the PVE 9.1 schema, and 8.4 unless the test is
+  marked ``pve9_only``; marked ``pve_schema_exempt``, nothing is checked.
+- ``pve_ca``: the CA file that verifies the fake's certificate.
+- ``pve_client``: a :class:`ProxmoxClient` with an API token (``root@pam!proximity``).
+- ``pve_password_client``: a :class:`ProxmoxClient` with ticket auth (``root@pam`` / ``secret``).
+
+:class:`HarnessPve` adds what fakepve lacks (see shared/reference/fakepve-notes.md): DHCP
+leases for running containers, ``aplinfo`` downloads that store the template, tasks that end
+with ``WARNINGS: n``, and a request log with query strings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fakepve import FakePve
+from fakepve.certs import make_cert
+from fakepve.lxc import split_props
+from fakepve.model import PveError, TaskError
+
+from proximity_sdk.proxmox.client import ProxmoxClient
+from tests.harness.pve_schema import RecordedRequest, check_requests
+
+__all__ = ["pve", "pve_ca", "pve_client", "pve_password_client", "pve_pki"]
+
+HOST = "127.0.0.1"
+TOKEN_ID = "root@pam!proximity"
+TOKEN_SECRET = "5f0c2a8e-0000-4000-8000-000000000001"
+USER = "root@pam"
+PASSWORD = "secret"
+START_TIMEOUT = 30
+
+DEFAULT_APPLIANCES: list[dict[str, str]] = [
+    {
+        "template": "debian-12-standard_12.7-1_amd64.tar.zst",
+        "package": "debian-12-standard",
+        "os": "debian-12",
+        "version": "12.7-1",
+        "type": "lxc",
+        "section": "system",
+        "headline": "Debian 12 Bookworm (standard)",
+        "infopage": "https://pve.proxmox.com/wiki/Linux_Container#pct_supported_distributions",
+        "location": "http://download.proxmox.com/images/system/debian-12-standard_12.7-1_amd64.tar.zst",
+        "source": "http://download.proxmox.com/images",
+    },
+    {
+        "template": "alpine-3.20-default_20240908_amd64.tar.xz",
+        "package": "alpine-3.20-default",
+        "os": "alpine-3.20",
+        "version": "20240908",
+        "type": "lxc",
+        "section": "system",
+        "headline": "Alpine Linux 3.20 (default)",
+        "infopage": "https://alpinelinux.org",
+        "location": "http://download.proxmox.com/images/system/alpine-3.20-default_20240908_amd64.tar.xz",
+        "source": "http://download.proxmox.com/images",
+    },
+]
+
+
+class HarnessPve(FakePve):  # type: ignore[misc]
+    """fakepve plus the behaviour our tests need (extended here, never in product code)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Every request with its query string (fakepve's own pve.requests drops the query).
+        self.recorded: list[RecordedRequest] = []
+        # vmid -> the DHCP address leased to its first dhcp interface ("10.10.x.y").
+        self.leases: dict[int, str] = {}
+        self.appliances: list[dict[str, str]] = [dict(a) for a in DEFAULT_APPLIANCES]
+        # PVE seconds an aplinfo download takes.
+        self.download_secs = 0.0
+        # task type -> WARN lines: the next task of that type logs them and ends "WARNINGS: n".
+        self.task_warnings: dict[str, list[str]] = {}
+        # upid -> time.monotonic() when the task's work ended (it reads "stopped" from then on).
+        self.task_finished_at: dict[str, float] = {}
+        self._running: set[asyncio.Future[None]] = set()
+
+    # ------------------------------------------------------------ recording
+
+    def _record(self, request: Any, body: bytes) -> None:
+        super()._record(request, body)
+        self.recorded.append(
+            RecordedRequest(
+                request.method,
+                request.path,
+                request.query_string,
+                bytes(self.requests[-1][2]),
+                request.content_type,
+            )
+        )
+
+    # --------------------------------------------------------------- DHCP
+
+    def lease_for(self, vmid: int) -> str:
+        """The address the fake DHCP server gives this container (stable per vmid)."""
+        if vmid not in self.leases:
+            self.leases[vmid] = f"10.10.{(vmid // 250) % 250}.{vmid % 250 + 2}"
+        return self.leases[vmid]
+
+    async def _lxc_interfaces(self, user: str, v: dict[str, Any]) -> Any:
+        data = await super()._lxc_interfaces(user, v)
+        if not data:
+            return data
+        ct = self._find_ct(v["node"], v["vmid"])
+        for key in sorted(k for k in ct.config if k.startswith("net") and k[3:].isdigit()):
+            props = split_props(ct.config[key])[1]
+            if props.get("ip") != "dhcp":
+                continue
+            name = props.get("name", "eth0")
+            for item in data:
+                if item.get("name") == name and not item.get("inet"):
+                    address = self.lease_for(ct.vmid)
+                    item["inet"] = f"{address}/24"
+                    item["ip-addresses"].append(
+                        {"ip-address-type": "inet", "ip-address": address, "prefix": "24"}
+                    )
+        return data
+
+    # ------------------------------------------------------------- aplinfo
+
+    def _routes_harness_aplinfo(self) -> list[tuple[str, str, Callable[..., Awaitable[Any]]]]:
+        return [
+            ("GET", "/nodes/{node}/aplinfo", self._aplinfo_list),
+            ("POST", "/nodes/{node}/aplinfo", self._aplinfo_download),
+        ]
+
+    async def _aplinfo_list(self, v: dict[str, Any], user: str) -> list[dict[str, str]]:
+        return [dict(a) for a in self.appliances]
+
+    async def _aplinfo_download(self, v: dict[str, Any], user: str) -> str:
+        """PVE's apl_download: a ``download`` task that stores ``<storage>:vztmpl/<template>``."""
+        template, storage = v["template"], v["storage"]
+        if not any(a["template"] == template for a in self.appliances):
+            raise PveError(400, "Parameter verification failed.", {"template": "no such template"})
+        store = self.storages.get(storage)
+        if store is None:
+            raise PveError(500, f"storage '{storage}' does not exist")
+        if "vztmpl" not in str(store.get("content", "")).split(","):
+            raise PveError(500, f"storage '{storage}' does not support templates")
+
+        async def body() -> str:
+            await self.pause(self.download_secs)
+            self.store_file(storage, template, 128 * 1024**2, content="vztmpl")
+            return f"download of '{template}' to '{storage}:vztmpl/{template}' finished"
+
+        upid: str = await self.task(v["node"], "download", template, user, body)
+        return upid
+
+    # ------------------------------------------------------------- tasks
+
+    async def task(
+        self,
+        node: str,
+        ttype: str,
+        tid: Any,
+        user: str,
+        body: Callable[[], Awaitable[Any]],
+        vm: Any = None,
+        lock: bool = True,
+        log: Any = (),
+    ) -> str:
+        """fakepve's task runner, plus tasks that end ``WARNINGS: n`` (see ``task_warnings``)."""
+        finished: dict[str, Any] = {}
+        inner = body
+
+        async def body() -> Any:
+            try:
+                return await inner()
+            finally:
+                finished["at"] = time.monotonic()
+                if "upid" in finished:
+                    self.task_finished_at[finished["upid"]] = finished["at"]
+
+        warnings = self.task_warnings.pop(ttype, None)
+        if not warnings:
+            upid: str = await super().task(node, ttype, tid, user, body, vm=vm, lock=lock, log=log)
+            self._note_finish(upid, finished)
+            return upid
+        upid, pid, start = self._upid(node, ttype, tid, user)
+        record: dict[str, Any] = {
+            "upid": upid,
+            "node": node,
+            "pid": pid,
+            "pstart": pid * 7,
+            "starttime": start,
+            "type": ttype,
+            "id": str(tid),
+            "user": user,
+            "status": "running",
+            "log": list(log),
+        }
+        self.tasks[upid] = record
+        self.tasklog.append(record)
+
+        async def run() -> None:
+            status = f"WARNINGS: {len(warnings)}"
+            try:
+                if vm is not None and lock:
+                    await self.acquire(vm, upid)
+                try:
+                    record["log"].extend(warnings)  # logged while the task runs
+                    note = await body()
+                    if note:
+                        record["log"].append(note)
+                finally:
+                    if vm is not None and lock:
+                        self.release(vm, upid)
+            except TaskError as exc:
+                status = str(exc)
+                record["log"].append(status)
+            record.update(status="stopped", exitstatus=status, endtime=int(time.time()))
+            record["log"].append("TASK " + (status if status.startswith("WARNINGS") else "ERROR: " + status))
+
+        if self.time_scale:
+            self._running.add(asyncio.ensure_future(run()))
+        else:
+            await run()
+        self._note_finish(upid, finished)
+        return upid
+
+    def _note_finish(self, upid: str, finished: dict[str, Any]) -> None:
+        # A task that runs on (time_scale > 0) records its end itself once it knows its upid.
+        finished["upid"] = upid
+        if "at" in finished:
+            self.task_finished_at[upid] = finished["at"]
+
+
+class ServedPve:
+    """A HarnessPve listening on 127.0.0.1 (a free port) on its own event loop thread."""
+
+    def __init__(self, pve: HarnessPve, certfile: str, keyfile: str) -> None:
+        self.pve = pve
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._run, name=f"harness-pve-{id(pve)}", daemon=True)
+        self.thread.start()
+        try:
+            self.call(pve.start(certfile, keyfile))
+        except BaseException:
+            self._halt()
+            raise
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def call(self, coro: Awaitable[Any]) -> Any:
+        """Run a coroutine of the fake (hold_config_lock, backup, ...) on its loop; returns its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(START_TIMEOUT)  # type: ignore[arg-type]
+
+    async def _cancel_tasks(self) -> None:
+        current = asyncio.current_task()
+        pending = [t for t in asyncio.all_tasks() if t is not current]
+        for t in pending:
+            t.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    def _halt(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(START_TIMEOUT)
+        if not self.thread.is_alive():
+            self.loop.close()
+
+    def stop(self) -> None:
+        try:
+            self.call(self.pve.stop())
+            # Tasks still running (a test that timed out on purpose) end with the server.
+            self.call(self._cancel_tasks())
+        finally:
+            self._halt()
+
+
+def make_pki(directory: str | Path) -> tuple[str, str]:
+    """A certificate and key for 127.0.0.1; the certificate is also the CA clients verify with."""
+    certfile, keyfile, _der = make_cert(str(directory), name="harness-pve", hosts=(HOST,))
+    return certfile, keyfile
+
+
+@contextmanager
+def serve_pve(
+    certfile: str, keyfile: str, *, time_scale: float = 0.0
+) -> Iterator[tuple[HarnessPve, ServedPve]]:
+    """Serve a fresh HarnessPve for the duration of the block (used by tests and bench/)."""
+    fake = HarnessPve(user=USER, password=PASSWORD, host=HOST, port=0)
+    fake.time_scale = time_scale
+    fake.apitokens[TOKEN_ID] = TOKEN_SECRET
+    served = ServedPve(fake, certfile, keyfile)
+    fake.serving = served  # so tests can reach the loop: pve.serving.call(pve.hold_config_lock(...))
+    try:
+        yield fake, served
+    finally:
+        served.stop()
+
+
+def token_client(fake: HarnessPve, ca_file: str, **kwargs: Any) -> ProxmoxClient:
+    options: dict[str, Any] = {"timeout": (5.0, 30.0), "retry_backoff": (0.01, 0.05)}
+    options.update(kwargs)
+    return ProxmoxClient(
+        url=fake.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET, ca_file=ca_file, **options
+    )
+
+
+@pytest.fixture(scope="session")
+def pve_pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """(certfile, keyfile) every fake of the session serves."""
+    return make_pki(tmp_path_factory.mktemp("harness-pve-pki"))
+
+
+@pytest.fixture(scope="session")
+def pve_ca(pve_pki: tuple[str, str]) -> str:
+    """The CA file that verifies the fake's certificate."""
+    return pve_pki[0]
+
+
+@pytest.fixture
+def pve(request: pytest.FixtureRequest, pve_pki: tuple[str, str]) -> Iterator[HarnessPve]:
+    """A started HarnessPve; every request the test sends is schema-checked at teardown."""
+    marker = request.node.get_closest_marker("pve")
+    time_scale = float(marker.kwargs.get("time_scale", 0.0)) if marker else 0.0
+    with serve_pve(*pve_pki, time_scale=time_scale) as (fake, _served):
+        yield fake
+    if request.node.get_closest_marker("pve_schema_exempt"):
+        return
+    versions = ("9.1",) if request.node.get_closest_marker("pve9_only") else ("9.1", "8.4")
+    problems = check_requests(fake.recorded, versions=versions)
+    if problems:
+        shown = "\n  ".join(str(p) for p in problems[:20])
+        pytest.fail(f"{len(problems)} request(s) do not match the PVE API schema:\n  {shown}", pytrace=False)
+
+
+@pytest.fixture
+def pve_client(pve: HarnessPve, pve_ca: str) -> Iterator[ProxmoxClient]:
+    """Our client, API token auth, verifying the fake's certificate with pve_ca."""
+    with token_client(pve, pve_ca) as client:
+        yield client
+
+
+@pytest.fixture
+def pve_password_client(pve: HarnessPve, pve_ca: str) -> Iterator[ProxmoxClient]:
+    """Our client, ticket auth (root@pam / secret)."""
+    client = ProxmoxClient(
+        url=pve.url,
+        user=USER,
+        password=PASSWORD,
+        ca_file=pve_ca,
+        timeout=(5.0, 30.0),
+        retry_backoff=(0.01, 0.05),
+    )
+    with client:
+        yield client

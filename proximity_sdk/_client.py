@@ -1,0 +1,74 @@
+"""`Proximity`: the entry point. ``Proximity.local()`` drives Proxmox from this process."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+from proximity_sdk._connections import ClientPool
+from proximity_sdk._resources.hosts import Hosts, Nodes
+from proximity_sdk._resources.settings import SettingsResource
+from proximity_sdk.catalog.catalog import Catalog
+from proximity_sdk.plugins.manager import PluginManager
+from proximity_sdk.store import Store
+
+__all__ = ["Proximity"]
+
+
+class Proximity:
+    """Proximity, embedded: state in SQLite (or PostgreSQL), Proxmox driven from this process.
+
+    Namespaces: ``hosts``, ``nodes``, ``catalog``, ``settings``. Acts as admin. Close it (or use
+    ``with``) to release connections.
+    """
+
+    def __init__(self, store: Store, plugins: PluginManager, catalog: Catalog) -> None:
+        self.store = store
+        self.plugins = plugins
+        self.catalog = catalog
+        self._clients = ClientPool(store)
+        self.hosts = Hosts(store, self._clients)
+        self.nodes = Nodes(store, self._clients)
+        self.settings = SettingsResource(store)
+
+    @classmethod
+    def local(
+        cls,
+        *,
+        database_url: str | None = None,
+        secret_key: str | bytes | None = None,
+        catalog_paths: Sequence[str | os.PathLike[str]] = (),
+        data_dir: str | os.PathLike[str] | None = None,
+        plugins: Sequence[object] = (),
+        entry_points: bool = True,
+    ) -> Proximity:
+        """Open Proximity on this machine.
+
+        ``database_url``: None for SQLite in ``data_dir`` (default: the user data directory),
+        or ``postgresql+psycopg://...``. ``secret_key``: a Fernet key for secrets at rest (else
+        ``$PROXIMITY_SECRET_KEY``, else a 0600 key file in ``data_dir``). ``catalog_paths``: extra
+        catalog directories, one entry per file. ``plugins``: plugin objects to register besides
+        the installed ones (``entry_points=False`` loads none of those).
+        """
+        catalog_dirs = list(catalog_paths)
+        manager = PluginManager(entry_points=entry_points, plugins=tuple(plugins))
+        catalog = Catalog(catalog_paths=catalog_dirs, plugins=manager)
+        store = Store.open(database_url, data_dir=Path(data_dir) if data_dir is not None else None,
+                           secret_key=secret_key)
+        return cls(store, manager, catalog)
+
+    def close(self) -> None:
+        self._clients.close()
+        self.store.close()
+
+    def __enter__(self) -> Proximity:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Proximity local {self.store.url}>"

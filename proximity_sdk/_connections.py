@@ -1,0 +1,66 @@
+"""One Proxmox API client per host, built from the stored credentials and reused."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+
+from proximity_sdk.models.host import HostCredentials
+from proximity_sdk.proxmox.client import ProxmoxClient
+from proximity_sdk.store import Store
+
+__all__ = ["ClientPool", "client_for"]
+
+
+def client_for(creds: HostCredentials, *, ca_dir: Path) -> ProxmoxClient:
+    """A client for these credentials; a stored CA is written to ``ca_dir`` (requests wants a path)."""
+    ca_file: str | None = None
+    if creds.ca_pem and creds.verify_tls:
+        path = ca_dir / f"{creds.host_id}.pem"
+        path.write_text(creds.ca_pem)
+        ca_file = str(path)
+    if creds.auth == "token":
+        assert creds.token_secret is not None
+        return ProxmoxClient(url=creds.url, token_id=creds.token_id,
+                             token_secret=creds.token_secret.get_secret_value(),
+                             verify_tls=creds.verify_tls, ca_file=ca_file)
+    assert creds.password is not None
+    return ProxmoxClient(url=creds.url, user=creds.user, password=creds.password.get_secret_value(),
+                         verify_tls=creds.verify_tls, ca_file=ca_file)
+
+
+class ClientPool:
+    """Clients by host id. ``forget`` after a host changes so the next call reconnects."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._clients: dict[str, ProxmoxClient] = {}
+        self._lock = threading.Lock()
+        self._ca_dir = Path(tempfile.mkdtemp(prefix="proximity-ca-"))
+
+    @property
+    def ca_dir(self) -> Path:
+        return self._ca_dir
+
+    def get(self, host_id: str) -> ProxmoxClient:
+        with self._lock:
+            client = self._clients.get(host_id)
+            if client is None:
+                client = client_for(self._store.hosts.credentials(host_id), ca_dir=self._ca_dir)
+                self._clients[host_id] = client
+            return client
+
+    def forget(self, host_id: str) -> None:
+        with self._lock:
+            client = self._clients.pop(host_id, None)
+        if client is not None:
+            client.close()
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()
+        shutil.rmtree(self._ca_dir, ignore_errors=True)

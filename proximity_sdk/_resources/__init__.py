@@ -1,0 +1,1 @@
+"""The resource namespaces of the `Proximity` client (px.hosts, px.nodes, px.settings, ...)."""

@@ -1,0 +1,211 @@
+"""The `Catalog`: every source loaded into one validated, searchable set of apps.
+
+Precedence when two sources define the same id: sources load in order and the LATER one wins:
+1. the built-in catalog (itself a plugin, registered first),
+2. catalog sources from other plugins, in registration order,
+3. ``catalog_paths`` directories, in the order given (your own files override everything).
+Each override is listed in `Catalog.shadowed` (and summarised in one INFO log line).
+"""
+
+from __future__ import annotations
+
+import builtins
+import difflib
+import logging
+import os
+import threading
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from proximity_sdk.catalog._search import SearchIndex
+from proximity_sdk.catalog.directory import DirectorySource
+from proximity_sdk.catalog.loader import load_source
+from proximity_sdk.errors import NotFoundError, ValidationError
+from proximity_sdk.models.catalog import CatalogApp, CatalogProblem, CatalogShadowing, CatalogStats
+from proximity_sdk.plugins.sources import CatalogSource
+
+if TYPE_CHECKING:
+    from proximity_sdk.plugins.manager import PluginManager
+
+__all__ = ["Catalog"]
+
+log = logging.getLogger(__name__)
+
+
+class _Snapshot:
+    """One consistent load; replaced whole on reload so readers never see a half-loaded catalog."""
+
+    __slots__ = ("apps", "by_name", "categories", "index", "origins", "problems", "shadowed", "sources")
+
+    def __init__(self, sources: Sequence[CatalogSource]) -> None:
+        self.apps: dict[str, CatalogApp] = {}
+        self.origins: dict[str, tuple[str, str]] = {}  # id -> (source name, origin)
+        self.problems: list[CatalogProblem] = []
+        self.shadowed: list[CatalogShadowing] = []
+        self.sources = [source.name for source in sources]
+        for source in sources:
+            result = load_source(source)
+            self.problems.extend(result.problems)
+            for app, origin in zip(result.apps, result.origins, strict=True):
+                previous = self.origins.get(app.id)
+                if previous is not None:
+                    shadow = CatalogShadowing(
+                        app_id=app.id,
+                        kept_origin=origin,
+                        kept_source=source.name,
+                        shadowed_origin=previous[1],
+                        shadowed_source=previous[0],
+                    )
+                    self.shadowed.append(shadow)
+                self.apps[app.id] = app
+                self.origins[app.id] = (source.name, origin)
+        for problem in self.problems:
+            log.warning("catalog: entry rejected: %s", problem)
+        if self.shadowed:
+            # overriding is how users customise apps: one line, not a warning per app
+            log.info(
+                "catalog: %d app(s) defined by several sources, the later wins: %s",
+                len(self.shadowed),
+                ", ".join(sorted({s.app_id for s in self.shadowed})),
+            )
+        self.by_name = sorted(self.apps.values(), key=lambda a: (a.name.lower(), a.id))
+        self.categories = sorted({app.category for app in self.apps.values()}, key=str.lower)
+        self.index = SearchIndex(self.by_name)
+
+
+class Catalog:
+    """The app catalog, loaded lazily on first use and again on `reload`.
+
+    ``catalog_paths``: extra directories of entries, one JSON object per file. ``plugins``: the
+    plugin manager whose catalog sources to use (default: a new one with the built-in catalog and
+    every installed plugin). ``sources``: extra sources appended after ``catalog_paths`` (for
+    notebooks and tests). Thread-safe: reload swaps a complete snapshot.
+    """
+
+    def __init__(
+        self,
+        *,
+        catalog_paths: Sequence[str | os.PathLike[str]] = (),
+        plugins: PluginManager | None = None,
+        sources: Sequence[CatalogSource] = (),
+    ) -> None:
+        paths = [Path(p) for p in catalog_paths]
+        for path in paths:
+            if not path.is_dir():
+                raise ValidationError(
+                    f"catalog path {str(path)!r} is not a directory",
+                    field="catalog_paths",
+                    hint="Give directories holding one JSON entry per file",
+                )
+        self._paths = paths
+        self._plugins = plugins
+        self._extra = list(sources)
+        self._lock = threading.Lock()
+        self._snapshot: _Snapshot | None = None
+
+    # loading -------------------------------------------------------------------------------
+
+    def _sources(self) -> list[CatalogSource]:
+        plugins = self._plugins
+        if plugins is None:
+            from proximity_sdk.plugins.manager import PluginManager
+
+            plugins = self._plugins = PluginManager()
+        sources: list[CatalogSource] = list(plugins.catalog_sources())
+        sources.extend(DirectorySource(path) for path in self._paths)
+        sources.extend(self._extra)
+        return sources
+
+    def _current(self) -> _Snapshot:
+        snapshot = self._snapshot
+        if snapshot is None:
+            with self._lock:
+                if self._snapshot is None:
+                    self._snapshot = _Snapshot(self._sources())
+                snapshot = self._snapshot
+        return snapshot
+
+    def reload(self) -> CatalogStats:
+        """Read every source again; returns the new stats. Problems are in `errors`."""
+        with self._lock:
+            self._snapshot = _Snapshot(self._sources())
+        return self.stats()
+
+    # queries --------------------------------------------------------------------------------
+
+    def list(self, category: str | None = None) -> list[CatalogApp]:
+        """Every app sorted by name, or those of one category (case-insensitive)."""
+        apps = self._current().by_name
+        if category is None:
+            return list(apps)
+        wanted = category.lower()
+        return [app for app in apps if app.category.lower() == wanted]
+
+    def search(self, query: str) -> builtins.list[CatalogApp]:
+        """Apps matching every term of ``query``; name/id matches first, then tags, then description."""
+        return self._current().index.search(query)
+
+    def get(self, app_id: str) -> CatalogApp:
+        """The app with this id; `NotFoundError` names close matches when there is none."""
+        snapshot = self._current()
+        app = snapshot.apps.get(app_id)
+        if app is not None:
+            return app
+        raise NotFoundError(f"no app {app_id!r} in the catalog", hint=self._near_hint(snapshot, app_id))
+
+    @staticmethod
+    def _near_hint(snapshot: _Snapshot, app_id: str) -> str:
+        ids = list(snapshot.apps)
+        lowered = {i.lower(): i for i in ids}
+        near = [lowered[app_id.lower()]] if app_id.lower() in lowered else []
+        near += [
+            lowered[m] for m in difflib.get_close_matches(app_id.lower(), list(lowered), n=5, cutoff=0.6)
+        ]
+        near += [app.id for app in snapshot.index.search(app_id)[:5]]
+        unique = list(dict.fromkeys(near))[:5]
+        if unique:
+            return "Did you mean: " + ", ".join(unique) + "?"
+        return "List the ids with catalog.list() or look them up with catalog.search(...)"
+
+    def categories(self) -> builtins.list[str]:
+        """The distinct categories, sorted case-insensitively."""
+        return list(self._current().categories)
+
+    def stats(self) -> CatalogStats:
+        snapshot = self._current()
+        by_category = Counter(app.category for app in snapshot.apps.values())
+        by_source = Counter(source for source, _ in snapshot.origins.values())
+        return CatalogStats(
+            total_apps=len(snapshot.apps),
+            total_categories=len(snapshot.categories),
+            by_category=dict(sorted(by_category.items())),
+            by_source={name: by_source.get(name, 0) for name in snapshot.sources},
+            problems=len(snapshot.problems),
+            shadowed=len(snapshot.shadowed),
+        )
+
+    @property
+    def errors(self) -> builtins.list[CatalogProblem]:
+        """Entries rejected by the last load: file (origin), field and reason."""
+        return list(self._current().problems)
+
+    @property
+    def shadowed(self) -> builtins.list[CatalogShadowing]:
+        """Ids defined by more than one source in the last load, and which one won."""
+        return list(self._current().shadowed)
+
+    def origin(self, app_id: str) -> str:
+        """Where the loaded entry for ``app_id`` came from (a file path or URL)."""
+        self.get(app_id)
+        return self._current().origins[app_id][1]
+
+    def __contains__(self, app_id: object) -> bool:
+        return isinstance(app_id, str) and app_id in self._current().apps
+
+    def __len__(self) -> int:
+        return len(self._current().apps)
+
+    def __iter__(self) -> Iterator[CatalogApp]:
+        return iter(self._current().by_name)

@@ -1,0 +1,79 @@
+"""An app: one catalog entry running in one LXC container, tracked for its whole life."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from proximity_sdk.models.resources import Resources
+
+__all__ = ["ACTIVE_APP_STATUSES", "App", "AppStatus", "Port"]
+
+
+class AppStatus(StrEnum):
+    """Where an app stands. Start, stop and restart show as operation progress, not as states."""
+
+    DEPLOYING = "deploying"
+    RUNNING = "running"
+    STOPPED = "stopped"
+    ERROR = "error"
+    CLONING = "cloning"
+    ADOPTING = "adopting"
+    MIGRATING = "migrating"
+    RESTORING = "restoring"
+    UPDATING = "updating"
+    REMOVING = "removing"
+    VANISHED = "vanished"
+
+
+# States in which an operation is changing the app; the janitor watches apps stuck in them.
+ACTIVE_APP_STATUSES = frozenset(
+    {
+        AppStatus.DEPLOYING,
+        AppStatus.CLONING,
+        AppStatus.ADOPTING,
+        AppStatus.MIGRATING,
+        AppStatus.RESTORING,
+        AppStatus.UPDATING,
+        AppStatus.REMOVING,
+    }
+)
+
+
+class Port(BaseModel):
+    """A service's own port on the container's address (nothing is published on the Proxmox host)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    service: str = Field(min_length=1, max_length=63)
+    port: int = Field(ge=1, le=65535)
+    protocol: Literal["tcp", "udp"] = "tcp"
+
+
+class App(BaseModel):
+    """An app as recorded. Secrets (root password, generated values) are never part of it:
+    ``px.apps.credentials(app_id)`` returns them to the owner or an admin."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str
+    hostname: str
+    status: AppStatus
+    host_id: str
+    catalog_id: str | None = None
+    catalog_version: str | None = None
+    owner_id: str | None = None
+    node: str | None = None
+    vmid: int | None = None
+    address: str | None = None
+    url: str | None = None
+    resources: Resources = Field(default_factory=Resources)
+    ports: tuple[Port, ...] = ()
+    config: dict[str, Any] = Field(default_factory=dict)
+    adopted: bool = False
+    created_at: datetime
+    updated_at: datetime
+    status_changed_at: datetime

@@ -1,0 +1,69 @@
+"""Operations: every long action is a persisted record with ordered steps and an event log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["FINISHED_OPERATION_STATUSES", "Operation", "OperationEvent", "OperationStatus"]
+
+
+class OperationStatus(StrEnum):
+    """``pending -> running -> succeeded | failed | cancelled``."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+FINISHED_OPERATION_STATUSES = frozenset(
+    {OperationStatus.SUCCEEDED, OperationStatus.FAILED, OperationStatus.CANCELLED}
+)
+
+
+class Operation(BaseModel):
+    """A long action (deploy, start, backup, ...) as recorded: status, steps, result or error."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str
+    kind: str
+    status: OperationStatus
+    app_id: str | None = None
+    host_id: str | None = None
+    vmid: int | None = None
+    owner_id: str | None = None
+    steps: tuple[str, ...] = ()
+    current_step: str | None = None
+    error: str | None = None
+    result: dict[str, Any] = Field(default_factory=dict)
+    deadline: datetime | None = None
+    cancel_requested: bool = False
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED_OPERATION_STATUSES
+
+
+class OperationEvent(BaseModel):
+    """One line of an operation's append-only log. ``seq`` counts from 1 per operation;
+    ``progress`` is the fraction done (0.0 to 1.0) when known."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    operation_id: str
+    seq: int = Field(ge=1)
+    time: datetime
+    step: str | None = None
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    message: str
+    progress: float | None = Field(default=None, ge=0.0, le=1.0)

@@ -1,0 +1,98 @@
+"""What a running operation sees: its params, steps, event log, side-effect journal, cancellation."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from proximity_sdk.errors import OperationCancelled
+
+if TYPE_CHECKING:
+    from proximity_sdk.models.operation import Operation
+    from proximity_sdk.store import Store
+
+__all__ = ["LeaseLost", "OperationContext"]
+
+
+class LeaseLost(Exception):
+    """Another process took the operation over: stop touching it."""
+
+
+class OperationContext:
+    """Handed to ``OperationKind.run``/``rollback``. Thread-confined to the operation's worker."""
+
+    def __init__(self, store: Store, operation: Operation, runner_id: str, *, notify: Callable[[str], None],
+                 node_slot: Callable[[str, str], contextlib.AbstractContextManager[None]],
+                 lost: threading.Event) -> None:
+        self.store = store
+        self.operation = operation
+        self.id = operation.id
+        self.runner_id = runner_id
+        self.params: dict[str, Any] = store.operations.params(operation.id)
+        self._effects: list[dict[str, Any]] = store.operations.side_effects(operation.id)
+        self._notify = notify
+        self._node_slot = node_slot
+        self._lost = lost
+        self.current_step: str | None = operation.current_step
+        self.log_tail: list[str] = []
+
+    # events -------------------------------------------------------------------------------------------
+
+    def event(self, message: str, *, level: str = "info", progress: float | None = None) -> None:
+        self.store.operations.append_event(self.id, message, step=self.current_step, level=level, progress=progress)
+        self._notify(self.id)
+
+    def task_log(self, lines: list[str]) -> None:
+        """Proxmox task log lines: kept for the failure report and streamed as debug events."""
+        for line in lines:
+            self.log_tail.append(line)
+            self.event(line, level="debug")
+        del self.log_tail[:-20]
+
+    @contextlib.contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        """Run one named step: checks for cancellation and lease loss, records the step, logs its start."""
+        self.checkpoint()
+        steps = self.operation.steps
+        self.current_step = name
+        self.store.operations.set_step(self.id, self.runner_id, name)
+        progress = steps.index(name) / len(steps) if name in steps else None
+        self.event(f"{name}: started", progress=progress)
+        yield
+        done = (steps.index(name) + 1) / len(steps) if name in steps else None
+        self.event(f"{name}: done", progress=done)
+
+    def checkpoint(self) -> None:
+        """Raise if the operation was cancelled or taken over."""
+        if self._lost.is_set():
+            raise LeaseLost(self.id)
+        if self.store.operations.cancel_requested(self.id):
+            raise OperationCancelled("cancelled on request", operation_id=self.id)
+
+    # params and the side-effect journal -------------------------------------------------------------
+
+    def save_params(self, **values: Any) -> None:
+        """Remember decisions (chosen node, VMID, ...) so a takeover sees them."""
+        self.params.update(values)
+        self.store.operations.update_params(self.id, self.runner_id, self.params)
+
+    def record(self, kind: str, **data: Any) -> None:
+        """Journal an external side effect the moment it happened (a VMID taken, a container created)."""
+        self._effects.append({"kind": kind, **data})
+        self.store.operations.set_side_effects(self.id, self.runner_id, self._effects)
+
+    def forget(self, kind: str, **match: Any) -> None:
+        """Drop journal entries once their effect was undone or handed over to a record."""
+        self._effects = [e for e in self._effects
+                         if not (e.get("kind") == kind and all(e.get(k) == v for k, v in match.items()))]
+        self.store.operations.set_side_effects(self.id, self.runner_id, self._effects)
+
+    @property
+    def effects(self) -> list[dict[str, Any]]:
+        return list(self._effects)
+
+    def node_slot(self, host_id: str, node: str) -> contextlib.AbstractContextManager[None]:
+        """Hold one of the node's mutation slots (Proxmox locks punish unbounded parallelism)."""
+        return self._node_slot(host_id, node)

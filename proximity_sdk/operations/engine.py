@@ -1,0 +1,262 @@
+"""The operation engine: persists, runs, heartbeats, cancels and recovers operations.
+
+Every long action goes through ``submit``: the row is written (pending) before anything touches
+Proxmox; a worker thread claims it (lease), runs the kind's steps, journals side effects as they
+happen, and finishes it. A heartbeat keeps the leases of running operations fresh; when a
+process dies, its leases expire and ``recover`` (run on open, and by the janitor) claims the
+orphans and lets their kind finish or roll them back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+from proximity_sdk.errors import OperationCancelled, ProximityError, ValidationError
+from proximity_sdk.models.operation import Operation, OperationStatus
+from proximity_sdk.operations.context import LeaseLost, OperationContext
+from proximity_sdk.operations.handle import OperationHandle
+from proximity_sdk.operations.kinds import OperationKind, RunnerLost
+from proximity_sdk.store.base import utcnow
+
+if TYPE_CHECKING:
+    from proximity_sdk.plugins.manager import PluginManager
+    from proximity_sdk.store import Store
+
+__all__ = ["OperationEngine"]
+
+log = logging.getLogger(__name__)
+
+
+def _runner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class OperationEngine:
+    """Runs operations in a thread pool of this process, with leases in the database.
+
+    ``lease_seconds``: how long a silent runner keeps its operations (default: settings);
+    ``node_slots``: concurrent mutations per Proxmox node in this process.
+    """
+
+    def __init__(self, store: Store, *, plugins: PluginManager | None = None, lease_seconds: float | None = None,
+                 max_workers: int = 16, node_slots: int = 4) -> None:
+        if lease_seconds is not None and lease_seconds < 1:
+            raise ValidationError("lease_seconds must be at least 1", field="lease_seconds")
+        if node_slots < 1:
+            raise ValidationError("node_slots must be at least 1", field="node_slots")
+        self.store = store
+        self.plugins = plugins
+        self.runner_id = _runner_id()
+        self._lease = timedelta(seconds=lease_seconds or store.settings.get().operation_lease_seconds)
+        self._kinds: dict[str, OperationKind] = {}
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="proximity-op")
+        self._running: dict[str, threading.Event] = {}
+        self._futures: dict[str, Future[None]] = {}
+        self._lock = threading.Lock()
+        self._changed = threading.Condition()
+        self._slot_limit = node_slots
+        self._slots: dict[tuple[str, str], threading.BoundedSemaphore] = defaultdict(
+            lambda: threading.BoundedSemaphore(self._slot_limit))
+        self._stop = threading.Event()
+        self._heart = threading.Thread(target=self._heartbeat, name="proximity-heartbeat", daemon=True)
+        self._heart.start()
+
+    # registration and submission ---------------------------------------------------------------------
+
+    def register(self, kind: OperationKind) -> None:
+        self._kinds[kind.name] = kind
+
+    def kind(self, name: str) -> OperationKind:
+        try:
+            return self._kinds[name]
+        except KeyError:
+            raise ValidationError(f"unknown operation kind {name!r}") from None
+
+    @property
+    def lease(self) -> timedelta:
+        return self._lease
+
+    def submit(self, kind: str, *, app_id: str | None = None, host_id: str | None = None, vmid: int | None = None,
+               owner_id: str | None = None, params: dict[str, Any] | None = None,
+               steps: Sequence[str] | None = None) -> OperationHandle:
+        """Record the operation (refused with BusyError while the app or VMID has another one),
+        then start it in the background. Returns at once."""
+        impl = self.kind(kind)
+        op = self.store.operations.create(
+            kind, steps=tuple(steps or impl.steps), app_id=app_id, host_id=host_id, vmid=vmid, owner_id=owner_id,
+            params=params, deadline=utcnow() + timedelta(seconds=impl.deadline_seconds))
+        self.store.operations.append_event(op.id, f"{kind} queued")
+        self._start(op, resume=False)
+        return self.handle(op.id)
+
+    def handle(self, op_id: str) -> OperationHandle:
+        return OperationHandle(self, op_id)
+
+    # running ------------------------------------------------------------------------------------------
+
+    def _start(self, op: Operation, *, resume: bool) -> bool:
+        if not self.store.operations.claim(op.id, self.runner_id, self._lease):
+            return False
+        lost = threading.Event()
+        with self._lock:
+            self._running[op.id] = lost
+            self._futures[op.id] = self._pool.submit(self._execute, op.id, resume, lost)
+        return True
+
+    def _execute(self, op_id: str, resume: bool, lost: threading.Event) -> None:
+        try:
+            self._run(op_id, resume, lost)
+        except LeaseLost:
+            log.warning("operation %s was taken over by another process", op_id)
+        except Exception:  # a bug in the engine itself: never leave the operation silently running
+            log.exception("operation %s crashed the engine", op_id)
+            with contextlib.suppress(Exception):
+                self.store.operations.finish(op_id, self.runner_id, OperationStatus.FAILED,
+                                             error="internal error in the operation engine; see the logs")
+        finally:
+            with self._lock:
+                self._running.pop(op_id, None)
+                self._futures.pop(op_id, None)
+            self.notify(op_id)
+
+    def _run(self, op_id: str, resume: bool, lost: threading.Event) -> None:
+        op = self.store.operations.get(op_id)
+        impl = self.kind(op.kind)
+        ctx = OperationContext(self.store, op, self.runner_id, notify=self.notify, node_slot=self._node_slot,
+                               lost=lost)
+        self._listen("before", op, None)
+        if resume:
+            ctx.event(f"taken over by {self.runner_id}", level="warning")
+        try:
+            result = impl.recover(ctx) if resume else impl.run(ctx)
+        except LeaseLost:
+            raise
+        except OperationCancelled as exc:
+            self._roll_back(ctx, impl)
+            done = self.store.operations.finish(op_id, self.runner_id, OperationStatus.CANCELLED,
+                                                error=exc.message, result={"failed_step": ctx.current_step})
+            impl.on_failure(ctx, exc)
+            ctx.event("cancelled; what was created is rolled back", level="warning")
+            self._listen("error", done, exc)
+            return
+        except Exception as exc:  # every failure of a step ends here: roll back, then report
+            message = str(exc) if isinstance(exc, ProximityError | RunnerLost) else f"{type(exc).__name__}: {exc}"
+            if not isinstance(exc, ProximityError | RunnerLost):
+                log.exception("operation %s failed unexpectedly", op_id)
+            ctx.event(f"failed: {message}", level="error")
+            self._roll_back(ctx, impl)
+            tail = list(getattr(exc, "log_tail", None) or ctx.log_tail)[-20:]
+            done = self.store.operations.finish(op_id, self.runner_id, OperationStatus.FAILED, error=message,
+                                                result={"failed_step": ctx.current_step, "log_tail": tail,
+                                                        "error_kind": type(exc).__name__})
+            impl.on_failure(ctx, exc)
+            self._listen("error", done, exc)
+            return
+        ctx.current_step = None
+        ctx.event(f"{op.kind} succeeded", progress=1.0)
+        done = self.store.operations.finish(op_id, self.runner_id, OperationStatus.SUCCEEDED, result=result)
+        self._listen("after", done, None)
+
+    def _roll_back(self, ctx: OperationContext, impl: OperationKind) -> None:
+        if not ctx.effects:
+            return
+        ctx.event("rolling back")
+        try:
+            impl.rollback(ctx)
+        except LeaseLost:
+            raise
+        except Exception as exc:  # the journal keeps what is left: the janitor retries
+            log.exception("rollback of operation %s incomplete", ctx.id)
+            ctx.event(f"rollback incomplete ({exc}); the janitor will retry what is left", level="error")
+        else:
+            ctx.event("rolled back")
+
+    def _listen(self, when: Literal["before", "after", "error"], op: Operation, error: BaseException | None) -> None:
+        if self.plugins is None:
+            return
+        app = None
+        if op.app_id:
+            with contextlib.suppress(ProximityError):
+                app = self.store.apps.get(op.app_id)
+        try:
+            self.plugins.notify_operation(when, operation=op, app=app, error=error)
+        except Exception:  # a listener must never break an operation
+            log.exception("a lifecycle listener failed on %s of operation %s", when, op.id)
+
+    @contextlib.contextmanager
+    def _node_slot(self, host_id: str, node: str) -> Iterator[None]:
+        slot = self._slots[(host_id, node)]
+        slot.acquire()
+        try:
+            yield
+        finally:
+            slot.release()
+
+    # leases, recovery, shutdown -----------------------------------------------------------------------
+
+    def _heartbeat(self) -> None:
+        interval = max(0.2, self._lease.total_seconds() / 3)
+        while not self._stop.wait(interval):
+            with self._lock:
+                mine = dict(self._running)
+            if not mine:
+                continue
+            try:
+                gone = self.store.operations.heartbeat(self.runner_id, list(mine), self._lease)
+            except Exception:  # the database may blink; the next beat retries well within the lease
+                log.warning("heartbeat failed", exc_info=True)
+                continue
+            for op_id in gone:
+                mine[op_id].set()
+
+    def recover(self) -> list[str]:
+        """Take over operations whose runner died (lease expired) and let their kind finish or roll
+        them back. Live operations are never touched: their lease is fresh. Returns the ids taken."""
+        taken = []
+        for op in self.store.operations.orphaned(pending_older_than=self._lease):
+            if op.kind not in self._kinds:
+                continue
+            if self._start(op, resume=op.status == OperationStatus.RUNNING):
+                taken.append(op.id)
+        return taken
+
+    def running(self) -> list[str]:
+        with self._lock:
+            return list(self._running)
+
+    def drain(self, timeout: float | None = None) -> None:
+        """Wait for this process's running operations to end."""
+        with self._lock:
+            futures = list(self._futures.values())
+        for future in futures:
+            with contextlib.suppress(Exception):
+                future.result(timeout)
+
+    def close(self, *, wait: bool = True) -> None:
+        """Stop the heartbeat and the workers. With ``wait``, running operations finish first;
+        without, they are left to their lease (another process recovers them)."""
+        if wait:
+            self.drain()
+        self._stop.set()
+        self._pool.shutdown(wait=wait, cancel_futures=not wait)
+        self._heart.join(timeout=5)
+
+    # in-process notification (watchers in other processes poll) ------------------------------------
+
+    def notify(self, op_id: str) -> None:
+        with self._changed:
+            self._changed.notify_all()
+
+    def wait_change(self, timeout: float) -> None:
+        with self._changed:
+            self._changed.wait(timeout)

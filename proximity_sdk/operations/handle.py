@@ -1,0 +1,99 @@
+"""`OperationHandle`: what every long action returns at once: follow its events, wait, cancel."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from proximity_sdk.errors import OperationCancelled, OperationFailed, OperationTimeout, ValidationError
+from proximity_sdk.models.operation import Operation, OperationEvent, OperationStatus
+
+if TYPE_CHECKING:
+    from proximity_sdk.operations.engine import OperationEngine
+
+__all__ = ["OperationHandle"]
+
+# Watchers in other processes see new events by polling; in this process a notification wakes them.
+_POLL = 0.2
+
+
+class OperationHandle:
+    """A running (or finished) operation. ``events()`` streams its log, ``wait()`` returns its result."""
+
+    def __init__(self, engine: OperationEngine, op_id: str) -> None:
+        self._engine = engine
+        self.id = op_id
+
+    def __repr__(self) -> str:
+        op = self.get()
+        return f"<Operation {op.kind} {op.id} {op.status.value}>"
+
+    def get(self) -> Operation:
+        """The operation's record as it is now."""
+        return self._engine.store.operations.get(self.id)
+
+    @property
+    def status(self) -> OperationStatus:
+        return self.get().status
+
+    def events(self, after: int = 0, *, follow: bool = True, timeout: float | None = None
+               ) -> Iterator[OperationEvent]:
+        """Every event with ``seq > after``, in order. With ``follow`` (the default) it goes on until
+        the operation has finished and its log is drained; ``timeout`` bounds the whole iteration
+        (``OperationTimeout``)."""
+        if after < 0:
+            raise ValidationError("after must be 0 or a sequence number", field="after")
+        ops = self._engine.store.operations
+        deadline = None if timeout is None else time.monotonic() + timeout
+        seq = after
+        while True:
+            finished = ops.get(self.id).finished  # read before draining, so no late event is missed
+            batch = ops.events(self.id, after=seq)
+            for event in batch:
+                seq = event.seq
+                yield event
+            if batch:
+                continue
+            if finished or not follow:
+                return
+            if deadline is not None and time.monotonic() >= deadline:
+                raise OperationTimeout(f"no end of operation {self.id} within {timeout} s", operation_id=self.id)
+            self._engine.wait_change(_POLL)
+
+    def wait(self, timeout: float | None = None) -> Any:
+        """Block until the operation ends and return its result (an ``App``, a ``Backup``, or None).
+
+        Raises ``OperationFailed`` (failed step and the Proxmox log tail; what was created has been
+        rolled back), ``OperationCancelled``, or ``OperationTimeout`` when ``timeout`` passes first
+        (the operation goes on)."""
+        if timeout is not None and timeout < 0:
+            raise ValidationError("timeout must be positive", field="timeout")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            op = self.get()
+            if op.finished:
+                return self._outcome(op)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise OperationTimeout(
+                    f"{op.kind} operation {op.id} still {op.status.value} after {timeout} s"
+                    f" (step {op.current_step or '-'})", operation_id=op.id)
+            remaining = _POLL if deadline is None else max(0.0, min(_POLL, deadline - time.monotonic()))
+            self._engine.wait_change(remaining)
+
+    def _outcome(self, op: Operation) -> Any:
+        if op.status == OperationStatus.SUCCEEDED:
+            return self._engine.kind(op.kind).result(self._engine.store, op)
+        step = op.result.get("failed_step")
+        if op.status == OperationStatus.CANCELLED:
+            raise OperationCancelled(f"{op.kind} operation {op.id} was cancelled", operation_id=op.id)
+        raise OperationFailed(f"{op.kind} failed: {op.error}", operation_id=op.id, step=step,
+                              log_tail=op.result.get("log_tail") or ())
+
+    def cancel(self) -> Operation:
+        """Ask the operation to stop at its next step; what it created is rolled back."""
+        op = self._engine.store.operations.request_cancel(self.id)
+        if not op.finished:
+            self._engine.store.operations.append_event(self.id, "cancel requested", level="warning")
+            self._engine.notify(self.id)
+        return op

@@ -1,0 +1,240 @@
+"""Waiting for Proxmox tasks (UPIDs): polling, log following, outcome.
+
+The task is polled on the node named in its UPID. Polling starts fast (most guest
+tasks finish in a second or two) and slows down in proportion to how long the task
+has already run, so a long task costs few requests while the added delay stays a
+small share of its length (see :class:`PollPolicy` and ``bench/task_wait.py``).
+
+Outcome, as Proxmox itself judges it (``PVE::Tools::upid_status_is_error``):
+``OK`` and ``WARNINGS: n`` are success (warnings are returned, not raised); any other
+exit status is a :class:`TaskFailedError` carrying the end of the task log. Giving up
+waiting raises :class:`TaskTimeoutError` and leaves the task running unless
+``cancel_on_timeout`` asks to stop it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from proximity_sdk.errors import (
+    InvalidParameterError,
+    NotFoundError,
+    ProximityError,
+    TaskFailedError,
+    TaskTimeoutError,
+    ValidationError,
+)
+from proximity_sdk.models.proxmox import TaskStatus
+from proximity_sdk.proxmox.client import ProxmoxClient
+from proximity_sdk.proxmox.upid import Upid
+
+__all__ = ["LogCallback", "PollPolicy", "TaskResult", "wait_task"]
+
+LogCallback = Callable[[list[str]], object]
+
+_WARNINGS = re.compile(r"^WARNINGS: (\d+)$")
+# PVE's task log writer prefixes warnings with "WARN: " (PVE::RESTEnvironment::log_warn).
+_WARN_LINE = re.compile(r"^\s*WARN(ING)?\b", re.IGNORECASE)
+# PVE::Tools::dump_logfile answers an empty log with this single line.
+_NO_CONTENT = "no content"
+LOG_PAGE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class PollPolicy:
+    """When to poll a task's status.
+
+    The first poll is immediate. Then the interval starts at ``first`` and grows by
+    ``factor`` per poll, capped at ``fast_cap`` while the task is younger than
+    ``fast_window`` seconds (short tasks end within ``fast_cap`` of finishing); after that
+    the cap is ``ratio`` x the time already waited, at most ``cap``.
+
+    Trade-off (bench/task_wait.py): a task under ``fast_window`` is seen at most ``fast_cap``
+    late; a longer one at most ``ratio`` x its length (about half that on average), and a
+    30 s task costs about 34 polls. A worst-case 5 % bound would need about 56 polls for 30 s.
+    """
+
+    first: float = 0.05
+    factor: float = 1.5
+    fast_cap: float = 0.25
+    fast_window: float = 2.5
+    ratio: float = 0.15
+    cap: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not (0 < self.first <= self.fast_cap <= self.cap and self.factor >= 1 and self.ratio > 0):
+            raise ValidationError(
+                "poll policy needs 0 < first <= fast_cap <= cap, factor >= 1 and ratio > 0", field="poll"
+            )
+
+    def next_delay(self, previous: float | None, elapsed: float) -> float:
+        """Seconds to sleep before the next poll, ``elapsed`` seconds into the wait."""
+        if previous is None:
+            return self.first
+        limit = (
+            self.fast_cap
+            if elapsed < self.fast_window
+            else min(self.cap, max(self.fast_cap, self.ratio * elapsed))
+        )
+        return min(previous * self.factor, limit)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskResult:
+    """A task that succeeded: ``warnings`` counts ``WARNINGS: n``, ``warning_lines`` are its WARN lines."""
+
+    upid: Upid
+    exitstatus: str
+    warnings: int = 0
+    warning_lines: list[str] = field(default_factory=list)
+    log_tail: list[str] = field(default_factory=list)
+    polls: int = 0
+    waited: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return True
+
+
+class _LogReader:
+    """Pages through a task log with start/limit, remembering where it stopped."""
+
+    def __init__(self, client: ProxmoxClient, upid: Upid, on_log: LogCallback | None, tail: int) -> None:
+        self.client = client
+        self.upid = upid
+        self.on_log = on_log
+        self.next_start = 0
+        self.tail: deque[str] = deque(maxlen=tail)
+        self.warnings: list[str] = []
+
+    def drain(self) -> None:
+        while True:
+            page = self.client.task_log(self.upid, start=self.next_start, limit=LOG_PAGE)
+            if self.next_start == 0 and len(page) == 1 and page[0].n == 1 and page[0].t == _NO_CONTENT:
+                return  # nothing written yet; line 1 will come later
+            lines = [line for line in page if line.n > self.next_start]
+            if not lines:
+                return
+            self.next_start = max(line.n for line in lines)
+            texts = [line.t for line in lines]
+            self.tail.extend(texts)
+            self.warnings.extend(t for t in texts if _WARN_LINE.match(t))
+            if self.on_log is not None:
+                self.on_log(texts)
+            if len(page) < LOG_PAGE:
+                return
+
+
+def wait_task(
+    client: ProxmoxClient,
+    upid: str | Upid,
+    *,
+    timeout: float = 3600.0,
+    on_log: LogCallback | None = None,
+    poll: PollPolicy | None = None,
+    cancel_on_timeout: bool = False,
+    dispatch_grace: float = 5.0,
+    tail_lines: int = 20,
+) -> TaskResult:
+    """Wait until the task stops; return its :class:`TaskResult` or raise.
+
+    ``on_log(lines)`` gets new log lines as they appear (the log is only read when it is
+    given, or at the end for a failure or warnings). A 400/"no such task" within
+    ``dispatch_grace`` seconds of the start is the task not yet visible, and is polled again.
+    """
+    parsed = upid if isinstance(upid, Upid) else Upid.parse(upid)
+    if timeout <= 0:
+        raise ValidationError(f"timeout must be positive, not {timeout!r}", field="timeout")
+    policy = poll or PollPolicy()
+    reader = _LogReader(client, parsed, on_log, max(tail_lines, 1))
+    started = time.monotonic()
+    deadline = started + timeout
+    delay: float | None = None
+    # Polls are planned on a timeline from the start, so request latency does not push them later.
+    planned = started
+    polls = 0
+    while True:
+        polls += 1
+        try:
+            status: TaskStatus | None = client.task_status(parsed)
+        except (InvalidParameterError, NotFoundError):
+            if time.monotonic() - started >= dispatch_grace:
+                raise
+            status = None
+        # Status first, then the log: once "stopped" is read, the drained log is complete.
+        if status is not None and on_log is not None:
+            reader.drain()
+        if status is not None and not status.running:
+            return _outcome(
+                client, parsed, status, reader, polls=polls, started=started, tail_lines=tail_lines
+            )
+        now = time.monotonic()
+        if now >= deadline:
+            _give_up(client, parsed, timeout=timeout, cancel=cancel_on_timeout, status=status)
+        delay = policy.next_delay(delay, planned - started)
+        planned = max(planned + delay, now)
+        time.sleep(max(0.0, min(planned, deadline) - now))
+
+
+def _outcome(
+    client: ProxmoxClient,
+    upid: Upid,
+    status: TaskStatus,
+    reader: _LogReader,
+    *,
+    polls: int,
+    started: float,
+    tail_lines: int,
+) -> TaskResult:
+    exitstatus = status.exitstatus or "unexpected status"
+    warned = _WARNINGS.match(exitstatus)
+    if exitstatus == "OK" or warned:
+        if warned and reader.on_log is None:
+            reader.drain()  # the warning lines are in the log
+        return TaskResult(
+            upid=upid,
+            exitstatus=exitstatus,
+            warnings=int(warned.group(1)) if warned else 0,
+            warning_lines=list(reader.warnings),
+            log_tail=list(reader.tail),
+            polls=polls,
+            waited=time.monotonic() - started,
+        )
+    if reader.on_log is None:
+        with contextlib.suppress(ProximityError):  # the failure matters more than its log
+            reader.drain()
+    tail = _tail(reader.tail, tail_lines)
+    what = f"task {upid.type}" + (f" {upid.id}" if upid.id else "") + f" on node {upid.node}"
+    raise TaskFailedError(
+        f"{what} failed: {exitstatus}",
+        upid=upid.raw,
+        exitstatus=exitstatus,
+        log_tail=tail,
+        method="GET",
+        path=client.task_path(upid, "status"),
+    )
+
+
+def _tail(lines: Sequence[str], count: int) -> list[str]:
+    # The closing "TASK ERROR: ..." repeats the exit status; keep it, it is what users grep for.
+    return list(lines)[-count:]
+
+
+def _give_up(
+    client: ProxmoxClient, upid: Upid, *, timeout: float, cancel: bool, status: TaskStatus | None
+) -> None:
+    what = f"task {upid.type}" + (f" {upid.id}" if upid.id else "") + f" on node {upid.node}"
+    state = "not visible yet" if status is None else "still running"
+    if cancel:
+        client.stop_task(upid)
+        raise TaskTimeoutError(
+            f"{what} was {state} after {timeout:g}s; it was asked to stop",
+            upid=upid.raw,
+            hint="Proxmox stops the task; read its log on the node for how far it got",
+        )
+    raise TaskTimeoutError(f"{what} is {state} after {timeout:g}s (it was not cancelled)", upid=upid.raw)

@@ -1,0 +1,84 @@
+"""Database URL handling and engine creation, with the SQLite settings multi-process use needs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.pool import StaticPool
+
+from proximity_sdk.errors import ValidationError
+
+__all__ = ["DB_FILE_NAME", "IMMEDIATE", "create_store_engine", "resolve_database_url"]
+
+DB_FILE_NAME = "proximity.db"
+# execution option: on SQLite, open the transaction with BEGIN IMMEDIATE (take the write lock
+# at once) so read-then-write sequences of concurrent processes serialize instead of failing
+IMMEDIATE = "proximity_immediate"
+_SQLITE_BUSY_TIMEOUT_MS = 15_000
+
+
+def resolve_database_url(database_url: str | None, data_dir: Path) -> URL:
+    """The URL to use: the given one, or the SQLite file in ``data_dir``."""
+    if database_url is None:
+        return URL.create("sqlite", database=str(data_dir / DB_FILE_NAME))
+    try:
+        url = make_url(database_url)
+    except ArgumentError:
+        raise ValidationError(
+            "database_url is not a URL",
+            field="database_url",
+            hint="Use sqlite:///path/to/file.db or postgresql+psycopg://user@host/dbname",
+        ) from None
+    if url.get_backend_name() == "postgresql":
+        if url.get_driver_name() != "psycopg":
+            # psycopg (3) is the driver we ship and test; the bare scheme would pick psycopg2
+            url = url.set(drivername="postgresql+psycopg")
+        return url
+    if url.get_backend_name() == "sqlite":
+        return url
+    raise ValidationError(
+        f"database {url.get_backend_name()!r} is not supported",
+        field="database_url",
+        hint="Use SQLite (the default) or PostgreSQL (postgresql+psycopg://...)",
+    )
+
+
+def create_store_engine(url: URL) -> Engine:
+    if url.get_backend_name() == "sqlite":
+        if not url.database or url.database == ":memory:":
+            # one shared connection, or every thread (and every session) would see its own empty database
+            engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
+        else:
+            path = Path(url.database)
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            # created here so it starts private; SQLite gives its -wal/-shm files the same mode
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+            engine = create_engine(url, connect_args={"timeout": _SQLITE_BUSY_TIMEOUT_MS / 1000})
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # take transaction control from the sqlite3 module (it would not BEGIN before SELECT or DDL)
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        immediate = conn.get_execution_options().get(IMMEDIATE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

@@ -1,0 +1,325 @@
+"""App records: create, read, list with filters and pages, update, and their encrypted secrets."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from sqlalchemy import Select, delete, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from proximity_sdk.errors import AlreadyExistsError, NotFoundError, ValidationError
+from proximity_sdk.models.app import App, AppStatus, Port
+from proximity_sdk.models.resources import Resources
+from proximity_sdk.store._common import Context, validate_request
+from proximity_sdk.store.base import utcnow
+from proximity_sdk.store.hosts_repo import find_host
+from proximity_sdk.store.tables import AppRow, AppSecretRow, PortRow
+
+__all__ = ["MAX_PAGE_SIZE", "AppCreate", "AppPatch", "AppsRepository"]
+
+MAX_PAGE_SIZE = 1000
+HOSTNAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"  # one RFC 1123 label, lower case
+_SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
+
+
+class AppCreate(BaseModel):
+    """Request (internal, from operations): a new app record."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    hostname: str = Field(pattern=HOSTNAME_PATTERN)
+    host_id: str
+    status: AppStatus = AppStatus.DEPLOYING
+    id: str | None = None
+    catalog_id: str | None = None
+    catalog_version: str | None = None
+    owner_id: str | None = None
+    node: str | None = None
+    vmid: int | None = Field(default=None, ge=100, le=999_999_999)
+    address: str | None = None
+    url: str | None = None
+    resources: Resources = Field(default_factory=Resources)
+    ports: tuple[Port, ...] = ()
+    config: dict[str, Any] = Field(default_factory=dict)
+    adopted: bool = False
+    root_password: SecretStr | None = None
+
+
+class AppPatch(BaseModel):
+    """Request (internal): change some fields of an app; fields not given stay.
+    Changing ``status`` also stamps ``status_changed_at``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    status: AppStatus | None = None
+    hostname: str | None = Field(default=None, pattern=HOSTNAME_PATTERN)
+    node: str | None = None
+    vmid: int | None = Field(default=None, ge=100, le=999_999_999)
+    address: str | None = None
+    url: str | None = None
+    resources: Resources | None = None
+    ports: tuple[Port, ...] | None = None
+    config: dict[str, Any] | None = None
+    catalog_version: str | None = None
+    owner_id: str | None = None
+    root_password: SecretStr | None = None
+
+
+_PLAIN_FIELDS = ("hostname", "node", "vmid", "address", "url", "config", "catalog_version", "owner_id")
+
+
+def _app(row: AppRow) -> App:
+    return App(
+        id=row.id,
+        hostname=row.hostname,
+        status=row.status,
+        host_id=row.host_id,
+        catalog_id=row.catalog_id,
+        catalog_version=row.catalog_version,
+        owner_id=row.owner_id,
+        node=row.node,
+        vmid=row.vmid,
+        address=row.address,
+        url=row.url,
+        resources=Resources(
+            cores=row.cores, memory_mb=row.memory_mb, swap_mb=row.swap_mb, disk_gb=row.disk_gb
+        ),
+        ports=tuple(Port(service=p.service, port=p.port, protocol=p.protocol) for p in row.ports),
+        config=row.config,
+        adopted=row.adopted,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        status_changed_at=row.status_changed_at,
+    )
+
+
+def _set_resources(row: AppRow, resources: Resources) -> None:
+    row.cores, row.memory_mb = resources.cores, resources.memory_mb
+    row.swap_mb, row.disk_gb = resources.swap_mb, resources.disk_gb
+
+
+def _set_ports(row: AppRow, ports: Sequence[Port]) -> None:
+    seen = set()
+    for p in ports:
+        if (p.port, p.protocol) in seen:
+            raise ValidationError(f"port {p.port}/{p.protocol} is listed twice", field="ports")
+        seen.add((p.port, p.protocol))
+    row.ports = [PortRow(service=p.service, port=p.port, protocol=p.protocol) for p in ports]
+
+
+def _find(s: Session, app_id: str) -> AppRow:
+    row = s.execute(
+        select(AppRow).options(selectinload(AppRow.ports)).where(AppRow.id == app_id)
+    ).scalar_one_or_none()
+    if row is None:
+        raise NotFoundError(f"no app {app_id!r}", hint="List the apps with px.apps.list()")
+    return row
+
+
+def _conflict(
+    s: Session, host_id: str, hostname: str | None, vmid: int | None, *, not_id: str | None
+) -> None:
+    clauses = []
+    if hostname is not None:
+        clauses.append(AppRow.hostname == hostname)
+    if vmid is not None:
+        clauses.append(AppRow.vmid == vmid)
+    if not clauses:
+        return
+    query = select(AppRow.hostname, AppRow.vmid).where(AppRow.host_id == host_id, or_(*clauses))
+    if not_id is not None:
+        query = query.where(AppRow.id != not_id)
+    hit = s.execute(query).first()
+    if hit is None:
+        return
+    if hostname is not None and hit.hostname == hostname:
+        raise AlreadyExistsError(f"an app named {hostname!r} already exists on this host")
+    raise AlreadyExistsError(f"VMID {vmid} already belongs to app {hit.hostname!r} on this host")
+
+
+class AppsRepository:
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    def create(self, request: AppCreate | None = None, /, **fields: Any) -> App:
+        req = validate_request(AppCreate, request, fields, what="app")
+        try:
+            with self._ctx.session(immediate=True) as s:
+                host = find_host(s, req.host_id)
+                _conflict(s, host.id, req.hostname, req.vmid, not_id=None)
+                row = AppRow(
+                    hostname=req.hostname,
+                    host_id=host.id,
+                    status=req.status,
+                    catalog_id=req.catalog_id,
+                    catalog_version=req.catalog_version,
+                    owner_id=req.owner_id,
+                    node=req.node,
+                    vmid=req.vmid,
+                    address=req.address,
+                    url=req.url,
+                    config=req.config,
+                    adopted=req.adopted,
+                    root_password=self._encrypt(req.root_password),
+                )
+                if req.id is not None:
+                    row.id = req.id
+                _set_resources(row, req.resources)
+                _set_ports(row, req.ports)
+                s.add(row)
+                s.flush()
+                return _app(row)
+        except IntegrityError as exc:
+            raise AlreadyExistsError(
+                f"app {req.hostname!r} (VMID {req.vmid}) collides with an existing app: {exc.orig}"
+            ) from None
+
+    def get(self, app_id: str) -> App:
+        with self._ctx.session() as s:
+            return _app(_find(s, app_id))
+
+    def _filtered(
+        self,
+        s: Session,
+        *,
+        status: AppStatus | str | None,
+        search: str | None,
+        host_id: str | None,
+        owner_id: str | None,
+    ) -> Select[AppRow]:
+        query = select(AppRow)
+        if status is not None:
+            try:
+                query = query.where(AppRow.status == AppStatus(status))
+            except ValueError:
+                raise ValidationError(
+                    f"status {status!r} is not one of {[v.value for v in AppStatus]}", field="status"
+                ) from None
+        if search:
+            term = search.strip().lower()
+            query = query.where(
+                or_(
+                    func.lower(AppRow.hostname).contains(term, autoescape=True),
+                    func.lower(AppRow.catalog_id).contains(term, autoescape=True),
+                )
+            )
+        if host_id is not None:
+            query = query.where(AppRow.host_id == find_host(s, host_id).id)
+        if owner_id is not None:
+            query = query.where(AppRow.owner_id == owner_id)
+        return query
+
+    def list(
+        self,
+        *,
+        status: AppStatus | str | None = None,
+        search: str | None = None,
+        host_id: str | None = None,
+        owner_id: str | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> list[App]:
+        """One page of apps, oldest first (stable across pages). ``search`` matches hostname or
+        catalog id, case-insensitively. No secrets in the results."""
+        if offset < 0:
+            raise ValidationError(f"offset must be 0 or more, got {offset}", field="offset")
+        if not 1 <= limit <= MAX_PAGE_SIZE:
+            raise ValidationError(f"limit must be 1..{MAX_PAGE_SIZE}, got {limit}", field="limit")
+        with self._ctx.session() as s:
+            query = self._filtered(s, status=status, search=search, host_id=host_id, owner_id=owner_id)
+            query = query.options(selectinload(AppRow.ports)).order_by(AppRow.created_at, AppRow.id)
+            return [_app(r) for r in s.execute(query.offset(offset).limit(limit)).scalars()]
+
+    def count(
+        self,
+        *,
+        status: AppStatus | str | None = None,
+        search: str | None = None,
+        host_id: str | None = None,
+        owner_id: str | None = None,
+    ) -> int:
+        with self._ctx.session() as s:
+            query = self._filtered(s, status=status, search=search, host_id=host_id, owner_id=owner_id)
+            return s.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+
+    def count_for_host(self, host_id: str) -> int:
+        return self.count(host_id=host_id)
+
+    def update(self, app_id: str, request: AppPatch | None = None, /, **fields: Any) -> App:
+        req = validate_request(AppPatch, request, fields, what="app update")
+        given = req.model_fields_set
+        try:
+            with self._ctx.session(immediate=True) as s:
+                row = _find(s, app_id)
+                _conflict(
+                    s,
+                    row.host_id,
+                    req.hostname if "hostname" in given else None,
+                    req.vmid if "vmid" in given else None,
+                    not_id=row.id,
+                )
+                if req.status is not None and req.status != row.status:
+                    row.status = req.status
+                    row.status_changed_at = utcnow()
+                for name in _PLAIN_FIELDS:
+                    if name in given:
+                        setattr(row, name, getattr(req, name))
+                if req.resources is not None:
+                    _set_resources(row, req.resources)
+                if req.ports is not None:
+                    _set_ports(row, req.ports)
+                if "root_password" in given:
+                    row.root_password = self._encrypt(req.root_password)
+                s.flush()
+                return _app(row)
+        except IntegrityError as exc:
+            raise AlreadyExistsError(f"app {app_id!r} update collides with another app: {exc.orig}") from None
+
+    def delete(self, app_id: str) -> None:
+        """Forget the record (its ports and secrets go with it). Proxmox is not touched here."""
+        with self._ctx.session(immediate=True) as s:
+            row = _find(s, app_id)
+            s.execute(delete(PortRow).where(PortRow.app_id == row.id))
+            s.execute(delete(AppSecretRow).where(AppSecretRow.app_id == row.id))
+            s.execute(delete(AppRow).where(AppRow.id == row.id))
+
+    # --- secrets ------------------------------------------------------------------------------
+
+    def _encrypt(self, value: SecretStr | None) -> str | None:
+        return None if value is None else self._ctx.box.encrypt(value.get_secret_value())
+
+    def root_password(self, app_id: str) -> SecretStr | None:
+        with self._ctx.session() as s:
+            token = s.execute(select(AppRow.root_password).where(AppRow.id == app_id)).one_or_none()
+            if token is None:
+                raise NotFoundError(f"no app {app_id!r}")
+            if token[0] is None:
+                return None
+            return SecretStr(self._ctx.box.decrypt(token[0], what=f"the root password of app {app_id}"))
+
+    def set_secrets(self, app_id: str, values: Mapping[str, str | SecretStr]) -> None:
+        """Store (or replace) generated secrets of an app, encrypted."""
+        for name in values:
+            if not _SECRET_NAME.match(name):
+                raise ValidationError(f"secret name {name!r} is not a valid variable name", field="values")
+        with self._ctx.session(immediate=True) as s:
+            _find(s, app_id)
+            for name, value in values.items():
+                plain = value.get_secret_value() if isinstance(value, SecretStr) else value
+                s.merge(AppSecretRow(app_id=app_id, name=name, value=self._ctx.box.encrypt(plain)))
+
+    def secrets(self, app_id: str) -> dict[str, SecretStr]:
+        """The app's generated secrets, decrypted (for its owner or an admin only)."""
+        with self._ctx.session() as s:
+            _find(s, app_id)
+            rows = s.execute(
+                select(AppSecretRow).where(AppSecretRow.app_id == app_id).order_by(AppSecretRow.name)
+            ).scalars()
+            return {
+                r.name: SecretStr(self._ctx.box.decrypt(r.value, what=f"secret {r.name} of app {app_id}"))
+                for r in rows
+            }

@@ -1,0 +1,285 @@
+"""Operations and their event logs: the persisted half of the operation engine."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from proximity_sdk.errors import BusyError, NotFoundError
+from proximity_sdk.models.operation import Operation, OperationEvent, OperationStatus
+from proximity_sdk.store._common import Context
+from proximity_sdk.store.base import utcnow
+from proximity_sdk.store.tables import OperationEventRow, OperationRow
+
+__all__ = ["ACTIVE", "OperationsRepository"]
+
+ACTIVE = (OperationStatus.PENDING, OperationStatus.RUNNING)
+
+
+def _operation(row: OperationRow) -> Operation:
+    return Operation(
+        id=row.id,
+        kind=row.kind,
+        status=row.status,
+        app_id=row.app_id,
+        host_id=row.host_id,
+        vmid=row.vmid,
+        owner_id=row.owner_id,
+        steps=tuple(row.steps or ()),
+        current_step=row.current_step,
+        error=row.error,
+        result=dict(row.result or {}),
+        deadline=row.deadline,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        cancel_requested=row.cancel_requested,
+    )
+
+
+def _event(row: OperationEventRow) -> OperationEvent:
+    return OperationEvent(
+        operation_id=row.operation_id,
+        seq=row.seq,
+        time=row.time,
+        step=row.step,
+        level=row.level,
+        message=row.message,
+        progress=row.progress,
+    )
+
+
+class OperationsRepository:
+    """Rows of ``operations`` and ``operation_events``. The engine is the only writer of a running
+    operation: it holds the lease (``runner_id`` + ``lease_expires_at``)."""
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    # creation and lookup ------------------------------------------------------------------------
+
+    def create(
+        self,
+        kind: str,
+        *,
+        steps: Sequence[str],
+        app_id: str | None = None,
+        host_id: str | None = None,
+        vmid: int | None = None,
+        owner_id: str | None = None,
+        params: dict[str, Any] | None = None,
+        deadline: datetime | None = None,
+    ) -> Operation:
+        """Record a pending operation. Refused with ``BusyError`` while another unfinished operation
+        holds the same app or VMID (a partial unique index decides, so two processes cannot both win)."""
+        try:
+            with self._ctx.session() as s:
+                row = OperationRow(kind=kind, status=OperationStatus.PENDING, steps=list(steps), app_id=app_id,
+                                   host_id=host_id, vmid=vmid, owner_id=owner_id, params=dict(params or {}),
+                                   deadline=deadline, result={}, side_effects=[])
+                s.add(row)
+                s.flush()
+                return _operation(row)
+        except IntegrityError:
+            other = self.active_for(app_id=app_id, host_id=host_id, vmid=vmid)
+            what = f"app {app_id}" if app_id else f"VMID {vmid}"
+            detail = f": {other.kind} operation {other.id} is {other.status.value}" if other else ""
+            raise BusyError(f"another operation is running on {what}{detail}") from None
+
+    def active_for(self, *, app_id: str | None = None, host_id: str | None = None,
+                   vmid: int | None = None) -> Operation | None:
+        """The unfinished operation on this app (or this VMID of this host), if any."""
+        clauses = []
+        if app_id is not None:
+            clauses.append(OperationRow.app_id == app_id)
+        if host_id is not None and vmid is not None:
+            clauses.append(and_(OperationRow.host_id == host_id, OperationRow.vmid == vmid))
+        if not clauses:
+            return None
+        with self._ctx.session() as s:
+            row = s.execute(select(OperationRow).where(OperationRow.status.in_(ACTIVE), or_(*clauses))
+                            .limit(1)).scalar_one_or_none()
+            return _operation(row) if row else None
+
+    def get(self, op_id: str) -> Operation:
+        with self._ctx.session() as s:
+            row = s.get(OperationRow, op_id)
+            if row is None:
+                raise NotFoundError(f"no operation {op_id!r}", hint="List operations with px.operations.list()")
+            return _operation(row)
+
+    def params(self, op_id: str) -> dict[str, Any]:
+        with self._ctx.session() as s:
+            row = s.get(OperationRow, op_id)
+            if row is None:
+                raise NotFoundError(f"no operation {op_id!r}")
+            return dict(row.params or {})
+
+    def list(self, *, app_id: str | None = None, owner_id: str | None = None,
+             status: OperationStatus | None = None, limit: int = 100, offset: int = 0) -> builtins.list[Operation]:
+        """Newest first."""
+        query = select(OperationRow).order_by(OperationRow.created_at.desc(), OperationRow.id)
+        if app_id is not None:
+            query = query.where(OperationRow.app_id == app_id)
+        if owner_id is not None:
+            query = query.where(OperationRow.owner_id == owner_id)
+        if status is not None:
+            query = query.where(OperationRow.status == status)
+        with self._ctx.session() as s:
+            return [_operation(r) for r in s.execute(query.limit(limit).offset(offset)).scalars()]
+
+    # leases ---------------------------------------------------------------------------------------
+
+    def claim(self, op_id: str, runner_id: str, lease: timedelta) -> bool:
+        """Take the operation to run it: a pending one, or a running one whose lease expired.
+        Compare-and-set in one UPDATE, so exactly one claimant wins."""
+        now = utcnow()
+        with self._ctx.session() as s:
+            result = s.execute(
+                update(OperationRow)
+                .where(
+                    OperationRow.id == op_id,
+                    or_(
+                        OperationRow.status == OperationStatus.PENDING,
+                        and_(OperationRow.status == OperationStatus.RUNNING,
+                             OperationRow.lease_expires_at < now),
+                    ),
+                )
+                .values(status=OperationStatus.RUNNING, runner_id=runner_id, lease_expires_at=now + lease,
+                        started_at=func.coalesce(OperationRow.started_at, now), updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            return bool(getattr(result, "rowcount", 0))
+
+    def heartbeat(self, runner_id: str, op_ids: Sequence[str], lease: timedelta) -> set[str]:
+        """Extend the lease of our running operations; returns those we no longer own."""
+        if not op_ids:
+            return set()
+        now = utcnow()
+        with self._ctx.session() as s:
+            s.execute(
+                update(OperationRow)
+                .where(OperationRow.id.in_(op_ids), OperationRow.runner_id == runner_id,
+                       OperationRow.status == OperationStatus.RUNNING)
+                .values(lease_expires_at=now + lease)
+                .execution_options(synchronize_session=False)
+            )
+            owned = set(s.execute(select(OperationRow.id).where(
+                OperationRow.id.in_(op_ids), OperationRow.runner_id == runner_id,
+                OperationRow.status == OperationStatus.RUNNING)).scalars())
+        return set(op_ids) - owned
+
+    def orphaned(self, *, pending_older_than: timedelta) -> builtins.list[Operation]:
+        """Running operations whose lease expired (their runner died), and pending ones nobody started."""
+        now = utcnow()
+        with self._ctx.session() as s:
+            rows = s.execute(select(OperationRow).where(or_(
+                and_(OperationRow.status == OperationStatus.RUNNING, OperationRow.lease_expires_at < now),
+                and_(OperationRow.status == OperationStatus.PENDING,
+                     OperationRow.created_at < now - pending_older_than),
+            )).order_by(OperationRow.created_at)).scalars()
+            return [_operation(r) for r in rows]
+
+    def past_deadline(self) -> builtins.list[Operation]:
+        now = utcnow()
+        with self._ctx.session() as s:
+            rows = s.execute(select(OperationRow).where(
+                OperationRow.status.in_(ACTIVE), OperationRow.deadline.is_not(None), OperationRow.deadline < now,
+            )).scalars()
+            return [_operation(r) for r in rows]
+
+    # progress ---------------------------------------------------------------------------------------
+
+    def _owned(self, op_id: str, runner_id: str) -> Any:
+        return and_(OperationRow.id == op_id, OperationRow.runner_id == runner_id)
+
+    def set_step(self, op_id: str, runner_id: str, step: str | None) -> None:
+        with self._ctx.session() as s:
+            s.execute(update(OperationRow).where(self._owned(op_id, runner_id))
+                      .values(current_step=step, updated_at=utcnow())
+                      .execution_options(synchronize_session=False))
+
+    def side_effects(self, op_id: str) -> builtins.list[dict[str, Any]]:
+        with self._ctx.session() as s:
+            row = s.get(OperationRow, op_id)
+            if row is None:
+                raise NotFoundError(f"no operation {op_id!r}")
+            return [dict(e) for e in row.side_effects or []]
+
+    def set_side_effects(self, op_id: str, runner_id: str, effects: Sequence[dict[str, Any]]) -> None:
+        """Replace the side-effect journal (only the lease holder writes it)."""
+        with self._ctx.session() as s:
+            s.execute(update(OperationRow).where(self._owned(op_id, runner_id))
+                      .values(side_effects=[dict(e) for e in effects], updated_at=utcnow())
+                      .execution_options(synchronize_session=False))
+
+    def update_params(self, op_id: str, runner_id: str, params: dict[str, Any]) -> None:
+        with self._ctx.session() as s:
+            s.execute(update(OperationRow).where(self._owned(op_id, runner_id))
+                      .values(params=dict(params), updated_at=utcnow())
+                      .execution_options(synchronize_session=False))
+
+    def request_cancel(self, op_id: str) -> Operation:
+        with self._ctx.session() as s:
+            row = s.get(OperationRow, op_id)
+            if row is None:
+                raise NotFoundError(f"no operation {op_id!r}")
+            if row.status in ACTIVE:
+                row.cancel_requested = True
+            s.flush()
+            return _operation(row)
+
+    def cancel_requested(self, op_id: str) -> bool:
+        with self._ctx.session() as s:
+            return bool(s.execute(select(OperationRow.cancel_requested).where(OperationRow.id == op_id)).scalar())
+
+    def finish(self, op_id: str, runner_id: str | None, status: OperationStatus, *, error: str | None = None,
+               result: dict[str, Any] | None = None) -> Operation:
+        """End the operation (only its lease holder may; ``runner_id=None`` for one never started)."""
+        now = utcnow()
+        with self._ctx.session() as s:
+            row = s.get(OperationRow, op_id, with_for_update=True)
+            if row is None:
+                raise NotFoundError(f"no operation {op_id!r}")
+            if runner_id is not None and row.runner_id != runner_id:
+                raise BusyError(f"operation {op_id} was taken over by {row.runner_id}")
+            row.status = status
+            row.error = error
+            row.result = dict(result or {})
+            row.finished_at = now
+            row.lease_expires_at = None
+            row.current_step = row.current_step if status != OperationStatus.SUCCEEDED else None
+            s.flush()
+            return _operation(row)
+
+    # events -------------------------------------------------------------------------------------------
+
+    def append_event(self, op_id: str, message: str, *, step: str | None = None, level: str = "info",
+                     progress: float | None = None) -> OperationEvent:
+        """Append to the log; ``seq`` is the next number for this operation (retried on a race)."""
+        for _attempt in range(5):
+            try:
+                with self._ctx.session() as s:
+                    last = s.execute(select(func.max(OperationEventRow.seq))
+                                     .where(OperationEventRow.operation_id == op_id)).scalar()
+                    row = OperationEventRow(operation_id=op_id, seq=(last or 0) + 1, time=utcnow(), step=step,
+                                            level=level, message=message, progress=progress)
+                    s.add(row)
+                    s.flush()
+                    return _event(row)
+            except IntegrityError:
+                continue
+        raise BusyError(f"could not append to the event log of operation {op_id}")
+
+    def events(self, op_id: str, *, after: int = 0, limit: int = 1000) -> builtins.list[OperationEvent]:
+        with self._ctx.session() as s:
+            rows = s.execute(select(OperationEventRow)
+                             .where(OperationEventRow.operation_id == op_id, OperationEventRow.seq > after)
+                             .order_by(OperationEventRow.seq).limit(limit)).scalars()
+            return [_event(r) for r in rows]

@@ -1,0 +1,1 @@
+"""Tests of proximity_sdk.proxmox against fakepve over HTTPS."""

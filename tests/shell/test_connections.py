@@ -1,0 +1,87 @@
+"""Connection reuse per node, concurrency within sshd's MaxSessions, reconnects, close."""
+
+from __future__ import annotations
+
+import os
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from proximity_sdk.errors import NodeShellError, ValidationError
+from proximity_sdk.models.ssh import SshAccess
+from proximity_sdk.proxmox.shell import NodeShell
+from tests.harness.sshd import Sshd, StandinState, start_sshd
+
+
+def _client_port(shell: NodeShell, node: str) -> str:
+    # SSH_CONNECTION = "<client ip> <client port> <server ip> <server port>", set by sshd.
+    return shell.run(node, ["sh", "-c", "echo $SSH_CONNECTION"], timeout=10).stdout.split()[1]
+
+
+def test_commands_on_a_node_share_one_connection(node_shell: NodeShell) -> None:
+    first = _client_port(node_shell, "pve1")
+    node_shell.pct_exec("pve1", 105, "true", timeout=10)
+    node_shell.pct_push("pve1", 105, b"x", "/root/x", timeout=10)
+
+    assert _client_port(node_shell, "pve1") == first
+    assert _client_port(node_shell, "pve2") != first  # each node has its own
+
+
+def test_parallel_commands_beyond_max_sessions(node_shell: NodeShell, standin_state: StandinState) -> None:
+    # The test sshd allows 10 sessions per connection, like a stock node; 24 at once must queue.
+    def work(i: int) -> str:
+        return node_shell.pct_exec("pve1", 100 + i, f"sleep 0.2; echo {i}", timeout=30).stdout
+
+    with ThreadPoolExecutor(max_workers=24) as pool:
+        outputs = list(pool.map(work, range(24)))
+
+    assert outputs == [f"{i}\n" for i in range(24)]
+    assert len({c.args[1] for c in standin_state.calls("pct")}) == 24
+
+
+def test_a_dropped_connection_is_replaced(node_shell: NodeShell, sshd: Sshd) -> None:
+    before = _client_port(node_shell, "pve1")
+    # The command's parent is `timeout`; its parent is this connection's sshd session process.
+    script = "read -r _ _ _ ppid _ < /proc/$PPID/stat; echo $ppid"
+    session = int(node_shell.run("pve1", ["sh", "-c", script], timeout=10).stdout)
+    with open(f"/proc/{session}/stat") as fh:
+        assert int(fh.read().split()[3]) == sshd.process.pid  # a child of our test sshd, nothing else
+    os.kill(session, signal.SIGTERM)
+
+    after = _client_port(node_shell, "pve1")  # reconnects transparently: nothing ran on the dead one
+
+    assert after != before
+
+
+def test_closed_shell_refuses_work(node_shell: NodeShell) -> None:
+    node_shell.run("pve1", ["true"], timeout=10)
+    node_shell.close()
+
+    with pytest.raises(ValidationError, match="closed"):
+        node_shell.run("pve1", ["true"], timeout=10)
+
+
+def test_a_server_with_fewer_sessions_refuses_without_breaking_running_commands(tmp_path: Path) -> None:
+    server = start_sshd(tmp_path / "sshd", max_sessions=2)
+    access = SshAccess(
+        user=server.user,
+        port=server.port,
+        key_file=str(server.client_key),
+        known_hosts=str(server.known_hosts),
+        addresses={"pve1": server.host},
+    )
+    try:
+        with NodeShell(access, max_sessions=3) as shell:
+            shell.run("pve1", ["true"], timeout=10)  # connect first: then all three share it
+            with ThreadPoolExecutor(max_workers=3) as pool:
+                futures = [pool.submit(shell.run, "pve1", ["sleep", "1"], timeout=10) for _ in range(3)]
+                outcomes = [f.exception() for f in futures]
+    finally:
+        server.stop()
+
+    refused = [e for e in outcomes if e is not None]
+    assert len(refused) == 1
+    assert isinstance(refused[0], NodeShellError)
+    assert "MaxSessions" in str(refused[0])

@@ -1,0 +1,148 @@
+"""App records: create, get, list with filters and pages, update, uniqueness per host, secrets."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+
+from proximity_sdk.errors import AlreadyExistsError, NotFoundError, ValidationError
+from proximity_sdk.models.app import AppStatus, Port
+from proximity_sdk.models.operation import OperationStatus
+from proximity_sdk.models.resources import Resources
+from proximity_sdk.store import Store
+from proximity_sdk.store.tables import OperationRow
+
+
+@pytest.fixture
+def hosts(store: Store) -> tuple[str, str]:
+    a = store.hosts.add(name="pve1", url="https://pve1:8006", token_id="root@pam!px", token_secret="t1")
+    b = store.hosts.add(name="pve2", url="https://pve2:8006", token_id="root@pam!px", token_secret="t2")
+    return a.id, b.id
+
+
+def test_create_and_get(store: Store, hosts: tuple[str, str]) -> None:
+    app = store.apps.create(
+        hostname="git-1",
+        host_id="pve1",
+        catalog_id="gitea",
+        node="n1",
+        vmid=105,
+        resources=Resources(cores=2, memory_mb=2048, disk_gb=16),
+        ports=[Port(service="web", port=3000), Port(service="ssh", port=22)],
+        config={"environment": {"TZ": "UTC"}},
+    )
+    assert app.host_id == hosts[0]
+    assert app.status is AppStatus.DEPLOYING
+    assert app.resources == Resources(cores=2, memory_mb=2048, disk_gb=16)
+    assert [p.port for p in app.ports] == [3000, 22]
+    assert store.apps.get(app.id) == app
+    with pytest.raises(NotFoundError):
+        store.apps.get("missing")
+
+
+def test_hostname_and_vmid_are_unique_per_host(store: Store, hosts: tuple[str, str]) -> None:
+    store.apps.create(hostname="git-1", host_id="pve1", vmid=105)
+    with pytest.raises(AlreadyExistsError, match="'git-1' already exists"):
+        store.apps.create(hostname="git-1", host_id="pve1")
+    with pytest.raises(AlreadyExistsError, match="VMID 105"):
+        store.apps.create(hostname="git-2", host_id="pve1", vmid=105)
+    # another host has its own names and VMIDs
+    store.apps.create(hostname="git-1", host_id="pve2", vmid=105)
+    assert store.apps.count() == 2
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"hostname": "Git_1"}, "hostname"),
+        ({"hostname": "-git"}, "hostname"),
+        ({"vmid": 99}, "vmid"),
+        ({"ports": [{"service": "web", "port": 70000}]}, "ports.0.port"),
+        ({"owner": "x"}, "owner"),
+    ],
+)
+def test_invalid_apps_are_refused(
+    store: Store, hosts: tuple[str, str], fields: dict[str, object], field: str
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        store.apps.create(**{"hostname": "ok", "host_id": "pve1", **fields})
+    assert info.value.field == field
+
+
+def test_list_filters_and_pages(store: Store, hosts: tuple[str, str]) -> None:
+    for i in range(7):
+        store.apps.create(hostname=f"git-{i}", host_id="pve1", catalog_id="gitea")
+    store.apps.create(hostname="wiki", host_id="pve2", catalog_id="Wiki.js", status=AppStatus.RUNNING)
+    assert store.apps.count() == 8
+    assert [a.hostname for a in store.apps.list(status="running")] == ["wiki"]
+    assert store.apps.count(search="GIT") == 7
+    assert [a.hostname for a in store.apps.list(search="wiki.JS")] == ["wiki"]
+    assert store.apps.count(search="%") == 0, "wildcards in search are literal"
+    assert store.apps.count(host_id="pve2") == 1
+    pages = [store.apps.list(offset=o, limit=3) for o in (0, 3, 6)]
+    assert [len(p) for p in pages] == [3, 3, 2]
+    ids = [a.id for p in pages for a in p]
+    assert len(set(ids)) == 8, "pages neither repeat nor skip"
+    with pytest.raises(ValidationError, match="limit") as info:
+        store.apps.list(limit=0)
+    assert info.value.field == "limit"
+    with pytest.raises(ValidationError, match="offset"):
+        store.apps.list(offset=-1)
+    with pytest.raises(ValidationError, match="status") as info:
+        store.apps.list(status="sleeping")
+    assert info.value.field == "status"
+
+
+def test_update_stamps_status_change(store: Store, hosts: tuple[str, str]) -> None:
+    app = store.apps.create(hostname="git-1", host_id="pve1")
+    running = store.apps.update(
+        app.id, status=AppStatus.RUNNING, address="10.0.0.5", url="http://10.0.0.5:3000"
+    )
+    assert running.status is AppStatus.RUNNING
+    assert running.status_changed_at > app.status_changed_at
+    same = store.apps.update(app.id, status="running", node="n2")
+    assert same.status_changed_at == running.status_changed_at, "no change of status, no new stamp"
+    assert same.node == "n2"
+    assert same.address == "10.0.0.5"
+    cleared = store.apps.update(app.id, address=None, ports=[Port(service="web", port=8080)])
+    assert cleared.address is None
+    assert [p.port for p in cleared.ports] == [8080]
+    store.apps.create(hostname="git-2", host_id="pve1", vmid=200)
+    with pytest.raises(AlreadyExistsError):
+        store.apps.update(app.id, vmid=200)
+
+
+def test_delete_takes_ports_and_secrets_along(store: Store, hosts: tuple[str, str]) -> None:
+    app = store.apps.create(hostname="git-1", host_id="pve1", ports=[Port(service="web", port=80)])
+    store.apps.set_secrets(app.id, {"DB_PASSWORD": "x"})
+    store.apps.delete(app.id)
+    with pytest.raises(NotFoundError):
+        store.apps.secrets(app.id)
+    assert store.apps.count() == 0
+    # the same name and ports are free again
+    store.apps.create(hostname="git-1", host_id="pve1", ports=[Port(service="web", port=80)])
+
+
+def test_secrets_round_trip_and_replace(store: Store, hosts: tuple[str, str]) -> None:
+    app = store.apps.create(hostname="git-1", host_id="pve1", root_password="r00t")
+    store.apps.set_secrets(app.id, {"A": "1", "B": "2"})
+    store.apps.set_secrets(app.id, {"B": "3"})
+    assert {k: v.get_secret_value() for k, v in store.apps.secrets(app.id).items()} == {"A": "1", "B": "3"}
+    root = store.apps.root_password(app.id)
+    assert root is not None
+    assert root.get_secret_value() == "r00t"
+    with pytest.raises(ValidationError):
+        store.apps.set_secrets(app.id, {"not a name": "x"})
+
+
+def test_one_unfinished_operation_per_app(store: Store, hosts: tuple[str, str]) -> None:
+    app = store.apps.create(hostname="git-1", host_id="pve1")
+    with store.session() as s:
+        s.add(OperationRow(kind="deploy", app_id=app.id, status=OperationStatus.SUCCEEDED))
+        s.add(OperationRow(kind="start", app_id=app.id, status=OperationStatus.RUNNING))
+    with pytest.raises(IntegrityError), store.session() as s:
+        s.add(OperationRow(kind="stop", app_id=app.id, status=OperationStatus.PENDING))
+    with store.session() as s:
+        s.add(OperationRow(kind="adopt", host_id=hosts[0], vmid=300, status=OperationStatus.PENDING))
+    with pytest.raises(IntegrityError), store.session() as s:
+        s.add(OperationRow(kind="adopt", host_id=hosts[0], vmid=300, status=OperationStatus.RUNNING))
