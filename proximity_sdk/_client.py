@@ -7,10 +7,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-from proximity_sdk._connections import ClientPool
+from proximity_sdk._connections import ClientPool, ShellPool
+from proximity_sdk._resources.apps import Apps
 from proximity_sdk._resources.hosts import Hosts, Nodes
+from proximity_sdk._resources.operations import Operations
 from proximity_sdk._resources.settings import SettingsResource
 from proximity_sdk.catalog.catalog import Catalog
+from proximity_sdk.operations.deploy import DeployKind
+from proximity_sdk.operations.engine import OperationEngine
+from proximity_sdk.operations.lifecycle import DeleteKind, RestartKind, StartKind, StopKind
+from proximity_sdk.operations.runtime import Runtime
 from proximity_sdk.plugins.manager import PluginManager
 from proximity_sdk.store import Store
 
@@ -20,18 +26,31 @@ __all__ = ["Proximity"]
 class Proximity:
     """Proximity, embedded: state in SQLite (or PostgreSQL), Proxmox driven from this process.
 
-    Namespaces: ``hosts``, ``nodes``, ``catalog``, ``settings``. Acts as admin. Close it (or use
-    ``with``) to release connections.
+    Namespaces: ``hosts``, ``nodes``, ``catalog``, ``apps``, ``operations``, ``settings``. Acts as
+    admin. On open it takes over operations left behind by a process that died (their lease
+    expired) and finishes or rolls them back. Close it (or use ``with``) to release connections;
+    ``close()`` waits for this process's running operations.
     """
 
-    def __init__(self, store: Store, plugins: PluginManager, catalog: Catalog) -> None:
+    def __init__(self, store: Store, plugins: PluginManager, catalog: Catalog, *,
+                 lease_seconds: float | None = None, node_slots: int = 4, recover: bool = True) -> None:
         self.store = store
         self.plugins = plugins
         self.catalog = catalog
         self._clients = ClientPool(store)
-        self.hosts = Hosts(store, self._clients)
+        self._shells = ShellPool(store)
+        self.hosts = Hosts(store, self._clients, self._shells)
         self.nodes = Nodes(store, self._clients)
         self.settings = SettingsResource(store)
+        runtime = Runtime(store=store, clients=self._clients, shells=self._shells, catalog=catalog)
+        self.engine = OperationEngine(store, plugins=plugins, lease_seconds=lease_seconds, node_slots=node_slots)
+        for kind in (DeployKind(runtime), StartKind(runtime), StopKind(runtime), RestartKind(runtime),
+                     DeleteKind(runtime)):
+            self.engine.register(kind)
+        self.apps = Apps(runtime, self.engine)
+        self.operations = Operations(self.engine)
+        if recover:
+            self.engine.recover()
 
     @classmethod
     def local(
@@ -43,6 +62,8 @@ class Proximity:
         data_dir: str | os.PathLike[str] | None = None,
         plugins: Sequence[object] = (),
         entry_points: bool = True,
+        lease_seconds: float | None = None,
+        node_slots: int = 4,
     ) -> Proximity:
         """Open Proximity on this machine.
 
@@ -50,16 +71,24 @@ class Proximity:
         or ``postgresql+psycopg://...``. ``secret_key``: a Fernet key for secrets at rest (else
         ``$PROXIMITY_SECRET_KEY``, else a 0600 key file in ``data_dir``). ``catalog_paths``: extra
         catalog directories, one entry per file. ``plugins``: plugin objects to register besides
-        the installed ones (``entry_points=False`` loads none of those).
+        the installed ones (``entry_points=False`` loads none of those). ``lease_seconds``: how
+        long a silent process keeps its operations (default from settings); ``node_slots``:
+        concurrent Proxmox mutations per node from this process.
         """
         catalog_dirs = list(catalog_paths)
         manager = PluginManager(entry_points=entry_points, plugins=tuple(plugins))
         catalog = Catalog(catalog_paths=catalog_dirs, plugins=manager)
         store = Store.open(database_url, data_dir=Path(data_dir) if data_dir is not None else None,
                            secret_key=secret_key)
-        return cls(store, manager, catalog)
+        try:
+            return cls(store, manager, catalog, lease_seconds=lease_seconds, node_slots=node_slots)
+        except BaseException:
+            store.close()
+            raise
 
     def close(self) -> None:
+        self.engine.close(wait=True)
+        self._shells.close()
         self._clients.close()
         self.store.close()
 

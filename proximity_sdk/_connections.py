@@ -7,11 +7,13 @@ import tempfile
 import threading
 from pathlib import Path
 
+from proximity_sdk.errors import ValidationError
 from proximity_sdk.models.host import HostCredentials
 from proximity_sdk.proxmox.client import ProxmoxClient
+from proximity_sdk.proxmox.shell import NodeShell
 from proximity_sdk.store import Store
 
-__all__ = ["ClientPool", "client_for"]
+__all__ = ["ClientPool", "ShellPool", "client_for"]
 
 
 def client_for(creds: HostCredentials, *, ca_dir: Path) -> ProxmoxClient:
@@ -64,3 +66,38 @@ class ClientPool:
         for client in clients:
             client.close()
         shutil.rmtree(self._ca_dir, ignore_errors=True)
+
+
+class ShellPool:
+    """One node shell (SSH connections to the host's nodes, reused) per host."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._shells: dict[str, NodeShell] = {}
+        self._lock = threading.Lock()
+
+    def get(self, host_id: str) -> NodeShell:
+        with self._lock:
+            shell = self._shells.get(host_id)
+            if shell is None:
+                host = self._store.hosts.get(host_id)
+                if host.ssh is None:
+                    raise ValidationError(
+                        f"host {host.name!r} has no SSH access configured; deploying and managing apps needs the "
+                        "node shell", field="ssh",
+                        hint="Give it with px.hosts.update(host, ssh=SshAccess(key_file=..., known_hosts=...))")
+                shell = NodeShell(host.ssh)
+                self._shells[host_id] = shell
+            return shell
+
+    def forget(self, host_id: str) -> None:
+        with self._lock:
+            shell = self._shells.pop(host_id, None)
+        if shell is not None:
+            shell.close()
+
+    def close(self) -> None:
+        with self._lock:
+            shells, self._shells = list(self._shells.values()), {}
+        for shell in shells:
+            shell.close()

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from proximity_sdk._connections import ClientPool, client_for
+from proximity_sdk._connections import ClientPool, ShellPool, client_for
 from proximity_sdk.errors import ProximityError, ValidationError
 from proximity_sdk.models.host import Host, HostAdd, HostCredentials, HostUpdate, Node
 from proximity_sdk.models.host_check import HostCheck
@@ -52,9 +52,10 @@ def fetch_nodes(client: ProxmoxClient, host_id: str) -> list[Node]:
 class Hosts:
     """Proxmox hosts: an API endpoint each, a single node or a whole cluster. One is the default."""
 
-    def __init__(self, store: Store, clients: ClientPool) -> None:
+    def __init__(self, store: Store, clients: ClientPool, shells: ShellPool) -> None:
         self._store = store
         self._clients = clients
+        self._shells = shells
 
     def add(self, name: str, *, url: str, token_id: str | None = None, token_secret: str | None = None,
             user: str | None = None, password: str | None = None, verify_tls: bool = True,
@@ -110,6 +111,7 @@ class Hosts:
         current = self._store.hosts.get(host)
         updated = self._store.hosts.update(current.id, validate_request(HostUpdate, None, fields, what="host update"))
         self._clients.forget(current.id)
+        self._shells.forget(current.id)
         return updated
 
     def remove(self, host: str) -> None:
@@ -117,6 +119,7 @@ class Hosts:
         current = self._store.hosts.get(host)
         self._store.hosts.remove(current.id)
         self._clients.forget(current.id)
+        self._shells.forget(current.id)
 
     def test(self, host: str) -> HostCheck:
         """Connect with the stored credentials: version and nodes, or why it failed. Never raises

@@ -28,7 +28,7 @@ from proximity_sdk.catalog.secrets import generate_secret, infer_secret_spec, is
 from proximity_sdk.errors import ValidationError
 from proximity_sdk.models.catalog import ENV_NAME_PATTERN, CatalogApp, SecretSpec
 
-__all__ = ["RenderedProject", "render_project"]
+__all__ = ["RenderedProject", "env_file_text", "render_project"]
 
 _ENV_NAME = re.compile(ENV_NAME_PATTERN)
 _REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
@@ -67,7 +67,12 @@ class RenderedProject:
 
     def env_text(self) -> str:
         """The ``.env`` file: single-quoted values, so compose takes them literally."""
-        return "".join(f"{name}='{value}'\n" for name, value in self.env.items())
+        return env_file_text(self.env)
+
+
+def env_file_text(env: Mapping[str, str]) -> str:
+    """A compose ``.env`` file: single-quoted values (quotes and line breaks are refused upstream)."""
+    return "".join(f"{name}='{value}'\n" for name, value in env.items())
 
 
 @dataclass

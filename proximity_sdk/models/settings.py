@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 __all__ = ["IPPool", "Settings", "SettingsUpdate"]
 
 _STORAGE = r"^[A-Za-z][A-Za-z0-9._-]*[A-Za-z0-9]$"
+_TEMPLATE = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,254}$"
 _BRIDGE = r"^[A-Za-z][A-Za-z0-9_.-]{0,14}$"  # a Linux interface name: at most 15 characters
 _SSH_KEY = re.compile(
     r"^(ssh-(rsa|ed25519|dss)|ecdsa-sha2-nistp(256|384|521)|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com)"
@@ -146,6 +147,9 @@ class Settings(_SettingsFields):
     default_disk_gb: int = Field(default=8, ge=1)
     rootfs_storage: str = Field(default="local-lvm", pattern=_STORAGE)
     template_storage: str = Field(default="local", pattern=_STORAGE)
+    # OS template of new containers when the catalog entry names none: an appliance package name
+    # (the newest version is used) or an exact file name from the node's appliance index
+    default_template: str = Field(default="alpine-3.20-default", pattern=_TEMPLATE)
     # a node fits an app while node memory x this ratio covers the memory promised to containers
     memory_overcommit: float = Field(default=2.0, gt=0, le=100)
     unprivileged: bool = True
@@ -199,6 +203,7 @@ class SettingsUpdate(_SettingsFields):
     default_disk_gb: int | None = Field(default=None, ge=1)
     rootfs_storage: str | None = Field(default=None, pattern=_STORAGE)
     template_storage: str | None = Field(default=None, pattern=_STORAGE)
+    default_template: str | None = Field(default=None, pattern=_TEMPLATE)
     memory_overcommit: float | None = Field(default=None, gt=0, le=100)
     unprivileged: bool | None = None
     ssh_public_keys: list[str] | None = None

@@ -16,6 +16,10 @@ if TYPE_CHECKING:
 __all__ = ["LeaseLost", "OperationContext"]
 
 
+# how often a wait for a node slot looks for a cancel request or a takeover
+_SLOT_POLL = 0.5
+
+
 class LeaseLost(Exception):
     """Another process took the operation over: stop touching it."""
 
@@ -24,7 +28,7 @@ class OperationContext:
     """Handed to ``OperationKind.run``/``rollback``. Thread-confined to the operation's worker."""
 
     def __init__(self, store: Store, operation: Operation, runner_id: str, *, notify: Callable[[str], None],
-                 node_slot: Callable[[str, str], contextlib.AbstractContextManager[None]],
+                 node_slot: Callable[[str, str], threading.Semaphore],
                  lost: threading.Event) -> None:
         self.store = store
         self.operation = operation
@@ -37,6 +41,8 @@ class OperationContext:
         self._lost = lost
         self.current_step: str | None = operation.current_step
         self.log_tail: list[str] = []
+        #: set by the engine while ``OperationKind.rollback`` runs
+        self.rolling_back = False
 
     # events -------------------------------------------------------------------------------------------
 
@@ -65,10 +71,16 @@ class OperationContext:
         self.event(f"{name}: done", progress=done)
 
     def checkpoint(self) -> None:
-        """Raise if the operation was cancelled or taken over."""
+        """Raise ``LeaseLost`` if another runner took the operation over (stop touching it), or
+        ``OperationCancelled`` if a cancel was requested. During a rollback only the first counts:
+        a rollback is never interrupted by the cancel that caused it."""
         if self._lost.is_set():
             raise LeaseLost(self.id)
-        if self.store.operations.cancel_requested(self.id):
+        cancel, ours = self.store.operations.control(self.id, self.runner_id)
+        if not ours:
+            self._lost.set()
+            raise LeaseLost(self.id)
+        if cancel and not self.rolling_back:
             raise OperationCancelled("cancelled on request", operation_id=self.id)
 
     # params and the side-effect journal -------------------------------------------------------------
@@ -93,6 +105,16 @@ class OperationContext:
     def effects(self) -> list[dict[str, Any]]:
         return list(self._effects)
 
-    def node_slot(self, host_id: str, node: str) -> contextlib.AbstractContextManager[None]:
-        """Hold one of the node's mutation slots (Proxmox locks punish unbounded parallelism)."""
-        return self._node_slot(host_id, node)
+    @contextlib.contextmanager
+    def node_slot(self, host_id: str, node: str) -> Iterator[None]:
+        """Hold one of the node's mutation slots (Proxmox locks punish unbounded parallelism).
+        While it waits for a slot, a cancel or a takeover still stops the operation."""
+        slot = self._node_slot(host_id, node)
+        if not slot.acquire(blocking=False):
+            self.event(f"waiting for a free slot on node {node}")
+            while not slot.acquire(timeout=_SLOT_POLL):
+                self.checkpoint()
+        try:
+            yield
+        finally:
+            slot.release()

@@ -15,13 +15,12 @@ import os
 import socket
 import threading
 import uuid
-from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from proximity_sdk.errors import OperationCancelled, ProximityError, ValidationError
+from proximity_sdk.errors import BusyError, NotFoundError, OperationCancelled, ProximityError, ValidationError
 from proximity_sdk.models.operation import Operation, OperationStatus
 from proximity_sdk.operations.context import LeaseLost, OperationContext
 from proximity_sdk.operations.handle import OperationHandle
@@ -39,6 +38,14 @@ log = logging.getLogger(__name__)
 
 def _runner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _check_steps(steps: object, *, what: str) -> None:
+    # progress is a step's index in this tuple: names must be unique strings
+    if (not isinstance(steps, tuple) or not all(isinstance(s, str) and s for s in steps)
+            or len(set(steps)) != len(steps)):
+        raise ValidationError(f"{what} must be a tuple of unique, non-empty step names, not {steps!r}",
+                              field=what.rsplit(".", 1)[-1])
 
 
 class OperationEngine:
@@ -65,8 +72,7 @@ class OperationEngine:
         self._lock = threading.Lock()
         self._changed = threading.Condition()
         self._slot_limit = node_slots
-        self._slots: dict[tuple[str, str], threading.BoundedSemaphore] = defaultdict(
-            lambda: threading.BoundedSemaphore(self._slot_limit))
+        self._slots: dict[tuple[str, str], threading.Semaphore] = {}
         self._stop = threading.Event()
         self._heart = threading.Thread(target=self._heartbeat, name="proximity-heartbeat", daemon=True)
         self._heart.start()
@@ -74,7 +80,13 @@ class OperationEngine:
     # registration and submission ---------------------------------------------------------------------
 
     def register(self, kind: OperationKind) -> None:
-        self._kinds[kind.name] = kind
+        """Make a kind runnable (and recoverable) by this engine, under ``kind.name``."""
+        name = getattr(kind, "name", None)
+        if not isinstance(name, str) or not name:
+            raise ValidationError(f"{type(kind).__name__} has no name", field="name",
+                                  hint="Set the class attribute name = '...'")
+        _check_steps(getattr(kind, "steps", None), what=f"{name}.steps")
+        self._kinds[name] = kind
 
     def kind(self, name: str) -> OperationKind:
         try:
@@ -92,9 +104,13 @@ class OperationEngine:
         """Record the operation (refused with BusyError while the app or VMID has another one),
         then start it in the background. Returns at once."""
         impl = self.kind(kind)
+        if steps is not None:
+            _check_steps(tuple(steps), what="steps")
+        if self._stop.is_set():
+            raise ValidationError("this operation engine is closed", hint="Open a new Proximity instance")
         op = self.store.operations.create(
-            kind, steps=tuple(steps or impl.steps), app_id=app_id, host_id=host_id, vmid=vmid, owner_id=owner_id,
-            params=params, deadline=utcnow() + timedelta(seconds=impl.deadline_seconds))
+            kind, steps=tuple(steps) if steps is not None else impl.steps, app_id=app_id, host_id=host_id,
+            vmid=vmid, owner_id=owner_id, params=params, deadline=utcnow() + timedelta(seconds=impl.deadline_seconds))
         self.store.operations.append_event(op.id, f"{kind} queued")
         self._start(op, resume=False)
         return self.handle(op.id)
@@ -117,12 +133,13 @@ class OperationEngine:
         try:
             self._run(op_id, resume, lost)
         except LeaseLost:
-            log.warning("operation %s was taken over by another process", op_id)
+            log.warning("operation %s was taken over by another process; this runner stopped", op_id)
         except Exception:  # a bug in the engine itself: never leave the operation silently running
             log.exception("operation %s crashed the engine", op_id)
             with contextlib.suppress(Exception):
                 self.store.operations.finish(op_id, self.runner_id, OperationStatus.FAILED,
-                                             error="internal error in the operation engine; see the logs")
+                                             error="internal error in the operation engine; see the logs",
+                                             message="internal error in the operation engine", level="error")
         finally:
             with self._lock:
                 self._running.pop(op_id, None)
@@ -143,10 +160,10 @@ class OperationEngine:
             raise
         except OperationCancelled as exc:
             self._roll_back(ctx, impl)
-            done = self.store.operations.finish(op_id, self.runner_id, OperationStatus.CANCELLED,
-                                                error=exc.message, result={"failed_step": ctx.current_step})
-            impl.on_failure(ctx, exc)
-            ctx.event("cancelled; what was created is rolled back", level="warning")
+            self._on_failure(ctx, impl, exc)
+            done = self._finish(ctx, OperationStatus.CANCELLED, error=exc.message,
+                                result={"failed_step": ctx.current_step},
+                                message="cancelled; what was created is rolled back", level="warning")
             self._listen("error", done, exc)
             return
         except Exception as exc:  # every failure of a step ends here: roll back, then report
@@ -155,23 +172,35 @@ class OperationEngine:
                 log.exception("operation %s failed unexpectedly", op_id)
             ctx.event(f"failed: {message}", level="error")
             self._roll_back(ctx, impl)
+            self._on_failure(ctx, impl, exc)
             tail = list(getattr(exc, "log_tail", None) or ctx.log_tail)[-20:]
-            done = self.store.operations.finish(op_id, self.runner_id, OperationStatus.FAILED, error=message,
-                                                result={"failed_step": ctx.current_step, "log_tail": tail,
-                                                        "error_kind": type(exc).__name__})
-            impl.on_failure(ctx, exc)
+            done = self._finish(ctx, OperationStatus.FAILED, error=message,
+                                result={"failed_step": ctx.current_step, "log_tail": tail,
+                                        "error_kind": type(exc).__name__},
+                                message=f"{op.kind} failed", level="error")
             self._listen("error", done, exc)
             return
         ctx.current_step = None
-        ctx.event(f"{op.kind} succeeded", progress=1.0)
-        done = self.store.operations.finish(op_id, self.runner_id, OperationStatus.SUCCEEDED, result=result)
+        done = self._finish(ctx, OperationStatus.SUCCEEDED, result=result, message=f"{op.kind} succeeded",
+                            progress=1.0)
         self._listen("after", done, None)
+
+    def _finish(self, ctx: OperationContext, status: OperationStatus, *, result: dict[str, Any] | None,
+                error: str | None = None, message: str, level: str = "info",
+                progress: float | None = None) -> Operation:
+        try:
+            return self.store.operations.finish(ctx.id, self.runner_id, status, error=error, result=result,
+                                                message=message, level=level, progress=progress)
+        except BusyError:  # another runner holds it now: its outcome is theirs to write
+            raise LeaseLost(ctx.id) from None
 
     def _roll_back(self, ctx: OperationContext, impl: OperationKind) -> None:
         if not ctx.effects:
             return
-        ctx.event("rolling back")
+        ctx.rolling_back = True
         try:
+            ctx.checkpoint()  # never undo what a runner that took the operation over relies on
+            ctx.event("rolling back")
             impl.rollback(ctx)
         except LeaseLost:
             raise
@@ -180,27 +209,37 @@ class OperationEngine:
             ctx.event(f"rollback incomplete ({exc}); the janitor will retry what is left", level="error")
         else:
             ctx.event("rolled back")
+        finally:
+            ctx.rolling_back = False
+
+    def _on_failure(self, ctx: OperationContext, impl: OperationKind, exc: BaseException) -> None:
+        # before the operation ends, so whoever wait()ed sees the records (e.g. app in `error`) final
+        try:
+            impl.on_failure(ctx, exc)
+        except LeaseLost:
+            raise
+        except Exception as hook_error:
+            log.exception("on_failure of operation %s failed", ctx.id)
+            ctx.event(f"could not record the failure: {hook_error}", level="error")
 
     def _listen(self, when: Literal["before", "after", "error"], op: Operation, error: BaseException | None) -> None:
         if self.plugins is None:
             return
-        app = None
-        if op.app_id:
-            with contextlib.suppress(ProximityError):
-                app = self.store.apps.get(op.app_id)
         try:
+            app = None
+            if op.app_id:
+                with contextlib.suppress(NotFoundError):
+                    app = self.store.apps.get(op.app_id)
             self.plugins.notify_operation(when, operation=op, app=app, error=error)
         except Exception:  # a listener must never break an operation
             log.exception("a lifecycle listener failed on %s of operation %s", when, op.id)
 
-    @contextlib.contextmanager
-    def _node_slot(self, host_id: str, node: str) -> Iterator[None]:
-        slot = self._slots[(host_id, node)]
-        slot.acquire()
-        try:
-            yield
-        finally:
-            slot.release()
+    def _node_slot(self, host_id: str, node: str) -> threading.Semaphore:
+        with self._lock:  # one semaphore per node, even when two threads ask first at once
+            slot = self._slots.get((host_id, node))
+            if slot is None:
+                slot = self._slots[(host_id, node)] = threading.BoundedSemaphore(self._slot_limit)
+            return slot
 
     # leases, recovery, shutdown -----------------------------------------------------------------------
 
@@ -224,7 +263,9 @@ class OperationEngine:
         them back. Live operations are never touched: their lease is fresh. Returns the ids taken."""
         taken = []
         for op in self.store.operations.orphaned(pending_older_than=self._lease):
-            if op.kind not in self._kinds:
+            with self._lock:
+                ours = op.id in self._running  # our lease lapsed (database outage): not an orphan
+            if op.kind not in self._kinds or ours or self._stop.is_set():
                 continue
             if self._start(op, resume=op.status == OperationStatus.RUNNING):
                 taken.append(op.id)
@@ -244,10 +285,14 @@ class OperationEngine:
 
     def close(self, *, wait: bool = True) -> None:
         """Stop the heartbeat and the workers. With ``wait``, running operations finish first;
-        without, they are left to their lease (another process recovers them)."""
+        without, they stop at their next checkpoint and are left to their lease (another process
+        recovers them once it expired)."""
         if wait:
             self.drain()
         self._stop.set()
+        with self._lock:
+            for lost in self._running.values():
+                lost.set()
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
         self._heart.join(timeout=5)
 

@@ -91,9 +91,8 @@ class OperationHandle:
                               log_tail=op.result.get("log_tail") or ())
 
     def cancel(self) -> Operation:
-        """Ask the operation to stop at its next step; what it created is rolled back."""
+        """Ask the operation to stop at its next step (or checkpoint); what it created is rolled
+        back. A finished operation is left as it is. Returns the record as it is now."""
         op = self._engine.store.operations.request_cancel(self.id)
-        if not op.finished:
-            self._engine.store.operations.append_event(self.id, "cancel requested", level="warning")
-            self._engine.notify(self.id)
+        self._engine.notify(self.id)
         return op

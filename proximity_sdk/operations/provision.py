@@ -20,8 +20,8 @@ __all__ = [
 PROJECT_ROOT = "/opt/proximity"
 
 # Which compose to use: the v2 plugin when present, else the v1 binary (Debian's docker-compose).
-_COMPOSE = 'if docker compose version >/dev/null 2>&1; then set -- docker compose "$@"; ' \
-           'else set -- docker-compose "$@"; fi'
+_COMPOSE = 'if docker compose version >/dev/null 2>&1; then set -- docker compose; else set -- docker-compose; fi\n' \
+           'set -- "$@" --file compose.yaml --project-name "$project"'
 
 _INSTALL_RUNTIME = r"""set -eu
 if command -v docker >/dev/null 2>&1 && docker compose version >/dev/null 2>&1; then
@@ -53,28 +53,28 @@ echo "container runtime installed: $(docker --version)"
 _MAKE_DIR = 'set -eu\nmkdir -p "$1"\nchmod 0750 "$1"\n'
 
 # $1 project directory, $2 project name; what follows picks the compose command into "$@"
-_PROJECT_HEADER = 'set -eu\ncd "$1"\nproject="$2"\nshift 2\n' + _COMPOSE + "\n"
+_PROJECT_HEADER = 'set -eu\ncd "$1"\nproject="$2"\n' + _COMPOSE + "\n"
 
 _UP = _PROJECT_HEADER + """\
-"$@" --project-name "$project" pull --quiet 2>&1 || echo "pull failed; trying with local images"
-exec "$@" --project-name "$project" up -d --remove-orphans
+"$@" pull --quiet 2>&1 || echo "pull failed; trying with local images"
+exec "$@" up -d --remove-orphans
 """
 
-_DOWN = _PROJECT_HEADER + 'exec "$@" --project-name "$project" down --remove-orphans\n'
+_DOWN = _PROJECT_HEADER + 'exec "$@" down --remove-orphans\n'
 
 # $1 directory, $2 project, $3 lines, $4 service ('' for all)
-_LOGS = 'set -eu\ncd "$1"\nproject="$2"\ntail="$3"\nservice="$4"\nshift 4\n' + _COMPOSE + """
+_LOGS = 'set -eu\ncd "$1"\nproject="$2"\ntail="$3"\nservice="$4"\n' + _COMPOSE + """
 if [ -n "$service" ]; then
-    exec "$@" --project-name "$project" logs --no-color --tail "$tail" "$service"
+    exec "$@" logs --no-color --tail "$tail" "$service"
 fi
-exec "$@" --project-name "$project" logs --no-color --tail "$tail"
+exec "$@" logs --no-color --tail "$tail"
 """
 
 _LISTENING = r"""port="$1"
 tries="$2"
 i=0
 while :; do
-    if ss -Htln 2>/dev/null | awk '{print $4}' | grep -Eq "[:.]${port}\$"; then
+    if ss -Htln 2>/dev/null | grep -Eq "[:.]${port}[[:space:]]"; then
         echo "port ${port} is listening"
         exit 0
     fi

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from proximity_sdk.errors import BusyError, NotFoundError
 from proximity_sdk.models.operation import Operation, OperationEvent, OperationStatus
@@ -53,6 +54,21 @@ def _event(row: OperationEventRow) -> OperationEvent:
         message=row.message,
         progress=row.progress,
     )
+
+
+def _insert_event(s: Session, op_id: str, message: str, *, step: str | None, level: str,
+                  progress: float | None) -> OperationEvent:
+    # lock the operation's row first (PostgreSQL): appenders of one operation take turns, so
+    # max(seq) + 1 does not collide; every writer of an operation locks this row before events
+    locked = s.execute(select(OperationRow.id).where(OperationRow.id == op_id).with_for_update()).scalar()
+    if locked is None:
+        raise NotFoundError(f"no operation {op_id!r}")
+    last = s.execute(select(func.max(OperationEventRow.seq)).where(OperationEventRow.operation_id == op_id)).scalar()
+    row = OperationEventRow(operation_id=op_id, seq=(last or 0) + 1, time=utcnow(), step=step, level=level,
+                            message=message, progress=progress)
+    s.add(row)
+    s.flush()
+    return _event(row)
 
 
 class OperationsRepository:
@@ -226,12 +242,15 @@ class OperationsRepository:
                       .execution_options(synchronize_session=False))
 
     def request_cancel(self, op_id: str) -> Operation:
-        with self._ctx.session() as s:
-            row = s.get(OperationRow, op_id)
+        """Ask an unfinished operation to stop; the request and its event are one transaction, so
+        a watcher sees the event whenever the request landed before the operation ended."""
+        with self._ctx.session(immediate=True) as s:
+            row = s.get(OperationRow, op_id, with_for_update=True)
             if row is None:
                 raise NotFoundError(f"no operation {op_id!r}")
-            if row.status in ACTIVE:
+            if row.status in ACTIVE and not row.cancel_requested:
                 row.cancel_requested = True
+                _insert_event(s, op_id, "cancel requested", step=row.current_step, level="warning", progress=None)
             s.flush()
             return _operation(row)
 
@@ -239,22 +258,53 @@ class OperationsRepository:
         with self._ctx.session() as s:
             return bool(s.execute(select(OperationRow.cancel_requested).where(OperationRow.id == op_id)).scalar())
 
-    def finish(self, op_id: str, runner_id: str | None, status: OperationStatus, *, error: str | None = None,
-               result: dict[str, Any] | None = None) -> Operation:
-        """End the operation (only its lease holder may; ``runner_id=None`` for one never started)."""
-        now = utcnow()
+    def control(self, op_id: str, runner_id: str) -> tuple[bool, bool]:
+        """``(cancel requested, still ours)`` in one read: what a runner checks between steps."""
         with self._ctx.session() as s:
+            row = s.execute(select(OperationRow.cancel_requested, OperationRow.runner_id, OperationRow.status)
+                            .where(OperationRow.id == op_id)).one_or_none()
+        if row is None:
+            return False, False
+        return bool(row.cancel_requested), row.runner_id == runner_id and row.status == OperationStatus.RUNNING
+
+    def finish(self, op_id: str, runner_id: str | None, status: OperationStatus, *, error: str | None = None,
+               result: dict[str, Any] | None = None, message: str | None = None, level: str = "info",
+               progress: float | None = None) -> Operation:
+        """End the operation (only its lease holder may; ``runner_id=None`` for one never started).
+
+        ``message`` is the last event, written in the same transaction: a watcher that sees the
+        operation finished has every event of it to read (``OperationHandle.events`` relies on it).
+        Raises ``BusyError`` when another runner holds the operation now."""
+        for _attempt in range(5):
+            try:
+                return self._finish(op_id, runner_id, status, error=error, result=result, message=message,
+                                    level=level, progress=progress)
+            except IntegrityError:  # an event seq raced (PostgreSQL); the whole finish is retried
+                continue
+        raise BusyError(f"could not finish operation {op_id}")
+
+    def _finish(self, op_id: str, runner_id: str | None, status: OperationStatus, *, error: str | None,
+                result: dict[str, Any] | None, message: str | None, level: str,
+                progress: float | None) -> Operation:
+        now = utcnow()
+        with self._ctx.session(immediate=True) as s:
             row = s.get(OperationRow, op_id, with_for_update=True)
             if row is None:
                 raise NotFoundError(f"no operation {op_id!r}")
             if runner_id is not None and row.runner_id != runner_id:
                 raise BusyError(f"operation {op_id} was taken over by {row.runner_id}")
+            if row.status not in ACTIVE:
+                raise BusyError(f"operation {op_id} has already ended ({row.status.value})")
+            step = row.current_step if status != OperationStatus.SUCCEEDED else None
+            if message is not None:
+                _insert_event(s, op_id, message, step=step, level=level, progress=progress)
             row.status = status
             row.error = error
             row.result = dict(result or {})
             row.finished_at = now
+            row.updated_at = now
             row.lease_expires_at = None
-            row.current_step = row.current_step if status != OperationStatus.SUCCEEDED else None
+            row.current_step = step
             s.flush()
             return _operation(row)
 
@@ -262,17 +312,15 @@ class OperationsRepository:
 
     def append_event(self, op_id: str, message: str, *, step: str | None = None, level: str = "info",
                      progress: float | None = None) -> OperationEvent:
-        """Append to the log; ``seq`` is the next number for this operation (retried on a race)."""
+        """Append to the log; ``seq`` is the next number for this operation.
+
+        Writers of one operation serialize on its row (PostgreSQL ``FOR UPDATE``; on SQLite the
+        transaction takes the write lock at BEGIN, because a deferred one that read first fails
+        with "database is locked" when another connection wrote meanwhile)."""
         for _attempt in range(5):
             try:
-                with self._ctx.session() as s:
-                    last = s.execute(select(func.max(OperationEventRow.seq))
-                                     .where(OperationEventRow.operation_id == op_id)).scalar()
-                    row = OperationEventRow(operation_id=op_id, seq=(last or 0) + 1, time=utcnow(), step=step,
-                                            level=level, message=message, progress=progress)
-                    s.add(row)
-                    s.flush()
-                    return _event(row)
+                with self._ctx.session(immediate=True) as s:
+                    return _insert_event(s, op_id, message, step=step, level=level, progress=progress)
             except IntegrityError:
                 continue
         raise BusyError(f"could not append to the event log of operation {op_id}")

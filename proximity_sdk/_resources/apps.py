@@ -1,0 +1,147 @@
+"""``px.apps``: deploy catalog apps and run their everyday lifecycle; every long action is an Operation."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+from proximity_sdk.catalog.render import render_project
+from proximity_sdk.errors import ValidationError
+from proximity_sdk.models.app import App, AppStatus
+from proximity_sdk.models.resources import Resources
+from proximity_sdk.operations.deploy import deploy_config, requested_resources
+from proximity_sdk.operations.engine import OperationEngine
+from proximity_sdk.operations.handle import OperationHandle
+from proximity_sdk.operations.provision import Provisioner
+from proximity_sdk.operations.runtime import Runtime
+from proximity_sdk.proxmox._ctspec import check_hostname
+from proximity_sdk.proxmox.validate import check_node_name
+
+__all__ = ["AppCredentials", "Apps"]
+
+_PAGE = 200
+
+
+def _status(status: AppStatus | str | None) -> AppStatus | None:
+    if status is None:
+        return None
+    try:
+        return AppStatus(status)
+    except ValueError:
+        known = ", ".join(s.value for s in AppStatus)
+        raise ValidationError(f"unknown status {status!r}; one of {known}", field="status") from None
+
+
+class AppCredentials(BaseModel):
+    """An app's secrets: the container's root password and the generated values of its ``.env``."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    app_id: str
+    root_password: SecretStr | None
+    secrets: dict[str, SecretStr]
+
+
+class Apps:
+    def __init__(self, runtime: Runtime, engine: OperationEngine) -> None:
+        self._rt = runtime
+        self._engine = engine
+
+    # deploy ---------------------------------------------------------------------------------------
+
+    def deploy(self, catalog_id: str, *, hostname: str, host: str | None = None, node: str | None = None,
+               environment: Mapping[str, str] | None = None, resources: Resources | None = None,
+               owner_id: str | None = None) -> OperationHandle:
+        """Deploy a catalog app into a new container. Returns the Operation at once; ``wait()``
+        gives the running ``App``. Input is checked here, before anything is recorded or sent."""
+        store = self._rt.store
+        check_hostname(hostname)
+        if node is not None:
+            check_node_name(node)
+        if resources is not None and not isinstance(resources, Resources):
+            raise ValidationError("resources must be a Resources(...)", field="resources")
+        entry = self._rt.catalog.get(catalog_id)
+        target = store.hosts.resolve(host)
+        self._rt.shells.get(target.id)  # the node shell must be configured: say so now, not at step 7
+        settings = store.settings.get()
+        wanted = requested_resources(entry, resources, settings)
+        rendered = render_project(entry, environment=environment)
+        app = store.apps.create(hostname=hostname, host_id=target.id, status=AppStatus.DEPLOYING,
+                                catalog_id=entry.id, catalog_version=entry.version, owner_id=owner_id,
+                                resources=wanted, config=deploy_config(entry, rendered))
+        try:
+            store.apps.set_secrets(app.id, rendered.secrets)
+            return self._engine.submit("deploy", app_id=app.id, host_id=target.id, owner_id=owner_id,
+                                       params={"node": node})
+        except BaseException:
+            store.apps.delete(app.id)
+            raise
+
+    # lifecycle ------------------------------------------------------------------------------------
+
+    def _submit(self, kind: str, app_id: str, params: dict[str, Any] | None = None) -> OperationHandle:
+        app = self._rt.store.apps.get(app_id)
+        return self._engine.submit(kind, app_id=app.id, host_id=app.host_id, vmid=app.vmid, owner_id=app.owner_id,
+                                   params=params)
+
+    def start(self, app_id: str) -> OperationHandle:
+        return self._submit("start", app_id)
+
+    def stop(self, app_id: str, *, force: bool = False, timeout: int = 60) -> OperationHandle:
+        """Shut down cleanly within ``timeout`` seconds; with ``force``, stop hard after that."""
+        if isinstance(timeout, bool) or not isinstance(timeout, int) or not 1 <= timeout <= 3600:
+            raise ValidationError("timeout must be whole seconds from 1 to 3600", field="timeout")
+        return self._submit("stop", app_id, {"force": bool(force), "timeout": timeout})
+
+    def restart(self, app_id: str) -> OperationHandle:
+        return self._submit("restart", app_id)
+
+    def delete(self, app_id: str, *, destroy: bool = True) -> OperationHandle:
+        """Destroy the app's container (purge) and forget it. ``destroy=False`` forgets the record
+        and leaves the container untouched (for adopted apps)."""
+        return self._submit("delete", app_id, {"destroy": bool(destroy)})
+
+    # reads ----------------------------------------------------------------------------------------
+
+    def get(self, app_id: str) -> App:
+        return self._rt.store.apps.get(app_id)
+
+    def iter(self, *, status: AppStatus | str | None = None, search: str | None = None,
+             host: str | None = None, owner_id: str | None = None) -> Iterator[App]:
+        """Every matching app, page by page."""
+        host_id = self._rt.store.hosts.get(host).id if host is not None else None
+        wanted = _status(status)
+        offset = 0
+        while True:
+            page = self._rt.store.apps.list(status=wanted, search=search, host_id=host_id, owner_id=owner_id,
+                                            offset=offset, limit=_PAGE)
+            yield from page
+            if len(page) < _PAGE:
+                return
+            offset += _PAGE
+
+    def list(self, *, status: AppStatus | str | None = None, search: str | None = None, host: str | None = None,
+             owner_id: str | None = None) -> builtins.list[App]:
+        """Every matching app (all pages)."""
+        _status(status)
+        return builtins.list(self.iter(status=status, search=search, host=host, owner_id=owner_id))
+
+    def logs(self, app_id: str, *, tail: int = 200, service: str | None = None) -> str:
+        """The last ``tail`` lines of the app's compose services (through the node shell)."""
+        if isinstance(tail, bool) or not isinstance(tail, int) or not 1 <= tail <= 100_000:
+            raise ValidationError("tail must be a number of lines from 1 to 100000", field="tail")
+        app = self._rt.store.apps.get(app_id)
+        if app.node is None or app.vmid is None:
+            raise ValidationError(f"app {app.hostname!r} has no container yet", field="app_id")
+        return Provisioner(self._rt.shells.get(app.host_id), app.node, app.vmid,
+                           project=app.hostname).logs(tail=tail, service=service)
+
+    def credentials(self, app_id: str) -> AppCredentials:
+        """The root password and generated secrets (for the app's owner or an admin)."""
+        store = self._rt.store
+        app = store.apps.get(app_id)
+        return AppCredentials(app_id=app.id, root_password=store.apps.root_password(app.id),
+                              secrets=store.apps.secrets(app.id))

@@ -1,0 +1,37 @@
+"""``px.operations``: every long action's record and event log."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterator
+
+from proximity_sdk.models.operation import Operation, OperationEvent, OperationStatus
+from proximity_sdk.operations.engine import OperationEngine
+from proximity_sdk.operations.handle import OperationHandle
+
+__all__ = ["Operations"]
+
+
+class Operations:
+    def __init__(self, engine: OperationEngine) -> None:
+        self._engine = engine
+
+    def get(self, op_id: str) -> Operation:
+        return self._engine.store.operations.get(op_id)
+
+    def handle(self, op_id: str) -> OperationHandle:
+        """A handle on an existing operation (to wait for it or cancel it from another script)."""
+        self._engine.store.operations.get(op_id)
+        return self._engine.handle(op_id)
+
+    def list(self, *, app_id: str | None = None, status: OperationStatus | None = None,
+             limit: int = 100) -> builtins.list[Operation]:
+        """Newest first."""
+        return self._engine.store.operations.list(app_id=app_id, status=status, limit=limit)
+
+    def watch(self, op_id: str, *, after: int = 0) -> Iterator[OperationEvent]:
+        """The operation's events from ``after`` on, live until it ends."""
+        return self.handle(op_id).events(after=after)
+
+    def cancel(self, op_id: str) -> Operation:
+        return self.handle(op_id).cancel()

@@ -1,0 +1,226 @@
+"""Deploy: a catalog app into a new LXC container, from node choice to a healthy compose project.
+
+The app record exists (status ``deploying``) before the operation starts; every external effect
+is journalled before or the moment it happens (VMID and address reservations, the container),
+so a failure here, or a takeover after a crash, destroys exactly what this deploy made.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any, ClassVar
+
+from proximity_sdk.catalog.render import RenderedProject, env_file_text
+from proximity_sdk.errors import ProximityError, ValidationError
+from proximity_sdk.models.app import App, AppStatus, Port
+from proximity_sdk.models.catalog import CatalogApp
+from proximity_sdk.models.operation import Operation
+from proximity_sdk.models.resources import Resources
+from proximity_sdk.models.settings import Settings
+from proximity_sdk.operations.context import OperationContext
+from proximity_sdk.operations.kinds import OperationKind
+from proximity_sdk.operations.provision import Provisioner
+from proximity_sdk.operations.runtime import Runtime, emitter
+from proximity_sdk.proxmox.containers import (
+    destroy_container,
+    spec_from_settings,
+    start_container,
+    wait_for_address,
+)
+from proximity_sdk.proxmox.placement import pick_node
+from proximity_sdk.proxmox.templates import ensure_template
+from proximity_sdk.proxmox.vmids import VmidAllocator, create_with_vmid_retry
+from proximity_sdk.store import Store
+
+__all__ = ["DeployKind", "app_url", "deploy_config", "release_effects", "requested_resources"]
+
+# Seconds the health check waits for the main port.
+HEALTH_ATTEMPTS = 120
+
+
+def app_url(address: str | None, port: int | None) -> str | None:
+    if not address or not port:
+        return None
+    host = f"[{address}]" if ":" in address else address
+    return f"http://{host}:{port}"
+
+
+def release_effects(ctx: OperationContext, runtime: Runtime, *, expect_hostname: str | None) -> None:
+    """Undo a deploy-like operation's journal, newest first: destroy the container it created,
+    give back its VMID and address. Each entry is dropped once undone, so a rerun resumes."""
+    for effect in reversed(ctx.effects):
+        kind = effect["kind"]
+        if kind == "container":
+            client = runtime.clients.get(effect["host_id"])
+            destroy_container(client, effect["node"], int(effect["vmid"]), emit=emitter(ctx),
+                              expect_hostname=expect_hostname)
+            ctx.event(f"container {effect['vmid']} destroyed")
+            ctx.forget("container", vmid=effect["vmid"])
+        elif kind == "vmid":
+            runtime.store.reservations.release_vmid(effect["host_id"], int(effect["vmid"]))
+            ctx.forget("vmid", vmid=effect["vmid"])
+        elif kind == "address":
+            runtime.store.reservations.release_address(effect["address"])
+            ctx.forget("address", address=effect["address"])
+
+
+class DeployKind(OperationKind):
+    name: ClassVar[str] = "deploy"
+    steps: ClassVar[tuple[str, ...]] = (
+        "place", "reserve", "template", "create", "start", "address", "runtime", "project", "up", "health",
+    )
+    deadline_seconds: ClassVar[float] = 3 * 3600.0
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+
+    def result(self, store: Store, operation: Operation) -> App:
+        return store.apps.get(str(operation.result["app_id"]))
+
+    def run(self, ctx: OperationContext) -> dict[str, Any]:
+        store = self.rt.store
+        app = store.apps.get(str(ctx.operation.app_id))
+        settings = store.settings.get()
+        host_id = app.host_id
+        client = self.rt.clients.get(host_id)
+        config = app.config
+        resources = app.resources
+        memory = resources.memory_mb or settings.default_memory_mb
+
+        with ctx.step("place"):
+            decision = pick_node(client, memory_mb=memory, overcommit=settings.memory_overcommit,
+                                 node=ctx.params.get("node"))
+            node = decision.node
+            ctx.event(f"node {node} chosen: {decision.reason}")
+            ctx.save_params(node=node)
+            store.apps.update(app.id, node=node)
+
+        with ctx.step("reserve"):
+            allocator = VmidAllocator(client, store.reservations, host_id=host_id,
+                                      vmid_min=settings.vmid_min, vmid_max=settings.vmid_max)
+            vmid = allocator.reserve(operation_id=ctx.id, app_id=app.id)
+            ctx.record("vmid", host_id=host_id, vmid=vmid)
+            store.apps.update(app.id, vmid=vmid)
+            address: str | None = None
+            pool = settings.pool()
+            if pool is not None:
+                address = store.reservations.reserve_address(pool, operation_id=ctx.id, app_id=app.id,
+                                                             exclude=[settings.gateway or ""])
+                ctx.record("address", address=address)
+                ctx.event(f"VMID {vmid} and address {address} reserved")
+            else:
+                ctx.event(f"VMID {vmid} reserved")
+
+        with ctx.step("template"):
+            template = config.get("os_template") or settings.default_template
+            volid = ensure_template(client, node, storage=settings.template_storage, template=template,
+                                    emit=emitter(ctx))
+            ctx.event(f"template {volid}")
+
+        with ctx.step("create"):
+            password = secrets.token_urlsafe(24)
+            store.apps.update(app.id, root_password=password)
+            spec = spec_from_settings(settings, vmid=vmid, hostname=app.hostname, ostemplate=volid,
+                                      resources=resources, address=address, password=password,
+                                      description=f"Proximity app {app.id} ({app.catalog_id})")
+
+            def moved(old: int, new: int) -> None:
+                ctx.record("vmid", host_id=host_id, vmid=new)
+                ctx.forget("vmid", vmid=old)
+                ctx.forget("container", vmid=old)
+                ctx.record("container", host_id=host_id, node=node, vmid=new)
+                store.apps.update(app.id, vmid=new)
+
+            # journalled before the request: a crash during the create task must still find it
+            ctx.record("container", host_id=host_id, node=node, vmid=vmid)
+            with ctx.node_slot(host_id, node):
+                spec, _ = create_with_vmid_retry(client, node, spec, allocator=allocator, operation_id=ctx.id,
+                                                 app_id=app.id, emit=emitter(ctx), on_vmid_change=moved)
+            vmid = spec.vmid
+
+        with ctx.step("start"), ctx.node_slot(host_id, node):
+            start_container(client, node, vmid, emit=emitter(ctx))
+
+        with ctx.step("address"):
+            address = wait_for_address(client, node, vmid, emit=emitter(ctx), static_address=address)
+            store.apps.update(app.id, address=address)
+            ctx.event(f"address {address}")
+
+        provisioner = Provisioner(self.rt.shells.get(host_id), node, vmid, project=app.hostname,
+                                  emit=lambda line: ctx.event(line, level="debug"))
+        with ctx.step("runtime"):
+            provisioner.install_runtime()
+
+        with ctx.step("project"):
+            compose_text = str(config["compose_text"])
+            env = {name: value.get_secret_value() for name, value in store.apps.secrets(app.id).items()}
+            provisioner.write_project(compose_text, env_file_text(env))
+            ctx.event(f"compose project written to {provisioner.directory} ({len(env)} secrets in .env)")
+
+        with ctx.step("up"):
+            provisioner.up()
+
+        main_port = config.get("main_port")
+        with ctx.step("health"):
+            if main_port:
+                provisioner.wait_listening(int(main_port), attempts=HEALTH_ATTEMPTS)
+            else:
+                ctx.event("the app declares no port: nothing to check", level="warning")
+
+        ports = tuple(Port.model_validate(p) for p in config.get("ports", ()))
+        store.apps.update(app.id, status=AppStatus.RUNNING, address=address, url=app_url(address, main_port),
+                          ports=ports, vmid=vmid, node=node)
+        store.reservations.attach_vmid(host_id, vmid, app_id=app.id)
+        if settings.pool() is not None and address:
+            store.reservations.attach_address(address, app_id=app.id)
+        for kind in ("container", "vmid", "address"):
+            ctx.forget(kind)  # handed over to the app's record
+        return {"app_id": app.id}
+
+    def rollback(self, ctx: OperationContext) -> None:
+        app = self.rt.store.apps.get(str(ctx.operation.app_id))
+        release_effects(ctx, self.rt, expect_hostname=app.hostname)
+
+    def on_failure(self, ctx: OperationContext, error: BaseException) -> None:
+        store = self.rt.store
+        try:
+            app = store.apps.get(str(ctx.operation.app_id))
+        except ProximityError:
+            return
+        failure = {"step": ctx.current_step, "message": str(error),
+                   "log_tail": list(getattr(error, "log_tail", None) or ctx.log_tail)[-20:]}
+        left = ctx.effects
+        store.apps.update(app.id, status=AppStatus.ERROR, config={**app.config, "last_error": failure},
+                          vmid=app.vmid if left else None, address=None if not left else app.address)
+
+
+def deploy_config(catalog_app: CatalogApp, rendered: RenderedProject) -> dict[str, Any]:
+    """What the app record keeps of its catalog entry and rendering (no secrets: those are in .env)."""
+    ports = [Port(service=rendered.main_service, port=p).model_dump()
+             for p in dict.fromkeys(catalog_app.ports or ()) if isinstance(p, int) and 0 < p < 65536]
+    return {
+        "compose_text": rendered.compose_text(),
+        "main_service": rendered.main_service,
+        "main_port": rendered.main_port,
+        "health_path": catalog_app.health_path,
+        "os_template": catalog_app.os_template,
+        "ports": ports,
+    }
+
+
+def requested_resources(catalog_app: CatalogApp, resources: Resources | None, settings: Settings) -> Resources:
+    """The container's resources: what was asked (never below the catalog minimum), else the settings'
+    default raised to the catalog minimum."""
+    given = resources or Resources()
+    minimum = {"cores": catalog_app.min_cpu, "memory_mb": catalog_app.min_memory, "disk_gb": catalog_app.min_disk}
+    for field, floor in minimum.items():
+        value = getattr(given, field)
+        if value is not None and floor is not None and value < floor:
+            raise ValidationError(f"{catalog_app.id} needs at least {floor} for {field}, {value} was asked",
+                                  field=f"resources.{field}")
+    return Resources(
+        cores=given.cores or max(settings.default_cores, catalog_app.min_cpu),
+        memory_mb=given.memory_mb or max(settings.default_memory_mb, catalog_app.min_memory),
+        swap_mb=given.swap_mb if given.swap_mb is not None else settings.default_swap_mb,
+        disk_gb=given.disk_gb or max(settings.default_disk_gb, catalog_app.min_disk or 1),
+    )

@@ -1,0 +1,149 @@
+"""Start, stop, restart and delete an app. Each step is idempotent, so a takeover simply runs it again."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from proximity_sdk.errors import NotFoundError, ProximityError
+from proximity_sdk.models.app import App, AppStatus
+from proximity_sdk.models.operation import Operation
+from proximity_sdk.operations.context import OperationContext
+from proximity_sdk.operations.deploy import HEALTH_ATTEMPTS, app_url
+from proximity_sdk.operations.kinds import OperationKind
+from proximity_sdk.operations.provision import Provisioner
+from proximity_sdk.operations.runtime import Runtime, emitter
+from proximity_sdk.proxmox.containers import (
+    container_status,
+    destroy_container,
+    shutdown_container,
+    start_container,
+    wait_for_address,
+)
+from proximity_sdk.store import Store
+
+__all__ = ["DeleteKind", "RestartKind", "StartKind", "StopKind"]
+
+
+class _AppKind(OperationKind):
+    """Shared by the kinds that act on one existing app's container."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+
+    def result(self, store: Store, operation: Operation) -> App | None:
+        return store.apps.get(str(operation.app_id))
+
+    def recover(self, ctx: OperationContext) -> dict[str, Any]:
+        ctx.event("running the remaining steps again (they are idempotent)")
+        return self.run(ctx)
+
+    def _app(self, ctx: OperationContext) -> App:
+        app = self.rt.store.apps.get(str(ctx.operation.app_id))
+        if app.node is None or app.vmid is None:
+            raise NotFoundError(f"app {app.hostname!r} has no container", hint="Delete the app record")
+        return app
+
+    def on_failure(self, ctx: OperationContext, error: BaseException) -> None:
+        """Show the container's real state: the app is running or stopped as Proxmox says."""
+        try:
+            app = self._app(ctx)
+            assert app.node is not None and app.vmid is not None
+            status = container_status(self.rt.clients.get(app.host_id), app.node, app.vmid)
+        except ProximityError:
+            return
+        real = AppStatus.VANISHED if status is None else AppStatus.RUNNING if status.running else AppStatus.STOPPED
+        self.rt.store.apps.update(app.id, status=real)
+
+    def _start(self, ctx: OperationContext, app: App) -> None:
+        assert app.node is not None and app.vmid is not None
+        client = self.rt.clients.get(app.host_id)
+        with ctx.step("start"), ctx.node_slot(app.host_id, app.node):
+            if start_container(client, app.node, app.vmid, emit=emitter(ctx)) is None:
+                ctx.event("already running")
+        with ctx.step("address"):
+            static = app.address if self.rt.store.settings.get().pool() is not None else None
+            address = wait_for_address(client, app.node, app.vmid, emit=emitter(ctx), static_address=static)
+        main_port = app.config.get("main_port")
+        with ctx.step("health"):
+            if main_port:
+                Provisioner(self.rt.shells.get(app.host_id), app.node, app.vmid, project=app.hostname,
+                            emit=lambda line: ctx.event(line, level="debug")).wait_listening(
+                    int(main_port), attempts=HEALTH_ATTEMPTS)
+        self.rt.store.apps.update(app.id, status=AppStatus.RUNNING, address=address,
+                                  url=app_url(address, main_port))
+
+    def _stop(self, ctx: OperationContext, app: App, *, timeout: int, force: bool) -> None:
+        assert app.node is not None and app.vmid is not None
+        client = self.rt.clients.get(app.host_id)
+        with ctx.step("stop"), ctx.node_slot(app.host_id, app.node):
+            if shutdown_container(client, app.node, app.vmid, timeout=timeout, force_stop_after=force,
+                                  emit=emitter(ctx)) is None:
+                ctx.event("already stopped")
+        self.rt.store.apps.update(app.id, status=AppStatus.STOPPED)
+
+
+class StartKind(_AppKind):
+    name: ClassVar[str] = "start"
+    steps: ClassVar[tuple[str, ...]] = ("start", "address", "health")
+
+    def run(self, ctx: OperationContext) -> dict[str, Any]:
+        self._start(ctx, self._app(ctx))
+        return {"app_id": ctx.operation.app_id}
+
+
+class StopKind(_AppKind):
+    name: ClassVar[str] = "stop"
+    steps: ClassVar[tuple[str, ...]] = ("stop",)
+
+    def run(self, ctx: OperationContext) -> dict[str, Any]:
+        self._stop(ctx, self._app(ctx), timeout=int(ctx.params.get("timeout", 60)),
+                   force=bool(ctx.params.get("force", False)))
+        return {"app_id": ctx.operation.app_id}
+
+
+class RestartKind(_AppKind):
+    name: ClassVar[str] = "restart"
+    steps: ClassVar[tuple[str, ...]] = ("stop", "start", "address", "health")
+
+    def run(self, ctx: OperationContext) -> dict[str, Any]:
+        app = self._app(ctx)
+        self._stop(ctx, app, timeout=int(ctx.params.get("timeout", 60)), force=True)
+        self._start(ctx, app)
+        return {"app_id": ctx.operation.app_id}
+
+
+class DeleteKind(_AppKind):
+    """Stop and destroy the container (purge), release the VMID and address, forget the record.
+    ``destroy=False`` only forgets the record and leaves the container (for adopted apps)."""
+
+    name: ClassVar[str] = "delete"
+    steps: ClassVar[tuple[str, ...]] = ("destroy", "release")
+
+    def result(self, store: Store, operation: Operation) -> None:
+        return None
+
+    def run(self, ctx: OperationContext) -> dict[str, Any]:
+        store = self.rt.store
+        app = store.apps.get(str(ctx.operation.app_id))
+        store.apps.update(app.id, status=AppStatus.REMOVING)
+        with ctx.step("destroy"):
+            if not ctx.params.get("destroy", True):
+                ctx.event(f"keeping container {app.vmid} on node {app.node}; only the record is removed")
+            elif app.node is None or app.vmid is None:
+                ctx.event("the app has no container")
+            else:
+                with ctx.node_slot(app.host_id, app.node):
+                    destroy_container(self.rt.clients.get(app.host_id), app.node, app.vmid, emit=emitter(ctx),
+                                      expect_hostname=app.hostname)
+        with ctx.step("release"):
+            vmids, addresses = store.reservations.release_for_app(app.id)
+            released = [f"VMID {v}" for v in vmids] + list(addresses)
+            ctx.event("released " + (", ".join(released) if released else "nothing"))
+            store.apps.delete(app.id)
+        return {"app_id": app.id, "deleted": True}
+
+    def on_failure(self, ctx: OperationContext, error: BaseException) -> None:
+        try:
+            self.rt.store.apps.update(str(ctx.operation.app_id), status=AppStatus.ERROR)
+        except ProximityError:
+            return

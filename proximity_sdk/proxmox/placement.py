@@ -1,0 +1,199 @@
+"""Which node gets a new container: capacity from one ``/cluster/resources`` read.
+
+A node's capacity is its memory x the overcommit ratio in settings; what is *promised* is the
+sum of the configured memory (``maxmem``) of every guest on it, containers and VMs, running or
+stopped (a stopped guest may start at any time). Templates are left out: they never run. A node
+fits when capacity - promised covers the new container's memory. Live usage (``mem``) is not
+used: it swings with load, while promises are what a node must honour once everything runs.
+
+The math is pure (:func:`node_capacities`, :func:`choose_node`); :func:`pick_node` fetches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+
+from proximity_sdk.errors import ConflictError, ValidationError
+from proximity_sdk.models.proxmox import ClusterResource
+from proximity_sdk.proxmox.client import ProxmoxClient
+from proximity_sdk.proxmox.validate import check_node_name
+
+__all__ = ["NodeCapacity", "PlacementDecision", "choose_node", "node_capacities", "pick_node"]
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class NodeCapacity:
+    """One node's memory figures, in MiB (``capacity_mb`` already includes the overcommit)."""
+
+    node: str
+    status: str
+    memory_mb: int
+    capacity_mb: int
+    promised_mb: int
+    guests: int
+
+    @property
+    def online(self) -> bool:
+        return self.status == "online"
+
+    @property
+    def free_mb(self) -> int:
+        """Memory not yet promised (negative when the node is already overcommitted past the ratio)."""
+        return self.capacity_mb - self.promised_mb
+
+    def fits(self, memory_mb: int) -> bool:
+        return self.online and self.memory_mb > 0 and self.free_mb >= memory_mb
+
+    def describe(self) -> str:
+        if not self.online:
+            return f"{self.node}: {self.status}"
+        if not self.memory_mb:
+            return f"{self.node}: online but reports no memory figures"
+        return (
+            f"{self.node}: {self.free_mb} MiB free of {self.capacity_mb} MiB "
+            f"({self.memory_mb} MiB x overcommit, {self.promised_mb} MiB promised to {self.guests} guests)"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PlacementDecision:
+    """The chosen node, why, and the figures of every node considered."""
+
+    node: str
+    reason: str
+    memory_mb: int
+    free_mb: int
+    capacity_mb: int
+    candidates: tuple[NodeCapacity, ...]
+
+    @property
+    def free_after_mb(self) -> int:
+        return self.free_mb - self.memory_mb
+
+
+def _check_overcommit(overcommit: float) -> float:
+    if isinstance(overcommit, bool) or not isinstance(overcommit, (int, float)) or not 0 < overcommit <= 100:
+        raise ValidationError(
+            f"overcommit {overcommit!r} must be a number above 0 and at most 100",
+            field="overcommit",
+            hint="Use settings.memory_overcommit (default 2.0)",
+        )
+    return float(overcommit)
+
+
+def _check_memory(memory_mb: int) -> int:
+    if isinstance(memory_mb, bool) or not isinstance(memory_mb, int) or memory_mb < 16:
+        raise ValidationError(
+            f"memory_mb {memory_mb!r} must be an integer of at least 16", field="memory_mb"
+        )
+    return memory_mb
+
+
+def node_capacities(resources: Iterable[ClusterResource], *, overcommit: float) -> list[NodeCapacity]:
+    """Every node of a ``/cluster/resources`` answer with its capacity and promises, by name."""
+    ratio = _check_overcommit(overcommit)
+    promised: dict[str, int] = {}
+    guests: dict[str, int] = {}
+    nodes: dict[str, ClusterResource] = {}
+    for item in resources:
+        if item.type == "node" and item.node:
+            nodes[item.node] = item
+        elif item.type in ("lxc", "qemu") and item.node and not item.template:
+            promised[item.node] = promised.get(item.node, 0) + (item.maxmem or 0)
+            guests[item.node] = guests.get(item.node, 0) + 1
+    out = []
+    for name in sorted(nodes):
+        item = nodes[name]
+        memory = (item.maxmem or 0) // MIB
+        # an offline node reports no memory; it is listed (for the error message) but never fits
+        out.append(
+            NodeCapacity(
+                node=name,
+                status=item.status or "unknown",
+                memory_mb=memory,
+                capacity_mb=int(memory * ratio),
+                promised_mb=promised.get(name, 0) // MIB,
+                guests=guests.get(name, 0),
+            )
+        )
+    return out
+
+
+def choose_node(
+    capacities: Iterable[NodeCapacity],
+    *,
+    memory_mb: int,
+    node: str | None = None,
+    exclude: Collection[str] = (),
+) -> PlacementDecision:
+    """The explicit ``node`` if it exists, is online and fits; otherwise the online node with the
+    most unpromised memory that fits (ties: by name), skipping ``exclude``."""
+    need = _check_memory(memory_mb)
+    table = tuple(capacities)
+    figures = "; ".join(c.describe() for c in table) or "no nodes"
+    if node is not None:
+        check_node_name(node)
+        found = next((c for c in table if c.node == node), None)
+        if found is None:
+            raise ValidationError(
+                f"node {node!r} is not in the cluster",
+                field="node",
+                hint="Nodes: " + (", ".join(c.node for c in table) or "none") + "; or leave node unset",
+            )
+        if not found.online:
+            raise ConflictError(
+                f"node {node!r} is {found.status}",
+                hint="Bring it back online, or leave node unset to pick the best online node",
+            )
+        if not found.fits(need):
+            raise ConflictError(
+                f"node {node!r} cannot take {need} MiB more: {found.describe()}",
+                hint="Give less memory, raise memory_overcommit in settings, or choose another node",
+            )
+        return PlacementDecision(
+            node=found.node,
+            reason=f"node {found.node} was asked for and has room",
+            memory_mb=need,
+            free_mb=found.free_mb,
+            capacity_mb=found.capacity_mb,
+            candidates=table,
+        )
+    fitting = [c for c in table if c.node not in exclude and c.fits(need)]
+    if not fitting:
+        skipped = f" (excluded: {', '.join(sorted(exclude))})" if exclude else ""
+        raise ConflictError(
+            f"no online node has {need} MiB of unpromised memory{skipped}: {figures}",
+            hint="Give less memory, raise memory_overcommit in settings, free memory, or add a node",
+        )
+    best = min(fitting, key=lambda c: (-c.free_mb, c.node))
+    return PlacementDecision(
+        node=best.node,
+        reason=f"node {best.node} has the most unpromised memory ({best.free_mb} MiB) of "
+        f"{len(fitting)} that fit",
+        memory_mb=need,
+        free_mb=best.free_mb,
+        capacity_mb=best.capacity_mb,
+        candidates=table,
+    )
+
+
+def pick_node(
+    client: ProxmoxClient,
+    *,
+    memory_mb: int,
+    overcommit: float,
+    node: str | None = None,
+    exclude: Collection[str] = (),
+) -> PlacementDecision:
+    """Read ``/cluster/resources`` once and choose (see :func:`choose_node`)."""
+    _check_memory(memory_mb)
+    _check_overcommit(overcommit)
+    if node is not None:
+        check_node_name(node)
+    resources = client.cluster_resources()
+    return choose_node(
+        node_capacities(resources, overcommit=overcommit), memory_mb=memory_mb, node=node, exclude=exclude
+    )
