@@ -166,6 +166,8 @@ class Settings(_SettingsFields):
     # engine timing and limits
     restore_grace_hours: float = Field(default=24.0, ge=0)
     operation_lease_seconds: int = Field(default=60, ge=5, le=3600)
+    # how long a deploy or start waits for the app's main port to answer
+    health_timeout_seconds: int = Field(default=120, ge=1, le=3600)
     vmid_min: int | None = Field(default=None, ge=100, le=999_999_999)
     vmid_max: int | None = Field(default=None, ge=100, le=999_999_999)
 
@@ -217,5 +219,6 @@ class SettingsUpdate(_SettingsFields):
     vlan_tag: int | None = Field(default=None, ge=1, le=4094)
     restore_grace_hours: float | None = Field(default=None, ge=0)
     operation_lease_seconds: int | None = Field(default=None, ge=5, le=3600)
+    health_timeout_seconds: int | None = Field(default=None, ge=1, le=3600)
     vmid_min: int | None = Field(default=None, ge=100, le=999_999_999)
     vmid_max: int | None = Field(default=None, ge=100, le=999_999_999)

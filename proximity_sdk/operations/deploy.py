@@ -8,6 +8,8 @@ so a failure here, or a takeover after a crash, destroys exactly what this deplo
 from __future__ import annotations
 
 import secrets
+import threading
+from collections import defaultdict
 from typing import Any, ClassVar
 
 from proximity_sdk.catalog.render import RenderedProject, env_file_text
@@ -34,8 +36,13 @@ from proximity_sdk.store import Store
 
 __all__ = ["DeployKind", "app_url", "deploy_config", "release_effects", "requested_resources"]
 
-# Seconds the health check waits for the main port.
-HEALTH_ATTEMPTS = 120
+_placement_locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
+
+
+def _placing(host_id: str) -> threading.Lock:
+    """Placements on one host run one at a time in this process, so each sees the one before.
+    (Between processes a placement may miss one still in flight: Proxmox's own memory check remains.)"""
+    return _placement_locks[host_id]
 
 
 def app_url(address: str | None, port: int | None) -> str | None:
@@ -87,13 +94,13 @@ class DeployKind(OperationKind):
         resources = app.resources
         memory = resources.memory_mb or settings.default_memory_mb
 
-        with ctx.step("place"):
+        with ctx.step("place"), _placing(host_id):
             decision = pick_node(client, memory_mb=memory, overcommit=settings.memory_overcommit,
-                                 node=ctx.params.get("node"))
+                                 node=ctx.params.get("node"), pending=lambda present: self._in_flight(app, present))
             node = decision.node
             ctx.event(f"node {node} chosen: {decision.reason}")
             ctx.save_params(node=node)
-            store.apps.update(app.id, node=node)
+            store.apps.update(app.id, node=node)  # inside the lock: the next placement counts it
 
         with ctx.step("reserve"):
             allocator = VmidAllocator(client, store.reservations, host_id=host_id,
@@ -163,7 +170,7 @@ class DeployKind(OperationKind):
         main_port = config.get("main_port")
         with ctx.step("health"):
             if main_port:
-                provisioner.wait_listening(int(main_port), attempts=HEALTH_ATTEMPTS)
+                provisioner.wait_listening(int(main_port), attempts=settings.health_timeout_seconds)
             else:
                 ctx.event("the app declares no port: nothing to check", level="warning")
 
@@ -176,6 +183,15 @@ class DeployKind(OperationKind):
         for kind in ("container", "vmid", "address"):
             ctx.forget(kind)  # handed over to the app's record
         return {"app_id": app.id}
+
+    def _in_flight(self, app: App, present: set[int]) -> dict[str, int]:
+        """MiB per node promised to this host's apps still deploying whose container Proxmox does not list yet."""
+        default = self.rt.store.settings.get().default_memory_mb
+        pending: dict[str, int] = defaultdict(int)
+        for other in self.rt.store.apps.list(status=AppStatus.DEPLOYING, host_id=app.host_id, limit=1000):
+            if other.id != app.id and other.node and other.vmid not in present:
+                pending[other.node] += other.resources.memory_mb or default
+        return pending
 
     def rollback(self, ctx: OperationContext) -> None:
         app = self.rt.store.apps.get(str(ctx.operation.app_id))

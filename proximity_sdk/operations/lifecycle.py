@@ -8,7 +8,7 @@ from proximity_sdk.errors import NotFoundError, ProximityError
 from proximity_sdk.models.app import App, AppStatus
 from proximity_sdk.models.operation import Operation
 from proximity_sdk.operations.context import OperationContext
-from proximity_sdk.operations.deploy import HEALTH_ATTEMPTS, app_url
+from proximity_sdk.operations.deploy import app_url
 from proximity_sdk.operations.kinds import OperationKind
 from proximity_sdk.operations.provision import Provisioner
 from proximity_sdk.operations.runtime import Runtime, emitter
@@ -68,7 +68,7 @@ class _AppKind(OperationKind):
             if main_port:
                 Provisioner(self.rt.shells.get(app.host_id), app.node, app.vmid, project=app.hostname,
                             emit=lambda line: ctx.event(line, level="debug")).wait_listening(
-                    int(main_port), attempts=HEALTH_ATTEMPTS)
+                    int(main_port), attempts=self.rt.store.settings.get().health_timeout_seconds)
         self.rt.store.apps.update(app.id, status=AppStatus.RUNNING, address=address,
                                   url=app_url(address, main_port))
 

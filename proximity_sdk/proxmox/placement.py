@@ -11,8 +11,8 @@ The math is pure (:func:`node_capacities`, :func:`choose_node`); :func:`pick_nod
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, replace
 
 from proximity_sdk.errors import ConflictError, ValidationError
 from proximity_sdk.models.proxmox import ClusterResource
@@ -187,13 +187,19 @@ def pick_node(
     overcommit: float,
     node: str | None = None,
     exclude: Collection[str] = (),
+    pending: Callable[[set[int]], Mapping[str, int]] | None = None,
 ) -> PlacementDecision:
-    """Read ``/cluster/resources`` once and choose (see :func:`choose_node`)."""
+    """Read ``/cluster/resources`` once and choose (see :func:`choose_node`).
+
+    ``pending`` is given the VMIDs Proxmox already lists and returns the MiB promised per node
+    to containers not created yet (deploys in flight), so that concurrent placements count them."""
     _check_memory(memory_mb)
     _check_overcommit(overcommit)
     if node is not None:
         check_node_name(node)
     resources = client.cluster_resources()
-    return choose_node(
-        node_capacities(resources, overcommit=overcommit), memory_mb=memory_mb, node=node, exclude=exclude
-    )
+    capacities = node_capacities(resources, overcommit=overcommit)
+    if pending is not None:
+        extra = pending({r.vmid for r in resources if r.vmid is not None})
+        capacities = [replace(c, promised_mb=c.promised_mb + extra.get(c.node, 0)) for c in capacities]
+    return choose_node(capacities, memory_mb=memory_mb, node=node, exclude=exclude)

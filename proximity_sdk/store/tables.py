@@ -245,7 +245,9 @@ class OperationRow(_Timestamps, Base):
 
     id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
     kind: Mapped[str] = mapped_column(String(32))
-    app_id: Mapped[str | None] = mapped_column(ForeignKey("apps.id", ondelete="SET NULL"))
+    # no foreign key: an operation keeps naming the app it acted on after a delete removed it
+    # (listeners and the history need to know which app a delete was about)
+    app_id: Mapped[str | None] = mapped_column(ID)
     host_id: Mapped[str | None] = mapped_column(ForeignKey("hosts.id", ondelete="SET NULL"))
     vmid: Mapped[int | None] = mapped_column(Integer)
     owner_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

@@ -245,9 +245,6 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["app_id"], ["apps.id"], name=op.f("fk_operations_app_id_apps"), ondelete="SET NULL"
-        ),
-        sa.ForeignKeyConstraint(
             ["host_id"], ["hosts.id"], name=op.f("fk_operations_host_id_hosts"), ondelete="SET NULL"
         ),
         sa.ForeignKeyConstraint(
