@@ -76,6 +76,10 @@ class CommandResult:
     duration: float
 
 
+# Seconds to wait before asking again when a live connection refuses a session (sum: 3.1 s).
+_REFUSAL_BACKOFF = (0.1, 0.2, 0.4, 0.8, 1.6)
+
+
 class _Connection:
     def __init__(self, client: paramiko.SSHClient, max_sessions: int) -> None:
         self.client = client
@@ -196,7 +200,10 @@ class NodeShell:
         A cached connection found dead is replaced once; nothing has run yet, so that is safe.
         """
         stale: _Connection | None = None
-        for attempt in (1, 2):
+        refusals = 0
+        attempt = 0
+        while True:
+            attempt += 1
             connection = self._connection(node, stale=stale)
             with connection.sessions:
                 transport = connection.client.get_transport()
@@ -206,14 +213,21 @@ class NodeShell:
                     channel = transport.open_session(timeout=self._access.connect_timeout)
                 except (paramiko.SSHException, EOFError, OSError) as exc:
                     if connection.alive():
-                        # A live connection refused a channel: reconnecting would break the
-                        # commands running on it, and would not help.
+                        # A live connection refused a channel. sshd counts a session until it has
+                        # processed our close, so right after many commands a few closes may still be
+                        # in flight: wait a little for them. Reconnecting would break the commands
+                        # running on this connection, and would not help.
+                        refusals += 1
+                        if refusals <= len(_REFUSAL_BACKOFF):
+                            time.sleep(_REFUSAL_BACKOFF[refusals - 1])
+                            attempt -= 1
+                            continue
                         raise NodeShellError(
                             f"node {node} refused a new SSH session: {exc}",
                             hint=f"The node's sshd may allow fewer sessions per connection (MaxSessions) "
                             f"than max_sessions={self._max_sessions}; lower max_sessions",
                         ) from None
-                    if attempt == 2:
+                    if attempt >= 2:
                         raise UnreachableError(f"cannot open an SSH session on node {node}: {exc}") from None
                     _log.info("SSH connection to node %s was lost; reconnecting", node)
                     stale = connection

@@ -57,14 +57,14 @@ def _event(row: OperationEventRow) -> OperationEvent:
 
 
 def _insert_event(s: Session, op_id: str, message: str, *, step: str | None, level: str,
-                  progress: float | None) -> OperationEvent:
+                  progress: float | None, at: datetime | None = None) -> OperationEvent:
     # lock the operation's row first (PostgreSQL): appenders of one operation take turns, so
     # max(seq) + 1 does not collide; every writer of an operation locks this row before events
     locked = s.execute(select(OperationRow.id).where(OperationRow.id == op_id).with_for_update()).scalar()
     if locked is None:
         raise NotFoundError(f"no operation {op_id!r}")
     last = s.execute(select(func.max(OperationEventRow.seq)).where(OperationEventRow.operation_id == op_id)).scalar()
-    row = OperationEventRow(operation_id=op_id, seq=(last or 0) + 1, time=utcnow(), step=step, level=level,
+    row = OperationEventRow(operation_id=op_id, seq=(last or 0) + 1, time=at or utcnow(), step=step, level=level,
                             message=message, progress=progress)
     s.add(row)
     s.flush()
@@ -286,18 +286,18 @@ class OperationsRepository:
     def _finish(self, op_id: str, runner_id: str | None, status: OperationStatus, *, error: str | None,
                 result: dict[str, Any] | None, message: str | None, level: str,
                 progress: float | None) -> Operation:
-        now = utcnow()
         with self._ctx.session(immediate=True) as s:
             row = s.get(OperationRow, op_id, with_for_update=True)
             if row is None:
                 raise NotFoundError(f"no operation {op_id!r}")
+            now = utcnow()  # once the row is ours: no event of this operation can come later
             if runner_id is not None and row.runner_id != runner_id:
                 raise BusyError(f"operation {op_id} was taken over by {row.runner_id}")
             if row.status not in ACTIVE:
                 raise BusyError(f"operation {op_id} has already ended ({row.status.value})")
             step = row.current_step if status != OperationStatus.SUCCEEDED else None
             if message is not None:
-                _insert_event(s, op_id, message, step=step, level=level, progress=progress)
+                _insert_event(s, op_id, message, step=step, level=level, progress=progress, at=now)
             row.status = status
             row.error = error
             row.result = dict(result or {})

@@ -63,7 +63,8 @@ def test_closed_shell_refuses_work(node_shell: NodeShell) -> None:
         node_shell.run("pve1", ["true"], timeout=10)
 
 
-def test_a_server_with_fewer_sessions_refuses_without_breaking_running_commands(tmp_path: Path) -> None:
+def _few_sessions_shell(tmp_path: Path, *, sleep: str) -> list[BaseException | None]:
+    """Three commands at once on a node whose sshd allows two sessions per connection."""
     server = start_sshd(tmp_path / "sshd", max_sessions=2)
     access = SshAccess(
         user=server.user,
@@ -76,11 +77,20 @@ def test_a_server_with_fewer_sessions_refuses_without_breaking_running_commands(
         with NodeShell(access, max_sessions=3) as shell:
             shell.run("pve1", ["true"], timeout=10)  # connect first: then all three share it
             with ThreadPoolExecutor(max_workers=3) as pool:
-                futures = [pool.submit(shell.run, "pve1", ["sleep", "1"], timeout=10) for _ in range(3)]
-                outcomes = [f.exception() for f in futures]
+                futures = [pool.submit(shell.run, "pve1", ["sleep", sleep], timeout=15) for _ in range(3)]
+                return [f.exception() for f in futures]
     finally:
         server.stop()
 
+
+def test_a_refused_session_is_asked_again_once_one_frees_up(tmp_path: Path) -> None:
+    """sshd refuses the third session while two run; one second later it has room again."""
+    assert _few_sessions_shell(tmp_path, sleep="1") == [None, None, None]
+
+
+def test_a_server_with_fewer_sessions_refuses_without_breaking_running_commands(tmp_path: Path) -> None:
+    """When no session frees up within the back-off (about 3 s), the refusal is reported clearly."""
+    outcomes = _few_sessions_shell(tmp_path, sleep="6")
     refused = [e for e in outcomes if e is not None]
     assert len(refused) == 1
     assert isinstance(refused[0], NodeShellError)

@@ -1,0 +1,1 @@
+"""Generated: package `proximity` of the contract."""

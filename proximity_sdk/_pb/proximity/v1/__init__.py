@@ -1,0 +1,1 @@
+"""Generated: package `proximity.v1` of the contract."""

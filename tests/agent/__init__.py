@@ -1,0 +1,1 @@
+"""Tests of the gRPC agent and its contract."""

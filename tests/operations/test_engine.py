@@ -1,0 +1,489 @@
+"""The operation engine with toy kinds, on SQLite and PostgreSQL: events, failure and rollback,
+one operation per app, cancel, timeouts, node slots, lease loss and lifecycle listeners."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+
+from proximity_sdk.errors import (
+    BusyError,
+    OperationCancelled,
+    OperationFailed,
+    OperationTimeout,
+    ValidationError,
+)
+from proximity_sdk.models.app import App
+from proximity_sdk.models.operation import Operation, OperationEvent, OperationStatus
+from proximity_sdk.operations.context import OperationContext
+from proximity_sdk.operations.engine import OperationEngine
+from proximity_sdk.operations.handle import OperationHandle
+from proximity_sdk.operations.kinds import OperationKind
+from proximity_sdk.plugins import hookimpl
+from proximity_sdk.plugins.manager import PluginManager
+from proximity_sdk.store import Store
+from proximity_sdk.store.base import utcnow
+from proximity_sdk.store.tables import OperationRow
+from tests.operations._toys import GATE, Steps
+from tests.operations.conftest import Toys
+
+
+def _messages(events: list[OperationEvent]) -> list[str]:
+    return [e.message for e in events]
+
+
+def _until(condition: Any, what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+# success and the event log ----------------------------------------------------------------------------
+
+
+def test_success_writes_every_event_in_order_and_wait_returns_the_kind_result(
+        engine: OperationEngine, store: Store) -> None:
+    op = engine.submit("toy", params={"note": "x"})
+    assert op.wait(timeout=15) == ["prepare", "create", "finish"]
+
+    events = list(op.events())
+    third = 1 / 3
+    assert [(e.seq, e.step, e.message, e.progress) for e in events] == [
+        (1, None, "toy queued", None),
+        (2, "prepare", "prepare: started", 0.0),
+        (3, "prepare", "prepare: done", pytest.approx(third)),
+        (4, "create", "create: started", pytest.approx(third)),
+        (5, "create", "create: done", pytest.approx(2 * third)),
+        (6, "finish", "finish: started", pytest.approx(2 * third)),
+        (7, "finish", "finish: done", 1.0),
+        (8, None, "toy succeeded", 1.0),
+    ]
+    assert all(e.operation_id == op.id for e in events)
+    assert [e.time for e in events] == sorted(e.time for e in events)
+    _assert_nothing_after_the_end(op)
+
+    record = op.get()
+    assert record.status == OperationStatus.SUCCEEDED
+    assert record.result == {"made": ["prepare", "create", "finish"]}
+    assert record.current_step is None and record.error is None
+    assert record.started_at is not None and record.finished_at is not None
+    # what the run journalled stays with the succeeded operation (it is now the app's, not undone)
+    assert [e["name"] for e in store.operations.side_effects(op.id)] == ["prepare", "create", "finish"]
+    assert engine.running() == []
+
+
+def test_events_after_a_sequence_number_replay_from_there(engine: OperationEngine) -> None:
+    op = engine.submit("toy")
+    op.wait(timeout=15)
+    everything = list(op.events())
+    assert [e.seq for e in op.events(after=5)] == [6, 7, 8]
+    assert list(op.events(after=5)) == everything[5:]
+    assert list(op.events(after=8)) == []
+    assert list(op.events(after=3, follow=False)) == everything[3:]
+    with pytest.raises(ValidationError):
+        list(op.events(after=-1))
+
+
+def test_two_watchers_in_threads_see_every_event_in_order_while_it_runs(
+        engine: OperationEngine, toys: Toys) -> None:
+    op = engine.submit("toy", params={"hold": True})
+    seen: dict[str, list[OperationEvent]] = {"a": [], "b": []}
+    early: dict[str, int] = {}
+
+    def watch(name: str) -> None:
+        for event in engine.handle(op.id).events(timeout=GATE):
+            seen[name].append(event)
+            if event.message == "create: started":
+                early[name] = len(seen[name])
+
+    threads = [threading.Thread(target=watch, args=(name,)) for name in seen]
+    for thread in threads:
+        thread.start()
+    assert toys.steps.entered.wait(10)
+    # both watchers are streaming the live operation: they have the first events already
+    _until(lambda: len(early) == 2, "both watchers to see the held step")
+    assert op.status == OperationStatus.RUNNING
+    toys.steps.release.set()
+    for thread in threads:
+        thread.join(GATE)
+        assert not thread.is_alive()
+
+    everything = list(op.events())
+    assert [e.seq for e in everything] == list(range(1, len(everything) + 1))
+    assert seen["a"] == everything
+    assert seen["b"] == everything
+    assert everything[-1].message == "toy succeeded"
+    progress = [e.progress for e in everything if e.progress is not None]
+    assert progress == sorted(progress) and progress[-1] == 1.0
+
+
+def test_a_watcher_with_a_timeout_gets_operation_timeout(engine: OperationEngine, toys: Toys) -> None:
+    op = engine.submit("toy", params={"hold": True})
+    assert toys.steps.entered.wait(10)
+    got: list[OperationEvent] = []
+
+    def follow() -> None:
+        for event in op.events(timeout=0.5):
+            got.append(event)
+
+    with pytest.raises(OperationTimeout):
+        follow()
+    assert _messages(got)[-1] == "create: started"  # everything so far, then the timeout
+
+
+# failure and rollback ---------------------------------------------------------------------------------
+
+
+def test_a_failed_step_rolls_back_newest_first_and_wait_reports_step_and_log_tail(
+        engine: OperationEngine, store: Store, toys: Toys) -> None:
+    op = engine.submit("toy", params={"fail_at": "finish"})
+    with pytest.raises(OperationFailed) as info:
+        op.wait(timeout=15)
+
+    assert info.value.step == "finish"
+    assert info.value.operation_id == op.id
+    assert info.value.log_tail == ["TASK ERROR: no space left"]  # the Proxmox task's own tail
+    assert "task went wrong" in str(info.value) and "(step finish)" in str(info.value)
+    assert toys.steps.undone == ["create", "prepare"]
+    assert toys.steps.failures == ["TaskFailedError"]
+    assert store.operations.side_effects(op.id) == []
+
+    record = op.get()
+    assert record.status == OperationStatus.FAILED
+    assert record.current_step == "finish"
+    assert record.result == {"failed_step": "finish", "log_tail": ["TASK ERROR: no space left"],
+                             "error_kind": "TaskFailedError"}
+    messages = _messages(list(op.events()))
+    start = messages.index("finish: started")
+    assert messages[start + 1:] == [*(f"log line {i}" for i in range(25)), messages[start + 26],
+                                    "rolling back", "rolled back", "toy failed"]
+    assert messages[start + 26].startswith("failed: task went wrong")
+    assert "finish: done" not in messages
+    _assert_nothing_after_the_end(op)
+    levels = {e.message: e.level for e in op.events()}
+    assert levels["log line 0"] == "debug" and levels["toy failed"] == "error"
+
+
+def test_without_a_task_error_the_log_tail_is_the_last_twenty_task_log_lines(
+        engine: OperationEngine) -> None:
+    op = engine.submit("toy", params={"fail_at": "create", "plain": True})
+    with pytest.raises(OperationFailed) as info:
+        op.wait(timeout=15)
+    assert info.value.step == "create"
+    assert info.value.log_tail == [f"log line {i}" for i in range(5, 25)]
+    assert op.get().result["error_kind"] == "RuntimeError"
+    assert op.get().error == "RuntimeError: disk on fire"
+
+
+def test_a_rollback_that_raises_keeps_what_is_left_in_the_journal(
+        engine: OperationEngine, store: Store, toys: Toys) -> None:
+    op = engine.submit("toy", params={"fail_at": "finish", "break_rollback": True})
+    with pytest.raises(OperationFailed):
+        op.wait(timeout=15)
+    assert toys.steps.undone == ["create"]
+    assert store.operations.side_effects(op.id) == [{"kind": "thing", "name": "prepare"}]
+    assert op.status == OperationStatus.FAILED
+    errors = [e for e in op.events() if e.level == "error"]
+    assert any("rollback incomplete (cannot undo prepare)" in e.message for e in errors)
+    assert "rolled back" not in _messages(list(op.events()))
+
+
+def test_an_on_failure_hook_that_raises_does_not_hide_the_failure(engine: OperationEngine) -> None:
+    class Clumsy(Steps):
+        name = "clumsy"
+
+        def on_failure(self, ctx: OperationContext, error: BaseException) -> None:
+            raise RuntimeError("app table unreachable")
+
+    engine.register(Clumsy())
+    op = engine.submit("clumsy", params={"fail_at": "create"})
+    with pytest.raises(OperationFailed) as info:
+        op.wait(timeout=15)
+    assert info.value.step == "create"
+    record = op.get()
+    assert record.result["error_kind"] == "TaskFailedError"
+    assert any("could not record the failure: app table unreachable" in m for m in _messages(list(op.events())))
+
+
+# one operation per app / VMID ---------------------------------------------------------------------------
+
+
+def test_a_second_operation_on_a_busy_app_or_vmid_is_refused_until_the_first_ends(
+        engine: OperationEngine, toys: Toys, app: App) -> None:
+    first = engine.submit("toy", app_id=app.id, host_id=app.host_id, vmid=105, params={"hold": True})
+    assert toys.steps.entered.wait(10)
+    with pytest.raises(BusyError, match=f"app {app.id}: toy operation {first.id} is running"):
+        engine.submit("toy", app_id=app.id)
+    with pytest.raises(BusyError, match="VMID 105"):
+        engine.submit("toy", host_id=app.host_id, vmid=105)
+    # another VMID on the same host is free
+    engine.submit("toy", host_id=app.host_id, vmid=106).wait(timeout=15)
+
+    toys.steps.release.set()
+    first.wait(timeout=15)
+    again = engine.submit("toy", app_id=app.id, host_id=app.host_id, vmid=105)
+    assert again.wait(timeout=15) == ["prepare", "create", "finish"]
+
+
+def test_concurrent_submits_for_one_app_exactly_one_wins(
+        engine: OperationEngine, toys: Toys, app: App, store: Store) -> None:
+    contenders = 6
+    barrier = threading.Barrier(contenders)
+    won: list[OperationHandle] = []
+    refused: list[BusyError] = []
+    lock = threading.Lock()
+
+    def contend() -> None:
+        barrier.wait()
+        try:
+            handle = engine.submit("toy", app_id=app.id, params={"hold": True})
+        except BusyError as exc:
+            with lock:
+                refused.append(exc)
+        else:
+            with lock:
+                won.append(handle)
+
+    threads = [threading.Thread(target=contend) for _ in range(contenders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(won) == 1 and len(refused) == contenders - 1
+    assert [op.id for op in store.operations.list(app_id=app.id)] == [won[0].id]
+    toys.steps.release.set()
+    won[0].wait(timeout=15)
+
+
+# cancel and timeouts -----------------------------------------------------------------------------------
+
+
+def test_cancel_stops_a_running_operation_rolls_back_and_wait_raises_cancelled(
+        engine: OperationEngine, toys: Toys, store: Store) -> None:
+    op = engine.submit("loop")
+    assert toys.loop.spinning.wait(10)
+    assert op.cancel().cancel_requested
+    with pytest.raises(OperationCancelled):
+        op.wait(timeout=15)
+    assert toys.loop.undone == ["setup"]  # the rollback's own checkpoint did not stop it
+    assert not toys.loop.finished
+    record = op.get()
+    assert record.status == OperationStatus.CANCELLED
+    assert record.result == {"failed_step": "spin"}
+    assert store.operations.side_effects(op.id) == []
+    events = list(op.events())
+    assert _messages(events)[-4:] == ["cancel requested", "rolling back", "rolled back",
+                                      "cancelled; what was created is rolled back"]
+    _assert_nothing_after_the_end(op)
+    # cancelling a finished operation changes nothing and writes nothing
+    assert op.cancel().status == OperationStatus.CANCELLED
+    assert list(op.events()) == events
+
+
+def test_wait_with_a_timeout_raises_while_the_operation_goes_on_to_succeed(
+        engine: OperationEngine, toys: Toys) -> None:
+    op = engine.submit("toy", params={"hold": True})
+    assert toys.steps.entered.wait(10)
+    started = time.monotonic()
+    with pytest.raises(OperationTimeout) as info:
+        op.wait(timeout=0.3)
+    assert 0.25 <= time.monotonic() - started < 3
+    assert "step create" in str(info.value)
+    assert op.status == OperationStatus.RUNNING
+    toys.steps.release.set()
+    assert op.wait(timeout=15) == ["prepare", "create", "finish"]
+    with pytest.raises(ValidationError):
+        op.wait(timeout=-1)
+
+
+# node slots -------------------------------------------------------------------------------------------------
+
+
+def test_node_slots_bound_the_operations_inside_a_node_at_once(engine: OperationEngine, toys: Toys) -> None:
+    ops = [engine.submit("slotted", params={"node": "pve1"}) for _ in range(6)]
+    for op in ops:
+        op.wait(timeout=20)
+    assert toys.slotted.most == 2  # node_slots=2: full use, never more
+    waited = [op for op in ops if "waiting for a free slot on node pve1" in _messages(list(op.events()))]
+    assert waited
+
+
+def test_a_cancel_reaches_an_operation_waiting_for_a_node_slot(engine: OperationEngine, toys: Toys) -> None:
+    class Holder(OperationKind):
+        name = "holder"
+        steps = ("hold",)
+
+        def run(self, ctx: OperationContext) -> dict[str, Any]:
+            with ctx.step("hold"), ctx.node_slot("host-1", "pve1"):
+                assert toys.blocking.release.wait(GATE)
+            return {}
+
+    engine.register(Holder())
+    holders = [engine.submit("holder") for _ in range(2)]
+    _until(lambda: all("hold: started" in _messages(list(h.events(follow=False))) for h in holders), "holders")
+    waiter = engine.submit("holder")
+    _until(lambda: "waiting for a free slot on node pve1" in _messages(list(waiter.events(follow=False))),
+           "the third to wait")
+    waiter.cancel()
+    with pytest.raises(OperationCancelled):
+        waiter.wait(timeout=5)
+    toys.blocking.release.set()
+    for holder in holders:
+        holder.wait(timeout=15)
+
+
+# lease loss -----------------------------------------------------------------------------------------------
+
+
+def test_a_runner_that_lost_its_lease_stops_without_touching_the_operation(
+        engine: OperationEngine, toys: Toys, store: Store) -> None:
+    op = engine.submit("loop")
+    assert toys.loop.spinning.wait(10)
+    later = utcnow() + timedelta(minutes=5)
+    with store.session() as s:  # another process claimed it (as after a long pause of ours)
+        s.execute(update(OperationRow).where(OperationRow.id == op.id)
+                  .values(runner_id="other-host:1:cafe", lease_expires_at=later))
+    before = list(op.events(follow=False))
+    assert toys.loop.stopped.wait(10)
+    engine.drain(timeout=10)
+    assert engine.running() == []
+
+    record = op.get()
+    assert record.status == OperationStatus.RUNNING  # the new runner's to finish
+    assert record.error is None and record.finished_at is None
+    assert store.operations.side_effects(op.id) == [{"kind": "thing", "name": "setup"}]
+    assert toys.loop.undone == [] and not toys.loop.finished
+    assert list(op.events(follow=False)) == before
+    with store.session() as s:
+        row = s.get(OperationRow, op.id)
+        assert row is not None and row.runner_id == "other-host:1:cafe"
+
+
+def test_the_heartbeat_keeps_the_lease_of_a_long_step_fresh(store: Store, toys: Toys) -> None:
+    engine = OperationEngine(store, lease_seconds=1)
+    engine.register(toys.blocking)
+    try:
+        op = engine.submit("blocking")
+        assert toys.blocking.entered.wait(10)
+        first = _lease_of(store, op.id)
+        time.sleep(1.4)  # longer than the lease: only heartbeats keep it
+        assert _lease_of(store, op.id) > first
+        assert _lease_of(store, op.id) > utcnow()
+        assert engine.recover() == []
+        toys.blocking.release.set()
+        assert op.wait(timeout=15) is None
+        assert op.status == OperationStatus.SUCCEEDED
+    finally:
+        toys.blocking.release.set()
+        engine.close()
+
+
+def _lease_of(store: Store, op_id: str) -> Any:
+    with store.session() as s:
+        row = s.get(OperationRow, op_id)
+        assert row is not None and row.lease_expires_at is not None
+        return row.lease_expires_at
+
+
+# lifecycle listeners ---------------------------------------------------------------------------------------
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Operation, App | None, BaseException | None]] = []
+
+    @hookimpl
+    def proximity_operation_before(self, operation: Operation, app: App | None) -> None:
+        self.calls.append(("before", operation, app, None))
+
+    @hookimpl
+    def proximity_operation_after(self, operation: Operation, app: App | None) -> None:
+        self.calls.append(("after", operation, app, None))
+
+    @hookimpl
+    def proximity_operation_error(self, operation: Operation, app: App | None, error: BaseException) -> None:
+        self.calls.append(("error", operation, app, error))
+
+
+class Broken:
+    @hookimpl
+    def proximity_operation_before(self, operation: Operation, app: App | None) -> None:
+        raise RuntimeError("listener down")
+
+    @hookimpl
+    def proximity_operation_after(self, operation: Operation, app: App | None) -> None:
+        raise RuntimeError("listener down")
+
+    @hookimpl
+    def proximity_operation_error(self, operation: Operation, app: App | None, error: BaseException) -> None:
+        raise RuntimeError("listener down")
+
+
+@pytest.mark.parametrize("broken", [False, True], ids=["listener", "broken-listener-too"])
+def test_lifecycle_listeners_hear_before_after_and_error(
+        store: Store, toys: Toys, app: App, broken: bool) -> None:
+    recorder = Recorder()
+    plugins = PluginManager(entry_points=False, plugins=(Broken(), recorder) if broken else (recorder,))
+    engine = OperationEngine(store, plugins=plugins, lease_seconds=2)
+    engine.register(toys.steps)
+    try:
+        ok = engine.submit("toy", app_id=app.id)
+        assert ok.wait(timeout=15) == ["prepare", "create", "finish"]
+        engine.drain(timeout=10)  # the "after" listener runs once the record has ended
+        bad = engine.submit("toy", app_id=app.id, params={"fail_at": "create"})
+        with pytest.raises(OperationFailed):
+            bad.wait(timeout=15)
+        engine.drain(timeout=10)  # listeners run after the record ends
+    finally:
+        engine.close()
+
+    seen = [(when, op.id, op.status, a.id if a else None) for when, op, a, _ in recorder.calls]
+    assert seen == [
+        ("before", ok.id, OperationStatus.RUNNING, app.id),
+        ("after", ok.id, OperationStatus.SUCCEEDED, app.id),
+        ("before", bad.id, OperationStatus.RUNNING, app.id),
+        ("error", bad.id, OperationStatus.FAILED, app.id),
+    ]
+    failed_op, error = recorder.calls[3][1], recorder.calls[3][3]
+    assert failed_op.result["failed_step"] == "create"
+    assert type(error).__name__ == "TaskFailedError"
+    assert ok.status == OperationStatus.SUCCEEDED
+
+
+# boundaries -------------------------------------------------------------------------------------------------
+
+
+def test_submit_and_register_refuse_bad_input_clearly(store: Store, toys: Toys) -> None:
+    engine = OperationEngine(store, lease_seconds=2)
+    engine.register(toys.steps)
+    with pytest.raises(ValidationError, match="unknown operation kind 'nope'"):
+        engine.submit("nope")
+    with pytest.raises(ValidationError, match="unique"):
+        engine.submit("toy", steps=["a", "a"])
+
+    class Nameless(OperationKind):
+        steps = ("x",)
+
+    with pytest.raises(ValidationError, match="Nameless has no name"):
+        engine.register(Nameless())
+    with pytest.raises(ValidationError, match="lease_seconds"):
+        OperationEngine(store, lease_seconds=0.5)
+    with pytest.raises(ValidationError, match="node_slots"):
+        OperationEngine(store, node_slots=0)
+    engine.close()
+    with pytest.raises(ValidationError, match="closed"):
+        engine.submit("toy")
+    assert store.operations.list() == []
+
+
+def _assert_nothing_after_the_end(op: OperationHandle) -> None:
+    """Watchers stop once the record has ended: no event may be written after that."""
+    record = op.get()
+    assert record.finished_at is not None
+    assert all(e.time <= record.finished_at for e in op.events())

@@ -1,0 +1,138 @@
+"""Crash recovery: a second process runs an operation against the same database and is SIGKILLed
+mid-step; an engine here takes the operation over only once its lease has expired, then rolls it
+back (default) or lets the kind finish it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from proximity_sdk.errors import OperationFailed
+from proximity_sdk.models.operation import OperationStatus
+from proximity_sdk.operations.engine import OperationEngine
+from proximity_sdk.store import Store
+from proximity_sdk.store.base import utcnow
+from proximity_sdk.store.tables import OperationRow
+from tests.operations._toys import UNDO_FILE, FileEffects, FinishesOnRecover, Steps
+
+ROOT = Path(__file__).resolve().parents[2]
+CHILD_LEASE = 2.0
+
+
+@pytest.fixture
+def recovering(store: Store) -> Iterator[OperationEngine]:
+    engine = OperationEngine(store, lease_seconds=1)
+    engine.register(FileEffects())
+    engine.register(FinishesOnRecover())
+    engine.register(Steps())
+    try:
+        yield engine
+    finally:
+        engine.close(wait=False)
+        engine.drain(timeout=10)
+
+
+def _run_child_until_blocked(store: Store, tmp_path: Path, kind: str) -> tuple[subprocess.Popen[str], str, Path]:
+    work = tmp_path / "work"
+    work.mkdir()
+    url = store.engine.url.render_as_string(hide_password=False)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tests.operations._crash_runner", url, str(tmp_path / "data"), kind, str(work),
+         str(CHILD_LEASE)], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not (work / "started").exists():
+        if child.poll() is not None:
+            pytest.fail(f"the child process ended early: {child.stderr.read() if child.stderr else ''}")
+        assert time.monotonic() < deadline, "the child never reached its blocking step"
+        time.sleep(0.05)
+    return child, (work / "started").read_text(), work
+
+
+def _kill(child: subprocess.Popen[str]) -> None:
+    child.send_signal(signal.SIGKILL)
+    child.wait(10)
+    for stream in (child.stdout, child.stderr):
+        if stream:
+            stream.close()
+
+
+def _lease_left(store: Store, op_id: str) -> float:
+    with store.session() as s:
+        row = s.get(OperationRow, op_id)
+        assert row is not None and row.lease_expires_at is not None
+        return (row.lease_expires_at - utcnow()).total_seconds()
+
+
+def _recover_once_expired(engine: OperationEngine, store: Store, op_id: str) -> list[str]:
+    time.sleep(max(0.0, _lease_left(store, op_id)) + 0.1)
+    return engine.recover()
+
+
+def test_a_dead_runner_is_rolled_back_after_its_lease_and_a_live_one_never_taken_over(
+        store: Store, tmp_path: Path, recovering: OperationEngine) -> None:
+    child, op_id, work = _run_child_until_blocked(store, tmp_path, "files")
+    try:
+        # the child is alive and heartbeating: past its lease length, still nobody takes it over
+        assert recovering.recover() == []
+        time.sleep(CHILD_LEASE + 0.5)
+        assert recovering.recover() == []
+        assert store.operations.get(op_id).status == OperationStatus.RUNNING
+        assert sorted(p.name for p in work.iterdir()) == ["a", "b", "started"]
+    finally:
+        _kill(child)
+
+    # dead, but its last lease has not run out yet: still not taken
+    assert _lease_left(store, op_id) > 0.5, "the child's heartbeat did not keep the lease fresh"
+    assert recovering.recover() == []
+    assert store.operations.get(op_id).status == OperationStatus.RUNNING
+
+    assert _recover_once_expired(recovering, store, op_id) == [op_id]
+    with pytest.raises(OperationFailed) as info:
+        recovering.handle(op_id).wait(timeout=15)
+    assert info.value.step == "block"
+    assert "stopped at step block" in str(info.value)
+
+    # the rollback ran here, from the journal the dead process left, newest first
+    assert (work / UNDO_FILE).read_text() == "b\na\n"
+    assert not (work / "a").exists() and not (work / "b").exists()
+    assert store.operations.side_effects(op_id) == []
+    record = store.operations.get(op_id)
+    assert record.status == OperationStatus.FAILED
+    assert record.result["error_kind"] == "RunnerLost" and record.result["failed_step"] == "block"
+    messages = [e.message for e in recovering.handle(op_id).events()]
+    assert messages[:6] == ["files queued", "make: started", "make: done", "block: started",
+                            f"taken over by {recovering.runner_id}",
+                            "failed: the process running this files stopped at step block"]
+    assert messages[-3:] == ["rolling back", "rolled back", "files failed"]
+    # recovered once: nothing more to take
+    assert recovering.recover() == []
+
+
+def test_a_kind_whose_recover_finishes_the_work_ends_succeeded(
+        store: Store, tmp_path: Path, recovering: OperationEngine) -> None:
+    child, op_id, work = _run_child_until_blocked(store, tmp_path, "files-resumable")
+    _kill(child)
+    assert _recover_once_expired(recovering, store, op_id) == [op_id]
+    result = recovering.handle(op_id).wait(timeout=15)
+    assert result == {"files": ["a", "b"], "resumed_at": "block"}
+    assert (work / "finished").read_text() == "a,b"
+    assert not (work / UNDO_FILE).exists()
+    assert store.operations.get(op_id).status == OperationStatus.SUCCEEDED
+
+
+def test_a_pending_operation_nobody_started_is_run_once_it_is_older_than_the_lease(
+        store: Store, recovering: OperationEngine) -> None:
+    # a process that died between writing the row and claiming it
+    op = store.operations.create("toy", steps=Steps.steps)
+    assert recovering.recover() == []
+    time.sleep(1.1)
+    assert recovering.recover() == [op.id]
+    assert recovering.handle(op.id).wait(timeout=15) == ["prepare", "create", "finish"]
