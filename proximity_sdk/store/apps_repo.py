@@ -102,12 +102,17 @@ def _set_resources(row: AppRow, resources: Resources) -> None:
     row.swap_mb, row.disk_gb = resources.swap_mb, resources.disk_gb
 
 
-def _set_ports(row: AppRow, ports: Sequence[Port]) -> None:
+def _set_ports(row: AppRow, ports: Sequence[Port], session: Session | None = None) -> None:
     seen = set()
     for p in ports:
         if (p.port, p.protocol) in seen:
             raise ValidationError(f"port {p.port}/{p.protocol} is listed twice", field="ports")
         seen.add((p.port, p.protocol))
+    if session is not None and row.ports:
+        # the unit of work inserts before it deletes: remove the old rows first, or setting the
+        # same ports again would collide with themselves on (app_id, port, protocol)
+        row.ports = []
+        session.flush()
     row.ports = [PortRow(service=p.service, port=p.port, protocol=p.protocol) for p in ports]
 
 
@@ -271,7 +276,7 @@ class AppsRepository:
                 if req.resources is not None:
                     _set_resources(row, req.resources)
                 if req.ports is not None:
-                    _set_ports(row, req.ports)
+                    _set_ports(row, req.ports, s)
                 if "root_password" in given:
                     row.root_password = self._encrypt(req.root_password)
                 s.flush()

@@ -146,3 +146,12 @@ def test_one_unfinished_operation_per_app(store: Store, hosts: tuple[str, str]) 
         s.add(OperationRow(kind="adopt", host_id=hosts[0], vmid=300, status=OperationStatus.PENDING))
     with pytest.raises(IntegrityError), store.session() as s:
         s.add(OperationRow(kind="adopt", host_id=hosts[0], vmid=300, status=OperationStatus.RUNNING))
+
+
+def test_setting_the_same_ports_again_and_changing_them(store: Store, hosts: tuple[str, str]) -> None:
+    ports = (Port(service="web", port=3000), Port(service="web", port=22))
+    app = store.apps.create(hostname="git-1", host_id=hosts[0], ports=ports)
+    assert store.apps.update(app.id, ports=ports).ports == ports  # used to collide with itself
+    moved = (Port(service="web", port=3000), Port(service="ssh", port=2222))
+    assert store.apps.update(app.id, ports=moved).ports == moved
+    assert store.apps.update(app.id, ports=()).ports == ()
