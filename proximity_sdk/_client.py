@@ -9,13 +9,22 @@ from types import TracebackType
 
 from proximity_sdk._connections import ClientPool, ShellPool
 from proximity_sdk._resources.apps import Apps
+from proximity_sdk._resources.backups import Backups
 from proximity_sdk._resources.hosts import Hosts, Nodes
+from proximity_sdk._resources.maintenance import Maintenance
 from proximity_sdk._resources.operations import Operations
 from proximity_sdk._resources.settings import SettingsResource
 from proximity_sdk.catalog.catalog import Catalog
+from proximity_sdk.operations._targets import TargetRegistry
+from proximity_sdk.operations.adopt import AdoptKind
+from proximity_sdk.operations.backup import BackupKind, DeleteBackupKind
+from proximity_sdk.operations.clone import CloneKind
 from proximity_sdk.operations.deploy import DeployKind
 from proximity_sdk.operations.engine import OperationEngine
 from proximity_sdk.operations.lifecycle import DeleteKind, RestartKind, StartKind, StopKind
+from proximity_sdk.operations.migrate import MigrateKind
+from proximity_sdk.operations.resize import ResizeKind
+from proximity_sdk.operations.restore import RestoreKind
 from proximity_sdk.operations.runtime import Runtime
 from proximity_sdk.plugins.manager import PluginManager
 from proximity_sdk.store import Store
@@ -26,7 +35,8 @@ __all__ = ["Proximity"]
 class Proximity:
     """Proximity, embedded: state in SQLite (or PostgreSQL), Proxmox driven from this process.
 
-    Namespaces: ``hosts``, ``nodes``, ``catalog``, ``apps``, ``operations``, ``settings``. Acts as
+    Namespaces: ``hosts``, ``nodes``, ``catalog``, ``apps``, ``backups``, ``operations``, ``settings``,
+    ``maintenance``. Acts as
     admin. On open it takes over operations left behind by a process that died (their lease
     expired) and finishes or rolls them back. Close it (or use ``with``) to release connections;
     ``close()`` waits for this process's running operations.
@@ -47,8 +57,17 @@ class Proximity:
         for kind in (DeployKind(runtime), StartKind(runtime), StopKind(runtime), RestartKind(runtime),
                      DeleteKind(runtime)):
             self.engine.register(kind)
+        self.engine.register(AdoptKind(runtime))
+        for moving in (CloneKind(runtime), MigrateKind(runtime), ResizeKind(runtime)):
+            self.engine.register(moving)
+        targets = TargetRegistry(runtime, plugins)
+        for backup_kind in (BackupKind(runtime, targets), DeleteBackupKind(runtime, targets),
+                            RestoreKind(runtime, targets)):
+            self.engine.register(backup_kind)
         self.apps = Apps(runtime, self.engine)
+        self.backups = Backups(runtime, self.engine, targets)
         self.operations = Operations(self.engine)
+        self.maintenance = Maintenance(runtime, self.engine)
         if recover:
             self.engine.recover()
 

@@ -6,21 +6,24 @@ import builtins
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, SecretStr
-
 from proximity_sdk.catalog.render import render_project
 from proximity_sdk.errors import ValidationError
-from proximity_sdk.models.app import App, AppStatus
+from proximity_sdk.models.app import App, AppCredentials, AppStatus
+from proximity_sdk.models.discovered import DiscoveredContainer
 from proximity_sdk.models.resources import Resources
+from proximity_sdk.operations.adopt import discover_containers, forget_adoption, prepare_adoption
+from proximity_sdk.operations.clone import submit_clone
 from proximity_sdk.operations.deploy import deploy_config, requested_resources
 from proximity_sdk.operations.engine import OperationEngine
 from proximity_sdk.operations.handle import OperationHandle
-from proximity_sdk.operations.provision import Provisioner
+from proximity_sdk.operations.migrate import submit_migrate
+from proximity_sdk.operations.provision import Provisioner, app_project
+from proximity_sdk.operations.resize import submit_resize
 from proximity_sdk.operations.runtime import Runtime
 from proximity_sdk.proxmox._ctspec import check_hostname
 from proximity_sdk.proxmox.validate import check_node_name
 
-__all__ = ["AppCredentials", "Apps"]
+__all__ = ["Apps"]
 
 _PAGE = 200
 
@@ -33,16 +36,6 @@ def _status(status: AppStatus | str | None) -> AppStatus | None:
     except ValueError:
         known = ", ".join(s.value for s in AppStatus)
         raise ValidationError(f"unknown status {status!r}; one of {known}", field="status") from None
-
-
-class AppCredentials(BaseModel):
-    """An app's secrets: the container's root password and the generated values of its ``.env``."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    app_id: str
-    root_password: SecretStr | None
-    secrets: dict[str, SecretStr]
 
 
 class Apps:
@@ -104,6 +97,52 @@ class Apps:
         and leaves the container untouched (for adopted apps)."""
         return self._submit("delete", app_id, {"destroy": bool(destroy)})
 
+    # copies, moves and sizes ---------------------------------------------------------------------
+
+    def clone(self, app_id: str, *, hostname: str, node: str | None = None,
+              owner_id: str | None = None) -> OperationHandle:
+        """Copy the app into a new container and record it as a new app named ``hostname``;
+        ``wait()`` gives the NEW app. ``node``: where the clone runs (default: the source's node).
+        The clone keeps the data, compose project and generated secrets; it gets its own VMID,
+        address and root password. ``owner_id`` defaults to the source's owner."""
+        return submit_clone(self._rt, self._engine, app_id, hostname=hostname, node=node, owner_id=owner_id)
+
+    def migrate(self, app_id: str, *, node: str, shutdown_timeout: int = 180) -> OperationHandle:
+        """Move the app's container to ``node`` of the same cluster. A running app is shut down
+        (within ``shutdown_timeout`` seconds), moved and started again; its address may change."""
+        return submit_migrate(self._rt, self._engine, app_id, node=node, shutdown_timeout=shutdown_timeout)
+
+    def resize(self, app_id: str, *, resources: Resources) -> OperationHandle:
+        """Change cores, memory, swap and/or grow the disk (fields left None stay); a running app
+        takes them live. A smaller disk is refused (Proxmox only grows disks)."""
+        return submit_resize(self._rt, self._engine, app_id, resources=resources)
+
+    # discover and adopt ---------------------------------------------------------------------------
+
+    def discover(self, host: str | None = None) -> builtins.list[DiscoveredContainer]:
+        """Containers (not templates) that no app manages, on every host or on one (id or name),
+        with node, status, name, tags and configured resources: one Proxmox request per host.
+        Raises the host's error when one cannot be reached."""
+        store = self._rt.store
+        hosts = [store.hosts.get(host)] if host is not None else store.hosts.list()
+        return discover_containers(self._rt, hosts)
+
+    def adopt(self, vmid: int, *, host: str | None = None, node: str | None = None, catalog_id: str | None = None,
+              hostname: str | None = None, owner_id: str | None = None) -> OperationHandle:
+        """Make an existing container an app, without changing it. ``hostname``: the app's name
+        (default: the container's name; RFC 1123, unique on the host); ``node``: where it is
+        expected (checked); ``catalog_id``: what it runs, if it is a catalog app. Returns the
+        Operation at once; ``wait()`` gives the ``App`` (``running`` or ``stopped``, with the TCP
+        ports found listening). ``delete(app_id, destroy=False)`` forgets it again."""
+        app = prepare_adoption(self._rt, vmid, host=host, node=node, catalog_id=catalog_id, hostname=hostname,
+                               owner_id=owner_id)
+        try:
+            return self._engine.submit("adopt", app_id=app.id, host_id=app.host_id, vmid=app.vmid,
+                                       owner_id=owner_id)
+        except BaseException:
+            forget_adoption(self._rt.store, app)
+            raise
+
     # reads ----------------------------------------------------------------------------------------
 
     def get(self, app_id: str) -> App:
@@ -136,8 +175,12 @@ class Apps:
         app = self._rt.store.apps.get(app_id)
         if app.node is None or app.vmid is None:
             raise ValidationError(f"app {app.hostname!r} has no container yet", field="app_id")
+        if "compose_text" not in app.config:
+            raise ValidationError(
+                f"app {app.hostname!r} was adopted: Proximity runs no compose project in it", field="app_id",
+                hint=f"Read its logs on the node (pct enter {app.vmid})")
         return Provisioner(self._rt.shells.get(app.host_id), app.node, app.vmid,
-                           project=app.hostname).logs(tail=tail, service=service)
+                           project=app_project(app)).logs(tail=tail, service=service)
 
     def credentials(self, app_id: str) -> AppCredentials:
         """The root password and generated secrets (for the app's owner or an admin)."""

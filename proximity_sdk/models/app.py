@@ -6,11 +6,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from proximity_sdk.models.resources import Resources
 
-__all__ = ["ACTIVE_APP_STATUSES", "App", "AppStatus", "Port"]
+__all__ = ["ACTIVE_APP_STATUSES", "App", "AppCredentials", "AppStatus", "Port"]
 
 
 class AppStatus(StrEnum):
@@ -77,3 +77,13 @@ class App(BaseModel):
     created_at: datetime
     updated_at: datetime
     status_changed_at: datetime
+
+
+class AppCredentials(BaseModel):
+    """An app's secrets: the container's root password and the generated values of its ``.env``."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    app_id: str
+    root_password: SecretStr | None
+    secrets: dict[str, SecretStr]

@@ -8,10 +8,22 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Backup", "BackupMode", "BackupSchedule", "BackupStatus", "BackupTarget", "Compression"]
+__all__ = [
+    "BACKUP_MODES",
+    "COMPRESSIONS",
+    "Backup",
+    "BackupMode",
+    "BackupSchedule",
+    "BackupStats",
+    "BackupStatus",
+    "BackupTarget",
+    "Compression",
+]
 
 BackupMode = Literal["snapshot", "suspend", "stop"]
 Compression = Literal["zstd", "gzip", "lzo", "none"]
+BACKUP_MODES: tuple[str, ...] = ("snapshot", "suspend", "stop")
+COMPRESSIONS: tuple[str, ...] = ("zstd", "gzip", "lzo", "none")
 
 
 class BackupStatus(StrEnum):
@@ -23,7 +35,12 @@ class BackupStatus(StrEnum):
 
 
 class Backup(BaseModel):
-    """A backup artifact of an app. ``app_id`` is None once the app itself was deleted."""
+    """A backup artifact of an app. ``app_id`` is None once the app itself was deleted.
+
+    ``target`` is the configured target's name (None: the built-in Proxmox storage ``local``);
+    ``volid`` the vzdump volume on ``node`` (``<storage>:backup/vzdump-lxc-...``) and
+    ``location`` where the target keeps the archive (for a Proxmox storage, the volid itself);
+    ``duration_seconds`` is how long vzdump took, queueing excluded."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -43,8 +60,30 @@ class Backup(BaseModel):
     note: str | None = None
     error: str | None = None
     schedule_id: str | None = None
+    location: str | None = None
+    duration_seconds: float | None = Field(default=None, ge=0)
     created_at: datetime
     completed_at: datetime | None = None
+
+    @property
+    def size_mb(self) -> float:
+        return round((self.size_bytes or 0) / 1024**2, 2)
+
+
+class BackupStats(BaseModel):
+    """Counts by status and sizes of completed backups (of one app, or all)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    total: int = Field(ge=0)
+    by_status: dict[BackupStatus, int]
+    completed_size_bytes: int = Field(ge=0)
+    average_size_bytes: int | None = Field(default=None, ge=0)
+
+    @property
+    def in_progress(self) -> int:
+        return sum(self.by_status.get(s, 0) for s in (BackupStatus.CREATING, BackupStatus.RESTORING,
+                                                        BackupStatus.DELETING))
 
 
 class BackupSchedule(BaseModel):
@@ -66,7 +105,8 @@ class BackupSchedule(BaseModel):
 
 
 class BackupTarget(BaseModel):
-    """A named place backups go to. Its options may hold secrets and are never listed."""
+    """A named place backups go to (``kind``: ``proxmox`` built in, ``sftp``/``directory`` from the
+    proximity-sftp plugin, ...). Its options may hold secrets: stored encrypted, never listed."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 

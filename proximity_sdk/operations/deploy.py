@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 from collections import defaultdict
 from typing import Any, ClassVar
 
@@ -19,11 +20,14 @@ from proximity_sdk.models.catalog import CatalogApp
 from proximity_sdk.models.operation import Operation
 from proximity_sdk.models.resources import Resources
 from proximity_sdk.models.settings import Settings
+from proximity_sdk.operations._capacity import in_flight
 from proximity_sdk.operations.context import OperationContext
 from proximity_sdk.operations.kinds import OperationKind
-from proximity_sdk.operations.provision import Provisioner
+from proximity_sdk.operations.provision import Provisioner, app_project
 from proximity_sdk.operations.runtime import Runtime, emitter
+from proximity_sdk.proxmox.client import ProxmoxClient
 from proximity_sdk.proxmox.containers import (
+    container_status,
     destroy_container,
     spec_from_settings,
     start_container,
@@ -34,7 +38,8 @@ from proximity_sdk.proxmox.templates import ensure_template
 from proximity_sdk.proxmox.vmids import VmidAllocator, create_with_vmid_retry
 from proximity_sdk.store import Store
 
-__all__ = ["DeployKind", "app_url", "deploy_config", "release_effects", "requested_resources"]
+__all__ = ["DeployKind", "app_url", "deploy_config", "release_effects", "release_unjournalled",
+           "requested_resources"]
 
 _placement_locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
 
@@ -52,6 +57,43 @@ def app_url(address: str | None, port: int | None) -> str | None:
     return f"http://{host}:{port}"
 
 
+# How long a rollback waits for the Proxmox tasks still working on the container (a create or
+# start whose requester died goes on in Proxmox), and how often it looks.
+TASK_WAIT_SECONDS = 900.0
+_TASK_POLL = 0.5
+
+
+def _busy(client: ProxmoxClient, node: str, vmid: int) -> str | None:
+    """What still works on the container: its lock or a running task; None when idle or gone."""
+    status = container_status(client, node, vmid)
+    if status is None:
+        return None
+    if status.lock:
+        return f"locked ({status.lock})"
+    tasks = client.get(f"/nodes/{node}/tasks", vmid=vmid, source="active") or []
+    running = [str(t.get("type")) for t in tasks if isinstance(t, dict) and not t.get("endtime")
+               and not t.get("status")]  # a finished task has its exit status and end time
+    return f"task {', '.join(running)} running" if running else None
+
+
+def _wait_idle(ctx: OperationContext, client: ProxmoxClient, node: str, vmid: int) -> None:
+    """Until no Proxmox task works on the container. A process that died during the create or the
+    start left that task running: destroying now would be refused (a create holds ``lock: create``
+    and the container has no name yet) or lose the race (a start finishing after the running-check
+    fails the destroy). A task that outlives the wait is left to ``destroy_container`` to report."""
+    deadline = time.monotonic() + TASK_WAIT_SECONDS
+    said = False
+    while time.monotonic() < deadline:
+        busy = _busy(client, node, vmid)
+        if busy is None:
+            return
+        if not said:
+            ctx.event(f"CT {vmid} is busy ({busy}): waiting for Proxmox to finish before destroying it")
+            said = True
+        ctx.checkpoint()  # a takeover still stops this runner while it waits
+        time.sleep(_TASK_POLL)
+
+
 def release_effects(ctx: OperationContext, runtime: Runtime, *, expect_hostname: str | None) -> None:
     """Undo a deploy-like operation's journal, newest first: destroy the container it created,
     give back its VMID and address. Each entry is dropped once undone, so a rerun resumes."""
@@ -59,6 +101,7 @@ def release_effects(ctx: OperationContext, runtime: Runtime, *, expect_hostname:
         kind = effect["kind"]
         if kind == "container":
             client = runtime.clients.get(effect["host_id"])
+            _wait_idle(ctx, client, effect["node"], int(effect["vmid"]))
             destroy_container(client, effect["node"], int(effect["vmid"]), emit=emitter(ctx),
                               expect_hostname=expect_hostname)
             ctx.event(f"container {effect['vmid']} destroyed")
@@ -69,6 +112,20 @@ def release_effects(ctx: OperationContext, runtime: Runtime, *, expect_hostname:
         elif kind == "address":
             runtime.store.reservations.release_address(effect["address"])
             ctx.forget("address", address=effect["address"])
+
+
+def release_unjournalled(ctx: OperationContext, store: Store) -> None:
+    """Give back what the failed operation reserved but never journalled: a process that died
+    between a reservation's commit and its ``ctx.record`` left a row only the operation id names.
+    What the journal still holds (a rollback left it unfinished) stays for the janitor."""
+    kept_vmids = {(str(e["host_id"]), int(e["vmid"])) for e in ctx.effects if e["kind"] in ("vmid", "container")}
+    kept_addresses = {str(e["address"]) for e in ctx.effects if e["kind"] == "address"}
+    for vmid in store.reservations.vmid_reservations(operation_id=ctx.id):
+        if (vmid.host_id, vmid.vmid) not in kept_vmids:
+            store.reservations.release_vmid(vmid.host_id, vmid.vmid)
+    for address in store.reservations.address_reservations(operation_id=ctx.id):
+        if address.address not in kept_addresses:
+            store.reservations.release_address(address.address)
 
 
 class DeployKind(OperationKind):
@@ -96,7 +153,8 @@ class DeployKind(OperationKind):
 
         with ctx.step("place"), _placing(host_id):
             decision = pick_node(client, memory_mb=memory, overcommit=settings.memory_overcommit,
-                                 node=ctx.params.get("node"), pending=lambda present: self._in_flight(app, present))
+                                 node=ctx.params.get("node"),
+                                 pending=lambda present: in_flight(store, host_id, present, exclude_app_id=app.id))
             node = decision.node
             ctx.event(f"node {node} chosen: {decision.reason}")
             ctx.save_params(node=node)
@@ -153,7 +211,7 @@ class DeployKind(OperationKind):
             store.apps.update(app.id, address=address)
             ctx.event(f"address {address}")
 
-        provisioner = Provisioner(self.rt.shells.get(host_id), node, vmid, project=app.hostname,
+        provisioner = Provisioner(self.rt.shells.get(host_id), node, vmid, project=app_project(app),
                                   emit=lambda line: ctx.event(line, level="debug"))
         with ctx.step("runtime"):
             provisioner.install_runtime()
@@ -184,21 +242,13 @@ class DeployKind(OperationKind):
             ctx.forget(kind)  # handed over to the app's record
         return {"app_id": app.id}
 
-    def _in_flight(self, app: App, present: set[int]) -> dict[str, int]:
-        """MiB per node promised to this host's apps still deploying whose container Proxmox does not list yet."""
-        default = self.rt.store.settings.get().default_memory_mb
-        pending: dict[str, int] = defaultdict(int)
-        for other in self.rt.store.apps.list(status=AppStatus.DEPLOYING, host_id=app.host_id, limit=1000):
-            if other.id != app.id and other.node and other.vmid not in present:
-                pending[other.node] += other.resources.memory_mb or default
-        return pending
-
     def rollback(self, ctx: OperationContext) -> None:
         app = self.rt.store.apps.get(str(ctx.operation.app_id))
         release_effects(ctx, self.rt, expect_hostname=app.hostname)
 
     def on_failure(self, ctx: OperationContext, error: BaseException) -> None:
         store = self.rt.store
+        release_unjournalled(ctx, store)
         try:
             app = store.apps.get(str(ctx.operation.app_id))
         except ProximityError:

@@ -155,6 +155,10 @@ class OperationEngine:
         if resume:
             ctx.event(f"taken over by {self.runner_id}", level="warning")
         try:
+            if resume and op.deadline is not None and op.deadline < utcnow():
+                # nobody ran it until after its deadline: finishing it now would surprise its caller
+                raise RunnerLost(f"the {op.kind} passed its deadline while no process ran it "
+                                 f"(stopped at step {ctx.current_step or 'start'})")
             result = impl.recover(ctx) if resume else impl.run(ctx)
         except LeaseLost:
             raise

@@ -10,7 +10,7 @@ from proximity_sdk.models.operation import Operation
 from proximity_sdk.operations.context import OperationContext
 from proximity_sdk.operations.deploy import app_url
 from proximity_sdk.operations.kinds import OperationKind
-from proximity_sdk.operations.provision import Provisioner
+from proximity_sdk.operations.provision import Provisioner, app_project
 from proximity_sdk.operations.runtime import Runtime, emitter
 from proximity_sdk.proxmox.containers import (
     container_status,
@@ -66,7 +66,7 @@ class _AppKind(OperationKind):
         main_port = app.config.get("main_port")
         with ctx.step("health"):
             if main_port:
-                Provisioner(self.rt.shells.get(app.host_id), app.node, app.vmid, project=app.hostname,
+                Provisioner(self.rt.shells.get(app.host_id), app.node, app.vmid, project=app_project(app),
                             emit=lambda line: ctx.event(line, level="debug")).wait_listening(
                     int(main_port), attempts=self.rt.store.settings.get().health_timeout_seconds)
         self.rt.store.apps.update(app.id, status=AppStatus.RUNNING, address=address,

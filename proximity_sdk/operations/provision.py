@@ -9,11 +9,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from proximity_sdk.models.app import App
 from proximity_sdk.proxmox.shell import CommandResult, NodeShell
 
 __all__ = [
     "PROJECT_ROOT",
     "Provisioner",
+    "app_project",
     "compose_project_name",
 ]
 
@@ -95,6 +97,12 @@ def compose_project_name(hostname: str) -> str:
     """A compose project name (lowercase letters, digits, ``-`` and ``_``) from the app hostname."""
     name = _PROJECT_NAME.sub("-", hostname.lower()).strip("-_") or "app"
     return name[:63]
+
+
+def app_project(app: App) -> str:
+    """The app's compose project: a clone keeps its source's (``config["compose_project"]``: docker
+    prefixes the named volumes holding the copied data with it), every other app its hostname."""
+    return compose_project_name(str(app.config.get("compose_project") or app.hostname))
 
 
 class Provisioner:

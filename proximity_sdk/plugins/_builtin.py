@@ -23,4 +23,7 @@ class BuiltinCatalogPlugin:
 
 def builtin_plugins() -> list[tuple[str, object]]:
     """(name, plugin) pairs, in registration order."""
-    return [("proximity.builtin.catalog", BuiltinCatalogPlugin())]
+    from proximity_sdk.backup_targets.proxmox_storage import ProxmoxStoragePlugin
+
+    return [("proximity.builtin.catalog", BuiltinCatalogPlugin()),
+            ("proximity.builtin.backup_targets", ProxmoxStoragePlugin())]

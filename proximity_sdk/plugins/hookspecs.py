@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from proximity_sdk.backup_targets.base import BackupTargetKind
     from proximity_sdk.models.app import App
     from proximity_sdk.models.operation import Operation
     from proximity_sdk.plugins.sources import CatalogSource
@@ -26,6 +27,7 @@ __all__ = [
     "PROJECT_NAME",
     "hookimpl",
     "hookspec",
+    "proximity_backup_target_kinds",
     "proximity_catalog_sources",
     "proximity_operation_after",
     "proximity_operation_before",
@@ -71,3 +73,16 @@ def proximity_operation_after(operation: Operation, app: App | None) -> None:
 def proximity_operation_error(operation: Operation, app: App | None, error: BaseException) -> None:
     """A lifecycle listener: an operation failed or was cancelled, after its rollback. ``operation``
     carries ``error`` and ``result["failed_step"]``; ``error`` is the exception that stopped it."""
+
+
+@hookspec
+def proximity_backup_target_kinds() -> list[BackupTargetKind]:  # type: ignore[empty-body]
+    """Return the kinds of backup target this plugin offers (collected from every plugin).
+
+    Each must satisfy `proximity_sdk.backup_targets.BackupTargetKind`: a ``kind`` name (``sftp``),
+    ``check_options(options)`` (validates what ``px.backups.targets.add(name=, kind=, options=)``
+    was given, raising ``ValidationError``; the result is stored encrypted) and
+    ``open(name, options)`` returning a `BackupTarget` (``dump_storage``, ``store``, ``fetch``,
+    ``verify``, ``delete``, ``list``). The built-in kind ``proxmox`` (a Proxmox storage) is
+    registered first; a later plugin offering the same kind name replaces it.
+    """

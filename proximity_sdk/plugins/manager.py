@@ -13,6 +13,7 @@ from proximity_sdk.plugins._builtin import builtin_plugins
 from proximity_sdk.plugins.sources import CatalogSource
 
 if TYPE_CHECKING:
+    from proximity_sdk.backup_targets.base import BackupTargetKind
     from proximity_sdk.models.app import App
     from proximity_sdk.models.operation import Operation
 
@@ -92,6 +93,24 @@ class PluginManager:
                     )
                 sources.append(source)
         return sources
+
+    def backup_target_kinds(self) -> dict[str, BackupTargetKind]:
+        """Every offered kind of backup target by name; for one name, the plugin registered last wins
+        (the built-in ``proxmox`` kind is registered first)."""
+        from proximity_sdk.backup_targets.base import BackupTargetKind
+
+        results: list[Any] = self._pm.hook.proximity_backup_target_kinds()
+        kinds: dict[str, BackupTargetKind] = {}
+        for returned in reversed(results):  # pluggy calls the newest first: back to registration order
+            for kind in returned or ():
+                if not isinstance(kind, BackupTargetKind) or not isinstance(getattr(kind, "kind", None), str):
+                    raise ValidationError(
+                        f"a plugin returned {kind!r} as a backup target kind",
+                        field="proximity_backup_target_kinds",
+                        hint="Return objects with kind, check_options() and open()",
+                    )
+                kinds[kind.kind] = kind
+        return kinds
 
     def notify_operation(self, when: Literal["before", "after", "error"], *, operation: Operation,
                          app: App | None, error: BaseException | None = None) -> None:

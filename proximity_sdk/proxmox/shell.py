@@ -400,20 +400,30 @@ class NodeShell:
 
     # -- machinery -----------------------------------------------------------------------------
 
-    def _upload(self, node: str, path: str, data: bytes, *, timeout: float) -> None:
-        with self._session(node) as (_, channel):
+    @contextlib.contextmanager
+    def sftp(self, node: str, *, timeout: float = 600.0) -> Iterator[paramiko.SFTPClient]:
+        """An SFTP session on the node's connection (within its session limit), for files on the
+        node itself such as backup archives. Transport failures raise :class:`UnreachableError`."""
+        with self._session(check_node(node)) as (_, channel):
             try:
                 channel.settimeout(timeout)
                 channel.invoke_subsystem("sftp")
-                sftp = paramiko.SFTPClient(channel)
-                with sftp.open(path, "wbx") as fh:  # exclusive create: never write through a planted file
-                    fh.chmod(0o600)
-                    fh.write(data)
-                sftp.close()
+                client = paramiko.SFTPClient(channel)
             except (TimeoutError, paramiko.SSHException, OSError, EOFError) as exc:
-                raise UnreachableError(
-                    f"uploading {len(data)} bytes to node {node} over SFTP failed: {exc}"
-                ) from None
+                raise UnreachableError(f"no SFTP session on node {node}: {exc}") from None
+            try:
+                yield client
+            finally:
+                client.close()
+
+    def _upload(self, node: str, path: str, data: bytes, *, timeout: float) -> None:
+        try:
+            with self.sftp(node, timeout=timeout) as sftp, sftp.open(path, "wbx") as fh:
+                # exclusive create: never write through a planted file
+                fh.chmod(0o600)
+                fh.write(data)
+        except (TimeoutError, paramiko.SSHException, OSError, EOFError) as exc:
+            raise UnreachableError(f"uploading {len(data)} bytes to node {node} over SFTP failed: {exc}") from None
 
     def _execute(
         self,

@@ -23,6 +23,7 @@ from proximity_sdk.store.settings_repo import SettingsRepository
 from proximity_sdk.store.users_repo import UsersRepository
 
 if TYPE_CHECKING:
+    from proximity_sdk.store.backups_repo import BackupsRepository
     from proximity_sdk.store.operations_repo import OperationsRepository
     from proximity_sdk.store.reservations_repo import ReservationsRepository
 
@@ -95,6 +96,13 @@ class Store:
         from proximity_sdk.store.reservations_repo import ReservationsRepository
 
         return ReservationsRepository(self._ctx)
+
+    @functools.cached_property
+    def backups(self) -> BackupsRepository:
+        """Backup records, backup schedules and backup targets."""
+        from proximity_sdk.store.backups_repo import BackupsRepository
+
+        return BackupsRepository(self._ctx)
 
     @property
     def url(self) -> str:

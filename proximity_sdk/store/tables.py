@@ -307,6 +307,9 @@ class BackupRow(_Timestamps, Base):
     error: Mapped[str | None] = mapped_column(Text)
     schedule_id: Mapped[str | None] = mapped_column(ForeignKey("backup_schedules.id", ondelete="SET NULL"))
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # migration 0002: how long the vzdump took, and where the target keeps the archive (its own format)
+    duration_seconds: Mapped[float | None] = mapped_column(Float)
+    location: Mapped[str | None] = mapped_column(String(1024))
 
 
 class BackupScheduleRow(_Timestamps, Base):

@@ -12,7 +12,8 @@ Fixtures (exported through ``__all__``):
 
 :class:`HarnessPve` adds what fakepve lacks (see shared/reference/fakepve-notes.md): DHCP
 leases for running containers, ``aplinfo`` downloads that store the template, tasks that end
-with ``WARNINGS: n``, and a request log with query strings.
+with ``WARNINGS: n``, a request log with query strings, and vzdump/restore with real archive
+files (``tests/harness/pve_backup.py``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from fakepve.lxc import split_props
 from fakepve.model import PveError, TaskError
 
 from proximity_sdk.proxmox.client import ProxmoxClient
+from tests.harness.pve_backup import VzdumpMixin
 from tests.harness.pve_schema import RecordedRequest, check_requests
 
 __all__ = ["pve", "pve_ca", "pve_client", "pve_password_client", "pve_pki"]
@@ -71,7 +73,7 @@ DEFAULT_APPLIANCES: list[dict[str, str]] = [
 ]
 
 
-class HarnessPve(FakePve):  # type: ignore[misc]
+class HarnessPve(VzdumpMixin, FakePve):  # type: ignore[misc]
     """fakepve plus the behaviour our tests need (extended here, never in product code)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -88,6 +90,9 @@ class HarnessPve(FakePve):  # type: ignore[misc]
         # upid -> time.monotonic() when the task's work ended (it reads "stopped" from then on).
         self.task_finished_at: dict[str, float] = {}
         self._running: set[asyncio.Future[None]] = set()
+        # called (source vmid, new vmid) when a clone task ends OK: a test copies the stand-in
+        # container's files there, as a real clone copies the data
+        self.clone_listeners: list[Callable[[int, int], None]] = []
 
     # ------------------------------------------------------------ recording
 
@@ -237,6 +242,25 @@ class HarnessPve(FakePve):  # type: ignore[misc]
         finished["upid"] = upid
         if "at" in finished:
             self.task_finished_at[upid] = finished["at"]
+
+    # --------------------------------------------------------------- clone
+
+    async def _lxc_clone(self, user: str, v: dict[str, Any]) -> Any:
+        """fakepve's clone, then every ``clone_listeners`` entry once the task ended OK."""
+        upid = await super()._lxc_clone(user, v)
+
+        async def notify() -> None:
+            while self.tasks[upid]["status"] == "running":
+                await asyncio.sleep(0.01)
+            if self.tasks[upid].get("exitstatus") == "OK":
+                for listener in list(self.clone_listeners):
+                    listener(int(v["vmid"]), int(v["newid"]))
+
+        if self.time_scale:
+            self._running.add(asyncio.ensure_future(notify()))
+        else:
+            await notify()
+        return upid
 
 
 class ServedPve:

@@ -136,3 +136,19 @@ def test_a_pending_operation_nobody_started_is_run_once_it_is_older_than_the_lea
     time.sleep(1.1)
     assert recovering.recover() == [op.id]
     assert recovering.handle(op.id).wait(timeout=15) == ["prepare", "create", "finish"]
+
+
+def test_an_orphan_past_its_deadline_is_rolled_back_not_finished(
+        store: Store, tmp_path: Path, recovering: OperationEngine) -> None:
+    """Even a kind that could finish on recovery is rolled back once its deadline has passed."""
+    child, op_id, work = _run_child_until_blocked(store, tmp_path, "files-resumable")
+    _kill(child)
+    with store.session() as s:
+        row = s.get(OperationRow, op_id)
+        assert row is not None
+        row.deadline = utcnow()
+    assert _recover_once_expired(recovering, store, op_id) == [op_id]
+    with pytest.raises(OperationFailed, match="passed its deadline"):
+        recovering.handle(op_id).wait(timeout=15)
+    assert not (work / "finished").exists()
+    assert (work / UNDO_FILE).exists()

@@ -1,0 +1,120 @@
+"""The options of the two kinds, checked when the target is added (and again when it is opened)."""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from proximity_sdk.backup_targets import BackupTarget
+from proximity_sdk.errors import ValidationError
+from proximity_sftp.destinations import DirectoryDestination, SftpDestination
+from proximity_sftp.target import CopyTarget
+
+__all__ = ["DirectoryKind", "DirectoryOptions", "SftpKind", "SftpOptions"]
+
+_STORAGE = r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$"
+
+
+class _Common(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: the node storage vzdump writes to before the copy (a file-based one: dir, NFS, CIFS)
+    staging_storage: str = Field(default="local", pattern=_STORAGE)
+    #: keep the archive on the node as well (restores from it are then local and fast)
+    keep_on_node: bool = False
+
+
+class SftpOptions(_Common):
+    host: str = Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.:_-]+$")
+    port: int = Field(default=22, ge=1, le=65535)
+    user: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    path: str = Field(min_length=1, max_length=1024)
+    key_file: str | None = None
+    password: SecretStr | None = None
+    #: an OpenSSH known_hosts file that must list the server: unknown host keys are refused
+    known_hosts: str
+    timeout: float = Field(default=30.0, gt=0, le=600)
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/") or "\x00" in value:
+            raise ValueError("must be an absolute path on the SFTP server")
+        return posixpath.normpath(value)
+
+    @field_validator("key_file", "known_hosts")
+    @classmethod
+    def _readable(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).expanduser().is_file():
+            raise ValueError(f"{value} is not a readable file")
+        return value
+
+    @model_validator(mode="after")
+    def _credentials(self) -> SftpOptions:
+        if (self.key_file is None) == (self.password is None):
+            raise ValueError("give exactly one of key_file and password")
+        return self
+
+
+class DirectoryOptions(_Common):
+    #: a directory on the machine running Proximity (a mounted disk, NAS share, ...)
+    path: str = Field(min_length=1, max_length=1024)
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/") or "\x00" in value:
+            raise ValueError("must be an absolute path")
+        return posixpath.normpath(value)
+
+
+def _parse(model: type[_Common], kind: str, options: Mapping[str, Any]) -> Any:
+    try:
+        return model.model_validate(dict(options))
+    except pydantic.ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error["loc"])
+            message = "unknown option" if error["type"] == "extra_forbidden" else error["msg"].removeprefix(
+                "Value error, ")
+            problems.append(f"{where}: {message}" if where else message)
+        first = ".".join(str(p) for p in exc.errors()[0]["loc"])
+        raise ValidationError(f"invalid options for a {kind} target: " + "; ".join(problems),
+                              field=f"options.{first}" if first else "options") from None
+
+
+def _dump(options: BaseModel) -> dict[str, Any]:
+    data = options.model_dump(mode="json")
+    for name, value in options:
+        if isinstance(value, SecretStr):
+            data[name] = value.get_secret_value()  # stored encrypted by Proximity
+    return data
+
+
+class SftpKind:
+    kind = "sftp"
+
+    def check_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        return _dump(_parse(SftpOptions, self.kind, options))
+
+    def open(self, name: str, options: Mapping[str, Any]) -> BackupTarget:
+        opts: SftpOptions = _parse(SftpOptions, self.kind, options)
+        return CopyTarget(name, SftpDestination(opts), staging_storage=opts.staging_storage,
+                          keep_on_node=opts.keep_on_node)
+
+
+class DirectoryKind:
+    kind = "directory"
+
+    def check_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        return _dump(_parse(DirectoryOptions, self.kind, options))
+
+    def open(self, name: str, options: Mapping[str, Any]) -> BackupTarget:
+        opts: DirectoryOptions = _parse(DirectoryOptions, self.kind, options)
+        return CopyTarget(name, DirectoryDestination(opts.path), staging_storage=opts.staging_storage,
+                          keep_on_node=opts.keep_on_node)

@@ -1,0 +1,69 @@
+"""``px.maintenance``: the periodic jobs that keep records true, callable on demand.
+
+The agent schedules them (reconcile every minute or so, the janitor every few minutes, node
+sync every few minutes); a script or notebook calls them when it wants. Each returns a report
+and never raises because a host cannot be reached: that host is in the report.
+
+- ``reconcile(host=None)``: app status, node and usage from one ``/cluster/resources`` call per
+  host; gone containers make their app ``vanished`` (see ``operations/reconcile.py``).
+- ``janitor(hard_grace_seconds=None)``: operations past their deadline failed and rolled back,
+  dead runners' operations taken over, retired containers destroyed after their grace period
+  (see ``operations/janitor.py``).
+- ``sync_nodes(host=None)``: node status and capacity of every host (``px.hosts.sync_nodes``
+  for one host, raising when it cannot be reached).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from proximity_sdk._resources.hosts import fetch_nodes
+from proximity_sdk.errors import ProximityError, ValidationError
+from proximity_sdk.models.maintenance import HostNodeSync, JanitorReport, NodeSyncReport, ReconcileReport
+from proximity_sdk.operations.engine import OperationEngine
+from proximity_sdk.operations.janitor import Janitor
+from proximity_sdk.operations.reconcile import reconcile
+from proximity_sdk.operations.runtime import Runtime
+
+__all__ = ["Maintenance"]
+
+
+class Maintenance:
+    def __init__(self, runtime: Runtime, engine: OperationEngine) -> None:
+        self._rt = runtime
+        self._janitor = Janitor(runtime, engine)
+
+    def reconcile(self, host: str | None = None) -> ReconcileReport:
+        """Bring every app record of every host (or of one, id or name) in line with Proxmox."""
+        return reconcile(self._rt, host)
+
+    def janitor(self, *, hard_grace_seconds: float | None = None) -> JanitorReport:
+        """One janitor pass. ``hard_grace_seconds``: how long past its deadline an operation whose
+        runner is alive but hangs is left before the janitor takes it from that runner (default:
+        ten operation leases)."""
+        grace = None
+        if hard_grace_seconds is not None:
+            if (isinstance(hard_grace_seconds, bool) or not isinstance(hard_grace_seconds, int | float)
+                    or hard_grace_seconds < 0):
+                raise ValidationError("hard_grace_seconds must be a number of seconds, 0 or more",
+                                      field="hard_grace_seconds")
+            grace = timedelta(seconds=hard_grace_seconds)
+        return self._janitor.run(hard_grace=grace)
+
+    def sync_nodes(self, host: str | None = None) -> NodeSyncReport:
+        """Store the nodes (status, CPUs, memory, disk, PVE version) of every host, or of one."""
+        store = self._rt.store
+        hosts = [store.hosts.get(host)] if host is not None else store.hosts.list()
+        results = []
+        for current in hosts:
+            try:
+                nodes = fetch_nodes(self._rt.clients.get(current.id), current.id)
+                store.nodes.replace_for_host(current.id, nodes)
+            except ProximityError as exc:
+                results.append(HostNodeSync(host_id=current.id, host=current.name, ok=False, error=str(exc),
+                                            error_kind=type(exc).__name__))
+                continue
+            results.append(HostNodeSync(host_id=current.id, host=current.name, ok=True,
+                                        nodes=[n.name for n in nodes],
+                                        online=[n.name for n in nodes if n.status == "online"]))
+        return NodeSyncReport(hosts=results)
