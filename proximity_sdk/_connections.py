@@ -80,7 +80,7 @@ class ShellPool:
         with self._lock:
             shell = self._shells.get(host_id)
             if shell is None:
-                host = self._store.hosts.get(host_id)
+                host = self._store.hosts.credentials(host_id)  # with the SSH key, when kept encrypted
                 if host.ssh is None:
                     raise ValidationError(
                         f"host {host.name!r} has no SSH access configured; deploying and managing apps needs the "

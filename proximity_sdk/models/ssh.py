@@ -16,14 +16,16 @@ class SshAccess(BaseModel):
     """SSH access to a host's nodes: key auth, known-hosts checking on by default.
 
     ``addresses`` maps a node name to the address to SSH to (default: the node name itself).
-    ``key_file``/``known_hosts`` are paths on the machine that runs the SDK.
+    ``key_file``/``known_hosts`` are paths on the machine that runs the SDK, or their contents (a
+    key given as contents is stored encrypted).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     user: str = Field(default="root", min_length=1, max_length=64, pattern=r"^[a-z_][a-z0-9_.-]*$")
     port: int = Field(default=22, ge=1, le=65535)
-    key_file: str | None = None
+    # a path, or the key itself (the remote SDK sends contents): never shown in repr
+    key_file: str | None = Field(default=None, repr=False)
     known_hosts: str | None = None
     trust_on_first_use: bool = False
     addresses: dict[str, str] = Field(default_factory=dict)

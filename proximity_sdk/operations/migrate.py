@@ -17,11 +17,10 @@ from proximity_sdk.models.app import App, AppStatus
 from proximity_sdk.models.operation import Operation
 from proximity_sdk.operations._capacity import require_room
 from proximity_sdk.operations._locks import wait_unlocked
-from proximity_sdk.operations.provision import app_project
 from proximity_sdk.operations.context import OperationContext
 from proximity_sdk.operations.deploy import app_url
 from proximity_sdk.operations.kinds import OperationKind
-from proximity_sdk.operations.provision import Provisioner
+from proximity_sdk.operations.provision import Provisioner, app_project
 from proximity_sdk.operations.runtime import Runtime, emitter
 from proximity_sdk.proxmox.containers import container_status, wait_for_address
 from proximity_sdk.proxmox.guests import container_node, migrate_container

@@ -14,6 +14,7 @@ from proximity_sdk.errors import AlreadyExistsError, ConflictError, NotFoundErro
 from proximity_sdk.models.host import Host, HostAdd, HostCredentials, HostUpdate, Node
 from proximity_sdk.models.ssh import SshAccess
 from proximity_sdk.store._common import Context, validate_request
+from proximity_sdk.store.crypto import SecretBox
 from proximity_sdk.store.tables import AppRow, HostRow, NodeRow
 
 __all__ = ["HostsRepository", "NodesRepository"]
@@ -34,6 +35,19 @@ def _host(row: HostRow) -> Host:
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
+
+
+def _ssh_columns(ssh: SshAccess | None, box: SecretBox) -> tuple[dict[str, Any] | None, str | None]:
+    """(the SSH settings to keep in plain JSON, the encrypted key): a key given as contents
+    (the remote SDK sends it so) is a secret, a key file path is not."""
+    if ssh is None:
+        return None, None
+    data = ssh.model_dump(mode="json")
+    key = ssh.key_file
+    if key is not None and key.lstrip().startswith("-----BEGIN"):
+        data["key_file"] = None
+        return data, box.encrypt(key)
+    return data, None
 
 
 def find_host(s: Session, id_or_name: str) -> HostRow:
@@ -62,6 +76,7 @@ class HostsRepository:
         req = validate_request(HostAdd, request, fields, what="host")
         secret = req.token_secret if req.auth == "token" else req.password
         assert secret is not None  # HostAdd guarantees the pair
+        ssh_json, ssh_key = _ssh_columns(req.ssh, self._ctx.box)
         for _attempt in range(2):
             try:
                 with self._ctx.session(immediate=True) as s:
@@ -77,7 +92,8 @@ class HostsRepository:
                         secret=self._ctx.box.encrypt(secret.get_secret_value()),
                         verify_tls=req.verify_tls,
                         ca_pem=req.ca_pem,
-                        ssh=req.ssh.model_dump(mode="json") if req.ssh else None,
+                        ssh=ssh_json,
+                        ssh_key=ssh_key,
                         is_default=first,
                     )
                     s.add(row)
@@ -142,7 +158,7 @@ class HostsRepository:
                 if "ca_pem" in given:
                     row.ca_pem = req.ca_pem
                 if "ssh" in given:
-                    row.ssh = req.ssh.model_dump(mode="json") if req.ssh else None
+                    row.ssh, row.ssh_key = _ssh_columns(req.ssh, self._ctx.box)
                 self._update_auth(row, req)
                 s.flush()
                 return _host(row)
@@ -219,8 +235,16 @@ class HostsRepository:
                 password=secret if row.auth == "password" else None,
                 verify_tls=row.verify_tls,
                 ca_pem=row.ca_pem,
-                ssh=SshAccess.model_validate(row.ssh) if row.ssh is not None else None,
+                ssh=self._ssh_with_key(row),
             )
+
+    def _ssh_with_key(self, row: HostRow) -> SshAccess | None:
+        if row.ssh is None:
+            return None
+        if row.ssh_key is None:
+            return SshAccess.model_validate(row.ssh)
+        key = self._ctx.box.decrypt(row.ssh_key, what=f"the SSH key of host {row.name!r}")
+        return SshAccess.model_validate({**row.ssh, "key_file": key})
 
 
 def _node(row: NodeRow) -> Node:

@@ -136,6 +136,8 @@ class HostRow(_Timestamps, Base):
     verify_tls: Mapped[bool] = mapped_column(Boolean, default=True)
     ca_pem: Mapped[str | None] = mapped_column(Text)
     ssh: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # an SSH private key given as contents (not a path), Fernet ciphertext; ``ssh`` then has no key_file
+    ssh_key: Mapped[str | None] = mapped_column(Text, info=SECRET)
     is_default: Mapped[bool] = mapped_column(Boolean, default=False)
 
     nodes: Mapped[list[NodeRow]] = relationship(lazy="raise", passive_deletes=True)

@@ -9,6 +9,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import update
 
 from proximity_sdk.errors import SecretKeyError, ValidationError
+from proximity_sdk.models.ssh import SshAccess
 from proximity_sdk.store import KEY_ENV, SecretBox, Store
 from proximity_sdk.store.crypto import read_key_file
 from proximity_sdk.store.tables import AppSecretRow, secret_columns
@@ -18,7 +19,10 @@ TOKEN_SECRET = "tok-PLAINTEXT-4f1c9a"
 PASSWORD = "pw-PLAINTEXT-77ab02"
 ROOT_PASSWORD = "root-PLAINTEXT-9d3e"
 APP_SECRET = "db-PLAINTEXT-c0ffee"
-PLAINTEXTS = [TOKEN_SECRET, PASSWORD, ROOT_PASSWORD, APP_SECRET]
+SSH_KEY_BODY = "key-PLAINTEXT-5eed"
+# an SSH key given as contents (how the remote SDK sends it), not as a path
+SSH_KEY = f"-----BEGIN OPENSSH PRIVATE KEY-----\n{SSH_KEY_BODY}\n-----END OPENSSH PRIVATE KEY-----\n"
+PLAINTEXTS = [TOKEN_SECRET, PASSWORD, ROOT_PASSWORD, APP_SECRET, SSH_KEY_BODY]
 
 
 @pytest.fixture(autouse=True)
@@ -27,8 +31,10 @@ def _no_env_key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _fill(store: Store) -> str:
-    store.hosts.add(name="pve1", url="https://pve1:8006", token_id="root@pam!px", token_secret=TOKEN_SECRET)
-    store.hosts.add(name="pve2", url="https://pve2:8006", user="root@pam", password=PASSWORD)
+    store.hosts.add(name="pve1", url="https://pve1:8006", token_id="root@pam!px", token_secret=TOKEN_SECRET,
+                    ssh=SshAccess(key_file=SSH_KEY, known_hosts="/etc/ssh/ssh_known_hosts"))
+    store.hosts.add(name="pve2", url="https://pve2:8006", user="root@pam", password=PASSWORD,
+                    ssh=SshAccess(key_file="/root/.ssh/id_ed25519"))
     app = store.apps.create(hostname="git-1", host_id="pve1", root_password=ROOT_PASSWORD)
     store.apps.set_secrets(app.id, {"DB_PASSWORD": APP_SECRET, "OTHER": "x" * 12})
     return app.id
@@ -45,6 +51,11 @@ def _assert_readable(store: Store, app_id: str) -> None:
     assert root is not None
     assert root.get_secret_value() == ROOT_PASSWORD
     assert store.apps.secrets(app_id)["DB_PASSWORD"].get_secret_value() == APP_SECRET
+    ssh1, ssh2 = pve1.ssh, pve2.ssh
+    assert ssh1 is not None and ssh1.key_file == SSH_KEY and ssh1.known_hosts == "/etc/ssh/ssh_known_hosts"
+    assert ssh2 is not None and ssh2.key_file == "/root/.ssh/id_ed25519"  # a path is not a secret
+    listed = store.hosts.get("pve1").ssh
+    assert listed is not None and listed.key_file is None  # key contents are never handed out by reads
 
 
 def test_secrets_are_not_in_the_raw_database(store: Store) -> None:
@@ -82,6 +93,7 @@ def test_every_secret_like_column_is_marked_for_rotation() -> None:
     assert marked == {
         ("settings", "key_check"),
         ("hosts", "secret"),
+        ("hosts", "ssh_key"),
         ("apps", "root_password"),
         ("app_secrets", "value"),
         ("backup_targets", "options"),
