@@ -1,0 +1,118 @@
+"""What every servicer shares: the SDK, a bounded thread pool for its blocking calls, pagination."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextvars
+import functools
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import ParamSpec, TypeVar
+
+from proximity_agent.servicers._feed import OperationFeeds
+from proximity_agent.status import NotImplementedYet
+from proximity_sdk._client import Proximity
+from proximity_sdk.errors import ValidationError
+from proximity_sdk.models.operation import Operation, OperationEvent
+from proximity_sdk.models.user import User
+
+__all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "Backend", "Page", "not_served", "page_request", "paginate"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+
+
+class Backend:
+    """The SDK behind the servicers. The SDK is synchronous: its calls run on a bounded pool of
+    threads, so the event loop (and every stream watcher on it) never blocks on the database or
+    on Proxmox."""
+
+    def __init__(self, px: Proximity, *, max_workers: int, watch_poll_seconds: float = 0.1) -> None:
+        self.px = px
+        self.executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="px-rpc")
+        operations = px.store.operations
+
+        async def read_op(op_id: str) -> Operation:
+            return await self.run(operations.get, op_id)
+
+        async def read_events(op_id: str, after: int) -> list[OperationEvent]:
+            return await self.run(operations.events, op_id, after=after)
+
+        # WatchOperation's shared per-operation pollers
+        self.feeds = OperationFeeds(read_op=read_op, read_events=read_events, poll_seconds=watch_poll_seconds)
+
+    async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """``fn(*args, **kwargs)`` on the pool; the caller's context (who is calling) goes along."""
+        loop = asyncio.get_running_loop()
+        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+        return await loop.run_in_executor(self.executor, call)
+
+    async def authenticate(self, token: str) -> User | None:
+        return await self.run(self.px.store.users.authenticate, token)
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def not_served(what: str) -> NotImplementedYet:
+    return NotImplementedYet(f"{what} is not served by this agent yet")
+
+
+# -- pagination ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Page:
+    """Where a page starts, how long it is, and the query it belongs to (``scope``)."""
+
+    offset: int
+    size: int
+    scope: str
+
+    def next_token(self, *, more: bool) -> str:
+        if not more:
+            return ""
+        raw = json.dumps({"o": self.offset + self.size, "q": self.scope}, separators=(",", ":"))
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _scope(method: str, filters: Sequence[object]) -> str:
+    # a token names its query, so one cannot be replayed against other filters by mistake
+    return hashlib.sha256(json.dumps([method, *map(str, filters)]).encode()).hexdigest()[:16]
+
+
+def page_request(page_size: int, page_token: str, *, method: str, filters: Sequence[object] = ()) -> Page:
+    """Validate ``page_size`` (0: default 50; at most 1000) and the opaque ``page_token``."""
+    if page_size < 0:
+        raise ValidationError(f"page_size must be 0 (the default, {DEFAULT_PAGE_SIZE}) or more, got {page_size}",
+                              field="page_size")
+    size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    scope = _scope(method, filters)
+    if not page_token:
+        return Page(0, size, scope)
+    try:
+        padded = page_token + "=" * (-len(page_token) % 4)
+        decoded = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        offset = decoded["o"]
+        token_scope = decoded["q"]
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise ValidationError("page_token is not one this agent issued", field="page_token",
+                              hint="Pass next_page_token from the previous response unchanged") from None
+    if not isinstance(offset, int) or offset < 0 or token_scope != scope:
+        raise ValidationError("page_token belongs to another query (filters changed between pages)",
+                              field="page_token", hint="Start again without a page_token") from None
+    return Page(offset, size, scope)
+
+
+def paginate(items: Sequence[T], page: Page) -> tuple[list[T], str]:
+    """One page of an in-memory list and the token of the next."""
+    chunk = list(items[page.offset:page.offset + page.size])
+    return chunk, page.next_token(more=page.offset + page.size < len(items))

@@ -1,0 +1,150 @@
+"""AppService. Members reach their own apps only (another's answers NOT_FOUND); DiscoverApps and
+AdoptApp are admin-only (auth.POLICY). Long actions answer with the Operation at once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from proximity_agent import convert
+from proximity_agent.auth import current_caller
+from proximity_agent.servicers._base import Backend, page_request
+from proximity_agent.status import CallerNotAllowed
+from proximity_sdk._pb.proximity.v1 import apps_pb2, apps_pb2_grpc, operations_pb2
+from proximity_sdk.models.app import App
+from proximity_sdk.operations.handle import OperationHandle
+
+__all__ = ["AppServicer"]
+
+_Ctx = object
+
+
+def _operation(start: Callable[[], OperationHandle]) -> Callable[[], operations_pb2.Operation]:
+    def run() -> operations_pb2.Operation:
+        return convert.operation_to_pb(start().get())
+
+    return run
+
+
+class AppServicer(apps_pb2_grpc.AppServiceServicer):
+    def __init__(self, backend: Backend) -> None:
+        self._b = backend
+
+    def _own(self, app_id: str) -> App:
+        """The app, when the caller may reach it (runs on the pool)."""
+        app = self._b.px.apps.get(app_id)
+        current_caller().check_owner(app.owner_id, what="app", ident=app_id)
+        return app
+
+    async def _act(self, app_id: str, start: Callable[[], OperationHandle]) -> operations_pb2.Operation:
+        def run() -> operations_pb2.Operation:
+            self._own(app_id)
+            return convert.operation_to_pb(start().get())
+
+        return await self._b.run(run)
+
+    # deploy and lifecycle ------------------------------------------------------------------------
+
+    async def DeployApp(self, request: apps_pb2.DeployAppRequest, context: _Ctx) -> apps_pb2.DeployAppResponse:
+        resources = convert.resources_from_pb(request.resources) if request.HasField("resources") else None
+        caller = current_caller()
+        op = await self._b.run(_operation(lambda: self._b.px.apps.deploy(
+            request.catalog_id, hostname=request.hostname, host=request.host or None, node=request.node or None,
+            environment=convert.environment_from_pb(request.environment), resources=resources,
+            owner_id=caller.id)))
+        return apps_pb2.DeployAppResponse(operation=op)
+
+    async def StartApp(self, request: apps_pb2.StartAppRequest, context: _Ctx) -> apps_pb2.StartAppResponse:
+        op = await self._act(request.app_id, lambda: self._b.px.apps.start(request.app_id))
+        return apps_pb2.StartAppResponse(operation=op)
+
+    async def StopApp(self, request: apps_pb2.StopAppRequest, context: _Ctx) -> apps_pb2.StopAppResponse:
+        op = await self._act(request.app_id, lambda: self._b.px.apps.stop(
+            request.app_id, force=request.force, timeout=request.timeout_seconds or 60))
+        return apps_pb2.StopAppResponse(operation=op)
+
+    async def RestartApp(self, request: apps_pb2.RestartAppRequest, context: _Ctx) -> apps_pb2.RestartAppResponse:
+        op = await self._act(request.app_id, lambda: self._b.px.apps.restart(request.app_id))
+        return apps_pb2.RestartAppResponse(operation=op)
+
+    async def DeleteApp(self, request: apps_pb2.DeleteAppRequest, context: _Ctx) -> apps_pb2.DeleteAppResponse:
+        destroy = request.destroy if request.HasField("destroy") else True
+        op = await self._act(request.app_id, lambda: self._b.px.apps.delete(request.app_id, destroy=destroy))
+        return apps_pb2.DeleteAppResponse(operation=op)
+
+    # copies, moves, sizes ------------------------------------------------------------------------
+
+    async def CloneApp(self, request: apps_pb2.CloneAppRequest, context: _Ctx) -> apps_pb2.CloneAppResponse:
+        # a member's clone is theirs; an admin's clone of someone's app stays that owner's
+        owner = current_caller().owner_filter()
+        op = await self._act(request.app_id, lambda: self._b.px.apps.clone(
+            request.app_id, hostname=request.hostname, node=request.node or None, owner_id=owner))
+        return apps_pb2.CloneAppResponse(operation=op)
+
+    async def MigrateApp(self, request: apps_pb2.MigrateAppRequest, context: _Ctx) -> apps_pb2.MigrateAppResponse:
+        op = await self._act(request.app_id, lambda: self._b.px.apps.migrate(
+            request.app_id, node=request.node, shutdown_timeout=request.shutdown_timeout_seconds or 180))
+        return apps_pb2.MigrateAppResponse(operation=op)
+
+    async def ResizeApp(self, request: apps_pb2.ResizeAppRequest, context: _Ctx) -> apps_pb2.ResizeAppResponse:
+        resources = convert.resources_from_pb(request.resources)
+        op = await self._act(request.app_id, lambda: self._b.px.apps.resize(request.app_id, resources=resources))
+        return apps_pb2.ResizeAppResponse(operation=op)
+
+    # discover and adopt (admin) ------------------------------------------------------------------
+
+    async def DiscoverApps(self, request: apps_pb2.DiscoverAppsRequest, context: _Ctx,
+                           ) -> apps_pb2.DiscoverAppsResponse:
+        found = await self._b.run(self._b.px.apps.discover, request.host or None)
+        return apps_pb2.DiscoverAppsResponse(containers=[convert.discovered_to_pb(c) for c in found])
+
+    async def AdoptApp(self, request: apps_pb2.AdoptAppRequest, context: _Ctx) -> apps_pb2.AdoptAppResponse:
+        caller = current_caller()
+        op = await self._b.run(_operation(lambda: self._b.px.apps.adopt(
+            request.vmid, host=request.host or None, node=request.node or None,
+            catalog_id=request.catalog_id or None, hostname=request.hostname or None, owner_id=caller.id)))
+        return apps_pb2.AdoptAppResponse(operation=op)
+
+    # reads ---------------------------------------------------------------------------------------
+
+    async def GetApp(self, request: apps_pb2.GetAppRequest, context: _Ctx) -> apps_pb2.GetAppResponse:
+        app = await self._b.run(self._own, request.app_id)
+        return apps_pb2.GetAppResponse(app=convert.app_to_pb(app))
+
+    async def ListApps(self, request: apps_pb2.ListAppsRequest, context: _Ctx) -> apps_pb2.ListAppsResponse:
+        caller = current_caller()
+        owner = request.owner_id or None
+        if not caller.is_admin:
+            if owner is not None and owner != caller.id:
+                raise CallerNotAllowed("members list their own apps only; leave owner_id empty")
+            owner = caller.id
+        status = convert.app_status_from_pb(request.status)
+        page = page_request(request.page_size, request.page_token, method="ListApps",
+                            filters=(status, request.search, request.host, owner))
+        repo = self._b.px.store.apps
+
+        def fetch() -> tuple[list[App], bool]:
+            query = dict(status=status, search=request.search or None, host_id=request.host or None, owner_id=owner)
+            apps = repo.list(**query, offset=page.offset, limit=page.size)
+            # a full page: one more row tells whether another page follows
+            more = len(apps) == page.size and bool(
+                repo.list(**query, offset=page.offset + page.size, limit=1))
+            return apps, more
+
+        apps, more = await self._b.run(fetch)
+        return apps_pb2.ListAppsResponse(apps=[convert.app_to_pb(a) for a in apps],
+                                         next_page_token=page.next_token(more=more))
+
+    async def GetAppLogs(self, request: apps_pb2.GetAppLogsRequest, context: _Ctx) -> apps_pb2.GetAppLogsResponse:
+        def logs() -> str:
+            self._own(request.app_id)
+            return self._b.px.apps.logs(request.app_id, tail=request.tail or 200, service=request.service or None)
+
+        return apps_pb2.GetAppLogsResponse(text=await self._b.run(logs))
+
+    async def GetAppCredentials(self, request: apps_pb2.GetAppCredentialsRequest, context: _Ctx,
+                                ) -> apps_pb2.GetAppCredentialsResponse:
+        def credentials() -> apps_pb2.AppCredentials:
+            self._own(request.app_id)
+            return convert.credentials_to_pb(self._b.px.apps.credentials(request.app_id))
+
+        return apps_pb2.GetAppCredentialsResponse(credentials=await self._b.run(credentials))

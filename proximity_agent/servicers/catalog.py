@@ -1,0 +1,58 @@
+"""CatalogService: reads of the loaded catalog; ReloadCatalog is admin-only (see auth.POLICY)."""
+
+from __future__ import annotations
+
+from proximity_agent import convert
+from proximity_agent.servicers._base import Backend, page_request, paginate
+from proximity_sdk._pb.proximity.v1 import catalog_pb2, catalog_pb2_grpc
+from proximity_sdk.models.catalog import CatalogApp
+
+__all__ = ["CatalogServicer"]
+
+_Ctx = object  # servicers never touch the context: auth.py and status.py own it
+
+
+class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
+    def __init__(self, backend: Backend) -> None:
+        self._b = backend
+
+    def _select(self, category: str, query: str) -> list[CatalogApp]:
+        catalog = self._b.px.catalog
+        apps = catalog.search(query) if query else catalog.list(category or None)
+        if query and category:
+            apps = [a for a in apps if a.category.lower() == category.lower()]
+        return sorted(apps, key=lambda a: a.id)
+
+    async def ListCatalogApps(self, request: catalog_pb2.ListCatalogAppsRequest, context: _Ctx,
+                              ) -> catalog_pb2.ListCatalogAppsResponse:
+        page = page_request(request.page_size, request.page_token, method="ListCatalogApps",
+                            filters=(request.category, request.query))
+        apps = await self._b.run(self._select, request.category, request.query)
+        chunk, token = paginate(apps, page)
+        return catalog_pb2.ListCatalogAppsResponse(apps=[convert.catalog_app_to_pb(a) for a in chunk],
+                                                   next_page_token=token)
+
+    async def GetCatalogApp(self, request: catalog_pb2.GetCatalogAppRequest, context: _Ctx,
+                            ) -> catalog_pb2.GetCatalogAppResponse:
+        app = await self._b.run(self._b.px.catalog.get, request.catalog_app_id)
+        return catalog_pb2.GetCatalogAppResponse(app=convert.catalog_app_to_pb(app))
+
+    async def ListCatalogCategories(self, request: catalog_pb2.ListCatalogCategoriesRequest, context: _Ctx,
+                                    ) -> catalog_pb2.ListCatalogCategoriesResponse:
+        page = page_request(request.page_size, request.page_token, method="ListCatalogCategories")
+        categories = await self._b.run(self._b.px.catalog.categories)
+        chunk, token = paginate(categories, page)
+        return catalog_pb2.ListCatalogCategoriesResponse(categories=chunk, next_page_token=token)
+
+    async def GetCatalogStats(self, request: catalog_pb2.GetCatalogStatsRequest, context: _Ctx,
+                              ) -> catalog_pb2.GetCatalogStatsResponse:
+        stats = await self._b.run(self._b.px.catalog.stats)
+        return catalog_pb2.GetCatalogStatsResponse(stats=convert.catalog_stats_to_pb(stats))
+
+    async def ReloadCatalog(self, request: catalog_pb2.ReloadCatalogRequest, context: _Ctx,
+                            ) -> catalog_pb2.ReloadCatalogResponse:
+        catalog = self._b.px.catalog
+        stats = await self._b.run(catalog.reload)
+        problems = await self._b.run(lambda: catalog.errors)
+        return catalog_pb2.ReloadCatalogResponse(stats=convert.catalog_stats_to_pb(stats),
+                                                 problems=[convert.catalog_problem_to_pb(p) for p in problems])

@@ -1,0 +1,65 @@
+"""OperationService. Members reach their own operations only; WatchOperation streams from the
+shared per-operation feeds (``_feed.py``, on the backend) without holding a thread per watcher."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from proximity_agent import convert
+from proximity_agent.auth import current_caller
+from proximity_agent.servicers._base import Backend, page_request
+from proximity_sdk._pb.proximity.v1 import operations_pb2, operations_pb2_grpc
+from proximity_sdk.errors import ValidationError
+from proximity_sdk.models.operation import Operation
+
+__all__ = ["OperationServicer"]
+
+_Ctx = object
+
+
+class OperationServicer(operations_pb2_grpc.OperationServiceServicer):
+    def __init__(self, backend: Backend) -> None:
+        self._b = backend
+
+    def _own(self, op_id: str) -> Operation:
+        if not op_id:
+            raise ValidationError("operation_id is required", field="operation_id")
+        op = self._b.px.operations.get(op_id)
+        current_caller().check_owner(op.owner_id, what="operation", ident=op_id)
+        return op
+
+    async def GetOperation(self, request: operations_pb2.GetOperationRequest, context: _Ctx,
+                           ) -> operations_pb2.GetOperationResponse:
+        op = await self._b.run(self._own, request.operation_id)
+        return operations_pb2.GetOperationResponse(operation=convert.operation_to_pb(op))
+
+    async def ListOperations(self, request: operations_pb2.ListOperationsRequest, context: _Ctx,
+                             ) -> operations_pb2.ListOperationsResponse:
+        owner = current_caller().owner_filter()
+        status = convert.operation_status_from_pb(request.status)
+        page = page_request(request.page_size, request.page_token, method="ListOperations",
+                            filters=(request.app_id, status, owner))
+        ops = await self._b.run(self._b.px.store.operations.list, app_id=request.app_id or None, owner_id=owner,
+                                status=status, offset=page.offset, limit=page.size + 1)
+        return operations_pb2.ListOperationsResponse(
+            operations=[convert.operation_to_pb(o) for o in ops[:page.size]],
+            next_page_token=page.next_token(more=len(ops) > page.size))
+
+    async def CancelOperation(self, request: operations_pb2.CancelOperationRequest, context: _Ctx,
+                              ) -> operations_pb2.CancelOperationResponse:
+        def cancel() -> Operation:
+            self._own(request.operation_id)
+            return self._b.px.operations.cancel(request.operation_id)
+
+        op = await self._b.run(cancel)
+        return operations_pb2.CancelOperationResponse(operation=convert.operation_to_pb(op))
+
+    async def WatchOperation(self, request: operations_pb2.WatchOperationRequest,
+                             context: _Ctx) -> AsyncIterator[operations_pb2.WatchOperationResponse]:
+        if request.after_seq < 0:
+            raise ValidationError("after_seq must be 0 or a sequence number already received", field="after_seq")
+        await self._b.run(self._own, request.operation_id)
+        async with contextlib.aclosing(self._b.feeds.watch(request.operation_id, after=request.after_seq)) as events:
+            async for event in events:
+                yield operations_pb2.WatchOperationResponse(event=convert.event_to_pb(event))
