@@ -60,12 +60,20 @@ class OperationContext:
     @contextlib.contextmanager
     def step(self, name: str) -> Iterator[None]:
         """Run one named step: checks for cancellation and lease loss, records the step, logs its start."""
-        self.checkpoint()
+        if self._lost.is_set():
+            raise LeaseLost(self.id)
         steps = self.operation.steps
-        self.current_step = name
-        self.store.operations.set_step(self.id, self.runner_id, name)
         progress = steps.index(name) / len(steps) if name in steps else None
-        self.event(f"{name}: started", progress=progress)
+        # the checkpoint, the step and its first event in one transaction (this runs at every step)
+        cancel, ours = self.store.operations.begin_step(self.id, self.runner_id, name, f"{name}: started",
+                                                        progress=progress, ignore_cancel=self.rolling_back)
+        if not ours:
+            self._lost.set()
+            raise LeaseLost(self.id)
+        if cancel and not self.rolling_back:
+            raise OperationCancelled("cancelled on request", operation_id=self.id)
+        self.current_step = name
+        self._notify(self.id)
         yield
         done = (steps.index(name) + 1) / len(steps) if name in steps else None
         self.event(f"{name}: done", progress=done)

@@ -5,16 +5,16 @@ from __future__ import annotations
 import builtins
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Float, String, Table, Text, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from proximity_sdk.errors import BusyError, NotFoundError
 from proximity_sdk.models.operation import Operation, OperationEvent, OperationStatus
 from proximity_sdk.store._common import Context
-from proximity_sdk.store.base import utcnow
+from proximity_sdk.store.base import UTCDateTime, utcnow
 from proximity_sdk.store.tables import OperationEventRow, OperationRow
 
 __all__ = ["ACTIVE", "OperationsRepository"]
@@ -58,17 +58,47 @@ def _event(row: OperationEventRow) -> OperationEvent:
 
 def _insert_event(s: Session, op_id: str, message: str, *, step: str | None, level: str,
                   progress: float | None, at: datetime | None = None) -> OperationEvent:
-    # lock the operation's row first (PostgreSQL): appenders of one operation take turns, so
-    # max(seq) + 1 does not collide; every writer of an operation locks this row before events
-    locked = s.execute(select(OperationRow.id).where(OperationRow.id == op_id).with_for_update()).scalar()
-    if locked is None:
+    # Appenders of one operation take turns: on PostgreSQL they lock the operation's row first, on
+    # SQLite the transaction holds the write lock from its BEGIN IMMEDIATE. Then one INSERT ... SELECT
+    # takes max(seq) + 1; plain Core statements, because this runs for every event of every operation.
+    if s.get_bind().dialect.name != "sqlite":
+        locked = s.execute(_LOCK_OPERATION, {"op_id": op_id}).scalar()
+        if locked is None:
+            raise NotFoundError(f"no operation {op_id!r}")
+    when = at or utcnow()
+    seq = s.connection().execute(_INSERT_EVENT, {"op_id": op_id, "time": when, "step": step, "level": level,
+                                    "message": message, "progress": progress}).scalar()
+    if seq is None:
         raise NotFoundError(f"no operation {op_id!r}")
-    last = s.execute(select(func.max(OperationEventRow.seq)).where(OperationEventRow.operation_id == op_id)).scalar()
-    row = OperationEventRow(operation_id=op_id, seq=(last or 0) + 1, time=at or utcnow(), step=step, level=level,
-                            message=message, progress=progress)
-    s.add(row)
-    s.flush()
-    return _event(row)
+    return OperationEvent(operation_id=op_id, seq=seq, time=when, step=step, level=level,
+                          message=message, progress=progress)
+
+
+_LOCK_OPERATION = select(OperationRow.id).where(OperationRow.id == bindparam("op_id")).with_for_update()
+
+_EVENTS = cast(Table, OperationEventRow.__table__)
+_next_seq = (
+    select(func.coalesce(func.max(_EVENTS.c.seq), 0) + 1)
+    .where(_EVENTS.c.operation_id == bindparam("op_id"))
+    .scalar_subquery()
+)
+# the event only goes in when the operation exists (the SELECT from operations yields no row otherwise)
+_INSERT_EVENT = (
+    insert(_EVENTS)
+    .from_select(
+        ["operation_id", "seq", "time", "step", "level", "message", "progress"],
+        select(
+            OperationRow.id,
+            _next_seq,
+            bindparam("time", type_=UTCDateTime()),
+            bindparam("step", type_=String()),
+            bindparam("level", type_=String()),
+            bindparam("message", type_=Text()),
+            bindparam("progress", type_=Float()),
+        ).where(OperationRow.id == bindparam("op_id")),
+    )
+    .returning(_EVENTS.c.seq)
+)
 
 
 class OperationsRepository:
@@ -257,6 +287,27 @@ class OperationsRepository:
     def cancel_requested(self, op_id: str) -> bool:
         with self._ctx.session() as s:
             return bool(s.execute(select(OperationRow.cancel_requested).where(OperationRow.id == op_id)).scalar())
+
+    def begin_step(self, op_id: str, runner_id: str, step: str, message: str, *, progress: float | None,
+                   ignore_cancel: bool = False) -> tuple[bool, bool]:
+        """What a runner does at each step boundary, in one transaction: read ``(cancel requested,
+        still ours)`` and, when it may go on, record the step and its "started" event."""
+        with self._ctx.session(immediate=True) as s:
+            query = select(OperationRow.cancel_requested, OperationRow.runner_id, OperationRow.status).where(
+                OperationRow.id == op_id)
+            if s.get_bind().dialect.name != "sqlite":
+                query = query.with_for_update()
+            row = s.execute(query).one_or_none()
+            if row is None:
+                return False, False
+            cancel = bool(row.cancel_requested)
+            ours = row.runner_id == runner_id and row.status == OperationStatus.RUNNING
+            if ours and (ignore_cancel or not cancel):
+                s.execute(update(OperationRow).where(OperationRow.id == op_id)
+                          .values(current_step=step, updated_at=utcnow())
+                          .execution_options(synchronize_session=False))
+                _insert_event(s, op_id, message, step=step, level="info", progress=progress)
+            return cancel, ours
 
     def control(self, op_id: str, runner_id: str) -> tuple[bool, bool]:
         """``(cancel requested, still ours)`` in one read: what a runner checks between steps."""
