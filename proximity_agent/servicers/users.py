@@ -8,11 +8,10 @@ from datetime import UTC, datetime
 from proximity_agent import convert
 from proximity_agent.auth import Caller, current_caller
 from proximity_agent.servicers._base import Backend, page_request, paginate
-from proximity_agent.servicers._users_store import find_token, update_user
 from proximity_agent.status import CallerNotAllowed
 from proximity_sdk._pb.proximity.v1 import users_pb2, users_pb2_grpc
 from proximity_sdk.errors import ValidationError
-from proximity_sdk.models.user import ApiToken, User
+from proximity_sdk.models.user import ApiToken
 
 __all__ = ["UserServicer"]
 
@@ -64,11 +63,12 @@ class UserServicer(users_pb2_grpc.UserServiceServicer):
         given = request.user
         role = convert.role_from_pb(given.role, field="user.role") if "role" in paths else None
 
-        def update() -> User:
-            return update_user(self._b.px.store, given.id, name=given.name if "name" in paths else None, role=role,
-                               disabled=given.disabled if "disabled" in paths else None)
-
-        return users_pb2.UpdateUserResponse(user=convert.user_to_pb(await self._b.run(update)))
+        if not given.id:
+            raise ValidationError("user.id is required", field="user.id")
+        user = await self._b.run(self._b.px.store.users.update, given.id,
+                                 name=given.name if "name" in paths else None, role=role,
+                                 disabled=given.disabled if "disabled" in paths else None)
+        return users_pb2.UpdateUserResponse(user=convert.user_to_pb(user))
 
     async def CreateToken(self, request: users_pb2.CreateTokenRequest, context: _Ctx,
                           ) -> users_pb2.CreateTokenResponse:
@@ -84,19 +84,18 @@ class UserServicer(users_pb2_grpc.UserServiceServicer):
         subject = _subject(current_caller(), request.user_id)
         page = page_request(request.page_size, request.page_token, method="ListTokens", filters=(subject,))
         tokens, next_token = paginate(await self._b.run(self._b.px.store.users.tokens, subject), page)
-        return users_pb2.ListTokensResponse(tokens=[convert.token_to_pb(t) for t in tokens],
+        return users_pb2.ListTokensResponse(tokens=[convert.token_to_pb(t, revoked_at=t.revoked_at) for t in tokens],
                                             next_page_token=next_token)
 
     async def RevokeToken(self, request: users_pb2.RevokeTokenRequest, context: _Ctx,
                           ) -> users_pb2.RevokeTokenResponse:
         caller = current_caller()
-        store = self._b.px.store
+        users = self._b.px.store.users
 
         def revoke() -> ApiToken:
-            token = find_token(store, request.token_id)
+            token = users.token(request.token_id)
             caller.check_owner(token.user_id, what="API token", ident=request.token_id)
-            store.users.revoke_token(token.id)
-            return token
+            return users.revoke_token(token.id)
 
         token = await self._b.run(revoke)
-        return users_pb2.RevokeTokenResponse(token=convert.token_to_pb(token, revoked_at=datetime.now(UTC)))
+        return users_pb2.RevokeTokenResponse(token=convert.token_to_pb(token, revoked_at=token.revoked_at))

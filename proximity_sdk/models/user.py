@@ -37,4 +37,5 @@ class ApiToken(BaseModel):
     name: str
     created_at: datetime
     expires_at: datetime | None = None
-    last_used_at: datetime | None = None
+    last_used_at: datetime | None = None  # to the minute: refreshed at most once a minute
+    revoked_at: datetime | None = None  # set once revoked; a revoked token never authenticates again

@@ -109,7 +109,10 @@ class ApiTokenRow(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # written at most once a minute per token (see UsersRepository.by_token_hash)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # revoked tokens stay as a record of what existed; they never authenticate again
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class HostRow(_Timestamps, Base):
