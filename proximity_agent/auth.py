@@ -25,7 +25,7 @@ from grpc import aio
 
 from proximity_agent.status import CallerNotAllowed, CallerNotAuthenticated, to_failure
 from proximity_sdk._client import Proximity
-from proximity_sdk.errors import NotFoundError, ValidationError
+from proximity_sdk.errors import NotFoundError
 from proximity_sdk.models.user import Role, User
 
 __all__ = [
@@ -232,18 +232,5 @@ def _guarded(handler: Any, method: str, access: Access | None, admit: Callable[[
 def bootstrap_admin_token(px: Proximity, name: str = "admin", *, token_name: str = "bootstrap",  # noqa: S107 - a label
                           ) -> str:
     """A new bearer token for the admin user ``name`` (created when missing). The token is
-    returned once; only its hash is stored. Used by ``proximity-agent token create --admin``.
-    Refuses a ``name`` that belongs to a member, rather than silently promoting it."""
-    users = px.store.users
-    try:
-        user = users.get(name)
-    except NotFoundError:
-        user = users.create(name, role=Role.ADMIN)
-    if user.role != Role.ADMIN:
-        raise ValidationError(f"user {name!r} exists and is a member, not an admin", field="name",
-                              hint="Choose another name, or change its role with an admin token")
-    if user.disabled:
-        raise ValidationError(f"admin user {name!r} is disabled", field="name",
-                              hint="Enable it again, or choose another name")
-    _record, secret = users.issue_token(user.id, name=token_name)
-    return secret
+    returned once; only its hash is stored. Refuses a ``name`` that belongs to a member."""
+    return px.store.users.issue_token_for(name, role=Role.ADMIN, name=token_name)[2]

@@ -1,4 +1,5 @@
-"""Every proto <-> pydantic conversion of the agent, in one module.
+"""Every proto <-> pydantic conversion of the agent, in one module; BackupService's live in
+``convert_backups.py`` (same rules, built on the helpers here).
 
 Responses: ``<model>_to_pb`` from the SDK's models. Requests: ``*_from_pb`` build what the SDK's
 calls take; what they cannot express (a path where file *contents* are expected, an unknown
@@ -121,13 +122,13 @@ def _enum_to_pb(prefix: str, enum_type: Any, value: str) -> Any:
     return enum_type.Value(prefix + value.upper().replace("-", "_"))
 
 
-def _enum_from_pb(prefix: str, enum_type: Any, number: int) -> str | None:
+def _enum_from_pb(prefix: str, enum_type: Any, number: int, *, field: str | None = None) -> str | None:
     if number == 0:
         return None
     try:
         name: str = enum_type.Name(number)
     except ValueError:
-        raise ValidationError(f"unknown {prefix.lower().rstrip('_')} value {number}") from None
+        raise ValidationError(f"unknown {prefix.lower().rstrip('_')} value {number}", field=field) from None
     return name.removeprefix(prefix).lower()
 
 

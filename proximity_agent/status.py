@@ -26,7 +26,6 @@ OperationTimeout
 TaskFailedError, CommandFailedError,         FAILED_PRECONDITION     Proxmox or the node refused the work in
 HostKeyError, OperationFailed                                        its current state
 OperationCancelled                           CANCELLED
-NotImplementedYet                            UNIMPLEMENTED           an RPC whose SDK side is not there yet
 any other ProximityError (ProxmoxError,      INTERNAL                with its message (SDK messages are
 SecretKeyError, ...)                                                 written for users and carry no secrets)
 anything else                                INTERNAL                a generic message with a reference; the
@@ -54,7 +53,6 @@ __all__ = [
     "ERROR_KIND_KEY",
     "CallerNotAllowed",
     "CallerNotAuthenticated",
-    "NotImplementedYet",
     "RpcFailure",
     "to_failure",
 ]
@@ -78,12 +76,6 @@ class CallerNotAllowed(errors.PermissionDeniedError):
     default_hint = "Ask an admin to do it, or to make you an admin"
 
 
-class NotImplementedYet(errors.ProximityError):
-    """The RPC is part of the contract, but this agent does not serve it yet."""
-
-    default_hint = "Use the SDK directly (Proximity.local) for this action, or upgrade the agent"
-
-
 @dataclass(frozen=True)
 class RpcFailure:
     """What to send back: code, details and trailing metadata."""
@@ -97,7 +89,6 @@ class RpcFailure:
 _CODES: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (CallerNotAuthenticated, grpc.StatusCode.UNAUTHENTICATED),
     (CallerNotAllowed, grpc.StatusCode.PERMISSION_DENIED),
-    (NotImplementedYet, grpc.StatusCode.UNIMPLEMENTED),
     (errors.ValidationError, grpc.StatusCode.INVALID_ARGUMENT),
     (errors.NotFoundError, grpc.StatusCode.NOT_FOUND),
     (errors.AlreadyExistsError, grpc.StatusCode.ALREADY_EXISTS),

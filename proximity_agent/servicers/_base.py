@@ -15,13 +15,12 @@ from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
 from proximity_agent.servicers._feed import OperationFeeds
-from proximity_agent.status import NotImplementedYet
 from proximity_sdk._client import Proximity
 from proximity_sdk.errors import ValidationError
 from proximity_sdk.models.operation import Operation, OperationEvent
 from proximity_sdk.models.user import User
 
-__all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "Backend", "Page", "not_served", "page_request", "paginate"]
+__all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "Backend", "Page", "page_request", "paginate"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -60,10 +59,6 @@ class Backend:
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
-
-
-def not_served(what: str) -> NotImplementedYet:
-    return NotImplementedYet(f"{what} is not served by this agent yet")
 
 
 # -- pagination ----------------------------------------------------------------------------------

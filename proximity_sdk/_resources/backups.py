@@ -7,12 +7,13 @@ modes, compressions, targets or apps are refused with a ``ValidationError``/``No
 from __future__ import annotations
 
 import builtins
+import contextlib
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from proximity_sdk.errors import BusyError, ConflictError, ProximityError, ValidationError
+from proximity_sdk.errors import BusyError, ConflictError, NotFoundError, ProximityError, ValidationError
 from proximity_sdk.models.app import ACTIVE_APP_STATUSES, App
 from proximity_sdk.models.backup import (
     BACKUP_MODES,
@@ -194,10 +195,14 @@ class Backups:
         """Delete the archive (already gone is fine) and the record; ``wait()`` gives None."""
         store = self._rt.store
         backup = store.backups.get(backup_id)
+        owner = None  # the app's owner follows the delete (a member watches their own operations)
+        if backup.app_id is not None:
+            with contextlib.suppress(NotFoundError):
+                owner = store.apps.get(backup.app_id).owner_id
         store.backups.transition(backup_id, to=BackupStatus.DELETING,
                                  allowed=[BackupStatus.COMPLETED, BackupStatus.FAILED], action="delete")
         try:
-            return self._engine.submit("backup-delete", host_id=backup.host_id, owner_id=None,
+            return self._engine.submit("backup-delete", host_id=backup.host_id, owner_id=owner,
                                        params={"backup_id": backup_id, "previous_status": backup.status.value})
         except BaseException:
             store.backups.update(backup_id, status=backup.status)

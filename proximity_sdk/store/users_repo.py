@@ -190,6 +190,29 @@ class UsersRepository:
             s.flush()
             return _token(row), token
 
+    def issue_token_for(self, user_name: str, *, role: Role, name: str = "default",
+                        expires_at: datetime | None = None) -> tuple[User, ApiToken, str, bool]:
+        """A token for the user ``user_name`` of this ``role``, creating the user when missing:
+        ``(user, token record, token, created)``. Refuses a user of another role (never promotes
+        one silently) and a disabled user. How the agent's first admin token is bootstrapped."""
+        created = False
+        try:
+            user = self.get(user_name)
+        except NotFoundError:
+            user = self.create(user_name, role=role)
+            created = True
+        if user.role != role:
+            def a(r: Role) -> str:
+                return f"an {r.value}" if r.value[0] in "aeiou" else f"a {r.value}"
+
+            raise ValidationError(f"user {user_name!r} is {a(user.role)}, not {a(role)}", field="user",
+                                  hint="Choose another user name, or change its role with an admin token")
+        if user.disabled:
+            raise ValidationError(f"user {user_name!r} is disabled", field="user",
+                                  hint="Enable it again, or choose another name")
+        record, token = self.issue_token(user.id, name=name, expires_at=expires_at)
+        return user, record, token, created
+
     def token(self, token_id: str) -> ApiToken:
         """A token's record by id, revoked or not."""
         with self._ctx.session() as s:

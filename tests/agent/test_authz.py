@@ -51,6 +51,7 @@ class World:
     app_id: str = ""
     op_id: str = ""
     spare_user: str = ""
+    backups: dict[str, str] = field(default_factory=dict)  # see _backup_world
 
 
 Build = Callable[[str, World], Any]
@@ -68,7 +69,29 @@ def ok(*codes: grpc.StatusCode) -> frozenset[grpc.StatusCode]:
 
 
 BUSY = ok(C.OK, C.ABORTED)
-NOT_SERVED = ok(C.UNIMPLEMENTED)
+
+
+def _backup_world(w: World) -> dict[str, str]:
+    """Made once, when the first backup row is built (the matrix's own app is deleted by then):
+    the member's running app, its backups and schedules, and two targets."""
+    if not w.backups:
+        px = w.agent.px
+        app = px.apps.deploy("gitea", hostname="bk-m", owner_id=w.agent.member_id).wait(timeout=60)
+        backups = [px.backups.create(app.id).wait(timeout=60) for _ in range(3)]
+        schedules = [px.backups.schedule(app.id, cron="0 4 * * *") for _ in range(2)]
+        px.backups.targets.add(name="shared", kind="proxmox", options={"storage": "local"})
+        px.backups.targets.add(name="spare-target", kind="proxmox")
+        w.backups.update({"app": app.id, "backup": backups[0].id, "doomed-member": backups[1].id,
+                          "doomed-admin": backups[2].id, "schedule-member": schedules[0].id,
+                          "schedule-admin": schedules[1].id, "target": "shared", "spare-target": "spare-target"})
+    return w.backups
+
+
+def _bk(role: str, w: World, name: str, *, settle: bool = False) -> str:
+    world = _backup_world(w)
+    if settle and role == "admin":
+        _idle(w.agent, world["app"])
+    return world[name]
 
 
 def _member_token(role: str, w: World) -> users_pb2.RevokeTokenRequest:
@@ -142,13 +165,33 @@ MATRIX: dict[str, Row] = {
     "UserService/CreateToken": Row("user", lambda r, w: users_pb2.CreateTokenRequest(name=f"t-{r}")),
     "UserService/ListTokens": Row("user"),
     "UserService/RevokeToken": Row("owner", _member_token),
-    # not served yet: the role rules still apply first
-    **{f"BackupService/{m}": Row("user", ok=NOT_SERVED) for m in (
-        "CreateBackup", "ListBackups", "GetBackup", "GetBackupStats", "RestoreBackup", "DeleteBackup",
-        "CreateBackupSchedule", "ListBackupSchedules", "DeleteBackupSchedule", "ListBackupTargets",
-        "GetBackupTarget", "ListBackupTargetKinds")},
-    **{f"BackupService/{m}": Row("admin", ok=NOT_SERVED) for m in (
-        "RunDueBackups", "CreateBackupTarget", "DeleteBackupTarget")},
+    # backups: the member's app "bk-m", its backups and schedules (_backup_world); the admin's
+    # state-changing call comes once the member's operation on the app has ended
+    "BackupService/CreateBackup": Row("owner", lambda r, w: backups_pb2.CreateBackupRequest(
+        app_id=_bk(r, w, "app", settle=True))),
+    "BackupService/ListBackups": Row("owner", lambda r, w: backups_pb2.ListBackupsRequest(app_id=_bk(r, w, "app"))),
+    "BackupService/GetBackup": Row("owner", lambda r, w: backups_pb2.GetBackupRequest(backup_id=_bk(r, w, "backup"))),
+    "BackupService/GetBackupStats": Row("owner", lambda r, w: backups_pb2.GetBackupStatsRequest(
+        app_id=_bk(r, w, "app"))),
+    "BackupService/RestoreBackup": Row("owner", lambda r, w: backups_pb2.RestoreBackupRequest(
+        backup_id=_bk(r, w, "backup", settle=True))),
+    "BackupService/DeleteBackup": Row("owner", lambda r, w: backups_pb2.DeleteBackupRequest(
+        backup_id=_bk(r, w, "doomed-admin" if r == "admin" else "doomed-member", settle=True))),
+    "BackupService/CreateBackupSchedule": Row("owner", lambda r, w: backups_pb2.CreateBackupScheduleRequest(
+        app_id=_bk(r, w, "app"), cron="0 3 * * *")),
+    "BackupService/ListBackupSchedules": Row("owner", lambda r, w: backups_pb2.ListBackupSchedulesRequest(
+        app_id=_bk(r, w, "app"))),
+    "BackupService/DeleteBackupSchedule": Row("owner", lambda r, w: backups_pb2.DeleteBackupScheduleRequest(
+        schedule_id=_bk(r, w, "schedule-admin" if r == "admin" else "schedule-member"))),
+    "BackupService/RunDueBackups": Row("admin"),
+    "BackupService/CreateBackupTarget": Row("admin", lambda r, w: backups_pb2.CreateBackupTargetRequest(
+        name=f"t-{r}", kind="proxmox", options_json='{"storage": "local"}')),
+    "BackupService/GetBackupTarget": Row("user", lambda r, w: backups_pb2.GetBackupTargetRequest(
+        name=_bk(r, w, "target"))),
+    "BackupService/ListBackupTargets": Row("user"),
+    "BackupService/ListBackupTargetKinds": Row("user"),
+    "BackupService/DeleteBackupTarget": Row("admin", lambda r, w: backups_pb2.DeleteBackupTargetRequest(
+        name=_bk(r, w, "spare-target"))),
     **{f"MaintenanceService/{m}": Row("admin") for m in ("Reconcile", "RunJanitor", "RunNodeSync")},
 }
 
@@ -241,3 +284,14 @@ def test_authorization_matrix(agent: Agent, pve: HarnessPve) -> None:
     # the allowed state changes happened, by the right hands
     assert {u.name for u in users.list()} >= {"u-admin"} and "u-member" not in {u.name for u in users.list()}
     assert {h.name for h in agent.px.hosts.list()} == {"lab", "h-admin"}  # spare deleted by the admin
+    backups = world.backups
+    _idle(agent, backups["app"])
+    assert {t.name for t in agent.px.backups.targets.list()} == {"shared", "t-admin"}
+    assert {s.id for s in agent.px.backups.schedules(backups["app"])}.isdisjoint(
+        {backups["schedule-member"], backups["schedule-admin"]})
+    deadline = time.monotonic() + 60
+    while agent.px.backups.list(status="deleting"):  # backup-delete operations belong to no app
+        assert time.monotonic() < deadline, "the backups stayed in deletion"
+        time.sleep(0.05)
+    kept = {b.id for b in agent.px.backups.list(backups["app"])}
+    assert backups["backup"] in kept and len(kept) == 3  # 3 made - 2 deleted + 1 by member + 1 by admin

@@ -22,8 +22,6 @@ from proximity_sdk import errors
 from proximity_sdk._pb.proximity.v1 import (
     apps_pb2,
     apps_pb2_grpc,
-    backups_pb2,
-    backups_pb2_grpc,
     catalog_pb2,
     catalog_pb2_grpc,
     common_pb2,
@@ -396,12 +394,6 @@ def test_clone_migrate_discover_adopt(agent: Agent, pve: HarnessPve, standin_sta
 
 
 # -- the rest of the contract, health, and the mapping itself ------------------------------------
-
-
-def test_services_not_served_yet_say_so(agent: Agent) -> None:
-    backups = agent.stub(backups_pb2_grpc.BackupServiceStub, agent.admin)
-    error = rpc_error(lambda: backups.ListBackups(backups_pb2.ListBackupsRequest()))
-    assert error.code() == C.UNIMPLEMENTED and "BackupService.ListBackups is not served" in error.details()
 
 
 def test_maintenance_jobs_on_demand(agent: Agent, pve: HarnessPve) -> None:

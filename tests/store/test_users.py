@@ -232,3 +232,15 @@ def test_authenticating_a_recently_used_token_takes_no_write_lock(store: Store) 
         stale = _InThread(lambda: store.users.authenticate(token))
         assert not stale.finished_within(0.5), "a stale last use was not written"
     assert stale.finished_within(30) and stale.error is None and stale.result == user
+
+
+def test_issue_token_for_creates_the_user_once_and_never_promotes(store: Store) -> None:
+    user, record, token, created = store.users.issue_token_for("boss", role=Role.ADMIN, name="first")
+    assert created and user.role == Role.ADMIN and record.name == "first"
+    assert store.users.authenticate(token) == user
+    again = store.users.issue_token_for("boss", role=Role.ADMIN)
+    assert again[0] == user and again[3] is False and again[2] != token
+    store.users.create("worker", role=Role.MEMBER)
+    with pytest.raises(ValidationError, match="is a member, not an admin"):
+        store.users.issue_token_for("worker", role=Role.ADMIN)
+    assert store.users.tokens("worker") == []

@@ -1,0 +1,50 @@
+"""Agent runtimes in this process, on the test's database (SQLite file or PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.fernet import Fernet
+
+from proximity_agent.runtime import AgentRuntime
+from proximity_agent.scheduler import JobFunc
+from proximity_agent.settings import AgentSettings
+
+# fast enough for tests: jobs every second, leadership checked twice a second
+FAST = {"reconcile_interval_seconds": 1, "janitor_interval_seconds": 1, "node_sync_interval_seconds": 1,
+        "backup_schedules_interval_seconds": 1, "leader_check_interval_seconds": 0.3, "metrics_port": None,
+        "entry_points": False, "lease_seconds": 1, "recover_interval_seconds": 0.5, "shutdown_grace_seconds": 10}
+
+OpenRuntime = Callable[..., AgentRuntime]
+
+
+@pytest.fixture
+def agent_settings(database_url: str, tmp_path: Path) -> Callable[..., AgentSettings]:
+    """Settings for an agent on the test's database: ``agent_settings(**overrides)``."""
+    key = Fernet.generate_key().decode()
+
+    def make(**overrides: Any) -> AgentSettings:
+        return AgentSettings.checked({"database_url": database_url, "data_dir": str(tmp_path / "data"),
+                                      "secret_key": key, **FAST, **overrides})
+    return make
+
+
+@pytest.fixture
+def open_runtime(agent_settings: Callable[..., AgentSettings]) -> Iterator[OpenRuntime]:
+    """``open_runtime(jobs=None, start=True, **settings)``: a runtime, closed at the end of the test."""
+    opened: list[AgentRuntime] = []
+
+    def make(*, jobs: Mapping[str, tuple[JobFunc, float]] | None = None, start: bool = True,
+             **overrides: Any) -> AgentRuntime:
+        runtime = AgentRuntime.open(agent_settings(**overrides), jobs=jobs)
+        opened.append(runtime)
+        if start:
+            runtime.start()
+        return runtime
+
+    yield make
+    for runtime in reversed(opened):
+        runtime.close(grace=5)
