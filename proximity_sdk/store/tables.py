@@ -170,6 +170,8 @@ class AppRow(_Timestamps, Base):
         UniqueConstraint("host_id", "vmid"),
         Index("ix_apps_status", "status"),
         Index("ix_apps_host_id_node", "host_id", "node"),
+        # the order every listing pages in: without it each page sorts the whole table
+        Index("ix_apps_created_at_id", "created_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
