@@ -28,7 +28,7 @@ from proximity_sdk.models.settings import Settings
 from proximity_sdk.operations._capacity import in_flight, require_room
 from proximity_sdk.operations._locks import wait_unlocked
 from proximity_sdk.operations.context import OperationContext
-from proximity_sdk.operations.deploy import _placing, app_url
+from proximity_sdk.operations.deploy import _placing, app_url, release_unjournalled
 from proximity_sdk.operations.handle import OperationHandle
 from proximity_sdk.operations.kinds import OperationKind
 from proximity_sdk.operations.provision import Provisioner, app_project
@@ -329,6 +329,7 @@ class CloneKind(OperationKind):
     def on_failure(self, ctx: OperationContext, error: BaseException) -> None:
         """The new app stays, in ``error``, with the failed step and the Proxmox log tail."""
         store = self.rt.store
+        release_unjournalled(ctx, store)  # a reservation made just before a crash, never journalled
         try:
             app = store.apps.get(str(ctx.operation.app_id))
         except ProximityError:

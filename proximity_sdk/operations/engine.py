@@ -189,11 +189,34 @@ class OperationEngine:
                             progress=1.0)
         self._listen("after", done, None)
 
+    def fail_claimed(self, op_id: str, runner_id: str, error: Exception, *, message: str) -> Operation | None:
+        """Roll back and fail an operation that ``runner_id`` has just claimed without running it (the
+        janitor, for one past its deadline): the same path as a failing step. None when another
+        runner took it meanwhile."""
+        op = self.store.operations.get(op_id)
+        impl = self.kind(op.kind)
+        ctx = OperationContext(self.store, op, runner_id, notify=self.notify, node_slot=self._node_slot,
+                               lost=threading.Event())
+        try:
+            ctx.event(f"{error}; failing it", level="error")
+            self._roll_back(ctx, impl)
+            self._on_failure(ctx, impl, error)
+            done = self._finish(ctx, OperationStatus.FAILED, error=str(error),
+                                result={"failed_step": ctx.current_step, "log_tail": ctx.log_tail[-20:],
+                                        "error_kind": type(error).__name__},
+                                message=message, level="error")
+        except LeaseLost:
+            return None
+        finally:
+            self.notify(op_id)
+        self._listen("error", done, error)
+        return done
+
     def _finish(self, ctx: OperationContext, status: OperationStatus, *, result: dict[str, Any] | None,
                 error: str | None = None, message: str, level: str = "info",
                 progress: float | None = None) -> Operation:
         try:
-            return self.store.operations.finish(ctx.id, self.runner_id, status, error=error, result=result,
+            return self.store.operations.finish(ctx.id, ctx.runner_id, status, error=error, result=result,
                                                 message=message, level=level, progress=progress)
         except BusyError:  # another runner holds it now: its outcome is theirs to write
             raise LeaseLost(ctx.id) from None

@@ -27,19 +27,16 @@ What cannot be done now (host unreachable, container locked) is reported and ret
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import threading
 import time
 from collections import defaultdict
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from proximity_sdk.errors import BusyError, ConflictError, LockedError, ProximityError
+from proximity_sdk.errors import ConflictError, LockedError, ProximityError
 from proximity_sdk.models.maintenance import JanitorReport, RetiredContainer, RetiredDestroyed
 from proximity_sdk.models.operation import Operation, OperationStatus
 from proximity_sdk.models.proxmox import ClusterResource
-from proximity_sdk.operations.context import LeaseLost, OperationContext
 from proximity_sdk.operations.reconcile import containers_by_vmid
 from proximity_sdk.operations.runtime import Runtime
 from proximity_sdk.proxmox.containers import destroy_container
@@ -124,60 +121,10 @@ class Janitor:
 
     def _fail(self, op: Operation, reason: str) -> bool:
         """Roll back and fail an operation this janitor has claimed. False if another runner took it."""
-        store = self.rt.store
-        current = store.operations.get(op.id)
-        impl = self.engine.kind(current.kind)
-        ctx = OperationContext(store, current, self.runner_id, notify=self.engine.notify,
-                               node_slot=self.engine._node_slot,  # the engine's per-node bound applies too
-                               lost=threading.Event())
-        deadline = f"{current.deadline:%Y-%m-%d %H:%M:%S} UTC" if current.deadline else "?"
-        error = DeadlineExceeded(f"{current.kind} passed its deadline ({deadline}): {reason}")
-        try:
-            ctx.event(f"janitor: {error}; failing it", level="error")
-            if ctx.effects:
-                ctx.rolling_back = True
-                try:
-                    ctx.event("rolling back")
-                    impl.rollback(ctx)
-                    ctx.event("rolled back")
-                except LeaseLost:
-                    raise
-                except Exception as exc:  # the journal keeps what is left
-                    log.exception("janitor: rollback of operation %s incomplete", op.id)
-                    ctx.event(f"rollback incomplete ({exc})", level="error")
-                finally:
-                    ctx.rolling_back = False
-            try:
-                impl.on_failure(ctx, error)
-            except LeaseLost:
-                raise
-            except Exception as exc:
-                log.exception("janitor: on_failure of operation %s failed", op.id)
-                ctx.event(f"could not record the failure: {exc}", level="error")
-            done = store.operations.finish(
-                op.id, self.runner_id, OperationStatus.FAILED, error=str(error),
-                result={"failed_step": ctx.current_step, "log_tail": ctx.log_tail[-20:],
-                        "error_kind": DeadlineExceeded.__name__},
-                message=f"{current.kind} failed: past its deadline", level="error")
-        except (LeaseLost, BusyError):
-            return False
-        finally:
-            self.engine.notify(op.id)
-        self._listen(done, error)
-        return True
-
-    def _listen(self, op: Operation, error: BaseException) -> None:
-        plugins = self.engine.plugins
-        if plugins is None:
-            return
-        try:
-            app = None
-            if op.app_id:
-                with contextlib.suppress(ProximityError):
-                    app = self.rt.store.apps.get(op.app_id)
-            plugins.notify_operation("error", operation=op, app=app, error=error)
-        except Exception:  # a listener never breaks the janitor
-            log.exception("a lifecycle listener failed on operation %s", op.id)
+        deadline = f"{op.deadline:%Y-%m-%d %H:%M:%S} UTC" if op.deadline else "?"
+        error = DeadlineExceeded(f"{op.kind} passed its deadline ({deadline}): {reason}")
+        done = self.engine.fail_claimed(op.id, self.runner_id, error, message=f"{op.kind} failed: past its deadline")
+        return done is not None
 
     # retired containers ---------------------------------------------------------------------------
 
