@@ -182,7 +182,7 @@ class HarnessPve(VzdumpMixin, FakePve):  # type: ignore[misc]
         finished: dict[str, Any] = {}
         inner = body
 
-        async def body() -> Any:
+        async def timed() -> Any:
             try:
                 return await inner()
             finally:
@@ -192,7 +192,7 @@ class HarnessPve(VzdumpMixin, FakePve):  # type: ignore[misc]
 
         warnings = self.task_warnings.pop(ttype, None)
         if not warnings:
-            upid: str = await super().task(node, ttype, tid, user, body, vm=vm, lock=lock, log=log)
+            upid: str = await super().task(node, ttype, tid, user, timed, vm=vm, lock=lock, log=log)
             self._note_finish(upid, finished)
             return upid
         upid, pid, start = self._upid(node, ttype, tid, user)
@@ -218,7 +218,7 @@ class HarnessPve(VzdumpMixin, FakePve):  # type: ignore[misc]
                     await self.acquire(vm, upid)
                 try:
                     record["log"].extend(warnings)  # logged while the task runs
-                    note = await body()
+                    note = await timed()
                     if note:
                         record["log"].append(note)
                 finally:
