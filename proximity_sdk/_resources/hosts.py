@@ -10,6 +10,7 @@ from typing import Any
 
 from proximity_sdk._connections import ClientPool, ShellPool, client_for
 from proximity_sdk.errors import ProximityError, ValidationError
+from proximity_sdk.models._requests import validate_request
 from proximity_sdk.models.host import Host, HostAdd, HostCredentials, HostUpdate, Node
 from proximity_sdk.models.host_check import HostCheck
 from proximity_sdk.models.proxmox import PveVersion, StorageStatus
@@ -17,7 +18,6 @@ from proximity_sdk.models.ssh import SshAccess
 from proximity_sdk.proxmox.client import ProxmoxClient
 from proximity_sdk.proxmox.validate import check_node_name
 from proximity_sdk.store import Store
-from proximity_sdk.store._common import validate_request
 
 __all__ = ["Hosts", "Nodes"]
 

@@ -6,6 +6,7 @@ take ``memory_mb`` more (see :mod:`proximity_sdk.proxmox.placement` for what "ro
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from dataclasses import replace
 
@@ -15,10 +16,19 @@ from proximity_sdk.proxmox.client import ProxmoxClient
 from proximity_sdk.proxmox.placement import NodeCapacity, node_capacities
 from proximity_sdk.store import Store
 
-__all__ = ["in_flight", "require_room"]
+__all__ = ["in_flight", "placing", "require_room"]
 
 # apps whose container may not be listed by Proxmox yet, but whose memory is already promised
 _UNBORN = (AppStatus.DEPLOYING, AppStatus.CLONING)
+
+
+_placement_locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
+
+
+def placing(host_id: str) -> threading.Lock:
+    """Placements on one host run one at a time in this process, so each sees the one before.
+    (Between processes a placement may miss one still in flight: Proxmox's own memory check remains.)"""
+    return _placement_locks[host_id]
 
 
 def in_flight(store: Store, host_id: str, present: set[int], *, exclude_app_id: str | None = None) -> dict[str, int]:

@@ -25,10 +25,10 @@ from proximity_sdk.errors import AlreadyExistsError, ConflictError, NotFoundErro
 from proximity_sdk.models.app import App, AppStatus
 from proximity_sdk.models.operation import Operation
 from proximity_sdk.models.settings import Settings
-from proximity_sdk.operations._capacity import in_flight, require_room
+from proximity_sdk.operations._capacity import in_flight, placing, require_room
 from proximity_sdk.operations._locks import wait_unlocked
 from proximity_sdk.operations.context import OperationContext
-from proximity_sdk.operations.deploy import _placing, app_url, release_unjournalled
+from proximity_sdk.operations.deploy import app_url, release_unjournalled
 from proximity_sdk.operations.handle import OperationHandle
 from proximity_sdk.operations.kinds import OperationKind
 from proximity_sdk.operations.provision import Provisioner, app_project
@@ -130,7 +130,7 @@ class CloneKind(OperationKind):
         client = self.rt.clients.get(host_id)
         source_vmid = int(ctx.params["source_vmid"])
 
-        with ctx.step("place"), _placing(host_id):
+        with ctx.step("place"), placing(host_id):
             source_node = container_node(client, source_vmid)
             if source_node is None:
                 raise NotFoundError(f"the source container {source_vmid} is not in the cluster any more")

@@ -8,9 +8,7 @@ so a failure here, or a takeover after a crash, destroys exactly what this deplo
 from __future__ import annotations
 
 import secrets
-import threading
 import time
-from collections import defaultdict
 from typing import Any, ClassVar
 
 from proximity_sdk.catalog.render import RenderedProject, env_file_text
@@ -20,7 +18,7 @@ from proximity_sdk.models.catalog import CatalogApp
 from proximity_sdk.models.operation import Operation
 from proximity_sdk.models.resources import Resources
 from proximity_sdk.models.settings import Settings
-from proximity_sdk.operations._capacity import in_flight
+from proximity_sdk.operations._capacity import in_flight, placing
 from proximity_sdk.operations.context import OperationContext
 from proximity_sdk.operations.kinds import OperationKind
 from proximity_sdk.operations.provision import Provisioner, app_project
@@ -40,15 +38,6 @@ from proximity_sdk.store import Store
 
 __all__ = ["DeployKind", "app_url", "deploy_config", "release_effects", "release_unjournalled",
            "requested_resources"]
-
-_placement_locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
-
-
-def _placing(host_id: str) -> threading.Lock:
-    """Placements on one host run one at a time in this process, so each sees the one before.
-    (Between processes a placement may miss one still in flight: Proxmox's own memory check remains.)"""
-    return _placement_locks[host_id]
-
 
 def app_url(address: str | None, port: int | None) -> str | None:
     if not address or not port:
@@ -151,7 +140,7 @@ class DeployKind(OperationKind):
         resources = app.resources
         memory = resources.memory_mb or settings.default_memory_mb
 
-        with ctx.step("place"), _placing(host_id):
+        with ctx.step("place"), placing(host_id):
             decision = pick_node(client, memory_mb=memory, overcommit=settings.memory_overcommit,
                                  node=ctx.params.get("node"),
                                  pending=lambda present: in_flight(store, host_id, present, exclude_app_id=app.id))

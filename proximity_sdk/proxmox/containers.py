@@ -30,11 +30,11 @@ from proximity_sdk.proxmox._ctspec import (
     create_params,
     spec_from_settings,
 )
+from proximity_sdk.proxmox._lxc import check_seconds, lxc_path, wait_guest_task
 from proximity_sdk.proxmox.client import ProxmoxClient
-from proximity_sdk.proxmox.progress import Emit, emit_to, task_log_forwarder
-from proximity_sdk.proxmox.tasks import TaskResult, wait_task
-from proximity_sdk.proxmox.upid import Upid
-from proximity_sdk.proxmox.validate import check_node_name, check_vmid
+from proximity_sdk.proxmox.progress import Emit, emit_to
+from proximity_sdk.proxmox.tasks import TaskResult
+from proximity_sdk.proxmox.validate import check_node_name
 
 __all__ = [
     "ContainerSpec",
@@ -51,36 +51,6 @@ __all__ = [
     "stop_container",
     "wait_for_address",
 ]
-
-# How a task's exit status reads when it could not take the guest's lock (config flock or `lock:`).
-_LOCK_FAILURE = re.compile(r"can't lock file|is locked|got timeout", re.IGNORECASE)
-
-
-def _path(node: str, vmid: int, tail: str = "") -> str:
-    base = f"/nodes/{check_node_name(node)}/lxc/{check_vmid(vmid)}"
-    return f"{base}/{tail}" if tail else base
-
-
-def _wait(client: ProxmoxClient, upid: str, *, timeout: float, emit: Emit | None) -> TaskResult:
-    try:
-        return wait_task(client, upid, timeout=timeout, on_log=task_log_forwarder(emit))
-    except TaskFailedError as err:
-        if _LOCK_FAILURE.search(err.exitstatus):
-            task = Upid.parse(err.upid)
-            raise LockedError(
-                f"task {task.type} {task.id} on node {task.node} could not take the lock: {err.exitstatus}",
-                status=err.status,
-                method=err.method,
-                path=err.path,
-            ) from err
-        raise
-
-
-def _check_timeout(timeout: float, field: str = "timeout") -> float:
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise ValidationError(f"{field} must be a positive number of seconds, not {timeout!r}", field=field)
-    return float(timeout)
-
 
 def container_status(client: ProxmoxClient, node: str, vmid: int) -> LxcStatus | None:
     """The container's current status on ``node``, or None when it is not there."""
@@ -110,10 +80,10 @@ def create_container(
     check_node_name(node)
     if not isinstance(spec, ContainerSpec):
         raise ValidationError(f"spec must be a ContainerSpec, not {type(spec).__name__}", field="spec")
-    _check_timeout(timeout)
+    check_seconds(timeout)
     upid = client.post(f"/nodes/{node}/lxc", **create_params(spec))
     try:
-        return _wait(client, str(upid), timeout=timeout, emit=emit)
+        return wait_guest_task(client, str(upid), timeout=timeout, emit=emit)
     except (TaskFailedError, LockedError):
         # The POST got a UPID, so PVE had reserved the VMID for us: a container there now is ours.
         _remove_leftover(client, node, spec.vmid, emit)
@@ -144,8 +114,8 @@ def start_container(
     client: ProxmoxClient, node: str, vmid: int, *, emit: Emit | None = None, timeout: float = 300.0
 ) -> TaskResult | None:
     """Start the container; None when it was already running."""
-    path = _path(node, vmid, "status/start")
-    _check_timeout(timeout)
+    path = lxc_path(node, vmid, "status/start")
+    check_seconds(timeout)
     try:
         upid = client.post(path)
     except ConflictError as err:
@@ -153,15 +123,15 @@ def start_container(
             raise
         emit_to(emit, f"CT {vmid} is already running")
         return None
-    return _wait(client, str(upid), timeout=timeout, emit=emit)
+    return wait_guest_task(client, str(upid), timeout=timeout, emit=emit)
 
 
 def stop_container(
     client: ProxmoxClient, node: str, vmid: int, *, emit: Emit | None = None, timeout: float = 300.0
 ) -> TaskResult | None:
     """Stop the container at once (no clean shutdown); None when it was not running."""
-    path = _path(node, vmid, "status/stop")
-    _check_timeout(timeout)
+    path = lxc_path(node, vmid, "status/stop")
+    check_seconds(timeout)
     try:
         upid = client.post(path)
     except ConflictError as err:
@@ -169,7 +139,7 @@ def stop_container(
             raise
         emit_to(emit, f"CT {vmid} is not running")
         return None
-    return _wait(client, str(upid), timeout=timeout, emit=emit)
+    return wait_guest_task(client, str(upid), timeout=timeout, emit=emit)
 
 
 def shutdown_container(
@@ -184,7 +154,7 @@ def shutdown_container(
     """Shut the container down cleanly within ``timeout`` seconds; if it does not stop in time,
     stop it hard when ``force_stop_after`` (else the :class:`TaskFailedError` is raised).
     None when it was not running."""
-    path = _path(node, vmid, "status/shutdown")
+    path = lxc_path(node, vmid, "status/shutdown")
     if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 0:
         raise ValidationError(f"timeout must be whole seconds >= 0, not {timeout!r}", field="timeout")
     try:
@@ -196,7 +166,7 @@ def shutdown_container(
         return None
     try:
         # PVE ends the task itself after `timeout`; the margin covers its own bookkeeping
-        return _wait(client, str(upid), timeout=timeout + 60.0, emit=emit)
+        return wait_guest_task(client, str(upid), timeout=timeout + 60.0, emit=emit)
     except TaskFailedError as err:
         if not force_stop_after:
             raise
@@ -218,8 +188,8 @@ def destroy_container(
     """Destroy the container with its disks and every reference (``purge``); stop it first if it
     runs. None when it is already gone. ``expect_hostname`` guards against a VMID that now holds
     someone else's container (PVE reuses freed ids at once): a different name refuses."""
-    path = _path(node, vmid)
-    _check_timeout(timeout)
+    path = lxc_path(node, vmid)
+    check_seconds(timeout)
     if expect_hostname is not None:
         check_hostname(expect_hostname, field="expect_hostname")
     status = container_status(client, node, vmid)
@@ -244,7 +214,7 @@ def destroy_container(
         upid = client.delete(path, purge=True, **{"destroy-unreferenced-disks": True})
     except NotFoundError:
         return None
-    return _wait(client, str(upid), timeout=timeout, emit=emit)
+    return wait_guest_task(client, str(upid), timeout=timeout, emit=emit)
 
 
 def _usable_ipv4(iface: LxcInterface) -> str | None:
@@ -291,8 +261,8 @@ def wait_for_address(
     link-local. A stopped container raises :class:`ConflictError` at once; no address in time
     raises :class:`UnavailableError`.
     """
-    path = _path(node, vmid, "interfaces")
-    limit = _check_timeout(timeout)
+    path = lxc_path(node, vmid, "interfaces")
+    limit = check_seconds(timeout)
     if not re.match(r"^[A-Za-z][A-Za-z0-9_.-]{0,14}$", interface):
         raise ValidationError(f"interface {interface!r} is not an interface name", field="interface")
     if static_address is not None:

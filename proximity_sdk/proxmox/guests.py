@@ -12,8 +12,8 @@ import re
 from proximity_sdk.errors import NotFoundError, ProximityError, ValidationError
 from proximity_sdk.models.proxmox import LxcConfig
 from proximity_sdk.proxmox._ctspec import check_hostname
+from proximity_sdk.proxmox._lxc import check_seconds, lxc_path, wait_guest_task
 from proximity_sdk.proxmox.client import ProxmoxClient
-from proximity_sdk.proxmox.containers import _check_timeout, _path, _wait
 from proximity_sdk.proxmox.progress import Emit, emit_to
 from proximity_sdk.proxmox.tasks import TaskResult
 from proximity_sdk.proxmox.validate import check_node_name, check_storage_id, check_vmid
@@ -61,7 +61,7 @@ def container_node(client: ProxmoxClient, vmid: int) -> str | None:
 
 def snapshot_names(client: ProxmoxClient, node: str, vmid: int) -> list[str]:
     """The container's snapshots (without PVE's pseudo entry ``current``)."""
-    data = client.get(_path(node, vmid, "snapshot"))
+    data = client.get(lxc_path(node, vmid, "snapshot"))
     return [str(item["name"]) for item in data or () if isinstance(item, dict) and item.get("name") != "current"]
 
 
@@ -76,19 +76,19 @@ def take_snapshot(
     timeout: float = 600.0,
 ) -> TaskResult:
     """Snapshot the container (running or stopped) as ``name``; waits for the ``vzsnapshot`` task."""
-    path = _path(node, vmid, "snapshot")
+    path = lxc_path(node, vmid, "snapshot")
     check_snapshot_name(name)
-    _check_timeout(timeout)
+    check_seconds(timeout)
     upid = client.post(path, snapname=name, description=description)
-    return _wait(client, str(upid), timeout=timeout, emit=emit)
+    return wait_guest_task(client, str(upid), timeout=timeout, emit=emit)
 
 
 def delete_snapshot(
     client: ProxmoxClient, node: str, vmid: int, name: str, *, emit: Emit | None = None, timeout: float = 600.0
 ) -> TaskResult | None:
     """Delete the snapshot; None when it is not there (already deleted, or never taken)."""
-    path = _path(node, vmid, f"snapshot/{check_snapshot_name(name)}")
-    _check_timeout(timeout)
+    path = lxc_path(node, vmid, f"snapshot/{check_snapshot_name(name)}")
+    check_seconds(timeout)
     try:
         if name not in snapshot_names(client, node, vmid):
             emit_to(emit, f"CT {vmid} has no snapshot {name}")
@@ -98,7 +98,7 @@ def delete_snapshot(
         return None
     upid = client.delete(path)
     try:
-        return _wait(client, str(upid), timeout=timeout, emit=emit)
+        return wait_guest_task(client, str(upid), timeout=timeout, emit=emit)
     except ProximityError as err:
         if _SNAPSHOT_GONE.search(str(err)):
             return None
@@ -125,7 +125,7 @@ def clone_container(
 
     A duplicate ``newid`` raises :class:`AlreadyExistsError` before anything is made. A failed
     task removes what it made itself (PVE's own cleanup); destroy ``newid`` to be sure."""
-    path = _path(node, vmid, "clone")
+    path = lxc_path(node, vmid, "clone")
     check_vmid(newid, field="newid")
     check_hostname(hostname)
     if snapname is not None:
@@ -136,10 +136,10 @@ def clone_container(
         check_storage_id(storage)
     if description is not None and len(description) > 8192:
         raise ValidationError("description is longer than 8192 characters", field="description")
-    _check_timeout(timeout)
+    check_seconds(timeout)
     upid = client.post(path, newid=newid, hostname=hostname, full=True, snapname=snapname,
                        target=None if target == node else target, storage=storage, description=description)
-    return _wait(client, str(upid), timeout=timeout, emit=emit)
+    return wait_guest_task(client, str(upid), timeout=timeout, emit=emit)
 
 
 def migrate_container(
@@ -156,19 +156,19 @@ def migrate_container(
     """Move the container to node ``target`` of the same cluster. A running one needs
     ``restart=True`` (restart migration: shut down within ``shutdown_timeout`` seconds, moved,
     started again on the target); LXC has no live migration."""
-    path = _path(node, vmid, "migrate")
+    path = lxc_path(node, vmid, "migrate")
     check_node_name(target, field="target")
     if target == node:
         raise ValidationError(f"CT {vmid} is already on node {node}", field="target")
     if isinstance(shutdown_timeout, bool) or not isinstance(shutdown_timeout, int) or shutdown_timeout < 1:
         raise ValidationError("shutdown_timeout must be whole seconds >= 1", field="shutdown_timeout")
-    _check_timeout(timeout)
+    check_seconds(timeout)
     params: dict[str, object] = {"target": target}
     if restart:
         params.update(restart=True, timeout=shutdown_timeout)
     upid = client.post(path, **params)
     # the task runs on the source node; it ends once the container is on the target (and started)
-    return _wait(client, str(upid), timeout=timeout + shutdown_timeout, emit=emit)
+    return wait_guest_task(client, str(upid), timeout=timeout + shutdown_timeout, emit=emit)
 
 
 def set_config(
@@ -185,7 +185,7 @@ def set_config(
     """Change some settings (``PUT /config``, synchronous). A running container takes cores,
     memory and swap at once (cgroup limits); ``net0`` is hot-plugged too. ``digest`` (from a
     config read) refuses the change when someone else changed the config since."""
-    path = _path(node, vmid, "config")
+    path = lxc_path(node, vmid, "config")
     changes: dict[str, object] = {}
     for field, value, low, high in (("cores", cores, 1, 8192), ("memory", memory_mb, 16, 4 * 1024 * 1024),
                                     ("swap", swap_mb, 0, 4 * 1024 * 1024)):
@@ -226,12 +226,12 @@ def grow_disk(
 ) -> TaskResult | None:
     """Grow ``disk`` to ``size_gb`` GiB (works on a running container). None when it already
     has that size; a smaller size raises :class:`ValidationError` (PVE never shrinks a disk)."""
-    path = _path(node, vmid, "resize")
+    path = lxc_path(node, vmid, "resize")
     if isinstance(size_gb, bool) or not isinstance(size_gb, int) or not 1 <= size_gb <= 128 * 1024:
         raise ValidationError(f"size_gb must be whole GiB from 1 to 131072, not {size_gb!r}", field="size_gb")
     if disk != "rootfs" and not re.fullmatch(r"mp\d{1,3}", disk):
         raise ValidationError(f"disk {disk!r} is neither rootfs nor mpN", field="disk")
-    _check_timeout(timeout)
+    check_seconds(timeout)
     config = client.lxc_config(node, vmid)
     current = disk_size_gb(config, disk)
     if current is None:
@@ -251,7 +251,7 @@ def grow_disk(
         if "already at specified size" in str(err):
             return None
         raise
-    return _wait(client, str(upid), timeout=timeout, emit=emit)
+    return wait_guest_task(client, str(upid), timeout=timeout, emit=emit)
 
 
 def storage_is_shared(client: ProxmoxClient, node: str, storage: str) -> bool:

@@ -1,0 +1,53 @@
+"""Turning keyword arguments into a request model, with pydantic's errors as one ``ValidationError``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import pydantic
+
+from proximity_sdk.errors import ValidationError
+
+__all__ = ["checked", "from_pydantic", "validate_request"]
+
+M = TypeVar("M", bound=pydantic.BaseModel)
+
+
+def validate_request(model: type[M], request: M | None, fields: dict[str, Any], *, what: str) -> M:
+    """Accept either a ready request model or its fields as keyword arguments, never both.
+
+    pydantic's errors become one ``ValidationError`` naming the first bad field.
+    """
+    if request is not None:
+        if fields:
+            raise ValidationError(f"{what}: give a {model.__name__} or keyword arguments, not both")
+        if not isinstance(request, model):
+            raise ValidationError(f"{what}: expected a {model.__name__}, got {type(request).__name__}")
+        return request
+    try:
+        return model(**fields)
+    except pydantic.ValidationError as exc:
+        raise from_pydantic(exc, what=what) from None
+
+
+def from_pydantic(exc: pydantic.ValidationError, *, what: str) -> ValidationError:
+    problems = []
+    first_field: str | None = None
+    for error in exc.errors():
+        loc = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown field"
+        problems.append(f"{loc}: {message}" if loc else message)
+        if first_field is None and loc:
+            first_field = loc
+    return ValidationError(f"invalid {what}: " + "; ".join(problems), field=first_field)
+
+
+def checked(build: Callable[[], M], *, what: str) -> M:
+    """Run a model constructor, turning pydantic errors into ours."""
+    try:
+        return build()
+    except pydantic.ValidationError as exc:
+        raise from_pydantic(exc, what=what) from None
