@@ -1,8 +1,12 @@
-"""Serve a fakepve-based sandbox Proxmox on loopback, over HTTPS with its own CA, in a thread."""
+"""`Sandbox`: a fake Proxmox cluster on loopback for trying Proximity: the PVE 9 API (fakepve plus
+what it lacks, over HTTPS with its own CA, in a thread) and the nodes' shell (an SSH server running
+stand-in tools, :mod:`proximity_sdk.sandbox._shell`). Apps deploy, start, back up and restore in
+it; nothing really runs."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import shutil
 import tempfile
@@ -10,9 +14,14 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from proximity_sdk.errors import ProximityError
+from proximity_sdk.models.ssh import SshAccess
+
+if TYPE_CHECKING:
+    from proximity_sdk.models.host import Host
+    from proximity_sdk.sandbox._shell import SandboxShell
 
 _START_TIMEOUT = 30.0
 SANDBOX_TOKEN_ID = "root@pam!proximity"  # noqa: S105 - an id, not a secret
@@ -25,25 +34,31 @@ class SandboxUnavailableError(ProximityError):
     default_hint = "Install the sandbox extra: pip install 'proximity[sandbox]'"
 
 
-def _import_fakepve() -> Any:
+def _import_fakepve() -> tuple[Any, Any]:
     try:
-        import fakepve
         from fakepve import certs
+
+        from proximity_sdk.sandbox._pve import SandboxPve
     except ModuleNotFoundError as exc:
         raise SandboxUnavailableError(f"the sandbox Proxmox is not installed ({exc.name} missing)") from exc
-    return fakepve, certs
+    return SandboxPve, certs
+
+
+_LISTEN_LINE = "LISTEN 0 4096 0.0.0.0:{port} 0.0.0.0:*\n"
 
 
 class Sandbox:
     """A running sandbox Proxmox (a fake PVE 9 API) on 127.0.0.1.
 
     Clearly not a real cluster: containers "run" without running anything. Connect with
-    ``url``, ``token_id``/``token_secret`` (or ``user``/``password``) and ``ca_file``.
+    ``url``, ``token_id``/``token_secret`` (or ``user``/``password``) and ``ca_file``; its nodes'
+    shell with ``ssh``. ``add_to(px)`` does both for a Proximity.
     """
 
     def __init__(self, pve: Any, loop: asyncio.AbstractEventLoop, thread: threading.Thread, directory: Path,
-                 *, owns_directory: bool, token_secret: str, password: str) -> None:
+                 *, owns_directory: bool, token_secret: str, password: str, shell: SandboxShell) -> None:
         self.pve = pve
+        self.shell = shell
         self._loop = loop
         self._thread = thread
         self.directory = directory
@@ -58,11 +73,47 @@ class Sandbox:
     def url(self) -> str:
         return f"https://{self.pve.host}:{self.pve.port}"
 
+    @property
+    def nodes(self) -> list[str]:
+        return sorted(self.pve.nodes)
+
+    @property
+    def ssh(self) -> SshAccess:
+        """SSH access to the sandbox nodes' shell (key and host key given as contents)."""
+        return SshAccess(user=self.shell.user, port=self.shell.port, key_file=self.shell.client_key,
+                         known_hosts=self.shell.known_hosts, addresses=dict.fromkeys(self.nodes, "127.0.0.1"))
+
+    def listen_on(self, ports: Sequence[int]) -> None:
+        """What the containers' ``ss`` reports as listening (the health check looks there): the
+        sandbox runs no service, so it says these ports listen in every container."""
+        wanted = sorted({int(p) for p in ports if 1 <= int(p) <= 65535})
+        header = "State  Recv-Q Send-Q Local Address:Port Peer Address:Port Process\n"
+        rules = [{"match": None, "times": None, "exit_code": 0,
+                  "stdout": header + "".join(_LISTEN_LINE.format(port=p) for p in wanted)}]
+        target = self.shell.state / "rules"
+        target.mkdir(parents=True, exist_ok=True)
+        (target / "ss.json").write_text(json.dumps(rules))
+
+    def add_to(self, px: Any, *, name: str = "sandbox") -> Host:
+        """Register the sandbox as host ``name`` of ``px`` (a local or connected Proximity), with its
+        API token, CA and nodes' shell, and make every catalog app's ports "listen" in it."""
+        ports: set[int] = set()
+        for entry in px.catalog.list():
+            ports.update(entry.ports)
+            if entry.main_port:
+                ports.add(entry.main_port)
+        self.listen_on(sorted(ports))
+        host: Host = px.hosts.add(name, url=self.url, token_id=self.token_id, token_secret=self.token_secret,
+                                  ca_file=self.ca_file, ssh=self.ssh)
+        return host
+
     @classmethod
     def start(cls, *, nodes: Sequence[str] = ("pve1", "pve2"), directory: str | Path | None = None,
               time_scale: float = 0.0, port: int = 0) -> Sandbox:
         """Start a sandbox with these nodes; ``time_scale`` real seconds per PVE second (0: tasks end at once)."""
-        fakepve, certs = _import_fakepve()
+        sandbox_pve, certs = _import_fakepve()
+        from proximity_sdk.sandbox._shell import SandboxShell
+
         owns = directory is None
         where = Path(tempfile.mkdtemp(prefix="proximity-sandbox-")) if directory is None else Path(directory)
         where.mkdir(parents=True, exist_ok=True)
@@ -70,7 +121,7 @@ class Sandbox:
         shutil.copyfile(certfile, where / "sandbox-ca.crt")
         password = secrets.token_urlsafe(16)
         token_secret = secrets.token_hex(16)
-        pve = fakepve.FakePve(user=SANDBOX_USER, password=password, host="127.0.0.1", port=port)
+        pve = sandbox_pve(user=SANDBOX_USER, password=password, host="127.0.0.1", port=port)
         pve.time_scale = time_scale
         pve.apitokens[SANDBOX_TOKEN_ID] = token_secret
         pve.nodes.clear()
@@ -88,10 +139,19 @@ class Sandbox:
         thread.start()
         ready.wait(_START_TIMEOUT)
         asyncio.run_coroutine_threadsafe(pve.start(certfile, keyfile), loop).result(_START_TIMEOUT)
-        return cls(pve, loop, thread, where, owns_directory=owns, token_secret=token_secret, password=password)
+        shell = SandboxShell(where / "node", Path(__file__).resolve().parent / "standins")
+        sandbox = cls(pve, loop, thread, where, owns_directory=owns, token_secret=token_secret, password=password,
+                      shell=shell)
+        try:
+            shell.start()
+        except BaseException:
+            sandbox.stop()
+            raise
+        return sandbox
 
     def stop(self) -> None:
         """Stop serving and remove the sandbox's files (when it made its own directory)."""
+        self.shell.close()
         if not self._loop.is_closed():
             try:
                 asyncio.run_coroutine_threadsafe(self.pve.stop(), self._loop).result(_START_TIMEOUT)

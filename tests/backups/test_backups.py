@@ -12,7 +12,7 @@ from proximity_sdk.models.app import App, AppStatus
 from proximity_sdk.models.backup import BackupStatus
 from proximity_sdk.operations.restore import RETIRED_TAG
 from tests.harness.pve import HarnessPve
-from tests.harness.pve_backup import read_archive_config
+from proximity_sdk.sandbox._vzdump import read_archive_config
 
 
 def _deploy(lab: Proximity, hostname: str = "git-1") -> App:

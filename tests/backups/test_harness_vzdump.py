@@ -1,4 +1,4 @@
-"""The harness's vzdump and restore (tests/harness/pve_backup.py) behave as the module says."""
+"""The harness's vzdump and restore (proximity_sdk/sandbox/_vzdump.py) behave as the module says."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from proximity_sdk.errors import TaskFailedError
 from proximity_sdk.proxmox.client import ProxmoxClient
 from proximity_sdk.proxmox.tasks import wait_task
 from tests.harness.pve import HarnessPve
-from tests.harness.pve_backup import read_archive_config
+from proximity_sdk.sandbox._vzdump import read_archive_config
 
 TEMPLATE = "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"
 VOLID = re.compile(r"^local:backup/vzdump-lxc-101-\d{4}_\d\d_\d\d-\d\d_\d\d_\d\d\.tar\.zst$")

@@ -10,10 +10,10 @@ Fixtures (exported through ``__all__``):
 - ``pve_client``: a :class:`ProxmoxClient` with an API token (``root@pam!proximity``).
 - ``pve_password_client``: a :class:`ProxmoxClient` with ticket auth (``root@pam`` / ``secret``).
 
-:class:`HarnessPve` adds what fakepve lacks (see shared/reference/fakepve-notes.md): DHCP
-leases for running containers, ``aplinfo`` downloads that store the template, tasks that end
-with ``WARNINGS: n``, a request log with query strings, and vzdump/restore with real archive
-files (``tests/harness/pve_backup.py``).
+:class:`HarnessPve` is the sandbox's Proxmox (:class:`proximity_sdk.sandbox._pve.SandboxPve`: fakepve
+plus DHCP leases, ``aplinfo`` downloads and vzdump/restore with real archive files) plus what
+tests need beyond it: tasks that end with ``WARNINGS: n``, a request log with query strings,
+task end times and clone listeners.
 """
 
 from __future__ import annotations
@@ -27,13 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakepve import FakePve
 from fakepve.certs import make_cert
-from fakepve.lxc import split_props
-from fakepve.model import PveError, TaskError
+from fakepve.model import TaskError
 
 from proximity_sdk.proxmox.client import ProxmoxClient
-from tests.harness.pve_backup import VzdumpMixin
+from proximity_sdk.sandbox._pve import SandboxPve
 from tests.harness.pve_schema import RecordedRequest, check_requests
 
 __all__ = ["pve", "pve_ca", "pve_client", "pve_password_client", "pve_pki"]
@@ -45,46 +43,13 @@ USER = "root@pam"
 PASSWORD = "secret"
 START_TIMEOUT = 30
 
-DEFAULT_APPLIANCES: list[dict[str, str]] = [
-    {
-        "template": "debian-12-standard_12.7-1_amd64.tar.zst",
-        "package": "debian-12-standard",
-        "os": "debian-12",
-        "version": "12.7-1",
-        "type": "lxc",
-        "section": "system",
-        "headline": "Debian 12 Bookworm (standard)",
-        "infopage": "https://pve.proxmox.com/wiki/Linux_Container#pct_supported_distributions",
-        "location": "http://download.proxmox.com/images/system/debian-12-standard_12.7-1_amd64.tar.zst",
-        "source": "http://download.proxmox.com/images",
-    },
-    {
-        "template": "alpine-3.20-default_20240908_amd64.tar.xz",
-        "package": "alpine-3.20-default",
-        "os": "alpine-3.20",
-        "version": "20240908",
-        "type": "lxc",
-        "section": "system",
-        "headline": "Alpine Linux 3.20 (default)",
-        "infopage": "https://alpinelinux.org",
-        "location": "http://download.proxmox.com/images/system/alpine-3.20-default_20240908_amd64.tar.xz",
-        "source": "http://download.proxmox.com/images",
-    },
-]
-
-
-class HarnessPve(VzdumpMixin, FakePve):  # type: ignore[misc]
-    """fakepve plus the behaviour our tests need (extended here, never in product code)."""
+class HarnessPve(SandboxPve):  # type: ignore[misc]
+    """The sandbox's Proxmox plus the behaviour only tests need."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Every request with its query string (fakepve's own pve.requests drops the query).
         self.recorded: list[RecordedRequest] = []
-        # vmid -> the DHCP address leased to its first dhcp interface ("10.10.x.y").
-        self.leases: dict[int, str] = {}
-        self.appliances: list[dict[str, str]] = [dict(a) for a in DEFAULT_APPLIANCES]
-        # PVE seconds an aplinfo download takes.
-        self.download_secs = 0.0
         # task type -> WARN lines: the next task of that type logs them and ends "WARNINGS: n".
         self.task_warnings: dict[str, list[str]] = {}
         # upid -> time.monotonic() when the task's work ended (it reads "stopped" from then on).
@@ -107,63 +72,6 @@ class HarnessPve(VzdumpMixin, FakePve):  # type: ignore[misc]
                 request.content_type,
             )
         )
-
-    # --------------------------------------------------------------- DHCP
-
-    def lease_for(self, vmid: int) -> str:
-        """The address the fake DHCP server gives this container (stable per vmid)."""
-        if vmid not in self.leases:
-            self.leases[vmid] = f"10.10.{(vmid // 250) % 250}.{vmid % 250 + 2}"
-        return self.leases[vmid]
-
-    async def _lxc_interfaces(self, user: str, v: dict[str, Any]) -> Any:
-        data = await super()._lxc_interfaces(user, v)
-        if not data:
-            return data
-        ct = self._find_ct(v["node"], v["vmid"])
-        for key in sorted(k for k in ct.config if k.startswith("net") and k[3:].isdigit()):
-            props = split_props(ct.config[key])[1]
-            if props.get("ip") != "dhcp":
-                continue
-            name = props.get("name", "eth0")
-            for item in data:
-                if item.get("name") == name and not item.get("inet"):
-                    address = self.lease_for(ct.vmid)
-                    item["inet"] = f"{address}/24"
-                    item["ip-addresses"].append(
-                        {"ip-address-type": "inet", "ip-address": address, "prefix": "24"}
-                    )
-        return data
-
-    # ------------------------------------------------------------- aplinfo
-
-    def _routes_harness_aplinfo(self) -> list[tuple[str, str, Callable[..., Awaitable[Any]]]]:
-        return [
-            ("GET", "/nodes/{node}/aplinfo", self._aplinfo_list),
-            ("POST", "/nodes/{node}/aplinfo", self._aplinfo_download),
-        ]
-
-    async def _aplinfo_list(self, v: dict[str, Any], user: str) -> list[dict[str, str]]:
-        return [dict(a) for a in self.appliances]
-
-    async def _aplinfo_download(self, v: dict[str, Any], user: str) -> str:
-        """PVE's apl_download: a ``download`` task that stores ``<storage>:vztmpl/<template>``."""
-        template, storage = v["template"], v["storage"]
-        if not any(a["template"] == template for a in self.appliances):
-            raise PveError(400, "Parameter verification failed.", {"template": "no such template"})
-        store = self.storages.get(storage)
-        if store is None:
-            raise PveError(500, f"storage '{storage}' does not exist")
-        if "vztmpl" not in str(store.get("content", "")).split(","):
-            raise PveError(500, f"storage '{storage}' does not support templates")
-
-        async def body() -> str:
-            await self.pause(self.download_secs)
-            self.store_file(storage, template, 128 * 1024**2, content="vztmpl")
-            return f"download of '{template}' to '{storage}:vztmpl/{template}' finished"
-
-        upid: str = await self.task(v["node"], "download", template, user, body)
-        return upid
 
     # ------------------------------------------------------------- tasks
 

@@ -11,7 +11,7 @@
 - ``node_shell``: a :class:`NodeShell` on it (fresh state, closed after the test).
 
 How the stand-ins work (recording format, containers as chroots, failure rules) is described in
-``tests/harness/standins/_standin.py`` and ``_pct.py``. The sshd runs as the current user (root
+``proximity_sdk/sandbox/standins/_standin.py`` and ``_pct.py``. The sshd runs as the current user (root
 here) and needs ``/usr/sbin/sshd`` (Debian package ``openssh-server``).
 """
 
@@ -32,13 +32,14 @@ from pathlib import Path
 
 import pytest
 
+import proximity_sdk.sandbox
 from proximity_sdk.models.ssh import SshAccess
 from proximity_sdk.proxmox.shell import NodeShell
 
 __all__ = ["node_shell", "ssh_access", "sshd", "standin_state"]
 
 SSHD = "/usr/sbin/sshd"
-STANDINS = Path(__file__).resolve().parent / "standins"
+STANDINS = Path(proximity_sdk.sandbox.__file__).resolve().parent / "standins"
 NODES = ("pve1", "pve2", "pve3")
 
 

@@ -213,7 +213,14 @@ def _enter(root: str, state: str) -> None:
             flags |= sum(ms for st, ms in _KEEP_FLAGS.items() if kept & st)
             check(libc.mount(None, target.encode(), None, flags, None), f"read-only {target}")
 
-    check(libc.unshare(0x00020000), "unshare(CLONE_NEWNS)")  # CLONE_NEWNS
+    if os.geteuid() == 0:
+        check(libc.unshare(0x00020000), "unshare(CLONE_NEWNS)")  # CLONE_NEWNS
+    else:  # the sandbox run by a normal user: a user namespace in which it is root grants the mounts
+        uid, gid = os.geteuid(), os.getegid()
+        check(libc.unshare(0x10000000 | 0x00020000), "unshare(CLONE_NEWUSER|CLONE_NEWNS)")
+        for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
+            with open(f"/proc/self/{name}", "w", encoding="ascii") as fh:
+                fh.write(text)
     check(libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None), "private mounts")
     bind("/usr", os.path.join(root, "usr"), read_only=True)
     bind(STANDINS, os.path.join(root, ".standins"), read_only=True)

@@ -1,0 +1,119 @@
+"""`SandboxPve`: fakepve plus what it lacks for an app to deploy, back up and restore.
+
+Stock fakepve (see ``shared/reference/fakepve-notes.md``) gives a running container no address,
+lists no appliance templates and makes vzdump store nothing. The sandbox adds, and the test
+harness builds on the same class:
+
+- DHCP leases: a running container's ``dhcp`` interface gets ``10.10.x.y/24`` (stable per vmid);
+- ``aplinfo``: a small appliance index (Debian 12, Alpine 3.20), and downloads that store the
+  template in the storage as a ``download`` task;
+- vzdump and restore with real archive files (:mod:`proximity_sdk.sandbox._vzdump`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fakepve import FakePve
+from fakepve.lxc import split_props
+from fakepve.model import PveError
+
+from proximity_sdk.sandbox._vzdump import VzdumpMixin
+
+__all__ = ["DEFAULT_APPLIANCES", "SandboxPve"]
+
+DEFAULT_APPLIANCES: tuple[dict[str, str], ...] = (
+    {
+        "template": "debian-12-standard_12.7-1_amd64.tar.zst",
+        "package": "debian-12-standard",
+        "os": "debian-12",
+        "version": "12.7-1",
+        "type": "lxc",
+        "section": "system",
+        "headline": "Debian 12 Bookworm (standard)",
+        "infopage": "https://pve.proxmox.com/wiki/Linux_Container#pct_supported_distributions",
+        "location": "http://download.proxmox.com/images/system/debian-12-standard_12.7-1_amd64.tar.zst",
+        "source": "http://download.proxmox.com/images",
+    },
+    {
+        "template": "alpine-3.20-default_20240908_amd64.tar.xz",
+        "package": "alpine-3.20-default",
+        "os": "alpine-3.20",
+        "version": "20240908",
+        "type": "lxc",
+        "section": "system",
+        "headline": "Alpine Linux 3.20 (default)",
+        "infopage": "https://alpinelinux.org",
+        "location": "http://download.proxmox.com/images/system/alpine-3.20-default_20240908_amd64.tar.xz",
+        "source": "http://download.proxmox.com/images",
+    },
+)
+
+
+class SandboxPve(VzdumpMixin, FakePve):  # type: ignore[misc]  # fakepve ships no type information
+    """fakepve with DHCP leases, an appliance index and vzdump archives (see the module docstring)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: vmid -> the DHCP address leased to its first dhcp interface ("10.10.x.y")
+        self.leases: dict[int, str] = {}
+        self.appliances: list[dict[str, str]] = [dict(a) for a in DEFAULT_APPLIANCES]
+        #: PVE seconds an aplinfo download takes
+        self.download_secs = 0.0
+
+    # --------------------------------------------------------------- DHCP
+
+    def lease_for(self, vmid: int) -> str:
+        """The address the fake DHCP server gives this container (stable per vmid)."""
+        if vmid not in self.leases:
+            self.leases[vmid] = f"10.10.{(vmid // 250) % 250}.{vmid % 250 + 2}"
+        return self.leases[vmid]
+
+    async def _lxc_interfaces(self, user: str, v: dict[str, Any]) -> Any:
+        data = await super()._lxc_interfaces(user, v)
+        if not data:
+            return data
+        ct = self._find_ct(v["node"], v["vmid"])
+        for key in sorted(k for k in ct.config if k.startswith("net") and k[3:].isdigit()):
+            props = split_props(ct.config[key])[1]
+            if props.get("ip") != "dhcp":
+                continue
+            name = props.get("name", "eth0")
+            for item in data:
+                if item.get("name") == name and not item.get("inet"):
+                    address = self.lease_for(ct.vmid)
+                    item["inet"] = f"{address}/24"
+                    item["ip-addresses"].append({"ip-address-type": "inet", "ip-address": address, "prefix": "24"})
+        return data
+
+    # ------------------------------------------------------------- aplinfo
+
+    def _routes_harness_aplinfo(self) -> list[tuple[str, str, Callable[..., Awaitable[Any]]]]:
+        # fakepve collects the routes of every `_routes_*` method
+        return [
+            ("GET", "/nodes/{node}/aplinfo", self._aplinfo_list),
+            ("POST", "/nodes/{node}/aplinfo", self._aplinfo_download),
+        ]
+
+    async def _aplinfo_list(self, v: dict[str, Any], user: str) -> list[dict[str, str]]:
+        return [dict(a) for a in self.appliances]
+
+    async def _aplinfo_download(self, v: dict[str, Any], user: str) -> str:
+        """PVE's apl_download: a ``download`` task that stores ``<storage>:vztmpl/<template>``."""
+        template, storage = v["template"], v["storage"]
+        if not any(a["template"] == template for a in self.appliances):
+            raise PveError(400, "Parameter verification failed.", {"template": "no such template"})
+        store = self.storages.get(storage)
+        if store is None:
+            raise PveError(500, f"storage '{storage}' does not exist")
+        if "vztmpl" not in str(store.get("content", "")).split(","):
+            raise PveError(500, f"storage '{storage}' does not support templates")
+
+        async def body() -> str:
+            await self.pause(self.download_secs)
+            self.store_file(storage, template, 128 * 1024**2, content="vztmpl")
+            return f"download of '{template}' to '{storage}:vztmpl/{template}' finished"
+
+        upid: str = await self.task(v["node"], "download", template, user, body)
+        return upid

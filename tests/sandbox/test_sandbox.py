@@ -1,0 +1,111 @@
+"""The sandbox: a fake Proxmox (fakepve plus what it lacks) and its nodes' shell (an SSH server with
+stand-in tools), driven through the SDK's real HTTPS and SSH clients, with nothing outside its directory."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import paramiko
+import pytest
+from cryptography.fernet import Fernet
+
+from proximity_sdk._client import Proximity
+from proximity_sdk.errors import NotFoundError
+from proximity_sdk.models.app import AppStatus
+from proximity_sdk.proxmox.shell import NodeShell
+from proximity_sdk.sandbox import Sandbox
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
+    with Sandbox.start(directory=tmp_path / "sandbox") as sb:
+        yield sb
+
+
+@pytest.fixture
+def px(tmp_path: Path, sandbox: Sandbox) -> Iterator[Proximity]:
+    with Proximity.local(data_dir=tmp_path / "px", secret_key=Fernet.generate_key(), entry_points=False) as px:
+        sandbox.add_to(px)
+        yield px
+
+
+def _calls(sandbox: Sandbox, tool: str) -> list[list[str]]:
+    lines = (sandbox.shell.state / "calls.jsonl").read_text().splitlines()
+    return [[base64.b64decode(a).decode() for a in entry["argv"]]
+            for entry in map(json.loads, lines) if entry["tool"] == tool]
+
+
+def test_an_app_deploys_backs_up_restores_and_goes_through_real_https_and_ssh(sandbox: Sandbox,
+                                                                              px: Proximity) -> None:
+    op = px.apps.deploy("actualbudget", hostname="budget")
+    steps = [e.step for e in op.events() if e.message.endswith(": done")]
+    app = op.wait(timeout=60)
+    assert app.status == AppStatus.RUNNING and app.node in sandbox.nodes and app.vmid is not None
+    assert steps[-3:] == ["project", "up", "health"]
+    assert app.address is not None and app.address.startswith("10.10.")
+    # the compose project landed inside the stand-in container, pushed with pct over the SSH shell
+    project = sandbox.shell.state / "ct" / str(app.vmid) / "opt" / "proximity" / "budget"
+    assert "actualbudget/actual-server" in (project / "compose.yaml").read_text()
+    assert any(call[:2] == ["push", str(app.vmid)] for call in _calls(sandbox, "pct"))
+    assert {(ct.vmid, ct.status) for ct in sandbox.pve.cts} == {(app.vmid, "running")}
+
+    backup = px.backups.create(app.id).wait(timeout=60)
+    assert backup.volid is not None and backup.size_bytes and backup.size_bytes > 0
+    restored = px.backups.restore(backup.id).wait(timeout=60)
+    assert restored.id == app.id and restored.vmid != app.vmid and restored.status == AppStatus.RUNNING
+
+    px.apps.delete(app.id).wait(timeout=60)
+    with pytest.raises(NotFoundError):
+        px.apps.get(app.id)
+    assert restored.vmid not in {ct.vmid for ct in sandbox.pve.cts}
+
+
+def test_the_shell_quotes_every_byte_and_refuses_other_keys(sandbox: Sandbox) -> None:
+    hostile = "it's $(touch /tmp/pwned) `id` ; \"q\" \\ *"
+    with NodeShell(sandbox.ssh) as shell:
+        result = shell.run("pve1", ["printf", "%s", hostile], timeout=30)
+        assert result.stdout == hostile
+        failed = shell.run("pve1", ["sh", "-c", "echo oops >&2; exit 7"], timeout=30, check=False)
+        assert (failed.exit_status, failed.stderr) == (7, "oops\n")
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # noqa: S507 - only the key matters here
+    with pytest.raises(paramiko.AuthenticationException):
+        client.connect("127.0.0.1", port=sandbox.shell.port, username=sandbox.shell.user,
+                       pkey=paramiko.ECDSAKey.generate(), look_for_keys=False, allow_agent=False, timeout=10)
+    client.close()
+
+
+def test_stopping_removes_what_it_made(tmp_path: Path) -> None:
+    sb = Sandbox.start()
+    directory, port = sb.directory, sb.shell.port
+    assert (directory / "node" / "standins" / "node" / "pct").stat().st_mode & 0o111
+    sb.stop()
+    assert not directory.exists()
+    with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), timeout=5):
+        pass
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a command as another user")
+def test_pct_exec_works_for_a_user_without_privileges() -> None:
+    """A user runs the sandbox on a laptop: `pct exec` enters the container in a user namespace."""
+    sb = Sandbox.start()  # in the system temp directory, which another user can reach
+    try:
+        subprocess.run(["chown", "-R", "nobody", str(sb.directory)], check=True)
+        env = {**sb.shell.environment()}
+        out = subprocess.run(
+            ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--",
+             "pct", "exec", "150", "--", "sh", "-c", "echo hi > /root/x; cat /etc/os-release | head -1; id -u"],
+            env=env, capture_output=True, text=True, timeout=30, check=False)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.splitlines() == ['NAME="Alpine Linux"', "0"]  # root inside its namespace
+        assert (sb.shell.state / "ct" / "150" / "root" / "x").read_text() == "hi\n"
+    finally:
+        sb.stop()
