@@ -53,7 +53,8 @@ _A, _U = Access.ADMIN, Access.USER
 # contract is listed and that each behaves as listed.
 POLICY: dict[str, Access] = {
     **{f"proximity.v1.CatalogService/{m}": _U for m in (
-        "ListCatalogApps", "GetCatalogApp", "ListCatalogCategories", "GetCatalogStats")},
+        "ListCatalogApps", "GetCatalogApp", "ListCatalogCategories", "GetCatalogStats", "SearchCatalogApps",
+        "ListCatalogProblems", "ListCatalogShadowings")},
     "proximity.v1.CatalogService/ReloadCatalog": _A,
     **{f"proximity.v1.HostService/{m}": _A for m in (
         "CreateHost", "GetHost", "ListHosts", "UpdateHost", "DeleteHost", "SetDefaultHost", "TestHost",
@@ -61,7 +62,7 @@ POLICY: dict[str, Access] = {
     **{f"proximity.v1.NodeService/{m}": _U for m in ("ListNodes", "GetNode", "ListStorages")},
     **{f"proximity.v1.AppService/{m}": _U for m in (
         "DeployApp", "GetApp", "ListApps", "StartApp", "StopApp", "RestartApp", "DeleteApp", "CloneApp",
-        "MigrateApp", "ResizeApp", "GetAppLogs", "GetAppCredentials")},
+        "MigrateApp", "ResizeApp", "GetAppLogs", "GetAppCredentials", "CheckAppUpdates", "UpdateApp")},
     "proximity.v1.AppService/DiscoverApps": _A,
     "proximity.v1.AppService/AdoptApp": _A,
     **{f"proximity.v1.OperationService/{m}": _U for m in (

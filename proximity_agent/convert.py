@@ -31,7 +31,7 @@ from proximity_sdk._pb.proximity.v1 import (
 )
 from proximity_sdk.errors import ValidationError
 from proximity_sdk.models.app import App, AppCredentials, AppStatus
-from proximity_sdk.models.catalog import CatalogApp, CatalogProblem, CatalogStats
+from proximity_sdk.models.catalog import CatalogApp, CatalogProblem, CatalogShadowing, CatalogStats
 from proximity_sdk.models.discovered import DiscoveredContainer
 from proximity_sdk.models.host import Host, Node
 from proximity_sdk.models.host_check import HostCheck
@@ -41,14 +41,17 @@ from proximity_sdk.models.proxmox import StorageStatus
 from proximity_sdk.models.resources import Resources
 from proximity_sdk.models.settings import Settings
 from proximity_sdk.models.ssh import SshAccess
+from proximity_sdk.models.update import AppUpdate
 from proximity_sdk.models.user import ApiToken, Role, User
 from proximity_sdk.proxmox._ssh import looks_like_key_text, looks_like_known_hosts_text
 
 __all__ = [
     "app_status_from_pb",
     "app_to_pb",
+    "app_update_to_pb",
     "catalog_app_to_pb",
     "catalog_problem_to_pb",
+    "catalog_shadowing_to_pb",
     "catalog_stats_to_pb",
     "credentials_to_pb",
     "discovered_to_pb",
@@ -167,6 +170,15 @@ def app_to_pb(app: App) -> apps_pb2.App:
         updated_at=_ts(app.updated_at), status_changed_at=_ts(app.status_changed_at))
 
 
+def app_update_to_pb(update: AppUpdate) -> apps_pb2.AppUpdate:
+    return apps_pb2.AppUpdate(
+        app_id=update.app_id, hostname=update.hostname, catalog_id=update.catalog_id,
+        current_version=update.current_version, available_version=update.available_version,
+        images=[apps_pb2.ImageUpdate(image=i.image, current_digest=i.current_digest,
+                                     available_digest=i.available_digest) for i in update.images],
+        checked_at=_ts(update.checked_at))
+
+
 def credentials_to_pb(credentials: AppCredentials) -> apps_pb2.AppCredentials:
     root = credentials.root_password.get_secret_value() if credentials.root_password is not None else None
     return apps_pb2.AppCredentials(app_id=credentials.app_id, root_password=root,
@@ -230,6 +242,10 @@ def catalog_stats_to_pb(stats: CatalogStats) -> catalog_pb2.CatalogStats:
 def catalog_problem_to_pb(problem: CatalogProblem) -> catalog_pb2.CatalogProblem:
     return catalog_pb2.CatalogProblem(source=problem.source, origin=problem.origin, app_id=problem.app_id,
                                       field=problem.field, message=problem.message)
+
+
+def catalog_shadowing_to_pb(shadowing: CatalogShadowing) -> catalog_pb2.CatalogShadowing:
+    return catalog_pb2.CatalogShadowing(**shadowing.model_dump())
 
 
 # -- hosts and nodes -----------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from proximity_sdk._connections import ClientPool, ShellPool
 from proximity_sdk._resources.apps import Apps
@@ -26,8 +27,12 @@ from proximity_sdk.operations.migrate import MigrateKind
 from proximity_sdk.operations.resize import ResizeKind
 from proximity_sdk.operations.restore import RestoreKind
 from proximity_sdk.operations.runtime import Runtime
+from proximity_sdk.operations.update import UpdateKind
 from proximity_sdk.plugins.manager import PluginManager
 from proximity_sdk.store import Store
+
+if TYPE_CHECKING:
+    from proximity_sdk._remote._client import RemoteProximity
 
 __all__ = ["Proximity"]
 
@@ -62,7 +67,7 @@ class Proximity:
             self.engine.register(moving)
         targets = TargetRegistry(runtime, plugins)
         for backup_kind in (BackupKind(runtime, targets), DeleteBackupKind(runtime, targets),
-                            RestoreKind(runtime, targets)):
+                            RestoreKind(runtime, targets), UpdateKind(runtime, targets)):
             self.engine.register(backup_kind)
         self.apps = Apps(runtime, self.engine)
         self.backups = Backups(runtime, self.engine, targets)
@@ -104,6 +109,29 @@ class Proximity:
         except BaseException:
             store.close()
             raise
+
+    @classmethod
+    def connect(
+        cls,
+        target: str,
+        *,
+        token: str,
+        ca_file: str | os.PathLike[str] | None = None,
+        cert_file: str | os.PathLike[str] | None = None,
+        key_file: str | os.PathLike[str] | None = None,
+        timeout: float = 30.0,
+    ) -> RemoteProximity:
+        """Connect to a Proximity agent (``proximity-agent serve``) at ``target`` (``host:port``).
+
+        The same namespaces, methods, models and errors as ``local()``; the ``token``'s user decides
+        what is allowed. TLS is used unless the target is loopback and no file is given:
+        ``ca_file`` is the CA of the agent's certificate, ``cert_file``/``key_file`` a client
+        certificate (all read here). ``timeout``: seconds each call may take (streams excepted).
+        """
+        from proximity_sdk._remote._client import RemoteProximity
+
+        return RemoteProximity(target, token=token, ca_file=ca_file, cert_file=cert_file, key_file=key_file,
+                               timeout=timeout)
 
     def close(self) -> None:
         self.engine.close(wait=True)

@@ -11,6 +11,7 @@ from proximity_agent.servicers._base import Backend, page_request
 from proximity_agent.status import CallerNotAllowed
 from proximity_sdk._pb.proximity.v1 import apps_pb2, apps_pb2_grpc, operations_pb2
 from proximity_sdk.models.app import App
+from proximity_sdk.models.update import AppUpdate
 from proximity_sdk.operations.handle import OperationHandle
 
 __all__ = ["AppServicer"]
@@ -71,6 +72,28 @@ class AppServicer(apps_pb2_grpc.AppServiceServicer):
         op = await self._act(request.app_id, lambda: self._b.px.apps.delete(request.app_id, destroy=destroy))
         return apps_pb2.DeleteAppResponse(operation=op)
 
+    async def UpdateApp(self, request: apps_pb2.UpdateAppRequest, context: _Ctx) -> apps_pb2.UpdateAppResponse:
+        version = request.version if request.HasField("version") else None
+        op = await self._act(request.app_id, lambda: self._b.px.apps.update(request.app_id, version=version))
+        return apps_pb2.UpdateAppResponse(operation=op)
+
+    async def CheckAppUpdates(self, request: apps_pb2.CheckAppUpdatesRequest, context: _Ctx,
+                              ) -> apps_pb2.CheckAppUpdatesResponse:
+        caller = current_caller()
+        pull = request.pull if request.HasField("pull") else True
+        apps = self._b.px.apps
+
+        def check() -> list[AppUpdate]:
+            if request.app_id:
+                self._own(request.app_id)
+                return list(apps.updates(app_id=request.app_id, pull=pull))
+            if caller.is_admin:
+                return list(apps.updates(pull=pull))
+            return [u for app in apps.iter(owner_id=caller.id) for u in apps.updates(app_id=app.id, pull=pull)]
+
+        updates = await self._b.run(check)
+        return apps_pb2.CheckAppUpdatesResponse(updates=[convert.app_update_to_pb(u) for u in updates])
+
     # copies, moves, sizes ------------------------------------------------------------------------
 
     async def CloneApp(self, request: apps_pb2.CloneAppRequest, context: _Ctx) -> apps_pb2.CloneAppResponse:
@@ -123,7 +146,9 @@ class AppServicer(apps_pb2_grpc.AppServiceServicer):
         repo = self._b.px.store.apps
 
         def fetch() -> tuple[list[App], bool]:
-            query = dict(status=status, search=request.search or None, host_id=request.host or None, owner_id=owner)
+            # `host` is an id or a name, as everywhere
+            host_id = self._b.px.hosts.get(request.host).id if request.host else None
+            query = dict(status=status, search=request.search or None, host_id=host_id, owner_id=owner)
             apps = repo.list(**query, offset=page.offset, limit=page.size)
             # a full page: one more row tells whether another page follows
             more = len(apps) == page.size and bool(

@@ -118,9 +118,12 @@ class BackupServicer(backups_pb2_grpc.BackupServiceServicer):
             if request.app_id or caller.is_admin:
                 if request.app_id:
                     self._app(request.app_id)
-                found = repo.list(app_id=request.app_id or None, status=status, offset=page.offset,
-                                  limit=page.size + 1)
-                return found[:page.size], page.next_token(more=len(found) > page.size)
+                app_id = request.app_id or None
+                found = repo.list(app_id=app_id, status=status, offset=page.offset, limit=page.size)
+                # a full page: one more row tells whether another follows (the repository takes 1000 at most)
+                more = len(found) == page.size and bool(
+                    repo.list(app_id=app_id, status=status, offset=page.offset + page.size, limit=1))
+                return found, page.next_token(more=more)
             # a member, everything they may see: their apps' backups, in the repository's order
             mine = [b for app_id in self._own_app_ids() for b in self._b.px.backups.list(app_id, status=status)]
             mine.sort(key=lambda b: (b.created_at, b.id), reverse=True)
@@ -204,8 +207,10 @@ class BackupServicer(backups_pb2_grpc.BackupServiceServicer):
 
     async def RunDueBackups(self, request: backups_pb2.RunDueBackupsRequest, context: _Ctx,
                             ) -> backups_pb2.RunDueBackupsResponse:
+        now = convert.timestamp_from_pb(request, "now")
+
         def run_due() -> builtins.list[operations_pb2.Operation]:
-            return [convert.operation_to_pb(handle.get()) for handle in self._b.px.backups.run_due()]
+            return [convert.operation_to_pb(handle.get()) for handle in self._b.px.backups.run_due(now=now)]
 
         return backups_pb2.RunDueBackupsResponse(operations=await self._b.run(run_due))
 

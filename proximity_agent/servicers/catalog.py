@@ -34,8 +34,10 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
 
     async def GetCatalogApp(self, request: catalog_pb2.GetCatalogAppRequest, context: _Ctx,
                             ) -> catalog_pb2.GetCatalogAppResponse:
-        app = await self._b.run(self._b.px.catalog.get, request.catalog_app_id)
-        return catalog_pb2.GetCatalogAppResponse(app=convert.catalog_app_to_pb(app))
+        catalog = self._b.px.catalog
+        app, origin = await self._b.run(lambda: (catalog.get(request.catalog_app_id),
+                                                 catalog.origin(request.catalog_app_id)))
+        return catalog_pb2.GetCatalogAppResponse(app=convert.catalog_app_to_pb(app), origin=origin)
 
     async def ListCatalogCategories(self, request: catalog_pb2.ListCatalogCategoriesRequest, context: _Ctx,
                                     ) -> catalog_pb2.ListCatalogCategoriesResponse:
@@ -56,3 +58,27 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         problems = await self._b.run(lambda: catalog.errors)
         return catalog_pb2.ReloadCatalogResponse(stats=convert.catalog_stats_to_pb(stats),
                                                  problems=[convert.catalog_problem_to_pb(p) for p in problems])
+
+    async def SearchCatalogApps(self, request: catalog_pb2.SearchCatalogAppsRequest, context: _Ctx,
+                                ) -> catalog_pb2.SearchCatalogAppsResponse:
+        page = page_request(request.page_size, request.page_token, method="SearchCatalogApps",
+                            filters=(request.query,))
+        chunk, token = paginate(await self._b.run(self._b.px.catalog.search, request.query), page)
+        return catalog_pb2.SearchCatalogAppsResponse(apps=[convert.catalog_app_to_pb(a) for a in chunk],
+                                                     next_page_token=token)
+
+    async def ListCatalogProblems(self, request: catalog_pb2.ListCatalogProblemsRequest, context: _Ctx,
+                                  ) -> catalog_pb2.ListCatalogProblemsResponse:
+        page = page_request(request.page_size, request.page_token, method="ListCatalogProblems")
+        catalog = self._b.px.catalog
+        chunk, token = paginate(await self._b.run(lambda: catalog.errors), page)
+        return catalog_pb2.ListCatalogProblemsResponse(problems=[convert.catalog_problem_to_pb(p) for p in chunk],
+                                                       next_page_token=token)
+
+    async def ListCatalogShadowings(self, request: catalog_pb2.ListCatalogShadowingsRequest, context: _Ctx,
+                                    ) -> catalog_pb2.ListCatalogShadowingsResponse:
+        page = page_request(request.page_size, request.page_token, method="ListCatalogShadowings")
+        catalog = self._b.px.catalog
+        chunk, token = paginate(await self._b.run(lambda: catalog.shadowed), page)
+        return catalog_pb2.ListCatalogShadowingsResponse(
+            shadowings=[convert.catalog_shadowing_to_pb(s) for s in chunk], next_page_token=token)

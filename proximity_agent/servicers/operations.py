@@ -60,6 +60,12 @@ class OperationServicer(operations_pb2_grpc.OperationServiceServicer):
         if request.after_seq < 0:
             raise ValidationError("after_seq must be 0 or a sequence number already received", field="after_seq")
         await self._b.run(self._own, request.operation_id)
+        if request.no_follow:
+            operations = self._b.px.operations
+            for event in await self._b.run(lambda: list(operations.handle(request.operation_id).events(
+                    after=request.after_seq, follow=False))):
+                yield operations_pb2.WatchOperationResponse(event=convert.event_to_pb(event))
+            return
         async with contextlib.aclosing(self._b.feeds.watch(request.operation_id, after=request.after_seq)) as events:
             async for event in events:
                 yield operations_pb2.WatchOperationResponse(event=convert.event_to_pb(event))

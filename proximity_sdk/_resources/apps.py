@@ -8,9 +8,11 @@ from typing import Any
 
 from proximity_sdk.catalog.render import render_project
 from proximity_sdk.errors import ValidationError
+from proximity_sdk.models._listing import Listing
 from proximity_sdk.models.app import App, AppCredentials, AppStatus
 from proximity_sdk.models.discovered import DiscoveredContainer
 from proximity_sdk.models.resources import Resources
+from proximity_sdk.models.update import AppUpdate
 from proximity_sdk.operations.adopt import discover_containers, forget_adoption, prepare_adoption
 from proximity_sdk.operations.clone import submit_clone
 from proximity_sdk.operations.deploy import deploy_config, requested_resources
@@ -20,6 +22,7 @@ from proximity_sdk.operations.migrate import submit_migrate
 from proximity_sdk.operations.provision import Provisioner, app_project
 from proximity_sdk.operations.resize import submit_resize
 from proximity_sdk.operations.runtime import Runtime
+from proximity_sdk.operations.update import find_updates, submit_update
 from proximity_sdk.proxmox._ctspec import check_hostname
 from proximity_sdk.proxmox.validate import check_node_name
 
@@ -64,7 +67,7 @@ class Apps:
         rendered = render_project(entry, environment=environment)
         app = store.apps.create(hostname=hostname, host_id=target.id, status=AppStatus.DEPLOYING,
                                 catalog_id=entry.id, catalog_version=entry.version, owner_id=owner_id,
-                                resources=wanted, config=deploy_config(entry, rendered))
+                                resources=wanted, config=deploy_config(entry, rendered, environment))
         try:
             store.apps.set_secrets(app.id, rendered.secrets)
             return self._engine.submit("deploy", app_id=app.id, host_id=target.id, owner_id=owner_id,
@@ -117,15 +120,32 @@ class Apps:
         takes them live. A smaller disk is refused (Proxmox only grows disks)."""
         return submit_resize(self._rt, self._engine, app_id, resources=resources)
 
+    # updates ---------------------------------------------------------------------------------------
+
+    def updates(self, *, app_id: str | None = None, pull: bool = True) -> Listing[AppUpdate]:
+        """The apps with something newer: a newer catalog version, or (with ``pull``, the default) a
+        new digest of a floating image tag (``latest``, ...) after ``docker compose pull`` in the
+        app's container. Only running apps are pulled in; ``app_id`` checks one app."""
+        apps = [self._rt.store.apps.get(app_id)] if app_id is not None else builtins.list(self.iter())
+        return Listing(find_updates(self._rt, apps, pull=bool(pull)))
+
+    def update(self, app_id: str, *, version: str | None = None) -> OperationHandle:
+        """Update a running app to the catalog's version (``version``, when given, must be it) and
+        the current digests of its images: a safety backup first, then the new compose project,
+        pull, recreate and a health check. If anything fails the safety backup is restored and the
+        app runs as before; ``wait()`` then raises ``OperationFailed`` saying why. Generated
+        secrets and the settings given at deploy are carried over. ``wait()`` gives the ``App``."""
+        return submit_update(self._rt, self._engine, app_id, version=version)
+
     # discover and adopt ---------------------------------------------------------------------------
 
-    def discover(self, host: str | None = None) -> builtins.list[DiscoveredContainer]:
+    def discover(self, host: str | None = None) -> Listing[DiscoveredContainer]:
         """Containers (not templates) that no app manages, on every host or on one (id or name),
         with node, status, name, tags and configured resources: one Proxmox request per host.
         Raises the host's error when one cannot be reached."""
         store = self._rt.store
         hosts = [store.hosts.get(host)] if host is not None else store.hosts.list()
-        return discover_containers(self._rt, hosts)
+        return Listing(discover_containers(self._rt, hosts))
 
     def adopt(self, vmid: int, *, host: str | None = None, node: str | None = None, catalog_id: str | None = None,
               hostname: str | None = None, owner_id: str | None = None) -> OperationHandle:
@@ -163,10 +183,10 @@ class Apps:
             offset += _PAGE
 
     def list(self, *, status: AppStatus | str | None = None, search: str | None = None, host: str | None = None,
-             owner_id: str | None = None) -> builtins.list[App]:
+             owner_id: str | None = None) -> Listing[App]:
         """Every matching app (all pages)."""
         _status(status)
-        return builtins.list(self.iter(status=status, search=search, host=host, owner_id=owner_id))
+        return Listing(self.iter(status=status, search=search, host=host, owner_id=owner_id))
 
     def logs(self, app_id: str, *, tail: int = 200, service: str | None = None) -> str:
         """The last ``tail`` lines of the app's compose services (through the node shell)."""

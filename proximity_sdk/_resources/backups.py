@@ -6,7 +6,6 @@ modes, compressions, targets or apps are refused with a ``ValidationError``/``No
 
 from __future__ import annotations
 
-import builtins
 import contextlib
 import logging
 from collections.abc import Mapping
@@ -14,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from proximity_sdk.errors import BusyError, ConflictError, NotFoundError, ProximityError, ValidationError
+from proximity_sdk.models._listing import Listing
 from proximity_sdk.models.app import ACTIVE_APP_STATUSES, App
 from proximity_sdk.models.backup import (
     BACKUP_MODES,
@@ -71,17 +71,17 @@ class BackupTargets:
     def get(self, name: str) -> BackupTarget:
         return self._rt.store.backups.get_target(name)
 
-    def list(self) -> builtins.list[BackupTarget]:
+    def list(self) -> Listing[BackupTarget]:
         """The configured targets (their options are never returned)."""
-        return self._rt.store.backups.targets()
+        return Listing(self._rt.store.backups.targets())
 
     def remove(self, name: str) -> None:
         """Forget a target no backup or schedule uses any more."""
         self._rt.store.backups.remove_target(name)
 
-    def kinds(self) -> builtins.list[str]:
+    def kinds(self) -> Listing[str]:
         """The kinds of target the installed plugins offer."""
-        return sorted(self._targets.kinds())
+        return Listing(sorted(self._targets.kinds()))
 
 
 class Backups:
@@ -141,14 +141,14 @@ class Backups:
     def get(self, backup_id: str) -> Backup:
         return self._rt.store.backups.get(backup_id)
 
-    def list(self, app_id: str | None = None, *, status: BackupStatus | str | None = None) -> builtins.list[Backup]:
+    def list(self, app_id: str | None = None, *, status: BackupStatus | str | None = None) -> Listing[Backup]:
         """Every backup (of one app, or all), newest first."""
         if app_id is not None:
             self._rt.store.apps.get(app_id)
         wanted = None
         if status is not None:
             wanted = BackupStatus(_choice(status, tuple(s.value for s in BackupStatus), "status"))
-        found: builtins.list[Backup] = []
+        found: Listing[Backup] = Listing()
         while True:
             page = self._rt.store.backups.list(app_id=app_id, status=wanted, offset=len(found), limit=_PAGE)
             found += page
@@ -222,19 +222,19 @@ class Backups:
         return self._rt.store.backups.create_schedule(app_id=app.id, cron=cron, target=name,
                                                       next_run_at=next_run(cron, after=utcnow()), **keeps)
 
-    def schedules(self, app_id: str | None = None) -> builtins.list[BackupSchedule]:
-        return self._rt.store.backups.schedules(app_id=app_id)
+    def schedules(self, app_id: str | None = None) -> Listing[BackupSchedule]:
+        return Listing(self._rt.store.backups.schedules(app_id=app_id))
 
     def unschedule(self, schedule_id: str) -> None:
         self._rt.store.backups.delete_schedule(schedule_id)
 
-    def run_due(self, *, now: datetime | None = None) -> builtins.list[OperationHandle]:
+    def run_due(self, *, now: datetime | None = None) -> Listing[OperationHandle]:
         """Start the backups whose schedule is due (each then prunes per its retention); returns their
         operations. Safe to call from several processes: each due run is claimed once. A schedule
         whose app is busy tries again 5 minutes later."""
         moment = (now or utcnow()).astimezone(UTC)
         store = self._rt.store
-        handles: builtins.list[OperationHandle] = []
+        handles: Listing[OperationHandle] = Listing()
         for schedule in store.backups.due_schedules(moment):
             following = next_run(schedule.cron, after=moment)
             if not store.backups.claim_run(schedule.id, expected_next=schedule.next_run_at, ran_at=moment,

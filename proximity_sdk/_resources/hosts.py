@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Any
 
 from proximity_sdk._connections import ClientPool, ShellPool, client_for
 from proximity_sdk.errors import ProximityError, ValidationError
+from proximity_sdk.models._listing import Listing
 from proximity_sdk.models._requests import validate_request
 from proximity_sdk.models.host import Host, HostAdd, HostCredentials, HostUpdate, Node
 from proximity_sdk.models.host_check import HostCheck
@@ -91,9 +91,9 @@ class Hosts:
         """A host by id or name."""
         return self._store.hosts.get(host)
 
-    def list(self) -> builtins.list[Host]:
+    def list(self) -> Listing[Host]:
         """Every host, the default first. Never carries secrets."""
-        return self._store.hosts.list()
+        return Listing(self._store.hosts.list())
 
     def default(self) -> Host:
         return self._store.hosts.default()
@@ -141,12 +141,12 @@ class Hosts:
                          elapsed_ms=(time.perf_counter() - started) * 1000,
                          requests=client.request_count - before)
 
-    def sync_nodes(self, host: str | None = None) -> builtins.list[Node]:
+    def sync_nodes(self, host: str | None = None) -> Listing[Node]:
         """Read the host's nodes (status, CPUs, memory, disk, PVE version) and store them.
         ``host=None``: the default host."""
         current = self._store.hosts.resolve(host)
         nodes = fetch_nodes(self._clients.get(current.id), current.id)
-        return self._store.nodes.replace_for_host(current.id, nodes)
+        return Listing(self._store.nodes.replace_for_host(current.id, nodes))
 
 
 class Nodes:
@@ -156,16 +156,16 @@ class Nodes:
         self._store = store
         self._clients = clients
 
-    def list(self, host: str | None = None) -> builtins.list[Node]:
+    def list(self, host: str | None = None) -> Listing[Node]:
         """Nodes of one host (id or name), or of every host."""
-        return self._store.nodes.list(host)
+        return Listing(self._store.nodes.list(host))
 
     def get(self, host: str, name: str) -> Node:
         return self._store.nodes.get(host, name)
 
     def storages(self, node: str, *, host: str | None = None, content: str | None = None,
-                 ) -> builtins.list[StorageStatus]:
+                 ) -> Listing[StorageStatus]:
         """The storages a node sees now (live), optionally only those holding ``content``
         (``rootdir``, ``vztmpl``, ``backup``, ...)."""
         current = self._store.hosts.resolve(host)
-        return self._clients.get(current.id).storage_list(check_node_name(node), content=content)
+        return Listing(self._clients.get(current.id).storage_list(check_node_name(node), content=content))

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import builtins
 from collections.abc import Iterator
 
+from proximity_sdk.models._listing import Listing
 from proximity_sdk.models.operation import Operation, OperationEvent, OperationStatus
 from proximity_sdk.operations.engine import OperationEngine
 from proximity_sdk.operations.handle import OperationHandle
@@ -25,9 +25,9 @@ class Operations:
         return self._engine.handle(op_id)
 
     def list(self, *, app_id: str | None = None, status: OperationStatus | None = None,
-             limit: int = 100) -> builtins.list[Operation]:
+             limit: int = 100) -> Listing[Operation]:
         """Newest first."""
-        return self._engine.store.operations.list(app_id=app_id, status=status, limit=limit)
+        return Listing(self._engine.store.operations.list(app_id=app_id, status=status, limit=limit))
 
     def watch(self, op_id: str, *, after: int = 0) -> Iterator[OperationEvent]:
         """The operation's events from ``after`` on, live until it ends."""

@@ -23,6 +23,7 @@ from proximity_sdk.catalog._search import SearchIndex
 from proximity_sdk.catalog.directory import DirectorySource
 from proximity_sdk.catalog.loader import load_source
 from proximity_sdk.errors import NotFoundError, ValidationError
+from proximity_sdk.models._listing import Listing
 from proximity_sdk.models.catalog import CatalogApp, CatalogProblem, CatalogShadowing, CatalogStats
 from proximity_sdk.plugins.sources import CatalogSource
 
@@ -135,17 +136,17 @@ class Catalog:
 
     # queries --------------------------------------------------------------------------------
 
-    def list(self, category: str | None = None) -> list[CatalogApp]:
+    def list(self, category: str | None = None) -> builtins.list[CatalogApp]:  # a Listing
         """Every app sorted by name, or those of one category (case-insensitive)."""
         apps = self._current().by_name
         if category is None:
-            return list(apps)
+            return Listing(apps)
         wanted = category.lower()
-        return [app for app in apps if app.category.lower() == wanted]
+        return Listing(app for app in apps if app.category.lower() == wanted)
 
-    def search(self, query: str) -> builtins.list[CatalogApp]:
+    def search(self, query: str) -> builtins.list[CatalogApp]:  # a Listing
         """Apps matching every term of ``query``; name/id matches first, then tags, then description."""
-        return self._current().index.search(query)
+        return Listing(self._current().index.search(query))
 
     def get(self, app_id: str) -> CatalogApp:
         """The app with this id; `NotFoundError` names close matches when there is none."""
@@ -169,9 +170,9 @@ class Catalog:
             return "Did you mean: " + ", ".join(unique) + "?"
         return "List the ids with catalog.list() or look them up with catalog.search(...)"
 
-    def categories(self) -> builtins.list[str]:
+    def categories(self) -> Listing[str]:
         """The distinct categories, sorted case-insensitively."""
-        return list(self._current().categories)
+        return Listing(self._current().categories)
 
     def stats(self) -> CatalogStats:
         snapshot = self._current()
@@ -187,14 +188,14 @@ class Catalog:
         )
 
     @property
-    def errors(self) -> builtins.list[CatalogProblem]:
+    def errors(self) -> Listing[CatalogProblem]:
         """Entries rejected by the last load: file (origin), field and reason."""
-        return list(self._current().problems)
+        return Listing(self._current().problems)
 
     @property
-    def shadowed(self) -> builtins.list[CatalogShadowing]:
+    def shadowed(self) -> Listing[CatalogShadowing]:
         """Ids defined by more than one source in the last load, and which one won."""
-        return list(self._current().shadowed)
+        return Listing(self._current().shadowed)
 
     def origin(self, app_id: str) -> str:
         """Where the loaded entry for ``app_id`` came from (a file path or URL)."""

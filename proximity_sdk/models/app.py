@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from proximity_sdk.models._html import HtmlRepr
 from proximity_sdk.models.resources import Resources
 
 __all__ = ["ACTIVE_APP_STATUSES", "App", "AppCredentials", "AppStatus", "Port"]
@@ -43,7 +44,7 @@ ACTIVE_APP_STATUSES = frozenset(
 )
 
 
-class Port(BaseModel):
+class Port(HtmlRepr, BaseModel):
     """A service's own port on the container's address (nothing is published on the Proxmox host)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -53,7 +54,7 @@ class Port(BaseModel):
     protocol: Literal["tcp", "udp"] = "tcp"
 
 
-class App(BaseModel):
+class App(HtmlRepr, BaseModel):
     """An app as recorded. Secrets (root password, generated values) are never part of it:
     ``px.apps.credentials(app_id)`` returns them to the owner or an admin."""
 
@@ -79,7 +80,7 @@ class App(BaseModel):
     status_changed_at: datetime
 
 
-class AppCredentials(BaseModel):
+class AppCredentials(HtmlRepr, BaseModel):
     """An app's secrets: the container's root password and the generated values of its ``.env``."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)

@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from proximity_sdk.models._html import HtmlRepr
+
 __all__ = [
     "BACKUP_MODES",
     "COMPRESSIONS",
@@ -34,7 +36,7 @@ class BackupStatus(StrEnum):
     DELETING = "deleting"
 
 
-class Backup(BaseModel):
+class Backup(HtmlRepr, BaseModel):
     """A backup artifact of an app. ``app_id`` is None once the app itself was deleted.
 
     ``target`` is the configured target's name (None: the built-in Proxmox storage ``local``);
@@ -70,7 +72,7 @@ class Backup(BaseModel):
         return round((self.size_bytes or 0) / 1024**2, 2)
 
 
-class BackupStats(BaseModel):
+class BackupStats(HtmlRepr, BaseModel):
     """Counts by status and sizes of completed backups (of one app, or all)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -86,7 +88,7 @@ class BackupStats(BaseModel):
                                                         BackupStatus.DELETING))
 
 
-class BackupSchedule(BaseModel):
+class BackupSchedule(HtmlRepr, BaseModel):
     """A cron schedule with retention, run by the agent's scheduler (or ``px.backups.run_due()``)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -104,7 +106,7 @@ class BackupSchedule(BaseModel):
     created_at: datetime
 
 
-class BackupTarget(BaseModel):
+class BackupTarget(HtmlRepr, BaseModel):
     """A named place backups go to (``kind``: ``proxmox`` built in, ``sftp``/``directory`` from the
     proximity-sftp plugin, ...). Its options may hold secrets: stored encrypted, never listed."""
 

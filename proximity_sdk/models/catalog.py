@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from proximity_sdk.models._html import HtmlRepr
+
 __all__ = [
     "APP_ID_PATTERN",
     "ENV_NAME_PATTERN",
@@ -53,7 +55,7 @@ _BACKING_IMAGES = (
 SecretKind = Literal["password", "hex", "base64", "app-key", "sha256"]
 
 
-class SecretSpec(BaseModel):
+class SecretSpec(HtmlRepr, BaseModel):
     """A secret generated for each deployment and written to the app's ``.env``.
 
     ``kind``: ``password`` (letters and digits, ``length`` characters), ``hex`` (``length`` hex
@@ -79,7 +81,7 @@ class SecretSpec(BaseModel):
         return self
 
 
-class CatalogApp(BaseModel):
+class CatalogApp(HtmlRepr, BaseModel):
     """One app of the catalog. ``main_service`` and ``main_port`` are filled in when absent.
 
     Derivation: the main service is the first service that publishes ports, else the service
@@ -236,7 +238,7 @@ def _first_published_port(service: Any) -> int | None:
     return None
 
 
-class CatalogProblem(BaseModel):
+class CatalogProblem(HtmlRepr, BaseModel):
     """An entry that could not be loaded: where it came from, which field, and why."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -252,7 +254,7 @@ class CatalogProblem(BaseModel):
         return f"{where}: {self.message}"
 
 
-class CatalogShadowing(BaseModel):
+class CatalogShadowing(HtmlRepr, BaseModel):
     """Two sources define the same id; the later source wins (see docs/catalog.md)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -264,7 +266,7 @@ class CatalogShadowing(BaseModel):
     shadowed_source: str
 
 
-class CatalogStats(BaseModel):
+class CatalogStats(HtmlRepr, BaseModel):
     """Counts over the loaded catalog."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)

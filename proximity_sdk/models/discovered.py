@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+from proximity_sdk.models._html import HtmlRepr
 from proximity_sdk.models.resources import Resources
 
 __all__ = ["DiscoveredContainer"]
 
 
-class DiscoveredContainer(BaseModel):
+class DiscoveredContainer(HtmlRepr, BaseModel):
     """An LXC container (not a template) that Proximity does not manage: a candidate for
     ``px.apps.adopt(vmid, host=host_id, node=node)``.
 

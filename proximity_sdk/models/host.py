@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from proximity_sdk.models._html import HtmlRepr
 from proximity_sdk.models.ssh import SshAccess
 
 __all__ = ["Host", "HostAdd", "HostAuth", "HostCredentials", "HostUpdate", "Node"]
@@ -53,7 +54,7 @@ def check_ca_pem(value: str) -> str:
     return value
 
 
-class _Credentials(BaseModel):
+class _Credentials(HtmlRepr, BaseModel):
     """Shared validation of the credential fields of add/update requests."""
 
     @field_validator("url", check_fields=False)
@@ -141,7 +142,7 @@ class HostUpdate(_Credentials):
         return self
 
 
-class Host(BaseModel):
+class Host(HtmlRepr, BaseModel):
     """A registered Proxmox host. Never carries its secret: see ``store.hosts.credentials``."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -160,7 +161,7 @@ class Host(BaseModel):
     updated_at: datetime
 
 
-class HostCredentials(BaseModel):
+class HostCredentials(HtmlRepr, BaseModel):
     """What the Proxmox client needs to connect. Secrets stay ``SecretStr``: call
     ``get_secret_value()`` at the moment of use, never log them."""
 
@@ -179,7 +180,7 @@ class HostCredentials(BaseModel):
     ssh: SshAccess | None = None
 
 
-class Node(BaseModel):
+class Node(HtmlRepr, BaseModel):
     """A node of a host as last synced: status and capacity (bytes)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+from proximity_sdk.models._html import HtmlRepr
+
 __all__ = ["HostCheck"]
 
 
-class HostCheck(BaseModel):
+class HostCheck(HtmlRepr, BaseModel):
     """Whether a host answered, as whom, and what it runs. ``error`` says why not when ``ok`` is False."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)

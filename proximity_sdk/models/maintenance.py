@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from proximity_sdk.models._html import HtmlRepr
 from proximity_sdk.models.app import App, AppStatus
 
 __all__ = [
@@ -30,7 +31,7 @@ __all__ = [
 ]
 
 
-class AppUsage(BaseModel):
+class AppUsage(HtmlRepr, BaseModel):
     """A container's usage as ``/cluster/resources`` showed it at ``sampled_at``.
     ``cpu`` is the share of its cores in use (0.0-1.0 per core, Proxmox's figure); bytes otherwise."""
 
@@ -51,7 +52,7 @@ class AppUsage(BaseModel):
         return cls.model_validate(raw) if isinstance(raw, dict) else None
 
 
-class RetiredContainer(BaseModel):
+class RetiredContainer(HtmlRepr, BaseModel):
     """A container kept after its app moved to another one (e.g. a restore into a new container).
 
     Written by whoever retires the container (``proximity_sdk.store.maintenance_repo.add_retired``),
@@ -72,7 +73,7 @@ class RetiredContainer(BaseModel):
         return self.model_dump(mode="json")
 
 
-class AppChange(BaseModel):
+class AppChange(HtmlRepr, BaseModel):
     """One app whose record reconcile changed (status and/or node)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -99,7 +100,7 @@ class AppChange(BaseModel):
         return self.status_before == AppStatus.VANISHED and self.status_after != AppStatus.VANISHED
 
 
-class HostReconcile(BaseModel):
+class HostReconcile(HtmlRepr, BaseModel):
     """What reconcile saw of one host. An unreachable host (``reachable=False``) changed nothing."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -118,7 +119,7 @@ class HostReconcile(BaseModel):
     elapsed_ms: float = 0.0
 
 
-class ReconcileReport(BaseModel):
+class ReconcileReport(HtmlRepr, BaseModel):
     """One reconcile pass: per host what was seen, and every app record it changed."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -149,7 +150,7 @@ class ReconcileReport(BaseModel):
         return sum(h.requests for h in self.hosts)
 
 
-class RetiredDestroyed(BaseModel):
+class RetiredDestroyed(HtmlRepr, BaseModel):
     """A retired container the janitor removed (``gone``: it had already disappeared)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -159,7 +160,7 @@ class RetiredDestroyed(BaseModel):
     gone: bool = False
 
 
-class JanitorReport(BaseModel):
+class JanitorReport(HtmlRepr, BaseModel):
     """One janitor pass.
 
     ``failed``: operations past their deadline that the janitor failed and rolled back (their
@@ -180,7 +181,7 @@ class JanitorReport(BaseModel):
     errors: list[str] = Field(default_factory=list)
 
 
-class HostNodeSync(BaseModel):
+class HostNodeSync(HtmlRepr, BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     host_id: str
@@ -192,7 +193,7 @@ class HostNodeSync(BaseModel):
     error_kind: str | None = None
 
 
-class NodeSyncReport(BaseModel):
+class NodeSyncReport(HtmlRepr, BaseModel):
     """Node capacity and status stored for every host; a host that cannot be reached keeps its
     last stored nodes and is reported."""
 

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from proximity_sdk.models._html import HtmlRepr
+
 __all__ = ["FINISHED_OPERATION_STATUSES", "Operation", "OperationEvent", "OperationStatus"]
 
 
@@ -26,7 +28,7 @@ FINISHED_OPERATION_STATUSES = frozenset(
 )
 
 
-class Operation(BaseModel):
+class Operation(HtmlRepr, BaseModel):
     """A long action (deploy, start, backup, ...) as recorded: status, steps, result or error."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -53,8 +55,14 @@ class Operation(BaseModel):
     def finished(self) -> bool:
         return self.status in FINISHED_OPERATION_STATUSES
 
+    def _repr_html_(self) -> str:
+        # a progress card rather than the generic field table (the handle shows its events too)
+        from proximity_sdk.models._html import operation_card
 
-class OperationEvent(BaseModel):
+        return operation_card(self)
+
+
+class OperationEvent(HtmlRepr, BaseModel):
     """One line of an operation's append-only log. ``seq`` counts from 1 per operation;
     ``progress`` is the fraction done (0.0 to 1.0) when known."""
 

@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from proximity_sdk.models._html import HtmlRepr
+
 __all__ = [
     "ClusterResource",
     "LxcConfig",
@@ -29,7 +31,7 @@ __all__ = [
 ]
 
 
-class _Response(BaseModel):
+class _Response(HtmlRepr, BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
 

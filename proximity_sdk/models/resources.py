@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from proximity_sdk.models._html import HtmlRepr
+
 __all__ = ["Resources"]
 
 
-class Resources(BaseModel):
+class Resources(HtmlRepr, BaseModel):
     """What a container gets. ``None`` means: take the default from settings (or the catalog minimum)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -8,6 +8,8 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from proximity_sdk.models._html import HtmlRepr
+
 __all__ = ["IPPool", "Settings", "SettingsUpdate"]
 
 _STORAGE = r"^[A-Za-z][A-Za-z0-9._-]*[A-Za-z0-9]$"
@@ -22,7 +24,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-class IPPool(BaseModel):
+class IPPool(HtmlRepr, BaseModel):
     """A parsed static pool: the first and last address containers may get, in ``subnet``."""
 
     model_config = ConfigDict(frozen=True)
@@ -73,7 +75,7 @@ def parse_pool(pool: str, subnet: str | None) -> IPPool:
     return IPPool(first=network.network_address + 1, last=network.broadcast_address - 1, subnet=outer)
 
 
-class _SettingsFields(BaseModel):
+class _SettingsFields(HtmlRepr, BaseModel):
     """Field checks shared by Settings and SettingsUpdate (cross-field checks live on Settings)."""
 
     @field_validator("ip_subnet", check_fields=False)

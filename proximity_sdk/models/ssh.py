@@ -6,13 +6,15 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from proximity_sdk.models._html import HtmlRepr
+
 __all__ = ["SshAccess"]
 
 _NODE_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 _ADDRESS = re.compile(r"^[A-Za-z0-9.:_\[\]-]{1,253}$")
 
 
-class SshAccess(BaseModel):
+class SshAccess(HtmlRepr, BaseModel):
     """SSH access to a host's nodes: key auth, known-hosts checking on by default.
 
     ``addresses`` maps a node name to the address to SSH to (default: the node name itself).

@@ -7,6 +7,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
+from proximity_sdk.models._html import HtmlRepr
+
 __all__ = ["ApiToken", "Role", "User"]
 
 
@@ -17,7 +19,7 @@ class Role(StrEnum):
     MEMBER = "member"
 
 
-class User(BaseModel):
+class User(HtmlRepr, BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     id: str
@@ -27,7 +29,7 @@ class User(BaseModel):
     created_at: datetime
 
 
-class ApiToken(BaseModel):
+class ApiToken(HtmlRepr, BaseModel):
     """A bearer token's record (never the token itself)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)

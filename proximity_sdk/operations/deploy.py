@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from proximity_sdk.catalog.render import RenderedProject, env_file_text
@@ -213,6 +214,7 @@ class DeployKind(OperationKind):
 
         with ctx.step("up"):
             provisioner.up()
+            digests = provisioner.image_digests()  # what `px.apps.updates()` compares with later
 
         main_port = config.get("main_port")
         with ctx.step("health"):
@@ -223,7 +225,7 @@ class DeployKind(OperationKind):
 
         ports = tuple(Port.model_validate(p) for p in config.get("ports", ()))
         store.apps.update(app.id, status=AppStatus.RUNNING, address=address, url=app_url(address, main_port),
-                          ports=ports, vmid=vmid, node=node)
+                          ports=ports, vmid=vmid, node=node, config={**config, "images": digests})
         store.reservations.attach_vmid(host_id, vmid, app_id=app.id)
         if settings.pool() is not None and address:
             store.reservations.attach_address(address, app_id=app.id)
@@ -249,8 +251,11 @@ class DeployKind(OperationKind):
                           vmid=app.vmid if left else None, address=None if not left else app.address)
 
 
-def deploy_config(catalog_app: CatalogApp, rendered: RenderedProject) -> dict[str, Any]:
-    """What the app record keeps of its catalog entry and rendering (no secrets: those are in .env)."""
+def deploy_config(catalog_app: CatalogApp, rendered: RenderedProject,
+                  environment: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """What the app record keeps of its catalog entry and rendering (no secrets: those are in .env).
+    ``environment``: the settings given at deploy; those that are not secrets are kept, so that an
+    update renders the new version with them."""
     ports = [Port(service=rendered.main_service, port=p).model_dump()
              for p in dict.fromkeys(catalog_app.ports or ()) if isinstance(p, int) and 0 < p < 65536]
     return {
@@ -260,6 +265,7 @@ def deploy_config(catalog_app: CatalogApp, rendered: RenderedProject) -> dict[st
         "health_path": catalog_app.health_path,
         "os_template": catalog_app.os_template,
         "ports": ports,
+        "environment": {k: v for k, v in (environment or {}).items() if k not in rendered.env},
     }
 
 

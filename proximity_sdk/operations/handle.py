@@ -29,6 +29,21 @@ class OperationHandle:
         op = self.get()
         return f"<Operation {op.kind} {op.id} {op.status.value}>"
 
+    def _repr_html_(self) -> str:
+        """A static progress card (status, steps, last events, error): for HTML exports and
+        frontends that ask for HTML only. Jupyter uses ``_ipython_display_``."""
+        from proximity_sdk._notebook import render_operation_html
+
+        return render_operation_html(self)
+
+    def _ipython_display_(self) -> None:
+        """Jupyter: a finished operation shows a static card; a running one a card that follows it
+        live until it ends (interrupting the cell stops watching, not the operation). Never raises
+        for a failed operation: the card shows it; ``display_live`` returns/raises like ``wait()``."""
+        from proximity_sdk._notebook import show_operation
+
+        show_operation(self)
+
     def get(self) -> Operation:
         """The operation's record as it is now."""
         return self._engine.store.operations.get(self.id)

@@ -64,6 +64,19 @@ exec "$@" up -d --remove-orphans
 
 _DOWN = _PROJECT_HEADER + 'exec "$@" down --remove-orphans\n'
 
+_PULL = _PROJECT_HEADER + 'exec "$@" pull --quiet\n'
+
+_RECREATE = _PROJECT_HEADER + 'exec "$@" up -d --remove-orphans\n'
+
+# one "<image>\t<repo>@<digest>" line per image of the project (the digest empty when unknown)
+_DIGESTS = _PROJECT_HEADER + """\
+"$@" config --images | while IFS= read -r image; do
+    [ -n "$image" ] || continue
+    digest=$(docker image inspect --format '{{index .RepoDigests 0}}' "$image" 2>/dev/null) || digest=""
+    printf '%s\\t%s\\n' "$image" "$digest"
+done
+"""
+
 # $1 directory, $2 project, $3 lines, $4 service ('' for all)
 _LOGS = 'set -eu\ncd "$1"\nproject="$2"\ntail="$3"\nservice="$4"\n' + _COMPOSE + """
 if [ -n "$service" ]; then
@@ -139,6 +152,25 @@ class Provisioner:
     def up(self, *, timeout: float = 1800.0) -> CommandResult:
         """Pull the images and start the project (``up -d``)."""
         return self._exec(_UP, self.directory, self.project, timeout=timeout)
+
+    def pull(self, *, timeout: float = 1800.0) -> CommandResult:
+        """Pull every image of the project (a failed pull fails: nothing is recreated on stale images)."""
+        return self._exec(_PULL, self.directory, self.project, timeout=timeout)
+
+    def recreate(self, *, timeout: float = 900.0) -> CommandResult:
+        """``up -d``: compose recreates the services whose image or configuration changed."""
+        return self._exec(_RECREATE, self.directory, self.project, timeout=timeout)
+
+    def image_digests(self, *, timeout: float = 120.0) -> dict[str, str]:
+        """Each image of the project -> the digest of the image pulled (``sha256:...``, "" when unknown)."""
+        result = self._shell.pct_exec(self._node, self._vmid, _DIGESTS, args=(self.directory, self.project),
+                                      timeout=timeout)
+        digests: dict[str, str] = {}
+        for line in result.stdout.splitlines():
+            image, _, repo_digest = line.partition("\t")
+            if image.strip():
+                digests[image.strip()] = repo_digest.strip().rpartition("@")[2] if "@" in repo_digest else ""
+        return digests
 
     def down(self, *, timeout: float = 300.0) -> CommandResult:
         return self._exec(_DOWN, self.directory, self.project, timeout=timeout)

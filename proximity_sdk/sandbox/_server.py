@@ -140,6 +140,7 @@ class Sandbox:
         ready.wait(_START_TIMEOUT)
         asyncio.run_coroutine_threadsafe(pve.start(certfile, keyfile), loop).result(_START_TIMEOUT)
         shell = SandboxShell(where / "node", Path(__file__).resolve().parent / "standins")
+        pve.container_files = lambda vmid: shell.state / "ct" / str(vmid)  # backups hold the app's files
         sandbox = cls(pve, loop, thread, where, owns_directory=owns, token_secret=token_secret, password=password,
                       shell=shell)
         try:

@@ -1,8 +1,8 @@
-"""Harness: vzdump and restore that behave like PVE's, with real archive files on disk.
+"""vzdump and restore that behave like PVE's, with real archive files on disk (the sandbox and the tests).
 
 Stock fakepve answers ``POST /nodes/{node}/vzdump`` with a task that stores nothing, and restores
 a container from any ``ostemplate`` without looking at it. :class:`VzdumpMixin` (a base of
-``HarnessPve``) adds:
+``SandboxPve``) adds:
 
 - ``vzdump`` of one container: a ``vzdump`` task holding the node's global vzdump lock (a second
   vzdump on the node waits, logging ``trying to get global lock - waiting...``, for up to
@@ -20,6 +20,9 @@ a container from any ``ostemplate`` without looking at it. :class:`VzdumpMixin` 
   ``force=1``, destroys it first, as PVE's overwrite path does); a good one brings the archived
   config back (hostname, memory, network, disk size on the given ``storage``; a new MAC with
   ``unique=1``).
+- Container files: with ``container_files`` set (vmid -> a directory, e.g. a stand-in
+  container's), the archive also holds that directory under ``./rootfs`` and a restore puts it
+  back in place of the target container's directory, as PVE restores the root filesystem.
 - Faults: ``fail_next_vzdump(message)``; ``vzdump_parallel[node]`` is the most vzdumps that ever
   ran at once on a node.
 """
@@ -85,7 +88,11 @@ class VzdumpMixin:
         self.vzdump_waited: dict[str, int] = defaultdict(int)
         #: vmid -> the volids it was restored from, in order
         self.restored_from: dict[int, list[str]] = defaultdict(list)
+        #: vmid -> the directory holding the container's files (the stand-in containers), if any:
+        #: a backup archives them under ./rootfs and a restore puts them back
+        self.container_files: Callable[[int], Path] | None = None
         self._vzdump_failures: list[str] = []
+        self._settling: set[asyncio.Future[None]] = set()
         self._vzdump_locks: dict[str, asyncio.Lock] = {}
         self._vzdump_holding: dict[str, int] = defaultdict(int)
         self._dump_root = Path(tempfile.mkdtemp(prefix="harness-pve-dump-"))
@@ -217,7 +224,8 @@ class VzdumpMixin:
                 stamp += 1  # two backups of one guest within a second: the next second's name
             lines.append(f"INFO: creating vzdump archive '{path}'")
             config = {k: val for k, val in ct.config.items() if k != "lock"}
-            path.write_bytes(_archive_bytes(config))
+            files = self.container_files(vmid) if self.container_files is not None else None
+            path.write_bytes(_archive_bytes(config, files if files is not None and files.is_dir() else None))
         finally:
             ct.lock = None
             ct.config.pop("lock", None)
@@ -257,7 +265,25 @@ class VzdumpMixin:
             size = re.search(r"size=(\d+)G", archived.get("rootfs", ""))
             request["rootfs"] = f"{v.get('storage') or 'local'}:{size.group(1) if size else 4}"
         self.restored_from[vmid].append(volid)
-        return await super()._lxc_create(user, request)  # type: ignore[misc]
+        upid = await super()._lxc_create(user, request)  # type: ignore[misc]
+        if self.container_files is not None:
+            _extract_files(path, self.container_files(vmid))
+        # fakepve derives ostype and arch from the ostemplate's name (a vzdump archive: "unmanaged");
+        # PVE takes them from the archived config
+        kept = {key: archived[key] for key in ("ostype", "arch") if key in archived}
+
+        async def settle() -> None:
+            while self.tasks[upid]["status"] == "running":  # type: ignore[attr-defined]
+                await asyncio.sleep(0.01)
+            restored = self.ct(vmid)  # type: ignore[attr-defined]
+            if restored is not None and self.tasks[upid].get("exitstatus") == "OK":  # type: ignore[attr-defined]
+                restored.config.update(kept)
+
+        if self.time_scale:  # type: ignore[attr-defined]
+            self._settling.add(asyncio.ensure_future(settle()))
+        else:
+            await settle()
+        return upid
 
     async def _failed_restore(self, user: str, v: dict[str, Any], reason: str) -> str:
         """A vzrestore task that fails; over an existing container (force) PVE has already
@@ -279,9 +305,29 @@ class VzdumpMixin:
         return upid
 
 
-def _archive_bytes(config: dict[str, Any]) -> bytes:
+_FILES_MEMBER = "./rootfs"
+
+
+def _extract_files(archive: Path, target: Path) -> None:
+    """The container's files from the archive (if it holds them) replace what ``target`` holds."""
+    with tarfile.open(archive, "r:") as tar:
+        members = []
+        for member in tar.getmembers():
+            if member.name == _FILES_MEMBER or member.name.startswith(_FILES_MEMBER + "/"):
+                member.name = "." + member.name[len(_FILES_MEMBER):]
+                members.append(member)
+        if not members:
+            return
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        tar.extractall(target, members=members, filter="tar")
+
+
+def _archive_bytes(config: dict[str, Any], files: Path | None = None) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:") as tar:
+        if files is not None:
+            tar.add(files, arcname=_FILES_MEMBER, recursive=True)
         for name, data in ((_CONFIG_MEMBER, "".join(f"{k}: {val}\n" for k, val in sorted(config.items())).encode()),
                            ("./var/lib/proximity-harness/payload", os.urandom(PAYLOAD_BYTES))):
             info = tarfile.TarInfo(name)

@@ -106,6 +106,9 @@ MATRIX: dict[str, Row] = {
     "CatalogService/ListCatalogCategories": Row("user"),
     "CatalogService/GetCatalogStats": Row("user"),
     "CatalogService/ReloadCatalog": Row("admin"),
+    "CatalogService/SearchCatalogApps": Row("user", lambda r, w: catalog_pb2.SearchCatalogAppsRequest(query="git")),
+    "CatalogService/ListCatalogProblems": Row("user"),
+    "CatalogService/ListCatalogShadowings": Row("user"),
     # hosts: admin only
     "HostService/CreateHost": Row("admin", lambda r, w: hosts_pb2.CreateHostRequest(
         check=False, spec=hosts_pb2.HostSpec(name=f"h-{r}", url=w.pve.url, token_id=TOKEN_ID,
@@ -131,6 +134,12 @@ MATRIX: dict[str, Row] = {
     "AppService/StartApp": Row("owner", lambda r, w: apps_pb2.StartAppRequest(app_id=w.app_id), BUSY),
     "AppService/StopApp": Row("owner", lambda r, w: apps_pb2.StopAppRequest(app_id=w.app_id), BUSY),
     "AppService/RestartApp": Row("owner", lambda r, w: apps_pb2.RestartAppRequest(app_id=w.app_id), BUSY),
+    "AppService/CheckAppUpdates": Row("owner", lambda r, w: apps_pb2.CheckAppUpdatesRequest(
+        app_id=w.app_id, pull=False)),
+    # no such catalog version (or the app is not running, or busy): refused, but only once the caller
+    # may reach the app
+    "AppService/UpdateApp": Row("owner", lambda r, w: apps_pb2.UpdateAppRequest(app_id=w.app_id, version="0.0.0"),
+                                ok(C.INVALID_ARGUMENT, C.FAILED_PRECONDITION, C.ABORTED)),
     "AppService/ResizeApp": Row("owner", lambda r, w: apps_pb2.ResizeAppRequest(
         app_id=w.app_id, resources=common_pb2.Resources(memory_mb=1024)), BUSY),
     # already on pve1: refused as invalid, but only once the caller may reach the app

@@ -61,7 +61,8 @@ def test_deploy_gitea_end_to_end(lab: Proximity, pve: HarnessPve, standin_state:
 
     # what reached the node: pct exec with one quoted script each, pct push for the project files
     pct = [c.args for c in standin_state.calls("pct")]
-    assert [a[0] for a in pct] == ["exec", "exec", "push", "push", "exec", "exec"]
+    # runtime, project dir, compose.yaml, .env, up, image digests, health
+    assert [a[0] for a in pct] == ["exec", "exec", "push", "push", "exec", "exec", "exec"]
     for args in pct:
         assert args[1] == str(app.vmid)
     for args in (a for a in pct if a[0] == "exec"):
@@ -70,6 +71,11 @@ def test_deploy_gitea_end_to_end(lab: Proximity, pve: HarnessPve, standin_state:
     assert pct[3][3:] == ("/opt/proximity/git-1/.env", "--perms", "0600")
     docker = [c.args for c in standin_state.calls("docker", vmid=app.vmid)]
     assert ("compose", "--file", "compose.yaml", "--project-name", "git-1", "up", "-d", "--remove-orphans") in docker
+    # the digest of every image it runs is recorded, for px.apps.updates()
+    assert ("compose", "--file", "compose.yaml", "--project-name", "git-1", "config", "--images") in docker
+    assert sorted(app.config["images"]) == sorted(s["image"] for s in json.loads(app.config["compose_text"])
+                                                  ["services"].values())
+    assert all(digest.startswith("sha256:") for digest in app.config["images"].values())
 
     # the compose project in the container: the odd value arrived byte for byte, no literal secret
     project = standin_state.ct_path(app.vmid, "/opt/proximity/git-1")

@@ -11,8 +11,8 @@ from proximity_sdk.errors import ConflictError, NotFoundError, OperationFailed, 
 from proximity_sdk.models.app import App, AppStatus
 from proximity_sdk.models.backup import BackupStatus
 from proximity_sdk.operations.restore import RETIRED_TAG
-from tests.harness.pve import HarnessPve
 from proximity_sdk.sandbox._vzdump import read_archive_config
+from tests.harness.pve import HarnessPve
 
 
 def _deploy(lab: Proximity, hostname: str = "git-1") -> App:

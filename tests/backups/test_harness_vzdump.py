@@ -9,8 +9,8 @@ import pytest
 from proximity_sdk.errors import TaskFailedError
 from proximity_sdk.proxmox.client import ProxmoxClient
 from proximity_sdk.proxmox.tasks import wait_task
-from tests.harness.pve import HarnessPve
 from proximity_sdk.sandbox._vzdump import read_archive_config
+from tests.harness.pve import HarnessPve
 
 TEMPLATE = "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"
 VOLID = re.compile(r"^local:backup/vzdump-lxc-101-\d{4}_\d\d_\d\d-\d\d_\d\d_\d\d\.tar\.zst$")

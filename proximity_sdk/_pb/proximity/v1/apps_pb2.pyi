@@ -1164,3 +1164,200 @@ class GetAppCredentialsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetAppCredentialsResponse: _TypeAlias = GetAppCredentialsResponse  # noqa: Y015
+
+@_typing.final
+class ImageUpdate(_message.Message):
+    """One image of an app's compose project whose registry digest differs from the running one."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IMAGE_FIELD_NUMBER: _builtins.int
+    CURRENT_DIGEST_FIELD_NUMBER: _builtins.int
+    AVAILABLE_DIGEST_FIELD_NUMBER: _builtins.int
+    image: _builtins.str
+    """Image reference as in the compose project, e.g. "gitea/gitea:latest"."""
+    current_digest: _builtins.str
+    """Digest running now, when known."""
+    available_digest: _builtins.str
+    """Digest the registry has now."""
+    def __init__(
+        self,
+        *,
+        image: _builtins.str = ...,
+        current_digest: _builtins.str | None = ...,
+        available_digest: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_current_digest", b"_current_digest", "current_digest", b"current_digest"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_current_digest", b"_current_digest", "available_digest", b"available_digest", "current_digest", b"current_digest", "image", b"image"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__current_digest: _TypeAlias = _typing.Literal["current_digest"]  # noqa: Y015
+    _WhichOneofArgType__current_digest: _TypeAlias = _typing.Literal["_current_digest", b"_current_digest"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__current_digest) -> _WhichOneofReturnType__current_digest | None: ...
+
+Global___ImageUpdate: _TypeAlias = ImageUpdate  # noqa: Y015
+
+@_typing.final
+class AppUpdate(_message.Message):
+    """An app that can be updated."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APP_ID_FIELD_NUMBER: _builtins.int
+    HOSTNAME_FIELD_NUMBER: _builtins.int
+    CATALOG_ID_FIELD_NUMBER: _builtins.int
+    CURRENT_VERSION_FIELD_NUMBER: _builtins.int
+    AVAILABLE_VERSION_FIELD_NUMBER: _builtins.int
+    IMAGES_FIELD_NUMBER: _builtins.int
+    CHECKED_AT_FIELD_NUMBER: _builtins.int
+    app_id: _builtins.str
+    """App id."""
+    hostname: _builtins.str
+    """The app's hostname."""
+    catalog_id: _builtins.str
+    """Catalog id of the app."""
+    current_version: _builtins.str
+    """Catalog version running now."""
+    available_version: _builtins.str
+    """A newer catalog version (absent: the same version)."""
+    @_builtins.property
+    def images(self) -> _containers.RepeatedCompositeFieldContainer[Global___ImageUpdate]:
+        """Floating tags that point at new digests."""
+
+    @_builtins.property
+    def checked_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was checked."""
+
+    def __init__(
+        self,
+        *,
+        app_id: _builtins.str = ...,
+        hostname: _builtins.str = ...,
+        catalog_id: _builtins.str | None = ...,
+        current_version: _builtins.str | None = ...,
+        available_version: _builtins.str | None = ...,
+        images: _abc.Iterable[Global___ImageUpdate] | None = ...,
+        checked_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_available_version", b"_available_version", "_catalog_id", b"_catalog_id", "_current_version", b"_current_version", "available_version", b"available_version", "catalog_id", b"catalog_id", "checked_at", b"checked_at", "current_version", b"current_version"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_available_version", b"_available_version", "_catalog_id", b"_catalog_id", "_current_version", b"_current_version", "app_id", b"app_id", "available_version", b"available_version", "catalog_id", b"catalog_id", "checked_at", b"checked_at", "current_version", b"current_version", "hostname", b"hostname", "images", b"images"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__available_version: _TypeAlias = _typing.Literal["available_version"]  # noqa: Y015
+    _WhichOneofArgType__available_version: _TypeAlias = _typing.Literal["_available_version", b"_available_version"]  # noqa: Y015
+    _WhichOneofReturnType__catalog_id: _TypeAlias = _typing.Literal["catalog_id"]  # noqa: Y015
+    _WhichOneofArgType__catalog_id: _TypeAlias = _typing.Literal["_catalog_id", b"_catalog_id"]  # noqa: Y015
+    _WhichOneofReturnType__current_version: _TypeAlias = _typing.Literal["current_version"]  # noqa: Y015
+    _WhichOneofArgType__current_version: _TypeAlias = _typing.Literal["_current_version", b"_current_version"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__available_version) -> _WhichOneofReturnType__available_version | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__catalog_id) -> _WhichOneofReturnType__catalog_id | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__current_version) -> _WhichOneofReturnType__current_version | None: ...
+
+Global___AppUpdate: _TypeAlias = AppUpdate  # noqa: Y015
+
+@_typing.final
+class CheckAppUpdatesRequest(_message.Message):
+    """Request of CheckAppUpdates."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APP_ID_FIELD_NUMBER: _builtins.int
+    PULL_FIELD_NUMBER: _builtins.int
+    app_id: _builtins.str
+    """Check this app only (empty: every app the caller may reach)."""
+    pull: _builtins.bool
+    """Pull the images of running apps to compare digests (unset: true)."""
+    def __init__(
+        self,
+        *,
+        app_id: _builtins.str = ...,
+        pull: _builtins.bool | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_pull", b"_pull", "pull", b"pull"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_pull", b"_pull", "app_id", b"app_id", "pull", b"pull"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__pull: _TypeAlias = _typing.Literal["pull"]  # noqa: Y015
+    _WhichOneofArgType__pull: _TypeAlias = _typing.Literal["_pull", b"_pull"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__pull) -> _WhichOneofReturnType__pull | None: ...
+
+Global___CheckAppUpdatesRequest: _TypeAlias = CheckAppUpdatesRequest  # noqa: Y015
+
+@_typing.final
+class CheckAppUpdatesResponse(_message.Message):
+    """Response of CheckAppUpdates."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    UPDATES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def updates(self) -> _containers.RepeatedCompositeFieldContainer[Global___AppUpdate]:
+        """The apps with something newer."""
+
+    def __init__(
+        self,
+        *,
+        updates: _abc.Iterable[Global___AppUpdate] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["updates", b"updates"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckAppUpdatesResponse: _TypeAlias = CheckAppUpdatesResponse  # noqa: Y015
+
+@_typing.final
+class UpdateAppRequest(_message.Message):
+    """Request of UpdateApp."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APP_ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    app_id: _builtins.str
+    """App id."""
+    version: _builtins.str
+    """The catalog version expected (refused when the catalog has another); unset: whatever it has."""
+    def __init__(
+        self,
+        *,
+        app_id: _builtins.str = ...,
+        version: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_version", b"_version", "version", b"version"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_version", b"_version", "app_id", b"app_id", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__version: _TypeAlias = _typing.Literal["version"]  # noqa: Y015
+    _WhichOneofArgType__version: _TypeAlias = _typing.Literal["_version", b"_version"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__version) -> _WhichOneofReturnType__version | None: ...
+
+Global___UpdateAppRequest: _TypeAlias = UpdateAppRequest  # noqa: Y015
+
+@_typing.final
+class UpdateAppResponse(_message.Message):
+    """Response of UpdateApp."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPERATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def operation(self) -> _operations_pb2.Operation:
+        """The update operation, just started."""
+
+    def __init__(
+        self,
+        *,
+        operation: _operations_pb2.Operation | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["operation", b"operation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["operation", b"operation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateAppResponse: _TypeAlias = UpdateAppResponse  # noqa: Y015

@@ -105,6 +105,16 @@ class AppServiceStub:
                 request_serializer=proximity_dot_v1_dot_apps__pb2.GetAppCredentialsRequest.SerializeToString,
                 response_deserializer=proximity_dot_v1_dot_apps__pb2.GetAppCredentialsResponse.FromString,
                 _registered_method=True)
+        self.CheckAppUpdates = channel.unary_unary(
+                '/proximity.v1.AppService/CheckAppUpdates',
+                request_serializer=proximity_dot_v1_dot_apps__pb2.CheckAppUpdatesRequest.SerializeToString,
+                response_deserializer=proximity_dot_v1_dot_apps__pb2.CheckAppUpdatesResponse.FromString,
+                _registered_method=True)
+        self.UpdateApp = channel.unary_unary(
+                '/proximity.v1.AppService/UpdateApp',
+                request_serializer=proximity_dot_v1_dot_apps__pb2.UpdateAppRequest.SerializeToString,
+                response_deserializer=proximity_dot_v1_dot_apps__pb2.UpdateAppResponse.FromString,
+                _registered_method=True)
 
 
 class AppServiceServicer:
@@ -211,6 +221,22 @@ class AppServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckAppUpdates(self, request, context):
+        """Apps with something newer: a newer catalog version, or new digests of floating image tags
+        after a pull in the container (`px.apps.updates`). Members check their own apps.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateApp(self, request, context):
+        """Updates a running app to the catalog's version and current image digests, restoring a
+        safety backup if anything fails (`px.apps.update`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AppServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -283,6 +309,16 @@ def add_AppServiceServicer_to_server(servicer, server):
                     servicer.GetAppCredentials,
                     request_deserializer=proximity_dot_v1_dot_apps__pb2.GetAppCredentialsRequest.FromString,
                     response_serializer=proximity_dot_v1_dot_apps__pb2.GetAppCredentialsResponse.SerializeToString,
+            ),
+            'CheckAppUpdates': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckAppUpdates,
+                    request_deserializer=proximity_dot_v1_dot_apps__pb2.CheckAppUpdatesRequest.FromString,
+                    response_serializer=proximity_dot_v1_dot_apps__pb2.CheckAppUpdatesResponse.SerializeToString,
+            ),
+            'UpdateApp': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateApp,
+                    request_deserializer=proximity_dot_v1_dot_apps__pb2.UpdateAppRequest.FromString,
+                    response_serializer=proximity_dot_v1_dot_apps__pb2.UpdateAppResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -664,6 +700,60 @@ class AppService:
             '/proximity.v1.AppService/GetAppCredentials',
             proximity_dot_v1_dot_apps__pb2.GetAppCredentialsRequest.SerializeToString,
             proximity_dot_v1_dot_apps__pb2.GetAppCredentialsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckAppUpdates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/proximity.v1.AppService/CheckAppUpdates',
+            proximity_dot_v1_dot_apps__pb2.CheckAppUpdatesRequest.SerializeToString,
+            proximity_dot_v1_dot_apps__pb2.CheckAppUpdatesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateApp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/proximity.v1.AppService/UpdateApp',
+            proximity_dot_v1_dot_apps__pb2.UpdateAppRequest.SerializeToString,
+            proximity_dot_v1_dot_apps__pb2.UpdateAppResponse.FromString,
             options,
             channel_credentials,
             insecure,

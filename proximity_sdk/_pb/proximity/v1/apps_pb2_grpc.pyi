@@ -68,6 +68,14 @@ class AppServiceStub:
     """The container's root password and the app's generated secrets (`px.apps.credentials`).
     Owner or admin only; the only RPC that returns them.
     """
+    CheckAppUpdates: _grpc.UnaryUnaryMultiCallable[_apps_pb2.CheckAppUpdatesRequest, _apps_pb2.CheckAppUpdatesResponse]
+    """Apps with something newer: a newer catalog version, or new digests of floating image tags
+    after a pull in the container (`px.apps.updates`). Members check their own apps.
+    """
+    UpdateApp: _grpc.UnaryUnaryMultiCallable[_apps_pb2.UpdateAppRequest, _apps_pb2.UpdateAppResponse]
+    """Updates a running app to the catalog's version and current image digests, restoring a
+    safety backup if anything fails (`px.apps.update`).
+    """
 
 @_typing.type_check_only
 class AppServiceAsyncStub(AppServiceStub):
@@ -105,6 +113,14 @@ class AppServiceAsyncStub(AppServiceStub):
     GetAppCredentials: _aio.UnaryUnaryMultiCallable[_apps_pb2.GetAppCredentialsRequest, _apps_pb2.GetAppCredentialsResponse]  # type: ignore[assignment]
     """The container's root password and the app's generated secrets (`px.apps.credentials`).
     Owner or admin only; the only RPC that returns them.
+    """
+    CheckAppUpdates: _aio.UnaryUnaryMultiCallable[_apps_pb2.CheckAppUpdatesRequest, _apps_pb2.CheckAppUpdatesResponse]  # type: ignore[assignment]
+    """Apps with something newer: a newer catalog version, or new digests of floating image tags
+    after a pull in the container (`px.apps.updates`). Members check their own apps.
+    """
+    UpdateApp: _aio.UnaryUnaryMultiCallable[_apps_pb2.UpdateAppRequest, _apps_pb2.UpdateAppResponse]  # type: ignore[assignment]
+    """Updates a running app to the catalog's version and current image digests, restoring a
+    safety backup if anything fails (`px.apps.update`).
     """
 
 class AppServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -224,6 +240,26 @@ class AppServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_apps_pb2.GetAppCredentialsResponse, _abc.Awaitable[_apps_pb2.GetAppCredentialsResponse]]:
         """The container's root password and the app's generated secrets (`px.apps.credentials`).
         Owner or admin only; the only RPC that returns them.
+        """
+
+    @_abc_1.abstractmethod
+    def CheckAppUpdates(
+        self,
+        request: _apps_pb2.CheckAppUpdatesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_apps_pb2.CheckAppUpdatesResponse, _abc.Awaitable[_apps_pb2.CheckAppUpdatesResponse]]:
+        """Apps with something newer: a newer catalog version, or new digests of floating image tags
+        after a pull in the container (`px.apps.updates`). Members check their own apps.
+        """
+
+    @_abc_1.abstractmethod
+    def UpdateApp(
+        self,
+        request: _apps_pb2.UpdateAppRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_apps_pb2.UpdateAppResponse, _abc.Awaitable[_apps_pb2.UpdateAppResponse]]:
+        """Updates a running app to the catalog's version and current image digests, restoring a
+        safety backup if anything fails (`px.apps.update`).
         """
 
 def add_AppServiceServicer_to_server(servicer: AppServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -485,6 +485,9 @@ class GetCatalogAppResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     APP_FIELD_NUMBER: _builtins.int
+    ORIGIN_FIELD_NUMBER: _builtins.int
+    origin: _builtins.str
+    """Where the loaded entry came from, a file path or URL (`px.catalog.origin`)."""
     @_builtins.property
     def app(self) -> Global___CatalogApp:
         """The catalog app."""
@@ -493,10 +496,11 @@ class GetCatalogAppResponse(_message.Message):
         self,
         *,
         app: Global___CatalogApp | None = ...,
+        origin: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["app", b"app"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["app", b"app"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app", b"app", "origin", b"origin"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -643,3 +647,207 @@ class ReloadCatalogResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReloadCatalogResponse: _TypeAlias = ReloadCatalogResponse  # noqa: Y015
+
+@_typing.final
+class CatalogShadowing(_message.Message):
+    """An id defined by several catalog sources: the later source's entry is used."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APP_ID_FIELD_NUMBER: _builtins.int
+    KEPT_ORIGIN_FIELD_NUMBER: _builtins.int
+    KEPT_SOURCE_FIELD_NUMBER: _builtins.int
+    SHADOWED_ORIGIN_FIELD_NUMBER: _builtins.int
+    SHADOWED_SOURCE_FIELD_NUMBER: _builtins.int
+    app_id: _builtins.str
+    """The catalog id."""
+    kept_origin: _builtins.str
+    """Where the entry in use came from."""
+    kept_source: _builtins.str
+    """The source of the entry in use."""
+    shadowed_origin: _builtins.str
+    """Where the hidden entry came from."""
+    shadowed_source: _builtins.str
+    """The source of the hidden entry."""
+    def __init__(
+        self,
+        *,
+        app_id: _builtins.str = ...,
+        kept_origin: _builtins.str = ...,
+        kept_source: _builtins.str = ...,
+        shadowed_origin: _builtins.str = ...,
+        shadowed_source: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "kept_origin", b"kept_origin", "kept_source", b"kept_source", "shadowed_origin", b"shadowed_origin", "shadowed_source", b"shadowed_source"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CatalogShadowing: _TypeAlias = CatalogShadowing  # noqa: Y015
+
+@_typing.final
+class SearchCatalogAppsRequest(_message.Message):
+    """Request of SearchCatalogApps."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUERY_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    query: _builtins.str
+    """Terms to match (every one must match)."""
+    page_size: _builtins.int
+    """Page size (0: the server's default)."""
+    page_token: _builtins.str
+    """Token from a previous response (empty: the first page)."""
+    def __init__(
+        self,
+        *,
+        query: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "query", b"query"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SearchCatalogAppsRequest: _TypeAlias = SearchCatalogAppsRequest  # noqa: Y015
+
+@_typing.final
+class SearchCatalogAppsResponse(_message.Message):
+    """Response of SearchCatalogApps."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token of the next page (empty: no more)."""
+    @_builtins.property
+    def apps(self) -> _containers.RepeatedCompositeFieldContainer[Global___CatalogApp]:
+        """Apps of this page, best match first."""
+
+    def __init__(
+        self,
+        *,
+        apps: _abc.Iterable[Global___CatalogApp] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["apps", b"apps", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SearchCatalogAppsResponse: _TypeAlias = SearchCatalogAppsResponse  # noqa: Y015
+
+@_typing.final
+class ListCatalogProblemsRequest(_message.Message):
+    """Request of ListCatalogProblems."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """Page size (0: the server's default)."""
+    page_token: _builtins.str
+    """Token from a previous response (empty: the first page)."""
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCatalogProblemsRequest: _TypeAlias = ListCatalogProblemsRequest  # noqa: Y015
+
+@_typing.final
+class ListCatalogProblemsResponse(_message.Message):
+    """Response of ListCatalogProblems."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROBLEMS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token of the next page (empty: no more)."""
+    @_builtins.property
+    def problems(self) -> _containers.RepeatedCompositeFieldContainer[Global___CatalogProblem]:
+        """Rejected entries of this page, in load order."""
+
+    def __init__(
+        self,
+        *,
+        problems: _abc.Iterable[Global___CatalogProblem] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "problems", b"problems"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCatalogProblemsResponse: _TypeAlias = ListCatalogProblemsResponse  # noqa: Y015
+
+@_typing.final
+class ListCatalogShadowingsRequest(_message.Message):
+    """Request of ListCatalogShadowings."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """Page size (0: the server's default)."""
+    page_token: _builtins.str
+    """Token from a previous response (empty: the first page)."""
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCatalogShadowingsRequest: _TypeAlias = ListCatalogShadowingsRequest  # noqa: Y015
+
+@_typing.final
+class ListCatalogShadowingsResponse(_message.Message):
+    """Response of ListCatalogShadowings."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SHADOWINGS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token of the next page (empty: no more)."""
+    @_builtins.property
+    def shadowings(self) -> _containers.RepeatedCompositeFieldContainer[Global___CatalogShadowing]:
+        """Shadowed ids of this page, in load order."""
+
+    def __init__(
+        self,
+        *,
+        shadowings: _abc.Iterable[Global___CatalogShadowing] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "shadowings", b"shadowings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCatalogShadowingsResponse: _TypeAlias = ListCatalogShadowingsResponse  # noqa: Y015

@@ -60,6 +60,21 @@ class CatalogServiceStub:
                 request_serializer=proximity_dot_v1_dot_catalog__pb2.ReloadCatalogRequest.SerializeToString,
                 response_deserializer=proximity_dot_v1_dot_catalog__pb2.ReloadCatalogResponse.FromString,
                 _registered_method=True)
+        self.SearchCatalogApps = channel.unary_unary(
+                '/proximity.v1.CatalogService/SearchCatalogApps',
+                request_serializer=proximity_dot_v1_dot_catalog__pb2.SearchCatalogAppsRequest.SerializeToString,
+                response_deserializer=proximity_dot_v1_dot_catalog__pb2.SearchCatalogAppsResponse.FromString,
+                _registered_method=True)
+        self.ListCatalogProblems = channel.unary_unary(
+                '/proximity.v1.CatalogService/ListCatalogProblems',
+                request_serializer=proximity_dot_v1_dot_catalog__pb2.ListCatalogProblemsRequest.SerializeToString,
+                response_deserializer=proximity_dot_v1_dot_catalog__pb2.ListCatalogProblemsResponse.FromString,
+                _registered_method=True)
+        self.ListCatalogShadowings = channel.unary_unary(
+                '/proximity.v1.CatalogService/ListCatalogShadowings',
+                request_serializer=proximity_dot_v1_dot_catalog__pb2.ListCatalogShadowingsRequest.SerializeToString,
+                response_deserializer=proximity_dot_v1_dot_catalog__pb2.ListCatalogShadowingsResponse.FromString,
+                _registered_method=True)
 
 
 class CatalogServiceServicer:
@@ -101,6 +116,28 @@ class CatalogServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SearchCatalogApps(self, request, context):
+        """Apps matching every term of a query, best match first (`px.catalog.search`): name and id
+        matches, then tags, then description.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCatalogProblems(self, request, context):
+        """Entries the last load rejected, and why (`px.catalog.errors`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCatalogShadowings(self, request, context):
+        """Ids defined by more than one source in the last load, and which won (`px.catalog.shadowed`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CatalogServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -128,6 +165,21 @@ def add_CatalogServiceServicer_to_server(servicer, server):
                     servicer.ReloadCatalog,
                     request_deserializer=proximity_dot_v1_dot_catalog__pb2.ReloadCatalogRequest.FromString,
                     response_serializer=proximity_dot_v1_dot_catalog__pb2.ReloadCatalogResponse.SerializeToString,
+            ),
+            'SearchCatalogApps': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchCatalogApps,
+                    request_deserializer=proximity_dot_v1_dot_catalog__pb2.SearchCatalogAppsRequest.FromString,
+                    response_serializer=proximity_dot_v1_dot_catalog__pb2.SearchCatalogAppsResponse.SerializeToString,
+            ),
+            'ListCatalogProblems': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCatalogProblems,
+                    request_deserializer=proximity_dot_v1_dot_catalog__pb2.ListCatalogProblemsRequest.FromString,
+                    response_serializer=proximity_dot_v1_dot_catalog__pb2.ListCatalogProblemsResponse.SerializeToString,
+            ),
+            'ListCatalogShadowings': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCatalogShadowings,
+                    request_deserializer=proximity_dot_v1_dot_catalog__pb2.ListCatalogShadowingsRequest.FromString,
+                    response_serializer=proximity_dot_v1_dot_catalog__pb2.ListCatalogShadowingsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -266,6 +318,87 @@ class CatalogService:
             '/proximity.v1.CatalogService/ReloadCatalog',
             proximity_dot_v1_dot_catalog__pb2.ReloadCatalogRequest.SerializeToString,
             proximity_dot_v1_dot_catalog__pb2.ReloadCatalogResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchCatalogApps(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/proximity.v1.CatalogService/SearchCatalogApps',
+            proximity_dot_v1_dot_catalog__pb2.SearchCatalogAppsRequest.SerializeToString,
+            proximity_dot_v1_dot_catalog__pb2.SearchCatalogAppsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCatalogProblems(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/proximity.v1.CatalogService/ListCatalogProblems',
+            proximity_dot_v1_dot_catalog__pb2.ListCatalogProblemsRequest.SerializeToString,
+            proximity_dot_v1_dot_catalog__pb2.ListCatalogProblemsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCatalogShadowings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/proximity.v1.CatalogService/ListCatalogShadowings',
+            proximity_dot_v1_dot_catalog__pb2.ListCatalogShadowingsRequest.SerializeToString,
+            proximity_dot_v1_dot_catalog__pb2.ListCatalogShadowingsResponse.FromString,
             options,
             channel_credentials,
             insecure,

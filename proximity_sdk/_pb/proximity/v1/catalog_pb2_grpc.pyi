@@ -45,6 +45,14 @@ class CatalogServiceStub:
     """Counts over the loaded catalog (`px.catalog.stats`)."""
     ReloadCatalog: _grpc.UnaryUnaryMultiCallable[_catalog_pb2.ReloadCatalogRequest, _catalog_pb2.ReloadCatalogResponse]
     """Reads every catalog source again (`px.catalog.reload`). Admin only."""
+    SearchCatalogApps: _grpc.UnaryUnaryMultiCallable[_catalog_pb2.SearchCatalogAppsRequest, _catalog_pb2.SearchCatalogAppsResponse]
+    """Apps matching every term of a query, best match first (`px.catalog.search`): name and id
+    matches, then tags, then description.
+    """
+    ListCatalogProblems: _grpc.UnaryUnaryMultiCallable[_catalog_pb2.ListCatalogProblemsRequest, _catalog_pb2.ListCatalogProblemsResponse]
+    """Entries the last load rejected, and why (`px.catalog.errors`)."""
+    ListCatalogShadowings: _grpc.UnaryUnaryMultiCallable[_catalog_pb2.ListCatalogShadowingsRequest, _catalog_pb2.ListCatalogShadowingsResponse]
+    """Ids defined by more than one source in the last load, and which won (`px.catalog.shadowed`)."""
 
 @_typing.type_check_only
 class CatalogServiceAsyncStub(CatalogServiceStub):
@@ -61,6 +69,14 @@ class CatalogServiceAsyncStub(CatalogServiceStub):
     """Counts over the loaded catalog (`px.catalog.stats`)."""
     ReloadCatalog: _aio.UnaryUnaryMultiCallable[_catalog_pb2.ReloadCatalogRequest, _catalog_pb2.ReloadCatalogResponse]  # type: ignore[assignment]
     """Reads every catalog source again (`px.catalog.reload`). Admin only."""
+    SearchCatalogApps: _aio.UnaryUnaryMultiCallable[_catalog_pb2.SearchCatalogAppsRequest, _catalog_pb2.SearchCatalogAppsResponse]  # type: ignore[assignment]
+    """Apps matching every term of a query, best match first (`px.catalog.search`): name and id
+    matches, then tags, then description.
+    """
+    ListCatalogProblems: _aio.UnaryUnaryMultiCallable[_catalog_pb2.ListCatalogProblemsRequest, _catalog_pb2.ListCatalogProblemsResponse]  # type: ignore[assignment]
+    """Entries the last load rejected, and why (`px.catalog.errors`)."""
+    ListCatalogShadowings: _aio.UnaryUnaryMultiCallable[_catalog_pb2.ListCatalogShadowingsRequest, _catalog_pb2.ListCatalogShadowingsResponse]  # type: ignore[assignment]
+    """Ids defined by more than one source in the last load, and which won (`px.catalog.shadowed`)."""
 
 class CatalogServiceServicer(metaclass=_abc_1.ABCMeta):
     """Reads the loaded catalog; `ReloadCatalog` is admin-only."""
@@ -104,5 +120,31 @@ class CatalogServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_catalog_pb2.ReloadCatalogResponse, _abc.Awaitable[_catalog_pb2.ReloadCatalogResponse]]:
         """Reads every catalog source again (`px.catalog.reload`). Admin only."""
+
+    @_abc_1.abstractmethod
+    def SearchCatalogApps(
+        self,
+        request: _catalog_pb2.SearchCatalogAppsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_catalog_pb2.SearchCatalogAppsResponse, _abc.Awaitable[_catalog_pb2.SearchCatalogAppsResponse]]:
+        """Apps matching every term of a query, best match first (`px.catalog.search`): name and id
+        matches, then tags, then description.
+        """
+
+    @_abc_1.abstractmethod
+    def ListCatalogProblems(
+        self,
+        request: _catalog_pb2.ListCatalogProblemsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_catalog_pb2.ListCatalogProblemsResponse, _abc.Awaitable[_catalog_pb2.ListCatalogProblemsResponse]]:
+        """Entries the last load rejected, and why (`px.catalog.errors`)."""
+
+    @_abc_1.abstractmethod
+    def ListCatalogShadowings(
+        self,
+        request: _catalog_pb2.ListCatalogShadowingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_catalog_pb2.ListCatalogShadowingsResponse, _abc.Awaitable[_catalog_pb2.ListCatalogShadowingsResponse]]:
+        """Ids defined by more than one source in the last load, and which won (`px.catalog.shadowed`)."""
 
 def add_CatalogServiceServicer_to_server(servicer: CatalogServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -430,19 +430,25 @@ class WatchOperationRequest(_message.Message):
 
     OPERATION_ID_FIELD_NUMBER: _builtins.int
     AFTER_SEQ_FIELD_NUMBER: _builtins.int
+    NO_FOLLOW_FIELD_NUMBER: _builtins.int
     operation_id: _builtins.str
     """Operation id."""
     after_seq: _builtins.int
     """Send only events with a greater sequence number (0: from the first event)."""
+    no_follow: _builtins.bool
+    """Send the events recorded so far, then end, even if the operation goes on
+    (`op.events(follow=False)`).
+    """
     def __init__(
         self,
         *,
         operation_id: _builtins.str = ...,
         after_seq: _builtins.int = ...,
+        no_follow: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_seq", b"after_seq", "operation_id", b"operation_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_seq", b"after_seq", "no_follow", b"no_follow", "operation_id", b"operation_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,166 @@
+"""``px.apps`` over the agent. Long actions answer at once with a handle on the operation."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterator, Mapping
+
+from proximity_sdk._pb.proximity.v1 import apps_pb2, apps_pb2_grpc, common_pb2, operations_pb2
+from proximity_sdk._remote import _convert as cv
+from proximity_sdk._remote._channel import Connection
+from proximity_sdk._remote._handle import RemoteOperationHandle
+from proximity_sdk.errors import ValidationError
+from proximity_sdk.models._listing import Listing
+from proximity_sdk.models.app import App, AppCredentials, AppStatus
+from proximity_sdk.models.discovered import DiscoveredContainer
+from proximity_sdk.models.resources import Resources
+from proximity_sdk.models.update import AppUpdate
+
+__all__ = ["RemoteApps"]
+
+_PAGE = 200
+
+
+def _seconds(value: object, field: str) -> int:
+    # zero means "the default" on the wire: refuse it here, as the local SDK does
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 3600:
+        raise ValidationError(f"{field} must be whole seconds from 1 to 3600", field=field)
+    return value
+
+
+def _no_owner(owner_id: str | None) -> None:
+    if owner_id is not None:
+        raise ValidationError("owner_id cannot be chosen through the agent: the calling user owns what it creates",
+                              field="owner_id", hint="Leave owner_id None, or connect with the owner's token")
+
+
+def _resources(resources: object) -> common_pb2.Resources:
+    if not isinstance(resources, Resources):
+        raise ValidationError("resources must be a Resources(...)", field="resources")
+    return cv.resources_to_pb(resources)
+
+
+class RemoteApps:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._stub = apps_pb2_grpc.AppServiceStub(conn.channel)
+
+    def _handle(self, op: operations_pb2.Operation) -> RemoteOperationHandle:
+        return RemoteOperationHandle(self._conn, op.id)
+
+    # deploy and lifecycle ---------------------------------------------------------------------
+
+    def deploy(self, catalog_id: str, *, hostname: str, host: str | None = None, node: str | None = None,
+               environment: Mapping[str, str] | None = None, resources: Resources | None = None,
+               owner_id: str | None = None) -> RemoteOperationHandle:
+        """Deploy a catalog app into a new container. Returns the Operation at once; ``wait()``
+        gives the running ``App``. The calling user owns it."""
+        _no_owner(owner_id)
+        request = apps_pb2.DeployAppRequest(catalog_id=catalog_id, hostname=hostname, host=host or "",
+                                            node=node or "", environment=dict(environment or {}))
+        if resources is not None:
+            request.resources.CopyFrom(_resources(resources))
+        return self._handle(self._conn.call(self._stub.DeployApp, request).operation)
+
+    def start(self, app_id: str) -> RemoteOperationHandle:
+        request = apps_pb2.StartAppRequest(app_id=app_id)
+        return self._handle(self._conn.call(self._stub.StartApp, request).operation)
+
+    def stop(self, app_id: str, *, force: bool = False, timeout: int = 60) -> RemoteOperationHandle:
+        """Shut down cleanly within ``timeout`` seconds; with ``force``, stop hard after that."""
+        request = apps_pb2.StopAppRequest(app_id=app_id, force=bool(force),
+                                          timeout_seconds=_seconds(timeout, "timeout"))
+        return self._handle(self._conn.call(self._stub.StopApp, request).operation)
+
+    def restart(self, app_id: str) -> RemoteOperationHandle:
+        request = apps_pb2.RestartAppRequest(app_id=app_id)
+        return self._handle(self._conn.call(self._stub.RestartApp, request).operation)
+
+    def delete(self, app_id: str, *, destroy: bool = True) -> RemoteOperationHandle:
+        """Destroy the app's container (purge) and forget it; ``destroy=False`` only forgets it."""
+        request = apps_pb2.DeleteAppRequest(app_id=app_id, destroy=bool(destroy))
+        return self._handle(self._conn.call(self._stub.DeleteApp, request).operation)
+
+    # updates ----------------------------------------------------------------------------------
+
+    def updates(self, *, app_id: str | None = None, pull: bool = True) -> builtins.list[AppUpdate]:
+        """The apps with something newer: a newer catalog version, or (with ``pull``) new digests of
+        floating image tags after a pull in the app's container. ``app_id`` checks one app."""
+        request = apps_pb2.CheckAppUpdatesRequest(app_id=app_id or "", pull=bool(pull))
+        return Listing(cv.app_update_from_pb(u) for u in self._conn.call(self._stub.CheckAppUpdates, request).updates)
+
+    def update(self, app_id: str, *, version: str | None = None) -> RemoteOperationHandle:
+        """Update a running app to the catalog's version and current image digests (a safety backup
+        first, restored if anything fails); ``wait()`` gives the ``App``."""
+        if version is not None and (not isinstance(version, str) or not version.strip()):
+            raise ValidationError("version must be a catalog version string", field="version")
+        request = apps_pb2.UpdateAppRequest(app_id=app_id, version=version)
+        return self._handle(self._conn.call(self._stub.UpdateApp, request).operation)
+
+    # copies, moves and sizes ------------------------------------------------------------------
+
+    def clone(self, app_id: str, *, hostname: str, node: str | None = None,
+              owner_id: str | None = None) -> RemoteOperationHandle:
+        """Copy the app into a new app named ``hostname``; ``wait()`` gives the NEW app."""
+        _no_owner(owner_id)
+        request = apps_pb2.CloneAppRequest(app_id=app_id, hostname=hostname, node=node or "")
+        return self._handle(self._conn.call(self._stub.CloneApp, request).operation)
+
+    def migrate(self, app_id: str, *, node: str, shutdown_timeout: int = 180) -> RemoteOperationHandle:
+        """Move the app's container to ``node`` of the same cluster."""
+        request = apps_pb2.MigrateAppRequest(app_id=app_id, node=node, shutdown_timeout_seconds=_seconds(
+            shutdown_timeout, "shutdown_timeout"))
+        return self._handle(self._conn.call(self._stub.MigrateApp, request).operation)
+
+    def resize(self, app_id: str, *, resources: Resources) -> RemoteOperationHandle:
+        """Change cores, memory, swap and/or grow the disk (fields left None stay)."""
+        request = apps_pb2.ResizeAppRequest(app_id=app_id, resources=_resources(resources))
+        return self._handle(self._conn.call(self._stub.ResizeApp, request).operation)
+
+    # discover and adopt -------------------------------------------------------------------------
+
+    def discover(self, host: str | None = None) -> builtins.list[DiscoveredContainer]:
+        """Containers no app manages, on every host or on one (id or name)."""
+        response = self._conn.call(self._stub.DiscoverApps, apps_pb2.DiscoverAppsRequest(host=host or ""))
+        return Listing(cv.discovered_from_pb(c) for c in response.containers)
+
+    def adopt(self, vmid: int, *, host: str | None = None, node: str | None = None, catalog_id: str | None = None,
+              hostname: str | None = None, owner_id: str | None = None) -> RemoteOperationHandle:
+        """Make an existing container an app, without changing it; ``wait()`` gives the ``App``."""
+        _no_owner(owner_id)
+        if isinstance(vmid, bool) or not isinstance(vmid, int):
+            raise ValidationError("vmid must be a whole number", field="vmid")
+        request = apps_pb2.AdoptAppRequest(vmid=vmid, host=host or "", node=node or "", catalog_id=catalog_id or "",
+                                           hostname=hostname or "")
+        return self._handle(self._conn.call(self._stub.AdoptApp, request).operation)
+
+    # reads ------------------------------------------------------------------------------------
+
+    def get(self, app_id: str) -> App:
+        return cv.app_from_pb(self._conn.call(self._stub.GetApp, apps_pb2.GetAppRequest(app_id=app_id)).app)
+
+    def iter(self, *, status: AppStatus | str | None = None, search: str | None = None,
+             host: str | None = None, owner_id: str | None = None) -> Iterator[App]:
+        """Every matching app, page by page."""
+        request = apps_pb2.ListAppsRequest(status=cv.app_status_to_pb(cv.check_app_status(status)),
+                                           search=search or "", host=host or "", owner_id=owner_id or "")
+        for app in self._conn.pages(self._stub.ListApps, request, "apps", page_size=_PAGE):
+            yield cv.app_from_pb(app)
+
+    def list(self, *, status: AppStatus | str | None = None, search: str | None = None, host: str | None = None,
+             owner_id: str | None = None) -> builtins.list[App]:
+        """Every matching app (all pages)."""
+        cv.check_app_status(status)
+        return Listing(self.iter(status=status, search=search, host=host, owner_id=owner_id))
+
+    def logs(self, app_id: str, *, tail: int = 200, service: str | None = None) -> str:
+        """The last ``tail`` lines of the app's compose services."""
+        if isinstance(tail, bool) or not isinstance(tail, int) or not 1 <= tail <= 100_000:
+            raise ValidationError("tail must be a number of lines from 1 to 100000", field="tail")
+        request = apps_pb2.GetAppLogsRequest(app_id=app_id, tail=tail, service=service or "")
+        return self._conn.call(self._stub.GetAppLogs, request).text
+
+    def credentials(self, app_id: str) -> AppCredentials:
+        """The root password and generated secrets (for the app's owner or an admin)."""
+        request = apps_pb2.GetAppCredentialsRequest(app_id=app_id)
+        return cv.credentials_from_pb(self._conn.call(self._stub.GetAppCredentials, request).credentials)

@@ -1,0 +1,130 @@
+"""``px.backups`` (and ``px.backups.targets``) over the agent."""
+
+from __future__ import annotations
+
+import builtins
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from proximity_sdk._pb.proximity.v1 import backups_pb2, backups_pb2_grpc, operations_pb2
+from proximity_sdk._remote import _convert as cv
+from proximity_sdk._remote._channel import Connection
+from proximity_sdk._remote._handle import RemoteOperationHandle
+from proximity_sdk.errors import ValidationError
+from proximity_sdk.models._listing import Listing
+from proximity_sdk.models.backup import Backup, BackupSchedule, BackupStats, BackupStatus, BackupTarget
+
+__all__ = ["RemoteBackupTargets", "RemoteBackups"]
+
+
+class RemoteBackupTargets:
+    """Named places backups go to, configured on the agent (options never come back)."""
+
+    def __init__(self, conn: Connection, stub: backups_pb2_grpc.BackupServiceStub) -> None:
+        self._conn = conn
+        self._stub = stub
+
+    def add(self, *, name: str, kind: str, options: Mapping[str, Any] | None = None) -> BackupTarget:
+        """Configure a target; ``kind`` is offered by a plugin installed on the agent."""
+        try:
+            text = json.dumps(dict(options or {}))
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(f"options must be JSON values: {exc}", field="options") from None
+        request = backups_pb2.CreateBackupTargetRequest(name=name, kind=kind, options_json=text)
+        return cv.backup_target_from_pb(self._conn.call(self._stub.CreateBackupTarget, request).target)
+
+    def get(self, name: str) -> BackupTarget:
+        request = backups_pb2.GetBackupTargetRequest(name=name)
+        return cv.backup_target_from_pb(self._conn.call(self._stub.GetBackupTarget, request).target)
+
+    def list(self) -> builtins.list[BackupTarget]:
+        """The configured targets (their options are never returned)."""
+        request = backups_pb2.ListBackupTargetsRequest()
+        return Listing(cv.backup_target_from_pb(t) for t in self._conn.pages(
+            self._stub.ListBackupTargets, request, "targets"))
+
+    def remove(self, name: str) -> None:
+        """Forget a target no backup or schedule uses any more."""
+        self._conn.call(self._stub.DeleteBackupTarget, backups_pb2.DeleteBackupTargetRequest(name=name))
+
+    def kinds(self) -> builtins.list[str]:
+        """The kinds of target the agent's plugins offer."""
+        request = backups_pb2.ListBackupTargetKindsRequest()
+        return Listing(sorted(self._conn.pages(self._stub.ListBackupTargetKinds, request, "kinds")))
+
+
+class RemoteBackups:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._stub = backups_pb2_grpc.BackupServiceStub(conn.channel)
+        self.targets = RemoteBackupTargets(conn, self._stub)
+
+    def _handle(self, op: operations_pb2.Operation) -> RemoteOperationHandle:
+        return RemoteOperationHandle(self._conn, op.id)
+
+    def create(self, app_id: str, *, mode: str = "snapshot", compression: str = "zstd", target: str | None = None,
+               note: str | None = None) -> RemoteOperationHandle:
+        """Back up the app's container with vzdump; ``wait()`` gives the :class:`Backup`."""
+        if note is not None and (not isinstance(note, str) or len(note) > 1024):
+            raise ValidationError("note must be text of at most 1024 characters", field="note")
+        if target is not None and not isinstance(target, str):
+            raise ValidationError("target must be the name of a configured target, or None", field="target")
+        request = backups_pb2.CreateBackupRequest(app_id=app_id, mode=cv.backup_mode_to_pb(mode),
+                                                  compression=cv.backup_compression_to_pb(compression),
+                                                  target=target or "", note=note)
+        return self._handle(self._conn.call(self._stub.CreateBackup, request).operation)
+
+    def get(self, backup_id: str) -> Backup:
+        request = backups_pb2.GetBackupRequest(backup_id=backup_id)
+        return cv.backup_from_pb(self._conn.call(self._stub.GetBackup, request).backup)
+
+    def list(self, app_id: str | None = None, *, status: BackupStatus | str | None = None) -> builtins.list[Backup]:
+        """Every backup (of one app, or all), newest first."""
+        request = backups_pb2.ListBackupsRequest(app_id=app_id or "", status=cv.backup_status_to_pb(status))
+        return Listing(cv.backup_from_pb(b) for b in self._conn.pages(self._stub.ListBackups, request, "backups"))
+
+    def stats(self, app_id: str | None = None) -> BackupStats:
+        """Counts by status, total and average size of the completed backups."""
+        request = backups_pb2.GetBackupStatsRequest(app_id=app_id or "")
+        return cv.backup_stats_from_pb(self._conn.call(self._stub.GetBackupStats, request).stats)
+
+    def restore(self, backup_id: str, *, in_place: bool = False, storage: str | None = None) -> RemoteOperationHandle:
+        """Restore the app from this backup; ``wait()`` gives the :class:`App`."""
+        request = backups_pb2.RestoreBackupRequest(backup_id=backup_id, in_place=bool(in_place), storage=storage or "")
+        return self._handle(self._conn.call(self._stub.RestoreBackup, request).operation)
+
+    def delete(self, backup_id: str) -> RemoteOperationHandle:
+        """Delete the archive and the record; ``wait()`` gives None."""
+        request = backups_pb2.DeleteBackupRequest(backup_id=backup_id)
+        return self._handle(self._conn.call(self._stub.DeleteBackup, request).operation)
+
+    def schedule(self, app_id: str, *, cron: str, keep_last: int | None = 7, keep_daily: int | None = None,
+                 keep_weekly: int | None = None, target: str | None = None) -> BackupSchedule:
+        """Back the app up on a cron schedule (5 fields, UTC), keeping what the retention rules keep."""
+        for field, value in (("keep_last", keep_last), ("keep_daily", keep_daily), ("keep_weekly", keep_weekly)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or not 1 <= value <= 10_000):
+                raise ValidationError(f"{field} must be a whole number from 1 to 10000, or None", field=field)
+        # on the wire keep_last 0 turns the rule off (absent means the default, 7)
+        request = backups_pb2.CreateBackupScheduleRequest(app_id=app_id, cron=cron, keep_last=keep_last or 0,
+                                                          keep_daily=keep_daily, keep_weekly=keep_weekly,
+                                                          target=target or "")
+        return cv.backup_schedule_from_pb(self._conn.call(self._stub.CreateBackupSchedule, request).schedule)
+
+    def schedules(self, app_id: str | None = None) -> builtins.list[BackupSchedule]:
+        request = backups_pb2.ListBackupSchedulesRequest(app_id=app_id or "")
+        return Listing(cv.backup_schedule_from_pb(s) for s in self._conn.pages(
+            self._stub.ListBackupSchedules, request, "schedules"))
+
+    def unschedule(self, schedule_id: str) -> None:
+        self._conn.call(self._stub.DeleteBackupSchedule, backups_pb2.DeleteBackupScheduleRequest(
+            schedule_id=schedule_id))
+
+    def run_due(self, *, now: datetime | None = None) -> builtins.list[RemoteOperationHandle]:
+        """Start the backups whose schedule is due; returns their operations. Admin only."""
+        request = backups_pb2.RunDueBackupsRequest()
+        if now is not None:
+            request.now.CopyFrom(cv.timestamp_to_pb(now))
+        return Listing(self._handle(op) for op in self._conn.call(self._stub.RunDueBackups, request).operations)
