@@ -62,7 +62,9 @@ POLICY: dict[str, Access] = {
     **{f"proximity.v1.NodeService/{m}": _U for m in ("ListNodes", "GetNode", "ListStorages")},
     **{f"proximity.v1.AppService/{m}": _U for m in (
         "DeployApp", "GetApp", "ListApps", "StartApp", "StopApp", "RestartApp", "DeleteApp", "CloneApp",
-        "MigrateApp", "ResizeApp", "GetAppLogs", "GetAppCredentials", "CheckAppUpdates", "UpdateApp")},
+        "MigrateApp", "ResizeApp", "GetAppLogs", "GetAppCredentials", "CheckAppUpdates", "UpdateApp",
+        "SetAppUpdateWindow", "GetAppUpdateWindow")},
+    "proximity.v1.AppService/RunDueAppUpdates": _A,
     "proximity.v1.AppService/DiscoverApps": _A,
     "proximity.v1.AppService/AdoptApp": _A,
     **{f"proximity.v1.OperationService/{m}": _U for m in (

@@ -41,7 +41,7 @@ from proximity_sdk.models.proxmox import StorageStatus
 from proximity_sdk.models.resources import Resources
 from proximity_sdk.models.settings import Settings
 from proximity_sdk.models.ssh import SshAccess
-from proximity_sdk.models.update import AppUpdate
+from proximity_sdk.models.update import WEEKDAYS, AppUpdate, UpdateWindow
 from proximity_sdk.models.user import ApiToken, Role, User
 from proximity_sdk.proxmox._ssh import looks_like_key_text, looks_like_known_hosts_text
 
@@ -177,6 +177,20 @@ def app_update_to_pb(update: AppUpdate) -> apps_pb2.AppUpdate:
         images=[apps_pb2.ImageUpdate(image=i.image, current_digest=i.current_digest,
                                      available_digest=i.available_digest) for i in update.images],
         checked_at=_ts(update.checked_at))
+
+
+def update_window_to_pb(window: UpdateWindow) -> apps_pb2.UpdateWindow:
+    return apps_pb2.UpdateWindow(days=list(window.days), start=window.start, minutes=window.minutes)
+
+
+def update_window_from_pb(message: apps_pb2.UpdateWindow) -> UpdateWindow:
+    """A window from a request: invalid values are refused here (ValidationError, field ``window``)."""
+    try:
+        return UpdateWindow.model_validate({"days": tuple(message.days) or WEEKDAYS, "start": message.start,
+                                            "minutes": message.minutes or 120})
+    except pydantic.ValidationError as exc:
+        raise ValidationError(f"invalid update window: {exc.errors()[0]['msg']}", field="window",
+                              hint="days: mon..sun; start: HH:MM (UTC); minutes: 15..1440") from None
 
 
 def credentials_to_pb(credentials: AppCredentials) -> apps_pb2.AppCredentials:

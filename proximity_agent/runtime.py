@@ -37,6 +37,7 @@ def periodic_jobs(px: Proximity, settings: AgentSettings) -> dict[str, tuple[Job
         "janitor": (px.maintenance.janitor, settings.janitor_interval_seconds),
         "node-sync": (px.maintenance.sync_nodes, settings.node_sync_interval_seconds),
         "backup-schedules": (px.backups.run_due, settings.backup_schedules_interval_seconds),
+        "app-updates": (px.apps.run_due_updates, settings.app_updates_interval_seconds),
     }
 
 

@@ -2,7 +2,8 @@
 
 Two schedulers:
 
-- the **shared** one (leader only): reconcile, janitor, node sync and the backup schedules, as
+- the **shared** one (leader only): reconcile, janitor, node sync, the backup schedules and the
+  automatic app updates, as
   interval jobs in APScheduler's ``SQLAlchemyJobStore`` (table ``proximity_agent_jobs`` in the
   agent's database). It runs only while this agent holds the leadership (``lead()`` /
   ``follow()``, called by ``LeaderElection``): APScheduler 3 must never share a job store
@@ -46,7 +47,7 @@ __all__ = ["JOBS_TABLE", "SHARED_JOBS", "AgentScheduler", "JobFunc", "JobRun", "
 log = logging.getLogger(__name__)
 
 JOBS_TABLE = "proximity_agent_jobs"
-SHARED_JOBS = ("reconcile", "janitor", "node-sync", "backup-schedules")
+SHARED_JOBS = ("reconcile", "janitor", "node-sync", "backup-schedules", "app-updates")
 _JOB_FUNC = f"{__name__}:run_job"
 _JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
 

@@ -61,6 +61,8 @@ class AgentSettings(BaseModel):
     janitor_interval_seconds: float = Field(default=300.0, ge=0)
     node_sync_interval_seconds: float = Field(default=300.0, ge=0)
     backup_schedules_interval_seconds: float = Field(default=60.0, ge=0)
+    # how often apps in an open update window are checked (each window acts once per app)
+    app_updates_interval_seconds: float = Field(default=300.0, ge=0)
     # every replica (leader or not) takes over orphaned operations this often; None: the lease
     recover_interval_seconds: float | None = Field(default=None, gt=0)
     leader_check_interval_seconds: float = Field(default=5.0, gt=0, le=300)

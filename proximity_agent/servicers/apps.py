@@ -11,7 +11,7 @@ from proximity_agent.servicers._base import Backend, page_request
 from proximity_agent.status import CallerNotAllowed
 from proximity_sdk._pb.proximity.v1 import apps_pb2, apps_pb2_grpc, operations_pb2
 from proximity_sdk.models.app import App
-from proximity_sdk.models.update import AppUpdate
+from proximity_sdk.models.update import AppUpdate, UpdateWindow
 from proximity_sdk.operations.handle import OperationHandle
 
 __all__ = ["AppServicer"]
@@ -93,6 +93,35 @@ class AppServicer(apps_pb2_grpc.AppServiceServicer):
 
         updates = await self._b.run(check)
         return apps_pb2.CheckAppUpdatesResponse(updates=[convert.app_update_to_pb(u) for u in updates])
+
+    async def SetAppUpdateWindow(self, request: apps_pb2.SetAppUpdateWindowRequest, context: _Ctx,
+                                 ) -> apps_pb2.SetAppUpdateWindowResponse:
+        window = convert.update_window_from_pb(request.window) if request.HasField("window") else None
+
+        def set_window() -> UpdateWindow | None:
+            self._own(request.app_id)
+            return self._b.px.apps.set_update_window(request.app_id, window=window)
+
+        now = await self._b.run(set_window)
+        return apps_pb2.SetAppUpdateWindowResponse(window=convert.update_window_to_pb(now) if now else None)
+
+    async def GetAppUpdateWindow(self, request: apps_pb2.GetAppUpdateWindowRequest, context: _Ctx,
+                                 ) -> apps_pb2.GetAppUpdateWindowResponse:
+        def get_window() -> UpdateWindow | None:
+            self._own(request.app_id)
+            return self._b.px.apps.update_window(request.app_id)
+
+        window = await self._b.run(get_window)
+        return apps_pb2.GetAppUpdateWindowResponse(window=convert.update_window_to_pb(window) if window else None)
+
+    async def RunDueAppUpdates(self, request: apps_pb2.RunDueAppUpdatesRequest, context: _Ctx,
+                               ) -> apps_pb2.RunDueAppUpdatesResponse:
+        now = convert.timestamp_from_pb(request, "now")
+
+        def run_due() -> list[operations_pb2.Operation]:
+            return [convert.operation_to_pb(handle.get()) for handle in self._b.px.apps.run_due_updates(now=now)]
+
+        return apps_pb2.RunDueAppUpdatesResponse(operations=await self._b.run(run_due))
 
     # copies, moves, sizes ------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 
 from proximity_sdk._pb.proximity.v1 import apps_pb2, apps_pb2_grpc, common_pb2, operations_pb2
 from proximity_sdk._remote import _convert as cv
@@ -14,7 +15,7 @@ from proximity_sdk.models._listing import Listing
 from proximity_sdk.models.app import App, AppCredentials, AppStatus
 from proximity_sdk.models.discovered import DiscoveredContainer
 from proximity_sdk.models.resources import Resources
-from proximity_sdk.models.update import AppUpdate
+from proximity_sdk.models.update import AppUpdate, UpdateWindow
 
 __all__ = ["RemoteApps"]
 
@@ -96,6 +97,31 @@ class RemoteApps:
             raise ValidationError("version must be a catalog version string", field="version")
         request = apps_pb2.UpdateAppRequest(app_id=app_id, version=version)
         return self._handle(self._conn.call(self._stub.UpdateApp, request).operation)
+
+    def set_update_window(self, app_id: str, *, window: UpdateWindow | None) -> UpdateWindow | None:
+        """Update the app automatically in this weekly maintenance window (UTC), or never (``None``)."""
+        if window is not None and not isinstance(window, UpdateWindow):
+            raise ValidationError("window must be an UpdateWindow(start='03:00', ...) or None", field="window")
+        request = apps_pb2.SetAppUpdateWindowRequest(app_id=app_id)
+        if window is not None:
+            request.window.CopyFrom(cv.update_window_to_pb(window))
+        response = self._conn.call(self._stub.SetAppUpdateWindow, request)
+        return cv.update_window_from_pb(response.window) if response.HasField("window") else None
+
+    def update_window(self, app_id: str) -> UpdateWindow | None:
+        """The app's automatic update window, or None."""
+        response = self._conn.call(self._stub.GetAppUpdateWindow, apps_pb2.GetAppUpdateWindowRequest(app_id=app_id))
+        return cv.update_window_from_pb(response.window) if response.HasField("window") else None
+
+    def run_due_updates(self, *, now: datetime | None = None) -> builtins.list[RemoteOperationHandle]:
+        """Check the apps whose update window is open and start their updates, once per window.
+        Admin only (the agent's scheduler does it)."""
+        if now is not None and (not isinstance(now, datetime) or now.tzinfo is None):
+            raise ValidationError("now must be a timezone-aware datetime", field="now")
+        request = apps_pb2.RunDueAppUpdatesRequest()
+        if now is not None:
+            request.now.CopyFrom(cv.timestamp_to_pb(now))
+        return Listing(self._handle(op) for op in self._conn.call(self._stub.RunDueAppUpdates, request).operations)
 
     # copies, moves and sizes ------------------------------------------------------------------
 

@@ -56,7 +56,7 @@ from proximity_sdk.models.proxmox import StorageStatus
 from proximity_sdk.models.resources import Resources
 from proximity_sdk.models.settings import Settings
 from proximity_sdk.models.ssh import SshAccess
-from proximity_sdk.models.update import AppUpdate, ImageUpdate
+from proximity_sdk.models.update import AppUpdate, ImageUpdate, UpdateWindow
 from proximity_sdk.proxmox._ssh import looks_like_key_text, looks_like_known_hosts_text
 
 __all__ = [
@@ -206,6 +206,14 @@ def app_update_from_pb(m: apps_pb2.AppUpdate) -> AppUpdate:
     return AppUpdate(app_id=m.app_id, hostname=m.hostname, catalog_id=_opt(m, "catalog_id"),
                      current_version=_opt(m, "current_version"), available_version=_opt(m, "available_version"),
                      images=images, checked_at=_ts_required(m, "checked_at"))
+
+
+def update_window_to_pb(window: UpdateWindow) -> apps_pb2.UpdateWindow:
+    return apps_pb2.UpdateWindow(days=list(window.days), start=window.start, minutes=window.minutes)
+
+
+def update_window_from_pb(m: apps_pb2.UpdateWindow) -> UpdateWindow:
+    return UpdateWindow.model_validate({"days": tuple(m.days), "start": m.start, "minutes": m.minutes})
 
 
 def credentials_from_pb(m: apps_pb2.AppCredentials) -> AppCredentials:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import builtins
+import logging
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from proximity_sdk.catalog.render import render_project
-from proximity_sdk.errors import ValidationError
+from proximity_sdk.errors import BusyError, ProximityError, ValidationError
 from proximity_sdk.models._listing import Listing
 from proximity_sdk.models.app import App, AppCredentials, AppStatus
 from proximity_sdk.models.discovered import DiscoveredContainer
 from proximity_sdk.models.resources import Resources
-from proximity_sdk.models.update import AppUpdate
+from proximity_sdk.models.update import AppUpdate, UpdateWindow
 from proximity_sdk.operations.adopt import discover_containers, forget_adoption, prepare_adoption
 from proximity_sdk.operations.clone import submit_clone
 from proximity_sdk.operations.deploy import deploy_config, requested_resources
@@ -22,13 +24,15 @@ from proximity_sdk.operations.migrate import submit_migrate
 from proximity_sdk.operations.provision import Provisioner, app_project
 from proximity_sdk.operations.resize import submit_resize
 from proximity_sdk.operations.runtime import Runtime
-from proximity_sdk.operations.update import find_updates, submit_update
+from proximity_sdk.operations.update import check_updatable, find_updates, submit_update
 from proximity_sdk.proxmox._ctspec import check_hostname
 from proximity_sdk.proxmox.validate import check_node_name
 
 __all__ = ["Apps"]
 
 _PAGE = 200
+
+log = logging.getLogger("proximity_sdk.apps")
 
 
 def _status(status: AppStatus | str | None) -> AppStatus | None:
@@ -136,6 +140,50 @@ class Apps:
         app runs as before; ``wait()`` then raises ``OperationFailed`` saying why. Generated
         secrets and the settings given at deploy are carried over. ``wait()`` gives the ``App``."""
         return submit_update(self._rt, self._engine, app_id, version=version)
+
+    def set_update_window(self, app_id: str, *, window: UpdateWindow | None) -> UpdateWindow | None:
+        """Update the app automatically in this weekly maintenance window (UTC), or never
+        (``window=None``, the default for every app). In each window the app is checked once
+        (``updates``) and updated when something is newer; the agent's scheduler runs the check
+        (``run_due_updates``)."""
+        if window is not None and not isinstance(window, UpdateWindow):
+            raise ValidationError("window must be an UpdateWindow(start='03:00', ...) or None", field="window")
+        app = self._rt.store.apps.get(app_id)
+        if window is not None:
+            check_updatable(app)
+        return self._rt.store.update_policies.set(app.id, window)
+
+    def update_window(self, app_id: str) -> UpdateWindow | None:
+        """The app's automatic update window, or None."""
+        return self._rt.store.update_policies.get(self._rt.store.apps.get(app_id).id)
+
+    def run_due_updates(self, *, now: datetime | None = None) -> Listing[OperationHandle]:
+        """For every app whose update window is open (at ``now``, default: now), once per window:
+        check for updates and start one when something is newer. Returns the operations started.
+        Safe from several processes: each window is claimed once; a busy app is tried again later
+        in the same window; an app that is not running is skipped for that window."""
+        if now is not None and (not isinstance(now, datetime) or now.tzinfo is None):
+            raise ValidationError("now must be a timezone-aware datetime", field="now")
+        moment = (now or datetime.now(UTC)).astimezone(UTC)
+        store = self._rt.store
+        started: Listing[OperationHandle] = Listing()
+        for app_id, window in store.update_policies.all():
+            opened = window.opened_at(moment)
+            if opened is None or not store.update_policies.claim(app_id, opened):
+                continue
+            try:
+                app = store.apps.get(app_id)
+                if app.status != AppStatus.RUNNING:
+                    log.info("automatic update of %s skipped in this window: it is %s", app.hostname, app.status.value)
+                    continue
+                if not find_updates(self._rt, [app]):
+                    continue
+                started.append(submit_update(self._rt, self._engine, app.id, version=None))
+            except BusyError:
+                store.update_policies.release(app_id, opened)
+            except ProximityError as exc:
+                log.warning("automatic update of app %s could not start: %s", app_id, exc)
+        return started
 
     # discover and adopt ---------------------------------------------------------------------------
 

@@ -45,7 +45,16 @@ from proximity_sdk.proxmox.tasks import wait_task
 from proximity_sdk.store import Store
 from proximity_sdk.store.base import utcnow
 
-__all__ = ["UPDATE_STEPS", "UpdateKind", "find_updates", "floating", "newer_version", "render_update", "submit_update"]
+__all__ = [
+    "UPDATE_STEPS",
+    "UpdateKind",
+    "check_updatable",
+    "find_updates",
+    "floating",
+    "newer_version",
+    "render_update",
+    "submit_update",
+]
 
 UPDATE_STEPS = ("check", "safety", "project", "pull", "recreate", "health", "record")
 _RESTORE_TIMEOUT = 6 * 3600.0
@@ -92,6 +101,11 @@ def render_update(store: Store, app: App, entry: CatalogApp) -> RenderedProject:
     secrets = {name: value.get_secret_value() for name, value in store.apps.secrets(app.id).items()}
     environment = {str(k): str(v) for k, v in (app.config.get("environment") or {}).items()}
     return render_project(entry, environment=environment, secrets=secrets)
+
+
+def check_updatable(app: App) -> None:
+    """Refuse an app that Proximity cannot update (adopted, or without a container), saying why."""
+    _compose_app(app)
 
 
 def _compose_app(app: App) -> None:

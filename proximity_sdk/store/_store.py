@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from proximity_sdk.store.backups_repo import BackupsRepository
     from proximity_sdk.store.operations_repo import OperationsRepository
     from proximity_sdk.store.reservations_repo import ReservationsRepository
+    from proximity_sdk.store.update_policies_repo import UpdatePoliciesRepository
 
 __all__ = ["Store", "default_data_dir"]
 
@@ -103,6 +104,13 @@ class Store:
         from proximity_sdk.store.backups_repo import BackupsRepository
 
         return BackupsRepository(self._ctx)
+
+    @functools.cached_property
+    def update_policies(self) -> UpdatePoliciesRepository:
+        """Automatic update windows of apps."""
+        from proximity_sdk.store.update_policies_repo import UpdatePoliciesRepository
+
+        return UpdatePoliciesRepository(self._ctx)
 
     @property
     def url(self) -> str:

@@ -334,6 +334,19 @@ class BackupScheduleRow(_Timestamps, Base):
     next_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
 
 
+class AppUpdatePolicyRow(_Timestamps, Base):
+    """Automatic updates of one app: in a weekly maintenance window (UTC)."""
+
+    __tablename__ = "app_update_policies"
+
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True)
+    days: Mapped[str] = mapped_column(String(32))  # "mon,tue,..."
+    start: Mapped[str] = mapped_column(String(5))  # "HH:MM"
+    minutes: Mapped[int] = mapped_column(Integer)
+    # the opening of the last window that was claimed: each window is acted on once
+    last_window_start: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 class BackupTargetRow(_Timestamps, Base):
     __tablename__ = "backup_targets"
 

@@ -140,6 +140,10 @@ MATRIX: dict[str, Row] = {
     # may reach the app
     "AppService/UpdateApp": Row("owner", lambda r, w: apps_pb2.UpdateAppRequest(app_id=w.app_id, version="0.0.0"),
                                 ok(C.INVALID_ARGUMENT, C.FAILED_PRECONDITION, C.ABORTED)),
+    "AppService/SetAppUpdateWindow": Row("owner", lambda r, w: apps_pb2.SetAppUpdateWindowRequest(
+        app_id=w.app_id, window=apps_pb2.UpdateWindow(start="03:00"))),
+    "AppService/GetAppUpdateWindow": Row("owner", lambda r, w: apps_pb2.GetAppUpdateWindowRequest(app_id=w.app_id)),
+    "AppService/RunDueAppUpdates": Row("admin"),
     "AppService/ResizeApp": Row("owner", lambda r, w: apps_pb2.ResizeAppRequest(
         app_id=w.app_id, resources=common_pb2.Resources(memory_mb=1024)), BUSY),
     # already on pve1: refused as invalid, but only once the caller may reach the app

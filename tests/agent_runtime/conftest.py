@@ -15,7 +15,8 @@ from proximity_agent.settings import AgentSettings
 
 # fast enough for tests: jobs every second, leadership checked twice a second
 FAST = {"reconcile_interval_seconds": 1, "janitor_interval_seconds": 1, "node_sync_interval_seconds": 1,
-        "backup_schedules_interval_seconds": 1, "leader_check_interval_seconds": 0.3, "metrics_port": None,
+        "backup_schedules_interval_seconds": 1, "app_updates_interval_seconds": 1,
+        "leader_check_interval_seconds": 0.3, "metrics_port": None,
         "entry_points": False, "lease_seconds": 1, "recover_interval_seconds": 0.5, "shutdown_grace_seconds": 10}
 
 OpenRuntime = Callable[..., AgentRuntime]

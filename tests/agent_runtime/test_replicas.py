@@ -120,7 +120,8 @@ class Cluster:
             "database_url": self.url, "secret_key": self.key, "data_dir": str(self.data_dir), "entry_points": False,
             "metrics_port": "null", "lease_seconds": LEASE, "leader_check_interval_seconds": CHECK,
             "recover_interval_seconds": 0.5, "reconcile_interval_seconds": 1, "janitor_interval_seconds": 1,
-            "node_sync_interval_seconds": 1, "backup_schedules_interval_seconds": 1, "shutdown_grace_seconds": 10,
+            "node_sync_interval_seconds": 1, "backup_schedules_interval_seconds": 1, "app_updates_interval_seconds": 1,
+            "shutdown_grace_seconds": 10,
             **settings}
         env |= {f"PROXIMITY_AGENT_{k.upper()}": str(v).lower() if isinstance(v, bool) else str(v)
                 for k, v in values.items()}

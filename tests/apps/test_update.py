@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
+from pydantic import ValidationError as PydanticValidationError
 
 from proximity_sdk._client import Proximity
 from proximity_sdk.errors import ConflictError, OperationFailed, ValidationError
 from proximity_sdk.models.app import App, AppStatus
 from proximity_sdk.models.ssh import SshAccess
+from proximity_sdk.models.update import UpdateWindow
 from proximity_sdk.operations.update import floating, newer_version
 from tests.harness.pve import TOKEN_ID, TOKEN_SECRET, HarnessPve
 from tests.harness.sshd import StandinState
@@ -199,3 +202,42 @@ def test_bad_requests_are_refused_before_anything_runs(lab: Lab) -> None:
         lab.px.apps.update(app.id)
     assert lab.px.operations.list(app_id=app.id)[0].kind == "stop"  # no update was recorded
     assert lab.px.backups.list(app.id) == []
+
+
+def test_update_windows_open_on_their_days_and_across_midnight() -> None:
+    window = UpdateWindow(days=("sun", "sat", "sat"), start="23:30", minutes=60)
+    assert window.days == ("sat", "sun")
+    saturday = datetime(2026, 11, 28, 23, 45, tzinfo=UTC)
+    assert window.opened_at(saturday) == datetime(2026, 11, 28, 23, 30, tzinfo=UTC)
+    assert window.opened_at(saturday + timedelta(minutes=30)) == datetime(2026, 11, 28, 23, 30, tzinfo=UTC)
+    assert window.opened_at(saturday + timedelta(minutes=45)) is None  # closed at 00:30 on Sunday
+    assert window.opened_at(saturday - timedelta(days=1)) is None  # Friday
+    for bad in ({"start": "24:00"}, {"start": "3:00"}, {"start": "03:00", "minutes": 5}, {"start": "03:00", "days": ()},
+                {"start": "03:00", "days": ("someday",)}):
+        with pytest.raises(PydanticValidationError):
+            UpdateWindow.model_validate(bad)
+
+
+def test_automatic_updates_act_once_per_open_window(lab: Lab) -> None:
+    app = _deploy(lab)
+    window = UpdateWindow(start="03:00", minutes=60)
+    assert lab.px.apps.update_window(app.id) is None
+    assert lab.px.apps.set_update_window(app.id, window=window) == window
+    assert lab.px.apps.update_window(app.id) == window
+    inside = datetime(2026, 12, 1, 3, 10, tzinfo=UTC)
+
+    assert lab.px.apps.run_due_updates(now=inside) == []  # nothing newer: the window is used up all the same
+    lab.publish_catalog(_entry("1.1", "1.1.0"))
+    assert lab.px.apps.run_due_updates(now=inside + timedelta(minutes=5)) == []  # same window: once
+    assert lab.px.apps.run_due_updates(now=inside + timedelta(hours=2)) == []  # closed
+
+    [op] = lab.px.apps.run_due_updates(now=inside + timedelta(days=1))  # the next window
+    assert op.wait(timeout=60).catalog_version == "1.1"
+    assert lab.px.apps.run_due_updates(now=inside + timedelta(days=1, minutes=10)) == []
+
+    assert lab.px.apps.set_update_window(app.id, window=None) is None
+    lab.publish_catalog(_entry("1.2", "1.2.0"))
+    assert lab.px.apps.run_due_updates(now=inside + timedelta(days=2)) == []
+    with pytest.raises(ValidationError) as naive:
+        lab.px.apps.run_due_updates(now=datetime(2026, 12, 1, 3, 10))
+    assert naive.value.field == "now"

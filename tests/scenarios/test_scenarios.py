@@ -3,7 +3,7 @@ conftest.py): the same calls must give the same kinds of answers, models and err
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,6 +15,7 @@ from proximity_sdk.models.catalog import CatalogApp
 from proximity_sdk.models.host import Host, Node
 from proximity_sdk.models.operation import Operation, OperationEvent, OperationStatus
 from proximity_sdk.models.proxmox import StorageStatus
+from proximity_sdk.models.update import UpdateWindow
 from tests.harness.pve import HarnessPve
 from tests.harness.sshd import StandinState
 
@@ -131,6 +132,15 @@ def test_stop_start_restart_logs_credentials(px: Any, standin_state: StandinStat
     with pytest.raises(ValidationError) as version:
         px.apps.update(app.id, version="0.0.0")
     assert type(version.value) is ValidationError and version.value.field == "version"
+
+    # automatic updates: a window is kept and cleared; an open window with nothing newer starts nothing
+    window = UpdateWindow(days=("sat", "mon"), start="03:30", minutes=90)
+    assert px.apps.update_window(app.id) is None
+    assert px.apps.set_update_window(app.id, window=window) == window == px.apps.update_window(app.id)
+    assert window.days == ("mon", "sat")
+    monday = datetime(2026, 11, 30, 4, 0, tzinfo=UTC)
+    assert list(px.apps.run_due_updates(now=monday)) == []
+    assert px.apps.set_update_window(app.id, window=None) is None and px.apps.update_window(app.id) is None
 
 
 def test_clone(px: Any, pve: HarnessPve) -> None:

@@ -1361,3 +1361,181 @@ class UpdateAppResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UpdateAppResponse: _TypeAlias = UpdateAppResponse  # noqa: Y015
+
+@_typing.final
+class UpdateWindow(_message.Message):
+    """When an app may be updated automatically (UTC)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DAYS_FIELD_NUMBER: _builtins.int
+    START_FIELD_NUMBER: _builtins.int
+    MINUTES_FIELD_NUMBER: _builtins.int
+    start: _builtins.str
+    """Opening time, "HH:MM" (UTC)."""
+    minutes: _builtins.int
+    """How long the window stays open, in minutes (15..1440)."""
+    @_builtins.property
+    def days(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Days of the week: "mon" .. "sun"."""
+
+    def __init__(
+        self,
+        *,
+        days: _abc.Iterable[_builtins.str] | None = ...,
+        start: _builtins.str = ...,
+        minutes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["days", b"days", "minutes", b"minutes", "start", b"start"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateWindow: _TypeAlias = UpdateWindow  # noqa: Y015
+
+@_typing.final
+class SetAppUpdateWindowRequest(_message.Message):
+    """Request of SetAppUpdateWindow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APP_ID_FIELD_NUMBER: _builtins.int
+    WINDOW_FIELD_NUMBER: _builtins.int
+    app_id: _builtins.str
+    """App id."""
+    @_builtins.property
+    def window(self) -> Global___UpdateWindow:
+        """The window; absent: no automatic updates."""
+
+    def __init__(
+        self,
+        *,
+        app_id: _builtins.str = ...,
+        window: Global___UpdateWindow | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["window", b"window"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "window", b"window"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetAppUpdateWindowRequest: _TypeAlias = SetAppUpdateWindowRequest  # noqa: Y015
+
+@_typing.final
+class SetAppUpdateWindowResponse(_message.Message):
+    """Response of SetAppUpdateWindow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WINDOW_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def window(self) -> Global___UpdateWindow:
+        """The window now in effect; absent: none."""
+
+    def __init__(
+        self,
+        *,
+        window: Global___UpdateWindow | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["window", b"window"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["window", b"window"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetAppUpdateWindowResponse: _TypeAlias = SetAppUpdateWindowResponse  # noqa: Y015
+
+@_typing.final
+class GetAppUpdateWindowRequest(_message.Message):
+    """Request of GetAppUpdateWindow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APP_ID_FIELD_NUMBER: _builtins.int
+    app_id: _builtins.str
+    """App id."""
+    def __init__(
+        self,
+        *,
+        app_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAppUpdateWindowRequest: _TypeAlias = GetAppUpdateWindowRequest  # noqa: Y015
+
+@_typing.final
+class GetAppUpdateWindowResponse(_message.Message):
+    """Response of GetAppUpdateWindow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WINDOW_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def window(self) -> Global___UpdateWindow:
+        """The window; absent: none."""
+
+    def __init__(
+        self,
+        *,
+        window: Global___UpdateWindow | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["window", b"window"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["window", b"window"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAppUpdateWindowResponse: _TypeAlias = GetAppUpdateWindowResponse  # noqa: Y015
+
+@_typing.final
+class RunDueAppUpdatesRequest(_message.Message):
+    """Request of RunDueAppUpdates."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NOW_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def now(self) -> _timestamp_pb2.Timestamp:
+        """The moment to judge windows at (unset: now)."""
+
+    def __init__(
+        self,
+        *,
+        now: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["now", b"now"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["now", b"now"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RunDueAppUpdatesRequest: _TypeAlias = RunDueAppUpdatesRequest  # noqa: Y015
+
+@_typing.final
+class RunDueAppUpdatesResponse(_message.Message):
+    """Response of RunDueAppUpdates."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPERATIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def operations(self) -> _containers.RepeatedCompositeFieldContainer[_operations_pb2.Operation]:
+        """The update operations started."""
+
+    def __init__(
+        self,
+        *,
+        operations: _abc.Iterable[_operations_pb2.Operation] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["operations", b"operations"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RunDueAppUpdatesResponse: _TypeAlias = RunDueAppUpdatesResponse  # noqa: Y015

@@ -115,6 +115,21 @@ class AppServiceStub:
                 request_serializer=proximity_dot_v1_dot_apps__pb2.UpdateAppRequest.SerializeToString,
                 response_deserializer=proximity_dot_v1_dot_apps__pb2.UpdateAppResponse.FromString,
                 _registered_method=True)
+        self.SetAppUpdateWindow = channel.unary_unary(
+                '/proximity.v1.AppService/SetAppUpdateWindow',
+                request_serializer=proximity_dot_v1_dot_apps__pb2.SetAppUpdateWindowRequest.SerializeToString,
+                response_deserializer=proximity_dot_v1_dot_apps__pb2.SetAppUpdateWindowResponse.FromString,
+                _registered_method=True)
+        self.GetAppUpdateWindow = channel.unary_unary(
+                '/proximity.v1.AppService/GetAppUpdateWindow',
+                request_serializer=proximity_dot_v1_dot_apps__pb2.GetAppUpdateWindowRequest.SerializeToString,
+                response_deserializer=proximity_dot_v1_dot_apps__pb2.GetAppUpdateWindowResponse.FromString,
+                _registered_method=True)
+        self.RunDueAppUpdates = channel.unary_unary(
+                '/proximity.v1.AppService/RunDueAppUpdates',
+                request_serializer=proximity_dot_v1_dot_apps__pb2.RunDueAppUpdatesRequest.SerializeToString,
+                response_deserializer=proximity_dot_v1_dot_apps__pb2.RunDueAppUpdatesResponse.FromString,
+                _registered_method=True)
 
 
 class AppServiceServicer:
@@ -237,6 +252,29 @@ class AppServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetAppUpdateWindow(self, request, context):
+        """Sets or clears the app's weekly maintenance window for automatic updates
+        (`px.apps.set_update_window`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAppUpdateWindow(self, request, context):
+        """The app's automatic update window, if any (`px.apps.update_window`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RunDueAppUpdates(self, request, context):
+        """Checks the apps whose update window is open and starts their updates, once per window
+        (`px.apps.run_due_updates`; the scheduler does it). Admin only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AppServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -319,6 +357,21 @@ def add_AppServiceServicer_to_server(servicer, server):
                     servicer.UpdateApp,
                     request_deserializer=proximity_dot_v1_dot_apps__pb2.UpdateAppRequest.FromString,
                     response_serializer=proximity_dot_v1_dot_apps__pb2.UpdateAppResponse.SerializeToString,
+            ),
+            'SetAppUpdateWindow': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetAppUpdateWindow,
+                    request_deserializer=proximity_dot_v1_dot_apps__pb2.SetAppUpdateWindowRequest.FromString,
+                    response_serializer=proximity_dot_v1_dot_apps__pb2.SetAppUpdateWindowResponse.SerializeToString,
+            ),
+            'GetAppUpdateWindow': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAppUpdateWindow,
+                    request_deserializer=proximity_dot_v1_dot_apps__pb2.GetAppUpdateWindowRequest.FromString,
+                    response_serializer=proximity_dot_v1_dot_apps__pb2.GetAppUpdateWindowResponse.SerializeToString,
+            ),
+            'RunDueAppUpdates': grpc.unary_unary_rpc_method_handler(
+                    servicer.RunDueAppUpdates,
+                    request_deserializer=proximity_dot_v1_dot_apps__pb2.RunDueAppUpdatesRequest.FromString,
+                    response_serializer=proximity_dot_v1_dot_apps__pb2.RunDueAppUpdatesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -754,6 +807,87 @@ class AppService:
             '/proximity.v1.AppService/UpdateApp',
             proximity_dot_v1_dot_apps__pb2.UpdateAppRequest.SerializeToString,
             proximity_dot_v1_dot_apps__pb2.UpdateAppResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetAppUpdateWindow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/proximity.v1.AppService/SetAppUpdateWindow',
+            proximity_dot_v1_dot_apps__pb2.SetAppUpdateWindowRequest.SerializeToString,
+            proximity_dot_v1_dot_apps__pb2.SetAppUpdateWindowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAppUpdateWindow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/proximity.v1.AppService/GetAppUpdateWindow',
+            proximity_dot_v1_dot_apps__pb2.GetAppUpdateWindowRequest.SerializeToString,
+            proximity_dot_v1_dot_apps__pb2.GetAppUpdateWindowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RunDueAppUpdates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/proximity.v1.AppService/RunDueAppUpdates',
+            proximity_dot_v1_dot_apps__pb2.RunDueAppUpdatesRequest.SerializeToString,
+            proximity_dot_v1_dot_apps__pb2.RunDueAppUpdatesResponse.FromString,
             options,
             channel_credentials,
             insecure,

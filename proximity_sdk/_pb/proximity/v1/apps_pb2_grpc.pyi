@@ -76,6 +76,16 @@ class AppServiceStub:
     """Updates a running app to the catalog's version and current image digests, restoring a
     safety backup if anything fails (`px.apps.update`).
     """
+    SetAppUpdateWindow: _grpc.UnaryUnaryMultiCallable[_apps_pb2.SetAppUpdateWindowRequest, _apps_pb2.SetAppUpdateWindowResponse]
+    """Sets or clears the app's weekly maintenance window for automatic updates
+    (`px.apps.set_update_window`).
+    """
+    GetAppUpdateWindow: _grpc.UnaryUnaryMultiCallable[_apps_pb2.GetAppUpdateWindowRequest, _apps_pb2.GetAppUpdateWindowResponse]
+    """The app's automatic update window, if any (`px.apps.update_window`)."""
+    RunDueAppUpdates: _grpc.UnaryUnaryMultiCallable[_apps_pb2.RunDueAppUpdatesRequest, _apps_pb2.RunDueAppUpdatesResponse]
+    """Checks the apps whose update window is open and starts their updates, once per window
+    (`px.apps.run_due_updates`; the scheduler does it). Admin only.
+    """
 
 @_typing.type_check_only
 class AppServiceAsyncStub(AppServiceStub):
@@ -121,6 +131,16 @@ class AppServiceAsyncStub(AppServiceStub):
     UpdateApp: _aio.UnaryUnaryMultiCallable[_apps_pb2.UpdateAppRequest, _apps_pb2.UpdateAppResponse]  # type: ignore[assignment]
     """Updates a running app to the catalog's version and current image digests, restoring a
     safety backup if anything fails (`px.apps.update`).
+    """
+    SetAppUpdateWindow: _aio.UnaryUnaryMultiCallable[_apps_pb2.SetAppUpdateWindowRequest, _apps_pb2.SetAppUpdateWindowResponse]  # type: ignore[assignment]
+    """Sets or clears the app's weekly maintenance window for automatic updates
+    (`px.apps.set_update_window`).
+    """
+    GetAppUpdateWindow: _aio.UnaryUnaryMultiCallable[_apps_pb2.GetAppUpdateWindowRequest, _apps_pb2.GetAppUpdateWindowResponse]  # type: ignore[assignment]
+    """The app's automatic update window, if any (`px.apps.update_window`)."""
+    RunDueAppUpdates: _aio.UnaryUnaryMultiCallable[_apps_pb2.RunDueAppUpdatesRequest, _apps_pb2.RunDueAppUpdatesResponse]  # type: ignore[assignment]
+    """Checks the apps whose update window is open and starts their updates, once per window
+    (`px.apps.run_due_updates`; the scheduler does it). Admin only.
     """
 
 class AppServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -260,6 +280,34 @@ class AppServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_apps_pb2.UpdateAppResponse, _abc.Awaitable[_apps_pb2.UpdateAppResponse]]:
         """Updates a running app to the catalog's version and current image digests, restoring a
         safety backup if anything fails (`px.apps.update`).
+        """
+
+    @_abc_1.abstractmethod
+    def SetAppUpdateWindow(
+        self,
+        request: _apps_pb2.SetAppUpdateWindowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_apps_pb2.SetAppUpdateWindowResponse, _abc.Awaitable[_apps_pb2.SetAppUpdateWindowResponse]]:
+        """Sets or clears the app's weekly maintenance window for automatic updates
+        (`px.apps.set_update_window`).
+        """
+
+    @_abc_1.abstractmethod
+    def GetAppUpdateWindow(
+        self,
+        request: _apps_pb2.GetAppUpdateWindowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_apps_pb2.GetAppUpdateWindowResponse, _abc.Awaitable[_apps_pb2.GetAppUpdateWindowResponse]]:
+        """The app's automatic update window, if any (`px.apps.update_window`)."""
+
+    @_abc_1.abstractmethod
+    def RunDueAppUpdates(
+        self,
+        request: _apps_pb2.RunDueAppUpdatesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_apps_pb2.RunDueAppUpdatesResponse, _abc.Awaitable[_apps_pb2.RunDueAppUpdatesResponse]]:
+        """Checks the apps whose update window is open and starts their updates, once per window
+        (`px.apps.run_due_updates`; the scheduler does it). Admin only.
         """
 
 def add_AppServiceServicer_to_server(servicer: AppServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

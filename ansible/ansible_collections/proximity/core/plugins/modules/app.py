@@ -72,6 +72,13 @@ options:
     type: str
     choices: [present, started, stopped, absent]
     default: present
+  update:
+    description:
+      - Update an existing app when something newer exists (a newer catalog version, or new digests behind
+        floating image tags, found by a pull in its container), with a safety backup first that is restored
+        if the update fails. Needs the app running. In check mode the task only reports that it would update.
+    type: bool
+    default: false
   force:
     description: With O(state=stopped), stop the container hard when it does not shut down within O(stop_timeout).
     type: bool
@@ -178,7 +185,7 @@ def _facts(app):
     if app is None:
         return {}
     return {"status": app.status.value if hasattr(app.status, "value") else str(app.status),
-            "catalog_id": app.catalog_id, "node": app.node,
+            "catalog_id": app.catalog_id, "catalog_version": app.catalog_version, "node": app.node,
             "resources": app.resources.model_dump(mode="json")}
 
 
@@ -262,6 +269,11 @@ class AppTask:
             moved = self._run("migrate", lambda: self.px.apps.migrate(app.id, node=p["node"]))
             after["node"] = p["node"]
             app = moved or app
+        if p["update"] and app is not None and p["state"] != "stopped" and self.px.apps.updates(app_id=app.id):
+            updated = self._run("update", lambda: self.px.apps.update(app.id))
+            after["catalog_version"] = getattr(self.px.catalog.get(app.catalog_id), "version", None) \
+                if app.catalog_id else app.catalog_version
+            app = updated or app
         if app is not None and not self.module.check_mode and self.p["wait"] and self.actions:
             after = _facts(app)
         return app, after
@@ -297,6 +309,7 @@ def argument_spec():
             cores=dict(type="int"), memory_mb=dict(type="int"), swap_mb=dict(type="int"),
             disk_gb=dict(type="int"))),
         state=dict(type="str", default="present", choices=["present", "started", "stopped", "absent"]),
+        update=dict(type="bool", default=False),
         force=dict(type="bool", default=False),
         stop_timeout=dict(type="int", default=60),
         destroy=dict(type="bool", default=True),

@@ -1,0 +1,3 @@
+from proximity_sdk.cli import main
+
+raise SystemExit(main())

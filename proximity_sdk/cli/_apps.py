@@ -1,0 +1,222 @@
+"""`proximity apps`: deploy, list, show, start, stop, restart, rm, clone, discover, adopt, logs, credentials."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+from proximity_sdk.cli._exit import EXIT_OK
+from proximity_sdk.cli._ops import finish
+from proximity_sdk.cli._output import detail, print_json, table
+from proximity_sdk.cli._resolve import resolve_app
+from proximity_sdk.errors import ValidationError
+
+if TYPE_CHECKING:
+    from proximity_sdk.cli._context import Context
+    from proximity_sdk.models.app import App
+    from proximity_sdk.models.resources import Resources
+
+__all__ = ["adopt", "clone", "credentials", "deploy", "discover", "list_apps", "logs", "remove", "restart", "show",
+           "start", "stop", "update", "update_window", "updates"]
+
+
+def _resources(ctx: Context) -> Resources | None:
+    a = ctx.args
+    if all(v is None for v in (a.cores, a.memory, a.swap, a.disk)):
+        return None
+    from pydantic import ValidationError as PydanticError
+
+    from proximity_sdk.models.resources import Resources
+
+    try:
+        return Resources(cores=a.cores, memory_mb=a.memory, swap_mb=a.swap, disk_gb=a.disk)
+    except PydanticError as exc:
+        first = exc.errors()[0]
+        flag = {"cores": "--cores", "memory_mb": "--memory", "swap_mb": "--swap", "disk_gb": "--disk"}
+        name = flag.get(str(first["loc"][0]), str(first["loc"][0]))
+        raise ValidationError(f"{name}: {first['msg']}", field=str(first["loc"][0])) from None
+
+
+def _environment(pairs: list[str]) -> dict[str, str] | None:
+    if not pairs:
+        return None
+    env: dict[str, str] = {}
+    for item in pairs:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValidationError(f"--env {item!r} must be KEY=VALUE", field="environment")
+        env[key] = value
+    return env
+
+
+def _resources_text(app: App) -> str:
+    r = app.resources
+    parts = [f"{r.cores} cores" if r.cores else None, f"{r.memory_mb} MB" if r.memory_mb else None,
+             f"{r.disk_gb} GB disk" if r.disk_gb else None]
+    return ", ".join(p for p in parts if p) or "-"
+
+
+def show_app(ctx: Context, app: Any) -> None:
+    detail(ctx.out, [("hostname", app.hostname), ("id", app.id), ("status", app.status),
+                     ("url", app.url), ("address", app.address), ("catalog", app.catalog_id),
+                     ("node", app.node), ("vmid", app.vmid), ("resources", _resources_text(app)),
+                     ("ports", [f"{p.service}:{p.port}/{p.protocol}" for p in app.ports]),
+                     ("adopted", app.adopted), ("created", app.created_at)], title=f"app {app.hostname}")
+
+
+def deploy(ctx: Context) -> int:
+    a = ctx.args
+    handle = ctx.px.apps.deploy(a.catalog_id, hostname=a.hostname, host=a.host, node=a.node,
+                                environment=_environment(a.env), resources=_resources(ctx))
+    return finish(ctx, handle, show_app)
+
+
+def list_apps(ctx: Context) -> int:
+    a = ctx.args
+    apps = list(ctx.px.apps.list(status=a.status, search=a.search, host=a.host))
+    if ctx.json:
+        print_json(apps)
+        return EXIT_OK
+    table(ctx.out, ("HOSTNAME", "STATUS", "CATALOG", "NODE", "VMID", "URL", "ID"),
+          ((x.hostname, x.status, x.catalog_id, x.node, x.vmid, x.url, x.id) for x in apps),
+          empty="no apps: deploy one with `proximity apps deploy CATALOG_ID --hostname NAME`")
+    return EXIT_OK
+
+
+def _app(ctx: Context) -> App:
+    return resolve_app(ctx.px, ctx.args.app, host=getattr(ctx.args, "host", None))
+
+
+def show(ctx: Context) -> int:
+    app = _app(ctx)
+    if ctx.json:
+        print_json(app)
+    else:
+        show_app(ctx, app)
+    return EXIT_OK
+
+
+def start(ctx: Context) -> int:
+    return finish(ctx, ctx.px.apps.start(_app(ctx).id), show_app)
+
+
+def restart(ctx: Context) -> int:
+    return finish(ctx, ctx.px.apps.restart(_app(ctx).id), show_app)
+
+
+def stop(ctx: Context) -> int:
+    handle = ctx.px.apps.stop(_app(ctx).id, force=ctx.args.force, timeout=ctx.args.shutdown_timeout)
+    return finish(ctx, handle, show_app)
+
+
+def confirm(ctx: Context, question: str) -> None:
+    """Ask on a terminal; elsewhere --yes is required (a script must say it means it)."""
+    if getattr(ctx.args, "yes", False):
+        return
+    if not sys.stdin.isatty():
+        raise ValidationError(f"{question}: confirm with --yes (stdin is not a terminal)", field="yes")
+    answer = input(f"{question} [y/N] ").strip().lower()
+    if answer not in {"y", "yes"}:
+        raise ValidationError("not confirmed; nothing was changed", field="yes")
+
+
+def remove(ctx: Context) -> int:
+    app = _app(ctx)
+    keep = bool(ctx.args.keep_container)
+    what = (f"forget app {app.hostname} (container {app.vmid} is left as it is)" if keep
+            else f"destroy app {app.hostname} and its container {app.vmid or ''} with its data")
+    confirm(ctx, what.replace("  ", " "))
+    return finish(ctx, ctx.px.apps.delete(app.id, destroy=not keep))
+
+
+def clone(ctx: Context) -> int:
+    app = _app(ctx)
+    return finish(ctx, ctx.px.apps.clone(app.id, hostname=ctx.args.hostname, node=ctx.args.node), show_app)
+
+
+def discover(ctx: Context) -> int:
+    found = list(ctx.px.apps.discover(ctx.args.host))
+    if ctx.json:
+        print_json(found)
+        return EXIT_OK
+    table(ctx.out, ("HOST", "NODE", "VMID", "NAME", "STATUS", "TAGS", "LOCK"),
+          ((c.host, c.node, c.vmid, c.name, c.status, c.tags, c.lock) for c in found),
+          empty="every container is managed (or there are none)")
+    return EXIT_OK
+
+
+def adopt(ctx: Context) -> int:
+    a = ctx.args
+    handle = ctx.px.apps.adopt(a.vmid, host=a.host, node=a.node, catalog_id=a.catalog_id, hostname=a.hostname)
+    return finish(ctx, handle, show_app)
+
+
+def logs(ctx: Context) -> int:
+    text = ctx.px.apps.logs(_app(ctx).id, tail=ctx.args.tail, service=ctx.args.service)
+    if ctx.json:
+        print_json({"logs": text})
+    else:
+        sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
+    return EXIT_OK
+
+
+def credentials(ctx: Context) -> int:
+    creds = ctx.px.apps.credentials(_app(ctx).id)
+    # shown in clear on purpose: this command exists to reveal them (model_dump would mask them)
+    root = creds.root_password.get_secret_value() if creds.root_password is not None else None
+    secrets = {k: v.get_secret_value() for k, v in creds.secrets.items()}
+    if ctx.json:
+        print_json({"app_id": creds.app_id, "root_password": root, "secrets": secrets})
+        return EXIT_OK
+    detail(ctx.out, [("root password", root), *secrets.items()])
+    return EXIT_OK
+
+
+def updates(ctx: Context) -> int:
+    app_id = _app(ctx).id if ctx.args.app else None
+    found = list(ctx.px.apps.updates(app_id=app_id, pull=not ctx.args.no_pull))
+    if ctx.json:
+        print_json(found)
+        return EXIT_OK
+    table(ctx.out, ("HOSTNAME", "CATALOG", "VERSION", "NEWER", "IMAGES"),
+          ((u.hostname, u.catalog_id, u.current_version, u.available_version or "-",
+            ", ".join(f"{i.image} -> {i.available_digest[:19]}" for i in u.images) or "-") for u in found),
+          empty="every app is up to date")
+    return EXIT_OK
+
+
+def update(ctx: Context) -> int:
+    return finish(ctx, ctx.px.apps.update(_app(ctx).id, version=ctx.args.version), show_app)
+
+
+def update_window(ctx: Context) -> int:
+    from pydantic import ValidationError as PydanticError
+
+    from proximity_sdk.models.update import UpdateWindow
+
+    a = ctx.args
+    app = _app(ctx)
+    if a.off:
+        window = ctx.px.apps.set_update_window(app.id, window=None)
+    elif a.start is not None:
+        fields: dict[str, Any] = {"start": a.start, "minutes": a.minutes}
+        if a.days:
+            fields["days"] = tuple(d.strip().lower() for d in a.days.split(",") if d.strip())
+        try:
+            wanted = UpdateWindow.model_validate(fields)
+        except PydanticError as exc:
+            problem = exc.errors()[0]
+            raise ValidationError(f"update window: {'.'.join(map(str, problem['loc']))}: {problem['msg']}",
+                                  field="window", hint="--start HH:MM (UTC), --days mon,...,sun, --minutes 15..1440"
+                                  ) from None
+        window = ctx.px.apps.set_update_window(app.id, window=wanted)
+    else:
+        window = ctx.px.apps.update_window(app.id)
+    if ctx.json:
+        print_json(window)
+    elif window is None:
+        ctx.out.print(f"{app.hostname}: no automatic updates")
+    else:
+        ctx.out.print(f"{app.hostname}: updated automatically on {','.join(window.days)} from {window.start} UTC "
+                      f"for {window.minutes} min (when something is newer)")
+    return EXIT_OK

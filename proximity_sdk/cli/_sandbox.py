@@ -1,0 +1,125 @@
+"""`proximity sandbox`: everything on embedded defaults, and a first app deployed with live progress.
+
+It starts a sandbox Proxmox (a fake PVE 9 API and its nodes' shell, :mod:`proximity_sdk.sandbox`),
+a real ``proximity-agent`` process (state in SQLite in the sandbox's directory), connects to that
+agent as every remote client does, registers the sandbox as a host, deploys a sample app with live
+progress and shows it. Then it says how to use the same commands against the agent from another
+terminal, and against a real Proxmox host. It keeps serving until Ctrl-C (``--once``: stop now).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import signal
+import threading
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+__all__ = ["run"]
+
+SAMPLE_APP = "uptime-kuma"
+
+
+def _banner(console: Console, text: str) -> None:
+    from rich.panel import Panel
+
+    console.print(Panel(text, title="[bold yellow]SANDBOX[/]", border_style="yellow", expand=False))
+
+
+def _nodes(console: Console, px: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title="Nodes the SDK sees", title_justify="left")
+    for column in ("NODE", "STATUS", "CPUS", "MEMORY", "STORAGES"):
+        table.add_column(column)
+    for node in px.nodes.list():
+        storages = ", ".join(f"{s.storage} ({s.type})" for s in px.nodes.storages(node.name))
+        memory = "-" if node.maxmem is None else f"{node.maxmem / 1024**3:.1f} GiB"
+        table.add_row(node.name, node.status, str(node.cpus or "-"), memory, storages)
+    console.print(table)
+
+
+def _apps(console: Console, px: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title="Apps", title_justify="left")
+    for column in ("HOSTNAME", "APP", "STATUS", "NODE", "VMID", "URL"):
+        table.add_column(column)
+    for app in px.apps.list():
+        table.add_row(app.hostname, f"{app.catalog_id or '-'} {app.catalog_version or ''}".strip(),
+                      app.status.value, app.node or "-", str(app.vmid or "-"), app.url or "-")
+    console.print(table)
+
+
+def _next_steps(console: Console, target: str, token: str, hostname: str) -> None:
+    agent = f"export PROXIMITY_AGENT={target} PROXIMITY_TOKEN={shlex.quote(token)}"
+    console.print(
+        "\n[bold]The same commands, from another terminal[/] (this sandbox's agent; the token dies with it):\n"
+        f"  {agent}\n"
+        "  proximity apps list\n"
+        f"  proximity backups create {hostname}\n"
+        "  proximity catalog search wiki\n"
+        "  proximity apps deploy gitea --hostname git\n",
+        highlight=False, soft_wrap=True)
+    console.print(
+        "[bold]A real Proxmox VE host[/] (an API token and the cluster CA; SSH to the nodes for the compose step):\n"
+        "  proximity hosts add pve --url https://pve.example.com:8006 --token-id 'root@pam!proximity' \\\n"
+        "      --token-secret-file ~/pve-token --ca-file ~/pve-root-ca.pem --ssh-key ~/.ssh/id_ed25519\n"
+        "  proximity apps deploy uptime-kuma --hostname status\n"
+        "Without PROXIMITY_AGENT the commands run locally (state in SQLite in your data directory);\n"
+        "with it, against a `proximity-agent serve` your team runs. `proximity --help` lists them all.\n",
+        highlight=False, soft_wrap=True)
+
+
+def _wait_for_interrupt(console: Console) -> None:
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    console.print("[dim]Serving until Ctrl-C ...[/]")
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run(args: argparse.Namespace) -> int:
+    from proximity_sdk._client import Proximity
+    from proximity_sdk.cli._context import make_console
+    from proximity_sdk.cli._progress import follow
+    from proximity_sdk.sandbox import Sandbox
+    from proximity_sdk.sandbox._agent import SandboxAgent
+
+    console = make_console(stderr=False)
+    app_id = str(getattr(args, "app", None) or SAMPLE_APP)
+    hostname = str(getattr(args, "hostname", None) or "demo")
+    once = bool(getattr(args, "once", False))
+    with Sandbox.start() as sandbox:
+        _banner(console, "A fake Proxmox VE 9 cluster on this machine: its API on "
+                         f"{sandbox.url}\nand its nodes' shell over SSH on 127.0.0.1:{sandbox.shell.port}. "
+                         "Containers are directories;\nnothing really runs. Files: " + str(sandbox.directory))
+        with console.status("starting an agent (proximity-agent serve, state in SQLite) ..."):
+            agent = SandboxAgent.start(sandbox.directory / "agent")
+        try:
+            console.print(f"Agent serving gRPC on [bold]{agent.target}[/]; connecting as its admin.")
+            with Proximity.connect(agent.target, token=agent.token) as px:
+                host = sandbox.add_to(px, name="sandbox")
+                console.print(f"Host [bold]{host.name}[/] added: API token {sandbox.token_id}, "
+                              "TLS verified against its CA, SSH host key pinned.")
+                _nodes(console, px)
+                console.print(f"\nDeploying [bold]{app_id}[/] as [bold]{hostname}[/] ...")
+                deploying: Any = px.apps.deploy(app_id, hostname=hostname)  # an agent's handle, same API
+                app = follow(deploying, console=console)
+                console.print(f"[green]{app.hostname} is {app.status.value}[/] on {app.node}, CT {app.vmid}, "
+                              f"at {app.url or app.address} (in the sandbox).\n")
+                _apps(console, px)
+                _next_steps(console, agent.target, agent.token, hostname)
+                if not once:
+                    _wait_for_interrupt(console)
+        finally:
+            agent.stop()
+    console.print("Sandbox stopped; its files are gone.")
+    return 0
