@@ -93,9 +93,9 @@ def test_app_lifecycle_is_idempotent_and_honours_check_and_diff(ansible_lab: Ans
     result = stopped.result("gitea stopped")
     assert result["app"]["status"] == "stopped"
     assert result["diff"] == {
-        "before": {"status": "running", "catalog_id": "gitea", "node": "pve1",
+        "before": {"status": "running", "catalog_id": "gitea", "catalog_version": "1.22", "node": "pve1",
                    "resources": {"cores": 2, "memory_mb": 1024, "swap_mb": 512, "disk_gb": 8}},
-        "after": {"status": "stopped", "catalog_id": "gitea", "node": "pve1",
+        "after": {"status": "stopped", "catalog_id": "gitea", "catalog_version": "1.22", "node": "pve1",
                   "resources": {"cores": 2, "memory_mb": 1024, "swap_mb": 512, "disk_gb": 8}},
     }
     assert '+    "status": "stopped"' in stopped.stdout
