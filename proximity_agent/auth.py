@@ -61,7 +61,7 @@ POLICY: dict[str, Access] = {
         "SyncNodes")},
     **{f"proximity.v1.NodeService/{m}": _U for m in ("ListNodes", "GetNode", "ListStorages")},
     **{f"proximity.v1.AppService/{m}": _U for m in (
-        "DeployApp", "GetApp", "ListApps", "StartApp", "StopApp", "RestartApp", "DeleteApp", "CloneApp",
+        "DeployApp", "DeployImage", "GetApp", "ListApps", "StartApp", "StopApp", "RestartApp", "DeleteApp", "CloneApp",
         "MigrateApp", "ResizeApp", "GetAppLogs", "GetAppCredentials", "CheckAppUpdates", "UpdateApp",
         "SetAppUpdateWindow", "GetAppUpdateWindow")},
     "proximity.v1.AppService/RunDueAppUpdates": _A,

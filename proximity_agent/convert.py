@@ -30,7 +30,7 @@ from proximity_sdk._pb.proximity.v1 import (
     users_pb2,
 )
 from proximity_sdk.errors import ValidationError
-from proximity_sdk.models.app import App, AppCredentials, AppStatus
+from proximity_sdk.models.app import App, AppCredentials, AppStatus, DeployStrategy
 from proximity_sdk.models.catalog import CatalogApp, CatalogProblem, CatalogShadowing, CatalogStats
 from proximity_sdk.models.discovered import DiscoveredContainer
 from proximity_sdk.models.host import Host, Node
@@ -177,6 +177,20 @@ def app_update_to_pb(update: AppUpdate) -> apps_pb2.AppUpdate:
         images=[apps_pb2.ImageUpdate(image=i.image, current_digest=i.current_digest,
                                      available_digest=i.available_digest) for i in update.images],
         checked_at=_ts(update.checked_at))
+
+
+_STRATEGIES: dict[int, DeployStrategy] = {
+    apps_pb2.DEPLOY_STRATEGY_UNSPECIFIED: "auto", apps_pb2.DEPLOY_STRATEGY_AUTO: "auto",
+    apps_pb2.DEPLOY_STRATEGY_OCI: "oci", apps_pb2.DEPLOY_STRATEGY_COMPOSE: "compose",
+}
+
+
+def strategy_from_pb(value: int) -> DeployStrategy:
+    try:
+        return _STRATEGIES[value]
+    except KeyError:
+        raise ValidationError(f"unknown deploy strategy {value}", field="strategy",
+                              hint="DEPLOY_STRATEGY_AUTO, _OCI or _COMPOSE") from None
 
 
 def update_window_to_pb(window: UpdateWindow) -> apps_pb2.UpdateWindow:

@@ -51,8 +51,17 @@ class AppServicer(apps_pb2_grpc.AppServiceServicer):
         op = await self._b.run(_operation(lambda: self._b.px.apps.deploy(
             request.catalog_id, hostname=request.hostname, host=request.host or None, node=request.node or None,
             environment=convert.environment_from_pb(request.environment), resources=resources,
-            owner_id=caller.id)))
+            strategy=convert.strategy_from_pb(request.strategy), owner_id=caller.id)))
         return apps_pb2.DeployAppResponse(operation=op)
+
+    async def DeployImage(self, request: apps_pb2.DeployImageRequest, context: _Ctx) -> apps_pb2.DeployImageResponse:
+        resources = convert.resources_from_pb(request.resources) if request.HasField("resources") else None
+        caller = current_caller()
+        op = await self._b.run(_operation(lambda: self._b.px.apps.deploy_image(
+            request.reference, hostname=request.hostname, host=request.host or None, node=request.node or None,
+            environment=convert.environment_from_pb(request.environment), ports=list(request.ports),
+            resources=resources, owner_id=caller.id)))
+        return apps_pb2.DeployImageResponse(operation=op)
 
     async def StartApp(self, request: apps_pb2.StartAppRequest, context: _Ctx) -> apps_pb2.StartAppResponse:
         op = await self._act(request.app_id, lambda: self._b.px.apps.start(request.app_id))

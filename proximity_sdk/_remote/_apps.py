@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 
 from proximity_sdk._pb.proximity.v1 import apps_pb2, apps_pb2_grpc, common_pb2, operations_pb2
@@ -12,14 +12,18 @@ from proximity_sdk._remote._channel import Connection
 from proximity_sdk._remote._handle import RemoteOperationHandle
 from proximity_sdk.errors import ValidationError
 from proximity_sdk.models._listing import Listing
-from proximity_sdk.models.app import App, AppCredentials, AppStatus
+from proximity_sdk.models.app import App, AppCredentials, AppStatus, DeployStrategy
 from proximity_sdk.models.discovered import DiscoveredContainer
 from proximity_sdk.models.resources import Resources
 from proximity_sdk.models.update import AppUpdate, UpdateWindow
+from proximity_sdk.operations.oci import check_strategy
+from proximity_sdk.proxmox.oci import check_reference
 
 __all__ = ["RemoteApps"]
 
 _PAGE = 200
+_STRATEGY = {"auto": apps_pb2.DEPLOY_STRATEGY_AUTO, "oci": apps_pb2.DEPLOY_STRATEGY_OCI,
+             "compose": apps_pb2.DEPLOY_STRATEGY_COMPOSE}
 
 
 def _seconds(value: object, field: str) -> int:
@@ -53,15 +57,32 @@ class RemoteApps:
 
     def deploy(self, catalog_id: str, *, hostname: str, host: str | None = None, node: str | None = None,
                environment: Mapping[str, str] | None = None, resources: Resources | None = None,
-               owner_id: str | None = None) -> RemoteOperationHandle:
+               strategy: DeployStrategy = "auto", owner_id: str | None = None) -> RemoteOperationHandle:
         """Deploy a catalog app into a new container. Returns the Operation at once; ``wait()``
-        gives the running ``App``. The calling user owns it."""
+        gives the running ``App``. The calling user owns it. ``strategy``: see the local SDK."""
         _no_owner(owner_id)
         request = apps_pb2.DeployAppRequest(catalog_id=catalog_id, hostname=hostname, host=host or "",
-                                            node=node or "", environment=dict(environment or {}))
+                                            node=node or "", environment=dict(environment or {}),
+                                            strategy=_STRATEGY[check_strategy(strategy)])
         if resources is not None:
             request.resources.CopyFrom(_resources(resources))
         return self._handle(self._conn.call(self._stub.DeployApp, request).operation)
+
+    def deploy_image(self, reference: str, *, hostname: str, host: str | None = None, node: str | None = None,
+                     environment: Mapping[str, str] | None = None, ports: Sequence[int] = (),
+                     resources: Resources | None = None, owner_id: str | None = None) -> RemoteOperationHandle:
+        """Deploy an OCI image as a native OCI application container (PVE >= 9.1); see the local SDK."""
+        _no_owner(owner_id)
+        reference = check_reference(reference)
+        if isinstance(ports, (str, bytes)) or not all(
+                isinstance(p, int) and not isinstance(p, bool) and 1 <= p <= 65535 for p in ports):
+            raise ValidationError("ports must be a list of port numbers from 1 to 65535", field="ports")
+        request = apps_pb2.DeployImageRequest(reference=reference, hostname=hostname, host=host or "",
+                                              node=node or "", environment=dict(environment or {}),
+                                              ports=list(ports))
+        if resources is not None:
+            request.resources.CopyFrom(_resources(resources))
+        return self._handle(self._conn.call(self._stub.DeployImage, request).operation)
 
     def start(self, app_id: str) -> RemoteOperationHandle:
         request = apps_pb2.StartAppRequest(app_id=app_id)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import builtins
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from proximity_sdk.catalog.render import render_project
+from proximity_sdk.catalog.secrets import is_secret_name
 from proximity_sdk.errors import BusyError, ProximityError, ValidationError
 from proximity_sdk.models._listing import Listing
-from proximity_sdk.models.app import App, AppCredentials, AppStatus
+from proximity_sdk.models.app import App, AppCredentials, AppStatus, DeployStrategy
 from proximity_sdk.models.discovered import DiscoveredContainer
 from proximity_sdk.models.resources import Resources
 from proximity_sdk.models.update import AppUpdate, UpdateWindow
@@ -21,11 +22,22 @@ from proximity_sdk.operations.deploy import deploy_config, requested_resources
 from proximity_sdk.operations.engine import OperationEngine
 from proximity_sdk.operations.handle import OperationHandle
 from proximity_sdk.operations.migrate import submit_migrate
+from proximity_sdk.operations.oci import (
+    AUTO_STEPS,
+    COMPOSE_STEPS,
+    OCI_STEPS,
+    catalog_plan,
+    check_strategy,
+    image_plan,
+    is_oci,
+    oci_ports,
+)
 from proximity_sdk.operations.provision import Provisioner, app_project
 from proximity_sdk.operations.resize import submit_resize
 from proximity_sdk.operations.runtime import Runtime
 from proximity_sdk.operations.update import check_updatable, find_updates, submit_update
 from proximity_sdk.proxmox._ctspec import check_hostname
+from proximity_sdk.proxmox.oci import check_env, check_reference, require_oci
 from proximity_sdk.proxmox.validate import check_node_name
 
 __all__ = ["Apps"]
@@ -54,28 +66,96 @@ class Apps:
 
     def deploy(self, catalog_id: str, *, hostname: str, host: str | None = None, node: str | None = None,
                environment: Mapping[str, str] | None = None, resources: Resources | None = None,
-               owner_id: str | None = None) -> OperationHandle:
+               strategy: DeployStrategy = "auto", owner_id: str | None = None) -> OperationHandle:
         """Deploy a catalog app into a new container. Returns the Operation at once; ``wait()``
-        gives the running ``App``. Input is checked here, before anything is recorded or sent."""
+        gives the running ``App``. Input is checked here, before anything is recorded or sent.
+
+        ``strategy``: ``"auto"`` (default) deploys a single-image app as a native OCI container when
+        its node runs PVE >= 9.1 and falls back to compose otherwise (an event says why);
+        ``"oci"`` insists (refused on an older node: here when ``node`` is given, else when the
+        node is chosen); ``"compose"`` always runs Docker compose in an OS container (docs/oci.md)."""
         store = self._rt.store
         check_hostname(hostname)
+        strategy = check_strategy(strategy)
         if node is not None:
             check_node_name(node)
         if resources is not None and not isinstance(resources, Resources):
             raise ValidationError("resources must be a Resources(...)", field="resources")
         entry = self._rt.catalog.get(catalog_id)
         target = store.hosts.resolve(host)
-        self._rt.shells.get(target.id)  # the node shell must be configured: say so now, not at step 7
         settings = store.settings.get()
         wanted = requested_resources(entry, resources, settings)
         rendered = render_project(entry, environment=environment)
+        config = deploy_config(entry, rendered, environment)
+        plan, why = (None, "") if strategy == "compose" else catalog_plan(entry, rendered.compose, rendered.env)
+        if plan is not None:
+            config["oci"] = plan
+        elif strategy != "compose":
+            config["oci_unfit"] = why
+        if strategy == "oci":
+            if plan is None:
+                raise ValidationError(f'strategy "oci" is not possible: {why}', field="strategy",
+                                      hint='Use strategy="auto" or "compose"')
+            if node is not None:
+                require_oci(self._rt.clients.get(target.id), node)
+        elif plan is None:
+            self._rt.shells.get(target.id)  # the node shell must be configured: say so now, not at step 7
+        # with a plan under "auto" the node shell is needed only if the node is too old: checked then
+        steps = {"oci": OCI_STEPS, "compose": COMPOSE_STEPS}.get(strategy if plan is not None else "compose",
+                                                                   AUTO_STEPS)
         app = store.apps.create(hostname=hostname, host_id=target.id, status=AppStatus.DEPLOYING,
                                 catalog_id=entry.id, catalog_version=entry.version, owner_id=owner_id,
-                                resources=wanted, config=deploy_config(entry, rendered, environment))
+                                resources=wanted, config=config)
         try:
             store.apps.set_secrets(app.id, rendered.secrets)
             return self._engine.submit("deploy", app_id=app.id, host_id=target.id, owner_id=owner_id,
-                                       params={"node": node})
+                                       params={"node": node, "strategy": strategy}, steps=steps)
+        except BaseException:
+            store.apps.delete(app.id)
+            raise
+
+    def deploy_image(self, reference: str, *, hostname: str, host: str | None = None, node: str | None = None,
+                     environment: Mapping[str, str] | None = None, ports: Sequence[int] = (),
+                     resources: Resources | None = None, owner_id: str | None = None) -> OperationHandle:
+        """Deploy an OCI image (``registry/name:tag``) as a native OCI application container: the
+        node must run PVE >= 9.1 (checked here when ``node`` is given, else when the node is
+        chosen). ``environment`` is passed to the container; secret-named variables (``*_PASSWORD``,
+        ``*_SECRET``, ``*_TOKEN``, ...) are stored encrypted as the app's secrets, never in its
+        record. ``ports``: the ports the image listens on, the first being the app's URL. No node
+        shell is used. ``wait()`` gives the running ``App``."""
+        store = self._rt.store
+        reference = check_reference(reference)
+        check_hostname(hostname)
+        if node is not None:
+            check_node_name(node)
+        if resources is not None and not isinstance(resources, Resources):
+            raise ValidationError("resources must be a Resources(...)", field="resources")
+        if isinstance(ports, (str, bytes)) or not all(
+                isinstance(p, int) and not isinstance(p, bool) and 1 <= p <= 65535 for p in ports):
+            raise ValidationError("ports must be a list of port numbers from 1 to 65535", field="ports")
+        if environment is not None and not isinstance(environment, Mapping):
+            raise ValidationError("environment must be a mapping of NAME to value", field="environment")
+        env = check_env(dict(environment or {}))
+        secret_names = {name for name in env if is_secret_name(name)}
+        target = store.hosts.resolve(host)
+        settings = store.settings.get()
+        given = resources or Resources()
+        wanted = Resources(cores=given.cores or settings.default_cores,
+                           memory_mb=given.memory_mb or settings.default_memory_mb,
+                           swap_mb=given.swap_mb if given.swap_mb is not None else settings.default_swap_mb,
+                           disk_gb=given.disk_gb or settings.default_disk_gb)
+        plan = image_plan(reference, environment=env, secret_names=secret_names, ports=list(dict.fromkeys(ports)))
+        if node is not None:
+            require_oci(self._rt.clients.get(target.id), node)
+        config = {"oci": plan, "runtime": "oci", "image": reference, "main_port": plan["main_port"],
+                  "ports": [p.model_dump() for p in oci_ports(plan)],
+                  "environment": {k: v for k, v in env.items() if k not in secret_names}}
+        app = store.apps.create(hostname=hostname, host_id=target.id, status=AppStatus.DEPLOYING,
+                                owner_id=owner_id, resources=wanted, config=config)
+        try:
+            store.apps.set_secrets(app.id, {name: env[name] for name in secret_names})
+            return self._engine.submit("deploy", app_id=app.id, host_id=target.id, owner_id=owner_id,
+                                       params={"node": node, "strategy": "oci"}, steps=OCI_STEPS)
         except BaseException:
             store.apps.delete(app.id)
             raise
@@ -243,6 +323,10 @@ class Apps:
         app = self._rt.store.apps.get(app_id)
         if app.node is None or app.vmid is None:
             raise ValidationError(f"app {app.hostname!r} has no container yet", field="app_id")
+        if is_oci(app):
+            raise ValidationError(
+                f"app {app.hostname!r} runs as a native OCI container: it has no compose logs to read",
+                field="app_id", hint=f"Read its console log on node {app.node} (pct console {app.vmid})")
         if "compose_text" not in app.config:
             raise ValidationError(
                 f"app {app.hostname!r} was adopted: Proximity runs no compose project in it", field="app_id",

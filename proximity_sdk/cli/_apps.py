@@ -16,8 +16,8 @@ if TYPE_CHECKING:
     from proximity_sdk.models.app import App
     from proximity_sdk.models.resources import Resources
 
-__all__ = ["adopt", "clone", "credentials", "deploy", "discover", "list_apps", "logs", "remove", "restart", "show",
-           "start", "stop", "update", "update_window", "updates"]
+__all__ = ["adopt", "clone", "credentials", "deploy", "deploy_image", "discover", "list_apps", "logs", "remove",
+           "restart", "show", "start", "stop", "update", "update_window", "updates"]
 
 
 def _resources(ctx: Context) -> Resources | None:
@@ -67,7 +67,15 @@ def show_app(ctx: Context, app: Any) -> None:
 def deploy(ctx: Context) -> int:
     a = ctx.args
     handle = ctx.px.apps.deploy(a.catalog_id, hostname=a.hostname, host=a.host, node=a.node,
-                                environment=_environment(a.env), resources=_resources(ctx))
+                                environment=_environment(a.env), resources=_resources(ctx), strategy=a.strategy)
+    return finish(ctx, handle, show_app)
+
+
+def deploy_image(ctx: Context) -> int:
+    a = ctx.args
+    handle = ctx.px.apps.deploy_image(a.reference, hostname=a.hostname, host=a.host, node=a.node,
+                                      environment=_environment(a.env), ports=list(a.port),
+                                      resources=_resources(ctx))
     return finish(ctx, handle, show_app)
 
 

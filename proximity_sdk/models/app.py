@@ -11,7 +11,12 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from proximity_sdk.models._html import HtmlRepr
 from proximity_sdk.models.resources import Resources
 
-__all__ = ["ACTIVE_APP_STATUSES", "App", "AppCredentials", "AppStatus", "Port"]
+__all__ = ["ACTIVE_APP_STATUSES", "App", "AppCredentials", "AppStatus", "DeployStrategy", "Port"]
+
+#: How a catalog app is deployed: ``oci`` as a native OCI application container (PVE >= 9.1, single
+#: image, no Docker and no node shell), ``compose`` with Docker compose inside an OS container, ``auto``
+#: OCI where the app and the node allow it, else compose (docs/oci.md).
+DeployStrategy = Literal["auto", "oci", "compose"]
 
 
 class AppStatus(StrEnum):

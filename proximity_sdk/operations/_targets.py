@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from proximity_sdk.backup_targets.base import BackupTarget, BackupTargetKind, NodeAccess
 from proximity_sdk.backup_targets.proxmox_storage import DEFAULT_BACKUP_STORAGE, ProxmoxStorageTarget
@@ -11,6 +11,7 @@ from proximity_sdk.errors import ValidationError
 from proximity_sdk.operations.runtime import Runtime
 from proximity_sdk.plugins.manager import PluginManager
 from proximity_sdk.proxmox.progress import Emit
+from proximity_sdk.proxmox.shell import NodeShell
 
 __all__ = ["TargetRegistry"]
 
@@ -47,5 +48,20 @@ class TargetRegistry:
         return self.kind(record.kind).open(name, self._rt.store.backups.target_options(name))
 
     def access(self, host_id: str, node: str, emit: Emit) -> NodeAccess:
-        return NodeAccess(client=self._rt.clients.get(host_id), shell=self._rt.shells.get(host_id), node=node,
-                          emit=emit)
+        try:
+            shell = self._rt.shells.get(host_id)
+        except ValidationError as exc:
+            # a host without SSH still backs up to a Proxmox storage (API only, e.g. native OCI apps);
+            # a target that needs the node shell gets the same clear error when it uses it
+            shell = cast(NodeShell, _NoShell(exc))
+        return NodeAccess(client=self._rt.clients.get(host_id), shell=shell, node=node, emit=emit)
+
+
+class _NoShell:
+    """Stands for the node shell of a host that has no SSH access: any use raises why."""
+
+    def __init__(self, error: ValidationError) -> None:
+        self._error = error
+
+    def __getattr__(self, name: str) -> Any:
+        raise ValidationError(self._error.message, field=self._error.field, hint=self._error.hint)

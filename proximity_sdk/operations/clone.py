@@ -21,7 +21,7 @@ from __future__ import annotations
 import secrets
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from proximity_sdk.errors import AlreadyExistsError, ConflictError, NotFoundError, ProximityError
+from proximity_sdk.errors import AlreadyExistsError, ConflictError, NotFoundError, ProximityError, ValidationError
 from proximity_sdk.models.app import App, AppStatus
 from proximity_sdk.models.operation import Operation
 from proximity_sdk.models.settings import Settings
@@ -31,6 +31,7 @@ from proximity_sdk.operations.context import OperationContext
 from proximity_sdk.operations.deploy import app_url, release_unjournalled
 from proximity_sdk.operations.handle import OperationHandle
 from proximity_sdk.operations.kinds import OperationKind
+from proximity_sdk.operations.oci import is_oci
 from proximity_sdk.operations.provision import Provisioner, app_project
 from proximity_sdk.operations.runtime import Runtime, emitter
 from proximity_sdk.proxmox._ctspec import check_hostname
@@ -78,6 +79,11 @@ def submit_clone(runtime: Runtime, engine: OperationEngine, app_id: str, *, host
     if node is not None:
         check_node_name(node)
     source = store.apps.get(app_id)
+    if is_oci(source):
+        raise ValidationError(
+            f"app {source.hostname!r} is a native OCI container: cloning one is not supported",
+            field="app_id", hint="Deploy the same image again with px.apps.deploy_image(...), or back it up and "
+                                 "restore the backup")
     if source.status not in (AppStatus.RUNNING, AppStatus.STOPPED):
         raise ConflictError(f"app {source.hostname!r} is {source.status.value}: only a running or stopped app "
                             "can be cloned", hint="Wait for its operation to end, or start or stop it first")

@@ -22,6 +22,7 @@ from proximity_sdk.models.settings import Settings
 from proximity_sdk.operations._capacity import in_flight, placing
 from proximity_sdk.operations.context import OperationContext
 from proximity_sdk.operations.kinds import OperationKind
+from proximity_sdk.operations.oci import COMPOSE_STEPS, choose_runtime, deploy_oci
 from proximity_sdk.operations.provision import Provisioner, app_project
 from proximity_sdk.operations.runtime import Runtime, emitter
 from proximity_sdk.proxmox.client import ProxmoxClient
@@ -120,9 +121,8 @@ def release_unjournalled(ctx: OperationContext, store: Store) -> None:
 
 class DeployKind(OperationKind):
     name: ClassVar[str] = "deploy"
-    steps: ClassVar[tuple[str, ...]] = (
-        "place", "reserve", "template", "create", "start", "address", "runtime", "project", "up", "health",
-    )
+    # the compose path; an OCI or "auto" deploy is submitted with its own steps (operations/oci.py)
+    steps: ClassVar[tuple[str, ...]] = COMPOSE_STEPS
     deadline_seconds: ClassVar[float] = 3 * 3600.0
 
     def __init__(self, runtime: Runtime) -> None:
@@ -141,14 +141,21 @@ class DeployKind(OperationKind):
         resources = app.resources
         memory = resources.memory_mb or settings.default_memory_mb
 
-        with ctx.step("place"), placing(host_id):
-            decision = pick_node(client, memory_mb=memory, overcommit=settings.memory_overcommit,
-                                 node=ctx.params.get("node"),
-                                 pending=lambda present: in_flight(store, host_id, present, exclude_app_id=app.id))
-            node = decision.node
-            ctx.event(f"node {node} chosen: {decision.reason}")
-            ctx.save_params(node=node)
-            store.apps.update(app.id, node=node)  # inside the lock: the next placement counts it
+        with ctx.step("place"):
+            with placing(host_id):
+                decision = pick_node(client, memory_mb=memory, overcommit=settings.memory_overcommit,
+                                     node=ctx.params.get("node"),
+                                     pending=lambda present: in_flight(store, host_id, present,
+                                                                       exclude_app_id=app.id))
+                node = decision.node
+                ctx.event(f"node {node} chosen: {decision.reason}")
+                ctx.save_params(node=node)
+                store.apps.update(app.id, node=node)  # inside the lock: the next placement counts it
+            # operations recorded before strategies existed were compose deploys
+            runtime = choose_runtime(ctx, self.rt, app, client, node, str(ctx.params.get("strategy") or "compose"))
+            ctx.save_params(runtime=runtime)
+            app = store.apps.update(app.id, config={**config, "runtime": runtime})
+            config = app.config
 
         with ctx.step("reserve"):
             allocator = VmidAllocator(client, store.reservations, host_id=host_id,
@@ -165,6 +172,10 @@ class DeployKind(OperationKind):
                 ctx.event(f"VMID {vmid} and address {address} reserved")
             else:
                 ctx.event(f"VMID {vmid} reserved")
+
+        if runtime == "oci":
+            return deploy_oci(ctx, self.rt, app, client=client, settings=settings, allocator=allocator, node=node,
+                              vmid=vmid, address=address)
 
         with ctx.step("template"):
             template = config.get("os_template") or settings.default_template

@@ -10,6 +10,7 @@ from proximity_sdk.models.operation import Operation
 from proximity_sdk.operations.context import OperationContext
 from proximity_sdk.operations.deploy import app_url
 from proximity_sdk.operations.kinds import OperationKind
+from proximity_sdk.operations.oci import is_oci, oci_health
 from proximity_sdk.operations.provision import Provisioner, app_project
 from proximity_sdk.operations.runtime import Runtime, emitter
 from proximity_sdk.proxmox.containers import (
@@ -65,7 +66,9 @@ class _AppKind(OperationKind):
             address = wait_for_address(client, app.node, app.vmid, emit=emitter(ctx), static_address=static)
         main_port = app.config.get("main_port")
         with ctx.step("health"):
-            if main_port:
+            if is_oci(app):
+                oci_health(ctx, client, app.node, app.vmid)  # no shell in an application container
+            elif main_port:
                 Provisioner(self.rt.shells.get(app.host_id), app.node, app.vmid, project=app_project(app),
                             emit=lambda line: ctx.event(line, level="debug")).wait_listening(
                     int(main_port), attempts=self.rt.store.settings.get().health_timeout_seconds)

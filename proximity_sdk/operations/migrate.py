@@ -20,6 +20,7 @@ from proximity_sdk.operations._locks import wait_unlocked
 from proximity_sdk.operations.context import OperationContext
 from proximity_sdk.operations.deploy import app_url
 from proximity_sdk.operations.kinds import OperationKind
+from proximity_sdk.operations.oci import is_oci, oci_health
 from proximity_sdk.operations.provision import Provisioner, app_project
 from proximity_sdk.operations.runtime import Runtime, emitter
 from proximity_sdk.proxmox.containers import container_status, wait_for_address
@@ -129,7 +130,9 @@ class MigrateKind(OperationKind):
 
         main_port = app.config.get("main_port")
         with ctx.step("health"):
-            if main_port:
+            if is_oci(app):
+                oci_health(ctx, client, target, vmid)  # no shell in an application container
+            elif main_port:
                 Provisioner(self.rt.shells.get(app.host_id), target, vmid, project=app_project(app),
                             emit=lambda line: ctx.event(line, level="debug")).wait_listening(
                     int(main_port), attempts=store.settings.get().health_timeout_seconds)

@@ -32,6 +32,7 @@ from proximity_sdk.operations.backup import take_backup, undo_backup_effects
 from proximity_sdk.operations.context import OperationContext
 from proximity_sdk.operations.deploy import app_url
 from proximity_sdk.operations.kinds import OperationKind
+from proximity_sdk.operations.oci import is_oci, oci_health
 from proximity_sdk.operations.provision import Provisioner
 from proximity_sdk.operations.runtime import Runtime, emitter
 from proximity_sdk.proxmox.client import ProxmoxClient
@@ -131,7 +132,9 @@ class RestoreKind(OperationKind):
             ctx.event(f"address {address}")
         main_port = app.config.get("main_port")
         with ctx.step("health"):
-            if main_port:
+            if is_oci(app):
+                oci_health(ctx, client, node, vmid)  # no shell in an application container
+            elif main_port:
                 Provisioner(self.rt.shells.get(app.host_id), node, vmid, project=app.hostname,
                             emit=lambda line: ctx.event(line, level="debug")).wait_listening(
                     int(main_port), attempts=settings.health_timeout_seconds)

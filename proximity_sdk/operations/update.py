@@ -38,6 +38,7 @@ from proximity_sdk.operations.deploy import app_url, deploy_config
 from proximity_sdk.operations.engine import OperationEngine
 from proximity_sdk.operations.handle import OperationHandle
 from proximity_sdk.operations.kinds import OperationKind
+from proximity_sdk.operations.oci import is_oci
 from proximity_sdk.operations.provision import Provisioner, app_project
 from proximity_sdk.operations.runtime import Runtime, emitter
 from proximity_sdk.proxmox.containers import container_status, shutdown_container, start_container, wait_for_address
@@ -109,6 +110,11 @@ def check_updatable(app: App) -> None:
 
 
 def _compose_app(app: App) -> None:
+    if is_oci(app):
+        raise ValidationError(
+            f"app {app.hostname!r} runs as a native OCI container: Proximity cannot update it yet "
+            "(only compose apps are updated)", field="app_id",
+            hint="Back it up, then deploy the new tag with px.apps.deploy_image(...) and restore the data")
     if "compose_text" not in app.config:
         raise ValidationError(f"app {app.hostname!r} was adopted: Proximity runs no compose project in it",
                               field="app_id", hint="Only apps deployed from the catalog can be updated")
@@ -139,7 +145,8 @@ def find_updates(rt: Runtime, apps: Iterable[App], *, pull: bool = True) -> list
         available = entry.version if entry is not None and newer_version(entry.version, app.catalog_version) \
             else None
         images: list[ImageUpdate] = []
-        moving = [image for image in project_images(app) if floating(image)]
+        # an OCI app's image is not pulled in a shell: only a newer catalog version is reported
+        moving = [] if is_oci(app) else [image for image in project_images(app) if floating(image)]
         if pull and moving and app.status == AppStatus.RUNNING:
             provisioner = Provisioner(rt.shells.get(app.host_id), app.node, app.vmid, project=app_project(app))
             provisioner.pull()

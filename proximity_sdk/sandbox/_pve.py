@@ -7,7 +7,8 @@ harness builds on the same class:
 - DHCP leases: a running container's ``dhcp`` interface gets ``10.10.x.y/24`` (stable per vmid);
 - ``aplinfo``: a small appliance index (Debian 12, Alpine 3.20), and downloads that store the
   template in the storage as a ``download`` task;
-- vzdump and restore with real archive files (:mod:`proximity_sdk.sandbox._vzdump`).
+- vzdump and restore with real archive files (:mod:`proximity_sdk.sandbox._vzdump`);
+- PVE versions per node and OCI image pulls that store a template (:mod:`proximity_sdk.sandbox._oci`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from fakepve import FakePve
 from fakepve.lxc import split_props
 from fakepve.model import PveError
 
+from proximity_sdk.sandbox._oci import OciMixin
 from proximity_sdk.sandbox._vzdump import VzdumpMixin
 
 __all__ = ["DEFAULT_APPLIANCES", "SandboxPve"]
@@ -51,8 +53,8 @@ DEFAULT_APPLIANCES: tuple[dict[str, str], ...] = (
 )
 
 
-class SandboxPve(VzdumpMixin, FakePve):  # type: ignore[misc]  # fakepve ships no type information
-    """fakepve with DHCP leases, an appliance index and vzdump archives (see the module docstring)."""
+class SandboxPve(OciMixin, VzdumpMixin, FakePve):  # type: ignore[misc]  # fakepve ships no type information
+    """fakepve with DHCP leases, an appliance index, vzdump archives and OCI pulls (module docstring)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -123,6 +123,7 @@ class Sandbox:
         token_secret = secrets.token_hex(16)
         pve = sandbox_pve(user=SANDBOX_USER, password=password, host="127.0.0.1", port=port)
         pve.time_scale = time_scale
+        pve.version = "9.1.2"  # a current PVE: native OCI containers are available (fakepve says "fake")
         pve.apitokens[SANDBOX_TOKEN_ID] = token_secret
         pve.nodes.clear()
         for name in nodes:

@@ -53,8 +53,9 @@ ARCHIVE_EXTENSIONS = {"0": ".tar", "1": ".tar.lzo", "lzo": ".tar.lzo", "gzip": "
 _ARCHIVE = re.compile(r"^vzdump-lxc-(\d+)-\d{4}_\d\d_\d\d-\d\d_\d\d_\d\d\.tar(\.zst|\.gz|\.lzo)?$")
 _CONFIG_MEMBER = "./etc/vzdump/pct.conf"
 # what a restore takes from the archived config (the rest is PVE's own or comes from the request)
+# (entrypoint and env: an OCI application container's command and runtime environment, PVE 9.1)
 _RESTORED_KEYS = re.compile(r"^(hostname|memory|swap|cores|cpulimit|cpuunits|net\d+|features|tags|description|"
-                            r"nameserver|searchdomain|onboot|timezone|unprivileged)$")
+                            r"nameserver|searchdomain|onboot|timezone|unprivileged|entrypoint|env)$")
 PAYLOAD_BYTES = 64 * 1024
 
 

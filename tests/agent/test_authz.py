@@ -127,6 +127,9 @@ MATRIX: dict[str, Row] = {
     "NodeService/ListStorages": Row("user", lambda r, w: hosts_pb2.ListStoragesRequest(node="pve1")),
     # apps: the member's app "git-m"
     "AppService/DeployApp": Row("user", lambda r, w: apps_pb2.DeployAppRequest(catalog_id="gitea", hostname=f"d-{r}")),
+    # a node on PVE "fake" (no 9.1): refused once the caller may deploy at all
+    "AppService/DeployImage": Row("user", lambda r, w: apps_pb2.DeployImageRequest(
+        reference="nginx:1.27", hostname=f"i-{r}", node="pve1"), ok(C.FAILED_PRECONDITION, C.INVALID_ARGUMENT)),
     "AppService/GetApp": Row("owner", lambda r, w: apps_pb2.GetAppRequest(app_id=w.app_id)),
     "AppService/ListApps": Row("user"),
     "AppService/GetAppLogs": Row("owner", lambda r, w: apps_pb2.GetAppLogsRequest(app_id=w.app_id)),

@@ -45,7 +45,7 @@ def _calls(sandbox: Sandbox, tool: str) -> list[list[str]]:
 
 def test_an_app_deploys_backs_up_restores_and_goes_through_real_https_and_ssh(sandbox: Sandbox,
                                                                               px: Proximity) -> None:
-    op = px.apps.deploy("actualbudget", hostname="budget")
+    op = px.apps.deploy("actualbudget", hostname="budget", strategy="compose")
     steps = [e.step for e in op.events() if e.message.endswith(": done")]
     app = op.wait(timeout=60)
     assert app.status == AppStatus.RUNNING and app.node in sandbox.nodes and app.vmid is not None
@@ -66,6 +66,16 @@ def test_an_app_deploys_backs_up_restores_and_goes_through_real_https_and_ssh(sa
     with pytest.raises(NotFoundError):
         px.apps.get(app.id)
     assert restored.vmid not in {ct.vmid for ct in sandbox.pve.cts}
+
+
+def test_a_single_service_app_runs_as_a_native_oci_container_without_the_shell(sandbox: Sandbox,
+                                                                              px: Proximity) -> None:
+    app = px.apps.deploy("uptime-kuma", hostname="kuma").wait(timeout=60)
+    assert app.config["runtime"] == "oci" and app.status == AppStatus.RUNNING
+    ct = sandbox.pve.ct(app.vmid)
+    assert ct is not None and ct.status == "running" and ct.config["ostype"] == "unmanaged"
+    calls = sandbox.shell.state / "calls.jsonl"
+    assert not calls.exists() or not calls.read_text()  # no command reached the nodes' shell
 
 
 def test_the_shell_quotes_every_byte_and_refuses_other_keys(sandbox: Sandbox) -> None:

@@ -109,6 +109,34 @@ PORT_PROTOCOL_UDP: PortProtocol.ValueType  # 2
 """UDP."""
 Global___PortProtocol: _TypeAlias = PortProtocol  # noqa: Y015
 
+class _DeployStrategy:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DeployStrategyEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DeployStrategy.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DEPLOY_STRATEGY_UNSPECIFIED: _DeployStrategy.ValueType  # 0
+    """Not given: the same as DEPLOY_STRATEGY_AUTO."""
+    DEPLOY_STRATEGY_AUTO: _DeployStrategy.ValueType  # 1
+    """A native OCI container when the app has one service and the node runs PVE >= 9.1, else compose."""
+    DEPLOY_STRATEGY_OCI: _DeployStrategy.ValueType  # 2
+    """A native OCI application container (PVE >= 9.1; refused otherwise)."""
+    DEPLOY_STRATEGY_COMPOSE: _DeployStrategy.ValueType  # 3
+    """Docker compose inside a system container, through the node shell."""
+
+class DeployStrategy(_DeployStrategy, metaclass=_DeployStrategyEnumTypeWrapper):
+    """How a catalog app is deployed."""
+
+DEPLOY_STRATEGY_UNSPECIFIED: DeployStrategy.ValueType  # 0
+"""Not given: the same as DEPLOY_STRATEGY_AUTO."""
+DEPLOY_STRATEGY_AUTO: DeployStrategy.ValueType  # 1
+"""A native OCI container when the app has one service and the node runs PVE >= 9.1, else compose."""
+DEPLOY_STRATEGY_OCI: DeployStrategy.ValueType  # 2
+"""A native OCI application container (PVE >= 9.1; refused otherwise)."""
+DEPLOY_STRATEGY_COMPOSE: DeployStrategy.ValueType  # 3
+"""Docker compose inside a system container, through the node shell."""
+Global___DeployStrategy: _TypeAlias = DeployStrategy  # noqa: Y015
+
 @_typing.final
 class Port(_message.Message):
     """A service's own port on the container's address (nothing is published on the Proxmox host)."""
@@ -427,6 +455,7 @@ class DeployAppRequest(_message.Message):
     NODE_FIELD_NUMBER: _builtins.int
     ENVIRONMENT_FIELD_NUMBER: _builtins.int
     RESOURCES_FIELD_NUMBER: _builtins.int
+    STRATEGY_FIELD_NUMBER: _builtins.int
     catalog_id: _builtins.str
     """Catalog id of the app to deploy."""
     hostname: _builtins.str
@@ -435,6 +464,8 @@ class DeployAppRequest(_message.Message):
     """Host id or name (empty: the default host)."""
     node: _builtins.str
     """Node (empty: the online node with the most unpromised memory that fits)."""
+    strategy: Global___DeployStrategy.ValueType
+    """How it runs (unspecified: auto, a native OCI container where the app and node allow it)."""
     @_builtins.property
     def environment(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Environment values that override the catalog entry's defaults."""
@@ -452,14 +483,111 @@ class DeployAppRequest(_message.Message):
         node: _builtins.str = ...,
         environment: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         resources: _common_pb2.Resources | None = ...,
+        strategy: Global___DeployStrategy.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["resources", b"resources"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["catalog_id", b"catalog_id", "environment", b"environment", "host", b"host", "hostname", b"hostname", "node", b"node", "resources", b"resources"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["catalog_id", b"catalog_id", "environment", b"environment", "host", b"host", "hostname", b"hostname", "node", b"node", "resources", b"resources", "strategy", b"strategy"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeployAppRequest: _TypeAlias = DeployAppRequest  # noqa: Y015
+
+@_typing.final
+class DeployImageRequest(_message.Message):
+    """Request of DeployImage."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class EnvironmentEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    REFERENCE_FIELD_NUMBER: _builtins.int
+    HOSTNAME_FIELD_NUMBER: _builtins.int
+    HOST_FIELD_NUMBER: _builtins.int
+    NODE_FIELD_NUMBER: _builtins.int
+    ENVIRONMENT_FIELD_NUMBER: _builtins.int
+    PORTS_FIELD_NUMBER: _builtins.int
+    RESOURCES_FIELD_NUMBER: _builtins.int
+    reference: _builtins.str
+    """Image reference, registry/name:tag (the PVE 9.1 schema's pattern)."""
+    hostname: _builtins.str
+    """Hostname of the new container (RFC 1123 label), unique."""
+    host: _builtins.str
+    """Host id or name (empty: the default host)."""
+    node: _builtins.str
+    """Node (empty: chosen by free capacity)."""
+    @_builtins.property
+    def environment(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Environment of the container; secret-named values are stored encrypted as the app's secrets."""
+
+    @_builtins.property
+    def ports(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Ports the image listens on; the first is the app's URL."""
+
+    @_builtins.property
+    def resources(self) -> _common_pb2.Resources:
+        """Resources (absent fields: settings defaults)."""
+
+    def __init__(
+        self,
+        *,
+        reference: _builtins.str = ...,
+        hostname: _builtins.str = ...,
+        host: _builtins.str = ...,
+        node: _builtins.str = ...,
+        environment: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        ports: _abc.Iterable[_builtins.int] | None = ...,
+        resources: _common_pb2.Resources | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["resources", b"resources"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["environment", b"environment", "host", b"host", "hostname", b"hostname", "node", b"node", "ports", b"ports", "reference", b"reference", "resources", b"resources"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeployImageRequest: _TypeAlias = DeployImageRequest  # noqa: Y015
+
+@_typing.final
+class DeployImageResponse(_message.Message):
+    """Response of DeployImage."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPERATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def operation(self) -> _operations_pb2.Operation:
+        """The deploy operation; its app_id names the new app."""
+
+    def __init__(
+        self,
+        *,
+        operation: _operations_pb2.Operation | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["operation", b"operation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["operation", b"operation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeployImageResponse: _TypeAlias = DeployImageResponse  # noqa: Y015
 
 @_typing.final
 class DeployAppResponse(_message.Message):

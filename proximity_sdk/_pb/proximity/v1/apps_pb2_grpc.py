@@ -40,6 +40,11 @@ class AppServiceStub:
                 request_serializer=proximity_dot_v1_dot_apps__pb2.DeployAppRequest.SerializeToString,
                 response_deserializer=proximity_dot_v1_dot_apps__pb2.DeployAppResponse.FromString,
                 _registered_method=True)
+        self.DeployImage = channel.unary_unary(
+                '/proximity.v1.AppService/DeployImage',
+                request_serializer=proximity_dot_v1_dot_apps__pb2.DeployImageRequest.SerializeToString,
+                response_deserializer=proximity_dot_v1_dot_apps__pb2.DeployImageResponse.FromString,
+                _registered_method=True)
         self.GetApp = channel.unary_unary(
                 '/proximity.v1.AppService/GetApp',
                 request_serializer=proximity_dot_v1_dot_apps__pb2.GetAppRequest.SerializeToString,
@@ -139,6 +144,13 @@ class AppServiceServicer:
     def DeployApp(self, request, context):
         """Deploys a catalog app into a new container (`px.apps.deploy`). The operation's result is
         the running app.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeployImage(self, request, context):
+        """Deploys any OCI image as a native OCI application container, PVE >= 9.1 (`px.apps.deploy_image`).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -283,6 +295,11 @@ def add_AppServiceServicer_to_server(servicer, server):
                     request_deserializer=proximity_dot_v1_dot_apps__pb2.DeployAppRequest.FromString,
                     response_serializer=proximity_dot_v1_dot_apps__pb2.DeployAppResponse.SerializeToString,
             ),
+            'DeployImage': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeployImage,
+                    request_deserializer=proximity_dot_v1_dot_apps__pb2.DeployImageRequest.FromString,
+                    response_serializer=proximity_dot_v1_dot_apps__pb2.DeployImageResponse.SerializeToString,
+            ),
             'GetApp': grpc.unary_unary_rpc_method_handler(
                     servicer.GetApp,
                     request_deserializer=proximity_dot_v1_dot_apps__pb2.GetAppRequest.FromString,
@@ -402,6 +419,33 @@ class AppService:
             '/proximity.v1.AppService/DeployApp',
             proximity_dot_v1_dot_apps__pb2.DeployAppRequest.SerializeToString,
             proximity_dot_v1_dot_apps__pb2.DeployAppResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeployImage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/proximity.v1.AppService/DeployImage',
+            proximity_dot_v1_dot_apps__pb2.DeployImageRequest.SerializeToString,
+            proximity_dot_v1_dot_apps__pb2.DeployImageResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -40,6 +40,8 @@ class AppServiceStub:
     """Deploys a catalog app into a new container (`px.apps.deploy`). The operation's result is
     the running app.
     """
+    DeployImage: _grpc.UnaryUnaryMultiCallable[_apps_pb2.DeployImageRequest, _apps_pb2.DeployImageResponse]
+    """Deploys any OCI image as a native OCI application container, PVE >= 9.1 (`px.apps.deploy_image`)."""
     GetApp: _grpc.UnaryUnaryMultiCallable[_apps_pb2.GetAppRequest, _apps_pb2.GetAppResponse]
     """One app (`px.apps.get`)."""
     ListApps: _grpc.UnaryUnaryMultiCallable[_apps_pb2.ListAppsRequest, _apps_pb2.ListAppsResponse]
@@ -96,6 +98,8 @@ class AppServiceAsyncStub(AppServiceStub):
     """Deploys a catalog app into a new container (`px.apps.deploy`). The operation's result is
     the running app.
     """
+    DeployImage: _aio.UnaryUnaryMultiCallable[_apps_pb2.DeployImageRequest, _apps_pb2.DeployImageResponse]  # type: ignore[assignment]
+    """Deploys any OCI image as a native OCI application container, PVE >= 9.1 (`px.apps.deploy_image`)."""
     GetApp: _aio.UnaryUnaryMultiCallable[_apps_pb2.GetAppRequest, _apps_pb2.GetAppResponse]  # type: ignore[assignment]
     """One app (`px.apps.get`)."""
     ListApps: _aio.UnaryUnaryMultiCallable[_apps_pb2.ListAppsRequest, _apps_pb2.ListAppsResponse]  # type: ignore[assignment]
@@ -155,6 +159,14 @@ class AppServiceServicer(metaclass=_abc_1.ABCMeta):
         """Deploys a catalog app into a new container (`px.apps.deploy`). The operation's result is
         the running app.
         """
+
+    @_abc_1.abstractmethod
+    def DeployImage(
+        self,
+        request: _apps_pb2.DeployImageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_apps_pb2.DeployImageResponse, _abc.Awaitable[_apps_pb2.DeployImageResponse]]:
+        """Deploys any OCI image as a native OCI application container, PVE >= 9.1 (`px.apps.deploy_image`)."""
 
     @_abc_1.abstractmethod
     def GetApp(

@@ -1,0 +1,210 @@
+"""Native OCI application containers (PVE >= 9.1): version detection, image pulls, runtime environment.
+
+PVE 9.1 pulls an OCI image into a storage (``POST /nodes/{node}/storage/{storage}/oci-registry-pull``,
+a task, stored as ``<storage>:vztmpl/<file name>.tar``) and creates a container straight from it.
+Nothing here uses the node shell: an application container has no shell to reach.
+
+- :func:`oci_support` reads ``GET /nodes/{node}/version``; a version it cannot parse means
+  "cannot tell", which counts as not OCI-capable (the reason says so).
+- :func:`check_reference` applies the schema's own pattern for ``reference`` (a tag is required).
+- :func:`pull_image` reuses the file of an earlier pull of the same reference (PVE refuses to
+  overwrite it), else pulls and waits for the task.
+- :func:`env_param` builds the ``env`` value: ``NAME=value`` entries separated by NUL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from proximity_sdk.errors import ProxmoxError, ValidationError
+from proximity_sdk.proxmox._lxc import lxc_path
+from proximity_sdk.proxmox.client import ProxmoxClient
+from proximity_sdk.proxmox.progress import Emit, emit_to, task_log_forwarder
+from proximity_sdk.proxmox.tasks import wait_task
+from proximity_sdk.proxmox.validate import check_node_name, check_storage_id
+
+__all__ = [
+    "OCI_MIN_VERSION",
+    "REFERENCE_PATTERN",
+    "OciSupport",
+    "check_env",
+    "check_reference",
+    "configure_runtime",
+    "env_param",
+    "oci_support",
+    "parse_version",
+    "pull_image",
+    "require_oci",
+    "template_file",
+    "template_volid",
+]
+
+#: the first PVE release that creates containers from OCI images
+OCI_MIN_VERSION = (9, 1)
+
+# The `reference` pattern of oci-registry-pull in the PVE 9.1 schema (apidata.json), verbatim:
+# [registry[:port]/]name[/name...]:tag. A digest (@sha256:...) is not accepted by PVE.
+_COMPONENT = r"[a-z\d]+(?:(?:[._]|__|[-]*)[a-z\d]+)*"
+_DOMAIN_LABEL = r"(?:[a-zA-Z\d]|[a-zA-Z\d][a-zA-Z\d-]*[a-zA-Z\d])"
+REFERENCE_PATTERN = re.compile(
+    rf"^(?:{_DOMAIN_LABEL}(?:\.{_DOMAIN_LABEL})*(?::\d+)?/)?{_COMPONENT}(?:/{_COMPONENT})*:\w[\w.-]{{0,127}}$"
+)
+# env names and values as the schema's `env` pattern takes them (\w+ = [^\x00-\x08\x10-\x1F\x7F]*);
+# every control character is refused here (a line break would also break the container's config)
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENV_BAD_VALUE = re.compile(r"[\x00-\x1f\x7f]")
+_VERSION = re.compile(r"^\s*(?:pve-manager/)?(\d+)\.(\d+)(?:[.-](\d+))?")
+_UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9_.-]")
+_MAX_FILE = 200
+
+
+def check_reference(reference: object, *, field: str = "reference") -> str:
+    """An OCI image reference PVE accepts (``registry/name:tag``); a ValidationError naming ``field``."""
+    if not isinstance(reference, str) or len(reference) > 512 or not REFERENCE_PATTERN.match(reference):
+        shown = repr(reference) if isinstance(reference, str) else type(reference).__name__
+        hint = "Use [registry[:port]/]name[/name...]:tag in lowercase, e.g. ghcr.io/owner/app:1.2 or nginx:1.27"
+        if isinstance(reference, str) and "@" in reference:
+            hint = "PVE pulls by tag only: give the tag instead of the digest"
+        elif isinstance(reference, str) and ":" not in reference.rsplit("/", 1)[-1]:
+            hint = "Add the tag (e.g. :latest or :1.2.3); PVE needs one"
+        raise ValidationError(f"{field} {shown} is not an OCI image reference PVE can pull", field=field, hint=hint)
+    return reference
+
+
+def template_file(reference: str) -> str:
+    """The file name (without ``.tar``) Proximity pulls ``reference`` as: already in PVE's normalized
+    alphabet (letters, digits, ``_.-``), so PVE's normalization leaves it unchanged."""
+    name = _UNSAFE_FILE_CHARS.sub("_", reference)
+    if len(name) > _MAX_FILE:
+        digest = hashlib.sha256(reference.encode()).hexdigest()[:16]
+        name = f"{name[: _MAX_FILE - 17]}_{digest}"
+    return name
+
+
+def template_volid(storage: str, reference: str) -> str:
+    return f"{storage}:vztmpl/{template_file(reference)}.tar"
+
+
+def parse_version(text: object) -> tuple[int, int, int] | None:
+    """``"9.1.2"`` (or ``pve-manager/9.1.2/...``) -> (9, 1, 2); None when it is no version."""
+    if not isinstance(text, str):
+        return None
+    found = _VERSION.match(text)
+    if found is None:
+        return None
+    return int(found[1]), int(found[2]), int(found[3] or 0)
+
+
+@dataclass(frozen=True)
+class OciSupport:
+    """Whether a node creates containers from OCI images; ``reason`` says why (for an event)."""
+
+    node: str
+    capable: bool
+    version: str | None
+    reason: str
+
+
+def oci_support(client: ProxmoxClient, node: str) -> OciSupport:
+    """Ask the node its PVE version (``GET /nodes/{node}/version``)."""
+    check_node_name(node)
+    answer = client.get(f"/nodes/{node}/version") or {}
+    raw = answer.get("version") if isinstance(answer, dict) else None
+    parsed = parse_version(raw)
+    minimum = ".".join(str(p) for p in OCI_MIN_VERSION)
+    if parsed is None:
+        return OciSupport(node, False, None,
+                          f"node {node} reports PVE version {raw!r}, which cannot be read: "
+                          f"cannot tell whether it runs PVE >= {minimum}, so it is taken as not OCI-capable")
+    shown = str(raw)
+    if parsed[:2] < OCI_MIN_VERSION:
+        return OciSupport(node, False, shown,
+                          f"node {node} runs PVE {shown}; native OCI containers need PVE >= {minimum}")
+    return OciSupport(node, True, shown, f"node {node} runs PVE {shown}: native OCI containers are supported")
+
+
+def require_oci(client: ProxmoxClient, node: str) -> OciSupport:
+    """``oci_support``, raising a ValidationError (field ``strategy``) when the node is not capable."""
+    support = oci_support(client, node)
+    if not support.capable:
+        raise ValidationError(f'strategy "oci" is not possible: {support.reason}', field="strategy",
+                              hint='Use strategy="auto" or "compose", or another node (PVE >= 9.1)')
+    return support
+
+
+def check_env(env: Mapping[str, str], *, field: str = "environment") -> dict[str, str]:
+    """Names and values the ``env`` parameter can carry; a ValidationError names the variable (never its value)."""
+    out: dict[str, str] = {}
+    for name, value in env.items():
+        if not isinstance(name, str) or not _ENV_NAME.match(name):
+            raise ValidationError(f"environment variable name {name!r} is not valid", field=field,
+                                  hint="Use letters, digits and '_', not starting with a digit")
+        if not isinstance(value, str):
+            raise ValidationError(f"environment {name}: expected a string, got {type(value).__name__}",
+                                  field=f"{field}.{name}")
+        if _ENV_BAD_VALUE.search(value):
+            raise ValidationError(f"environment {name}: control characters (line breaks, tabs, NUL) cannot be "
+                                  "passed to an OCI container", field=f"{field}.{name}")
+        out[name] = value
+    return out
+
+
+def env_param(env: Mapping[str, str]) -> str:
+    """The ``env`` parameter: ``NAME=value`` entries separated by NUL. Holds secrets: never log it."""
+    return "\0".join(f"{name}={value}" for name, value in check_env(env).items())
+
+
+def _split_env(value: object) -> dict[str, str]:
+    out: dict[str, str] = {}
+    if isinstance(value, str):
+        for item in value.split("\0"):
+            name, eq, rest = item.partition("=")
+            if eq and name:
+                out[name] = rest
+    return out
+
+
+def pull_image(client: ProxmoxClient, node: str, *, storage: str, reference: str, emit: Emit | None = None,
+               timeout: float = 3600.0) -> str:
+    """The template volume of ``reference`` on ``storage`` of ``node``, pulled first when absent.
+
+    A file of an earlier pull of the same reference is used as is: PVE refuses to overwrite it, and
+    deleting a template that other containers came from is not ours to do."""
+    check_node_name(node)
+    check_storage_id(storage)
+    check_reference(reference)
+    volid = template_volid(storage, reference)
+    present = {v.volid for v in client.storage_content(node, storage, content="vztmpl")}
+    if volid in present:
+        emit_to(emit, f"image {reference} already pulled as {volid}")
+        return volid
+    emit_to(emit, f"pulling image {reference} to {storage} on node {node}")
+    upid = client.post(f"/nodes/{node}/storage/{storage}/oci-registry-pull", reference=reference,
+                       filename=template_file(reference))
+    wait_task(client, str(upid), timeout=timeout, on_log=task_log_forwarder(emit))
+    if volid not in {v.volid for v in client.storage_content(node, storage, content="vztmpl")}:
+        raise ProxmoxError(f"the pull of {reference} on node {node} finished, but {volid} is not in the storage",
+                           hint="Look at the oci-registry-pull task's log on the node (skopeo installed? space?)")
+    emit_to(emit, f"image {reference} is ready as {volid}")
+    return volid
+
+
+def configure_runtime(client: ProxmoxClient, node: str, vmid: int, *, env: Mapping[str, str],
+                      net0: str | None = None) -> int:
+    """Set the container's runtime environment: the image's own variables (PVE copies them into
+    the config at create, e.g. ``PATH``) overlaid with ``env``, in one ``PUT .../config``; with
+    ``net0``, the interface too (DHCP by the host: ``host-managed=1``). Returns how many
+    variables were set. The values are secrets: never logged."""
+    current = client.get(lxc_path(node, vmid, "config")) or {}
+    merged = {**_split_env(current.get("env") if isinstance(current, dict) else None), **check_env(env)}
+    params: dict[str, object] = {}
+    if merged:
+        params["env"] = env_param(merged)
+    if net0:
+        params["net0"] = net0
+    if params:
+        client.put(lxc_path(node, vmid, "config"), **params)
+    return len(merged)

@@ -1,0 +1,113 @@
+"""What the sandbox Proxmox adds for native OCI containers (PVE 9.1): node versions and image pulls.
+
+Stock fakepve answers ``GET /nodes/{node}/version`` with ``"fake"`` in every field and its
+``oci-registry-pull`` task stores nothing. Here:
+
+- ``GET /nodes/{node}/version`` answers ``node_versions[node]``, else ``pve.version`` once it was
+  set (``pve.version = "9.1.2"`` or ``"8.4.1"`` in a test), else fakepve's ``"fake"`` (a version
+  nobody can read: Proximity then takes the node as not OCI-capable);
+- ``oci-registry-pull`` is an ``ociregistrypull`` task that stores ``<storage>:vztmpl/<file>.tar``
+  (the file name normalized as PVE does), refusing to overwrite an existing file as PVE does;
+- a container created from a pulled image gets the image's environment (``PATH``) and entrypoint
+  in its config, as PVE copies them from the image configuration, unless the create gave them;
+- ``exiting_images``: containers of these references stop right after their start (an app
+  whose entrypoint exits), at ``time_scale`` 0.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fakepve.model import PveError
+
+__all__ = ["DEFAULT_IMAGE_ENV", "OciMixin"]
+
+DEFAULT_IMAGE_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")
+
+
+class OciMixin:
+    """Mixin of the sandbox's FakePve: see the module docstring."""
+
+    _version_set = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._version_set = False  # fakepve's constructor set its default: not a test's choice
+        #: node -> the PVE version that node reports (wins over ``version``)
+        self.node_versions: dict[str, str] = {}
+        #: every reference pulled, in order
+        self.pulled: list[str] = []
+        #: template volid -> (env, entrypoint) a container created from it gets
+        self.oci_templates: dict[str, tuple[str, str]] = {}
+        #: template volid -> the reference pulled into it
+        self.oci_references: dict[str, str] = {}
+        #: vmid -> the pulled template its container was created from
+        self.created_from: dict[int, str] = {}
+        #: PVE seconds a pull takes
+        self.pull_secs = 0.0
+        #: references whose entrypoint exits at once: their containers are stopped right after a start
+        self.exiting_images: set[str] = set()
+
+    @property
+    def version(self) -> str:
+        return str(self.__dict__.get("_pve_version", "9.0.10"))
+
+    @version.setter
+    def version(self, value: str) -> None:
+        self.__dict__["_pve_version"] = value
+        self._version_set = True
+
+    def _routes_sandbox_oci(self) -> list[tuple[str, str, Any]]:
+        return [
+            ("GET", "/nodes/{node}/version", self._node_version),
+            ("POST", "/nodes/{node}/storage/{storage}/oci-registry-pull", self._oci_pull),
+        ]
+
+    async def _node_version(self, v: dict[str, Any], user: str) -> dict[str, str]:
+        version = self.node_versions.get(v["node"]) or (self.version if self._version_set else None)
+        if version is None:
+            return {"version": "fake", "release": "fake", "repoid": "fake"}
+        return {"version": version, "release": ".".join(version.split(".")[:2]), "repoid": "0fa4e2b1"}
+
+    async def _oci_pull(self, v: dict[str, Any], user: str) -> str:
+        fake: Any = self
+        reference, storage = v["reference"], v["storage"]
+        store = fake.storages.get(storage)
+        if store is None:
+            raise PveError(500, f"storage '{storage}' does not exist")
+        if "vztmpl" not in str(store.get("content", "")).split(","):
+            raise PveError(500, f"storage '{storage}' does not support templates")
+        name = _UNSAFE.sub("_", v.get("filename") or reference) + ".tar"
+        volid = f"{storage}:vztmpl/{name}"
+        if f"vztmpl/{name}" in store.get("volumes", {}):
+            raise PveError(500, f"refusing to override existing file '{volid}'")
+
+        async def body() -> str:
+            await fake.pause(self.pull_secs)
+            fake.store_file(storage, name, 64 * 1024**2, content="vztmpl")
+            self.pulled.append(reference)
+            self.oci_templates[volid] = (DEFAULT_IMAGE_ENV, "/docker-entrypoint.sh")
+            self.oci_references[volid] = reference
+            return f"pulled {reference} to '{volid}'"
+
+        upid: str = await fake.task(v["node"], "ociregistrypull", name, user, body)
+        return upid
+
+    async def _lxc_create(self, user: str, v: dict[str, Any]) -> Any:
+        image = self.oci_templates.get(str(v.get("ostemplate")))
+        if image is not None and not v.get("restore"):
+            # what PVE reads from the image configuration, unless the create gives its own
+            v = {**v, "env": v.get("env", image[0]), "entrypoint": v.get("entrypoint", image[1])}
+            self.created_from[int(v["vmid"])] = str(v["ostemplate"])
+        return await super()._lxc_create(user, v)  # type: ignore[misc]
+
+    async def _lxc_start(self, user: str, v: dict[str, Any]) -> Any:
+        fake: Any = self
+        upid = await super()._lxc_start(user, v)  # type: ignore[misc]
+        ct = fake.ct(int(v["vmid"]))
+        origin = self.oci_references.get(self.created_from.get(int(v["vmid"]), ""))
+        if origin in self.exiting_images and not fake.time_scale and ct is not None and ct.status == "running":
+            ct.status = "stopped"  # the entrypoint exited: PVE stops an application container then
+        return upid

@@ -1,0 +1,58 @@
+"""OCI deploys through the agent (remote SDK) and the CLI, like every other operation."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from proximity_sdk._client import Proximity
+from proximity_sdk.errors import ValidationError
+from tests.harness.pve import TOKEN_ID, TOKEN_SECRET, HarnessPve
+from tests.remote._agent import running_agent
+
+pytestmark = pytest.mark.pve9_only
+
+
+def test_deploy_image_and_strategy_through_the_agent(nossh: Proximity, pve: HarnessPve) -> None:
+    with running_agent(nossh) as agent, agent.connect() as remote:
+        app = remote.apps.deploy_image("ghcr.io/example/whoami:1.10", hostname="who", ports=[8080]).wait(timeout=60)
+        assert app.config["runtime"] == "oci" and app.url == f"http://{app.address}:8080"
+        ct = pve.ct(app.vmid)
+        assert ct is not None and ct.status == "running" and ct.config["ostype"] == "unmanaged"
+        graf = remote.apps.deploy("grafana", hostname="graf", strategy="oci").wait(timeout=60)
+        assert graf.config["runtime"] == "oci"
+        with pytest.raises(ValidationError) as bad:
+            remote.apps.deploy_image("Not A Reference", hostname="x")
+        assert bad.value.field == "reference"
+        with pytest.raises(ValidationError) as strategy:
+            remote.apps.deploy("grafana", hostname="g2", strategy="docker")  # type: ignore[arg-type]
+        assert strategy.value.field == "strategy"
+        assert sorted(a.hostname for a in remote.apps.list()) == ["graf", "who"]
+
+
+@pytest.mark.timeout(240)
+def test_deploy_image_from_the_cli_with_no_ssh(tmp_path: Path, pve: HarnessPve, pve_ca: str) -> None:
+    pve.version = "9.1.2"
+    secret = tmp_path / "token-secret"
+    secret.write_text(TOKEN_SECRET)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PROXIMITY_")},
+           "PROXIMITY_DATA_DIR": str(tmp_path / "px"), "XDG_CONFIG_HOME": str(tmp_path / "config")}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "proximity_sdk.cli", *args], env=env, capture_output=True,
+                              text=True, timeout=120, check=False)
+
+    added = run("hosts", "add", "lab", "--url", pve.url, "--token-id", TOKEN_ID, "--token-secret-file", str(secret),
+                "--ca-file", pve_ca)
+    assert added.returncode == 0, added.stderr
+    out = run("--json", "apps", "deploy-image", "nginx:1.27", "--hostname", "web", "--port", "80")
+    assert out.returncode == 0, out.stderr
+    app = json.loads(out.stdout)["result"]
+    assert (app["hostname"], app["status"], app["config"]["runtime"]) == ("web", "running", "oci")
+    refused = run("apps", "deploy", "gitea", "--hostname", "git", "--strategy", "oci")  # two services
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
