@@ -12,7 +12,7 @@ from proximity_sdk._remote._channel import Connection
 from proximity_sdk._remote._handle import RemoteOperationHandle
 from proximity_sdk.errors import ValidationError
 from proximity_sdk.models._listing import Listing
-from proximity_sdk.models.app import App, AppCredentials, AppStatus, DeployStrategy
+from proximity_sdk.models.app import App, AppCredentials, AppStatus, DeployStrategy, parse_app_status
 from proximity_sdk.models.discovered import DiscoveredContainer
 from proximity_sdk.models.resources import Resources
 from proximity_sdk.models.update import AppUpdate, UpdateWindow
@@ -189,7 +189,7 @@ class RemoteApps:
     def iter(self, *, status: AppStatus | str | None = None, search: str | None = None,
              host: str | None = None, owner_id: str | None = None) -> Iterator[App]:
         """Every matching app, page by page."""
-        request = apps_pb2.ListAppsRequest(status=cv.app_status_to_pb(cv.check_app_status(status)),
+        request = apps_pb2.ListAppsRequest(status=cv.app_status_to_pb(parse_app_status(status)),
                                            search=search or "", host=host or "", owner_id=owner_id or "")
         for app in self._conn.pages(self._stub.ListApps, request, "apps", page_size=_PAGE):
             yield cv.app_from_pb(app)
@@ -197,7 +197,7 @@ class RemoteApps:
     def list(self, *, status: AppStatus | str | None = None, search: str | None = None, host: str | None = None,
              owner_id: str | None = None) -> builtins.list[App]:
         """Every matching app (all pages)."""
-        cv.check_app_status(status)
+        parse_app_status(status)
         return Listing(self.iter(status=status, search=search, host=host, owner_id=owner_id))
 
     def logs(self, app_id: str, *, tail: int = 200, service: str | None = None) -> str:

@@ -74,7 +74,6 @@ __all__ = [
     "catalog_problem_from_pb",
     "catalog_shadowing_from_pb",
     "catalog_stats_from_pb",
-    "check_app_status",
     "credentials_from_pb",
     "discovered_from_pb",
     "event_from_pb",
@@ -166,17 +165,6 @@ def resources_from_pb(message: common_pb2.Resources) -> Resources:
 
 
 _APP_STATUSES = [s.value for s in AppStatus]
-
-
-def check_app_status(status: AppStatus | str | None) -> AppStatus | None:
-    """As ``px.apps.list(status=...)`` checks it locally."""
-    if status is None:
-        return None
-    try:
-        return AppStatus(status)
-    except ValueError:
-        known = ", ".join(s.value for s in AppStatus)
-        raise ValidationError(f"unknown status {status!r}; one of {known}", field="status") from None
 
 
 def app_status_to_pb(status: AppStatus | None) -> Any:

@@ -26,13 +26,12 @@ from proximity_sdk._pb.proximity.v1 import (
 from proximity_sdk._remote import _convert as cv
 from proximity_sdk._remote._errors import error_kind, from_rpc_error
 from proximity_sdk.errors import (
-    OperationCancelled,
-    OperationFailed,
     OperationTimeout,
     UnavailableError,
     ValidationError,
 )
 from proximity_sdk.models.operation import Operation, OperationEvent, OperationStatus
+from proximity_sdk.operations.handle import raise_unless_succeeded
 
 if TYPE_CHECKING:
     from proximity_sdk._remote._channel import Connection
@@ -192,14 +191,9 @@ class RemoteOperationHandle:
         return self._outcome(op)
 
     def _outcome(self, op: Operation) -> Any:
-        if op.status == OperationStatus.SUCCEEDED:
-            resolve = RESULTS.get(op.kind)
-            return resolve(self._conn, op) if resolve is not None else None
-        step = op.result.get("failed_step")
-        if op.status == OperationStatus.CANCELLED:
-            raise OperationCancelled(f"{op.kind} operation {op.id} was cancelled", operation_id=op.id)
-        raise OperationFailed(f"{op.kind} failed: {op.error}", operation_id=op.id, step=step,
-                              log_tail=op.result.get("log_tail") or ())
+        raise_unless_succeeded(op)
+        resolve = RESULTS.get(op.kind)
+        return resolve(self._conn, op) if resolve is not None else None
 
     def cancel(self) -> Operation:
         """Ask the operation to stop at its next step (or checkpoint); what it created is rolled

@@ -12,7 +12,7 @@ from proximity_sdk.catalog.render import render_project
 from proximity_sdk.catalog.secrets import is_secret_name
 from proximity_sdk.errors import BusyError, ProximityError, ValidationError
 from proximity_sdk.models._listing import Listing
-from proximity_sdk.models.app import App, AppCredentials, AppStatus, DeployStrategy
+from proximity_sdk.models.app import App, AppCredentials, AppStatus, DeployStrategy, parse_app_status
 from proximity_sdk.models.discovered import DiscoveredContainer
 from proximity_sdk.models.resources import Resources
 from proximity_sdk.models.update import AppUpdate, UpdateWindow
@@ -45,16 +45,6 @@ __all__ = ["Apps"]
 _PAGE = 200
 
 log = logging.getLogger("proximity_sdk.apps")
-
-
-def _status(status: AppStatus | str | None) -> AppStatus | None:
-    if status is None:
-        return None
-    try:
-        return AppStatus(status)
-    except ValueError:
-        known = ", ".join(s.value for s in AppStatus)
-        raise ValidationError(f"unknown status {status!r}; one of {known}", field="status") from None
 
 
 class Apps:
@@ -300,7 +290,7 @@ class Apps:
              host: str | None = None, owner_id: str | None = None) -> Iterator[App]:
         """Every matching app, page by page."""
         host_id = self._rt.store.hosts.get(host).id if host is not None else None
-        wanted = _status(status)
+        wanted = parse_app_status(status)
         offset = 0
         while True:
             page = self._rt.store.apps.list(status=wanted, search=search, host_id=host_id, owner_id=owner_id,
@@ -313,7 +303,7 @@ class Apps:
     def list(self, *, status: AppStatus | str | None = None, search: str | None = None, host: str | None = None,
              owner_id: str | None = None) -> Listing[App]:
         """Every matching app (all pages)."""
-        _status(status)
+        parse_app_status(status)
         return Listing(self.iter(status=status, search=search, host=host, owner_id=owner_id))
 
     def logs(self, app_id: str, *, tail: int = 200, service: str | None = None) -> str:

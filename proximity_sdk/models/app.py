@@ -8,10 +8,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from proximity_sdk.errors import ValidationError
 from proximity_sdk.models._html import HtmlRepr
 from proximity_sdk.models.resources import Resources
 
-__all__ = ["ACTIVE_APP_STATUSES", "App", "AppCredentials", "AppStatus", "DeployStrategy", "Port"]
+__all__ = ["ACTIVE_APP_STATUSES", "App", "AppCredentials", "AppStatus", "DeployStrategy", "Port", "parse_app_status"]
 
 #: How a catalog app is deployed: ``oci`` as a native OCI application container (PVE >= 9.1, single
 #: image, no Docker and no node shell), ``compose`` with Docker compose inside an OS container, ``auto``
@@ -33,6 +34,17 @@ class AppStatus(StrEnum):
     UPDATING = "updating"
     REMOVING = "removing"
     VANISHED = "vanished"
+
+
+def parse_app_status(status: AppStatus | str | None) -> AppStatus | None:
+    """A status filter as given to ``px.apps.list(status=...)`` (None: any), refused when unknown."""
+    if status is None:
+        return None
+    try:
+        return AppStatus(status)
+    except ValueError:
+        known = ", ".join(s.value for s in AppStatus)
+        raise ValidationError(f"unknown status {status!r}; one of {known}", field="status") from None
 
 
 # States in which an operation is changing the app; the janitor watches apps stuck in them.

@@ -20,6 +20,7 @@ from proximity_sdk.models.operation import Operation
 from proximity_sdk.models.resources import Resources
 from proximity_sdk.models.settings import Settings
 from proximity_sdk.operations._capacity import in_flight, placing
+from proximity_sdk.operations._journal import follow_vmid_change
 from proximity_sdk.operations.context import OperationContext
 from proximity_sdk.operations.kinds import OperationKind
 from proximity_sdk.operations.oci import COMPOSE_STEPS, choose_runtime, deploy_oci
@@ -190,13 +191,7 @@ class DeployKind(OperationKind):
                                       resources=resources, address=address, password=password,
                                       description=f"Proximity app {app.id} ({app.catalog_id})")
 
-            def moved(old: int, new: int) -> None:
-                ctx.record("vmid", host_id=host_id, vmid=new)
-                ctx.forget("vmid", vmid=old)
-                ctx.forget("container", vmid=old)
-                ctx.record("container", host_id=host_id, node=node, vmid=new)
-                store.apps.update(app.id, vmid=new)
-
+            moved = follow_vmid_change(ctx, store, app_id=app.id, host_id=host_id, node=node)
             # journalled before the request: a crash during the create task must still find it
             ctx.record("container", host_id=host_id, node=node, vmid=vmid)
             with ctx.node_slot(host_id, node):

@@ -12,10 +12,20 @@ from proximity_sdk.models.operation import Operation, OperationEvent, OperationS
 if TYPE_CHECKING:
     from proximity_sdk.operations.engine import OperationEngine
 
-__all__ = ["OperationHandle"]
+__all__ = ["OperationHandle", "raise_unless_succeeded"]
 
 # Watchers in other processes see new events by polling; in this process a notification wakes them.
 _POLL = 0.2
+
+
+def raise_unless_succeeded(op: Operation) -> None:
+    """For a finished operation, what ``wait()`` raises unless it succeeded (local and remote handles alike)."""
+    if op.status == OperationStatus.SUCCEEDED:
+        return
+    if op.status == OperationStatus.CANCELLED:
+        raise OperationCancelled(f"{op.kind} operation {op.id} was cancelled", operation_id=op.id)
+    raise OperationFailed(f"{op.kind} failed: {op.error}", operation_id=op.id, step=op.result.get("failed_step"),
+                          log_tail=op.result.get("log_tail") or ())
 
 
 class OperationHandle:
@@ -97,13 +107,8 @@ class OperationHandle:
             self._engine.wait_change(remaining)
 
     def _outcome(self, op: Operation) -> Any:
-        if op.status == OperationStatus.SUCCEEDED:
-            return self._engine.kind(op.kind).result(self._engine.store, op)
-        step = op.result.get("failed_step")
-        if op.status == OperationStatus.CANCELLED:
-            raise OperationCancelled(f"{op.kind} operation {op.id} was cancelled", operation_id=op.id)
-        raise OperationFailed(f"{op.kind} failed: {op.error}", operation_id=op.id, step=step,
-                              log_tail=op.result.get("log_tail") or ())
+        raise_unless_succeeded(op)
+        return self._engine.kind(op.kind).result(self._engine.store, op)
 
     def cancel(self) -> Operation:
         """Ask the operation to stop at its next step (or checkpoint); what it created is rolled

@@ -26,6 +26,7 @@ from proximity_sdk.errors import ProximityError, ProxmoxError, ValidationError
 from proximity_sdk.models.app import App, AppStatus, DeployStrategy, Port
 from proximity_sdk.models.catalog import CatalogApp
 from proximity_sdk.models.settings import Settings
+from proximity_sdk.operations._journal import follow_vmid_change
 from proximity_sdk.operations.context import OperationContext
 from proximity_sdk.operations.runtime import Runtime, emitter
 from proximity_sdk.proxmox.client import ProxmoxClient
@@ -242,13 +243,7 @@ def deploy_oci(ctx: OperationContext, rt: Runtime, app: App, *, client: ProxmoxC
         # nothing in an application container reads SSH keys or a root password
         spec = spec.model_copy(update={"ssh_public_keys": ()})
 
-        def moved(old: int, new: int) -> None:
-            ctx.record("vmid", host_id=host_id, vmid=new)
-            ctx.forget("vmid", vmid=old)
-            ctx.forget("container", vmid=old)
-            ctx.record("container", host_id=host_id, node=node, vmid=new)
-            store.apps.update(app.id, vmid=new)
-
+        moved = follow_vmid_change(ctx, store, app_id=app.id, host_id=host_id, node=node)
         ctx.record("container", host_id=host_id, node=node, vmid=vmid)
         with ctx.node_slot(host_id, node):
             spec, _ = create_with_vmid_retry(client, node, spec, allocator=allocator, operation_id=ctx.id,

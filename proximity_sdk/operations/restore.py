@@ -49,7 +49,8 @@ from proximity_sdk.store import Store
 from proximity_sdk.store.base import utcnow
 from proximity_sdk.store.maintenance_repo import add_retired
 
-__all__ = ["IN_PLACE_STEPS", "NEW_CONTAINER_STEPS", "RETIRED_TAG", "RestoreKind"]
+__all__ = ["IN_PLACE_STEPS", "NEW_CONTAINER_STEPS", "RETIRED_TAG", "RestoreKind", "app_disk_storage",
+           "restore_archive"]
 
 NEW_CONTAINER_STEPS = ("check", "reserve", "fetch", "restore", "switch", "start", "address", "health", "retire")
 IN_PLACE_STEPS = ("check", "fetch", "safety", "stop", "restore", "start", "address", "health")
@@ -57,7 +58,8 @@ RETIRED_TAG = "proximity-retired"
 _RESTORE_TIMEOUT = 6 * 3600.0
 
 
-def _restore(ctx: OperationContext, client: ProxmoxClient, node: str, vmid: int, volid: str, *, storage: str,
+def restore_archive(ctx: OperationContext, client: ProxmoxClient, node: str, vmid: int, volid: str, *,
+                    storage: str,
              overwrite: bool) -> None:
     params: dict[str, Any] = {"vmid": vmid, "ostemplate": volid, "restore": 1, "storage": storage}
     if overwrite:
@@ -67,6 +69,17 @@ def _restore(ctx: OperationContext, client: ProxmoxClient, node: str, vmid: int,
     ctx.event(f"restoring {volid} into CT {vmid} (disks on {storage})")
     upid = client.post(f"/nodes/{node}/lxc", **params)
     wait_task(client, str(upid), timeout=_RESTORE_TIMEOUT, on_log=ctx.task_log)
+
+
+def app_disk_storage(rt: Runtime, app: App) -> str:
+    """The storage of the app's root disk now (a restore must name it: PVE would default to ``local``),
+    else ``settings.rootfs_storage``."""
+    assert app.node is not None and app.vmid is not None
+    with contextlib.suppress(ProximityError):
+        rootfs = rt.clients.get(app.host_id).lxc_config(app.node, app.vmid).mounts.get("rootfs", "")
+        if ":" in rootfs:
+            return rootfs.split(":", 1)[0]
+    return rt.store.settings.get().rootfs_storage
 
 
 class RestoreKind(OperationKind):
@@ -99,17 +112,9 @@ class RestoreKind(OperationKind):
                 raise NotFoundError(f"the archive of backup {backup.id} ({location}) is missing or damaged",
                                     hint="Restore another backup; this one cannot be used")
             ctx.event(f"archive {location} is there ({size} bytes)")
-            storage = ctx.params.get("storage") or self._disk_storage(app)
+            storage = ctx.params.get("storage") or app_disk_storage(self.rt, app)
             ctx.save_params(disk_storage=storage)
             return location, size, storage
-
-    def _disk_storage(self, app: App) -> str:
-        assert app.node is not None and app.vmid is not None
-        with contextlib.suppress(ProximityError):
-            rootfs = self.rt.clients.get(app.host_id).lxc_config(app.node, app.vmid).mounts.get("rootfs", "")
-            if ":" in rootfs:
-                return rootfs.split(":", 1)[0]
-        return self.rt.store.settings.get().rootfs_storage
 
     def _fetch(self, ctx: OperationContext, app: App, backup: Backup, location: str) -> str:
         assert backup.node is not None
@@ -181,7 +186,7 @@ class RestoreKind(OperationKind):
                 ctx.record("container", host_id=app.host_id, node=node, vmid=vmid)  # before the request
                 try:
                     with ctx.node_slot(app.host_id, node):
-                        _restore(ctx, client, node, vmid, volid, storage=storage, overwrite=False)
+                        restore_archive(ctx, client, node, vmid, volid, storage=storage, overwrite=False)
                     break
                 except AlreadyExistsError:  # someone else took the id between reserve and restore
                     ctx.forget("container", vmid=vmid)
@@ -242,7 +247,7 @@ class RestoreKind(OperationKind):
             ctx.record("overwritten", host_id=app.host_id, node=node, vmid=vmid, storage=storage,
                        safety_volid=safety.volid)
             with ctx.node_slot(app.host_id, node):
-                _restore(ctx, client, node, vmid, volid, storage=storage, overwrite=True)
+                restore_archive(ctx, client, node, vmid, volid, storage=storage, overwrite=True)
         address = self._run_app(ctx, app, node, vmid)
         store.apps.update(app.id, status=AppStatus.RUNNING, address=address,
                           url=app_url(address, app.config.get("main_port")))
@@ -288,7 +293,7 @@ class RestoreKind(OperationKind):
         if status is not None and status.running:
             shutdown_container(client, node, vmid, timeout=30, emit=emitter(ctx))
         ctx.event(f"rolling back to the safety backup {effect['safety_volid']}", level="warning")
-        _restore(ctx, client, node, vmid, str(effect["safety_volid"]), storage=str(effect["storage"]),
+        restore_archive(ctx, client, node, vmid, str(effect["safety_volid"]), storage=str(effect["storage"]),
                  overwrite=True)
 
     def on_failure(self, ctx: OperationContext, error: BaseException) -> None:

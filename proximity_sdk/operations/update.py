@@ -40,9 +40,9 @@ from proximity_sdk.operations.handle import OperationHandle
 from proximity_sdk.operations.kinds import OperationKind
 from proximity_sdk.operations.oci import is_oci
 from proximity_sdk.operations.provision import Provisioner, app_project
+from proximity_sdk.operations.restore import app_disk_storage, restore_archive
 from proximity_sdk.operations.runtime import Runtime, emitter
 from proximity_sdk.proxmox.containers import container_status, shutdown_container, start_container, wait_for_address
-from proximity_sdk.proxmox.tasks import wait_task
 from proximity_sdk.store import Store
 from proximity_sdk.store.base import utcnow
 
@@ -58,7 +58,6 @@ __all__ = [
 ]
 
 UPDATE_STEPS = ("check", "safety", "project", "pull", "recreate", "health", "record")
-_RESTORE_TIMEOUT = 6 * 3600.0
 _FLOATING_TAGS = frozenset({"latest", "stable", "main", "master", "release", "lts", "edge", "nightly"})
 
 
@@ -178,8 +177,7 @@ def _restore_over(ctx: OperationContext, rt: Runtime, app: App, volid: str, stor
     if status is not None and status.running:
         shutdown_container(client, node, vmid, timeout=60, force_stop_after=True, emit=emitter(ctx))
     ctx.event(f"restoring the safety backup {volid} over CT {vmid}", level="warning")
-    upid = client.post(f"/nodes/{node}/lxc", vmid=vmid, ostemplate=volid, restore=1, force=1, storage=storage)
-    wait_task(client, str(upid), timeout=_RESTORE_TIMEOUT, on_log=ctx.task_log)
+    restore_archive(ctx, client, node, vmid, volid, storage=storage, overwrite=True)
     start_container(client, node, vmid, emit=emitter(ctx))
     static = app.address if rt.store.settings.get().pool() is not None else None
     wait_for_address(client, node, vmid, emit=emitter(ctx), static_address=static)
@@ -227,7 +225,7 @@ class UpdateKind(OperationKind):
             ctx.record("safety", backup_id=safety.id)
             safety = take_backup(ctx, self.targets, safety, host_id=app.host_id, node=node, vmid=vmid,
                                  steps=(None, None, None))
-            ctx.record("guarded", host_id=app.host_id, backup_id=safety.id, storage=self._disk_storage(app))
+            ctx.record("guarded", host_id=app.host_id, backup_id=safety.id, storage=app_disk_storage(self.rt, app))
             ctx.forget("safety")
         provisioner = Provisioner(self.rt.shells.get(app.host_id), node, vmid, project=app_project(app),
                                   emit=lambda line: ctx.event(line, level="debug"))
@@ -258,14 +256,6 @@ class UpdateKind(OperationKind):
             ctx.event(f"{app.hostname} runs {entry.id} {entry.version}; images: "
                       + (", ".join(f"{image}@{digest[:19]}" for image, digest in digests.items()) or "none"))
         return {"app_id": app.id, "version": entry.version, "safety_backup_id": safety.id}
-
-    def _disk_storage(self, app: App) -> str:
-        assert app.node is not None and app.vmid is not None
-        with contextlib.suppress(ProximityError):
-            rootfs = self.rt.clients.get(app.host_id).lxc_config(app.node, app.vmid).mounts.get("rootfs", "")
-            if ":" in rootfs:
-                return rootfs.split(":", 1)[0]
-        return self.rt.store.settings.get().rootfs_storage
 
     def rollback(self, ctx: OperationContext) -> None:
         store = self.rt.store
