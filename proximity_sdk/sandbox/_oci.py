@@ -7,9 +7,16 @@ Stock fakepve answers ``GET /nodes/{node}/version`` with ``"fake"`` in every fie
   set (``pve.version = "9.1.2"`` or ``"8.4.1"`` in a test), else fakepve's ``"fake"`` (a version
   nobody can read: Proximity then takes the node as not OCI-capable);
 - ``oci-registry-pull`` is an ``ociregistrypull`` task that stores ``<storage>:vztmpl/<file>.tar``
-  (the file name normalized as PVE does), refusing to overwrite an existing file as PVE does;
-- a container created from a pulled image gets the image's environment (``PATH``) and entrypoint
-  in its config, as PVE copies them from the image configuration, unless the create gave them;
+  (the file name normalized as ``PVE::Storage::normalize_content_filename`` does: everything up to
+  the last ``/`` dropped, other characters outside ``[a-zA-Z0-9_.-]`` made ``_``), refusing to
+  overwrite an existing file, a storage without ``vztmpl`` content or one that is not file based,
+  in PVE's words (pve-storage ``API2/Storage/Status.pm`` ``oci_registry_pull``);
+- a container created from a pulled image gets what ``PVE::LXC::Create::restore_oci_archive``
+  writes from the image configuration, *over* what the create request gave: ``entrypoint`` (the
+  image's Entrypoint + Cmd, unless that is ``/sbin/init``) with ``cmode: console`` and every
+  ``netN`` made ``host-managed=1``, and ``env`` (the image's Env, NUL-separated). ``images[reference]``
+  sets a reference's configuration (:class:`OciImageConfig`; default: ``PATH`` and
+  ``/docker-entrypoint.sh``);
 - ``exiting_images``: containers of these references stop right after their start (an app
   whose entrypoint exits), at ``time_scale`` 0.
 """
@@ -17,14 +24,42 @@ Stock fakepve answers ``GET /nodes/{node}/version`` with ``"fake"`` in every fie
 from __future__ import annotations
 
 import re
+import shlex
+from dataclasses import dataclass
 from typing import Any
 
+from fakepve.lxc import split_props
 from fakepve.model import PveError
 
-__all__ = ["DEFAULT_IMAGE_ENV", "OciMixin"]
+__all__ = ["DEFAULT_IMAGE_ENV", "OciImageConfig", "OciMixin", "normalize_content_filename"]
 
 DEFAULT_IMAGE_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")
+# storage types with a path (PVE refuses to pull into one without: "not a file based storage")
+_FILE_BASED = frozenset({"dir", "nfs", "cifs", "cephfs", "glusterfs", "btrfs"})
+
+
+def normalize_content_filename(name: str) -> str:
+    """``PVE::Storage::normalize_content_filename``: the part after the last ``/`` or ``\\``, every
+    character outside ``[a-zA-Z0-9_.-]`` replaced by ``_``."""
+    return _UNSAFE.sub("_", re.sub(r"^.*[/\\]", "", name.rstrip("\n")))
+
+
+@dataclass(frozen=True)
+class OciImageConfig:
+    """The parts of an image's OCI configuration PVE 9.1 copies into the container config."""
+
+    env: tuple[str, ...] = (DEFAULT_IMAGE_ENV,)
+    entrypoint: tuple[str, ...] = ("/docker-entrypoint.sh",)
+    cmd: tuple[str, ...] = ()
+
+    def init_command(self) -> str | None:
+        """``entrypoint`` as PVE writes it: Entrypoint + Cmd joined as a shell command, None for
+        an image whose init is ``/sbin/init`` (a system container) or that names none."""
+        command = [*self.entrypoint, *self.cmd]
+        if not command or command[0] == "/sbin/init":
+            return None
+        return shlex.join(command)
 
 
 class OciMixin:
@@ -39,8 +74,10 @@ class OciMixin:
         self.node_versions: dict[str, str] = {}
         #: every reference pulled, in order
         self.pulled: list[str] = []
-        #: template volid -> (env, entrypoint) a container created from it gets
-        self.oci_templates: dict[str, tuple[str, str]] = {}
+        #: reference -> its image configuration (a reference not here gets ``OciImageConfig()``)
+        self.images: dict[str, OciImageConfig] = {}
+        #: template volid -> the image configuration a container created from it gets
+        self.oci_templates: dict[str, OciImageConfig] = {}
         #: template volid -> the reference pulled into it
         self.oci_references: dict[str, str] = {}
         #: vmid -> the pulled template its container was created from
@@ -77,29 +114,44 @@ class OciMixin:
         store = fake.storages.get(storage)
         if store is None:
             raise PveError(500, f"storage '{storage}' does not exist")
+        if store.get("type") not in _FILE_BASED:
+            raise PveError(500, f"can't upload to storage type '{store.get('type')}', not a file based storage!")
         if "vztmpl" not in str(store.get("content", "")).split(","):
-            raise PveError(500, f"storage '{storage}' does not support templates")
-        name = _UNSAFE.sub("_", v.get("filename") or reference) + ".tar"
+            raise PveError(500, f"storage '{storage}' is not configured for content-type 'vztmpl'")
+        name = normalize_content_filename(v.get("filename") or reference) + ".tar"
         volid = f"{storage}:vztmpl/{name}"
         if f"vztmpl/{name}" in store.get("volumes", {}):
-            raise PveError(500, f"refusing to override existing file '{volid}'")
+            raise PveError(500, f"refusing to override existing file '{name}'")
+        image = self.images.get(reference, OciImageConfig())
 
         async def body() -> str:
             await fake.pause(self.pull_secs)
             fake.store_file(storage, name, 64 * 1024**2, content="vztmpl")
             self.pulled.append(reference)
-            self.oci_templates[volid] = (DEFAULT_IMAGE_ENV, "/docker-entrypoint.sh")
+            self.oci_templates[volid] = image
             self.oci_references[volid] = reference
             return f"pulled {reference} to '{volid}'"
 
+        # PVE's worker id is the file name (encode_text keeps it free of ':')
         upid: str = await fake.task(v["node"], "ociregistrypull", name, user, body)
         return upid
 
     async def _lxc_create(self, user: str, v: dict[str, Any]) -> Any:
         image = self.oci_templates.get(str(v.get("ostemplate")))
         if image is not None and not v.get("restore"):
-            # what PVE reads from the image configuration, unless the create gives its own
-            v = {**v, "env": v.get("env", image[0]), "entrypoint": v.get("entrypoint", image[1])}
+            # restore_oci_archive runs after the request's options were applied and overwrites them
+            v = dict(v)
+            command = image.init_command()
+            if command is not None:
+                v["entrypoint"] = command
+                v["cmode"] = "console"
+                for key in [k for k in v if k.startswith("net") and k[3:].isdigit()]:
+                    name, props = split_props(str(v[key]))
+                    if "host-managed" not in props:
+                        v[key] = ",".join(([name] if name else []) + [f"{k}={x}" for k, x in props.items()]
+                                          + ["host-managed=1"])
+            if image.env:
+                v["env"] = "\0".join(image.env)
             self.created_from[int(v["vmid"])] = str(v["ostemplate"])
         return await super()._lxc_create(user, v)  # type: ignore[misc]
 

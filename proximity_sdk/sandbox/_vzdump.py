@@ -18,8 +18,12 @@ a container from any ``ostemplate`` without looking at it. :class:`VzdumpMixin` 
 - Restore (``POST /nodes/{node}/lxc`` with ``restore=1``) reads the archive: a missing file or
   one that is not a tar archive fails the ``vzrestore`` task (and, over an existing container with
   ``force=1``, destroys it first, as PVE's overwrite path does); a good one brings the archived
-  config back (hostname, memory, network, disk size on the given ``storage``; a new MAC with
-  ``unique=1``).
+  config back as ``PVE::LXC::Create::sanitize_and_merge_config`` does: every option the request
+  did not give, except ``digest``, ``rootfs``, ``mpN``, ``unusedN``, ``snapshots``, ``parent``,
+  ``template`` and (for anyone but root@pam) raw ``lxc`` keys; ``unprivileged`` from the archive
+  unless given; a new MAC on every ``netN`` with ``unique=1``. With no ``rootfs`` in the request
+  the root disk and every ``mpN`` are made again on ``storage`` (default ``local``) with their
+  archived sizes; a disk without a size fails as PVE's "unable to detect disk size".
 - Container files: with ``container_files`` set (vmid -> a directory, e.g. a stand-in
   container's), the archive also holds that directory under ``./rootfs`` and a restore puts it
   back in place of the target container's directory, as PVE restores the root filesystem.
@@ -52,10 +56,13 @@ __all__ = ["ARCHIVE_EXTENSIONS", "VzdumpMixin", "read_archive_config"]
 ARCHIVE_EXTENSIONS = {"0": ".tar", "1": ".tar.lzo", "lzo": ".tar.lzo", "gzip": ".tar.gz", "zstd": ".tar.zst"}
 _ARCHIVE = re.compile(r"^vzdump-lxc-(\d+)-\d{4}_\d\d_\d\d-\d\d_\d\d_\d\d\.tar(\.zst|\.gz|\.lzo)?$")
 _CONFIG_MEMBER = "./etc/vzdump/pct.conf"
-# what a restore takes from the archived config (the rest is PVE's own or comes from the request)
-# (entrypoint and env: an OCI application container's command and runtime environment, PVE 9.1)
-_RESTORED_KEYS = re.compile(r"^(hostname|memory|swap|cores|cpulimit|cpuunits|net\d+|features|tags|description|"
-                            r"nameserver|searchdomain|onboot|timezone|unprivileged|entrypoint|env)$")
+# archived options a restore does not take back (sanitize_and_merge_config; mount points are made
+# again from their sizes instead); "lock" is never archived by PVE (vzdump writes the config unlocked)
+_NOT_RESTORED = re.compile(r"^(digest|rootfs|snapshots|parent|template|lock|mp\d+|unused\d+|lxc(\..*)?)$")
+# of those restored, the ones passed to fakepve's create (it reads them); the rest are written after
+_CREATE_KEYS = re.compile(r"^(hostname|memory|swap|cores|cpulimit|cpuunits|net\d+|features|tags|description|"
+                          r"nameserver|searchdomain|onboot|timezone|unprivileged|entrypoint|env|cmode|protection|"
+                          r"startup|console|tty)$")
 PAYLOAD_BYTES = 64 * 1024
 
 
@@ -205,6 +212,8 @@ class VzdumpMixin:
     async def _vzdump_one(self, ct: Any, storage: str, extension: str, mode: str, lines: list[str],
                           failure: str | None) -> str:
         vmid = ct.vmid
+        # PVE::VZDump::exec_backup_task: a guest that is not running is always backed up in stop mode
+        mode = mode if ct.status == "running" else "stop"
         lines += [f"INFO: Starting Backup of VM {vmid} (lxc)", f"INFO: status = {ct.status}",
                   f"INFO: CT Name: {ct.config.get('hostname', f'CT{vmid}')}",
                   "INFO: including mount point rootfs ('/') in backup", f"INFO: backup mode: {mode}"]
@@ -255,23 +264,37 @@ class VzdumpMixin:
                 user, v, f"command 'tar xpf - --zstd --totals --one-file-system -p --sparse --numeric-owner "
                          f"--acls --xattrs -C /var/lib/lxc/{vmid}/rootfs' failed: exit code 2 ({exc})")
         request = dict(v)
+        kept: dict[str, str] = {}
         for key, value in archived.items():
-            if _RESTORED_KEYS.match(key) and key not in request:
-                if key.startswith("net") and v.get("unique"):
-                    name, props = split_props(value)
-                    props.pop("hwaddr", None)
-                    value = ",".join(([name] if name else []) + [f"{k}={x}" for k, x in props.items()])
+            if _NOT_RESTORED.match(key) or key in request:
+                continue
+            if key.startswith("net") and key[3:].isdigit() and v.get("unique"):
+                name, props = split_props(value)
+                props.pop("hwaddr", None)  # fakepve makes a new one, as PVE's random_ether_addr
+                value = ",".join(([name] if name else []) + [f"{k}={x}" for k, x in props.items()])
+            if _CREATE_KEYS.match(key):
                 request[key] = int(value) if value.isdigit() else value
-        if "rootfs" not in request:
-            size = re.search(r"size=(\d+)G", archived.get("rootfs", ""))
-            request["rootfs"] = f"{v.get('storage') or 'local'}:{size.group(1) if size else 4}"
+            else:
+                kept[key] = value
+        if "rootfs" not in request and not any(re.fullmatch(r"mp\d+", k) for k in request):
+            storage = v.get("storage") or "local"
+            for key in sorted(k for k in archived if k == "rootfs" or re.fullmatch(r"mp\d+", k)):
+                _, props = split_props(archived[key])
+                size = _gib(props.pop("size", None))
+                if size is None:
+                    return await self._failed_restore(
+                        user, v, f"unable to detect disk size - please specify {key} (size)")
+                request[key] = ",".join([f"{storage}:{size}"] + [f"{k}={x}" for k, x in props.items()])
+            if "rootfs" not in request:
+                return await self._failed_restore(
+                    user, v, "rootfs configuration could not be recovered, please check and specify manually!")
         self.restored_from[vmid].append(volid)
         upid = await super()._lxc_create(user, request)  # type: ignore[misc]
         if self.container_files is not None:
             _extract_files(path, self.container_files(vmid))
         # fakepve derives ostype and arch from the ostemplate's name (a vzdump archive: "unmanaged");
         # PVE takes them from the archived config
-        kept = {key: archived[key] for key in ("ostype", "arch") if key in archived}
+        kept.update({key: archived[key] for key in ("ostype", "arch") if key in archived and key not in v})
 
         async def settle() -> None:
             while self.tasks[upid]["status"] == "running":  # type: ignore[attr-defined]
@@ -307,6 +330,16 @@ class VzdumpMixin:
 
 
 _FILES_MEMBER = "./rootfs"
+_SIZE_UNITS = {"": 1 / 1024**3, "K": 1 / 1024**2, "M": 1 / 1024, "G": 1.0, "T": 1024.0}
+
+
+def _gib(size: str | None) -> int | float | None:
+    """A mount point's ``size=`` (``8G``, ``512M``) in GiB, as PVE's create_disks takes it; None without one."""
+    found = re.fullmatch(r"(\d+(?:\.\d+)?)([KMGT]?)", size or "")
+    if found is None:
+        return None
+    gib = float(found[1]) * _SIZE_UNITS[found[2]]
+    return int(gib) if gib.is_integer() else gib
 
 
 def _extract_files(archive: Path, target: Path) -> None:
