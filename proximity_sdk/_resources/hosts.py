@@ -8,14 +8,23 @@ from pathlib import Path
 from typing import Any
 
 from proximity_sdk._connections import ClientPool, ShellPool, client_for
+from proximity_sdk.backup_targets.proxmox_storage import DEFAULT_BACKUP_STORAGE
 from proximity_sdk.errors import ProximityError, ValidationError
 from proximity_sdk.models._listing import Listing
 from proximity_sdk.models._requests import validate_request
 from proximity_sdk.models.host import Host, HostAdd, HostCredentials, HostUpdate, Node
-from proximity_sdk.models.host_check import HostCheck
-from proximity_sdk.models.proxmox import PveVersion, StorageStatus
+from proximity_sdk.models.host_check import HostCheck, PrivilegeGap
+from proximity_sdk.models.proxmox import PveNode, PveVersion, StorageStatus
 from proximity_sdk.models.ssh import SshAccess
 from proximity_sdk.proxmox.client import ProxmoxClient
+from proximity_sdk.proxmox.oci import OCI_MIN_VERSION, parse_version
+from proximity_sdk.proxmox.privileges import (
+    MissingPrivilege,
+    describe_missing,
+    missing_privileges,
+    raise_for_missing,
+    required_privileges,
+)
 from proximity_sdk.proxmox.validate import check_node_name
 from proximity_sdk.store import Store
 
@@ -35,11 +44,12 @@ def read_ca_file(ca_file: str | Path) -> str:
         raise ValidationError(f"CA file {str(path)!r} cannot be read: {exc}", field="ca_file") from None
 
 
-def fetch_nodes(client: ProxmoxClient, host_id: str) -> list[Node]:
-    """The host's nodes as Proxmox reports them now: one ``/nodes`` call, plus the version of each online node."""
+def fetch_nodes(client: ProxmoxClient, host_id: str, entries: list[PveNode] | None = None) -> list[Node]:
+    """The host's nodes as Proxmox reports them now: one ``/nodes`` call (unless ``entries`` is its
+    answer already), plus the version of each online node."""
     now = datetime.now(UTC)
     nodes = []
-    for entry in client.nodes():
+    for entry in client.nodes() if entries is None else entries:
         version = None
         if entry.online:
             version = PveVersion.model_validate(client.get(f"/nodes/{entry.node}/version")).version
@@ -47,6 +57,23 @@ def fetch_nodes(client: ProxmoxClient, host_id: str) -> list[Node]:
                           maxmem=entry.maxmem, mem=entry.mem, maxdisk=entry.maxdisk, disk=entry.disk,
                           pve_version=version, last_seen_at=now))
     return nodes
+
+
+def privilege_gaps(client: ProxmoxClient, store: Store, nodes: list[Node]) -> list[MissingPrivilege]:
+    """What the client's credentials lack of the privileges Proximity needs on these nodes, with the
+    storages and bridge of the settings (``proximity_sdk.proxmox.privileges``)."""
+    settings = store.settings.get()
+    versions = {n.name: parse_version(n.pve_version) for n in nodes}
+    requirements = required_privileges(
+        nodes=[n.name for n in nodes], rootfs_storage=settings.rootfs_storage,
+        template_storage=settings.template_storage, backup_storages=[DEFAULT_BACKUP_STORAGE], bridge=settings.bridge,
+        sdn=any(v is not None and v[0] >= 9 for v in versions.values()),
+        oci_nodes=[name for name, v in versions.items() if v is not None and v[:2] >= OCI_MIN_VERSION])
+    return missing_privileges(client, requirements)
+
+
+def _who(creds: HostCredentials | Host) -> str:
+    return f"{'token ' + creds.token_id if creds.token_id else 'user ' + str(creds.user)} on host {creds.name!r}"
 
 
 class Hosts:
@@ -65,7 +92,9 @@ class Hosts:
         to ``user`` + ``password``. TLS is verified; give the cluster CA with ``ca_file``.
 
         With ``check`` (the default) the host must answer with these credentials first, and its
-        nodes are synced; nothing is stored when it does not. The first host becomes the default.
+        nodes are synced; nothing is stored when it does not, nor when the credentials lack a
+        privilege Proximity needs (:class:`PermissionDeniedError` naming each privilege and ACL
+        path; docs/fidelity.md lists them). The first host becomes the default.
         """
         if ca_file is not None and ca_pem is not None:
             raise ValidationError("give ca_file or ca_pem, not both", field="ca_file")
@@ -82,6 +111,7 @@ class Hosts:
             with client_for(creds, ca_dir=self._clients.ca_dir) as client:
                 client.version()
                 nodes = fetch_nodes(client, "new")
+                raise_for_missing(privilege_gaps(client, self._store, nodes), who=_who(creds))
         host = self._store.hosts.add(request)
         if nodes:
             self._store.nodes.replace_for_host(host.id, [n.model_copy(update={"host_id": host.id}) for n in nodes])
@@ -122,8 +152,9 @@ class Hosts:
         self._shells.forget(current.id)
 
     def test(self, host: str) -> HostCheck:
-        """Connect with the stored credentials: version and nodes, or why it failed. Never raises
-        for a connection problem (that is the answer); raises NotFoundError for an unknown host."""
+        """Connect with the stored credentials: version, nodes and the privileges Proximity needs
+        (``missing_privileges``), or why it failed. Never raises for a connection problem (that is
+        the answer); raises NotFoundError for an unknown host."""
         current = self._store.hosts.get(host)
         client = self._clients.get(current.id)
         before = client.request_count
@@ -131,15 +162,20 @@ class Hosts:
         try:
             version = client.version()
             nodes = client.nodes()
+            gaps = privilege_gaps(client, self._store, fetch_nodes(client, current.id, nodes))
         except ProximityError as exc:
             return HostCheck(host_id=current.id, name=current.name, ok=False,
                              elapsed_ms=(time.perf_counter() - started) * 1000,
                              requests=client.request_count - before, error=str(exc),
                              error_kind=type(exc).__name__)
-        return HostCheck(host_id=current.id, name=current.name, ok=True, version=version.version,
+        return HostCheck(host_id=current.id, name=current.name, ok=not gaps, version=version.version,
                          nodes=[n.node for n in nodes], online_nodes=[n.node for n in nodes if n.online],
                          elapsed_ms=(time.perf_counter() - started) * 1000,
-                         requests=client.request_count - before)
+                         requests=client.request_count - before,
+                         error=describe_missing(gaps, who=_who(current)) if gaps else None,
+                         error_kind="PermissionDeniedError" if gaps else None,
+                         missing_privileges=[PrivilegeGap(privilege=g.privilege, path=g.path, used_for=g.used_for)
+                                             for g in gaps])
 
     def sync_nodes(self, host: str | None = None) -> Listing[Node]:
         """Read the host's nodes (status, CPUs, memory, disk, PVE version) and store them.

@@ -13,7 +13,7 @@ from dataclasses import replace
 from proximity_sdk.errors import ConflictError, ValidationError
 from proximity_sdk.models.app import AppStatus
 from proximity_sdk.proxmox.client import ProxmoxClient
-from proximity_sdk.proxmox.placement import NodeCapacity, node_capacities
+from proximity_sdk.proxmox.placement import NodeCapacity, node_capacities, require_quorum
 from proximity_sdk.store import Store
 
 __all__ = ["in_flight", "placing", "require_room"]
@@ -48,6 +48,7 @@ def require_room(client: ProxmoxClient, store: Store, *, host_id: str, node: str
     """The node's figures when it exists, is online and has ``memory_mb`` MiB unpromised
     (``memory_mb`` <= 0 only checks that the node is there and online). Raises
     :class:`ValidationError` for a node not in the cluster, :class:`ConflictError` otherwise."""
+    require_quorum(client)
     resources = client.cluster_resources()
     capacities = node_capacities(resources, overcommit=store.settings.get().memory_overcommit)
     extra = in_flight(store, host_id, {r.vmid for r in resources if r.vmid is not None},

@@ -10,8 +10,12 @@ host's records in one transaction. For every app of a reachable host:
 - it is in an active state (deploying, cloning, ...), has an unfinished operation, or was written
   after the listing was asked for → left alone (the operation knows better).
 
-A host that cannot be reached changes nothing and is reported; an offline node's containers are
-listed with status ``unknown`` and keep their recorded status.
+A host that cannot be reached changes nothing and is reported. A row's status is taken only when
+Proxmox can know it (pve-manager ``PVE::API2Tools``: ``/cluster/resources`` builds guest rows from the
+RRD cache): a guest listed with status ``unknown`` (no RRD entry yet, e.g. just after a start or a
+migrate) and every guest of a node whose own row is not ``online`` (a departed node's guests keep
+the status it last broadcast, often ``running``) keep their recorded status; only their node is
+followed. The listing is asked for once, all types, so the node rows come with the guests.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from proximity_sdk.operations.runtime import Runtime
 from proximity_sdk.store.base import utcnow
 from proximity_sdk.store.maintenance_repo import Observed, apply_observations
 
-__all__ = ["containers_by_vmid", "reconcile"]
+__all__ = ["containers_by_vmid", "node_states", "reconcile"]
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +43,19 @@ def containers_by_vmid(resources: Sequence[ClusterResource]) -> dict[int, Cluste
             if r.type == "lxc" and r.vmid is not None and r.node and not r.template}
 
 
-def _observed(resource: ClusterResource, sampled_at: str) -> Observed:
+def node_states(resources: Sequence[ClusterResource]) -> dict[str, str]:
+    """The status of every node row of a ``/cluster/resources`` listing (``online``, ``offline``, ``unknown``)."""
+    return {r.node: r.status or "unknown" for r in resources if r.type == "node" and r.node}
+
+
+def _observed(resource: ClusterResource, sampled_at: str, nodes: dict[str, str]) -> Observed:
     assert resource.node is not None
     usage = {"cpu": resource.cpu, "mem": resource.mem, "maxmem": resource.maxmem, "disk": resource.disk,
              "maxdisk": resource.maxdisk, "uptime": resource.uptime, "sampled_at": sampled_at}
-    return Observed(node=resource.node, status=resource.status or "unknown", usage=usage)
+    status = resource.status or "unknown"
+    if nodes.get(resource.node) != "online":
+        status = "unknown"  # the node is not there to say: the row holds what it last broadcast
+    return Observed(node=resource.node, status=status, usage=usage)
 
 
 def _reconcile_host(runtime: Runtime, host: Host) -> tuple[HostReconcile, list[AppChange]]:
@@ -55,7 +67,7 @@ def _reconcile_host(runtime: Runtime, host: Host) -> tuple[HostReconcile, list[A
         client = runtime.clients.get(host.id)
         before = client.request_count
         try:
-            listing = client.cluster_resources(kind="vm")
+            listing = client.cluster_resources()
         finally:
             requests = client.request_count - before
     except ProximityError as exc:
@@ -64,7 +76,8 @@ def _reconcile_host(runtime: Runtime, host: Host) -> tuple[HostReconcile, list[A
                              error_kind=type(exc).__name__, requests=requests,
                              elapsed_ms=(time.perf_counter() - began) * 1000), []
     sampled_at = utcnow().isoformat()
-    observed = {vmid: _observed(r, sampled_at) for vmid, r in containers_by_vmid(listing).items()}
+    nodes = node_states(listing)
+    observed = {vmid: _observed(r, sampled_at, nodes) for vmid, r in containers_by_vmid(listing).items()}
     outcome = apply_observations(runtime.store, host.id, observed, since=since)
     summary = HostReconcile(host_id=host.id, host=host.name, reachable=True, requests=requests,
                             containers=len(observed), apps=outcome.apps, updated=outcome.updated,

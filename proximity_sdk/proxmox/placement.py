@@ -6,6 +6,12 @@ stopped (a stopped guest may start at any time). Templates are left out: they ne
 fits when capacity - promised covers the new container's memory. Live usage (``mem``) is not
 used: it swings with load, while promises are what a node must honour once everything runs.
 
+Only a node whose ``/cluster/resources`` row says ``online`` is a candidate: PVE says ``offline``
+for a node the cluster lost and ``unknown`` for one with no RRD entry (pve-manager
+``PVE::API2Tools::extract_node_stats``). And nothing is placed while the cluster has no quorum:
+that shows only as ``quorate: 0`` on the cluster row of ``/cluster/status`` (``get_status``), and
+without quorum ``/etc/pve`` is read-only, so every create would fail (:func:`require_quorum`).
+
 The math is pure (:func:`node_capacities`, :func:`choose_node`); :func:`pick_node` fetches.
 """
 
@@ -14,12 +20,20 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 
-from proximity_sdk.errors import ConflictError, ValidationError
+from proximity_sdk.errors import ConflictError, PermissionDeniedError, ValidationError
 from proximity_sdk.models.proxmox import ClusterResource
 from proximity_sdk.proxmox.client import ProxmoxClient
 from proximity_sdk.proxmox.validate import check_node_name
 
-__all__ = ["NodeCapacity", "PlacementDecision", "choose_node", "node_capacities", "pick_node"]
+__all__ = [
+    "NodeCapacity",
+    "PlacementDecision",
+    "choose_node",
+    "cluster_quorate",
+    "node_capacities",
+    "pick_node",
+    "require_quorum",
+]
 
 MIB = 1024 * 1024
 
@@ -180,6 +194,30 @@ def choose_node(
     )
 
 
+def cluster_quorate(client: ProxmoxClient) -> bool | None:
+    """Whether the cluster has quorum (``quorate`` of the cluster row of ``/cluster/status``).
+    A single node that is in no cluster has no such row: True. None when the credentials may not
+    read it (``Sys.Audit`` on ``/``; ``px.hosts.test`` names that)."""
+    try:
+        rows = client.get("/cluster/status") or []
+    except PermissionDeniedError:
+        return None
+    for row in rows:
+        if isinstance(row, dict) and row.get("type") == "cluster":
+            return str(row.get("quorate", 0)) == "1"
+    return True
+
+
+def require_quorum(client: ProxmoxClient) -> None:
+    """A :class:`ConflictError` when the cluster has lost quorum (nothing can be created then)."""
+    if cluster_quorate(client) is False:
+        raise ConflictError(
+            "the cluster has no quorum (/cluster/status: quorate 0): Proxmox refuses to create or change "
+            "containers until it is back",
+            hint="Bring enough nodes back online (pvecm status on a node shows the votes), then try again",
+        )
+
+
 def pick_node(
     client: ProxmoxClient,
     *,
@@ -189,7 +227,7 @@ def pick_node(
     exclude: Collection[str] = (),
     pending: Callable[[set[int]], Mapping[str, int]] | None = None,
 ) -> PlacementDecision:
-    """Read ``/cluster/resources`` once and choose (see :func:`choose_node`).
+    """Check quorum (:func:`require_quorum`), read ``/cluster/resources`` once and choose (see :func:`choose_node`).
 
     ``pending`` is given the VMIDs Proxmox already lists and returns the MiB promised per node
     to containers not created yet (deploys in flight), so that concurrent placements count them."""
@@ -197,6 +235,7 @@ def pick_node(
     _check_overcommit(overcommit)
     if node is not None:
         check_node_name(node)
+    require_quorum(client)
     resources = client.cluster_resources()
     capacities = node_capacities(resources, overcommit=overcommit)
     if pending is not None:

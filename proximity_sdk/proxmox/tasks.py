@@ -7,9 +7,14 @@ small share of its length (see :class:`PollPolicy` and ``bench/task_wait.py``).
 
 Outcome, as Proxmox itself judges it (``PVE::Tools::upid_status_is_error``):
 ``OK`` and ``WARNINGS: n`` are success (warnings are returned, not raised); any other
-exit status is a :class:`TaskFailedError` carrying the end of the task log. Giving up
-waiting raises :class:`TaskTimeoutError` and leaves the task running unless
-``cancel_on_timeout`` asks to stop it.
+exit status is a :class:`TaskFailedError` carrying the end of the task log (pve-common
+``PVE::UPID::status_is_error``: ``unexpected status``, PVE's word for a log whose last line is no
+outcome, is an error too). Giving up waiting raises :class:`TaskTimeoutError` and leaves the
+task running unless ``cancel_on_timeout`` asks to stop it.
+
+A node that stops answering while its task runs (HTTP 595, a cut connection) does not end the
+wait: the task goes on without us and its UPID can read ``TASK OK`` minutes later, so polling
+continues for up to ``unreachable_grace`` seconds of silence (within ``timeout``).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from proximity_sdk.errors import (
     ProximityError,
     TaskFailedError,
     TaskTimeoutError,
+    UnavailableError,
     ValidationError,
 )
 from proximity_sdk.models.proxmox import TaskStatus
@@ -140,12 +146,14 @@ def wait_task(
     cancel_on_timeout: bool = False,
     dispatch_grace: float = 5.0,
     tail_lines: int = 20,
+    unreachable_grace: float = 600.0,
 ) -> TaskResult:
     """Wait until the task stops; return its :class:`TaskResult` or raise.
 
     ``on_log(lines)`` gets new log lines as they appear (the log is only read when it is
     given, or at the end for a failure or warnings). A 400/"no such task" within
-    ``dispatch_grace`` seconds of the start is the task not yet visible, and is polled again.
+    ``dispatch_grace`` seconds of the start is the task not yet visible, and is polled again; a
+    node that cannot be reached is polled again until it was silent ``unreachable_grace`` seconds.
     """
     parsed = upid if isinstance(upid, Upid) else Upid.parse(upid)
     if timeout <= 0:
@@ -158,12 +166,21 @@ def wait_task(
     # Polls are planned on a timeline from the start, so request latency does not push them later.
     planned = started
     polls = 0
+    silent_since: float | None = None
     while True:
         polls += 1
         try:
             status: TaskStatus | None = client.task_status(parsed)
+            silent_since = None
         except (InvalidParameterError, NotFoundError):
             if time.monotonic() - started >= dispatch_grace:
+                raise
+            status = None
+        except UnavailableError:
+            # the task runs on without us; only a long silence (or the deadline) ends the wait
+            now = time.monotonic()
+            silent_since = now if silent_since is None else silent_since
+            if now - silent_since >= unreachable_grace or now >= deadline:
                 raise
             status = None
         # Status first, then the log: once "stopped" is read, the drained log is complete.

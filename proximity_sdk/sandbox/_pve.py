@@ -8,17 +8,26 @@ harness builds on the same class:
 - ``aplinfo``: a small appliance index (Debian 12, Alpine 3.20), and downloads that store the
   template in the storage as a ``download`` task;
 - vzdump and restore with real archive files (:mod:`proximity_sdk.sandbox._vzdump`);
-- PVE versions per node and OCI image pulls that store a template (:mod:`proximity_sdk.sandbox._oci`).
+- PVE versions per node and OCI image pulls that store a template (:mod:`proximity_sdk.sandbox._oci`);
+- ``add_token``: an API token holding only some privileges (fakepve's ACL; ``GET /access/permissions``
+  answers from it, and every API call checks it as PVE's schema says);
+- ``/cluster/resources`` guest status as PVE builds it from the RRD cache pvestatd broadcasts
+  (pve-manager ``PVE::API2Tools::extract_vm_stats``): ``unknown`` for a guest with no entry yet
+  (``status_unknown``: a test adds the VMIDs, e.g. right after a start or a migrate), and for the
+  guests of a node that went offline, the last status that node broadcast (fakepve said
+  ``unknown``; a departed node's guests stay listed as ``running``);
+- ``/cluster/status`` needs ``Sys.Audit`` on ``/`` as on PVE.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from fakepve import FakePve
 from fakepve.lxc import split_props
 from fakepve.model import PveError
+from fakepve.server import USER
 
 from proximity_sdk.sandbox._oci import OciMixin
 from proximity_sdk.sandbox._vzdump import VzdumpMixin
@@ -63,6 +72,51 @@ class SandboxPve(OciMixin, VzdumpMixin, FakePve):  # type: ignore[misc]  # fakep
         self.appliances: list[dict[str, str]] = [dict(a) for a in DEFAULT_APPLIANCES]
         #: PVE seconds an aplinfo download takes
         self.download_secs = 0.0
+        #: VMIDs with no RRD entry yet: /cluster/resources lists them with status "unknown"
+        self.status_unknown: set[int] = set()
+        # vmid -> the status its node last broadcast, for the guests of offline nodes
+        self._broadcast: dict[int, str] = {}
+
+    # ------------------------------------------------------- cluster resources
+
+    def set_node_offline(self, node: str, offline: bool = True) -> None:
+        """fakepve's, plus: the node's guests keep the status it last broadcast while it is offline."""
+        for ct in self.cts:
+            if ct.node == node:
+                if offline:
+                    self._broadcast.setdefault(ct.vmid, ct.status)
+                else:
+                    self._broadcast.pop(ct.vmid, None)
+        super().set_node_offline(node, offline)
+
+    async def _cluster_status(self, request: Any) -> Any:
+        # pve-manager API2/Cluster.pm get_status: check => ['perm', '/', ['Sys.Audit']] (fakepve checked nothing)
+        self.require(request[USER], "/", "Sys.Audit")
+        return await super()._cluster_status(request)
+
+    def ct_resources(self, user: str, kind: str | None = None) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = super().ct_resources(user, kind)
+        for item in items:
+            vmid = item.get("vmid")
+            if vmid in self.status_unknown:
+                item["status"] = "unknown"
+            elif vmid in self._broadcast and not self.nodes.get(item.get("node"), {}).get("online", True):
+                item["status"] = self._broadcast[vmid]
+        return items
+
+    # --------------------------------------------------------------- tokens
+
+    def add_token(self, token_id: str, secret: str, grants: Mapping[str, Iterable[str]]) -> None:
+        """An API token (``user@realm!name``) holding ``grants`` (ACL path -> privileges, propagated
+        below the path) and nothing else. Once any grant exists, tokens without one hold nothing;
+        root@pam's tokens hold everything, as on PVE."""
+        fake: Any = self  # fakepve's attributes carry no types
+        fake.apitokens[token_id] = secret
+        if fake.acl is None:
+            fake.acl = {}
+        fake.acl.setdefault(token_id, [])
+        for path, privileges in grants.items():
+            self.grant(token_id, path, *privileges)
 
     # --------------------------------------------------------------- DHCP
 

@@ -121,7 +121,7 @@ def test_inputs_are_checked() -> None:
     assert "no memory figures" in cap.describe()
 
 
-def test_pick_node_reads_cluster_resources_once(pve: HarnessPve, pve_client: ProxmoxClient) -> None:
+def test_pick_node_reads_quorum_and_cluster_resources_once(pve: HarnessPve, pve_client: ProxmoxClient) -> None:
     pve.add_node("pve2")
     pve.add_node("pve3", online=False)
     # fakepve gives every node 8 GiB: capacity 16 GiB at overcommit 2
@@ -130,7 +130,7 @@ def test_pick_node_reads_cluster_resources_once(pve: HarnessPve, pve_client: Pro
     pve.add_ct(102, node="pve2", config={"memory": 4096})
     before = pve_client.request_count
     decision = pick_node(pve_client, memory_mb=2048, overcommit=2.0)
-    assert pve_client.request_count - before == 1
+    assert pve_client.request_count - before == 2  # /cluster/status (quorum), /cluster/resources
     assert decision.node == "pve2"
     assert decision.free_mb == 16384 - 4096
     assert [c.node for c in decision.candidates] == ["pve1", "pve2", "pve3"]
