@@ -67,7 +67,8 @@ def privilege_gaps(client: ProxmoxClient, store: Store, nodes: list[Node]) -> li
     requirements = required_privileges(
         nodes=[n.name for n in nodes], rootfs_storage=settings.rootfs_storage,
         template_storage=settings.template_storage, backup_storages=[DEFAULT_BACKUP_STORAGE], bridge=settings.bridge,
-        sdn=any(v is not None and v[0] >= 9 for v in versions.values()),
+        # check_vnet_access came with PVE 8.0 (pve-guest-common aabf879); an unreadable version counts
+        sdn=any(v is None or v[0] >= 8 for v in versions.values()),
         oci_nodes=[name for name, v in versions.items() if v is not None and v[:2] >= OCI_MIN_VERSION])
     return missing_privileges(client, requirements)
 

@@ -95,8 +95,9 @@ def required_privileges(*, nodes: Iterable[str], rootfs_storage: str, template_s
                         oci_nodes: Iterable[str] = ()) -> list[Requirement]:
     """Every requirement for a host with these nodes and storages (settings) and bridge.
 
-    ``sdn``: the nodes run PVE 9 (a container's bridge needs ``SDN.Use``); ``oci_nodes``: the
-    nodes that pull OCI images (PVE >= 9.1: ``Sys.AccessNetwork``)."""
+    ``sdn``: a node runs PVE 8.0 or later (a container's bridge needs ``SDN.Use``: pve-guest-common
+    ``check_vnet_access``, added in June 2023 for 8.0); ``oci_nodes``: the nodes that pull OCI
+    images (PVE >= 9.1: ``Sys.AccessNetwork``)."""
     out = list(GUEST_REQUIREMENTS)
     out.append(Requirement(("Datastore.AllocateSpace",), f"/storage/{rootfs_storage}",
                            "container disks (create, restore, clone, resize)",

@@ -42,7 +42,7 @@ def _add(px: Proximity, pve: HarnessPve, ca: str) -> None:
 
 def test_a_token_lacking_privileges_is_refused_with_each_one_named(
         px: Proximity, pve: HarnessPve, pve_ca: str) -> None:
-    pve.version = "9.1.2"  # PVE 9: SDN.Use on the bridge; 9.1: Sys.AccessNetwork for OCI pulls
+    pve.version = "9.1.2"  # 9.1: Sys.AccessNetwork for OCI pulls (SDN.Use: every PVE >= 8.0)
     grants = {path: [p for p in privs if p not in ("VM.Backup", "SDN.Use", "Sys.AccessNetwork")]
               for path, privs in EVERYTHING.items()}
     pve.add_token(TOKEN, SECRET, grants)
@@ -70,11 +70,11 @@ def test_a_token_with_every_privilege_is_added_and_test_reports_a_lost_one(
     assert check.error is not None and "VM.PowerMgmt on /vms (for start, shutdown, stop)" in check.error
 
 
-def test_pve8_needs_no_sdn_use_and_unchecked_add_registers_anyway(
+def test_pve8_needs_no_sys_accessnetwork_and_unchecked_add_registers_anyway(
         px: Proximity, pve: HarnessPve, pve_ca: str) -> None:
     pve.version = "8.4.1"
-    pve.add_token(TOKEN, SECRET, {p: v for p, v in EVERYTHING.items() if not p.startswith("/sdn")})
-    _add(px, pve, pve_ca)  # no SDN.Use, no Sys.AccessNetwork needed below 9 / 9.1
+    pve.add_token(TOKEN, SECRET, {p: [x for x in v if x != "Sys.AccessNetwork"] for p, v in EVERYTHING.items()})
+    _add(px, pve, pve_ca)  # no OCI pulls below 9.1
     pve.add_token("px@pve!weak", SECRET, {"/vms": ["VM.Audit"]})
     px.hosts.add("weak", url=pve.url, token_id="px@pve!weak", token_secret=SECRET, ca_file=pve_ca, check=False)
     assert [h.name for h in px.hosts.list()] == ["lab", "weak"]
@@ -108,3 +108,22 @@ def test_cluster_resources_hides_guests_without_vm_audit(pve: HarnessPve, pve_ca
     with ProxmoxClient(url=pve.url, token_id="px@pve!blind", token_secret=SECRET, ca_file=pve_ca) as client:
         assert [r for r in client.cluster_resources() if r.type == "lxc"] == []
         assert missing_privileges(client, GUEST_REQUIREMENTS[:1])[0].privilege == "VM.Audit"
+
+
+def test_a_bridge_needs_sdn_use_on_pve8_too(pve: HarnessPve, pve_ca: str) -> None:
+    # pve-guest-common GuestHelpers.pm check_vnet_access (since 8.0), via check_ct_modify_config_perm:
+    # the peer project saw it on PVE 9; the source has it since June 2023
+    pve.version = "8.4.1"
+    grants = {p: v for p, v in EVERYTHING.items() if not p.startswith("/sdn")}
+    pve.add_token("px@pve!nosdn", SECRET, grants)
+    params = dict(ostemplate="local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst", rootfs="local-lvm:4",
+                  net0="name=eth0,bridge=vmbr0,ip=dhcp")
+    with ProxmoxClient(url=pve.url, token_id="px@pve!nosdn", token_secret=SECRET, ca_file=pve_ca) as client:
+        with pytest.raises(PermissionDeniedError, match=r"/sdn/zones/localnetwork/vmbr0, SDN\.Use"):
+            client.post("/nodes/pve1/lxc", vmid=410, **params)
+        check = required_privileges(nodes=["pve1"], rootfs_storage="local-lvm", template_storage="local",
+                                    backup_storages=["local"], bridge="vmbr0")
+        assert [str(m) for m in missing_privileges(client, check)] == [
+            "SDN.Use on /sdn/zones/localnetwork/vmbr0 (for attaching containers to vmbr0)"]
+        pve.grant("px@pve!nosdn", "/sdn/zones/localnetwork/vmbr0", "SDN.Use")
+        client.post("/nodes/pve1/lxc", vmid=410, **params)
