@@ -235,7 +235,9 @@ def test_bad_clone_requests_are_refused_before_anything_happens(px: Proximity, p
     pve.add_ct(900, node="pve2", config={"memory": 15000})  # pve2: 16 GiB x 2.0 minus 15000 MiB left
     with pytest.raises(ConflictError, match="cannot take 2048 MiB"):
         px.apps.clone(source.id, hostname="git-2", node="pve2")
-    assert [r.method for r in pve.recorded] == ["GET", "GET"]  # two looks at /cluster/resources
+    # two looks at quorum and /cluster/resources
+    assert [(r.method, r.path.removeprefix("/api2/json")) for r in pve.recorded] == [
+        ("GET", "/cluster/status"), ("GET", "/cluster/resources")] * 2
     assert [a.id for a in px.apps.list()] == [source.id]
     assert [o.kind for o in px.operations.list()] == ["deploy"]
 
