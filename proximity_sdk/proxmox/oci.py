@@ -19,7 +19,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from proximity_sdk.errors import ProxmoxError, ValidationError
+from proximity_sdk.errors import ProximityError, ProxmoxError, ValidationError
 from proximity_sdk.proxmox._lxc import lxc_path
 from proximity_sdk.proxmox.client import ProxmoxClient
 from proximity_sdk.proxmox.progress import Emit, emit_to, task_log_forwarder
@@ -59,6 +59,7 @@ _ENV_BAD_VALUE = re.compile(r"[\x00-\x1f\x7f]")
 _VERSION = re.compile(r"^\s*(?:pve-manager/)?(\d+)\.(\d+)(?:[.-](\d+))?")
 _UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9_.-]")
 _MAX_FILE = 200
+_OVERRIDE = re.compile(r"refusing to override existing file")
 
 
 def check_reference(reference: object, *, field: str = "reference") -> str:
@@ -182,8 +183,16 @@ def pull_image(client: ProxmoxClient, node: str, *, storage: str, reference: str
         emit_to(emit, f"image {reference} already pulled as {volid}")
         return volid
     emit_to(emit, f"pulling image {reference} to {storage} on node {node}")
-    upid = client.post(f"/nodes/{node}/storage/{storage}/oci-registry-pull", reference=reference,
-                       filename=template_file(reference))
+    try:
+        upid = client.post(f"/nodes/{node}/storage/{storage}/oci-registry-pull", reference=reference,
+                           filename=template_file(reference))
+    except ProximityError as err:
+        # another pull of the same reference finished since the listing above (PVE checks the file
+        # before it forks the worker: "refusing to override existing file '<name>.tar'")
+        if not _OVERRIDE.search(str(err)):
+            raise
+        emit_to(emit, f"image {reference} was pulled meanwhile as {volid}")
+        return volid
     wait_task(client, str(upid), timeout=timeout, on_log=task_log_forwarder(emit))
     if volid not in {v.volid for v in client.storage_content(node, storage, content="vztmpl")}:
         raise ProxmoxError(f"the pull of {reference} on node {node} finished, but {volid} is not in the storage",

@@ -7,6 +7,7 @@ the fidelity audit (issue 14).
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
@@ -167,3 +168,25 @@ def test_restore_of_an_archive_whose_disk_has_no_size_fails_as_pve(
     with pytest.raises(TaskFailedError, match=r"unable to detect disk size - please specify rootfs \(size\)"):
         wait_task(pve_client, str(upid))
     assert pve.ct(161) is None
+
+
+@pytest.mark.pve9_only
+def test_pull_image_takes_pves_refusal_as_pulled_meanwhile(pve: HarnessPve, pve_client: ProxmoxClient,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # Storage Status.pm oci_registry_pull refuses before forking when the file exists: a pull that
+    # finished between Proximity's listing and its POST (was: the deploy failed on the refusal)
+    from proximity_sdk.proxmox.oci import pull_image
+
+    pve.version = "9.1.2"
+    volid = pull_image(pve_client, "pve1", storage="local", reference="nginx:1.27")
+    real = pve_client.storage_content
+    calls: list[object] = []
+
+    def stale_once(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        return [] if len(calls) == 1 else real(*args, **kwargs)  # the first listing misses the new file
+
+    monkeypatch.setattr(pve_client, "storage_content", stale_once)
+    assert pull_image(pve_client, "pve1", storage="local", reference="nginx:1.27") == volid
+    assert pve.pulled == ["nginx:1.27"] and len(calls) == 1
+    assert [r.path for r in pve.recorded].count("/api2/json/nodes/pve1/storage/local/oci-registry-pull") == 2
