@@ -9,7 +9,7 @@ from proximity_sdk.models._html import HtmlRepr
 __all__ = ["HostCheck", "PrivilegeGap"]
 
 
-class PrivilegeGap(BaseModel):
+class PrivilegeGap(HtmlRepr, BaseModel):
     """A privilege the host's user or token lacks: which, on which ACL path, and what Proximity needs it for."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
