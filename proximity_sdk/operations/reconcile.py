@@ -53,7 +53,7 @@ def _observed(resource: ClusterResource, sampled_at: str, nodes: dict[str, str])
     usage = {"cpu": resource.cpu, "mem": resource.mem, "maxmem": resource.maxmem, "disk": resource.disk,
              "maxdisk": resource.maxdisk, "uptime": resource.uptime, "sampled_at": sampled_at}
     status = resource.status or "unknown"
-    if nodes.get(resource.node) != "online":
+    if nodes and nodes.get(resource.node) != "online":  # (PVE always lists the node rows)
         status = "unknown"  # the node is not there to say: the row holds what it last broadcast
     return Observed(node=resource.node, status=status, usage=usage)
 
