@@ -15,7 +15,9 @@ harness builds on the same class:
   (pve-manager ``PVE::API2Tools::extract_vm_stats``): ``unknown`` for a guest with no entry yet
   (``status_unknown``: a test adds the VMIDs, e.g. right after a start or a migrate), and for the
   guests of a node that went offline, the last status that node broadcast (fakepve said
-  ``unknown``; a departed node's guests stay listed as ``running``);
+  ``unknown``; a departed node's guests stay listed as ``running``); with ``rrd_lag`` set to N,
+  a container started or migrated reads ``unknown`` in the next N listings, as it does on PVE until
+  pvestatd broadcasts its new state;
 - ``/cluster/status`` needs ``Sys.Audit`` on ``/`` as on PVE.
 """
 
@@ -76,6 +78,9 @@ class SandboxPve(OciMixin, VzdumpMixin, FakePve):  # type: ignore[misc]  # fakep
         self.status_unknown: set[int] = set()
         # vmid -> the status its node last broadcast, for the guests of offline nodes
         self._broadcast: dict[int, str] = {}
+        #: how many /cluster/resources listings a just started or migrated container reads "unknown" in
+        self.rrd_lag = 0
+        self._lagging: dict[int, int] = {}
 
     # ------------------------------------------------------- cluster resources
 
@@ -94,11 +99,28 @@ class SandboxPve(OciMixin, VzdumpMixin, FakePve):  # type: ignore[misc]  # fakep
         self.require(request[USER], "/", "Sys.Audit")
         return await super()._cluster_status(request)
 
+    async def _lxc_start(self, user: str, v: dict[str, Any]) -> Any:
+        upid = await super()._lxc_start(user, v)
+        if self.rrd_lag:
+            self._lagging[int(v["vmid"])] = self.rrd_lag
+        return upid
+
+    async def _lxc_migrate(self, user: str, v: dict[str, Any]) -> Any:
+        upid = await super()._lxc_migrate(user, v)
+        if self.rrd_lag:
+            self._lagging[int(v["vmid"])] = self.rrd_lag
+        return upid
+
     def ct_resources(self, user: str, kind: str | None = None) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = super().ct_resources(user, kind)
         for item in items:
             vmid = item.get("vmid")
-            if vmid in self.status_unknown:
+            if vmid in self._lagging:
+                self._lagging[vmid] -= 1
+                if self._lagging[vmid] <= 0:
+                    del self._lagging[vmid]
+                item["status"] = "unknown"
+            elif vmid in self.status_unknown:
                 item["status"] = "unknown"
             elif vmid in self._broadcast and not self.nodes.get(item.get("node"), {}).get("online", True):
                 item["status"] = self._broadcast[vmid]

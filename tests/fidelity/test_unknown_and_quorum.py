@@ -141,3 +141,17 @@ def test_a_wait_outlasts_a_node_that_stops_answering(pve: HarnessPve, pve_client
     finally:
         timer.cancel()
     assert result.exitstatus == "OK" and result.polls > 1
+
+
+def test_reconcile_right_after_a_start_keeps_the_record_until_the_status_is_broadcast(
+        lab: Proximity, pve: HarnessPve) -> None:
+    # extract_vm_stats: "unknown" until pvestatd broadcasts the started container
+    pve.rrd_lag = 1
+    pve.add_ct(330, status="stopped")
+    app = _app(lab, 330, AppStatus.STOPPED)
+    client = lab._clients.get(lab.hosts.get("lab").id)
+    wait_task(client, str(client.post("/nodes/pve1/lxc/330/status/start")))
+    assert lab.maintenance.reconcile().hosts[0].unknown == 1
+    assert lab.apps.get(app.id).status == AppStatus.STOPPED  # not "vanished", not a guess
+    lab.maintenance.reconcile()
+    assert lab.apps.get(app.id).status == AppStatus.RUNNING
