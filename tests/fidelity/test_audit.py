@@ -163,3 +163,40 @@ def test_task_outcome_is_pve_upid_status_is_error(pve: HarnessPve, pve_client: P
     else:
         with pytest.raises(TaskFailedError, match=exitstatus):
             wait_task(pve_client, upid)
+
+
+def test_a_missing_snapshot_in_pve_words(pve_client: ProxmoxClient) -> None:
+    # pve-guest-common AbstractConfig.pm snapshot_delete: "snapshot '<name>' does not exist"
+    # (proxmox/guests.py delete_snapshot takes that wording as already deleted)
+    from proximity_sdk.proxmox.guests import _SNAPSHOT_GONE, delete_snapshot
+
+    _create(pve_client, 220)
+    with pytest.raises(ProximityError) as caught:
+        wait_task(pve_client, str(pve_client.delete("/nodes/pve1/lxc/220/snapshot/nosuch")))
+    assert _SNAPSHOT_GONE.search(str(caught.value))
+    assert delete_snapshot(pve_client, "pve1", 220, "nosuch") is None
+
+
+def test_a_stale_digest_is_refused(pve_client: ProxmoxClient) -> None:
+    # pve-common PVE::Tools::assert_if_modified, called by pve-container API2/LXC/Config.pm update_vm
+    from proximity_sdk.proxmox.guests import set_config
+
+    _create(pve_client, 221)
+    digest = pve_client.lxc_config("pve1", 221).digest
+    set_config(pve_client, "pve1", 221, memory_mb=768, digest=digest)
+    with pytest.raises(ProximityError, match="detected modified configuration - file changed by other user"):
+        set_config(pve_client, "pve1", 221, memory_mb=1024, digest=digest)
+
+
+def test_a_container_on_no_or_another_node_is_not_found(pve: HarnessPve, pve_client: ProxmoxClient) -> None:
+    # pve-guest-common AbstractConfig.pm load_config: "Configuration file 'nodes/<node>/lxc/<vmid>.conf'
+    # does not exist" (proxmox/containers.py container_status: None)
+    from proximity_sdk.errors import NotFoundError
+    from proximity_sdk.proxmox.containers import container_status
+
+    pve.add_node("pve2")
+    _create(pve_client, 222)
+    with pytest.raises(NotFoundError, match=r"Configuration file 'nodes/pve2/lxc/222\.conf' does not exist"):
+        pve_client.lxc_status("pve2", 222)
+    assert container_status(pve_client, "pve2", 222) is None
+    assert container_status(pve_client, "pve1", 222) is not None
