@@ -121,7 +121,7 @@ def test_host_test_reports_failures_without_raising(px: Proximity, pve: HarnessP
     assert check.ok
     assert check.version == "9.0.10"
     assert check.online_nodes == ["pve1"]
-    assert check.requests == 8  # version, nodes, pve1 version, /access/permissions on 5 paths (privileges)
+    assert check.requests == 9  # version, nodes, pve1 version, /access/permissions on 6 paths (privileges)
     pve.apitokens[TOKEN_ID] = "revoked"
     check = px.hosts.test(host_id)
     assert not check.ok
