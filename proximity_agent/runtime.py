@@ -53,6 +53,7 @@ class AgentRuntime:
         lease = px.engine.lease.total_seconds()
         metrics.watch_running(lambda: len(px.engine.running()))
         metrics.watch_proxmox(self._proxmox_clients)
+        metrics.watch_leftovers(px.maintenance.stuck_leftovers)
         self.scheduler = AgentScheduler(
             px.store.engine.url, jobs=periodic_jobs(px, settings) if jobs is None else jobs,
             local_jobs={"recover": (px.engine.recover, settings.effective_recover_interval(lease))},
