@@ -56,6 +56,11 @@ class AgentSettings(BaseModel):
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
     tls_client_ca_file: Path | None = Field(default=None, description="require client certificates signed by it")
+    allow_plaintext: bool = Field(
+        default=False, description="serve without TLS on an address other than loopback (refused otherwise)")
+    rpc_long_workers: int = Field(default=16, ge=1, le=512, description="threads for long calls (logs, pulls)")
+    rpc_long_calls_per_user: int = Field(default=4, ge=1, le=512,
+                                         description="long calls one user may hold at once")
     metrics_address: str = Field(default="127.0.0.1", min_length=1)
     metrics_port: int | None = Field(default=9464, ge=0, le=65535, description="None: no metrics endpoint")
     # periodic jobs (seconds; 0 turns a job off) -------------------------------------------------------

@@ -100,7 +100,7 @@ class AppServicer(apps_pb2_grpc.AppServiceServicer):
                 return list(apps.updates(pull=pull))
             return [u for app in apps.iter(owner_id=caller.id) for u in apps.updates(app_id=app.id, pull=pull)]
 
-        updates = await self._b.run(check)
+        updates = await self._b.run_long(check)
         return apps_pb2.CheckAppUpdatesResponse(updates=[convert.app_update_to_pb(u) for u in updates])
 
     async def SetAppUpdateWindow(self, request: apps_pb2.SetAppUpdateWindowRequest, context: _Ctx,
@@ -130,7 +130,7 @@ class AppServicer(apps_pb2_grpc.AppServiceServicer):
         def run_due() -> list[operations_pb2.Operation]:
             return [convert.operation_to_pb(handle.get()) for handle in self._b.px.apps.run_due_updates(now=now)]
 
-        return apps_pb2.RunDueAppUpdatesResponse(operations=await self._b.run(run_due))
+        return apps_pb2.RunDueAppUpdatesResponse(operations=await self._b.run_long(run_due))
 
     # copies, moves, sizes ------------------------------------------------------------------------
 
@@ -155,7 +155,7 @@ class AppServicer(apps_pb2_grpc.AppServiceServicer):
 
     async def DiscoverApps(self, request: apps_pb2.DiscoverAppsRequest, context: _Ctx,
                            ) -> apps_pb2.DiscoverAppsResponse:
-        found = await self._b.run(self._b.px.apps.discover, request.host or None)
+        found = await self._b.run_long(self._b.px.apps.discover, request.host or None)
         return apps_pb2.DiscoverAppsResponse(containers=[convert.discovered_to_pb(c) for c in found])
 
     async def AdoptApp(self, request: apps_pb2.AdoptAppRequest, context: _Ctx) -> apps_pb2.AdoptAppResponse:
@@ -202,7 +202,7 @@ class AppServicer(apps_pb2_grpc.AppServiceServicer):
             self._own(request.app_id)
             return self._b.px.apps.logs(request.app_id, tail=request.tail or 200, service=request.service or None)
 
-        return apps_pb2.GetAppLogsResponse(text=await self._b.run(logs))
+        return apps_pb2.GetAppLogsResponse(text=await self._b.run_long(logs))
 
     async def GetAppCredentials(self, request: apps_pb2.GetAppCredentialsRequest, context: _Ctx,
                                 ) -> apps_pb2.GetAppCredentialsResponse:

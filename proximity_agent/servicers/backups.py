@@ -212,7 +212,7 @@ class BackupServicer(backups_pb2_grpc.BackupServiceServicer):
         def run_due() -> builtins.list[operations_pb2.Operation]:
             return [convert.operation_to_pb(handle.get()) for handle in self._b.px.backups.run_due(now=now)]
 
-        return backups_pb2.RunDueBackupsResponse(operations=await self._b.run(run_due))
+        return backups_pb2.RunDueBackupsResponse(operations=await self._b.run_long(run_due))
 
     # targets ------------------------------------------------------------------------------------
 

@@ -42,6 +42,10 @@ from proximity_sdk.proxmox.validate import check_node_name
 
 __all__ = ["Apps"]
 
+# what one logs call may return: a member's call holds a thread of the agent while it runs
+MAX_LOG_TAIL = 10_000
+MAX_LOG_LINE = 8192
+
 _PAGE = 200
 
 log = logging.getLogger("proximity_sdk.apps")
@@ -307,9 +311,10 @@ class Apps:
         return Listing(self.iter(status=status, search=search, host=host, owner_id=owner_id))
 
     def logs(self, app_id: str, *, tail: int = 200, service: str | None = None) -> str:
-        """The last ``tail`` lines of the app's compose services (through the node shell)."""
-        if isinstance(tail, bool) or not isinstance(tail, int) or not 1 <= tail <= 100_000:
-            raise ValidationError("tail must be a number of lines from 1 to 100000", field="tail")
+        """The last ``tail`` lines (at most ``MAX_LOG_TAIL``) of the app's compose services (through
+        the node shell); a line longer than ``MAX_LOG_LINE`` characters is cut."""
+        if isinstance(tail, bool) or not isinstance(tail, int) or not 1 <= tail <= MAX_LOG_TAIL:
+            raise ValidationError(f"tail must be a number of lines from 1 to {MAX_LOG_TAIL}", field="tail")
         app = self._rt.store.apps.get(app_id)
         if app.node is None or app.vmid is None:
             raise ValidationError(f"app {app.hostname!r} has no container yet", field="app_id")
@@ -321,8 +326,10 @@ class Apps:
             raise ValidationError(
                 f"app {app.hostname!r} was adopted: Proximity runs no compose project in it", field="app_id",
                 hint=f"Read its logs on the node (pct enter {app.vmid})")
-        return Provisioner(self._rt.shells.get(app.host_id), app.node, app.vmid,
+        text = Provisioner(self._rt.shells.get(app.host_id), app.node, app.vmid,
                            project=app_project(app)).logs(tail=tail, service=service)
+        return "\n".join(line if len(line) <= MAX_LOG_LINE else f"{line[:MAX_LOG_LINE]} [line cut]"
+                         for line in text.split("\n"))
 
     def credentials(self, app_id: str) -> AppCredentials:
         """The root password and generated secrets (for the app's owner or an admin)."""

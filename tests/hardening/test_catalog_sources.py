@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from proximity_portainer import fetch as fetch_module
 from proximity_portainer.config import PortainerConfig
 from proximity_portainer.source import PortainerSource
+
 from proximity_sdk.catalog.loader import load_source
 
 SECRET = "hunter2-do-not-leak-7f3a"
