@@ -10,6 +10,11 @@ stall the agent for everyone:
   user holds at most ``long_calls_per_user`` of them at once; one more answers RESOURCE_EXHAUSTED
   (``CallerOverQuota``). A long call counts until its thread is done, even when its client gave
   up: cancelling and calling again cannot pile up threads.
+
+A token that authenticated is remembered for ``AUTH_CACHE_SECONDS`` (by its SHA-256, as the
+store keeps it): a flood of calls with one token costs no database read each, so it does not
+crowd out other users' token checks. The price: a token revoked (or a user disabled) on another
+replica still works here for at most that long; on this replica the revoking RPC forgets it at once.
 """
 
 from __future__ import annotations
@@ -34,8 +39,13 @@ from proximity_sdk._client import Proximity
 from proximity_sdk.errors import ValidationError
 from proximity_sdk.models.operation import Operation, OperationEvent
 from proximity_sdk.models.user import User
+from proximity_sdk.store.users_repo import hash_token
 
-__all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "Backend", "Page", "page_request", "paginate"]
+__all__ = ["AUTH_CACHE_SECONDS", "DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "Backend", "Page", "page_request",
+           "paginate"]
+
+AUTH_CACHE_SECONDS = 2.0
+_AUTH_CACHE_SIZE = 10_000
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -58,6 +68,7 @@ class Backend:
         self.long_calls_per_user = long_calls_per_user
         self._long_held: dict[str, int] = {}
         self._long_lock = threading.Lock()
+        self._auth_cache: dict[str, tuple[float, User]] = {}  # token hash -> (until, user); loop-confined
         operations = px.store.operations
 
         async def read_op(op_id: str) -> Operation:
@@ -110,8 +121,26 @@ class Backend:
             return self._long_held.get(user_id, 0)
 
     async def authenticate(self, token: str) -> User | None:
+        key = hash_token(token)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.auth_executor, self.px.store.users.authenticate, token)
+        now = loop.time()
+        cached = self._auth_cache.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        user = await loop.run_in_executor(self.auth_executor, self.px.store.users.by_token_hash, key)
+        if user is None:
+            self._auth_cache.pop(key, None)
+            return None
+        if len(self._auth_cache) >= _AUTH_CACHE_SIZE:
+            self._auth_cache = {k: v for k, v in self._auth_cache.items() if v[0] > now}
+            if len(self._auth_cache) >= _AUTH_CACHE_SIZE:
+                self._auth_cache.clear()
+        self._auth_cache[key] = (now + AUTH_CACHE_SECONDS, user)
+        return user
+
+    def forget_tokens(self) -> None:
+        """Drop every remembered token (after a revocation or a user change on this replica)."""
+        self._auth_cache.clear()
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
