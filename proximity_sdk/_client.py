@@ -24,6 +24,7 @@ from proximity_sdk.operations.deploy import DeployKind
 from proximity_sdk.operations.engine import OperationEngine
 from proximity_sdk.operations.lifecycle import DeleteKind, RestartKind, StartKind, StopKind
 from proximity_sdk.operations.migrate import MigrateKind
+from proximity_sdk.operations.pull import PullKind
 from proximity_sdk.operations.resize import ResizeKind
 from proximity_sdk.operations.restore import RestoreKind
 from proximity_sdk.operations.runtime import Runtime
@@ -63,6 +64,7 @@ class Proximity:
                      DeleteKind(runtime)):
             self.engine.register(kind)
         self.engine.register(AdoptKind(runtime))
+        self.engine.register(PullKind(runtime))
         for moving in (CloneKind(runtime), MigrateKind(runtime), ResizeKind(runtime)):
             self.engine.register(moving)
         targets = TargetRegistry(runtime, plugins)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from proximity_agent import convert
 from proximity_agent import convert_backups as cb
-from proximity_agent.auth import current_caller
+from proximity_agent.auth import current_caller, hidden
 from proximity_agent.servicers._base import Backend, page_request, paginate
 from proximity_sdk._pb.proximity.v1 import backups_pb2, backups_pb2_grpc, operations_pb2
 from proximity_sdk.errors import NotFoundError, ValidationError
@@ -52,7 +52,8 @@ class BackupServicer(backups_pb2_grpc.BackupServiceServicer):
     # ownership (these run on the pool) ------------------------------------------------------------
 
     def _app(self, app_id: str) -> App:
-        app = self._b.px.apps.get(_required(app_id, "app_id"))
+        with hidden("app", app_id):
+            app = self._b.px.apps.get(_required(app_id, "app_id"))
         current_caller().check_owner(app.owner_id, what="app", ident=app_id)
         return app
 
@@ -65,14 +66,16 @@ class BackupServicer(backups_pb2_grpc.BackupServiceServicer):
             return None
 
     def _backup(self, backup_id: str) -> Backup:
-        backup = self._b.px.backups.get(_required(backup_id, "backup_id"))
+        with hidden("backup", backup_id):
+            backup = self._b.px.backups.get(_required(backup_id, "backup_id"))
         caller = current_caller()
         if not caller.is_admin:
             caller.check_owner(self._owner_of_app(backup.app_id), what="backup", ident=backup_id)
         return backup
 
     def _schedule(self, schedule_id: str) -> BackupSchedule:
-        schedule = self._b.px.store.backups.get_schedule(_required(schedule_id, "schedule_id"))
+        with hidden("backup schedule", schedule_id):
+            schedule = self._b.px.store.backups.get_schedule(_required(schedule_id, "schedule_id"))
         caller = current_caller()
         if not caller.is_admin:
             caller.check_owner(self._owner_of_app(schedule.app_id), what="backup schedule", ident=schedule_id)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from proximity_agent import convert
-from proximity_agent.auth import Caller, current_caller
+from proximity_agent.auth import Caller, current_caller, hidden
 from proximity_agent.servicers._base import Backend, page_request, paginate
 from proximity_agent.status import CallerNotAllowed
 from proximity_sdk._pb.proximity.v1 import users_pb2, users_pb2_grpc
@@ -94,7 +94,8 @@ class UserServicer(users_pb2_grpc.UserServiceServicer):
         users = self._b.px.store.users
 
         def revoke() -> ApiToken:
-            token = users.token(request.token_id)
+            with hidden("API token", request.token_id):
+                token = users.token(request.token_id)
             caller.check_owner(token.user_id, what="API token", ident=request.token_id)
             return users.revoke_token(token.id)
 

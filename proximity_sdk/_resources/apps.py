@@ -33,6 +33,7 @@ from proximity_sdk.operations.oci import (
     oci_ports,
 )
 from proximity_sdk.operations.provision import Provisioner, app_project
+from proximity_sdk.operations.pull import PullKind
 from proximity_sdk.operations.resize import submit_resize
 from proximity_sdk.operations.runtime import Runtime
 from proximity_sdk.operations.update import check_updatable, find_updates, submit_update
@@ -205,7 +206,20 @@ class Apps:
         new digest of a floating image tag (``latest``, ...) after ``docker compose pull`` in the
         app's container. Only running apps are pulled in; ``app_id`` checks one app."""
         apps = [self._rt.store.apps.get(app_id)] if app_id is not None else builtins.list(self.iter())
-        return Listing(find_updates(self._rt, apps, pull=bool(pull)))
+        return Listing(find_updates(self._rt, apps, pull=bool(pull), pulled=self._pulled))
+
+    def _pulled(self, app: App) -> dict[str, str] | None:
+        """The digests after a ``pull`` operation on the app (one operation at a time per app: a
+        pull never runs beside its update or delete). None when another operation holds the app."""
+        try:
+            handle = self._engine.submit("pull", app_id=app.id, host_id=app.host_id, vmid=app.vmid,
+                                         owner_id=app.owner_id)
+        except BusyError:
+            log.info("update check of %s: its images are not pulled now, another operation works on it",
+                     app.hostname)
+            return None
+        digests = handle.wait(timeout=PullKind.deadline_seconds)
+        return dict(digests or {})
 
     def update(self, app_id: str, *, version: str | None = None) -> OperationHandle:
         """Update a running app to the catalog's version (``version``, when given, must be it) and
@@ -250,7 +264,7 @@ class Apps:
                 if app.status != AppStatus.RUNNING:
                     log.info("automatic update of %s skipped in this window: it is %s", app.hostname, app.status.value)
                     continue
-                if not find_updates(self._rt, [app]):
+                if not find_updates(self._rt, [app], pulled=self._pulled):
                     continue
                 started.append(submit_update(self._rt, self._engine, app.id, version=None))
             except BusyError:

@@ -143,7 +143,10 @@ def _apps(b: _Builder) -> None:
     p.add_argument("--hostname", required=True, help="the app's name and the container's hostname")
     p.add_argument("--host", help="default: the default host")
     p.add_argument("--node", help="default: chosen by free capacity")
-    p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="environment (repeat)")
+    p.add_argument("--env", action="append", default=[], metavar="NAME",
+                   help="pass the variable NAME with its value from this shell's environment (repeat); "
+                        "values never go on the command line")
+    p.add_argument("--env-file", metavar="PATH", help="NAME=VALUE lines (# comments); '-' reads them from stdin")
     p.add_argument("--cores", type=int)
     p.add_argument("--memory", type=int, metavar="MB")
     p.add_argument("--swap", type=int, metavar="MB")
@@ -156,7 +159,10 @@ def _apps(b: _Builder) -> None:
     p.add_argument("--hostname", required=True, help="the app's name and the container's hostname")
     p.add_argument("--host", help="default: the default host")
     p.add_argument("--node", help="default: chosen by free capacity")
-    p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="environment (repeat)")
+    p.add_argument("--env", action="append", default=[], metavar="NAME",
+                   help="pass the variable NAME with its value from this shell's environment (repeat); "
+                        "values never go on the command line")
+    p.add_argument("--env-file", metavar="PATH", help="NAME=VALUE lines (# comments); '-' reads them from stdin")
     p.add_argument("--port", action="append", type=int, default=[], help="a port the image listens on (repeat)")
     p.add_argument("--cores", type=int)
     p.add_argument("--memory", type=int, metavar="MB")
