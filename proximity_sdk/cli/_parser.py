@@ -123,6 +123,13 @@ def _hosts(b: _Builder) -> None:
     p.add_argument("host", metavar="HOST", nargs="?", help="default: the default host")
     p = b.leaf(sub, "default", "_hosts:default", "show the default host, or make HOST the default")
     p.add_argument("host", metavar="HOST", nargs="?")
+    p = b.leaf(sub, "keys", "_hosts:keys", "the SSH host keys pinned for the host's nodes")
+    p.add_argument("host", metavar="HOST")
+    p = b.leaf(sub, "accept-key", "_hosts:accept_key",
+               "accept the new SSH host key of a node (after a reinstall), checked against its fingerprint")
+    p.add_argument("host", metavar="HOST")
+    p.add_argument("node", metavar="NODE")
+    p.add_argument("fingerprint", metavar="SHA256:...", help="verified on the node's console (ssh-keygen -lf)")
 
 
 def _nodes(b: _Builder) -> None:

@@ -162,6 +162,8 @@ class NodeShell:
         key_passphrase: str | None = None,
         known_hosts_text: str | None = None,
         on_host_key_pinned: Callable[[str], None] | None = None,
+        pinned_known_hosts: Callable[[], str] | None = None,
+        accept_hint: str | None = None,
         max_sessions: int = 8,
     ) -> None:
         if not 1 <= max_sessions <= 64:
@@ -171,10 +173,13 @@ class NodeShell:
         self._access = access
         key_source = private_key if private_key is not None else access.key_file
         self._pkey = load_private_key(key_source, passphrase=key_passphrase) if key_source else None
+        # pinned_known_hosts: the keys pinned in the database, read at each connect (they outlive this process)
         if known_hosts_text is not None:
-            self._hosts = HostKeyStore(known_hosts_text, text=True, on_pin=on_host_key_pinned)
+            self._hosts = HostKeyStore(known_hosts_text, text=True, on_pin=on_host_key_pinned,
+                                       pinned=pinned_known_hosts, accept_hint=accept_hint)
         else:
-            self._hosts = HostKeyStore(access.known_hosts, on_pin=on_host_key_pinned)
+            self._hosts = HostKeyStore(access.known_hosts, on_pin=on_host_key_pinned, pinned=pinned_known_hosts,
+                                       accept_hint=accept_hint)
         self._max_sessions = max_sessions
         self._lock = threading.Lock()
         self._node_locks: dict[str, threading.Lock] = {}
