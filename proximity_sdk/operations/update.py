@@ -24,6 +24,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
+from proximity_sdk.backup_targets.base import fetch_checked
 from proximity_sdk.catalog.render import RenderedProject, env_file_text, render_project
 from proximity_sdk.errors import ConflictError, NotFoundError, ProximityError, ValidationError
 from proximity_sdk.models.app import App, AppStatus, Port
@@ -277,7 +278,7 @@ class UpdateKind(OperationKind):
                 safety = store.backups.get(effect["backup_id"])
                 assert app.node is not None and safety.location is not None
                 access = self.targets.access(app.host_id, app.node, emitter(ctx))
-                fetched = self.targets.open(safety.target).fetch(access, safety.location)
+                fetched = fetch_checked(self.targets.open(safety.target), access, safety.location, safety.digest)
                 _restore_over(ctx, self.rt, app, fetched.volid, str(effect["storage"]))
                 ctx.forget("guarded")
 
