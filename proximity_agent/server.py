@@ -54,6 +54,8 @@ class ServerOptions(BaseModel):
                               description="threads for long calls (logs, update checks with pull, ...)")
     long_calls_per_user: int = Field(default=4, ge=1, le=512,
                                      description="long calls one user may hold at once; more: RESOURCE_EXHAUSTED")
+    backup_schedules_per_user: int = Field(default=20, ge=0, le=100_000,
+                                           description="backup schedules a member may have")
     allow_plaintext: bool = Field(default=False,
                                   description="serve without TLS on an address other than loopback (logged)")
     watch_poll_seconds: float = Field(default=0.1, gt=0, le=10, description="WatchOperation poll interval")
@@ -147,7 +149,8 @@ def build_server(options: ServerOptions, *, px: Proximity,
         log.warning("serving PLAINTEXT gRPC on %s (allow_plaintext): tokens and secrets cross the network "
                     "unencrypted", target, extra={"plaintext": True, "address": options.address})
     backend = Backend(px, max_workers=options.max_workers, watch_poll_seconds=options.watch_poll_seconds,
-                      long_workers=options.long_workers, long_calls_per_user=options.long_calls_per_user)
+                      long_workers=options.long_workers, long_calls_per_user=options.long_calls_per_user,
+                      backup_schedules_per_user=options.backup_schedules_per_user)
     limit = options.max_message_mb * 1024 * 1024
     server = aio.server(interceptors=[*interceptors, AuthInterceptor(backend.authenticate)],
                         options=[("grpc.max_receive_message_length", limit),

@@ -61,6 +61,8 @@ class AgentSettings(BaseModel):
     rpc_long_workers: int = Field(default=16, ge=1, le=512, description="threads for long calls (logs, pulls)")
     rpc_long_calls_per_user: int = Field(default=4, ge=1, le=512,
                                          description="long calls one user may hold at once")
+    backup_schedules_per_user: int = Field(default=20, ge=0, le=100_000,
+                                           description="backup schedules a member may have")
     metrics_address: str = Field(default="127.0.0.1", min_length=1)
     metrics_port: int | None = Field(default=9464, ge=0, le=65535, description="None: no metrics endpoint")
     # periodic jobs (seconds; 0 turns a job off) -------------------------------------------------------

@@ -11,6 +11,9 @@ stall the agent for everyone:
   (``CallerOverQuota``). A long call counts until its thread is done, even when its client gave
   up: cancelling and calling again cannot pile up threads.
 
+A member holds at most ``backup_schedules_per_user`` backup schedules (each one runs vzdump on
+the nodes on its own): one more answers RESOURCE_EXHAUSTED. Admins are not counted.
+
 A token that authenticated is remembered for ``AUTH_CACHE_SECONDS`` (by its SHA-256, as the
 store keeps it): a flood of calls with one token costs no database read each, so it does not
 crowd out other users' token checks. The price: a token revoked (or a user disabled) on another
@@ -60,12 +63,14 @@ class Backend:
     on Proxmox."""
 
     def __init__(self, px: Proximity, *, max_workers: int, watch_poll_seconds: float = 0.1, long_workers: int = 16,
-                 long_calls_per_user: int = 4, auth_workers: int = 4) -> None:
+                 long_calls_per_user: int = 4, auth_workers: int = 4, backup_schedules_per_user: int = 20) -> None:
         self.px = px
         self.executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="px-rpc")
         self.long_executor = ThreadPoolExecutor(max_workers=long_workers, thread_name_prefix="px-rpc-long")
         self.auth_executor = ThreadPoolExecutor(max_workers=auth_workers, thread_name_prefix="px-rpc-auth")
         self.long_calls_per_user = long_calls_per_user
+        self.backup_schedules_per_user = backup_schedules_per_user
+        self.schedule_lock = threading.Lock()
         self._long_held: dict[str, int] = {}
         self._long_lock = threading.Lock()
         self._auth_cache: dict[str, tuple[float, User]] = {}  # token hash -> (until, user); loop-confined

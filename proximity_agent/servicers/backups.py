@@ -17,6 +17,7 @@ from proximity_agent import convert
 from proximity_agent import convert_backups as cb
 from proximity_agent.auth import current_caller, hidden
 from proximity_agent.servicers._base import Backend, page_request, paginate
+from proximity_agent.status import CallerOverQuota
 from proximity_sdk._pb.proximity.v1 import backups_pb2, backups_pb2_grpc, operations_pb2
 from proximity_sdk.errors import NotFoundError, ValidationError
 from proximity_sdk.models.app import App
@@ -173,8 +174,20 @@ class BackupServicer(backups_pb2_grpc.BackupServiceServicer):
 
         def create() -> BackupSchedule:
             self._app(request.app_id)
-            return self._b.px.backups.schedule(request.app_id, cron=request.cron, target=request.target or None,
-                                               **keeps)
+            caller = current_caller()
+            if caller.is_admin:
+                return self._b.px.backups.schedule(request.app_id, cron=request.cron, target=request.target or None,
+                                                   **keeps)
+            with self._b.schedule_lock:  # count and create as one step in this process
+                mine = set(self._own_app_ids())
+                held = sum(1 for s in self._b.px.store.backups.schedules() if s.app_id in mine)
+                limit = self._b.backup_schedules_per_user
+                if held >= limit:
+                    raise CallerOverQuota(
+                        f"you already have {held} backup schedules, the most one user may have on this agent "
+                        f"({limit})", hint="Delete one you no longer need (DeleteBackupSchedule), or ask an admin")
+                return self._b.px.backups.schedule(request.app_id, cron=request.cron, target=request.target or None,
+                                                   **keeps)
 
         schedule = await self._b.run(create)
         return backups_pb2.CreateBackupScheduleResponse(schedule=cb.backup_schedule_to_pb(schedule))

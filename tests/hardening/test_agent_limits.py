@@ -156,3 +156,29 @@ def test_the_shell_line_buffer_stays_bounded_without_newlines() -> None:
     assert seen[0].endswith("[line cut at 65536 bytes]")
     assert len(seen[0]) < shell_module._MAX_LINE + 64
     assert seen[1] == "next"
+
+
+def test_a_member_holds_a_bounded_number_of_backup_schedules(agent: Agent) -> None:
+    from proximity_sdk._pb.proximity.v1 import backups_pb2, backups_pb2_grpc
+
+    app_id = _member_app(agent.px, agent.member_id)
+    server = ServerThread(ServerOptions(port=0, backup_schedules_per_user=2), agent.px)
+    try:
+        channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+        backups = backups_pb2_grpc.BackupServiceStub(channel)
+
+        def create(token: str) -> Any:
+            request = backups_pb2.CreateBackupScheduleRequest(app_id=app_id, cron="0 3 * * *")
+            return backups.CreateBackupSchedule(request, metadata=(("authorization", f"Bearer {token}"),), timeout=10)
+
+        create(agent.member)
+        create(agent.member)
+        with pytest.raises(grpc.RpcError) as refused:
+            create(agent.member)
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "2 backup schedules" in (refused.value.details() or "")
+        create(agent.admin)  # admins are not counted
+        assert len(agent.px.store.backups.schedules(app_id=app_id)) == 3
+        channel.close()
+    finally:
+        server.stop()
