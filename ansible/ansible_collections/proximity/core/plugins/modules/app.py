@@ -77,7 +77,7 @@ options:
     description:
       - Update an existing app when something newer exists (a newer catalog version, or new digests behind
         floating image tags, found by a pull in its container), with a safety backup first that is restored
-        if the update fails. Needs the app running. In check mode nothing is pulled or changed: only a newer
+        if the update fails. Needs the app running. In check mode nothing is pulled or changed, and only a newer
         catalog version is reported as an update it would make.
     type: bool
     default: false
