@@ -126,9 +126,18 @@ class Caller:
             raise CallerNotAllowed(f"only admins may {doing}")
 
 
+# the SDK's own words for a missing one (the remote SDK reads exactly as the local one)
+_MISSING_HINTS = {
+    "app": "List the apps with px.apps.list()",
+    "backup": "List them with px.backups.list()",
+    "backup schedule": "List them with px.backups.schedules()",
+    "operation": "List operations with px.operations.list()",
+}
+
+
 def not_found(what: str, ident: str) -> NotFoundError:
     """The one answer for a missing ``what`` and for one the caller may not see."""
-    return NotFoundError(f"no {what} {ident!r}", hint=f"List yours to find the {what} ids")
+    return NotFoundError(f"no {what} {ident!r}", hint=_MISSING_HINTS.get(what, ""))
 
 
 @contextlib.contextmanager
