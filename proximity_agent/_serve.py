@@ -32,7 +32,10 @@ def _server_for(runtime: AgentRuntime) -> tuple[AgentServer, int]:
         address=settings.bind_address, port=settings.port,
         tls_cert=str(settings.tls_cert_file) if settings.tls_cert_file else None,
         tls_key=str(settings.tls_key_file) if settings.tls_key_file else None,
-        client_ca=str(settings.tls_client_ca_file) if settings.tls_client_ca_file else None)
+        client_ca=str(settings.tls_client_ca_file) if settings.tls_client_ca_file else None,
+        allow_plaintext=settings.allow_plaintext, long_workers=settings.rpc_long_workers,
+        long_calls_per_user=settings.rpc_long_calls_per_user,
+        backup_schedules_per_user=settings.backup_schedules_per_user)
     # the RPC latency interceptor goes first, so it sees the status the auth interceptor sets
     return build_server(options, px=runtime.px, interceptors=[runtime.metrics.server_interceptor()])
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import enum
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +35,8 @@ __all__ = [
     "Caller",
     "bootstrap_admin_token",
     "current_caller",
+    "hidden",
+    "not_found",
     "policy_for",
 ]
 
@@ -114,13 +116,37 @@ class Caller:
         return None if self.is_admin else self.user.id
 
     def check_owner(self, owner_id: str | None, *, what: str, ident: str) -> None:
-        """Members reach only what they own; anything else looks like it does not exist."""
+        """Members reach only what they own; anything else looks like it does not exist: the very
+        answer a missing id gets (``not_found``), message, hint and metadata alike."""
         if not self.is_admin and owner_id != self.user.id:
-            raise NotFoundError(f"no {what} {ident!r}")
+            raise not_found(what, ident)
 
     def require_admin(self, doing: str) -> None:
         if not self.is_admin:
             raise CallerNotAllowed(f"only admins may {doing}")
+
+
+# the SDK's own words for a missing one (the remote SDK reads exactly as the local one)
+_MISSING_HINTS = {
+    "app": "List the apps with px.apps.list()",
+    "backup": "List them with px.backups.list()",
+    "backup schedule": "List them with px.backups.schedules()",
+    "operation": "List operations with px.operations.list()",
+}
+
+
+def not_found(what: str, ident: str) -> NotFoundError:
+    """The one answer for a missing ``what`` and for one the caller may not see."""
+    return NotFoundError(f"no {what} {ident!r}", hint=_MISSING_HINTS.get(what, ""))
+
+
+@contextlib.contextmanager
+def hidden(what: str, ident: str) -> Iterator[None]:
+    """Around a lookup by id: a missing one answers exactly as one the caller may not see."""
+    try:
+        yield
+    except NotFoundError:
+        raise not_found(what, ident) from None
 
 
 _CALLER: contextvars.ContextVar[Caller] = contextvars.ContextVar("proximity_caller")

@@ -9,6 +9,9 @@
   (a ``grpc.aio.ServerInterceptor``: install it first, so it sees the status other interceptors set);
 - ``proximity_proxmox_requests_total{host_id}``: HTTP requests sent to each Proxmox host (logins
   included), read from the API clients at scrape time;
+- ``proximity_janitor_stuck_leftovers``: ended operations whose failed rollback the janitor could
+  not finish after several attempts (or will not finish alone), read from the store at scrape
+  time: alert when it stays above 0 (see ``operations/janitor.py``);
 - ``proximity_scheduler_leader``, ``proximity_scheduled_jobs_total{job,outcome}``,
   ``proximity_scheduled_job_duration_seconds{job}``: the periodic jobs.
 """
@@ -207,6 +210,9 @@ class AgentMetrics:
                                 registry=self.registry)
         self.job_duration = Histogram("proximity_scheduled_job_duration_seconds", "Periodic job duration",
                                       ["job"], registry=self.registry)
+        self.stuck_leftovers = Gauge("proximity_janitor_stuck_leftovers",
+                                     "Failed operations whose leftovers the janitor keeps failing to clean up",
+                                     registry=self.registry)
         self.plugin = _OperationsListener(self.operations)
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -220,6 +226,14 @@ class AgentMetrics:
 
     def watch_running(self, running: Callable[[], int]) -> None:
         self.running.set_function(lambda: float(running()))
+
+    def watch_leftovers(self, stuck: Callable[[], int]) -> None:
+        def read() -> float:
+            try:
+                return float(stuck())
+            except Exception:  # the database blinks: no value rather than a failed scrape
+                return float("nan")
+        self.stuck_leftovers.set_function(read)
 
     def job_finished(self, job: str, *, ok: bool, seconds: float) -> None:
         self.job_runs.labels(job=job, outcome="ok" if ok else "error").inc()

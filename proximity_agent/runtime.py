@@ -53,6 +53,7 @@ class AgentRuntime:
         lease = px.engine.lease.total_seconds()
         metrics.watch_running(lambda: len(px.engine.running()))
         metrics.watch_proxmox(self._proxmox_clients)
+        metrics.watch_leftovers(px.maintenance.stuck_leftovers)
         self.scheduler = AgentScheduler(
             px.store.engine.url, jobs=periodic_jobs(px, settings) if jobs is None else jobs,
             local_jobs={"recover": (px.engine.recover, settings.effective_recover_interval(lease))},
@@ -73,7 +74,8 @@ class AgentRuntime:
         px = Proximity.local(database_url=settings.database_url, secret_key=settings.resolved_secret_key(),
                              data_dir=settings.data_dir, catalog_paths=settings.catalog_paths,
                              plugins=(metrics.plugin, *plugins), entry_points=settings.entry_points,
-                             lease_seconds=settings.lease_seconds, node_slots=settings.node_slots)
+                             lease_seconds=settings.lease_seconds, node_slots=settings.node_slots,
+                             catalog_trusted_sources=settings.catalog_trusted_sources)
         try:
             return cls(px, settings, metrics=metrics, jobs=jobs)
         except BaseException:

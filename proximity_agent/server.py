@@ -13,6 +13,7 @@ on grpc.aio (stream watchers cost no thread), TLS and optional client certificat
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,7 +49,15 @@ class ServerOptions(BaseModel):
     tls_cert: str | None = None
     tls_key: str | None = None
     client_ca: str | None = None
-    max_workers: int = Field(default=16, ge=1, le=512, description="threads for the SDK's blocking calls")
+    max_workers: int = Field(default=16, ge=1, le=512, description="threads for the SDK's quick blocking calls")
+    long_workers: int = Field(default=16, ge=1, le=512,
+                              description="threads for long calls (logs, update checks with pull, ...)")
+    long_calls_per_user: int = Field(default=4, ge=1, le=512,
+                                     description="long calls one user may hold at once; more: RESOURCE_EXHAUSTED")
+    backup_schedules_per_user: int = Field(default=20, ge=0, le=100_000,
+                                           description="backup schedules a member may have")
+    allow_plaintext: bool = Field(default=False,
+                                  description="serve without TLS on an address other than loopback (logged)")
     watch_poll_seconds: float = Field(default=0.1, gt=0, le=10, description="WatchOperation poll interval")
     max_message_mb: int = Field(default=16, ge=1, le=256)
 
@@ -76,6 +85,17 @@ def _pem(value: str, field: str) -> bytes:
     if _PEM.encode() not in data:
         raise ValidationError(f"{field}: {str(path)!r} holds no PEM data", field=field)
     return data
+
+
+def _loopback(address: str) -> bool:
+    """Whether only this machine can reach ``address`` (a Unix socket, localhost, 127/8, ::1)."""
+    text = address.strip()
+    if text.startswith(("unix:", "unix-abstract:")) or text.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(text.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve anywhere
 
 
 class _Health(health.aio.HealthServicer):  # type: ignore[misc]
@@ -118,7 +138,19 @@ def build_server(options: ServerOptions, *, px: Proximity,
     """The agent's server bound to ``options.address:options.port`` (not started); returns it and
     the port actually bound (``port=0`` picks a free one). ``interceptors`` run before the auth
     interceptor (so a metrics interceptor sees the final status of every call)."""
-    backend = Backend(px, max_workers=options.max_workers, watch_poll_seconds=options.watch_poll_seconds)
+    target = f"{options.address}:{options.port}"
+    if not options.tls and not _loopback(options.address):
+        if not options.allow_plaintext:
+            raise ValidationError(
+                f"refusing to serve plaintext gRPC on {target}: bearer tokens would cross the network unencrypted",
+                field="tls_cert",
+                hint="Give tls_cert_file and tls_key_file, bind to 127.0.0.1, or (behind a TLS-terminating proxy "
+                     "on a trusted network) set allow_plaintext = true")
+        log.warning("serving PLAINTEXT gRPC on %s (allow_plaintext): tokens and secrets cross the network "
+                    "unencrypted", target, extra={"plaintext": True, "address": options.address})
+    backend = Backend(px, max_workers=options.max_workers, watch_poll_seconds=options.watch_poll_seconds,
+                      long_workers=options.long_workers, long_calls_per_user=options.long_calls_per_user,
+                      backup_schedules_per_user=options.backup_schedules_per_user)
     limit = options.max_message_mb * 1024 * 1024
     server = aio.server(interceptors=[*interceptors, AuthInterceptor(backend.authenticate)],
                         options=[("grpc.max_receive_message_length", limit),
@@ -127,7 +159,6 @@ def build_server(options: ServerOptions, *, px: Proximity,
     health_servicer = _Health(services)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((*services, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-    target = f"{options.address}:{options.port}"
     if options.tls:
         assert options.tls_cert is not None and options.tls_key is not None
         client_ca = _pem(options.client_ca, "client_ca") if options.client_ca is not None else None

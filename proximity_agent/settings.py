@@ -32,7 +32,7 @@ __all__ = ["CONFIG_ENV", "ENV_PREFIX", "AgentSettings"]
 ENV_PREFIX = "PROXIMITY_AGENT_"
 CONFIG_ENV = ENV_PREFIX + "CONFIG"
 # fields whose environment value is a list: JSON (``["a","b"]``) or os.pathsep-separated
-_LIST_FIELDS = frozenset({"catalog_paths"})
+_LIST_FIELDS = frozenset({"catalog_paths", "catalog_trusted_sources"})
 
 
 class AgentSettings(BaseModel):
@@ -47,6 +47,8 @@ class AgentSettings(BaseModel):
     secret_key_file: Path | None = Field(default=None, description="a file (mode 0600) holding the Fernet key")
     data_dir: Path | None = Field(default=None, description="SQLite file and key file; default: user data dir")
     catalog_paths: list[Path] = Field(default_factory=list)
+    catalog_trusted_sources: list[str] = Field(
+        default_factory=list, description="catalog sources whose compose files skip the compose policy")
     entry_points: bool = Field(default=True, description="load plugins installed under the 'proximity' group")
     # serving ----------------------------------------------------------------------------------------
     bind_address: str = Field(default="127.0.0.1", min_length=1)
@@ -54,6 +56,13 @@ class AgentSettings(BaseModel):
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
     tls_client_ca_file: Path | None = Field(default=None, description="require client certificates signed by it")
+    allow_plaintext: bool = Field(
+        default=False, description="serve without TLS on an address other than loopback (refused otherwise)")
+    rpc_long_workers: int = Field(default=16, ge=1, le=512, description="threads for long calls (logs, pulls)")
+    rpc_long_calls_per_user: int = Field(default=4, ge=1, le=512,
+                                         description="long calls one user may hold at once")
+    backup_schedules_per_user: int = Field(default=20, ge=0, le=100_000,
+                                           description="backup schedules a member may have")
     metrics_address: str = Field(default="127.0.0.1", min_length=1)
     metrics_port: int | None = Field(default=9464, ge=0, le=65535, description="None: no metrics endpoint")
     # periodic jobs (seconds; 0 turns a job off) -------------------------------------------------------

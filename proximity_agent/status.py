@@ -8,6 +8,7 @@ exception                                    code                    why
 ValidationError, InvalidParameterError       INVALID_ARGUMENT        the request itself is wrong
 NotFoundError                                NOT_FOUND
 AlreadyExistsError                           ALREADY_EXISTS
+CallerOverQuota                              RESOURCE_EXHAUSTED      the caller holds its quota of long calls
 BusyError, LockedError                       ABORTED                 a concurrent action holds the target;
                                                                      the same request later may succeed
 ConflictError (plain)                        FAILED_PRECONDITION     a state conflict ("host still has apps",
@@ -53,6 +54,7 @@ __all__ = [
     "ERROR_KIND_KEY",
     "CallerNotAllowed",
     "CallerNotAuthenticated",
+    "CallerOverQuota",
     "RpcFailure",
     "to_failure",
 ]
@@ -76,6 +78,10 @@ class CallerNotAllowed(errors.PermissionDeniedError):
     default_hint = "Ask an admin to do it, or to make you an admin"
 
 
+class CallerOverQuota(errors.BusyError):
+    """The caller already holds as many long calls as one user may (servicers/_base.py)."""
+
+
 @dataclass(frozen=True)
 class RpcFailure:
     """What to send back: code, details and trailing metadata."""
@@ -92,6 +98,7 @@ _CODES: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (errors.ValidationError, grpc.StatusCode.INVALID_ARGUMENT),
     (errors.NotFoundError, grpc.StatusCode.NOT_FOUND),
     (errors.AlreadyExistsError, grpc.StatusCode.ALREADY_EXISTS),
+    (CallerOverQuota, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.BusyError, grpc.StatusCode.ABORTED),
     (errors.LockedError, grpc.StatusCode.ABORTED),
     (errors.ConflictError, grpc.StatusCode.FAILED_PRECONDITION),

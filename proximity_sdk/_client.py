@@ -24,6 +24,7 @@ from proximity_sdk.operations.deploy import DeployKind
 from proximity_sdk.operations.engine import OperationEngine
 from proximity_sdk.operations.lifecycle import DeleteKind, RestartKind, StartKind, StopKind
 from proximity_sdk.operations.migrate import MigrateKind
+from proximity_sdk.operations.pull import PullKind
 from proximity_sdk.operations.resize import ResizeKind
 from proximity_sdk.operations.restore import RestoreKind
 from proximity_sdk.operations.runtime import Runtime
@@ -63,6 +64,7 @@ class Proximity:
                      DeleteKind(runtime)):
             self.engine.register(kind)
         self.engine.register(AdoptKind(runtime))
+        self.engine.register(PullKind(runtime))
         for moving in (CloneKind(runtime), MigrateKind(runtime), ResizeKind(runtime)):
             self.engine.register(moving)
         targets = TargetRegistry(runtime, plugins)
@@ -88,6 +90,7 @@ class Proximity:
         entry_points: bool = True,
         lease_seconds: float | None = None,
         node_slots: int = 4,
+        catalog_trusted_sources: Sequence[str] = (),
     ) -> Proximity:
         """Open Proximity on this machine.
 
@@ -97,11 +100,12 @@ class Proximity:
         catalog directories, one entry per file. ``plugins``: plugin objects to register besides
         the installed ones (``entry_points=False`` loads none of those). ``lease_seconds``: how
         long a silent process keeps its operations (default from settings); ``node_slots``:
-        concurrent Proxmox mutations per node from this process.
+        concurrent Proxmox mutations per node from this process. ``catalog_trusted_sources``:
+        catalog sources whose compose files skip the compose policy (see ``Catalog``).
         """
         catalog_dirs = list(catalog_paths)
         manager = PluginManager(entry_points=entry_points, plugins=tuple(plugins))
-        catalog = Catalog(catalog_paths=catalog_dirs, plugins=manager)
+        catalog = Catalog(catalog_paths=catalog_dirs, plugins=manager, trusted_sources=catalog_trusted_sources)
         store = Store.open(database_url, data_dir=Path(data_dir) if data_dir is not None else None,
                            secret_key=secret_key)
         try:

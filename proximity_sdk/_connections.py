@@ -9,9 +9,11 @@ from pathlib import Path
 
 from proximity_sdk.errors import ValidationError
 from proximity_sdk.models.host import HostCredentials
+from proximity_sdk.proxmox._ssh import fingerprint
 from proximity_sdk.proxmox.client import ProxmoxClient
 from proximity_sdk.proxmox.shell import NodeShell
 from proximity_sdk.store import Store
+from proximity_sdk.store.host_keys_repo import known_hosts_lines, pin_key
 
 __all__ = ["ClientPool", "ShellPool", "client_for"]
 
@@ -86,7 +88,23 @@ class ShellPool:
                         f"host {host.name!r} has no SSH access configured; deploying and managing apps needs the "
                         "node shell", field="ssh",
                         hint="Give it with px.hosts.update(host, ssh=SshAccess(key_file=..., known_hosts=...))")
-                shell = NodeShell(host.ssh)
+                store, host_name = self._store, host.name
+
+                def pinned(host_id: str = host_id) -> str:
+                    return known_hosts_lines(store, host_id)
+
+                def pin(line: str, host_id: str = host_id) -> None:
+                    import paramiko  # loaded with the node shell already
+
+                    name, key_type, key = line.split()[:3]
+                    entry = paramiko.hostkeys.HostKeyEntry.from_line(line)
+                    pin_key(store, host_id, hostname=name, key_type=key_type, key=key,
+                            fingerprint=fingerprint(entry.key) if entry is not None else "")
+
+                shell = NodeShell(host.ssh, pinned_known_hosts=pinned, on_host_key_pinned=pin,
+                                  accept_hint=f"px.hosts.accept_host_key({host_name!r}, node=..., "
+                                              "fingerprint='SHA256:...') or `proximity hosts accept-key "
+                                              f"{host_name} NODE SHA256:...`")
                 self._shells[host_id] = shell
             return shell
 

@@ -1,4 +1,24 @@
-"""What every servicer shares: the SDK, a bounded thread pool for its blocking calls, pagination."""
+"""What every servicer shares: the SDK, bounded thread pools for its blocking calls, pagination.
+
+Bounded work per caller: the SDK's blocking calls run on three pools, so that one member cannot
+stall the agent for everyone:
+
+- **auth** (``auth_workers``): token checks only; a call is admitted however busy the rest is;
+- **quick** (``max_workers``): reads and submissions (an operation is submitted, not run, here);
+- **long** (``long_workers``): calls that hold a thread for seconds to minutes (``GetAppLogs``
+  over SSH, ``CheckAppUpdates`` with pull, a host test, discovery, the maintenance passes). Each
+  user holds at most ``long_calls_per_user`` of them at once; one more answers RESOURCE_EXHAUSTED
+  (``CallerOverQuota``). A long call counts until its thread is done, even when its client gave
+  up: cancelling and calling again cannot pile up threads.
+
+A member holds at most ``backup_schedules_per_user`` backup schedules (each one runs vzdump on
+the nodes on its own): one more answers RESOURCE_EXHAUSTED. Admins are not counted.
+
+A token that authenticated is remembered for ``AUTH_CACHE_SECONDS`` (by its SHA-256, as the
+store keeps it): a flood of calls with one token costs no database read each, so it does not
+crowd out other users' token checks. The price: a token revoked (or a user disabled) on another
+replica still works here for at most that long; on this replica the revoking RPC forgets it at once.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +29,26 @@ import contextvars
 import functools
 import hashlib
 import json
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
+from proximity_agent.auth import current_caller
 from proximity_agent.servicers._feed import OperationFeeds
+from proximity_agent.status import CallerOverQuota
 from proximity_sdk._client import Proximity
 from proximity_sdk.errors import ValidationError
 from proximity_sdk.models.operation import Operation, OperationEvent
 from proximity_sdk.models.user import User
+from proximity_sdk.store.users_repo import hash_token
 
-__all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "Backend", "Page", "page_request", "paginate"]
+__all__ = ["AUTH_CACHE_SECONDS", "DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "Backend", "Page", "page_request",
+           "paginate"]
+
+AUTH_CACHE_SECONDS = 2.0
+_AUTH_CACHE_SIZE = 10_000
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -34,9 +62,18 @@ class Backend:
     threads, so the event loop (and every stream watcher on it) never blocks on the database or
     on Proxmox."""
 
-    def __init__(self, px: Proximity, *, max_workers: int, watch_poll_seconds: float = 0.1) -> None:
+    def __init__(self, px: Proximity, *, max_workers: int, watch_poll_seconds: float = 0.1, long_workers: int = 16,
+                 long_calls_per_user: int = 4, auth_workers: int = 4, backup_schedules_per_user: int = 20) -> None:
         self.px = px
         self.executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="px-rpc")
+        self.long_executor = ThreadPoolExecutor(max_workers=long_workers, thread_name_prefix="px-rpc-long")
+        self.auth_executor = ThreadPoolExecutor(max_workers=auth_workers, thread_name_prefix="px-rpc-auth")
+        self.long_calls_per_user = long_calls_per_user
+        self.backup_schedules_per_user = backup_schedules_per_user
+        self.schedule_lock = threading.Lock()
+        self._long_held: dict[str, int] = {}
+        self._long_lock = threading.Lock()
+        self._auth_cache: dict[str, tuple[float, User]] = {}  # token hash -> (until, user); loop-confined
         operations = px.store.operations
 
         async def read_op(op_id: str) -> Operation:
@@ -54,11 +91,66 @@ class Backend:
         call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
         return await loop.run_in_executor(self.executor, call)
 
+    async def run_long(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """``fn`` on the long pool, counted against the caller's quota of long calls."""
+        user = current_caller().id
+        with self._long_lock:
+            held = self._long_held.get(user, 0)
+            if held >= self.long_calls_per_user:
+                raise CallerOverQuota(
+                    f"you already have {held} long calls running (logs, update checks, ...), the most one user "
+                    f"may have at once on this agent ({self.long_calls_per_user})",
+                    hint="Wait for one to finish, then call again")
+            self._long_held[user] = held + 1
+        loop = asyncio.get_running_loop()
+        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+        try:
+            future = self.long_executor.submit(call)
+        except BaseException:
+            self._release_long(user)
+            raise
+        future.add_done_callback(lambda _done: self._release_long(user))  # when the thread is done
+        return await asyncio.wrap_future(future, loop=loop)
+
+    def _release_long(self, user: str) -> None:
+        with self._long_lock:
+            left = self._long_held.get(user, 1) - 1
+            if left > 0:
+                self._long_held[user] = left
+            else:
+                self._long_held.pop(user, None)
+
+    def long_calls(self, user_id: str) -> int:
+        """How many long calls of this user hold a thread now."""
+        with self._long_lock:
+            return self._long_held.get(user_id, 0)
+
     async def authenticate(self, token: str) -> User | None:
-        return await self.run(self.px.store.users.authenticate, token)
+        key = hash_token(token)
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        cached = self._auth_cache.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        user = await loop.run_in_executor(self.auth_executor, self.px.store.users.by_token_hash, key)
+        if user is None:
+            self._auth_cache.pop(key, None)
+            return None
+        if len(self._auth_cache) >= _AUTH_CACHE_SIZE:
+            self._auth_cache = {k: v for k, v in self._auth_cache.items() if v[0] > now}
+            if len(self._auth_cache) >= _AUTH_CACHE_SIZE:
+                self._auth_cache.clear()
+        self._auth_cache[key] = (now + AUTH_CACHE_SECONDS, user)
+        return user
+
+    def forget_tokens(self) -> None:
+        """Drop every remembered token (after a revocation or a user change on this replica)."""
+        self._auth_cache.clear()
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.long_executor.shutdown(wait=False, cancel_futures=True)
+        self.auth_executor.shutdown(wait=False, cancel_futures=True)
 
 
 # -- pagination ----------------------------------------------------------------------------------

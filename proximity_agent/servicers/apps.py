@@ -3,13 +3,15 @@ AdoptApp are admin-only (auth.POLICY). Long actions answer with the Operation at
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 
 from proximity_agent import convert
-from proximity_agent.auth import current_caller
+from proximity_agent.auth import current_caller, hidden
 from proximity_agent.servicers._base import Backend, page_request
 from proximity_agent.status import CallerNotAllowed
 from proximity_sdk._pb.proximity.v1 import apps_pb2, apps_pb2_grpc, operations_pb2
+from proximity_sdk.errors import AlreadyExistsError
 from proximity_sdk.models.app import App
 from proximity_sdk.models.update import AppUpdate, UpdateWindow
 from proximity_sdk.operations.handle import OperationHandle
@@ -19,11 +21,29 @@ __all__ = ["AppServicer"]
 _Ctx = object
 
 
-def _operation(start: Callable[[], OperationHandle]) -> Callable[[], operations_pb2.Operation]:
+def _operation(start: Callable[[], OperationHandle], *,
+               hostname: str | None = None) -> Callable[[], operations_pb2.Operation]:
     def run() -> operations_pb2.Operation:
-        return convert.operation_to_pb(start().get())
+        with _hostname_available(hostname):
+            return convert.operation_to_pb(start().get())
 
     return run
+
+
+@contextlib.contextmanager
+def _hostname_available(hostname: str | None) -> Iterator[None]:
+    """Hostnames are one namespace per host, shared by every user (they name containers, and
+    addresses in DNS): a taken one cannot be handed out, so "not available" is the one thing the
+    answer must say. It says nothing more: the same words whether the caller's own app, another
+    user's, or anything else holds the name, and no owner, id or VMID."""
+    try:
+        yield
+    except AlreadyExistsError as exc:
+        if hostname is None or repr(hostname) not in str(exc):
+            raise
+        raise AlreadyExistsError(
+            f"the hostname {hostname!r} is not available on this host",
+            hint="Hostnames are shared by everyone who deploys on a host; choose another") from None
 
 
 class AppServicer(apps_pb2_grpc.AppServiceServicer):
@@ -32,7 +52,8 @@ class AppServicer(apps_pb2_grpc.AppServiceServicer):
 
     def _own(self, app_id: str) -> App:
         """The app, when the caller may reach it (runs on the pool)."""
-        app = self._b.px.apps.get(app_id)
+        with hidden("app", app_id):
+            app = self._b.px.apps.get(app_id)
         current_caller().check_owner(app.owner_id, what="app", ident=app_id)
         return app
 
@@ -48,7 +69,7 @@ class AppServicer(apps_pb2_grpc.AppServiceServicer):
     async def DeployApp(self, request: apps_pb2.DeployAppRequest, context: _Ctx) -> apps_pb2.DeployAppResponse:
         resources = convert.resources_from_pb(request.resources) if request.HasField("resources") else None
         caller = current_caller()
-        op = await self._b.run(_operation(lambda: self._b.px.apps.deploy(
+        op = await self._b.run(_operation(hostname=request.hostname, start=lambda: self._b.px.apps.deploy(
             request.catalog_id, hostname=request.hostname, host=request.host or None, node=request.node or None,
             environment=convert.environment_from_pb(request.environment), resources=resources,
             strategy=convert.strategy_from_pb(request.strategy), owner_id=caller.id)))
@@ -57,7 +78,7 @@ class AppServicer(apps_pb2_grpc.AppServiceServicer):
     async def DeployImage(self, request: apps_pb2.DeployImageRequest, context: _Ctx) -> apps_pb2.DeployImageResponse:
         resources = convert.resources_from_pb(request.resources) if request.HasField("resources") else None
         caller = current_caller()
-        op = await self._b.run(_operation(lambda: self._b.px.apps.deploy_image(
+        op = await self._b.run(_operation(hostname=request.hostname, start=lambda: self._b.px.apps.deploy_image(
             request.reference, hostname=request.hostname, host=request.host or None, node=request.node or None,
             environment=convert.environment_from_pb(request.environment), ports=list(request.ports),
             resources=resources, owner_id=caller.id)))
@@ -100,7 +121,7 @@ class AppServicer(apps_pb2_grpc.AppServiceServicer):
                 return list(apps.updates(pull=pull))
             return [u for app in apps.iter(owner_id=caller.id) for u in apps.updates(app_id=app.id, pull=pull)]
 
-        updates = await self._b.run(check)
+        updates = await self._b.run_long(check)
         return apps_pb2.CheckAppUpdatesResponse(updates=[convert.app_update_to_pb(u) for u in updates])
 
     async def SetAppUpdateWindow(self, request: apps_pb2.SetAppUpdateWindowRequest, context: _Ctx,
@@ -130,15 +151,20 @@ class AppServicer(apps_pb2_grpc.AppServiceServicer):
         def run_due() -> list[operations_pb2.Operation]:
             return [convert.operation_to_pb(handle.get()) for handle in self._b.px.apps.run_due_updates(now=now)]
 
-        return apps_pb2.RunDueAppUpdatesResponse(operations=await self._b.run(run_due))
+        return apps_pb2.RunDueAppUpdatesResponse(operations=await self._b.run_long(run_due))
 
     # copies, moves, sizes ------------------------------------------------------------------------
 
     async def CloneApp(self, request: apps_pb2.CloneAppRequest, context: _Ctx) -> apps_pb2.CloneAppResponse:
         # a member's clone is theirs; an admin's clone of someone's app stays that owner's
         owner = current_caller().owner_filter()
-        op = await self._act(request.app_id, lambda: self._b.px.apps.clone(
-            request.app_id, hostname=request.hostname, node=request.node or None, owner_id=owner))
+
+        def clone() -> OperationHandle:
+            with _hostname_available(request.hostname):
+                return self._b.px.apps.clone(request.app_id, hostname=request.hostname, node=request.node or None,
+                                             owner_id=owner)
+
+        op = await self._act(request.app_id, clone)
         return apps_pb2.CloneAppResponse(operation=op)
 
     async def MigrateApp(self, request: apps_pb2.MigrateAppRequest, context: _Ctx) -> apps_pb2.MigrateAppResponse:
@@ -155,7 +181,7 @@ class AppServicer(apps_pb2_grpc.AppServiceServicer):
 
     async def DiscoverApps(self, request: apps_pb2.DiscoverAppsRequest, context: _Ctx,
                            ) -> apps_pb2.DiscoverAppsResponse:
-        found = await self._b.run(self._b.px.apps.discover, request.host or None)
+        found = await self._b.run_long(self._b.px.apps.discover, request.host or None)
         return apps_pb2.DiscoverAppsResponse(containers=[convert.discovered_to_pb(c) for c in found])
 
     async def AdoptApp(self, request: apps_pb2.AdoptAppRequest, context: _Ctx) -> apps_pb2.AdoptAppResponse:
@@ -202,7 +228,7 @@ class AppServicer(apps_pb2_grpc.AppServiceServicer):
             self._own(request.app_id)
             return self._b.px.apps.logs(request.app_id, tail=request.tail or 200, service=request.service or None)
 
-        return apps_pb2.GetAppLogsResponse(text=await self._b.run(logs))
+        return apps_pb2.GetAppLogsResponse(text=await self._b.run_long(logs))
 
     async def GetAppCredentials(self, request: apps_pb2.GetAppCredentialsRequest, context: _Ctx,
                                 ) -> apps_pb2.GetAppCredentialsResponse:

@@ -15,8 +15,9 @@ from collections.abc import Callable
 
 from proximity_agent import convert
 from proximity_agent import convert_backups as cb
-from proximity_agent.auth import current_caller
+from proximity_agent.auth import current_caller, hidden
 from proximity_agent.servicers._base import Backend, page_request, paginate
+from proximity_agent.status import CallerOverQuota
 from proximity_sdk._pb.proximity.v1 import backups_pb2, backups_pb2_grpc, operations_pb2
 from proximity_sdk.errors import NotFoundError, ValidationError
 from proximity_sdk.models.app import App
@@ -52,7 +53,8 @@ class BackupServicer(backups_pb2_grpc.BackupServiceServicer):
     # ownership (these run on the pool) ------------------------------------------------------------
 
     def _app(self, app_id: str) -> App:
-        app = self._b.px.apps.get(_required(app_id, "app_id"))
+        with hidden("app", app_id):
+            app = self._b.px.apps.get(_required(app_id, "app_id"))
         current_caller().check_owner(app.owner_id, what="app", ident=app_id)
         return app
 
@@ -65,14 +67,16 @@ class BackupServicer(backups_pb2_grpc.BackupServiceServicer):
             return None
 
     def _backup(self, backup_id: str) -> Backup:
-        backup = self._b.px.backups.get(_required(backup_id, "backup_id"))
+        with hidden("backup", backup_id):
+            backup = self._b.px.backups.get(_required(backup_id, "backup_id"))
         caller = current_caller()
         if not caller.is_admin:
             caller.check_owner(self._owner_of_app(backup.app_id), what="backup", ident=backup_id)
         return backup
 
     def _schedule(self, schedule_id: str) -> BackupSchedule:
-        schedule = self._b.px.store.backups.get_schedule(_required(schedule_id, "schedule_id"))
+        with hidden("backup schedule", schedule_id):
+            schedule = self._b.px.store.backups.get_schedule(_required(schedule_id, "schedule_id"))
         caller = current_caller()
         if not caller.is_admin:
             caller.check_owner(self._owner_of_app(schedule.app_id), what="backup schedule", ident=schedule_id)
@@ -170,8 +174,20 @@ class BackupServicer(backups_pb2_grpc.BackupServiceServicer):
 
         def create() -> BackupSchedule:
             self._app(request.app_id)
-            return self._b.px.backups.schedule(request.app_id, cron=request.cron, target=request.target or None,
-                                               **keeps)
+            caller = current_caller()
+            if caller.is_admin:
+                return self._b.px.backups.schedule(request.app_id, cron=request.cron, target=request.target or None,
+                                                   **keeps)
+            with self._b.schedule_lock:  # count and create as one step in this process
+                mine = set(self._own_app_ids())
+                held = sum(1 for s in self._b.px.store.backups.schedules() if s.app_id in mine)
+                limit = self._b.backup_schedules_per_user
+                if held >= limit:
+                    raise CallerOverQuota(
+                        f"you already have {held} backup schedules, the most one user may have on this agent "
+                        f"({limit})", hint="Delete one you no longer need (DeleteBackupSchedule), or ask an admin")
+                return self._b.px.backups.schedule(request.app_id, cron=request.cron, target=request.target or None,
+                                                   **keeps)
 
         schedule = await self._b.run(create)
         return backups_pb2.CreateBackupScheduleResponse(schedule=cb.backup_schedule_to_pb(schedule))
@@ -212,7 +228,7 @@ class BackupServicer(backups_pb2_grpc.BackupServiceServicer):
         def run_due() -> builtins.list[operations_pb2.Operation]:
             return [convert.operation_to_pb(handle.get()) for handle in self._b.px.backups.run_due(now=now)]
 
-        return backups_pb2.RunDueBackupsResponse(operations=await self._b.run(run_due))
+        return backups_pb2.RunDueBackupsResponse(operations=await self._b.run_long(run_due))
 
     # targets ------------------------------------------------------------------------------------
 

@@ -54,8 +54,8 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     async def ReloadCatalog(self, request: catalog_pb2.ReloadCatalogRequest, context: _Ctx,
                             ) -> catalog_pb2.ReloadCatalogResponse:
         catalog = self._b.px.catalog
-        stats = await self._b.run(catalog.reload)
-        problems = await self._b.run(lambda: catalog.errors)
+        stats = await self._b.run_long(catalog.reload)
+        problems = await self._b.run_long(lambda: catalog.errors)
         return catalog_pb2.ReloadCatalogResponse(stats=convert.catalog_stats_to_pb(stats),
                                                  problems=[convert.catalog_problem_to_pb(p) for p in problems])
 

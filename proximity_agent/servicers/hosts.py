@@ -54,11 +54,11 @@ class HostServicer(hosts_pb2_grpc.HostServiceServicer):
         return hosts_pb2.SetDefaultHostResponse(host=convert.host_to_pb(host))
 
     async def TestHost(self, request: hosts_pb2.TestHostRequest, context: _Ctx) -> hosts_pb2.TestHostResponse:
-        check = await self._b.run(self._b.px.hosts.test, _named(request.host))
+        check = await self._b.run_long(self._b.px.hosts.test, _named(request.host))
         return hosts_pb2.TestHostResponse(check=convert.host_check_to_pb(check))
 
     async def SyncNodes(self, request: hosts_pb2.SyncNodesRequest, context: _Ctx) -> hosts_pb2.SyncNodesResponse:
-        nodes = await self._b.run(self._b.px.hosts.sync_nodes, request.host or None)
+        nodes = await self._b.run_long(self._b.px.hosts.sync_nodes, request.host or None)
         return hosts_pb2.SyncNodesResponse(nodes=[convert.node_to_pb(n) for n in nodes])
 
 

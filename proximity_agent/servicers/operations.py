@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from proximity_agent import convert
-from proximity_agent.auth import current_caller
+from proximity_agent.auth import current_caller, hidden
 from proximity_agent.servicers._base import Backend, page_request
 from proximity_sdk._pb.proximity.v1 import operations_pb2, operations_pb2_grpc
 from proximity_sdk.errors import ValidationError
@@ -25,7 +25,8 @@ class OperationServicer(operations_pb2_grpc.OperationServiceServicer):
     def _own(self, op_id: str) -> Operation:
         if not op_id:
             raise ValidationError("operation_id is required", field="operation_id")
-        op = self._b.px.operations.get(op_id)
+        with hidden("operation", op_id):
+            op = self._b.px.operations.get(op_id)
         current_caller().check_owner(op.owner_id, what="operation", ident=op_id)
         return op
 

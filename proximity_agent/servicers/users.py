@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from proximity_agent import convert
-from proximity_agent.auth import Caller, current_caller
+from proximity_agent.auth import Caller, current_caller, hidden
 from proximity_agent.servicers._base import Backend, page_request, paginate
 from proximity_agent.status import CallerNotAllowed
 from proximity_sdk._pb.proximity.v1 import users_pb2, users_pb2_grpc
@@ -68,6 +68,7 @@ class UserServicer(users_pb2_grpc.UserServiceServicer):
         user = await self._b.run(self._b.px.store.users.update, given.id,
                                  name=given.name if "name" in paths else None, role=role,
                                  disabled=given.disabled if "disabled" in paths else None)
+        self._b.forget_tokens()  # a disabled user or a lower role takes effect at once here
         return users_pb2.UpdateUserResponse(user=convert.user_to_pb(user))
 
     async def CreateToken(self, request: users_pb2.CreateTokenRequest, context: _Ctx,
@@ -93,9 +94,11 @@ class UserServicer(users_pb2_grpc.UserServiceServicer):
         users = self._b.px.store.users
 
         def revoke() -> ApiToken:
-            token = users.token(request.token_id)
+            with hidden("API token", request.token_id):
+                token = users.token(request.token_id)
             caller.check_owner(token.user_id, what="API token", ident=request.token_id)
             return users.revoke_token(token.id)
 
         token = await self._b.run(revoke)
+        self._b.forget_tokens()  # revoked here: refused here from the next call on
         return users_pb2.RevokeTokenResponse(token=convert.token_to_pb(token, revoked_at=token.revoked_at))

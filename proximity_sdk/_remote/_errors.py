@@ -24,6 +24,7 @@ _HINT_KEY = "proximity-error-hint"
 _AGENT_KINDS: dict[str, type[errors.ProximityError]] = {
     "CallerNotAuthenticated": errors.AuthenticationError,
     "CallerNotAllowed": errors.PermissionDeniedError,
+    "CallerOverQuota": errors.BusyError,
     "InternalError": errors.ProximityError,
 }
 # what the attributes of classes with extra constructor arguments are when the wire does not carry them

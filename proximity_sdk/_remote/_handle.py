@@ -65,6 +65,7 @@ RESULTS: dict[str, Callable[[Connection, Operation], Any]] = {
        for kind in ("start", "stop", "restart", "adopt", "migrate", "resize", "update")},
     "backup": lambda c, op: _backup(c, op.result["backup_id"]),
     "delete": lambda c, op: None,
+    "pull": lambda c, op: dict(op.result.get("digests") or {}),
     "backup-delete": lambda c, op: None,
 }
 

@@ -33,6 +33,7 @@ from proximity_sdk.operations.oci import (
     oci_ports,
 )
 from proximity_sdk.operations.provision import Provisioner, app_project
+from proximity_sdk.operations.pull import PullKind
 from proximity_sdk.operations.resize import submit_resize
 from proximity_sdk.operations.runtime import Runtime
 from proximity_sdk.operations.update import check_updatable, find_updates, submit_update
@@ -41,6 +42,10 @@ from proximity_sdk.proxmox.oci import check_env, check_reference, require_oci
 from proximity_sdk.proxmox.validate import check_node_name
 
 __all__ = ["Apps"]
+
+# what one logs call may return: a member's call holds a thread of the agent while it runs
+MAX_LOG_TAIL = 10_000
+MAX_LOG_LINE = 8192
 
 _PAGE = 200
 
@@ -201,7 +206,20 @@ class Apps:
         new digest of a floating image tag (``latest``, ...) after ``docker compose pull`` in the
         app's container. Only running apps are pulled in; ``app_id`` checks one app."""
         apps = [self._rt.store.apps.get(app_id)] if app_id is not None else builtins.list(self.iter())
-        return Listing(find_updates(self._rt, apps, pull=bool(pull)))
+        return Listing(find_updates(self._rt, apps, pull=bool(pull), pulled=self._pulled))
+
+    def _pulled(self, app: App) -> dict[str, str] | None:
+        """The digests after a ``pull`` operation on the app (one operation at a time per app: a
+        pull never runs beside its update or delete). None when another operation holds the app."""
+        try:
+            handle = self._engine.submit("pull", app_id=app.id, host_id=app.host_id, vmid=app.vmid,
+                                         owner_id=app.owner_id)
+        except BusyError:
+            log.info("update check of %s: its images are not pulled now, another operation works on it",
+                     app.hostname)
+            return None
+        digests = handle.wait(timeout=PullKind.deadline_seconds)
+        return dict(digests or {})
 
     def update(self, app_id: str, *, version: str | None = None) -> OperationHandle:
         """Update a running app to the catalog's version (``version``, when given, must be it) and
@@ -246,7 +264,7 @@ class Apps:
                 if app.status != AppStatus.RUNNING:
                     log.info("automatic update of %s skipped in this window: it is %s", app.hostname, app.status.value)
                     continue
-                if not find_updates(self._rt, [app]):
+                if not find_updates(self._rt, [app], pulled=self._pulled):
                     continue
                 started.append(submit_update(self._rt, self._engine, app.id, version=None))
             except BusyError:
@@ -307,9 +325,10 @@ class Apps:
         return Listing(self.iter(status=status, search=search, host=host, owner_id=owner_id))
 
     def logs(self, app_id: str, *, tail: int = 200, service: str | None = None) -> str:
-        """The last ``tail`` lines of the app's compose services (through the node shell)."""
-        if isinstance(tail, bool) or not isinstance(tail, int) or not 1 <= tail <= 100_000:
-            raise ValidationError("tail must be a number of lines from 1 to 100000", field="tail")
+        """The last ``tail`` lines (at most ``MAX_LOG_TAIL``) of the app's compose services (through
+        the node shell); a line longer than ``MAX_LOG_LINE`` characters is cut."""
+        if isinstance(tail, bool) or not isinstance(tail, int) or not 1 <= tail <= MAX_LOG_TAIL:
+            raise ValidationError(f"tail must be a number of lines from 1 to {MAX_LOG_TAIL}", field="tail")
         app = self._rt.store.apps.get(app_id)
         if app.node is None or app.vmid is None:
             raise ValidationError(f"app {app.hostname!r} has no container yet", field="app_id")
@@ -321,8 +340,10 @@ class Apps:
             raise ValidationError(
                 f"app {app.hostname!r} was adopted: Proximity runs no compose project in it", field="app_id",
                 hint=f"Read its logs on the node (pct enter {app.vmid})")
-        return Provisioner(self._rt.shells.get(app.host_id), app.node, app.vmid,
+        text = Provisioner(self._rt.shells.get(app.host_id), app.node, app.vmid,
                            project=app_project(app)).logs(tail=tail, service=service)
+        return "\n".join(line if len(line) <= MAX_LOG_LINE else f"{line[:MAX_LOG_LINE]} [line cut]"
+                         for line in text.split("\n"))
 
     def credentials(self, app_id: str) -> AppCredentials:
         """The root password and generated secrets (for the app's owner or an admin)."""

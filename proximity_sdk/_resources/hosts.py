@@ -9,13 +9,13 @@ from typing import Any
 
 from proximity_sdk._connections import ClientPool, ShellPool, client_for
 from proximity_sdk.backup_targets.proxmox_storage import DEFAULT_BACKUP_STORAGE
-from proximity_sdk.errors import ProximityError, ValidationError
+from proximity_sdk.errors import HostKeyError, ProximityError, ValidationError
 from proximity_sdk.models._listing import Listing
 from proximity_sdk.models._requests import validate_request
 from proximity_sdk.models.host import Host, HostAdd, HostCredentials, HostUpdate, Node
 from proximity_sdk.models.host_check import HostCheck, PrivilegeGap
 from proximity_sdk.models.proxmox import PveNode, PveVersion, StorageStatus
-from proximity_sdk.models.ssh import SshAccess
+from proximity_sdk.models.ssh import SshAccess, SshHostKey
 from proximity_sdk.proxmox.client import ProxmoxClient
 from proximity_sdk.proxmox.oci import OCI_MIN_VERSION, parse_version
 from proximity_sdk.proxmox.privileges import (
@@ -27,6 +27,7 @@ from proximity_sdk.proxmox.privileges import (
 )
 from proximity_sdk.proxmox.validate import check_node_name
 from proximity_sdk.store import Store
+from proximity_sdk.store.host_keys_repo import pinned_keys, replace_keys
 
 __all__ = ["Hosts", "Nodes"]
 
@@ -151,6 +152,45 @@ class Hosts:
         self._store.hosts.remove(current.id)
         self._clients.forget(current.id)
         self._shells.forget(current.id)
+
+    def host_keys(self, host: str) -> Listing[SshHostKey]:
+        """The SSH host keys pinned in the database for the host's nodes."""
+        current = self._store.hosts.get(host)
+        return Listing(SshHostKey(hostname=k.hostname, key_type=k.key_type, fingerprint=k.fingerprint,
+                                  pinned_at=k.pinned_at) for k in pinned_keys(self._store, current.id))
+
+    def accept_host_key(self, host: str, *, node: str, fingerprint: str) -> SshHostKey:
+        """Accept the SSH host key ``node`` presents now, after a reinstall changed it: connects
+        (key exchange only), checks the key's fingerprint is the ``fingerprint`` you verified out
+        of band (``ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`` on the node's console), and
+        pins it in the database in place of the old keys of that address. Refused (HostKeyError)
+        when the node presents another key: someone may be in between."""
+        from proximity_sdk.proxmox._ssh import fingerprint as fingerprint_of
+        from proximity_sdk.proxmox._ssh import known_hosts_name, server_key
+
+        check_node_name(node)
+        if not isinstance(fingerprint, str) or not fingerprint.startswith("SHA256:"):
+            raise ValidationError("fingerprint must be an OpenSSH SHA256 fingerprint ('SHA256:...')",
+                                  field="fingerprint", hint="ssh-keygen -lf <the node's public host key> prints it")
+        current = self._store.hosts.get(host)
+        access = self._store.hosts.credentials(current.id).ssh
+        if access is None:
+            raise ValidationError(f"host {current.name!r} has no SSH access configured", field="ssh")
+        address = access.address_of(node)
+        key = server_key(node=node, address=address, port=access.port, timeout=access.connect_timeout)
+        seen = fingerprint_of(key)
+        if seen != fingerprint.strip():
+            raise HostKeyError(
+                f"node {node} ({address}) presents {key.get_name()} {seen}, not {fingerprint.strip()}: nothing "
+                "accepted", hint="Check the fingerprint on the node's console; a different one means someone may "
+                "be intercepting the connection")
+        name = known_hosts_name(address, access.port)
+        replace_keys(self._store, current.id, hostname=name, key_type=key.get_name(), key=key.get_base64(),
+                     fingerprint=seen)
+        self._shells.forget(current.id)  # reconnect with the new key
+        [accepted] = [k for k in pinned_keys(self._store, current.id) if k.hostname == name]
+        return SshHostKey(hostname=accepted.hostname, key_type=accepted.key_type, fingerprint=accepted.fingerprint,
+                          pinned_at=accepted.pinned_at)
 
     def test(self, host: str) -> HostCheck:
         """Connect with the stored credentials: version, nodes and the privileges Proximity needs

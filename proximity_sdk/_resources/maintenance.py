@@ -50,6 +50,12 @@ class Maintenance:
             grace = timedelta(seconds=hard_grace_seconds)
         return self._janitor.run(hard_grace=grace)
 
+    def stuck_leftovers(self) -> int:
+        """Ended operations whose failed rollback the janitor could not finish after several
+        attempts, or will not finish alone (an update's or restore's journal): each needs a person
+        (the agent's ``proximity_janitor_stuck_leftovers`` gauge)."""
+        return self._janitor.stuck_leftovers()
+
     def sync_nodes(self, host: str | None = None) -> NodeSyncReport:
         """Store the nodes (status, CPUs, memory, disk, PVE version) of every host, or of one."""
         store = self._rt.store

@@ -7,6 +7,13 @@ through the ``proximity_backup_target_kinds`` hook (docs/plugins.md).
 
 from __future__ import annotations
 
-from proximity_sdk.backup_targets.base import Archive, BackupTarget, BackupTargetKind, FetchedArchive, NodeAccess
+from proximity_sdk.backup_targets.base import (
+    Archive,
+    BackupTarget,
+    BackupTargetKind,
+    FetchedArchive,
+    NodeAccess,
+    StoredArchive,
+)
 
-__all__ = ["Archive", "BackupTarget", "BackupTargetKind", "FetchedArchive", "NodeAccess"]
+__all__ = ["Archive", "BackupTarget", "BackupTargetKind", "FetchedArchive", "NodeAccess", "StoredArchive"]

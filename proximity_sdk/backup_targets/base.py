@@ -10,7 +10,8 @@ from proximity_sdk.proxmox.client import ProxmoxClient
 from proximity_sdk.proxmox.progress import Emit
 from proximity_sdk.proxmox.shell import NodeShell
 
-__all__ = ["Archive", "BackupTarget", "BackupTargetKind", "FetchedArchive", "NodeAccess"]
+__all__ = ["Archive", "BackupTarget", "BackupTargetKind", "FetchedArchive", "NodeAccess", "StoredArchive",
+           "fetch_checked", "stored_location"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,32 @@ class FetchedArchive:
     temporary: bool
 
 
+@dataclass(frozen=True)
+class StoredArchive:
+    """What ``store`` may return instead of a bare location: with the archive's SHA-256 as the
+    target's copy went through this process (``sha256:<hex>``). Proximity records it and hands
+    it back to ``fetch`` for a restore, so a replaced archive is caught even where the target's
+    own checksum sits beside it (whoever can replace one can replace both)."""
+
+    location: str
+    sha256: str | None = None
+
+
+def stored_location(stored: str | StoredArchive) -> tuple[str, str | None]:
+    """``(location, sha256)`` of what ``store`` returned."""
+    if isinstance(stored, StoredArchive):
+        return stored.location, stored.sha256
+    return stored, None
+
+
+def fetch_checked(target: BackupTarget, node: NodeAccess, location: str, sha256: str | None) -> FetchedArchive:
+    """``target.fetch``, with the recorded digest when there is one. A target whose ``fetch``
+    takes no ``sha256`` never returned one from ``store``, so there is nothing to hand it."""
+    if sha256 is None:
+        return target.fetch(node, location)
+    return target.fetch(node, location, sha256=sha256)  # type: ignore[call-arg]
+
+
 @runtime_checkable
 class BackupTarget(Protocol):
     """One configured target (opened from its options by its kind). ``location`` strings are the
@@ -69,13 +96,16 @@ class BackupTarget(Protocol):
         """The node storage vzdump writes the archive to before ``store`` (it must hold ``backup`` content)."""
         ...
 
-    def store(self, node: NodeAccess, archive: Archive) -> str:
-        """Keep the fresh archive (copy it off, ...) and return its location. A target that moves the
+    def store(self, node: NodeAccess, archive: Archive) -> str | StoredArchive:
+        """Keep the fresh archive (copy it off, ...) and return its location (with its digest, as a
+        ``StoredArchive``, when the copy went through this process). A target that moves the
         archive away may delete the node volume here."""
         ...
 
     def fetch(self, node: NodeAccess, location: str) -> FetchedArchive:
-        """Make the archive a volume on ``node.node`` for a restore; checks its integrity on the way."""
+        """Make the archive a volume on ``node.node`` for a restore; checks its integrity on the way.
+        A target whose ``store`` returns a digest takes it back as ``sha256=`` (keyword) and must
+        refuse an archive whose bytes do not match it."""
         ...
 
     def verify(self, node: NodeAccess, location: str) -> int | None:

@@ -30,7 +30,10 @@ from proximity_sdk.plugins.sources import CatalogSource
 if TYPE_CHECKING:
     from proximity_sdk.plugins.manager import PluginManager
 
-__all__ = ["Catalog"]
+__all__ = ["BUILTIN_SOURCE", "Catalog"]
+
+#: the name of the catalog shipped in the package (``plugins/_builtin.py``), reviewed with the code
+BUILTIN_SOURCE = "builtin"
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +43,14 @@ class _Snapshot:
 
     __slots__ = ("apps", "by_name", "categories", "index", "origins", "problems", "shadowed", "sources")
 
-    def __init__(self, sources: Sequence[CatalogSource]) -> None:
+    def __init__(self, sources: Sequence[CatalogSource], trusted: frozenset[str]) -> None:
         self.apps: dict[str, CatalogApp] = {}
         self.origins: dict[str, tuple[str, str]] = {}  # id -> (source name, origin)
         self.problems: list[CatalogProblem] = []
         self.shadowed: list[CatalogShadowing] = []
         self.sources = [source.name for source in sources]
         for source in sources:
-            result = load_source(source)
+            result = load_source(source, trusted=source.name in trusted)
             self.problems.extend(result.problems)
             for app, origin in zip(result.apps, result.origins, strict=True):
                 previous = self.origins.get(app.id)
@@ -82,7 +85,12 @@ class Catalog:
     ``catalog_paths``: extra directories of entries, one JSON object per file. ``plugins``: the
     plugin manager whose catalog sources to use (default: a new one with the built-in catalog and
     every installed plugin). ``sources``: extra sources appended after ``catalog_paths`` (for
-    notebooks and tests). Thread-safe: reload swaps a complete snapshot.
+    notebooks and tests). ``trusted_sources``: names of sources (``portainer:https://...``,
+    ``path:/srv/apps``) an admin reviewed: their entries skip the compose policy
+    (``catalog/policy.py``), which every other source's entries must pass; the built-in catalog,
+    reviewed with the code, and the ``catalog_paths`` directories, the admin's own files, are
+    always trusted; plugin sources (a Portainer template list, ...) and ``sources`` are not.
+    Thread-safe: reload swaps a complete snapshot.
     """
 
     def __init__(
@@ -91,8 +99,14 @@ class Catalog:
         catalog_paths: Sequence[str | os.PathLike[str]] = (),
         plugins: PluginManager | None = None,
         sources: Sequence[CatalogSource] = (),
+        trusted_sources: Sequence[str] = (),
     ) -> None:
+        if isinstance(trusted_sources, str) or not all(isinstance(t, str) and t for t in trusted_sources):
+            raise ValidationError("trusted_sources must be a list of source names", field="trusted_sources",
+                                  hint="Give names as catalog.stats().by_source lists them, e.g. ['path:/srv/apps']")
         paths = [Path(p) for p in catalog_paths]
+        # builtin is reviewed with the code; catalog_paths hold the admin's own files
+        self._trusted = frozenset({BUILTIN_SOURCE, *trusted_sources, *(DirectorySource(p).name for p in paths)})
         for path in paths:
             if not path.is_dir():
                 raise ValidationError(
@@ -124,14 +138,14 @@ class Catalog:
         if snapshot is None:
             with self._lock:
                 if self._snapshot is None:
-                    self._snapshot = _Snapshot(self._sources())
+                    self._snapshot = _Snapshot(self._sources(), self._trusted)
                 snapshot = self._snapshot
         return snapshot
 
     def reload(self) -> CatalogStats:
         """Read every source again; returns the new stats. Problems are in `errors`."""
         with self._lock:
-            self._snapshot = _Snapshot(self._sources())
+            self._snapshot = _Snapshot(self._sources(), self._trusted)
         return self.stats()
 
     # queries --------------------------------------------------------------------------------
@@ -186,6 +200,11 @@ class Catalog:
             problems=len(snapshot.problems),
             shadowed=len(snapshot.shadowed),
         )
+
+    @property
+    def trusted_sources(self) -> frozenset[str]:
+        """The sources whose entries skip the compose policy."""
+        return self._trusted
 
     @property
     def errors(self) -> Listing[CatalogProblem]:

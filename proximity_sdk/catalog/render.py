@@ -41,7 +41,7 @@ _FLAG = re.compile(
 _ENV_UNSAFE = re.compile(r"['\n\r\x00]")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class RenderedProject:
     """What to write into the container: ``compose`` (as ``compose.yaml``) and ``env`` (as ``.env``).
 
@@ -51,10 +51,17 @@ class RenderedProject:
 
     app_id: str
     compose: dict[str, Any]
+    # every secret: never in a repr (a traceback, a log line or a notebook cell would print it)
     env: dict[str, str]
     generated: frozenset[str]
     main_service: str
     main_port: int | None
+
+    def __repr__(self) -> str:
+        names = ", ".join(sorted(self.env))
+        return (f"RenderedProject(app_id={self.app_id!r}, services={sorted(self.compose.get('services') or {})!r}, "
+                f"env=<{len(self.env)} hidden: {names}>, main_service={self.main_service!r}, "
+                f"main_port={self.main_port!r})")
 
     @property
     def secrets(self) -> dict[str, str]:

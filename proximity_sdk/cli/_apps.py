@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from proximity_sdk.cli._exit import EXIT_OK
@@ -37,15 +39,45 @@ def _resources(ctx: Context) -> Resources | None:
         raise ValidationError(f"{name}: {first['msg']}", field=str(first["loc"][0])) from None
 
 
-def _environment(pairs: list[str]) -> dict[str, str] | None:
-    if not pairs:
-        return None
+def _environment(ctx: Context) -> dict[str, str] | None:
+    """``--env NAME`` (the value from this process's environment) and ``--env-file``: a value on
+    the command line would be in ``ps`` output and the shell history of everyone on the machine."""
+    a = ctx.args
     env: dict[str, str] = {}
-    for item in pairs:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValidationError(f"--env {item!r} must be KEY=VALUE", field="environment")
-        env[key] = value
+    if a.env_file:
+        env.update(_env_file(a.env_file))
+    for item in a.env:
+        name, sep, _value = item.partition("=")
+        if sep:
+            raise ValidationError(
+                f"--env {name}=...: values are not taken on the command line (others can read it in ps and the "
+                "shell history)", field="environment",
+                hint=f"export {name}=... then pass --env {name}, or put {name}=VALUE lines in a file and pass "
+                     "--env-file FILE ('-' for stdin)")
+        if not name:
+            raise ValidationError("--env needs a variable name", field="environment")
+        if name not in os.environ:
+            raise ValidationError(f"--env {name}: no variable {name} in this shell's environment", field="environment",
+                                  hint=f"export {name}=... first (KEY=VALUE on the command line is not accepted), "
+                                       "or use --env-file")
+        env[name] = os.environ[name]
+    return env or None
+
+
+def _env_file(path: str) -> dict[str, str]:
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValidationError(f"--env-file {path}: {exc.strerror or exc}", field="environment") from None
+    env: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        name, sep, value = stripped.removeprefix("export ").partition("=")
+        if not sep or not name.strip():
+            raise ValidationError(f"--env-file {path}, line {number}: expected NAME=VALUE", field="environment")
+        env[name.strip()] = value
     return env
 
 
@@ -67,14 +99,14 @@ def show_app(ctx: Context, app: Any) -> None:
 def deploy(ctx: Context) -> int:
     a = ctx.args
     handle = ctx.px.apps.deploy(a.catalog_id, hostname=a.hostname, host=a.host, node=a.node,
-                                environment=_environment(a.env), resources=_resources(ctx), strategy=a.strategy)
+                                environment=_environment(ctx), resources=_resources(ctx), strategy=a.strategy)
     return finish(ctx, handle, show_app)
 
 
 def deploy_image(ctx: Context) -> int:
     a = ctx.args
     handle = ctx.px.apps.deploy_image(a.reference, hostname=a.hostname, host=a.host, node=a.node,
-                                      environment=_environment(a.env), ports=list(a.port),
+                                      environment=_environment(ctx), ports=list(a.port),
                                       resources=_resources(ctx))
     return finish(ctx, handle, show_app)
 

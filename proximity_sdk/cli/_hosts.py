@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from proximity_sdk.models.host import Host
     from proximity_sdk.models.ssh import SshAccess
 
-__all__ = ["add", "default", "list_hosts", "remove", "show", "test"]
+__all__ = ["accept_key", "add", "default", "keys", "list_hosts", "remove", "show", "test"]
 
 
 def _ssh(ctx: Context) -> SshAccess | None:
@@ -160,4 +160,25 @@ def default(ctx: Context) -> int:
         print_json(host)
     else:
         ctx.out.print(host.name)
+    return EXIT_OK
+
+
+def keys(ctx: Context) -> int:
+    found = list(ctx.px.hosts.host_keys(ctx.args.host))
+    if ctx.json:
+        print_json(found)
+        return EXIT_OK
+    table(ctx.out, ["address", "type", "fingerprint", "pinned"],
+          [[k.hostname, k.key_type, k.fingerprint, k.pinned_at] for k in found], empty="no SSH host key pinned")
+    return EXIT_OK
+
+
+def accept_key(ctx: Context) -> int:
+    a = ctx.args
+    key = ctx.px.hosts.accept_host_key(a.host, node=a.node, fingerprint=a.fingerprint)
+    if ctx.json:
+        print_json(key)
+    else:
+        detail(ctx.out, [("address", key.hostname), ("type", key.key_type), ("fingerprint", key.fingerprint),
+                         ("pinned", key.pinned_at)], title=f"accepted the SSH host key of node {a.node}")
     return EXIT_OK

@@ -123,6 +123,13 @@ def _hosts(b: _Builder) -> None:
     p.add_argument("host", metavar="HOST", nargs="?", help="default: the default host")
     p = b.leaf(sub, "default", "_hosts:default", "show the default host, or make HOST the default")
     p.add_argument("host", metavar="HOST", nargs="?")
+    p = b.leaf(sub, "keys", "_hosts:keys", "the SSH host keys pinned for the host's nodes")
+    p.add_argument("host", metavar="HOST")
+    p = b.leaf(sub, "accept-key", "_hosts:accept_key",
+               "accept the new SSH host key of a node (after a reinstall), checked against its fingerprint")
+    p.add_argument("host", metavar="HOST")
+    p.add_argument("node", metavar="NODE")
+    p.add_argument("fingerprint", metavar="SHA256:...", help="verified on the node's console (ssh-keygen -lf)")
 
 
 def _nodes(b: _Builder) -> None:
@@ -143,7 +150,10 @@ def _apps(b: _Builder) -> None:
     p.add_argument("--hostname", required=True, help="the app's name and the container's hostname")
     p.add_argument("--host", help="default: the default host")
     p.add_argument("--node", help="default: chosen by free capacity")
-    p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="environment (repeat)")
+    p.add_argument("--env", action="append", default=[], metavar="NAME",
+                   help="pass the variable NAME with its value from this shell's environment (repeat); "
+                        "values never go on the command line")
+    p.add_argument("--env-file", metavar="PATH", help="NAME=VALUE lines (# comments); '-' reads them from stdin")
     p.add_argument("--cores", type=int)
     p.add_argument("--memory", type=int, metavar="MB")
     p.add_argument("--swap", type=int, metavar="MB")
@@ -156,7 +166,10 @@ def _apps(b: _Builder) -> None:
     p.add_argument("--hostname", required=True, help="the app's name and the container's hostname")
     p.add_argument("--host", help="default: the default host")
     p.add_argument("--node", help="default: chosen by free capacity")
-    p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="environment (repeat)")
+    p.add_argument("--env", action="append", default=[], metavar="NAME",
+                   help="pass the variable NAME with its value from this shell's environment (repeat); "
+                        "values never go on the command line")
+    p.add_argument("--env-file", metavar="PATH", help="NAME=VALUE lines (# comments); '-' reads them from stdin")
     p.add_argument("--port", action="append", type=int, default=[], help="a port the image listens on (repeat)")
     p.add_argument("--cores", type=int)
     p.add_argument("--memory", type=int, metavar="MB")

@@ -42,7 +42,9 @@ class Backup(HtmlRepr, BaseModel):
     ``target`` is the configured target's name (None: the built-in Proxmox storage ``local``);
     ``volid`` the vzdump volume on ``node`` (``<storage>:backup/vzdump-lxc-...``) and
     ``location`` where the target keeps the archive (for a Proxmox storage, the volid itself);
-    ``duration_seconds`` is how long vzdump took, queueing excluded."""
+    ``duration_seconds`` is how long vzdump took, queueing excluded; ``digest`` the archive's
+    ``sha256:...`` as this process saw it when the target stored it (None when the target keeps
+    the archive where vzdump wrote it): a restore refuses an archive that no longer matches it."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -64,6 +66,7 @@ class Backup(HtmlRepr, BaseModel):
     schedule_id: str | None = None
     location: str | None = None
     duration_seconds: float | None = Field(default=None, ge=0)
+    digest: str | None = None
     created_at: datetime
     completed_at: datetime | None = None
 

@@ -167,8 +167,10 @@ class JanitorReport(HtmlRepr, BaseModel):
     runner had died or hung past the hard deadline); ``asked_to_stop``: past their deadline with
     a live runner, which was asked to cancel (it rolls back itself); ``resumed``: operations whose
     runner died, taken over (their kind finishes or rolls them back); ``retired_destroyed``:
-    retired containers removed after their grace period; ``errors``: what could not be done now
-    (retried by the next pass)."""
+    retired containers removed after their grace period; ``cleaned_up``: ended operations whose
+    failed rollback the janitor finished (nothing is left in their journal); ``cleanup_failed``:
+    those whose cleanup attempt failed again (retried after a backoff); ``errors``: what could not
+    be done now (retried by the next pass)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -178,6 +180,8 @@ class JanitorReport(HtmlRepr, BaseModel):
     asked_to_stop: list[str] = Field(default_factory=list)
     resumed: list[str] = Field(default_factory=list)
     retired_destroyed: list[RetiredDestroyed] = Field(default_factory=list)
+    cleaned_up: list[str] = Field(default_factory=list)
+    cleanup_failed: list[str] = Field(default_factory=list)
     errors: list[str] = Field(default_factory=list)
 
 

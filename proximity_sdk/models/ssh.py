@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from proximity_sdk.models._html import HtmlRepr
 
-__all__ = ["SshAccess"]
+__all__ = ["SshAccess", "SshHostKey"]
 
 _NODE_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 _ADDRESS = re.compile(r"^[A-Za-z0-9.:_\[\]-]{1,253}$")
@@ -46,3 +47,14 @@ class SshAccess(HtmlRepr, BaseModel):
     def address_of(self, node: str) -> str:
         """The address to SSH to for ``node``."""
         return self.addresses.get(node, node)
+
+
+class SshHostKey(HtmlRepr, BaseModel):
+    """An SSH host key pinned for a node's address (``px.hosts.host_keys``, ``accept_host_key``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    hostname: str  # the address, or "[address]:port" off port 22
+    key_type: str
+    fingerprint: str
+    pinned_at: datetime

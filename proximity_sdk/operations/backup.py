@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
+from proximity_sdk.backup_targets.base import stored_location
 from proximity_sdk.backup_targets.volumes import delete_backup_volume, run_vzdump
 from proximity_sdk.errors import ProximityError
 from proximity_sdk.models.backup import Backup, BackupStatus
@@ -76,13 +77,13 @@ def take_backup(ctx: OperationContext, targets: TargetRegistry, backup: Backup, 
             store.backups.update(backup.id, volid=archive.volid, size_bytes=archive.size_bytes)
             ctx.event(f"archive {archive.volid}: {archive.size_bytes or 0} bytes in {duration:g}s")
     with _step(ctx, steps[2]):
-        location = target.store(access, archive)
+        location, digest = stored_location(target.store(access, archive))
         ctx.record("location", host_id=host_id, node=node, target=backup.target, location=location,
                    backup_id=backup.id)
         if location != archive.volid:
             ctx.event(f"stored at {location} by target {target.name}")
     done = store.backups.update(backup.id, status=BackupStatus.COMPLETED, location=location, duration_seconds=duration,
-                                completed_at=utcnow(), error=None)
+                                digest=digest, completed_at=utcnow(), error=None)
     ctx.forget("volume", backup_id=backup.id)
     ctx.forget("location", backup_id=backup.id)
     return done

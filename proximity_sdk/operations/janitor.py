@@ -22,28 +22,46 @@ One pass, in this order:
    VMID, then forgotten with its VMID reservation. One ``/cluster/resources`` call per host with
    due entries finds the node each is on now.
 
+4. **Leftovers of failed rollbacks**: an operation that ended failed or cancelled with a journal
+   that still holds something (its rollback failed: a container it created, a VMID or address
+   reservation, a snapshot, an unfinished backup volume) is taken by the janitor (compare-and-set
+   in the store, so one replica does it), which runs the kind's rollback again: each entry is
+   forgotten once undone, so every attempt resumes where the last stopped. Each attempt is an event
+   of the operation. A failed attempt waits ``cleanup_backoff * 2 ** (attempts - 1)`` (at most six
+   hours) before the next; the wait is in the store, so it survives restarts.
+   ``stuck_leftovers()`` counts those that failed ``STUCK_AFTER`` attempts or more, and those the
+   janitor does not retry alone (an update's or restore's journal, whose undo rewrites an app's
+   disk: a person decides): the agent's ``proximity_janitor_stuck_leftovers`` gauge, worth an alert.
+
 What cannot be done now (host unreachable, container locked) is reported and retried next pass.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import defaultdict
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from proximity_sdk.errors import ConflictError, LockedError, ProximityError
+from proximity_sdk.errors import ConflictError, LockedError, NotFoundError, ProximityError
+from proximity_sdk.models.app import AppStatus
 from proximity_sdk.models.maintenance import JanitorReport, RetiredContainer, RetiredDestroyed
 from proximity_sdk.models.operation import Operation, OperationStatus
 from proximity_sdk.models.proxmox import ClusterResource
+from proximity_sdk.operations.context import LeaseLost, OperationContext
 from proximity_sdk.operations.reconcile import containers_by_vmid
 from proximity_sdk.operations.runtime import Runtime
 from proximity_sdk.proxmox.containers import destroy_container
 from proximity_sdk.store.base import utcnow
 from proximity_sdk.store.maintenance_repo import (
+    Leftover,
+    claim_leftovers,
     drop_retired,
     leases,
+    leftovers,
+    release_leftovers,
     retired_containers,
     seize_operation,
     vmid_owner,
@@ -51,13 +69,32 @@ from proximity_sdk.store.maintenance_repo import (
 
 if TYPE_CHECKING:
     from proximity_sdk.operations.engine import OperationEngine
+    from proximity_sdk.operations.kinds import OperationKind
 
-__all__ = ["DeadlineExceeded", "Janitor"]
+__all__ = ["RETRYABLE_EFFECTS", "STUCK_AFTER", "DeadlineExceeded", "Janitor"]
 
 log = logging.getLogger(__name__)
 
 # how long the janitor holds an operation it fails: its rollback may destroy containers
 _TAKEOVER_LEASE = timedelta(minutes=30)
+# journal entries whose undo is safe whenever it runs: it only removes what the operation created
+RETRYABLE_EFFECTS = frozenset({"container", "vmid", "address", "snapshot", "volume", "location"})
+#: failed cleanup attempts after which leftovers count as stuck (the alert-worthy gauge)
+STUCK_AFTER = 3
+_MAX_BACKOFF = timedelta(hours=6)
+
+
+class _CleanupContext(OperationContext):
+    """The context of a cleanup attempt on an ended operation: it is "ours" while the janitor's
+    claim holds (the operation is no longer running, so the runner's check cannot apply)."""
+
+    def checkpoint(self) -> None:
+        if self._lost.is_set():
+            raise LeaseLost(self.id)
+        runner, _expires = leases(self.store, [self.id]).get(self.id, (None, None))
+        if runner != self.runner_id:
+            self._lost.set()
+            raise LeaseLost(self.id)
 
 
 class DeadlineExceeded(Exception):
@@ -67,9 +104,11 @@ class DeadlineExceeded(Exception):
 class Janitor:
     """One instance per engine; ``run()`` is one pass (the agent schedules it)."""
 
-    def __init__(self, runtime: Runtime, engine: OperationEngine) -> None:
+    def __init__(self, runtime: Runtime, engine: OperationEngine, *,
+                 cleanup_backoff: timedelta = timedelta(minutes=5)) -> None:
         self.rt = runtime
         self.engine = engine
+        self.cleanup_backoff = cleanup_backoff
         # distinct from the engine's own id: a hung runner of this very process loses the operation too
         self.runner_id = f"{engine.runner_id}:janitor"
 
@@ -82,8 +121,100 @@ class Janitor:
         self._deadlines(hard_grace if hard_grace is not None else self.engine.lease * 10, failed, asked, errors)
         resumed = self.engine.recover()
         destroyed = self._retired(errors)
+        cleaned: list[str] = []
+        still: list[str] = []
+        self._leftovers(cleaned, still, errors)
         return JanitorReport(started_at=started, elapsed_ms=(time.perf_counter() - began) * 1000, failed=failed,
-                             asked_to_stop=asked, resumed=resumed, retired_destroyed=destroyed, errors=errors)
+                             asked_to_stop=asked, resumed=resumed, retired_destroyed=destroyed,
+                             cleaned_up=cleaned, cleanup_failed=still, errors=errors)
+
+    def stuck_leftovers(self) -> int:
+        """Ended operations whose leftovers the janitor failed to clean ``STUCK_AFTER`` times or
+        more, or will not clean alone: each needs a person."""
+        return sum(1 for left in leftovers(self.rt.store)
+                   if left.attempts >= STUCK_AFTER or not self._retryable(left))
+
+    # leftovers of failed rollbacks ------------------------------------------------------------------
+
+    @staticmethod
+    def _retryable(left: Leftover) -> bool:
+        return all(e.get("kind") in RETRYABLE_EFFECTS for e in left.effects)
+
+    def _leftovers(self, cleaned: list[str], still: list[str], errors: list[str]) -> None:
+        store = self.rt.store
+        now = utcnow()
+        for left in leftovers(store):
+            if left.retry_at is not None and left.retry_at > now:
+                continue  # backing off, or another replica's janitor works on it
+            kinds = ", ".join(sorted({str(e.get("kind")) for e in left.effects}))
+            if not self._retryable(left):
+                errors.append(f"operation {left.id} ({left.kind}) ended with a journal the janitor does not undo "
+                              f"alone ({kinds}): see its events and clean up by hand")
+                continue
+            try:
+                impl = self.engine.kind(left.kind)
+            except ProximityError:
+                errors.append(f"operation {left.id} ({left.kind}) left {kinds}, but this process does not know "
+                              "its kind: left to a process that does")
+                continue
+            op = store.operations.get(left.id)
+            busy = (store.operations.active_for(app_id=op.app_id) if op.app_id else None) or \
+                (store.operations.active_for(host_id=op.host_id, vmid=op.vmid) if op.host_id and op.vmid else None)
+            if busy is not None:
+                errors.append(f"operation {left.id} left {kinds}; operation {busy.id} works on the same app now "
+                              "(retried next pass)")
+                continue
+            if not claim_leftovers(store, left.id, self.runner_id, _TAKEOVER_LEASE):
+                continue
+            if self._clean(op, impl, left, errors):
+                cleaned.append(left.id)
+            else:
+                still.append(left.id)
+
+    def _clean(self, op: Operation, impl: OperationKind, left: Leftover, errors: list[str]) -> bool:
+        store = self.rt.store
+        attempt = left.attempts + 1
+        ctx = _CleanupContext(store, op, self.runner_id, notify=self.engine.notify,
+                              node_slot=self.engine._node_slot, lost=threading.Event())
+        containers = {(str(e.get("host_id")), int(e["vmid"])) for e in left.effects if e.get("kind") == "container"}
+        ctx.event(f"janitor: undoing what the rollback left (attempt {attempt}): "
+                  + ", ".join(sorted({str(e.get("kind")) for e in left.effects})), level="warning")
+        ctx.rolling_back = True
+        try:
+            impl.rollback(ctx)
+            if ctx.effects:
+                raise ProximityError("the rollback ended with entries still in the journal: "
+                                     + ", ".join(sorted({str(e.get("kind")) for e in ctx.effects})))
+        except LeaseLost:
+            return False
+        except Exception as exc:
+            delay = min(self.cleanup_backoff * 2 ** (attempt - 1), _MAX_BACKOFF)
+            ctx.event(f"janitor: attempt {attempt} failed ({exc}); next attempt in {delay}", level="error")
+            release_leftovers(store, op.id, self.runner_id, attempts=attempt, retry_at=utcnow() + delay)
+            errors.append(f"operation {op.id} ({op.kind}): cleanup attempt {attempt} failed: {exc} "
+                          f"(retried in {delay})")
+            log.warning("janitor: cleanup of operation %s failed (attempt %d): %s", op.id, attempt, exc)
+            return False
+        finally:
+            self.engine.notify(op.id)
+        self._forget_destroyed(op, containers)
+        ctx.event(f"janitor: nothing left (attempt {attempt})")
+        release_leftovers(store, op.id, self.runner_id, attempts=attempt, retry_at=None)
+        log.info("janitor: what operation %s left is undone", op.id)
+        return True
+
+    def _forget_destroyed(self, op: Operation, containers: set[tuple[str, int]]) -> None:
+        """A failed deploy's app in ``error`` kept the VMID of the container its rollback could not
+        destroy; now it is gone, the record forgets it."""
+        if not op.app_id or not containers:
+            return
+        store = self.rt.store
+        try:
+            app = store.apps.get(op.app_id)
+        except NotFoundError:
+            return
+        if app.status == AppStatus.ERROR and app.vmid is not None and (app.host_id, app.vmid) in containers:
+            store.apps.update(app.id, vmid=None, address=None)
 
     # deadlines --------------------------------------------------------------------------------------
 

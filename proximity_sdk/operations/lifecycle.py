@@ -20,7 +20,9 @@ from proximity_sdk.proxmox.containers import (
     start_container,
     wait_for_address,
 )
+from proximity_sdk.proxmox.guests import container_node
 from proximity_sdk.store import Store
+from proximity_sdk.store.maintenance_repo import drop_retired, retired_of, vmid_owner
 
 __all__ = ["DeleteKind", "RestartKind", "StartKind", "StopKind"]
 
@@ -116,8 +118,10 @@ class RestartKind(_AppKind):
 
 
 class DeleteKind(_AppKind):
-    """Stop and destroy the container (purge), release the VMID and address, forget the record.
-    ``destroy=False`` only forgets the record and leaves the container (for adopted apps)."""
+    """Stop and destroy the container (purge) and the containers a restore retired (kept for a
+    grace period to go back to: with the app gone there is nothing to go back to, and once the
+    record is gone nothing would remember them), release the VMIDs and address, forget the record.
+    ``destroy=False`` only forgets the record and leaves the containers (for adopted apps)."""
 
     name: ClassVar[str] = "delete"
     steps: ClassVar[tuple[str, ...]] = ("destroy", "release")
@@ -138,12 +142,28 @@ class DeleteKind(_AppKind):
                 with ctx.node_slot(app.host_id, app.node):
                     destroy_container(self.rt.clients.get(app.host_id), app.node, app.vmid, emit=emitter(ctx),
                                       expect_hostname=app.hostname)
+            if ctx.params.get("destroy", True):
+                self._destroy_retired(ctx, app)
         with ctx.step("release"):
             vmids, addresses = store.reservations.release_for_app(app.id)
             released = [f"VMID {v}" for v in vmids] + list(addresses)
             ctx.event("released " + (", ".join(released) if released else "nothing"))
             store.apps.delete(app.id)
         return {"app_id": app.id, "deleted": True}
+
+    def _destroy_retired(self, ctx: OperationContext, app: App) -> None:
+        store = self.rt.store
+        for entry in retired_of(app.config):
+            if vmid_owner(store, entry.host_id, entry.vmid) not in (None, app.id):
+                drop_retired(store, app.id, host_id=entry.host_id, vmid=entry.vmid)
+                continue  # the VMID is another app's container now
+            client = self.rt.clients.get(entry.host_id)
+            node = container_node(client, entry.vmid)
+            if node is not None:
+                with ctx.node_slot(entry.host_id, node):
+                    destroy_container(client, node, entry.vmid, emit=emitter(ctx), expect_hostname=entry.hostname)
+                ctx.event(f"retired container {entry.vmid} destroyed")
+            drop_retired(store, app.id, host_id=entry.host_id, vmid=entry.vmid)
 
     def on_failure(self, ctx: OperationContext, error: BaseException) -> None:
         try:

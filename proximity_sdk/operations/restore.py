@@ -21,6 +21,7 @@ import contextlib
 from datetime import timedelta
 from typing import Any, ClassVar
 
+from proximity_sdk.backup_targets.base import fetch_checked
 from proximity_sdk.backup_targets.volumes import delete_backup_volume
 from proximity_sdk.errors import AlreadyExistsError, NotFoundError, ProximityError
 from proximity_sdk.models.app import App, AppStatus
@@ -120,7 +121,7 @@ class RestoreKind(OperationKind):
         assert backup.node is not None
         with ctx.step("fetch"):
             access = self.targets.access(app.host_id, backup.node, emitter(ctx))
-            fetched = self.targets.open(backup.target).fetch(access, location)
+            fetched = fetch_checked(self.targets.open(backup.target), access, location, backup.digest)
             if fetched.temporary:
                 ctx.record("temp_volume", host_id=app.host_id, node=backup.node, volid=fetched.volid)
                 ctx.event(f"archive fetched to {fetched.volid} for this restore")

@@ -21,9 +21,10 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
+from proximity_sdk.backup_targets.base import fetch_checked
 from proximity_sdk.catalog.render import RenderedProject, env_file_text, render_project
 from proximity_sdk.errors import ConflictError, NotFoundError, ProximityError, ValidationError
 from proximity_sdk.models.app import App, AppStatus, Port
@@ -133,9 +134,11 @@ def target_entry(rt: Runtime, app: App, version: str | None) -> CatalogApp:
     return entry
 
 
-def find_updates(rt: Runtime, apps: Iterable[App], *, pull: bool = True) -> list[AppUpdate]:
+def find_updates(rt: Runtime, apps: Iterable[App], *, pull: bool = True,
+                 pulled: Callable[[App], Mapping[str, str] | None] | None = None) -> list[AppUpdate]:
     """The apps among ``apps`` with something newer (see the module docstring). With ``pull``, the
-    floating images are pulled in each running app's container to learn their current digests."""
+    floating images are pulled in each running app's container to learn their current digests:
+    by ``pulled(app)`` when given (a ``pull`` operation; None: not checked now), else inline."""
     found: list[AppUpdate] = []
     for app in apps:
         if "compose_text" not in app.config or app.node is None or app.vmid is None:
@@ -147,9 +150,12 @@ def find_updates(rt: Runtime, apps: Iterable[App], *, pull: bool = True) -> list
         # an OCI app's image is not pulled in a shell: only a newer catalog version is reported
         moving = [] if is_oci(app) else [image for image in project_images(app) if floating(image)]
         if pull and moving and app.status == AppStatus.RUNNING:
-            provisioner = Provisioner(rt.shells.get(app.host_id), app.node, app.vmid, project=app_project(app))
-            provisioner.pull()
-            digests = provisioner.image_digests()
+            if pulled is not None:
+                digests = dict(pulled(app) or {})  # {}: not checked now (the app is busy)
+            else:
+                provisioner = Provisioner(rt.shells.get(app.host_id), app.node, app.vmid, project=app_project(app))
+                provisioner.pull()
+                digests = provisioner.image_digests()
             recorded: Mapping[str, str] = app.config.get("images") or {}
             for image in moving:
                 now = digests.get(image) or digests.get(_with_latest(image))
@@ -272,7 +278,7 @@ class UpdateKind(OperationKind):
                 safety = store.backups.get(effect["backup_id"])
                 assert app.node is not None and safety.location is not None
                 access = self.targets.access(app.host_id, app.node, emitter(ctx))
-                fetched = self.targets.open(safety.target).fetch(access, safety.location)
+                fetched = fetch_checked(self.targets.open(safety.target), access, safety.location, safety.digest)
                 _restore_over(ctx, self.rt, app, fetched.volid, str(effect["storage"]))
                 ctx.forget("guarded")
 

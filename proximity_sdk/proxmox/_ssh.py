@@ -25,7 +25,7 @@ from proximity_sdk.errors import (
     ValidationError,
 )
 
-__all__ = ["HostKeyStore", "fingerprint", "load_private_key", "open_client"]
+__all__ = ["HostKeyStore", "fingerprint", "known_hosts_name", "load_private_key", "open_client", "server_key"]
 
 _log = logging.getLogger("proximity_sdk.proxmox.shell")
 
@@ -95,11 +95,17 @@ class HostKeyStore:
     """
 
     def __init__(
-        self, source: str | None, *, text: bool | None = None, on_pin: Callable[[str], None] | None = None
+        self, source: str | None, *, text: bool | None = None, on_pin: Callable[[str], None] | None = None,
+        pinned: Callable[[], str] | None = None, accept_hint: str | None = None,
     ) -> None:
-        """``source`` is a path or known_hosts text; ``text=None`` tells them apart by content."""
+        """``source`` is a path or known_hosts text; ``text=None`` tells them apart by content.
+        ``pinned``: more known_hosts lines, read at each connect (the keys pinned in the database;
+        they win over ``source`` for the same name and key type); ``accept_hint``: how to accept a
+        changed key, for the error that reports one."""
         self._lock = threading.Lock()
         self._on_pin = on_pin
+        self._pinned = pinned
+        self.accept_hint = accept_hint
         self._memory: paramiko.HostKeys | None = None
         self._path: Path | None = None
         if text is None:
@@ -132,7 +138,16 @@ class HostKeyStore:
                 for name, keys in self._memory.items():
                     for key_type in keys:
                         known.add(name, key_type, keys[key_type])
-            return
+        else:
+            self._load_file(known)
+        if self._pinned is not None:
+            for number, line in enumerate(self._pinned().splitlines(), start=1):
+                entry = paramiko.hostkeys.HostKeyEntry.from_line(line, number) if line.strip() else None
+                if entry is not None:
+                    for name in entry.hostnames:
+                        known.add(name, entry.key.get_name(), entry.key)
+
+    def _load_file(self, known: paramiko.HostKeys) -> None:
         assert self._path is not None
         if self._path.exists():
             try:
@@ -147,7 +162,9 @@ class HostKeyStore:
     def pin(self, hostname: str, key: paramiko.PKey) -> None:
         line = f"{hostname} {key.get_name()} {key.get_base64()}\n"
         with self._lock:
-            if self._memory is not None:
+            if self._pinned is not None:
+                pass  # the database keeps it (on_pin): never a file of this machine alone
+            elif self._memory is not None:
                 self._memory.add(hostname, key.get_name(), key)
             else:
                 assert self._path is not None
@@ -225,7 +242,8 @@ def open_client(
             f"{fingerprint(exc.key)}, but {store.describe()} holds {fingerprint(exc.expected_key)}; "
             "connection refused",
             hint="If the node was reinstalled, verify the new key out of band and replace the old entry; "
-            "otherwise someone may be intercepting the connection",
+            "otherwise someone may be intercepting the connection" + (
+                f". To accept it: {store.accept_hint}" if store.accept_hint else ""),
         ) from None
     except paramiko.AuthenticationException as exc:
         client.close()
@@ -247,3 +265,27 @@ def open_client(
         transport.set_keepalive(30)
     _log.debug("connected to node %s at %s", node, where)
     return client
+
+
+def known_hosts_name(address: str, port: int) -> str:
+    """The name a host key is kept under (as OpenSSH and paramiko look it up)."""
+    bare = address.strip("[]")
+    return bare if port == 22 else f"[{bare}]:{port}"
+
+
+def server_key(*, node: str, address: str, port: int, timeout: float) -> paramiko.PKey:
+    """The host key the node's sshd presents now (a key exchange, no login)."""
+    where = f"{address}:{port}"
+    try:
+        sock = socket.create_connection((address.strip("[]"), port), timeout=timeout)
+    except OSError as exc:
+        raise UnreachableError(f"cannot reach node {node} over SSH at {where}: {exc}") from None
+    transport = paramiko.Transport(sock)
+    try:
+        transport.banner_timeout = timeout
+        transport.start_client(timeout=timeout)
+        return transport.get_remote_server_key()
+    except (paramiko.SSHException, EOFError, OSError) as exc:
+        raise NodeShellError(f"SSH key exchange with node {node} at {where} failed: {exc}") from None
+    finally:
+        transport.close()

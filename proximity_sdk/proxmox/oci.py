@@ -8,7 +8,10 @@ Nothing here uses the node shell: an application container has no shell to reach
   "cannot tell", which counts as not OCI-capable (the reason says so).
 - :func:`check_reference` applies the schema's own pattern for ``reference`` (a tag is required).
 - :func:`pull_image` reuses the file of an earlier pull of the same reference (PVE refuses to
-  overwrite it), else pulls and waits for the task.
+  overwrite it), else pulls and waits for the task. File names are an injective encoding of the
+  reference (``docker.io/library/nginx:1.27`` and ``docker.io/library_nginx:1.27`` never share
+  one); a floating tag (``latest``, ``main``, any tag without a digit) gets the day (UTC) in its
+  name, so it is pulled again at most once a day instead of never.
 - :func:`env_param` builds the ``env`` value: ``NAME=value`` entries separated by NUL.
 """
 
@@ -18,6 +21,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from proximity_sdk.errors import ProximityError, ProxmoxError, ValidationError
 from proximity_sdk.proxmox._lxc import lxc_path
@@ -34,6 +38,7 @@ __all__ = [
     "check_reference",
     "configure_runtime",
     "env_param",
+    "floating_tag",
     "oci_support",
     "parse_version",
     "pull_image",
@@ -75,18 +80,39 @@ def check_reference(reference: object, *, field: str = "reference") -> str:
     return reference
 
 
-def template_file(reference: str) -> str:
-    """The file name (without ``.tar``) Proximity pulls ``reference`` as: already in PVE's normalized
-    alphabet (letters, digits, ``_.-``), so PVE's normalization leaves it unchanged."""
-    name = _UNSAFE_FILE_CHARS.sub("_", reference)
+_FLOATING_TAGS = frozenset({"latest", "stable", "main", "master", "release", "lts", "edge", "nightly"})
+
+
+def floating_tag(reference: str) -> bool:
+    """Whether the reference's tag moves (``latest``, ``main``, any tag without a digit)."""
+    tag = reference.rsplit("/", 1)[-1].partition(":")[2]
+    return not tag or tag in _FLOATING_TAGS or not re.search(r"\d", tag)
+
+
+def _encode(reference: str) -> str:
+    # Injective in PVE's file alphabet: "_" -> "__", ":" -> "_.", "/" -> "_". It decodes one way only:
+    # after "/" the grammar has a letter or digit (never "_" or "."), and a ":" is followed by digits
+    # (a port) or a tag, which starts with a word character, never ".".
+    return reference.replace("_", "__").replace(":", "_.").replace("/", "_")
+
+
+def template_file(reference: str, *, now: datetime | None = None) -> str:
+    """The file name (without ``.tar``) Proximity pulls ``reference`` as: in PVE's normalized
+    alphabet (letters, digits, ``_.-``), so PVE's normalization leaves it unchanged; distinct for
+    distinct references; a floating tag's name carries the day (``now``, default today, UTC):
+    a new day, a new pull."""
+    name = _UNSAFE_FILE_CHARS.sub("-", _encode(reference))
+    if floating_tag(reference):
+        # "_-" never occurs in an encoded reference: the day cannot be mistaken for part of it
+        name += f"_-{(now or datetime.now(UTC)).astimezone(UTC):%Y%m%d}"
     if len(name) > _MAX_FILE:
-        digest = hashlib.sha256(reference.encode()).hexdigest()[:16]
-        name = f"{name[: _MAX_FILE - 17]}_{digest}"
+        digest = hashlib.sha256(name.encode()).hexdigest()[:24]
+        name = f"{name[: _MAX_FILE - 25]}-{digest}"
     return name
 
 
-def template_volid(storage: str, reference: str) -> str:
-    return f"{storage}:vztmpl/{template_file(reference)}.tar"
+def template_volid(storage: str, reference: str, *, now: datetime | None = None) -> str:
+    return f"{storage}:vztmpl/{template_file(reference, now=now)}.tar"
 
 
 def parse_version(text: object) -> tuple[int, int, int] | None:
@@ -169,7 +195,7 @@ def _split_env(value: object) -> dict[str, str]:
 
 
 def pull_image(client: ProxmoxClient, node: str, *, storage: str, reference: str, emit: Emit | None = None,
-               timeout: float = 3600.0) -> str:
+               timeout: float = 3600.0, now: datetime | None = None) -> str:
     """The template volume of ``reference`` on ``storage`` of ``node``, pulled first when absent.
 
     A file of an earlier pull of the same reference is used as is: PVE refuses to overwrite it, and
@@ -177,7 +203,7 @@ def pull_image(client: ProxmoxClient, node: str, *, storage: str, reference: str
     check_node_name(node)
     check_storage_id(storage)
     check_reference(reference)
-    volid = template_volid(storage, reference)
+    volid = template_volid(storage, reference, now=now)
     present = {v.volid for v in client.storage_content(node, storage, content="vztmpl")}
     if volid in present:
         emit_to(emit, f"image {reference} already pulled as {volid}")
@@ -185,7 +211,7 @@ def pull_image(client: ProxmoxClient, node: str, *, storage: str, reference: str
     emit_to(emit, f"pulling image {reference} to {storage} on node {node}")
     try:
         upid = client.post(f"/nodes/{node}/storage/{storage}/oci-registry-pull", reference=reference,
-                           filename=template_file(reference))
+                           filename=volid.rsplit("/", 1)[-1].removesuffix(".tar"))
     except ProximityError as err:
         # another pull of the same reference finished since the listing above (PVE checks the file
         # before it forks the worker: "refusing to override existing file '<name>.tar'")

@@ -78,6 +78,8 @@ class CommandResult:
 
 # Seconds to wait before asking again when a live connection refuses a session (sum: 3.1 s).
 _REFUSAL_BACKOFF = (0.1, 0.2, 0.4, 0.8, 1.6)
+# a line longer than this is cut in what callbacks and the failure tail see (the full output stays in data)
+_MAX_LINE = 64 * 1024
 
 
 class _Connection:
@@ -96,21 +98,40 @@ class _Lines:
     def __init__(self, stream: OutputStream, callback: OutputCallback | None) -> None:
         self.stream: OutputStream = stream
         self._callback = callback
-        self._pending = b""
+        # the unfinished last line, at most _MAX_LINE bytes: each chunk is looked at once (linear
+        # in the output, however long a line without a newline grows)
+        self._pending = bytearray()
+        self._cut = False
         self.data = bytearray()
         self.tail: deque[str] = deque(maxlen=_TAIL_LINES)
 
     def feed(self, chunk: bytes) -> None:
         self.data += chunk
-        self._pending += chunk
-        *lines, self._pending = self._pending.split(b"\n")
-        for raw in lines:
-            self._emit(raw)
+        start = 0
+        while (end := chunk.find(b"\n", start)) >= 0:
+            self._append(chunk[start:end])
+            self._flush()
+            start = end + 1
+        self._append(chunk[start:])
+
+    def _append(self, part: bytes) -> None:
+        room = _MAX_LINE - len(self._pending)
+        if len(part) > room:
+            part = part[:max(room, 0)]
+            self._cut = True
+        self._pending += part
+
+    def _flush(self) -> None:
+        raw = bytes(self._pending)
+        if self._cut:
+            raw += b" [line cut at %d bytes]" % _MAX_LINE
+        self._pending = bytearray()
+        self._cut = False
+        self._emit(raw)
 
     def finish(self) -> None:
-        if self._pending:
-            self._emit(self._pending)
-            self._pending = b""
+        if self._pending or self._cut:
+            self._flush()
 
     def _emit(self, raw: bytes) -> None:
         line = raw.decode("utf-8", errors="replace").removesuffix("\r")
@@ -141,6 +162,8 @@ class NodeShell:
         key_passphrase: str | None = None,
         known_hosts_text: str | None = None,
         on_host_key_pinned: Callable[[str], None] | None = None,
+        pinned_known_hosts: Callable[[], str] | None = None,
+        accept_hint: str | None = None,
         max_sessions: int = 8,
     ) -> None:
         if not 1 <= max_sessions <= 64:
@@ -150,10 +173,13 @@ class NodeShell:
         self._access = access
         key_source = private_key if private_key is not None else access.key_file
         self._pkey = load_private_key(key_source, passphrase=key_passphrase) if key_source else None
+        # pinned_known_hosts: the keys pinned in the database, read at each connect (they outlive this process)
         if known_hosts_text is not None:
-            self._hosts = HostKeyStore(known_hosts_text, text=True, on_pin=on_host_key_pinned)
+            self._hosts = HostKeyStore(known_hosts_text, text=True, on_pin=on_host_key_pinned,
+                                       pinned=pinned_known_hosts, accept_hint=accept_hint)
         else:
-            self._hosts = HostKeyStore(access.known_hosts, on_pin=on_host_key_pinned)
+            self._hosts = HostKeyStore(access.known_hosts, on_pin=on_host_key_pinned, pinned=pinned_known_hosts,
+                                       accept_hint=accept_hint)
         self._max_sessions = max_sessions
         self._lock = threading.Lock()
         self._node_locks: dict[str, threading.Lock] = {}

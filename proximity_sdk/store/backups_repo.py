@@ -65,6 +65,7 @@ class BackupPatch(BaseModel):
     location: str | None = Field(default=None, max_length=1024)
     size_bytes: int | None = Field(default=None, ge=0)
     duration_seconds: float | None = Field(default=None, ge=0)
+    digest: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$")
     error: str | None = None
     completed_at: datetime | None = None
 
@@ -88,7 +89,7 @@ def _backup(row: BackupRow) -> Backup:
         {c: getattr(row, c) for c in (
             "id", "app_id", "hostname", "status", "mode", "compression", "target", "host_id", "node", "vmid",
             "storage", "volid", "size_bytes", "note", "error", "schedule_id", "location", "duration_seconds",
-            "created_at", "completed_at")})  # fmt: skip
+            "digest", "created_at", "completed_at")})  # fmt: skip
 
 
 def _schedule(row: BackupScheduleRow) -> BackupSchedule:

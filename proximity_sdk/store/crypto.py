@@ -69,9 +69,12 @@ def parse_keys(value: str | bytes, *, origin: str) -> list[bytes]:
 
 
 def read_key_file(path: Path) -> list[bytes]:
+    """The keys of a key file that only its owner can read (as the agent's ``secret_key_file``:
+    a key others could read has leaked already, so it is refused rather than used)."""
     mode = path.stat().st_mode & 0o777
     if mode & 0o077:
-        _log.warning("key file %s is readable by others (mode %o); chmod 600 it", path, mode)
+        raise SecretKeyError(f"key file {path} is readable or writable by others (mode {mode:o}): refused",
+                             hint=f"chmod 600 {path} (and rotate the key if others could read it)")
     return parse_keys(path.read_bytes(), origin=f"key file {path}")
 
 

@@ -33,14 +33,20 @@ __all__ = [
     "ReconcileOutcome",
     "add_retired",
     "apply_observations",
+    "claim_leftovers",
     "drop_retired",
     "leases",
+    "leftovers",
+    "release_leftovers",
     "retired_containers",
+    "retired_of",
     "seize_operation",
     "vmid_owner",
 ]
 
 _ACTIVE_OPS = (OperationStatus.PENDING, OperationStatus.RUNNING)
+# ended operations whose journal may still hold what a failed rollback left
+_ENDED_WITH_ROLLBACK = (OperationStatus.FAILED, OperationStatus.CANCELLED)
 _APPS = typing.cast(Table, AppRow.__table__)
 _PG_USAGE = text(
     "UPDATE apps SET config = jsonb_set(coalesce(apps.config::jsonb, '{}'::jsonb), '{usage}', o.usage)::json, "
@@ -154,6 +160,17 @@ def _entries(config: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     return [dict(e) for e in raw if isinstance(e, dict)] if isinstance(raw, list) else []
 
 
+def retired_of(config: Mapping[str, Any] | None) -> list[RetiredContainer]:
+    """The readable retired containers of one app's config."""
+    found = []
+    for entry in _entries(config):
+        try:
+            found.append(RetiredContainer.model_validate(entry))
+        except pydantic.ValidationError:
+            continue
+    return found
+
+
 def add_retired(store: Store, app_id: str, container: RetiredContainer) -> None:
     """Record a container the app keeps until ``container.until`` (the janitor destroys it then).
     Replaces an entry for the same host and VMID."""
@@ -232,3 +249,69 @@ def seize_operation(store: Store, op_id: str, runner_id: str, lease: timedelta) 
                     updated_at=now)
             .execution_options(synchronize_session=False))
         return bool(getattr(result, "rowcount", 0))
+
+
+# leftovers of failed rollbacks -----------------------------------------------------------------------
+#
+# An ended (failed or cancelled) operation whose side-effect journal is not empty: its rollback
+# could not finish. The janitor takes it like a lease (``runner_id`` and ``lease_expires_at``,
+# which an ended operation does not otherwise use), and after a failed attempt leaves
+# ``lease_expires_at`` at the time of the next attempt: the backoff survives restarts and is
+# shared by every replica. ``params["janitor_attempts"]`` counts the attempts.
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """An ended operation whose journal still holds something."""
+
+    id: str
+    kind: str
+    app_id: str | None
+    attempts: int
+    retry_at: datetime | None
+    effects: list[dict[str, Any]] = field(default_factory=list)
+
+
+def leftovers(store: Store) -> list[Leftover]:
+    """Every ended operation whose journal is not empty, oldest first."""
+    with store.session() as s:
+        rows = s.execute(
+            select(OperationRow.id, OperationRow.kind, OperationRow.app_id, OperationRow.params,
+                   OperationRow.side_effects, OperationRow.lease_expires_at)
+            .where(OperationRow.status.in_(_ENDED_WITH_ROLLBACK), OperationRow.side_effects.is_not(None),
+                   func.cast(OperationRow.side_effects, String) != "[]")
+            .order_by(OperationRow.created_at))
+        found = []
+        for r in rows:
+            effects = [dict(e) for e in (r.side_effects or [])]
+            if not effects:
+                continue
+            attempts = int((r.params or {}).get("janitor_attempts", 0) or 0)
+            found.append(Leftover(id=r.id, kind=r.kind, app_id=r.app_id, attempts=attempts,
+                                  retry_at=r.lease_expires_at, effects=effects))
+        return found
+
+
+def claim_leftovers(store: Store, op_id: str, runner_id: str, lease: timedelta) -> bool:
+    """Take an ended operation's leftovers to clean them up: compare-and-set, so one janitor of
+    all the replicas wins, and only once its backoff has passed."""
+    now = utcnow()
+    with store.session() as s:
+        result = s.execute(
+            update(OperationRow)
+            .where(OperationRow.id == op_id, OperationRow.status.in_(_ENDED_WITH_ROLLBACK),
+                   (OperationRow.lease_expires_at.is_(None)) | (OperationRow.lease_expires_at < now))
+            .values(runner_id=runner_id, lease_expires_at=now + lease)
+            .execution_options(synchronize_session=False))
+        return bool(getattr(result, "rowcount", 0))
+
+
+def release_leftovers(store: Store, op_id: str, runner_id: str, *, attempts: int, retry_at: datetime | None) -> None:
+    """Give the operation back after an attempt: ``retry_at`` is when the next one may start
+    (None once nothing is left)."""
+    with store.session(immediate=True) as s:
+        row = s.get(OperationRow, op_id, with_for_update=True)
+        if row is None or row.runner_id != runner_id:
+            return
+        row.params = {**(row.params or {}), "janitor_attempts": attempts}
+        row.lease_expires_at = retry_at

@@ -317,6 +317,9 @@ class BackupRow(_Timestamps, Base):
     # migration 0002: how long the vzdump took, and where the target keeps the archive (its own format)
     duration_seconds: Mapped[float | None] = mapped_column(Float)
     location: Mapped[str | None] = mapped_column(String(1024))
+    # migration 0007: the archive's SHA-256 as written, checked before a restore (a target's own
+    # checksum sits beside the archive, where whoever replaces one can replace the other)
+    digest: Mapped[str | None] = mapped_column(String(80))
 
 
 class BackupScheduleRow(_Timestamps, Base):
@@ -355,6 +358,21 @@ class BackupTargetRow(_Timestamps, Base):
     kind: Mapped[str] = mapped_column(String(63))
     # the target's options as encrypted JSON: they often hold passwords or keys
     options: Mapped[str] = mapped_column(Text, info=SECRET)
+
+
+class HostKeyRow(Base):
+    """An SSH host key of a host's node, pinned on first use or accepted explicitly (migration 0007):
+    kept here, every agent replica and every restart checks nodes against the same keys."""
+
+    __tablename__ = "host_keys"
+
+    host_id: Mapped[str] = mapped_column(ForeignKey("hosts.id", ondelete="CASCADE"), primary_key=True)
+    # the name paramiko looks keys up by: the address, or "[address]:port" off port 22
+    hostname: Mapped[str] = mapped_column(String(300), primary_key=True)
+    key_type: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(Text)  # base64, as in known_hosts
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    pinned_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class VmidReservationRow(Base):

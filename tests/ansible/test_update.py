@@ -1,5 +1,5 @@
 """proximity.core.app with update: true: an update when something newer exists, none otherwise;
-check mode only reports it."""
+check mode changes nothing (no pull in the container: only a newer catalog version would count)."""
 
 from __future__ import annotations
 
@@ -39,18 +39,23 @@ def test_update_true_updates_only_when_something_is_newer(ansible_lab: AnsibleLa
     with ansible_lab.sdk() as px:
         [app] = px.apps.list()
         before = app.config["images"][WEB]
+        operations_before = [op.id for op in px.operations.list(app_id=app.id)]
+    pulls = len([c for c in standin_state.calls("docker") if "pull" in c.args])
     checked = ansible_lab.play(KEPT_UP, "--check")
-    assert checked.rc == 0 and checked.recap["changed"] == 1, checked
-    assert checked.result("chat runs, kept up to date")["actions"] == ["update"]
+    assert checked.rc == 0 and checked.recap["changed"] == 0, checked
+    assert checked.result("chat runs, kept up to date")["actions"] == []
+    # check mode changed nothing: no pull ran in the container, no operation was recorded
+    assert len([c for c in standin_state.calls("docker") if "pull" in c.args]) == pulls
     with ansible_lab.sdk() as px:
-        assert px.apps.get(app.id).config["images"][WEB] == before  # check mode changed nothing
-        assert [op.kind for op in px.operations.list(app_id=app.id)] == ["deploy"]
+        assert px.apps.get(app.id).config["images"][WEB] == before
+        assert [op.id for op in px.operations.list(app_id=app.id)] == operations_before
 
     updated = ansible_lab.play(KEPT_UP)
     assert updated.rc == 0 and updated.recap["changed"] == 1, updated
     assert updated.result("chat runs, kept up to date")["actions"] == ["update"]
     with ansible_lab.sdk() as px:
         assert px.apps.get(app.id).config["images"][WEB] == "sha256:" + "e" * 64
-        assert px.operations.list(app_id=app.id)[0].kind == "update"
+        # the check pulled in an operation of its own (one at a time per app), then the update ran
+        assert [op.kind for op in px.operations.list(app_id=app.id)][:2] == ["update", "pull"]
     last = ansible_lab.play(KEPT_UP)
     assert last.rc == 0 and last.recap["changed"] == 0, last

@@ -29,10 +29,12 @@ def builtin_only() -> Catalog:
 
 @pytest.fixture(scope="session")
 def compat_catalog(compat_dir: Path) -> Catalog:
-    """Only the 132 corpus entries (no built-in, no installed plugins)."""
+    """Only the 132 corpus entries (no built-in, no installed plugins). The original catalog runs
+    most apps with ``network_mode: host``: a source an admin must trust (the compose policy)."""
     from proximity_sdk.catalog.directory import DirectorySource
 
-    return Catalog(plugins=_EmptyPlugins(), sources=[DirectorySource(compat_dir, name="compat")])
+    return Catalog(plugins=_EmptyPlugins(), sources=[DirectorySource(compat_dir, name="compat")],
+                   trusted_sources=["compat"])
 
 
 class _EmptyPlugins(PluginManager):

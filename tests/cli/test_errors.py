@@ -60,7 +60,7 @@ def test_bad_arguments_are_usage_errors(cli: Cli) -> None:
     assert "invalid int value" in cli.fails(2, "apps", "deploy", "gitea", "--hostname", "a", "--cores", "x").stderr
     out = cli.fails(2, "apps", "deploy", "gitea", "--hostname", "a", "--cores", "0")
     assert out.stderr.startswith("proximity: error: --cores: Input should be greater than or equal to 1")
-    assert "KEY=VALUE" in cli.fails(2, "apps", "deploy", "gitea", "--hostname", "a", "--env", "nokey").stderr
+    assert "no variable nokey" in cli.fails(2, "apps", "deploy", "gitea", "--hostname", "a", "--env", "nokey").stderr
 
 
 def test_no_host_yet_says_how_to_add_one(cli: Cli) -> None:

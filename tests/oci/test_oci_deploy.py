@@ -28,7 +28,7 @@ def test_catalog_app_deploys_as_oci_without_any_ssh(nossh: Proximity, pve: Harne
     app: App = op.wait(timeout=60)
 
     assert app.status == AppStatus.RUNNING
-    assert app.config["runtime"] == "oci" and app.config["template"] == "local:vztmpl/grafana_grafana_11.3.0.tar"
+    assert app.config["runtime"] == "oci" and app.config["template"] == "local:vztmpl/grafana_grafana_.11.3.0.tar"
     assert app.url == f"http://{app.address}:3000" and [p.port for p in app.ports] == [3000]
     assert pve.pulled == ["grafana/grafana:11.3.0"]
     assert app.vmid is not None
@@ -135,7 +135,7 @@ def test_deploy_waits_for_a_pull_that_takes_time(nossh: Proximity, pve: HarnessP
     assert app.status == AppStatus.RUNNING and app.vmid is not None
     assert pve.ct(app.vmid).config["ostype"] == "unmanaged"
     assert "PATH" in _env(pve, app.vmid)  # the image's own environment kept (no variable given)
-    assert any("is ready as local:vztmpl/docker.io_library_nginx_1.27.tar" in e.message for e in op.events())
+    assert any("is ready as local:vztmpl/docker.io_library_nginx_.1.27.tar" in e.message for e in op.events())
 
 
 def test_an_entrypoint_that_exits_fails_the_deploy_and_rolls_back(nossh: Proximity, pve: HarnessPve) -> None:

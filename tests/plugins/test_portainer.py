@@ -85,6 +85,8 @@ def portainer_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.Mon
     monkeypatch.delenv("PROXIMITY_PORTAINER_TEMPLATES", raising=False)
     monkeypatch.delenv("PROXIMITY_PORTAINER_MAX_AGE", raising=False)
     monkeypatch.delenv("PROXIMITY_PORTAINER_ID_PREFIX", raising=False)
+    # the test server listens on loopback: an internal template server the admin allowed
+    monkeypatch.setenv("PROXIMITY_PORTAINER_ALLOW_PRIVATE", "1")
     return monkeypatch
 
 
@@ -104,7 +106,8 @@ def test_unconfigured_plugin_offers_nothing(portainer_env: pytest.MonkeyPatch) -
 
 def test_templates_from_url_through_the_entry_point(portainer_env: pytest.MonkeyPatch, http: _Server) -> None:
     portainer_env.setenv("PROXIMITY_PORTAINER_TEMPLATES", f"{http.url}/templates.json")
-    catalog = Catalog(plugins=PluginManager())
+    # trusted: the conversion is checked as is (tests/hardening checks the compose policy on it)
+    catalog = Catalog(plugins=PluginManager(), trusted_sources=[f"portainer:{http.url}/templates.json"])
     ids = {app.id for app in catalog.list() if app.id.startswith("portainer-")}
     assert ids == {
         "portainer-nginx",
@@ -155,7 +158,7 @@ def test_url_is_cached_and_revalidated_with_etag(
 ) -> None:
     portainer_env.setenv("PROXIMITY_PORTAINER_TEMPLATES", f"{http.url}/templates.json")
     http.cache_control = "max-age=300"
-    catalog = Catalog(plugins=PluginManager())
+    catalog = Catalog(plugins=PluginManager(), trusted_sources=[f"portainer:{http.url}/templates.json"])
     catalog.list()
     catalog.reload()  # fresh in the cache: no request at all
     template_requests = [r for r in http.requests if r[0] == "/templates.json"]
@@ -192,7 +195,7 @@ def test_unreachable_url_without_cache_is_one_problem(
 def test_templates_from_a_file_and_id_prefix(portainer_env: pytest.MonkeyPatch) -> None:
     portainer_env.setenv("PROXIMITY_PORTAINER_TEMPLATES", str(DATA / "portainer-templates.json"))
     portainer_env.setenv("PROXIMITY_PORTAINER_ID_PREFIX", "pt.")
-    catalog = Catalog(plugins=PluginManager())
+    catalog = Catalog(plugins=PluginManager(), trusted_sources=[f"portainer:{DATA / 'portainer-templates.json'}"])
     assert {"pt.nginx", "pt.mysql", "pt.redis"} <= {app.id for app in catalog.list()}
     # the stack's repository placeholder is not reachable from a file: reported, not fatal
     assert any("Wordpress" in p.origin for p in catalog.errors)

@@ -22,7 +22,17 @@ NAMESPACES = ("hosts", "nodes", "catalog", "apps", "backups", "backups.targets",
               "maintenance")
 # Public names of the local namespaces that are deliberately not part of the remote API. Each is
 # justified here; anything else missing fails the test.
-NOT_REMOTE: dict[str, str] = {}
+NOT_REMOTE: dict[str, str] = {
+    # SSH host keys are the agent's: listing and accepting them through it needs RPCs of its own
+    # (a contract change, issue 15 left it to the lead); on the agent's machine `proximity hosts
+    # keys|accept-key` with the agent's database does it
+    "hosts.accept_host_key": "no RPC yet",
+    "hosts.host_keys": "no RPC yet",
+    # the agent's own setting (catalog_trusted_sources), not a client's choice
+    "catalog.trusted_sources": "agent setting",
+    # the agent exports it as the metric proximity_janitor_stuck_leftovers
+    "maintenance.stuck_leftovers": "agent metric",
+}
 # Dunder methods of the local namespaces that the remote ones must offer too (`"x" in px.catalog`, ...).
 DUNDERS = ("__contains__", "__len__", "__iter__")
 
@@ -59,7 +69,7 @@ def _shape(member: Any) -> Any:
 def test_every_public_method_exists_remotely_with_the_same_signature(
         both: tuple[Proximity, RemoteProximity], dotted: str) -> None:
     local, remote = (_public(_resolve(side, dotted)) for side in both)
-    missing = sorted(set(local) - set(remote) - {f"{dotted}.{n}" for n in NOT_REMOTE})
+    missing = sorted(n for n in set(local) - set(remote) if f"{dotted}.{n}" not in NOT_REMOTE)
     assert not missing, f"px.{dotted} lacks remotely: {missing}"
     extra = sorted(set(remote) - set(local) - {"targets"})
     assert not extra, f"the remote px.{dotted} has more than the local one: {extra}"

@@ -20,6 +20,7 @@ class PortainerConfig:
     max_age: float
     timeout: float
     id_prefix: str
+    allow_private: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> PortainerConfig:
@@ -45,6 +46,7 @@ class PortainerConfig:
             max_age=_seconds(env, "PROXIMITY_PORTAINER_MAX_AGE", 3600.0),
             timeout=_seconds(env, "PROXIMITY_PORTAINER_TIMEOUT", 10.0),
             id_prefix=prefix,
+            allow_private=_flag(env, "PROXIMITY_PORTAINER_ALLOW_PRIVATE"),
         )
 
 
@@ -59,3 +61,12 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     if value < 0:
         raise ValidationError(f"{name}={raw!r} is not a number of seconds", field=name, hint="Give e.g. 3600")
     return value
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ValidationError(f"{name}={raw!r} is not a yes/no value", field=name, hint="Give 1 or 0")

@@ -132,7 +132,10 @@ def _stack(template: Mapping[str, Any], entry: dict[str, Any], fetch: Callable[[
     try:
         compose = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise TemplateError(f"the stack file is not valid YAML: {exc}") from exc
+        # the position only: the parser's message quotes the text, which must not reach a listing
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        raise TemplateError(f"the stack file is not valid YAML{where}") from None
     if not isinstance(compose, dict):
         raise TemplateError("the stack file is not a compose mapping")
     entry.update(version="stack", docker_compose=compose, secrets=secrets)

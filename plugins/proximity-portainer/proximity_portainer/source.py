@@ -27,11 +27,14 @@ class PortainerSource:
         return f"portainer:{self.location}"
 
     def _fetch(self, location: str) -> str:
+        # the admin configured this location: it may be a local file
         return fetch_text(
             location,
             cache_dir=self.config.cache_dir,
             max_age=self.config.max_age,
             timeout=self.config.timeout,
+            allow_local=True,
+            allow_private=self.config.allow_private,
         )
 
     def list_entries(self) -> Iterator[RawEntry]:
@@ -48,11 +51,14 @@ class PortainerSource:
                 self.location, None, 'expected Portainer v2 templates: {"version": "2", "templates": [...]}'
             )
             return
+        # a template's stack URL is the template author's choice: http(s) only, public unless allowed
         fetch = partial(
             fetch_text,
             cache_dir=self.config.cache_dir,
             max_age=self.config.max_age,
             timeout=self.config.timeout,
+            allow_local=False,
+            allow_private=self.config.allow_private,
         )
         for n, template in enumerate(templates):
             title = template.get("title") if isinstance(template, dict) else None

@@ -2,7 +2,10 @@
 this process, over the node's SSH connection), pushed back to the node's storage for a restore.
 
 Next to each archive ``<name>`` lies ``<name>.sha256`` (written once the copy is complete; a copy
-in progress is ``<name>.part``), so ``verify`` and ``fetch`` detect a damaged copy.
+in progress is ``<name>.part``), so ``verify`` and ``fetch`` detect a damaged copy. That file sits
+on the same server as the archive: whoever can replace the one can replace the other. So
+``store`` also returns the digest to Proximity, which records it in its database, and ``fetch``
+checks the bytes against that record (``sha256=``) as well.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import re
 from collections.abc import Iterator
 from typing import IO, Protocol
 
-from proximity_sdk.backup_targets import Archive, FetchedArchive, NodeAccess
+from proximity_sdk.backup_targets import Archive, FetchedArchive, NodeAccess, StoredArchive
 from proximity_sdk.backup_targets.volumes import (
     check_backup_volid,
     delete_backup_volume,
@@ -82,7 +85,7 @@ class CopyTarget:
         with self._dest.session() as files:
             yield files
 
-    def store(self, node: NodeAccess, archive: Archive) -> str:
+    def store(self, node: NodeAccess, archive: Archive) -> StoredArchive:
         path = volume_path(node.shell, node.node, archive.volid)
         filename = archive.filename
         node.emit(f"copying {archive.volid} to {self._dest.base}")
@@ -99,9 +102,9 @@ class CopyTarget:
         node.emit(f"copied {size} bytes (sha256 {digest[:16]}…)")
         if not self._keep:
             delete_backup_volume(node.client, node.node, archive.volid, emit=node.emit)
-        return f"{self._dest.base}/{filename}"
+        return StoredArchive(location=f"{self._dest.base}/{filename}", sha256=f"sha256:{digest}")
 
-    def fetch(self, node: NodeAccess, location: str) -> FetchedArchive:
+    def fetch(self, node: NodeAccess, location: str, *, sha256: str | None = None) -> FetchedArchive:
         filename = self._filename(location)
         volid = check_backup_volid(f"{self._staging}:backup/{filename}")
         if find_backup_volume(node.client, node.node, volid) is not None:
@@ -119,6 +122,12 @@ class CopyTarget:
                     _, digest = _copy(source, sink)  # type: ignore[arg-type]
                 if digest != expected:
                     raise ProximityError(f"{location} is damaged: its sha256 is {digest}, not {expected}")
+                if sha256 is not None and f"sha256:{digest}" != sha256:
+                    raise ProximityError(
+                        f"{location} is not the archive this backup made: its sha256 is {digest}, but "
+                        f"{sha256.removeprefix('sha256:')} was recorded when it was stored (its checksum file "
+                        "beside it matches: both were replaced)",
+                        hint="Do not restore it; restore another backup and find out who wrote to the target")
                 sftp.posix_rename(path + ".part", path)
             finally:
                 with contextlib.suppress(OSError):

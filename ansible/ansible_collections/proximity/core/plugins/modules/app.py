@@ -48,7 +48,8 @@ options:
       - For an existing app on another node, the app is migrated.
     type: str
   environment:
-    description: Environment values for the app's compose project, used at deploy time only.
+    description: Environment values for the app's compose project, used at deploy time only. Never logged
+      (the values are often passwords).
     type: dict
   resources:
     description: Cores, memory, swap and disk of the container; fields left out take the defaults at deploy
@@ -76,7 +77,8 @@ options:
     description:
       - Update an existing app when something newer exists (a newer catalog version, or new digests behind
         floating image tags, found by a pull in its container), with a safety backup first that is restored
-        if the update fails. Needs the app running. In check mode the task only reports that it would update.
+        if the update fails. Needs the app running. In check mode nothing is pulled or changed, and only a newer
+        catalog version is reported as an update it would make.
     type: bool
     default: false
   force:
@@ -269,7 +271,9 @@ class AppTask:
             moved = self._run("migrate", lambda: self.px.apps.migrate(app.id, node=p["node"]))
             after["node"] = p["node"]
             app = moved or app
-        if p["update"] and app is not None and p["state"] != "stopped" and self.px.apps.updates(app_id=app.id):
+        # check mode changes nothing: no pull in the container, so only a newer catalog version counts
+        if p["update"] and app is not None and p["state"] != "stopped" and self.px.apps.updates(
+                app_id=app.id, pull=not self.module.check_mode):
             updated = self._run("update", lambda: self.px.apps.update(app.id))
             after["catalog_version"] = getattr(self.px.catalog.get(app.catalog_id), "version", None) \
                 if app.catalog_id else app.catalog_version
@@ -304,7 +308,7 @@ def argument_spec():
         catalog_id=dict(type="str"),
         host=dict(type="str"),
         node=dict(type="str"),
-        environment=dict(type="dict"),
+        environment=dict(type="dict", no_log=True),
         resources=dict(type="dict", options=dict(
             cores=dict(type="int"), memory_mb=dict(type="int"), swap_mb=dict(type="int"),
             disk_gb=dict(type="int"))),
