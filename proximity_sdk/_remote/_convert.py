@@ -57,7 +57,6 @@ from proximity_sdk.models.resources import Resources
 from proximity_sdk.models.settings import Settings
 from proximity_sdk.models.ssh import SshAccess
 from proximity_sdk.models.update import AppUpdate, ImageUpdate, UpdateWindow
-from proximity_sdk.proxmox._ssh import looks_like_key_text, looks_like_known_hosts_text
 
 __all__ = [
     "app_from_pb",
@@ -313,6 +312,8 @@ def ssh_to_pb(ssh: SshAccess, *, field: str = "ssh") -> hosts_pb2.SshAccess:
     """SSH access as the agent takes it: the key file and known_hosts file are read here."""
     if not isinstance(ssh, SshAccess):
         raise ValidationError("ssh must be an SshAccess(...)", field=field)
+    from proximity_sdk.proxmox._ssh import looks_like_key_text, looks_like_known_hosts_text  # paramiko: lazily
+
     key = ssh.key_file
     if key is not None and not looks_like_key_text(key):
         key = _read_text(key, f"{field}.key_file")

@@ -8,7 +8,8 @@ harness builds on the same class:
 - ``aplinfo``: a small appliance index (Debian 12, Alpine 3.20), and downloads that store the
   template in the storage as a ``download`` task;
 - vzdump and restore with real archive files (:mod:`proximity_sdk.sandbox._vzdump`);
-- PVE versions per node and OCI image pulls that store a template (:mod:`proximity_sdk.sandbox._oci`).
+- PVE versions per node and OCI image pulls that store a template (:mod:`proximity_sdk.sandbox._oci`);
+- clones that copy the container's files (:mod:`proximity_sdk.sandbox._clone`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from fakepve import FakePve
 from fakepve.lxc import split_props
 from fakepve.model import PveError
 
+from proximity_sdk.sandbox._clone import CloneFilesMixin
 from proximity_sdk.sandbox._oci import OciMixin
 from proximity_sdk.sandbox._vzdump import VzdumpMixin
 
@@ -53,7 +55,8 @@ DEFAULT_APPLIANCES: tuple[dict[str, str], ...] = (
 )
 
 
-class SandboxPve(OciMixin, VzdumpMixin, FakePve):  # type: ignore[misc]  # fakepve ships no type information
+# fakepve ships no type information
+class SandboxPve(CloneFilesMixin, OciMixin, VzdumpMixin, FakePve):  # type: ignore[misc]
     """fakepve with DHCP leases, an appliance index, vzdump archives and OCI pulls (module docstring)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
