@@ -66,6 +66,7 @@ def _insert_event(s: Session, op_id: str, message: str, *, step: str | None, lev
         if locked is None:
             raise NotFoundError(f"no operation {op_id!r}")
     when = at or utcnow()
+    step = step or "queued"  # every event names a step; before the first one, the operation is queued
     seq = s.connection().execute(_INSERT_EVENT, {"op_id": op_id, "time": when, "step": step, "level": level,
                                     "message": message, "progress": progress}).scalar()
     if seq is None:
@@ -280,7 +281,8 @@ class OperationsRepository:
                 raise NotFoundError(f"no operation {op_id!r}")
             if row.status in ACTIVE and not row.cancel_requested:
                 row.cancel_requested = True
-                _insert_event(s, op_id, "cancel requested", step=row.current_step, level="warning", progress=None)
+                _insert_event(s, op_id, "cancel requested", step=row.current_step or "queued", level="warning",
+                              progress=None)
             s.flush()
             return _operation(row)
 
@@ -346,7 +348,8 @@ class OperationsRepository:
                 raise BusyError(f"operation {op_id} was taken over by {row.runner_id}")
             if row.status not in ACTIVE:
                 raise BusyError(f"operation {op_id} has already ended ({row.status.value})")
-            step = row.current_step if status != OperationStatus.SUCCEEDED else None
+            # every event names a step: "done" for success, else where it stopped ("queued": before any)
+            step = "done" if status == OperationStatus.SUCCEEDED else (row.current_step or "queued")
             if message is not None:
                 _insert_event(s, op_id, message, step=step, level=level, progress=progress, at=now)
             row.status = status
