@@ -112,7 +112,7 @@ class Janitor:
                 if not op.cancel_requested:
                     store.operations.request_cancel(op.id)
                     store.operations.append_event(op.id, "past its deadline: the janitor asked it to stop",
-                                                  step=op.current_step or "queued", level="warning")
+                                                  step=op.current_step, level="warning")
                     self.engine.notify(op.id)
                 asked.append(op.id)
                 continue

@@ -281,8 +281,7 @@ class OperationsRepository:
                 raise NotFoundError(f"no operation {op_id!r}")
             if row.status in ACTIVE and not row.cancel_requested:
                 row.cancel_requested = True
-                _insert_event(s, op_id, "cancel requested", step=row.current_step or "queued", level="warning",
-                              progress=None)
+                _insert_event(s, op_id, "cancel requested", step=row.current_step, level="warning", progress=None)
             s.flush()
             return _operation(row)
 
@@ -348,10 +347,11 @@ class OperationsRepository:
                 raise BusyError(f"operation {op_id} was taken over by {row.runner_id}")
             if row.status not in ACTIVE:
                 raise BusyError(f"operation {op_id} has already ended ({row.status.value})")
-            # every event names a step: "done" for success, else where it stopped ("queued": before any)
-            step = "done" if status == OperationStatus.SUCCEEDED else (row.current_step or "queued")
+            step = row.current_step if status != OperationStatus.SUCCEEDED else None
             if message is not None:
-                _insert_event(s, op_id, message, step=step, level=level, progress=progress, at=now)
+                # every event names a step: "done" for the success event (the record's step is then None)
+                _insert_event(s, op_id, message, step=step or ("done" if status == OperationStatus.SUCCEEDED
+                                                               else None), level=level, progress=progress, at=now)
             row.status = status
             row.error = error
             row.result = dict(result or {})
