@@ -70,6 +70,9 @@ def test_readme_session_in_the_sandbox(tmp_path: Path) -> None:
 
         out = cli("proximity apps deploy gitea --hostname git-b")
         assert "deploy succeeded" in out.stderr
+        # every event names its step (the first and the last ones included): none shown as "-"
+        shown = re.findall(r"^\d\d:\d\d:\d\d (\S+)\s", out.stderr, re.M)
+        assert shown[0] == "queued" and shown[-1] == "done" and "-" not in shown, out.stderr
         assert re.search(r"^status\s+running", out.stdout, re.M)
 
         out = cli("proximity apps logs git-a")
