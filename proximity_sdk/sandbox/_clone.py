@@ -37,5 +37,9 @@ class CloneFilesMixin:
             if self.tasks[upid].get("exitstatus") != "OK":  # type: ignore[attr-defined]
                 shutil.rmtree(target, ignore_errors=True)
 
-        self._clone_watch = asyncio.ensure_future(forget_if_failed())
+        # the loop keeps only weak references to tasks: hold each watcher until it is done
+        watchers: set[asyncio.Future[None]] = self.__dict__.setdefault("_clone_watchers", set())
+        watcher = asyncio.ensure_future(forget_if_failed())
+        watchers.add(watcher)
+        watcher.add_done_callback(watchers.discard)
         return upid
