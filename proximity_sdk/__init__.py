@@ -145,7 +145,9 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    # the public names and the module's dunders, not the helpers it imports for itself (Any, importlib, ...)
+    dunders = {name for name in globals() if name.startswith("__") and name not in ("__getattr__", "__dir__")}
+    return sorted({*__all__, *dunders})
 
 
 if TYPE_CHECKING:

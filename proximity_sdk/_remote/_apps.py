@@ -16,8 +16,6 @@ from proximity_sdk.models.app import App, AppCredentials, AppStatus, DeployStrat
 from proximity_sdk.models.discovered import DiscoveredContainer
 from proximity_sdk.models.resources import Resources
 from proximity_sdk.models.update import AppUpdate, UpdateWindow
-from proximity_sdk.operations.oci import check_strategy
-from proximity_sdk.proxmox.oci import check_reference
 
 __all__ = ["RemoteApps"]
 
@@ -57,10 +55,12 @@ class RemoteApps:
 
     def deploy(self, catalog_id: str, *, hostname: str, host: str | None = None, node: str | None = None,
                environment: Mapping[str, str] | None = None, resources: Resources | None = None,
-               strategy: DeployStrategy = "auto", owner_id: str | None = None) -> RemoteOperationHandle:
+               strategy: DeployStrategy = "auto", owner_id: str | None = None) -> RemoteOperationHandle[App]:
         """Deploy a catalog app into a new container. Returns the Operation at once; ``wait()``
         gives the running ``App``. The calling user owns it. ``strategy``: see the local SDK."""
         _no_owner(owner_id)
+        from proximity_sdk.operations.oci import check_strategy  # lazily: it imports the local engine
+
         request = apps_pb2.DeployAppRequest(catalog_id=catalog_id, hostname=hostname, host=host or "",
                                             node=node or "", environment=dict(environment or {}),
                                             strategy=_STRATEGY[check_strategy(strategy)])
@@ -70,9 +70,11 @@ class RemoteApps:
 
     def deploy_image(self, reference: str, *, hostname: str, host: str | None = None, node: str | None = None,
                      environment: Mapping[str, str] | None = None, ports: Sequence[int] = (),
-                     resources: Resources | None = None, owner_id: str | None = None) -> RemoteOperationHandle:
+                     resources: Resources | None = None, owner_id: str | None = None) -> RemoteOperationHandle[App]:
         """Deploy an OCI image as a native OCI application container (PVE >= 9.1); see the local SDK."""
         _no_owner(owner_id)
+        from proximity_sdk.proxmox.oci import check_reference  # lazily: it imports the Proxmox client
+
         reference = check_reference(reference)
         if isinstance(ports, (str, bytes)) or not all(
                 isinstance(p, int) and not isinstance(p, bool) and 1 <= p <= 65535 for p in ports):
@@ -84,21 +86,21 @@ class RemoteApps:
             request.resources.CopyFrom(_resources(resources))
         return self._handle(self._conn.call(self._stub.DeployImage, request).operation)
 
-    def start(self, app_id: str) -> RemoteOperationHandle:
+    def start(self, app_id: str) -> RemoteOperationHandle[App]:
         request = apps_pb2.StartAppRequest(app_id=app_id)
         return self._handle(self._conn.call(self._stub.StartApp, request).operation)
 
-    def stop(self, app_id: str, *, force: bool = False, timeout: int = 60) -> RemoteOperationHandle:
+    def stop(self, app_id: str, *, force: bool = False, timeout: int = 60) -> RemoteOperationHandle[App]:
         """Shut down cleanly within ``timeout`` seconds; with ``force``, stop hard after that."""
         request = apps_pb2.StopAppRequest(app_id=app_id, force=bool(force),
                                           timeout_seconds=_seconds(timeout, "timeout"))
         return self._handle(self._conn.call(self._stub.StopApp, request).operation)
 
-    def restart(self, app_id: str) -> RemoteOperationHandle:
+    def restart(self, app_id: str) -> RemoteOperationHandle[App]:
         request = apps_pb2.RestartAppRequest(app_id=app_id)
         return self._handle(self._conn.call(self._stub.RestartApp, request).operation)
 
-    def delete(self, app_id: str, *, destroy: bool = True) -> RemoteOperationHandle:
+    def delete(self, app_id: str, *, destroy: bool = True) -> RemoteOperationHandle[None]:
         """Destroy the app's container (purge) and forget it; ``destroy=False`` only forgets it."""
         request = apps_pb2.DeleteAppRequest(app_id=app_id, destroy=bool(destroy))
         return self._handle(self._conn.call(self._stub.DeleteApp, request).operation)
@@ -111,7 +113,7 @@ class RemoteApps:
         request = apps_pb2.CheckAppUpdatesRequest(app_id=app_id or "", pull=bool(pull))
         return Listing(cv.app_update_from_pb(u) for u in self._conn.call(self._stub.CheckAppUpdates, request).updates)
 
-    def update(self, app_id: str, *, version: str | None = None) -> RemoteOperationHandle:
+    def update(self, app_id: str, *, version: str | None = None) -> RemoteOperationHandle[App]:
         """Update a running app to the catalog's version and current image digests (a safety backup
         first, restored if anything fails); ``wait()`` gives the ``App``."""
         if version is not None and (not isinstance(version, str) or not version.strip()):
@@ -134,7 +136,7 @@ class RemoteApps:
         response = self._conn.call(self._stub.GetAppUpdateWindow, apps_pb2.GetAppUpdateWindowRequest(app_id=app_id))
         return cv.update_window_from_pb(response.window) if response.HasField("window") else None
 
-    def run_due_updates(self, *, now: datetime | None = None) -> builtins.list[RemoteOperationHandle]:
+    def run_due_updates(self, *, now: datetime | None = None) -> builtins.list[RemoteOperationHandle[App]]:
         """Check the apps whose update window is open and start their updates, once per window.
         Admin only (the agent's scheduler does it)."""
         if now is not None and (not isinstance(now, datetime) or now.tzinfo is None):
@@ -147,19 +149,19 @@ class RemoteApps:
     # copies, moves and sizes ------------------------------------------------------------------
 
     def clone(self, app_id: str, *, hostname: str, node: str | None = None,
-              owner_id: str | None = None) -> RemoteOperationHandle:
+              owner_id: str | None = None) -> RemoteOperationHandle[App]:
         """Copy the app into a new app named ``hostname``; ``wait()`` gives the NEW app."""
         _no_owner(owner_id)
         request = apps_pb2.CloneAppRequest(app_id=app_id, hostname=hostname, node=node or "")
         return self._handle(self._conn.call(self._stub.CloneApp, request).operation)
 
-    def migrate(self, app_id: str, *, node: str, shutdown_timeout: int = 180) -> RemoteOperationHandle:
+    def migrate(self, app_id: str, *, node: str, shutdown_timeout: int = 180) -> RemoteOperationHandle[App]:
         """Move the app's container to ``node`` of the same cluster."""
         request = apps_pb2.MigrateAppRequest(app_id=app_id, node=node, shutdown_timeout_seconds=_seconds(
             shutdown_timeout, "shutdown_timeout"))
         return self._handle(self._conn.call(self._stub.MigrateApp, request).operation)
 
-    def resize(self, app_id: str, *, resources: Resources) -> RemoteOperationHandle:
+    def resize(self, app_id: str, *, resources: Resources) -> RemoteOperationHandle[App]:
         """Change cores, memory, swap and/or grow the disk (fields left None stay)."""
         request = apps_pb2.ResizeAppRequest(app_id=app_id, resources=_resources(resources))
         return self._handle(self._conn.call(self._stub.ResizeApp, request).operation)
@@ -172,7 +174,7 @@ class RemoteApps:
         return Listing(cv.discovered_from_pb(c) for c in response.containers)
 
     def adopt(self, vmid: int, *, host: str | None = None, node: str | None = None, catalog_id: str | None = None,
-              hostname: str | None = None, owner_id: str | None = None) -> RemoteOperationHandle:
+              hostname: str | None = None, owner_id: str | None = None) -> RemoteOperationHandle[App]:
         """Make an existing container an app, without changing it; ``wait()`` gives the ``App``."""
         _no_owner(owner_id)
         if isinstance(vmid, bool) or not isinstance(vmid, int):

@@ -14,6 +14,7 @@ from proximity_sdk._remote._channel import Connection
 from proximity_sdk._remote._handle import RemoteOperationHandle
 from proximity_sdk.errors import ValidationError
 from proximity_sdk.models._listing import Listing
+from proximity_sdk.models.app import App
 from proximity_sdk.models.backup import Backup, BackupSchedule, BackupStats, BackupStatus, BackupTarget
 
 __all__ = ["RemoteBackupTargets", "RemoteBackups"]
@@ -65,7 +66,7 @@ class RemoteBackups:
         return RemoteOperationHandle(self._conn, op.id)
 
     def create(self, app_id: str, *, mode: str = "snapshot", compression: str = "zstd", target: str | None = None,
-               note: str | None = None) -> RemoteOperationHandle:
+               note: str | None = None) -> RemoteOperationHandle[Backup]:
         """Back up the app's container with vzdump; ``wait()`` gives the :class:`Backup`."""
         if note is not None and (not isinstance(note, str) or len(note) > 1024):
             raise ValidationError("note must be text of at most 1024 characters", field="note")
@@ -90,12 +91,13 @@ class RemoteBackups:
         request = backups_pb2.GetBackupStatsRequest(app_id=app_id or "")
         return cv.backup_stats_from_pb(self._conn.call(self._stub.GetBackupStats, request).stats)
 
-    def restore(self, backup_id: str, *, in_place: bool = False, storage: str | None = None) -> RemoteOperationHandle:
+    def restore(self, backup_id: str, *, in_place: bool = False,
+                storage: str | None = None) -> RemoteOperationHandle[App]:
         """Restore the app from this backup; ``wait()`` gives the :class:`App`."""
         request = backups_pb2.RestoreBackupRequest(backup_id=backup_id, in_place=bool(in_place), storage=storage or "")
         return self._handle(self._conn.call(self._stub.RestoreBackup, request).operation)
 
-    def delete(self, backup_id: str) -> RemoteOperationHandle:
+    def delete(self, backup_id: str) -> RemoteOperationHandle[None]:
         """Delete the archive and the record; ``wait()`` gives None."""
         request = backups_pb2.DeleteBackupRequest(backup_id=backup_id)
         return self._handle(self._conn.call(self._stub.DeleteBackup, request).operation)
@@ -122,7 +124,7 @@ class RemoteBackups:
         self._conn.call(self._stub.DeleteBackupSchedule, backups_pb2.DeleteBackupScheduleRequest(
             schedule_id=schedule_id))
 
-    def run_due(self, *, now: datetime | None = None) -> builtins.list[RemoteOperationHandle]:
+    def run_due(self, *, now: datetime | None = None) -> builtins.list[RemoteOperationHandle[Backup]]:
         """Start the backups whose schedule is due; returns their operations. Admin only."""
         request = backups_pb2.RunDueBackupsRequest()
         if now is not None:

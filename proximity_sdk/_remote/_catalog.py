@@ -6,7 +6,7 @@ import builtins
 from collections.abc import Iterator
 
 from proximity_sdk._pb.proximity.v1 import catalog_pb2, catalog_pb2_grpc
-from proximity_sdk._remote import _convert as cv
+from proximity_sdk._remote import _convert_catalog as cv
 from proximity_sdk._remote._channel import Connection
 from proximity_sdk.errors import NotFoundError
 from proximity_sdk.models._listing import Listing

@@ -8,23 +8,34 @@ the agent never reads a path a client names.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from proximity_sdk._pb.proximity.v1 import (
     apps_pb2,
     backups_pb2,
-    catalog_pb2,
     common_pb2,
     hosts_pb2,
     maintenance_pb2,
     operations_pb2,
     settings_pb2,
+)
+from proximity_sdk._remote._convert_base import (
+    _choice,
+    _enum_from_pb,
+    _enum_to_pb,
+    _json,
+    _opt,
+    _ts,
+    _ts_required,
+    timestamp_to_pb,
+)
+from proximity_sdk._remote._convert_catalog import (
+    catalog_app_from_pb,
+    catalog_problem_from_pb,
+    catalog_shadowing_from_pb,
+    catalog_stats_from_pb,
 )
 from proximity_sdk.errors import ValidationError
 from proximity_sdk.models.app import App, AppCredentials, AppStatus, Port
@@ -37,7 +48,6 @@ from proximity_sdk.models.backup import (
     BackupStatus,
     BackupTarget,
 )
-from proximity_sdk.models.catalog import CatalogApp, CatalogProblem, CatalogShadowing, CatalogStats, SecretSpec
 from proximity_sdk.models.discovered import DiscoveredContainer
 from proximity_sdk.models.host import Host, Node
 from proximity_sdk.models.host_check import HostCheck
@@ -57,7 +67,6 @@ from proximity_sdk.models.resources import Resources
 from proximity_sdk.models.settings import Settings
 from proximity_sdk.models.ssh import SshAccess
 from proximity_sdk.models.update import AppUpdate, ImageUpdate, UpdateWindow
-from proximity_sdk.proxmox._ssh import looks_like_key_text, looks_like_known_hosts_text
 
 __all__ = [
     "app_from_pb",
@@ -97,58 +106,7 @@ __all__ = [
 
 
 
-# -- basics --------------------------------------------------------------------------------------
-
-
-def _ts(message: Any, field: str) -> datetime | None:
-    if not message.HasField(field):
-        return None
-    stamp: Timestamp = getattr(message, field)
-    return stamp.ToDatetime(tzinfo=UTC)
-
-
-def _ts_required(message: Any, field: str) -> datetime:
-    value = _ts(message, field)
-    if value is None:  # the agent always sets these; a zero time beats a crash on a partial answer
-        return datetime.fromtimestamp(0, UTC)
-    return value
-
-
-def timestamp_to_pb(value: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(value if value.tzinfo is not None else value.replace(tzinfo=UTC))
-    return stamp
-
-
-def _opt(message: Any, field: str) -> Any:
-    return getattr(message, field) if message.HasField(field) else None
-
-
-def _json(text: str, default: Any) -> Any:
-    return json.loads(text) if text else default
-
-
-def _enum_names(prefix: str, values: Iterable[str]) -> dict[str, str]:
-    """pb enum name -> model value, the inverse of the agent's ``_enum_to_pb``."""
-    return {prefix + value.upper().replace("-", "_"): value for value in values}
-
-
-def _enum_from_pb(prefix: str, enum_type: Any, number: int, values: Iterable[str], default: str) -> str:
-    if number == 0:
-        return default
-    return _enum_names(prefix, values).get(enum_type.Name(number), default)
-
-
-def _enum_to_pb(prefix: str, enum_type: Any, value: str) -> Any:
-    return enum_type.Value(prefix + value.upper().replace("-", "_"))
-
-
-def _choice(value: object, allowed: Iterable[str], field: str) -> str:
-    """As the local SDK refuses an unknown choice, with the same words."""
-    allowed = tuple(allowed)
-    if not isinstance(value, str) or value not in allowed:
-        raise ValidationError(f"unknown {field} {value!r}; one of {', '.join(allowed)}", field=field)
-    return value
+# -- basics: _convert_base.py; catalog: _convert_catalog.py (re-exported above) -----------------
 
 
 # -- resources, apps -----------------------------------------------------------------------------
@@ -246,42 +204,6 @@ def event_from_pb(m: operations_pb2.OperationEvent) -> OperationEvent:
                           level=level, message=m.message, progress=_opt(m, "progress"))
 
 
-# -- catalog -------------------------------------------------------------------------------------
-
-
-_SECRET_KINDS = ("password", "hex", "base64", "app-key", "sha256")
-
-
-def catalog_app_from_pb(m: catalog_pb2.CatalogApp) -> CatalogApp:
-    secrets = [SecretSpec(name=s.name, length=s.length, of=_opt(s, "of"), description=_opt(s, "description"),
-                          kind=_enum_from_pb("SECRET_KIND_", catalog_pb2.SecretKind, s.kind, _SECRET_KINDS,
-                                             "password"))
-               for s in m.secrets]
-    return CatalogApp(id=m.id, name=m.name, version=m.version, description=m.description, category=m.category,
-                      icon=_opt(m, "icon"), docker_compose=_json(m.docker_compose_json, {}), tags=list(m.tags),
-                      min_memory=m.min_memory, min_cpu=m.min_cpu, min_disk=_opt(m, "min_disk"), ports=list(m.ports),
-                      volumes=_json(m.volumes_json, []), environment=dict(m.environment), author=_opt(m, "author"),
-                      website=_opt(m, "website"), main_service=_opt(m, "main_service"),
-                      main_port=_opt(m, "main_port"), health_path=_opt(m, "health_path"), secrets=secrets,
-                      os_template=_opt(m, "os_template"))
-
-
-def catalog_stats_from_pb(m: catalog_pb2.CatalogStats) -> CatalogStats:
-    return CatalogStats(total_apps=m.total_apps, total_categories=m.total_categories,
-                        by_category=dict(sorted(m.by_category.items())), by_source=dict(m.by_source),
-                        problems=m.problems, shadowed=m.shadowed)
-
-
-def catalog_problem_from_pb(m: catalog_pb2.CatalogProblem) -> CatalogProblem:
-    return CatalogProblem(source=m.source, origin=m.origin, app_id=_opt(m, "app_id"), field=_opt(m, "field"),
-                          message=m.message)
-
-
-def catalog_shadowing_from_pb(m: catalog_pb2.CatalogShadowing) -> CatalogShadowing:
-    return CatalogShadowing(app_id=m.app_id, kept_origin=m.kept_origin, kept_source=m.kept_source,
-                            shadowed_origin=m.shadowed_origin, shadowed_source=m.shadowed_source)
-
-
 # -- hosts and nodes -----------------------------------------------------------------------------
 
 
@@ -313,6 +235,8 @@ def ssh_to_pb(ssh: SshAccess, *, field: str = "ssh") -> hosts_pb2.SshAccess:
     """SSH access as the agent takes it: the key file and known_hosts file are read here."""
     if not isinstance(ssh, SshAccess):
         raise ValidationError("ssh must be an SshAccess(...)", field=field)
+    from proximity_sdk.proxmox._ssh import looks_like_key_text, looks_like_known_hosts_text  # paramiko: lazily
+
     key = ssh.key_file
     if key is not None and not looks_like_key_text(key):
         key = _read_text(key, f"{field}.key_file")

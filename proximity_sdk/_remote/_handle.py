@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, cast
 
 import grpc
 
@@ -31,7 +31,7 @@ from proximity_sdk.errors import (
     ValidationError,
 )
 from proximity_sdk.models.operation import Operation, OperationEvent, OperationStatus
-from proximity_sdk.operations.handle import raise_unless_succeeded
+from proximity_sdk.operations.handle import T, raise_unless_succeeded
 
 if TYPE_CHECKING:
     from proximity_sdk._remote._channel import Connection
@@ -70,7 +70,7 @@ RESULTS: dict[str, Callable[[Connection, Operation], Any]] = {
 }
 
 
-class RemoteOperationHandle:
+class RemoteOperationHandle(Generic[T]):
     """A running (or finished) operation on the agent. ``events()`` streams its log, ``wait()``
     returns its result."""
 
@@ -169,7 +169,7 @@ class RemoteOperationHandle:
             return False
         return True
 
-    def wait(self, timeout: float | None = None) -> Any:
+    def wait(self, timeout: float | None = None) -> T:
         """Block until the operation ends and return its result (an ``App``, a ``Backup``, or None).
 
         Raises ``OperationFailed`` (failed step and the Proxmox log tail; what was created has been
@@ -189,7 +189,7 @@ class RemoteOperationHandle:
                         f"{op.kind} operation {op.id} still {op.status.value} after {timeout} s"
                         f" (step {op.current_step or '-'})", operation_id=op.id) from None
             op = self.get()
-        return self._outcome(op)
+        return cast(T, self._outcome(op))
 
     def _outcome(self, op: Operation) -> Any:
         raise_unless_succeeded(op)

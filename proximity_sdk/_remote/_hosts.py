@@ -11,7 +11,6 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from proximity_sdk._pb.proximity.v1 import hosts_pb2, hosts_pb2_grpc
 from proximity_sdk._remote import _convert as cv
 from proximity_sdk._remote._channel import Connection
-from proximity_sdk._resources.hosts import read_ca_file
 from proximity_sdk.errors import NotFoundError, ValidationError
 from proximity_sdk.models._listing import Listing
 from proximity_sdk.models.host import Host, Node
@@ -37,6 +36,8 @@ class RemoteHosts:
         """Register a host (see ``Proximity.local().hosts.add``)."""
         if ca_file is not None and ca_pem is not None:
             raise ValidationError("give ca_file or ca_pem, not both", field="ca_file")
+        from proximity_sdk._resources.hosts import read_ca_file  # lazily: it imports the local store
+
         pem = read_ca_file(ca_file) if ca_file is not None else ca_pem
         spec = cv.host_spec_to_pb(dict(name=name, url=url, token_id=token_id, token_secret=token_secret, user=user,
                                        password=password, verify_tls=verify_tls, ca_pem=pem, ssh=ssh))
@@ -68,6 +69,8 @@ class RemoteHosts:
         if ca_file is not None:
             if "ca_pem" in fields:
                 raise ValidationError("give ca_file or ca_pem, not both", field="ca_file")
+            from proximity_sdk._resources.hosts import read_ca_file  # lazily: it imports the local store
+
             fields["ca_pem"] = read_ca_file(ca_file)
         if not fields:
             return self.get(host)  # nothing to change, as locally

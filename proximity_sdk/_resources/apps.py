@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import json
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -61,7 +62,7 @@ class Apps:
 
     def deploy(self, catalog_id: str, *, hostname: str, host: str | None = None, node: str | None = None,
                environment: Mapping[str, str] | None = None, resources: Resources | None = None,
-               strategy: DeployStrategy = "auto", owner_id: str | None = None) -> OperationHandle:
+               strategy: DeployStrategy = "auto", owner_id: str | None = None) -> OperationHandle[App]:
         """Deploy a catalog app into a new container. Returns the Operation at once; ``wait()``
         gives the running ``App``. Input is checked here, before anything is recorded or sent.
 
@@ -111,7 +112,7 @@ class Apps:
 
     def deploy_image(self, reference: str, *, hostname: str, host: str | None = None, node: str | None = None,
                      environment: Mapping[str, str] | None = None, ports: Sequence[int] = (),
-                     resources: Resources | None = None, owner_id: str | None = None) -> OperationHandle:
+                     resources: Resources | None = None, owner_id: str | None = None) -> OperationHandle[App]:
         """Deploy an OCI image (``registry/name:tag``) as a native OCI application container: the
         node must run PVE >= 9.1 (checked here when ``node`` is given, else when the node is
         chosen). ``environment`` is passed to the container; secret-named variables (``*_PASSWORD``,
@@ -162,19 +163,19 @@ class Apps:
         return self._engine.submit(kind, app_id=app.id, host_id=app.host_id, vmid=app.vmid, owner_id=app.owner_id,
                                    params=params)
 
-    def start(self, app_id: str) -> OperationHandle:
+    def start(self, app_id: str) -> OperationHandle[App]:
         return self._submit("start", app_id)
 
-    def stop(self, app_id: str, *, force: bool = False, timeout: int = 60) -> OperationHandle:
+    def stop(self, app_id: str, *, force: bool = False, timeout: int = 60) -> OperationHandle[App]:
         """Shut down cleanly within ``timeout`` seconds; with ``force``, stop hard after that."""
         if isinstance(timeout, bool) or not isinstance(timeout, int) or not 1 <= timeout <= 3600:
             raise ValidationError("timeout must be whole seconds from 1 to 3600", field="timeout")
         return self._submit("stop", app_id, {"force": bool(force), "timeout": timeout})
 
-    def restart(self, app_id: str) -> OperationHandle:
+    def restart(self, app_id: str) -> OperationHandle[App]:
         return self._submit("restart", app_id)
 
-    def delete(self, app_id: str, *, destroy: bool = True) -> OperationHandle:
+    def delete(self, app_id: str, *, destroy: bool = True) -> OperationHandle[None]:
         """Destroy the app's container (purge) and forget it. ``destroy=False`` forgets the record
         and leaves the container untouched (for adopted apps)."""
         return self._submit("delete", app_id, {"destroy": bool(destroy)})
@@ -182,19 +183,19 @@ class Apps:
     # copies, moves and sizes ---------------------------------------------------------------------
 
     def clone(self, app_id: str, *, hostname: str, node: str | None = None,
-              owner_id: str | None = None) -> OperationHandle:
+              owner_id: str | None = None) -> OperationHandle[App]:
         """Copy the app into a new container and record it as a new app named ``hostname``;
         ``wait()`` gives the NEW app. ``node``: where the clone runs (default: the source's node).
         The clone keeps the data, compose project and generated secrets; it gets its own VMID,
         address and root password. ``owner_id`` defaults to the source's owner."""
         return submit_clone(self._rt, self._engine, app_id, hostname=hostname, node=node, owner_id=owner_id)
 
-    def migrate(self, app_id: str, *, node: str, shutdown_timeout: int = 180) -> OperationHandle:
+    def migrate(self, app_id: str, *, node: str, shutdown_timeout: int = 180) -> OperationHandle[App]:
         """Move the app's container to ``node`` of the same cluster. A running app is shut down
         (within ``shutdown_timeout`` seconds), moved and started again; its address may change."""
         return submit_migrate(self._rt, self._engine, app_id, node=node, shutdown_timeout=shutdown_timeout)
 
-    def resize(self, app_id: str, *, resources: Resources) -> OperationHandle:
+    def resize(self, app_id: str, *, resources: Resources) -> OperationHandle[App]:
         """Change cores, memory, swap and/or grow the disk (fields left None stay); a running app
         takes them live. A smaller disk is refused (Proxmox only grows disks)."""
         return submit_resize(self._rt, self._engine, app_id, resources=resources)
@@ -221,7 +222,7 @@ class Apps:
         digests = handle.wait(timeout=PullKind.deadline_seconds)
         return dict(digests or {})
 
-    def update(self, app_id: str, *, version: str | None = None) -> OperationHandle:
+    def update(self, app_id: str, *, version: str | None = None) -> OperationHandle[App]:
         """Update a running app to the catalog's version (``version``, when given, must be it) and
         the current digests of its images: a safety backup first, then the new compose project,
         pull, recreate and a health check. If anything fails the safety backup is restored and the
@@ -245,7 +246,7 @@ class Apps:
         """The app's automatic update window, or None."""
         return self._rt.store.update_policies.get(self._rt.store.apps.get(app_id).id)
 
-    def run_due_updates(self, *, now: datetime | None = None) -> Listing[OperationHandle]:
+    def run_due_updates(self, *, now: datetime | None = None) -> Listing[OperationHandle[App]]:
         """For every app whose update window is open (at ``now``, default: now), once per window:
         check for updates and start one when something is newer. Returns the operations started.
         Safe from several processes: each window is claimed once; a busy app is tried again later
@@ -284,7 +285,7 @@ class Apps:
         return Listing(discover_containers(self._rt, hosts))
 
     def adopt(self, vmid: int, *, host: str | None = None, node: str | None = None, catalog_id: str | None = None,
-              hostname: str | None = None, owner_id: str | None = None) -> OperationHandle:
+              hostname: str | None = None, owner_id: str | None = None) -> OperationHandle[App]:
         """Make an existing container an app, without changing it. ``hostname``: the app's name
         (default: the container's name; RFC 1123, unique on the host); ``node``: where it is
         expected (checked); ``catalog_id``: what it runs, if it is a catalog app. Returns the
@@ -340,6 +341,12 @@ class Apps:
             raise ValidationError(
                 f"app {app.hostname!r} was adopted: Proximity runs no compose project in it", field="app_id",
                 hint=f"Read its logs on the node (pct enter {app.vmid})")
+        if service is not None:
+            # checked here, not by compose on the node: the error names the services there are
+            services = sorted(json.loads(str(app.config["compose_text"])).get("services") or {})
+            if service not in services:
+                raise ValidationError(f"app {app.hostname!r} has no service {service!r}", field="service",
+                                      hint=f"Its services: {', '.join(services)}")
         text = Provisioner(self._rt.shells.get(app.host_id), app.node, app.vmid,
                            project=app_project(app)).logs(tail=tail, service=service)
         return "\n".join(line if len(line) <= MAX_LOG_LINE else f"{line[:MAX_LOG_LINE]} [line cut]"

@@ -125,7 +125,7 @@ class Backups:
             raise
 
     def create(self, app_id: str, *, mode: str = "snapshot", compression: str = "zstd", target: str | None = None,
-               note: str | None = None) -> OperationHandle:
+               note: str | None = None) -> OperationHandle[Backup]:
         """Back up the app's container with vzdump (``mode`` snapshot|suspend|stop, ``compression``
         zstd|gzip|lzo|none) to ``target`` (None: the Proxmox storage ``local``). ``wait()`` gives the
         :class:`Backup`. Backups on one node run one at a time; the others wait their turn."""
@@ -163,7 +163,7 @@ class Backups:
 
     # restore and delete ---------------------------------------------------------------------------
 
-    def restore(self, backup_id: str, *, in_place: bool = False, storage: str | None = None) -> OperationHandle:
+    def restore(self, backup_id: str, *, in_place: bool = False, storage: str | None = None) -> OperationHandle[App]:
         """Restore the app from this backup; ``wait()`` gives the :class:`App`. By default into a new
         container (the old one is kept, stopped, for the grace period); ``in_place=True`` overwrites
         the container after a safety backup. ``storage``: the disk storage (default: the current one)."""
@@ -191,7 +191,7 @@ class Backups:
             store.backups.update(backup_id, status=BackupStatus.COMPLETED)
             raise
 
-    def delete(self, backup_id: str) -> OperationHandle:
+    def delete(self, backup_id: str) -> OperationHandle[None]:
         """Delete the archive (already gone is fine) and the record; ``wait()`` gives None."""
         store = self._rt.store
         backup = store.backups.get(backup_id)
@@ -228,7 +228,7 @@ class Backups:
     def unschedule(self, schedule_id: str) -> None:
         self._rt.store.backups.delete_schedule(schedule_id)
 
-    def run_due(self, *, now: datetime | None = None) -> Listing[OperationHandle]:
+    def run_due(self, *, now: datetime | None = None) -> Listing[OperationHandle[Backup]]:
         """Start the backups whose schedule is due (each then prunes per its retention); returns their
         operations. Safe to call from several processes: each due run is claimed once. A schedule
         whose app is busy tries again 5 minutes later."""

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from proximity_sdk.proxmox.client import ProxmoxClient
-from proximity_sdk.proxmox.progress import Emit
-from proximity_sdk.proxmox.shell import NodeShell
+if TYPE_CHECKING:  # annotations only: loading plugins (a catalog command) must not load HTTP and SSH stacks
+    from proximity_sdk.proxmox.client import ProxmoxClient
+    from proximity_sdk.proxmox.progress import Emit
+    from proximity_sdk.proxmox.shell import NodeShell
 
 __all__ = ["Archive", "BackupTarget", "BackupTargetKind", "FetchedArchive", "NodeAccess", "StoredArchive",
            "fetch_checked", "stored_location"]

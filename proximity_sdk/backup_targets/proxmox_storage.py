@@ -10,14 +10,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from proximity_sdk.backup_targets.base import Archive, BackupTarget, BackupTargetKind, FetchedArchive, NodeAccess
-from proximity_sdk.backup_targets.volumes import (
-    backup_volumes,
-    check_backup_volid,
-    delete_backup_volume,
-    find_backup_volume,
-)
 from proximity_sdk.errors import NotFoundError, ValidationError
 from proximity_sdk.plugins.hookspecs import hookimpl
+
+# backup_targets.volumes (the Proxmox client, paramiko) is imported in the methods that use it:
+# registering this plugin, which every catalog command does, stays cheap
 from proximity_sdk.proxmox.validate import check_storage_id
 
 __all__ = ["DEFAULT_BACKUP_STORAGE", "ProxmoxStorageKind", "ProxmoxStoragePlugin", "ProxmoxStorageTarget"]
@@ -42,20 +39,28 @@ class ProxmoxStorageTarget:
         return archive.volid
 
     def fetch(self, node: NodeAccess, location: str) -> FetchedArchive:
+        from proximity_sdk.backup_targets.volumes import find_backup_volume
+
         if find_backup_volume(node.client, node.node, location) is None:
             raise NotFoundError(f"the archive {location} is not on node {node.node}",
                                 hint="It was deleted outside Proximity; delete this backup record")
         return FetchedArchive(volid=location, temporary=False)
 
     def verify(self, node: NodeAccess, location: str) -> int | None:
+        from proximity_sdk.backup_targets.volumes import check_backup_volid, find_backup_volume
+
         volume = find_backup_volume(node.client, node.node, check_backup_volid(location, field="location"))
         return None if volume is None else volume.size
 
     def delete(self, node: NodeAccess, location: str) -> bool:
+        from proximity_sdk.backup_targets.volumes import check_backup_volid, delete_backup_volume
+
         return delete_backup_volume(node.client, node.node, check_backup_volid(location, field="location"),
                                     emit=node.emit)
 
     def list(self, node: NodeAccess, *, vmid: int | None = None) -> list[str]:
+        from proximity_sdk.backup_targets.volumes import backup_volumes
+
         return [v.volid for v in backup_volumes(node.client, node.node, self._storage, vmid=vmid)]
 
 

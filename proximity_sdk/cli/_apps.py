@@ -83,8 +83,8 @@ def _env_file(path: str) -> dict[str, str]:
 
 def _resources_text(app: App) -> str:
     r = app.resources
-    parts = [f"{r.cores} cores" if r.cores else None, f"{r.memory_mb} MB" if r.memory_mb else None,
-             f"{r.disk_gb} GB disk" if r.disk_gb else None]
+    parts = [f"{r.cores} core{'' if r.cores == 1 else 's'}" if r.cores else None,
+             f"{r.memory_mb} MB" if r.memory_mb else None, f"{r.disk_gb} GB disk" if r.disk_gb else None]
     return ", ".join(p for p in parts if p) or "-"
 
 
@@ -93,7 +93,8 @@ def show_app(ctx: Context, app: Any) -> None:
                      ("url", app.url), ("address", app.address), ("catalog", app.catalog_id),
                      ("node", app.node), ("vmid", app.vmid), ("resources", _resources_text(app)),
                      ("ports", [f"{p.service}:{p.port}/{p.protocol}" for p in app.ports]),
-                     ("adopted", app.adopted), ("created", app.created_at)], title=f"app {app.hostname}")
+                     ("adopted", "yes" if app.adopted else "no"), ("created", app.created_at)],
+           title=f"app {app.hostname}")
 
 
 def deploy(ctx: Context) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from proximity_sdk.cli._config import Settings
 
@@ -71,19 +71,21 @@ class Context:
 
 
 def _open(settings: Settings) -> Proximity:
-    from proximity_sdk._client import Proximity
     from proximity_sdk.errors import ValidationError
 
     if settings.remote:
-        connect: Any = getattr(Proximity, "connect", None)
-        if connect is None:
-            raise ValidationError("this version of proximity_sdk cannot talk to an agent (no Proximity.connect)",
-                                  field="agent", hint="Run locally (--local), or upgrade proximity")
         if not settings.token:
             raise ValidationError(f"agent {settings.agent} needs a token", field="token",
                                   hint="Set PROXIMITY_TOKEN, or give --token-file (or token_file in the config)")
-        client: Proximity = connect(settings.agent, token=settings.token, ca_file=settings.ca_file,
-                                    cert_file=settings.cert_file, key_file=settings.key_file)
-        return client
+        # straight to the remote client: importing proximity_sdk._client would load the local store,
+        # the Proxmox client and the node shell (SQLAlchemy, Alembic, proxmoxer, paramiko), none of
+        # which a client of an agent uses
+        from proximity_sdk._remote._client import RemoteProximity
+
+        client: Any = RemoteProximity(str(settings.agent), token=settings.token, ca_file=settings.ca_file,
+                                      cert_file=settings.cert_file, key_file=settings.key_file)
+        return cast("Proximity", client)
+    from proximity_sdk._client import Proximity
+
     return Proximity.local(data_dir=settings.data_dir, database_url=settings.database_url,
                            secret_key=settings.secret_key)

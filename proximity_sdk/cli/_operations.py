@@ -25,9 +25,17 @@ def _duration(op: Operation) -> str:
     return f"{(op.finished_at - op.started_at).total_seconds():.1f} s"
 
 
+def _app_names(ctx: Context, ops: list[Operation]) -> dict[str, str]:
+    """App id -> hostname for the tables (an app deleted since keeps showing its id)."""
+    if not any(o.app_id for o in ops):
+        return {}
+    return {app.id: app.hostname for app in ctx.px.apps.list()}
+
+
 def _show(ctx: Context, op: Operation) -> None:
+    app = _app_names(ctx, [op]).get(op.app_id or "", op.app_id)
     detail(ctx.out, [("operation", op.id), ("kind", op.kind), ("status", op.status),
-                     ("step", op.current_step), ("steps", op.steps), ("app", op.app_id), ("vmid", op.vmid),
+                     ("step", op.current_step), ("steps", op.steps), ("app", app), ("vmid", op.vmid),
                      ("error", op.error), ("created", op.created_at), ("duration", _duration(op)),
                      ("cancel requested", op.cancel_requested)], title=f"{op.kind} {op.status.value}")
 
@@ -50,8 +58,10 @@ def list_operations(ctx: Context) -> int:
     if ctx.json:
         print_json(ops)
         return EXIT_OK
+    names = _app_names(ctx, ops)
     table(ctx.out, ("ID", "KIND", "STATUS", "STEP", "APP", "CREATED", "DURATION", "ERROR"),
-          ((o.id, o.kind, o.status, o.current_step, o.app_id, o.created_at, _duration(o), o.error) for o in ops),
+          ((o.id, o.kind, o.status, o.current_step, names.get(o.app_id or "", o.app_id), o.created_at,
+            _duration(o), o.error) for o in ops),
           empty="no operations")
     return EXIT_OK
 

@@ -15,12 +15,15 @@ __all__ = ["error_line", "run"]
 
 
 def error_line(exc: BaseException) -> tuple[str, str | None]:
-    """The message and the hint of a ProximityError, apart (``str(exc)`` joins them)."""
+    """The message and the hint of a ProximityError, apart (``str(exc)`` joins them); the hint in
+    the CLI's words (a command where the SDK names a call: :mod:`proximity_sdk.cli._hints`)."""
+    from proximity_sdk.cli._hints import for_cli
+
     text = str(exc)
     hint = getattr(exc, "hint", None) or None
     if hint and text.endswith(f". {hint}"):
         text = text[: -len(hint) - 2]
-    return text, hint
+    return text, for_cli(hint) if hint else None
 
 
 def _report(message: str, hint: str | None) -> None:

@@ -10,9 +10,13 @@ terminal, and against a real Proxmox host. It keeps serving until Ctrl-C (``--on
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
+import shutil
 import signal
+import sys
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -54,16 +58,44 @@ def _apps(console: Console, px: Any) -> None:
     console.print(table)
 
 
+def _check_app(app_id: str) -> None:
+    """Refuse an unknown ``--app`` before anything starts (the sandbox's agent loads no plugins either)."""
+    from proximity_sdk.catalog.catalog import Catalog
+    from proximity_sdk.plugins.manager import PluginManager
+
+    Catalog(plugins=PluginManager(entry_points=False)).get(app_id)
+
+
+def path_line() -> str | None:
+    """``export PATH=...`` when a new terminal would not find this ``proximity`` (a venv not activated)."""
+    # not resolved: a venv's python is a symlink to the system's, and its bin/ is what matters
+    places = [Path(sys.argv[0]).absolute().parent] if sys.argv and sys.argv[0] else []
+    places.append(Path(sys.executable).absolute().parent)
+    here = next((place for place in places if (place / "proximity").is_file()), None)
+    if here is None:
+        return None
+    found = shutil.which("proximity", path=os.environ.get("PATH", ""))
+    if found is not None and Path(found).absolute().parent == here:
+        return None
+    # a new terminal's PATH is not knowable from here; this one's is the best guess
+    return f"export PATH={shlex.quote(str(here))}:$PATH"
+
+
 def _next_steps(console: Console, target: str, token: str, hostname: str) -> None:
     agent = f"export PROXIMITY_AGENT={target} PROXIMITY_TOKEN={shlex.quote(token)}"
+    path = path_line()
     console.print(
         "\n[bold]The same commands, from another terminal[/] (this sandbox's agent; the token dies with it):\n"
-        f"  {agent}\n"
+        + (f"  {path}\n" if path else "")
+        + f"  {agent}\n"
         "  proximity apps list\n"
         f"  proximity backups create {hostname}\n"
         "  proximity catalog search wiki\n"
         "  proximity apps deploy gitea --hostname git\n",
         highlight=False, soft_wrap=True)
+
+
+def _real_host_steps(console: Console) -> None:
     console.print(
         "[bold]A real Proxmox VE host[/] (an API token and the cluster CA; SSH to the nodes for the compose step):\n"
         "  proximity hosts add pve --url https://pve.example.com:8006 --token-id 'root@pam!proximity' \\\n"
@@ -97,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
     app_id = str(getattr(args, "app", None) or SAMPLE_APP)
     hostname = str(getattr(args, "hostname", None) or "demo")
     once = bool(getattr(args, "once", False))
+    _check_app(app_id)
     with Sandbox.start() as sandbox:
         _banner(console, "A fake Proxmox VE 9 cluster on this machine: its API on "
                          f"{sandbox.url}\nand its nodes' shell over SSH on 127.0.0.1:{sandbox.shell.port}. "
@@ -116,8 +149,14 @@ def run(args: argparse.Namespace) -> int:
                 console.print(f"[green]{app.hostname} is {app.status.value}[/] on {app.node}, CT {app.vmid}, "
                               f"at {app.url or app.address} (in the sandbox).\n")
                 _apps(console, px)
-                _next_steps(console, agent.target, agent.token, hostname)
-                if not once:
+                if once:
+                    # its agent and token are gone a moment later: no instructions that cannot work
+                    console.print("\n--once: the sandbox stops now. Run `proximity sandbox` without --once to keep it "
+                                  "serving and use it from another terminal.\n", highlight=False, soft_wrap=True)
+                    _real_host_steps(console)
+                else:
+                    _next_steps(console, agent.target, agent.token, hostname)
+                    _real_host_steps(console)
                     _wait_for_interrupt(console)
         finally:
             agent.stop()

@@ -111,7 +111,7 @@ class OperationEngine:
         op = self.store.operations.create(
             kind, steps=tuple(steps) if steps is not None else impl.steps, app_id=app_id, host_id=host_id,
             vmid=vmid, owner_id=owner_id, params=params, deadline=utcnow() + timedelta(seconds=impl.deadline_seconds))
-        self.store.operations.append_event(op.id, f"{kind} queued")
+        self.store.operations.append_event(op.id, f"{kind} queued", step="queued")  # every event names a step
         self._start(op, resume=False)
         return self.handle(op.id)
 

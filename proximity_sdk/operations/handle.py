@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, cast
+
+from typing_extensions import TypeVar
 
 from proximity_sdk.errors import OperationCancelled, OperationFailed, OperationTimeout, ValidationError
 from proximity_sdk.models.operation import Operation, OperationEvent, OperationStatus
@@ -12,7 +14,11 @@ from proximity_sdk.models.operation import Operation, OperationEvent, OperationS
 if TYPE_CHECKING:
     from proximity_sdk.operations.engine import OperationEngine
 
-__all__ = ["OperationHandle", "raise_unless_succeeded"]
+__all__ = ["OperationHandle", "T", "raise_unless_succeeded"]
+
+#: What ``wait()`` returns: ``App`` for a deploy, ``Backup`` for a backup, None for a delete. A bare
+#: ``OperationHandle`` (one got from ``px.operations.handle(id)``) is ``OperationHandle[Any]``.
+T = TypeVar("T", default=Any)
 
 # Watchers in other processes see new events by polling; in this process a notification wakes them.
 _POLL = 0.2
@@ -28,8 +34,9 @@ def raise_unless_succeeded(op: Operation) -> None:
                           log_tail=op.result.get("log_tail") or ())
 
 
-class OperationHandle:
-    """A running (or finished) operation. ``events()`` streams its log, ``wait()`` returns its result."""
+class OperationHandle(Generic[T]):
+    """A running (or finished) operation. ``events()`` streams its log, ``wait()`` returns its result
+    (typed: ``px.apps.deploy(...)`` is an ``OperationHandle[App]``, so ``.wait()`` is an ``App``)."""
 
     def __init__(self, engine: OperationEngine, op_id: str) -> None:
         self._engine = engine
@@ -86,7 +93,7 @@ class OperationHandle:
                 raise OperationTimeout(f"no end of operation {self.id} within {timeout} s", operation_id=self.id)
             self._engine.wait_change(_POLL)
 
-    def wait(self, timeout: float | None = None) -> Any:
+    def wait(self, timeout: float | None = None) -> T:
         """Block until the operation ends and return its result (an ``App``, a ``Backup``, or None).
 
         Raises ``OperationFailed`` (failed step and the Proxmox log tail; what was created has been
@@ -98,7 +105,7 @@ class OperationHandle:
         while True:
             op = self.get()
             if op.finished:
-                return self._outcome(op)
+                return cast(T, self._outcome(op))
             if deadline is not None and time.monotonic() >= deadline:
                 raise OperationTimeout(
                     f"{op.kind} operation {op.id} still {op.status.value} after {timeout} s"

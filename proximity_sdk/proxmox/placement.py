@@ -185,7 +185,9 @@ def choose_node(
     best = min(fitting, key=lambda c: (-c.free_mb, c.node))
     return PlacementDecision(
         node=best.node,
-        reason=f"node {best.node} has the most unpromised memory ({best.free_mb} MiB) of "
+        # the figures say where a number larger than the node's RAM comes from: the overcommit ratio
+        reason=f"node {best.node} has the most unpromised memory ({best.free_mb} MiB: {best.memory_mb} MiB of RAM "
+        f"x {best.capacity_mb / best.memory_mb:g} overcommit, {best.promised_mb} MiB promised) of "
         f"{len(fitting)} that fit",
         memory_mb=need,
         free_mb=best.free_mb,

@@ -18,7 +18,8 @@ harness builds on the same class:
   ``unknown``; a departed node's guests stay listed as ``running``); with ``rrd_lag`` set to N,
   a container started or migrated reads ``unknown`` in the next N listings, as it does on PVE until
   pvestatd broadcasts its new state;
-- ``/cluster/status`` needs ``Sys.Audit`` on ``/`` as on PVE.
+- ``/cluster/status`` needs ``Sys.Audit`` on ``/`` as on PVE;
+- clones that copy the container's files (:mod:`proximity_sdk.sandbox._clone`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from fakepve.lxc import split_props
 from fakepve.model import PveError
 from fakepve.server import USER
 
+from proximity_sdk.sandbox._clone import CloneFilesMixin
 from proximity_sdk.sandbox._oci import OciMixin
 from proximity_sdk.sandbox._vzdump import VzdumpMixin
 
@@ -64,7 +66,8 @@ DEFAULT_APPLIANCES: tuple[dict[str, str], ...] = (
 )
 
 
-class SandboxPve(OciMixin, VzdumpMixin, FakePve):  # type: ignore[misc]  # fakepve ships no type information
+# fakepve ships no type information
+class SandboxPve(CloneFilesMixin, OciMixin, VzdumpMixin, FakePve):  # type: ignore[misc]
     """fakepve with DHCP leases, an appliance index, vzdump archives and OCI pulls (module docstring)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

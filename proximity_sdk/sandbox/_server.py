@@ -31,7 +31,7 @@ SANDBOX_USER = "root@pam"
 class SandboxUnavailableError(ProximityError):
     """The sandbox needs the optional ``fakepve`` package."""
 
-    default_hint = "Install the sandbox extra: pip install 'proximity[sandbox]'"
+    default_hint = "Install the sandbox extra: pip install 'proximity-sdk[sandbox]'"
 
 
 def _import_fakepve() -> tuple[Any, Any]:

@@ -66,6 +66,7 @@ def _insert_event(s: Session, op_id: str, message: str, *, step: str | None, lev
         if locked is None:
             raise NotFoundError(f"no operation {op_id!r}")
     when = at or utcnow()
+    step = step or "queued"  # every event names a step; before the first one, the operation is queued
     seq = s.connection().execute(_INSERT_EVENT, {"op_id": op_id, "time": when, "step": step, "level": level,
                                     "message": message, "progress": progress}).scalar()
     if seq is None:
@@ -348,7 +349,9 @@ class OperationsRepository:
                 raise BusyError(f"operation {op_id} has already ended ({row.status.value})")
             step = row.current_step if status != OperationStatus.SUCCEEDED else None
             if message is not None:
-                _insert_event(s, op_id, message, step=step, level=level, progress=progress, at=now)
+                # every event names a step: "done" for the success event (the record's step is then None)
+                _insert_event(s, op_id, message, step=step or ("done" if status == OperationStatus.SUCCEEDED
+                                                               else None), level=level, progress=progress, at=now)
             row.status = status
             row.error = error
             row.result = dict(result or {})

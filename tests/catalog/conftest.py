@@ -9,17 +9,21 @@ import pytest
 
 from proximity_sdk.catalog.catalog import Catalog
 from proximity_sdk.plugins.manager import PluginManager
+from tests.harness.pve_schema import require_shared
 
-# shared/ lies beside the repository, wherever it is cloned (CI clones elsewhere)
-_REPO = Path(__file__).resolve().parents[2]
-COMPAT_DIR = Path(os.environ.get("PROXIMITY_COMPAT_CATALOG", _REPO.parent / "shared" / "catalog-compat"))
 COMPAT_COUNT = 132
 
 
 @pytest.fixture(scope="session")
 def compat_dir() -> Path:
-    assert (COMPAT_DIR / "index.json").is_file(), f"the compatibility corpus is missing at {COMPAT_DIR}"
-    return COMPAT_DIR
+    """shared/catalog-compat beside the repository: skipped on a clone without it, required on CI."""
+    override = os.environ.get("PROXIMITY_COMPAT_CATALOG")
+    if override:
+        found = Path(override)
+    else:
+        found = require_shared("the compatibility catalog (catalog-compat/)") / "catalog-compat"
+    assert (found / "index.json").is_file(), f"the compatibility corpus is missing at {found}"
+    return found
 
 
 @pytest.fixture

@@ -75,6 +75,8 @@ def test_best_node_is_the_one_with_most_unpromised_memory_not_most_memory() -> N
     assert decision.free_mb == 16384
     assert decision.free_after_mb == 14336
     assert "most unpromised memory" in decision.reason
+    # 16384 MiB on an 8 GiB node: the reason says the overcommit makes it
+    assert "(16384 MiB: 8192 MiB of RAM x 2 overcommit, 0 MiB promised)" in decision.reason
 
 
 def test_ties_go_by_name_and_offline_or_excluded_nodes_are_skipped() -> None:

@@ -3,14 +3,22 @@
 Every request our client sent to the fake during a test is checked here: the path exists
 (with ``{node}``/``{vmid}``/... placeholders), the method exists, every parameter is known
 (``net0`` counts as ``net[n]``), required parameters are present, and values pass the basic
-type/enum/pattern/range/format checks PVE's ``JSONSchema.pm`` makes. The schemas live in
-``<repo>/../shared/pve-api`` (see its README).
+type/enum/pattern/range/format checks PVE's ``JSONSchema.pm`` makes.
+
+Where the schemas come from: ``<repo>/../shared/pve-api`` (see its README) holds both, 9.1 and 8.4.
+A clone without ``shared/`` still checks every request against PVE 9, with the schema ``fakepve``
+ships (a PVE 9.1.x ``apidoc.js``); the 8.4 checks, which only ``shared/`` can give, are then left
+out and the session header says so, unless ``CI`` is set: CI must have ``shared/`` and fails
+without it. ``PROXIMITY_SHARED_DIR`` points at another ``shared/`` (or at a missing one, to try
+a clone-alone run).
 """
 
 from __future__ import annotations
 
 import functools
+import gzip
 import json
+import os
 import re
 import urllib.parse
 from collections.abc import Iterable, Mapping
@@ -18,7 +26,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ApiSchema", "Problem", "RecordedRequest", "check_requests", "schema_dir", "schemas"]
+__all__ = [
+    "ApiSchema",
+    "Problem",
+    "RecordedRequest",
+    "check_requests",
+    "require_shared",
+    "schema_dir",
+    "schema_source",
+    "schemas",
+    "shared_dir",
+]
 
 API_PREFIX = "/api2/json"
 VERSIONS = {"9.1": "apidata.json", "8.4": "apidata-pve8.json"}
@@ -275,10 +293,18 @@ def _check_property_string(fmt: Mapping[str, Any], text: str) -> str | None:
     return None
 
 
+def shared_dir(repo_root: Path | None = None) -> Path:
+    """The reference data beside the repository (``<repo>/../shared``), or ``$PROXIMITY_SHARED_DIR``."""
+    override = os.environ.get("PROXIMITY_SHARED_DIR")
+    if override and repo_root is None:
+        return Path(override)
+    root = repo_root or Path(__file__).resolve().parents[2]
+    return root.parent / "shared"
+
+
 def schema_dir(repo_root: Path | None = None) -> Path:
     """``<repo>/../shared/pve-api``: beside the repository, wherever it is cloned."""
-    root = repo_root or Path(__file__).resolve().parents[2]
-    found = root.parent / "shared" / "pve-api"
+    found = shared_dir(repo_root) / "pve-api"
     if not (found / VERSIONS["9.1"]).is_file():
         raise FileNotFoundError(
             f"the PVE API schemas are not at {found}; put the shared/ directory beside the repository"
@@ -286,22 +312,67 @@ def schema_dir(repo_root: Path | None = None) -> Path:
     return found
 
 
+def in_ci() -> bool:
+    return bool(os.environ.get("CI"))
+
+
+def require_shared(what: str) -> Path:
+    """``shared/`` for a test that needs ``what`` from it: skipped without it, failed without it on CI."""
+    import pytest  # only tests call this; the checker itself stays importable without pytest
+
+    here = shared_dir()
+    if not here.is_dir():
+        message = f"needs {what} from {here} (the reference data beside the repository)"
+        if in_ci():
+            pytest.fail(f"{message}; CI is set, so it is required", pytrace=False)
+        pytest.skip(message)
+    return here
+
+
+def _fakepve_schema() -> ApiSchema:
+    import fakepve  # the test extra installs it
+
+    data = Path(fakepve.__file__).parent / "data" / "pve-api.json.gz"
+    with gzip.open(data, "rt") as fh:
+        paths: dict[str, dict[str, Any]] = json.load(fh)["paths"]
+    return ApiSchema("9.1", [{"path": path, "info": info} for path, info in paths.items()])
+
+
+def schema_source() -> str:
+    """Where the schemas of this run come from, in words (for the session header)."""
+    try:
+        return f"PVE 9.1 and 8.4 from {schema_dir()}"
+    except FileNotFoundError:
+        return (
+            f"PVE 9 from fakepve's bundled schema; {shared_dir() / 'pve-api'} is missing, so requests are "
+            "not checked against PVE 8.4 and the tests needing shared/ are skipped (CI=1 makes them fail)"
+        )
+
+
 @functools.cache
 def schemas() -> dict[str, ApiSchema]:
-    """Both schemas, loaded once per process: {'9.1': ..., '8.4': ...}."""
-    here = schema_dir()
+    """The schemas there are, loaded once per process: {'9.1': ..., '8.4': ...} with ``shared/``,
+    {'9.1': fakepve's} without (and a failure on CI)."""
+    try:
+        here = schema_dir()
+    except FileNotFoundError:
+        if in_ci():
+            raise
+        return {"9.1": _fakepve_schema()}
     return {v: ApiSchema(v, json.loads((here / name).read_text())) for v, name in VERSIONS.items()}
 
 
 def check_requests(
     requests: Iterable[RecordedRequest], *, versions: Iterable[str] = ("9.1", "8.4")
 ) -> list[Problem]:
-    """Every problem of every request against each named schema version."""
+    """Every problem of every request against each named schema version there is (8.4 needs
+    ``shared/``: see the module's docstring)."""
     loaded = schemas()
+    present = [v for v in versions if v in loaded]
     problems: list[Problem] = []
     for req in requests:
         params = req.params()
-        for version in versions:
+        for version in present:
             for message in loaded[version].check(req.method, req.path, params):
                 problems.append(Problem(version, req.method, req.path, message))
     return problems

@@ -15,7 +15,7 @@ from proximity_sdk.errors import ValidationError
 from proximity_sdk.operations.oci import catalog_plan, resolve_env
 from proximity_sdk.proxmox._ctspec import _TEMPLATE_VOLID
 from proximity_sdk.proxmox.oci import REFERENCE_PATTERN, check_reference, env_param, parse_version, template_volid
-from tests.harness.pve_schema import schema_dir
+from tests.harness.pve_schema import schemas
 
 SAMPLES = [
     "nginx:1.27", "docker.io/library/nginx:latest", "ghcr.io/owner/app:v1.2.3", "localhost:5000/a/b:tag",
@@ -26,16 +26,8 @@ SAMPLES = [
 
 
 def _schema_pattern() -> str:
-    def walk(nodes: list[dict[str, Any]]) -> Any:
-        for node in nodes:
-            if node["path"] == "/nodes/{node}/storage/{storage}/oci-registry-pull":
-                return node["info"]["POST"]["parameters"]["properties"]["reference"]["pattern"]
-            found = walk(node.get("children") or [])
-            if found:
-                return found
-        return None
-
-    pattern = walk(json.loads((schema_dir() / "apidata.json").read_text()))
+    info = schemas()["9.1"].paths["/nodes/{node}/storage/{storage}/oci-registry-pull"]
+    pattern = info["POST"]["parameters"]["properties"]["reference"]["pattern"]
     assert isinstance(pattern, str)
     return pattern
 

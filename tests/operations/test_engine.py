@@ -55,14 +55,14 @@ def test_success_writes_every_event_in_order_and_wait_returns_the_kind_result(
     events = list(op.events())
     third = 1 / 3
     assert [(e.seq, e.step, e.message, e.progress) for e in events] == [
-        (1, None, "toy queued", None),
+        (1, "queued", "toy queued", None),  # every event names a step (README: print(event.step, ...))
         (2, "prepare", "prepare: started", 0.0),
         (3, "prepare", "prepare: done", pytest.approx(third)),
         (4, "create", "create: started", pytest.approx(third)),
         (5, "create", "create: done", pytest.approx(2 * third)),
         (6, "finish", "finish: started", pytest.approx(2 * third)),
         (7, "finish", "finish: done", 1.0),
-        (8, None, "toy succeeded", 1.0),
+        (8, "done", "toy succeeded", 1.0),
     ]
     assert all(e.operation_id == op.id for e in events)
     assert [e.time for e in events] == sorted(e.time for e in events)

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.pve_schema import RecordedRequest, check_requests, schema_dir, schemas
+from tests.harness.pve_schema import (
+    RecordedRequest,
+    _fakepve_schema,
+    check_requests,
+    require_shared,
+    schema_dir,
+    schemas,
+)
 
 
 def _problems(method: str, path: str, query: str = "", body: str = "", version: str = "9.1") -> list[str]:
@@ -17,6 +24,7 @@ def _problems(method: str, path: str, query: str = "", body: str = "", version: 
 
 
 def test_both_schemas_load_from_beside_the_repo() -> None:
+    require_shared("the PVE 9.1 and 8.4 API schemas (pve-api/)")
     loaded = schemas()
     assert set(loaded) == {"9.1", "8.4"}
     assert len(loaded["9.1"].paths) > 400
@@ -32,6 +40,30 @@ def test_schema_dir_is_found_relative_to_any_clone(tmp_path: Path) -> None:
     assert schema_dir(clone) == shared
     with pytest.raises(FileNotFoundError, match="beside the repository"):
         schema_dir(tmp_path / "lonely")
+
+
+def test_fakepves_bundled_schema_stands_in_for_pve9_without_shared(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A clone without ../shared checks against PVE 9 with fakepve's schema; CI insists on shared/."""
+    bundled = _fakepve_schema()
+    assert len(bundled.paths) > 400
+    assert bundled.check("GET", "/nodes/pve1/lxc/100/config", {}) == []
+    assert any("no such path" in p for p in bundled.check("GET", "/nodes/pve1/lxcs", {}))
+    monkeypatch.setenv("PROXIMITY_SHARED_DIR", str(tmp_path / "nowhere"))
+    monkeypatch.delenv("CI", raising=False)
+    schemas.cache_clear()
+    try:
+        assert set(schemas()) == {"9.1"}
+        # the 8.4 half of a check is left out, not failed
+        req = RecordedRequest("GET", "/api2/json/nodes/pve1/lxcs")
+        assert [p.version for p in check_requests([req])] == ["9.1"]
+        monkeypatch.setenv("CI", "1")
+        schemas.cache_clear()
+        with pytest.raises(FileNotFoundError, match="beside the repository"):
+            schemas()
+    finally:
+        schemas.cache_clear()
 
 
 def test_path_must_exist() -> None:
@@ -120,6 +152,7 @@ def test_property_string_keys() -> None:
 
 
 def test_version_differences_are_seen() -> None:
+    require_shared("the PVE 8.4 API schema (pve-api/apidata-pve8.json)")
     # oci-registry-pull is new in 9.x: valid against 9.1, unknown to 8.4.
     path = "/nodes/pve1/storage/local/oci-registry-pull"
     body = "reference=docker.io/library/alpine:latest"

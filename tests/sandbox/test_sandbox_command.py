@@ -34,6 +34,7 @@ def test_once_deploys_a_sample_app_with_progress_and_cleans_up() -> None:
     assert steps == ["place", "reserve", "image", "create", "configure", "start", "address", "health"]
     assert re.search(r"demo is running on pve\d, CT \d+", text)
     assert "proximity hosts add pve --url https://" in text  # how to go real
+    assert "PROXIMITY_TOKEN" not in text  # no instructions for the agent it has just stopped
     files = Path(re.search(r"Files: (\S+)", text)[1])  # type: ignore[index]
     assert not files.exists()  # stopped: nothing left behind
 

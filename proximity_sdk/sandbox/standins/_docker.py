@@ -9,6 +9,8 @@ holds it and a restore brings it back.
 - ``docker compose ... config --images``: the images of ``compose.yaml`` (JSON) in the cwd;
 - ``docker compose ... pull``: every image of the project takes the registry's digest;
 - ``docker compose ... up``: pulls the images the container does not have yet;
+- ``docker compose ... logs [--tail N] [service]``: one line per service of ``compose.yaml`` saying
+  it stands in (nothing really runs); an unknown service fails as compose does (exit 1);
 - ``docker image inspect --format ... <ref>``: ``<name>@<digest>`` of the pulled image (exit 1
   with Docker's message when it was never pulled).
 
@@ -83,6 +85,25 @@ def _project_images(*, required: bool = True) -> list[str]:
 _IMAGES = "/var/lib/docker/standin-images.json"
 
 
+def _logs(project: str, rest: list[str]) -> int:
+    """What ``docker compose logs`` prints, made up from the project: nothing runs in the sandbox."""
+    import json
+
+    with open("compose.yaml", encoding="utf-8") as fh:
+        services: dict[str, dict[str, object]] = json.load(fh).get("services", {})
+    named = [a for i, a in enumerate(rest) if not a.startswith("-") and not (i and rest[i - 1] == "--tail")]
+    for name in named:
+        if name not in services:
+            sys.stderr.write(f"no such service: {name}\n")
+            return 1
+    width = max((len(f"{project}-{n}-1") for n in services), default=0)
+    for name in named or sorted(services):
+        label = f"{project}-{name}-1".ljust(width)
+        sys.stdout.write(f"{label}  | {services[name].get('image', '-')}: started by the sandbox's docker "
+                         "stand-in (nothing really runs here)\n")
+    return 0
+
+
 def _pull(state: str, images: list[str], *, missing_only: bool) -> None:
     if not images:
         return
@@ -114,6 +135,13 @@ def _subcommand(args: list[str]) -> tuple[str, list[str]]:
     return "", []
 
 
+def _project_name(args: list[str]) -> str:
+    for i, arg in enumerate(args[:-1]):
+        if arg in ("--project-name", "-p"):
+            return args[i + 1]
+    return os.path.basename(os.getcwd())
+
+
 def main(args: list[str]) -> int:
     state = state_dir()
     record(state, "docker", args)
@@ -131,6 +159,8 @@ def main(args: list[str]) -> int:
             _pull(state, _project_images(required=False), missing_only=True)
         elif command == "version":
             sys.stdout.write(VERSIONS["compose version"])
+        elif command == "logs":
+            return _logs(_project_name(args[1:]), rest)
         return 0
     if args[:2] == ["image", "inspect"]:
         refs = [a for a in args[2:] if not a.startswith("-") and "{{" not in a]

@@ -1,4 +1,7 @@
 #!/usr/bin/python
+# Copyright (c) 2026 Proximity developers
+# SPDX-License-Identifier: MIT
+# (ansible-test's GPLv3 header rule is answered in tests/sanity/ignore-*.txt)
 """proximity.core.app: a Proximity app in the wanted state, found by its hostname."""
 
 from __future__ import annotations
@@ -22,10 +25,10 @@ description:
   - Runs on the controller (or wherever the task is delegated) with the C(proximity) Python package
     installed in the interpreter Ansible uses.
 author:
-  - Proximity developers
+  - Proximity developers (@proximity)
 requirements:
   - python >= 3.11
-  - proximity (the C(proximity_sdk) package)
+  - proximity-sdk (the Python distribution of the C(proximity_sdk) package)
 options:
   name:
     description: The app's hostname, its identity on the host (RFC 1123 label).

@@ -1,4 +1,7 @@
 #!/usr/bin/python
+# Copyright (c) 2026 Proximity developers
+# SPDX-License-Identifier: MIT
+# (ansible-test's GPLv3 header rule is answered in tests/sanity/ignore-*.txt)
 """proximity.core.backup: back up a Proximity app, prune its old backups, delete one backup."""
 
 from __future__ import annotations
@@ -21,9 +24,9 @@ description:
 extends_documentation_fragment:
   - proximity.core.connection
 author:
-  - Proximity developers
+  - Proximity developers (@proximity)
 requirements:
-  - proximity (the C(proximity_sdk) package)
+  - proximity-sdk (the Python distribution of the C(proximity_sdk) package)
 options:
   app:
     description: The app's hostname. Required with O(state=present).

@@ -1,4 +1,7 @@
 #!/usr/bin/python
+# Copyright (c) 2026 Proximity developers
+# SPDX-License-Identifier: MIT
+# (ansible-test's GPLv3 header rule is answered in tests/sanity/ignore-*.txt)
 """proximity.core.catalog_info: read the Proximity catalog."""
 
 from __future__ import annotations
@@ -14,9 +17,9 @@ description:
 extends_documentation_fragment:
   - proximity.core.connection
 author:
-  - Proximity developers
+  - Proximity developers (@proximity)
 requirements:
-  - proximity (the C(proximity_sdk) package)
+  - proximity-sdk (the Python distribution of the C(proximity_sdk) package)
 options:
   id:
     description: One catalog app by id; the task fails when there is no such app.
