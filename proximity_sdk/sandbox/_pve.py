@@ -21,6 +21,7 @@ from fakepve.lxc import split_props
 from fakepve.model import PveError
 
 from proximity_sdk.sandbox._oci import OciMixin
+from proximity_sdk.sandbox._real._table import NodeTableMixin
 from proximity_sdk.sandbox._vzdump import VzdumpMixin
 
 __all__ = ["DEFAULT_APPLIANCES", "SandboxPve"]
@@ -53,7 +54,7 @@ DEFAULT_APPLIANCES: tuple[dict[str, str], ...] = (
 )
 
 
-class SandboxPve(OciMixin, VzdumpMixin, FakePve):  # type: ignore[misc]  # fakepve ships no type information
+class SandboxPve(NodeTableMixin, OciMixin, VzdumpMixin, FakePve):  # type: ignore[misc]  # fakepve ships no type information
     """fakepve with DHCP leases, an appliance index, vzdump archives and OCI pulls (module docstring)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -36,11 +36,14 @@ import proximity_sdk.sandbox
 from proximity_sdk.models.ssh import SshAccess
 from proximity_sdk.proxmox.shell import NodeShell
 
-__all__ = ["node_shell", "ssh_access", "sshd", "standin_state"]
+__all__ = ["NODE_ADDRESSES", "node_shell", "ssh_access", "sshd", "standin_state"]
 
 SSHD = "/usr/sbin/sshd"
 STANDINS = Path(proximity_sdk.sandbox.__file__).resolve().parent / "standins"
 NODES = ("pve1", "pve2", "pve3")
+#: each node's own loopback address: the sshd answers on all of them, and the `pct` stand-in tells
+#: the nodes apart by the address its SSH connection came to (``node_addresses`` of the node table)
+NODE_ADDRESSES = {"pve1": "127.0.0.1", "pve2": "127.0.0.2", "pve3": "127.0.0.3"}
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,7 @@ def start_sshd(
         config.write_text(
             "\n".join(
                 [
-                    f"ListenAddress 127.0.0.1:{chosen}",
+                    *(f"ListenAddress {address}:{chosen}" for address in NODE_ADDRESSES.values()),
                     f"HostKey {host_key}",
                     f"PidFile {workdir / 'sshd.pid'}",
                     f"AuthorizedKeysFile {workdir / 'authorized_keys'}",
@@ -163,7 +166,9 @@ def start_sshd(
             )
         if _wait_ready(chosen, process, log):
             known_hosts = workdir / "known_hosts"
-            known_hosts.write_text(f"[127.0.0.1]:{chosen} {host_public}\n")
+            known_hosts.write_text(
+                "".join(f"[{address}]:{chosen} {host_public}\n" for address in NODE_ADDRESSES.values())
+            )
             return Sshd(
                 host="127.0.0.1",
                 port=chosen,
