@@ -250,3 +250,26 @@ def test_teardown_removes_every_container_of_the_sandbox(real_pve: RealHarnessPv
     gone = real_pve.destroy_real_containers()
     assert sorted(gone) == [real_pve.lxc_name(160), real_pve.lxc_name(161)]
     assert _lxc.list_names(real_pve.real_prefix + "-") == []
+
+
+def test_sandbox_start_real_runs_real_containers_and_removes_them(real_template: object) -> None:
+    from proximity_sdk.sandbox import Sandbox
+
+    with Sandbox.start(real=True) as sandbox:
+        assert sandbox.real and "real LXC containers" in repr(sandbox)
+        [volume] = [a["template"] for a in sandbox.pve.appliances][:1]
+        client = ProxmoxClient(url=sandbox.url, token_id=sandbox.token_id, token_secret=sandbox.token_secret,
+                               ca_file=sandbox.ca_file, timeout=(5.0, 60.0))
+        try:
+            wait(client, "pve1", client.post("/nodes/pve1/lxc", vmid=170, ostemplate=f"local:vztmpl/{volume}",
+                                             hostname="sb", rootfs="local-lvm:8", net0=NET, start=1))
+            assert address(client, "pve1", 170).startswith("10.0.3.")
+        finally:
+            client.close()
+        with NodeShell(sandbox.ssh) as shell:  # the sandbox's own shell (paramiko), pve1 at 127.0.0.1
+            assert shell.pct_exec("pve1", 170, "hostname", timeout=30).stdout == "sb\n"
+            with pytest.raises(CommandFailedError, match="nodes/pve2/lxc/170.conf"):
+                shell.pct_exec("pve2", 170, "hostname", timeout=30)
+        prefix = sandbox.pve.real_prefix + "-"
+        assert _lxc.list_names(prefix) == [f"{prefix}170"]
+    assert _lxc.list_names(prefix) == []

@@ -41,10 +41,11 @@ from typing import Any
 from fakepve.lxc import parse_mount, split_props
 from fakepve.model import PveError, TaskError
 
+from proximity_sdk.sandbox._pve import SandboxPve
 from proximity_sdk.sandbox._real import _lxc
 from proximity_sdk.sandbox._real._templates import Template, cached_templates
 
-__all__ = ["PREFIX", "RealLxcMixin", "sweep"]
+__all__ = ["PREFIX", "RealLxcMixin", "RealSandboxPve", "sweep"]
 
 PREFIX = "px-"
 
@@ -329,3 +330,8 @@ def _link_or_copy(source: Path, target: Path) -> None:
     except OSError:
         shutil.copyfile(source, partial)
     partial.replace(target)
+
+
+
+class RealSandboxPve(RealLxcMixin, SandboxPve):
+    """The sandbox's Proxmox in real mode (``Sandbox.start(real=True)``)."""
