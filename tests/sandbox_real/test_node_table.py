@@ -94,5 +94,5 @@ def test_the_sandbox_nodes_are_distinct() -> None:
             client.close()
         with NodeShell(sandbox.ssh) as shell:
             assert shell.pct_exec("pve1", 130, "echo in", timeout=30).stdout == "in\n"
-            with pytest.raises(CommandFailedError, match="nodes/pve2/lxc/130.conf' does not exist"):
+            with pytest.raises(CommandFailedError, match=r"nodes/pve2/lxc/130\.conf' does not exist"):
                 shell.pct_exec("pve2", 130, "echo in", timeout=30)

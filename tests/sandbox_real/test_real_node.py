@@ -268,7 +268,7 @@ def test_sandbox_start_real_runs_real_containers_and_removes_them(real_template:
             client.close()
         with NodeShell(sandbox.ssh) as shell:  # the sandbox's own shell (paramiko), pve1 at 127.0.0.1
             assert shell.pct_exec("pve1", 170, "hostname", timeout=30).stdout == "sb\n"
-            with pytest.raises(CommandFailedError, match="nodes/pve2/lxc/170.conf"):
+            with pytest.raises(CommandFailedError, match=r"nodes/pve2/lxc/170\.conf"):
                 shell.pct_exec("pve2", 170, "hostname", timeout=30)
         prefix = sandbox.pve.real_prefix + "-"
         assert _lxc.list_names(prefix) == [f"{prefix}170"]
