@@ -28,7 +28,7 @@ from proximity_sdk.models.ssh import SshAccess
 from proximity_sdk.proxmox.client import ProxmoxClient
 from proximity_sdk.proxmox.shell import NodeShell
 from proximity_sdk.sandbox._real import _lxc
-from proximity_sdk.sandbox._real._pve import RealLxcMixin
+from proximity_sdk.sandbox._real._pve import PREFIX, RealLxcMixin
 from proximity_sdk.sandbox._real._templates import Template, cached_templates, ensure_template
 from tests.harness.pve import HOST, PASSWORD, TOKEN_ID, TOKEN_SECRET, USER, HarnessPve, ServedPve, token_client
 from tests.harness.sshd import NODE_ADDRESSES, Sshd, StandinState
@@ -64,6 +64,7 @@ class RealHarnessPve(RealLxcMixin, HarnessPve):  # type: ignore[misc]
 @pytest.fixture(scope="session")
 def real_template() -> Template:
     require_real_node()
+    _lxc.sweep_orphans(PREFIX)  # containers of test processes that were killed before their teardown
     return ensure_template("bookworm")
 
 

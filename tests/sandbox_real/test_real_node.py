@@ -7,6 +7,7 @@ the container's own files and cgroups), never against the sandbox's own bookkeep
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from typing import Any
@@ -273,3 +274,15 @@ def test_sandbox_start_real_runs_real_containers_and_removes_them(real_template:
         prefix = sandbox.pve.real_prefix + "-"
         assert _lxc.list_names(prefix) == [f"{prefix}170"]
     assert _lxc.list_names(prefix) == []
+
+
+def test_orphans_of_a_dead_process_are_swept_and_live_ones_kept(real_pve: RealHarnessPve,
+                                                                real_pve_client: ProxmoxClient) -> None:
+    create(real_pve_client, real_pve, 162, start=False)
+    create(real_pve_client, real_pve, 163, start=False)
+    prefix = real_pve.real_prefix + "-"
+    dead = subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True, check=True).stdout.strip()
+    (_lxc.LXC_PATH / f"{prefix}163" / "proximity-owner").write_text(dead + "\n")  # its maker has exited
+    assert _lxc.owner(f"{prefix}162") == os.getpid()
+    assert _lxc.sweep_orphans(prefix) == [f"{prefix}163"]
+    assert _lxc.list_names(prefix) == [f"{prefix}162"]

@@ -36,6 +36,7 @@ __all__ = [
     "start",
     "state",
     "stop",
+    "sweep_orphans",
     "write_config",
 ]
 
@@ -205,9 +206,39 @@ def create_from_archive(name: str, source: Path, config: RealConfig, *, member_p
         _run(["tar", "-x", "--numeric-owner", "--xattrs", "-p", *_compression(source), "-f", str(source),
               "-C", str(root), "--exclude=./etc/vzdump", member_prefix], timeout=600)
         write_config(name, config)
+        _mark_owner(name)
     except BaseException:
         remove_files(name)
         raise
+
+
+_OWNER = "proximity-owner"
+
+
+def _mark_owner(name: str) -> None:
+    # the process whose sandbox made it: a container whose process died (SIGKILL, a crashed test
+    # worker) is an orphan that sweep_orphans() may remove; one of a living process never is
+    (LXC_PATH / name / _OWNER).write_text(f"{os.getpid()}\n")
+
+
+def owner(name: str) -> int | None:
+    """The process id of the sandbox that made the container (None: not made by a sandbox)."""
+    try:
+        return int((LXC_PATH / name / _OWNER).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def sweep_orphans(prefix: str) -> list[str]:
+    """Destroy the containers named ``prefix...`` whose sandbox process is gone; their names."""
+    gone = []
+    for name in list_names(prefix):
+        pid = owner(name)
+        if pid is None or Path(f"/proc/{pid}").exists():
+            continue
+        destroy(name)
+        gone.append(name)
+    return gone
 
 
 def copy_rootfs(source: str, target: str, config: RealConfig) -> None:
@@ -218,6 +249,7 @@ def copy_rootfs(source: str, target: str, config: RealConfig) -> None:
     try:
         _run(["cp", "-a", "--reflink=auto", str(rootfs(source)), str(rootfs(target))], timeout=600)
         write_config(target, config)
+        _mark_owner(target)
     except BaseException:
         remove_files(target)
         raise
