@@ -6,6 +6,7 @@ Fixtures (exported through ``__all__``), for tests marked ``real_node``:
   debootstrap the first time (about 80 s; then instant). Also needs root, LXC and lxc-net's bridge:
   without them the test is skipped, or fails when the ``CI`` environment variable is set (CI must
   never count a skipped real-node tier as passing). ``scripts/real-node`` sets a machine up.
+- ``real_templates`` (session): ``{12: ..., 13: ...}``, Debian 13 built too when missing (about 50 s).
 - ``real_pve``: a started :class:`RealHarnessPve` (the harness's Proxmox whose containers are real
   LXC containers, tasks running at ``time_scale`` 1) with the template already in storage
   ``local`` (``real_pve.template_volid``), writing its node table for the ``pct`` stand-in.
@@ -40,6 +41,7 @@ __all__ = [
     "real_pve_client",
     "real_ssh_access",
     "real_template",
+    "real_templates",
     "require_real_node",
 ]
 
@@ -66,6 +68,12 @@ def real_template() -> Template:
     require_real_node()
     _lxc.sweep_orphans(PREFIX)  # containers of test processes that were killed before their teardown
     return ensure_template("bookworm")
+
+
+@pytest.fixture(scope="session")
+def real_templates(real_template: Template) -> dict[int, Template]:
+    """Debian 12 and 13 templates by major version (Debian 13 built the first time: about 50 s)."""
+    return {12: real_template, 13: ensure_template("trixie")}
 
 
 @pytest.fixture

@@ -286,3 +286,33 @@ def test_orphans_of_a_dead_process_are_swept_and_live_ones_kept(real_pve: RealHa
     assert _lxc.owner(f"{prefix}162") == os.getpid()
     assert _lxc.sweep_orphans(prefix) == [f"{prefix}163"]
     assert _lxc.list_names(prefix) == [f"{prefix}162"]
+
+
+def test_debian_13_template_boots_with_its_lease_and_resolver(real_pve: RealHarnessPve,
+                                                              real_pve_client: ProxmoxClient,
+                                                              real_node_shell: NodeShell,
+                                                              real_templates: dict[int, Any]) -> None:
+    template = real_templates[13]
+    volid = real_pve.add_template("local", template)
+    create(real_pve_client, real_pve, 164, ostemplate=volid)
+    leased = address(real_pve_client, "pve1", 164)
+    out = real_node_shell.pct_exec("pve1", 164, "cat /etc/debian_version; grep -c '^nameserver 10.0.3.1' "
+                                   "/etc/resolv.conf; readlink /proc/1/exe", timeout=30).stdout.split()
+    assert out[0].startswith("13.") and out[1] == "1" and out[2] == "/usr/lib/systemd/systemd"
+    assert leased.startswith("10.0.3.")
+
+
+def test_vzdump_stop_mode_stops_and_starts_the_container(real_pve: RealHarnessPve, real_pve_client: ProxmoxClient,
+                                                         real_node_shell: NodeShell) -> None:
+    create(real_pve_client, real_pve, 165)
+    booted = real_node_shell.pct_exec("pve1", 165, "cut -d' ' -f22 /proc/1/stat", timeout=30).stdout
+    wait(real_pve_client, "pve1", real_pve_client.post("/nodes/pve1/vzdump", vmid="165", storage="local",
+                                                       compress="gzip", mode="stop"))
+    [volume] = real_pve_client.get("/nodes/pve1/storage/local/content", content="backup")
+    assert volume["volid"].endswith(".tar.gz")
+    members = subprocess.run(["tar", "-tzf", str(real_pve.archive_path(volume["volid"]))], capture_output=True,
+                             text=True, check=True).stdout.splitlines()
+    assert "./etc/vzdump/pct.conf" in members
+    assert lxc_state(real_pve, 165) == "running"
+    again = real_node_shell.pct_exec("pve1", 165, "cut -d' ' -f22 /proc/1/stat", timeout=30).stdout
+    assert again != booted  # it was shut down for the archive and booted again

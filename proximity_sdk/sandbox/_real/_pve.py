@@ -16,7 +16,8 @@ work at the same points of each task as PVE does:
   the LXC config (what cannot be applied is kept in ``real_notes``); a resize only records the
   new size (a directory root filesystem has no size to grow);
 - vzdump: a real tar of the root filesystem plus ``./etc/vzdump/pct.conf``, compressed as asked
-  (``.tar.zst``/``.tar.gz``/``.tar``); restore unpacks it (new VMID, or in place with ``force``);
+  (``.tar.zst``/``.tar.gz``/``.tar``); ``mode=stop`` shuts a running container down for it and
+  starts it again, as PVE does; restore unpacks it (new VMID, or in place with ``force``);
 - clone: a copy of the stopped source's root filesystem; migrate (restart mode): stop, move to the
   other node name, start again (one machine: the files stay where they are).
 
@@ -74,6 +75,7 @@ class RealLxcMixin:
         self.lease_wait = 0.0
         self._storage_root = Path(tempfile.mkdtemp(prefix=f"proximity-{self.real_prefix}-"))
         self._creating: dict[int, dict[str, Any]] = {}
+        self._vzdump_modes: dict[int, str] = {}
 
     # ------------------------------------------------------------- names
 
@@ -287,9 +289,27 @@ class RealLxcMixin:
 
     # ------------------------------------------------------------ vzdump
 
+    async def _vzdump_one(self, ct: Any, storage: str, extension: str, mode: str, lines: list[str],
+                          failure: str | None) -> str:
+        self._vzdump_modes[ct.vmid] = mode
+        try:
+            note: str = await super()._vzdump_one(ct, storage, extension, mode, lines, failure)  # type: ignore[misc]
+        finally:
+            self._vzdump_modes.pop(ct.vmid, None)
+        return note
+
     async def _write_archive(self, ct: Any, path: Path, config: dict[str, Any]) -> None:
         text = "".join(f"{k}: {val}\n" for k, val in sorted(config.items()))
-        await self._do(_lxc.archive, self._name(ct.vmid), path, text)
+        name = self._name(ct.vmid)
+        # PVE's stop mode: a clean shutdown, the archive of the quiet filesystem, a start again
+        restart = self._vzdump_modes.get(ct.vmid) == "stop" and await self._do(_lxc.state, name) == "running"
+        if restart and not await self._do(_lxc.stop, name, kill=False, timeout=60.0):
+            await self._do(_lxc.stop, name, kill=True)
+        try:
+            await self._do(_lxc.archive, name, path, text)
+        finally:
+            if restart:
+                await self._do(_lxc.start, name)
 
     def _archive_config(self, path: Path) -> dict[str, str]:
         if not path.exists():
