@@ -247,10 +247,17 @@ def test_teardown_removes_every_container_of_the_sandbox(real_pve: RealHarnessPv
                                                          real_pve_client: ProxmoxClient) -> None:
     create(real_pve_client, real_pve, 160)
     create(real_pve_client, real_pve, 161, start=False)
+    leased = address(real_pve_client, "pve1", 160)
+    assert f" {leased} " in _lxc.LEASES.read_text()
     assert len(_lxc.list_names(real_pve.real_prefix + "-")) == 2
     gone = real_pve.destroy_real_containers()
     assert sorted(gone) == [real_pve.lxc_name(160), real_pve.lxc_name(161)]
     assert _lxc.list_names(real_pve.real_prefix + "-") == []
+    # its address went back to lxc-net's pool (dhcp_release), not held for the lease time
+    deadline = time.monotonic() + 5
+    while f" {leased} " in _lxc.LEASES.read_text():
+        assert time.monotonic() < deadline, f"the lease of {leased} was not released (dnsmasq-utils installed?)"
+        time.sleep(0.1)
 
 
 def test_sandbox_start_real_runs_real_containers_and_removes_them(real_template: object) -> None:

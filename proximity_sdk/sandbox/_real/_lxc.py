@@ -293,12 +293,41 @@ def stop(name: str, *, kill: bool, timeout: float = 60) -> bool:
     return True
 
 
+LEASES = Path("/var/lib/misc/dnsmasq.lxcbr0.leases")
+
+
+def _hwaddr(name: str) -> str | None:
+    with contextlib.suppress(OSError):
+        for line in (LXC_PATH / name / "config").read_text().splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() == "lxc.net.0.hwaddr":
+                return value.strip().lower()
+    return None
+
+
+def release_lease(hwaddr: str | None) -> bool:
+    """Hand the container's DHCP lease back to lxc-net's dnsmasq (``dhcp_release``, Debian package
+    dnsmasq-utils): a test run makes many containers with new MACs, and the 253 addresses of
+    lxcbr0 would otherwise stay taken for the lease time (an hour). False when nothing was released."""
+    if not hwaddr or shutil.which("dhcp_release") is None:
+        return False
+    with contextlib.suppress(OSError):
+        for line in LEASES.read_text().splitlines():
+            fields = line.split()
+            if len(fields) >= 3 and fields[1].lower() == hwaddr:
+                client_id = [fields[4]] if len(fields) >= 5 and fields[4] != "*" else []
+                return _run(["dhcp_release", BRIDGE, fields[2], hwaddr, *client_id], check=False).returncode == 0
+    return False
+
+
 def destroy(name: str) -> None:
-    """Stop (kill) and remove the container and its files; nothing to do when it is absent."""
+    """Stop (kill) and remove the container and its files, and release its DHCP lease; nothing to
+    do when it is absent."""
     if not (LXC_PATH / name).exists():
         return
     if exists(name) and state(name) == "running":
         stop(name, kill=True)
+    release_lease(_hwaddr(name))
     result = _run(["lxc-destroy", "-n", name], check=False, timeout=120) if exists(name) else None
     if result is None or result.returncode != 0 or (LXC_PATH / name).exists():
         remove_files(name)
