@@ -123,6 +123,15 @@ def test_pct_answers_for_its_own_node_only(real_pve: RealHarnessPve, real_pve_cl
     assert real_node_shell.run("pve2", ["pct", "list"], timeout=30).stdout.splitlines()[1:] == []
     config = real_node_shell.run("pve1", ["pct", "config", "151"], timeout=30).stdout
     assert "hostname: ct151\n" in config and "memory: 512\n" in config
+    # pct exec keeps the caller's environment by default (pct.pm: keep-env defaults to 1), with a
+    # node's root PATH; --keep-env 0 clears it
+    show = 'echo "[$SSH_CONNECTION] $PATH"'
+    kept = real_node_shell.run("pve1", ["pct", "exec", "151", "--", "sh", "-c", show], timeout=30).stdout
+    assert kept.startswith("[127.0.0.") and kept.rstrip().endswith(
+        " /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    cleared = real_node_shell.run("pve1", ["pct", "exec", "151", "--keep-env", "0", "--", "sh", "-c", show],
+                                  timeout=30).stdout
+    assert cleared.startswith("[] ")
 
 
 def test_status_follows_a_container_that_powered_off(real_pve: RealHarnessPve, real_pve_client: ProxmoxClient,
@@ -307,6 +316,13 @@ def test_debian_13_template_boots_with_its_lease_and_resolver(real_pve: RealHarn
                                    "/etc/resolv.conf; readlink /proc/1/exe", timeout=30).stdout.split()
     assert out[0].startswith("13.") and out[1] == "1" and out[2] == "/usr/lib/systemd/systemd"
     assert leased.startswith("10.0.3.")
+    # Debian 13 mounts a tmpfs on /tmp: push and pull work inside the container's mount namespace,
+    # as pct's do, not on the root filesystem directory beneath it
+    real_node_shell.pct_push("pve1", 164, b"in tmpfs", "/tmp/pushed", timeout=30)
+    assert real_node_shell.pct_exec("pve1", 164, "findmnt -no FSTYPE /tmp; cat /tmp/pushed", timeout=30).stdout \
+        == "tmpfs\nin tmpfs"
+    assert not real_path(real_pve, 164, "/tmp/pushed").exists()
+    assert real_node_shell.pct_pull("pve1", 164, "/tmp/pushed", timeout=30) == b"in tmpfs"
 
 
 def test_vzdump_stop_mode_stops_and_starts_the_container(real_pve: RealHarnessPve, real_pve_client: ProxmoxClient,
