@@ -166,7 +166,9 @@ class Sandbox:
         extra = {"templates": templates} if real else {}
         pve = sandbox_pve(user=SANDBOX_USER, password=password, host="127.0.0.1", port=port, **extra)
         pve.time_scale = time_scale
-        pve.version = "9.1.2"  # a current PVE: native OCI containers are available (fakepve says "fake")
+        # a current PVE: native OCI containers are available (fakepve says "fake"); real mode runs no
+        # OCI images, so it reports the last version without them and apps deploy as compose apps
+        pve.version = "9.0.10" if real else "9.1.2"
         pve.apitokens[SANDBOX_TOKEN_ID] = token_secret
         pve.nodes.clear()
         for name in nodes:

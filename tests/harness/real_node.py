@@ -10,7 +10,8 @@ Fixtures (exported through ``__all__``), for tests marked ``real_node``:
 - ``real_pve``: a started :class:`RealHarnessPve` (the harness's Proxmox whose containers are real
   LXC containers, tasks running at ``time_scale`` 1) with the template already in storage
   ``local`` (``real_pve.template_volid``), writing its node table for the ``pct`` stand-in.
-  At teardown every LXC container it made is destroyed.
+  At teardown every LXC container it made is destroyed, and every request the test sent is
+  schema-checked as the ``pve`` fixture does (markers ``pve_schema_exempt``, ``pve9_only``).
 - ``real_ssh_access`` / ``real_node_shell``: the real sshd with each node at its own loopback
   address (pve1 127.0.0.1, pve2 127.0.0.2, pve3 127.0.0.3), so ``pct`` acts on that node's
   containers only; ``real_pve_client``: an API client for ``real_pve``.
@@ -32,6 +33,7 @@ from proximity_sdk.sandbox._real import _lxc
 from proximity_sdk.sandbox._real._pve import PREFIX, RealLxcMixin
 from proximity_sdk.sandbox._real._templates import Template, cached_templates, ensure_template
 from tests.harness.pve import HOST, PASSWORD, TOKEN_ID, TOKEN_SECRET, USER, HarnessPve, ServedPve, token_client
+from tests.harness.pve_schema import check_requests
 from tests.harness.sshd import NODE_ADDRESSES, Sshd, StandinState
 
 __all__ = [
@@ -77,8 +79,8 @@ def real_templates(real_template: Template) -> dict[int, Template]:
 
 
 @pytest.fixture
-def real_pve(real_template: Template, pve_pki: tuple[str, str], standin_state: StandinState,
-             ) -> Iterator[RealHarnessPve]:
+def real_pve(request: pytest.FixtureRequest, real_template: Template, pve_pki: tuple[str, str],
+             standin_state: StandinState) -> Iterator[RealHarnessPve]:
     others = [t for t in cached_templates() if t.major != real_template.major]
     fake = RealHarnessPve(user=USER, password=PASSWORD, host=HOST, port=0, templates=[real_template, *others])
     fake.time_scale = 1.0  # real work takes seconds: tasks run beside the request, as on PVE
@@ -98,6 +100,14 @@ def real_pve(real_template: Template, pve_pki: tuple[str, str], standin_state: S
             served.stop()
         finally:
             fake.destroy_real_containers()
+    if request.node.get_closest_marker("pve_schema_exempt"):
+        return
+    # as the `pve` fixture: every request the test sent must be valid for PVE 9.1 and 8.4
+    versions = ("9.1",) if request.node.get_closest_marker("pve9_only") else ("9.1", "8.4")
+    problems = check_requests(fake.recorded, versions=versions)
+    if problems:
+        shown = "\n  ".join(str(p) for p in problems[:20])
+        pytest.fail(f"{len(problems)} request(s) do not match the PVE API schema:\n  {shown}", pytrace=False)
 
 
 @pytest.fixture

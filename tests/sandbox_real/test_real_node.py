@@ -274,6 +274,7 @@ def test_sandbox_start_real_runs_real_containers_and_removes_them(real_template:
 
     with Sandbox.start(real=True) as sandbox:
         assert sandbox.real and "real LXC containers" in repr(sandbox)
+        assert sandbox.pve.version == "9.0.10"  # no OCI images in real mode: apps deploy as compose apps
         [volume] = [a["template"] for a in sandbox.pve.appliances][:1]
         client = ProxmoxClient(url=sandbox.url, token_id=sandbox.token_id, token_secret=sandbox.token_secret,
                                ca_file=sandbox.ca_file, timeout=(5.0, 60.0))
