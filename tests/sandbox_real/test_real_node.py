@@ -301,8 +301,12 @@ def test_orphans_of_a_dead_process_are_swept_and_live_ones_kept(real_pve: RealHa
     dead = subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True, check=True).stdout.strip()
     (_lxc.LXC_PATH / f"{prefix}163" / "proximity-owner").write_text(dead + "\n")  # its maker has exited
     assert _lxc.owner(f"{prefix}162") == os.getpid()
-    assert _lxc.sweep_orphans(prefix) == [f"{prefix}163"]
+    half_made = _lxc.LXC_PATH / f"{prefix}164"  # a create killed while unpacking: no config yet
+    (half_made / "rootfs" / "etc").mkdir(parents=True)
+    (half_made / "proximity-owner").write_text(dead + "\n")
+    assert _lxc.sweep_orphans(prefix) == [f"{prefix}163", f"{prefix}164"]
     assert _lxc.list_names(prefix) == [f"{prefix}162"]
+    assert not half_made.exists()
 
 
 def test_debian_13_template_boots_with_its_lease_and_resolver(real_pve: RealHarnessPve,

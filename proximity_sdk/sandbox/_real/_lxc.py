@@ -89,7 +89,8 @@ def list_names(prefix: str) -> list[str]:
     """The containers whose name starts with ``prefix``."""
     if not LXC_PATH.is_dir():
         return []
-    return sorted(p.name for p in LXC_PATH.iterdir() if p.name.startswith(prefix) and (p / "config").is_file())
+    # a directory without a config is one whose create was interrupted: still ours to sweep
+    return sorted(p.name for p in LXC_PATH.iterdir() if p.name.startswith(prefix) and p.is_dir())
 
 
 def state(name: str) -> str | None:
@@ -203,10 +204,10 @@ def create_from_archive(name: str, source: Path, config: RealConfig, *, member_p
     root = rootfs(name)
     root.mkdir(parents=True)
     try:
+        _mark_owner(name)  # first: a create killed half-way is an orphan the sweep finds
         _run(["tar", "-x", "--numeric-owner", "--xattrs", "-p", *_compression(source), "-f", str(source),
               "-C", str(root), "--exclude=./etc/vzdump", member_prefix], timeout=600)
         write_config(name, config)
-        _mark_owner(name)
     except BaseException:
         remove_files(name)
         raise
@@ -247,9 +248,9 @@ def copy_rootfs(source: str, target: str, config: RealConfig) -> None:
         raise LxcError(f"LXC container {target} already exists")
     (LXC_PATH / target).mkdir(parents=True)
     try:
+        _mark_owner(target)
         _run(["cp", "-a", "--reflink=auto", str(rootfs(source)), str(rootfs(target))], timeout=600)
         write_config(target, config)
-        _mark_owner(target)
     except BaseException:
         remove_files(target)
         raise
