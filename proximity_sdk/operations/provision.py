@@ -97,7 +97,7 @@ _MAKE_DIRS = 'set -eu\nfor d in "$@"; do mkdir -p "$d"; done\nchmod 0700 /root/.
 _PROJECT_HEADER = 'set -eu\ncd "$1"\nproject="$2"\n' + _COMPOSE + "\n"
 
 _UP = _PROJECT_HEADER + """\
-"$@" pull --quiet 2>&1 || echo "pull failed; trying with local images"
+if "$@" pull --quiet 2>&1; then echo "images pulled"; else echo "pull failed; trying with local images"; fi
 exec "$@" up -d --remove-orphans
 """
 
@@ -349,10 +349,6 @@ class Provisioner:
         return self._exec(_HEALTH, self.directory, self.project, str(port), path or "", str(attempts),
                           str(settle),
                           timeout=attempts * 2 + settle + 60)
-
-    def wait_listening(self, port: int, *, attempts: int = 60) -> CommandResult:
-        """The old name of :meth:`wait_healthy` (without a path): kept for callers outside this module."""
-        return self.wait_healthy(port, attempts=attempts)
 
     def logs(self, *, tail: int = 200, service: str | None = None, timeout: float = 60.0) -> str:
         result = self._shell.pct_exec(self._node, self._vmid, _LOGS,
