@@ -20,7 +20,8 @@ from proximity_sdk.proxmox.shell import NodeShell
 from proximity_sdk.sandbox._real import _lxc
 from tests.harness.real_node import RealHarnessPve, real_path
 
-pytestmark = pytest.mark.real_node
+# the first test may build the Debian template (about 80 s, more on a busy machine) in its setup
+pytestmark = [pytest.mark.real_node, pytest.mark.timeout(400)]
 
 NET = "name=eth0,bridge=vmbr0,ip=dhcp"
 
