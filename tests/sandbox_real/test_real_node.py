@@ -345,3 +345,27 @@ def test_vzdump_stop_mode_stops_and_starts_the_container(real_pve: RealHarnessPv
     assert lxc_state(real_pve, 165) == "running"
     again = real_node_shell.pct_exec("pve1", 165, "cut -d' ' -f22 /proc/1/stat", timeout=30).stdout
     assert again != booted  # it was shut down for the archive and booted again
+
+
+def test_snapshot_rollback_and_clone_from_a_snapshot(real_pve: RealHarnessPve, real_pve_client: ProxmoxClient,
+                                                     real_node_shell: NodeShell) -> None:
+    client, shell = real_pve_client, real_node_shell
+    create(client, real_pve, 167)
+    shell.pct_exec("pve1", 167, "echo before > /root/state.txt", timeout=30)
+    wait(client, "pve1", client.post("/nodes/pve1/lxc/167/snapshot", snapname="safe"))
+    assert lxc_state(real_pve, 167) == "running"  # frozen for the copy, running again
+    shell.pct_exec("pve1", 167, "echo after > /root/state.txt", timeout=30)
+
+    # a clone of the running container from its snapshot holds the snapshot's files
+    wait(client, "pve1", client.post("/nodes/pve1/lxc/167/clone", newid=168, snapname="safe", full=1,
+                                     hostname="fromsnap"))
+    assert real_path(real_pve, 168, "/root/state.txt").read_text() == "before\n"
+
+    wait(client, "pve1", client.post("/nodes/pve1/lxc/167/snapshot/safe/rollback", start=1))
+    assert lxc_state(real_pve, 167) == "running"
+    assert shell.pct_exec("pve1", 167, "cat /root/state.txt", timeout=30).stdout == "before\n"
+
+    name = real_pve.lxc_name(167)
+    assert name is not None and _lxc.snapshot_dir(name, "safe").is_dir()
+    wait(client, "pve1", client.delete("/nodes/pve1/lxc/167/snapshot/safe"))
+    assert not _lxc.snapshot_dir(name, "safe").exists()

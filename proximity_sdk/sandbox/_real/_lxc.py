@@ -27,12 +27,16 @@ __all__ = [
     "archive",
     "copy_rootfs",
     "create_from_archive",
+    "delete_snapshot",
     "destroy",
     "exists",
     "list_names",
     "missing",
+    "rollback",
     "rootfs",
     "set_limits",
+    "snapshot",
+    "snapshot_dir",
     "start",
     "state",
     "stop",
@@ -43,8 +47,8 @@ __all__ = [
 LXC_PATH = Path(os.environ.get("PROXIMITY_LXC_PATH", "/var/lib/lxc"))
 BRIDGE = "lxcbr0"
 LXC_NET = "/usr/libexec/lxc/lxc-net"
-_TOOLS = ("lxc-start", "lxc-stop", "lxc-info", "lxc-attach", "lxc-destroy", "lxc-wait", "lxc-cgroup", "tar",
-          "zstd")
+_TOOLS = ("lxc-start", "lxc-stop", "lxc-info", "lxc-attach", "lxc-destroy", "lxc-wait", "lxc-cgroup", "lxc-freeze",
+          "lxc-unfreeze", "tar", "zstd")
 START_TIMEOUT = 30
 
 
@@ -242,18 +246,68 @@ def sweep_orphans(prefix: str) -> list[str]:
     return gone
 
 
-def copy_rootfs(source: str, target: str, config: RealConfig) -> None:
-    """``target`` as a full copy of the stopped container ``source`` (a clone); rolls back on failure."""
+def copy_rootfs(source: str, target: str, config: RealConfig, *, snapname: str | None = None) -> None:
+    """``target`` as a full copy of the stopped container ``source``, or of its snapshot (a clone);
+    rolls back on failure."""
     if exists(target):
         raise LxcError(f"LXC container {target} already exists")
+    origin = snapshot_dir(source, snapname) / "rootfs" if snapname else rootfs(source)
+    if not origin.is_dir():
+        raise LxcError(f"nothing to clone at {origin}")
     (LXC_PATH / target).mkdir(parents=True)
     try:
         _mark_owner(target)
-        _run(["cp", "-a", "--reflink=auto", str(rootfs(source)), str(rootfs(target))], timeout=600)
+        _run(["cp", "-a", "--reflink=auto", str(origin), str(rootfs(target))], timeout=600)
         write_config(target, config)
     except BaseException:
         remove_files(target)
         raise
+
+
+def snapshot_dir(name: str, snapname: str) -> Path:
+    """Where a snapshot's copy of the root filesystem lies."""
+    return LXC_PATH / name / "px-snapshots" / snapname
+
+
+def snapshot(name: str, snapname: str) -> None:
+    """A copy of the root filesystem as it is now; a running container is frozen meanwhile, so the
+    copy is consistent as a storage snapshot of a frozen container is on PVE."""
+    target = snapshot_dir(name, snapname)
+    if target.exists():
+        raise LxcError(f"snapshot name '{snapname}' already used")
+    target.mkdir(parents=True)
+    frozen = state(name) == "running" and _run(["lxc-freeze", "-n", name], check=False).returncode == 0
+    try:
+        _run(["cp", "-a", "--reflink=auto", str(rootfs(name)), str(target / "rootfs")], timeout=600)
+    except BaseException:
+        _run(["rm", "-rf", "--one-file-system", str(target)], check=False)
+        raise
+    finally:
+        if frozen:
+            _run(["lxc-unfreeze", "-n", name], check=False)
+
+
+def delete_snapshot(name: str, snapname: str) -> None:
+    target = snapshot_dir(name, snapname)
+    if target.exists():
+        _run(["rm", "-rf", "--one-file-system", str(target)], timeout=300)
+
+
+def rollback(name: str, snapname: str) -> None:
+    """The root filesystem back as the snapshot has it (the container must be stopped)."""
+    source = snapshot_dir(name, snapname) / "rootfs"
+    if not source.is_dir():
+        raise LxcError(f"snapshot '{snapname}' has no copy of the root filesystem")
+    if state(name) == "running":
+        raise LxcError(f"can't roll back the running container {name}")
+    root = rootfs(name)
+    staged = root.with_name("rootfs.rollback")
+    _run(["rm", "-rf", "--one-file-system", str(staged)], check=False)
+    _run(["cp", "-a", "--reflink=auto", str(source), str(staged)], timeout=600)
+    old = root.with_name("rootfs.old")
+    os.replace(root, old)
+    os.replace(staged, root)
+    _run(["rm", "-rf", "--one-file-system", str(old)], timeout=300)
 
 
 def archive(name: str, target: Path, pct_conf: str) -> None:

@@ -18,8 +18,11 @@ work at the same points of each task as PVE does:
 - vzdump: a real tar of the root filesystem plus ``./etc/vzdump/pct.conf``, compressed as asked
   (``.tar.zst``/``.tar.gz``/``.tar``); ``mode=stop`` shuts a running container down for it and
   starts it again, as PVE does; restore unpacks it (new VMID, or in place with ``force``);
-- clone: a copy of the stopped source's root filesystem; migrate (restart mode): stop, move to the
-  other node name, start again (one machine: the files stay where they are).
+- snapshot: a copy of the root filesystem (the running container frozen meanwhile), deleted with
+  the snapshot; rollback: the copy back in place of the root filesystem (stopped first, ``start``
+  honoured); clone: a copy of the stopped source's root filesystem or of the snapshot named;
+- migrate (restart mode): stop, move to the other node name, start again (one machine: the files
+  stay where they are).
 
 LXC names are ``px-<8 hex>-<vmid>``, unique per sandbox (tests run on two workers at once);
 ``destroy_real_containers()`` removes every container of this sandbox, and ``sweep`` those of a
@@ -76,6 +79,8 @@ class RealLxcMixin:
         self._storage_root = Path(tempfile.mkdtemp(prefix=f"proximity-{self.real_prefix}-"))
         self._creating: dict[int, dict[str, Any]] = {}
         self._vzdump_modes: dict[int, str] = {}
+        self._rollbacks: dict[int, tuple[str, bool]] = {}
+        self._clone_from: dict[int, str] = {}  # new vmid -> the snapshot its clone copies
 
     # ------------------------------------------------------------- names
 
@@ -192,6 +197,10 @@ class RealLxcMixin:
     async def task(self, node: str, ttype: str, tid: Any, user: str, body: Any, vm: Any = None, lock: bool = True,
                    log: Any = ()) -> str:
         async def real() -> Any:
+            if ttype in ("vzsnapshot", "vzdelsnapshot") and vm is not None:
+                return await self._real_snapshots(vm, body)
+            if ttype == "vzrollback" and vm is not None:
+                return await self._real_rollback(vm, user, body)
             if ttype == "vzstop" and vm is not None:
                 name = self._name(vm.vmid)
                 note = await body()
@@ -218,7 +227,7 @@ class RealLxcMixin:
             elif ttype == "vzclone" and vm is not None:
                 try:
                     await self._do(_lxc.copy_rootfs, self._name(int(tid)), self._name(vm.vmid),
-                                   self._real_config(vm))
+                                   self._real_config(vm), snapname=self._clone_from.pop(vm.vmid, None))
                 except TaskError:
                     self._drop(vm)  # type: ignore[attr-defined]
                     raise
@@ -228,6 +237,49 @@ class RealLxcMixin:
 
         upid: str = await super().task(node, ttype, tid, user, real, vm=vm, lock=lock, log=log)  # type: ignore[misc]
         return upid
+
+    # ---------------------------------------------------------- snapshots
+
+    async def _real_snapshots(self, ct: Any, body: Any) -> Any:
+        """A snapshot task: the config part is fakepve's; the files are copied (or removed) here."""
+        before = set(ct.snapshots)
+        note = await body()
+        name = self._name(ct.vmid)
+        for snapname in sorted(set(ct.snapshots) - before):
+            try:
+                await self._do(_lxc.snapshot, name, snapname)
+            except TaskError:
+                ct.snapshots.pop(snapname, None)
+                raise
+        for snapname in sorted(before - set(ct.snapshots)):
+            await self._do(_lxc.delete_snapshot, name, snapname)
+        return note
+
+    async def _lxc_rollback(self, user: str, v: dict[str, Any]) -> Any:
+        self._rollbacks[int(v["vmid"])] = (str(v["snapname"]), bool(v.get("start")))
+        request = {k: x for k, x in v.items() if k != "start"}  # started here once the files are back
+        return await super()._lxc_rollback(user, request)  # type: ignore[misc]
+
+    async def _real_rollback(self, ct: Any, user: str, body: Any) -> Any:
+        snapname, start = self._rollbacks.pop(ct.vmid, ("", False))
+        name = self._name(ct.vmid)
+        if snapname in ct.snapshots:  # PVE's rollback stops a running container first
+            await self._do(_lxc.stop, name, kill=True)
+        note = await body()
+        await self._do(_lxc.rollback, name, snapname)
+        await self._do(_lxc.write_config, name, self._real_config(ct))
+        if start:
+            await self._start_steps(ct, user)
+        return note
+
+    async def _lxc_clone(self, user: str, v: dict[str, Any]) -> Any:
+        if v.get("snapname"):
+            self._clone_from[int(v["newid"])] = str(v["snapname"])
+        try:
+            return await super()._lxc_clone(user, v)  # type: ignore[misc]
+        except BaseException:
+            self._clone_from.pop(int(v["newid"]), None)
+            raise
 
     async def _real_start(self, ct: Any) -> None:
         name = self._name(ct.vmid)
