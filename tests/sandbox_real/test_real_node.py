@@ -369,3 +369,9 @@ def test_snapshot_rollback_and_clone_from_a_snapshot(real_pve: RealHarnessPve, r
     assert name is not None and _lxc.snapshot_dir(name, "safe").is_dir()
     wait(client, "pve1", client.delete("/nodes/pve1/lxc/167/snapshot/safe"))
     assert not _lxc.snapshot_dir(name, "safe").exists()
+
+    # destroying a container removes its snapshots' copies with it
+    wait(client, "pve1", client.post("/nodes/pve1/lxc/167/snapshot", snapname="kept"))
+    wait(client, "pve1", client.post("/nodes/pve1/lxc/167/status/stop"))
+    wait(client, "pve1", client.delete("/nodes/pve1/lxc/167"))
+    assert not (_lxc.LXC_PATH / name).exists()
