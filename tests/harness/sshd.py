@@ -9,6 +9,11 @@
 - ``ssh_access``: an :class:`SshAccess` for the server, nodes ``pve1``/``pve2`` -> 127.0.0.1,
   a known_hosts file that trusts the test host key.
 - ``node_shell``: a :class:`NodeShell` on it (fresh state, closed after the test).
+- ``tabled_ssh_access`` / ``tabled_node_shell``: the same with each node at its own address
+  (``NODE_ADDRESSES``: the sshd listens on all of them) and the ``pve`` fixture writing its node
+  table into the test's state, so `pct` answers as on Proxmox: only for containers that exist on
+  that node, exec and push only into running ones (see ``proximity_sdk/sandbox/_real/_table.py``).
+  Plain ``node_shell`` keeps the old rule (every container exists and runs).
 
 How the stand-ins work (recording format, containers as chroots, failure rules) is described in
 ``proximity_sdk/sandbox/standins/_standin.py`` and ``_pct.py``. The sshd runs as the current user (root
@@ -29,6 +34,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,7 +42,8 @@ import proximity_sdk.sandbox
 from proximity_sdk.models.ssh import SshAccess
 from proximity_sdk.proxmox.shell import NodeShell
 
-__all__ = ["NODE_ADDRESSES", "node_shell", "ssh_access", "sshd", "standin_state"]
+__all__ = ["NODE_ADDRESSES", "node_shell", "ssh_access", "sshd", "standin_state", "tabled_node_shell",
+           "tabled_ssh_access"]
 
 SSHD = "/usr/sbin/sshd"
 STANDINS = Path(proximity_sdk.sandbox.__file__).resolve().parent / "standins"
@@ -325,4 +332,28 @@ def ssh_access(sshd: Sshd) -> SshAccess:
 @pytest.fixture
 def node_shell(ssh_access: SshAccess, standin_state: StandinState) -> Iterator[NodeShell]:
     with NodeShell(ssh_access) as shell:
+        yield shell
+
+
+@pytest.fixture
+def tabled_ssh_access(pve: Any, sshd: Sshd, standin_state: StandinState) -> SshAccess:
+    for node in NODE_ADDRESSES:
+        if node not in pve.nodes:
+            pve.add_node(node)
+    pve.node_table = standin_state.path / "nodes.json"
+    pve.node_addresses = {address: node for node, address in NODE_ADDRESSES.items()}
+    pve.write_node_table()
+    return SshAccess(
+        user=sshd.user,
+        port=sshd.port,
+        key_file=str(sshd.client_key),
+        known_hosts=str(sshd.known_hosts),
+        addresses=dict(NODE_ADDRESSES),
+        connect_timeout=10,
+    )
+
+
+@pytest.fixture
+def tabled_node_shell(tabled_ssh_access: SshAccess) -> Iterator[NodeShell]:
+    with NodeShell(tabled_ssh_access) as shell:
         yield shell

@@ -9,31 +9,13 @@ node table the stand-in reads; each node's shell answers at its own loopback add
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from proximity_sdk.errors import CommandFailedError
-from proximity_sdk.models.ssh import SshAccess
 from proximity_sdk.proxmox.client import ProxmoxClient
 from proximity_sdk.proxmox.shell import NodeShell
 from proximity_sdk.sandbox import Sandbox
 from tests.harness.pve import HarnessPve
-from tests.harness.sshd import NODE_ADDRESSES, Sshd, StandinState
-
-
-@pytest.fixture
-def tabled_shell(pve: HarnessPve, sshd: Sshd, standin_state: StandinState) -> Iterator[NodeShell]:
-    for node in NODE_ADDRESSES:
-        if node not in pve.nodes:
-            pve.add_node(node)
-    pve.node_table = standin_state.path / "nodes.json"
-    pve.node_addresses = {address: node for node, address in NODE_ADDRESSES.items()}
-    pve.write_node_table()
-    access = SshAccess(user=sshd.user, port=sshd.port, key_file=str(sshd.client_key),
-                       known_hosts=str(sshd.known_hosts), addresses=dict(NODE_ADDRESSES), connect_timeout=10)
-    with NodeShell(access) as shell:
-        yield shell
 
 
 def _fails(shell: NodeShell, node: str, vmid: int) -> CommandFailedError:
@@ -44,39 +26,40 @@ def _fails(shell: NodeShell, node: str, vmid: int) -> CommandFailedError:
 
 
 def test_exec_follows_the_node_and_the_state_of_the_container(pve: HarnessPve, pve_client: ProxmoxClient,
-                                                               tabled_shell: NodeShell) -> None:
-    absent = _fails(tabled_shell, "pve1", 120)
+                                                               tabled_node_shell: NodeShell) -> None:
+    absent = _fails(tabled_node_shell, "pve1", 120)
     assert "Configuration file 'nodes/pve1/lxc/120.conf' does not exist" in str(absent)
 
     pve_client.post("/nodes/pve1/lxc", vmid=120, ostemplate="local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
                     hostname="web", rootfs="local-lvm:8")
-    stopped = _fails(tabled_shell, "pve1", 120)
+    stopped = _fails(tabled_node_shell, "pve1", 120)
     assert "container '120' not running!" in str(stopped)
     with pytest.raises(CommandFailedError, match="can only push files to a running CT"):
-        tabled_shell.pct_push("pve1", 120, b"x", "/root/x", timeout=30)
+        tabled_node_shell.pct_push("pve1", 120, b"x", "/root/x", timeout=30)
 
     pve_client.post("/nodes/pve1/lxc/120/status/start")
-    assert tabled_shell.pct_exec("pve1", 120, "echo hi", timeout=30).stdout == "hi\n"
-    assert tabled_shell.run("pve1", ["pct", "status", "120"], timeout=30).stdout == "status: running\n"
-    other = _fails(tabled_shell, "pve2", 120)
+    assert tabled_node_shell.pct_exec("pve1", 120, "echo hi", timeout=30).stdout == "hi\n"
+    assert tabled_node_shell.run("pve1", ["pct", "status", "120"], timeout=30).stdout == "status: running\n"
+    other = _fails(tabled_node_shell, "pve2", 120)
     assert "Configuration file 'nodes/pve2/lxc/120.conf' does not exist" in str(other)
 
     pve_client.post("/nodes/pve1/lxc/120/migrate", target="pve2", restart=1)
-    assert tabled_shell.pct_exec("pve2", 120, "echo moved", timeout=30).stdout == "moved\n"
-    assert "nodes/pve1/lxc/120.conf" in str(_fails(tabled_shell, "pve1", 120))
+    assert tabled_node_shell.pct_exec("pve2", 120, "echo moved", timeout=30).stdout == "moved\n"
+    assert "nodes/pve1/lxc/120.conf" in str(_fails(tabled_node_shell, "pve1", 120))
 
     pve_client.post("/nodes/pve2/lxc/120/status/stop")
     pve_client.delete("/nodes/pve2/lxc/120")
-    assert "nodes/pve2/lxc/120.conf" in str(_fails(tabled_shell, "pve2", 120))
+    assert "nodes/pve2/lxc/120.conf" in str(_fails(tabled_node_shell, "pve2", 120))
 
 
-def test_list_and_config_read_the_node(pve: HarnessPve, pve_client: ProxmoxClient, tabled_shell: NodeShell) -> None:
+def test_list_and_config_read_the_node(pve: HarnessPve, pve_client: ProxmoxClient,
+                                      tabled_node_shell: NodeShell) -> None:
     pve_client.post("/nodes/pve2/lxc", vmid=121, ostemplate="local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
                     hostname="db", rootfs="local-lvm:8", memory=1024)
-    assert tabled_shell.run("pve1", ["pct", "list"], timeout=30).stdout.splitlines()[1:] == []
-    rows = tabled_shell.run("pve2", ["pct", "list"], timeout=30).stdout.splitlines()
+    assert tabled_node_shell.run("pve1", ["pct", "list"], timeout=30).stdout.splitlines()[1:] == []
+    rows = tabled_node_shell.run("pve2", ["pct", "list"], timeout=30).stdout.splitlines()
     assert rows[1].split() == ["121", "stopped", "db"]
-    config = tabled_shell.run("pve2", ["pct", "config", "121"], timeout=30).stdout
+    config = tabled_node_shell.run("pve2", ["pct", "config", "121"], timeout=30).stdout
     assert "hostname: db\n" in config and "memory: 1024\n" in config
 
 
