@@ -3,7 +3,8 @@
 ``pct`` on a real node answers from that node's own containers: an exec into a stopped container,
 an absent one or one that lives on another node fails (pve-container's ``src/PVE/CLI/pct.pm``).
 The stand-in runs in another process (under the sshd), so the sandbox's Proxmox writes its state
-to a JSON file whenever a task ends or a container appears or goes, and the stand-in reads it:
+to a JSON file at every API request, whenever a task ends, a config changes or a container
+appears or goes, and the stand-in reads it:
 
     {"real": false, "addresses": {"127.0.0.1": "pve1", "127.0.0.2": "pve2"},
      "nodes": {"pve1": {"100": {"status": "running", "lxc": "px-1a2b3c4d-100",
@@ -64,6 +65,18 @@ class NodeTableMixin:
         upid: str = await super().task(node, ttype, tid, user, recorded, vm=vm, lock=lock, log=log)  # type: ignore[misc]
         self.write_node_table()  # the container a create or clone added exists (locked) from now on
         return upid
+
+    def _record(self, request: Any, body: bytes) -> None:
+        # every API request refreshes the table: a test that set a container's state directly
+        # (``pve.ct(150).status = "running"``) is seen by the next `pct` after its next request
+        super()._record(request, body)  # type: ignore[misc]
+        self.write_node_table()
+
+    async def _update_config(self, ct: Any, user: str, values: Any, deletes: Any, reverts: Any) -> None:
+        try:
+            await super()._update_config(ct, user, values, deletes, reverts)  # type: ignore[misc]
+        finally:
+            self.write_node_table()
 
     def add_ct(self, *args: Any, **kwargs: Any) -> Any:
         ct = super().add_ct(*args, **kwargs)  # type: ignore[misc]

@@ -86,18 +86,18 @@ def container_root(state: str, vmid: str) -> str:
 _ROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # a PVE node's root PATH
 
 
-def _table(state: str) -> dict | None:  # type: ignore[type-arg]
+def _table(state: str) -> dict | None:
     path = os.path.join(state, "nodes.json")
     if not os.path.exists(path):
         return None
     import json
 
     with open(path, encoding="utf-8") as fh:
-        table: dict = json.load(fh)  # type: ignore[type-arg]
+        table: dict = json.load(fh)
     return table
 
 
-def _this_node(table: dict) -> str | None:  # type: ignore[type-arg]
+def _this_node(table: dict) -> str | None:
     """The node whose shell this is (None: its address stands for several nodes, or is unknown)."""
     connection = os.environ.get("SSH_CONNECTION", "").split()
     if len(connection) < 3:
@@ -106,12 +106,12 @@ def _this_node(table: dict) -> str | None:  # type: ignore[type-arg]
     return addresses.get(connection[2])
 
 
-def _entry(table: dict, vmid: str) -> dict | None:  # type: ignore[type-arg]
+def _entry(table: dict, vmid: str) -> dict | None:
     """The container as this node knows it; dies as pct does when the node has no such container."""
     node = _this_node(table)
     for name, cts in (table.get("nodes") or {}).items():
         if vmid in cts and (node is None or name == node):
-            entry: dict = dict(cts[vmid], node=name)  # type: ignore[type-arg]
+            entry: dict = dict(cts[vmid], node=name)
             if table.get("real") and entry.get("lxc"):
                 entry["status"] = _lxc_state(entry["lxc"])
             return entry
@@ -328,7 +328,7 @@ def _real_pull(name: str, path: str, dest: str, opts: dict[str, str]) -> None:
             _copy(source, target)
 
 
-def _real_entry(state: str, vmid: str) -> dict | None:  # type: ignore[type-arg]
+def _real_entry(state: str, vmid: str) -> dict | None:
     """The real container's table entry when the node is real, else None."""
     table = _table(state)
     if table is None or not table.get("real"):
@@ -336,7 +336,7 @@ def _real_entry(state: str, vmid: str) -> dict | None:  # type: ignore[type-arg]
     node = _this_node(table)
     for name, cts in (table.get("nodes") or {}).items():
         if vmid in cts and (node is None or name == node):
-            return dict(cts[vmid], node=name)  # type: ignore[no-any-return]
+            return dict(cts[vmid], node=name)
     return {}
 
 
