@@ -8,8 +8,9 @@ import subprocess
 
 import pytest
 
-from proximity_sdk.errors import NotFoundError, OperationFailed
+from proximity_sdk.errors import CommandFailedError, NotFoundError, OperationFailed
 from proximity_sdk.models.app import App, AppStatus
+from proximity_sdk.operations.provision import _HEALTH, _INSTALL_RUNTIME
 from proximity_sdk.proxmox.templates import ensure_template
 from proximity_sdk.sandbox._real import _lxc
 from tests.harness.images import web_entry
@@ -129,6 +130,27 @@ def test_the_two_service_app_works_with_its_generated_password(real_lab: RealLab
     assert shell.pct_exec(app.node or "", app.vmid or 0, ask, args=(password,),
                           timeout=60).stdout.strip() == "OK kept"
 
+    # the node-side scripts as an Alpine container runs them: busybox sh, only busybox applets
+    # first on PATH (its nc, grep, timeout, ...), docker from the container
+    node, vmid = app.node or "", app.vmid or 0
+    shell.pct_exec(node, vmid, "DEBIAN_FRONTEND=noninteractive apt-get install -y -q busybox >/dev/null && "
+                   "mkdir -p /tmp/bb && busybox --install -s /tmp/bb", timeout=300)
+    # $1: the script, then its arguments
+    as_alpine = 'script="$1"; shift; PATH=/tmp/bb:/usr/sbin:/usr/bin; export PATH; exec busybox sh -c "$script" sh "$@"'
+    healthy = shell.pct_exec(node, vmid, as_alpine, args=(_HEALTH, "/opt/proximity/rkv", "rkv", "8080",
+                                                          "/cgi-bin/value", "30", "2"), timeout=120)
+    assert "healthy: every container of rkv runs, port 8080 answers: HTTP/1." in healthy.stdout
+    assert healthy.stdout.rstrip().endswith("200 OK")
+    present = shell.pct_exec(node, vmid, as_alpine, args=(_INSTALL_RUNTIME, "0"), timeout=120)
+    assert "container runtime present" in present.stdout and "container runtime ready" in present.stdout
+    # and the check fails when the database service is gone: the web part answers 500
+    shell.pct_exec(node, vmid, "docker stop $(docker ps -q --filter label=com.docker.compose.service=db)",
+                   timeout=60)
+    with pytest.raises(CommandFailedError) as unhealthy:
+        shell.pct_exec(node, vmid, as_alpine, args=(_HEALTH, "/opt/proximity/rkv", "rkv", "8080",
+                                                    "/cgi-bin/value", "3", "2"), timeout=120)
+    assert "unhealthy after 3 checks" in str(unhealthy.value) and "rkv_db_1 is exited" in str(unhealthy.value)
+
 
 @pytest.mark.timeout(600)
 def test_an_unreachable_registry_fails_at_the_pull_naming_it(real_lab: RealLab) -> None:
@@ -157,3 +179,16 @@ def test_templates_come_from_the_nodes_own_index(real_lab: RealLab) -> None:
     newest = max(listed, key=lambda p: int(p.split("-")[1]))
     volid = ensure_template(client, "pve1", storage="local", template="auto")
     assert volid.startswith(f"local:vztmpl/{newest}_")
+
+
+@pytest.mark.timeout(600)
+def test_a_deploy_on_debian_13(real_lab: RealLab) -> None:
+    """Debian 13's docker.io and docker-compose (the runtime step's other Debian), when the node has it."""
+    if not any(a["package"] == "debian-13-standard" for a in real_lab.pve.appliances):
+        pytest.skip("no Debian 13 template cached on this machine (scripts/real-node builds it)")
+    entry = web_entry(real_lab.registry, "1.0", "1")
+    entry["os_template"] = "debian-13-standard"
+    real_lab.publish("rweb.json", entry)
+    app = real_lab.px.apps.deploy("rweb", hostname="rweb13").wait(timeout=600)
+    assert answers(app.url or "") == (200, "web v1\n")
+    assert real_lab.px.apps.logs(app.id).strip()
