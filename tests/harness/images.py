@@ -22,6 +22,7 @@ Fixtures: ``local_registry`` (session: the images built once, the registry start
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -115,7 +116,15 @@ def missing_tools() -> list[str]:
 
 
 def build_images(layout: Path) -> list[str]:
-    """Every test image into the OCI layout ``layout`` (built once: an existing layout is reused)."""
+    """Every test image into the OCI layout ``layout`` (built once: an existing layout is reused;
+    test workers building at the same moment take turns)."""
+    layout.parent.mkdir(parents=True, exist_ok=True)
+    with (layout.parent / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_images(layout)
+
+
+def _build_images(layout: Path) -> list[str]:
     specs = _specs()
     if (layout / "index.json").exists():
         index = json.loads((layout / "index.json").read_text())

@@ -22,7 +22,12 @@ NAMESPACES = ("hosts", "nodes", "catalog", "apps", "backups", "backups.targets",
               "maintenance")
 # Public names of the local namespaces that are deliberately not part of the remote API. Each is
 # justified here; anything else missing fails the test.
-NOT_REMOTE: dict[str, str] = {}
+NOT_REMOTE: dict[str, str] = {
+    # issue 13: the agent's API has no registry settings yet; set them with the SDK or CLI on the
+    # agent's own store (Proximity.local on the agent's database)
+    "hosts.set_registries": "no RPC for registry settings yet",
+    "hosts.registries": "no RPC for registry settings yet",
+}
 # Dunder methods of the local namespaces that the remote ones must offer too (`"x" in px.catalog`, ...).
 DUNDERS = ("__contains__", "__len__", "__iter__")
 
@@ -59,7 +64,7 @@ def _shape(member: Any) -> Any:
 def test_every_public_method_exists_remotely_with_the_same_signature(
         both: tuple[Proximity, RemoteProximity], dotted: str) -> None:
     local, remote = (_public(_resolve(side, dotted)) for side in both)
-    missing = sorted(set(local) - set(remote) - {f"{dotted}.{n}" for n in NOT_REMOTE})
+    missing = sorted(n for n in set(local) - set(remote) if f"{dotted}.{n}" not in NOT_REMOTE)
     assert not missing, f"px.{dotted} lacks remotely: {missing}"
     extra = sorted(set(remote) - set(local) - {"targets"})
     assert not extra, f"the remote px.{dotted} has more than the local one: {extra}"
