@@ -193,21 +193,31 @@ fetch() {
     elif command -v busybox >/dev/null 2>&1 && busybox nc --help >/dev/null 2>&1; then
         request | timeout 10 busybox nc -w 5 127.0.0.1 "$port" 2>/dev/null
     else
-        wget -q -S -O /dev/null -T 5 "http://127.0.0.1:$port${path:-/}" 2>&1 | sed -n 's/^ *\(HTTP\/\)/\1/p'
+        headers=$(wget -q -S -O /dev/null -T 5 "http://127.0.0.1:$port${path:-/}" 2>&1)
+        status=$?
+        printf '%s\n' "$headers" | sed -n 's/^ *\(HTTP\/\)/\1/p'
+        return "$status"
     fi
 }
 
 answers() {
-    first=$(fetch | head -n 1 | tr -d '\r')
-    code=$(printf '%s' "$first" | sed -n 's/^HTTP\/[0-9.]* \([0-9][0-9][0-9]\).*/\1/p')
-    if [ -z "$first" ]; then
-        reason="port $port accepts no request (no answer)"
+    out=$(fetch)
+    connected=$?
+    first=$(printf '%s\n' "$out" | head -n 1 | tr -d '\r')
+    if [ -z "$path" ]; then
+        # no HTTP path: the app may speak another protocol (a database, MQTT) and say nothing to
+        # a request it does not understand; an accepted connection is the answer
+        if [ -n "$first" ] || [ "$connected" = 0 ] || [ "$connected" = 124 ]; then
+            answer="${first:-connection accepted}"
+            return 0
+        fi
+        reason="port $port refuses connections"
         return 1
     fi
-    if [ -n "$path" ]; then
-        if [ -z "$code" ]; then reason="port $port answered, but not HTTP: $first"; return 1; fi
-        if [ "$code" -ge 500 ]; then reason="GET $path on port $port answered $first"; return 1; fi
-    fi
+    code=$(printf '%s' "$first" | sed -n 's/^HTTP\/[0-9.]* \([0-9][0-9][0-9]\).*/\1/p')
+    if [ -z "$first" ]; then reason="port $port accepts no request (no answer)"; return 1; fi
+    if [ -z "$code" ]; then reason="port $port answered, but not HTTP: $first"; return 1; fi
+    if [ "$code" -ge 500 ]; then reason="GET $path on port $port answered $first"; return 1; fi
     answer="$first"
     return 0
 }

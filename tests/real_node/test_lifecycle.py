@@ -141,6 +141,14 @@ def test_the_two_service_app_works_with_its_generated_password(real_lab: RealLab
                                                           "/cgi-bin/value", "30", "2"), timeout=120)
     assert "healthy: every container of rkv runs, port 8080 answers: HTTP/1." in healthy.stdout
     assert healthy.stdout.rstrip().endswith("200 OK")
+    # without an HTTP path (an app that is no web app): an accepted connection; a closed port is not
+    accepted = shell.pct_exec(node, vmid, as_alpine, args=(_HEALTH, "/opt/proximity/rkv", "rkv", "8080", "", "30",
+                                                           "1"), timeout=120)
+    assert "healthy: every container of rkv runs, port 8080 answers" in accepted.stdout
+    with pytest.raises(CommandFailedError) as closed:
+        shell.pct_exec(node, vmid, as_alpine, args=(_HEALTH, "/opt/proximity/rkv", "rkv", "8089", "", "2", "1"),
+                       timeout=120)
+    assert "unhealthy after 2 checks: nothing listens on port 8089" in str(closed.value)
     present = shell.pct_exec(node, vmid, as_alpine, args=(_INSTALL_RUNTIME, "0"), timeout=120)
     assert "container runtime present" in present.stdout and "container runtime ready" in present.stdout
     # and the check fails when the database service is gone: the web part answers 500
