@@ -5,7 +5,10 @@
   ``PROXIMITY_STANDIN_STATE=<dir>/state``, which is a symlink the ``standin_state`` fixture
   re-points to a fresh directory for every test.
 - ``standin_state`` (function): a :class:`StandinState` for reading what the stand-ins recorded,
-  scripting their answers and looking into the stand-in containers (``<state>/ct/<vmid>``).
+  scripting their answers and looking into the stand-in containers (``<state>/ct/<vmid>``). When
+  the test also uses the ``pve`` fixture, that Proxmox writes its node table into the state, and
+  `pct` answers from it as on Proxmox: a container that does not exist fails, exec and push need a
+  running one (``set_status`` then has no effect: change the container in ``pve`` instead).
 - ``ssh_access``: an :class:`SshAccess` for the server, nodes ``pve1``/``pve2`` -> 127.0.0.1,
   a known_hosts file that trusts the test host key.
 - ``node_shell``: a :class:`NodeShell` on it (fresh state, closed after the test).
@@ -13,7 +16,7 @@
   (``NODE_ADDRESSES``: the sshd listens on all of them) and the ``pve`` fixture writing its node
   table into the test's state, so `pct` answers as on Proxmox: only for containers that exist on
   that node, exec and push only into running ones (see ``proximity_sdk/sandbox/_real/_table.py``).
-  Plain ``node_shell`` keeps the old rule (every container exists and runs).
+  Plain ``node_shell`` without ``pve`` keeps the old rule (every container exists and runs).
 
 How the stand-ins work (recording format, containers as chroots, failure rules) is described in
 ``proximity_sdk/sandbox/standins/_standin.py`` and ``_pct.py``. The sshd runs as the current user (root
@@ -295,9 +298,16 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
 
 
 @pytest.fixture
-def standin_state(sshd: Sshd, tmp_path: Path) -> Iterator[StandinState]:
+def standin_state(request: pytest.FixtureRequest, sshd: Sshd, tmp_path: Path) -> Iterator[StandinState]:
     state = tmp_path / "standin-state"
     state.mkdir()
+    if "pve" in request.fixturenames:
+        # `pct` answers from the test's Proxmox (issue 14): only containers that exist, exec and
+        # push only into running ones. Every node is 127.0.0.1 here, so it cannot tell the nodes
+        # apart; the tabled_* fixtures give each node its own address for that.
+        fake = request.getfixturevalue("pve")
+        fake.node_table = state / "nodes.json"
+        fake.write_node_table()
     # Re-point the link atomically: a new link, renamed over the old one.
     fresh = sshd.workdir / f"state.{os.getpid()}.new"
     with contextlib.suppress(FileNotFoundError):
