@@ -55,3 +55,15 @@ def test_missing_names_each_lack(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     assert problems[0] == "real mode runs privileged LXC containers: run it as root"
     assert problems[1].startswith("missing lxc-attach: apt-get install")
     assert "no bridge px-no-such-bridge" in problems[2] and "lxc-net start" in problems[2]
+
+
+@pytest.mark.usefixtures("no_real_node")
+def test_the_real_node_tier_skips_only_outside_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.harness.real_node import require_real_node
+
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="run it as root"):
+        require_real_node()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI is set: the real_node tier must run, not skip"):
+        require_real_node()
