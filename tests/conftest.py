@@ -3,6 +3,14 @@
 Fixtures live in tests/harness/*; each module lists its fixtures in __all__.
 """
 
+import os
+
+import pytest
+
+# Nothing restarts in a stand-in container: the health check's settling wait (5 s by default) would
+# only slow every deploy; the real_node tier sets it back to the product default.
+os.environ.setdefault("PROXIMITY_HEALTH_SETTLE_SECONDS", "0")
+
 from tests.harness.db import *  # noqa: F403
 from tests.harness.pve import *  # noqa: F403
 from tests.harness.sshd import *  # noqa: F403
@@ -22,3 +30,14 @@ def pytest_terminal_summary(terminalreporter: object) -> None:
         schema_dir()
     except FileNotFoundError:
         terminalreporter.write_line(f"PVE API schemas: {schema_source()}")  # type: ignore[attr-defined]
+
+
+@pytest.fixture(autouse=True)
+def _archives_hold_standin_files(request: pytest.FixtureRequest) -> None:
+    """A vzdump archive of the fake holds the stand-in container's files, as a real one holds the
+    root filesystem: a restored app's compose project is there for the health check after it."""
+    if "pve" in request.fixturenames and "standin_state" in request.fixturenames:
+        pve = request.getfixturevalue("pve")
+        state = request.getfixturevalue("standin_state")
+        if pve.container_files is None:
+            pve.container_files = lambda vmid: state.path / "ct" / str(vmid)

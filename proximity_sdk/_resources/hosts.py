@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from proximity_sdk.models._requests import validate_request
 from proximity_sdk.models.host import Host, HostAdd, HostCredentials, HostUpdate, Node
 from proximity_sdk.models.host_check import HostCheck, PrivilegeGap
 from proximity_sdk.models.proxmox import PveNode, PveVersion, StorageStatus
+from proximity_sdk.models.registries import RegistryCredential, RegistrySettings
 from proximity_sdk.models.ssh import SshAccess, SshHostKey
 from proximity_sdk.proxmox.client import ProxmoxClient
 from proximity_sdk.proxmox.oci import OCI_MIN_VERSION, parse_version
@@ -145,6 +147,27 @@ class Hosts:
         self._clients.forget(current.id)
         self._shells.forget(current.id)
         return updated
+
+    def set_registries(self, host: str, *, mirrors: Sequence[str] | None = None,
+                       insecure: Sequence[str] | None = None, cas: dict[str, str] | None = None,
+                       credentials: Sequence[RegistryCredential | dict[str, str]] | None = None,
+                       ) -> RegistrySettings:
+        """Replace the container registry settings of ``host``'s apps: Docker Hub ``mirrors``
+        (``http(s)://host[:port]``), ``insecure`` registries (``host[:port]``, plain HTTP), a CA per
+        registry (``cas={"reg.lan:5000": pem}``) and ``credentials`` (``registry``, ``username``,
+        ``password`` or token; stored encrypted, never shown). Every argument left out is cleared.
+        They reach each app container when its runtime is installed (the next deploy, clone or restore)."""
+        settings = validate_request(RegistrySettings, None, dict(
+            mirrors=[*(mirrors or ())], insecure=[*(insecure or ())], cas=cas or {},
+            credentials=[*(credentials or ())]),
+            what="registry settings")
+        current = self._store.hosts.get(host)
+        self._store.hosts.set_registries(current.id, settings)
+        return self._store.hosts.registries(current.id)
+
+    def registries(self, host: str) -> RegistrySettings:
+        """The registry settings of a host (passwords shown as ``**********``)."""
+        return self._store.hosts.registries(self._store.hosts.get(host).id)
 
     def remove(self, host: str) -> None:
         """Forget a host (refused while it still has apps)."""

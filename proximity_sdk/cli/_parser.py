@@ -300,6 +300,8 @@ def _misc(b: _Builder, root: argparse._SubParsersAction[argparse.ArgumentParser]
     sandbox.add_argument("--app", default="uptime-kuma", metavar="CATALOG_ID", help="the app to deploy first")
     sandbox.add_argument("--hostname", default="demo", help="its hostname (default demo)")
     sandbox.add_argument("--once", action="store_true", help="stop after the first deploy instead of serving")
+    sandbox.add_argument("--real", action="store_true",
+                         help="real LXC containers behind the sandbox's API (root, LXC: scripts/real-node)")
     sandbox.set_defaults(handler="_sandbox:run", raw_handler=True)
 
 

@@ -130,10 +130,15 @@ def run(args: argparse.Namespace) -> int:
     hostname = str(getattr(args, "hostname", None) or "demo")
     once = bool(getattr(args, "once", False))
     _check_app(app_id)
-    with Sandbox.start() as sandbox:
+    real = bool(getattr(args, "real", False))
+    if real:
+        console.print("Real mode: checking the node and the Debian template (built once, about 1.5 min) ...")
+    with Sandbox.start(real=real) as sandbox:
+        what = ("Its containers are real LXC containers on lxcbr0." if real
+                else "Containers are directories;\nnothing really runs.")
         _banner(console, "A fake Proxmox VE 9 cluster on this machine: its API on "
                          f"{sandbox.url}\nand its nodes' shell over SSH on 127.0.0.1:{sandbox.shell.port}. "
-                         "Containers are directories;\nnothing really runs. Files: " + str(sandbox.directory))
+                         f"{what} Files: " + str(sandbox.directory))
         with console.status("starting an agent (proximity-agent serve, state in SQLite) ..."):
             agent = SandboxAgent.start(sandbox.directory / "agent")
         try:

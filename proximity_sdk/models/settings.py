@@ -149,9 +149,10 @@ class Settings(_SettingsFields):
     default_disk_gb: int = Field(default=8, ge=1)
     rootfs_storage: str = Field(default="local-lvm", pattern=_STORAGE)
     template_storage: str = Field(default="local", pattern=_STORAGE)
-    # OS template of new containers when the catalog entry names none: an appliance package name
-    # (the newest version is used) or an exact file name from the node's appliance index
-    default_template: str = Field(default="alpine-3.20-default", pattern=_TEMPLATE)
+    # OS template of new containers when the catalog entry names none: a family (``alpine``,
+    # ``debian``: its newest release on the node), ``auto`` (Alpine, else Debian), an appliance
+    # package name (its newest version) or an exact file name from the node's appliance index
+    default_template: str = Field(default="auto", pattern=_TEMPLATE)
     # a node fits an app while node memory x this ratio covers the memory promised to containers
     memory_overcommit: float = Field(default=2.0, gt=0, le=100)
     unprivileged: bool = True

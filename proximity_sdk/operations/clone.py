@@ -228,7 +228,8 @@ class CloneKind(OperationKind):
         main_port = app.config.get("main_port")
         with ctx.step("health"):
             if main_port:
-                provisioner.wait_listening(int(main_port), attempts=settings.health_timeout_seconds)
+                provisioner.wait_healthy(int(main_port), attempts=settings.health_timeout_seconds,
+                                         path=app.config.get("health_path"))
             else:
                 ctx.event("the app declares no port: nothing to check", level="warning")
 

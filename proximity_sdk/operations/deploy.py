@@ -210,7 +210,7 @@ class DeployKind(OperationKind):
         provisioner = Provisioner(self.rt.shells.get(host_id), node, vmid, project=app_project(app),
                                   emit=lambda line: ctx.event(line, level="debug"))
         with ctx.step("runtime"):
-            provisioner.install_runtime()
+            provisioner.install_runtime(registries=store.hosts.registries(host_id))
 
         with ctx.step("project"):
             compose_text = str(config["compose_text"])
@@ -225,7 +225,8 @@ class DeployKind(OperationKind):
         main_port = config.get("main_port")
         with ctx.step("health"):
             if main_port:
-                provisioner.wait_listening(int(main_port), attempts=settings.health_timeout_seconds)
+                provisioner.wait_healthy(int(main_port), attempts=settings.health_timeout_seconds,
+                                         path=config.get("health_path"))
             else:
                 ctx.event("the app declares no port: nothing to check", level="warning")
 

@@ -72,8 +72,9 @@ class _AppKind(OperationKind):
                 oci_health(ctx, client, app.node, app.vmid)  # no shell in an application container
             elif main_port:
                 Provisioner(self.rt.shells.get(app.host_id), app.node, app.vmid, project=app_project(app),
-                            emit=lambda line: ctx.event(line, level="debug")).wait_listening(
-                    int(main_port), attempts=self.rt.store.settings.get().health_timeout_seconds)
+                            emit=lambda line: ctx.event(line, level="debug")).wait_healthy(
+                    int(main_port), attempts=self.rt.store.settings.get().health_timeout_seconds,
+                    path=app.config.get("health_path"))
         self.rt.store.apps.update(app.id, status=AppStatus.RUNNING, address=address,
                                   url=app_url(address, main_port))
 

@@ -134,8 +134,9 @@ class MigrateKind(OperationKind):
                 oci_health(ctx, client, target, vmid)  # no shell in an application container
             elif main_port:
                 Provisioner(self.rt.shells.get(app.host_id), target, vmid, project=app_project(app),
-                            emit=lambda line: ctx.event(line, level="debug")).wait_listening(
-                    int(main_port), attempts=store.settings.get().health_timeout_seconds)
+                            emit=lambda line: ctx.event(line, level="debug")).wait_healthy(
+                    int(main_port), attempts=store.settings.get().health_timeout_seconds,
+                    path=app.config.get("health_path"))
             else:
                 ctx.event("the app declares no port: nothing to check", level="warning")
         store.apps.update(app.id, status=AppStatus.RUNNING, address=address, url=app_url(address, main_port))

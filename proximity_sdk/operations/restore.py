@@ -34,7 +34,7 @@ from proximity_sdk.operations.context import OperationContext
 from proximity_sdk.operations.deploy import app_url
 from proximity_sdk.operations.kinds import OperationKind
 from proximity_sdk.operations.oci import is_oci, oci_health
-from proximity_sdk.operations.provision import Provisioner
+from proximity_sdk.operations.provision import Provisioner, app_project
 from proximity_sdk.operations.runtime import Runtime, emitter
 from proximity_sdk.proxmox.client import ProxmoxClient
 from proximity_sdk.proxmox.containers import (
@@ -141,9 +141,10 @@ class RestoreKind(OperationKind):
             if is_oci(app):
                 oci_health(ctx, client, node, vmid)  # no shell in an application container
             elif main_port:
-                Provisioner(self.rt.shells.get(app.host_id), node, vmid, project=app.hostname,
-                            emit=lambda line: ctx.event(line, level="debug")).wait_listening(
-                    int(main_port), attempts=settings.health_timeout_seconds)
+                Provisioner(self.rt.shells.get(app.host_id), node, vmid, project=app_project(app),
+                            emit=lambda line: ctx.event(line, level="debug")).wait_healthy(
+                    int(main_port), attempts=settings.health_timeout_seconds,
+                    path=app.config.get("health_path"))
         return address
 
     def _drop_temp(self, ctx: OperationContext) -> None:

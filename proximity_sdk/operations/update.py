@@ -190,8 +190,9 @@ def _restore_over(ctx: OperationContext, rt: Runtime, app: App, volid: str, stor
     main_port = app.config.get("main_port")
     if main_port:
         Provisioner(rt.shells.get(app.host_id), node, vmid, project=app_project(app),
-                    emit=lambda line: ctx.event(line, level="debug")).wait_listening(
-            int(main_port), attempts=rt.store.settings.get().health_timeout_seconds)
+                    emit=lambda line: ctx.event(line, level="debug")).wait_healthy(
+            int(main_port), attempts=rt.store.settings.get().health_timeout_seconds,
+            path=app.config.get("health_path"))
     ctx.event(f"CT {vmid} is back as it was before the update")
 
 
@@ -246,7 +247,8 @@ class UpdateKind(OperationKind):
         main_port = config.get("main_port")
         with ctx.step("health"):
             if main_port:
-                provisioner.wait_listening(int(main_port), attempts=store.settings.get().health_timeout_seconds)
+                provisioner.wait_healthy(int(main_port), attempts=store.settings.get().health_timeout_seconds,
+                                         path=config.get("health_path"))
             else:
                 ctx.event("the app declares no port: nothing to check", level="warning")
         with ctx.step("record"):

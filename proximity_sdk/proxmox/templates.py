@@ -1,10 +1,13 @@
 """OS templates for new containers: use the one on the storage, or download it through ``aplinfo``.
 
 A template is named either exactly (``debian-12-standard_12.7-1_amd64.tar.zst``) or by its
-package (``debian-12-standard``) or OS (``debian-12``, system templates only). A package or OS
-name is satisfied by any version already on the storage (no download of a newer one behind the
-user's back: the version is whatever the storage holds); when none is there, the newest version
-in the node's appliance index is downloaded.
+package (``debian-12-standard``) or OS (``debian-12``, system templates only), or by family
+(``alpine``, ``debian``, ``ubuntu``; ``auto``: Alpine, else Debian). A package or OS name is
+satisfied by any version already on the storage (no download of a newer one behind the user's
+back: the version is whatever the storage holds); when none is there, the newest version in the
+node's appliance index is downloaded. A family takes its newest release among the node's index
+and the templates already on the storage (never a pinned release: indexes drop releases past
+their end of life), and that release's newest version.
 """
 
 from __future__ import annotations
@@ -20,7 +23,15 @@ from proximity_sdk.proxmox.progress import Emit, emit_to, task_log_forwarder
 from proximity_sdk.proxmox.tasks import wait_task
 from proximity_sdk.proxmox.validate import check_node_name, check_storage_id
 
-__all__ = ["Appliance", "ensure_template", "find_appliance", "list_appliances", "template_volid"]
+__all__ = ["AUTO", "Appliance", "ensure_template", "family_of", "find_appliance", "list_appliances",
+           "pick_family", "template_volid"]
+
+AUTO = "auto"
+# what ``auto`` means: the first family the node offers
+_AUTO_FAMILIES = ("alpine", "debian")
+_FAMILY = re.compile(r"^[a-z][a-z]*$")
+# <family>-<release>-<flavour>: alpine-3.22-default, debian-13-standard, ubuntu-24.04-standard
+_RELEASE = re.compile(r"^(?P<family>[a-z][a-z0-9]*?)-(?P<release>\d[\d.]*)(-|$)")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+\-]{0,254}$")
 _FILE = re.compile(r"\.tar(\.(gz|xz|zst|bz2))?$")
@@ -56,6 +67,33 @@ def _split(file_name: str) -> tuple[str, str]:
 
 def _newest(names: list[str]) -> str:
     return max(names, key=lambda n: (_version_key(_split(n)[1]), n))
+
+
+def family_of(package: str) -> tuple[str, str]:
+    """(family, release) of a package name (``debian-13-standard`` -> ``("debian", "13")``)."""
+    found = _RELEASE.match(package)
+    return (found.group("family"), found.group("release")) if found else ("", "")
+
+
+def pick_family(family: str, appliances: list[Appliance], present: list[str]) -> str | None:
+    """The template (file name) for ``family``: its newest release among the system templates of the
+    index and the files already present; of that release, a present file first (no download), else
+    the index's newest version. None when neither has the family."""
+    candidates: dict[str, tuple[str, bool]] = {}  # file -> (package, present)
+    for a in appliances:
+        package = a.package or _split(a.template)[0]
+        if a.section in ("system", "") and family_of(package)[0] == family:
+            candidates[a.template] = (package, False)
+    for name in present:
+        package = _split(name)[0]
+        if family_of(package)[0] == family:
+            candidates[name] = (package, True)
+    if not candidates:
+        return None
+    newest_release = max(_version_key(family_of(p)[1]) for p, _ in candidates.values())
+    of_release = {n: c for n, c in candidates.items() if _version_key(family_of(c[0])[1]) == newest_release}
+    local = [n for n, (_, here) in of_release.items() if here]
+    return _newest(local) if local else _newest(list(of_release))
 
 
 def template_volid(storage: str, template: str) -> str:
@@ -129,6 +167,11 @@ def ensure_template(
     check_storage_id(storage)
     _check_name(template)
     present = _present(client, node, storage)
+    if template == AUTO or _FAMILY.match(template):
+        template = _resolve_family(client, node, storage, template, present)
+        emit_to(emit, f"template {template} chosen: the newest release of its family on node {node}")
+        if template in present:
+            return present[template]
     exact_file = bool(_FILE.search(template))
     if exact_file and template in present:
         return present[template]
@@ -160,6 +203,23 @@ def ensure_template(
         )
     emit_to(emit, f"template {entry.template} is ready")
     return after[entry.template]
+
+
+def _resolve_family(client: ProxmoxClient, node: str, storage: str, family: str, present: dict[str, str]) -> str:
+    appliances = list_appliances(client, node)
+    families = (_AUTO_FAMILIES if family == AUTO else (family,))
+    for name in families:
+        chosen = pick_family(name, appliances, list(present))
+        if chosen is not None:
+            return chosen
+    offered = sorted({family_of(a.package or _split(a.template)[0])[0] for a in appliances} - {""})
+    known = sorted({a.package or a.template for a in appliances})
+    raise NotFoundError(
+        f"no {' or '.join(families)} template on {storage} of node {node} nor in its appliance index",
+        hint=f"The index offers the families {', '.join(offered) or 'none'} "
+        f"({', '.join(known[:12]) or 'none: run `pveam update` on the node'}); "
+        "set default_template to one of them or to an exact template",
+    )
 
 
 def _check_holds_templates(client: ProxmoxClient, node: str, storage: str) -> None:

@@ -8,6 +8,6 @@ API); it does so lazily, so the rest of the SDK never depends on it.
         print(sb.url, sb.token_id)
 """
 
-from proximity_sdk.sandbox._server import Sandbox, SandboxUnavailableError
+from proximity_sdk.sandbox._server import RealNodeUnavailableError, Sandbox, SandboxUnavailableError
 
-__all__ = ["Sandbox", "SandboxUnavailableError"]
+__all__ = ["RealNodeUnavailableError", "Sandbox", "SandboxUnavailableError"]

@@ -34,6 +34,7 @@ from fakepve.server import USER
 
 from proximity_sdk.sandbox._clone import CloneFilesMixin
 from proximity_sdk.sandbox._oci import OciMixin
+from proximity_sdk.sandbox._real._table import NodeTableMixin
 from proximity_sdk.sandbox._vzdump import VzdumpMixin
 
 __all__ = ["DEFAULT_APPLIANCES", "SandboxPve"]
@@ -67,7 +68,7 @@ DEFAULT_APPLIANCES: tuple[dict[str, str], ...] = (
 
 
 # fakepve ships no type information
-class SandboxPve(CloneFilesMixin, OciMixin, VzdumpMixin, FakePve):  # type: ignore[misc]
+class SandboxPve(NodeTableMixin, CloneFilesMixin, OciMixin, VzdumpMixin, FakePve):  # type: ignore[misc]
     """fakepve with DHCP leases, an appliance index, vzdump archives and OCI pulls (module docstring)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -34,6 +34,27 @@ class SandboxUnavailableError(ProximityError):
     default_hint = "Install the sandbox extra: pip install 'proximity-sdk[sandbox]'"
 
 
+class RealNodeUnavailableError(SandboxUnavailableError):
+    """Real mode needs root, LXC and lxc-net's bridge on this machine."""
+
+    default_hint = "Run scripts/real-node as root (installs lxc, debootstrap, dnsmasq-base, iptables, " \
+                   "bridge-utils, zstd; starts lxc-net; builds the Debian templates)"
+
+
+def _check_real_node() -> None:
+    from proximity_sdk.sandbox._real._lxc import missing
+
+    problems = missing()
+    if problems:
+        raise RealNodeUnavailableError("the sandbox cannot run real containers here: " + "; ".join(problems))
+
+
+def node_addresses(nodes: Sequence[str]) -> dict[str, str]:
+    """Each node's own loopback address (127.0.0.1, .2, ...): its shell answers there, and `pct`
+    knows from the address which node's containers it acts on."""
+    return {name: f"127.0.0.{index + 1}" for index, name in enumerate(nodes)}
+
+
 def _import_fakepve() -> tuple[Any, Any]:
     try:
         from fakepve import certs
@@ -78,10 +99,15 @@ class Sandbox:
         return sorted(self.pve.nodes)
 
     @property
+    def real(self) -> bool:
+        """True when the containers are real LXC containers (``Sandbox.start(real=True)``)."""
+        return bool(getattr(self.pve, "real_prefix", None))
+
+    @property
     def ssh(self) -> SshAccess:
         """SSH access to the sandbox nodes' shell (key and host key given as contents)."""
         return SshAccess(user=self.shell.user, port=self.shell.port, key_file=self.shell.client_key,
-                         known_hosts=self.shell.known_hosts, addresses=dict.fromkeys(self.nodes, "127.0.0.1"))
+                         known_hosts=self.shell.known_hosts, addresses=node_addresses(self.nodes))
 
     def listen_on(self, ports: Sequence[int]) -> None:
         """What the containers' ``ss`` reports as listening (the health check looks there): the
@@ -102,17 +128,33 @@ class Sandbox:
             ports.update(entry.ports)
             if entry.main_port:
                 ports.add(entry.main_port)
-        self.listen_on(sorted(ports))
+        if not self.real:  # a real container's own services listen, or do not
+            self.listen_on(sorted(ports))
         host: Host = px.hosts.add(name, url=self.url, token_id=self.token_id, token_secret=self.token_secret,
                                   ca_file=self.ca_file, ssh=self.ssh)
         return host
 
     @classmethod
     def start(cls, *, nodes: Sequence[str] = ("pve1", "pve2"), directory: str | Path | None = None,
-              time_scale: float = 0.0, port: int = 0) -> Sandbox:
-        """Start a sandbox with these nodes; ``time_scale`` real seconds per PVE second (0: tasks end at once)."""
+              time_scale: float | None = None, port: int = 0, real: bool = False) -> Sandbox:
+        """Start a sandbox with these nodes; ``time_scale`` real seconds per PVE second (0: tasks end
+        at once; the default, 1 in real mode). ``real``: its containers are real LXC containers
+        (needs root, LXC and lxc-net: ``scripts/real-node``; checked before anything starts, raising
+        :class:`RealNodeUnavailableError`); the first start builds the Debian template (about 1.5 min)."""
         sandbox_pve, certs = _import_fakepve()
         from proximity_sdk.sandbox._shell import SandboxShell
+
+        templates: list[Any] = []
+        if real:
+            _check_real_node()
+            from proximity_sdk.sandbox._real._pve import RealSandboxPve
+            from proximity_sdk.sandbox._real._templates import cached_templates, ensure_template
+
+            ensure_template("bookworm")
+            templates = cached_templates()
+            sandbox_pve = RealSandboxPve
+        if time_scale is None:
+            time_scale = 1.0 if real else 0.0
 
         owns = directory is None
         where = Path(tempfile.mkdtemp(prefix="proximity-sandbox-")) if directory is None else Path(directory)
@@ -121,9 +163,12 @@ class Sandbox:
         shutil.copyfile(certfile, where / "sandbox-ca.crt")
         password = secrets.token_urlsafe(16)
         token_secret = secrets.token_hex(16)
-        pve = sandbox_pve(user=SANDBOX_USER, password=password, host="127.0.0.1", port=port)
+        extra = {"templates": templates} if real else {}
+        pve = sandbox_pve(user=SANDBOX_USER, password=password, host="127.0.0.1", port=port, **extra)
         pve.time_scale = time_scale
-        pve.version = "9.1.2"  # a current PVE: native OCI containers are available (fakepve says "fake")
+        # a current PVE: native OCI containers are available (fakepve says "fake"); real mode runs no
+        # OCI images, so it reports the last version without them and apps deploy as compose apps
+        pve.version = "9.0.10" if real else "9.1.2"
         pve.apitokens[SANDBOX_TOKEN_ID] = token_secret
         pve.nodes.clear()
         for name in nodes:
@@ -141,26 +186,38 @@ class Sandbox:
         ready.wait(_START_TIMEOUT)
         asyncio.run_coroutine_threadsafe(pve.start(certfile, keyfile), loop).result(_START_TIMEOUT)
         shell = SandboxShell(where / "node", Path(__file__).resolve().parent / "standins")
-        pve.container_files = lambda vmid: shell.state / "ct" / str(vmid)  # backups hold the app's files
+        if real:
+            pve.add_template("local")
+        else:
+            pve.container_files = lambda vmid: shell.state / "ct" / str(vmid)  # backups hold the app's files
+        addresses = node_addresses(nodes)
+        pve.node_table = shell.state / "nodes.json"  # `pct` answers from each node's own containers
+        pve.node_addresses = {address: name for name, address in addresses.items()}
         sandbox = cls(pve, loop, thread, where, owns_directory=owns, token_secret=token_secret, password=password,
                       shell=shell)
         try:
-            shell.start()
+            shell.start(list(addresses.values()))
+            pve.write_node_table()
         except BaseException:
             sandbox.stop()
             raise
         return sandbox
 
     def stop(self) -> None:
-        """Stop serving and remove the sandbox's files (when it made its own directory)."""
+        """Stop serving, destroy its real containers (real mode) and remove the sandbox's files
+        (when it made its own directory)."""
         self.shell.close()
-        if not self._loop.is_closed():
-            try:
-                asyncio.run_coroutine_threadsafe(self.pve.stop(), self._loop).result(_START_TIMEOUT)
-            finally:
-                self._loop.call_soon_threadsafe(self._loop.stop)
-                self._thread.join(_START_TIMEOUT)
-                self._loop.close()
+        try:
+            if not self._loop.is_closed():
+                try:
+                    asyncio.run_coroutine_threadsafe(self.pve.stop(), self._loop).result(_START_TIMEOUT)
+                finally:
+                    self._loop.call_soon_threadsafe(self._loop.stop)
+                    self._thread.join(_START_TIMEOUT)
+                    self._loop.close()
+        finally:
+            if self.real:
+                self.pve.destroy_real_containers()
         if self._owns_directory:
             shutil.rmtree(self.directory, ignore_errors=True)
 
@@ -172,4 +229,6 @@ class Sandbox:
         self.stop()
 
     def __repr__(self) -> str:
+        if self.real:
+            return f"<Sandbox {self.url} (a fake Proxmox API over real LXC containers)>"
         return f"<Sandbox {self.url} (a fake Proxmox for trying Proximity)>"

@@ -164,8 +164,8 @@ class _Files(paramiko.SFTPServerInterface):
 
 
 class SandboxShell:
-    """The SSH server of the sandbox's nodes (every node name maps to it). ``start()``, then
-    ``port``, ``user``, ``client_key`` (a private key, PEM text) and ``known_hosts`` (text)."""
+    """The SSH server of the sandbox's nodes, one loopback address per node. ``start(addresses)``,
+    then ``port``, ``user``, ``client_key`` (a private key, PEM text) and ``known_hosts`` (text)."""
 
     def __init__(self, directory: Path, standins: Path) -> None:
         self.directory = directory
@@ -174,12 +174,14 @@ class SandboxShell:
         self._source = standins
         self._host_key = paramiko.ECDSAKey.generate()
         self._client = paramiko.ECDSAKey.generate()
-        self._socket: socket.socket | None = None
+        self._sockets: list[socket.socket] = []
         self._transports: list[paramiko.Transport] = []
         self._lock = threading.Lock()
         self._closed = threading.Event()
-        self._acceptor: threading.Thread | None = None
+        self._acceptors: list[threading.Thread] = []
         self.port = 0
+        #: the loopback addresses it answers on (one per node, so `pct` knows which node it serves)
+        self.addresses: list[str] = ["127.0.0.1"]
 
     @property
     def user(self) -> str:
@@ -193,16 +195,32 @@ class SandboxShell:
 
     @property
     def known_hosts(self) -> str:
-        return f"[127.0.0.1]:{self.port} {self._host_key.get_name()} {self._host_key.get_base64()}\n"
+        key = f"{self._host_key.get_name()} {self._host_key.get_base64()}"
+        return "".join(f"[{address}]:{self.port} {key}\n" for address in self.addresses)
 
-    def start(self) -> None:
+    def start(self, addresses: list[str] | None = None) -> None:
+        """Listen on one port at every address (default 127.0.0.1 only)."""
         self._install_standins()
-        listener = socket.create_server(("127.0.0.1", 0))
-        listener.settimeout(0.5)
-        self._socket = listener
-        self.port = listener.getsockname()[1]
-        self._acceptor = threading.Thread(target=self._accept, name="sandbox-shell", daemon=True)
-        self._acceptor.start()
+        self.addresses = list(addresses or ["127.0.0.1"])
+        for _attempt in range(10):
+            sockets: list[socket.socket] = []
+            try:
+                for address in self.addresses:
+                    sockets.append(socket.create_server((address, sockets[0].getsockname()[1] if sockets else 0)))
+            except OSError:  # the port is taken at another address: try another port
+                for taken in sockets:
+                    taken.close()
+                continue
+            break
+        else:
+            raise OSError(f"sandbox shell: no port free on all of {', '.join(self.addresses)}")
+        self._sockets = sockets
+        self.port = sockets[0].getsockname()[1]
+        for listener in sockets:
+            listener.settimeout(0.5)
+            acceptor = threading.Thread(target=self._accept, args=(listener,), name="sandbox-shell", daemon=True)
+            acceptor.start()
+            self._acceptors.append(acceptor)
 
     def _install_standins(self) -> None:
         # A copy with the executable bits set: an installed wheel need not keep them.
@@ -213,11 +231,10 @@ class SandboxShell:
                 tool.chmod(tool.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
         self.state.mkdir(parents=True, exist_ok=True)
 
-    def _accept(self) -> None:
-        assert self._socket is not None
+    def _accept(self, listener: socket.socket) -> None:
         while not self._closed.is_set():
             try:
-                connection, _ = self._socket.accept()
+                connection, _ = listener.accept()
             except TimeoutError:
                 continue
             except OSError:
@@ -244,9 +261,14 @@ class SandboxShell:
         }
 
     def _exec(self, channel: paramiko.Channel, command: str) -> None:
+        env = self.environment()
+        with contextlib.suppress(OSError, AttributeError):  # as sshd sets it: the stand-in finds its node by it
+            sock = channel.get_transport().sock
+            peer, local = getattr(sock, "getpeername")(), getattr(sock, "getsockname")()  # noqa: B009 - a socket here
+            env["SSH_CONNECTION"] = f"{peer[0]} {peer[1]} {local[0]} {local[1]}"
         try:
             process = subprocess.Popen(["/bin/sh", "-c", command], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                       stderr=subprocess.PIPE, env=self.environment(), cwd=self.directory)
+                                       stderr=subprocess.PIPE, env=env, cwd=self.directory)
         except OSError as exc:
             with contextlib.suppress(OSError, EOFError):
                 channel.sendall_stderr(f"sandbox shell: {exc}\n".encode())
@@ -298,12 +320,12 @@ class SandboxShell:
 
     def close(self) -> None:
         self._closed.set()
-        if self._socket is not None:
+        for listener in self._sockets:
             with contextlib.suppress(OSError):  # wakes a blocked accept() on Linux; close() alone would not
-                self._socket.shutdown(socket.SHUT_RDWR)
-            self._socket.close()
-        if self._acceptor is not None:
-            self._acceptor.join(5)
+                listener.shutdown(socket.SHUT_RDWR)
+            listener.close()
+        for acceptor in self._acceptors:
+            acceptor.join(5)
         with self._lock:
             transports, self._transports = self._transports, []
         for transport in transports:

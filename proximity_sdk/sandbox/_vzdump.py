@@ -234,8 +234,7 @@ class VzdumpMixin:
                 stamp += 1  # two backups of one guest within a second: the next second's name
             lines.append(f"INFO: creating vzdump archive '{path}'")
             config = {k: val for k, val in ct.config.items() if k != "lock"}
-            files = self.container_files(vmid) if self.container_files is not None else None
-            path.write_bytes(_archive_bytes(config, files if files is not None and files.is_dir() else None))
+            await self._write_archive(ct, path, config)
         finally:
             ct.lock = None
             ct.config.pop("lock", None)
@@ -245,6 +244,15 @@ class VzdumpMixin:
         if self.on_archive is not None:
             self.on_archive(volid, str(path))
         return f"INFO: Finished Backup of VM {vmid} ({time.monotonic() - started:.0f}s)"
+
+    async def _write_archive(self, ct: Any, path: Path, config: dict[str, Any]) -> None:
+        """Write the archive file of ``ct`` (real mode writes the real root filesystem instead)."""
+        files = self.container_files(ct.vmid) if self.container_files is not None else None
+        path.write_bytes(_archive_bytes(config, files if files is not None and files.is_dir() else None))
+
+    def _archive_config(self, path: Path) -> dict[str, str]:
+        """The config stored in an archive (real mode reads compressed archives too)."""
+        return read_archive_config(path)
 
     # ------------------------------------------------------------- restore
 
@@ -256,7 +264,7 @@ class VzdumpMixin:
         vmid = int(v["vmid"])
         path = self.archive_path(volid)
         try:
-            archived = read_archive_config(path)
+            archived = self._archive_config(path)
         except FileNotFoundError:
             return await self._failed_restore(user, v, f"archive '{path}' does not exist")
         except (tarfile.TarError, OSError, UnicodeDecodeError) as exc:

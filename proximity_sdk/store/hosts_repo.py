@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from proximity_sdk.errors import AlreadyExistsError, ConflictError, NotFoundError, ValidationError
 from proximity_sdk.models.host import Host, HostAdd, HostCredentials, HostUpdate, Node
+from proximity_sdk.models.registries import RegistrySettings
 from proximity_sdk.models.ssh import SshAccess
 from proximity_sdk.store._common import Context, validate_request
 from proximity_sdk.store.crypto import SecretBox
@@ -237,6 +238,22 @@ class HostsRepository:
                 ca_pem=row.ca_pem,
                 ssh=self._ssh_with_key(row),
             )
+
+    def set_registries(self, id_or_name: str, registries: RegistrySettings | None) -> None:
+        """Replace the host's registry settings (None or empty: Docker's defaults), encrypted."""
+        with self._ctx.session(immediate=True) as s:
+            row = find_host(s, id_or_name)
+            row.registries = None if registries is None or registries.empty else \
+                self._ctx.box.encrypt(registries.stored())
+
+    def registries(self, id_or_name: str) -> RegistrySettings:
+        """The host's registry settings, decrypted (passwords stay ``SecretStr``)."""
+        with self._ctx.session() as s:
+            row = find_host(s, id_or_name)
+            if row.registries is None:
+                return RegistrySettings()
+            text = self._ctx.box.decrypt(row.registries, what=f"the registry settings of host {row.name!r}")
+            return RegistrySettings.model_validate_json(text)
 
     def _ssh_with_key(self, row: HostRow) -> SshAccess | None:
         if row.ssh is None:

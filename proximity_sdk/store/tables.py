@@ -142,6 +142,9 @@ class HostRow(_Timestamps, Base):
     # an SSH private key given as contents (not a path), Fernet ciphertext; ``ssh`` then has no key_file
     ssh_key: Mapped[str | None] = mapped_column(Text, info=SECRET)
     is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    # the container registries of the host's apps (RegistrySettings, credentials included) as
+    # Fernet-encrypted JSON; null: Docker's defaults
+    registries: Mapped[str | None] = mapped_column(Text, info=SECRET)
 
     nodes: Mapped[list[NodeRow]] = relationship(lazy="raise", passive_deletes=True)
 

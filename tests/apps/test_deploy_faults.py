@@ -72,6 +72,18 @@ def _never_healthy(px: Proximity, pve: HarnessPve, st: StandinState) -> None:
     px.settings.update(health_timeout_seconds=2)
 
 
+def _crash_looping(px: Proximity, pve: HarnessPve, st: StandinState) -> None:
+    # the port still answers (Docker's port proxy listens between restarts), but Docker keeps
+    # restarting the service: not healthy
+    st.script("docker", match="inspect --format {{.Name}}", stdout="/git-1-gitea-1 restarting 7 -\n")
+    px.settings.update(health_timeout_seconds=2)
+
+
+def _unhealthy_by_its_healthcheck(px: Proximity, pve: HarnessPve, st: StandinState) -> None:
+    st.script("docker", match="inspect --format {{.Name}}", stdout="/git-1-gitea-1 running 0 unhealthy\n")
+    px.settings.update(health_timeout_seconds=2)
+
+
 FAULTS: list[tuple[str, Fault, str]] = [
     ("place", _offline_node, "offline"),
     ("reserve", _pool_exhausted, "exhausted"),
@@ -84,7 +96,9 @@ FAULTS: list[tuple[str, Fault, str]] = [
     ("runtime", _runtime_install_fails, "no such package"),
     ("project", _push_fails, "failed to create file"),
     ("up", _compose_up_fails, "pull access denied"),
-    ("health", _never_healthy, "nothing listens on port 3000"),
+    ("health", _never_healthy, "unhealthy after 2 checks: port 3000 accepts no request"),
+    ("health", _crash_looping, "container git-1-gitea-1 is restarting (restarted 7 times)"),
+    ("health", _unhealthy_by_its_healthcheck, "container git-1-gitea-1 is unhealthy by its own healthcheck"),
 ]
 
 

@@ -176,7 +176,7 @@ def test_a_failed_health_check_restores_the_exact_prior_state(lab: Lab) -> None:
         op.wait(timeout=60)
     assert failed.value.step == "health"
     story = [e.message for e in events]
-    assert any("nothing listens on port 3000" in m for m in story)
+    assert any("unhealthy after 2 checks: port 3000 refuses connections" in m for m in story)
     assert any(m.startswith("restoring the safety backup") for m in story)
     assert any("is back as it was before the update" in m for m in story)
 

@@ -5,10 +5,18 @@
   ``PROXIMITY_STANDIN_STATE=<dir>/state``, which is a symlink the ``standin_state`` fixture
   re-points to a fresh directory for every test.
 - ``standin_state`` (function): a :class:`StandinState` for reading what the stand-ins recorded,
-  scripting their answers and looking into the stand-in containers (``<state>/ct/<vmid>``).
+  scripting their answers and looking into the stand-in containers (``<state>/ct/<vmid>``). When
+  the test also uses the ``pve`` fixture, that Proxmox writes its node table into the state, and
+  `pct` answers from it as on Proxmox: a container that does not exist fails, exec and push need a
+  running one (``set_status`` then has no effect: change the container in ``pve`` instead).
 - ``ssh_access``: an :class:`SshAccess` for the server, nodes ``pve1``/``pve2`` -> 127.0.0.1,
   a known_hosts file that trusts the test host key.
 - ``node_shell``: a :class:`NodeShell` on it (fresh state, closed after the test).
+- ``tabled_ssh_access`` / ``tabled_node_shell``: the same with each node at its own address
+  (``NODE_ADDRESSES``: the sshd listens on all of them) and the ``pve`` fixture writing its node
+  table into the test's state, so `pct` answers as on Proxmox: only for containers that exist on
+  that node, exec and push only into running ones (see ``proximity_sdk/sandbox/_real/_table.py``).
+  Plain ``node_shell`` without ``pve`` keeps the old rule (every container exists and runs).
 
 How the stand-ins work (recording format, containers as chroots, failure rules) is described in
 ``proximity_sdk/sandbox/standins/_standin.py`` and ``_pct.py``. The sshd runs as the current user (root
@@ -29,6 +37,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,11 +45,15 @@ import proximity_sdk.sandbox
 from proximity_sdk.models.ssh import SshAccess
 from proximity_sdk.proxmox.shell import NodeShell
 
-__all__ = ["node_shell", "ssh_access", "sshd", "standin_state"]
+__all__ = ["NODE_ADDRESSES", "node_shell", "ssh_access", "sshd", "standin_state", "tabled_node_shell",
+           "tabled_ssh_access"]
 
 SSHD = "/usr/sbin/sshd"
 STANDINS = Path(proximity_sdk.sandbox.__file__).resolve().parent / "standins"
 NODES = ("pve1", "pve2", "pve3")
+#: each node's own loopback address: the sshd answers on all of them, and the `pct` stand-in tells
+#: the nodes apart by the address its SSH connection came to (``node_addresses`` of the node table)
+NODE_ADDRESSES = {"pve1": "127.0.0.1", "pve2": "127.0.0.2", "pve3": "127.0.0.3"}
 
 
 @dataclass(frozen=True)
@@ -133,7 +146,7 @@ def start_sshd(
         config.write_text(
             "\n".join(
                 [
-                    f"ListenAddress 127.0.0.1:{chosen}",
+                    *(f"ListenAddress {address}:{chosen}" for address in NODE_ADDRESSES.values()),
                     f"HostKey {host_key}",
                     f"PidFile {workdir / 'sshd.pid'}",
                     f"AuthorizedKeysFile {workdir / 'authorized_keys'}",
@@ -163,7 +176,9 @@ def start_sshd(
             )
         if _wait_ready(chosen, process, log):
             known_hosts = workdir / "known_hosts"
-            known_hosts.write_text(f"[127.0.0.1]:{chosen} {host_public}\n")
+            known_hosts.write_text(
+                "".join(f"[{address}]:{chosen} {host_public}\n" for address in NODE_ADDRESSES.values())
+            )
             return Sshd(
                 host="127.0.0.1",
                 port=chosen,
@@ -283,9 +298,16 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
 
 
 @pytest.fixture
-def standin_state(sshd: Sshd, tmp_path: Path) -> Iterator[StandinState]:
+def standin_state(request: pytest.FixtureRequest, sshd: Sshd, tmp_path: Path) -> Iterator[StandinState]:
     state = tmp_path / "standin-state"
     state.mkdir()
+    if "pve" in request.fixturenames:
+        # `pct` answers from the test's Proxmox (issue 14): only containers that exist, exec and
+        # push only into running ones. Every node is 127.0.0.1 here, so it cannot tell the nodes
+        # apart; the tabled_* fixtures give each node its own address for that.
+        fake = request.getfixturevalue("pve")
+        fake.node_table = state / "nodes.json"
+        fake.write_node_table()
     # Re-point the link atomically: a new link, renamed over the old one.
     fresh = sshd.workdir / f"state.{os.getpid()}.new"
     with contextlib.suppress(FileNotFoundError):
@@ -320,4 +342,28 @@ def ssh_access(sshd: Sshd) -> SshAccess:
 @pytest.fixture
 def node_shell(ssh_access: SshAccess, standin_state: StandinState) -> Iterator[NodeShell]:
     with NodeShell(ssh_access) as shell:
+        yield shell
+
+
+@pytest.fixture
+def tabled_ssh_access(pve: Any, sshd: Sshd, standin_state: StandinState) -> SshAccess:
+    for node in NODE_ADDRESSES:
+        if node not in pve.nodes:
+            pve.add_node(node)
+    pve.node_table = standin_state.path / "nodes.json"
+    pve.node_addresses = {address: node for node, address in NODE_ADDRESSES.items()}
+    pve.write_node_table()
+    return SshAccess(
+        user=sshd.user,
+        port=sshd.port,
+        key_file=str(sshd.client_key),
+        known_hosts=str(sshd.known_hosts),
+        addresses=dict(NODE_ADDRESSES),
+        connect_timeout=10,
+    )
+
+
+@pytest.fixture
+def tabled_node_shell(tabled_ssh_access: SshAccess) -> Iterator[NodeShell]:
+    with NodeShell(tabled_ssh_access) as shell:
         yield shell

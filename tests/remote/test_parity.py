@@ -32,6 +32,10 @@ NOT_REMOTE: dict[str, str] = {
     "catalog.trusted_sources": "agent setting",
     # the agent exports it as the metric proximity_janitor_stuck_leftovers
     "maintenance.stuck_leftovers": "agent metric",
+    # issue 13: the agent's API has no registry settings yet; set them with the SDK or CLI on the
+    # agent's own store (Proximity.local on the agent's database)
+    "hosts.set_registries": "no RPC for registry settings yet",
+    "hosts.registries": "no RPC for registry settings yet",
 }
 # Dunder methods of the local namespaces that the remote ones must offer too (`"x" in px.catalog`, ...).
 DUNDERS = ("__contains__", "__len__", "__iter__")

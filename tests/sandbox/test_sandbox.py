@@ -108,6 +108,7 @@ def test_pct_exec_works_for_a_user_without_privileges() -> None:
     """A user runs the sandbox on a laptop: `pct exec` enters the container in a user namespace."""
     sb = Sandbox.start()  # in the system temp directory, which another user can reach
     try:
+        sb.pve.add_ct(150, node="pve1", status="running")  # `pct` acts on the node's own containers only
         subprocess.run(["chown", "-R", "nobody", str(sb.directory)], check=True)
         env = {**sb.shell.environment()}
         out = subprocess.run(

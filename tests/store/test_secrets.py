@@ -94,6 +94,7 @@ def test_every_secret_like_column_is_marked_for_rotation() -> None:
         ("settings", "key_check"),
         ("hosts", "secret"),
         ("hosts", "ssh_key"),
+        ("hosts", "registries"),
         ("apps", "root_password"),
         ("app_secrets", "value"),
         ("backup_targets", "options"),

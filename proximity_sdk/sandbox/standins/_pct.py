@@ -13,6 +13,17 @@ A container ``<vmid>`` is the directory ``<state>/ct/<vmid>``, made on first use
   between the node and the container dir, with the real command's rules and messages (the
   parent directory must exist; perms are octal by default).
 - ``pct status <vmid>`` prints ``status: <status>``.
+
+With a node table (``<state>/nodes.json``, written by the sandbox's Proxmox, see
+``proximity_sdk/sandbox/_real/_table.py``) ``pct`` answers from the containers of the node it runs
+on (found from the server address in ``SSH_CONNECTION``), as pve-container's ``pct.pm`` does:
+exec into an absent container or one on another node fails with ``Configuration file
+'nodes/<node>/lxc/<vmid>.conf' does not exist``, into a stopped one with ``container '<vmid>' not
+running!`` (both exit 255), push and pull need a running container; ``pct list`` and ``pct config``
+read the table. In real mode (``"real": true``) the containers are LXC containers: status is
+``lxc-info``'s, exec is ``lxc-attach`` (``--keep-env`` by default as PVE 8/9's ``pct exec``, with
+the node's root PATH; ``--keep-env 0`` clears it), push and pull open the files inside the
+container's mount namespace, as ``pct push``/``pull`` do.
 """
 
 from __future__ import annotations
@@ -72,7 +83,76 @@ def container_root(state: str, vmid: str) -> str:
     return root
 
 
+_ROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # a PVE node's root PATH
+
+
+def _table(state: str) -> dict | None:
+    path = os.path.join(state, "nodes.json")
+    if not os.path.exists(path):
+        return None
+    import json
+
+    with open(path, encoding="utf-8") as fh:
+        table: dict = json.load(fh)
+    return table
+
+
+def _this_node(table: dict) -> str | None:
+    """The node whose shell this is (None: its address stands for several nodes, or is unknown)."""
+    connection = os.environ.get("SSH_CONNECTION", "").split()
+    if len(connection) < 3:
+        return None
+    addresses: dict[str, str] = table.get("addresses") or {}
+    return addresses.get(connection[2])
+
+
+def _entry(table: dict, vmid: str) -> dict | None:
+    """The container as this node knows it; dies as pct does when the node has no such container."""
+    node = _this_node(table)
+    for name, cts in (table.get("nodes") or {}).items():
+        if vmid in cts and (node is None or name == node):
+            entry: dict = dict(cts[vmid], node=name)
+            if table.get("real") and entry.get("lxc"):
+                entry["status"] = _lxc_state(entry["lxc"])
+            return entry
+    _die(f"Configuration file 'nodes/{node or 'localhost'}/lxc/{vmid}.conf' does not exist")
+    return None
+
+
+def _lxc_state(name: str) -> str:
+    import subprocess
+
+    result = subprocess.run(["lxc-info", "-n", name, "-sH"], capture_output=True, text=True, check=False)
+    return "running" if result.stdout.strip() in ("RUNNING", "FROZEN") else "stopped"
+
+
+def _lxc_pid(name: str) -> int:
+    import subprocess
+
+    result = subprocess.run(["lxc-info", "-n", name, "-pH"], capture_output=True, text=True, check=False)
+    text = result.stdout.strip()
+    if not text.isdigit():
+        _die(f"unable to get PID for CT {name}")
+    return int(text)
+
+
+def _enter_namespace(pid: int) -> None:
+    """Join the container's mount namespace, as pct push/pull do (PVE::Tools::setns)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY)
+    if libc.setns(fd, 0x00020000) != 0:
+        _die("failed to enter the container's mount namespace")
+    os.close(fd)
+    os.chdir("/")
+
+
 def _status(state: str, vmid: str) -> str:
+    table = _table(state)
+    if table is not None:
+        entry = _entry(table, vmid)
+        return str(entry["status"]) if entry else "stopped"
     try:
         with open(os.path.join(state, "ct-status", vmid), encoding="utf-8") as fh:
             return fh.read().strip() or "running"
@@ -160,13 +240,29 @@ def _create(path: str, opts: dict[str, str], *, shown: str) -> int:
 def _exec(state: str, args: list[str]) -> None:
     if not args:
         _die("400 not enough arguments\npct exec <vmid> [<extra-args>]")
+    keep_env = True  # pct exec's default (pct.pm: keep-env defaults to 1)
+    while len(args) > 1 and args[1].startswith("--keep-env"):
+        value = args[1].partition("=")[2]
+        if not value:
+            value, args = (args[2], args[:1] + args[3:]) if len(args) > 2 else ("1", args[:1])
+        else:
+            args = args[:1] + args[2:]
+        keep_env = value not in ("0", "false", "no", "off")
     vmid = _vmid(args[0])
     command = args[1:]
     if command[:1] == ["--"]:
         command = command[1:]
     if not command:
         _die("missing command")
-    if _status(state, vmid) != "running":
+    table = _table(state)
+    if table is not None:
+        entry = _entry(table, vmid)
+        assert entry is not None
+        if entry["status"] != "running":
+            _die(f"container '{vmid}' not running!")
+        if table.get("real"):
+            _attach(entry["lxc"], command, keep_env=keep_env)
+    elif _status(state, vmid) != "running":
         _die(
             f"lxc-attach: {vmid}: attach.c: get_attach_context: 405 Connection refused - "
             "Failed to get init pid",
@@ -189,6 +285,94 @@ def _exec(state: str, args: list[str]) -> None:
             f"{exc.strerror}",
             127,
         )
+
+
+def _attach(name: str, command: list[str], *, keep_env: bool) -> None:
+    """Run the command in the real container, as pct exec does: lxc-attach, exit status kept."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("PROXIMITY_STANDIN_") and k not in ("SSL_CERT_FILE", "SSL_CERT_DIR")}
+    env["PATH"] = _ROOT_PATH
+    argv = ["lxc-attach", "-n", name, "--keep-env" if keep_env else "--clear-env", "--", *command]
+    try:
+        os.execvpe("lxc-attach", argv, env)  # noqa: S606 - the container's command, as a vector
+    except OSError as exc:
+        _die(f"pct: lxc-attach: {exc.strerror}", 255)
+
+
+def _real_push(name: str, src: str, dest: str, opts: dict[str, str]) -> None:
+    import shutil  # noqa: F401 - before the namespace switch: the host's modules are not visible after it
+
+    try:
+        source = open(src, "rb")  # noqa: SIM115 - closed below
+    except OSError:
+        _die(f"failed to open {src} for reading")
+    with source:
+        _enter_namespace(_lxc_pid(name))
+        fd = _create(dest, opts, shown=dest)
+        with os.fdopen(fd, "wb") as target:
+            _copy(source, target)
+
+
+def _real_pull(name: str, path: str, dest: str, opts: dict[str, str]) -> None:
+    import shutil  # noqa: F401 - before the namespace switch: the host's modules are not visible after it
+
+    pid = _lxc_pid(name)
+    fd = _create(dest, opts, shown=dest)
+    with os.fdopen(fd, "wb") as target:
+        _enter_namespace(pid)
+        try:
+            source = open(path, "rb")  # noqa: SIM115 - closed by the with below
+        except OSError as exc:
+            _die(f"failed to open {path}: {exc.strerror}")
+        with source:
+            _copy(source, target)
+
+
+def _real_entry(state: str, vmid: str) -> dict | None:
+    """The real container's table entry when the node is real, else None."""
+    table = _table(state)
+    if table is None or not table.get("real"):
+        return None
+    node = _this_node(table)
+    for name, cts in (table.get("nodes") or {}).items():
+        if vmid in cts and (node is None or name == node):
+            return dict(cts[vmid], node=name)
+    return {}
+
+
+def _list(state: str) -> None:
+    table = _table(state)
+    if table is None:
+        _die("pct list: no node table in this sandbox")
+    assert table is not None
+    node = _this_node(table)
+    rows = []
+    for name, cts in sorted((table.get("nodes") or {}).items()):
+        if node is not None and name != node:
+            continue
+        for vmid, entry in cts.items():
+            status = _lxc_state(entry["lxc"]) if table.get("real") and entry.get("lxc") else entry["status"]
+            rows.append((int(vmid), status, entry.get("lock", ""), entry.get("config", {}).get("hostname", "")))
+    print(f"{'VMID':<10} {'Status':<10} {'Lock':<12} Name")
+    for vmid_number, status, lock, hostname in sorted(rows):
+        print(f"{vmid_number:<10} {status:<10} {lock:<12} {hostname}")
+
+
+def _config(state: str, rest: list[str]) -> None:
+    if len(rest) != 1:
+        _die("400 wrong number of arguments\npct config <vmid> [OPTIONS]")
+    vmid = _vmid(rest[0])
+    table = _table(state)
+    if table is None:
+        _die("pct config: no node table in this sandbox")
+    assert table is not None
+    entry = _entry(table, vmid)
+    assert entry is not None
+    for key, value in sorted(entry.get("config", {}).items()):
+        if key != "lock":
+            print(f"{key}: {value}")
+    if entry.get("lock"):
+        print(f"lock: {entry['lock']}")
 
 
 def _enter(root: str, state: str) -> None:
@@ -241,6 +425,12 @@ def _push(state: str, args: list[str]) -> None:
     usage = "pct push <vmid> <file> <destination> [OPTIONS]"
     (raw_vmid, src, dest), opts = _options(args, 3, usage)
     vmid = _vmid(raw_vmid)
+    real = _real_entry(state, vmid)
+    if real is not None:
+        if not real or _lxc_state(real["lxc"]) != "running":
+            _die("can only push files to a running CT")
+        _real_push(real["lxc"], src, dest, opts)
+        return
     if _status(state, vmid) != "running":
         _die("can only push files to a running CT")
     root = container_root(state, vmid)
@@ -258,6 +448,12 @@ def _pull(state: str, args: list[str]) -> None:
     usage = "pct pull <vmid> <path> <destination> [OPTIONS]"
     (raw_vmid, path, dest), opts = _options(args, 3, usage)
     vmid = _vmid(raw_vmid)
+    real = _real_entry(state, vmid)
+    if real is not None:
+        if not real or _lxc_state(real["lxc"]) != "running":
+            _die("can only pull files from a running VM")
+        _real_pull(real["lxc"], path, dest, opts)
+        return
     if _status(state, vmid) != "running":
         _die("can only pull files from a running VM")
     root = container_root(state, vmid)
@@ -289,6 +485,10 @@ def main(args: list[str]) -> None:
             _die("400 wrong number of arguments\npct status <vmid>")
         vmid = _vmid(rest[0])
         print(f"status: {_status(state, vmid)}")
+    elif command == "list":
+        _list(state)
+    elif command == "config":
+        _config(state, rest)
     else:
         _die(f"ERROR: unknown command 'pct {command}'\nUSAGE: pct <COMMAND> [ARGS] [OPTIONS]")
     raise SystemExit(0)

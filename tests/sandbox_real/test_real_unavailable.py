@@ -1,0 +1,69 @@
+"""Real mode where the machine cannot run real containers: a clear error before anything starts.
+
+No real node needed: what the machine lacks is simulated (``_lxc.missing``), so these run everywhere.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from proximity_sdk.cli import main
+from proximity_sdk.sandbox import RealNodeUnavailableError, Sandbox
+from proximity_sdk.sandbox._real import _lxc
+
+LACKS = ["real mode runs privileged LXC containers: run it as root",
+         "missing lxc-start, lxc-attach: apt-get install lxc zstd (or run scripts/real-node)"]
+
+
+@pytest.fixture
+def no_real_node(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_lxc, "missing", lambda: list(LACKS))
+
+
+def _sandbox_dirs() -> set[Path]:
+    return set(Path(tempfile.gettempdir()).glob("proximity-sandbox-*"))
+
+
+@pytest.mark.usefixtures("no_real_node")
+def test_sandbox_start_refuses_before_starting_anything() -> None:
+    before = _sandbox_dirs()
+    with pytest.raises(RealNodeUnavailableError) as caught:
+        Sandbox.start(real=True)
+    text = str(caught.value)
+    assert "run it as root" in text and "apt-get install lxc" in text
+    assert "scripts/real-node" in (caught.value.hint or "")
+    assert _sandbox_dirs() == before  # no directory, no server, no shell was made
+
+
+@pytest.mark.usefixtures("no_real_node")
+def test_cli_sandbox_real_names_what_to_install(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["sandbox", "--real", "--once"])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert "cannot run real containers" in err and "run it as root" in err
+    assert "scripts/real-node" in err
+
+
+def test_missing_names_each_lack(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(_lxc.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(_lxc.shutil, "which", lambda tool: None if tool == "lxc-attach" else f"/usr/bin/{tool}")
+    monkeypatch.setattr(_lxc, "BRIDGE", "px-no-such-bridge")
+    problems = _lxc.missing()
+    assert problems[0] == "real mode runs privileged LXC containers: run it as root"
+    assert problems[1].startswith("missing lxc-attach: apt-get install")
+    assert "no bridge px-no-such-bridge" in problems[2] and "lxc-net start" in problems[2]
+
+
+@pytest.mark.usefixtures("no_real_node")
+def test_the_real_node_tier_skips_only_outside_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.harness.real_node import require_real_node
+
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="run it as root"):
+        require_real_node()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI is set: the real_node tier must run, not skip"):
+        require_real_node()
