@@ -15,6 +15,7 @@ from proximity_sdk.errors import AlreadyExistsError, NotFoundError, ValidationEr
 from proximity_sdk.models.app import App, AppStatus, Port
 from proximity_sdk.models.resources import Resources
 from proximity_sdk.store._common import Context, validate_request
+from proximity_sdk.store._keyset import Cursor, after_cursor
 from proximity_sdk.store.base import utcnow
 from proximity_sdk.store.hosts_repo import find_host
 from proximity_sdk.store.tables import AppRow, AppSecretRow, PortRow
@@ -227,15 +228,21 @@ class AppsRepository:
         owner_id: str | None = None,
         offset: int = 0,
         limit: int = 100,
+        after: Cursor | None = None,
     ) -> list[App]:
         """One page of apps, oldest first (stable across pages). ``search`` matches hostname or
-        catalog id, case-insensitively. No secrets in the results."""
+        catalog id, case-insensitively. No secrets in the results. ``after`` (the
+        ``(created_at, id)`` of the previous page's last app) seeks by the index instead of
+        skipping ``offset`` rows: give one or the other."""
         if offset < 0:
             raise ValidationError(f"offset must be 0 or more, got {offset}", field="offset")
         if not 1 <= limit <= MAX_PAGE_SIZE:
             raise ValidationError(f"limit must be 1..{MAX_PAGE_SIZE}, got {limit}", field="limit")
+        if after is not None and offset:
+            raise ValidationError("give offset or after, not both", field="after")
         with self._ctx.session() as s:
             query = self._filtered(s, status=status, search=search, host_id=host_id, owner_id=owner_id)
+            query = after_cursor(query, AppRow.created_at, AppRow.id, after, newest_first=False, id_descending=False)
             query = query.options(selectinload(AppRow.ports)).order_by(AppRow.created_at, AppRow.id)
             return [_app(r) for r in s.execute(query.offset(offset).limit(limit)).scalars()]
 
