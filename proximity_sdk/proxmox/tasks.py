@@ -62,7 +62,10 @@ class PollPolicy:
     ``early`` seconds (an instant failure is still seen at once); then polls halve the way
     to ``(1 - margin) x low`` and, from there until ``2 x high``, come every ``late_ratio``
     x the time waited (never closer than ``min_delay``, never wider than ``late_cap`` when
-    set); past ``2 x high`` the no-history schedule takes over again.
+    set); past ``2 x high`` the no-history schedule takes over again. A kind whose recent
+    lengths spread wider than ``spread`` x (longest over shortest, e.g. backups of guests of
+    any size) is polled as if it had no history: a dense window that wide would cost more
+    polls than it saves.
 
     Trade-off (bench/task_wait.py, tasks varying +-30% around their usual length): the
     default sees a task within 4.5% of its length (plus one request's latency) at about
@@ -82,6 +85,7 @@ class PollPolicy:
     late_ratio: float = 0.045
     late_cap: float | None = None
     min_delay: float = 0.015
+    spread: float = 3.0
 
     def __post_init__(self) -> None:
         if not (0 < self.first <= self.fast_cap <= self.cap and self.factor >= 1 and self.ratio > 0):
@@ -94,16 +98,17 @@ class PollPolicy:
             and self.late_ratio > 0
             and 0 < self.min_delay <= self.cap
             and (self.late_cap is None or self.late_cap >= self.min_delay)
+            and self.spread >= 1
         ):
             raise ValidationError(
                 "poll policy needs early >= 0, 0 <= margin < 1, late_ratio > 0, "
-                "0 < min_delay <= cap and late_cap (when set) >= min_delay",
+                "0 < min_delay <= cap, late_cap (when set) >= min_delay and spread >= 1",
                 field="poll",
             )
 
     def next_delay(self, previous: float | None, elapsed: float, expected: Expected | None = None) -> float:
         """Seconds to sleep before the next poll, ``elapsed`` seconds into the wait."""
-        if expected is None or elapsed >= 2 * expected.high:
+        if expected is None or elapsed >= 2 * expected.high or expected.high > self.spread * expected.low:
             return self._unknown(previous, elapsed)
         dense = max(self.min_delay, self.late_ratio * elapsed)
         if self.late_cap is not None:

@@ -92,6 +92,14 @@ def test_past_twice_the_usual_end_the_policy_backs_off() -> None:
     assert max(gaps_late) == policy.cap  # an outlier that runs on is polled like an unknown task
 
 
+def test_a_kind_of_widely_varying_length_is_polled_as_unknown() -> None:
+    policy = PollPolicy()
+    wide = Expected(low=2.0, high=60.0, samples=10)  # e.g. backups of guests of any size
+    assert _wait(policy, 40.0, wide)[2] == _wait(policy, 40.0, None)[2]
+    narrow = Expected(low=30.0, high=50.0, samples=10)
+    assert _wait(policy, 40.0, narrow)[2] != _wait(policy, 40.0, None)[2]
+
+
 def test_new_policy_fields_are_checked() -> None:
     with pytest.raises(ValidationError, match="late_ratio"):
         PollPolicy(late_ratio=0)
@@ -99,6 +107,8 @@ def test_new_policy_fields_are_checked() -> None:
         PollPolicy(margin=1.0)
     with pytest.raises(ValidationError, match="late_cap"):
         PollPolicy(late_cap=0.001)
+    with pytest.raises(ValidationError, match="spread"):
+        PollPolicy(spread=0.5)
 
 
 def test_wait_task_learns_the_length_and_notices_the_next_task_sooner(
