@@ -98,6 +98,46 @@ def _app(row: AppRow) -> App:
     )
 
 
+def _app_of_row(row: Any, ports: Sequence[Port]) -> App:
+    """``_app`` for a plain result row of the apps table (lists)."""
+    return App(
+        id=row.id,
+        hostname=row.hostname,
+        status=row.status,
+        host_id=row.host_id,
+        catalog_id=row.catalog_id,
+        catalog_version=row.catalog_version,
+        owner_id=row.owner_id,
+        node=row.node,
+        vmid=row.vmid,
+        address=row.address,
+        url=row.url,
+        resources=Resources(cores=row.cores, memory_mb=row.memory_mb, swap_mb=row.swap_mb, disk_gb=row.disk_gb),
+        ports=tuple(ports),
+        config=row.config,
+        adopted=row.adopted,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        status_changed_at=row.status_changed_at,
+    )
+
+
+_IN_CHUNK = 500  # ids per IN (...): well under every database's bound-parameter limit
+
+
+def _ports_of(s: Session, app_ids: Sequence[str]) -> dict[str, list[Port]]:
+    """The ports of these apps, in the order ``AppRow.ports`` gives them (by port row id)."""
+    table = PortRow.__table__
+    found: dict[str, list[Port]] = {}
+    for start in range(0, len(app_ids), _IN_CHUNK):
+        chunk = app_ids[start:start + _IN_CHUNK]
+        query = (select(table.c.app_id, table.c.service, table.c.port, table.c.protocol)
+                 .where(table.c.app_id.in_(chunk)).order_by(table.c.id))
+        for p in s.execute(query):
+            found.setdefault(p.app_id, []).append(Port(service=p.service, port=p.port, protocol=p.protocol))
+    return found
+
+
 def _set_resources(row: AppRow, resources: Resources) -> None:
     row.cores, row.memory_mb = resources.cores, resources.memory_mb
     row.swap_mb, row.disk_gb = resources.swap_mb, resources.disk_gb
@@ -243,8 +283,11 @@ class AppsRepository:
         with self._ctx.session() as s:
             query = self._filtered(s, status=status, search=search, host_id=host_id, owner_id=owner_id)
             query = after_cursor(query, AppRow.created_at, AppRow.id, after, newest_first=False, id_descending=False)
-            query = query.options(selectinload(AppRow.ports)).order_by(AppRow.created_at, AppRow.id)
-            return [_app(r) for r in s.execute(query.offset(offset).limit(limit)).scalars()]
+            # Plain rows, not ORM objects: a page of 100 costs about a third less (bench/agent.py).
+            query = query.with_only_columns(*AppRow.__table__.c).order_by(AppRow.created_at, AppRow.id)
+            rows = s.execute(query.offset(offset).limit(limit)).all()
+            ports = _ports_of(s, [r.id for r in rows])
+            return [_app_of_row(r, ports.get(r.id, ())) for r in rows]
 
     def count(
         self,
