@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import inspect
 import io
 import json
 import pstats
@@ -207,6 +208,8 @@ def _list_costs(px: Proximity, db: sqlite3.Connection, apps: int) -> dict[str, A
     index on the sort key, by OFFSET and by keyset (WHERE (created_at, id) > last seen)."""
     last = max(0, apps - 100)
     page = "SELECT * FROM apps ORDER BY created_at, id LIMIT 100 OFFSET ?"
+    before = px.store.apps.list(offset=max(0, last - 1), limit=1)[0]
+    cursor = (before.created_at, before.id)
     costs: dict[str, Any] = {
         "store.apps.list page of 100 at offset 0": _per_call_ms(lambda: px.store.apps.list(offset=0, limit=100), 10),
         f"store.apps.list page of 100 at offset {last}": _per_call_ms(
@@ -215,6 +218,9 @@ def _list_costs(px: Proximity, db: sqlite3.Connection, apps: int) -> dict[str, A
         f"plain sqlite3: page at offset {last}": _per_call_ms(lambda: db.execute(page, (last,)).fetchall(), 10),
         "query plan": [row[-1] for row in db.execute("EXPLAIN QUERY PLAN " + page, (last,))],
     }
+    if "after" in inspect.signature(px.store.apps.list).parameters:  # keyset paging (issue 18)
+        costs[f"store.apps.list page of 100 after app {last} (keyset)"] = _per_call_ms(
+            lambda: px.store.apps.list(after=cursor, limit=100), 10)
     copy = sqlite3.connect(":memory:", isolation_level=None)
     try:
         db.backup(copy)

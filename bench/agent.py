@@ -60,7 +60,8 @@ from proximity_sdk.models.resources import Resources
 from proximity_sdk.store.apps_repo import AppCreate
 from proximity_sdk.store.tables import AppRow, PortRow
 
-GOALS = {"get_app_p99_ms_max": 10.0, "idle_rss_mb_max": 120.0}
+GOALS = {"get_app_p99_ms_max": 5.0, "get_app_8_clients_p99_ms_max": 15.0, "list_page_p99_ms_max": 15.0,
+         "list_all_ms_max": 400.0, "idle_rss_mb_max": 120.0}  # issue 18 (GetApp p99 was 10 ms before)
 NODES = ("pve1", "pve2", "pve3")
 # a realistic record: deploy keeps the rendered compose file (~1.5 KB) in the app's config
 COMPOSE = "services:\n" + "".join(
@@ -420,6 +421,10 @@ def main() -> None:
                    "database": "sqlite"},
         "goals": GOALS,
         "met": {"get_app_p99_ms": p99 < GOALS["get_app_p99_ms_max"],
+                "get_app_8_clients_p99_ms": get_app[f"{args.threads} threads"]["p99"]
+                < GOALS["get_app_8_clients_p99_ms_max"],
+                "list_page_p99_ms": list_apps["page_ms"]["p99"] < GOALS["list_page_p99_ms_max"],
+                "list_all_ms": list_apps["listing_ms"]["max"] < GOALS["list_all_ms_max"],
                 "idle_rss_mb": idle["rss_mb"] < GOALS["idle_rss_mb_max"]},
         "seed_s": round(seed_s, 1),
         "memory": {"startup_rss_mb": startup, "imports_rss_mb": import_rss(),

@@ -9,6 +9,11 @@ whatever the servicer raises to a status code (``status.py``).
 Roles: admins do everything. Members see and act on their own apps, backups, credentials and
 operations; another member's resources answer NOT_FOUND, exactly like ids that do not exist, so
 a member learns nothing about what others own. Admin-only calls answer PERMISSION_DENIED.
+
+A token that authenticated is trusted again without a store lookup for
+:data:`TOKEN_CACHE_SECONDS` (:class:`TokenCache`): a revocation, expiry, disabled user or role
+change made anywhere (another agent, the CLI) is honoured within that time; one made through
+this agent's own UpdateUser or RevokeToken empties the cache at once.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import enum
+import hashlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -30,9 +37,11 @@ from proximity_sdk.models.user import Role, User
 
 __all__ = [
     "POLICY",
+    "TOKEN_CACHE_SECONDS",
     "Access",
     "AuthInterceptor",
     "Caller",
+    "TokenCache",
     "bootstrap_admin_token",
     "current_caller",
     "hidden",
@@ -179,17 +188,63 @@ def bearer_token(metadata: Any) -> str:
 Authenticator = Callable[[str], Awaitable[User | None]]
 
 
+TOKEN_CACHE_SECONDS = 0.5
+# Calls after which a cached user may be wrong: they change users or tokens through this agent.
+_USER_WRITES = frozenset({"/proximity.v1.UserService/UpdateUser", "/proximity.v1.UserService/RevokeToken"})
+
+
+class TokenCache:
+    """An :data:`Authenticator` that remembers, for ``seconds``, who a token belonged to.
+
+    Only successes are kept (a token created a moment ago works at once), by the token's
+    SHA-256 (the token itself is not kept), at most ``max_entries`` (the oldest go first). An
+    entry's age counts from before its lookup began, so a change committed during the lookup
+    is still honoured within ``seconds``. Runs on the event loop: no lock needed.
+    """
+
+    def __init__(self, authenticate: Authenticator, *, seconds: float = TOKEN_CACHE_SECONDS,
+                 max_entries: int = 4096, clock: Callable[[], float] = time.monotonic) -> None:
+        self._authenticate = authenticate
+        self._seconds = seconds
+        self._max = max_entries
+        self._clock = clock
+        self._entries: dict[bytes, tuple[float, User]] = {}
+        self.lookups = 0  # store lookups made (for tests and benches)
+
+    async def __call__(self, token: str) -> User | None:
+        key = hashlib.sha256(token.encode()).digest()
+        began = self._clock()
+        hit = self._entries.get(key)
+        if hit is not None and began - hit[0] < self._seconds:
+            return hit[1]
+        self.lookups += 1
+        user = await self._authenticate(token)
+        self._entries.pop(key, None)
+        if user is not None:
+            while len(self._entries) >= self._max:
+                del self._entries[next(iter(self._entries))]
+            self._entries[key] = (began, user)
+        return user
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
 class AuthInterceptor(aio.ServerInterceptor):
     """Authenticates and authorizes every call, and turns exceptions into status codes."""
 
-    def __init__(self, authenticate: Authenticator) -> None:
-        self._authenticate = authenticate
+    def __init__(self, authenticate: Authenticator, *, token_cache_seconds: float = TOKEN_CACHE_SECONDS) -> None:
+        self.tokens: TokenCache | None = (
+            TokenCache(authenticate, seconds=token_cache_seconds) if token_cache_seconds > 0 else None)
+        self._authenticate: Authenticator = self.tokens or authenticate
 
     async def intercept_service(self, continuation: Any, handler_call_details: grpc.HandlerCallDetails) -> Any:
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
         method: str = handler_call_details.method
+        if method in _USER_WRITES and self.tokens is not None and handler.unary_unary is not None:
+            handler = _clearing_after(handler, self.tokens)
         access = policy_for(method)
         if access is Access.PUBLIC:
             return handler
@@ -206,6 +261,18 @@ class AuthInterceptor(aio.ServerInterceptor):
         if access is Access.ADMIN:
             caller.require_admin(f"call {method.rsplit('/', 1)[-1]}")
         _CALLER.set(caller)
+
+
+def _clearing_after(handler: Any, tokens: TokenCache) -> Any:
+    inner = handler.unary_unary
+
+    async def unary(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
+        try:
+            return await inner(request, context)
+        finally:  # after the change is committed, so no lookup racing it is kept
+            tokens.clear()
+
+    return handler._replace(unary_unary=unary)
 
 
 async def _abort(context: aio.ServicerContext[Any, Any], exc: BaseException, method: str) -> None:

@@ -8,13 +8,15 @@ from collections.abc import Callable, Iterator
 
 from proximity_agent import convert
 from proximity_agent.auth import current_caller, hidden
-from proximity_agent.servicers._base import Backend, page_request
+from proximity_agent.servicers._base import MAX_PAGE_SIZE, Backend
+from proximity_agent.servicers._keyset import keyset_request
 from proximity_agent.status import CallerNotAllowed
 from proximity_sdk._pb.proximity.v1 import apps_pb2, apps_pb2_grpc, operations_pb2
 from proximity_sdk.errors import AlreadyExistsError
 from proximity_sdk.models.app import App
 from proximity_sdk.models.update import AppUpdate, UpdateWindow
 from proximity_sdk.operations.handle import OperationHandle
+from proximity_sdk.store._keyset import Cursor
 
 __all__ = ["AppServicer"]
 
@@ -205,23 +207,28 @@ class AppServicer(apps_pb2_grpc.AppServiceServicer):
                 raise CallerNotAllowed("members list their own apps only; leave owner_id empty")
             owner = caller.id
         status = convert.app_status_from_pb(request.status)
-        page = page_request(request.page_size, request.page_token, method="ListApps",
-                            filters=(status, request.search, request.host, owner))
+        page = keyset_request(request.page_size, request.page_token, method="ListApps",
+                              filters=(status, request.search, request.host, owner))
         repo = self._b.px.store.apps
 
         def fetch() -> tuple[list[App], bool]:
             # `host` is an id or a name, as everywhere
             host_id = self._b.px.hosts.get(request.host).id if request.host else None
-            query = dict(status=status, search=request.search or None, host_id=host_id, owner_id=owner)
-            apps = repo.list(**query, offset=page.offset, limit=page.size)
-            # a full page: one more row tells whether another page follows
-            more = len(apps) == page.size and bool(
-                repo.list(**query, offset=page.offset + page.size, limit=1))
-            return apps, more
+            def rows(after: Cursor | None, limit: int) -> list[App]:
+                return repo.list(status=status, search=request.search or None, host_id=host_id, owner_id=owner,
+                                 after=after, limit=limit)
+
+            if page.size < MAX_PAGE_SIZE:  # one more row tells whether another page follows
+                apps = rows(page.after, page.size + 1)
+                return apps[:page.size], len(apps) > page.size
+            apps = rows(page.after, page.size)
+            last = (apps[-1].created_at, apps[-1].id) if len(apps) == page.size else None
+            return apps, bool(last and rows(last, 1))
 
         apps, more = await self._b.run(fetch)
+        last_app = (apps[-1].created_at, apps[-1].id) if more and apps else None
         return apps_pb2.ListAppsResponse(apps=[convert.app_to_pb(a) for a in apps],
-                                         next_page_token=page.next_token(more=more))
+                                         next_page_token=page.next_token(last_app))
 
     async def GetAppLogs(self, request: apps_pb2.GetAppLogsRequest, context: _Ctx) -> apps_pb2.GetAppLogsResponse:
         def logs() -> str:

@@ -16,13 +16,15 @@ from collections.abc import Callable
 from proximity_agent import convert
 from proximity_agent import convert_backups as cb
 from proximity_agent.auth import current_caller, hidden
-from proximity_agent.servicers._base import Backend, page_request, paginate
+from proximity_agent.servicers._base import MAX_PAGE_SIZE, Backend, page_request, paginate
+from proximity_agent.servicers._keyset import keyset_request
 from proximity_agent.status import CallerOverQuota
 from proximity_sdk._pb.proximity.v1 import backups_pb2, backups_pb2_grpc, operations_pb2
 from proximity_sdk.errors import NotFoundError, ValidationError
 from proximity_sdk.models.app import App
 from proximity_sdk.models.backup import Backup, BackupSchedule, BackupStats, BackupStatus
 from proximity_sdk.operations.handle import OperationHandle
+from proximity_sdk.store._keyset import Cursor
 
 __all__ = ["BackupServicer"]
 
@@ -86,11 +88,13 @@ class BackupServicer(backups_pb2_grpc.BackupServiceServicer):
         """The ids of the member's apps, oldest first."""
         owner = current_caller().id
         ids: builtins.list[str] = []
+        after: Cursor | None = None
         while True:
-            page = self._b.px.store.apps.list(owner_id=owner, offset=len(ids), limit=_APPS_PAGE)
+            page = self._b.px.store.apps.list(owner_id=owner, after=after, limit=_APPS_PAGE)
             ids += [a.id for a in page]
             if len(page) < _APPS_PAGE:
                 return ids
+            after = (page[-1].created_at, page[-1].id)
 
     async def _act(self, check: Callable[[], object], start: Callable[[], OperationHandle]) -> operations_pb2.Operation:
         def run() -> operations_pb2.Operation:
@@ -114,26 +118,30 @@ class BackupServicer(backups_pb2_grpc.BackupServiceServicer):
                           ) -> backups_pb2.ListBackupsResponse:
         caller = current_caller()
         status = cb.backup_status_from_pb(request.status)
-        page = page_request(request.page_size, request.page_token, method="ListBackups",
-                            filters=(request.app_id, status, caller.owner_filter()))
+        page = keyset_request(request.page_size, request.page_token, method="ListBackups",
+                              filters=(request.app_id, status, caller.owner_filter()))
         repo = self._b.px.store.backups
 
-        def fetch() -> tuple[builtins.list[Backup], str]:
+        def fetch() -> tuple[builtins.list[Backup], bool]:
             if request.app_id or caller.is_admin:
                 if request.app_id:
                     self._app(request.app_id)
                 app_id = request.app_id or None
-                found = repo.list(app_id=app_id, status=status, offset=page.offset, limit=page.size)
-                # a full page: one more row tells whether another follows (the repository takes 1000 at most)
-                more = len(found) == page.size and bool(
-                    repo.list(app_id=app_id, status=status, offset=page.offset + page.size, limit=1))
-                return found, page.next_token(more=more)
+                if page.size < MAX_PAGE_SIZE:  # one more row tells whether another page follows
+                    found = repo.list(app_id=app_id, status=status, after=page.after, limit=page.size + 1)
+                    return found[:page.size], len(found) > page.size
+                found = repo.list(app_id=app_id, status=status, after=page.after, limit=page.size)
+                last = (found[-1].created_at, found[-1].id) if len(found) == page.size else None
+                return found, bool(last and repo.list(app_id=app_id, status=status, after=last, limit=1))
             # a member, everything they may see: their apps' backups, in the repository's order
             mine = [b for app_id in self._own_app_ids() for b in self._b.px.backups.list(app_id, status=status)]
             mine.sort(key=lambda b: (b.created_at, b.id), reverse=True)
-            return paginate(mine, page)
+            if page.after is not None:
+                mine = [b for b in mine if (b.created_at, b.id) < page.after]
+            return mine[:page.size], len(mine) > page.size
 
-        backups, token = await self._b.run(fetch)
+        backups, more = await self._b.run(fetch)
+        token = page.next_token((backups[-1].created_at, backups[-1].id) if more and backups else None)
         return backups_pb2.ListBackupsResponse(backups=[cb.backup_to_pb(b) for b in backups], next_page_token=token)
 
     async def GetBackup(self, request: backups_pb2.GetBackupRequest, context: _Ctx) -> backups_pb2.GetBackupResponse:

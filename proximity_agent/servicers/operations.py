@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 
 from proximity_agent import convert
 from proximity_agent.auth import current_caller, hidden
-from proximity_agent.servicers._base import Backend, page_request
+from proximity_agent.servicers._base import Backend
+from proximity_agent.servicers._keyset import keyset_request
 from proximity_sdk._pb.proximity.v1 import operations_pb2, operations_pb2_grpc
 from proximity_sdk.errors import ValidationError
 from proximity_sdk.models.operation import Operation
@@ -39,13 +40,14 @@ class OperationServicer(operations_pb2_grpc.OperationServiceServicer):
                              ) -> operations_pb2.ListOperationsResponse:
         owner = current_caller().owner_filter()
         status = convert.operation_status_from_pb(request.status)
-        page = page_request(request.page_size, request.page_token, method="ListOperations",
-                            filters=(request.app_id, status, owner))
+        page = keyset_request(request.page_size, request.page_token, method="ListOperations",
+                              filters=(request.app_id, status, owner))
         ops = await self._b.run(self._b.px.store.operations.list, app_id=request.app_id or None, owner_id=owner,
-                                status=status, offset=page.offset, limit=page.size + 1)
+                                status=status, after=page.after, limit=page.size + 1)
+        shown = ops[:page.size]
         return operations_pb2.ListOperationsResponse(
-            operations=[convert.operation_to_pb(o) for o in ops[:page.size]],
-            next_page_token=page.next_token(more=len(ops) > page.size))
+            operations=[convert.operation_to_pb(o) for o in shown],
+            next_page_token=page.next_token((shown[-1].created_at, shown[-1].id) if len(ops) > page.size else None))
 
     async def CancelOperation(self, request: operations_pb2.CancelOperationRequest, context: _Ctx,
                               ) -> operations_pb2.CancelOperationResponse:

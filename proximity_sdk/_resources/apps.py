@@ -41,6 +41,7 @@ from proximity_sdk.operations.update import check_updatable, find_updates, submi
 from proximity_sdk.proxmox._ctspec import check_hostname
 from proximity_sdk.proxmox.oci import check_env, check_reference, require_oci
 from proximity_sdk.proxmox.validate import check_node_name
+from proximity_sdk.store._keyset import Cursor
 
 __all__ = ["Apps"]
 
@@ -310,14 +311,14 @@ class Apps:
         """Every matching app, page by page."""
         host_id = self._rt.store.hosts.get(host).id if host is not None else None
         wanted = parse_app_status(status)
-        offset = 0
+        after: Cursor | None = None  # keyset: each page seeks past the last app seen
         while True:
             page = self._rt.store.apps.list(status=wanted, search=search, host_id=host_id, owner_id=owner_id,
-                                            offset=offset, limit=_PAGE)
+                                            after=after, limit=_PAGE)
             yield from page
             if len(page) < _PAGE:
                 return
-            offset += _PAGE
+            after = (page[-1].created_at, page[-1].id)
 
     def list(self, *, status: AppStatus | str | None = None, search: str | None = None, host: str | None = None,
              owner_id: str | None = None) -> Listing[App]:

@@ -15,6 +15,7 @@ from proximity_sdk.errors import AlreadyExistsError, NotFoundError, ValidationEr
 from proximity_sdk.models.app import App, AppStatus, Port
 from proximity_sdk.models.resources import Resources
 from proximity_sdk.store._common import Context, validate_request
+from proximity_sdk.store._keyset import Cursor, after_cursor
 from proximity_sdk.store.base import utcnow
 from proximity_sdk.store.hosts_repo import find_host
 from proximity_sdk.store.tables import AppRow, AppSecretRow, PortRow
@@ -95,6 +96,46 @@ def _app(row: AppRow) -> App:
         updated_at=row.updated_at,
         status_changed_at=row.status_changed_at,
     )
+
+
+def _app_of_row(row: Any, ports: Sequence[Port]) -> App:
+    """``_app`` for a plain result row of the apps table (lists)."""
+    return App(
+        id=row.id,
+        hostname=row.hostname,
+        status=row.status,
+        host_id=row.host_id,
+        catalog_id=row.catalog_id,
+        catalog_version=row.catalog_version,
+        owner_id=row.owner_id,
+        node=row.node,
+        vmid=row.vmid,
+        address=row.address,
+        url=row.url,
+        resources=Resources(cores=row.cores, memory_mb=row.memory_mb, swap_mb=row.swap_mb, disk_gb=row.disk_gb),
+        ports=tuple(ports),
+        config=row.config,
+        adopted=row.adopted,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        status_changed_at=row.status_changed_at,
+    )
+
+
+_IN_CHUNK = 500  # ids per IN (...): well under every database's bound-parameter limit
+
+
+def _ports_of(s: Session, app_ids: Sequence[str]) -> dict[str, list[Port]]:
+    """The ports of these apps, in the order ``AppRow.ports`` gives them (by port row id)."""
+    table = PortRow.__table__
+    found: dict[str, list[Port]] = {}
+    for start in range(0, len(app_ids), _IN_CHUNK):
+        chunk = app_ids[start:start + _IN_CHUNK]
+        query = (select(table.c.app_id, table.c.service, table.c.port, table.c.protocol)
+                 .where(table.c.app_id.in_(chunk)).order_by(table.c.id))
+        for p in s.execute(query):
+            found.setdefault(p.app_id, []).append(Port(service=p.service, port=p.port, protocol=p.protocol))
+    return found
 
 
 def _set_resources(row: AppRow, resources: Resources) -> None:
@@ -227,17 +268,26 @@ class AppsRepository:
         owner_id: str | None = None,
         offset: int = 0,
         limit: int = 100,
+        after: Cursor | None = None,
     ) -> list[App]:
         """One page of apps, oldest first (stable across pages). ``search`` matches hostname or
-        catalog id, case-insensitively. No secrets in the results."""
+        catalog id, case-insensitively. No secrets in the results. ``after`` (the
+        ``(created_at, id)`` of the previous page's last app) seeks by the index instead of
+        skipping ``offset`` rows: give one or the other."""
         if offset < 0:
             raise ValidationError(f"offset must be 0 or more, got {offset}", field="offset")
         if not 1 <= limit <= MAX_PAGE_SIZE:
             raise ValidationError(f"limit must be 1..{MAX_PAGE_SIZE}, got {limit}", field="limit")
+        if after is not None and offset:
+            raise ValidationError("give offset or after, not both", field="after")
         with self._ctx.session() as s:
             query = self._filtered(s, status=status, search=search, host_id=host_id, owner_id=owner_id)
-            query = query.options(selectinload(AppRow.ports)).order_by(AppRow.created_at, AppRow.id)
-            return [_app(r) for r in s.execute(query.offset(offset).limit(limit)).scalars()]
+            query = after_cursor(query, AppRow.created_at, AppRow.id, after, newest_first=False, id_descending=False)
+            # Plain rows, not ORM objects: a page of 100 costs about a third less (bench/agent.py).
+            query = query.with_only_columns(*AppRow.__table__.c).order_by(AppRow.created_at, AppRow.id)
+            rows = s.execute(query.offset(offset).limit(limit)).all()
+            ports = _ports_of(s, [r.id for r in rows])
+            return [_app_of_row(r, ports.get(r.id, ())) for r in rows]
 
     def count(
         self,

@@ -25,6 +25,7 @@ from proximity_sdk.models.backup import (
     Compression,
 )
 from proximity_sdk.store._common import Context, validate_request
+from proximity_sdk.store._keyset import Cursor, after_cursor
 from proximity_sdk.store.tables import AppRow, BackupRow, BackupScheduleRow, BackupTargetRow
 
 __all__ = ["BackupCreate", "BackupPatch", "BackupsRepository", "ScheduleCreate"]
@@ -138,10 +139,14 @@ class BackupsRepository:
             return _backup(_find(s, backup_id))
 
     def list(self, *, app_id: str | None = None, status: BackupStatus | None = None, schedule_id: str | None = None,
-             offset: int = 0, limit: int = 100) -> list[Backup]:
-        """One page of backups, newest first."""
+             offset: int = 0, limit: int = 100, after: Cursor | None = None) -> list[Backup]:
+        """One page of backups, newest first. ``after`` (the previous page's last
+        ``(created_at, id)``) seeks instead of ``offset``."""
         _check_page(offset, limit)
-        query = select(BackupRow)
+        if after is not None and offset:
+            raise ValidationError("give offset or after, not both", field="after")
+        query = after_cursor(select(BackupRow), BackupRow.created_at, BackupRow.id, after,
+                             newest_first=True, id_descending=True)
         if app_id is not None:
             query = query.where(BackupRow.app_id == app_id)
         if status is not None:

@@ -11,9 +11,10 @@ from sqlalchemy import Float, String, Table, Text, and_, bindparam, func, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from proximity_sdk.errors import BusyError, NotFoundError
+from proximity_sdk.errors import BusyError, NotFoundError, ValidationError
 from proximity_sdk.models.operation import Operation, OperationEvent, OperationStatus
 from proximity_sdk.store._common import Context
+from proximity_sdk.store._keyset import Cursor, after_cursor
 from proximity_sdk.store.base import UTCDateTime, utcnow
 from proximity_sdk.store.tables import OperationEventRow, OperationRow
 
@@ -169,9 +170,14 @@ class OperationsRepository:
             return dict(row.params or {})
 
     def list(self, *, app_id: str | None = None, owner_id: str | None = None,
-             status: OperationStatus | None = None, limit: int = 100, offset: int = 0) -> builtins.list[Operation]:
-        """Newest first."""
+             status: OperationStatus | None = None, limit: int = 100, offset: int = 0,
+             after: Cursor | None = None) -> builtins.list[Operation]:
+        """Newest first. ``after`` (the previous page's last ``(created_at, id)``) seeks instead of ``offset``."""
+        if after is not None and offset:
+            raise ValidationError("give offset or after, not both", field="after")
         query = select(OperationRow).order_by(OperationRow.created_at.desc(), OperationRow.id)
+        query = after_cursor(query, OperationRow.created_at, OperationRow.id, after,
+                             newest_first=True, id_descending=False)
         if app_id is not None:
             query = query.where(OperationRow.app_id == app_id)
         if owner_id is not None:
