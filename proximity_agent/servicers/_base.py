@@ -14,10 +14,9 @@ stall the agent for everyone:
 A member holds at most ``backup_schedules_per_user`` backup schedules (each one runs vzdump on
 the nodes on its own): one more answers RESOURCE_EXHAUSTED. Admins are not counted.
 
-A token that authenticated is remembered for ``AUTH_CACHE_SECONDS`` (by its SHA-256, as the
-store keeps it): a flood of calls with one token costs no database read each, so it does not
-crowd out other users' token checks. The price: a token revoked (or a user disabled) on another
-replica still works here for at most that long; on this replica the revoking RPC forgets it at once.
+Token checks are cached once, in :class:`proximity_agent.auth.TokenCache` (the interceptor's,
+``TOKEN_CACHE_SECONDS``): a flood of calls with one token costs no database read each, and a
+token revoked on another replica is refused here within a second.
 """
 
 from __future__ import annotations
@@ -42,13 +41,10 @@ from proximity_sdk._client import Proximity
 from proximity_sdk.errors import ValidationError
 from proximity_sdk.models.operation import Operation, OperationEvent
 from proximity_sdk.models.user import User
-from proximity_sdk.store.users_repo import hash_token
 
-__all__ = ["AUTH_CACHE_SECONDS", "DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "Backend", "Page", "page_request",
+__all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "Backend", "Page", "page_request",
            "paginate"]
 
-AUTH_CACHE_SECONDS = 2.0
-_AUTH_CACHE_SIZE = 10_000
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -73,7 +69,6 @@ class Backend:
         self.schedule_lock = threading.Lock()
         self._long_held: dict[str, int] = {}
         self._long_lock = threading.Lock()
-        self._auth_cache: dict[str, tuple[float, User]] = {}  # token hash -> (until, user); loop-confined
         operations = px.store.operations
 
         async def read_op(op_id: str) -> Operation:
@@ -126,26 +121,9 @@ class Backend:
             return self._long_held.get(user_id, 0)
 
     async def authenticate(self, token: str) -> User | None:
-        key = hash_token(token)
+        """The token's user, looked up on the auth pool (never behind quick or long calls)."""
         loop = asyncio.get_running_loop()
-        now = loop.time()
-        cached = self._auth_cache.get(key)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        user = await loop.run_in_executor(self.auth_executor, self.px.store.users.by_token_hash, key)
-        if user is None:
-            self._auth_cache.pop(key, None)
-            return None
-        if len(self._auth_cache) >= _AUTH_CACHE_SIZE:
-            self._auth_cache = {k: v for k, v in self._auth_cache.items() if v[0] > now}
-            if len(self._auth_cache) >= _AUTH_CACHE_SIZE:
-                self._auth_cache.clear()
-        self._auth_cache[key] = (now + AUTH_CACHE_SECONDS, user)
-        return user
-
-    def forget_tokens(self) -> None:
-        """Drop every remembered token (after a revocation or a user change on this replica)."""
-        self._auth_cache.clear()
+        return await loop.run_in_executor(self.auth_executor, self.px.store.users.authenticate, token)
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)

@@ -68,7 +68,6 @@ class UserServicer(users_pb2_grpc.UserServiceServicer):
         user = await self._b.run(self._b.px.store.users.update, given.id,
                                  name=given.name if "name" in paths else None, role=role,
                                  disabled=given.disabled if "disabled" in paths else None)
-        self._b.forget_tokens()  # a disabled user or a lower role takes effect at once here
         return users_pb2.UpdateUserResponse(user=convert.user_to_pb(user))
 
     async def CreateToken(self, request: users_pb2.CreateTokenRequest, context: _Ctx,
@@ -100,5 +99,4 @@ class UserServicer(users_pb2_grpc.UserServiceServicer):
             return users.revoke_token(token.id)
 
         token = await self._b.run(revoke)
-        self._b.forget_tokens()  # revoked here: refused here from the next call on
         return users_pb2.RevokeTokenResponse(token=convert.token_to_pb(token, revoked_at=token.revoked_at))
