@@ -4,7 +4,6 @@ status code each kind of failure gets (never UNKNOWN)."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -361,11 +360,7 @@ def test_cancel_a_running_deploy(agent: Agent, standin_state) -> None:  # type: 
 
 
 def test_clone_migrate_discover_adopt(agent: Agent, pve: HarnessPve, standin_state) -> None:  # type: ignore[no-untyped-def]
-    def copy_files(source: int, new: int) -> None:  # a clone's disk holds its source's files
-        if standin_state.ct_path(source, "/").exists():
-            shutil.copytree(standin_state.ct_path(source, "/"), standin_state.ct_path(new, "/"), symlinks=True)
-
-    pve.clone_listeners.append(copy_files)
+    # a clone's disk holds its source's files: the sandbox's clone copies the stand-in container
     pve.add_node("pve2")
     pve.add_ct(150, "legacy-wiki", node="pve1", status="running",
                config={"cores": 2, "memory": 1024, "net0": "name=eth0,bridge=vmbr0,ip=dhcp"})

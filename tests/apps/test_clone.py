@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from datetime import timedelta
 
@@ -30,14 +29,9 @@ CLONE_STEPS = ["place", "reserve", "snapshot", "clone", "tidy", "move", "network
 
 @pytest.fixture
 def px(lab: Proximity, pve: HarnessPve, standin_state: StandinState) -> Proximity:
-    """The lab, where a finished clone task also copies the stand-in container's files (the data)."""
-
-    def copy(source: int, new: int) -> None:
-        src = standin_state.ct_path(source, "/")
-        if src.is_dir():
-            shutil.copytree(src, standin_state.ct_path(new, "/"), symlinks=True)
-
-    pve.clone_listeners.append(copy)
+    """The lab, where a clone copies the stand-in container's files (the data), as the sandbox's
+    clone does whenever ``container_files`` is set (tests/conftest.py sets it)."""
+    assert pve.container_files is not None
     return lab
 
 

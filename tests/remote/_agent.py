@@ -4,7 +4,6 @@ an admin token; ``connect()`` gives a ``Proximity.connect`` client over a real c
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,16 +18,9 @@ from tests.harness.sshd import StandinState
 
 
 def standins_follow_fakepve(pve: HarnessPve, standin_state: StandinState) -> None:
-    """What tests/backups and tests/apps/test_clone.py do: `pvesm path` knows every archive the
-    fake vzdump writes, and a clone task also copies the stand-in container's files."""
+    """What tests/backups does: `pvesm path` knows every archive the fake vzdump writes (a clone
+    copies the stand-in container's files by itself: ``SandboxPve``'s clone)."""
     pve.on_archive = standin_state.set_volume_path
-
-    def copy(source: int, new: int) -> None:
-        src = standin_state.ct_path(source, "/")
-        if src.is_dir():
-            shutil.copytree(src, standin_state.ct_path(new, "/"), symlinks=True)
-
-    pve.clone_listeners.append(copy)
 
 
 @dataclass
