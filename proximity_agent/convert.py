@@ -359,7 +359,10 @@ def host_check_to_pb(check: HostCheck) -> hosts_pb2.HostCheck:
     return hosts_pb2.HostCheck(host_id=check.host_id, name=check.name, ok=check.ok, version=check.version,
                                nodes=list(check.nodes), online_nodes=list(check.online_nodes),
                                elapsed_ms=check.elapsed_ms, requests=check.requests, error=check.error,
-                               error_kind=check.error_kind)
+                               error_kind=check.error_kind,
+                               missing_privileges=[hosts_pb2.PrivilegeGap(privilege=g.privilege, path=g.path,
+                                                                          used_for=g.used_for)
+                                                   for g in check.missing_privileges])
 
 
 def storage_to_pb(storage: StorageStatus) -> hosts_pb2.Storage:

@@ -50,7 +50,7 @@ from proximity_sdk.models.backup import (
 )
 from proximity_sdk.models.discovered import DiscoveredContainer
 from proximity_sdk.models.host import Host, Node
-from proximity_sdk.models.host_check import HostCheck
+from proximity_sdk.models.host_check import HostCheck, PrivilegeGap
 from proximity_sdk.models.maintenance import (
     AppChange,
     HostNodeSync,
@@ -295,7 +295,9 @@ def node_from_pb(m: hosts_pb2.Node) -> Node:
 def host_check_from_pb(m: hosts_pb2.HostCheck) -> HostCheck:
     return HostCheck(host_id=m.host_id, name=m.name, ok=m.ok, version=_opt(m, "version"), nodes=list(m.nodes),
                      online_nodes=list(m.online_nodes), elapsed_ms=m.elapsed_ms, requests=m.requests,
-                     error=_opt(m, "error"), error_kind=_opt(m, "error_kind"))
+                     error=_opt(m, "error"), error_kind=_opt(m, "error_kind"),
+                     missing_privileges=[PrivilegeGap(privilege=g.privilege, path=g.path, used_for=g.used_for)
+                                         for g in m.missing_privileges])
 
 
 def storage_from_pb(m: hosts_pb2.Storage) -> StorageStatus:

@@ -27,6 +27,8 @@ _TABLE: tuple[tuple[str, str], ...] = (
     (r"px\.apps\.delete", "`proximity apps rm APP`"),
     (r"px\.apps\.deploy_image\(\.\.\.\)", "`proximity apps deploy-image IMAGE --hostname NAME`"),
     (r"px\.hosts\.list\(\)", "`proximity hosts list`"),
+    (r"Or call px\.hosts\.add\(\.\.\., check=False\) to register the host unchecked",
+     "Or add it with `proximity hosts add NAME --url URL ... --no-check` to register the host unchecked"),
     (r"px\.hosts\.add\(\.\.\.\)", "`proximity hosts add NAME --url URL ...`"),
     (r"Sync the host's nodes \(px\.hosts\.sync_nodes\)",
      "List the nodes as last synced with `proximity nodes list`; `proximity hosts test HOST` checks the host"),
@@ -53,6 +55,9 @@ _TABLE: tuple[tuple[str, str], ...] = (
      "Check the agent's token (PROXIMITY_TOKEN, --token-file, or token_file in the config)"),
     (r"rotate keys with px\.settings\.rotate_secret_key, never by replacing the file",
      "rotate keys (no CLI command yet; in Python: px.settings.rotate_secret_key), never by replacing the file"),
+    (r"Give names as catalog\.stats\(\)\.by_source lists them",
+     "Give source names as the agent's catalog_trusted_sources setting (no CLI command lists the sources yet; "
+     "in Python: catalog.stats().by_source)"),
     (r"Generate one with SecretBox\.generate_key\(\)",
      "Generate one (in Python: SecretBox.generate_key()) and keep it in the key file"),
 )

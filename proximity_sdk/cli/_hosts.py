@@ -150,7 +150,9 @@ def test(ctx: Context) -> int:
                          ("time", f"{check.elapsed_ms:.0f} ms, {check.requests} requests")])
     else:
         detail(ctx.out, [("host", check.name), ("result", "FAILED"), ("error", check.error),
-                         ("kind", check.error_kind)])
+                         ("kind", check.error_kind),
+                         *[("missing", f"{gap.privilege} on {gap.path} ({gap.used_for})")
+                           for gap in check.missing_privileges]])
     return EXIT_OK if check.ok else EXIT_UNREACHABLE
 
 

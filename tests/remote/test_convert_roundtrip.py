@@ -22,7 +22,7 @@ from proximity_sdk.models.backup import Backup, BackupSchedule, BackupStats, Bac
 from proximity_sdk.models.catalog import CatalogApp, CatalogProblem, CatalogShadowing, CatalogStats, SecretSpec
 from proximity_sdk.models.discovered import DiscoveredContainer
 from proximity_sdk.models.host import Host, Node
-from proximity_sdk.models.host_check import HostCheck
+from proximity_sdk.models.host_check import HostCheck, PrivilegeGap
 from proximity_sdk.models.maintenance import (
     AppChange,
     HostNodeSync,
@@ -133,6 +133,12 @@ CASES: list[tuple[str, BaseModel, Callable[[Any], Any], Callable[[Any], Any]]] =
                              elapsed_ms=12.5, requests=2), agent.host_check_to_pb, remote.host_check_from_pb),
     ("host check, failed", HostCheck(host_id="h1", name="lab", ok=False, elapsed_ms=1.0, requests=1, error="no",
                                      error_kind="UnreachableError"), agent.host_check_to_pb, remote.host_check_from_pb),
+    ("host check, lacking privileges", HostCheck(
+        host_id="h1", name="lab", ok=False, elapsed_ms=1.0, requests=9, error="lacks 2",
+        error_kind="PermissionDeniedError",
+        missing_privileges=[PrivilegeGap(privilege="VM.Backup", path="/vms", used_for="vzdump"),
+                            PrivilegeGap(privilege="SDN.Use", path="/sdn/zones/localnetwork/vmbr0", used_for="net")]),
+     agent.host_check_to_pb, remote.host_check_from_pb),
     ("storage", StorageStatus(storage="local", type="dir", content="backup,iso,vztmpl", active=True, enabled=True,
                               shared=False, total=100, used=40, avail=60), agent.storage_to_pb, remote.storage_from_pb),
     ("storage, bare", StorageStatus(storage="nas", type="nfs"), agent.storage_to_pb, remote.storage_from_pb),

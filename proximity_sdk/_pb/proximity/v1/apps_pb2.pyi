@@ -1207,7 +1207,7 @@ class GetAppLogsRequest(_message.Message):
     app_id: _builtins.str
     """App id."""
     tail: _builtins.int
-    """Lines per service, 1 to 100000 (0: 200)."""
+    """Lines per service, 1 to 10000 (0: 200); lines longer than 8 KiB are cut."""
     service: _builtins.str
     """Only this compose service (empty: all)."""
     def __init__(

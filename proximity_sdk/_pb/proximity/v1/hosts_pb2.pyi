@@ -457,6 +457,7 @@ class HostCheck(_message.Message):
     REQUESTS_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
     ERROR_KIND_FIELD_NUMBER: _builtins.int
+    MISSING_PRIVILEGES_FIELD_NUMBER: _builtins.int
     host_id: _builtins.str
     """Host id."""
     name: _builtins.str
@@ -481,6 +482,10 @@ class HostCheck(_message.Message):
     def online_nodes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Names of the online nodes."""
 
+    @_builtins.property
+    def missing_privileges(self) -> _containers.RepeatedCompositeFieldContainer[Global___PrivilegeGap]:
+        """Privileges the host's user or token lacks (then ok is false); empty when it holds them all."""
+
     def __init__(
         self,
         *,
@@ -494,10 +499,11 @@ class HostCheck(_message.Message):
         requests: _builtins.int = ...,
         error: _builtins.str | None = ...,
         error_kind: _builtins.str | None = ...,
+        missing_privileges: _abc.Iterable[Global___PrivilegeGap] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_error_kind", b"_error_kind", "_version", b"_version", "error", b"error", "error_kind", b"error_kind", "version", b"version"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_error_kind", b"_error_kind", "_version", b"_version", "elapsed_ms", b"elapsed_ms", "error", b"error", "error_kind", b"error_kind", "host_id", b"host_id", "name", b"name", "nodes", b"nodes", "ok", b"ok", "online_nodes", b"online_nodes", "requests", b"requests", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_error_kind", b"_error_kind", "_version", b"_version", "elapsed_ms", b"elapsed_ms", "error", b"error", "error_kind", b"error_kind", "host_id", b"host_id", "missing_privileges", b"missing_privileges", "name", b"name", "nodes", b"nodes", "ok", b"ok", "online_nodes", b"online_nodes", "requests", b"requests", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__error: _TypeAlias = _typing.Literal["error"]  # noqa: Y015
     _WhichOneofArgType__error: _TypeAlias = _typing.Literal["_error", b"_error"]  # noqa: Y015
@@ -513,6 +519,36 @@ class HostCheck(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__version) -> _WhichOneofReturnType__version | None: ...
 
 Global___HostCheck: _TypeAlias = HostCheck  # noqa: Y015
+
+@_typing.final
+class PrivilegeGap(_message.Message):
+    """A privilege Proximity needs that the host's user or token lacks."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRIVILEGE_FIELD_NUMBER: _builtins.int
+    PATH_FIELD_NUMBER: _builtins.int
+    USED_FOR_FIELD_NUMBER: _builtins.int
+    privilege: _builtins.str
+    """Privilege name, e.g. "VM.Allocate"."""
+    path: _builtins.str
+    """ACL path it is needed on, e.g. "/vms"."""
+    used_for: _builtins.str
+    """What Proximity needs it for."""
+    def __init__(
+        self,
+        *,
+        privilege: _builtins.str = ...,
+        path: _builtins.str = ...,
+        used_for: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["path", b"path", "privilege", b"privilege", "used_for", b"used_for"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PrivilegeGap: _TypeAlias = PrivilegeGap  # noqa: Y015
 
 @_typing.final
 class Storage(_message.Message):
