@@ -96,13 +96,16 @@ def test_scripted_tool_failure_surfaces_its_stderr(
     assert [c.args for c in standin_state.calls("docker")] == [("compose", "pull"), ("compose", "up", "-d")]
 
 
-def test_stopped_container_fails_like_lxc_attach(node_shell: NodeShell, standin_state: StandinState) -> None:
+def test_stopped_container_fails_like_pct(node_shell: NodeShell, standin_state: StandinState) -> None:
+    """pve-container src/PVE/CLI/pct.pm, exec: dies before lxc-attach runs (docs/fidelity.md)."""
     standin_state.set_status(105, "stopped")
 
     with pytest.raises(CommandFailedError) as caught:
-        node_shell.pct_exec("pve1", 105, "true", timeout=20)
+        node_shell.pct_exec("pve1", 105, "touch /ran", timeout=20)
 
-    assert "Failed to get init pid" in caught.value.stderr_tail
+    assert caught.value.exit_status == 255
+    assert caught.value.stderr_tail == "container '105' not running!"
+    assert not standin_state.ct_path(105, "/ran").exists()
 
 
 def test_timeout_closes_the_channel_and_the_connection_stays_usable(node_shell: NodeShell) -> None:

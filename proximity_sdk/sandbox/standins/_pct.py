@@ -263,11 +263,7 @@ def _exec(state: str, args: list[str]) -> None:
         if table.get("real"):
             _attach(entry["lxc"], command, keep_env=keep_env)
     elif _status(state, vmid) != "running":
-        _die(
-            f"lxc-attach: {vmid}: attach.c: get_attach_context: 405 Connection refused - "
-            "Failed to get init pid",
-            1,
-        )
+        _die(f"container '{vmid}' not running!")  # pct.pm exec, before lxc-attach runs
     root = container_root(state, vmid)
     _enter(root, state)
     env = {
