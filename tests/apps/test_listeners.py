@@ -3,6 +3,7 @@ point, and a recording plugin that sees before/after/error in order."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,10 @@ def test_hosts_plugin_follows_deploy_and_delete(wired: tuple[Proximity, Recorder
     assert f"{app.address} git-1 git-1.apps.lan" in text
 
     px.apps.delete(app.id).wait(timeout=30)
+    # listeners run right after the operation is recorded as done, so wait() may return first
+    deadline = time.monotonic() + 5
+    while "git-1" in hosts_file.read_text() and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert "git-1" not in hosts_file.read_text()
     assert hosts_file.read_text().startswith("127.0.0.1 localhost\n")
 

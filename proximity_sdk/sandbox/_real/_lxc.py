@@ -319,12 +319,19 @@ def archive(name: str, target: Path, pct_conf: str) -> None:
     (staging / "etc/vzdump").mkdir(parents=True)
     (staging / "etc/vzdump/pct.conf").write_text(pct_conf)
     partial = target.with_name(target.name + ".tmp")
+    # A directory root filesystem has no storage snapshot: PVE's vzdump then falls back from
+    # snapshot to suspend mode, whose last pass copies the files with the container frozen
+    # (pve-manager PVE/VZDump.pm exec_backup_task "mode failure"; pve-container VZDump/LXC.pm
+    # copy_data_phase2). Frozen here too: a live tar fails on files changed while it reads them.
+    frozen = state(name) == "running" and _run(["lxc-freeze", "-n", name], check=False).returncode == 0
     try:
         _run(["tar", "-c", "--numeric-owner", "--xattrs", "--sparse", *_compression(target), "-f", str(partial),
               "-C", str(rootfs(name)), ".", "-C", str(staging), "./etc/vzdump"],
              timeout=600)
         os.replace(partial, target)
     finally:
+        if frozen:
+            _run(["lxc-unfreeze", "-n", name], check=False)
         partial.unlink(missing_ok=True)
         shutil.rmtree(staging, ignore_errors=True)
 
