@@ -79,6 +79,14 @@ def test_sandbox_real_deploys_the_sample_app_and_its_url_answers(real_template: 
         # the printed next steps name this app's URL and a deploy that works in real mode
         assert f"curl {url.group(1)}" in output and "proximity apps deploy demo-web" in output
         assert "gitea" not in output
+        # ... and the printed commands work from another terminal, against this sandbox's agent
+        exported = re.search(r"export PROXIMITY_AGENT=(\S+) PROXIMITY_TOKEN=(\S+)", output)
+        assert exported, output
+        other = {k: v for k, v in env.items() if not k.startswith("PROXIMITY_")}
+        other.update(PROXIMITY_AGENT=exported.group(1), PROXIMITY_TOKEN=exported.group(2).strip("'"))
+        listed = subprocess.run([sys.executable, "-m", "proximity_sdk.cli", "apps", "list"], env=other,
+                                capture_output=True, text=True, timeout=60, check=False)
+        assert listed.returncode == 0 and url.group(1) in listed.stdout, listed.stdout + listed.stderr
         assert _processes_mentioning(directory.group(1) + "/registry")  # the registry runs while it serves
         with urllib.request.urlopen(url.group(1), timeout=10) as answer:  # noqa: S310 - http to a test container
             assert answer.status == 200
