@@ -108,9 +108,7 @@ class SandboxAgent:
     def prepare(directory: str | os.PathLike[str]) -> Proximity:
         """A local Proximity on the state an agent started in ``directory`` will use (its SQLite file
         and key file), for what the agent's API does not carry (a host's registry settings). Use it
-        and close it **before** :meth:`start`: the agent reads what it wrote (a second process
-        writing to the agent's SQLite file while it runs made its next queries fail with
-        ``disk I/O error`` here)."""
+        and close it before :meth:`start`, so the agent starts with what it wrote."""
         from cryptography.fernet import Fernet
 
         from proximity_sdk._client import Proximity

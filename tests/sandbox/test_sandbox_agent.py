@@ -46,3 +46,21 @@ def test_catalog_paths_and_a_store_prepared_before_the_agent_starts(tmp_path: Pa
             assert app.status.value == "running"
         with SandboxAgent.prepare(state) as again:  # the same key file: the secrets still decrypt
             assert again.hosts.registries("sandbox").insecure == ["10.0.3.1:5000"]
+
+
+def test_the_agent_keeps_working_when_another_process_opens_its_database(tmp_path: Path) -> None:
+    """`proximity-agent token create` (or any local Proximity on the agent's data) while the agent
+    serves: before the fix the agent's own second engine (its scheduler's, made when elected) had
+    dropped the agent's POSIX locks on the SQLite file, so the other process, closing as if it were
+    the last user, removed the WAL under the agent: its next deploy failed with ``disk I/O error``."""
+    from proximity_sdk.store.crypto import read_key_file
+
+    state = tmp_path / "agent"
+    with Sandbox.start(directory=tmp_path / "sandbox") as sandbox, SandboxAgent.start(state) as agent, \
+            Proximity.connect(agent.target, token=agent.token) as px:
+        sandbox.add_to(px, name="sandbox")
+        key = b"\n".join(read_key_file(state / "secret.key"))
+        with Proximity.local(data_dir=state, secret_key=key, entry_points=False) as other:  # this process
+            assert [h.name for h in other.hosts.list()] == ["sandbox"]
+        app = px.apps.deploy("uptime-kuma", hostname="kuma").wait(timeout=120)
+        assert app.status.value == "running"
