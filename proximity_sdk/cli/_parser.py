@@ -297,7 +297,9 @@ def _misc(b: _Builder, root: argparse._SubParsersAction[argparse.ArgumentParser]
         description="Start a sandbox Proxmox (fake; nothing really runs) and a proximity-agent on this machine, "
                     "deploy a sample app with live progress, and show how to use the same commands against it "
                     "and against a real Proxmox host. Serves until Ctrl-C.")
-    sandbox.add_argument("--app", default="uptime-kuma", metavar="CATALOG_ID", help="the app to deploy first")
+    sandbox.add_argument("--app", metavar="CATALOG_ID",
+                         help="the app to deploy first (default uptime-kuma; with --real demo-web, whose image "
+                              "the sandbox serves from a local registry)")
     sandbox.add_argument("--hostname", default="demo", help="its hostname (default demo)")
     sandbox.add_argument("--once", action="store_true", help="stop after the first deploy instead of serving")
     sandbox.add_argument("--real", action="store_true",

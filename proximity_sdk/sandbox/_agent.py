@@ -13,10 +13,15 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from proximity_sdk.errors import ProximityError
+
+if TYPE_CHECKING:
+    from proximity_sdk._client import Proximity
 
 __all__ = ["SandboxAgent"]
 
@@ -32,14 +37,16 @@ class SandboxAgentError(ProximityError):
 class SandboxAgent:
     """``start(directory)``, then ``target`` (``127.0.0.1:<port>``) and ``token`` (admin); ``stop()``."""
 
-    def __init__(self, process: subprocess.Popen[str], target: str, token: str, log_tail: deque[str]) -> None:
+    def __init__(self, process: subprocess.Popen[str], target: str, token: str, log_tail: deque[str],
+                 *, directory: Path | None = None) -> None:
         self.process = process
+        self.directory = directory
         self.target = target
         self.token = token
         self._log_tail = log_tail
 
     @staticmethod
-    def _environment(directory: Path) -> dict[str, str]:
+    def _environment(directory: Path, catalog_paths: Sequence[Path] = ()) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PROXIMITY_")}
         env.update({
             "PROXIMITY_AGENT_DATA_DIR": str(directory),
@@ -48,13 +55,17 @@ class SandboxAgent:
             "PROXIMITY_AGENT_ENTRY_POINTS": "false",
             "PROXIMITY_AGENT_LOG_FORMAT": "json",
         })
+        if catalog_paths:
+            env["PROXIMITY_AGENT_CATALOG_PATHS"] = json.dumps([str(p) for p in catalog_paths])
         return env
 
     @classmethod
-    def start(cls, directory: str | os.PathLike[str]) -> SandboxAgent:
+    def start(cls, directory: str | os.PathLike[str], *, catalog_paths: Sequence[Path] = ()) -> SandboxAgent:
+        """Start it with state in ``directory`` and, besides the built-in catalog, the catalog
+        directories ``catalog_paths`` (a real-mode sandbox's ``demo-web``)."""
         where = Path(directory)
         where.mkdir(parents=True, exist_ok=True)
-        env = cls._environment(where)
+        env = cls._environment(where, catalog_paths)
         made = subprocess.run([sys.executable, "-m", "proximity_agent.cli", "token", "create", "--admin"],
                               env=env, capture_output=True, text=True, timeout=_START_TIMEOUT, check=False)
         if made.returncode != 0:
@@ -86,12 +97,30 @@ class SandboxAgent:
         while not ready.wait(0.1):
             if time.monotonic() > deadline:
                 break
-        agent = cls(process, f"127.0.0.1:{port[0]}" if port else "", token, tail)
+        agent = cls(process, f"127.0.0.1:{port[0]}" if port else "", token, tail, directory=where)
         if not port:
             agent.stop()
             shown = "\n".join(list(tail)[-5:])
             raise SandboxAgentError(f"the sandbox's agent did not start:\n{shown}")
         return agent
+
+    @staticmethod
+    def prepare(directory: str | os.PathLike[str]) -> Proximity:
+        """A local Proximity on the state an agent started in ``directory`` will use (its SQLite file
+        and key file), for what the agent's API does not carry (a host's registry settings). Use it
+        and close it before :meth:`start`, so the agent starts with what it wrote."""
+        from cryptography.fernet import Fernet
+
+        from proximity_sdk._client import Proximity
+        from proximity_sdk.store.crypto import KEY_FILE_NAME, read_key_file, write_key_file
+
+        where = Path(directory)
+        where.mkdir(parents=True, exist_ok=True, mode=0o700)
+        key_file = where / KEY_FILE_NAME
+        # the key file the agent will read, not $PROXIMITY_SECRET_KEY (the agent starts without it)
+        write_key_file(key_file, [Fernet.generate_key()], replace=False)
+        key = b"\n".join(read_key_file(key_file))
+        return Proximity.local(data_dir=where, secret_key=key, entry_points=False)
 
     def stop(self) -> None:
         """SIGTERM (the agent shuts down gracefully), then a kill if it does not end within 30 s."""

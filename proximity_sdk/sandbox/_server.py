@@ -21,6 +21,7 @@ from proximity_sdk.models.ssh import SshAccess
 
 if TYPE_CHECKING:
     from proximity_sdk.models.host import Host
+    from proximity_sdk.sandbox._real._images import LocalRegistry
     from proximity_sdk.sandbox._shell import SandboxShell
 
 _START_TIMEOUT = 30.0
@@ -38,13 +39,18 @@ class RealNodeUnavailableError(SandboxUnavailableError):
     """Real mode needs root, LXC and lxc-net's bridge on this machine."""
 
     default_hint = "Run scripts/real-node as root (installs lxc, debootstrap, dnsmasq-base, iptables, " \
-                   "bridge-utils, zstd; starts lxc-net; builds the Debian templates)"
+                   "bridge-utils, zstd, and umoci, skopeo, docker-registry, busybox-static for the sample " \
+                   "app's image; starts lxc-net; builds the Debian templates)"
 
 
 def _check_real_node() -> None:
+    from proximity_sdk.sandbox._real._images import missing_tools
     from proximity_sdk.sandbox._real._lxc import missing
 
     problems = missing()
+    tools = missing_tools()
+    if tools:
+        problems.append("the sample app's image and local registry need " + ", ".join(tools))
     if problems:
         raise RealNodeUnavailableError("the sandbox cannot run real containers here: " + "; ".join(problems))
 
@@ -89,6 +95,9 @@ class Sandbox:
         self.user = SANDBOX_USER
         self.password = password
         self.ca_file = str(directory / "sandbox-ca.crt")
+        # real mode: the local registry holding the sample image, and the catalog naming it
+        self.registry: LocalRegistry | None = None
+        self.catalog_paths: list[Path] = []
 
     @property
     def url(self) -> str:
@@ -122,7 +131,11 @@ class Sandbox:
 
     def add_to(self, px: Any, *, name: str = "sandbox") -> Host:
         """Register the sandbox as host ``name`` of ``px`` (a local or connected Proximity), with its
-        API token, CA and nodes' shell, and make every catalog app's ports "listen" in it."""
+        API token, CA and nodes' shell, and make every catalog app's ports "listen" in it. In real
+        mode, with a local Proximity, the host's registry settings trust the sandbox's local registry
+        (:meth:`trust_registry`); a connected one's agent API carries no registry settings: call
+        :meth:`add_to` with a local Proximity on the agent's store before it starts
+        (``SandboxAgent.prepare(directory)``), as ``proximity sandbox --real`` does."""
         ports: set[int] = set()
         for entry in px.catalog.list():
             ports.update(entry.ports)
@@ -132,7 +145,16 @@ class Sandbox:
             self.listen_on(sorted(ports))
         host: Host = px.hosts.add(name, url=self.url, token_id=self.token_id, token_secret=self.token_secret,
                                   ca_file=self.ca_file, ssh=self.ssh)
+        if self.registry is not None and hasattr(px.hosts, "set_registries"):
+            self.trust_registry(px, name)
         return host
+
+    def trust_registry(self, px: Any, name: str = "sandbox") -> None:
+        """Real mode: host ``name``'s registry settings trust the sandbox's local registry (plain
+        HTTP), so apps of :attr:`catalog_paths` (``demo-web``) pull their images from it."""
+        if self.registry is None:
+            raise ProximityError("only a real-mode sandbox serves a registry (Sandbox.start(real=True))")
+        px.hosts.set_registries(name, insecure=[self.registry.address])
 
     @classmethod
     def start(cls, *, nodes: Sequence[str] = ("pve1", "pve2"), directory: str | Path | None = None,
@@ -140,7 +162,9 @@ class Sandbox:
         """Start a sandbox with these nodes; ``time_scale`` real seconds per PVE second (0: tasks end
         at once; the default, 1 in real mode). ``real``: its containers are real LXC containers
         (needs root, LXC and lxc-net: ``scripts/real-node``; checked before anything starts, raising
-        :class:`RealNodeUnavailableError`); the first start builds the Debian template (about 1.5 min)."""
+        :class:`RealNodeUnavailableError`); the first start builds the Debian template (about 1.5 min).
+        Real mode also serves the sample app's image from a local registry on the LXC bridge
+        (:attr:`registry`) and writes its catalog entry ``demo-web`` into :attr:`catalog_paths`."""
         sandbox_pve, certs = _import_fakepve()
         from proximity_sdk.sandbox._shell import SandboxShell
 
@@ -198,14 +222,38 @@ class Sandbox:
         try:
             shell.start(list(addresses.values()))
             pve.write_node_table()
+            if real:
+                sandbox._serve_sample()
         except BaseException:
             sandbox.stop()
             raise
         return sandbox
 
+    def _serve_sample(self) -> None:
+        """The sample image built (cached), a local registry serving it, its catalog entry written."""
+        from proximity_sdk.sandbox._real._images import (
+            SAMPLE_APP,
+            SAMPLE_SPECS,
+            LocalRegistry,
+            build_images,
+            image_cache,
+            sample_entry,
+        )
+
+        layout = image_cache() / "sandbox-oci"
+        tags = build_images(layout, SAMPLE_SPECS)
+        self.registry = LocalRegistry(self.directory / "registry", prefix="proximity-sandbox")
+        self.registry.start()
+        for tag in tags:
+            self.registry.push(layout, tag)
+        catalog = self.directory / "catalog"
+        catalog.mkdir(exist_ok=True)
+        (catalog / f"{SAMPLE_APP}.json").write_text(json.dumps(sample_entry(self.registry), indent=2))
+        self.catalog_paths = [catalog]
+
     def stop(self) -> None:
-        """Stop serving, destroy its real containers (real mode) and remove the sandbox's files
-        (when it made its own directory)."""
+        """Stop serving, destroy its real containers and stop its registry (real mode), and remove
+        the sandbox's files (when it made its own directory)."""
         self.shell.close()
         try:
             if not self._loop.is_closed():
@@ -216,8 +264,12 @@ class Sandbox:
                     self._thread.join(_START_TIMEOUT)
                     self._loop.close()
         finally:
-            if self.real:
-                self.pve.destroy_real_containers()
+            try:
+                if self.real:
+                    self.pve.destroy_real_containers()
+            finally:
+                if self.registry is not None:
+                    self.registry.stop()
         if self._owns_directory:
             shutil.rmtree(self.directory, ignore_errors=True)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -56,8 +57,13 @@ def create_store_engine(url: URL) -> Engine:
         else:
             path = Path(url.database)
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            # created here so it starts private; SQLite gives its -wal/-shm files the same mode
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+            # created here so it starts private; SQLite gives its -wal/-shm files the same mode. Only
+            # when absent: closing any descriptor of the file drops every POSIX lock this process
+            # holds on it (a second engine in a process already using it, as the agent's scheduler
+            # makes), and another process would then take the WAL away from under its connections
+            if not path.exists():
+                with contextlib.suppress(FileExistsError):
+                    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
             engine = create_engine(url, connect_args={"timeout": _SQLITE_BUSY_TIMEOUT_MS / 1000})
         _configure_sqlite(engine)
         return engine

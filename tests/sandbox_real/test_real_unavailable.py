@@ -67,3 +67,23 @@ def test_the_real_node_tier_skips_only_outside_ci(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="CI is set: the real_node tier must run, not skip"):
         require_real_node()
+
+
+def test_missing_image_tools_are_named_before_anything_starts(monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from proximity_sdk.sandbox._real import _images
+
+    monkeypatch.setattr(_lxc, "missing", list)  # LXC is fine here; only the image tools lack
+    monkeypatch.setattr(_images.shutil, "which", lambda tool: None if tool in ("umoci", "skopeo") else f"/x/{tool}")
+    monkeypatch.setattr(_images, "BUSYBOX", Path("/nonexistent/busybox"))
+    before = _sandbox_dirs()
+    with pytest.raises(RealNodeUnavailableError) as caught:
+        Sandbox.start(real=True)
+    text = str(caught.value)
+    assert "umoci (apt-get install umoci)" in text and "skopeo (apt-get install skopeo)" in text
+    assert "busybox (apt-get install busybox-static)" in text and "docker-registry (apt-get" not in text
+    assert "scripts/real-node" in (caught.value.hint or "") and "umoci" in (caught.value.hint or "")
+    assert _sandbox_dirs() == before
+    assert main(["sandbox", "--real", "--once"]) != 0
+    err = capsys.readouterr().err
+    assert "apt-get install umoci" in err and "scripts/real-node" in err
