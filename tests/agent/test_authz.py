@@ -89,7 +89,7 @@ def _backup_world(w: World) -> dict[str, str]:
 
 def _bk(role: str, w: World, name: str, *, settle: bool = False) -> str:
     world = _backup_world(w)
-    if settle and role == "admin":
+    if settle:  # the previous call's operation on the app (either role's) has ended
         _idle(w.agent, world["app"])
     return world[name]
 
@@ -181,8 +181,8 @@ MATRIX: dict[str, Row] = {
     "UserService/CreateToken": Row("user", lambda r, w: users_pb2.CreateTokenRequest(name=f"t-{r}")),
     "UserService/ListTokens": Row("user"),
     "UserService/RevokeToken": Row("owner", _member_token),
-    # backups: the member's app "bk-m", its backups and schedules (_backup_world); the admin's
-    # state-changing call comes once the member's operation on the app has ended
+    # backups: the member's app "bk-m", its backups and schedules (_backup_world); a state-changing
+    # call comes once the previous call's operation on the app has ended
     "BackupService/CreateBackup": Row("owner", lambda r, w: backups_pb2.CreateBackupRequest(
         app_id=_bk(r, w, "app", settle=True))),
     "BackupService/ListBackups": Row("owner", lambda r, w: backups_pb2.ListBackupsRequest(app_id=_bk(r, w, "app"))),
