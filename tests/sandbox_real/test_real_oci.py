@@ -14,12 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from proximity_sdk.errors import ProxmoxError
+from proximity_sdk.errors import OperationFailed, ProxmoxError
+from proximity_sdk.models.app import AppStatus
 from proximity_sdk.proxmox.client import ProxmoxClient
 from proximity_sdk.sandbox._real import _lxc
 from tests.harness.images import *  # noqa: F403
 from tests.harness.images import LocalRegistry
 from tests.harness.real_node import RealHarnessPve, real_path
+from tests.real_node.conftest import RealLab, answers
+from tests.real_node.conftest import real_lab as real_lab  # the fixture, used by name
 from tests.sandbox_real.test_real_node import address, lxc_state, wait
 
 pytestmark = [pytest.mark.real_node, pytest.mark.pve9_only, pytest.mark.timeout(600)]
@@ -120,3 +123,39 @@ def test_a_pull_from_a_plain_http_registry_not_trusted_fails(
     assert status["exitstatus"] != "OK" and "skopeo" in status["exitstatus"]
     assert not (pve.template_dir("local") / "untrusted.tar").exists()
     assert not list(pve.template_dir("local").glob("untrusted.tar.tmp.*"))
+
+
+# ---------------------------------------------------------------- through Proximity
+
+
+
+def _ours(lab: RealLab) -> list[str]:
+    return _lxc.list_names(f"{lab.pve.real_prefix}-")
+
+
+def test_an_image_deployed_by_proximity_on_the_91_node_answers_http(real_lab: RealLab) -> None:
+    px, pve, registry = real_lab.px, real_lab.pve, real_lab.registry
+    # only pve2 runs 9.1: the other nodes stay 9.0 (compose apps), as the real_node tier needs
+    pve.node_versions["pve2"] = "9.1.2"
+    # the node's own registries.conf trusts the local registry (PVE's pull reads only that)
+    pve.insecure_registries = {registry.address}
+    app = px.apps.deploy_image(registry.image("web:1"), hostname="oweb", node="pve2", ports=[8080]).wait(timeout=300)
+    assert app.status == AppStatus.RUNNING and app.url is not None
+    assert answers(app.url) == (200, "web v1\n")
+    assert registry.image("web:1") in pve.pulled
+    assert len(_ours(real_lab)) == 1
+    config = pve.ct(app.vmid).config
+    assert config["entrypoint"].startswith("/bin/busybox httpd") and "host-managed=1" in config["net0"]
+
+    # busybox httpd is the container's PID 1 with no SIGTERM handler: PVE's shutdown (lxc-stop
+    # --nokill with the image's stop signal) cannot end it, as on a 9.1 node; a forced stop can
+    with pytest.raises(OperationFailed, match="container did not stop"):
+        px.apps.stop(app.id, timeout=3).wait(timeout=180)
+    assert answers(app.url) == (200, "web v1\n")
+    px.apps.stop(app.id, timeout=3, force=True).wait(timeout=180)
+    assert refused(app.url)
+    px.apps.start(app.id).wait(timeout=180)
+    assert answers(app.url) == (200, "web v1\n")
+
+    px.apps.delete(app.id).wait(timeout=180)
+    assert _ours(real_lab) == []
