@@ -269,6 +269,7 @@ class RealLxcMixin:
                     await self._real_create(created, user)
             elif ttype == "vzdestroy":
                 await self._do(_lxc.destroy, self._name(int(tid)))
+                self._halt_signals.pop(int(tid), None)
             elif ttype == "vzclone" and vm is not None:
                 try:
                     await self._do(_lxc.copy_rootfs, self._name(int(tid)), self._name(vm.vmid),
