@@ -403,8 +403,9 @@ def start(name: str, *, timeout: float = START_TIMEOUT, may_exit: bool = False) 
     (its entrypoint) already ended counts as started: PVE's start only runs ``systemctl start
     pve-container@<vmid>`` (``Type=simple``, ``lxc-start -F``), which succeeds once lxc-start runs."""
     _run(["lxc-start", "-n", name, "-d"], timeout=timeout)
+    states = "RUNNING|STOPPED" if may_exit else "RUNNING"
     try:
-        _run(["lxc-wait", "-n", name, "-s", "RUNNING", "-t", str(int(timeout))], timeout=timeout + 5)
+        _run(["lxc-wait", "-n", name, "-s", states, "-t", str(int(timeout))], timeout=timeout + 5)
     except LxcError:
         if not (may_exit and state(name) == "stopped"):
             raise
