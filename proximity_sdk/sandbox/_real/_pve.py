@@ -22,7 +22,12 @@ work at the same points of each task as PVE does:
   the snapshot; rollback: the copy back in place of the root filesystem (stopped first, ``start``
   honoured); clone: a copy of the stopped source's root filesystem or of the snapshot named;
 - migrate (restart mode): stop, move to the other node name, start again (one machine: the files
-  stay where they are).
+  stay where they are);
+- OCI (asked only of a node given 9.1 in ``node_versions``): ``oci-registry-pull`` runs skopeo into
+  the storage's template cache (``insecure_registries``: plain HTTP allowed, the model of the
+  node's ``registries.conf``); a create from the archive unpacks it with umoci, the entrypoint is
+  the LXC init with the image's env, and a ``host-managed`` interface gets its lease from the host
+  at start (``_real/_oci.py``, ``_lxc.host_dhcp``).
 
 LXC names are ``px-<8 hex>-<vmid>``, unique per sandbox (tests run on two workers at once);
 ``destroy_real_containers()`` removes every container of this sandbox, and ``sweep`` those of a
