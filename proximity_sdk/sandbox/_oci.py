@@ -125,16 +125,23 @@ class OciMixin:
         image = self.images.get(reference, OciImageConfig())
 
         async def body() -> str:
-            await fake.pause(self.pull_secs)
-            fake.store_file(storage, name, 64 * 1024**2, content="vztmpl")
+            pulled = await self._oci_fetch(reference, storage, name, image)
             self.pulled.append(reference)
-            self.oci_templates[volid] = image
+            self.oci_templates[volid] = pulled
             self.oci_references[volid] = reference
             return f"pulled {reference} to '{volid}'"
 
         # PVE's worker id is the file name (encode_text keeps it free of ':')
         upid: str = await fake.task(v["node"], "ociregistrypull", name, user, body)
         return upid
+
+    async def _oci_fetch(self, reference: str, storage: str, name: str, image: OciImageConfig) -> OciImageConfig:
+        """The pull task's work: store ``<storage>:vztmpl/<name>``; the configuration of the image
+        pulled (real mode fetches the image for real and reads it from the archive)."""
+        fake: Any = self
+        await fake.pause(self.pull_secs)
+        fake.store_file(storage, name, 64 * 1024**2, content="vztmpl")
+        return image
 
     async def _lxc_create(self, user: str, v: dict[str, Any]) -> Any:
         image = self.oci_templates.get(str(v.get("ostemplate")))

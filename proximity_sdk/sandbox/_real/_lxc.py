@@ -27,9 +27,11 @@ __all__ = [
     "archive",
     "copy_rootfs",
     "create_from_archive",
+    "create_from_oci",
     "delete_snapshot",
     "destroy",
     "exists",
+    "host_dhcp",
     "list_names",
     "missing",
     "rollback",
@@ -122,6 +124,11 @@ class RealConfig:
     hwaddr: str | None = None
     memory_mb: int | None = None
     cores: int | None = None
+    #: an application container's init (PVE's ``entrypoint``), its environment (``env``) and the
+    #: signal that stops it (the image's StopSignal, SIGTERM by default: ``restore_oci_archive``)
+    entrypoint: str | None = None
+    env: tuple[str, ...] = ()
+    halt_signal: str | None = None
 
 
 def write_config(name: str, config: RealConfig) -> None:
@@ -141,6 +148,16 @@ def write_config(name: str, config: RealConfig) -> None:
     ]
     if config.hwaddr:
         lines.append(f"lxc.net.0.hwaddr = {config.hwaddr.lower()}")
+    # what PVE::LXC::update_lxc_config writes for an application container (PVE 9.1): its init is
+    # the entrypoint, /dev/shm mounted since no init sets it up, the env as the init's environment
+    # (PVE: lxc.environment.runtime, LXC 6; this node's LXC 5 knows only lxc.environment)
+    if config.entrypoint and config.entrypoint != "/sbin/init":
+        lines.append("lxc.mount.entry = shm dev/shm tmpfs rw,nosuid,nodev,create=dir 0 0")
+    if config.entrypoint:
+        lines.append(f"lxc.init.cmd = {config.entrypoint}")
+    lines += [f"lxc.environment = {variable}" for variable in config.env]
+    if config.halt_signal:
+        lines.append(f"lxc.signal.halt = {config.halt_signal}")
     lines += _limit_lines(config)
     (LXC_PATH / name / "config").write_text("\n".join(lines) + "\n")
     # PVE writes the hostname into the container at create and at every start (setup_init)
@@ -215,6 +232,58 @@ def create_from_archive(name: str, source: Path, config: RealConfig, *, member_p
     except BaseException:
         remove_files(name)
         raise
+
+
+def create_from_oci(name: str, source: Path, config: RealConfig) -> None:
+    """A stopped container whose root filesystem is the OCI image in ``source`` (an archive as
+    ``oci-registry-pull`` stores it), unpacked with umoci; rolls back on failure."""
+    from proximity_sdk.sandbox._real import _oci
+
+    if exists(name):
+        raise LxcError(f"LXC container {name} already exists")
+    if not source.is_file():
+        raise LxcError(f"volume '{source}' does not exist")
+    (LXC_PATH / name).mkdir(parents=True)
+    try:
+        _mark_owner(name)
+        _oci.unpack(source, rootfs(name), LXC_PATH / name / "oci")
+        write_config(name, config)
+    except _oci.OciError as exc:
+        remove_files(name)
+        raise LxcError(str(exc)) from exc
+    except BaseException:
+        remove_files(name)
+        raise
+
+
+_BUSYBOX = Path("/bin/busybox")
+# udhcpc's event script: the lease into the interface (run in the container's network namespace)
+_UDHCPC_SCRIPT = """#!/bin/sh
+case "$1" in
+    deconfig) ip -4 addr flush dev "$interface"; ip link set "$interface" up ;;
+    bound|renew)
+        ip -4 addr flush dev "$interface"
+        ip -4 addr add "$ip/${mask:-24}" dev "$interface"
+        if [ -n "$router" ]; then ip -4 route replace default via "${router%% *}" dev "$interface"; fi ;;
+esac
+"""
+
+
+def host_dhcp(name: str, interface: str, hostname: str, *, timeout: float = 20) -> None:
+    """Take a DHCP lease for ``interface`` from the host, in the container's network namespace:
+    what PVE 9.1 does for a ``host-managed`` interface with ``ip=dhcp`` (``manage_dhclient``: the
+    host's dhclient through ``lxc-attach -s NETWORK|UTSNAME``), with busybox's udhcpc here."""
+    if not _BUSYBOX.exists():
+        raise LxcError("host-managed DHCP needs /bin/busybox: apt-get install busybox-static")
+    hook = LXC_PATH / name / "hook"
+    hook.mkdir(exist_ok=True)
+    script = hook / "udhcpc-script"
+    script.write_text(_UDHCPC_SCRIPT)
+    script.chmod(0o755)
+    tries = max(1, int(timeout / 2))
+    _run(["lxc-attach", "-n", name, "-s", "NETWORK|UTSNAME", "--", str(_BUSYBOX), "udhcpc", "-i", interface, "-f",
+          "-q", "-n", "-t", str(tries), "-T", "2", "-s", str(script), "-x", f"hostname:{hostname}"],
+         timeout=timeout + 10)
 
 
 _OWNER = "proximity-owner"
@@ -336,9 +405,17 @@ def archive(name: str, target: Path, pct_conf: str) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def start(name: str, *, timeout: float = START_TIMEOUT) -> None:
+def start(name: str, *, timeout: float = START_TIMEOUT, may_exit: bool = False) -> None:
+    """Start the container and wait for RUNNING. ``may_exit``: an application container whose init
+    (its entrypoint) already ended counts as started: PVE's start only runs ``systemctl start
+    pve-container@<vmid>`` (``Type=simple``, ``lxc-start -F``), which succeeds once lxc-start runs."""
     _run(["lxc-start", "-n", name, "-d"], timeout=timeout)
-    _run(["lxc-wait", "-n", name, "-s", "RUNNING", "-t", str(int(timeout))], timeout=timeout + 5)
+    states = "RUNNING|STOPPED" if may_exit else "RUNNING"
+    try:
+        _run(["lxc-wait", "-n", name, "-s", states, "-t", str(int(timeout))], timeout=timeout + 5)
+    except LxcError:
+        if not (may_exit and state(name) == "stopped"):
+            raise
 
 
 def stop(name: str, *, kill: bool, timeout: float = 60) -> bool:

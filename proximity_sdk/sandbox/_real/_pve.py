@@ -22,7 +22,12 @@ work at the same points of each task as PVE does:
   the snapshot; rollback: the copy back in place of the root filesystem (stopped first, ``start``
   honoured); clone: a copy of the stopped source's root filesystem or of the snapshot named;
 - migrate (restart mode): stop, move to the other node name, start again (one machine: the files
-  stay where they are).
+  stay where they are);
+- OCI (asked only of a node given 9.1 in ``node_versions``): ``oci-registry-pull`` runs skopeo into
+  the storage's template cache (``insecure_registries``: plain HTTP allowed, the model of the
+  node's ``registries.conf``); a create from the archive unpacks it with umoci, the entrypoint is
+  the LXC init with the image's env, and a ``host-managed`` interface gets its lease from the host
+  at start (``_real/_oci.py``, ``_lxc.host_dhcp``).
 
 LXC names are ``px-<8 hex>-<vmid>``, unique per sandbox (tests run on two workers at once);
 ``destroy_real_containers()`` removes every container of this sandbox, and ``sweep`` those of a
@@ -45,8 +50,9 @@ from typing import Any
 from fakepve.lxc import parse_mount, split_props
 from fakepve.model import PveError, TaskError
 
+from proximity_sdk.sandbox._oci import OciImageConfig
 from proximity_sdk.sandbox._pve import SandboxPve
-from proximity_sdk.sandbox._real import _lxc
+from proximity_sdk.sandbox._real import _lxc, _oci
 from proximity_sdk.sandbox._real._templates import Template, cached_templates
 
 __all__ = ["PREFIX", "RealLxcMixin", "RealSandboxPve", "sweep"]
@@ -81,6 +87,11 @@ class RealLxcMixin:
         self._vzdump_modes: dict[int, str] = {}
         self._rollbacks: dict[int, tuple[str, bool]] = {}
         self._clone_from: dict[int, str] = {}  # new vmid -> the snapshot its clone copies
+        #: registries (``host[:port]``) this node's /etc/containers/registries.conf marks insecure
+        #: (plain HTTP): an OCI pull from one skips TLS, as skopeo does with ``insecure = true``
+        self.insecure_registries: set[str] = set()
+        self._oci_configs: dict[str, dict[str, Any]] = {}  # template volid -> its image config
+        self._halt_signals: dict[int, str] = {}  # vmid -> lxc.signal.halt of an OCI-made container
 
     # ------------------------------------------------------------- names
 
@@ -151,6 +162,23 @@ class RealLxcMixin:
         upid: str = await self.task(v["node"], "download", template, user, body)
         return upid
 
+    # --------------------------------------------------------------- OCI
+
+    async def _oci_fetch(self, reference: str, storage: str, name: str, image: OciImageConfig) -> OciImageConfig:
+        # the real pull (pve-storage oci_registry_pull): skopeo into the storage's template cache
+        target = self.template_dir(storage) / name
+        insecure = _oci.registry_of(reference) in self.insecure_registries
+        try:
+            await asyncio.to_thread(_oci.pull, reference, target, insecure=insecure)
+            raw = await asyncio.to_thread(_oci.image_config, target)
+        except _oci.OciError as exc:
+            target.unlink(missing_ok=True)
+            raise TaskError(str(exc)) from exc
+        self.store_file(storage, name, target.stat().st_size, content="vztmpl")  # type: ignore[attr-defined]
+        self._oci_configs[f"{storage}:vztmpl/{name}"] = raw
+        return OciImageConfig(env=tuple(raw.get("Env") or ()), entrypoint=tuple(raw.get("Entrypoint") or ()),
+                              cmd=tuple(raw.get("Cmd") or ()))
+
     # ------------------------------------------------------------ create
 
     async def _lxc_create(self, user: str, v: dict[str, Any]) -> Any:
@@ -173,8 +201,22 @@ class RealLxcMixin:
                 hwaddr = props.get("hwaddr")
         memory = ct.config.get("memory")
         cores = ct.config.get("cores")
+        env = str(ct.config.get("env") or "")
         return _lxc.RealConfig(hostname=str(ct.config.get("hostname") or f"CT{ct.vmid}"), hwaddr=hwaddr,
-                               memory_mb=int(memory) if memory else None, cores=int(cores) if cores else None)
+                               memory_mb=int(memory) if memory else None, cores=int(cores) if cores else None,
+                               entrypoint=ct.config.get("entrypoint") or None,
+                               env=tuple(e for e in re.split(r"\0+", env) if e),
+                               halt_signal=self._halt_signals.get(ct.vmid))
+
+    @staticmethod
+    def _host_managed_dhcp(ct: Any) -> list[str]:
+        """The interfaces the host takes a DHCP lease for (``host-managed=1`` with ``ip=dhcp``)."""
+        names = []
+        for key in sorted(k for k in ct.config if re.fullmatch(r"net\d+", k)):
+            props = split_props(ct.config[key])[1]
+            if str(props.get("host-managed")) == "1" and props.get("ip") == "dhcp" and props.get("link_down") != "1":
+                names.append(str(props.get("name", "eth0")))
+        return names
 
     async def _real_create(self, ct: Any, user: str) -> None:
         plan = self._creating.pop(ct.vmid, None)
@@ -185,8 +227,16 @@ class RealLxcMixin:
         try:
             await self._do(_lxc.destroy, name)  # an overwrite (restore with force): the old one goes first
             source = self.volume_file(plan["ostemplate"])
-            await self._do(_lxc.create_from_archive, name, source, self._real_config(ct))
-        except TaskError as exc:
+            # pve-container: an OCI archive is unpacked as an image (never on restore), else as a tar
+            if not plan["restore"] and await asyncio.to_thread(_oci.is_oci_archive, source):
+                raw = self._oci_configs.get(plan["ostemplate"])
+                if raw is None:
+                    raw = await asyncio.to_thread(_oci.image_config, source)
+                self._halt_signals[ct.vmid] = str(raw.get("StopSignal") or "SIGTERM")
+                await self._do(_lxc.create_from_oci, name, source, self._real_config(ct))
+            else:
+                await self._do(_lxc.create_from_archive, name, source, self._real_config(ct))
+        except (TaskError, _oci.OciError) as exc:
             self._drop(ct)  # type: ignore[attr-defined]
             raise TaskError(f"unable to {verb} CT {ct.vmid} - {exc}") from exc
         if plan["start"]:
@@ -224,6 +274,7 @@ class RealLxcMixin:
                     await self._real_create(created, user)
             elif ttype == "vzdestroy":
                 await self._do(_lxc.destroy, self._name(int(tid)))
+                self._halt_signals.pop(int(tid), None)
             elif ttype == "vzclone" and vm is not None:
                 try:
                     await self._do(_lxc.copy_rootfs, self._name(int(tid)), self._name(vm.vmid),
@@ -283,8 +334,17 @@ class RealLxcMixin:
 
     async def _real_start(self, ct: Any) -> None:
         name = self._name(ct.vmid)
-        await self._do(_lxc.write_config, name, self._real_config(ct))
-        await self._do(_lxc.start, name)
+        config = self._real_config(ct)
+        await self._do(_lxc.write_config, name, config)
+        await self._do(_lxc.start, name, may_exit=bool(config.entrypoint))
+        for interface in self._host_managed_dhcp(ct):
+            if await asyncio.to_thread(_lxc.state, name) != "running":
+                break  # the entrypoint already exited: nothing to lease for
+            # PVE: a failed lease is a warning of the start task, not a failure (log_warn)
+            try:
+                await asyncio.to_thread(_lxc.host_dhcp, name, interface, config.hostname)
+            except _lxc.LxcError as exc:
+                self.real_notes[ct.vmid].append(f"DHCP failed - {exc}")
         if self.lease_wait:
             await asyncio.to_thread(_lxc.wait_address, name, self.lease_wait)
 
