@@ -74,32 +74,11 @@ _PLAIN_FIELDS = ("hostname", "node", "vmid", "address", "url", "config", "catalo
 
 
 def _app(row: AppRow) -> App:
-    return App(
-        id=row.id,
-        hostname=row.hostname,
-        status=row.status,
-        host_id=row.host_id,
-        catalog_id=row.catalog_id,
-        catalog_version=row.catalog_version,
-        owner_id=row.owner_id,
-        node=row.node,
-        vmid=row.vmid,
-        address=row.address,
-        url=row.url,
-        resources=Resources(
-            cores=row.cores, memory_mb=row.memory_mb, swap_mb=row.swap_mb, disk_gb=row.disk_gb
-        ),
-        ports=tuple(Port(service=p.service, port=p.port, protocol=p.protocol) for p in row.ports),
-        config=row.config,
-        adopted=row.adopted,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        status_changed_at=row.status_changed_at,
-    )
+    return _app_of_row(row, [Port(service=p.service, port=p.port, protocol=p.protocol) for p in row.ports])
 
 
 def _app_of_row(row: Any, ports: Sequence[Port]) -> App:
-    """``_app`` for a plain result row of the apps table (lists)."""
+    """The App of a row of the apps table: an ORM row (``_app``) or a plain result row (lists)."""
     return App(
         id=row.id,
         hostname=row.hostname,
