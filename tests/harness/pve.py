@@ -264,6 +264,12 @@ def pve(request: pytest.FixtureRequest, pve_pki: tuple[str, str]) -> Iterator[Ha
     time_scale = float(marker.kwargs.get("time_scale", 0.0)) if marker else 0.0
     with serve_pve(*pve_pki, time_scale=time_scale) as (fake, _served):
         yield fake
+    check_schema_at_teardown(request, fake)
+
+
+def check_schema_at_teardown(request: pytest.FixtureRequest, fake: Any) -> None:
+    """Fail the test when a request it sent does not match the PVE API schema (9.1 and 8.4, or 9.1
+    only with ``pve9_only``; nothing with ``pve_schema_exempt``)."""
     if request.node.get_closest_marker("pve_schema_exempt"):
         return
     versions = ("9.1",) if request.node.get_closest_marker("pve9_only") else ("9.1", "8.4")

@@ -32,8 +32,17 @@ from proximity_sdk.proxmox.shell import NodeShell
 from proximity_sdk.sandbox._real import _lxc
 from proximity_sdk.sandbox._real._pve import PREFIX, RealLxcMixin
 from proximity_sdk.sandbox._real._templates import Template, cached_templates, ensure_template
-from tests.harness.pve import HOST, PASSWORD, TOKEN_ID, TOKEN_SECRET, USER, HarnessPve, ServedPve, token_client
-from tests.harness.pve_schema import check_requests
+from tests.harness.pve import (
+    HOST,
+    PASSWORD,
+    TOKEN_ID,
+    TOKEN_SECRET,
+    USER,
+    HarnessPve,
+    ServedPve,
+    check_schema_at_teardown,
+    token_client,
+)
 from tests.harness.sshd import NODE_ADDRESSES, Sshd, StandinState
 
 __all__ = [
@@ -100,14 +109,7 @@ def real_pve(request: pytest.FixtureRequest, real_template: Template, pve_pki: t
             served.stop()
         finally:
             fake.destroy_real_containers()
-    if request.node.get_closest_marker("pve_schema_exempt"):
-        return
-    # as the `pve` fixture: every request the test sent must be valid for PVE 9.1 and 8.4
-    versions = ("9.1",) if request.node.get_closest_marker("pve9_only") else ("9.1", "8.4")
-    problems = check_requests(fake.recorded, versions=versions)
-    if problems:
-        shown = "\n  ".join(str(p) for p in problems[:20])
-        pytest.fail(f"{len(problems)} request(s) do not match the PVE API schema:\n  {shown}", pytrace=False)
+    check_schema_at_teardown(request, fake)  # as the `pve` fixture
 
 
 @pytest.fixture

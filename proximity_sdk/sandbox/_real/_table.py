@@ -35,6 +35,7 @@ class NodeTableMixin:
         self.node_table: Path | None = None
         #: the address each node's shell answers on (address -> node)
         self.node_addresses: dict[str, str] = {}
+        self._table_written: tuple[Path, str] | None = None  # what was last written where
 
     def lxc_name(self, vmid: int) -> str | None:
         """The real LXC container behind ``vmid`` (None: not real mode)."""
@@ -50,9 +51,13 @@ class NodeTableMixin:
                 "config": {k: str(v) for k, v in ct.config.items()},
             }
         table = {"real": self.lxc_name(0) is not None, "addresses": self.node_addresses, "nodes": nodes}
+        text = json.dumps(table)
+        if self._table_written == (self.node_table, text):
+            return  # most requests change nothing: no file written and renamed for them
         partial = self.node_table.with_name(self.node_table.name + f".{os.getpid()}.tmp")
-        partial.write_text(json.dumps(table))
+        partial.write_text(text)
         os.replace(partial, self.node_table)
+        self._table_written = (self.node_table, text)
 
     async def task(self, node: str, ttype: str, tid: Any, user: str, body: Callable[[], Awaitable[Any]],
                    vm: Any = None, lock: bool = True, log: Any = ()) -> str:
