@@ -5,6 +5,9 @@ No real node needed: what the machine lacks is simulated (``_lxc.missing``), so 
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -51,10 +54,38 @@ def test_missing_names_each_lack(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     monkeypatch.setattr(_lxc.os, "geteuid", lambda: 1000)
     monkeypatch.setattr(_lxc.shutil, "which", lambda tool: None if tool == "lxc-attach" else f"/usr/bin/{tool}")
     monkeypatch.setattr(_lxc, "BRIDGE", "px-no-such-bridge")
+    monkeypatch.setattr(_lxc, "COMMON_CONFIG", tmp_path / "debian.common.conf")
     problems = _lxc.missing()
     assert problems[0] == "real mode runs privileged LXC containers: run it as root"
     assert problems[1].startswith("missing lxc-attach: apt-get install")
-    assert "no bridge px-no-such-bridge" in problems[2] and "lxc-net start" in problems[2]
+    assert "debian.common.conf: apt-get install lxc-templates" in problems[2]
+    assert "no bridge px-no-such-bridge" in problems[3] and "lxc-net start" in problems[3]
+
+
+def test_a_bridge_whose_dhcp_server_died_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The bridge outlives lxc-net's dnsmasq (CI saw every container wait 120 s for a lease): say so first."""
+    monkeypatch.setattr(_lxc.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(_lxc.shutil, "which", lambda tool: f"/usr/bin/{tool}")
+    monkeypatch.setattr(_lxc, "BRIDGE", "lo")  # a device that exists everywhere
+    common = tmp_path / "debian.common.conf"
+    common.write_text("")
+    monkeypatch.setattr(_lxc, "COMMON_CONFIG", common)
+    pidfile = tmp_path / "dnsmasq.pid"
+    monkeypatch.setattr(_lxc, "DHCP_PIDFILE", pidfile)
+    for stale in (None, "not a pid", str(os.getpid())):  # absent; garbage; a live pid that is not dnsmasq
+        if stale is not None:
+            pidfile.write_text(stale + "\n")
+        problems = _lxc.missing()
+        assert len(problems) == 1 and "lo has no DHCP server" in problems[0], problems
+        assert f"rm -f {pidfile} /run/lxc/network_up" in problems[0]
+    (tmp_path / "dnsmasq").symlink_to(shutil.which("sleep") or "/bin/sleep")
+    dnsmasq = subprocess.Popen([str(tmp_path / "dnsmasq"), "30"])  # its name (comm) is dnsmasq
+    try:
+        pidfile.write_text(f"{dnsmasq.pid}\n")
+        assert _lxc.missing() == []
+    finally:
+        dnsmasq.kill()
+        dnsmasq.wait()
 
 
 @pytest.mark.usefixtures("no_real_node")

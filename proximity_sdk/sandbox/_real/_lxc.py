@@ -30,6 +30,7 @@ __all__ = [
     "create_from_oci",
     "delete_snapshot",
     "destroy",
+    "dhcp_running",
     "exists",
     "host_dhcp",
     "list_names",
@@ -49,6 +50,11 @@ __all__ = [
 LXC_PATH = Path(os.environ.get("PROXIMITY_LXC_PATH", "/var/lib/lxc"))
 BRIDGE = "lxcbr0"
 LXC_NET = "/usr/libexec/lxc/lxc-net"
+# lxc-net's dnsmasq writes its pid here; a bridge can outlive it (the bridge is kernel state, the
+# daemon a process that ends with the session that started it), and then no container gets a lease.
+DHCP_PIDFILE = Path("/run/lxc/dnsmasq.pid")
+# What every container's config includes, as on PVE (Debian package lxc-templates).
+COMMON_CONFIG = Path("/usr/share/lxc/config/debian.common.conf")
 _TOOLS = ("lxc-start", "lxc-stop", "lxc-info", "lxc-attach", "lxc-destroy", "lxc-wait", "lxc-cgroup", "lxc-freeze",
           "lxc-unfreeze", "tar", "zstd")
 START_TIMEOUT = 30
@@ -66,9 +72,24 @@ def missing() -> list[str]:
     absent = [tool for tool in _TOOLS if shutil.which(tool) is None]
     if absent:
         problems.append(f"missing {', '.join(absent)}: apt-get install lxc zstd (or run scripts/real-node)")
+    if not COMMON_CONFIG.exists():
+        problems.append(f"missing {COMMON_CONFIG}: apt-get install lxc-templates (or run scripts/real-node)")
     if not Path(f"/sys/class/net/{BRIDGE}").exists():
         problems.append(f"no bridge {BRIDGE}: start it with {LXC_NET} start (or run scripts/real-node)")
+    elif not dhcp_running():
+        problems.append(f"the bridge {BRIDGE} has no DHCP server (lxc-net's dnsmasq is not running), so no "
+                        f"container would get an address: restart it with rm -f {DHCP_PIDFILE} /run/lxc/network_up; "
+                        f"{LXC_NET} start (or run scripts/real-node)")
     return problems
+
+
+def dhcp_running() -> bool:
+    """Whether lxc-net's dnsmasq (the bridge's DHCP and DNS server) is alive."""
+    try:
+        pid = int(DHCP_PIDFILE.read_text().strip())
+        return Path(f"/proc/{pid}/comm").read_text().strip() == "dnsmasq"
+    except (OSError, ValueError):
+        return False
 
 
 def _run(argv: list[str], *, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -135,7 +156,7 @@ def write_config(name: str, config: RealConfig) -> None:
     """The LXC config of container ``name`` (its rootfs directory must exist)."""
     lines = [
         "# made by Proximity's sandbox (real mode); PVE writes /var/lib/lxc/<vmid>/config the same way",
-        "lxc.include = /usr/share/lxc/config/debian.common.conf",
+        f"lxc.include = {COMMON_CONFIG}",
         "lxc.include = /usr/share/lxc/config/nesting.conf",
         "lxc.apparmor.profile = unconfined",
         "lxc.arch = amd64",
