@@ -14,6 +14,16 @@ operation row names it), so nothing else runs on it meanwhile.
 
 Disks on local storage cannot be cloned to another node directly: the clone is made next to
 the source and then moved (offline migration) to the node asked for.
+
+A native OCI app (``config["runtime"] == "oci"``) is cloned through the Proxmox API only, like
+every OCI operation (a host without ``ssh=`` clones it): the same steps without ``password`` and
+``up`` (there is no root password to change and no compose project to start; the entrypoint runs
+at start). PVE's clone copies the container's config as it is (``clone_vm`` in pve-container
+``src/PVE/API2/LXC.pm``: entrypoint, ``env``, ``cmode``, the image's ``lxc.signal.halt``) with a
+new MAC; the ``network`` step keeps ``host-managed=1`` on net0 (application containers have no
+DHCP client). The environment holds the source's generated secrets, as the copied data does, so
+the record keeps them too (encrypted, as for a compose clone). Health: the container runs per the
+API.
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ from __future__ import annotations
 import secrets
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from proximity_sdk.errors import AlreadyExistsError, ConflictError, NotFoundError, ProximityError, ValidationError
+from proximity_sdk.errors import AlreadyExistsError, ConflictError, NotFoundError, ProximityError
 from proximity_sdk.models.app import App, AppStatus
 from proximity_sdk.models.operation import Operation
 from proximity_sdk.models.settings import Settings
@@ -31,7 +41,7 @@ from proximity_sdk.operations.context import OperationContext
 from proximity_sdk.operations.deploy import app_url, release_unjournalled
 from proximity_sdk.operations.handle import OperationHandle
 from proximity_sdk.operations.kinds import OperationKind
-from proximity_sdk.operations.oci import is_oci
+from proximity_sdk.operations.oci import is_oci, oci_health
 from proximity_sdk.operations.provision import Provisioner, app_project
 from proximity_sdk.operations.runtime import Runtime, emitter
 from proximity_sdk.proxmox._ctspec import check_hostname
@@ -54,7 +64,7 @@ from proximity_sdk.store import Store
 if TYPE_CHECKING:
     from proximity_sdk.operations.engine import OperationEngine
 
-__all__ = ["CloneKind", "submit_clone"]
+__all__ = ["OCI_CLONE_STEPS", "CloneKind", "submit_clone"]
 
 # Root password from stdin (never on a command line): busybox and shadow chpasswd both take
 # `-c SHA512`, which also spares shadow's chpasswd a PAM stack; plain chpasswd is the fallback.
@@ -68,6 +78,11 @@ printf 'root:%s\n' "$password" | chpasswd
 echo "root password changed"
 """
 
+_CLONE_STEPS = ("place", "reserve", "snapshot", "clone", "tidy", "move", "network", "start", "address", "password",
+                 "up", "health")
+# a native OCI app: no node shell, so no root password to set and no compose project to start
+OCI_CLONE_STEPS = tuple(step for step in _CLONE_STEPS if step not in ("password", "up"))
+
 _CLONE_ATTEMPTS = 3  # a VMID taken outside Proximity meanwhile: move on to the next one
 
 
@@ -79,11 +94,7 @@ def submit_clone(runtime: Runtime, engine: OperationEngine, app_id: str, *, host
     if node is not None:
         check_node_name(node)
     source = store.apps.get(app_id)
-    if is_oci(source):
-        raise ValidationError(
-            f"app {source.hostname!r} is a native OCI container: cloning one is not supported",
-            field="app_id", hint="Deploy the same image again with px.apps.deploy_image(...), or back it up and "
-                                 "restore the backup")
+    oci = is_oci(source)
     if source.status not in (AppStatus.RUNNING, AppStatus.STOPPED):
         raise ConflictError(f"app {source.hostname!r} is {source.status.value}: only a running or stopped app "
                             "can be cloned", hint="Wait for its operation to end, or start or stop it first")
@@ -93,13 +104,16 @@ def submit_clone(runtime: Runtime, engine: OperationEngine, app_id: str, *, host
         raise AlreadyExistsError(f"an app named {hostname!r} already exists on this host",
                                  hint="Choose another hostname for the clone")
     client = runtime.clients.get(source.host_id)
-    runtime.shells.get(source.host_id)  # the node shell sets the root password: fail now, not at step 9
+    if not oci:
+        runtime.shells.get(source.host_id)  # the node shell sets the root password: fail now, not at step 9
     settings = store.settings.get()
     memory = source.resources.memory_mb or settings.default_memory_mb
     # a first look at the room (read only); the place step checks again under the placement lock
     require_room(client, store, host_id=source.host_id, node=node or source.node, memory_mb=memory)
     config = {k: v for k, v in source.config.items() if k != "last_error"}
-    config.update(compose_project=app_project(source), cloned_from={"app_id": source.id, "vmid": source.vmid})
+    config["cloned_from"] = {"app_id": source.id, "vmid": source.vmid}
+    if not oci:
+        config["compose_project"] = app_project(source)
     app = store.apps.create(hostname=hostname, host_id=source.host_id, status=AppStatus.CLONING,
                             catalog_id=source.catalog_id, catalog_version=source.catalog_version,
                             owner_id=owner_id if owner_id is not None else source.owner_id,
@@ -108,7 +122,8 @@ def submit_clone(runtime: Runtime, engine: OperationEngine, app_id: str, *, host
         store.apps.set_secrets(app.id, store.apps.secrets(source.id))
         return engine.submit("clone", app_id=app.id, host_id=source.host_id, vmid=source.vmid,
                              owner_id=app.owner_id, params={"source_app_id": source.id,
-                                                            "source_vmid": source.vmid, "node": node})
+                                                            "source_vmid": source.vmid, "node": node},
+                             steps=OCI_CLONE_STEPS if oci else None)
     except BaseException:
         store.apps.delete(app.id)
         raise
@@ -116,10 +131,8 @@ def submit_clone(runtime: Runtime, engine: OperationEngine, app_id: str, *, host
 
 class CloneKind(OperationKind):
     name: ClassVar[str] = "clone"
-    steps: ClassVar[tuple[str, ...]] = (
-        "place", "reserve", "snapshot", "clone", "tidy", "move", "network", "start", "address", "password",
-        "up", "health",
-    )
+    # a compose app's steps; an OCI app's clone is submitted with OCI_CLONE_STEPS
+    steps: ClassVar[tuple[str, ...]] = _CLONE_STEPS
     deadline_seconds: ClassVar[float] = 3 * 3600.0
 
     def __init__(self, runtime: Runtime) -> None:
@@ -197,20 +210,37 @@ class CloneKind(OperationKind):
             else:
                 ctx.event(f"CT {vmid} is on node {node} already")
 
+        oci = is_oci(app)
         with ctx.step("network"):
             if address is not None:
-                set_config(client, node, vmid, net0=self._static_net0(client, node, vmid, address, settings))
+                set_config(client, node, vmid,
+                           net0=self._static_net0(client, node, vmid, address, settings, host_managed=oci))
                 ctx.event(f"net0 set to the static address {address}")
             else:
+                if oci:
+                    self._host_managed_dhcp(ctx, client, node, vmid)
                 ctx.event("DHCP: the clone has its own MAC address, so it gets its own lease")
+            if oci:
+                ctx.event("entrypoint and environment copied by Proxmox from the source "
+                          "(the source's generated secrets, as in its data); network managed by the host")
 
         with ctx.step("start"), ctx.node_slot(host_id, node):
             start_container(client, node, vmid, emit=emitter(ctx))
 
         with ctx.step("address"):
-            address = wait_for_address(client, node, vmid, emit=emitter(ctx), static_address=address)
+            try:
+                address = wait_for_address(client, node, vmid, emit=emitter(ctx), static_address=address)
+            except ProximityError:
+                if oci:
+                    oci_health(ctx, client, node, vmid)  # an entrypoint that exited says so, not "no address"
+                raise
             store.apps.update(app.id, address=address)
             ctx.event(f"address {address}")
+
+        if oci:
+            with ctx.step("health"):
+                oci_health(ctx, client, node, vmid)
+            return self._finish(ctx, app, settings, address=address, vmid=vmid, node=node)
 
         shell = self.rt.shells.get(host_id)
         with ctx.step("password"):
@@ -233,10 +263,17 @@ class CloneKind(OperationKind):
             else:
                 ctx.event("the app declares no port: nothing to check", level="warning")
 
+        return self._finish(ctx, app, settings, address=address, vmid=vmid, node=node)
+
+    def _finish(self, ctx: OperationContext, app: App, settings: Settings, *, address: str, vmid: int,
+                node: str) -> dict[str, Any]:
+        """The new app's record: running at its own address; VMID and address handed over to it."""
+        store = self.rt.store
+        main_port = app.config.get("main_port")
         # the ports came with the record (the source's): same services on the clone's own address
         store.apps.update(app.id, status=AppStatus.RUNNING, address=address, url=app_url(address, main_port),
                           vmid=vmid, node=node)
-        store.reservations.attach_vmid(host_id, vmid, app_id=app.id)
+        store.reservations.attach_vmid(app.host_id, vmid, app_id=app.id)
         if settings.pool() is not None and address:
             store.reservations.attach_address(address, app_id=app.id)
         for kind in ("container", "vmid", "address"):
@@ -288,8 +325,10 @@ class CloneKind(OperationKind):
         raise AssertionError("unreachable")  # pragma: no cover
 
     @staticmethod
-    def _static_net0(client: ProxmoxClient, node: str, vmid: int, address: str, settings: Settings) -> str:
-        """The clone's net0 with the reserved address (and the gateway), everything else kept."""
+    def _static_net0(client: ProxmoxClient, node: str, vmid: int, address: str, settings: Settings, *,
+                     host_managed: bool) -> str:
+        """The clone's net0 with the reserved address (and the gateway), everything else kept;
+        ``host_managed``: an application container, whose interface the host configures."""
         pool = settings.pool()
         assert pool is not None
         options = client.lxc_config(node, vmid).net_options("net0")
@@ -298,7 +337,20 @@ class CloneKind(OperationKind):
         options["ip"] = f"{address}/{pool.prefix_length}"
         if settings.gateway:
             options["gw"] = settings.gateway
+        if host_managed:
+            options["host-managed"] = "1"
         return ",".join(f"{k}={v}" for k, v in options.items())
+
+    @staticmethod
+    def _host_managed_dhcp(ctx: OperationContext, client: ProxmoxClient, node: str, vmid: int) -> None:
+        """An OCI clone on DHCP: net0 as PVE copied it (new MAC), ``host-managed=1`` made sure of
+        (the deploy sets it; an application container has no DHCP client of its own)."""
+        options = client.lxc_config(node, vmid).net_options("net0")
+        if options.get("host-managed") == "1":
+            return
+        options["host-managed"] = "1"
+        set_config(client, node, vmid, net0=",".join(f"{k}={v}" for k, v in options.items()))
+        ctx.event("net0 of the clone set host-managed (the source's was not)", level="warning")
 
     # failure --------------------------------------------------------------------------------------
 

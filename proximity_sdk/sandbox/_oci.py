@@ -18,7 +18,10 @@ Stock fakepve answers ``GET /nodes/{node}/version`` with ``"fake"`` in every fie
   sets a reference's configuration (:class:`OciImageConfig`; default: ``PATH`` and
   ``/docker-entrypoint.sh``);
 - ``exiting_images``: containers of these references stop right after their start (an app
-  whose entrypoint exits), at ``time_scale`` 0.
+  whose entrypoint exits), at ``time_scale`` 0;
+- a clone runs what its source runs: PVE's ``clone_vm`` copies ``entrypoint``, ``env`` and the
+  image's raw ``lxc`` keys as they are (fakepve's clone copies the config), and the clone's
+  ``created_from`` is its source's.
 """
 
 from __future__ import annotations
@@ -161,6 +164,13 @@ class OciMixin:
                 v["env"] = "\0".join(image.env)
             self.created_from[int(v["vmid"])] = str(v["ostemplate"])
         return await super()._lxc_create(user, v)  # type: ignore[misc]
+
+    async def _lxc_clone(self, user: str, v: dict[str, Any]) -> Any:
+        upid = await super()._lxc_clone(user, v)  # type: ignore[misc]
+        origin = self.created_from.get(int(v["vmid"]))
+        if origin is not None:
+            self.created_from[int(v["newid"])] = origin  # the copied disk holds the same image
+        return upid
 
     async def _lxc_start(self, user: str, v: dict[str, Any]) -> Any:
         fake: Any = self

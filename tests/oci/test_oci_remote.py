@@ -1,4 +1,4 @@
-"""OCI deploys through the agent (remote SDK) and the CLI, like every other operation."""
+"""OCI deploys and clones through the agent (remote SDK) and the CLI, like every other operation."""
 
 from __future__ import annotations
 
@@ -33,6 +33,10 @@ def test_deploy_image_and_strategy_through_the_agent(nossh: Proximity, pve: Harn
             remote.apps.deploy("grafana", hostname="g2", strategy="docker")  # type: ignore[arg-type]
         assert strategy.value.field == "strategy"
         assert sorted(a.hostname for a in remote.apps.list()) == ["graf", "who"]
+        copy = remote.apps.clone(graf.id, hostname="graf-2").wait(timeout=60)  # no node shell: API only
+        assert (copy.config["runtime"], copy.status) == ("oci", "running")
+        assert copy.vmid is not None and copy.vmid != graf.vmid and pve.ct(copy.vmid).status == "running"
+        assert pve.ct(copy.vmid).config["env"] == pve.ct(graf.vmid).config["env"]
 
 
 @pytest.mark.timeout(240)
@@ -54,5 +58,10 @@ def test_deploy_image_from_the_cli_with_no_ssh(tmp_path: Path, pve: HarnessPve, 
     assert out.returncode == 0, out.stderr
     app = json.loads(out.stdout)["result"]
     assert (app["hostname"], app["status"], app["config"]["runtime"]) == ("web", "running", "oci")
+    cloned = run("--json", "apps", "clone", "web", "--hostname", "web-2")
+    assert cloned.returncode == 0, cloned.stderr
+    copy = json.loads(cloned.stdout)["result"]
+    assert (copy["hostname"], copy["status"], copy["config"]["runtime"]) == ("web-2", "running", "oci")
+    assert copy["vmid"] != app["vmid"] and copy["address"] != app["address"]
     refused = run("apps", "deploy", "gitea", "--hostname", "git", "--strategy", "oci")  # two services
     assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr

@@ -276,10 +276,15 @@ class RealLxcMixin:
                 await self._do(_lxc.destroy, self._name(int(tid)))
                 self._halt_signals.pop(int(tid), None)
             elif ttype == "vzclone" and vm is not None:
+                # PVE keeps an image's StopSignal as a raw `lxc.signal.halt` key, which clone_vm copies
+                signal = self._halt_signals.get(int(tid))
+                if signal is not None:
+                    self._halt_signals[vm.vmid] = signal
                 try:
                     await self._do(_lxc.copy_rootfs, self._name(int(tid)), self._name(vm.vmid),
                                    self._real_config(vm), snapname=self._clone_from.pop(vm.vmid, None))
                 except TaskError:
+                    self._halt_signals.pop(vm.vmid, None)
                     self._drop(vm)  # type: ignore[attr-defined]
                     raise
             elif ttype == "resize" and vm is not None:
