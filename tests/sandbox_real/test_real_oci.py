@@ -159,3 +159,28 @@ def test_an_image_deployed_by_proximity_on_the_91_node_answers_http(real_lab: Re
 
     px.apps.delete(app.id).wait(timeout=180)
     assert _ours(real_lab) == []
+
+
+def test_a_clone_of_the_running_oci_app_answers_on_its_own_address(real_lab: RealLab) -> None:
+    px, pve, registry = real_lab.px, real_lab.pve, real_lab.registry
+    pve.node_versions["pve2"] = "9.1.2"
+    pve.insecure_registries = {registry.address}
+    app = px.apps.deploy_image(registry.image("web:1"), hostname="oweb", node="pve2", ports=[8080]).wait(timeout=300)
+    # a running source: PVE clones it from a snapshot (the real container frozen for the copy)
+    clone = px.apps.clone(app.id, hostname="oweb-2").wait(timeout=300)
+    assert clone.status == AppStatus.RUNNING and clone.config["runtime"] == "oci"
+    assert clone.url is not None and app.url is not None and clone.address != app.address
+    assert answers(clone.url) == (200, "web v1\n")
+    assert answers(app.url) == (200, "web v1\n")
+    assert len(_ours(real_lab)) == 2
+    # the clone's init is the same entrypoint, with the image's stop signal (clone_vm copies the
+    # raw `lxc` keys PVE keeps it in)
+    source_name, clone_name = pve.lxc_name(app.vmid), pve.lxc_name(clone.vmid)
+    assert source_name is not None and clone_name is not None
+    lines = [(_lxc.LXC_PATH / n / "config").read_text().splitlines() for n in (source_name, clone_name)]
+    for wanted in ("lxc.init.cmd = ", "lxc.signal.halt = "):
+        source_line, clone_line = ([ln for ln in ls if ln.startswith(wanted)] for ls in lines)
+        assert source_line and source_line == clone_line, wanted
+    px.apps.delete(clone.id).wait(timeout=180)
+    px.apps.delete(app.id).wait(timeout=180)
+    assert _ours(real_lab) == []
