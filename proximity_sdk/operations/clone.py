@@ -31,7 +31,7 @@ from __future__ import annotations
 import secrets
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from proximity_sdk.errors import AlreadyExistsError, ConflictError, NotFoundError, ProximityError
+from proximity_sdk.errors import AlreadyExistsError, ConflictError, NotFoundError, ProximityError, ValidationError
 from proximity_sdk.models.app import App, AppStatus
 from proximity_sdk.models.operation import Operation
 from proximity_sdk.models.settings import Settings
@@ -56,6 +56,7 @@ from proximity_sdk.proxmox.guests import (
     storage_is_shared,
     take_snapshot,
 )
+from proximity_sdk.proxmox.oci import oci_support
 from proximity_sdk.proxmox.placement import pick_node
 from proximity_sdk.proxmox.validate import check_node_name
 from proximity_sdk.proxmox.vmids import VmidAllocator
@@ -110,6 +111,13 @@ def submit_clone(runtime: Runtime, engine: OperationEngine, app_id: str, *, host
     memory = source.resources.memory_mb or settings.default_memory_mb
     # a first look at the room (read only); the place step checks again under the placement lock
     require_room(client, store, host_id=source.host_id, node=node or source.node, memory_mb=memory)
+    if oci and node is not None and node != source.node:
+        # the copied config (entrypoint, env, host-managed) means nothing to an older PVE
+        support = oci_support(client, node)
+        if not support.capable:
+            raise ValidationError(f"app {source.hostname!r} is a native OCI container, which node {node} cannot "
+                                  f"run: {support.reason}", field="node",
+                                  hint="Clone it to a node with PVE >= 9.1, or leave the node out (the source's)")
     config = {k: v for k, v in source.config.items() if k != "last_error"}
     config["cloned_from"] = {"app_id": source.id, "vmid": source.vmid}
     if not oci:

@@ -6,7 +6,7 @@ import pytest
 from fakepve.lxc import split_props
 
 from proximity_sdk._client import Proximity
-from proximity_sdk.errors import OperationFailed
+from proximity_sdk.errors import OperationFailed, ValidationError
 from proximity_sdk.models.app import App, AppStatus
 from proximity_sdk.operations.clone import OCI_CLONE_STEPS
 from tests.harness.pve import HarnessPve
@@ -168,3 +168,15 @@ def test_an_oci_clone_to_another_node_is_moved_there(nossh: Proximity, pve: Harn
     assert _net0(pve, clone.vmid)["host-managed"] == "1"
     # local-lvm is not shared: cloned next to the source, then moved offline, as a compose clone is
     assert any("moving CT" in e.message and "to node pve2" in e.message for e in op.events())
+
+
+def test_an_oci_clone_to_a_node_older_than_91_is_refused_at_once(nossh: Proximity, pve: HarnessPve) -> None:
+    pve.add_node("pve2")
+    pve.node_versions["pve2"] = "8.4.1"
+    source = _deploy(nossh)
+    with pytest.raises(ValidationError) as refused:
+        nossh.apps.clone(source.id, hostname="graf-2", node="pve2")
+    assert refused.value.field == "node" and "PVE 8.4.1" in str(refused.value)
+    assert [a.id for a in nossh.apps.list()] == [source.id]  # nothing recorded
+    assert [o.kind for o in nossh.operations.list()] == ["deploy"]
+    assert [ct.vmid for ct in pve.cts] == [source.vmid]
