@@ -180,3 +180,19 @@ def test_an_oci_clone_to_a_node_older_than_91_is_refused_at_once(nossh: Proximit
     assert [a.id for a in nossh.apps.list()] == [source.id]  # nothing recorded
     assert [o.kind for o in nossh.operations.list()] == ["deploy"]
     assert [ct.vmid for ct in pve.cts] == [source.vmid]
+
+
+def test_an_oci_clone_gets_host_managed_networking_even_if_its_source_lost_it(nossh: Proximity,
+                                                                             pve: HarnessPve) -> None:
+    source = _deploy(nossh)
+    assert source.vmid is not None
+    # an administrator's edit outside Proximity: the source's net0 without host-managed
+    net0 = str(pve.ct(source.vmid).config["net0"])
+    pve.ct(source.vmid).config["net0"] = ",".join(p for p in net0.split(",") if p != "host-managed=1")
+    assert "host-managed" not in pve.ct(source.vmid).config["net0"]
+    op = nossh.apps.clone(source.id, hostname="graf-2")
+    clone = op.wait(timeout=60)
+    assert clone.vmid is not None
+    assert _net0(pve, clone.vmid)["host-managed"] == "1" and _net0(pve, clone.vmid)["ip"] == "dhcp"
+    assert any(e.message.startswith("net0 of the clone set host-managed") and e.level == "warning"
+               for e in op.events())
