@@ -17,6 +17,7 @@ from proximity_sdk.models.app import App, AppCredentials, AppStatus, DeployStrat
 from proximity_sdk.models.discovered import DiscoveredContainer
 from proximity_sdk.models.resources import Resources
 from proximity_sdk.models.update import AppUpdate, UpdateWindow
+from proximity_sdk.operations._stop import check_stop_args
 from proximity_sdk.operations.adopt import discover_containers, forget_adoption, prepare_adoption
 from proximity_sdk.operations.clone import submit_clone
 from proximity_sdk.operations.deploy import deploy_config, requested_resources
@@ -167,13 +168,18 @@ class Apps:
     def start(self, app_id: str) -> OperationHandle[App]:
         return self._submit("start", app_id)
 
-    def stop(self, app_id: str, *, force: bool = False, timeout: int = 60) -> OperationHandle[App]:
-        """Shut down cleanly within ``timeout`` seconds; with ``force``, stop hard after that."""
-        if isinstance(timeout, bool) or not isinstance(timeout, int) or not 1 <= timeout <= 3600:
-            raise ValidationError("timeout must be whole seconds from 1 to 3600", field="timeout")
-        return self._submit("stop", app_id, {"force": bool(force), "timeout": timeout})
+    def stop(self, app_id: str, *, force: bool | None = None, timeout: int | None = None) -> OperationHandle[App]:
+        """Shut down cleanly within ``timeout`` seconds; with ``force``, kill it after that.
+        ``None`` is the app's own default: a compose app gets 60 s and is not killed (a stop that
+        does not end in time fails and the app keeps running); a native OCI app stops as with
+        ``docker stop``: its image's stop signal, the service's ``stop_grace_period`` (else 10 s),
+        then a kill (docs/oci.md)."""
+        force, timeout = check_stop_args(force=force, timeout=timeout)
+        return self._submit("stop", app_id, {"force": force, "timeout": timeout})
 
     def restart(self, app_id: str) -> OperationHandle[App]:
+        """Stop (a clean shutdown, killed after 60 s for a compose app, after its grace period for
+        an OCI app) and start again."""
         return self._submit("restart", app_id)
 
     def delete(self, app_id: str, *, destroy: bool = True) -> OperationHandle[None]:

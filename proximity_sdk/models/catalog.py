@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from proximity_sdk.models._duration import grace_seconds
 from proximity_sdk.models._html import HtmlRepr
 
 __all__ = [
@@ -156,6 +157,11 @@ class CatalogApp(HtmlRepr, BaseModel):
                 raise ValueError(f"service {name!r} has neither `image` nor `build`")
             if image is not None and (not isinstance(image, str) or not image.strip()):
                 raise ValueError(f"service {name!r}: `image` must be a non-empty string")
+            if "stop_grace_period" in service:
+                try:  # how long a stop waits before it kills: never guessed (docs/oci.md)
+                    grace_seconds(service["stop_grace_period"])
+                except ValueError as exc:
+                    raise ValueError(f"service {name!r}: {exc}") from None
         return value
 
     @field_validator("main_service")

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 from proximity_sdk.errors import NotFoundError, ProximityError
 from proximity_sdk.models.app import App, AppStatus
 from proximity_sdk.models.operation import Operation
+from proximity_sdk.operations._stop import shutdown_seconds, stop_policy
 from proximity_sdk.operations.context import OperationContext
 from proximity_sdk.operations.deploy import app_url
 from proximity_sdk.operations.kinds import OperationKind
@@ -82,6 +83,8 @@ class _AppKind(OperationKind):
         assert app.node is not None and app.vmid is not None
         client = self.rt.clients.get(app.host_id)
         with ctx.step("stop"), ctx.node_slot(app.host_id, app.node):
+            then = "then killed" if force else "not killed if it does not stop"
+            ctx.event(f"shutting CT {app.vmid} down: {timeout}s to stop cleanly, {then}", level="debug")
             if shutdown_container(client, app.node, app.vmid, timeout=timeout, force_stop_after=force,
                                   emit=emitter(ctx)) is None:
                 ctx.event("already stopped")
@@ -102,8 +105,13 @@ class StopKind(_AppKind):
     steps: ClassVar[tuple[str, ...]] = ("stop",)
 
     def run(self, ctx: OperationContext) -> dict[str, Any]:
-        self._stop(ctx, self._app(ctx), timeout=int(ctx.params.get("timeout", 60)),
-                   force=bool(ctx.params.get("force", False)))
+        app = self._app(ctx)
+        # absent or None: the app's own default (a compose app: 60 s, no kill; an OCI app: its grace
+        # period, then a kill, as docker stop); operations submitted before that always carry both
+        force, timeout = ctx.params.get("force"), ctx.params.get("timeout")
+        policy = stop_policy(app, force=None if force is None else bool(force),
+                             timeout=None if timeout is None else int(timeout))
+        self._stop(ctx, app, timeout=policy.timeout, force=policy.force)
         return {"app_id": ctx.operation.app_id}
 
 
@@ -113,7 +121,7 @@ class RestartKind(_AppKind):
 
     def run(self, ctx: OperationContext) -> dict[str, Any]:
         app = self._app(ctx)
-        self._stop(ctx, app, timeout=int(ctx.params.get("timeout", 60)), force=True)
+        self._stop(ctx, app, timeout=int(ctx.params.get("timeout") or shutdown_seconds(app, 60)), force=True)
         self._start(ctx, app)
         return {"app_id": ctx.operation.app_id}
 

@@ -17,14 +17,16 @@ from proximity_sdk.models.app import App, AppStatus
 from proximity_sdk.models.operation import Operation
 from proximity_sdk.operations._capacity import require_room
 from proximity_sdk.operations._locks import wait_unlocked
+from proximity_sdk.operations._stop import stop_policy
 from proximity_sdk.operations.context import OperationContext
 from proximity_sdk.operations.deploy import app_url
 from proximity_sdk.operations.kinds import OperationKind
 from proximity_sdk.operations.oci import is_oci, oci_health
 from proximity_sdk.operations.provision import Provisioner, app_project
 from proximity_sdk.operations.runtime import Runtime, emitter
-from proximity_sdk.proxmox.containers import container_status, wait_for_address
+from proximity_sdk.proxmox.containers import container_status, shutdown_container, start_container, wait_for_address
 from proximity_sdk.proxmox.guests import container_node, migrate_container
+from proximity_sdk.proxmox.oci import oci_support
 from proximity_sdk.proxmox.validate import check_node_name
 from proximity_sdk.store import Store
 
@@ -53,8 +55,16 @@ def submit_migrate(runtime: Runtime, engine: OperationEngine, app_id: str, *, no
         raise ConflictError(f"app {app.hostname!r} has no container to migrate")
     if app.node == node:
         raise ValidationError(f"app {app.hostname!r} is on node {node} already", field="node")
+    client = runtime.clients.get(app.host_id)
+    if is_oci(app):
+        # the container's entrypoint, env and host-managed network mean nothing to an older PVE
+        support = oci_support(client, node)
+        if not support.capable:
+            raise ValidationError(f"app {app.hostname!r} is a native OCI container, which node {node} cannot "
+                                  f"run: {support.reason}", field="node",
+                                  hint="Migrate it to a node with PVE >= 9.1")
     memory = app.resources.memory_mb or store.settings.get().default_memory_mb
-    require_room(runtime.clients.get(app.host_id), store, host_id=app.host_id, node=node, memory_mb=memory,
+    require_room(client, store, host_id=app.host_id, node=node, memory_mb=memory,
                  exclude_app_id=app.id)  # a first look (read only); the check step looks again
     return engine.submit("migrate", app_id=app.id, host_id=app.host_id, vmid=app.vmid, owner_id=app.owner_id,
                          params={"node": node, "shutdown_timeout": shutdown_timeout})
@@ -108,13 +118,28 @@ class MigrateKind(OperationKind):
             if where == target:
                 ctx.event(f"CT {vmid} is on node {target} already")
             else:
-                mode = "restart migration (shut down, moved, started again)" if status and status.running \
-                    else "offline migration"
+                restart = bool(status and status.running)
+                if restart and is_oci(app):
+                    # PVE's restart migration shuts down with lxc-stop --nokill (pve-container
+                    # src/PVE/LXC/Migrate.pm prepare: vm_stop without kill): an entrypoint with no
+                    # handler for its stop signal never ends and the migration fails. Stop it as
+                    # apps.stop does (grace period, then a kill), move it offline, start it there.
+                    grace = stop_policy(app).timeout
+                    ctx.event(f"stopping CT {vmid} first (native OCI app: {grace}s to stop cleanly, then killed)")
+                    with ctx.node_slot(app.host_id, where):
+                        shutdown_container(client, where, vmid, timeout=grace, force_stop_after=True,
+                                           emit=emitter(ctx))
+                    restart = False
+                mode = "restart migration (shut down, moved, started again)" if restart else "offline migration"
                 ctx.event(f"moving CT {vmid} from node {where} to node {target}: {mode}")
                 with ctx.node_slot(app.host_id, where):
-                    migrate_container(client, where, vmid, target=target, restart=bool(status and status.running),
+                    migrate_container(client, where, vmid, target=target, restart=restart,
                                       shutdown_timeout=int(ctx.params.get("shutdown_timeout", 180)),
                                       emit=emitter(ctx))
+            if was_running and is_oci(app):  # moved offline above (or by a run before a crash)
+                with ctx.node_slot(app.host_id, target):
+                    if start_container(client, target, vmid, emit=emitter(ctx)) is not None:
+                        ctx.event(f"CT {vmid} started on node {target}")
             store.apps.update(app.id, node=target)
 
         if not was_running:

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 from proximity_sdk.errors import ProximityError, ProxmoxError, ValidationError
+from proximity_sdk.models._duration import DURATION_EXAMPLES, grace_seconds
 from proximity_sdk.models.app import App, AppStatus, DeployStrategy, Port
 from proximity_sdk.models.catalog import CatalogApp
 from proximity_sdk.models.settings import Settings
@@ -175,6 +176,12 @@ def catalog_plan(entry: CatalogApp, compose: Mapping[str, Any],
     if main is None:
         main = entry.main_port if entry.main_port in ports else (ports[0] if ports else None)
     plan = {"image": reference, "env": env, "ports": ports, "main_port": main, "service": name}
+    if "stop_grace_period" in service:  # how long a stop waits before it kills (operations/_stop.py)
+        try:
+            plan["stop_grace_seconds"] = grace_seconds(service["stop_grace_period"])
+        except ValueError as exc:
+            raise ValidationError(f"{entry.id}: {exc}", field="stop_grace_period",
+                                  hint=f"Fix the catalog entry: {DURATION_EXAMPLES}") from None
     return plan, f"{entry.id} is one image ({reference})"
 
 

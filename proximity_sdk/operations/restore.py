@@ -28,6 +28,7 @@ from proximity_sdk.models.app import App, AppStatus
 from proximity_sdk.models.backup import Backup, BackupStatus
 from proximity_sdk.models.maintenance import RetiredContainer
 from proximity_sdk.models.operation import Operation
+from proximity_sdk.operations._stop import shutdown_seconds
 from proximity_sdk.operations._targets import TargetRegistry
 from proximity_sdk.operations.backup import take_backup, undo_backup_effects
 from proximity_sdk.operations.context import OperationContext
@@ -205,7 +206,8 @@ class RestoreKind(OperationKind):
             ctx.record("old_stopped", host_id=app.host_id, node=app.node, vmid=old_vmid, was_running=was_running)
             if was_running:
                 with ctx.node_slot(app.host_id, app.node):
-                    shutdown_container(client, app.node, old_vmid, timeout=60, emit=emitter(ctx))
+                    shutdown_container(client, app.node, old_vmid, timeout=shutdown_seconds(app, 60),
+                                       emit=emitter(ctx))
                 ctx.event(f"old container {old_vmid} stopped (kept until the restored one runs)")
         address = self._run_app(ctx, app, node, vmid)
         with ctx.step("retire"):
@@ -244,7 +246,7 @@ class RestoreKind(OperationKind):
             ctx.record("old_stopped", host_id=app.host_id, node=node, vmid=vmid, was_running=was_running)
             if was_running:
                 with ctx.node_slot(app.host_id, node):
-                    shutdown_container(client, node, vmid, timeout=60, emit=emitter(ctx))
+                    shutdown_container(client, node, vmid, timeout=shutdown_seconds(app, 60), emit=emitter(ctx))
         with ctx.step("restore"):
             ctx.record("overwritten", host_id=app.host_id, node=node, vmid=vmid, storage=storage,
                        safety_volid=safety.volid)

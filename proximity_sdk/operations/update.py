@@ -32,6 +32,7 @@ from proximity_sdk.models.backup import BackupStatus
 from proximity_sdk.models.catalog import CatalogApp
 from proximity_sdk.models.operation import Operation
 from proximity_sdk.models.update import AppUpdate, ImageUpdate
+from proximity_sdk.operations._stop import shutdown_seconds
 from proximity_sdk.operations._targets import TargetRegistry
 from proximity_sdk.operations.backup import take_backup, undo_backup_effects
 from proximity_sdk.operations.context import OperationContext
@@ -181,7 +182,8 @@ def _restore_over(ctx: OperationContext, rt: Runtime, app: App, volid: str, stor
     node, vmid = app.node, app.vmid
     status = container_status(client, node, vmid)
     if status is not None and status.running:
-        shutdown_container(client, node, vmid, timeout=60, force_stop_after=True, emit=emitter(ctx))
+        shutdown_container(client, node, vmid, timeout=shutdown_seconds(app, 60), force_stop_after=True,
+                           emit=emitter(ctx))
     ctx.event(f"restoring the safety backup {volid} over CT {vmid}", level="warning")
     restore_archive(ctx, client, node, vmid, volid, storage=storage, overwrite=True)
     start_container(client, node, vmid, emit=emitter(ctx))

@@ -152,26 +152,34 @@ def shutdown_container(
     emit: Emit | None = None,
 ) -> TaskResult | None:
     """Shut the container down cleanly within ``timeout`` seconds; if it does not stop in time,
-    stop it hard when ``force_stop_after`` (else the :class:`TaskFailedError` is raised).
-    None when it was not running."""
+    kill it when ``force_stop_after`` (else the :class:`TaskFailedError` is raised).
+    None when it was not running.
+
+    ``force_stop_after`` is PVE's own ``forceStop=1``: one ``vzshutdown`` task that runs
+    ``lxc-stop --timeout <t>`` without ``--nokill``, so lxc-stop itself kills after the timeout,
+    all under the container's config lock (pve-container ``src/PVE/API2/LXC/Status.pm``
+    ``vm_shutdown`` → ``src/PVE/LXC.pm`` ``vm_stop``). Without it the task runs
+    ``lxc-stop --nokill`` and fails ``container did not stop`` (docs/fidelity.md, row R6)."""
     path = lxc_path(node, vmid, "status/shutdown")
     if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 0:
         raise ValidationError(f"timeout must be whole seconds >= 0, not {timeout!r}", field="timeout")
     try:
-        upid = client.post(path, timeout=timeout, forceStop=False)
+        upid = client.post(path, timeout=timeout, forceStop=bool(force_stop_after))
     except ConflictError as err:
         if isinstance(err, LockedError) or "not running" not in str(err):
             raise
         emit_to(emit, f"CT {vmid} is not running")
         return None
     try:
-        # PVE ends the task itself after `timeout`; the margin covers its own bookkeeping
+        # PVE ends the task itself after `timeout` (+5 s for lxc-stop); the margin covers its bookkeeping
         return wait_guest_task(client, str(upid), timeout=timeout + 60.0, emit=emit)
     except TaskFailedError as err:
         if not force_stop_after:
             raise
+        # forceStop's kill failed too (vm_stop gave up waiting for the monitor): a hard stop, its own task
         emit_to(
-            emit, f"CT {vmid} did not shut down within {timeout}s ({err.exitstatus}); stopping it", "warning"
+            emit, f"CT {vmid} did not stop within {timeout}s even with forceStop ({err.exitstatus}); stopping it",
+            "warning",
         )
         return stop_container(client, node, vmid, emit=emit)
 

@@ -19,6 +19,13 @@ Stock fakepve answers ``GET /nodes/{node}/version`` with ``"fake"`` in every fie
   ``/docker-entrypoint.sh``);
 - ``exiting_images``: containers of these references stop right after their start (an app
   whose entrypoint exits), at ``time_scale`` 0;
+- ``deaf_images``: the PID 1 of these references' containers has no handler for its stop signal
+  (busybox httpd, a shell entrypoint): the kernel drops the signal, so a shutdown without
+  ``forceStop`` waits its whole ``timeout`` and fails ``container did not stop``, and with
+  ``forceStop`` is killed after it (pve-container ``src/PVE/LXC.pm`` ``vm_stop``: ``lxc-stop
+  --nokill`` unless ``forceStop``; real mode shows it with a real busybox, docs/fidelity.md R6);
+- a restart migration shuts down without a kill, as PVE's does (pve-container
+  ``src/PVE/LXC/Migrate.pm`` ``prepare``: ``vm_stop($vmid, 0, $timeout)``); stock fakepve kills;
 - a clone runs what its source runs: PVE's ``clone_vm`` copies ``entrypoint``, ``env`` and the
   image's raw ``lxc`` keys as they are (fakepve's clone copies the config), and the clone's
   ``created_from`` is its source's.
@@ -32,9 +39,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from fakepve.lxc import split_props
-from fakepve.model import PveError
+from fakepve.model import PveError, TaskError
 
-__all__ = ["DEFAULT_IMAGE_ENV", "OciImageConfig", "OciMixin", "normalize_content_filename"]
+__all__ = ["DEFAULT_IMAGE_ENV", "OciImageConfig", "OciMixin", "normalize_content_filename", "pve_kills"]
 
 DEFAULT_IMAGE_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")
@@ -89,6 +96,8 @@ class OciMixin:
         self.pull_secs = 0.0
         #: references whose entrypoint exits at once: their containers are stopped right after a start
         self.exiting_images: set[str] = set()
+        #: references whose PID 1 ignores its stop signal: only a kill (forceStop, status/stop) ends them
+        self.deaf_images: set[str] = set()
 
     @property
     def version(self) -> str:
@@ -180,3 +189,23 @@ class OciMixin:
         if origin in self.exiting_images and not fake.time_scale and ct is not None and ct.status == "running":
             ct.status = "stopped"  # the entrypoint exited: PVE stops an application container then
         return upid
+
+    async def _ct_powerdown(self, ct: Any, timeout: Any, force: bool) -> None:
+        fake: Any = self
+        force = pve_kills(ct, force)
+        origin = self.oci_references.get(self.created_from.get(int(ct.vmid), ""))
+        if origin in self.deaf_images and ct.status == "running":
+            await fake.pause(float(timeout))  # lxc-stop waits the whole timeout: the signal was dropped
+            if not force:
+                raise TaskError("container did not stop")
+            ct.status = "stopped"
+            ct.pid = None
+            return
+        await super()._ct_powerdown(ct, timeout, force)  # type: ignore[misc]
+
+
+def pve_kills(ct: Any, force: bool) -> bool:
+    """Whether PVE's ``vm_stop`` kills after the timeout: a restart migration's shutdown never does
+    (Migrate.pm ``prepare`` calls ``vm_stop($vmid, 0, $timeout)``: ``lxc-stop --nokill``), whatever
+    fakepve's migrate asks (it kills)."""
+    return force and ct.lock != "migrate"

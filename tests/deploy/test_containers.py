@@ -129,7 +129,7 @@ def test_start_shutdown_stop_are_idempotent(pve: HarnessPve, pve_client: Proxmox
     assert result is not None and result.upid.type == "vzshutdown"
     assert ct.status == "stopped"
     [shutdown] = _calls(pve, "POST", "/lxc/200/status/shutdown")
-    assert shutdown.params() == {"timeout": "30", "forceStop": "0"}
+    assert shutdown.params() == {"timeout": "30", "forceStop": "1"}  # the default kills after the timeout
     assert shutdown_container(pve_client, "pve1", 200, emit=events) is None
     assert stop_container(pve_client, "pve1", 200, emit=events) is None
     assert events.messages.count("CT 200 is not running") == 2
@@ -139,7 +139,7 @@ def test_start_shutdown_stop_are_idempotent(pve: HarnessPve, pve_client: Proxmox
     assert ct.status == "stopped"
 
 
-def test_shutdown_that_does_not_finish_is_stopped_when_forced(
+def test_shutdown_that_does_not_finish_is_killed_by_pve_when_forced(
     pve: HarnessPve, pve_client: ProxmoxClient, template: str
 ) -> None:
     create_container(pve_client, "pve1", _spec())
@@ -150,11 +150,14 @@ def test_shutdown_that_does_not_finish_is_stopped_when_forced(
     with pytest.raises(TaskFailedError, match="container did not stop"):
         shutdown_container(pve_client, "pve1", 200, timeout=5, force_stop_after=False)
     assert ct.status == "running"
-    events = Events()
-    result = shutdown_container(pve_client, "pve1", 200, timeout=5, emit=events)
-    assert result is not None and result.upid.type == "vzstop"
+    first = _calls(pve, "POST", "/lxc/200/status/shutdown")[-1]
+    assert first.params() == {"timeout": "5", "forceStop": "0"}
+    result = shutdown_container(pve_client, "pve1", 200, timeout=5)
+    # one task: PVE's forceStop makes lxc-stop kill after the timeout (Status.pm vm_shutdown, LXC.pm vm_stop)
+    assert result is not None and result.upid.type == "vzshutdown" and result.ok
     assert ct.status == "stopped"
-    assert ("warning", "CT 200 did not shut down within 5s (container did not stop); stopping it") in events.items
+    assert _calls(pve, "POST", "/lxc/200/status/shutdown")[-1].params() == {"timeout": "5", "forceStop": "1"}
+    assert _calls(pve, "POST", "/lxc/200/status/stop") == []
 
 
 def test_destroy_stops_a_running_container_first_and_purges(

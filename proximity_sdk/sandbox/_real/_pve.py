@@ -50,7 +50,7 @@ from typing import Any
 from fakepve.lxc import parse_mount, split_props
 from fakepve.model import PveError, TaskError
 
-from proximity_sdk.sandbox._oci import OciImageConfig
+from proximity_sdk.sandbox._oci import OciImageConfig, pve_kills
 from proximity_sdk.sandbox._pve import SandboxPve
 from proximity_sdk.sandbox._real import _lxc, _oci
 from proximity_sdk.sandbox._real._templates import Template, cached_templates
@@ -363,6 +363,7 @@ class RealLxcMixin:
             raise
 
     async def _ct_powerdown(self, ct: Any, timeout: Any, force: bool) -> None:
+        force = pve_kills(ct, force)  # a restart migration's shutdown does not kill (Migrate.pm prepare)
         name = self._name(ct.vmid)
         stopped = await self._do(_lxc.stop, name, kill=False, timeout=float(timeout))
         if not stopped:
