@@ -12,6 +12,7 @@ from proximity_sdk._remote._channel import Connection
 from proximity_sdk._remote._handle import RemoteOperationHandle
 from proximity_sdk.errors import ValidationError
 from proximity_sdk.models._listing import Listing
+from proximity_sdk.models._requests import check_stop_args
 from proximity_sdk.models.app import App, AppCredentials, AppStatus, DeployStrategy, parse_app_status
 from proximity_sdk.models.discovered import DiscoveredContainer
 from proximity_sdk.models.resources import Resources
@@ -90,10 +91,17 @@ class RemoteApps:
         request = apps_pb2.StartAppRequest(app_id=app_id)
         return self._handle(self._conn.call(self._stub.StartApp, request).operation)
 
-    def stop(self, app_id: str, *, force: bool = False, timeout: int = 60) -> RemoteOperationHandle[App]:
-        """Shut down cleanly within ``timeout`` seconds; with ``force``, stop hard after that."""
-        request = apps_pb2.StopAppRequest(app_id=app_id, force=bool(force),
-                                          timeout_seconds=_seconds(timeout, "timeout"))
+    def stop(self, app_id: str, *, force: bool | None = None,
+             timeout: int | None = None) -> RemoteOperationHandle[App]:
+        """Shut down cleanly within ``timeout`` seconds; with ``force``, kill it after that. None:
+        the app's own default, decided by the agent (a compose app: 60 s, no kill; a native OCI
+        app: its grace period, then a kill; docs/oci.md)."""
+        force, timeout = check_stop_args(force=force, timeout=timeout)
+        request = apps_pb2.StopAppRequest(app_id=app_id)
+        if force is not None:  # left unset on the wire: "not given"
+            request.force = force
+        if timeout is not None:
+            request.timeout_seconds = timeout
         return self._handle(self._conn.call(self._stub.StopApp, request).operation)
 
     def restart(self, app_id: str) -> RemoteOperationHandle[App]:

@@ -13,11 +13,11 @@ from proximity_sdk.catalog.render import render_project
 from proximity_sdk.catalog.secrets import is_secret_name
 from proximity_sdk.errors import BusyError, ProximityError, ValidationError
 from proximity_sdk.models._listing import Listing
+from proximity_sdk.models._requests import check_stop_args
 from proximity_sdk.models.app import App, AppCredentials, AppStatus, DeployStrategy, parse_app_status
 from proximity_sdk.models.discovered import DiscoveredContainer
 from proximity_sdk.models.resources import Resources
 from proximity_sdk.models.update import AppUpdate, UpdateWindow
-from proximity_sdk.operations._stop import check_stop_args
 from proximity_sdk.operations.adopt import discover_containers, forget_adoption, prepare_adoption
 from proximity_sdk.operations.clone import submit_clone
 from proximity_sdk.operations.deploy import deploy_config, requested_resources

@@ -146,7 +146,12 @@ def restart(ctx: Context) -> int:
 
 
 def stop(ctx: Context) -> int:
-    handle = ctx.px.apps.stop(_app(ctx).id, force=ctx.args.force, timeout=ctx.args.shutdown_timeout)
+    timeout = ctx.args.shutdown_timeout
+    if timeout is not None and not 1 <= timeout <= 3600:
+        raise ValidationError(f"--shutdown-timeout must be whole seconds from 1 to 3600, not {timeout}",
+                              field="shutdown_timeout", hint="Leave it out for the app's own default")
+    # flags left out are None: the app's own default (docs/cli.md)
+    handle = ctx.px.apps.stop(_app(ctx).id, force=ctx.args.force, timeout=timeout)
     return finish(ctx, handle, show_app)
 
 

@@ -189,8 +189,12 @@ def _apps(b: _Builder) -> None:
     p = b.leaf(sub, "stop", "_apps:stop", "shut an app down", operation=True)
     p.add_argument("app", metavar="APP")
     p.add_argument("--host")
-    p.add_argument("--force", action="store_true", help="stop hard when the shutdown takes too long")
-    p.add_argument("--shutdown-timeout", type=int, default=60, metavar="SECONDS", help="default 60")
+    p.add_argument("--force", action=argparse.BooleanOptionalAction, default=None,
+                   help="kill the container when the shutdown takes too long (--no-force: never); default: the "
+                        "app's (a compose app: no; a native OCI app: yes, as docker stop)")
+    p.add_argument("--shutdown-timeout", type=int, default=None, metavar="SECONDS",
+                   help="1 to 3600; default: the app's (a compose app: 60; a native OCI app: its "
+                        "stop_grace_period, else 10)")
     p = b.leaf(sub, "rm", "_apps:remove", "destroy an app's container and forget the app", operation=True)
     p.add_argument("app", metavar="APP")
     p.add_argument("--host")

@@ -9,7 +9,7 @@ import pydantic
 
 from proximity_sdk.errors import ValidationError
 
-__all__ = ["checked", "from_pydantic", "validate_request"]
+__all__ = ["check_stop_args", "checked", "from_pydantic", "validate_request"]
 
 M = TypeVar("M", bound=pydantic.BaseModel)
 
@@ -51,3 +51,14 @@ def checked(build: Callable[[], M], *, what: str) -> M:
         return build()
     except pydantic.ValidationError as exc:
         raise from_pydantic(exc, what=what) from None
+
+
+def check_stop_args(*, force: object, timeout: object) -> tuple[bool | None, int | None]:
+    """The stop's arguments as given (None: the app's default), checked."""
+    if force is not None and not isinstance(force, bool):
+        raise ValidationError(f"force must be True, False or None (the app's default), not {force!r}", field="force")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int)
+                                or not 1 <= timeout <= 3600):
+        raise ValidationError("timeout must be whole seconds from 1 to 3600, or None (the app's default)",
+                              field="timeout")
+    return force, timeout

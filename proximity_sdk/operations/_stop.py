@@ -18,11 +18,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from proximity_sdk.errors import ValidationError
 from proximity_sdk.models.app import App
 from proximity_sdk.operations.oci import is_oci
 
-__all__ = ["COMPOSE_SHUTDOWN_SECONDS", "DOCKER_GRACE_SECONDS", "StopPolicy", "check_stop_args", "oci_grace",
+__all__ = ["COMPOSE_SHUTDOWN_SECONDS", "DOCKER_GRACE_SECONDS", "StopPolicy", "oci_grace",
            "shutdown_seconds", "stop_policy"]
 
 #: the clean-shutdown wait of a compose app (PVE's own default for ``status/shutdown``)
@@ -37,17 +36,6 @@ class StopPolicy:
 
     timeout: int
     force: bool
-
-
-def check_stop_args(*, force: object, timeout: object) -> tuple[bool | None, int | None]:
-    """The stop's arguments as given (None: the app's default), checked."""
-    if force is not None and not isinstance(force, bool):
-        raise ValidationError(f"force must be True, False or None (the app's default), not {force!r}", field="force")
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int)
-                                or not 1 <= timeout <= 3600):
-        raise ValidationError("timeout must be whole seconds from 1 to 3600, or None (the app's default)",
-                              field="timeout")
-    return force, timeout
 
 
 def oci_grace(app: App) -> int:

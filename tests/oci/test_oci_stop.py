@@ -6,6 +6,9 @@ An OCI migrate stops the app itself and is refused on a node older than PVE 9.1.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,7 @@ from proximity_sdk.proxmox.guests import migrate_container
 from tests.harness.pve import TOKEN_ID, TOKEN_SECRET, HarnessPve
 from tests.harness.sshd import StandinState
 from tests.oci.conftest import LISTENING
+from tests.remote._agent import running_agent
 
 pytestmark = pytest.mark.pve9_only
 
@@ -207,3 +211,58 @@ def test_an_oci_migrate_to_a_node_older_than_91_is_refused_at_submit(px: Proximi
     assert refused.value.field == "node" and "PVE 8.4.1" in str(refused.value)
     assert [o.kind for o in px.operations.list()] == ["deploy"]
     assert pve.ct(app.vmid).node == "pve1" and px.apps.get(app.id).node == "pve1"
+
+
+def test_stop_through_the_agent_carries_not_given(px: Proximity, pve: HarnessPve) -> None:
+    pve.deaf_images.add(GRAFANA_IMAGE)
+    app = _deploy(px)
+    assert app.vmid is not None
+    with running_agent(px) as agent, agent.connect() as remote:
+        # force and timeout left out: the agent applies the OCI app's default (10 s, then a kill)
+        assert remote.apps.stop(app.id).wait(timeout=60).status == AppStatus.STOPPED
+        assert _shutdowns(pve, app.vmid) == [{"timeout": "10", "forceStop": "1"}]
+        remote.apps.start(app.id).wait(timeout=60)
+        with pytest.raises(OperationFailed, match="container did not stop"):
+            remote.apps.stop(app.id, force=False).wait(timeout=60)  # an explicit False is carried
+        assert _shutdowns(pve, app.vmid)[-1] == {"timeout": "10", "forceStop": "0"}
+        remote.apps.stop(app.id, timeout=4).wait(timeout=60)
+        assert _shutdowns(pve, app.vmid)[-1] == {"timeout": "4", "forceStop": "1"}
+        with pytest.raises(ValidationError) as refused:
+            remote.apps.stop(app.id, timeout=0)
+        assert refused.value.field == "timeout"
+
+
+@pytest.mark.timeout(300)  # a handful of subprocesses, each importing the SDK
+def test_cli_stop_flags_left_out_are_the_apps_default(tmp_path: Path, pve: HarnessPve, pve_ca: str) -> None:
+    pve.version = "9.1.2"
+    pve.deaf_images.add("nginx:1.27")
+    secret = tmp_path / "token-secret"
+    secret.write_text(TOKEN_SECRET)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PROXIMITY_")},
+           "PROXIMITY_DATA_DIR": str(tmp_path / "px"), "XDG_CONFIG_HOME": str(tmp_path / "config")}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "proximity_sdk.cli", *args], env=env, capture_output=True,
+                              text=True, timeout=120, check=False)
+
+    added = run("hosts", "add", "lab", "--url", pve.url, "--token-id", TOKEN_ID, "--token-secret-file", str(secret),
+                "--ca-file", pve_ca)
+    assert added.returncode == 0, added.stderr
+    out = run("--json", "apps", "deploy-image", "nginx:1.27", "--hostname", "web", "--port", "80")
+    assert out.returncode == 0, out.stderr
+    vmid = json.loads(out.stdout)["result"]["vmid"]
+
+    out = run("--json", "apps", "stop", "web")  # no flag: the OCI app's 10 s, then a kill
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["result"]["status"] == "stopped"
+    assert _shutdowns(pve, vmid) == [{"timeout": "10", "forceStop": "1"}]
+    assert run("apps", "start", "web").returncode == 0
+
+    out = run("apps", "stop", "web", "--no-force", "--shutdown-timeout", "5")
+    assert out.returncode == 1 and "container did not stop" in out.stderr
+    assert _shutdowns(pve, vmid)[-1] == {"timeout": "5", "forceStop": "0"}
+    assert pve.ct(vmid).status == "running"
+
+    bad = run("apps", "stop", "web", "--shutdown-timeout", "0")
+    assert bad.returncode == 2 and "--shutdown-timeout must be whole seconds from 1 to 3600" in bad.stderr
+    assert len(_shutdowns(pve, vmid)) == 2  # nothing sent

@@ -787,21 +787,33 @@ class StopAppRequest(_message.Message):
     app_id: _builtins.str
     """App id."""
     force: _builtins.bool
-    """Stop hard when the clean shutdown does not finish in time."""
+    """Kill the container when the clean shutdown does not finish in time; not set: the app's
+    default (a compose app: no; a native OCI app: yes, as docker stop).
+    """
     timeout_seconds: _builtins.int
-    """Seconds the clean shutdown may take, 1 to 3600 (0: 60)."""
+    """Seconds the clean shutdown may take, 1 to 3600; not set (or 0, from clients older than the
+    field's presence): the app's default (a compose app: 60; a native OCI app: its service's
+    stop_grace_period, else 10).
+    """
     def __init__(
         self,
         *,
         app_id: _builtins.str = ...,
-        force: _builtins.bool = ...,
-        timeout_seconds: _builtins.int = ...,
+        force: _builtins.bool | None = ...,
+        timeout_seconds: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_force", b"_force", "_timeout_seconds", b"_timeout_seconds", "force", b"force", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "force", b"force", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_force", b"_force", "_timeout_seconds", b"_timeout_seconds", "app_id", b"app_id", "force", b"force", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__force: _TypeAlias = _typing.Literal["force"]  # noqa: Y015
+    _WhichOneofArgType__force: _TypeAlias = _typing.Literal["_force", b"_force"]  # noqa: Y015
+    _WhichOneofReturnType__timeout_seconds: _TypeAlias = _typing.Literal["timeout_seconds"]  # noqa: Y015
+    _WhichOneofArgType__timeout_seconds: _TypeAlias = _typing.Literal["_timeout_seconds", b"_timeout_seconds"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__force) -> _WhichOneofReturnType__force | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__timeout_seconds) -> _WhichOneofReturnType__timeout_seconds | None: ...
 
 Global___StopAppRequest: _TypeAlias = StopAppRequest  # noqa: Y015
 
