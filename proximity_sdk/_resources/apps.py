@@ -120,7 +120,8 @@ class Apps:
         chosen). ``environment`` is passed to the container; secret-named variables (``*_PASSWORD``,
         ``*_SECRET``, ``*_TOKEN``, ...) are stored encrypted as the app's secrets, never in its
         record. ``ports``: the ports the image listens on, the first being the app's URL. No node
-        shell is used. ``wait()`` gives the running ``App``."""
+        shell is used. ``wait()`` gives the running ``App``. Its stop grace period is Docker's
+        default, 10 s (there is no catalog entry to give a ``stop_grace_period``)."""
         store = self._rt.store
         reference = check_reference(reference)
         check_hostname(hostname)
@@ -201,7 +202,10 @@ class Apps:
 
     def migrate(self, app_id: str, *, node: str, shutdown_timeout: int = 180) -> OperationHandle[App]:
         """Move the app's container to ``node`` of the same cluster. A running app is shut down
-        (within ``shutdown_timeout`` seconds), moved and started again; its address may change."""
+        (within ``shutdown_timeout`` seconds), moved and started again; its address may change.
+        A native OCI app is stopped as ``stop`` does (its grace period, then a kill; not
+        ``shutdown_timeout``), moved offline and started on ``node``, which must run PVE >= 9.1
+        (else a ValidationError, field ``node``, before anything is done)."""
         return submit_migrate(self._rt, self._engine, app_id, node=node, shutdown_timeout=shutdown_timeout)
 
     def resize(self, app_id: str, *, resources: Resources) -> OperationHandle[App]:

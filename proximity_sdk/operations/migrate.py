@@ -1,7 +1,10 @@
 """Migrate: an app's container to another node of the same cluster.
 
 LXC has no live migration: a running container moves by restart migration (shut down, moved,
-started on the target), a stopped one plainly. The room on the target is checked first. Every
+started on the target), a stopped one plainly. A running native OCI app is stopped by Proximity
+first (its grace period, then a kill: PVE's restart migration never kills, and an entrypoint
+without a handler for its stop signal never ends), moved offline and started on the target; a
+target older than PVE 9.1 is refused at submit. The room on the target is checked first. Every
 step starts from where Proxmox says the container is, so the kind is idempotent: after a crash
 (or a failed task) a run again finds it on the target and only finishes, or still on the source
 and moves it. Afterwards the app's node is the target; its address is read again (DHCP may

@@ -150,7 +150,7 @@ def test_an_image_deployed_by_proximity_on_the_91_node_answers_http(real_lab: Re
     # busybox httpd is the container's PID 1 with no SIGTERM handler: PVE's shutdown (lxc-stop
     # --nokill with the image's stop signal) cannot end it, as on a 9.1 node; a forced stop can
     with pytest.raises(OperationFailed, match="container did not stop"):
-        px.apps.stop(app.id, timeout=3).wait(timeout=180)
+        px.apps.stop(app.id, timeout=3, force=False).wait(timeout=180)
     assert answers(app.url) == (200, "web v1\n")
     px.apps.stop(app.id, timeout=3, force=True).wait(timeout=180)
     assert refused(app.url)
@@ -182,5 +182,24 @@ def test_a_clone_of_the_running_oci_app_answers_on_its_own_address(real_lab: Rea
         source_line, clone_line = ([ln for ln in ls if ln.startswith(wanted)] for ls in lines)
         assert source_line and source_line == clone_line, wanted
     px.apps.delete(clone.id).wait(timeout=180)
+    px.apps.delete(app.id).wait(timeout=180)
+    assert _ours(real_lab) == []
+
+
+def test_stop_of_the_oci_web_app_ends_after_its_grace_period(real_lab: RealLab) -> None:
+    """docker stop semantics: no force given, the busybox httpd PID 1 (no handler for SIGTERM)
+    gets the grace period (10 s: deploy_image has no catalog entry), then PVE's forceStop kills it."""
+    px, pve, registry = real_lab.px, real_lab.pve, real_lab.registry
+    pve.node_versions["pve2"] = "9.1.2"
+    pve.insecure_registries = {registry.address}
+    app = px.apps.deploy_image(registry.image("web:1"), hostname="oweb", node="pve2", ports=[8080]).wait(timeout=300)
+    assert app.url is not None and answers(app.url) == (200, "web v1\n")
+    began = time.monotonic()
+    stopped = px.apps.stop(app.id).wait(timeout=180)
+    took = time.monotonic() - began
+    assert stopped.status == AppStatus.STOPPED and lxc_state(pve, app.vmid) == "stopped"
+    assert refused(app.url)
+    # the whole grace period was waited (the signal was dropped), and not much more
+    assert 10 <= took < 40, took
     px.apps.delete(app.id).wait(timeout=180)
     assert _ours(real_lab) == []

@@ -85,13 +85,17 @@ options:
     type: bool
     default: false
   force:
-    description: With O(state=stopped), stop the container hard when it does not shut down within O(stop_timeout).
+    description:
+      - With O(state=stopped), kill the container when it does not shut down within O(stop_timeout).
+      - Left out, the app's own default applies. A compose app is not killed. A native OCI app is
+        killed after its grace period, as C(docker stop) does.
     type: bool
-    default: false
   stop_timeout:
-    description: Seconds a clean shutdown may take (O(state=stopped)).
+    description:
+      - Seconds a clean shutdown may take (O(state=stopped)), 1 to 3600.
+      - Left out, the app's own default applies. A compose app gets 60. A native OCI app gets its
+        service's C(stop_grace_period), else 10.
     type: int
-    default: 60
   destroy:
     description: With O(state=absent), destroy the container. V(false) only forgets an adopted app's record.
     type: bool
@@ -317,8 +321,8 @@ def argument_spec():
             disk_gb=dict(type="int"))),
         state=dict(type="str", default="present", choices=["present", "started", "stopped", "absent"]),
         update=dict(type="bool", default=False),
-        force=dict(type="bool", default=False),
-        stop_timeout=dict(type="int", default=60),
+        force=dict(type="bool"),  # None: the app's own default (docs/oci.md)
+        stop_timeout=dict(type="int"),
         destroy=dict(type="bool", default=True),
         wait=dict(type="bool", default=True),
         timeout=dict(type="int", default=900),
