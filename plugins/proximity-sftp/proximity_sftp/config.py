@@ -27,7 +27,9 @@ _STORAGE = r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$"
 
 
 class _Common(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # defer_build: the validators are built when options are first checked, not when the plugin
+    # is loaded (by every catalog command)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     #: the node storage vzdump writes to before the copy (a file-based one: dir, NFS, CIFS)
     staging_storage: str = Field(default="local", pattern=_STORAGE)
