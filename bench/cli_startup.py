@@ -8,6 +8,14 @@ catalog list` < 400 ms locally and < 300 ms through an agent (a real `proximity-
 process on loopback, started here, state in SQLite). Also shown, without goals: Python's own
 startup, `proximity config show` (the CLI without the SDK stack), `proximity apps list` through
 the agent, and the `-X importtime` top offenders of the measured commands (agent mode included).
+
+Measured as installed: the plugins of the `proximity` entry-point group are loaded by every
+catalog command, so they are listed in the results (`plugins`); and the packages are
+byte-compiled first (`compileall`, as pip does when it installs a wheel, and as Python does on a
+first run), so that an environment with PYTHONDONTWRITEBYTECODE set (this repository's CI and
+helpers' machines) does not measure compiling the SDK's sources on every run. `--source`
+measures without that step (the sources are then compiled on each run when
+PYTHONDONTWRITEBYTECODE is set).
 """
 
 from __future__ import annotations
@@ -44,6 +52,30 @@ def _env(tmp: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROXIMITY_")}
     env.update(PROXIMITY_DATA_DIR=str(Path(tmp) / "data"), XDG_CONFIG_HOME=str(Path(tmp) / "config"))
     return env
+
+
+def _plugins() -> list[str]:
+    """The installed plugins (entry points of group ``proximity``): ``name = module``."""
+    from importlib.metadata import entry_points
+
+    return sorted(f"{ep.name} = {ep.value}" for ep in entry_points(group="proximity"))
+
+
+def _compile_bytecode() -> list[str]:
+    """Byte-compile the SDK, the agent and the installed plugins' packages; returns their directories."""
+    import compileall
+    import importlib.util
+    from importlib.metadata import entry_points
+
+    tops = {"proximity_sdk", "proximity_agent"} | {ep.value.split(":")[0].split(".")[0]
+                                                    for ep in entry_points(group="proximity")}
+    compiled = []
+    for top in sorted(tops):
+        spec = importlib.util.find_spec(top)
+        for directory in (spec.submodule_search_locations or []) if spec else []:
+            compileall.compile_dir(directory, quiet=1)
+            compiled.append(str(directory))
+    return compiled
 
 
 def _wall(argv: list[str], env: dict[str, str], runs: int) -> dict[str, float]:
@@ -83,7 +115,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--top", type=int, default=12)
+    parser.add_argument("--source", action="store_true",
+                        help="do not byte-compile the packages first (see above)")
     args = parser.parse_args()
+    compiled = [] if args.source else _compile_bytecode()
+    plugins = _plugins()
 
     proximity = _proximity()
     load_before = os.getloadavg()
@@ -120,6 +156,9 @@ def main() -> None:
         "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
                     "load_average": {"before": load_before, "after": os.getloadavg()}},
         "proximity": proximity,
+        "plugins": plugins,
+        "bytecode": "compiled first (compileall)" if compiled else "as found (--source)",
+        "python_dont_write_bytecode": bool(os.environ.get("PYTHONDONTWRITEBYTECODE")),
         "goals_ms": GOALS_MS,
         "met": met,
         "wall": measured,
@@ -139,7 +178,8 @@ def main() -> None:
               "top cumulative:")
         for row in info["top_cumulative"][:6]:
             print(f"  {row['cumulative_us'] / 1e3:>8.1f} ms  {row['module']}")
-    print(f"\nload average {os.getloadavg()[0]:.2f}; -> {RESULTS.relative_to(ROOT)}")
+    print(f"\nplugins: {', '.join(plugins) or 'none'}; bytecode: {results['bytecode']}")
+    print(f"load average {os.getloadavg()[0]:.2f}; -> {RESULTS.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

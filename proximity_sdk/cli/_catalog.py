@@ -2,22 +2,36 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Protocol
 
 from proximity_sdk.cli._exit import EXIT_OK
 from proximity_sdk.cli._output import detail, print_json, table
 
 if TYPE_CHECKING:
     from proximity_sdk.cli._context import Context
-    from proximity_sdk.models.catalog import CatalogApp
 
 __all__ = ["list_apps", "search", "show"]
 
 
-def _apps(ctx: Context, apps: list[CatalogApp]) -> int:
-    if ctx.json:
-        print_json(apps)
-        return EXIT_OK
+class _Row(Protocol):
+    """What the table shows of an app: a `CatalogApp`, or through an agent its wire message."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def category(self) -> str: ...
+    @property
+    def min_memory(self) -> int: ...
+    @property
+    def description(self) -> str: ...
+
+
+def _table(ctx: Context, apps: Iterable[_Row]) -> int:
     table(ctx.out, ("ID", "NAME", "VERSION", "CATEGORY", "MIN MEMORY", "DESCRIPTION"),
           ((a.id, a.name, a.version, a.category, f"{a.min_memory} MB", _short(a.description)) for a in apps),
           empty="no catalog app matches")
@@ -30,11 +44,29 @@ def _short(text: str, width: int = 60) -> str:
 
 
 def list_apps(ctx: Context) -> int:
-    return _apps(ctx, list(ctx.catalog.list(category=ctx.args.category)))
+    remote = ctx.agent_catalog
+    if remote is not None and not ctx.json:
+        from proximity_sdk._remote._catalog import list_messages
+
+        return _table(ctx, list_messages(remote, category=ctx.args.category))
+    apps = list(ctx.catalog.list(category=ctx.args.category))
+    if ctx.json:
+        print_json(apps)
+        return EXIT_OK
+    return _table(ctx, apps)
 
 
 def search(ctx: Context) -> int:
-    return _apps(ctx, list(ctx.catalog.search(ctx.args.query)))
+    remote = ctx.agent_catalog
+    if remote is not None and not ctx.json:
+        from proximity_sdk._remote._catalog import search_messages
+
+        return _table(ctx, search_messages(remote, ctx.args.query))
+    apps = list(ctx.catalog.search(ctx.args.query))
+    if ctx.json:
+        print_json(apps)
+        return EXIT_OK
+    return _table(ctx, apps)
 
 
 def show(ctx: Context) -> int:

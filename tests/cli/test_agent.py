@@ -45,3 +45,19 @@ def test_session_through_an_agent(cli: Cli, agent: Agent, pve: HarnessPve, stand
     assert removed["operation"]["status"] == "succeeded"
     assert agent.px.apps.list() == []
     assert json.loads(cli.ok("--json", "apps", "list").stdout) == []
+
+
+def test_catalog_tables_through_an_agent_are_the_local_tables(cli: Cli, agent: Agent) -> None:
+    """Through an agent, `catalog list` and `search` print their table from the wire messages
+    (no models built): the same table, rows and order, as the local command over the same catalog
+    (the agent's and this CLI's are both the built-in catalog)."""
+    remote = {"PROXIMITY_AGENT": agent.target, "PROXIMITY_TOKEN": agent.admin}
+    for command in (["catalog", "list"], ["catalog", "list", "--category", "Development"],
+                    ["catalog", "search", "postgres"], ["catalog", "search", "no-such-app-anywhere"]):
+        local = cli.ok(*command).stdout
+        assert cli.ok(*command, env=remote).stdout == local, command
+    rows = cli.ok("catalog", "list", env=remote).stdout.splitlines()
+    assert len(rows) == len(agent.px.catalog.list()) + 1  # and the header
+    # --json still goes through the models: derived fields (main_service) are there
+    [gitea] = [a for a in cli.json("catalog", "list", env=remote) if a["id"] == "gitea"]
+    assert gitea == agent.px.catalog.get("gitea").model_dump(mode="json")

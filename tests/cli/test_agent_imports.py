@@ -49,3 +49,24 @@ def test_the_probe_sees_local_imports(tmp_path: object) -> None:
     report = json.loads(done.stderr.strip().splitlines()[-1])
     assert report["code"] == 0, done.stderr
     assert "sqlalchemy" in report["modules"] and "proximity_sdk.store" in report["modules"]
+
+
+@pytest.mark.parametrize("command", [["catalog", "list"], ["catalog", "search", "git"]])
+def test_agent_mode_catalog_tables_import_no_models(agent: Agent, command: list[str]) -> None:
+    """The catalog table through an agent is printed from the wire messages: neither pydantic nor
+    the catalog models are imported (they were a third of the command's time)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROXIMITY_")}
+    env.update({"PROXIMITY_AGENT": agent.target, "PROXIMITY_TOKEN": agent.admin})
+    roots = ("pydantic", "pydantic_core", "proximity_sdk")
+    done = subprocess.run([sys.executable, "-c", _PROBE.format(roots=roots), *command], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, check=False)
+    report = json.loads(done.stderr.strip().splitlines()[-1])
+    assert report["code"] == 0, done.stderr
+    assert "gitea" in done.stdout
+    assert "proximity_sdk._remote._catalog" in report["modules"]  # the probe sees this command's modules
+    assert [m for m in report["modules"] if m.startswith(("pydantic", "proximity_sdk.models."))] == [
+        "proximity_sdk.models._listing"]
+    # --json prints the models' JSON: there they are imported
+    done = subprocess.run([sys.executable, "-c", _PROBE.format(roots=roots), "--json", *command], env=env,
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert "pydantic" in json.loads(done.stderr.strip().splitlines()[-1])["modules"]

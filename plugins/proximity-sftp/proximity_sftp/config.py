@@ -1,19 +1,25 @@
-"""The options of the two kinds, checked when the target is added (and again when it is opened)."""
+"""The options of the two kinds, checked when the target is added (and again when it is opened).
+
+This module is what loading the plugin imports (``plugin.py``), and every catalog command loads
+the plugins: it imports pydantic (already loaded by the SDK) and nothing heavier. The copy machinery
+(``target``: the node's SFTP, the Proxmox client; ``destinations``: paramiko) is imported by
+``open``, when a backup really uses a target.
+"""
 
 from __future__ import annotations
 
 import posixpath
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from proximity_sdk.backup_targets import BackupTarget
 from proximity_sdk.errors import ValidationError
-from proximity_sftp.destinations import DirectoryDestination, SftpDestination
-from proximity_sftp.target import CopyTarget
+
+if TYPE_CHECKING:
+    from proximity_sdk.backup_targets import BackupTarget
 
 __all__ = ["DirectoryKind", "DirectoryOptions", "SftpKind", "SftpOptions"]
 
@@ -21,7 +27,9 @@ _STORAGE = r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$"
 
 
 class _Common(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # defer_build: the validators are built when options are first checked, not when the plugin
+    # is loaded (by every catalog command)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     #: the node storage vzdump writes to before the copy (a file-based one: dir, NFS, CIFS)
     staging_storage: str = Field(default="local", pattern=_STORAGE)
@@ -103,6 +111,9 @@ class SftpKind:
         return _dump(_parse(SftpOptions, self.kind, options))
 
     def open(self, name: str, options: Mapping[str, Any]) -> BackupTarget:
+        from proximity_sftp.destinations import SftpDestination
+        from proximity_sftp.target import CopyTarget
+
         opts: SftpOptions = _parse(SftpOptions, self.kind, options)
         return CopyTarget(name, SftpDestination(opts), staging_storage=opts.staging_storage,
                           keep_on_node=opts.keep_on_node)
@@ -115,6 +126,9 @@ class DirectoryKind:
         return _dump(_parse(DirectoryOptions, self.kind, options))
 
     def open(self, name: str, options: Mapping[str, Any]) -> BackupTarget:
+        from proximity_sftp.destinations import DirectoryDestination
+        from proximity_sftp.target import CopyTarget
+
         opts: DirectoryOptions = _parse(DirectoryOptions, self.kind, options)
         return CopyTarget(name, DirectoryDestination(opts.path), staging_storage=opts.staging_storage,
                           keep_on_node=opts.keep_on_node)
