@@ -73,6 +73,7 @@ __all__ = [
     "settings_to_pb",
     "settings_update_fields",
     "ssh_from_pb",
+    "stop_force_from_pb",
     "storage_to_pb",
     "text_or_none",
     "timestamp_from_pb",
@@ -191,6 +192,22 @@ def strategy_from_pb(value: int) -> DeployStrategy:
     except KeyError:
         raise ValidationError(f"unknown deploy strategy {value}", field="strategy",
                               hint="DEPLOY_STRATEGY_AUTO, _OCI or _COMPOSE") from None
+
+
+_STOP_KILLS: dict[int, bool | None] = {
+    apps_pb2.STOP_KILL_UNSPECIFIED: None, apps_pb2.STOP_KILL_NEVER: False, apps_pb2.STOP_KILL_AFTER_TIMEOUT: True,
+}
+
+
+def stop_force_from_pb(kill: int, deprecated_force: bool) -> bool | None:
+    """``Apps.stop``'s ``force`` from StopAppRequest: None is the app's own default. The
+    deprecated ``force`` field still asks for a kill from clients older than ``kill``."""
+    try:
+        force = _STOP_KILLS[kill]
+    except KeyError:
+        raise ValidationError(f"unknown stop kill mode {kill}", field="kill",
+                              hint="STOP_KILL_NEVER, STOP_KILL_AFTER_TIMEOUT, or leave it unset") from None
+    return True if force is None and deprecated_force else force
 
 
 def update_window_to_pb(window: UpdateWindow) -> apps_pb2.UpdateWindow:

@@ -91,12 +91,11 @@ class AppServicer(apps_pb2_grpc.AppServiceServicer):
         return apps_pb2.StartAppResponse(operation=op)
 
     async def StopApp(self, request: apps_pb2.StopAppRequest, context: _Ctx) -> apps_pb2.StopAppResponse:
-        # not set: the app's own default (docs/oci.md); a timeout of 0 is how clients from before
-        # the field's presence said "not given"
-        force = request.force if request.HasField("force") else None
-        timeout = request.timeout_seconds or None
-        op = await self._act(request.app_id, lambda: self._b.px.apps.stop(request.app_id, force=force,
-                                                                          timeout=timeout))
+        # unspecified, or 0 seconds: the app's own default (docs/oci.md); the deprecated `force`
+        # still asks for a kill from clients older than `kill`
+        op = await self._act(request.app_id, lambda: self._b.px.apps.stop(
+            request.app_id, force=convert.stop_force_from_pb(request.kill, request.force),
+            timeout=request.timeout_seconds or None))
         return apps_pb2.StopAppResponse(operation=op)
 
     async def RestartApp(self, request: apps_pb2.RestartAppRequest, context: _Ctx) -> apps_pb2.RestartAppResponse:

@@ -97,11 +97,9 @@ class RemoteApps:
         the app's own default, decided by the agent (a compose app: 60 s, no kill; a native OCI
         app: its grace period, then a kill; docs/oci.md)."""
         force, timeout = check_stop_args(force=force, timeout=timeout)
-        request = apps_pb2.StopAppRequest(app_id=app_id)
-        if force is not None:  # left unset on the wire: "not given"
-            request.force = force
-        if timeout is not None:
-            request.timeout_seconds = timeout
+        kill = {None: apps_pb2.STOP_KILL_UNSPECIFIED, False: apps_pb2.STOP_KILL_NEVER,
+                True: apps_pb2.STOP_KILL_AFTER_TIMEOUT}[force]
+        request = apps_pb2.StopAppRequest(app_id=app_id, kill=kill, timeout_seconds=timeout or 0)
         return self._handle(self._conn.call(self._stub.StopApp, request).operation)
 
     def restart(self, app_id: str) -> RemoteOperationHandle[App]:

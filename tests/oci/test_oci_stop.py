@@ -266,3 +266,33 @@ def test_cli_stop_flags_left_out_are_the_apps_default(tmp_path: Path, pve: Harne
     bad = run("apps", "stop", "web", "--shutdown-timeout", "0")
     assert bad.returncode == 2 and "--shutdown-timeout must be whole seconds from 1 to 3600" in bad.stderr
     assert len(_shutdowns(pve, vmid)) == 2  # nothing sent
+
+
+def test_stop_on_the_wire_old_clients_force_and_an_unknown_kill_mode(px: Proximity, pve: HarnessPve) -> None:
+    """StopAppRequest as other services send it: the deprecated ``force`` still kills, ``kill``
+    wins over it, and a kill mode this agent does not know is refused, not taken as the default."""
+    import grpc
+
+    from proximity_sdk._pb.proximity.v1 import apps_pb2, apps_pb2_grpc
+
+    pve.deaf_images.add(GRAFANA_IMAGE)
+    app = _deploy(px)
+    assert app.vmid is not None
+    with running_agent(px) as agent, grpc.insecure_channel(agent.target) as channel:
+        stub = apps_pb2_grpc.AppServiceStub(channel)
+        auth = (("authorization", f"Bearer {agent.token}"),)
+
+        def stop(**fields: Any) -> None:
+            op_id = stub.StopApp(apps_pb2.StopAppRequest(app_id=app.id, **fields), metadata=auth).operation.id
+            px.operations.handle(op_id).wait(timeout=60)
+
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.StopApp(apps_pb2.StopAppRequest(app_id=app.id, kill=7), metadata=auth)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "kill" in (refused.value.details() or "")
+        assert _shutdowns(pve, app.vmid) == []
+        stop(force=True, timeout_seconds=3)  # a client from before `kill`
+        assert _shutdowns(pve, app.vmid) == [{"timeout": "3", "forceStop": "1"}]
+        px.apps.start(app.id).wait(timeout=60)
+        with pytest.raises(OperationFailed, match="container did not stop"):
+            stop(force=True, kill=apps_pb2.STOP_KILL_NEVER, timeout_seconds=3)
+        assert _shutdowns(pve, app.vmid)[-1] == {"timeout": "3", "forceStop": "0"}

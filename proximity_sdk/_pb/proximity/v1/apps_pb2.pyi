@@ -23,6 +23,11 @@ if sys.version_info >= (3, 11):
 else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
+if sys.version_info >= (3, 13):
+    from warnings import deprecated as _deprecated
+else:
+    from typing_extensions import deprecated as _deprecated
+
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class _AppStatus:
@@ -136,6 +141,34 @@ DEPLOY_STRATEGY_OCI: DeployStrategy.ValueType  # 2
 DEPLOY_STRATEGY_COMPOSE: DeployStrategy.ValueType  # 3
 """Docker compose inside a system container, through the node shell."""
 Global___DeployStrategy: _TypeAlias = DeployStrategy  # noqa: Y015
+
+class _StopKill:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _StopKillEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StopKill.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    STOP_KILL_UNSPECIFIED: _StopKill.ValueType  # 0
+    """The app's default: a compose app is not killed (the stop fails); a native OCI app is
+    killed, as docker stop does.
+    """
+    STOP_KILL_NEVER: _StopKill.ValueType  # 1
+    """Never kill: the stop fails and the container keeps running."""
+    STOP_KILL_AFTER_TIMEOUT: _StopKill.ValueType  # 2
+    """Kill the container once the timeout has passed."""
+
+class StopKill(_StopKill, metaclass=_StopKillEnumTypeWrapper):
+    """What a stop does when the clean shutdown does not finish in time."""
+
+STOP_KILL_UNSPECIFIED: StopKill.ValueType  # 0
+"""The app's default: a compose app is not killed (the stop fails); a native OCI app is
+killed, as docker stop does.
+"""
+STOP_KILL_NEVER: StopKill.ValueType  # 1
+"""Never kill: the stop fails and the container keeps running."""
+STOP_KILL_AFTER_TIMEOUT: StopKill.ValueType  # 2
+"""Kill the container once the timeout has passed."""
+Global___StopKill: _TypeAlias = StopKill  # noqa: Y015
 
 @_typing.final
 class Port(_message.Message):
@@ -784,36 +817,42 @@ class StopAppRequest(_message.Message):
     APP_ID_FIELD_NUMBER: _builtins.int
     FORCE_FIELD_NUMBER: _builtins.int
     TIMEOUT_SECONDS_FIELD_NUMBER: _builtins.int
+    KILL_FIELD_NUMBER: _builtins.int
     app_id: _builtins.str
     """App id."""
-    force: _builtins.bool
-    """Kill the container when the clean shutdown does not finish in time; not set: the app's
-    default (a compose app: no; a native OCI app: yes, as docker stop).
-    """
+    @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def force(self) -> _builtins.bool:
+        """Deprecated: use kill. true asks for STOP_KILL_AFTER_TIMEOUT when kill is not set; false
+        leaves it to kill (clients older than kill sent false for "not given").
+        """
+
+    @force.setter
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def force(self, value: _builtins.bool) -> None:
+        """Deprecated: use kill. true asks for STOP_KILL_AFTER_TIMEOUT when kill is not set; false
+        leaves it to kill (clients older than kill sent false for "not given").
+        """
+
     timeout_seconds: _builtins.int
-    """Seconds the clean shutdown may take, 1 to 3600; not set (or 0, from clients older than the
-    field's presence): the app's default (a compose app: 60; a native OCI app: its service's
-    stop_grace_period, else 10).
+    """Seconds the clean shutdown may take, 1 to 3600; 0: the app's default (a compose app: 60; a
+    native OCI app: its service's stop_grace_period, else 10).
     """
+    kill: Global___StopKill.ValueType
+    """Whether the container is killed when the clean shutdown does not finish in time."""
     def __init__(
         self,
         *,
         app_id: _builtins.str = ...,
-        force: _builtins.bool | None = ...,
-        timeout_seconds: _builtins.int | None = ...,
+        force: _builtins.bool = ...,
+        timeout_seconds: _builtins.int = ...,
+        kill: Global___StopKill.ValueType = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_force", b"_force", "_timeout_seconds", b"_timeout_seconds", "force", b"force", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_force", b"_force", "_timeout_seconds", b"_timeout_seconds", "app_id", b"app_id", "force", b"force", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "force", b"force", "kill", b"kill", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType__force: _TypeAlias = _typing.Literal["force"]  # noqa: Y015
-    _WhichOneofArgType__force: _TypeAlias = _typing.Literal["_force", b"_force"]  # noqa: Y015
-    _WhichOneofReturnType__timeout_seconds: _TypeAlias = _typing.Literal["timeout_seconds"]  # noqa: Y015
-    _WhichOneofArgType__timeout_seconds: _TypeAlias = _typing.Literal["_timeout_seconds", b"_timeout_seconds"]  # noqa: Y015
-    @_typing.overload
-    def WhichOneof(self, oneof_group: _WhichOneofArgType__force) -> _WhichOneofReturnType__force | None: ...
-    @_typing.overload
-    def WhichOneof(self, oneof_group: _WhichOneofArgType__timeout_seconds) -> _WhichOneofReturnType__timeout_seconds | None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StopAppRequest: _TypeAlias = StopAppRequest  # noqa: Y015
 
