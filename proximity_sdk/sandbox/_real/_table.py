@@ -175,9 +175,9 @@ class NodeTableMixin:
         os.replace(partial, self.node_table)
         self._table_written = (self.node_table, text)
 
-    async def _start_steps(self, ct: Any, user: str, skiplock: bool = False) -> None:
-        # LXC opens the console log file at every start (O_CREAT | O_APPEND, lxc/src/lxc/terminal.c
-        # lxc_terminal_create_log_file) and a start whose log file cannot be opened fails
+    def _open_console_log(self, ct: Any) -> None:
+        """What LXC does with the console log file at every start: open it O_CREAT | O_APPEND
+        (lxc/src/lxc/terminal.c lxc_terminal_create_log_file); a start that cannot open it fails."""
         self.sync_conf_files()
         path = next((v for k, v in raw_lxc_entries(ct.config) if k == "lxc.console.logfile"), None)
         if path and self.node_root is not None:
@@ -187,13 +187,23 @@ class NodeTableMixin:
                                 f"log file \"{path}\")")
             with open(log, "a"):
                 pass
+
+    async def _start_steps(self, ct: Any, user: str, skiplock: bool = False) -> None:
+        self._open_console_log(ct)
         await super()._start_steps(ct, user, skiplock)  # type: ignore[misc]
 
     async def task(self, node: str, ttype: str, tid: Any, user: str, body: Callable[[], Awaitable[Any]],
                    vm: Any = None, lock: bool = True, log: Any = ()) -> str:
         async def recorded() -> Any:
             try:
-                return await body()
+                result = await body()
+                if ttype == "vzmigrate" and vm is not None and vm.status == "running":
+                    try:  # a restart migration starts the container on the target (vm_start there)
+                        self._open_console_log(vm)
+                    except TaskError:
+                        vm.status = "stopped"
+                        raise
+                return result
             finally:
                 self.write_node_table()
 
