@@ -183,3 +183,20 @@ def test_record_console_refuses_a_config_with_snapshots_and_an_absent_one(
         record_console(node_shell, "pve1", app.vmid)
     with pytest.raises(CommandFailedError, match="CT 999 has no configuration on node pve1"):
         record_console(node_shell, "pve1", 999)
+
+
+def test_a_failed_deploy_keeps_the_last_console_lines_in_its_events(
+        withssh: Proximity, pve: HarnessPve, standin_state: StandinState) -> None:
+    pve.version = "9.1.2"
+    pve.exiting_images.add("ghcr.io/example/crash:1")
+    # LXC appends to the file (O_APPEND): what is in it when the container starts stays; here it
+    # stands for what the entrypoint printed before it exited (no process runs in the sandbox)
+    log = _log(standin_state, "pve1", 100)
+    log.parent.mkdir(parents=True)
+    log.write_text("crash: reading /etc/crash.conf\r\ncrash: no such file, giving up\r\n")
+    op = withssh.apps.deploy_image("ghcr.io/example/crash:1", hostname="crash-1", ports=[80])
+    with pytest.raises(OperationFailed):
+        op.wait(timeout=60)
+    warnings = [e.message for e in op.events() if e.level == "warning"]
+    assert "CT 100 console: crash: no such file, giving up" in warnings
+    assert not log.exists()  # gone with the container

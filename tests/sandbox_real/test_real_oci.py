@@ -172,3 +172,4 @@ def test_an_image_deployed_by_proximity_on_the_91_node_answers_http(real_lab: Re
     px.apps.delete(app.id).wait(timeout=180)
     assert _ours(real_lab) == []
     assert not (pve.node_root / "pve2" / "var/log/proximity" / f"ct-{app.vmid}.console.log").exists()
+
