@@ -148,6 +148,7 @@ def test_a_start_whose_log_directory_is_missing_fails_as_lxc_does(
 def test_restore_names_the_console_log_again(withssh: Proximity, pve: HarnessPve,
                                             standin_state: StandinState) -> None:
     app = _deploy(withssh, pve, standin_state)
+    assert _log(standin_state, "pve1", app.vmid or 0).exists()
     backup = withssh.backups.create(app.id).wait(timeout=60)
     restored = withssh.backups.restore(backup.id).wait(timeout=60)
     assert restored.vmid is not None and restored.vmid != app.vmid
@@ -155,6 +156,7 @@ def test_restore_names_the_console_log_again(withssh: Proximity, pve: HarnessPve
     path = console_log_path(restored.vmid)
     assert pve.ct(restored.vmid).config["lxc"] == [["lxc.console.logfile", path]]
     assert _log(standin_state, "pve1", restored.vmid).exists()
+    assert not _log(standin_state, "pve1", app.vmid or 0).exists()  # the retired container's: dropped
 
 
 def test_a_clones_copied_key_is_replaced_by_its_own(withssh: Proximity, pve: HarnessPve, standin_state: StandinState,
