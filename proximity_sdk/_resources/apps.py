@@ -26,6 +26,7 @@ from proximity_sdk.operations.migrate import submit_migrate
 from proximity_sdk.operations.oci import (
     AUTO_STEPS,
     COMPOSE_STEPS,
+    NO_NODE_SHELL,
     OCI_STEPS,
     catalog_plan,
     check_strategy,
@@ -50,13 +51,13 @@ __all__ = ["Apps"]
 MAX_LOG_TAIL = 10_000
 MAX_LOG_LINE = 8192
 
-
-def _cut(line: str) -> str:
-    return line if len(line) <= MAX_LOG_LINE else f"{line[:MAX_LOG_LINE]} [line cut]"
-
 _PAGE = 200
 
 log = logging.getLogger("proximity_sdk.apps")
+
+
+def _cut(line: str) -> str:
+    return line if len(line) <= MAX_LOG_LINE else f"{line[:MAX_LOG_LINE]} [line cut]"
 
 
 class Apps:
@@ -367,7 +368,7 @@ class Apps:
         live = f"`pct console {vmid}` on node {node} shows its live console"
         if not app.config.get("console_log"):
             why = app.config.get("console_log_note") or "it was deployed before Proximity recorded console logs"
-            if "SSH" in str(why):
+            if app.config.get("console_log_cause") == NO_NODE_SHELL:
                 hint = ("Give it with px.hosts.update(host, ssh=SshAccess(key_file=..., known_hosts=...)), then "
                         f"redeploy the app to have its console recorded; until then {live}")
             else:

@@ -40,6 +40,7 @@ from proximity_sdk.proxmox.vmids import VmidAllocator, create_with_vmid_retry
 __all__ = [
     "AUTO_STEPS",
     "COMPOSE_STEPS",
+    "NO_NODE_SHELL",
     "OCI_STEPS",
     "catalog_plan",
     "check_strategy",
@@ -62,6 +63,9 @@ OCI_STEPS = ("place", "reserve", "image", "create", "configure", "console", "sta
 AUTO_STEPS = ("place", "reserve", "image", "template", "create", "configure", "console", "start", "address",
               "runtime", "project", "up", "health")
 _STRATEGIES = ("auto", "oci", "compose")
+# config["console_log_cause"] of an OCI app whose console is not recorded: the host had no node shell
+# (else "refused": the node refused the config edit)
+NO_NODE_SHELL = "no_node_shell"
 
 # service keys an application container honours (or that do not matter to it); any other key
 # (command, entrypoint, user, build, privileged, ...) needs compose to mean what it says
@@ -317,7 +321,8 @@ def keep_console(ctx: OperationContext, rt: Runtime, app: App, node: str, vmid: 
         why = "host has no SSH access (the node shell writes the console log setting)"
         ctx.event(f"the console output of CT {vmid} is not recorded: the {why}; Proxmox discards it",
                   level="warning")
-        return {"console_log": False, "console_log_note": f"it was deployed while its {why}"}
+        return {"console_log": False, "console_log_note": f"it was deployed while its {why}",
+                "console_log_cause": NO_NODE_SHELL}
     if journal:
         ctx.record("console_log", host_id=app.host_id, node=node, vmid=vmid)  # the file goes with a rollback
     try:
@@ -326,9 +331,10 @@ def keep_console(ctx: OperationContext, rt: Runtime, app: App, node: str, vmid: 
         if journal:
             ctx.forget("console_log", vmid=vmid)
         ctx.event(f"the console output of CT {vmid} is not recorded: {exc.message}", level="warning")
-        return {"console_log": False, "console_log_note": f"recording it failed at deploy: {exc.message}"}
+        return {"console_log": False, "console_log_note": f"recording it failed: {exc.message}",
+                "console_log_cause": "refused"}
     ctx.event(f"console output recorded in {console_log_path(vmid)} on node {node}" + (f" ({note})" if note else ""))
-    return {"console_log": True, "console_log_note": None}
+    return {"console_log": True, "console_log_note": None, "console_log_cause": None}
 
 
 def prepare_console_node(ctx: OperationContext, rt: Runtime, app: App, node: str) -> None:
