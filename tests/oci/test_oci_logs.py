@@ -158,6 +158,12 @@ def test_restore_names_the_console_log_again(withssh: Proximity, pve: HarnessPve
     assert _log(standin_state, "pve1", restored.vmid).exists()
     assert not _log(standin_state, "pve1", app.vmid or 0).exists()  # the retired container's: dropped
 
+    # in place: the same VMID, its config from the archive without the raw key, written again
+    again = withssh.backups.create(app.id).wait(timeout=60)
+    in_place = withssh.backups.restore(again.id, in_place=True).wait(timeout=60)
+    assert in_place.vmid == restored.vmid and in_place.config["console_log"] is True
+    assert pve.ct(restored.vmid).config["lxc"] == [["lxc.console.logfile", path]]
+
 
 def test_a_clones_copied_key_is_replaced_by_its_own(withssh: Proximity, pve: HarnessPve, standin_state: StandinState,
                                                     node_shell: NodeShell) -> None:
