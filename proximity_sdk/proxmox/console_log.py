@@ -96,7 +96,10 @@ if [ ! -f "$conf" ]; then
 fi
 mkdir -p "$r/run/lock/lxc"
 exec 9>"$r/run/lock/lxc/pve-config-$3.lock"
-flock -w 10 9
+if ! flock -w 10 9; then
+    echo "CT $3: its config stayed locked for 10 s (pve-config-$3.lock): another change is under way" >&2
+    exit 1
+fi
 if grep -q '^\\[' "$conf"; then
     echo "CT $3 has snapshots or pending changes: its config cannot take a raw key at the end" >&2
     exit {_SECTIONS}

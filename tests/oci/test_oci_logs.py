@@ -9,6 +9,9 @@ by the test (no process runs in a sandbox container outside real mode: tests/san
 
 from __future__ import annotations
 
+import fcntl
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -208,3 +211,16 @@ def test_a_failed_deploy_keeps_the_last_console_lines_in_its_events(
     warnings = [e.message for e in op.events() if e.level == "warning"]
     assert "CT 100 console: crash: no such file, giving up" in warnings
     assert not log.exists()  # gone with the container
+
+
+def test_record_console_waits_for_pves_config_lock(
+        withssh: Proximity, pve: HarnessPve, standin_state: StandinState, node_shell: NodeShell) -> None:
+    app = _deploy(withssh, pve, standin_state)
+    assert app.vmid is not None
+    lock = _node(standin_state, "pve1") / "run/lock/lxc" / f"pve-config-{app.vmid}.lock"
+    with open(lock, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as PVE's lock_config holds it during a change
+        threading.Timer(0.8, fcntl.flock, (held, fcntl.LOCK_UN)).start()
+        started = time.monotonic()
+        record_console(node_shell, "pve1", app.vmid)
+        assert time.monotonic() - started >= 0.7
