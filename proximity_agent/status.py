@@ -26,6 +26,8 @@ TaskTimeoutError, CommandTimeoutError,       DEADLINE_EXCEEDED
 OperationTimeout
 TaskFailedError, CommandFailedError,         FAILED_PRECONDITION     Proxmox or the node refused the work in
 HostKeyError, OperationFailed                                        its current state
+NotRecordedError                             FAILED_PRECONDITION     nothing was recorded to answer with (an
+                                                                     OCI app's console without node shell)
 OperationCancelled                           CANCELLED
 any other ProximityError (ProxmoxError,      INTERNAL                with its message (SDK messages are
 SecretKeyError, ...)                                                 written for users and carry no secrets)
@@ -113,6 +115,7 @@ _CODES: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (errors.CommandFailedError, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.HostKeyError, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.OperationFailed, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.NotRecordedError, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.NodeShellError, grpc.StatusCode.UNAVAILABLE),
     (errors.ProximityError, grpc.StatusCode.INTERNAL),
 )

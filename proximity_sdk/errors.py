@@ -28,6 +28,7 @@ Errors raised from a Proxmox answer also carry ``status``, ``method`` and ``path
     │   ├── CommandFailedError               non-zero exit; .exit_status, .stderr_tail
     │   └── CommandTimeoutError (TimeoutError)
     ├── SecretKeyError                       the secret key cannot decrypt what is stored
+    ├── NotRecordedError                     Proximity kept no record of it (an OCI app's console log)
     ├── ProxmoxError                         any other answer from Proxmox we cannot classify
     └── OperationError                       an Operation did not deliver its result
         ├── OperationFailed                  .step, .log_tail
@@ -52,6 +53,7 @@ __all__ = [
     "LockedError",
     "NodeShellError",
     "NotFoundError",
+    "NotRecordedError",
     "OperationCancelled",
     "OperationError",
     "OperationFailed",
@@ -291,6 +293,13 @@ class SecretKeyError(ProximityError):
         "Use the key the data was written with (PROXIMITY_SECRET_KEY or the key file); "
         "rotate keys with px.settings.rotate_secret_key, never by replacing the file"
     )
+
+
+class NotRecordedError(ProximityError):
+    """What was asked for was never recorded for this app (e.g. the console log of a native OCI app
+    deployed without a node shell, or before Proximity recorded console logs)."""
+
+    default_hint = "Redeploy the app to have it recorded"
 
 
 class ProxmoxError(ProximityError):

@@ -39,6 +39,7 @@ EXPECTED = [
     "NodeShellError",
     "NodeSyncReport",
     "NotFoundError",
+    "NotRecordedError",
     "Operation",
     "OperationCancelled",
     "OperationError",

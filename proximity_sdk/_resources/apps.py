@@ -11,7 +11,7 @@ from typing import Any
 
 from proximity_sdk.catalog.render import render_project
 from proximity_sdk.catalog.secrets import is_secret_name
-from proximity_sdk.errors import BusyError, ProximityError, ValidationError
+from proximity_sdk.errors import BusyError, NotRecordedError, ProximityError, ValidationError
 from proximity_sdk.models._listing import Listing
 from proximity_sdk.models._requests import check_stop_args
 from proximity_sdk.models.app import App, AppCredentials, AppStatus, DeployStrategy, parse_app_status
@@ -27,6 +27,7 @@ from proximity_sdk.operations.migrate import submit_migrate
 from proximity_sdk.operations.oci import (
     AUTO_STEPS,
     COMPOSE_STEPS,
+    NO_NODE_SHELL,
     OCI_STEPS,
     catalog_plan,
     check_strategy,
@@ -40,6 +41,7 @@ from proximity_sdk.operations.resize import submit_resize
 from proximity_sdk.operations.runtime import Runtime
 from proximity_sdk.operations.update import check_updatable, find_updates, submit_update
 from proximity_sdk.proxmox._ctspec import check_hostname
+from proximity_sdk.proxmox.console_log import read_console
 from proximity_sdk.proxmox.oci import check_env, check_reference, require_oci
 from proximity_sdk.proxmox.validate import check_node_name
 from proximity_sdk.store._keyset import Cursor
@@ -53,6 +55,10 @@ MAX_LOG_LINE = 8192
 _PAGE = 200
 
 log = logging.getLogger("proximity_sdk.apps")
+
+
+def _cut(line: str) -> str:
+    return line if len(line) <= MAX_LOG_LINE else f"{line[:MAX_LOG_LINE]} [line cut]"
 
 
 class Apps:
@@ -339,17 +345,17 @@ class Apps:
         return Listing(self.iter(status=status, search=search, host=host, owner_id=owner_id))
 
     def logs(self, app_id: str, *, tail: int = 200, service: str | None = None) -> str:
-        """The last ``tail`` lines (at most ``MAX_LOG_TAIL``) of the app's compose services (through
-        the node shell); a line longer than ``MAX_LOG_LINE`` characters is cut."""
+        """The last ``tail`` lines (at most ``MAX_LOG_TAIL``) of the app's compose services, or of a
+        native OCI app's console (its one process: no ``service``), through the node shell; a line
+        longer than ``MAX_LOG_LINE`` characters is cut. An OCI app deployed without a node shell (or
+        before Proximity recorded consoles) has none: :class:`NotRecordedError` says why."""
         if isinstance(tail, bool) or not isinstance(tail, int) or not 1 <= tail <= MAX_LOG_TAIL:
             raise ValidationError(f"tail must be a number of lines from 1 to {MAX_LOG_TAIL}", field="tail")
         app = self._rt.store.apps.get(app_id)
         if app.node is None or app.vmid is None:
             raise ValidationError(f"app {app.hostname!r} has no container yet", field="app_id")
         if is_oci(app):
-            raise ValidationError(
-                f"app {app.hostname!r} runs as a native OCI container: it has no compose logs to read",
-                field="app_id", hint=f"Read its console log on node {app.node} (pct console {app.vmid})")
+            return self._console_log(app, app.node, app.vmid, tail=tail, service=service)
         if "compose_text" not in app.config:
             raise ValidationError(
                 f"app {app.hostname!r} was adopted: Proximity runs no compose project in it", field="app_id",
@@ -362,8 +368,32 @@ class Apps:
                                       hint=f"Its services: {', '.join(services)}")
         text = Provisioner(self._rt.shells.get(app.host_id), app.node, app.vmid,
                            project=app_project(app)).logs(tail=tail, service=service)
-        return "\n".join(line if len(line) <= MAX_LOG_LINE else f"{line[:MAX_LOG_LINE]} [line cut]"
-                         for line in text.split("\n"))
+        return "\n".join(_cut(line) for line in text.split("\n"))
+
+    def _console_log(self, app: App, node: str, vmid: int, *, tail: int, service: str | None) -> str:
+        """The end of a native OCI app's console output, from the file its node keeps (Proxmox keeps
+        none: ``proxmox/console_log.py``)."""
+        if service is not None:
+            raise ValidationError(
+                f"app {app.hostname!r} runs as a native OCI container: one process, no services to choose from",
+                field="service", hint="Leave out service: its console log is that one process's output")
+        live = f"`pct console {vmid}` on node {node} shows its live console"
+        if not app.config.get("console_log"):
+            why = app.config.get("console_log_note") or "it was deployed before Proximity recorded console logs"
+            if app.config.get("console_log_cause") == NO_NODE_SHELL:
+                hint = ("Give it with px.hosts.update(host, ssh=SshAccess(key_file=..., known_hosts=...)), then "
+                        f"redeploy the app to have its console recorded; until then {live}")
+            else:
+                hint = f"Redeploy the app to have its console recorded; until then {live}"
+            raise NotRecordedError(
+                f"app {app.hostname!r} (native OCI container) has no console log: {why}; Proxmox keeps none",
+                hint=hint)
+        text = read_console(self._rt.shells.get(app.host_id), node, vmid, tail=tail)
+        if text is None:
+            raise NotRecordedError(
+                f"CT {vmid} of app {app.hostname!r} has no console log on node {node} yet: it has not started "
+                "there since its console was recorded", hint=f"Start the app; {live}")
+        return "\n".join(_cut(line.removesuffix("\r")) for line in text.removesuffix("\n").split("\n"))
 
     def credentials(self, app_id: str) -> AppCredentials:
         """The root password and generated secrets (for the app's owner or an admin)."""

@@ -24,6 +24,7 @@ _TABLE: tuple[tuple[str, str], ...] = (
      "List the ids with `proximity catalog list` or look them up with `proximity catalog search TEXT`"),
     (r"px\.apps\.list\(\)", "`proximity apps list`"),
     (r"px\.apps\.discover\(\)", "`proximity apps discover`"),
+    (r"px\.apps\.logs\(app_id\)", "`proximity apps logs APP`"),
     (r"px\.apps\.delete", "`proximity apps rm APP`"),
     (r"px\.apps\.deploy_image\(\.\.\.\)", "`proximity apps deploy-image IMAGE --hostname NAME`"),
     (r"px\.hosts\.list\(\)", "`proximity hosts list`"),

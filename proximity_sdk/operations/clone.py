@@ -41,7 +41,7 @@ from proximity_sdk.operations.context import OperationContext
 from proximity_sdk.operations.deploy import app_url, release_unjournalled
 from proximity_sdk.operations.handle import OperationHandle
 from proximity_sdk.operations.kinds import OperationKind
-from proximity_sdk.operations.oci import is_oci, oci_health
+from proximity_sdk.operations.oci import drop_console, is_oci, keep_console, oci_health
 from proximity_sdk.operations.provision import Provisioner, app_project
 from proximity_sdk.operations.runtime import Runtime, emitter
 from proximity_sdk.proxmox._ctspec import check_hostname
@@ -81,8 +81,10 @@ echo "root password changed"
 
 _CLONE_STEPS = ("place", "reserve", "snapshot", "clone", "tidy", "move", "network", "start", "address", "password",
                  "up", "health")
-# a native OCI app: no node shell, so no root password to set and no compose project to start
-OCI_CLONE_STEPS = tuple(step for step in _CLONE_STEPS if step not in ("password", "up"))
+# a native OCI app: no root password to set and no compose project to start; its own console log
+# (before the first start) instead
+OCI_CLONE_STEPS = ("place", "reserve", "snapshot", "clone", "tidy", "move", "network", "console", "start", "address",
+                   "health")
 
 _CLONE_ATTEMPTS = 3  # a VMID taken outside Proximity meanwhile: move on to the next one
 
@@ -232,6 +234,12 @@ class CloneKind(OperationKind):
                 ctx.event("entrypoint and environment copied by Proxmox from the source "
                           "(the source's generated secrets, as in its data); network managed by the host")
 
+        if oci:
+            with ctx.step("console"):
+                # PVE's clone copied the source's raw `lxc.console.logfile`: the clone gets its own file
+                console = keep_console(ctx, self.rt, app, node, vmid)
+                store.apps.update(app.id, config={**store.apps.get(app.id).config, **console})
+
         with ctx.step("start"), ctx.node_slot(host_id, node):
             start_container(client, node, vmid, emit=emitter(ctx))
 
@@ -284,7 +292,7 @@ class CloneKind(OperationKind):
         store.reservations.attach_vmid(app.host_id, vmid, app_id=app.id)
         if settings.pool() is not None and address:
             store.reservations.attach_address(address, app_id=app.id)
-        for kind in ("container", "vmid", "address"):
+        for kind in ("container", "vmid", "address", "console_log"):
             ctx.forget(kind)  # handed over to the app's record
         return {"app_id": app.id, "source_app_id": ctx.params.get("source_app_id")}
 
@@ -378,6 +386,10 @@ class CloneKind(OperationKind):
                     destroy_container(client, node, vmid, emit=emitter(ctx), expect_hostname=app.hostname)
                     ctx.event(f"container {vmid} destroyed")
                 ctx.forget("container", vmid=effect["vmid"])
+            elif kind == "console_log":
+                # the clone's own log file (its container is gone): a node shell that fails leaves it
+                drop_console(ctx, self.rt, app, str(effect["node"]), int(effect["vmid"]))
+                ctx.forget("console_log", vmid=effect["vmid"])
             elif kind == "snapshot":
                 client = self.rt.clients.get(effect["host_id"])
                 vmid = int(effect["vmid"])

@@ -7,6 +7,7 @@ so a failure here, or a takeover after a crash, destroys exactly what this deplo
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 from collections.abc import Mapping
@@ -27,6 +28,7 @@ from proximity_sdk.operations.oci import COMPOSE_STEPS, choose_runtime, deploy_o
 from proximity_sdk.operations.provision import Provisioner, app_project
 from proximity_sdk.operations.runtime import Runtime, emitter
 from proximity_sdk.proxmox.client import ProxmoxClient
+from proximity_sdk.proxmox.console_log import read_console, remove_console
 from proximity_sdk.proxmox.containers import (
     container_status,
     destroy_container,
@@ -48,6 +50,9 @@ def app_url(address: str | None, port: int | None) -> str | None:
     host = f"[{address}]" if ":" in address else address
     return f"http://{host}:{port}"
 
+
+# the console lines of a failed OCI container a rollback keeps in the events
+_CONSOLE_TAIL = 20
 
 # How long a rollback waits for the Proxmox tasks still working on the container (a create or
 # start whose requester died goes on in Proxmox), and how often it looks.
@@ -98,6 +103,16 @@ def release_effects(ctx: OperationContext, runtime: Runtime, *, expect_hostname:
                               expect_hostname=expect_hostname)
             ctx.event(f"container {effect['vmid']} destroyed")
             ctx.forget("container", vmid=effect["vmid"])
+        elif kind == "console_log":
+            # what the container printed tells why it failed: its last lines go into the events
+            # before the file goes (left behind if the node shell fails)
+            with contextlib.suppress(ProximityError):
+                shell = runtime.shells.get(effect["host_id"])
+                text = read_console(shell, effect["node"], int(effect["vmid"]), tail=_CONSOLE_TAIL)
+                for line in (text or "").splitlines():
+                    ctx.event(f"CT {effect['vmid']} console: {line.rstrip(chr(13))[:500]}", level="warning")
+                remove_console(shell, effect["node"], int(effect["vmid"]))
+            ctx.forget("console_log", vmid=effect["vmid"])
         elif kind == "vmid":
             runtime.store.reservations.release_vmid(effect["host_id"], int(effect["vmid"]))
             ctx.forget("vmid", vmid=effect["vmid"])

@@ -11,7 +11,7 @@ from proximity_sdk.operations._stop import shutdown_seconds, stop_policy
 from proximity_sdk.operations.context import OperationContext
 from proximity_sdk.operations.deploy import app_url
 from proximity_sdk.operations.kinds import OperationKind
-from proximity_sdk.operations.oci import is_oci, oci_health
+from proximity_sdk.operations.oci import drop_console, has_console_log, is_oci, oci_health
 from proximity_sdk.operations.provision import Provisioner, app_project
 from proximity_sdk.operations.runtime import Runtime, emitter
 from proximity_sdk.proxmox.containers import (
@@ -151,6 +151,8 @@ class DeleteKind(_AppKind):
                 with ctx.node_slot(app.host_id, app.node):
                     destroy_container(self.rt.clients.get(app.host_id), app.node, app.vmid, emit=emitter(ctx),
                                       expect_hostname=app.hostname)
+                if has_console_log(app):
+                    drop_console(ctx, self.rt, app, app.node, app.vmid)
             if ctx.params.get("destroy", True):
                 self._destroy_retired(ctx, app)
         with ctx.step("release"):

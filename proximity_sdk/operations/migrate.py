@@ -24,7 +24,7 @@ from proximity_sdk.operations._stop import stop_policy
 from proximity_sdk.operations.context import OperationContext
 from proximity_sdk.operations.deploy import app_url
 from proximity_sdk.operations.kinds import OperationKind
-from proximity_sdk.operations.oci import is_oci, oci_health
+from proximity_sdk.operations.oci import drop_console, has_console_log, is_oci, oci_health, prepare_console_node
 from proximity_sdk.operations.provision import Provisioner, app_project
 from proximity_sdk.operations.runtime import Runtime, emitter
 from proximity_sdk.proxmox.containers import container_status, shutdown_container, start_container, wait_for_address
@@ -114,6 +114,8 @@ class MigrateKind(OperationKind):
                 room = require_room(client, store, host_id=app.host_id, node=target, memory_mb=memory,
                                     exclude_app_id=app.id)
                 ctx.event(f"CT {vmid} is on node {where}; {room.describe()}")
+                if has_console_log(app):  # its config names the log file: LXC opens it at the start there
+                    prepare_console_node(ctx, self.rt, app, target)
             store.apps.update(app.id, status=AppStatus.MIGRATING)
 
         was_running = bool(ctx.params["was_running"])
@@ -139,6 +141,8 @@ class MigrateKind(OperationKind):
                     migrate_container(client, where, vmid, target=target, restart=restart,
                                       shutdown_timeout=int(ctx.params.get("shutdown_timeout", 180)),
                                       emit=emitter(ctx))
+                if has_console_log(app):  # the log of the time on the old node stays with it no more
+                    drop_console(ctx, self.rt, app, where, vmid)
             if was_running and is_oci(app):  # moved offline above (or by a run before a crash)
                 with ctx.node_slot(app.host_id, target):
                     if start_container(client, target, vmid, emit=emitter(ctx)) is not None:

@@ -9,7 +9,9 @@ otherwise); ``px.apps.deploy_image`` always has one.
 The deploy operation chooses at its ``place`` step (:func:`choose_runtime`), once the node is
 known: ``oci`` when the app has a plan and the node runs PVE >= 9.1, else ``compose`` (with an
 event saying why); an explicit ``strategy="oci"`` on an older or unknown node fails there and is
-rolled back. The OCI steps (:func:`deploy_oci`) use the Proxmox API only, never the node shell.
+rolled back. The OCI steps (:func:`deploy_oci`) use the Proxmox API, and the node shell only when
+the host has one, to record the container's console output (:func:`keep_console`: Proxmox keeps
+none); without a node shell the app deploys and runs all the same, with no console log.
 
 Health of an OCI app (deploy, start, restart, restore): the container is running per the API
 (an application container stops when its entrypoint exits); no port is probed, since nothing
@@ -31,6 +33,7 @@ from proximity_sdk.operations._journal import follow_vmid_change
 from proximity_sdk.operations.context import OperationContext
 from proximity_sdk.operations.runtime import Runtime, emitter
 from proximity_sdk.proxmox.client import ProxmoxClient
+from proximity_sdk.proxmox.console_log import console_log_path, prepare_node, record_console, remove_console
 from proximity_sdk.proxmox.containers import container_status, spec_from_settings, start_container, wait_for_address
 from proximity_sdk.proxmox.oci import check_env, check_reference, configure_runtime, oci_support, pull_image
 from proximity_sdk.proxmox.vmids import VmidAllocator, create_with_vmid_retry
@@ -38,24 +41,32 @@ from proximity_sdk.proxmox.vmids import VmidAllocator, create_with_vmid_retry
 __all__ = [
     "AUTO_STEPS",
     "COMPOSE_STEPS",
+    "NO_NODE_SHELL",
     "OCI_STEPS",
     "catalog_plan",
     "check_strategy",
     "choose_runtime",
     "deploy_oci",
+    "drop_console",
+    "has_console_log",
     "image_plan",
     "is_oci",
+    "keep_console",
     "oci_health",
     "oci_ports",
+    "prepare_console_node",
     "resolve_env",
 ]
 
 COMPOSE_STEPS = ("place", "reserve", "template", "create", "start", "address", "runtime", "project", "up", "health")
-OCI_STEPS = ("place", "reserve", "image", "create", "configure", "start", "address", "health")
+OCI_STEPS = ("place", "reserve", "image", "create", "configure", "console", "start", "address", "health")
 # strategy "auto" decides at "place": the operation lists both paths' steps, in order
-AUTO_STEPS = ("place", "reserve", "image", "template", "create", "configure", "start", "address", "runtime",
-              "project", "up", "health")
+AUTO_STEPS = ("place", "reserve", "image", "template", "create", "configure", "console", "start", "address",
+              "runtime", "project", "up", "health")
 _STRATEGIES = ("auto", "oci", "compose")
+# config["console_log_cause"] of an OCI app whose console is not recorded: the host had no node shell
+# (else "refused": the node refused the config edit)
+NO_NODE_SHELL = "no_node_shell"
 
 # service keys an application container honours (or that do not matter to it); any other key
 # (command, entrypoint, user, build, privileged, ...) needs compose to mean what it says
@@ -266,6 +277,9 @@ def deploy_oci(ctx: OperationContext, rt: Runtime, app: App, *, client: ProxmoxC
         ctx.event(f"runtime environment set ({count} variables, {used} from the app's secrets); "
                   "network managed by the host")
 
+    with ctx.step("console"):
+        console = keep_console(ctx, rt, app, node, vmid)
+
     with ctx.step("start"), ctx.node_slot(host_id, node):
         start_container(client, node, vmid, emit=emitter(ctx))
 
@@ -283,15 +297,71 @@ def deploy_oci(ctx: OperationContext, rt: Runtime, app: App, *, client: ProxmoxC
 
     main_port = plan.get("main_port")
     config = {**app.config, "runtime": "oci", "template": volid, "main_port": main_port,
-              "ports": [p.model_dump() for p in oci_ports(plan)]}
+              "ports": [p.model_dump() for p in oci_ports(plan)], **console}
     store.apps.update(app.id, status=AppStatus.RUNNING, address=address, url=app_url(address, main_port),
                       ports=oci_ports(plan), vmid=vmid, node=node, config=config)
     store.reservations.attach_vmid(host_id, vmid, app_id=app.id)
     if settings.pool() is not None and address:
         store.reservations.attach_address(address, app_id=app.id)
-    for kind in ("container", "vmid", "address"):
+    for kind in ("container", "vmid", "address", "console_log"):
         ctx.forget(kind)  # handed over to the app's record
     return {"app_id": app.id}
+
+
+def has_console_log(app: App) -> bool:
+    """Whether the app's container copies its console into a file on its node (an OCI app deployed
+    with a node shell)."""
+    return is_oci(app) and bool(app.config.get("console_log"))
+
+
+def keep_console(ctx: OperationContext, rt: Runtime, app: App, node: str, vmid: int, *,
+                 journal: bool = True) -> dict[str, Any]:
+    """Have container ``vmid`` (stopped: before its first start) copy its console into a file on
+    ``node``, through the node shell; the app config keys that say whether it does.
+
+    Proxmox discards an application container's output, so this file is the only record of it.
+    Without a node shell, or when the node refuses the edit, the app goes on without one (a warning
+    says why, and ``px.apps.logs`` repeats it): the deploy does not fail for a log."""
+    try:
+        shell = rt.shells.get(app.host_id)
+    except ValidationError:
+        why = "host has no SSH access (the node shell writes the console log setting)"
+        ctx.event(f"the console output of CT {vmid} is not recorded: the {why}; Proxmox discards it",
+                  level="warning")
+        return {"console_log": False, "console_log_note": f"it was deployed while its {why}",
+                "console_log_cause": NO_NODE_SHELL}
+    if journal:
+        ctx.record("console_log", host_id=app.host_id, node=node, vmid=vmid)  # the file goes with a rollback
+    try:
+        note = record_console(shell, node, vmid)
+    except ProximityError as exc:
+        if journal:
+            ctx.forget("console_log", vmid=vmid)
+        ctx.event(f"the console output of CT {vmid} is not recorded: {exc.message}", level="warning")
+        return {"console_log": False, "console_log_note": f"recording it failed: {exc.message}",
+                "console_log_cause": "refused"}
+    ctx.event(f"console output recorded in {console_log_path(vmid)} on node {node}" + (f" ({note})" if note else ""))
+    return {"console_log": True, "console_log_note": None, "console_log_cause": None}
+
+
+def prepare_console_node(ctx: OperationContext, rt: Runtime, app: App, node: str) -> None:
+    """The console log directory on ``node`` before the app's container starts there (a migration's
+    target): LXC refuses to start a container whose log file it cannot open. Raises when the node
+    shell cannot do it, before anything moved."""
+    note = prepare_node(rt.shells.get(app.host_id), node)
+    ctx.event(f"console log directory ready on node {node}" + (f" ({note})" if note else ""))
+
+
+def drop_console(ctx: OperationContext, rt: Runtime, app: App, node: str, vmid: int) -> None:
+    """Remove CT ``vmid``'s console log from ``node`` (the container is gone from there); a node
+    shell that fails leaves the file, with a warning."""
+    path = console_log_path(vmid)
+    try:
+        remove_console(rt.shells.get(app.host_id), node, vmid)
+    except ProximityError as exc:
+        ctx.event(f"console log {path} left on node {node}: {exc.message}", level="warning")
+        return
+    ctx.event(f"console log {path} removed from node {node}")
 
 
 def oci_health(ctx: OperationContext, client: ProxmoxClient, node: str, vmid: int) -> None:
@@ -300,5 +370,7 @@ def oci_health(ctx: OperationContext, client: ProxmoxClient, node: str, vmid: in
     if status is None or not status.running:
         state = "gone" if status is None else status.status
         raise ProxmoxError(f"CT {vmid} is {state} after its start: the application's entrypoint exited",
-                           hint=f"Read the container's console log on node {node} (pct console {vmid})")
+                           hint=f"Its console output says why: px.apps.logs(app_id) when it is recorded (a failed "
+                           f"deploy lists its last lines in the operation's events), or `pct console {vmid}` on "
+                           f"node {node} while it runs")
     ctx.event(f"CT {vmid} is running (native OCI app: health is the container's state in the Proxmox API)")

@@ -34,7 +34,7 @@ from proximity_sdk.operations.backup import take_backup, undo_backup_effects
 from proximity_sdk.operations.context import OperationContext
 from proximity_sdk.operations.deploy import app_url
 from proximity_sdk.operations.kinds import OperationKind
-from proximity_sdk.operations.oci import is_oci, oci_health
+from proximity_sdk.operations.oci import drop_console, has_console_log, is_oci, keep_console, oci_health
 from proximity_sdk.operations.provision import Provisioner, app_project
 from proximity_sdk.operations.runtime import Runtime, emitter
 from proximity_sdk.proxmox.client import ProxmoxClient
@@ -132,6 +132,11 @@ class RestoreKind(OperationKind):
         client = self.rt.clients.get(app.host_id)
         settings = self.rt.store.settings.get()
         with ctx.step("start"), ctx.node_slot(app.host_id, node):
+            if has_console_log(app):
+                # PVE restores raw lxc.* keys for root@pam only (Create.pm restore_configuration: "skipping
+                # custom lxc options"): the restored config names no console log until it is written again
+                console = keep_console(ctx, self.rt, app, node, vmid, journal=False)
+                self.rt.store.apps.update(app.id, config={**self.rt.store.apps.get(app.id).config, **console})
             start_container(client, node, vmid, emit=emitter(ctx))
         with ctx.step("address"):
             static = app.address if settings.pool() is not None else None
@@ -221,6 +226,8 @@ class RestoreKind(OperationKind):
             # the janitor destroys it once `until` passed; the old VMID stays reserved for the app until then
             add_retired(store, app.id, RetiredContainer(host_id=app.host_id, node=app.node, vmid=old_vmid,
                                                         hostname=app.hostname, until=until))
+            if has_console_log(app):  # the app's console is the new container's now
+                drop_console(ctx, self.rt, app, app.node, old_vmid)
             store.reservations.attach_vmid(app.host_id, vmid, app_id=app.id)
             for kind in ("container", "vmid", "old_stopped"):
                 ctx.forget(kind)

@@ -216,6 +216,7 @@ class Sandbox:
             pve.container_files = lambda vmid: shell.state / "ct" / str(vmid)  # backups hold the app's files
         addresses = node_addresses(nodes)
         pve.node_table = shell.state / "nodes.json"  # `pct` answers from each node's own containers
+        pve.node_root = shell.root  # the container configs as files, for the node shell to edit
         pve.node_addresses = {address: name for name, address in addresses.items()}
         sandbox = cls(pve, loop, thread, where, owns_directory=owns, token_secret=token_secret, password=password,
                       shell=shell)

@@ -171,6 +171,8 @@ class SandboxShell:
         self.directory = directory
         self.state = directory / "state"
         self.standins = directory / "standins"
+        #: what stands for the nodes' ``/``: their /etc/pve (the container configs), /var/log, ...
+        self.root = directory / "root"
         self._source = standins
         self._host_key = paramiko.ECDSAKey.generate()
         self._client = paramiko.ECDSAKey.generate()
@@ -258,6 +260,9 @@ class SandboxShell:
             "HOME": str(self.directory),
             "LANG": "C.UTF-8",
             "PROXIMITY_STANDIN_STATE": str(self.state),
+            # the node's own files (/etc/pve, /var/log/proximity, ...) under this directory
+            # (proximity_sdk/proxmox/console_log.py); the sandbox's Proxmox keeps its configs there
+            "PROXIMITY_NODE_ROOT": str(self.root),
         }
 
     def _exec(self, channel: paramiko.Channel, command: str) -> None:

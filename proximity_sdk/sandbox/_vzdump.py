@@ -370,7 +370,10 @@ def _archive_bytes(config: dict[str, Any], files: Path | None = None) -> bytes:
     with tarfile.open(fileobj=buffer, mode="w:") as tar:
         if files is not None:
             tar.add(files, arcname=_FILES_MEMBER, recursive=True)
-        for name, data in ((_CONFIG_MEMBER, "".join(f"{k}: {val}\n" for k, val in sorted(config.items())).encode()),
+        # raw lxc.* entries as their own lines, as in the config file vzdump copies
+        text = "".join(f"{k}: {val}\n" for k, val in sorted(config.items()) if k != "lxc")
+        text += "".join(f"{k}: {val}\n" for k, val in config.get("lxc") or ())
+        for name, data in ((_CONFIG_MEMBER, text.encode()),
                            ("./var/lib/proximity-harness/payload", os.urandom(PAYLOAD_BYTES))):
             info = tarfile.TarInfo(name)
             info.size = len(data)

@@ -446,6 +446,7 @@ ERROR_CODES = [
     (errors.OperationError("x", operation_id="o"), C.INTERNAL),
     (errors.OperationTimeout("x", operation_id="o"), C.DEADLINE_EXCEEDED),
     (errors.OperationFailed("x", operation_id="o", step="s"), C.FAILED_PRECONDITION),
+    (errors.NotRecordedError("x"), C.FAILED_PRECONDITION),
     (errors.OperationCancelled("x", operation_id="o"), C.CANCELLED),
     (errors.SecretKeyError("x"), C.INTERNAL),
     (errors.ProxmoxError("x"), C.INTERNAL),

@@ -95,6 +95,7 @@ def real_pve(request: pytest.FixtureRequest, real_template: Template, pve_pki: t
     fake.time_scale = 1.0  # real work takes seconds: tasks run beside the request, as on PVE
     fake.apitokens[TOKEN_ID] = TOKEN_SECRET
     fake.node_table = standin_state.path / "nodes.json"
+    fake.node_root = standin_state.path / "root"
     fake.node_addresses = {address: node for node, address in NODE_ADDRESSES.items()}
     fake.nodes.clear()
     for node in NODE_ADDRESSES:

@@ -3,6 +3,8 @@
 - ``sshd`` (session): the running server (:class:`Sshd`): a throwaway ed25519 host key, one
   authorized client key, ``SetEnv PATH=<standins>/node:...`` and
   ``PROXIMITY_STANDIN_STATE=<dir>/state``, which is a symlink the ``standin_state`` fixture
+  (and ``PROXIMITY_NODE_ROOT=<dir>/state/root``: the node's ``/etc/pve``, ``/var/log/proximity``...
+  as ``proximity_sdk/proxmox/console_log.py`` reaches them; the ``pve`` fixture's ``node_root``)
   re-points to a fresh directory for every test.
 - ``standin_state`` (function): a :class:`StandinState` for reading what the stand-ins recorded,
   scripting their answers and looking into the stand-in containers (``<state>/ct/<vmid>``). When
@@ -165,7 +167,7 @@ def start_sshd(
                     # SHLVL=1 makes the login shell (bash) a nested one, which skips ~/.bashrc:
                     # the test machine's rc files must neither slow every command nor alter PATH.
                     f"SetEnv PATH={STANDINS / 'node'}:/usr/local/bin:/usr/bin:/bin SHLVL=1"
-                    f" PROXIMITY_STANDIN_STATE={state_link}",
+                    f" PROXIMITY_STANDIN_STATE={state_link} PROXIMITY_NODE_ROOT={state_link / 'root'}",
                     "",
                 ]
             )
@@ -307,6 +309,7 @@ def standin_state(request: pytest.FixtureRequest, sshd: Sshd, tmp_path: Path) ->
         # apart; the tabled_* fixtures give each node its own address for that.
         fake = request.getfixturevalue("pve")
         fake.node_table = state / "nodes.json"
+        fake.node_root = state / "root"  # the conf files in /etc/pve/nodes/<node>/lxc, as pmxcfs shows them
         fake.write_node_table()
     # Re-point the link atomically: a new link, renamed over the old one.
     fresh = sshd.workdir / f"state.{os.getpid()}.new"
@@ -351,6 +354,7 @@ def tabled_ssh_access(pve: Any, sshd: Sshd, standin_state: StandinState) -> SshA
         if node not in pve.nodes:
             pve.add_node(node)
     pve.node_table = standin_state.path / "nodes.json"
+    pve.node_root = standin_state.path / "root"
     pve.node_addresses = {address: node for node, address in NODE_ADDRESSES.items()}
     pve.write_node_table()
     return SshAccess(

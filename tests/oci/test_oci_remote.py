@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from proximity_sdk._client import Proximity
-from proximity_sdk.errors import ValidationError
+from proximity_sdk.errors import NotRecordedError, ValidationError
+from proximity_sdk.proxmox.console_log import console_log_path
 from tests.harness.pve import TOKEN_ID, TOKEN_SECRET, HarnessPve
+from tests.harness.sshd import StandinState
 from tests.remote._agent import running_agent
 
 pytestmark = pytest.mark.pve9_only
@@ -37,6 +39,25 @@ def test_deploy_image_and_strategy_through_the_agent(nossh: Proximity, pve: Harn
         assert (copy.config["runtime"], copy.status) == ("oci", "running")
         assert copy.vmid is not None and copy.vmid != graf.vmid and pve.ct(copy.vmid).status == "running"
         assert pve.ct(copy.vmid).config["env"] == pve.ct(graf.vmid).config["env"]
+
+
+def test_console_log_of_an_oci_app_through_the_agent(withssh: Proximity, pve: HarnessPve,
+                                                    standin_state: StandinState) -> None:
+    pve.version = "9.1.2"
+    with running_agent(withssh) as agent, agent.connect() as remote:
+        app = remote.apps.deploy_image("ghcr.io/example/whoami:1.10", hostname="who", ports=[8080]).wait(timeout=60)
+        assert app.vmid is not None
+        log = standin_state.path / "root" / "pve1" / console_log_path(app.vmid).lstrip("/")
+        log.write_text("Starting up on port 8080\nGET / 200\n")
+        assert remote.apps.logs(app.id, tail=1) == "GET / 200"
+
+
+def test_no_console_log_through_the_agent_is_the_same_error(nossh: Proximity) -> None:
+    with running_agent(nossh) as agent, agent.connect() as remote:
+        app = remote.apps.deploy_image("ghcr.io/example/whoami:1.10", hostname="who", ports=[8080]).wait(timeout=60)
+        with pytest.raises(NotRecordedError) as caught:
+            remote.apps.logs(app.id)
+        assert "SSH access" in caught.value.message and "px.hosts.update" in caught.value.hint
 
 
 @pytest.mark.timeout(240)

@@ -30,8 +30,9 @@ def test_once_deploys_a_sample_app_with_progress_and_cleans_up() -> None:
     assert re.search(r"Agent serving gRPC on 127\.0\.0\.1:\d+", text)
     assert re.search(r"pve1\W+online", text) and re.search(r"pve2\W+online", text) and "local-lvm (lvmthin)" in text
     steps = re.findall(r"^\d\d:\d\d:\d\d (\w+)\s+\1: done$", text, re.M)
-    # uptime-kuma has one service and the sandbox runs PVE 9.1: a native OCI container, no node shell
-    assert steps == ["place", "reserve", "image", "create", "configure", "start", "address", "health"]
+    # uptime-kuma has one service and the sandbox runs PVE 9.1: a native OCI container; the node shell
+    # only names its console log file in its config (step console)
+    assert steps == ["place", "reserve", "image", "create", "configure", "console", "start", "address", "health"]
     assert re.search(r"demo is running on pve\d, CT \d+", text)
     assert "proximity hosts add pve --url https://" in text  # how to go real
     assert "PROXIMITY_TOKEN" not in text  # no instructions for the agent it has just stopped

@@ -146,6 +146,16 @@ def test_an_image_deployed_by_proximity_on_the_91_node_answers_http(real_lab: Re
     assert len(_ours(real_lab)) == 1
     config = pve.ct(app.vmid).config
     assert config["entrypoint"].startswith("/bin/busybox httpd") and "host-managed=1" in config["net0"]
+    # its console (httpd -v logs every request to stderr) is copied by LXC into the file the raw key
+    # names, which px.apps.logs reads through the node shell
+    assert config["lxc"] == [["lxc.console.logfile", f"/var/log/proximity/ct-{app.vmid}.console.log"]]
+    name = pve.lxc_name(app.vmid)
+    assert name is not None
+    logfile = _lxc.LXC_PATH / name / "config"
+    assert f"lxc.console.logfile = {pve.node_root}/pve2/var/log/proximity/ct-{app.vmid}.console.log" in \
+        logfile.read_text()
+    requests_before = px.apps.logs(app.id).count("response:200")
+    assert requests_before >= 1, px.apps.logs(app.id)
 
     # busybox httpd is the container's PID 1 with no SIGTERM handler: PVE's shutdown (lxc-stop
     # --nokill with the image's stop signal) cannot end it, as on a 9.1 node; a forced stop can
@@ -156,9 +166,12 @@ def test_an_image_deployed_by_proximity_on_the_91_node_answers_http(real_lab: Re
     assert refused(app.url)
     px.apps.start(app.id).wait(timeout=180)
     assert answers(app.url) == (200, "web v1\n")
+    # the restarted container appends: the requests before the restart are still there
+    assert px.apps.logs(app.id).count("response:200") > requests_before
 
     px.apps.delete(app.id).wait(timeout=180)
     assert _ours(real_lab) == []
+    assert not (pve.node_root / "pve2" / "var/log/proximity" / f"ct-{app.vmid}.console.log").exists()
 
 
 def test_a_clone_of_the_running_oci_app_answers_on_its_own_address(real_lab: RealLab) -> None:

@@ -150,6 +150,9 @@ class RealConfig:
     entrypoint: str | None = None
     env: tuple[str, ...] = ()
     halt_signal: str | None = None
+    #: where LXC copies the console (PVE passes the raw ``lxc.console.logfile`` of the container's
+    #: config through: LXC.pm update_lxc_config), as a path on this machine
+    console_logfile: str | None = None
 
 
 def write_config(name: str, config: RealConfig) -> None:
@@ -179,6 +182,8 @@ def write_config(name: str, config: RealConfig) -> None:
     lines += [f"lxc.environment = {variable}" for variable in config.env]
     if config.halt_signal:
         lines.append(f"lxc.signal.halt = {config.halt_signal}")
+    if config.console_logfile:
+        lines.append(f"lxc.console.logfile = {config.console_logfile}")
     lines += _limit_lines(config)
     (LXC_PATH / name / "config").write_text("\n".join(lines) + "\n")
     # PVE writes the hostname into the container at create and at every start (setup_init)

@@ -53,6 +53,7 @@ from fakepve.model import PveError, TaskError
 from proximity_sdk.sandbox._oci import OciImageConfig, pve_kills
 from proximity_sdk.sandbox._pve import SandboxPve
 from proximity_sdk.sandbox._real import _lxc, _oci
+from proximity_sdk.sandbox._real._table import raw_lxc_entries
 from proximity_sdk.sandbox._real._templates import Template, cached_templates
 
 __all__ = ["PREFIX", "RealLxcMixin", "RealSandboxPve", "sweep"]
@@ -206,7 +207,18 @@ class RealLxcMixin:
                                memory_mb=int(memory) if memory else None, cores=int(cores) if cores else None,
                                entrypoint=ct.config.get("entrypoint") or None,
                                env=tuple(e for e in re.split(r"\0+", env) if e),
-                               halt_signal=self._halt_signals.get(ct.vmid))
+                               halt_signal=self._halt_signals.get(ct.vmid),
+                               console_logfile=self._console_logfile(ct))
+
+    def _console_logfile(self, ct: Any) -> str | None:
+        """The container's raw ``lxc.console.logfile`` as a path on this machine: the node's paths
+        live under ``node_root/<node>`` (the node shell's ``PROXIMITY_NODE_ROOT``)."""
+        self.sync_conf_files()  # type: ignore[attr-defined]  # an edit the node shell made is taken in first
+        path = next((v for k, v in raw_lxc_entries(ct.config) if k == "lxc.console.logfile"), None)
+        root: Path | None = self.node_root  # type: ignore[attr-defined]
+        if not path or root is None:
+            return path or None
+        return str(root / ct.node / path.lstrip("/"))
 
     @staticmethod
     def _host_managed_dhcp(ct: Any) -> list[str]:

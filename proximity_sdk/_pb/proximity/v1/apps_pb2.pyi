@@ -1260,7 +1260,7 @@ class GetAppLogsRequest(_message.Message):
     tail: _builtins.int
     """Lines per service, 1 to 10000 (0: 200); lines longer than 8 KiB are cut."""
     service: _builtins.str
-    """Only this compose service (empty: all)."""
+    """Only this compose service (empty: all; must be empty for a native OCI app)."""
     def __init__(
         self,
         *,

@@ -234,7 +234,8 @@ class AppServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetAppLogs(self, request, context):
-        """The last lines of the app's compose services (`px.apps.logs`).
+        """The last lines of the app's compose services, or of a native OCI app's console log
+        (`px.apps.logs`); none recorded is FAILED_PRECONDITION (NotRecordedError).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

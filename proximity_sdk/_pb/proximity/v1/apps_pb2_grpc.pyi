@@ -65,7 +65,9 @@ class AppServiceStub:
     AdoptApp: _grpc.UnaryUnaryMultiCallable[_apps_pb2.AdoptAppRequest, _apps_pb2.AdoptAppResponse]
     """Imports an unmanaged container as an app (`px.apps.adopt`). Admin only."""
     GetAppLogs: _grpc.UnaryUnaryMultiCallable[_apps_pb2.GetAppLogsRequest, _apps_pb2.GetAppLogsResponse]
-    """The last lines of the app's compose services (`px.apps.logs`)."""
+    """The last lines of the app's compose services, or of a native OCI app's console log
+    (`px.apps.logs`); none recorded is FAILED_PRECONDITION (NotRecordedError).
+    """
     GetAppCredentials: _grpc.UnaryUnaryMultiCallable[_apps_pb2.GetAppCredentialsRequest, _apps_pb2.GetAppCredentialsResponse]
     """The container's root password and the app's generated secrets (`px.apps.credentials`).
     Owner or admin only; the only RPC that returns them.
@@ -123,7 +125,9 @@ class AppServiceAsyncStub(AppServiceStub):
     AdoptApp: _aio.UnaryUnaryMultiCallable[_apps_pb2.AdoptAppRequest, _apps_pb2.AdoptAppResponse]  # type: ignore[assignment]
     """Imports an unmanaged container as an app (`px.apps.adopt`). Admin only."""
     GetAppLogs: _aio.UnaryUnaryMultiCallable[_apps_pb2.GetAppLogsRequest, _apps_pb2.GetAppLogsResponse]  # type: ignore[assignment]
-    """The last lines of the app's compose services (`px.apps.logs`)."""
+    """The last lines of the app's compose services, or of a native OCI app's console log
+    (`px.apps.logs`); none recorded is FAILED_PRECONDITION (NotRecordedError).
+    """
     GetAppCredentials: _aio.UnaryUnaryMultiCallable[_apps_pb2.GetAppCredentialsRequest, _apps_pb2.GetAppCredentialsResponse]  # type: ignore[assignment]
     """The container's root password and the app's generated secrets (`px.apps.credentials`).
     Owner or admin only; the only RPC that returns them.
@@ -262,7 +266,9 @@ class AppServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _apps_pb2.GetAppLogsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_apps_pb2.GetAppLogsResponse, _abc.Awaitable[_apps_pb2.GetAppLogsResponse]]:
-        """The last lines of the app's compose services (`px.apps.logs`)."""
+        """The last lines of the app's compose services, or of a native OCI app's console log
+        (`px.apps.logs`); none recorded is FAILED_PRECONDITION (NotRecordedError).
+        """
 
     @_abc_1.abstractmethod
     def GetAppCredentials(
