@@ -198,11 +198,14 @@ def adopt(ctx: Context) -> int:
 
 
 def logs(ctx: Context) -> int:
-    text = ctx.px.apps.logs(_app(ctx).id, tail=ctx.args.tail, service=ctx.args.service)
+    app = _app(ctx)
+    text = ctx.px.apps.logs(app.id, tail=ctx.args.tail, service=ctx.args.service)
     if ctx.json:
         print_json({"logs": text})
-    else:
-        sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
+    elif text:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    else:  # an empty answer is not a silent one: stdout stays empty for scripts
+        ctx.err.print(f"{app.hostname}: no output logged yet")
     return EXIT_OK
 
 

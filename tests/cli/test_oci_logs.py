@@ -22,6 +22,8 @@ def test_apps_logs_of_an_oci_app(lab_cli: Cli, pve: HarnessPve, standin_state: S
     vmid = cli.json("apps", "deploy-image", "docker.io/library/nginx:1.27", "--hostname", "web-1",
                     "--port", "80")["result"]["vmid"]
     log = standin_state.path / "root" / "pve1" / console_log_path(vmid).lstrip("/")
+    empty = cli.ok("apps", "logs", "web-1")  # started, printed nothing yet: said on stderr, stdout empty
+    assert empty.stdout == "" and "web-1: no output logged yet" in empty.stderr
     log.write_bytes(b"nginx: start\r\nGET / 200\r\nGET /x 404\r\n")  # what LXC copied from the console
     assert cli.ok("apps", "logs", "web-1", "--tail", "2").stdout == "GET / 200\nGET /x 404\n"
 
