@@ -251,6 +251,10 @@ def _configured_address(client: ProxmoxClient, node: str, vmid: int, interface: 
     return None
 
 
+#: seconds between status reads while wait_for_address sees interfaces without the address
+STATUS_EVERY = 2.0
+
+
 def wait_for_address(
     client: ProxmoxClient,
     node: str,
@@ -266,8 +270,11 @@ def wait_for_address(
     Static: the configured address is checked against ``static_address`` and the container must
     run; it is returned without waiting for the interface. DHCP: ``/interfaces`` is polled (fast,
     then backing off to 2 s) until the interface has an IPv4 address that is not loopback or
-    link-local. A stopped container raises :class:`ConflictError` at once; no address in time
-    raises :class:`UnavailableError`.
+    link-local. A stopped container raises :class:`ConflictError` at once: PVE answers no
+    interfaces for it, and its status is also read every :data:`STATUS_EVERY` seconds while the
+    address is missing (an application container whose entrypoint exits stops during the wait;
+    a node answering interfaces a moment longer must not make that a DHCP timeout). No address in
+    time raises :class:`UnavailableError`.
     """
     path = lxc_path(node, vmid, "interfaces")
     limit = check_seconds(timeout)
@@ -291,6 +298,7 @@ def wait_for_address(
     emit_to(emit, f"waiting for CT {vmid} to get an address on {interface}")
     deadline = time.monotonic() + limit
     delay = 0.1
+    status_due = time.monotonic() + STATUS_EVERY
     while True:
         try:
             interfaces = client.lxc_interfaces(node, vmid)
@@ -302,8 +310,10 @@ def wait_for_address(
             if iface.name == interface and (address := _usable_ipv4(iface)):
                 emit_to(emit, f"CT {vmid} has address {address}")
                 return address
-        if not interfaces:
+        now = time.monotonic()
+        if not interfaces or now >= status_due:
             _require_running(client, node, vmid)
+            status_due = now + STATUS_EVERY
         now = time.monotonic()
         if now >= deadline:
             raise UnavailableError(

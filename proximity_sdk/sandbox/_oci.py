@@ -34,7 +34,6 @@ Stock fakepve answers ``GET /nodes/{node}/version`` with ``"fake"`` in every fie
 from __future__ import annotations
 
 import re
-import shlex
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,7 +68,36 @@ class OciImageConfig:
         command = [*self.entrypoint, *self.cmd]
         if not command or command[0] == "/sbin/init":
             return None
-        return shlex.join(command)
+        return cmd2string(command)
+
+
+# String::ShellQuote's characters that need no quoting (its `m|[^\w!%+,\-./:=@^]|` test)
+_SHELL_SAFE = re.compile(r"[\w!%+,\-./:=@^]+", re.ASCII)
+
+
+def cmd2string(command: list[str]) -> str:
+    """pve-common ``PVE::Tools::cmd2string``: each argument through ``shellquote``
+    (``String::ShellQuote::shell_quote`` of that one argument), joined by spaces.
+
+    shell_quote leaves an argument of safe characters without ``=`` as it is (an ``=`` needs
+    quoting when no argument before it in the same call lacked one: cmd2string quotes one argument
+    a call, so every ``=`` is quoted); otherwise it wraps the argument in single quotes, each ``'``
+    written ``'\\''`` (two or more in a row ``'"''"'``), and drops the ``''`` left at either end.
+    Python's ``shlex.join`` writes ``'"'"'`` for every quote: not what PVE writes.
+    """
+    return " ".join(_shell_quote(arg) for arg in command)
+
+
+def _shell_quote(arg: str) -> str:
+    if arg == "":
+        return "''"
+    if _SHELL_SAFE.fullmatch(arg) and "=" not in arg:
+        return arg
+    quoted = arg.replace("'", "'\\''")
+    # shell_quote's "make multiple ' in a row look simpler": '\''  '\'' -> '"''"'
+    quoted = re.sub(r"((?:'\\''){2,})", lambda m: "'\"" + "'" * (len(m.group(1)) // 4) + "\"'", quoted)
+    quoted = f"'{quoted}'"
+    return quoted.removeprefix("''").removesuffix("''")
 
 
 class OciMixin:

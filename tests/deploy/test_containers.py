@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -19,6 +20,7 @@ from proximity_sdk.errors import (
 )
 from proximity_sdk.proxmox.client import ProxmoxClient
 from proximity_sdk.proxmox.containers import (
+    STATUS_EVERY,
     ContainerSpec,
     NetworkSpec,
     container_exists,
@@ -224,6 +226,25 @@ def test_wait_for_address_gives_up_and_fails_fast_when_stopped(
     pve.add_ct(302, config={"net0": "name=eth0,bridge=vmbr0,ip=dhcp,type=veth"})
     with pytest.raises(ConflictError, match="CT 302 on node pve1 is stopped"):
         wait_for_address(pve_client, "pve1", 302, timeout=30)
+
+
+def test_wait_for_address_notices_a_container_that_stops_while_interfaces_still_list(
+    pve: HarnessPve, pve_client: ProxmoxClient, template: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An application container whose entrypoint exits stops during the DHCP wait. Should the node
+    answer its (addressless) interfaces a while longer (the real-mode sandbox once did), the wait
+    still reads the status every STATUS_EVERY seconds and fails at once, not at the timeout."""
+    pve.add_ct(303, status="running", config={"net0": "name=eth0,bridge=vmbr0,ip=manual,type=veth"})
+    listed = pve_client.lxc_interfaces("pve1", 303)
+    assert [i.name for i in listed] == ["lo", "eth0"]
+    monkeypatch.setattr(pve_client, "lxc_interfaces", lambda node, vmid: listed)  # stale: no address
+    pve.ct(303).status = "stopped"
+    started = time.monotonic()
+    with pytest.raises(ConflictError, match="CT 303 on node pve1 is stopped"):
+        wait_for_address(pve_client, "pve1", 303, timeout=60)
+    assert time.monotonic() - started < STATUS_EVERY + 2  # not the 60 s timeout
+    statuses = _calls(pve, "GET", "/lxc/303/status/current")
+    assert len(statuses) == 1  # one status read per STATUS_EVERY, not one per poll
 
 
 def test_config_lock_held_by_another_task_is_a_locked_error(

@@ -99,6 +99,20 @@ def test_image_configuration_overwrites_what_the_create_gave(pve: HarnessPve, pv
     assert "host-managed=1" in config["net0"]
 
 
+@pytest.mark.parametrize(("command", "entrypoint"), [
+    (["/docker-entrypoint.sh", "nginx", "-g", "daemon off;"], "/docker-entrypoint.sh nginx -g 'daemon off;'"),
+    # String::ShellQuote writes a quote '\'' (Python's shlex.join: '"'"', which PVE never writes)
+    (["/bin/sh", "-c", "echo 'a b' >&2; exit 3"], "/bin/sh -c 'echo '\\''a b'\\'' >&2; exit 3'"),
+    (["it's"], "'it'\\''s'"),
+    (["''"], "\"''\""),  # two or more quotes in a row: '"''"' with the empty '' ends dropped
+    (["a=b", "KEY=v", ""], "'a=b' 'KEY=v' ''"),  # one argument a shell_quote call: every = quoted
+    (["/usr/bin/run", "--port=80", "x,y:z@w^%!+"], "/usr/bin/run '--port=80' x,y:z@w^%!+"),
+])
+def test_entrypoint_is_written_as_pve_cmd2string_writes_it(command: list[str], entrypoint: str) -> None:
+    # pve-container Create.pm restore_oci_archive: $conf->{entrypoint} = PVE::Tools::cmd2string(Entrypoint + Cmd)
+    assert OciImageConfig(entrypoint=tuple(command)).init_command() == entrypoint
+
+
 @pytest.mark.pve9_only
 def test_an_image_whose_init_is_sbin_init_is_a_system_container(pve: HarnessPve, pve_client: ProxmoxClient) -> None:
     pve.images["sys:1"] = OciImageConfig(env=(), entrypoint=("/sbin/init",))

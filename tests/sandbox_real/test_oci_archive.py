@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from proximity_sdk.sandbox._real import _oci
+from proximity_sdk.sandbox._oci import OciImageConfig
+from proximity_sdk.sandbox._real import _lxc, _oci
 
 
 def _archive(path: Path, config: dict[str, Any], *, index_of_index: bool = False) -> Path:
@@ -70,3 +71,28 @@ def test_a_template_is_not_an_oci_archive(tmp_path: Path) -> None:
 ])
 def test_the_registry_of_a_reference(reference: str, registry: str) -> None:
     assert _oci.registry_of(reference) == registry
+
+
+@pytest.mark.parametrize(("init_cmd", "argv"), [
+    ("/docker-entrypoint.sh nginx -g 'daemon off;'", ["/docker-entrypoint.sh", "nginx", "-g", "daemon off;"]),
+    ("/bin/sh -c 'echo web broken >&2; exit 3'", ["/bin/sh", "-c", "echo web broken >&2; exit 3"]),
+    ('  a\t"b c"  \'\' d ', ["a", "b c", "", "d"]),
+    ("a'b c\"", ["a'b", 'c"']),  # a quote inside a word is a plain character
+    ("'ab'cd", ["ab", "cd"]),  # a closing quote ends the word
+    ("x 'unclosed", ["x"]),  # an unclosed quoted word is dropped
+    ("", []),
+])
+def test_lxc_init_cmd_is_split_as_lxc_6_splits_it(init_cmd: str, argv: list[str]) -> None:
+    # LXC 6 do_lxcapi_start: lxc_string_split_quoted(conf->init_cmd) (string_utils.c)
+    assert _lxc.split_init_cmd(init_cmd) == argv
+
+
+def test_an_image_argument_with_a_quote_reaches_the_program_mangled_as_on_pve() -> None:
+    # PVE's cmd2string escapes a quote as '\'', which LXC's split does not undo: the shell gets
+    # "echo " as its script and the rest as $0, $1 ... (what a 9.1 node runs for such an image)
+    entrypoint = OciImageConfig(entrypoint=("/bin/sh", "-c", "echo 'a b' >&2; exit 3")).init_command()
+    assert entrypoint is not None
+    assert _lxc.split_init_cmd(entrypoint) == ["/bin/sh", "-c", "echo ", "\\''a", "b'\\''", ">&2;", "exit", "3'"]
+    # without a quote inside an argument it arrives whole
+    plain = OciImageConfig(entrypoint=("/bin/sh", "-c", "echo a b >&2; exit 3")).init_command()
+    assert plain is not None and _lxc.split_init_cmd(plain) == ["/bin/sh", "-c", "echo a b >&2; exit 3"]

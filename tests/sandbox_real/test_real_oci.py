@@ -216,3 +216,24 @@ def test_stop_of_the_oci_web_app_ends_after_its_grace_period(real_lab: RealLab) 
     assert 10 <= took < 40, took
     px.apps.delete(app.id).wait(timeout=180)
     assert _ours(real_lab) == []
+
+
+def test_an_image_whose_entrypoint_exits_fails_at_address_at_once_and_says_why(real_lab: RealLab) -> None:
+    """web:broken prints a line to stderr and exits 3. On a 9.1 node its container stops; the
+    deploy must notice that while it waits for the DHCP lease (PVE's /interfaces answers nothing for
+    a container that does not run), not wait out the 120 s address timeout and blame DHCP."""
+    px, pve, registry = real_lab.px, real_lab.pve, real_lab.registry
+    pve.node_versions["pve2"] = "9.1.2"
+    pve.insecure_registries = {registry.address}
+    started = time.monotonic()
+    op = px.apps.deploy_image(registry.image("web:broken"), hostname="obroken", node="pve2", ports=[8080])
+    with pytest.raises(OperationFailed) as caught:
+        op.wait(timeout=300)
+    elapsed = time.monotonic() - started
+    assert caught.value.step == "address" and "entrypoint exited" in str(caught.value), str(caught.value)
+    assert elapsed < 60, f"the deploy took {elapsed:.0f}s: it waited for an address the stopped CT cannot get"
+    # the entrypoint's argv arrived intact (PVE's cmd2string + LXC 6's split), so its stderr line
+    # is in the console log, whose last lines the rollback lists in the events
+    messages = [e.message for e in op.events()]
+    assert any(m.endswith("console: web broken: giving up at once") for m in messages), messages
+    assert _ours(real_lab) == []

@@ -431,11 +431,54 @@ def archive(name: str, target: Path, pct_conf: str) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def split_init_cmd(command: str) -> list[str]:
+    """The argv LXC 6 starts for ``lxc.init.cmd = command``: ``do_lxcapi_start`` splits it with
+    ``lxc_string_split_quoted`` (src/lxc/string_utils.c; lxc/lxc#4336, LXC 6.0; LXC 5's
+    ``split_init_cmd`` split on spaces only). Words end at whitespace; a word that starts with
+    ``'`` or ``"`` runs to the next same quote, which ends it, and is kept without the quotes;
+    a quote inside a word is a plain character; nothing is escaped (backslashes are kept), and an
+    unclosed quoted word is dropped. So a shell-quoted ``'\\''`` (PVE's quote inside quotes) does
+    not survive: an image argument holding a single quote reaches its program mangled."""
+    words: list[str] = []
+    state = " "
+    start = 0
+    for i, char in enumerate(command):
+        if state == " ":
+            if char.isspace():
+                continue
+            start = i
+            state = char if char in "'\"" else "a"
+        elif state == "a":
+            if char.isspace():
+                words.append(command[start:i])
+                state = " "
+        elif char == state:
+            words.append(command[start + 1 : i])
+            state = " "
+    if state == "a":
+        words.append(command[start:])
+    return words
+
+
+def _init_cmd(name: str) -> str | None:
+    with contextlib.suppress(OSError):
+        for line in (LXC_PATH / name / "config").read_text().splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() == "lxc.init.cmd":
+                return value.strip()
+    return None
+
+
 def start(name: str, *, timeout: float = START_TIMEOUT, may_exit: bool = False) -> None:
     """Start the container and wait for RUNNING. ``may_exit``: an application container whose init
     (its entrypoint) already ended counts as started: PVE's start only runs ``systemctl start
-    pve-container@<vmid>`` (``Type=simple``, ``lxc-start -F``), which succeeds once lxc-start runs."""
-    _run(["lxc-start", "-n", name, "-d"], timeout=timeout)
+    pve-container@<vmid>`` (``Type=simple``, ``lxc-start -F``), which succeeds once lxc-start runs.
+
+    An ``lxc.init.cmd`` is given to lxc-start as its command, split as PVE 9.1's LXC 6 splits it
+    (:func:`split_init_cmd`): this machine's LXC 5 would split it on every space."""
+    command = _init_cmd(name)
+    argv = ["lxc-start", "-n", name, "-d"] + (["--", *split_init_cmd(command)] if command else [])
+    _run(argv, timeout=timeout)
     states = "RUNNING|STOPPED" if may_exit else "RUNNING"
     try:
         _run(["lxc-wait", "-n", name, "-s", states, "-t", str(int(timeout))], timeout=timeout + 5)

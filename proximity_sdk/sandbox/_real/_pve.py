@@ -11,7 +11,8 @@ work at the same points of each task as PVE does:
   shutdown: a clean ``lxc-stop`` within the timeout (``forceStop`` kills after it, else the task
   fails with PVE's "container did not stop"); stop: ``lxc-stop -k``; destroy: ``lxc-destroy``;
 - status: a container PVE thinks runs but whose init has ended (a poweroff inside) reads stopped;
-- interfaces: the address ``eth0`` really leased from lxc-net's dnsmasq on ``lxcbr0``;
+- interfaces: the address ``eth0`` really leased from lxc-net's dnsmasq on ``lxcbr0``; nothing for a
+  container whose init has ended (PVE's ``get_interfaces`` finds no PID);
 - config: ``memory`` and ``cores`` become cgroup v1 limits at once on a running container and in
   the LXC config (what cannot be applied is kept in ``real_notes``); a resize only records the
   new size (a directory root filesystem has no size to grow);
@@ -26,8 +27,8 @@ work at the same points of each task as PVE does:
 - OCI (asked only of a node given 9.1 in ``node_versions``): ``oci-registry-pull`` runs skopeo into
   the storage's template cache (``insecure_registries``: plain HTTP allowed, the model of the
   node's ``registries.conf``); a create from the archive unpacks it with umoci, the entrypoint is
-  the LXC init with the image's env, and a ``host-managed`` interface gets its lease from the host
-  at start (``_real/_oci.py``, ``_lxc.host_dhcp``).
+  the LXC init (split into words as LXC 6 splits ``lxc.init.cmd``) with the image's env, and a
+  ``host-managed`` interface gets its lease from the host at start (``_real/_oci.py``, ``_lxc.host_dhcp``).
 
 LXC names are ``px-<8 hex>-<vmid>``, unique per sandbox (tests run on two workers at once);
 ``destroy_real_containers()`` removes every container of this sandbox, and ``sweep`` those of a
@@ -387,14 +388,24 @@ class RealLxcMixin:
     # ------------------------------------------------------------ status
 
     def _status(self, ct: Any) -> Any:
-        if ct.status == "running" and ct.lock_holder is None and not ct.lock:
-            name = self._name(ct.vmid)
-            if _lxc.exists(name) and _lxc.state(name) != "running":  # its init ended inside
-                ct.status = "stopped"
-                ct.pid = None
+        self._read_real_state(ct)
         return super()._status(ct)  # type: ignore[misc]
 
+    def _read_real_state(self, ct: Any) -> None:
+        """A running container whose init ended inside (an entrypoint that exited) is stopped."""
+        if ct.status == "running" and ct.lock_holder is None and not ct.lock:
+            name = self._name(ct.vmid)
+            if _lxc.exists(name) and _lxc.state(name) != "running":
+                ct.status = "stopped"
+                ct.pid = None
+
     async def _lxc_interfaces(self, user: str, v: dict[str, Any]) -> Any:
+        # PVE's get_interfaces (src/PVE/LXC.pm) asks lxc-info for the container's PID and answers
+        # nothing (null) when there is none: a container whose entrypoint exited has no interfaces
+        # to list, whatever the API's status last read. fakepve answers null for a stopped
+        # container, so the real state is read first.
+        ct = self._find_ct(v["node"], v["vmid"])  # type: ignore[attr-defined]
+        await asyncio.to_thread(self._read_real_state, ct)
         data = await super()._lxc_interfaces(user, v)  # type: ignore[misc]
         if not data:
             return data
