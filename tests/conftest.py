@@ -4,8 +4,15 @@ Fixtures live in tests/harness/*; each module lists its fixtures in __all__.
 """
 
 import os
+import signal
 
 import pytest
+
+# A run started in the background by a shell without job control inherits SIGINT ignored, and a
+# child started with it ignored keeps it so: the Ctrl-C tests' CLI would never see their SIGINT.
+# A Python handler here becomes the default action in every child the tests start.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # Nothing restarts in a stand-in container: the health check's settling wait (5 s by default) would
 # only slow every deploy; the real_node tier sets it back to the product default.
