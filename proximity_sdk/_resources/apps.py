@@ -201,9 +201,10 @@ class Apps:
         """Copy the app into a new container and record it as a new app named ``hostname``;
         ``wait()`` gives the NEW app. ``node``: where the clone runs (default: the source's node).
         The clone keeps the data, compose project and generated secrets; it gets its own VMID,
-        address and root password. A native OCI app is cloned through the Proxmox API only (no
-        node shell): it keeps its image, environment and secrets, and has no root password
-        (docs/oci.md). ``owner_id`` defaults to the source's owner."""
+        address and root password. A native OCI app is cloned through the Proxmox API (the node
+        shell only gives the clone its own console log; without one it has none): it keeps its
+        image, environment and secrets, and has no root password (docs/oci.md). ``owner_id``
+        defaults to the source's owner."""
         return submit_clone(self._rt, self._engine, app_id, hostname=hostname, node=node, owner_id=owner_id)
 
     def migrate(self, app_id: str, *, node: str, shutdown_timeout: int = 180) -> OperationHandle[App]:
