@@ -107,7 +107,12 @@ def test_readme_session_in_the_sandbox(tmp_path: Path) -> None:
         assert sorted(a["hostname"] for a in listed) == ["git-a", "git-c"]
     finally:
         started.send_signal(signal.SIGINT)
-        rest, _ = started.communicate(timeout=60)
+        try:
+            rest, _ = started.communicate(timeout=60)
+        except subprocess.TimeoutExpired:  # it ignored Ctrl-C: fail, but leave no sandbox running
+            started.kill()
+            started.communicate()
+            raise
     assert started.returncode == 0, rest[-2000:]
     assert "Sandbox stopped" in rest
 
