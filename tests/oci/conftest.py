@@ -3,7 +3,10 @@ use of the node shell fails loudly), and one with it for the compose fallback.""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -37,3 +40,24 @@ def withssh(tmp_path: Path, pve: HarnessPve, pve_ca: str, ssh_access: SshAccess,
         px.hosts.add("lab", url=pve.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET, ca_file=pve_ca,
                      ssh=ssh_access)
         yield px
+
+
+CliRun = Callable[..., "subprocess.CompletedProcess[str]"]
+
+
+def cli_with_host(tmp_path: Path, pve: HarnessPve, pve_ca: str) -> CliRun:
+    """``proximity ...`` in fresh processes with their own data directory, host "lab" (no SSH)
+    already added; the runner returns the finished process, whatever its exit status."""
+    secret = tmp_path / "token-secret"
+    secret.write_text(TOKEN_SECRET)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PROXIMITY_")},
+           "PROXIMITY_DATA_DIR": str(tmp_path / "px"), "XDG_CONFIG_HOME": str(tmp_path / "config")}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "proximity_sdk.cli", *args], env=env, capture_output=True,
+                              text=True, timeout=120, check=False)
+
+    added = run("hosts", "add", "lab", "--url", pve.url, "--token-id", TOKEN_ID, "--token-secret-file", str(secret),
+                "--ca-file", pve_ca)
+    assert added.returncode == 0, added.stderr
+    return run

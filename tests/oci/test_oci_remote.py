@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,8 +10,9 @@ import pytest
 from proximity_sdk._client import Proximity
 from proximity_sdk.errors import NotRecordedError, ValidationError
 from proximity_sdk.proxmox.console_log import console_log_path
-from tests.harness.pve import TOKEN_ID, TOKEN_SECRET, HarnessPve
+from tests.harness.pve import HarnessPve
 from tests.harness.sshd import StandinState
+from tests.oci.conftest import cli_with_host
 from tests.remote._agent import running_agent
 
 pytestmark = pytest.mark.pve9_only
@@ -63,18 +61,7 @@ def test_no_console_log_through_the_agent_is_the_same_error(nossh: Proximity) ->
 @pytest.mark.timeout(240)
 def test_deploy_image_from_the_cli_with_no_ssh(tmp_path: Path, pve: HarnessPve, pve_ca: str) -> None:
     pve.version = "9.1.2"
-    secret = tmp_path / "token-secret"
-    secret.write_text(TOKEN_SECRET)
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PROXIMITY_")},
-           "PROXIMITY_DATA_DIR": str(tmp_path / "px"), "XDG_CONFIG_HOME": str(tmp_path / "config")}
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "proximity_sdk.cli", *args], env=env, capture_output=True,
-                              text=True, timeout=120, check=False)
-
-    added = run("hosts", "add", "lab", "--url", pve.url, "--token-id", TOKEN_ID, "--token-secret-file", str(secret),
-                "--ca-file", pve_ca)
-    assert added.returncode == 0, added.stderr
+    run = cli_with_host(tmp_path, pve, pve_ca)
     out = run("--json", "apps", "deploy-image", "nginx:1.27", "--hostname", "web", "--port", "80")
     assert out.returncode == 0, out.stderr
     app = json.loads(out.stdout)["result"]

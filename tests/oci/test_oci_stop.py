@@ -6,9 +6,6 @@ An OCI migrate stops the app itself and is refused on a node older than PVE 9.1.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +24,7 @@ from proximity_sdk.proxmox.client import ProxmoxClient
 from proximity_sdk.proxmox.guests import migrate_container
 from tests.harness.pve import TOKEN_ID, TOKEN_SECRET, HarnessPve
 from tests.harness.sshd import StandinState
-from tests.oci.conftest import LISTENING
+from tests.oci.conftest import LISTENING, cli_with_host
 from tests.remote._agent import running_agent
 
 pytestmark = pytest.mark.pve9_only
@@ -236,18 +233,7 @@ def test_stop_through_the_agent_carries_not_given(px: Proximity, pve: HarnessPve
 def test_cli_stop_flags_left_out_are_the_apps_default(tmp_path: Path, pve: HarnessPve, pve_ca: str) -> None:
     pve.version = "9.1.2"
     pve.deaf_images.add("nginx:1.27")
-    secret = tmp_path / "token-secret"
-    secret.write_text(TOKEN_SECRET)
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PROXIMITY_")},
-           "PROXIMITY_DATA_DIR": str(tmp_path / "px"), "XDG_CONFIG_HOME": str(tmp_path / "config")}
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "proximity_sdk.cli", *args], env=env, capture_output=True,
-                              text=True, timeout=120, check=False)
-
-    added = run("hosts", "add", "lab", "--url", pve.url, "--token-id", TOKEN_ID, "--token-secret-file", str(secret),
-                "--ca-file", pve_ca)
-    assert added.returncode == 0, added.stderr
+    run = cli_with_host(tmp_path, pve, pve_ca)
     out = run("--json", "apps", "deploy-image", "nginx:1.27", "--hostname", "web", "--port", "80")
     assert out.returncode == 0, out.stderr
     vmid = json.loads(out.stdout)["result"]["vmid"]
