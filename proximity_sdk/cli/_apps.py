@@ -7,10 +7,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from proximity_sdk.cli._confirm import confirm
 from proximity_sdk.cli._exit import EXIT_OK
-from proximity_sdk.cli._ops import finish
+from proximity_sdk.cli._finish import finish
 from proximity_sdk.cli._output import detail, print_json, table
 from proximity_sdk.cli._resolve import resolve_app
+from proximity_sdk.cli._views import show_app
 from proximity_sdk.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -81,22 +83,6 @@ def _env_file(path: str) -> dict[str, str]:
     return env
 
 
-def _resources_text(app: App) -> str:
-    r = app.resources
-    parts = [f"{r.cores} core{'' if r.cores == 1 else 's'}" if r.cores else None,
-             f"{r.memory_mb} MB" if r.memory_mb else None, f"{r.disk_gb} GB disk" if r.disk_gb else None]
-    return ", ".join(p for p in parts if p) or "-"
-
-
-def show_app(ctx: Context, app: Any) -> None:
-    detail(ctx.out, [("hostname", app.hostname), ("id", app.id), ("status", app.status),
-                     ("url", app.url), ("address", app.address), ("catalog", app.catalog_id),
-                     ("node", app.node), ("vmid", app.vmid), ("resources", _resources_text(app)),
-                     ("ports", [f"{p.service}:{p.port}/{p.protocol}" for p in app.ports]),
-                     ("adopted", "yes" if app.adopted else "no"), ("created", app.created_at)],
-           title=f"app {app.hostname}")
-
-
 def deploy(ctx: Context) -> int:
     a = ctx.args
     handle = ctx.px.apps.deploy(a.catalog_id, hostname=a.hostname, host=a.host, node=a.node,
@@ -153,17 +139,6 @@ def stop(ctx: Context) -> int:
     # flags left out are None: the app's own default (docs/cli.md)
     handle = ctx.px.apps.stop(_app(ctx).id, force=ctx.args.force, timeout=timeout)
     return finish(ctx, handle, show_app)
-
-
-def confirm(ctx: Context, question: str) -> None:
-    """Ask on a terminal; elsewhere --yes is required (a script must say it means it)."""
-    if getattr(ctx.args, "yes", False):
-        return
-    if not sys.stdin.isatty():
-        raise ValidationError(f"{question}: confirm with --yes (stdin is not a terminal)", field="yes")
-    answer = input(f"{question} [y/N] ").strip().lower()
-    if answer not in {"y", "yes"}:
-        raise ValidationError("not confirmed; nothing was changed", field="yes")
 
 
 def remove(ctx: Context) -> int:

@@ -4,34 +4,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from proximity_sdk.cli._apps import confirm, show_app
+from proximity_sdk.cli._confirm import confirm
 from proximity_sdk.cli._exit import EXIT_OK
-from proximity_sdk.cli._ops import finish
-from proximity_sdk.cli._output import detail, print_json, table
+from proximity_sdk.cli._finish import finish
+from proximity_sdk.cli._output import print_json, table
 from proximity_sdk.cli._resolve import resolve_app
+from proximity_sdk.cli._views import show_app, show_backup, size_text
 
 if TYPE_CHECKING:
     from proximity_sdk.cli._context import Context
 
 __all__ = ["create", "list_backups", "remove", "restore", "schedule", "schedules", "unschedule"]
-
-
-def _size(value: int | None) -> str:
-    if value is None:
-        return "-"
-    size = float(value)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024:
-            return f"{size:.0f} B" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TiB"
-
-
-def show_backup(ctx: Context, backup: Any) -> None:
-    detail(ctx.out, [("id", backup.id), ("app", backup.hostname), ("status", backup.status),
-                     ("mode", f"{backup.mode}, {backup.compression}"), ("target", backup.target or "local"),
-                     ("volume", backup.volid), ("size", _size(backup.size_bytes)), ("note", backup.note),
-                     ("created", backup.created_at), ("error", backup.error)], title=f"backup of {backup.hostname}")
 
 
 def create(ctx: Context) -> int:
@@ -49,7 +32,7 @@ def list_backups(ctx: Context) -> int:
         print_json(backups)
         return EXIT_OK
     table(ctx.out, ("ID", "APP", "STATUS", "MODE", "TARGET", "SIZE", "CREATED", "NOTE"),
-          ((b.id, b.hostname, b.status, b.mode, b.target or "local", _size(b.size_bytes), b.created_at, b.note)
+          ((b.id, b.hostname, b.status, b.mode, b.target or "local", size_text(b.size_bytes), b.created_at, b.note)
            for b in backups), empty="no backups")
     return EXIT_OK
 

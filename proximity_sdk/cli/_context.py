@@ -7,7 +7,7 @@ import sys
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, cast
 
-from proximity_sdk.cli._config import Settings
+from proximity_sdk.cli._settings import CliSettings
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -30,7 +30,7 @@ def make_console(*, stderr: bool) -> Console:
 
 
 class Context:
-    def __init__(self, args: argparse.Namespace, settings: Settings) -> None:
+    def __init__(self, args: argparse.Namespace, settings: CliSettings) -> None:
         self.args = args
         self.settings = settings
         self._client: Proximity | None = None
@@ -84,7 +84,7 @@ class Context:
             client.close()
 
 
-def _open(settings: Settings) -> Proximity:
+def _open(settings: CliSettings) -> Proximity:
     from proximity_sdk.errors import ValidationError
 
     if settings.remote:

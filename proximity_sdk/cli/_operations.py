@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from proximity_sdk.cli._exit import EXIT_OK
-from proximity_sdk.cli._ops import finish
+from proximity_sdk.cli._finish import finish
 from proximity_sdk.cli._output import detail, print_json, table
 from proximity_sdk.cli._resolve import resolve_app
 from proximity_sdk.errors import ValidationError

@@ -295,7 +295,7 @@ def _operations(b: _Builder) -> None:
 
 def _misc(b: _Builder, root: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sub = b.group("config", "the settings in effect")
-    b.leaf(sub, "show", "_configcmd:show", "the resolved settings and where each comes from (secrets hidden)")
+    b.leaf(sub, "show", "_config:show", "the resolved settings and where each comes from (secrets hidden)")
     sandbox = root.add_parser(
         "sandbox", help="try it: a sandbox Proxmox, an agent, and a first app deployed with live progress",
         description="Start a sandbox Proxmox (fake; nothing really runs) and a proximity-agent on this machine, "

@@ -52,8 +52,8 @@ def run(args: argparse.Namespace, handler: str) -> int:
     contexts: list[Any] = []
 
     def command() -> int:
-        from proximity_sdk.cli._config import resolve
         from proximity_sdk.cli._context import Context
+        from proximity_sdk.cli._settings import resolve
 
         contexts.append(Context(args, resolve(args)))
         return int(function(contexts[0]))

@@ -7,12 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 from proximity_sdk.cli._exit import EXIT_INTERRUPTED, EXIT_OK
 from proximity_sdk.cli._output import print_json, print_json_line
+from proximity_sdk.cli._views import render_result
 
 if TYPE_CHECKING:
     from proximity_sdk.cli._context import Context
     from proximity_sdk.operations.handle import OperationHandle
 
-__all__ = ["finish", "render_result"]
+__all__ = ["finish"]
 
 Render = Callable[["Context", Any], None]
 
@@ -22,25 +23,6 @@ def _elapsed(handle: OperationHandle) -> str:
     if op.started_at is None or op.finished_at is None:
         return ""
     return f" in {(op.finished_at - op.started_at).total_seconds():.1f} s"
-
-
-def render_result(ctx: Context, result: Any) -> None:
-    """Any operation's result: an App or a Backup in their detail view, another model field by field."""
-    kind = type(result).__name__
-    if kind == "App":
-        from proximity_sdk.cli._apps import show_app
-
-        show_app(ctx, result)
-    elif kind == "Backup":
-        from proximity_sdk.cli._backups import show_backup
-
-        show_backup(ctx, result)
-    elif hasattr(result, "model_dump"):
-        from proximity_sdk.cli._output import detail
-
-        detail(ctx.out, list(result.model_dump(mode="json").items()))
-    else:
-        ctx.out.print(str(result), markup=False)
 
 
 def finish(ctx: Context, handle: OperationHandle, render: Render | None = render_result) -> int:
