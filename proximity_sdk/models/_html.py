@@ -17,13 +17,10 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Protocol, cast
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, SecretBytes, SecretStr
-
-if TYPE_CHECKING:
-    from proximity_sdk.models.operation import Operation, OperationEvent
 
 __all__ = ["MASK", "HtmlRepr", "esc", "listing_html", "model_html", "operation_card"]
 
@@ -334,9 +331,48 @@ def _record(item: Any) -> Any:
 
 
 # operations -------------------------------------------------------------------------------------
+# What a card reads of an operation and its events, as protocols: this module renders every model,
+# so it names none of them (models.operation imports it; naming Operation here would be a cycle).
 
 
-def _fraction(op: Operation, events: Sequence[OperationEvent]) -> float:
+class _Status(Protocol):
+    @property
+    def value(self) -> str: ...
+
+
+class CardOperation(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def status(self) -> _Status: ...
+    @property
+    def steps(self) -> Sequence[str]: ...
+    @property
+    def current_step(self) -> str | None: ...
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def result(self) -> Mapping[str, Any]: ...
+    @property
+    def finished(self) -> bool: ...
+
+
+class CardEvent(Protocol):
+    @property
+    def time(self) -> datetime: ...
+    @property
+    def step(self) -> str | None: ...
+    @property
+    def level(self) -> str: ...
+    @property
+    def message(self) -> str: ...
+    @property
+    def progress(self) -> float | None: ...
+
+
+def _fraction(op: CardOperation, events: Sequence[CardEvent]) -> float:
     if op.status.value == "succeeded":
         return 1.0
     for event in reversed(events):
@@ -347,7 +383,7 @@ def _fraction(op: Operation, events: Sequence[OperationEvent]) -> float:
     return 0.0
 
 
-def _step_marks(op: Operation) -> Iterable[str]:
+def _step_marks(op: CardOperation) -> Iterable[str]:
     status = op.status.value
     failed = op.result.get("failed_step") if status in {"failed", "cancelled"} else None
     stop = failed if isinstance(failed, str) and failed in op.steps else op.current_step
@@ -365,7 +401,7 @@ def _step_marks(op: Operation) -> Iterable[str]:
                f'<span style="color:{colour}">{mark}</span> {esc(step)}</span>')
 
 
-def operation_card(op: Operation, events: Sequence[OperationEvent] = (), *, note: str | None = None) -> str:
+def operation_card(op: CardOperation, events: Sequence[CardEvent] = (), *, note: str | None = None) -> str:
     """An operation as a progress card: kind, status, progress bar, steps, its last events and,
     when it failed, the error. ``events``: the log lines to show (the caller picks the tail)."""
     status = op.status.value
@@ -403,7 +439,7 @@ def operation_card(op: Operation, events: Sequence[OperationEvent] = (), *, note
             f'style="{_CARD}">{"".join(parts)}</div>')
 
 
-def operation_text(op: Operation, events: Sequence[OperationEvent] = ()) -> str:
+def operation_text(op: CardOperation, events: Sequence[CardEvent] = ()) -> str:
     """The plain-text twin of the card (for frontends without HTML)."""
     percent = round(max(0.0, min(1.0, _fraction(op, events))) * 100)
     text = f"{op.kind} {op.id}: {op.status.value} {percent}%"

@@ -1,9 +1,7 @@
 """The options of the two kinds, checked when the target is added (and again when it is opened).
 
-This module is what loading the plugin imports (``plugin.py``), and every catalog command loads
-the plugins: it imports pydantic (already loaded by the SDK) and nothing heavier. The copy machinery
-(``target``: the node's SFTP, the Proxmox client; ``destinations``: paramiko) is imported by
-``open``, when a backup really uses a target.
+Loading the plugin imports this module (through ``plugin.py``), and every catalog command loads
+the plugins: it imports pydantic (already loaded by the SDK) and nothing heavier.
 """
 
 from __future__ import annotations
@@ -11,17 +9,14 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from proximity_sdk.errors import ValidationError
 
-if TYPE_CHECKING:
-    from proximity_sdk.backup_targets import BackupTarget
-
-__all__ = ["DirectoryKind", "DirectoryOptions", "SftpKind", "SftpOptions"]
+__all__ = ["DirectoryOptions", "SftpOptions", "dump_options", "parse_options"]
 
 _STORAGE = r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$"
 
@@ -81,7 +76,7 @@ class DirectoryOptions(_Common):
         return posixpath.normpath(value)
 
 
-def _parse(model: type[_Common], kind: str, options: Mapping[str, Any]) -> Any:
+def parse_options(model: type[_Common], kind: str, options: Mapping[str, Any]) -> Any:
     try:
         return model.model_validate(dict(options))
     except pydantic.ValidationError as exc:
@@ -96,39 +91,9 @@ def _parse(model: type[_Common], kind: str, options: Mapping[str, Any]) -> Any:
                               field=f"options.{first}" if first else "options") from None
 
 
-def _dump(options: BaseModel) -> dict[str, Any]:
+def dump_options(options: BaseModel) -> dict[str, Any]:
     data = options.model_dump(mode="json")
     for name, value in options:
         if isinstance(value, SecretStr):
             data[name] = value.get_secret_value()  # stored encrypted by Proximity
     return data
-
-
-class SftpKind:
-    kind = "sftp"
-
-    def check_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
-        return _dump(_parse(SftpOptions, self.kind, options))
-
-    def open(self, name: str, options: Mapping[str, Any]) -> BackupTarget:
-        from proximity_sftp.destinations import SftpDestination
-        from proximity_sftp.target import CopyTarget
-
-        opts: SftpOptions = _parse(SftpOptions, self.kind, options)
-        return CopyTarget(name, SftpDestination(opts), staging_storage=opts.staging_storage,
-                          keep_on_node=opts.keep_on_node)
-
-
-class DirectoryKind:
-    kind = "directory"
-
-    def check_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
-        return _dump(_parse(DirectoryOptions, self.kind, options))
-
-    def open(self, name: str, options: Mapping[str, Any]) -> BackupTarget:
-        from proximity_sftp.destinations import DirectoryDestination
-        from proximity_sftp.target import CopyTarget
-
-        opts: DirectoryOptions = _parse(DirectoryOptions, self.kind, options)
-        return CopyTarget(name, DirectoryDestination(opts.path), staging_storage=opts.staging_storage,
-                          keep_on_node=opts.keep_on_node)
