@@ -15,11 +15,11 @@ from proximity_sdk.errors import ValidationError
 __all__ = [
     "bounded",
     "check_argv",
+    "check_command_timeout",
     "check_container_path",
     "check_node",
     "check_text",
-    "check_timeout",
-    "check_vmid",
+    "check_vmid_int",
     "compose_script",
 ]
 
@@ -53,7 +53,7 @@ def check_node(node: object) -> str:
     return node
 
 
-def check_vmid(vmid: object) -> int:
+def check_vmid_int(vmid: object) -> int:
     if isinstance(vmid, bool) or not isinstance(vmid, int) or not 100 <= vmid <= 999_999_999:
         raise ValidationError(
             f"VMID {vmid!r} is not a container id (an integer from 100 to 999999999)", field="vmid"
@@ -61,7 +61,7 @@ def check_vmid(vmid: object) -> int:
     return vmid
 
 
-def check_timeout(timeout: object) -> float:
+def check_command_timeout(timeout: object) -> float:
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
         raise ValidationError(
             f"timeout must be a positive number of seconds, not {timeout!r}", field="timeout"

@@ -39,12 +39,12 @@ __all__ = [
     "configure_runtime",
     "env_param",
     "floating_tag",
+    "image_template_volid",
     "oci_support",
     "parse_version",
     "pull_image",
     "require_oci",
     "template_file",
-    "template_volid",
 ]
 
 #: the first PVE release that creates containers from OCI images
@@ -111,7 +111,7 @@ def template_file(reference: str, *, now: datetime | None = None) -> str:
     return name
 
 
-def template_volid(storage: str, reference: str, *, now: datetime | None = None) -> str:
+def image_template_volid(storage: str, reference: str, *, now: datetime | None = None) -> str:
     return f"{storage}:vztmpl/{template_file(reference, now=now)}.tar"
 
 
@@ -203,7 +203,7 @@ def pull_image(client: ProxmoxClient, node: str, *, storage: str, reference: str
     check_node_name(node)
     check_storage_id(storage)
     check_reference(reference)
-    volid = template_volid(storage, reference, now=now)
+    volid = image_template_volid(storage, reference, now=now)
     present = {v.volid for v in client.storage_content(node, storage, content="vztmpl")}
     if volid in present:
         emit_to(emit, f"image {reference} already pulled as {volid}")

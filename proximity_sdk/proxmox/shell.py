@@ -45,11 +45,11 @@ from proximity_sdk.models.ssh import SshAccess
 from proximity_sdk.proxmox._shell_checks import (
     bounded,
     check_argv,
+    check_command_timeout,
     check_container_path,
     check_node,
     check_text,
-    check_timeout,
-    check_vmid,
+    check_vmid_int,
     compose_script,
 )
 from proximity_sdk.proxmox._ssh import HostKeyStore, load_private_key, open_client
@@ -300,7 +300,7 @@ class NodeShell:
         """
         node = check_node(node)
         args = check_argv(argv)
-        seconds = check_timeout(timeout)
+        seconds = check_command_timeout(timeout)
         return self._execute(
             node,
             bounded(args, seconds),
@@ -330,7 +330,7 @@ class NodeShell:
         become the script's positional parameters ``$1``, ``$2``, ...
         """
         node = check_node(node)
-        vmid = check_vmid(vmid)
+        vmid = check_vmid_int(vmid)
         full = compose_script(script, env)
         positional = [check_text(arg, "args") for arg in args] if not isinstance(args, str) else None
         if positional is None:
@@ -338,7 +338,7 @@ class NodeShell:
         argv = ["pct", "exec", str(vmid), "--", "sh", "-c", full]
         if positional:
             argv += ["sh", *positional]  # "sh" becomes $0
-        seconds = check_timeout(timeout)
+        seconds = check_command_timeout(timeout)
         return self._execute(
             node,
             bounded(argv, seconds),
@@ -368,9 +368,9 @@ class NodeShell:
         temporary file is removed, whatever happened.
         """
         node = check_node(node)
-        vmid = check_vmid(vmid)
+        vmid = check_vmid_int(vmid)
         dest = check_container_path(dest, "dest")
-        seconds = check_timeout(timeout)
+        seconds = check_command_timeout(timeout)
         if not isinstance(data, bytes | bytearray | memoryview):
             raise ValidationError("data must be bytes", field="data")
         if isinstance(mode, bool) or not isinstance(mode, int) or not 0 <= mode <= 0o7777:
@@ -405,9 +405,9 @@ class NodeShell:
     def pct_pull(self, node: str, vmid: int, path: str, *, timeout: float) -> bytes:
         """The bytes of file ``path`` in container ``vmid`` (via ``pct pull`` and a temporary file)."""
         node = check_node(node)
-        vmid = check_vmid(vmid)
+        vmid = check_vmid_int(vmid)
         path = check_container_path(path, "path")
-        seconds = check_timeout(timeout)
+        seconds = check_command_timeout(timeout)
         tmp = f"{_TMP_DIR}/.proximity-pull-{uuid.uuid4().hex}"
         pull = bounded(["pct", "pull", str(vmid), path, tmp, "--perms", "0600"], seconds)
         line = f"{pull} && cat -- {shlex.quote(tmp)}; s=$?; rm -f -- {shlex.quote(tmp)}; exit $s"

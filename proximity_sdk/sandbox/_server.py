@@ -172,9 +172,9 @@ class Sandbox:
         if real:
             _check_real_node()
             from proximity_sdk.sandbox._real._pve import RealSandboxPve
-            from proximity_sdk.sandbox._real._templates import cached_templates, ensure_template
+            from proximity_sdk.sandbox._real._templates import build_debian_template, cached_templates
 
-            ensure_template("bookworm")
+            build_debian_template("bookworm")
             templates = cached_templates()
             sandbox_pve = RealSandboxPve
         if time_scale is None:

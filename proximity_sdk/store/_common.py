@@ -11,14 +11,14 @@ from sqlalchemy.orm import Session
 from proximity_sdk.models._requests import checked, validate_request
 from proximity_sdk.store.crypto import SecretBox
 
-__all__ = ["Context", "SessionFactory", "checked", "validate_request"]
+__all__ = ["SessionFactory", "StoreContext", "checked", "validate_request"]
 
 
 class SessionFactory(Protocol):
     def __call__(self, *, immediate: bool = False) -> AbstractContextManager[Session]: ...
 
 
-class Context:
+class StoreContext:
     """What repositories share: the way to a session and the current SecretBox (rotation swaps it)."""
 
     def __init__(self, session: SessionFactory, box: SecretBox) -> None:

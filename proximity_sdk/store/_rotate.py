@@ -17,7 +17,7 @@ from __future__ import annotations
 from sqlalchemy import and_, select, update
 
 from proximity_sdk.errors import ValidationError
-from proximity_sdk.store._common import Context
+from proximity_sdk.store._common import StoreContext
 from proximity_sdk.store.base import Base
 from proximity_sdk.store.crypto import SecretBox, parse_keys, write_key_file
 from proximity_sdk.store.tables import secret_columns
@@ -25,7 +25,7 @@ from proximity_sdk.store.tables import secret_columns
 __all__ = ["rotate_secret_key"]
 
 
-def rotate_secret_key(ctx: Context, new_key: str | bytes | None) -> str:
+def rotate_secret_key(ctx: StoreContext, new_key: str | bytes | None) -> str:
     old = ctx.box
     if new_key is None:
         if old.source != "file":

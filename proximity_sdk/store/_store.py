@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from proximity_sdk.store import _migrate
-from proximity_sdk.store._common import Context
+from proximity_sdk.store._common import StoreContext
 from proximity_sdk.store._engine import IMMEDIATE, create_store_engine, resolve_database_url
 from proximity_sdk.store._keys import open_secret_box
 from proximity_sdk.store.apps_repo import AppsRepository
@@ -49,7 +49,7 @@ class Store:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._immediate = sessionmaker(engine.execution_options(**{IMMEDIATE: True}), expire_on_commit=False)
-        self._ctx = Context(self.session, box)
+        self._ctx = StoreContext(self.session, box)
         self._closed = False
         self.settings = SettingsRepository(self._ctx)
         self.hosts = HostsRepository(self._ctx)

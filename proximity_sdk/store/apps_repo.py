@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, selectinload
 from proximity_sdk.errors import AlreadyExistsError, NotFoundError, ValidationError
 from proximity_sdk.models.app import App, AppStatus, Port
 from proximity_sdk.models.resources import Resources
-from proximity_sdk.store._common import Context, validate_request
+from proximity_sdk.store._common import StoreContext, validate_request
 from proximity_sdk.store._keyset import Cursor, after_cursor
 from proximity_sdk.store.base import utcnow
 from proximity_sdk.store.hosts_repo import find_host
@@ -167,7 +167,7 @@ def _conflict(
 
 
 class AppsRepository:
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: StoreContext) -> None:
         self._ctx = ctx
 
     def create(self, request: AppCreate | None = None, /, **fields: Any) -> App:

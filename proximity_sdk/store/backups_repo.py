@@ -24,7 +24,7 @@ from proximity_sdk.models.backup import (
     BackupTarget,
     Compression,
 )
-from proximity_sdk.store._common import Context, validate_request
+from proximity_sdk.store._common import StoreContext, validate_request
 from proximity_sdk.store._keyset import Cursor, after_cursor
 from proximity_sdk.store.tables import AppRow, BackupRow, BackupScheduleRow, BackupTargetRow
 
@@ -119,7 +119,7 @@ def _check_page(offset: int, limit: int) -> None:
 
 
 class BackupsRepository:
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: StoreContext) -> None:
         self._ctx = ctx
 
     # backups ---------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from proximity_sdk.errors import AlreadyExistsError, ConflictError, NotFoundErro
 from proximity_sdk.models.host import Host, HostAdd, HostCredentials, HostUpdate, Node
 from proximity_sdk.models.registries import RegistrySettings
 from proximity_sdk.models.ssh import SshAccess
-from proximity_sdk.store._common import Context, validate_request
+from proximity_sdk.store._common import StoreContext, validate_request
 from proximity_sdk.store.crypto import SecretBox
 from proximity_sdk.store.tables import AppRow, HostRow, NodeRow
 
@@ -69,7 +69,7 @@ def _lock_hosts(s: Session) -> None:
 
 
 class HostsRepository:
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: StoreContext) -> None:
         self._ctx = ctx
 
     def add(self, request: HostAdd | None = None, /, **fields: Any) -> Host:
@@ -283,7 +283,7 @@ _NODE_FIELDS = ("status", "cpus", "maxmem", "mem", "maxdisk", "disk", "pve_versi
 
 
 class NodesRepository:
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: StoreContext) -> None:
         self._ctx = ctx
 
     def replace_for_host(self, host_id: str, nodes: Sequence[Node]) -> list[Node]:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from proximity_sdk.errors import BusyError, NotFoundError, ValidationError
 from proximity_sdk.models.operation import Operation, OperationEvent, OperationStatus
-from proximity_sdk.store._common import Context
+from proximity_sdk.store._common import StoreContext
 from proximity_sdk.store._keyset import Cursor, after_cursor
 from proximity_sdk.store.base import UTCDateTime, utcnow
 from proximity_sdk.store.tables import OperationEventRow, OperationRow
@@ -107,7 +107,7 @@ class OperationsRepository:
     """Rows of ``operations`` and ``operation_events``. The engine is the only writer of a running
     operation: it holds the lease (``runner_id`` + ``lease_expires_at``)."""
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: StoreContext) -> None:
         self._ctx = ctx
 
     # creation and lookup ------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from proximity_sdk.errors import ConflictError, NotFoundError, ValidationError
 from proximity_sdk.models.settings import IPPool
-from proximity_sdk.store._common import Context
+from proximity_sdk.store._common import StoreContext
 from proximity_sdk.store.tables import (
     AddressReservationRow,
     AppRow,
@@ -121,7 +121,7 @@ def _pool_addresses(pool: IPPool) -> Iterator[str]:
 class ReservationsRepository:
     """VMIDs per host and static addresses, reserved race-free through the primary keys."""
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: StoreContext) -> None:
         self._ctx = ctx
 
     # ------------------------------------------------------------------ VMIDs

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select
 
 from proximity_sdk.models.settings import Settings, SettingsUpdate
-from proximity_sdk.store._common import Context, checked, validate_request
+from proximity_sdk.store._common import StoreContext, checked, validate_request
 from proximity_sdk.store._rotate import rotate_secret_key
 from proximity_sdk.store.tables import SettingsRow
 
@@ -15,7 +15,7 @@ __all__ = ["SettingsRepository"]
 
 
 class SettingsRepository:
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: StoreContext) -> None:
         self._ctx = ctx
 
     def get(self) -> Settings:

@@ -8,7 +8,7 @@ from sqlalchemy import or_, select, update
 
 from proximity_sdk.errors import NotFoundError
 from proximity_sdk.models.update import UpdateWindow
-from proximity_sdk.store._common import Context
+from proximity_sdk.store._common import StoreContext
 from proximity_sdk.store.tables import AppRow, AppUpdatePolicyRow
 
 __all__ = ["UpdatePoliciesRepository"]
@@ -20,7 +20,7 @@ def _window(row: AppUpdatePolicyRow) -> UpdateWindow:
 
 
 class UpdatePoliciesRepository:
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: StoreContext) -> None:
         self._ctx = ctx
 
     def set(self, app_id: str, window: UpdateWindow | None) -> UpdateWindow | None:

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from proximity_sdk.errors import AlreadyExistsError, ConflictError, NotFoundError, ValidationError
 from proximity_sdk.models.user import ApiToken, Role, User
-from proximity_sdk.store._common import Context
+from proximity_sdk.store._common import StoreContext
 from proximity_sdk.store.base import utcnow
 from proximity_sdk.store.tables import ApiTokenRow, UserRow
 
@@ -86,7 +86,7 @@ def _find(s: Session, id_or_name: str) -> UserRow:
 
 
 class UsersRepository:
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: StoreContext) -> None:
         self._ctx = ctx
 
     def create(self, name: str, *, role: Role | str = Role.MEMBER) -> User:

@@ -31,7 +31,7 @@ from proximity_sdk.proxmox.client import ProxmoxClient
 from proximity_sdk.proxmox.shell import NodeShell
 from proximity_sdk.sandbox._real import _lxc
 from proximity_sdk.sandbox._real._pve import PREFIX, RealLxcMixin
-from proximity_sdk.sandbox._real._templates import Template, cached_templates, ensure_template
+from proximity_sdk.sandbox._real._templates import Template, build_debian_template, cached_templates
 from tests.harness.pve import (
     HOST,
     PASSWORD,
@@ -78,13 +78,13 @@ class RealHarnessPve(RealLxcMixin, HarnessPve):  # type: ignore[misc]
 def real_template() -> Template:
     require_real_node()
     _lxc.sweep_orphans(PREFIX)  # containers of test processes that were killed before their teardown
-    return ensure_template("bookworm")
+    return build_debian_template("bookworm")
 
 
 @pytest.fixture(scope="session")
 def real_templates(real_template: Template) -> dict[int, Template]:
     """Debian 12 and 13 templates by major version (Debian 13 built the first time: about 50 s)."""
-    return {12: real_template, 13: ensure_template("trixie")}
+    return {12: real_template, 13: build_debian_template("trixie")}
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from proximity_sdk.catalog.render import render_project
 from proximity_sdk.errors import ValidationError
 from proximity_sdk.operations.oci import catalog_plan, resolve_env
 from proximity_sdk.proxmox._ctspec import _TEMPLATE_VOLID
-from proximity_sdk.proxmox.oci import REFERENCE_PATTERN, check_reference, env_param, parse_version, template_volid
+from proximity_sdk.proxmox.oci import REFERENCE_PATTERN, check_reference, env_param, image_template_volid, parse_version
 from tests.harness.pve_schema import schemas
 
 SAMPLES = [
@@ -47,9 +47,9 @@ def test_reference_check_is_the_schemas_pattern(reference: str) -> None:
 def test_template_volume_names_are_valid_and_bounded() -> None:
     long = "registry.example.com/" + "/".join(["segment"] * 40) + ":1"
     for reference in ("nginx:1.27", "ghcr.io/owner/app:v1", long):
-        volid = template_volid("local", reference)
+        volid = image_template_volid("local", reference)
         assert _TEMPLATE_VOLID.match(volid) and len(volid) < 255
-    assert template_volid("local", long) != template_volid("local", long.replace(":1", ":2"))
+    assert image_template_volid("local", long) != image_template_volid("local", long.replace(":1", ":2"))
 
 
 @pytest.mark.parametrize(("text", "parsed"), [

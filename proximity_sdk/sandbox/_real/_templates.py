@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CACHE", "RELEASES", "Template", "cached_templates", "ensure_template"]
+__all__ = ["CACHE", "RELEASES", "Template", "build_debian_template", "cached_templates"]
 
 CACHE = Path(os.environ.get("PROXIMITY_TEMPLATE_CACHE", "/var/cache/proximity/templates"))
 MIRROR = os.environ.get("PROXIMITY_DEBIAN_MIRROR", "http://deb.debian.org/debian")
@@ -143,7 +143,7 @@ def _remove_build(work: Path) -> None:
     subprocess.run(["rm", "-rf", "--one-file-system", str(work)], capture_output=True, check=False)
 
 
-def ensure_template(codename: str = "bookworm", *, cache: Path = CACHE) -> Template:
+def build_debian_template(codename: str = "bookworm", *, cache: Path = CACHE) -> Template:
     """The cached template of this Debian release, built first when missing (needs root)."""
     if codename not in RELEASES:
         raise ValueError(f"no Debian release {codename!r}: choose one of {', '.join(RELEASES)}")
@@ -160,7 +160,7 @@ def ensure_template(codename: str = "bookworm", *, cache: Path = CACHE) -> Templ
 def main(argv: list[str]) -> int:
     for codename in argv or ["bookworm"]:
         started = time.monotonic()
-        template = ensure_template(codename)
+        template = build_debian_template(codename)
         print(f"{template.path} ({time.monotonic() - started:.1f} s)")
     return 0
 
