@@ -4,8 +4,8 @@ values <-> model strings, field masks and choices. One name per meaning and per 
 Requests are read strictly (:func:`enum_from_pb` refuses an unknown number with a
 ``ValidationError`` naming the field); answers are read tolerantly (:func:`known_enum_from_pb`
 maps a value this client does not know to a default), so an older client keeps working against
-a newer agent. No pydantic here: the catalog path of the remote client imports this module
-without the models.
+a newer agent. No models and no pydantic here: a ``_wire`` module costs what its own proto file
+and models cost, no more.
 """
 
 from __future__ import annotations
