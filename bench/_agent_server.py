@@ -45,12 +45,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from proximity_agent import convert  # noqa: E402
 from proximity_agent.metrics import AgentMetrics  # noqa: E402
 from proximity_agent.server import AgentServer, ServerOptions, build_server  # noqa: E402
 from proximity_agent.servicers._base import Backend  # noqa: E402
 from proximity_sdk._client import Proximity  # noqa: E402
 from proximity_sdk._pb.proximity.v1 import apps_pb2  # noqa: E402
+from proximity_sdk._wire.apps import app_to_pb  # noqa: E402
 from proximity_sdk.models.operation import OperationStatus  # noqa: E402
 from proximity_sdk.store.users_repo import hash_token  # noqa: E402
 
@@ -164,7 +164,7 @@ async def parts(px: Proximity, backend: Backend, token: str, ids: list[str], cou
     """Per-call cost of the pieces of one GetApp, in this process, nothing else running."""
     rng = random.Random(3)
     app = px.apps.get(ids[0])
-    reply = apps_pb2.GetAppResponse(app=convert.app_to_pb(app))
+    reply = apps_pb2.GetAppResponse(app=app_to_pb(app))
 
     def empty_session() -> None:
         with px.store.session():
@@ -173,7 +173,7 @@ async def parts(px: Proximity, backend: Backend, token: str, ids: list[str], cou
     costs: dict[str, Any] = {
         "store.users.authenticate (token lookup)": _per_call_ms(lambda: px.store.users.authenticate(token), count),
         "px.apps.get (app + its ports)": _per_call_ms(lambda: px.apps.get(rng.choice(ids)), count),
-        "convert.app_to_pb": _per_call_ms(lambda: convert.app_to_pb(app), count),
+        "_wire.apps.app_to_pb": _per_call_ms(lambda: app_to_pb(app), count),
         "serialize GetAppResponse": _per_call_ms(reply.SerializeToString, count),
         "empty store session (BEGIN + COMMIT through SQLAlchemy)": _per_call_ms(empty_session, count),
     }

@@ -37,7 +37,8 @@ anything else                                INTERNAL                a generic m
 
 Every mapped error also travels as trailing metadata, so a remote client can raise the SDK's
 own class again: ``proximity-error-kind`` (the class name), ``proximity-error-field`` (a
-ValidationError's field) and ``proximity-error-hint``.
+ValidationError's field) and ``proximity-error-hint``; the keys and their encoding live in
+``proximity_sdk/_wire/errors.py``, shared with the remote client.
 """
 
 from __future__ import annotations
@@ -49,11 +50,9 @@ from dataclasses import dataclass
 import grpc
 
 from proximity_sdk import errors
+from proximity_sdk._wire.errors import INTERNAL_ERROR_KIND, WireError, error_to_metadata
 
 __all__ = [
-    "ERROR_FIELD_KEY",
-    "ERROR_HINT_KEY",
-    "ERROR_KIND_KEY",
     "CallerNotAllowed",
     "CallerNotAuthenticated",
     "CallerOverQuota",
@@ -62,10 +61,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("proximity_agent.rpc")
-
-ERROR_KIND_KEY = "proximity-error-kind"
-ERROR_FIELD_KEY = "proximity-error-field"
-ERROR_HINT_KEY = "proximity-error-hint"
 
 
 class CallerNotAuthenticated(errors.AuthenticationError):
@@ -127,11 +122,6 @@ _PREFIX = {
 }
 
 
-def _ascii(text: str, limit: int = 1000) -> str:
-    # metadata values must be printable ASCII
-    return "".join(ch if 32 <= ord(ch) < 127 else "?" for ch in text)[:limit]
-
-
 def code_for(exc: BaseException) -> grpc.StatusCode:
     for cls, code in _CODES:
         if isinstance(exc, cls):
@@ -147,7 +137,7 @@ def to_failure(exc: BaseException, *, method: str = "") -> RpcFailure:
         log.error("internal error in %s (reference %s)", method or "an RPC", reference, exc_info=exc)
         return RpcFailure(grpc.StatusCode.INTERNAL,
                           f"internal error (reference {reference}); the agent's log has the details",
-                          ((ERROR_KIND_KEY, "InternalError"),))
+                          error_to_metadata(WireError(kind=INTERNAL_ERROR_KIND)))
     code = code_for(exc)
     details = str(exc)
     if code == grpc.StatusCode.FAILED_PRECONDITION and not isinstance(exc, CallerNotAllowed):
@@ -155,12 +145,9 @@ def to_failure(exc: BaseException, *, method: str = "") -> RpcFailure:
             if isinstance(exc, cls):
                 details = prefix + details
                 break
-    metadata = [(ERROR_KIND_KEY, type(exc).__name__)]
     field = getattr(exc, "field", None)
-    if isinstance(field, str) and field:
-        metadata.append((ERROR_FIELD_KEY, _ascii(field, 200)))
-    if exc.hint:
-        metadata.append((ERROR_HINT_KEY, _ascii(exc.hint)))
+    metadata = error_to_metadata(WireError(kind=type(exc).__name__, field=field if isinstance(field, str) else None,
+                                           hint=exc.hint or None))
     if code == grpc.StatusCode.INTERNAL:
         log.warning("%s failed: %s", method or "an RPC", details)
-    return RpcFailure(code, details, tuple(metadata))
+    return RpcFailure(code, details, metadata)

@@ -6,12 +6,25 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 
-from proximity_agent import convert
 from proximity_agent.auth import current_caller, hidden
 from proximity_agent.servicers._base import MAX_PAGE_SIZE, Backend
 from proximity_agent.servicers._keyset import keyset_request
 from proximity_agent.status import CallerNotAllowed
 from proximity_sdk._pb.proximity.v1 import apps_pb2, apps_pb2_grpc, operations_pb2
+from proximity_sdk._wire.apps import (
+    app_status_filter_from_pb,
+    app_to_pb,
+    app_update_to_pb,
+    credentials_to_pb,
+    discovered_to_pb,
+    environment_from_pb,
+    stop_force_from_pb,
+    strategy_from_pb,
+    update_window_from_pb,
+    update_window_to_pb,
+)
+from proximity_sdk._wire.common import resources_from_pb, timestamp_from_pb
+from proximity_sdk._wire.operations import operation_to_pb
 from proximity_sdk.errors import AlreadyExistsError
 from proximity_sdk.models.app import App
 from proximity_sdk.models.update import AppUpdate, UpdateWindow
@@ -27,7 +40,7 @@ def _operation(start: Callable[[], OperationHandle], *,
                hostname: str | None = None) -> Callable[[], operations_pb2.Operation]:
     def run() -> operations_pb2.Operation:
         with _hostname_available(hostname):
-            return convert.operation_to_pb(start().get())
+            return operation_to_pb(start().get())
 
     return run
 
@@ -62,27 +75,27 @@ class AppServicer(apps_pb2_grpc.AppServiceServicer):
     async def _act(self, app_id: str, start: Callable[[], OperationHandle]) -> operations_pb2.Operation:
         def run() -> operations_pb2.Operation:
             self._own(app_id)
-            return convert.operation_to_pb(start().get())
+            return operation_to_pb(start().get())
 
         return await self._b.run(run)
 
     # deploy and lifecycle ------------------------------------------------------------------------
 
     async def DeployApp(self, request: apps_pb2.DeployAppRequest, context: _Ctx) -> apps_pb2.DeployAppResponse:
-        resources = convert.resources_from_pb(request.resources) if request.HasField("resources") else None
+        resources = resources_from_pb(request.resources) if request.HasField("resources") else None
         caller = current_caller()
         op = await self._b.run(_operation(hostname=request.hostname, start=lambda: self._b.px.apps.deploy(
             request.catalog_id, hostname=request.hostname, host=request.host or None, node=request.node or None,
-            environment=convert.environment_from_pb(request.environment), resources=resources,
-            strategy=convert.strategy_from_pb(request.strategy), owner_id=caller.id)))
+            environment=environment_from_pb(request.environment), resources=resources,
+            strategy=strategy_from_pb(request.strategy), owner_id=caller.id)))
         return apps_pb2.DeployAppResponse(operation=op)
 
     async def DeployImage(self, request: apps_pb2.DeployImageRequest, context: _Ctx) -> apps_pb2.DeployImageResponse:
-        resources = convert.resources_from_pb(request.resources) if request.HasField("resources") else None
+        resources = resources_from_pb(request.resources) if request.HasField("resources") else None
         caller = current_caller()
         op = await self._b.run(_operation(hostname=request.hostname, start=lambda: self._b.px.apps.deploy_image(
             request.reference, hostname=request.hostname, host=request.host or None, node=request.node or None,
-            environment=convert.environment_from_pb(request.environment), ports=list(request.ports),
+            environment=environment_from_pb(request.environment), ports=list(request.ports),
             resources=resources, owner_id=caller.id)))
         return apps_pb2.DeployImageResponse(operation=op)
 
@@ -94,7 +107,7 @@ class AppServicer(apps_pb2_grpc.AppServiceServicer):
         # unspecified, or 0 seconds: the app's own default (docs/oci.md); the deprecated `force`
         # still asks for a kill from clients older than `kill`
         op = await self._act(request.app_id, lambda: self._b.px.apps.stop(
-            request.app_id, force=convert.stop_force_from_pb(request.kill, request.force),
+            request.app_id, force=stop_force_from_pb(request.kill, deprecated_force=request.force),
             timeout=request.timeout_seconds or None))
         return apps_pb2.StopAppResponse(operation=op)
 
@@ -127,18 +140,18 @@ class AppServicer(apps_pb2_grpc.AppServiceServicer):
             return [u for app in apps.iter(owner_id=caller.id) for u in apps.updates(app_id=app.id, pull=pull)]
 
         updates = await self._b.run_long(check)
-        return apps_pb2.CheckAppUpdatesResponse(updates=[convert.app_update_to_pb(u) for u in updates])
+        return apps_pb2.CheckAppUpdatesResponse(updates=[app_update_to_pb(u) for u in updates])
 
     async def SetAppUpdateWindow(self, request: apps_pb2.SetAppUpdateWindowRequest, context: _Ctx,
                                  ) -> apps_pb2.SetAppUpdateWindowResponse:
-        window = convert.update_window_from_pb(request.window) if request.HasField("window") else None
+        window = update_window_from_pb(request.window) if request.HasField("window") else None
 
         def set_window() -> UpdateWindow | None:
             self._own(request.app_id)
             return self._b.px.apps.set_update_window(request.app_id, window=window)
 
         now = await self._b.run(set_window)
-        return apps_pb2.SetAppUpdateWindowResponse(window=convert.update_window_to_pb(now) if now else None)
+        return apps_pb2.SetAppUpdateWindowResponse(window=update_window_to_pb(now) if now else None)
 
     async def GetAppUpdateWindow(self, request: apps_pb2.GetAppUpdateWindowRequest, context: _Ctx,
                                  ) -> apps_pb2.GetAppUpdateWindowResponse:
@@ -147,14 +160,14 @@ class AppServicer(apps_pb2_grpc.AppServiceServicer):
             return self._b.px.apps.update_window(request.app_id)
 
         window = await self._b.run(get_window)
-        return apps_pb2.GetAppUpdateWindowResponse(window=convert.update_window_to_pb(window) if window else None)
+        return apps_pb2.GetAppUpdateWindowResponse(window=update_window_to_pb(window) if window else None)
 
     async def RunDueAppUpdates(self, request: apps_pb2.RunDueAppUpdatesRequest, context: _Ctx,
                                ) -> apps_pb2.RunDueAppUpdatesResponse:
-        now = convert.timestamp_from_pb(request, "now")
+        now = timestamp_from_pb(request, "now")
 
         def run_due() -> list[operations_pb2.Operation]:
-            return [convert.operation_to_pb(handle.get()) for handle in self._b.px.apps.run_due_updates(now=now)]
+            return [operation_to_pb(handle.get()) for handle in self._b.px.apps.run_due_updates(now=now)]
 
         return apps_pb2.RunDueAppUpdatesResponse(operations=await self._b.run_long(run_due))
 
@@ -178,7 +191,7 @@ class AppServicer(apps_pb2_grpc.AppServiceServicer):
         return apps_pb2.MigrateAppResponse(operation=op)
 
     async def ResizeApp(self, request: apps_pb2.ResizeAppRequest, context: _Ctx) -> apps_pb2.ResizeAppResponse:
-        resources = convert.resources_from_pb(request.resources)
+        resources = resources_from_pb(request.resources)
         op = await self._act(request.app_id, lambda: self._b.px.apps.resize(request.app_id, resources=resources))
         return apps_pb2.ResizeAppResponse(operation=op)
 
@@ -187,7 +200,7 @@ class AppServicer(apps_pb2_grpc.AppServiceServicer):
     async def DiscoverApps(self, request: apps_pb2.DiscoverAppsRequest, context: _Ctx,
                            ) -> apps_pb2.DiscoverAppsResponse:
         found = await self._b.run_long(self._b.px.apps.discover, request.host or None)
-        return apps_pb2.DiscoverAppsResponse(containers=[convert.discovered_to_pb(c) for c in found])
+        return apps_pb2.DiscoverAppsResponse(containers=[discovered_to_pb(c) for c in found])
 
     async def AdoptApp(self, request: apps_pb2.AdoptAppRequest, context: _Ctx) -> apps_pb2.AdoptAppResponse:
         caller = current_caller()
@@ -200,7 +213,7 @@ class AppServicer(apps_pb2_grpc.AppServiceServicer):
 
     async def GetApp(self, request: apps_pb2.GetAppRequest, context: _Ctx) -> apps_pb2.GetAppResponse:
         app = await self._b.run(self._own, request.app_id)
-        return apps_pb2.GetAppResponse(app=convert.app_to_pb(app))
+        return apps_pb2.GetAppResponse(app=app_to_pb(app))
 
     async def ListApps(self, request: apps_pb2.ListAppsRequest, context: _Ctx) -> apps_pb2.ListAppsResponse:
         caller = current_caller()
@@ -209,7 +222,7 @@ class AppServicer(apps_pb2_grpc.AppServiceServicer):
             if owner is not None and owner != caller.id:
                 raise CallerNotAllowed("members list their own apps only; leave owner_id empty")
             owner = caller.id
-        status = convert.app_status_from_pb(request.status)
+        status = app_status_filter_from_pb(request.status)
         page = keyset_request(request.page_size, request.page_token, method="ListApps",
                               filters=(status, request.search, request.host, owner))
         repo = self._b.px.store.apps
@@ -230,7 +243,7 @@ class AppServicer(apps_pb2_grpc.AppServiceServicer):
 
         apps, more = await self._b.run(fetch)
         last_app = (apps[-1].created_at, apps[-1].id) if more and apps else None
-        return apps_pb2.ListAppsResponse(apps=[convert.app_to_pb(a) for a in apps],
+        return apps_pb2.ListAppsResponse(apps=[app_to_pb(a) for a in apps],
                                          next_page_token=page.next_token(last_app))
 
     async def GetAppLogs(self, request: apps_pb2.GetAppLogsRequest, context: _Ctx) -> apps_pb2.GetAppLogsResponse:
@@ -244,6 +257,6 @@ class AppServicer(apps_pb2_grpc.AppServiceServicer):
                                 ) -> apps_pb2.GetAppCredentialsResponse:
         def credentials() -> apps_pb2.AppCredentials:
             self._own(request.app_id)
-            return convert.credentials_to_pb(self._b.px.apps.credentials(request.app_id))
+            return credentials_to_pb(self._b.px.apps.credentials(request.app_id))
 
         return apps_pb2.GetAppCredentialsResponse(credentials=await self._b.run(credentials))

@@ -13,13 +13,24 @@ import builtins
 from collections import Counter
 from collections.abc import Callable
 
-from proximity_agent import convert
-from proximity_agent import convert_backups as cb
 from proximity_agent.auth import current_caller, hidden
 from proximity_agent.servicers._base import MAX_PAGE_SIZE, Backend, page_request, paginate
 from proximity_agent.servicers._keyset import keyset_request
 from proximity_agent.status import CallerOverQuota
 from proximity_sdk._pb.proximity.v1 import backups_pb2, backups_pb2_grpc, operations_pb2
+from proximity_sdk._wire.backups import (
+    backup_compression_from_pb,
+    backup_mode_from_pb,
+    backup_schedule_to_pb,
+    backup_stats_to_pb,
+    backup_status_filter_from_pb,
+    backup_target_to_pb,
+    backup_to_pb,
+    retention_from_pb,
+    target_options_from_pb,
+)
+from proximity_sdk._wire.common import timestamp_from_pb
+from proximity_sdk._wire.operations import operation_to_pb
 from proximity_sdk.errors import NotFoundError, ValidationError
 from proximity_sdk.models.app import App
 from proximity_sdk.models.backup import Backup, BackupSchedule, BackupStats, BackupStatus
@@ -99,7 +110,7 @@ class BackupServicer(backups_pb2_grpc.BackupServiceServicer):
     async def _act(self, check: Callable[[], object], start: Callable[[], OperationHandle]) -> operations_pb2.Operation:
         def run() -> operations_pb2.Operation:
             check()
-            return convert.operation_to_pb(start().get())
+            return operation_to_pb(start().get())
 
         return await self._b.run(run)
 
@@ -107,8 +118,8 @@ class BackupServicer(backups_pb2_grpc.BackupServiceServicer):
 
     async def CreateBackup(self, request: backups_pb2.CreateBackupRequest, context: _Ctx,
                            ) -> backups_pb2.CreateBackupResponse:
-        mode = cb.backup_mode_from_pb(request.mode)
-        compression = cb.backup_compression_from_pb(request.compression)
+        mode = backup_mode_from_pb(request.mode)
+        compression = backup_compression_from_pb(request.compression)
         note = request.note if request.HasField("note") else None
         op = await self._act(lambda: self._app(request.app_id), lambda: self._b.px.backups.create(
             request.app_id, mode=mode, compression=compression, target=request.target or None, note=note))
@@ -117,7 +128,7 @@ class BackupServicer(backups_pb2_grpc.BackupServiceServicer):
     async def ListBackups(self, request: backups_pb2.ListBackupsRequest, context: _Ctx,
                           ) -> backups_pb2.ListBackupsResponse:
         caller = current_caller()
-        status = cb.backup_status_from_pb(request.status)
+        status = backup_status_filter_from_pb(request.status)
         page = keyset_request(request.page_size, request.page_token, method="ListBackups",
                               filters=(request.app_id, status, caller.owner_filter()))
         repo = self._b.px.store.backups
@@ -142,11 +153,11 @@ class BackupServicer(backups_pb2_grpc.BackupServiceServicer):
 
         backups, more = await self._b.run(fetch)
         token = page.next_token((backups[-1].created_at, backups[-1].id) if more and backups else None)
-        return backups_pb2.ListBackupsResponse(backups=[cb.backup_to_pb(b) for b in backups], next_page_token=token)
+        return backups_pb2.ListBackupsResponse(backups=[backup_to_pb(b) for b in backups], next_page_token=token)
 
     async def GetBackup(self, request: backups_pb2.GetBackupRequest, context: _Ctx) -> backups_pb2.GetBackupResponse:
         backup = await self._b.run(self._backup, request.backup_id)
-        return backups_pb2.GetBackupResponse(backup=cb.backup_to_pb(backup))
+        return backups_pb2.GetBackupResponse(backup=backup_to_pb(backup))
 
     async def GetBackupStats(self, request: backups_pb2.GetBackupStatsRequest, context: _Ctx,
                              ) -> backups_pb2.GetBackupStatsResponse:
@@ -160,7 +171,7 @@ class BackupServicer(backups_pb2_grpc.BackupServiceServicer):
                 return self._b.px.backups.stats()
             return _merge_stats([self._b.px.backups.stats(app_id) for app_id in self._own_app_ids()])
 
-        return backups_pb2.GetBackupStatsResponse(stats=cb.backup_stats_to_pb(await self._b.run(stats)))
+        return backups_pb2.GetBackupStatsResponse(stats=backup_stats_to_pb(await self._b.run(stats)))
 
     async def RestoreBackup(self, request: backups_pb2.RestoreBackupRequest, context: _Ctx,
                             ) -> backups_pb2.RestoreBackupResponse:
@@ -178,7 +189,7 @@ class BackupServicer(backups_pb2_grpc.BackupServiceServicer):
 
     async def CreateBackupSchedule(self, request: backups_pb2.CreateBackupScheduleRequest, context: _Ctx,
                                    ) -> backups_pb2.CreateBackupScheduleResponse:
-        keeps = cb.retention_from_pb(request)
+        keeps = retention_from_pb(request)
 
         def create() -> BackupSchedule:
             self._app(request.app_id)
@@ -198,7 +209,7 @@ class BackupServicer(backups_pb2_grpc.BackupServiceServicer):
                                                    **keeps)
 
         schedule = await self._b.run(create)
-        return backups_pb2.CreateBackupScheduleResponse(schedule=cb.backup_schedule_to_pb(schedule))
+        return backups_pb2.CreateBackupScheduleResponse(schedule=backup_schedule_to_pb(schedule))
 
     async def ListBackupSchedules(self, request: backups_pb2.ListBackupSchedulesRequest, context: _Ctx,
                                   ) -> backups_pb2.ListBackupSchedulesResponse:
@@ -217,7 +228,7 @@ class BackupServicer(backups_pb2_grpc.BackupServiceServicer):
             return [s for s in everything if s.app_id in mine]
 
         schedules, token = paginate(await self._b.run(fetch), page)
-        return backups_pb2.ListBackupSchedulesResponse(schedules=[cb.backup_schedule_to_pb(s) for s in schedules],
+        return backups_pb2.ListBackupSchedulesResponse(schedules=[backup_schedule_to_pb(s) for s in schedules],
                                                        next_page_token=token)
 
     async def DeleteBackupSchedule(self, request: backups_pb2.DeleteBackupScheduleRequest, context: _Ctx,
@@ -231,10 +242,10 @@ class BackupServicer(backups_pb2_grpc.BackupServiceServicer):
 
     async def RunDueBackups(self, request: backups_pb2.RunDueBackupsRequest, context: _Ctx,
                             ) -> backups_pb2.RunDueBackupsResponse:
-        now = convert.timestamp_from_pb(request, "now")
+        now = timestamp_from_pb(request, "now")
 
         def run_due() -> builtins.list[operations_pb2.Operation]:
-            return [convert.operation_to_pb(handle.get()) for handle in self._b.px.backups.run_due(now=now)]
+            return [operation_to_pb(handle.get()) for handle in self._b.px.backups.run_due(now=now)]
 
         return backups_pb2.RunDueBackupsResponse(operations=await self._b.run_long(run_due))
 
@@ -242,23 +253,23 @@ class BackupServicer(backups_pb2_grpc.BackupServiceServicer):
 
     async def CreateBackupTarget(self, request: backups_pb2.CreateBackupTargetRequest, context: _Ctx,
                                  ) -> backups_pb2.CreateBackupTargetResponse:
-        options = cb.target_options_from_pb(request.options_json)
+        options = target_options_from_pb(request.options_json)
         _required(request.name, "name")
         _required(request.kind, "kind")
         target = await self._b.run(lambda: self._b.px.backups.targets.add(
             name=request.name, kind=request.kind, options=options))
-        return backups_pb2.CreateBackupTargetResponse(target=cb.backup_target_to_pb(target))
+        return backups_pb2.CreateBackupTargetResponse(target=backup_target_to_pb(target))
 
     async def GetBackupTarget(self, request: backups_pb2.GetBackupTargetRequest, context: _Ctx,
                               ) -> backups_pb2.GetBackupTargetResponse:
         target = await self._b.run(self._b.px.backups.targets.get, _required(request.name, "name"))
-        return backups_pb2.GetBackupTargetResponse(target=cb.backup_target_to_pb(target))
+        return backups_pb2.GetBackupTargetResponse(target=backup_target_to_pb(target))
 
     async def ListBackupTargets(self, request: backups_pb2.ListBackupTargetsRequest, context: _Ctx,
                                 ) -> backups_pb2.ListBackupTargetsResponse:
         page = page_request(request.page_size, request.page_token, method="ListBackupTargets")
         targets, token = paginate(await self._b.run(self._b.px.backups.targets.list), page)
-        return backups_pb2.ListBackupTargetsResponse(targets=[cb.backup_target_to_pb(t) for t in targets],
+        return backups_pb2.ListBackupTargetsResponse(targets=[backup_target_to_pb(t) for t in targets],
                                                      next_page_token=token)
 
     async def ListBackupTargetKinds(self, request: backups_pb2.ListBackupTargetKindsRequest, context: _Ctx,

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from proximity_agent import convert
 from proximity_agent.servicers._base import Backend, page_request, paginate
 from proximity_sdk._pb.proximity.v1 import catalog_pb2, catalog_pb2_grpc
+from proximity_sdk._wire.catalog import (
+    catalog_app_to_pb,
+    catalog_problem_to_pb,
+    catalog_shadowing_to_pb,
+    catalog_stats_to_pb,
+)
 from proximity_sdk.models.catalog import CatalogApp
 
 __all__ = ["CatalogServicer"]
@@ -29,7 +34,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
                             filters=(request.category, request.query))
         apps = await self._b.run(self._select, request.category, request.query)
         chunk, token = paginate(apps, page)
-        return catalog_pb2.ListCatalogAppsResponse(apps=[convert.catalog_app_to_pb(a) for a in chunk],
+        return catalog_pb2.ListCatalogAppsResponse(apps=[catalog_app_to_pb(a) for a in chunk],
                                                    next_page_token=token)
 
     async def GetCatalogApp(self, request: catalog_pb2.GetCatalogAppRequest, context: _Ctx,
@@ -37,7 +42,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         catalog = self._b.px.catalog
         app, origin = await self._b.run(lambda: (catalog.get(request.catalog_app_id),
                                                  catalog.origin(request.catalog_app_id)))
-        return catalog_pb2.GetCatalogAppResponse(app=convert.catalog_app_to_pb(app), origin=origin)
+        return catalog_pb2.GetCatalogAppResponse(app=catalog_app_to_pb(app), origin=origin)
 
     async def ListCatalogCategories(self, request: catalog_pb2.ListCatalogCategoriesRequest, context: _Ctx,
                                     ) -> catalog_pb2.ListCatalogCategoriesResponse:
@@ -49,22 +54,22 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     async def GetCatalogStats(self, request: catalog_pb2.GetCatalogStatsRequest, context: _Ctx,
                               ) -> catalog_pb2.GetCatalogStatsResponse:
         stats = await self._b.run(self._b.px.catalog.stats)
-        return catalog_pb2.GetCatalogStatsResponse(stats=convert.catalog_stats_to_pb(stats))
+        return catalog_pb2.GetCatalogStatsResponse(stats=catalog_stats_to_pb(stats))
 
     async def ReloadCatalog(self, request: catalog_pb2.ReloadCatalogRequest, context: _Ctx,
                             ) -> catalog_pb2.ReloadCatalogResponse:
         catalog = self._b.px.catalog
         stats = await self._b.run_long(catalog.reload)
         problems = await self._b.run_long(lambda: catalog.errors)
-        return catalog_pb2.ReloadCatalogResponse(stats=convert.catalog_stats_to_pb(stats),
-                                                 problems=[convert.catalog_problem_to_pb(p) for p in problems])
+        return catalog_pb2.ReloadCatalogResponse(stats=catalog_stats_to_pb(stats),
+                                                 problems=[catalog_problem_to_pb(p) for p in problems])
 
     async def SearchCatalogApps(self, request: catalog_pb2.SearchCatalogAppsRequest, context: _Ctx,
                                 ) -> catalog_pb2.SearchCatalogAppsResponse:
         page = page_request(request.page_size, request.page_token, method="SearchCatalogApps",
                             filters=(request.query,))
         chunk, token = paginate(await self._b.run(self._b.px.catalog.search, request.query), page)
-        return catalog_pb2.SearchCatalogAppsResponse(apps=[convert.catalog_app_to_pb(a) for a in chunk],
+        return catalog_pb2.SearchCatalogAppsResponse(apps=[catalog_app_to_pb(a) for a in chunk],
                                                      next_page_token=token)
 
     async def ListCatalogProblems(self, request: catalog_pb2.ListCatalogProblemsRequest, context: _Ctx,
@@ -72,7 +77,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         page = page_request(request.page_size, request.page_token, method="ListCatalogProblems")
         catalog = self._b.px.catalog
         chunk, token = paginate(await self._b.run(lambda: catalog.errors), page)
-        return catalog_pb2.ListCatalogProblemsResponse(problems=[convert.catalog_problem_to_pb(p) for p in chunk],
+        return catalog_pb2.ListCatalogProblemsResponse(problems=[catalog_problem_to_pb(p) for p in chunk],
                                                        next_page_token=token)
 
     async def ListCatalogShadowings(self, request: catalog_pb2.ListCatalogShadowingsRequest, context: _Ctx,
@@ -81,4 +86,4 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         catalog = self._b.px.catalog
         chunk, token = paginate(await self._b.run(lambda: catalog.shadowed), page)
         return catalog_pb2.ListCatalogShadowingsResponse(
-            shadowings=[convert.catalog_shadowing_to_pb(s) for s in chunk], next_page_token=token)
+            shadowings=[catalog_shadowing_to_pb(s) for s in chunk], next_page_token=token)

@@ -7,9 +7,21 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 
 from proximity_sdk._pb.proximity.v1 import apps_pb2, apps_pb2_grpc, common_pb2, operations_pb2
-from proximity_sdk._remote import _convert as cv
 from proximity_sdk._remote._channel import Connection
 from proximity_sdk._remote._handle import RemoteOperationHandle
+from proximity_sdk._wire.apps import (
+    app_from_pb,
+    app_status_filter_to_pb,
+    app_update_from_pb,
+    credentials_from_pb,
+    discovered_from_pb,
+    environment_to_pb,
+    stop_force_to_pb,
+    strategy_to_pb,
+    update_window_from_pb,
+    update_window_to_pb,
+)
+from proximity_sdk._wire.common import resources_to_pb, timestamp_to_pb
 from proximity_sdk.errors import ValidationError
 from proximity_sdk.models._listing import Listing
 from proximity_sdk.models._requests import check_stop_args
@@ -21,8 +33,6 @@ from proximity_sdk.models.update import AppUpdate, UpdateWindow
 __all__ = ["RemoteApps"]
 
 _PAGE = 200
-_STRATEGY = {"auto": apps_pb2.DEPLOY_STRATEGY_AUTO, "oci": apps_pb2.DEPLOY_STRATEGY_OCI,
-             "compose": apps_pb2.DEPLOY_STRATEGY_COMPOSE}
 
 
 def _seconds(value: object, field: str) -> int:
@@ -41,7 +51,7 @@ def _no_owner(owner_id: str | None) -> None:
 def _resources(resources: object) -> common_pb2.Resources:
     if not isinstance(resources, Resources):
         raise ValidationError("resources must be a Resources(...)", field="resources")
-    return cv.resources_to_pb(resources)
+    return resources_to_pb(resources)
 
 
 class RemoteApps:
@@ -63,8 +73,8 @@ class RemoteApps:
         from proximity_sdk.operations.oci import check_strategy  # lazily: it imports the local engine
 
         request = apps_pb2.DeployAppRequest(catalog_id=catalog_id, hostname=hostname, host=host or "",
-                                            node=node or "", environment=dict(environment or {}),
-                                            strategy=_STRATEGY[check_strategy(strategy)])
+                                            node=node or "", environment=environment_to_pb(environment),
+                                            strategy=strategy_to_pb(check_strategy(strategy)))
         if resources is not None:
             request.resources.CopyFrom(_resources(resources))
         return self._handle(self._conn.call(self._stub.DeployApp, request).operation)
@@ -81,7 +91,7 @@ class RemoteApps:
                 isinstance(p, int) and not isinstance(p, bool) and 1 <= p <= 65535 for p in ports):
             raise ValidationError("ports must be a list of port numbers from 1 to 65535", field="ports")
         request = apps_pb2.DeployImageRequest(reference=reference, hostname=hostname, host=host or "",
-                                              node=node or "", environment=dict(environment or {}),
+                                              node=node or "", environment=environment_to_pb(environment),
                                               ports=list(ports))
         if resources is not None:
             request.resources.CopyFrom(_resources(resources))
@@ -97,9 +107,7 @@ class RemoteApps:
         the app's own default, decided by the agent (a compose app: 60 s, no kill; a native OCI
         app: its grace period, then a kill; docs/oci.md)."""
         force, timeout = check_stop_args(force=force, timeout=timeout)
-        kill = {None: apps_pb2.STOP_KILL_UNSPECIFIED, False: apps_pb2.STOP_KILL_NEVER,
-                True: apps_pb2.STOP_KILL_AFTER_TIMEOUT}[force]
-        request = apps_pb2.StopAppRequest(app_id=app_id, kill=kill, timeout_seconds=timeout or 0)
+        request = apps_pb2.StopAppRequest(app_id=app_id, kill=stop_force_to_pb(force), timeout_seconds=timeout or 0)
         return self._handle(self._conn.call(self._stub.StopApp, request).operation)
 
     def restart(self, app_id: str) -> RemoteOperationHandle[App]:
@@ -117,7 +125,7 @@ class RemoteApps:
         """The apps with something newer: a newer catalog version, or (with ``pull``) new digests of
         floating image tags after a pull in the app's container. ``app_id`` checks one app."""
         request = apps_pb2.CheckAppUpdatesRequest(app_id=app_id or "", pull=bool(pull))
-        return Listing(cv.app_update_from_pb(u) for u in self._conn.call(self._stub.CheckAppUpdates, request).updates)
+        return Listing(app_update_from_pb(u) for u in self._conn.call(self._stub.CheckAppUpdates, request).updates)
 
     def update(self, app_id: str, *, version: str | None = None) -> RemoteOperationHandle[App]:
         """Update a running app to the catalog's version and current image digests (a safety backup
@@ -133,14 +141,14 @@ class RemoteApps:
             raise ValidationError("window must be an UpdateWindow(start='03:00', ...) or None", field="window")
         request = apps_pb2.SetAppUpdateWindowRequest(app_id=app_id)
         if window is not None:
-            request.window.CopyFrom(cv.update_window_to_pb(window))
+            request.window.CopyFrom(update_window_to_pb(window))
         response = self._conn.call(self._stub.SetAppUpdateWindow, request)
-        return cv.update_window_from_pb(response.window) if response.HasField("window") else None
+        return update_window_from_pb(response.window) if response.HasField("window") else None
 
     def update_window(self, app_id: str) -> UpdateWindow | None:
         """The app's automatic update window, or None."""
         response = self._conn.call(self._stub.GetAppUpdateWindow, apps_pb2.GetAppUpdateWindowRequest(app_id=app_id))
-        return cv.update_window_from_pb(response.window) if response.HasField("window") else None
+        return update_window_from_pb(response.window) if response.HasField("window") else None
 
     def run_due_updates(self, *, now: datetime | None = None) -> builtins.list[RemoteOperationHandle[App]]:
         """Check the apps whose update window is open and start their updates, once per window.
@@ -149,7 +157,7 @@ class RemoteApps:
             raise ValidationError("now must be a timezone-aware datetime", field="now")
         request = apps_pb2.RunDueAppUpdatesRequest()
         if now is not None:
-            request.now.CopyFrom(cv.timestamp_to_pb(now))
+            request.now.CopyFrom(timestamp_to_pb(now))
         return Listing(self._handle(op) for op in self._conn.call(self._stub.RunDueAppUpdates, request).operations)
 
     # copies, moves and sizes ------------------------------------------------------------------
@@ -177,7 +185,7 @@ class RemoteApps:
     def discover(self, host: str | None = None) -> builtins.list[DiscoveredContainer]:
         """Containers no app manages, on every host or on one (id or name)."""
         response = self._conn.call(self._stub.DiscoverApps, apps_pb2.DiscoverAppsRequest(host=host or ""))
-        return Listing(cv.discovered_from_pb(c) for c in response.containers)
+        return Listing(discovered_from_pb(c) for c in response.containers)
 
     def adopt(self, vmid: int, *, host: str | None = None, node: str | None = None, catalog_id: str | None = None,
               hostname: str | None = None, owner_id: str | None = None) -> RemoteOperationHandle[App]:
@@ -192,15 +200,15 @@ class RemoteApps:
     # reads ------------------------------------------------------------------------------------
 
     def get(self, app_id: str) -> App:
-        return cv.app_from_pb(self._conn.call(self._stub.GetApp, apps_pb2.GetAppRequest(app_id=app_id)).app)
+        return app_from_pb(self._conn.call(self._stub.GetApp, apps_pb2.GetAppRequest(app_id=app_id)).app)
 
     def iter(self, *, status: AppStatus | str | None = None, search: str | None = None,
              host: str | None = None, owner_id: str | None = None) -> Iterator[App]:
         """Every matching app, page by page."""
-        request = apps_pb2.ListAppsRequest(status=cv.app_status_to_pb(parse_app_status(status)),
+        request = apps_pb2.ListAppsRequest(status=app_status_filter_to_pb(parse_app_status(status)),
                                            search=search or "", host=host or "", owner_id=owner_id or "")
         for app in self._conn.pages(self._stub.ListApps, request, "apps", page_size=_PAGE):
-            yield cv.app_from_pb(app)
+            yield app_from_pb(app)
 
     def list(self, *, status: AppStatus | str | None = None, search: str | None = None, host: str | None = None,
              owner_id: str | None = None) -> builtins.list[App]:
@@ -218,4 +226,4 @@ class RemoteApps:
     def credentials(self, app_id: str) -> AppCredentials:
         """The root password and generated secrets (for the app's owner or an admin)."""
         request = apps_pb2.GetAppCredentialsRequest(app_id=app_id)
-        return cv.credentials_from_pb(self._conn.call(self._stub.GetAppCredentials, request).credentials)
+        return credentials_from_pb(self._conn.call(self._stub.GetAppCredentials, request).credentials)

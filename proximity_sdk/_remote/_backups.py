@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import builtins
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from proximity_sdk._pb.proximity.v1 import backups_pb2, backups_pb2_grpc, operations_pb2
-from proximity_sdk._remote import _convert as cv
 from proximity_sdk._remote._channel import Connection
 from proximity_sdk._remote._handle import RemoteOperationHandle
+from proximity_sdk._wire.backups import (
+    backup_compression_to_pb,
+    backup_from_pb,
+    backup_mode_to_pb,
+    backup_schedule_from_pb,
+    backup_stats_from_pb,
+    backup_status_filter_to_pb,
+    backup_target_from_pb,
+    retention_to_pb,
+    target_options_to_pb,
+)
+from proximity_sdk._wire.common import timestamp_to_pb
 from proximity_sdk.errors import ValidationError
 from proximity_sdk.models._listing import Listing
 from proximity_sdk.models.app import App
@@ -29,21 +39,18 @@ class RemoteBackupTargets:
 
     def add(self, *, name: str, kind: str, options: Mapping[str, Any] | None = None) -> BackupTarget:
         """Configure a target; ``kind`` is offered by a plugin installed on the agent."""
-        try:
-            text = json.dumps(dict(options or {}))
-        except (TypeError, ValueError) as exc:
-            raise ValidationError(f"options must be JSON values: {exc}", field="options") from None
-        request = backups_pb2.CreateBackupTargetRequest(name=name, kind=kind, options_json=text)
-        return cv.backup_target_from_pb(self._conn.call(self._stub.CreateBackupTarget, request).target)
+        request = backups_pb2.CreateBackupTargetRequest(name=name, kind=kind,
+                                                        options_json=target_options_to_pb(options))
+        return backup_target_from_pb(self._conn.call(self._stub.CreateBackupTarget, request).target)
 
     def get(self, name: str) -> BackupTarget:
         request = backups_pb2.GetBackupTargetRequest(name=name)
-        return cv.backup_target_from_pb(self._conn.call(self._stub.GetBackupTarget, request).target)
+        return backup_target_from_pb(self._conn.call(self._stub.GetBackupTarget, request).target)
 
     def list(self) -> builtins.list[BackupTarget]:
         """The configured targets (their options are never returned)."""
         request = backups_pb2.ListBackupTargetsRequest()
-        return Listing(cv.backup_target_from_pb(t) for t in self._conn.pages(
+        return Listing(backup_target_from_pb(t) for t in self._conn.pages(
             self._stub.ListBackupTargets, request, "targets"))
 
     def remove(self, name: str) -> None:
@@ -72,24 +79,24 @@ class RemoteBackups:
             raise ValidationError("note must be text of at most 1024 characters", field="note")
         if target is not None and not isinstance(target, str):
             raise ValidationError("target must be the name of a configured target, or None", field="target")
-        request = backups_pb2.CreateBackupRequest(app_id=app_id, mode=cv.backup_mode_to_pb(mode),
-                                                  compression=cv.backup_compression_to_pb(compression),
+        request = backups_pb2.CreateBackupRequest(app_id=app_id, mode=backup_mode_to_pb(mode),
+                                                  compression=backup_compression_to_pb(compression),
                                                   target=target or "", note=note)
         return self._handle(self._conn.call(self._stub.CreateBackup, request).operation)
 
     def get(self, backup_id: str) -> Backup:
         request = backups_pb2.GetBackupRequest(backup_id=backup_id)
-        return cv.backup_from_pb(self._conn.call(self._stub.GetBackup, request).backup)
+        return backup_from_pb(self._conn.call(self._stub.GetBackup, request).backup)
 
     def list(self, app_id: str | None = None, *, status: BackupStatus | str | None = None) -> builtins.list[Backup]:
         """Every backup (of one app, or all), newest first."""
-        request = backups_pb2.ListBackupsRequest(app_id=app_id or "", status=cv.backup_status_to_pb(status))
-        return Listing(cv.backup_from_pb(b) for b in self._conn.pages(self._stub.ListBackups, request, "backups"))
+        request = backups_pb2.ListBackupsRequest(app_id=app_id or "", status=backup_status_filter_to_pb(status))
+        return Listing(backup_from_pb(b) for b in self._conn.pages(self._stub.ListBackups, request, "backups"))
 
     def stats(self, app_id: str | None = None) -> BackupStats:
         """Counts by status, total and average size of the completed backups."""
         request = backups_pb2.GetBackupStatsRequest(app_id=app_id or "")
-        return cv.backup_stats_from_pb(self._conn.call(self._stub.GetBackupStats, request).stats)
+        return backup_stats_from_pb(self._conn.call(self._stub.GetBackupStats, request).stats)
 
     def restore(self, backup_id: str, *, in_place: bool = False,
                 storage: str | None = None) -> RemoteOperationHandle[App]:
@@ -109,15 +116,13 @@ class RemoteBackups:
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)
                                       or not 1 <= value <= 10_000):
                 raise ValidationError(f"{field} must be a whole number from 1 to 10000, or None", field=field)
-        # on the wire keep_last 0 turns the rule off (absent means the default, 7)
-        request = backups_pb2.CreateBackupScheduleRequest(app_id=app_id, cron=cron, keep_last=keep_last or 0,
-                                                          keep_daily=keep_daily, keep_weekly=keep_weekly,
-                                                          target=target or "")
-        return cv.backup_schedule_from_pb(self._conn.call(self._stub.CreateBackupSchedule, request).schedule)
+        retention = retention_to_pb(keep_last=keep_last, keep_daily=keep_daily, keep_weekly=keep_weekly)
+        request = backups_pb2.CreateBackupScheduleRequest(app_id=app_id, cron=cron, target=target or "", **retention)
+        return backup_schedule_from_pb(self._conn.call(self._stub.CreateBackupSchedule, request).schedule)
 
     def schedules(self, app_id: str | None = None) -> builtins.list[BackupSchedule]:
         request = backups_pb2.ListBackupSchedulesRequest(app_id=app_id or "")
-        return Listing(cv.backup_schedule_from_pb(s) for s in self._conn.pages(
+        return Listing(backup_schedule_from_pb(s) for s in self._conn.pages(
             self._stub.ListBackupSchedules, request, "schedules"))
 
     def unschedule(self, schedule_id: str) -> None:
@@ -128,5 +133,5 @@ class RemoteBackups:
         """Start the backups whose schedule is due; returns their operations. Admin only."""
         request = backups_pb2.RunDueBackupsRequest()
         if now is not None:
-            request.now.CopyFrom(cv.timestamp_to_pb(now))
+            request.now.CopyFrom(timestamp_to_pb(now))
         return Listing(self._handle(op) for op in self._conn.call(self._stub.RunDueBackups, request).operations)

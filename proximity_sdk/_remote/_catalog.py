@@ -23,7 +23,7 @@ __all__ = ["RemoteCatalog", "list_messages", "search_messages"]
 
 
 def _apps(messages: Iterable[catalog_pb2.CatalogApp]) -> Listing[CatalogApp]:
-    from proximity_sdk._remote._convert_catalog import catalog_app_from_pb
+    from proximity_sdk._wire.catalog import catalog_app_from_pb
 
     return Listing(catalog_app_from_pb(m) for m in messages)
 
@@ -37,7 +37,7 @@ class RemoteCatalog:
 
     def reload(self) -> CatalogStats:
         """Read every source again on the agent; returns the new stats. Problems are in `errors`."""
-        from proximity_sdk._remote._convert_catalog import catalog_stats_from_pb
+        from proximity_sdk._wire.catalog import catalog_stats_from_pb
 
         response = self._conn.call(self._stub.ReloadCatalog, catalog_pb2.ReloadCatalogRequest())
         return catalog_stats_from_pb(response.stats)
@@ -55,7 +55,7 @@ class RemoteCatalog:
 
     def get(self, app_id: str) -> CatalogApp:
         """The app with this id; `NotFoundError` names close matches when there is none."""
-        from proximity_sdk._remote._convert_catalog import catalog_app_from_pb
+        from proximity_sdk._wire.catalog import catalog_app_from_pb
 
         return catalog_app_from_pb(self._get(app_id).app)
 
@@ -65,7 +65,7 @@ class RemoteCatalog:
         return Listing(self._conn.pages(self._stub.ListCatalogCategories, request, "categories"))
 
     def stats(self) -> CatalogStats:
-        from proximity_sdk._remote._convert_catalog import catalog_stats_from_pb
+        from proximity_sdk._wire.catalog import catalog_stats_from_pb
 
         response = self._conn.call(self._stub.GetCatalogStats, catalog_pb2.GetCatalogStatsRequest())
         return catalog_stats_from_pb(response.stats)
@@ -73,7 +73,7 @@ class RemoteCatalog:
     @property
     def errors(self) -> builtins.list[CatalogProblem]:
         """Entries rejected by the agent's last load: file (origin), field and reason."""
-        from proximity_sdk._remote._convert_catalog import catalog_problem_from_pb
+        from proximity_sdk._wire.catalog import catalog_problem_from_pb
 
         request = catalog_pb2.ListCatalogProblemsRequest()
         return Listing(catalog_problem_from_pb(p) for p in self._conn.pages(
@@ -82,7 +82,7 @@ class RemoteCatalog:
     @property
     def shadowed(self) -> builtins.list[CatalogShadowing]:
         """Ids defined by more than one source in the agent's last load, and which one won."""
-        from proximity_sdk._remote._convert_catalog import catalog_shadowing_from_pb
+        from proximity_sdk._wire.catalog import catalog_shadowing_from_pb
 
         request = catalog_pb2.ListCatalogShadowingsRequest()
         return Listing(catalog_shadowing_from_pb(s) for s in self._conn.pages(

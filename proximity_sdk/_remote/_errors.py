@@ -1,7 +1,8 @@
 """A failed call -> the SDK's own exception, as the agent raised it.
 
 The agent sends the class name in the trailing metadata ``proximity-error-kind`` (with
-``-field`` and ``-hint``; see ``proximity_agent/status.py``); its message is the status details.
+``-field`` and ``-hint``; both ends encode it with ``proximity_sdk/_wire/errors.py``); its
+message is the status details.
 The same class is raised here with the same text, so ``except NotFoundError`` and ``exc.field``
 work as with ``Proximity.local()``. Failures without that metadata come from the transport.
 """
@@ -13,20 +14,10 @@ from typing import Any
 import grpc
 
 from proximity_sdk import errors
+from proximity_sdk._wire.errors import error_class, error_from_metadata
 
-__all__ = ["ERROR_KIND_KEY", "error_kind", "from_rpc_error"]
+__all__ = ["error_kind", "from_rpc_error"]
 
-ERROR_KIND_KEY = "proximity-error-kind"
-_FIELD_KEY = "proximity-error-field"
-_HINT_KEY = "proximity-error-hint"
-
-# the agent's own classes (status.py) subclass these; a client knows the SDK's tree only
-_AGENT_KINDS: dict[str, type[errors.ProximityError]] = {
-    "CallerNotAuthenticated": errors.AuthenticationError,
-    "CallerNotAllowed": errors.PermissionDeniedError,
-    "CallerOverQuota": errors.BusyError,
-    "InternalError": errors.ProximityError,
-}
 # what the attributes of classes with extra constructor arguments are when the wire does not carry them
 _DEFAULTS: dict[str, Any] = {"field": None, "errors": {}, "upid": "", "exitstatus": "", "log_tail": [],
                              "exit_status": -1, "stderr_tail": "", "operation_id": "", "step": None}
@@ -44,16 +35,8 @@ def _trailing(exc: grpc.RpcError) -> dict[str, str]:
 
 def error_kind(exc: grpc.RpcError) -> str | None:
     """The SDK class name the agent sent, None for a transport failure."""
-    return _trailing(exc).get(ERROR_KIND_KEY)
-
-
-def _class(kind: str) -> type[errors.ProximityError]:
-    if kind in _AGENT_KINDS:
-        return _AGENT_KINDS[kind]
-    found = getattr(errors, kind, None) if kind in errors.__all__ else None
-    if isinstance(found, type) and issubclass(found, errors.ProximityError):
-        return found
-    return errors.ProximityError  # a newer agent's class this SDK does not know
+    sent = error_from_metadata(_trailing(exc))
+    return sent.kind if sent is not None else None
 
 
 def _rebuilt(cls: type[errors.ProximityError], details: str, *, hint: str | None,
@@ -75,10 +58,9 @@ def _rebuilt(cls: type[errors.ProximityError], details: str, *, hint: str | None
 def from_rpc_error(exc: grpc.RpcError, *, target: str) -> errors.ProximityError:
     code: grpc.StatusCode = exc.code()
     details: str = exc.details() or code.name
-    meta = _trailing(exc)
-    kind = meta.get(ERROR_KIND_KEY)
-    if kind is not None:
-        return _rebuilt(_class(kind), details, hint=meta.get(_HINT_KEY), field=meta.get(_FIELD_KEY))
+    sent = error_from_metadata(_trailing(exc))
+    if sent is not None:
+        return _rebuilt(error_class(sent.kind), details, hint=sent.hint, field=sent.field)
     return _transport(code, details, target)
 
 

@@ -23,8 +23,10 @@ from proximity_sdk._pb.proximity.v1 import (
     operations_pb2,
     operations_pb2_grpc,
 )
-from proximity_sdk._remote import _convert as cv
 from proximity_sdk._remote._errors import error_kind, from_rpc_error
+from proximity_sdk._wire.apps import app_from_pb
+from proximity_sdk._wire.backups import backup_from_pb
+from proximity_sdk._wire.operations import event_from_pb, operation_from_pb
 from proximity_sdk.errors import (
     OperationTimeout,
     UnavailableError,
@@ -47,12 +49,12 @@ _RESUMABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.Statu
 
 def _app(conn: Connection, app_id: object) -> Any:
     stub = apps_pb2_grpc.AppServiceStub(conn.channel)
-    return cv.app_from_pb(conn.call(stub.GetApp, apps_pb2.GetAppRequest(app_id=str(app_id))).app)
+    return app_from_pb(conn.call(stub.GetApp, apps_pb2.GetAppRequest(app_id=str(app_id))).app)
 
 
 def _backup(conn: Connection, backup_id: object) -> Any:
     stub = backups_pb2_grpc.BackupServiceStub(conn.channel)
-    return cv.backup_from_pb(conn.call(stub.GetBackup, backups_pb2.GetBackupRequest(backup_id=str(backup_id))).backup)
+    return backup_from_pb(conn.call(stub.GetBackup, backups_pb2.GetBackupRequest(backup_id=str(backup_id))).backup)
 
 
 # What wait() returns per kind of operation: the same as each kind's ``result()`` in the SDK
@@ -98,7 +100,7 @@ class RemoteOperationHandle(Generic[T]):
     def get(self) -> Operation:
         """The operation's record as it is now."""
         request = operations_pb2.GetOperationRequest(operation_id=self.id)
-        return cv.operation_from_pb(self._conn.call(self._stub.GetOperation, request).operation)
+        return operation_from_pb(self._conn.call(self._stub.GetOperation, request).operation)
 
     @property
     def status(self) -> OperationStatus:
@@ -126,7 +128,7 @@ class RemoteOperationHandle(Generic[T]):
                 for message in stream:
                     if message.event.seq <= last:
                         continue  # never twice, whatever a server resends
-                    event = cv.event_from_pb(message.event)
+                    event = event_from_pb(message.event)
                     last = event.seq
                     failures, retry_until = 0, None
                     yield event
@@ -200,4 +202,4 @@ class RemoteOperationHandle(Generic[T]):
         """Ask the operation to stop at its next step (or checkpoint); what it created is rolled
         back. A finished operation is left as it is. Returns the record as it is now."""
         request = operations_pb2.CancelOperationRequest(operation_id=self.id)
-        return cv.operation_from_pb(self._conn.call(self._stub.CancelOperation, request).operation)
+        return operation_from_pb(self._conn.call(self._stub.CancelOperation, request).operation)

@@ -9,8 +9,15 @@ from typing import Any
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from proximity_sdk._pb.proximity.v1 import hosts_pb2, hosts_pb2_grpc
-from proximity_sdk._remote import _convert as cv
 from proximity_sdk._remote._channel import Connection
+from proximity_sdk._wire.hosts import (
+    host_check_from_pb,
+    host_from_pb,
+    host_spec_to_pb,
+    host_update_to_pb,
+    node_from_pb,
+    storage_from_pb,
+)
 from proximity_sdk.errors import NotFoundError, ValidationError
 from proximity_sdk.models._listing import Listing
 from proximity_sdk.models.host import Host, Node
@@ -39,18 +46,18 @@ class RemoteHosts:
         from proximity_sdk._resources.hosts import read_ca_file  # lazily: it imports the local store
 
         pem = read_ca_file(ca_file) if ca_file is not None else ca_pem
-        spec = cv.host_spec_to_pb(dict(name=name, url=url, token_id=token_id, token_secret=token_secret, user=user,
+        spec = host_spec_to_pb(dict(name=name, url=url, token_id=token_id, token_secret=token_secret, user=user,
                                        password=password, verify_tls=verify_tls, ca_pem=pem, ssh=ssh))
         request = hosts_pb2.CreateHostRequest(spec=spec, check=bool(check))
-        return cv.host_from_pb(self._conn.call(self._stub.CreateHost, request).host)
+        return host_from_pb(self._conn.call(self._stub.CreateHost, request).host)
 
     def get(self, host: str) -> Host:
         """A host by id or name."""
-        return cv.host_from_pb(self._conn.call(self._stub.GetHost, hosts_pb2.GetHostRequest(host=host)).host)
+        return host_from_pb(self._conn.call(self._stub.GetHost, hosts_pb2.GetHostRequest(host=host)).host)
 
     def list(self) -> builtins.list[Host]:
         """Every host, the default first. Never carries secrets."""
-        return Listing(cv.host_from_pb(h) for h in self._conn.pages(
+        return Listing(host_from_pb(h) for h in self._conn.pages(
             self._stub.ListHosts, hosts_pb2.ListHostsRequest(), "hosts"))
 
     def default(self) -> Host:
@@ -61,7 +68,7 @@ class RemoteHosts:
 
     def set_default(self, host: str) -> Host:
         request = hosts_pb2.SetDefaultHostRequest(host=host)
-        return cv.host_from_pb(self._conn.call(self._stub.SetDefaultHost, request).host)
+        return host_from_pb(self._conn.call(self._stub.SetDefaultHost, request).host)
 
     def update(self, host: str, *, ca_file: str | Path | None = None, **fields: Any) -> Host:
         """Change some fields (``url``, ``token_id``/``token_secret``, ``user``/``password``,
@@ -74,9 +81,9 @@ class RemoteHosts:
             fields["ca_pem"] = read_ca_file(ca_file)
         if not fields:
             return self.get(host)  # nothing to change, as locally
-        request = hosts_pb2.UpdateHostRequest(host=host, spec=cv.host_spec_to_pb(fields),
-                                              update_mask=FieldMask(paths=list(fields)))
-        return cv.host_from_pb(self._conn.call(self._stub.UpdateHost, request).host)
+        spec, paths = host_update_to_pb(fields)
+        request = hosts_pb2.UpdateHostRequest(host=host, spec=spec, update_mask=FieldMask(paths=paths))
+        return host_from_pb(self._conn.call(self._stub.UpdateHost, request).host)
 
     def remove(self, host: str) -> None:
         """Forget a host (refused while it still has apps)."""
@@ -84,12 +91,12 @@ class RemoteHosts:
 
     def test(self, host: str) -> HostCheck:
         """Connect with the stored credentials (from the agent): version and nodes, or why it failed."""
-        return cv.host_check_from_pb(self._conn.call(self._stub.TestHost, hosts_pb2.TestHostRequest(host=host)).check)
+        return host_check_from_pb(self._conn.call(self._stub.TestHost, hosts_pb2.TestHostRequest(host=host)).check)
 
     def sync_nodes(self, host: str | None = None) -> builtins.list[Node]:
         """Read the host's nodes and store them. ``host=None``: the default host."""
         response = self._conn.call(self._stub.SyncNodes, hosts_pb2.SyncNodesRequest(host=host or ""))
-        return Listing(cv.node_from_pb(n) for n in response.nodes)
+        return Listing(node_from_pb(n) for n in response.nodes)
 
 
 class RemoteNodes:
@@ -102,14 +109,14 @@ class RemoteNodes:
     def list(self, host: str | None = None) -> builtins.list[Node]:
         """Nodes of one host (id or name), or of every host."""
         request = hosts_pb2.ListNodesRequest(host=host or "")
-        return Listing(cv.node_from_pb(n) for n in self._conn.pages(self._stub.ListNodes, request, "nodes"))
+        return Listing(node_from_pb(n) for n in self._conn.pages(self._stub.ListNodes, request, "nodes"))
 
     def get(self, host: str, name: str) -> Node:
         request = hosts_pb2.GetNodeRequest(host=host, node=name)
-        return cv.node_from_pb(self._conn.call(self._stub.GetNode, request).node)
+        return node_from_pb(self._conn.call(self._stub.GetNode, request).node)
 
     def storages(self, node: str, *, host: str | None = None, content: str | None = None,
                  ) -> builtins.list[StorageStatus]:
         """The storages a node sees now (live), optionally only those holding ``content``."""
         request = hosts_pb2.ListStoragesRequest(host=host or "", node=node, content=content or "")
-        return Listing(cv.storage_from_pb(s) for s in self._conn.pages(self._stub.ListStorages, request, "storages"))
+        return Listing(storage_from_pb(s) for s in self._conn.pages(self._stub.ListStorages, request, "storages"))

@@ -16,9 +16,11 @@ from proximity_sdk._pb.proximity.v1 import (
     settings_pb2,
     settings_pb2_grpc,
 )
-from proximity_sdk._remote import _convert as cv
 from proximity_sdk._remote._channel import Connection
 from proximity_sdk._remote._handle import RemoteOperationHandle
+from proximity_sdk._wire.maintenance import janitor_report_from_pb, node_sync_report_from_pb, reconcile_report_from_pb
+from proximity_sdk._wire.operations import operation_from_pb, operation_status_filter_to_pb
+from proximity_sdk._wire.settings import settings_from_pb, settings_update_to_pb
 from proximity_sdk.errors import PermissionDeniedError, ValidationError
 from proximity_sdk.models._listing import Listing
 from proximity_sdk.models.maintenance import JanitorReport, NodeSyncReport, ReconcileReport
@@ -37,7 +39,7 @@ class RemoteOperations:
 
     def get(self, op_id: str) -> Operation:
         request = operations_pb2.GetOperationRequest(operation_id=op_id)
-        return cv.operation_from_pb(self._conn.call(self._stub.GetOperation, request).operation)
+        return operation_from_pb(self._conn.call(self._stub.GetOperation, request).operation)
 
     def handle(self, op_id: str) -> RemoteOperationHandle:
         """A handle on an existing operation (to wait for it or cancel it from another script)."""
@@ -49,8 +51,9 @@ class RemoteOperations:
         """Newest first."""
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ValidationError("limit must be a whole number, 1 or more", field="limit")
-        request = operations_pb2.ListOperationsRequest(app_id=app_id or "", status=cv.operation_status_to_pb(status))
-        return Listing(cv.operation_from_pb(o) for o in self._conn.pages(
+        request = operations_pb2.ListOperationsRequest(app_id=app_id or "",
+                                                       status=operation_status_filter_to_pb(status))
+        return Listing(operation_from_pb(o) for o in self._conn.pages(
             self._stub.ListOperations, request, "operations", limit=limit))
 
     def watch(self, op_id: str, *, after: int = 0) -> Iterator[OperationEvent]:
@@ -69,15 +72,15 @@ class RemoteSettings:
         self._stub = settings_pb2_grpc.SettingsServiceStub(conn.channel)
 
     def get(self) -> Settings:
-        return cv.settings_from_pb(self._conn.call(self._stub.GetSettings, settings_pb2.GetSettingsRequest()).settings)
+        return settings_from_pb(self._conn.call(self._stub.GetSettings, settings_pb2.GetSettingsRequest()).settings)
 
     def update(self, **fields: Any) -> Settings:
         """Change some settings; the merged result is validated as a whole before it is saved."""
-        message, paths = cv.settings_to_pb(fields)
+        message, paths = settings_update_to_pb(fields)
         if not paths:
             return self.get()
         request = settings_pb2.UpdateSettingsRequest(settings=message, update_mask=FieldMask(paths=paths))
-        return cv.settings_from_pb(self._conn.call(self._stub.UpdateSettings, request).settings)
+        return settings_from_pb(self._conn.call(self._stub.UpdateSettings, request).settings)
 
     def rotate_secret_key(self, new_key: str | bytes | None = None) -> str:
         """Not offered remotely: the key encrypts the agent's own store and lives on its machine."""
@@ -96,7 +99,7 @@ class RemoteMaintenance:
     def reconcile(self, host: str | None = None) -> ReconcileReport:
         """Bring every app record of every host (or of one, id or name) in line with Proxmox."""
         request = maintenance_pb2.ReconcileRequest(host=host or "")
-        return cv.reconcile_report_from_pb(self._conn.call(self._stub.Reconcile, request).report)
+        return reconcile_report_from_pb(self._conn.call(self._stub.Reconcile, request).report)
 
     def janitor(self, *, hard_grace_seconds: float | None = None) -> JanitorReport:
         """One janitor pass on the agent."""
@@ -105,9 +108,9 @@ class RemoteMaintenance:
             raise ValidationError("hard_grace_seconds must be a number of seconds, 0 or more",
                                   field="hard_grace_seconds")
         request = maintenance_pb2.RunJanitorRequest(hard_grace_seconds=hard_grace_seconds)
-        return cv.janitor_report_from_pb(self._conn.call(self._stub.RunJanitor, request).report)
+        return janitor_report_from_pb(self._conn.call(self._stub.RunJanitor, request).report)
 
     def sync_nodes(self, host: str | None = None) -> NodeSyncReport:
         """Store the nodes of every host, or of one."""
         request = maintenance_pb2.RunNodeSyncRequest(host=host or "")
-        return cv.node_sync_report_from_pb(self._conn.call(self._stub.RunNodeSync, request).report)
+        return node_sync_report_from_pb(self._conn.call(self._stub.RunNodeSync, request).report)
