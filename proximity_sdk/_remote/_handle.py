@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, Generic, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import grpc
 
+from proximity_sdk._api.handle import OperationHandleAPI
 from proximity_sdk._pb.proximity.v1 import (
     apps_pb2,
     apps_pb2_grpc,
@@ -70,7 +71,7 @@ RESULTS: dict[str, Callable[[Connection, Operation], Any]] = {
 }
 
 
-class RemoteOperationHandle(Generic[T]):
+class RemoteOperationHandle(OperationHandleAPI[T]):
     """A running (or finished) operation on the agent. ``events()`` streams its log, ``wait()``
     returns its result."""
 
@@ -96,7 +97,6 @@ class RemoteOperationHandle(Generic[T]):
         show_operation(self)
 
     def get(self) -> Operation:
-        """The operation's record as it is now."""
         request = operations_pb2.GetOperationRequest(operation_id=self.id)
         return cv.operation_from_pb(self._conn.call(self._stub.GetOperation, request).operation)
 
@@ -106,9 +106,6 @@ class RemoteOperationHandle(Generic[T]):
 
     def events(self, after: int = 0, *, follow: bool = True, timeout: float | None = None
                ) -> Iterator[OperationEvent]:
-        """Every event with ``seq > after``, in order. With ``follow`` (the default) it goes on until
-        the operation has finished and its log is drained; ``timeout`` bounds the whole iteration
-        (``OperationTimeout``). A dropped stream is resumed from the last event yielded."""
         if after < 0:
             raise ValidationError("after must be 0 or a sequence number", field="after")
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -170,11 +167,6 @@ class RemoteOperationHandle(Generic[T]):
         return True
 
     def wait(self, timeout: float | None = None) -> T:
-        """Block until the operation ends and return its result (an ``App``, a ``Backup``, or None).
-
-        Raises ``OperationFailed`` (failed step and the Proxmox log tail; what was created has been
-        rolled back), ``OperationCancelled``, or ``OperationTimeout`` when ``timeout`` passes first
-        (the operation goes on)."""
         if timeout is not None and timeout < 0:
             raise ValidationError("timeout must be positive", field="timeout")
         op = self.get()
@@ -197,7 +189,5 @@ class RemoteOperationHandle(Generic[T]):
         return resolve(self._conn, op) if resolve is not None else None
 
     def cancel(self) -> Operation:
-        """Ask the operation to stop at its next step (or checkpoint); what it created is rolled
-        back. A finished operation is left as it is. Returns the record as it is now."""
         request = operations_pb2.CancelOperationRequest(operation_id=self.id)
         return cv.operation_from_pb(self._conn.call(self._stub.CancelOperation, request).operation)

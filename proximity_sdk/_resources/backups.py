@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from proximity_sdk._api.backups import BackupsAPI, BackupTargetsAPI
 from proximity_sdk.errors import BusyError, ConflictError, NotFoundError, ProximityError, ValidationError
 from proximity_sdk.models._listing import Listing
 from proximity_sdk.models.app import ACTIVE_APP_STATUSES, App
@@ -55,16 +56,12 @@ def _keep(value: object, field: str) -> int | None:
     return value
 
 
-class BackupTargets:
-    """``px.backups.targets``: named places backups go to, configured with options (stored encrypted)."""
-
+class BackupTargets(BackupTargetsAPI):
     def __init__(self, runtime: Runtime, targets: TargetRegistry) -> None:
         self._rt = runtime
         self._targets = targets
 
     def add(self, *, name: str, kind: str, options: Mapping[str, Any] | None = None) -> BackupTarget:
-        """Configure a target; ``kind`` is offered by a plugin (``proxmox`` is built in:
-        ``options={"storage": "nas"}``). The options are checked by the kind first."""
         checked = self._targets.check(kind, options or {})
         return self._rt.store.backups.add_target(name=name, kind=kind, options=checked)
 
@@ -72,19 +69,16 @@ class BackupTargets:
         return self._rt.store.backups.get_target(name)
 
     def list(self) -> Listing[BackupTarget]:
-        """The configured targets (their options are never returned)."""
         return Listing(self._rt.store.backups.targets())
 
     def remove(self, name: str) -> None:
-        """Forget a target no backup or schedule uses any more."""
         self._rt.store.backups.remove_target(name)
 
     def kinds(self) -> Listing[str]:
-        """The kinds of target the installed plugins offer."""
         return Listing(sorted(self._targets.kinds()))
 
 
-class Backups:
+class Backups(BackupsAPI):
     def __init__(self, runtime: Runtime, engine: OperationEngine, targets: TargetRegistry) -> None:
         self._rt = runtime
         self._engine = engine
@@ -126,9 +120,6 @@ class Backups:
 
     def create(self, app_id: str, *, mode: str = "snapshot", compression: str = "zstd", target: str | None = None,
                note: str | None = None) -> OperationHandle[Backup]:
-        """Back up the app's container with vzdump (``mode`` snapshot|suspend|stop, ``compression``
-        zstd|gzip|lzo|none) to ``target`` (None: the Proxmox storage ``local``). ``wait()`` gives the
-        :class:`Backup`. Backups on one node run one at a time; the others wait their turn."""
         _choice(mode, BACKUP_MODES, "mode")
         _choice(compression, COMPRESSIONS, "compression")
         if note is not None and (not isinstance(note, str) or len(note) > 1024):
@@ -142,7 +133,6 @@ class Backups:
         return self._rt.store.backups.get(backup_id)
 
     def list(self, app_id: str | None = None, *, status: BackupStatus | str | None = None) -> Listing[Backup]:
-        """Every backup (of one app, or all), newest first."""
         if app_id is not None:
             self._rt.store.apps.get(app_id)
         wanted = None
@@ -156,7 +146,6 @@ class Backups:
                 return found
 
     def stats(self, app_id: str | None = None) -> BackupStats:
-        """Counts by status, total and average size of the completed backups."""
         if app_id is not None:
             self._rt.store.apps.get(app_id)
         return self._rt.store.backups.stats(app_id=app_id)
@@ -164,9 +153,6 @@ class Backups:
     # restore and delete ---------------------------------------------------------------------------
 
     def restore(self, backup_id: str, *, in_place: bool = False, storage: str | None = None) -> OperationHandle[App]:
-        """Restore the app from this backup; ``wait()`` gives the :class:`App`. By default into a new
-        container (the old one is kept, stopped, for the grace period); ``in_place=True`` overwrites
-        the container after a safety backup. ``storage``: the disk storage (default: the current one)."""
         store = self._rt.store
         if storage is not None:
             check_storage_id(storage)
@@ -192,7 +178,6 @@ class Backups:
             raise
 
     def delete(self, backup_id: str) -> OperationHandle[None]:
-        """Delete the archive (already gone is fine) and the record; ``wait()`` gives None."""
         store = self._rt.store
         backup = store.backups.get(backup_id)
         owner = None  # the app's owner follows the delete (a member watches their own operations)
@@ -212,8 +197,6 @@ class Backups:
 
     def schedule(self, app_id: str, *, cron: str, keep_last: int | None = 7, keep_daily: int | None = None,
                  keep_weekly: int | None = None, target: str | None = None) -> BackupSchedule:
-        """Back the app up on a cron schedule (5 fields, UTC), keeping what the retention rules keep
-        (Proxmox's keep-last/-daily/-weekly); the newest good backup is never pruned."""
         check_cron(cron)
         keeps = {"keep_last": _keep(keep_last, "keep_last"), "keep_daily": _keep(keep_daily, "keep_daily"),
                  "keep_weekly": _keep(keep_weekly, "keep_weekly")}
@@ -229,9 +212,6 @@ class Backups:
         self._rt.store.backups.delete_schedule(schedule_id)
 
     def run_due(self, *, now: datetime | None = None) -> Listing[OperationHandle[Backup]]:
-        """Start the backups whose schedule is due (each then prunes per its retention); returns their
-        operations. Safe to call from several processes: each due run is claimed once. A schedule
-        whose app is busy tries again 5 minutes later."""
         moment = (now or utcnow()).astimezone(UTC)
         store = self._rt.store
         handles: Listing[OperationHandle] = Listing()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from proximity_sdk._api.maintenance import MaintenanceAPI
 from proximity_sdk._resources.hosts import fetch_nodes
 from proximity_sdk.errors import ProximityError, ValidationError
 from proximity_sdk.models.maintenance import HostNodeSync, JanitorReport, NodeSyncReport, ReconcileReport
@@ -28,19 +29,15 @@ from proximity_sdk.operations.runtime import Runtime
 __all__ = ["Maintenance"]
 
 
-class Maintenance:
+class Maintenance(MaintenanceAPI):
     def __init__(self, runtime: Runtime, engine: OperationEngine) -> None:
         self._rt = runtime
         self._janitor = Janitor(runtime, engine)
 
     def reconcile(self, host: str | None = None) -> ReconcileReport:
-        """Bring every app record of every host (or of one, id or name) in line with Proxmox."""
         return reconcile(self._rt, host)
 
     def janitor(self, *, hard_grace_seconds: float | None = None) -> JanitorReport:
-        """One janitor pass. ``hard_grace_seconds``: how long past its deadline an operation whose
-        runner is alive but hangs is left before the janitor takes it from that runner (default:
-        ten operation leases)."""
         grace = None
         if hard_grace_seconds is not None:
             if (isinstance(hard_grace_seconds, bool) or not isinstance(hard_grace_seconds, int | float)
@@ -57,7 +54,6 @@ class Maintenance:
         return self._janitor.stuck_leftovers()
 
     def sync_nodes(self, host: str | None = None) -> NodeSyncReport:
-        """Store the nodes (status, CPUs, memory, disk, PVE version) of every host, or of one."""
         store = self._rt.store
         hosts = [store.hosts.get(host)] if host is not None else store.hosts.list()
         results = []
