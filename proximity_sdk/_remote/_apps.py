@@ -13,7 +13,17 @@ from proximity_sdk._remote._channel import Connection
 from proximity_sdk._remote._handle import RemoteOperationHandle
 from proximity_sdk.errors import ValidationError
 from proximity_sdk.models._listing import Listing
-from proximity_sdk.models._requests import check_stop_args
+from proximity_sdk.models._requests import (
+    check_aware_time,
+    check_log_tail,
+    check_reference,
+    check_resources,
+    check_stop_args,
+    check_strategy,
+    check_update_window,
+    check_version,
+    check_whole_seconds,
+)
 from proximity_sdk.models.app import App, AppCredentials, AppStatus, DeployStrategy, parse_app_status
 from proximity_sdk.models.discovered import DiscoveredContainer
 from proximity_sdk.models.resources import Resources
@@ -26,22 +36,14 @@ _STRATEGY = {"auto": apps_pb2.DEPLOY_STRATEGY_AUTO, "oci": apps_pb2.DEPLOY_STRAT
              "compose": apps_pb2.DEPLOY_STRATEGY_COMPOSE}
 
 
-def _seconds(value: object, field: str) -> int:
-    # zero means "the default" on the wire: refuse it here, as the local SDK does
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 3600:
-        raise ValidationError(f"{field} must be whole seconds from 1 to 3600", field=field)
-    return value
-
-
 def _no_owner(owner_id: str | None) -> None:
     if owner_id is not None:
         raise ValidationError("owner_id cannot be chosen through the agent: the calling user owns what it creates",
                               field="owner_id", hint="Leave owner_id None, or connect with the owner's token")
 
 
-def _resources(resources: object) -> common_pb2.Resources:
-    if not isinstance(resources, Resources):
-        raise ValidationError("resources must be a Resources(...)", field="resources")
+def _resources(resources: Resources) -> common_pb2.Resources:
+    check_resources(resources)
     return cv.resources_to_pb(resources)
 
 
@@ -59,8 +61,6 @@ class RemoteApps(AppsAPI):
                environment: Mapping[str, str] | None = None, resources: Resources | None = None,
                strategy: DeployStrategy = "auto", owner_id: str | None = None) -> RemoteOperationHandle[App]:
         _no_owner(owner_id)
-        from proximity_sdk.operations.oci import check_strategy  # lazily: it imports the local engine
-
         request = apps_pb2.DeployAppRequest(catalog_id=catalog_id, hostname=hostname, host=host or "",
                                             node=node or "", environment=dict(environment or {}),
                                             strategy=_STRATEGY[check_strategy(strategy)])
@@ -72,8 +72,6 @@ class RemoteApps(AppsAPI):
                      environment: Mapping[str, str] | None = None, ports: Sequence[int] = (),
                      resources: Resources | None = None, owner_id: str | None = None) -> RemoteOperationHandle[App]:
         _no_owner(owner_id)
-        from proximity_sdk.proxmox.oci import check_reference  # lazily: it imports the Proxmox client
-
         reference = check_reference(reference)
         if isinstance(ports, (str, bytes)) or not all(
                 isinstance(p, int) and not isinstance(p, bool) and 1 <= p <= 65535 for p in ports):
@@ -112,14 +110,12 @@ class RemoteApps(AppsAPI):
         return Listing(cv.app_update_from_pb(u) for u in self._conn.call(self._stub.CheckAppUpdates, request).updates)
 
     def update(self, app_id: str, *, version: str | None = None) -> RemoteOperationHandle[App]:
-        if version is not None and (not isinstance(version, str) or not version.strip()):
-            raise ValidationError("version must be a catalog version string", field="version")
+        check_version(version)
         request = apps_pb2.UpdateAppRequest(app_id=app_id, version=version)
         return self._handle(self._conn.call(self._stub.UpdateApp, request).operation)
 
     def set_update_window(self, app_id: str, *, window: UpdateWindow | None) -> UpdateWindow | None:
-        if window is not None and not isinstance(window, UpdateWindow):
-            raise ValidationError("window must be an UpdateWindow(start='03:00', ...) or None", field="window")
+        check_update_window(window)
         request = apps_pb2.SetAppUpdateWindowRequest(app_id=app_id)
         if window is not None:
             request.window.CopyFrom(cv.update_window_to_pb(window))
@@ -131,8 +127,7 @@ class RemoteApps(AppsAPI):
         return cv.update_window_from_pb(response.window) if response.HasField("window") else None
 
     def run_due_updates(self, *, now: datetime | None = None) -> builtins.list[RemoteOperationHandle[App]]:
-        if now is not None and (not isinstance(now, datetime) or now.tzinfo is None):
-            raise ValidationError("now must be a timezone-aware datetime", field="now")
+        check_aware_time(now)
         request = apps_pb2.RunDueAppUpdatesRequest()
         if now is not None:
             request.now.CopyFrom(cv.timestamp_to_pb(now))
@@ -147,8 +142,9 @@ class RemoteApps(AppsAPI):
         return self._handle(self._conn.call(self._stub.CloneApp, request).operation)
 
     def migrate(self, app_id: str, *, node: str, shutdown_timeout: int = 180) -> RemoteOperationHandle[App]:
-        request = apps_pb2.MigrateAppRequest(app_id=app_id, node=node, shutdown_timeout_seconds=_seconds(
-            shutdown_timeout, "shutdown_timeout"))
+        # zero means "the default" on the wire: refused here, as locally
+        seconds = check_whole_seconds(shutdown_timeout, field="shutdown_timeout")
+        request = apps_pb2.MigrateAppRequest(app_id=app_id, node=node, shutdown_timeout_seconds=seconds)
         return self._handle(self._conn.call(self._stub.MigrateApp, request).operation)
 
     def resize(self, app_id: str, *, resources: Resources) -> RemoteOperationHandle[App]:
@@ -188,8 +184,7 @@ class RemoteApps(AppsAPI):
         return Listing(self.iter(status=status, search=search, host=host, owner_id=owner_id))
 
     def logs(self, app_id: str, *, tail: int = 200, service: str | None = None) -> str:
-        if isinstance(tail, bool) or not isinstance(tail, int) or not 1 <= tail <= 100_000:
-            raise ValidationError("tail must be a number of lines from 1 to 100000", field="tail")
+        check_log_tail(tail)
         request = apps_pb2.GetAppLogsRequest(app_id=app_id, tail=tail, service=service or "")
         return self._conn.call(self._stub.GetAppLogs, request).text
 

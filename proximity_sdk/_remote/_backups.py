@@ -15,6 +15,7 @@ from proximity_sdk._remote._channel import Connection
 from proximity_sdk._remote._handle import RemoteOperationHandle
 from proximity_sdk.errors import ValidationError
 from proximity_sdk.models._listing import Listing
+from proximity_sdk.models._requests import check_keep, check_note, check_target_name
 from proximity_sdk.models.app import App
 from proximity_sdk.models.backup import Backup, BackupSchedule, BackupStats, BackupStatus, BackupTarget
 
@@ -62,10 +63,8 @@ class RemoteBackups(BackupsAPI):
 
     def create(self, app_id: str, *, mode: str = "snapshot", compression: str = "zstd", target: str | None = None,
                note: str | None = None) -> RemoteOperationHandle[Backup]:
-        if note is not None and (not isinstance(note, str) or len(note) > 1024):
-            raise ValidationError("note must be text of at most 1024 characters", field="note")
-        if target is not None and not isinstance(target, str):
-            raise ValidationError("target must be the name of a configured target, or None", field="target")
+        check_note(note)
+        check_target_name(target)
         request = backups_pb2.CreateBackupRequest(app_id=app_id, mode=cv.backup_mode_to_pb(mode),
                                                   compression=cv.backup_compression_to_pb(compression),
                                                   target=target or "", note=note)
@@ -95,9 +94,7 @@ class RemoteBackups(BackupsAPI):
     def schedule(self, app_id: str, *, cron: str, keep_last: int | None = 7, keep_daily: int | None = None,
                  keep_weekly: int | None = None, target: str | None = None) -> BackupSchedule:
         for field, value in (("keep_last", keep_last), ("keep_daily", keep_daily), ("keep_weekly", keep_weekly)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                      or not 1 <= value <= 10_000):
-                raise ValidationError(f"{field} must be a whole number from 1 to 10000, or None", field=field)
+            check_keep(value, field=field)
         # on the wire keep_last 0 turns the rule off (absent means the default, 7)
         request = backups_pb2.CreateBackupScheduleRequest(app_id=app_id, cron=cron, keep_last=keep_last or 0,
                                                           keep_daily=keep_daily, keep_weekly=keep_weekly,

@@ -29,8 +29,8 @@ from proximity_sdk._remote._errors import error_kind, from_rpc_error
 from proximity_sdk.errors import (
     OperationTimeout,
     UnavailableError,
-    ValidationError,
 )
+from proximity_sdk.models._requests import check_after, check_wait_timeout
 from proximity_sdk.models.operation import Operation, OperationEvent, OperationStatus
 from proximity_sdk.operations.handle import T, raise_unless_succeeded
 
@@ -106,8 +106,7 @@ class RemoteOperationHandle(OperationHandleAPI[T]):
 
     def events(self, after: int = 0, *, follow: bool = True, timeout: float | None = None
                ) -> Iterator[OperationEvent]:
-        if after < 0:
-            raise ValidationError("after must be 0 or a sequence number", field="after")
+        check_after(after)
         deadline = None if timeout is None else time.monotonic() + timeout
         last = after
         failures = 0
@@ -167,8 +166,7 @@ class RemoteOperationHandle(OperationHandleAPI[T]):
         return True
 
     def wait(self, timeout: float | None = None) -> T:
-        if timeout is not None and timeout < 0:
-            raise ValidationError("timeout must be positive", field="timeout")
+        check_wait_timeout(timeout)
         op = self.get()
         if not op.finished:
             try:

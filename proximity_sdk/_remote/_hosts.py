@@ -12,8 +12,9 @@ from proximity_sdk._api.hosts import HostsAPI, NodesAPI
 from proximity_sdk._pb.proximity.v1 import hosts_pb2, hosts_pb2_grpc
 from proximity_sdk._remote import _convert as cv
 from proximity_sdk._remote._channel import Connection
-from proximity_sdk.errors import NotFoundError, ValidationError
+from proximity_sdk.errors import NotFoundError
 from proximity_sdk.models._listing import Listing
+from proximity_sdk.models._requests import host_ca_pem
 from proximity_sdk.models.host import Host, Node
 from proximity_sdk.models.host_check import HostCheck
 from proximity_sdk.models.proxmox import StorageStatus
@@ -31,11 +32,7 @@ class RemoteHosts(HostsAPI):
             user: str | None = None, password: str | None = None, verify_tls: bool = True,
             ca_file: str | Path | None = None, ca_pem: str | None = None, ssh: SshAccess | None = None,
             check: bool = True) -> Host:
-        if ca_file is not None and ca_pem is not None:
-            raise ValidationError("give ca_file or ca_pem, not both", field="ca_file")
-        from proximity_sdk._resources.hosts import read_ca_file  # lazily: it imports the local store
-
-        pem = read_ca_file(ca_file) if ca_file is not None else ca_pem
+        pem = ca_pem if ca_file is None else host_ca_pem(ca_file, ca_pem_given=ca_pem is not None)
         spec = cv.host_spec_to_pb(dict(name=name, url=url, token_id=token_id, token_secret=token_secret, user=user,
                                        password=password, verify_tls=verify_tls, ca_pem=pem, ssh=ssh))
         request = hosts_pb2.CreateHostRequest(spec=spec, check=bool(check))
@@ -60,11 +57,7 @@ class RemoteHosts(HostsAPI):
 
     def update(self, host: str, *, ca_file: str | Path | None = None, **fields: Any) -> Host:
         if ca_file is not None:
-            if "ca_pem" in fields:
-                raise ValidationError("give ca_file or ca_pem, not both", field="ca_file")
-            from proximity_sdk._resources.hosts import read_ca_file  # lazily: it imports the local store
-
-            fields["ca_pem"] = read_ca_file(ca_file)
+            fields["ca_pem"] = host_ca_pem(ca_file, ca_pem_given="ca_pem" in fields)
         if not fields:
             return self.get(host)  # nothing to change, as locally
         request = hosts_pb2.UpdateHostRequest(host=host, spec=cv.host_spec_to_pb(fields),

@@ -24,6 +24,7 @@ from proximity_sdk._remote._channel import Connection
 from proximity_sdk._remote._handle import RemoteOperationHandle
 from proximity_sdk.errors import PermissionDeniedError, ValidationError
 from proximity_sdk.models._listing import Listing
+from proximity_sdk.models._requests import check_grace_seconds
 from proximity_sdk.models.maintenance import JanitorReport, NodeSyncReport, ReconcileReport
 from proximity_sdk.models.operation import Operation, OperationEvent, OperationStatus
 from proximity_sdk.models.settings import Settings
@@ -90,10 +91,7 @@ class RemoteMaintenance(MaintenanceAPI):
         return cv.reconcile_report_from_pb(self._conn.call(self._stub.Reconcile, request).report)
 
     def janitor(self, *, hard_grace_seconds: float | None = None) -> JanitorReport:
-        if hard_grace_seconds is not None and (isinstance(hard_grace_seconds, bool) or not isinstance(
-                hard_grace_seconds, int | float) or hard_grace_seconds < 0):
-            raise ValidationError("hard_grace_seconds must be a number of seconds, 0 or more",
-                                  field="hard_grace_seconds")
+        check_grace_seconds(hard_grace_seconds)
         request = maintenance_pb2.RunJanitorRequest(hard_grace_seconds=hard_grace_seconds)
         return cv.janitor_report_from_pb(self._conn.call(self._stub.RunJanitor, request).report)
 

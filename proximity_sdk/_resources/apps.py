@@ -14,7 +14,14 @@ from proximity_sdk.catalog.render import render_project
 from proximity_sdk.catalog.secrets import is_secret_name
 from proximity_sdk.errors import BusyError, NotRecordedError, ProximityError, ValidationError
 from proximity_sdk.models._listing import Listing
-from proximity_sdk.models._requests import check_stop_args
+from proximity_sdk.models._requests import (
+    check_aware_time,
+    check_log_tail,
+    check_reference,
+    check_stop_args,
+    check_strategy,
+    check_update_window,
+)
 from proximity_sdk.models.app import App, AppCredentials, AppStatus, DeployStrategy, parse_app_status
 from proximity_sdk.models.discovered import DiscoveredContainer
 from proximity_sdk.models.resources import Resources
@@ -31,7 +38,6 @@ from proximity_sdk.operations.oci import (
     NO_NODE_SHELL,
     OCI_STEPS,
     catalog_plan,
-    check_strategy,
     image_plan,
     is_oci,
     oci_ports,
@@ -43,14 +49,13 @@ from proximity_sdk.operations.runtime import Runtime
 from proximity_sdk.operations.update import check_updatable, find_updates, submit_update
 from proximity_sdk.proxmox._ctspec import check_hostname
 from proximity_sdk.proxmox.console_log import read_console
-from proximity_sdk.proxmox.oci import check_env, check_reference, require_oci
+from proximity_sdk.proxmox.oci import check_env, require_oci
 from proximity_sdk.proxmox.validate import check_node_name
 from proximity_sdk.store._keyset import Cursor
 
 __all__ = ["Apps"]
 
-# what one logs call may return: a member's call holds a thread of the agent while it runs
-MAX_LOG_TAIL = 10_000
+# a logs line longer than this is cut (MAX_LOG_TAIL bounds how many lines)
 MAX_LOG_LINE = 8192
 
 _PAGE = 200
@@ -221,8 +226,7 @@ class Apps(AppsAPI):
         return submit_update(self._rt, self._engine, app_id, version=version)
 
     def set_update_window(self, app_id: str, *, window: UpdateWindow | None) -> UpdateWindow | None:
-        if window is not None and not isinstance(window, UpdateWindow):
-            raise ValidationError("window must be an UpdateWindow(start='03:00', ...) or None", field="window")
+        check_update_window(window)
         app = self._rt.store.apps.get(app_id)
         if window is not None:
             check_updatable(app)
@@ -232,9 +236,7 @@ class Apps(AppsAPI):
         return self._rt.store.update_policies.get(self._rt.store.apps.get(app_id).id)
 
     def run_due_updates(self, *, now: datetime | None = None) -> Listing[OperationHandle[App]]:
-        if now is not None and (not isinstance(now, datetime) or now.tzinfo is None):
-            raise ValidationError("now must be a timezone-aware datetime", field="now")
-        moment = (now or datetime.now(UTC)).astimezone(UTC)
+        moment = (check_aware_time(now) or datetime.now(UTC)).astimezone(UTC)
         store = self._rt.store
         started: Listing[OperationHandle] = Listing()
         for app_id, window in store.update_policies.all():
@@ -297,8 +299,7 @@ class Apps(AppsAPI):
         return Listing(self.iter(status=status, search=search, host=host, owner_id=owner_id))
 
     def logs(self, app_id: str, *, tail: int = 200, service: str | None = None) -> str:
-        if isinstance(tail, bool) or not isinstance(tail, int) or not 1 <= tail <= MAX_LOG_TAIL:
-            raise ValidationError(f"tail must be a number of lines from 1 to {MAX_LOG_TAIL}", field="tail")
+        check_log_tail(tail)
         app = self._rt.store.apps.get(app_id)
         if app.node is None or app.vmid is None:
             raise ValidationError(f"app {app.hostname!r} has no container yet", field="app_id")

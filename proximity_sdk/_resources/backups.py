@@ -15,6 +15,7 @@ from typing import Any
 from proximity_sdk._api.backups import BackupsAPI, BackupTargetsAPI
 from proximity_sdk.errors import BusyError, ConflictError, NotFoundError, ProximityError, ValidationError
 from proximity_sdk.models._listing import Listing
+from proximity_sdk.models._requests import check_choice, check_keep, check_note, check_target_name
 from proximity_sdk.models.app import ACTIVE_APP_STATUSES, App
 from proximity_sdk.models.backup import (
     BACKUP_MODES,
@@ -40,20 +41,6 @@ log = logging.getLogger(__name__)
 
 _PAGE = 200
 _BUSY_RETRY = timedelta(minutes=5)  # a due schedule whose app is busy tries again this much later
-
-
-def _choice(value: object, allowed: tuple[str, ...], field: str) -> str:
-    if not isinstance(value, str) or value not in allowed:
-        raise ValidationError(f"unknown {field} {value!r}; one of {', '.join(allowed)}", field=field)
-    return value
-
-
-def _keep(value: object, field: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10_000:
-        raise ValidationError(f"{field} must be a whole number from 1 to 10000, or None", field=field)
-    return value
 
 
 class BackupTargets(BackupTargetsAPI):
@@ -96,13 +83,12 @@ class Backups(BackupsAPI):
         return app
 
     def _target_name(self, target: object) -> str | None:
-        if target is None:
+        name = check_target_name(target)
+        if name is None:
             return None
-        if not isinstance(target, str):
-            raise ValidationError("target must be the name of a configured target, or None", field="target")
-        record = self._rt.store.backups.get_target(target)
+        record = self._rt.store.backups.get_target(name)
         self._targets.kind(record.kind)  # its plugin must be installed
-        return target
+        return name
 
     def _submit(self, app: App, *, mode: str, compression: str, target: str | None, note: str | None,
                 schedule_id: str | None = None) -> OperationHandle:
@@ -120,10 +106,9 @@ class Backups(BackupsAPI):
 
     def create(self, app_id: str, *, mode: str = "snapshot", compression: str = "zstd", target: str | None = None,
                note: str | None = None) -> OperationHandle[Backup]:
-        _choice(mode, BACKUP_MODES, "mode")
-        _choice(compression, COMPRESSIONS, "compression")
-        if note is not None and (not isinstance(note, str) or len(note) > 1024):
-            raise ValidationError("note must be text of at most 1024 characters", field="note")
+        check_choice(mode, BACKUP_MODES, field="mode")
+        check_choice(compression, COMPRESSIONS, field="compression")
+        check_note(note)
         name = self._target_name(target)
         return self._submit(self._backup_app(app_id), mode=mode, compression=compression, target=name, note=note)
 
@@ -137,7 +122,7 @@ class Backups(BackupsAPI):
             self._rt.store.apps.get(app_id)
         wanted = None
         if status is not None:
-            wanted = BackupStatus(_choice(status, tuple(s.value for s in BackupStatus), "status"))
+            wanted = BackupStatus(check_choice(status, tuple(s.value for s in BackupStatus), field="status"))
         found: Listing[Backup] = Listing()
         while True:
             page = self._rt.store.backups.list(app_id=app_id, status=wanted, offset=len(found), limit=_PAGE)
@@ -198,8 +183,9 @@ class Backups(BackupsAPI):
     def schedule(self, app_id: str, *, cron: str, keep_last: int | None = 7, keep_daily: int | None = None,
                  keep_weekly: int | None = None, target: str | None = None) -> BackupSchedule:
         check_cron(cron)
-        keeps = {"keep_last": _keep(keep_last, "keep_last"), "keep_daily": _keep(keep_daily, "keep_daily"),
-                 "keep_weekly": _keep(keep_weekly, "keep_weekly")}
+        keeps = {"keep_last": check_keep(keep_last, field="keep_last"),
+                 "keep_daily": check_keep(keep_daily, field="keep_daily"),
+                 "keep_weekly": check_keep(keep_weekly, field="keep_weekly")}
         name = self._target_name(target)
         app = self._rt.store.apps.get(app_id)
         return self._rt.store.backups.create_schedule(app_id=app.id, cron=cron, target=name,

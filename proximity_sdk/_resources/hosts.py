@@ -13,7 +13,7 @@ from proximity_sdk._connections import ClientPool, ShellPool, client_for
 from proximity_sdk.backup_targets.proxmox_storage import DEFAULT_BACKUP_STORAGE
 from proximity_sdk.errors import HostKeyError, ProximityError, ValidationError
 from proximity_sdk.models._listing import Listing
-from proximity_sdk.models._requests import validate_request
+from proximity_sdk.models._requests import host_ca_pem, validate_request
 from proximity_sdk.models.host import Host, HostAdd, HostCredentials, HostUpdate, Node
 from proximity_sdk.models.host_check import HostCheck, PrivilegeGap
 from proximity_sdk.models.proxmox import PveNode, PveVersion, StorageStatus
@@ -33,19 +33,6 @@ from proximity_sdk.store import Store
 from proximity_sdk.store.host_keys_repo import pinned_keys, replace_keys
 
 __all__ = ["Hosts", "Nodes"]
-
-
-def read_ca_file(ca_file: str | Path) -> str:
-    """The PEM text of a CA file, read by the caller's side (so it can travel to an agent too)."""
-    path = Path(ca_file).expanduser()
-    try:
-        return path.read_text()
-    except FileNotFoundError:
-        raise ValidationError(
-            f"CA file {str(path)!r} does not exist", field="ca_file",
-            hint="Copy the cluster CA (/etc/pve/pve-root-ca.pem on a node) and give its path") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValidationError(f"CA file {str(path)!r} cannot be read: {exc}", field="ca_file") from None
 
 
 def fetch_nodes(client: ProxmoxClient, host_id: str, entries: list[PveNode] | None = None) -> list[Node]:
@@ -91,9 +78,7 @@ class Hosts(HostsAPI):
             user: str | None = None, password: str | None = None, verify_tls: bool = True,
             ca_file: str | Path | None = None, ca_pem: str | None = None, ssh: SshAccess | None = None,
             check: bool = True) -> Host:
-        if ca_file is not None and ca_pem is not None:
-            raise ValidationError("give ca_file or ca_pem, not both", field="ca_file")
-        pem = read_ca_file(ca_file) if ca_file is not None else ca_pem
+        pem = ca_pem if ca_file is None else host_ca_pem(ca_file, ca_pem_given=ca_pem is not None)
         request = validate_request(HostAdd, None, dict(
             name=name, url=url, token_id=token_id, token_secret=token_secret, user=user, password=password,
             verify_tls=verify_tls, ca_pem=pem, ssh=ssh), what="host")
@@ -126,9 +111,7 @@ class Hosts(HostsAPI):
 
     def update(self, host: str, *, ca_file: str | Path | None = None, **fields: Any) -> Host:
         if ca_file is not None:
-            if "ca_pem" in fields:
-                raise ValidationError("give ca_file or ca_pem, not both", field="ca_file")
-            fields["ca_pem"] = read_ca_file(ca_file)
+            fields["ca_pem"] = host_ca_pem(ca_file, ca_pem_given="ca_pem" in fields)
         current = self._store.hosts.get(host)
         updated = self._store.hosts.update(current.id, validate_request(HostUpdate, None, fields, what="host update"))
         self._clients.forget(current.id)

@@ -19,7 +19,8 @@ from datetime import timedelta
 
 from proximity_sdk._api.maintenance import MaintenanceAPI
 from proximity_sdk._resources.hosts import fetch_nodes
-from proximity_sdk.errors import ProximityError, ValidationError
+from proximity_sdk.errors import ProximityError
+from proximity_sdk.models._requests import check_grace_seconds
 from proximity_sdk.models.maintenance import HostNodeSync, JanitorReport, NodeSyncReport, ReconcileReport
 from proximity_sdk.operations.engine import OperationEngine
 from proximity_sdk.operations.janitor import Janitor
@@ -38,13 +39,8 @@ class Maintenance(MaintenanceAPI):
         return reconcile(self._rt, host)
 
     def janitor(self, *, hard_grace_seconds: float | None = None) -> JanitorReport:
-        grace = None
-        if hard_grace_seconds is not None:
-            if (isinstance(hard_grace_seconds, bool) or not isinstance(hard_grace_seconds, int | float)
-                    or hard_grace_seconds < 0):
-                raise ValidationError("hard_grace_seconds must be a number of seconds, 0 or more",
-                                      field="hard_grace_seconds")
-            grace = timedelta(seconds=hard_grace_seconds)
+        seconds = check_grace_seconds(hard_grace_seconds)
+        grace = None if seconds is None else timedelta(seconds=seconds)
         return self._janitor.run(hard_grace=grace)
 
     def stuck_leftovers(self) -> int:

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any, cast
 from typing_extensions import TypeVar
 
 from proximity_sdk._api.handle import OperationHandleAPI
-from proximity_sdk.errors import OperationCancelled, OperationFailed, OperationTimeout, ValidationError
+from proximity_sdk.errors import OperationCancelled, OperationFailed, OperationTimeout
+from proximity_sdk.models._requests import check_after, check_wait_timeout
 from proximity_sdk.models.operation import Operation, OperationEvent, OperationStatus
 
 if TYPE_CHECKING:
@@ -71,8 +72,7 @@ class OperationHandle(OperationHandleAPI[T]):
 
     def events(self, after: int = 0, *, follow: bool = True, timeout: float | None = None
                ) -> Iterator[OperationEvent]:
-        if after < 0:
-            raise ValidationError("after must be 0 or a sequence number", field="after")
+        check_after(after)
         ops = self._engine.store.operations
         deadline = None if timeout is None else time.monotonic() + timeout
         seq = after
@@ -91,8 +91,7 @@ class OperationHandle(OperationHandleAPI[T]):
             self._engine.wait_change(_POLL)
 
     def wait(self, timeout: float | None = None) -> T:
-        if timeout is not None and timeout < 0:
-            raise ValidationError("timeout must be positive", field="timeout")
+        check_wait_timeout(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             op = self.get()
