@@ -6,8 +6,9 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import Self
 
+from proximity_sdk._api.proximity import ProximityAPI
 from proximity_sdk._connections import ClientPool, ShellPool
 from proximity_sdk._resources.apps import Apps
 from proximity_sdk._resources.backups import Backups
@@ -32,32 +33,29 @@ from proximity_sdk.operations.update import UpdateKind
 from proximity_sdk.plugins.manager import PluginManager
 from proximity_sdk.store import Store
 
-if TYPE_CHECKING:
-    from proximity_sdk._remote._client import RemoteProximity
-
 __all__ = ["Proximity"]
 
 
-class Proximity:
+class Proximity(ProximityAPI):
     """Proximity, embedded: state in SQLite (or PostgreSQL), Proxmox driven from this process.
 
-    Namespaces: ``hosts``, ``nodes``, ``catalog``, ``apps``, ``backups``, ``operations``, ``settings``,
-    ``maintenance``. Acts as
-    admin. On open it takes over operations left behind by a process that died (their lease
-    expired) and finishes or rolls them back. Close it (or use ``with``) to release connections;
-    ``close()`` waits for this process's running operations.
+    It implements ``ProximityAPI`` (whose namespaces and methods are documented there) with the
+    local types, which add the local-only members (``px.hosts.host_keys``, ``px.catalog.trusted_sources``,
+    ...). Acts as admin. On open it takes over operations left behind by a process that died (their
+    lease expired) and finishes or rolls them back. Close it (or use ``with``) to release
+    connections; ``close()`` waits for this process's running operations.
     """
 
     def __init__(self, store: Store, plugins: PluginManager, catalog: Catalog, *,
                  lease_seconds: float | None = None, node_slots: int = 4, recover: bool = True) -> None:
         self.store = store
         self.plugins = plugins
-        self.catalog = catalog
+        self._catalog = catalog
         self._clients = ClientPool(store)
         self._shells = ShellPool(store)
-        self.hosts = Hosts(store, self._clients, self._shells)
-        self.nodes = Nodes(store, self._clients)
-        self.settings = SettingsResource(store)
+        self._hosts = Hosts(store, self._clients, self._shells)
+        self._nodes = Nodes(store, self._clients)
+        self._settings = SettingsResource(store)
         runtime = Runtime(store=store, clients=self._clients, shells=self._shells, catalog=catalog)
         self.engine = OperationEngine(store, plugins=plugins, lease_seconds=lease_seconds, node_slots=node_slots)
         for kind in (DeployKind(runtime), StartKind(runtime), StopKind(runtime), RestartKind(runtime),
@@ -71,12 +69,46 @@ class Proximity:
         for backup_kind in (BackupKind(runtime, targets), DeleteBackupKind(runtime, targets),
                             RestoreKind(runtime, targets), UpdateKind(runtime, targets)):
             self.engine.register(backup_kind)
-        self.apps = Apps(runtime, self.engine)
-        self.backups = Backups(runtime, self.engine, targets)
-        self.operations = Operations(self.engine)
-        self.maintenance = Maintenance(runtime, self.engine)
+        self._apps = Apps(runtime, self.engine)
+        self._backups = Backups(runtime, self.engine, targets)
+        self._operations = Operations(self.engine)
+        self._maintenance = Maintenance(runtime, self.engine)
         if recover:
             self.engine.recover()
+
+    # the namespaces: read-only, as ProximityAPI declares them; their docs are there
+
+    @property
+    def hosts(self) -> Hosts:
+        return self._hosts
+
+    @property
+    def nodes(self) -> Nodes:
+        return self._nodes
+
+    @property
+    def catalog(self) -> Catalog:
+        return self._catalog
+
+    @property
+    def apps(self) -> Apps:
+        return self._apps
+
+    @property
+    def backups(self) -> Backups:
+        return self._backups
+
+    @property
+    def operations(self) -> Operations:
+        return self._operations
+
+    @property
+    def settings(self) -> SettingsResource:
+        return self._settings
+
+    @property
+    def maintenance(self) -> Maintenance:
+        return self._maintenance
 
     @classmethod
     def local(
@@ -124,11 +156,12 @@ class Proximity:
         cert_file: str | os.PathLike[str] | None = None,
         key_file: str | os.PathLike[str] | None = None,
         timeout: float = 30.0,
-    ) -> RemoteProximity:
+    ) -> ProximityAPI:
         """Connect to a Proximity agent (``proximity-agent serve``) at ``target`` (``host:port``).
 
-        The same namespaces, methods, models and errors as ``local()``; the ``token``'s user decides
-        what is allowed. TLS is used unless the target is loopback and no file is given:
+        Returns a ``ProximityAPI``: the namespaces, methods, models and errors of ``local()`` (less
+        its local-only members, such as SSH host keys); the ``token``'s user decides what is
+        allowed. TLS is used unless the target is loopback and no file is given:
         ``ca_file`` is the CA of the agent's certificate, ``cert_file``/``key_file`` a client
         certificate (all read here). ``timeout``: seconds each call may take (streams excepted).
         """
@@ -143,7 +176,7 @@ class Proximity:
         self._clients.close()
         self.store.close()
 
-    def __enter__(self) -> Proximity:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

@@ -6,6 +6,7 @@ import builtins
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 
+from proximity_sdk._api.apps import AppsAPI
 from proximity_sdk._pb.proximity.v1 import apps_pb2, apps_pb2_grpc, common_pb2, operations_pb2
 from proximity_sdk._remote._channel import Connection
 from proximity_sdk._remote._handle import RemoteOperationHandle
@@ -24,7 +25,17 @@ from proximity_sdk._wire.apps import (
 from proximity_sdk._wire.common import resources_to_pb, timestamp_to_pb
 from proximity_sdk.errors import ValidationError
 from proximity_sdk.models._listing import Listing
-from proximity_sdk.models._requests import check_stop_args
+from proximity_sdk.models._requests import (
+    check_aware_time,
+    check_log_tail,
+    check_reference,
+    check_resources,
+    check_stop_args,
+    check_strategy,
+    check_update_window,
+    check_version,
+    check_whole_seconds,
+)
 from proximity_sdk.models.app import App, AppCredentials, AppStatus, DeployStrategy, parse_app_status
 from proximity_sdk.models.discovered import DiscoveredContainer
 from proximity_sdk.models.resources import Resources
@@ -35,26 +46,18 @@ __all__ = ["RemoteApps"]
 _PAGE = 200
 
 
-def _seconds(value: object, field: str) -> int:
-    # zero means "the default" on the wire: refuse it here, as the local SDK does
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 3600:
-        raise ValidationError(f"{field} must be whole seconds from 1 to 3600", field=field)
-    return value
-
-
 def _no_owner(owner_id: str | None) -> None:
     if owner_id is not None:
         raise ValidationError("owner_id cannot be chosen through the agent: the calling user owns what it creates",
                               field="owner_id", hint="Leave owner_id None, or connect with the owner's token")
 
 
-def _resources(resources: object) -> common_pb2.Resources:
-    if not isinstance(resources, Resources):
-        raise ValidationError("resources must be a Resources(...)", field="resources")
+def _resources(resources: Resources) -> common_pb2.Resources:
+    check_resources(resources)
     return resources_to_pb(resources)
 
 
-class RemoteApps:
+class RemoteApps(AppsAPI):
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
         self._stub = apps_pb2_grpc.AppServiceStub(conn.channel)
@@ -67,11 +70,7 @@ class RemoteApps:
     def deploy(self, catalog_id: str, *, hostname: str, host: str | None = None, node: str | None = None,
                environment: Mapping[str, str] | None = None, resources: Resources | None = None,
                strategy: DeployStrategy = "auto", owner_id: str | None = None) -> RemoteOperationHandle[App]:
-        """Deploy a catalog app into a new container. Returns the Operation at once; ``wait()``
-        gives the running ``App``. The calling user owns it. ``strategy``: see the local SDK."""
         _no_owner(owner_id)
-        from proximity_sdk.operations.oci import check_strategy  # lazily: it imports the local engine
-
         request = apps_pb2.DeployAppRequest(catalog_id=catalog_id, hostname=hostname, host=host or "",
                                             node=node or "", environment=environment_to_pb(environment),
                                             strategy=strategy_to_pb(check_strategy(strategy)))
@@ -82,10 +81,7 @@ class RemoteApps:
     def deploy_image(self, reference: str, *, hostname: str, host: str | None = None, node: str | None = None,
                      environment: Mapping[str, str] | None = None, ports: Sequence[int] = (),
                      resources: Resources | None = None, owner_id: str | None = None) -> RemoteOperationHandle[App]:
-        """Deploy an OCI image as a native OCI application container (PVE >= 9.1); see the local SDK."""
         _no_owner(owner_id)
-        from proximity_sdk.proxmox.oci import check_reference  # lazily: it imports the Proxmox client
-
         reference = check_reference(reference)
         if isinstance(ports, (str, bytes)) or not all(
                 isinstance(p, int) and not isinstance(p, bool) and 1 <= p <= 65535 for p in ports):
@@ -103,9 +99,6 @@ class RemoteApps:
 
     def stop(self, app_id: str, *, force: bool | None = None,
              timeout: int | None = None) -> RemoteOperationHandle[App]:
-        """Shut down cleanly within ``timeout`` seconds; with ``force``, kill it after that. None:
-        the app's own default, decided by the agent (a compose app: 60 s, no kill; a native OCI
-        app: its grace period, then a kill; docs/oci.md)."""
         force, timeout = check_stop_args(force=force, timeout=timeout)
         request = apps_pb2.StopAppRequest(app_id=app_id, kill=stop_force_to_pb(force), timeout_seconds=timeout or 0)
         return self._handle(self._conn.call(self._stub.StopApp, request).operation)
@@ -115,30 +108,22 @@ class RemoteApps:
         return self._handle(self._conn.call(self._stub.RestartApp, request).operation)
 
     def delete(self, app_id: str, *, destroy: bool = True) -> RemoteOperationHandle[None]:
-        """Destroy the app's container (purge) and forget it; ``destroy=False`` only forgets it."""
         request = apps_pb2.DeleteAppRequest(app_id=app_id, destroy=bool(destroy))
         return self._handle(self._conn.call(self._stub.DeleteApp, request).operation)
 
     # updates ----------------------------------------------------------------------------------
 
     def updates(self, *, app_id: str | None = None, pull: bool = True) -> builtins.list[AppUpdate]:
-        """The apps with something newer: a newer catalog version, or (with ``pull``) new digests of
-        floating image tags after a pull in the app's container. ``app_id`` checks one app."""
         request = apps_pb2.CheckAppUpdatesRequest(app_id=app_id or "", pull=bool(pull))
         return Listing(app_update_from_pb(u) for u in self._conn.call(self._stub.CheckAppUpdates, request).updates)
 
     def update(self, app_id: str, *, version: str | None = None) -> RemoteOperationHandle[App]:
-        """Update a running app to the catalog's version and current image digests (a safety backup
-        first, restored if anything fails); ``wait()`` gives the ``App``."""
-        if version is not None and (not isinstance(version, str) or not version.strip()):
-            raise ValidationError("version must be a catalog version string", field="version")
+        check_version(version)
         request = apps_pb2.UpdateAppRequest(app_id=app_id, version=version)
         return self._handle(self._conn.call(self._stub.UpdateApp, request).operation)
 
     def set_update_window(self, app_id: str, *, window: UpdateWindow | None) -> UpdateWindow | None:
-        """Update the app automatically in this weekly maintenance window (UTC), or never (``None``)."""
-        if window is not None and not isinstance(window, UpdateWindow):
-            raise ValidationError("window must be an UpdateWindow(start='03:00', ...) or None", field="window")
+        check_update_window(window)
         request = apps_pb2.SetAppUpdateWindowRequest(app_id=app_id)
         if window is not None:
             request.window.CopyFrom(update_window_to_pb(window))
@@ -146,15 +131,11 @@ class RemoteApps:
         return update_window_from_pb(response.window) if response.HasField("window") else None
 
     def update_window(self, app_id: str) -> UpdateWindow | None:
-        """The app's automatic update window, or None."""
         response = self._conn.call(self._stub.GetAppUpdateWindow, apps_pb2.GetAppUpdateWindowRequest(app_id=app_id))
         return update_window_from_pb(response.window) if response.HasField("window") else None
 
     def run_due_updates(self, *, now: datetime | None = None) -> builtins.list[RemoteOperationHandle[App]]:
-        """Check the apps whose update window is open and start their updates, once per window.
-        Admin only (the agent's scheduler does it)."""
-        if now is not None and (not isinstance(now, datetime) or now.tzinfo is None):
-            raise ValidationError("now must be a timezone-aware datetime", field="now")
+        check_aware_time(now)
         request = apps_pb2.RunDueAppUpdatesRequest()
         if now is not None:
             request.now.CopyFrom(timestamp_to_pb(now))
@@ -164,32 +145,28 @@ class RemoteApps:
 
     def clone(self, app_id: str, *, hostname: str, node: str | None = None,
               owner_id: str | None = None) -> RemoteOperationHandle[App]:
-        """Copy the app into a new app named ``hostname``; ``wait()`` gives the NEW app."""
         _no_owner(owner_id)
         request = apps_pb2.CloneAppRequest(app_id=app_id, hostname=hostname, node=node or "")
         return self._handle(self._conn.call(self._stub.CloneApp, request).operation)
 
     def migrate(self, app_id: str, *, node: str, shutdown_timeout: int = 180) -> RemoteOperationHandle[App]:
-        """Move the app's container to ``node`` of the same cluster."""
-        request = apps_pb2.MigrateAppRequest(app_id=app_id, node=node, shutdown_timeout_seconds=_seconds(
-            shutdown_timeout, "shutdown_timeout"))
+        # zero means "the default" on the wire: refused here, as locally
+        seconds = check_whole_seconds(shutdown_timeout, field="shutdown_timeout")
+        request = apps_pb2.MigrateAppRequest(app_id=app_id, node=node, shutdown_timeout_seconds=seconds)
         return self._handle(self._conn.call(self._stub.MigrateApp, request).operation)
 
     def resize(self, app_id: str, *, resources: Resources) -> RemoteOperationHandle[App]:
-        """Change cores, memory, swap and/or grow the disk (fields left None stay)."""
         request = apps_pb2.ResizeAppRequest(app_id=app_id, resources=_resources(resources))
         return self._handle(self._conn.call(self._stub.ResizeApp, request).operation)
 
     # discover and adopt -------------------------------------------------------------------------
 
     def discover(self, host: str | None = None) -> builtins.list[DiscoveredContainer]:
-        """Containers no app manages, on every host or on one (id or name)."""
         response = self._conn.call(self._stub.DiscoverApps, apps_pb2.DiscoverAppsRequest(host=host or ""))
         return Listing(discovered_from_pb(c) for c in response.containers)
 
     def adopt(self, vmid: int, *, host: str | None = None, node: str | None = None, catalog_id: str | None = None,
               hostname: str | None = None, owner_id: str | None = None) -> RemoteOperationHandle[App]:
-        """Make an existing container an app, without changing it; ``wait()`` gives the ``App``."""
         _no_owner(owner_id)
         if isinstance(vmid, bool) or not isinstance(vmid, int):
             raise ValidationError("vmid must be a whole number", field="vmid")
@@ -204,7 +181,6 @@ class RemoteApps:
 
     def iter(self, *, status: AppStatus | str | None = None, search: str | None = None,
              host: str | None = None, owner_id: str | None = None) -> Iterator[App]:
-        """Every matching app, page by page."""
         request = apps_pb2.ListAppsRequest(status=app_status_filter_to_pb(parse_app_status(status)),
                                            search=search or "", host=host or "", owner_id=owner_id or "")
         for app in self._conn.pages(self._stub.ListApps, request, "apps", page_size=_PAGE):
@@ -212,18 +188,14 @@ class RemoteApps:
 
     def list(self, *, status: AppStatus | str | None = None, search: str | None = None, host: str | None = None,
              owner_id: str | None = None) -> builtins.list[App]:
-        """Every matching app (all pages)."""
         parse_app_status(status)
         return Listing(self.iter(status=status, search=search, host=host, owner_id=owner_id))
 
     def logs(self, app_id: str, *, tail: int = 200, service: str | None = None) -> str:
-        """The last ``tail`` lines of the app's compose services."""
-        if isinstance(tail, bool) or not isinstance(tail, int) or not 1 <= tail <= 100_000:
-            raise ValidationError("tail must be a number of lines from 1 to 100000", field="tail")
+        check_log_tail(tail)
         request = apps_pb2.GetAppLogsRequest(app_id=app_id, tail=tail, service=service or "")
         return self._conn.call(self._stub.GetAppLogs, request).text
 
     def credentials(self, app_id: str) -> AppCredentials:
-        """The root password and generated secrets (for the app's owner or an admin)."""
         request = apps_pb2.GetAppCredentialsRequest(app_id=app_id)
         return credentials_from_pb(self._conn.call(self._stub.GetAppCredentials, request).credentials)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from proximity_sdk._api.backups import BackupsAPI, BackupTargetsAPI
 from proximity_sdk._pb.proximity.v1 import backups_pb2, backups_pb2_grpc, operations_pb2
 from proximity_sdk._remote._channel import Connection
 from proximity_sdk._remote._handle import RemoteOperationHandle
@@ -22,23 +23,20 @@ from proximity_sdk._wire.backups import (
     target_options_to_pb,
 )
 from proximity_sdk._wire.common import timestamp_to_pb
-from proximity_sdk.errors import ValidationError
 from proximity_sdk.models._listing import Listing
+from proximity_sdk.models._requests import check_keep, check_note, check_target_name
 from proximity_sdk.models.app import App
 from proximity_sdk.models.backup import Backup, BackupSchedule, BackupStats, BackupStatus, BackupTarget
 
 __all__ = ["RemoteBackupTargets", "RemoteBackups"]
 
 
-class RemoteBackupTargets:
-    """Named places backups go to, configured on the agent (options never come back)."""
-
+class RemoteBackupTargets(BackupTargetsAPI):
     def __init__(self, conn: Connection, stub: backups_pb2_grpc.BackupServiceStub) -> None:
         self._conn = conn
         self._stub = stub
 
     def add(self, *, name: str, kind: str, options: Mapping[str, Any] | None = None) -> BackupTarget:
-        """Configure a target; ``kind`` is offered by a plugin installed on the agent."""
         request = backups_pb2.CreateBackupTargetRequest(name=name, kind=kind,
                                                         options_json=target_options_to_pb(options))
         return backup_target_from_pb(self._conn.call(self._stub.CreateBackupTarget, request).target)
@@ -48,22 +46,19 @@ class RemoteBackupTargets:
         return backup_target_from_pb(self._conn.call(self._stub.GetBackupTarget, request).target)
 
     def list(self) -> builtins.list[BackupTarget]:
-        """The configured targets (their options are never returned)."""
         request = backups_pb2.ListBackupTargetsRequest()
         return Listing(backup_target_from_pb(t) for t in self._conn.pages(
             self._stub.ListBackupTargets, request, "targets"))
 
     def remove(self, name: str) -> None:
-        """Forget a target no backup or schedule uses any more."""
         self._conn.call(self._stub.DeleteBackupTarget, backups_pb2.DeleteBackupTargetRequest(name=name))
 
     def kinds(self) -> builtins.list[str]:
-        """The kinds of target the agent's plugins offer."""
         request = backups_pb2.ListBackupTargetKindsRequest()
         return Listing(sorted(self._conn.pages(self._stub.ListBackupTargetKinds, request, "kinds")))
 
 
-class RemoteBackups:
+class RemoteBackups(BackupsAPI):
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
         self._stub = backups_pb2_grpc.BackupServiceStub(conn.channel)
@@ -74,11 +69,8 @@ class RemoteBackups:
 
     def create(self, app_id: str, *, mode: str = "snapshot", compression: str = "zstd", target: str | None = None,
                note: str | None = None) -> RemoteOperationHandle[Backup]:
-        """Back up the app's container with vzdump; ``wait()`` gives the :class:`Backup`."""
-        if note is not None and (not isinstance(note, str) or len(note) > 1024):
-            raise ValidationError("note must be text of at most 1024 characters", field="note")
-        if target is not None and not isinstance(target, str):
-            raise ValidationError("target must be the name of a configured target, or None", field="target")
+        check_note(note)
+        check_target_name(target)
         request = backups_pb2.CreateBackupRequest(app_id=app_id, mode=backup_mode_to_pb(mode),
                                                   compression=backup_compression_to_pb(compression),
                                                   target=target or "", note=note)
@@ -89,33 +81,26 @@ class RemoteBackups:
         return backup_from_pb(self._conn.call(self._stub.GetBackup, request).backup)
 
     def list(self, app_id: str | None = None, *, status: BackupStatus | str | None = None) -> builtins.list[Backup]:
-        """Every backup (of one app, or all), newest first."""
         request = backups_pb2.ListBackupsRequest(app_id=app_id or "", status=backup_status_filter_to_pb(status))
         return Listing(backup_from_pb(b) for b in self._conn.pages(self._stub.ListBackups, request, "backups"))
 
     def stats(self, app_id: str | None = None) -> BackupStats:
-        """Counts by status, total and average size of the completed backups."""
         request = backups_pb2.GetBackupStatsRequest(app_id=app_id or "")
         return backup_stats_from_pb(self._conn.call(self._stub.GetBackupStats, request).stats)
 
     def restore(self, backup_id: str, *, in_place: bool = False,
                 storage: str | None = None) -> RemoteOperationHandle[App]:
-        """Restore the app from this backup; ``wait()`` gives the :class:`App`."""
         request = backups_pb2.RestoreBackupRequest(backup_id=backup_id, in_place=bool(in_place), storage=storage or "")
         return self._handle(self._conn.call(self._stub.RestoreBackup, request).operation)
 
     def delete(self, backup_id: str) -> RemoteOperationHandle[None]:
-        """Delete the archive and the record; ``wait()`` gives None."""
         request = backups_pb2.DeleteBackupRequest(backup_id=backup_id)
         return self._handle(self._conn.call(self._stub.DeleteBackup, request).operation)
 
     def schedule(self, app_id: str, *, cron: str, keep_last: int | None = 7, keep_daily: int | None = None,
                  keep_weekly: int | None = None, target: str | None = None) -> BackupSchedule:
-        """Back the app up on a cron schedule (5 fields, UTC), keeping what the retention rules keep."""
         for field, value in (("keep_last", keep_last), ("keep_daily", keep_daily), ("keep_weekly", keep_weekly)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                      or not 1 <= value <= 10_000):
-                raise ValidationError(f"{field} must be a whole number from 1 to 10000, or None", field=field)
+            check_keep(value, field=field)
         retention = retention_to_pb(keep_last=keep_last, keep_daily=keep_daily, keep_weekly=keep_weekly)
         request = backups_pb2.CreateBackupScheduleRequest(app_id=app_id, cron=cron, target=target or "", **retention)
         return backup_schedule_from_pb(self._conn.call(self._stub.CreateBackupSchedule, request).schedule)
@@ -130,7 +115,6 @@ class RemoteBackups:
             schedule_id=schedule_id))
 
     def run_due(self, *, now: datetime | None = None) -> builtins.list[RemoteOperationHandle[Backup]]:
-        """Start the backups whose schedule is due; returns their operations. Admin only."""
         request = backups_pb2.RunDueBackupsRequest()
         if now is not None:
             request.now.CopyFrom(timestamp_to_pb(now))

@@ -11,6 +11,7 @@ import builtins
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
+from proximity_sdk._api.catalog import CatalogAPI
 from proximity_sdk._pb.proximity.v1 import catalog_pb2, catalog_pb2_grpc
 from proximity_sdk._remote._channel import Connection
 from proximity_sdk.errors import NotFoundError
@@ -28,39 +29,32 @@ def _apps(messages: Iterable[catalog_pb2.CatalogApp]) -> Listing[CatalogApp]:
     return Listing(catalog_app_from_pb(m) for m in messages)
 
 
-class RemoteCatalog:
-    """The agent's app catalog (``reload`` is admin-only there)."""
-
+class RemoteCatalog(CatalogAPI):
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
         self._stub = catalog_pb2_grpc.CatalogServiceStub(conn.channel)
 
     def reload(self) -> CatalogStats:
-        """Read every source again on the agent; returns the new stats. Problems are in `errors`."""
         from proximity_sdk._wire.catalog import catalog_stats_from_pb
 
         response = self._conn.call(self._stub.ReloadCatalog, catalog_pb2.ReloadCatalogRequest())
         return catalog_stats_from_pb(response.stats)
 
     def list(self, category: str | None = None) -> builtins.list[CatalogApp]:
-        """Every app sorted by name, or those of one category (case-insensitive)."""
         return _apps(list_messages(self, category=category))
 
     def search(self, query: str) -> builtins.list[CatalogApp]:
-        """Apps matching every term of ``query``; name/id matches first, then tags, then description."""
         return _apps(search_messages(self, query))
 
     def _get(self, app_id: str) -> catalog_pb2.GetCatalogAppResponse:
         return self._conn.call(self._stub.GetCatalogApp, catalog_pb2.GetCatalogAppRequest(catalog_app_id=app_id))
 
     def get(self, app_id: str) -> CatalogApp:
-        """The app with this id; `NotFoundError` names close matches when there is none."""
         from proximity_sdk._wire.catalog import catalog_app_from_pb
 
         return catalog_app_from_pb(self._get(app_id).app)
 
     def categories(self) -> builtins.list[str]:
-        """The distinct categories, sorted case-insensitively."""
         request = catalog_pb2.ListCatalogCategoriesRequest()
         return Listing(self._conn.pages(self._stub.ListCatalogCategories, request, "categories"))
 
@@ -72,7 +66,6 @@ class RemoteCatalog:
 
     @property
     def errors(self) -> builtins.list[CatalogProblem]:
-        """Entries rejected by the agent's last load: file (origin), field and reason."""
         from proximity_sdk._wire.catalog import catalog_problem_from_pb
 
         request = catalog_pb2.ListCatalogProblemsRequest()
@@ -81,7 +74,6 @@ class RemoteCatalog:
 
     @property
     def shadowed(self) -> builtins.list[CatalogShadowing]:
-        """Ids defined by more than one source in the agent's last load, and which one won."""
         from proximity_sdk._wire.catalog import catalog_shadowing_from_pb
 
         request = catalog_pb2.ListCatalogShadowingsRequest()
@@ -89,7 +81,6 @@ class RemoteCatalog:
             self._stub.ListCatalogShadowings, request, "shadowings"))
 
     def origin(self, app_id: str) -> str:
-        """Where the loaded entry for ``app_id`` came from (a file path or URL on the agent)."""
         return self._get(app_id).origin
 
     def __contains__(self, app_id: object) -> bool:

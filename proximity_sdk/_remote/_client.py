@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-from functools import cached_property
+from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
+from proximity_sdk._api.proximity import ProximityAPI
 from proximity_sdk._remote._channel import Connection
 
 if TYPE_CHECKING:
@@ -20,12 +21,13 @@ __all__ = ["DEFAULT_TIMEOUT", "RemoteProximity"]
 
 DEFAULT_TIMEOUT = 30.0
 
+N = TypeVar("N")
 
-class RemoteProximity:
-    """Proximity through an agent: the namespaces of ``Proximity.local()`` (``hosts``, ``nodes``,
-    ``catalog``, ``apps``, ``backups``, ``operations``, ``settings``, ``maintenance``), the same
-    methods, models and errors. The token's user decides what is allowed (members reach their
-    own apps). Close it (or use ``with``) to release the channel.
+
+class RemoteProximity(ProximityAPI):
+    """Proximity through an agent: ``ProximityAPI`` over gRPC (its namespaces and methods are
+    documented there). The token's user decides what is allowed (members reach their own apps).
+    Close it (or use ``with``) to release the channel.
 
     Each namespace is built (and its modules imported) on first use: a one-shot client such as
     ``proximity catalog list`` loads the catalog's messages and models, not the whole API.
@@ -36,63 +38,73 @@ class RemoteProximity:
                  timeout: float = DEFAULT_TIMEOUT) -> None:
         self._conn = Connection(target, token=token, ca_file=ca_file, cert_file=cert_file, key_file=key_file,
                                 timeout=timeout)
+        self._namespaces: dict[str, Any] = {}
 
-    @cached_property
+    def _namespace(self, name: str, build: Callable[[Connection], N]) -> N:
+        # plain properties over this cache, not cached_property: help() shows a property's inherited
+        # docstring (ProximityAPI's), not a cached_property's; two threads racing keep the same one
+        found: N | None = self._namespaces.get(name)
+        if found is None:
+            found = self._namespaces.setdefault(name, build(self._conn))
+        return found
+
+    @property
     def hosts(self) -> RemoteHosts:
         from proximity_sdk._remote._hosts import RemoteHosts
 
-        return RemoteHosts(self._conn)
+        return self._namespace("hosts", RemoteHosts)
 
-    @cached_property
+    @property
     def nodes(self) -> RemoteNodes:
         from proximity_sdk._remote._hosts import RemoteNodes
 
-        return RemoteNodes(self._conn)
+        return self._namespace("nodes", RemoteNodes)
 
-    @cached_property
+    @property
     def catalog(self) -> RemoteCatalog:
         from proximity_sdk._remote._catalog import RemoteCatalog
 
-        return RemoteCatalog(self._conn)
+        return self._namespace("catalog", RemoteCatalog)
 
-    @cached_property
+    @property
     def apps(self) -> RemoteApps:
         from proximity_sdk._remote._apps import RemoteApps
 
-        return RemoteApps(self._conn)
+        return self._namespace("apps", RemoteApps)
 
-    @cached_property
+    @property
     def backups(self) -> RemoteBackups:
         from proximity_sdk._remote._backups import RemoteBackups
 
-        return RemoteBackups(self._conn)
+        return self._namespace("backups", RemoteBackups)
 
-    @cached_property
+    @property
     def operations(self) -> RemoteOperations:
         from proximity_sdk._remote._misc import RemoteOperations
 
-        return RemoteOperations(self._conn)
+        return self._namespace("operations", RemoteOperations)
 
-    @cached_property
+    @property
     def settings(self) -> RemoteSettings:
         from proximity_sdk._remote._misc import RemoteSettings
 
-        return RemoteSettings(self._conn)
+        return self._namespace("settings", RemoteSettings)
 
-    @cached_property
+    @property
     def maintenance(self) -> RemoteMaintenance:
         from proximity_sdk._remote._misc import RemoteMaintenance
 
-        return RemoteMaintenance(self._conn)
+        return self._namespace("maintenance", RemoteMaintenance)
 
     @property
     def target(self) -> str:
+        """The agent's address (``host:port``)."""
         return self._conn.target
 
     def close(self) -> None:
         self._conn.close()
 
-    def __enter__(self) -> RemoteProximity:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, Generic, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import grpc
 
+from proximity_sdk._api.handle import OperationHandleAPI
 from proximity_sdk._pb.proximity.v1 import (
     apps_pb2,
     apps_pb2_grpc,
@@ -30,8 +31,8 @@ from proximity_sdk._wire.operations import event_from_pb, operation_from_pb
 from proximity_sdk.errors import (
     OperationTimeout,
     UnavailableError,
-    ValidationError,
 )
+from proximity_sdk.models._requests import check_after, check_wait_timeout
 from proximity_sdk.models.operation import Operation, OperationEvent, OperationStatus
 from proximity_sdk.operations.handle import T, raise_unless_succeeded
 
@@ -72,7 +73,7 @@ RESULTS: dict[str, Callable[[Connection, Operation], Any]] = {
 }
 
 
-class RemoteOperationHandle(Generic[T]):
+class RemoteOperationHandle(OperationHandleAPI[T]):
     """A running (or finished) operation on the agent. ``events()`` streams its log, ``wait()``
     returns its result."""
 
@@ -98,7 +99,6 @@ class RemoteOperationHandle(Generic[T]):
         show_operation(self)
 
     def get(self) -> Operation:
-        """The operation's record as it is now."""
         request = operations_pb2.GetOperationRequest(operation_id=self.id)
         return operation_from_pb(self._conn.call(self._stub.GetOperation, request).operation)
 
@@ -108,11 +108,7 @@ class RemoteOperationHandle(Generic[T]):
 
     def events(self, after: int = 0, *, follow: bool = True, timeout: float | None = None
                ) -> Iterator[OperationEvent]:
-        """Every event with ``seq > after``, in order. With ``follow`` (the default) it goes on until
-        the operation has finished and its log is drained; ``timeout`` bounds the whole iteration
-        (``OperationTimeout``). A dropped stream is resumed from the last event yielded."""
-        if after < 0:
-            raise ValidationError("after must be 0 or a sequence number", field="after")
+        check_after(after)
         deadline = None if timeout is None else time.monotonic() + timeout
         last = after
         failures = 0
@@ -172,13 +168,7 @@ class RemoteOperationHandle(Generic[T]):
         return True
 
     def wait(self, timeout: float | None = None) -> T:
-        """Block until the operation ends and return its result (an ``App``, a ``Backup``, or None).
-
-        Raises ``OperationFailed`` (failed step and the Proxmox log tail; what was created has been
-        rolled back), ``OperationCancelled``, or ``OperationTimeout`` when ``timeout`` passes first
-        (the operation goes on)."""
-        if timeout is not None and timeout < 0:
-            raise ValidationError("timeout must be positive", field="timeout")
+        check_wait_timeout(timeout)
         op = self.get()
         if not op.finished:
             try:
@@ -199,7 +189,5 @@ class RemoteOperationHandle(Generic[T]):
         return resolve(self._conn, op) if resolve is not None else None
 
     def cancel(self) -> Operation:
-        """Ask the operation to stop at its next step (or checkpoint); what it created is rolled
-        back. A finished operation is left as it is. Returns the record as it is now."""
         request = operations_pb2.CancelOperationRequest(operation_id=self.id)
         return operation_from_pb(self._conn.call(self._stub.CancelOperation, request).operation)

@@ -8,6 +8,7 @@ from typing import Any
 
 from google.protobuf.field_mask_pb2 import FieldMask
 
+from proximity_sdk._api.hosts import HostsAPI, NodesAPI
 from proximity_sdk._pb.proximity.v1 import hosts_pb2, hosts_pb2_grpc
 from proximity_sdk._remote._channel import Connection
 from proximity_sdk._wire.hosts import (
@@ -18,8 +19,9 @@ from proximity_sdk._wire.hosts import (
     node_from_pb,
     storage_from_pb,
 )
-from proximity_sdk.errors import NotFoundError, ValidationError
+from proximity_sdk.errors import NotFoundError
 from proximity_sdk.models._listing import Listing
+from proximity_sdk.models._requests import host_ca_pem
 from proximity_sdk.models.host import Host, Node
 from proximity_sdk.models.host_check import HostCheck
 from proximity_sdk.models.proxmox import StorageStatus
@@ -28,10 +30,7 @@ from proximity_sdk.models.ssh import SshAccess
 __all__ = ["RemoteHosts", "RemoteNodes"]
 
 
-class RemoteHosts:
-    """Proxmox hosts registered on the agent. Files (``ca_file``, the SSH key and known_hosts of
-    ``ssh``) are read on this machine and their contents sent."""
-
+class RemoteHosts(HostsAPI):
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
         self._stub = hosts_pb2_grpc.HostServiceStub(conn.channel)
@@ -40,23 +39,16 @@ class RemoteHosts:
             user: str | None = None, password: str | None = None, verify_tls: bool = True,
             ca_file: str | Path | None = None, ca_pem: str | None = None, ssh: SshAccess | None = None,
             check: bool = True) -> Host:
-        """Register a host (see ``Proximity.local().hosts.add``)."""
-        if ca_file is not None and ca_pem is not None:
-            raise ValidationError("give ca_file or ca_pem, not both", field="ca_file")
-        from proximity_sdk._resources.hosts import read_ca_file  # lazily: it imports the local store
-
-        pem = read_ca_file(ca_file) if ca_file is not None else ca_pem
+        pem = ca_pem if ca_file is None else host_ca_pem(ca_file, ca_pem_given=ca_pem is not None)
         spec = host_spec_to_pb(dict(name=name, url=url, token_id=token_id, token_secret=token_secret, user=user,
                                        password=password, verify_tls=verify_tls, ca_pem=pem, ssh=ssh))
         request = hosts_pb2.CreateHostRequest(spec=spec, check=bool(check))
         return host_from_pb(self._conn.call(self._stub.CreateHost, request).host)
 
     def get(self, host: str) -> Host:
-        """A host by id or name."""
         return host_from_pb(self._conn.call(self._stub.GetHost, hosts_pb2.GetHostRequest(host=host)).host)
 
     def list(self) -> builtins.list[Host]:
-        """Every host, the default first. Never carries secrets."""
         return Listing(host_from_pb(h) for h in self._conn.pages(
             self._stub.ListHosts, hosts_pb2.ListHostsRequest(), "hosts"))
 
@@ -71,14 +63,8 @@ class RemoteHosts:
         return host_from_pb(self._conn.call(self._stub.SetDefaultHost, request).host)
 
     def update(self, host: str, *, ca_file: str | Path | None = None, **fields: Any) -> Host:
-        """Change some fields (``url``, ``token_id``/``token_secret``, ``user``/``password``,
-        ``verify_tls``, ``ca_file``, ``ssh``, ``name``). The agent reconnects with them."""
         if ca_file is not None:
-            if "ca_pem" in fields:
-                raise ValidationError("give ca_file or ca_pem, not both", field="ca_file")
-            from proximity_sdk._resources.hosts import read_ca_file  # lazily: it imports the local store
-
-            fields["ca_pem"] = read_ca_file(ca_file)
+            fields["ca_pem"] = host_ca_pem(ca_file, ca_pem_given="ca_pem" in fields)
         if not fields:
             return self.get(host)  # nothing to change, as locally
         spec, paths = host_update_to_pb(fields)
@@ -86,28 +72,22 @@ class RemoteHosts:
         return host_from_pb(self._conn.call(self._stub.UpdateHost, request).host)
 
     def remove(self, host: str) -> None:
-        """Forget a host (refused while it still has apps)."""
         self._conn.call(self._stub.DeleteHost, hosts_pb2.DeleteHostRequest(host=host))
 
     def test(self, host: str) -> HostCheck:
-        """Connect with the stored credentials (from the agent): version and nodes, or why it failed."""
         return host_check_from_pb(self._conn.call(self._stub.TestHost, hosts_pb2.TestHostRequest(host=host)).check)
 
     def sync_nodes(self, host: str | None = None) -> builtins.list[Node]:
-        """Read the host's nodes and store them. ``host=None``: the default host."""
         response = self._conn.call(self._stub.SyncNodes, hosts_pb2.SyncNodesRequest(host=host or ""))
         return Listing(node_from_pb(n) for n in response.nodes)
 
 
-class RemoteNodes:
-    """Nodes as last synced on the agent."""
-
+class RemoteNodes(NodesAPI):
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
         self._stub = hosts_pb2_grpc.NodeServiceStub(conn.channel)
 
     def list(self, host: str | None = None) -> builtins.list[Node]:
-        """Nodes of one host (id or name), or of every host."""
         request = hosts_pb2.ListNodesRequest(host=host or "")
         return Listing(node_from_pb(n) for n in self._conn.pages(self._stub.ListNodes, request, "nodes"))
 
@@ -117,6 +97,5 @@ class RemoteNodes:
 
     def storages(self, node: str, *, host: str | None = None, content: str | None = None,
                  ) -> builtins.list[StorageStatus]:
-        """The storages a node sees now (live), optionally only those holding ``content``."""
         request = hosts_pb2.ListStoragesRequest(host=host or "", node=node, content=content or "")
         return Listing(storage_from_pb(s) for s in self._conn.pages(self._stub.ListStorages, request, "storages"))

@@ -8,6 +8,9 @@ from typing import Any
 
 from google.protobuf.field_mask_pb2 import FieldMask
 
+from proximity_sdk._api.maintenance import MaintenanceAPI
+from proximity_sdk._api.operations import OperationsAPI
+from proximity_sdk._api.settings import SettingsAPI
 from proximity_sdk._pb.proximity.v1 import (
     maintenance_pb2,
     maintenance_pb2_grpc,
@@ -23,6 +26,7 @@ from proximity_sdk._wire.operations import operation_from_pb, operation_status_f
 from proximity_sdk._wire.settings import settings_from_pb, settings_update_to_pb
 from proximity_sdk.errors import PermissionDeniedError, ValidationError
 from proximity_sdk.models._listing import Listing
+from proximity_sdk.models._requests import check_grace_seconds
 from proximity_sdk.models.maintenance import JanitorReport, NodeSyncReport, ReconcileReport
 from proximity_sdk.models.operation import Operation, OperationEvent, OperationStatus
 from proximity_sdk.models.settings import Settings
@@ -30,9 +34,7 @@ from proximity_sdk.models.settings import Settings
 __all__ = ["RemoteMaintenance", "RemoteOperations", "RemoteSettings"]
 
 
-class RemoteOperations:
-    """Every long action's record and event log (a member sees its own)."""
-
+class RemoteOperations(OperationsAPI):
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
         self._stub = operations_pb2_grpc.OperationServiceStub(conn.channel)
@@ -42,13 +44,11 @@ class RemoteOperations:
         return operation_from_pb(self._conn.call(self._stub.GetOperation, request).operation)
 
     def handle(self, op_id: str) -> RemoteOperationHandle:
-        """A handle on an existing operation (to wait for it or cancel it from another script)."""
         self.get(op_id)
         return RemoteOperationHandle(self._conn, op_id)
 
     def list(self, *, app_id: str | None = None, status: OperationStatus | None = None,
              limit: int = 100) -> builtins.list[Operation]:
-        """Newest first."""
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ValidationError("limit must be a whole number, 1 or more", field="limit")
         request = operations_pb2.ListOperationsRequest(app_id=app_id or "",
@@ -57,16 +57,13 @@ class RemoteOperations:
             self._stub.ListOperations, request, "operations", limit=limit))
 
     def watch(self, op_id: str, *, after: int = 0) -> Iterator[OperationEvent]:
-        """The operation's events from ``after`` on, live until it ends (resumed if the stream drops)."""
         return self.handle(op_id).events(after=after)
 
     def cancel(self, op_id: str) -> Operation:
         return RemoteOperationHandle(self._conn, op_id).cancel()
 
 
-class RemoteSettings:
-    """The agent's deploy defaults (admin-only there)."""
-
+class RemoteSettings(SettingsAPI):
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
         self._stub = settings_pb2_grpc.SettingsServiceStub(conn.channel)
@@ -75,7 +72,6 @@ class RemoteSettings:
         return settings_from_pb(self._conn.call(self._stub.GetSettings, settings_pb2.GetSettingsRequest()).settings)
 
     def update(self, **fields: Any) -> Settings:
-        """Change some settings; the merged result is validated as a whole before it is saved."""
         message, paths = settings_update_to_pb(fields)
         if not paths:
             return self.get()
@@ -83,34 +79,25 @@ class RemoteSettings:
         return settings_from_pb(self._conn.call(self._stub.UpdateSettings, request).settings)
 
     def rotate_secret_key(self, new_key: str | bytes | None = None) -> str:
-        """Not offered remotely: the key encrypts the agent's own store and lives on its machine."""
         raise PermissionDeniedError(
             "rotate_secret_key cannot run through the agent: the secret key belongs to the agent's machine",
             hint="Run it on the agent host, with Proximity.local() over the agent's data (stop the agent first)")
 
 
-class RemoteMaintenance:
-    """The agent's periodic jobs on demand (admin-only there)."""
-
+class RemoteMaintenance(MaintenanceAPI):
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
         self._stub = maintenance_pb2_grpc.MaintenanceServiceStub(conn.channel)
 
     def reconcile(self, host: str | None = None) -> ReconcileReport:
-        """Bring every app record of every host (or of one, id or name) in line with Proxmox."""
         request = maintenance_pb2.ReconcileRequest(host=host or "")
         return reconcile_report_from_pb(self._conn.call(self._stub.Reconcile, request).report)
 
     def janitor(self, *, hard_grace_seconds: float | None = None) -> JanitorReport:
-        """One janitor pass on the agent."""
-        if hard_grace_seconds is not None and (isinstance(hard_grace_seconds, bool) or not isinstance(
-                hard_grace_seconds, int | float) or hard_grace_seconds < 0):
-            raise ValidationError("hard_grace_seconds must be a number of seconds, 0 or more",
-                                  field="hard_grace_seconds")
+        check_grace_seconds(hard_grace_seconds)
         request = maintenance_pb2.RunJanitorRequest(hard_grace_seconds=hard_grace_seconds)
         return janitor_report_from_pb(self._conn.call(self._stub.RunJanitor, request).report)
 
     def sync_nodes(self, host: str | None = None) -> NodeSyncReport:
-        """Store the nodes of every host, or of one."""
         request = maintenance_pb2.RunNodeSyncRequest(host=host or "")
         return node_sync_report_from_pb(self._conn.call(self._stub.RunNodeSync, request).report)

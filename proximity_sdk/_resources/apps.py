@@ -9,11 +9,19 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from proximity_sdk._api.apps import AppsAPI
 from proximity_sdk.catalog.render import render_project
 from proximity_sdk.catalog.secrets import is_secret_name
 from proximity_sdk.errors import BusyError, NotRecordedError, ProximityError, ValidationError
 from proximity_sdk.models._listing import Listing
-from proximity_sdk.models._requests import check_stop_args
+from proximity_sdk.models._requests import (
+    check_aware_time,
+    check_log_tail,
+    check_reference,
+    check_stop_args,
+    check_strategy,
+    check_update_window,
+)
 from proximity_sdk.models.app import App, AppCredentials, AppStatus, DeployStrategy, parse_app_status
 from proximity_sdk.models.discovered import DiscoveredContainer
 from proximity_sdk.models.resources import Resources
@@ -30,7 +38,6 @@ from proximity_sdk.operations.oci import (
     NO_NODE_SHELL,
     OCI_STEPS,
     catalog_plan,
-    check_strategy,
     image_plan,
     is_oci,
     oci_ports,
@@ -42,14 +49,13 @@ from proximity_sdk.operations.runtime import Runtime
 from proximity_sdk.operations.update import check_updatable, find_updates, submit_update
 from proximity_sdk.proxmox._ctspec import check_hostname
 from proximity_sdk.proxmox.console_log import read_console
-from proximity_sdk.proxmox.oci import check_env, check_reference, require_oci
+from proximity_sdk.proxmox.oci import check_env, require_oci
 from proximity_sdk.proxmox.validate import check_node_name
 from proximity_sdk.store._keyset import Cursor
 
 __all__ = ["Apps"]
 
-# what one logs call may return: a member's call holds a thread of the agent while it runs
-MAX_LOG_TAIL = 10_000
+# a logs line longer than this is cut (MAX_LOG_TAIL bounds how many lines)
 MAX_LOG_LINE = 8192
 
 _PAGE = 200
@@ -61,7 +67,7 @@ def _cut(line: str) -> str:
     return line if len(line) <= MAX_LOG_LINE else f"{line[:MAX_LOG_LINE]} [line cut]"
 
 
-class Apps:
+class Apps(AppsAPI):
     def __init__(self, runtime: Runtime, engine: OperationEngine) -> None:
         self._rt = runtime
         self._engine = engine
@@ -176,56 +182,30 @@ class Apps:
         return self._submit("start", app_id)
 
     def stop(self, app_id: str, *, force: bool | None = None, timeout: int | None = None) -> OperationHandle[App]:
-        """Shut down cleanly within ``timeout`` seconds; with ``force``, kill it after that.
-        ``None`` is the app's own default: a compose app gets 60 s and is not killed (a stop that
-        does not end in time fails and the app keeps running); a native OCI app stops as with
-        ``docker stop``: its image's stop signal, the service's ``stop_grace_period`` (else 10 s),
-        then a kill (docs/oci.md)."""
         force, timeout = check_stop_args(force=force, timeout=timeout)
         return self._submit("stop", app_id, {"force": force, "timeout": timeout})
 
     def restart(self, app_id: str) -> OperationHandle[App]:
-        """Stop (a clean shutdown, killed after 60 s for a compose app, after its grace period for
-        an OCI app) and start again."""
         return self._submit("restart", app_id)
 
     def delete(self, app_id: str, *, destroy: bool = True) -> OperationHandle[None]:
-        """Destroy the app's container (purge) and forget it. ``destroy=False`` forgets the record
-        and leaves the container untouched (for adopted apps)."""
         return self._submit("delete", app_id, {"destroy": bool(destroy)})
 
     # copies, moves and sizes ---------------------------------------------------------------------
 
     def clone(self, app_id: str, *, hostname: str, node: str | None = None,
               owner_id: str | None = None) -> OperationHandle[App]:
-        """Copy the app into a new container and record it as a new app named ``hostname``;
-        ``wait()`` gives the NEW app. ``node``: where the clone runs (default: the source's node).
-        The clone keeps the data, compose project and generated secrets; it gets its own VMID,
-        address and root password. A native OCI app is cloned through the Proxmox API (the node
-        shell only gives the clone its own console log; without one it has none): it keeps its
-        image, environment and secrets, and has no root password (docs/oci.md). ``owner_id``
-        defaults to the source's owner."""
         return submit_clone(self._rt, self._engine, app_id, hostname=hostname, node=node, owner_id=owner_id)
 
     def migrate(self, app_id: str, *, node: str, shutdown_timeout: int = 180) -> OperationHandle[App]:
-        """Move the app's container to ``node`` of the same cluster. A running app is shut down
-        (within ``shutdown_timeout`` seconds), moved and started again; its address may change.
-        A native OCI app is stopped as ``stop`` does (its grace period, then a kill; not
-        ``shutdown_timeout``), moved offline and started on ``node``, which must run PVE >= 9.1
-        (else a ValidationError, field ``node``, before anything is done)."""
         return submit_migrate(self._rt, self._engine, app_id, node=node, shutdown_timeout=shutdown_timeout)
 
     def resize(self, app_id: str, *, resources: Resources) -> OperationHandle[App]:
-        """Change cores, memory, swap and/or grow the disk (fields left None stay); a running app
-        takes them live. A smaller disk is refused (Proxmox only grows disks)."""
         return submit_resize(self._rt, self._engine, app_id, resources=resources)
 
     # updates ---------------------------------------------------------------------------------------
 
     def updates(self, *, app_id: str | None = None, pull: bool = True) -> Listing[AppUpdate]:
-        """The apps with something newer: a newer catalog version, or (with ``pull``, the default) a
-        new digest of a floating image tag (``latest``, ...) after ``docker compose pull`` in the
-        app's container. Only running apps are pulled in; ``app_id`` checks one app."""
         apps = [self._rt.store.apps.get(app_id)] if app_id is not None else builtins.list(self.iter())
         return Listing(find_updates(self._rt, apps, pull=bool(pull), pulled=self._pulled))
 
@@ -243,37 +223,20 @@ class Apps:
         return dict(digests or {})
 
     def update(self, app_id: str, *, version: str | None = None) -> OperationHandle[App]:
-        """Update a running app to the catalog's version (``version``, when given, must be it) and
-        the current digests of its images: a safety backup first, then the new compose project,
-        pull, recreate and a health check. If anything fails the safety backup is restored and the
-        app runs as before; ``wait()`` then raises ``OperationFailed`` saying why. Generated
-        secrets and the settings given at deploy are carried over. ``wait()`` gives the ``App``."""
         return submit_update(self._rt, self._engine, app_id, version=version)
 
     def set_update_window(self, app_id: str, *, window: UpdateWindow | None) -> UpdateWindow | None:
-        """Update the app automatically in this weekly maintenance window (UTC), or never
-        (``window=None``, the default for every app). In each window the app is checked once
-        (``updates``) and updated when something is newer; the agent's scheduler runs the check
-        (``run_due_updates``)."""
-        if window is not None and not isinstance(window, UpdateWindow):
-            raise ValidationError("window must be an UpdateWindow(start='03:00', ...) or None", field="window")
+        check_update_window(window)
         app = self._rt.store.apps.get(app_id)
         if window is not None:
             check_updatable(app)
         return self._rt.store.update_policies.set(app.id, window)
 
     def update_window(self, app_id: str) -> UpdateWindow | None:
-        """The app's automatic update window, or None."""
         return self._rt.store.update_policies.get(self._rt.store.apps.get(app_id).id)
 
     def run_due_updates(self, *, now: datetime | None = None) -> Listing[OperationHandle[App]]:
-        """For every app whose update window is open (at ``now``, default: now), once per window:
-        check for updates and start one when something is newer. Returns the operations started.
-        Safe from several processes: each window is claimed once; a busy app is tried again later
-        in the same window; an app that is not running is skipped for that window."""
-        if now is not None and (not isinstance(now, datetime) or now.tzinfo is None):
-            raise ValidationError("now must be a timezone-aware datetime", field="now")
-        moment = (now or datetime.now(UTC)).astimezone(UTC)
+        moment = (check_aware_time(now) or datetime.now(UTC)).astimezone(UTC)
         store = self._rt.store
         started: Listing[OperationHandle] = Listing()
         for app_id, window in store.update_policies.all():
@@ -297,20 +260,12 @@ class Apps:
     # discover and adopt ---------------------------------------------------------------------------
 
     def discover(self, host: str | None = None) -> Listing[DiscoveredContainer]:
-        """Containers (not templates) that no app manages, on every host or on one (id or name),
-        with node, status, name, tags and configured resources: one Proxmox request per host.
-        Raises the host's error when one cannot be reached."""
         store = self._rt.store
         hosts = [store.hosts.get(host)] if host is not None else store.hosts.list()
         return Listing(discover_containers(self._rt, hosts))
 
     def adopt(self, vmid: int, *, host: str | None = None, node: str | None = None, catalog_id: str | None = None,
               hostname: str | None = None, owner_id: str | None = None) -> OperationHandle[App]:
-        """Make an existing container an app, without changing it. ``hostname``: the app's name
-        (default: the container's name; RFC 1123, unique on the host); ``node``: where it is
-        expected (checked); ``catalog_id``: what it runs, if it is a catalog app. Returns the
-        Operation at once; ``wait()`` gives the ``App`` (``running`` or ``stopped``, with the TCP
-        ports found listening). ``delete(app_id, destroy=False)`` forgets it again."""
         app = prepare_adoption(self._rt, vmid, host=host, node=node, catalog_id=catalog_id, hostname=hostname,
                                owner_id=owner_id)
         try:
@@ -327,7 +282,6 @@ class Apps:
 
     def iter(self, *, status: AppStatus | str | None = None, search: str | None = None,
              host: str | None = None, owner_id: str | None = None) -> Iterator[App]:
-        """Every matching app, page by page."""
         host_id = self._rt.store.hosts.get(host).id if host is not None else None
         wanted = parse_app_status(status)
         after: Cursor | None = None  # keyset: each page seeks past the last app seen
@@ -341,17 +295,11 @@ class Apps:
 
     def list(self, *, status: AppStatus | str | None = None, search: str | None = None, host: str | None = None,
              owner_id: str | None = None) -> Listing[App]:
-        """Every matching app (all pages)."""
         parse_app_status(status)
         return Listing(self.iter(status=status, search=search, host=host, owner_id=owner_id))
 
     def logs(self, app_id: str, *, tail: int = 200, service: str | None = None) -> str:
-        """The last ``tail`` lines (at most ``MAX_LOG_TAIL``) of the app's compose services, or of a
-        native OCI app's console (its one process: no ``service``), through the node shell; a line
-        longer than ``MAX_LOG_LINE`` characters is cut. An OCI app deployed without a node shell (or
-        before Proximity recorded consoles) has none: :class:`NotRecordedError` says why."""
-        if isinstance(tail, bool) or not isinstance(tail, int) or not 1 <= tail <= MAX_LOG_TAIL:
-            raise ValidationError(f"tail must be a number of lines from 1 to {MAX_LOG_TAIL}", field="tail")
+        check_log_tail(tail)
         app = self._rt.store.apps.get(app_id)
         if app.node is None or app.vmid is None:
             raise ValidationError(f"app {app.hostname!r} has no container yet", field="app_id")
@@ -397,7 +345,6 @@ class Apps:
         return "\n".join(_cut(line.removesuffix("\r")) for line in text.removesuffix("\n").split("\n"))
 
     def credentials(self, app_id: str) -> AppCredentials:
-        """The root password and generated secrets (for the app's owner or an admin)."""
         store = self._rt.store
         app = store.apps.get(app_id)
         return AppCredentials(app_id=app.id, root_password=store.apps.root_password(app.id),

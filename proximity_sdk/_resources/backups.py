@@ -12,8 +12,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from proximity_sdk._api.backups import BackupsAPI, BackupTargetsAPI
 from proximity_sdk.errors import BusyError, ConflictError, NotFoundError, ProximityError, ValidationError
 from proximity_sdk.models._listing import Listing
+from proximity_sdk.models._requests import check_choice, check_keep, check_note, check_target_name
 from proximity_sdk.models.app import ACTIVE_APP_STATUSES, App
 from proximity_sdk.models.backup import (
     BACKUP_MODES,
@@ -41,30 +43,12 @@ _PAGE = 200
 _BUSY_RETRY = timedelta(minutes=5)  # a due schedule whose app is busy tries again this much later
 
 
-def _choice(value: object, allowed: tuple[str, ...], field: str) -> str:
-    if not isinstance(value, str) or value not in allowed:
-        raise ValidationError(f"unknown {field} {value!r}; one of {', '.join(allowed)}", field=field)
-    return value
-
-
-def _keep(value: object, field: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10_000:
-        raise ValidationError(f"{field} must be a whole number from 1 to 10000, or None", field=field)
-    return value
-
-
-class BackupTargets:
-    """``px.backups.targets``: named places backups go to, configured with options (stored encrypted)."""
-
+class BackupTargets(BackupTargetsAPI):
     def __init__(self, runtime: Runtime, targets: TargetRegistry) -> None:
         self._rt = runtime
         self._targets = targets
 
     def add(self, *, name: str, kind: str, options: Mapping[str, Any] | None = None) -> BackupTarget:
-        """Configure a target; ``kind`` is offered by a plugin (``proxmox`` is built in:
-        ``options={"storage": "nas"}``). The options are checked by the kind first."""
         checked = self._targets.check(kind, options or {})
         return self._rt.store.backups.add_target(name=name, kind=kind, options=checked)
 
@@ -72,19 +56,16 @@ class BackupTargets:
         return self._rt.store.backups.get_target(name)
 
     def list(self) -> Listing[BackupTarget]:
-        """The configured targets (their options are never returned)."""
         return Listing(self._rt.store.backups.targets())
 
     def remove(self, name: str) -> None:
-        """Forget a target no backup or schedule uses any more."""
         self._rt.store.backups.remove_target(name)
 
     def kinds(self) -> Listing[str]:
-        """The kinds of target the installed plugins offer."""
         return Listing(sorted(self._targets.kinds()))
 
 
-class Backups:
+class Backups(BackupsAPI):
     def __init__(self, runtime: Runtime, engine: OperationEngine, targets: TargetRegistry) -> None:
         self._rt = runtime
         self._engine = engine
@@ -102,13 +83,12 @@ class Backups:
         return app
 
     def _target_name(self, target: object) -> str | None:
-        if target is None:
+        name = check_target_name(target)
+        if name is None:
             return None
-        if not isinstance(target, str):
-            raise ValidationError("target must be the name of a configured target, or None", field="target")
-        record = self._rt.store.backups.get_target(target)
+        record = self._rt.store.backups.get_target(name)
         self._targets.kind(record.kind)  # its plugin must be installed
-        return target
+        return name
 
     def _submit(self, app: App, *, mode: str, compression: str, target: str | None, note: str | None,
                 schedule_id: str | None = None) -> OperationHandle:
@@ -126,13 +106,9 @@ class Backups:
 
     def create(self, app_id: str, *, mode: str = "snapshot", compression: str = "zstd", target: str | None = None,
                note: str | None = None) -> OperationHandle[Backup]:
-        """Back up the app's container with vzdump (``mode`` snapshot|suspend|stop, ``compression``
-        zstd|gzip|lzo|none) to ``target`` (None: the Proxmox storage ``local``). ``wait()`` gives the
-        :class:`Backup`. Backups on one node run one at a time; the others wait their turn."""
-        _choice(mode, BACKUP_MODES, "mode")
-        _choice(compression, COMPRESSIONS, "compression")
-        if note is not None and (not isinstance(note, str) or len(note) > 1024):
-            raise ValidationError("note must be text of at most 1024 characters", field="note")
+        check_choice(mode, BACKUP_MODES, field="mode")
+        check_choice(compression, COMPRESSIONS, field="compression")
+        check_note(note)
         name = self._target_name(target)
         return self._submit(self._backup_app(app_id), mode=mode, compression=compression, target=name, note=note)
 
@@ -142,12 +118,11 @@ class Backups:
         return self._rt.store.backups.get(backup_id)
 
     def list(self, app_id: str | None = None, *, status: BackupStatus | str | None = None) -> Listing[Backup]:
-        """Every backup (of one app, or all), newest first."""
         if app_id is not None:
             self._rt.store.apps.get(app_id)
         wanted = None
         if status is not None:
-            wanted = BackupStatus(_choice(status, tuple(s.value for s in BackupStatus), "status"))
+            wanted = BackupStatus(check_choice(status, tuple(s.value for s in BackupStatus), field="status"))
         found: Listing[Backup] = Listing()
         while True:
             page = self._rt.store.backups.list(app_id=app_id, status=wanted, offset=len(found), limit=_PAGE)
@@ -156,7 +131,6 @@ class Backups:
                 return found
 
     def stats(self, app_id: str | None = None) -> BackupStats:
-        """Counts by status, total and average size of the completed backups."""
         if app_id is not None:
             self._rt.store.apps.get(app_id)
         return self._rt.store.backups.stats(app_id=app_id)
@@ -164,9 +138,6 @@ class Backups:
     # restore and delete ---------------------------------------------------------------------------
 
     def restore(self, backup_id: str, *, in_place: bool = False, storage: str | None = None) -> OperationHandle[App]:
-        """Restore the app from this backup; ``wait()`` gives the :class:`App`. By default into a new
-        container (the old one is kept, stopped, for the grace period); ``in_place=True`` overwrites
-        the container after a safety backup. ``storage``: the disk storage (default: the current one)."""
         store = self._rt.store
         if storage is not None:
             check_storage_id(storage)
@@ -192,7 +163,6 @@ class Backups:
             raise
 
     def delete(self, backup_id: str) -> OperationHandle[None]:
-        """Delete the archive (already gone is fine) and the record; ``wait()`` gives None."""
         store = self._rt.store
         backup = store.backups.get(backup_id)
         owner = None  # the app's owner follows the delete (a member watches their own operations)
@@ -212,11 +182,10 @@ class Backups:
 
     def schedule(self, app_id: str, *, cron: str, keep_last: int | None = 7, keep_daily: int | None = None,
                  keep_weekly: int | None = None, target: str | None = None) -> BackupSchedule:
-        """Back the app up on a cron schedule (5 fields, UTC), keeping what the retention rules keep
-        (Proxmox's keep-last/-daily/-weekly); the newest good backup is never pruned."""
         check_cron(cron)
-        keeps = {"keep_last": _keep(keep_last, "keep_last"), "keep_daily": _keep(keep_daily, "keep_daily"),
-                 "keep_weekly": _keep(keep_weekly, "keep_weekly")}
+        keeps = {"keep_last": check_keep(keep_last, field="keep_last"),
+                 "keep_daily": check_keep(keep_daily, field="keep_daily"),
+                 "keep_weekly": check_keep(keep_weekly, field="keep_weekly")}
         name = self._target_name(target)
         app = self._rt.store.apps.get(app_id)
         return self._rt.store.backups.create_schedule(app_id=app.id, cron=cron, target=name,
@@ -229,9 +198,6 @@ class Backups:
         self._rt.store.backups.delete_schedule(schedule_id)
 
     def run_due(self, *, now: datetime | None = None) -> Listing[OperationHandle[Backup]]:
-        """Start the backups whose schedule is due (each then prunes per its retention); returns their
-        operations. Safe to call from several processes: each due run is claimed once. A schedule
-        whose app is busy tries again 5 minutes later."""
         moment = (now or utcnow()).astimezone(UTC)
         store = self._rt.store
         handles: Listing[OperationHandle] = Listing()

@@ -8,11 +8,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from proximity_sdk._api.hosts import HostsAPI, NodesAPI
 from proximity_sdk._connections import ClientPool, ShellPool, client_for
 from proximity_sdk.backup_targets.proxmox_storage import DEFAULT_BACKUP_STORAGE
 from proximity_sdk.errors import HostKeyError, ProximityError, ValidationError
 from proximity_sdk.models._listing import Listing
-from proximity_sdk.models._requests import validate_request
+from proximity_sdk.models._requests import host_ca_pem, validate_request
 from proximity_sdk.models.host import Host, HostAdd, HostCredentials, HostUpdate, Node
 from proximity_sdk.models.host_check import HostCheck, PrivilegeGap
 from proximity_sdk.models.proxmox import PveNode, PveVersion, StorageStatus
@@ -32,19 +33,6 @@ from proximity_sdk.store import Store
 from proximity_sdk.store.host_keys_repo import pinned_keys, replace_keys
 
 __all__ = ["Hosts", "Nodes"]
-
-
-def read_ca_file(ca_file: str | Path) -> str:
-    """The PEM text of a CA file, read by the caller's side (so it can travel to an agent too)."""
-    path = Path(ca_file).expanduser()
-    try:
-        return path.read_text()
-    except FileNotFoundError:
-        raise ValidationError(
-            f"CA file {str(path)!r} does not exist", field="ca_file",
-            hint="Copy the cluster CA (/etc/pve/pve-root-ca.pem on a node) and give its path") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValidationError(f"CA file {str(path)!r} cannot be read: {exc}", field="ca_file") from None
 
 
 def fetch_nodes(client: ProxmoxClient, host_id: str, entries: list[PveNode] | None = None) -> list[Node]:
@@ -80,9 +68,7 @@ def _who(creds: HostCredentials | Host) -> str:
     return f"{'token ' + creds.token_id if creds.token_id else 'user ' + str(creds.user)} on host {creds.name!r}"
 
 
-class Hosts:
-    """Proxmox hosts: an API endpoint each, a single node or a whole cluster. One is the default."""
-
+class Hosts(HostsAPI):
     def __init__(self, store: Store, clients: ClientPool, shells: ShellPool) -> None:
         self._store = store
         self._clients = clients
@@ -92,17 +78,7 @@ class Hosts:
             user: str | None = None, password: str | None = None, verify_tls: bool = True,
             ca_file: str | Path | None = None, ca_pem: str | None = None, ssh: SshAccess | None = None,
             check: bool = True) -> Host:
-        """Register a host. An API token (``token_id="root@pam!px"`` + ``token_secret``) is preferred
-        to ``user`` + ``password``. TLS is verified; give the cluster CA with ``ca_file``.
-
-        With ``check`` (the default) the host must answer with these credentials first, and its
-        nodes are synced; nothing is stored when it does not, nor when the credentials lack a
-        privilege Proximity needs (:class:`PermissionDeniedError` naming each privilege and ACL
-        path; docs/fidelity.md lists them). The first host becomes the default.
-        """
-        if ca_file is not None and ca_pem is not None:
-            raise ValidationError("give ca_file or ca_pem, not both", field="ca_file")
-        pem = read_ca_file(ca_file) if ca_file is not None else ca_pem
+        pem = ca_pem if ca_file is None else host_ca_pem(ca_file, ca_pem_given=ca_pem is not None)
         request = validate_request(HostAdd, None, dict(
             name=name, url=url, token_id=token_id, token_secret=token_secret, user=user, password=password,
             verify_tls=verify_tls, ca_pem=pem, ssh=ssh), what="host")
@@ -122,11 +98,9 @@ class Hosts:
         return host
 
     def get(self, host: str) -> Host:
-        """A host by id or name."""
         return self._store.hosts.get(host)
 
     def list(self) -> Listing[Host]:
-        """Every host, the default first. Never carries secrets."""
         return Listing(self._store.hosts.list())
 
     def default(self) -> Host:
@@ -136,12 +110,8 @@ class Hosts:
         return self._store.hosts.set_default(host)
 
     def update(self, host: str, *, ca_file: str | Path | None = None, **fields: Any) -> Host:
-        """Change some fields (``url``, ``token_id``/``token_secret``, ``user``/``password``,
-        ``verify_tls``, ``ca_file``, ``ssh``, ``name``). The next call reconnects with them."""
         if ca_file is not None:
-            if "ca_pem" in fields:
-                raise ValidationError("give ca_file or ca_pem, not both", field="ca_file")
-            fields["ca_pem"] = read_ca_file(ca_file)
+            fields["ca_pem"] = host_ca_pem(ca_file, ca_pem_given="ca_pem" in fields)
         current = self._store.hosts.get(host)
         updated = self._store.hosts.update(current.id, validate_request(HostUpdate, None, fields, what="host update"))
         self._clients.forget(current.id)
@@ -170,7 +140,6 @@ class Hosts:
         return self._store.hosts.registries(self._store.hosts.get(host).id)
 
     def remove(self, host: str) -> None:
-        """Forget a host (refused while it still has apps)."""
         current = self._store.hosts.get(host)
         self._store.hosts.remove(current.id)
         self._clients.forget(current.id)
@@ -216,9 +185,6 @@ class Hosts:
                           pinned_at=accepted.pinned_at)
 
     def test(self, host: str) -> HostCheck:
-        """Connect with the stored credentials: version, nodes and the privileges Proximity needs
-        (``missing_privileges``), or why it failed. Never raises for a connection problem (that is
-        the answer); raises NotFoundError for an unknown host."""
         current = self._store.hosts.get(host)
         client = self._clients.get(current.id)
         before = client.request_count
@@ -242,22 +208,17 @@ class Hosts:
                                              for g in gaps])
 
     def sync_nodes(self, host: str | None = None) -> Listing[Node]:
-        """Read the host's nodes (status, CPUs, memory, disk, PVE version) and store them.
-        ``host=None``: the default host."""
         current = self._store.hosts.resolve(host)
         nodes = fetch_nodes(self._clients.get(current.id), current.id)
         return Listing(self._store.nodes.replace_for_host(current.id, nodes))
 
 
-class Nodes:
-    """Nodes as last synced (``px.hosts.sync_nodes`` refreshes them)."""
-
+class Nodes(NodesAPI):
     def __init__(self, store: Store, clients: ClientPool) -> None:
         self._store = store
         self._clients = clients
 
     def list(self, host: str | None = None) -> Listing[Node]:
-        """Nodes of one host (id or name), or of every host."""
         return Listing(self._store.nodes.list(host))
 
     def get(self, host: str, name: str) -> Node:
@@ -265,7 +226,5 @@ class Nodes:
 
     def storages(self, node: str, *, host: str | None = None, content: str | None = None,
                  ) -> Listing[StorageStatus]:
-        """The storages a node sees now (live), optionally only those holding ``content``
-        (``rootdir``, ``vztmpl``, ``backup``, ...)."""
         current = self._store.hosts.resolve(host)
         return Listing(self._clients.get(current.id).storage_list(check_node_name(node), content=content))

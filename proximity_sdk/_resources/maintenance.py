@@ -17,8 +17,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from proximity_sdk._api.maintenance import MaintenanceAPI
 from proximity_sdk._resources.hosts import fetch_nodes
-from proximity_sdk.errors import ProximityError, ValidationError
+from proximity_sdk.errors import ProximityError
+from proximity_sdk.models._requests import check_grace_seconds
 from proximity_sdk.models.maintenance import HostNodeSync, JanitorReport, NodeSyncReport, ReconcileReport
 from proximity_sdk.operations.engine import OperationEngine
 from proximity_sdk.operations.janitor import Janitor
@@ -28,26 +30,17 @@ from proximity_sdk.operations.runtime import Runtime
 __all__ = ["Maintenance"]
 
 
-class Maintenance:
+class Maintenance(MaintenanceAPI):
     def __init__(self, runtime: Runtime, engine: OperationEngine) -> None:
         self._rt = runtime
         self._janitor = Janitor(runtime, engine)
 
     def reconcile(self, host: str | None = None) -> ReconcileReport:
-        """Bring every app record of every host (or of one, id or name) in line with Proxmox."""
         return reconcile(self._rt, host)
 
     def janitor(self, *, hard_grace_seconds: float | None = None) -> JanitorReport:
-        """One janitor pass. ``hard_grace_seconds``: how long past its deadline an operation whose
-        runner is alive but hangs is left before the janitor takes it from that runner (default:
-        ten operation leases)."""
-        grace = None
-        if hard_grace_seconds is not None:
-            if (isinstance(hard_grace_seconds, bool) or not isinstance(hard_grace_seconds, int | float)
-                    or hard_grace_seconds < 0):
-                raise ValidationError("hard_grace_seconds must be a number of seconds, 0 or more",
-                                      field="hard_grace_seconds")
-            grace = timedelta(seconds=hard_grace_seconds)
+        seconds = check_grace_seconds(hard_grace_seconds)
+        grace = None if seconds is None else timedelta(seconds=seconds)
         return self._janitor.run(hard_grace=grace)
 
     def stuck_leftovers(self) -> int:
@@ -57,7 +50,6 @@ class Maintenance:
         return self._janitor.stuck_leftovers()
 
     def sync_nodes(self, host: str | None = None) -> NodeSyncReport:
-        """Store the nodes (status, CPUs, memory, disk, PVE version) of every host, or of one."""
         store = self._rt.store
         hosts = [store.hosts.get(host)] if host is not None else store.hosts.list()
         results = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from proximity_sdk._api.operations import OperationsAPI
 from proximity_sdk.models._listing import Listing
 from proximity_sdk.models.operation import Operation, OperationEvent, OperationStatus
 from proximity_sdk.operations.engine import OperationEngine
@@ -12,7 +13,7 @@ from proximity_sdk.operations.handle import OperationHandle
 __all__ = ["Operations"]
 
 
-class Operations:
+class Operations(OperationsAPI):
     def __init__(self, engine: OperationEngine) -> None:
         self._engine = engine
 
@@ -20,17 +21,14 @@ class Operations:
         return self._engine.store.operations.get(op_id)
 
     def handle(self, op_id: str) -> OperationHandle:
-        """A handle on an existing operation (to wait for it or cancel it from another script)."""
         self._engine.store.operations.get(op_id)
         return self._engine.handle(op_id)
 
     def list(self, *, app_id: str | None = None, status: OperationStatus | None = None,
              limit: int = 100) -> Listing[Operation]:
-        """Newest first."""
         return Listing(self._engine.store.operations.list(app_id=app_id, status=status, limit=limit))
 
     def watch(self, op_id: str, *, after: int = 0) -> Iterator[OperationEvent]:
-        """The operation's events from ``after`` on, live until it ends."""
         return self.handle(op_id).events(after=after)
 
     def cancel(self, op_id: str) -> Operation:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from proximity_sdk._api.settings import SettingsAPI
 from proximity_sdk.models.settings import Settings
 from proximity_sdk.store import Store
 
 __all__ = ["SettingsResource"]
 
 
-class SettingsResource:
+class SettingsResource(SettingsAPI):
     def __init__(self, store: Store) -> None:
         self._store = store
 
@@ -18,10 +19,7 @@ class SettingsResource:
         return self._store.settings.get()
 
     def update(self, **fields: Any) -> Settings:
-        """Change some settings; the merged result is validated as a whole before it is saved."""
         return self._store.settings.update(**fields)
 
     def rotate_secret_key(self, new_key: str | bytes | None = None) -> str:
-        """Re-encrypt every stored secret with a new key (generated when None and a key file is in use);
-        returns the new key. Interrupted at any point, nothing is lost."""
         return self._store.rotate_secret_key(new_key)

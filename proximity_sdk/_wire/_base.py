@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from google.protobuf.internal.enum_type_wrapper import _EnumTypeWrapper
 
 __all__ = [
-    "check_choice",
     "enum_from_pb",
     "enum_to_pb",
     "invalid_field",
@@ -124,14 +123,6 @@ def known_enum_from_pb(prefix: str, enum_type: _EnumTypeWrapper[Any], number: in
 
 
 # -- checks of what is sent, refusals of what is read --------------------------------------------
-
-
-def check_choice(value: object, allowed: Iterable[str], field: str) -> str:
-    """``value`` when it is one of ``allowed``; else refused as the local SDK refuses it, with the same words."""
-    allowed = tuple(allowed)
-    if not isinstance(value, str) or value not in allowed:
-        raise ValidationError(f"unknown {field} {value!r}; one of {', '.join(allowed)}", field=field)
-    return value
 
 
 def mask_paths_from_pb(mask: FieldMask, allowed: Iterable[str], *, what: str) -> list[str]:

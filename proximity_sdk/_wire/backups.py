@@ -14,7 +14,6 @@ from typing import Any
 
 from proximity_sdk._pb.proximity.v1 import backups_pb2
 from proximity_sdk._wire._base import (
-    check_choice,
     enum_from_pb,
     enum_to_pb,
     known_enum_from_pb,
@@ -24,6 +23,7 @@ from proximity_sdk._wire._base import (
     timestamp_to_pb,
 )
 from proximity_sdk.errors import ValidationError
+from proximity_sdk.models._requests import check_choice
 from proximity_sdk.models.backup import (
     BACKUP_MODES,
     COMPRESSIONS,
@@ -60,7 +60,7 @@ __all__ = [
 
 # -- status, mode, compression -------------------------------------------------------------------
 
-_BACKUP_STATUSES = [s.value for s in BackupStatus]
+_BACKUP_STATUSES = tuple(s.value for s in BackupStatus)
 
 
 def backup_status_to_pb(status: BackupStatus) -> backups_pb2.BackupStatus.ValueType:
@@ -77,7 +77,7 @@ def backup_status_filter_to_pb(status: BackupStatus | str | None) -> backups_pb2
     """ListBackups' status filter: None (any status) is unspecified; a string must name a status."""
     if status is None:
         return backups_pb2.BACKUP_STATUS_UNSPECIFIED
-    value = check_choice(status.value if isinstance(status, BackupStatus) else status, _BACKUP_STATUSES, "status")
+    value = check_choice(status.value if isinstance(status, BackupStatus) else status, _BACKUP_STATUSES, field="status")
     return enum_to_pb("BACKUP_STATUS_", backups_pb2.BackupStatus, value)
 
 
@@ -88,7 +88,7 @@ def backup_status_filter_from_pb(number: int) -> BackupStatus | None:
 
 
 def backup_mode_to_pb(mode: object) -> backups_pb2.BackupMode.ValueType:
-    return enum_to_pb("BACKUP_MODE_", backups_pb2.BackupMode, check_choice(mode, BACKUP_MODES, "mode"))
+    return enum_to_pb("BACKUP_MODE_", backups_pb2.BackupMode, check_choice(mode, BACKUP_MODES, field="mode"))
 
 
 def backup_mode_from_pb(number: int) -> str:
@@ -98,7 +98,7 @@ def backup_mode_from_pb(number: int) -> str:
 
 def backup_compression_to_pb(compression: object) -> backups_pb2.BackupCompression.ValueType:
     return enum_to_pb("BACKUP_COMPRESSION_", backups_pb2.BackupCompression,
-                      check_choice(compression, COMPRESSIONS, "compression"))
+                      check_choice(compression, COMPRESSIONS, field="compression"))
 
 
 def backup_compression_from_pb(number: int) -> str:

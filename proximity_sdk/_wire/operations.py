@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from proximity_sdk._pb.proximity.v1 import operations_pb2
 from proximity_sdk._wire._base import (
-    check_choice,
     enum_from_pb,
     enum_to_pb,
     json_from_pb,
@@ -16,6 +15,7 @@ from proximity_sdk._wire._base import (
     timestamp_from_pb,
     timestamp_to_pb,
 )
+from proximity_sdk.models._requests import check_choice
 from proximity_sdk.models.operation import Operation, OperationEvent, OperationStatus
 
 __all__ = [
@@ -27,7 +27,7 @@ __all__ = [
     "operation_to_pb",
 ]
 
-_OP_STATUSES = [s.value for s in OperationStatus]
+_OP_STATUSES = tuple(s.value for s in OperationStatus)
 _LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -36,7 +36,7 @@ def operation_status_filter_to_pb(status: OperationStatus | str | None) -> opera
     if status is None:
         return operations_pb2.OPERATION_STATUS_UNSPECIFIED
     value = check_choice(str(status.value if isinstance(status, OperationStatus) else status), _OP_STATUSES,
-                         "status")
+                         field="status")
     return enum_to_pb("OPERATION_STATUS_", operations_pb2.OperationStatus, value)
 
 

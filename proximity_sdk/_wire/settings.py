@@ -15,7 +15,6 @@ from google.protobuf.field_mask_pb2 import FieldMask
 
 from proximity_sdk._pb.proximity.v1 import settings_pb2
 from proximity_sdk._wire._base import (
-    check_choice,
     enum_from_pb,
     enum_to_pb,
     known_enum_from_pb,
@@ -23,6 +22,7 @@ from proximity_sdk._wire._base import (
     optional_from_pb,
 )
 from proximity_sdk.errors import ValidationError
+from proximity_sdk.models._requests import check_choice
 from proximity_sdk.models.settings import Settings
 
 __all__ = ["settings_from_pb", "settings_to_pb", "settings_update_from_pb", "settings_update_to_pb"]
@@ -69,7 +69,8 @@ def settings_update_to_pb(fields: Mapping[str, Any]) -> tuple[settings_pb2.Setti
             continue
         try:
             if name == "ip_mode":
-                message.ip_mode = enum_to_pb("IP_MODE_", settings_pb2.IpMode, check_choice(value, _IP_MODES, "ip_mode"))
+                mode = check_choice(value, _IP_MODES, field="ip_mode")
+                message.ip_mode = enum_to_pb("IP_MODE_", settings_pb2.IpMode, mode)
             elif name in _LISTS:
                 if isinstance(value, str):
                     raise TypeError("a list of text, not one string")

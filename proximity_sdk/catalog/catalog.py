@@ -19,6 +19,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from proximity_sdk._api.catalog import CatalogAPI
 from proximity_sdk.catalog._search import SearchIndex
 from proximity_sdk.catalog.directory import DirectorySource
 from proximity_sdk.catalog.loader import load_source
@@ -79,7 +80,7 @@ class _Snapshot:
         self.index = SearchIndex(self.by_name)
 
 
-class Catalog:
+class Catalog(CatalogAPI):
     """The app catalog, loaded lazily on first use and again on `reload`.
 
     ``catalog_paths``: extra directories of entries, one JSON object per file. ``plugins``: the
@@ -143,7 +144,6 @@ class Catalog:
         return snapshot
 
     def reload(self) -> CatalogStats:
-        """Read every source again; returns the new stats. Problems are in `errors`."""
         with self._lock:
             self._snapshot = _Snapshot(self._sources(), self._trusted)
         return self.stats()
@@ -151,7 +151,6 @@ class Catalog:
     # queries --------------------------------------------------------------------------------
 
     def list(self, category: str | None = None) -> builtins.list[CatalogApp]:  # a Listing
-        """Every app sorted by name, or those of one category (case-insensitive)."""
         apps = self._current().by_name
         if category is None:
             return Listing(apps)
@@ -159,11 +158,9 @@ class Catalog:
         return Listing(app for app in apps if app.category.lower() == wanted)
 
     def search(self, query: str) -> builtins.list[CatalogApp]:  # a Listing
-        """Apps matching every term of ``query``; name/id matches first, then tags, then description."""
         return Listing(self._current().index.search(query))
 
     def get(self, app_id: str) -> CatalogApp:
-        """The app with this id; `NotFoundError` names close matches when there is none."""
         snapshot = self._current()
         app = snapshot.apps.get(app_id)
         if app is not None:
@@ -185,7 +182,6 @@ class Catalog:
         return "List the ids with catalog.list() or look them up with catalog.search(...)"
 
     def categories(self) -> Listing[str]:
-        """The distinct categories, sorted case-insensitively."""
         return Listing(self._current().categories)
 
     def stats(self) -> CatalogStats:
@@ -208,16 +204,13 @@ class Catalog:
 
     @property
     def errors(self) -> Listing[CatalogProblem]:
-        """Entries rejected by the last load: file (origin), field and reason."""
         return Listing(self._current().problems)
 
     @property
     def shadowed(self) -> Listing[CatalogShadowing]:
-        """Ids defined by more than one source in the last load, and which one won."""
         return Listing(self._current().shadowed)
 
     def origin(self, app_id: str) -> str:
-        """Where the loaded entry for ``app_id`` came from (a file path or URL)."""
         self.get(app_id)
         return self._current().origins[app_id][1]
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Generic, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from typing_extensions import TypeVar
 
-from proximity_sdk.errors import OperationCancelled, OperationFailed, OperationTimeout, ValidationError
+from proximity_sdk._api.handle import OperationHandleAPI
+from proximity_sdk.errors import OperationCancelled, OperationFailed, OperationTimeout
+from proximity_sdk.models._requests import check_after, check_wait_timeout
 from proximity_sdk.models.operation import Operation, OperationEvent, OperationStatus
 
 if TYPE_CHECKING:
@@ -34,7 +36,7 @@ def raise_unless_succeeded(op: Operation) -> None:
                           log_tail=op.result.get("log_tail") or ())
 
 
-class OperationHandle(Generic[T]):
+class OperationHandle(OperationHandleAPI[T]):
     """A running (or finished) operation. ``events()`` streams its log, ``wait()`` returns its result
     (typed: ``px.apps.deploy(...)`` is an ``OperationHandle[App]``, so ``.wait()`` is an ``App``)."""
 
@@ -62,7 +64,6 @@ class OperationHandle(Generic[T]):
         show_operation(self)
 
     def get(self) -> Operation:
-        """The operation's record as it is now."""
         return self._engine.store.operations.get(self.id)
 
     @property
@@ -71,11 +72,7 @@ class OperationHandle(Generic[T]):
 
     def events(self, after: int = 0, *, follow: bool = True, timeout: float | None = None
                ) -> Iterator[OperationEvent]:
-        """Every event with ``seq > after``, in order. With ``follow`` (the default) it goes on until
-        the operation has finished and its log is drained; ``timeout`` bounds the whole iteration
-        (``OperationTimeout``)."""
-        if after < 0:
-            raise ValidationError("after must be 0 or a sequence number", field="after")
+        check_after(after)
         ops = self._engine.store.operations
         deadline = None if timeout is None else time.monotonic() + timeout
         seq = after
@@ -94,13 +91,7 @@ class OperationHandle(Generic[T]):
             self._engine.wait_change(_POLL)
 
     def wait(self, timeout: float | None = None) -> T:
-        """Block until the operation ends and return its result (an ``App``, a ``Backup``, or None).
-
-        Raises ``OperationFailed`` (failed step and the Proxmox log tail; what was created has been
-        rolled back), ``OperationCancelled``, or ``OperationTimeout`` when ``timeout`` passes first
-        (the operation goes on)."""
-        if timeout is not None and timeout < 0:
-            raise ValidationError("timeout must be positive", field="timeout")
+        check_wait_timeout(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             op = self.get()
@@ -118,8 +109,6 @@ class OperationHandle(Generic[T]):
         return self._engine.kind(op.kind).result(self._engine.store, op)
 
     def cancel(self) -> Operation:
-        """Ask the operation to stop at its next step (or checkpoint); what it created is rolled
-        back. A finished operation is left as it is. Returns the record as it is now."""
         op = self._engine.store.operations.request_cancel(self.id)
         self._engine.notify(self.id)
         return op

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from proximity_sdk.errors import ConflictError, NotFoundError, ProximityError, ValidationError
+from proximity_sdk.models._requests import check_whole_seconds
 from proximity_sdk.models.app import App, AppStatus
 from proximity_sdk.models.operation import Operation
 from proximity_sdk.operations._capacity import require_room
@@ -47,9 +48,7 @@ def submit_migrate(runtime: Runtime, engine: OperationEngine, app_id: str, *, no
     """Check the request and submit the migration; see ``Apps.migrate``."""
     store = runtime.store
     check_node_name(node)
-    if isinstance(shutdown_timeout, bool) or not isinstance(shutdown_timeout, int) \
-            or not 1 <= shutdown_timeout <= 3600:
-        raise ValidationError("shutdown_timeout must be whole seconds from 1 to 3600", field="shutdown_timeout")
+    check_whole_seconds(shutdown_timeout, field="shutdown_timeout")
     app = store.apps.get(app_id)
     if app.status not in _SETTLED:
         raise ConflictError(f"app {app.hostname!r} is {app.status.value}: only a running or stopped app can be "

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
 from proximity_sdk.errors import ProximityError, ProxmoxError, ValidationError
 from proximity_sdk.models._duration import DURATION_EXAMPLES, grace_seconds
-from proximity_sdk.models.app import App, AppStatus, DeployStrategy, Port
+from proximity_sdk.models._requests import check_reference
+from proximity_sdk.models.app import App, AppStatus, Port
 from proximity_sdk.models.catalog import CatalogApp
 from proximity_sdk.models.settings import Settings
 from proximity_sdk.operations._journal import follow_vmid_change
@@ -35,7 +36,7 @@ from proximity_sdk.operations.runtime import Runtime, emitter
 from proximity_sdk.proxmox.client import ProxmoxClient
 from proximity_sdk.proxmox.console_log import console_log_path, prepare_node, record_console, remove_console
 from proximity_sdk.proxmox.containers import container_status, spec_from_settings, start_container, wait_for_address
-from proximity_sdk.proxmox.oci import check_env, check_reference, configure_runtime, oci_support, pull_image
+from proximity_sdk.proxmox.oci import check_env, configure_runtime, oci_support, pull_image
 from proximity_sdk.proxmox.vmids import VmidAllocator, create_with_vmid_retry
 
 __all__ = [
@@ -44,7 +45,6 @@ __all__ = [
     "NO_NODE_SHELL",
     "OCI_STEPS",
     "catalog_plan",
-    "check_strategy",
     "choose_runtime",
     "deploy_oci",
     "drop_console",
@@ -63,7 +63,6 @@ OCI_STEPS = ("place", "reserve", "image", "create", "configure", "console", "sta
 # strategy "auto" decides at "place": the operation lists both paths' steps, in order
 AUTO_STEPS = ("place", "reserve", "image", "template", "create", "configure", "console", "start", "address",
               "runtime", "project", "up", "health")
-_STRATEGIES = ("auto", "oci", "compose")
 # config["console_log_cause"] of an OCI app whose console is not recorded: the host had no node shell
 # (else "refused": the node refused the config edit)
 NO_NODE_SHELL = "no_node_shell"
@@ -73,13 +72,6 @@ NO_NODE_SHELL = "no_node_shell"
 _SERVICE_KEYS = frozenset({"image", "environment", "ports", "volumes", "restart", "container_name", "healthcheck",
                            "labels", "expose", "stop_grace_period", "logging"})
 _INTERPOLATION = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)")
-
-
-def check_strategy(strategy: object) -> DeployStrategy:
-    if strategy not in _STRATEGIES:
-        raise ValidationError(f"strategy must be one of {', '.join(_STRATEGIES)}, not {strategy!r}", field="strategy",
-                              hint='"auto" deploys as a native OCI container where the app and node allow it')
-    return cast(DeployStrategy, strategy)
 
 
 def is_oci(app: App) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from proximity_sdk.errors import ConflictError, NotFoundError, ProximityError, ValidationError
+from proximity_sdk.models._requests import check_resources
 from proximity_sdk.models.app import App, AppStatus
 from proximity_sdk.models.operation import Operation
 from proximity_sdk.models.resources import Resources
@@ -35,8 +36,7 @@ def submit_resize(runtime: Runtime, engine: OperationEngine, app_id: str, *,
                   resources: Resources) -> OperationHandle:
     """Check the request and submit the resize; see ``Apps.resize``."""
     store = runtime.store
-    if not isinstance(resources, Resources):
-        raise ValidationError("resources must be a Resources(...)", field="resources")
+    check_resources(resources)
     wanted = {k: v for k, v in resources.model_dump().items() if v is not None}
     if not wanted:
         raise ValidationError("nothing to resize: give cores, memory_mb, swap_mb or disk_gb", field="resources")

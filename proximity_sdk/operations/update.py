@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 from proximity_sdk.backup_targets.base import fetch_checked
 from proximity_sdk.catalog.render import RenderedProject, env_file_text, render_project
 from proximity_sdk.errors import ConflictError, NotFoundError, ProximityError, ValidationError
+from proximity_sdk.models._requests import check_version
 from proximity_sdk.models.app import App, AppStatus, Port
 from proximity_sdk.models.backup import BackupStatus
 from proximity_sdk.models.catalog import CatalogApp
@@ -299,8 +300,7 @@ class UpdateKind(OperationKind):
 def submit_update(rt: Runtime, engine: OperationEngine, app_id: str, *, version: str | None) -> OperationHandle:
     """Check what can be checked now (the app, the catalog version, that the project renders), then
     submit the update operation."""
-    if version is not None and (not isinstance(version, str) or not version.strip()):
-        raise ValidationError("version must be a catalog version string", field="version")
+    check_version(version)
     app = rt.store.apps.get(app_id)
     _compose_app(app)
     if app.status != AppStatus.RUNNING:

@@ -6,7 +6,8 @@ Nothing here uses the node shell: an application container has no shell to reach
 
 - :func:`oci_support` reads ``GET /nodes/{node}/version``; a version it cannot parse means
   "cannot tell", which counts as not OCI-capable (the reason says so).
-- :func:`check_reference` applies the schema's own pattern for ``reference`` (a tag is required).
+- ``check_reference`` (``models/_requests.py``, shared with the remote client) applies the
+  schema's own pattern for ``reference`` (a tag is required).
 - :func:`pull_image` reuses the file of an earlier pull of the same reference (PVE refuses to
   overwrite it), else pulls and waits for the task. File names are an injective encoding of the
   reference (``docker.io/library/nginx:1.27`` and ``docker.io/library_nginx:1.27`` never share
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from proximity_sdk.errors import ProximityError, ProxmoxError, ValidationError
+from proximity_sdk.models._requests import check_reference
 from proximity_sdk.proxmox._lxc import lxc_path
 from proximity_sdk.proxmox.client import ProxmoxClient
 from proximity_sdk.proxmox.progress import Emit, emit_to, task_log_forwarder
@@ -32,10 +34,8 @@ from proximity_sdk.proxmox.validate import check_node_name, check_storage_id
 
 __all__ = [
     "OCI_MIN_VERSION",
-    "REFERENCE_PATTERN",
     "OciSupport",
     "check_env",
-    "check_reference",
     "configure_runtime",
     "env_param",
     "floating_tag",
@@ -50,13 +50,6 @@ __all__ = [
 #: the first PVE release that creates containers from OCI images
 OCI_MIN_VERSION = (9, 1)
 
-# The `reference` pattern of oci-registry-pull in the PVE 9.1 schema (apidata.json), verbatim:
-# [registry[:port]/]name[/name...]:tag. A digest (@sha256:...) is not accepted by PVE.
-_COMPONENT = r"[a-z\d]+(?:(?:[._]|__|[-]*)[a-z\d]+)*"
-_DOMAIN_LABEL = r"(?:[a-zA-Z\d]|[a-zA-Z\d][a-zA-Z\d-]*[a-zA-Z\d])"
-REFERENCE_PATTERN = re.compile(
-    rf"^(?:{_DOMAIN_LABEL}(?:\.{_DOMAIN_LABEL})*(?::\d+)?/)?{_COMPONENT}(?:/{_COMPONENT})*:\w[\w.-]{{0,127}}$"
-)
 # env names and values as the schema's `env` pattern takes them (\w+ = [^\x00-\x08\x10-\x1F\x7F]*);
 # every control character is refused here (a line break would also break the container's config)
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -65,19 +58,6 @@ _VERSION = re.compile(r"^\s*(?:pve-manager/)?(\d+)\.(\d+)(?:[.-](\d+))?")
 _UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9_.-]")
 _MAX_FILE = 200
 _OVERRIDE = re.compile(r"refusing to override existing file")
-
-
-def check_reference(reference: object, *, field: str = "reference") -> str:
-    """An OCI image reference PVE accepts (``registry/name:tag``); a ValidationError naming ``field``."""
-    if not isinstance(reference, str) or len(reference) > 512 or not REFERENCE_PATTERN.match(reference):
-        shown = repr(reference) if isinstance(reference, str) else type(reference).__name__
-        hint = "Use [registry[:port]/]name[/name...]:tag in lowercase, e.g. ghcr.io/owner/app:1.2 or nginx:1.27"
-        if isinstance(reference, str) and "@" in reference:
-            hint = "PVE pulls by tag only: give the tag instead of the digest"
-        elif isinstance(reference, str) and ":" not in reference.rsplit("/", 1)[-1]:
-            hint = "Add the tag (e.g. :latest or :1.2.3); PVE needs one"
-        raise ValidationError(f"{field} {shown} is not an OCI image reference PVE can pull", field=field, hint=hint)
-    return reference
 
 
 _FLOATING_TAGS = frozenset({"latest", "stable", "main", "master", "release", "lts", "edge", "nightly"})

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from proximity_sdk.models._requests import REFERENCE_PATTERN
 from proximity_sdk.proxmox.client import ProxmoxClient
-from proximity_sdk.proxmox.oci import REFERENCE_PATTERN, pull_image, template_file
+from proximity_sdk.proxmox.oci import pull_image, template_file
 from tests.harness.pve import HarnessPve
 
 DAY = datetime(2026, 12, 6, 12, tzinfo=UTC)

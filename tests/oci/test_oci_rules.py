@@ -12,9 +12,10 @@ from cryptography.fernet import Fernet
 from proximity_sdk._client import Proximity
 from proximity_sdk.catalog.render import render_project
 from proximity_sdk.errors import ValidationError
+from proximity_sdk.models._requests import REFERENCE_PATTERN, check_reference
 from proximity_sdk.operations.oci import catalog_plan, resolve_env
 from proximity_sdk.proxmox._ctspec import _TEMPLATE_VOLID
-from proximity_sdk.proxmox.oci import REFERENCE_PATTERN, check_reference, env_param, image_template_volid, parse_version
+from proximity_sdk.proxmox.oci import env_param, image_template_volid, parse_version
 from tests.harness.pve_schema import schemas
 
 SAMPLES = [
