@@ -32,7 +32,7 @@ from proximity_sdk.errors import ValidationError
 from proximity_sdk.models.host import Host, Node
 from proximity_sdk.models.host_check import HostCheck, PrivilegeGap
 from proximity_sdk.models.proxmox import StorageStatus
-from proximity_sdk.models.ssh import SshAccess
+from proximity_sdk.models.ssh import SshAccess, looks_like_key_text, looks_like_known_hosts_text
 
 __all__ = [
     "host_check_from_pb",
@@ -57,8 +57,6 @@ __all__ = [
 
 def host_to_pb(host: Host) -> hosts_pb2.Host:
     """Without the private key; known_hosts only when it holds lines, not a path on the agent."""
-    from proximity_sdk.proxmox._ssh import looks_like_known_hosts_text  # paramiko: lazily
-
     ssh = None
     if host.ssh is not None:
         ssh = hosts_pb2.HostSshAccess(
@@ -105,8 +103,6 @@ def ssh_to_pb(ssh: SshAccess, *, field: str = "ssh") -> hosts_pb2.SshAccess:
     """SSH access as the agent takes it: the key file and known_hosts file are read here."""
     if not isinstance(ssh, SshAccess):
         raise ValidationError("ssh must be an SshAccess(...)", field=field)
-    from proximity_sdk.proxmox._ssh import looks_like_key_text, looks_like_known_hosts_text  # paramiko: lazily
-
     key = ssh.key_file
     if key is not None and not looks_like_key_text(key):
         key = _read_text(key, f"{field}.key_file")
@@ -124,8 +120,6 @@ def ssh_to_pb(ssh: SshAccess, *, field: str = "ssh") -> hosts_pb2.SshAccess:
 def ssh_from_pb(message: hosts_pb2.SshAccess, *, field: str = "ssh") -> SshAccess:
     """SSH access as sent: key and known_hosts are *contents*. A path would name a file on the
     agent's machine, which a remote caller must never make the agent read."""
-    from proximity_sdk.proxmox._ssh import looks_like_key_text, looks_like_known_hosts_text  # paramiko: lazily
-
     key = optional_from_pb(message, "private_key")
     if key is not None and not looks_like_key_text(key):
         raise ValidationError("private_key must be the key's text (-----BEGIN ...), not a path: the client "

@@ -9,7 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from proximity_sdk.models._html import HtmlRepr
 
-__all__ = ["SshAccess", "SshHostKey"]
+__all__ = ["SshAccess", "SshHostKey", "looks_like_key_text", "looks_like_known_hosts_text"]
+
+# the key types of OpenSSH public keys (the second field of a known_hosts line)
+_KEY_TYPE_PREFIXES = ("ssh-", "ecdsa-", "sk-ssh-", "sk-ecdsa-")
 
 _NODE_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 _ADDRESS = re.compile(r"^[A-Za-z0-9.:_\[\]-]{1,253}$")
@@ -58,3 +61,16 @@ class SshHostKey(HtmlRepr, BaseModel):
     key_type: str
     fingerprint: str
     pinned_at: datetime
+
+
+def looks_like_key_text(value: str) -> bool:
+    """Whether ``value`` holds a private key itself rather than a path to one."""
+    return value.lstrip().startswith("-----BEGIN ")
+
+
+def looks_like_known_hosts_text(value: str) -> bool:
+    """Whether ``value`` is known_hosts content rather than a path (content has a key type field)."""
+    if "\n" in value.strip():
+        return True
+    fields = value.split()
+    return len(fields) >= 3 and fields[1].startswith(_KEY_TYPE_PREFIXES)

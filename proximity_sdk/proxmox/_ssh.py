@@ -24,24 +24,17 @@ from proximity_sdk.errors import (
     UnreachableError,
     ValidationError,
 )
+from proximity_sdk.models.ssh import looks_like_key_text, looks_like_known_hosts_text
 
 __all__ = ["HostKeyStore", "fingerprint", "known_hosts_name", "load_private_key", "open_client", "server_key"]
 
 _log = logging.getLogger("proximity_sdk.proxmox.shell")
 
 _KEY_CLASSES: tuple[type[paramiko.PKey], ...] = (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey)
-_KEY_TYPE_PREFIXES = ("ssh-", "ecdsa-", "sk-ssh-", "sk-ecdsa-")
-
-
 def fingerprint(key: paramiko.PKey) -> str:
     """OpenSSH-style SHA256 fingerprint, as `ssh-keygen -lf` prints it."""
     digest = hashlib.sha256(key.asbytes()).digest()
     return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
-
-
-def looks_like_key_text(value: str) -> bool:
-    """Whether ``value`` holds a private key itself rather than a path to one."""
-    return value.lstrip().startswith("-----BEGIN ")
 
 
 def load_private_key(value: str, *, passphrase: str | None = None) -> paramiko.PKey:
@@ -76,14 +69,6 @@ def load_private_key(value: str, *, passphrase: str | None = None) -> paramiko.P
         field="key_file",
         hint="Use a key made by ssh-keygen (OpenSSH or PEM format)",
     )
-
-
-def looks_like_known_hosts_text(value: str) -> bool:
-    """Whether ``value`` is known_hosts content rather than a path (content has a key type field)."""
-    if "\n" in value.strip():
-        return True
-    fields = value.split()
-    return len(fields) >= 3 and fields[1].startswith(_KEY_TYPE_PREFIXES)
 
 
 class HostKeyStore:
