@@ -47,7 +47,7 @@ _EXPORTS: dict[str, str] = {
     "OperationError": "proximity_sdk.errors",
     "OperationEvent": "proximity_sdk.models.operation",
     "OperationFailed": "proximity_sdk.errors",
-    "OperationHandle": "proximity_sdk.operations.handle",
+    "OperationHandle": "proximity_sdk.engine.handle",
     "OperationStatus": "proximity_sdk.models.operation",
     "OperationTimeout": "proximity_sdk.errors",
     "PermissionDeniedError": "proximity_sdk.errors",
@@ -154,6 +154,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from proximity_sdk._client import Proximity
+    from proximity_sdk.engine.handle import OperationHandle
     from proximity_sdk.errors import (
         AlreadyExistsError,
         AuthenticationError,
@@ -213,4 +214,3 @@ if TYPE_CHECKING:
     from proximity_sdk.models.settings import Settings, SettingsUpdate
     from proximity_sdk.models.ssh import SshAccess
     from proximity_sdk.models.user import Role, User
-    from proximity_sdk.operations.handle import OperationHandle

@@ -12,10 +12,10 @@ from proximity_agent.servicers._base import MAX_PAGE_SIZE, Backend
 from proximity_agent.servicers._keyset import keyset_request
 from proximity_agent.status import CallerNotAllowed
 from proximity_sdk._pb.proximity.v1 import apps_pb2, apps_pb2_grpc, operations_pb2
+from proximity_sdk.engine.handle import OperationHandle
 from proximity_sdk.errors import AlreadyExistsError
 from proximity_sdk.models.app import App
 from proximity_sdk.models.update import AppUpdate, UpdateWindow
-from proximity_sdk.operations.handle import OperationHandle
 from proximity_sdk.store._keyset import Cursor
 
 __all__ = ["AppServicer"]

@@ -20,10 +20,10 @@ from proximity_agent.servicers._base import MAX_PAGE_SIZE, Backend, page_request
 from proximity_agent.servicers._keyset import keyset_request
 from proximity_agent.status import CallerOverQuota
 from proximity_sdk._pb.proximity.v1 import backups_pb2, backups_pb2_grpc, operations_pb2
+from proximity_sdk.engine.handle import OperationHandle
 from proximity_sdk.errors import NotFoundError, ValidationError
 from proximity_sdk.models.app import App
 from proximity_sdk.models.backup import Backup, BackupSchedule, BackupStats, BackupStatus
-from proximity_sdk.operations.handle import OperationHandle
 from proximity_sdk.store._keyset import Cursor
 
 __all__ = ["BackupServicer"]

@@ -25,13 +25,13 @@ from proximity_sdk._pb.proximity.v1 import (
 )
 from proximity_sdk._remote import _convert as cv
 from proximity_sdk._remote._errors import error_kind, from_rpc_error
+from proximity_sdk.engine.handle import T, raise_unless_succeeded
 from proximity_sdk.errors import (
     OperationTimeout,
     UnavailableError,
     ValidationError,
 )
 from proximity_sdk.models.operation import Operation, OperationEvent, OperationStatus
-from proximity_sdk.operations.handle import T, raise_unless_succeeded
 
 if TYPE_CHECKING:
     from proximity_sdk._remote._channel import Connection

@@ -11,6 +11,9 @@ from typing import Any
 
 from proximity_sdk.catalog.render import render_project
 from proximity_sdk.catalog.secrets import is_secret_name
+from proximity_sdk.engine.engine import OperationEngine
+from proximity_sdk.engine.handle import OperationHandle
+from proximity_sdk.engine.services import Services
 from proximity_sdk.errors import BusyError, NotRecordedError, ProximityError, ValidationError
 from proximity_sdk.models._listing import Listing
 from proximity_sdk.models._requests import check_stop_args
@@ -21,8 +24,6 @@ from proximity_sdk.models.update import AppUpdate, UpdateWindow
 from proximity_sdk.operations.adopt import discover_containers, forget_adoption, prepare_adoption
 from proximity_sdk.operations.clone import submit_clone
 from proximity_sdk.operations.deploy import deploy_config, requested_resources
-from proximity_sdk.operations.engine import OperationEngine
-from proximity_sdk.operations.handle import OperationHandle
 from proximity_sdk.operations.migrate import submit_migrate
 from proximity_sdk.operations.oci import (
     AUTO_STEPS,
@@ -38,7 +39,6 @@ from proximity_sdk.operations.oci import (
 from proximity_sdk.operations.provision import Provisioner, app_project
 from proximity_sdk.operations.pull import PullKind
 from proximity_sdk.operations.resize import submit_resize
-from proximity_sdk.operations.runtime import Runtime
 from proximity_sdk.operations.update import check_updatable, find_updates, submit_update
 from proximity_sdk.proxmox._ctspec import check_hostname
 from proximity_sdk.proxmox.console_log import read_console
@@ -62,8 +62,8 @@ def _cut(line: str) -> str:
 
 
 class Apps:
-    def __init__(self, runtime: Runtime, engine: OperationEngine) -> None:
-        self._rt = runtime
+    def __init__(self, services: Services, engine: OperationEngine) -> None:
+        self._services = services
         self._engine = engine
 
     # deploy ---------------------------------------------------------------------------------------
@@ -78,14 +78,14 @@ class Apps:
         its node runs PVE >= 9.1 and falls back to compose otherwise (an event says why);
         ``"oci"`` insists (refused on an older node: here when ``node`` is given, else when the
         node is chosen); ``"compose"`` always runs Docker compose in an OS container (docs/oci.md)."""
-        store = self._rt.store
+        store = self._services.store
         check_hostname(hostname)
         strategy = check_strategy(strategy)
         if node is not None:
             check_node_name(node)
         if resources is not None and not isinstance(resources, Resources):
             raise ValidationError("resources must be a Resources(...)", field="resources")
-        entry = self._rt.catalog.get(catalog_id)
+        entry = self._services.catalog.get(catalog_id)
         target = store.hosts.resolve(host)
         settings = store.settings.get()
         wanted = requested_resources(entry, resources, settings)
@@ -101,9 +101,9 @@ class Apps:
                 raise ValidationError(f'strategy "oci" is not possible: {why}', field="strategy",
                                       hint='Use strategy="auto" or "compose"')
             if node is not None:
-                require_oci(self._rt.clients.get(target.id), node)
+                require_oci(self._services.clients.get(target.id), node)
         elif plan is None:
-            self._rt.shells.get(target.id)  # the node shell must be configured: say so now, not at step 7
+            self._services.shells.get(target.id)  # the node shell must be configured: say so now, not at step 7
         # with a plan under "auto" the node shell is needed only if the node is too old: checked then
         steps = {"oci": OCI_STEPS, "compose": COMPOSE_STEPS}.get(strategy if plan is not None else "compose",
                                                                    AUTO_STEPS)
@@ -128,7 +128,7 @@ class Apps:
         record. ``ports``: the ports the image listens on, the first being the app's URL. No node
         shell is used. ``wait()`` gives the running ``App``. Its stop grace period is Docker's
         default, 10 s (there is no catalog entry to give a ``stop_grace_period``)."""
-        store = self._rt.store
+        store = self._services.store
         reference = check_reference(reference)
         check_hostname(hostname)
         if node is not None:
@@ -151,7 +151,7 @@ class Apps:
                            disk_gb=given.disk_gb or settings.default_disk_gb)
         plan = image_plan(reference, environment=env, secret_names=secret_names, ports=list(dict.fromkeys(ports)))
         if node is not None:
-            require_oci(self._rt.clients.get(target.id), node)
+            require_oci(self._services.clients.get(target.id), node)
         config = {"oci": plan, "runtime": "oci", "image": reference, "main_port": plan["main_port"],
                   "ports": [p.model_dump() for p in oci_ports(plan)],
                   "environment": {k: v for k, v in env.items() if k not in secret_names}}
@@ -168,7 +168,7 @@ class Apps:
     # lifecycle ------------------------------------------------------------------------------------
 
     def _submit(self, kind: str, app_id: str, params: dict[str, Any] | None = None) -> OperationHandle:
-        app = self._rt.store.apps.get(app_id)
+        app = self._services.store.apps.get(app_id)
         return self._engine.submit(kind, app_id=app.id, host_id=app.host_id, vmid=app.vmid, owner_id=app.owner_id,
                                    params=params)
 
@@ -205,7 +205,7 @@ class Apps:
         shell only gives the clone its own console log; without one it has none): it keeps its
         image, environment and secrets, and has no root password (docs/oci.md). ``owner_id``
         defaults to the source's owner."""
-        return submit_clone(self._rt, self._engine, app_id, hostname=hostname, node=node, owner_id=owner_id)
+        return submit_clone(self._services, self._engine, app_id, hostname=hostname, node=node, owner_id=owner_id)
 
     def migrate(self, app_id: str, *, node: str, shutdown_timeout: int = 180) -> OperationHandle[App]:
         """Move the app's container to ``node`` of the same cluster. A running app is shut down
@@ -213,12 +213,12 @@ class Apps:
         A native OCI app is stopped as ``stop`` does (its grace period, then a kill; not
         ``shutdown_timeout``), moved offline and started on ``node``, which must run PVE >= 9.1
         (else a ValidationError, field ``node``, before anything is done)."""
-        return submit_migrate(self._rt, self._engine, app_id, node=node, shutdown_timeout=shutdown_timeout)
+        return submit_migrate(self._services, self._engine, app_id, node=node, shutdown_timeout=shutdown_timeout)
 
     def resize(self, app_id: str, *, resources: Resources) -> OperationHandle[App]:
         """Change cores, memory, swap and/or grow the disk (fields left None stay); a running app
         takes them live. A smaller disk is refused (Proxmox only grows disks)."""
-        return submit_resize(self._rt, self._engine, app_id, resources=resources)
+        return submit_resize(self._services, self._engine, app_id, resources=resources)
 
     # updates ---------------------------------------------------------------------------------------
 
@@ -226,8 +226,8 @@ class Apps:
         """The apps with something newer: a newer catalog version, or (with ``pull``, the default) a
         new digest of a floating image tag (``latest``, ...) after ``docker compose pull`` in the
         app's container. Only running apps are pulled in; ``app_id`` checks one app."""
-        apps = [self._rt.store.apps.get(app_id)] if app_id is not None else builtins.list(self.iter())
-        return Listing(find_updates(self._rt, apps, pull=bool(pull), pulled=self._pulled))
+        apps = [self._services.store.apps.get(app_id)] if app_id is not None else builtins.list(self.iter())
+        return Listing(find_updates(self._services, apps, pull=bool(pull), pulled=self._pulled))
 
     def _pulled(self, app: App) -> dict[str, str] | None:
         """The digests after a ``pull`` operation on the app (one operation at a time per app: a
@@ -248,7 +248,7 @@ class Apps:
         pull, recreate and a health check. If anything fails the safety backup is restored and the
         app runs as before; ``wait()`` then raises ``OperationFailed`` saying why. Generated
         secrets and the settings given at deploy are carried over. ``wait()`` gives the ``App``."""
-        return submit_update(self._rt, self._engine, app_id, version=version)
+        return submit_update(self._services, self._engine, app_id, version=version)
 
     def set_update_window(self, app_id: str, *, window: UpdateWindow | None) -> UpdateWindow | None:
         """Update the app automatically in this weekly maintenance window (UTC), or never
@@ -257,14 +257,14 @@ class Apps:
         (``run_due_updates``)."""
         if window is not None and not isinstance(window, UpdateWindow):
             raise ValidationError("window must be an UpdateWindow(start='03:00', ...) or None", field="window")
-        app = self._rt.store.apps.get(app_id)
+        app = self._services.store.apps.get(app_id)
         if window is not None:
             check_updatable(app)
-        return self._rt.store.update_policies.set(app.id, window)
+        return self._services.store.update_policies.set(app.id, window)
 
     def update_window(self, app_id: str) -> UpdateWindow | None:
         """The app's automatic update window, or None."""
-        return self._rt.store.update_policies.get(self._rt.store.apps.get(app_id).id)
+        return self._services.store.update_policies.get(self._services.store.apps.get(app_id).id)
 
     def run_due_updates(self, *, now: datetime | None = None) -> Listing[OperationHandle[App]]:
         """For every app whose update window is open (at ``now``, default: now), once per window:
@@ -274,7 +274,7 @@ class Apps:
         if now is not None and (not isinstance(now, datetime) or now.tzinfo is None):
             raise ValidationError("now must be a timezone-aware datetime", field="now")
         moment = (now or datetime.now(UTC)).astimezone(UTC)
-        store = self._rt.store
+        store = self._services.store
         started: Listing[OperationHandle] = Listing()
         for app_id, window in store.update_policies.all():
             opened = window.opened_at(moment)
@@ -285,9 +285,9 @@ class Apps:
                 if app.status != AppStatus.RUNNING:
                     log.info("automatic update of %s skipped in this window: it is %s", app.hostname, app.status.value)
                     continue
-                if not find_updates(self._rt, [app], pulled=self._pulled):
+                if not find_updates(self._services, [app], pulled=self._pulled):
                     continue
-                started.append(submit_update(self._rt, self._engine, app.id, version=None))
+                started.append(submit_update(self._services, self._engine, app.id, version=None))
             except BusyError:
                 store.update_policies.release(app_id, opened)
             except ProximityError as exc:
@@ -300,9 +300,9 @@ class Apps:
         """Containers (not templates) that no app manages, on every host or on one (id or name),
         with node, status, name, tags and configured resources: one Proxmox request per host.
         Raises the host's error when one cannot be reached."""
-        store = self._rt.store
+        store = self._services.store
         hosts = [store.hosts.get(host)] if host is not None else store.hosts.list()
-        return Listing(discover_containers(self._rt, hosts))
+        return Listing(discover_containers(self._services, hosts))
 
     def adopt(self, vmid: int, *, host: str | None = None, node: str | None = None, catalog_id: str | None = None,
               hostname: str | None = None, owner_id: str | None = None) -> OperationHandle[App]:
@@ -311,28 +311,28 @@ class Apps:
         expected (checked); ``catalog_id``: what it runs, if it is a catalog app. Returns the
         Operation at once; ``wait()`` gives the ``App`` (``running`` or ``stopped``, with the TCP
         ports found listening). ``delete(app_id, destroy=False)`` forgets it again."""
-        app = prepare_adoption(self._rt, vmid, host=host, node=node, catalog_id=catalog_id, hostname=hostname,
+        app = prepare_adoption(self._services, vmid, host=host, node=node, catalog_id=catalog_id, hostname=hostname,
                                owner_id=owner_id)
         try:
             return self._engine.submit("adopt", app_id=app.id, host_id=app.host_id, vmid=app.vmid,
                                        owner_id=owner_id)
         except BaseException:
-            forget_adoption(self._rt.store, app)
+            forget_adoption(self._services.store, app)
             raise
 
     # reads ----------------------------------------------------------------------------------------
 
     def get(self, app_id: str) -> App:
-        return self._rt.store.apps.get(app_id)
+        return self._services.store.apps.get(app_id)
 
     def iter(self, *, status: AppStatus | str | None = None, search: str | None = None,
              host: str | None = None, owner_id: str | None = None) -> Iterator[App]:
         """Every matching app, page by page."""
-        host_id = self._rt.store.hosts.get(host).id if host is not None else None
+        host_id = self._services.store.hosts.get(host).id if host is not None else None
         wanted = parse_app_status(status)
         after: Cursor | None = None  # keyset: each page seeks past the last app seen
         while True:
-            page = self._rt.store.apps.list(status=wanted, search=search, host_id=host_id, owner_id=owner_id,
+            page = self._services.store.apps.list(status=wanted, search=search, host_id=host_id, owner_id=owner_id,
                                             after=after, limit=_PAGE)
             yield from page
             if len(page) < _PAGE:
@@ -352,7 +352,7 @@ class Apps:
         before Proximity recorded consoles) has none: :class:`NotRecordedError` says why."""
         if isinstance(tail, bool) or not isinstance(tail, int) or not 1 <= tail <= MAX_LOG_TAIL:
             raise ValidationError(f"tail must be a number of lines from 1 to {MAX_LOG_TAIL}", field="tail")
-        app = self._rt.store.apps.get(app_id)
+        app = self._services.store.apps.get(app_id)
         if app.node is None or app.vmid is None:
             raise ValidationError(f"app {app.hostname!r} has no container yet", field="app_id")
         if is_oci(app):
@@ -367,7 +367,7 @@ class Apps:
             if service not in services:
                 raise ValidationError(f"app {app.hostname!r} has no service {service!r}", field="service",
                                       hint=f"Its services: {', '.join(services)}")
-        text = Provisioner(self._rt.shells.get(app.host_id), app.node, app.vmid,
+        text = Provisioner(self._services.shells.get(app.host_id), app.node, app.vmid,
                            project=app_project(app)).logs(tail=tail, service=service)
         return "\n".join(_cut(line) for line in text.split("\n"))
 
@@ -389,7 +389,7 @@ class Apps:
             raise NotRecordedError(
                 f"app {app.hostname!r} (native OCI container) has no console log: {why}; Proxmox keeps none",
                 hint=hint)
-        text = read_console(self._rt.shells.get(app.host_id), node, vmid, tail=tail)
+        text = read_console(self._services.shells.get(app.host_id), node, vmid, tail=tail)
         if text is None:
             raise NotRecordedError(
                 f"CT {vmid} of app {app.hostname!r} has no console log on node {node} yet: it has not started "
@@ -398,7 +398,7 @@ class Apps:
 
     def credentials(self, app_id: str) -> AppCredentials:
         """The root password and generated secrets (for the app's owner or an admin)."""
-        store = self._rt.store
+        store = self._services.store
         app = store.apps.get(app_id)
         return AppCredentials(app_id=app.id, root_password=store.apps.root_password(app.id),
                               secrets=store.apps.secrets(app.id))

@@ -10,7 +10,7 @@ from proximity_sdk.cli._output import print_json, print_json_line
 
 if TYPE_CHECKING:
     from proximity_sdk.cli._context import Context
-    from proximity_sdk.operations.handle import OperationHandle
+    from proximity_sdk.engine.handle import OperationHandle
 
 __all__ = ["finish", "render_result"]
 

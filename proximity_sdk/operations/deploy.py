@@ -14,6 +14,9 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from proximity_sdk.catalog.render import RenderedProject, env_file_text
+from proximity_sdk.engine.context import OperationContext, emitter
+from proximity_sdk.engine.kinds import OperationKind
+from proximity_sdk.engine.services import Services
 from proximity_sdk.errors import ProximityError, ValidationError
 from proximity_sdk.models.app import App, AppStatus, Port
 from proximity_sdk.models.catalog import CatalogApp
@@ -22,11 +25,8 @@ from proximity_sdk.models.resources import Resources
 from proximity_sdk.models.settings import Settings
 from proximity_sdk.operations._capacity import in_flight, placing
 from proximity_sdk.operations._journal import follow_vmid_change
-from proximity_sdk.operations.context import OperationContext
-from proximity_sdk.operations.kinds import OperationKind
 from proximity_sdk.operations.oci import COMPOSE_STEPS, choose_runtime, deploy_oci
 from proximity_sdk.operations.provision import Provisioner, app_project
-from proximity_sdk.operations.runtime import Runtime, emitter
 from proximity_sdk.proxmox.client import ProxmoxClient
 from proximity_sdk.proxmox.console_log import read_console, remove_console
 from proximity_sdk.proxmox.containers import (
@@ -91,13 +91,13 @@ def _wait_idle(ctx: OperationContext, client: ProxmoxClient, node: str, vmid: in
         time.sleep(_TASK_POLL)
 
 
-def release_effects(ctx: OperationContext, runtime: Runtime, *, expect_hostname: str | None) -> None:
+def release_effects(ctx: OperationContext, services: Services, *, expect_hostname: str | None) -> None:
     """Undo a deploy-like operation's journal, newest first: destroy the container it created,
     give back its VMID and address. Each entry is dropped once undone, so a rerun resumes."""
     for effect in reversed(ctx.effects):
         kind = effect["kind"]
         if kind == "container":
-            client = runtime.clients.get(effect["host_id"])
+            client = services.clients.get(effect["host_id"])
             _wait_idle(ctx, client, effect["node"], int(effect["vmid"]))
             destroy_container(client, effect["node"], int(effect["vmid"]), emit=emitter(ctx),
                               expect_hostname=expect_hostname)
@@ -107,17 +107,17 @@ def release_effects(ctx: OperationContext, runtime: Runtime, *, expect_hostname:
             # what the container printed tells why it failed: its last lines go into the events
             # before the file goes (left behind if the node shell fails)
             with contextlib.suppress(ProximityError):
-                shell = runtime.shells.get(effect["host_id"])
+                shell = services.shells.get(effect["host_id"])
                 text = read_console(shell, effect["node"], int(effect["vmid"]), tail=_CONSOLE_TAIL)
                 for line in (text or "").splitlines():
                     ctx.event(f"CT {effect['vmid']} console: {line.rstrip(chr(13))[:500]}", level="warning")
                 remove_console(shell, effect["node"], int(effect["vmid"]))
             ctx.forget("console_log", vmid=effect["vmid"])
         elif kind == "vmid":
-            runtime.store.reservations.release_vmid(effect["host_id"], int(effect["vmid"]))
+            services.store.reservations.release_vmid(effect["host_id"], int(effect["vmid"]))
             ctx.forget("vmid", vmid=effect["vmid"])
         elif kind == "address":
-            runtime.store.reservations.release_address(effect["address"])
+            services.store.reservations.release_address(effect["address"])
             ctx.forget("address", address=effect["address"])
 
 
@@ -141,18 +141,18 @@ class DeployKind(OperationKind):
     steps: ClassVar[tuple[str, ...]] = COMPOSE_STEPS
     deadline_seconds: ClassVar[float] = 3 * 3600.0
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.rt = runtime
+    def __init__(self, services: Services) -> None:
+        self.services = services
 
     def result(self, store: Store, operation: Operation) -> App:
         return store.apps.get(str(operation.result["app_id"]))
 
     def run(self, ctx: OperationContext) -> dict[str, Any]:
-        store = self.rt.store
+        store = self.services.store
         app = store.apps.get(str(ctx.operation.app_id))
         settings = store.settings.get()
         host_id = app.host_id
-        client = self.rt.clients.get(host_id)
+        client = self.services.clients.get(host_id)
         config = app.config
         resources = app.resources
         memory = resources.memory_mb or settings.default_memory_mb
@@ -168,7 +168,8 @@ class DeployKind(OperationKind):
                 ctx.save_params(node=node)
                 store.apps.update(app.id, node=node)  # inside the lock: the next placement counts it
             # operations recorded before strategies existed were compose deploys
-            runtime = choose_runtime(ctx, self.rt, app, client, node, str(ctx.params.get("strategy") or "compose"))
+            strategy = str(ctx.params.get("strategy") or "compose")
+            runtime = choose_runtime(ctx, self.services, app, client, node, strategy)
             ctx.save_params(runtime=runtime)
             app = store.apps.update(app.id, config={**config, "runtime": runtime})
             config = app.config
@@ -190,7 +191,7 @@ class DeployKind(OperationKind):
                 ctx.event(f"VMID {vmid} reserved")
 
         if runtime == "oci":
-            return deploy_oci(ctx, self.rt, app, client=client, settings=settings, allocator=allocator, node=node,
+            return deploy_oci(ctx, self.services, app, client=client, settings=settings, allocator=allocator, node=node,
                               vmid=vmid, address=address)
 
         with ctx.step("template"):
@@ -222,10 +223,10 @@ class DeployKind(OperationKind):
             store.apps.update(app.id, address=address)
             ctx.event(f"address {address}")
 
-        provisioner = Provisioner(self.rt.shells.get(host_id), node, vmid, project=app_project(app),
+        provisioner = Provisioner(self.services.shells.get(host_id), node, vmid, project=app_project(app),
                                   emit=lambda line: ctx.event(line, level="debug"))
-        with ctx.step("runtime"):
-            provisioner.install_runtime(registries=store.hosts.registries(host_id))
+        with ctx.step("docker"):
+            provisioner.install_docker(registries=store.hosts.registries(host_id))
 
         with ctx.step("project"):
             compose_text = str(config["compose_text"])
@@ -256,11 +257,11 @@ class DeployKind(OperationKind):
         return {"app_id": app.id}
 
     def rollback(self, ctx: OperationContext) -> None:
-        app = self.rt.store.apps.get(str(ctx.operation.app_id))
-        release_effects(ctx, self.rt, expect_hostname=app.hostname)
+        app = self.services.store.apps.get(str(ctx.operation.app_id))
+        release_effects(ctx, self.services, expect_hostname=app.hostname)
 
     def on_failure(self, ctx: OperationContext, error: BaseException) -> None:
-        store = self.rt.store
+        store = self.services.store
         release_unjournalled(ctx, store)
         try:
             app = store.apps.get(str(ctx.operation.app_id))

@@ -24,14 +24,14 @@ import re
 from collections.abc import Mapping
 from typing import Any, cast
 
+from proximity_sdk.engine.context import OperationContext, emitter
+from proximity_sdk.engine.services import Services
 from proximity_sdk.errors import ProximityError, ProxmoxError, ValidationError
 from proximity_sdk.models._duration import DURATION_EXAMPLES, grace_seconds
 from proximity_sdk.models.app import App, AppStatus, DeployStrategy, Port
 from proximity_sdk.models.catalog import CatalogApp
 from proximity_sdk.models.settings import Settings
 from proximity_sdk.operations._journal import follow_vmid_change
-from proximity_sdk.operations.context import OperationContext
-from proximity_sdk.operations.runtime import Runtime, emitter
 from proximity_sdk.proxmox.client import ProxmoxClient
 from proximity_sdk.proxmox.console_log import console_log_path, prepare_node, record_console, remove_console
 from proximity_sdk.proxmox.containers import container_status, spec_from_settings, start_container, wait_for_address
@@ -58,11 +58,11 @@ __all__ = [
     "resolve_env",
 ]
 
-COMPOSE_STEPS = ("place", "reserve", "template", "create", "start", "address", "runtime", "project", "up", "health")
+COMPOSE_STEPS = ("place", "reserve", "template", "create", "start", "address", "docker", "project", "up", "health")
 OCI_STEPS = ("place", "reserve", "image", "create", "configure", "console", "start", "address", "health")
 # strategy "auto" decides at "place": the operation lists both paths' steps, in order
 AUTO_STEPS = ("place", "reserve", "image", "template", "create", "configure", "console", "start", "address",
-              "runtime", "project", "up", "health")
+              "docker", "project", "up", "health")
 _STRATEGIES = ("auto", "oci", "compose")
 # config["console_log_cause"] of an OCI app whose console is not recorded: the host had no node shell
 # (else "refused": the node refused the config edit)
@@ -213,7 +213,7 @@ def oci_ports(plan: Mapping[str, Any]) -> tuple[Port, ...]:
 # the operation -----------------------------------------------------------------------------------
 
 
-def choose_runtime(ctx: OperationContext, rt: Runtime, app: App, client: ProxmoxClient, node: str,
+def choose_runtime(ctx: OperationContext, services: Services, app: App, client: ProxmoxClient, node: str,
                    strategy: str) -> str:
     """``oci`` or ``compose`` for this deploy on ``node``, with an event saying why (in ``place``)."""
     plan = app.config.get("oci")
@@ -233,7 +233,7 @@ def choose_runtime(ctx: OperationContext, rt: Runtime, app: App, client: Proxmox
         raise ValidationError(f'strategy "oci" is not possible: {support.reason}', field="strategy",
                               hint='Use strategy="auto" or "compose", or a node with PVE >= 9.1')
     try:
-        rt.shells.get(app.host_id)
+        services.shells.get(app.host_id)
     except ValidationError as exc:
         raise ValidationError(f"{support.reason}; the compose fallback needs the node shell: {exc.message}",
                               field="ssh", hint=exc.hint) from None
@@ -241,12 +241,12 @@ def choose_runtime(ctx: OperationContext, rt: Runtime, app: App, client: Proxmox
     return "compose"
 
 
-def deploy_oci(ctx: OperationContext, rt: Runtime, app: App, *, client: ProxmoxClient, settings: Settings,
+def deploy_oci(ctx: OperationContext, services: Services, app: App, *, client: ProxmoxClient, settings: Settings,
                allocator: VmidAllocator, node: str, vmid: int, address: str | None) -> dict[str, Any]:
     """The steps after ``reserve``: image, create, configure, start, address, health; then the record."""
     from proximity_sdk.operations.deploy import app_url
 
-    store = rt.store
+    store = services.store
     host_id = app.host_id
     plan: dict[str, Any] = dict(app.config["oci"])
 
@@ -278,7 +278,7 @@ def deploy_oci(ctx: OperationContext, rt: Runtime, app: App, *, client: ProxmoxC
                   "network managed by the host")
 
     with ctx.step("console"):
-        console = keep_console(ctx, rt, app, node, vmid)
+        console = keep_console(ctx, services, app, node, vmid)
 
     with ctx.step("start"), ctx.node_slot(host_id, node):
         start_container(client, node, vmid, emit=emitter(ctx))
@@ -314,7 +314,7 @@ def has_console_log(app: App) -> bool:
     return is_oci(app) and bool(app.config.get("console_log"))
 
 
-def keep_console(ctx: OperationContext, rt: Runtime, app: App, node: str, vmid: int, *,
+def keep_console(ctx: OperationContext, services: Services, app: App, node: str, vmid: int, *,
                  journal: bool = True) -> dict[str, Any]:
     """Have container ``vmid`` (stopped: before its first start) copy its console into a file on
     ``node``, through the node shell; the app config keys that say whether it does.
@@ -323,7 +323,7 @@ def keep_console(ctx: OperationContext, rt: Runtime, app: App, node: str, vmid: 
     Without a node shell, or when the node refuses the edit, the app goes on without one (a warning
     says why, and ``px.apps.logs`` repeats it): the deploy does not fail for a log."""
     try:
-        shell = rt.shells.get(app.host_id)
+        shell = services.shells.get(app.host_id)
     except ValidationError:
         why = "host has no SSH access (the node shell writes the console log setting)"
         ctx.event(f"the console output of CT {vmid} is not recorded: the {why}; Proxmox discards it",
@@ -344,20 +344,20 @@ def keep_console(ctx: OperationContext, rt: Runtime, app: App, node: str, vmid: 
     return {"console_log": True, "console_log_note": None, "console_log_cause": None}
 
 
-def prepare_console_node(ctx: OperationContext, rt: Runtime, app: App, node: str) -> None:
+def prepare_console_node(ctx: OperationContext, services: Services, app: App, node: str) -> None:
     """The console log directory on ``node`` before the app's container starts there (a migration's
     target): LXC refuses to start a container whose log file it cannot open. Raises when the node
     shell cannot do it, before anything moved."""
-    note = prepare_node(rt.shells.get(app.host_id), node)
+    note = prepare_node(services.shells.get(app.host_id), node)
     ctx.event(f"console log directory ready on node {node}" + (f" ({note})" if note else ""))
 
 
-def drop_console(ctx: OperationContext, rt: Runtime, app: App, node: str, vmid: int) -> None:
+def drop_console(ctx: OperationContext, services: Services, app: App, node: str, vmid: int) -> None:
     """Remove CT ``vmid``'s console log from ``node`` (the container is gone from there); a node
     shell that fails leaves the file, with a warning."""
     path = console_log_path(vmid)
     try:
-        remove_console(rt.shells.get(app.host_id), node, vmid)
+        remove_console(services.shells.get(app.host_id), node, vmid)
     except ProximityError as exc:
         ctx.event(f"console log {path} left on node {node}: {exc.message}", level="warning")
         return

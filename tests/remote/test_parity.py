@@ -16,7 +16,7 @@ from cryptography.fernet import Fernet
 from proximity_sdk._client import Proximity
 from proximity_sdk._remote._client import RemoteProximity
 from proximity_sdk._remote._handle import RESULTS, RemoteOperationHandle
-from proximity_sdk.operations.handle import OperationHandle
+from proximity_sdk.engine.handle import OperationHandle
 
 NAMESPACES = ("hosts", "nodes", "catalog", "apps", "backups", "backups.targets", "operations", "settings",
               "maintenance")

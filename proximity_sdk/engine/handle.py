@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Generic, cast
+from typing import TYPE_CHECKING, Any, Generic, Protocol, cast
 
 from typing_extensions import TypeVar
 
@@ -12,9 +12,10 @@ from proximity_sdk.errors import OperationCancelled, OperationFailed, OperationT
 from proximity_sdk.models.operation import Operation, OperationEvent, OperationStatus
 
 if TYPE_CHECKING:
-    from proximity_sdk.operations.engine import OperationEngine
+    from proximity_sdk.engine.kinds import OperationKind
+    from proximity_sdk.store import Store
 
-__all__ = ["OperationHandle", "T", "raise_unless_succeeded"]
+__all__ = ["HandleEngine", "OperationHandle", "T", "raise_unless_succeeded"]
 
 #: What ``wait()`` returns: ``App`` for a deploy, ``Backup`` for a backup, None for a delete. A bare
 #: ``OperationHandle`` (one got from ``px.operations.handle(id)``) is ``OperationHandle[Any]``.
@@ -22,6 +23,20 @@ T = TypeVar("T", default=Any)
 
 # Watchers in other processes see new events by polling; in this process a notification wakes them.
 _POLL = 0.2
+
+
+class HandleEngine(Protocol):
+    """What a handle needs of the engine that runs its operation (``OperationEngine`` is one): the
+    handle names this, not the engine, so the engine may import the handle and not the reverse."""
+
+    @property
+    def store(self) -> Store: ...
+
+    def kind(self, name: str) -> OperationKind: ...
+
+    def notify(self, op_id: str) -> None: ...
+
+    def wait_change(self, timeout: float) -> None: ...
 
 
 def raise_unless_succeeded(op: Operation) -> None:
@@ -38,7 +53,7 @@ class OperationHandle(Generic[T]):
     """A running (or finished) operation. ``events()`` streams its log, ``wait()`` returns its result
     (typed: ``px.apps.deploy(...)`` is an ``OperationHandle[App]``, so ``.wait()`` is an ``App``)."""
 
-    def __init__(self, engine: OperationEngine, op_id: str) -> None:
+    def __init__(self, engine: HandleEngine, op_id: str) -> None:
         self._engine = engine
         self.id = op_id
 
