@@ -22,7 +22,7 @@ from proximity_sdk.operations._targets import TargetRegistry
 from proximity_sdk.operations.adopt import AdoptKind
 from proximity_sdk.operations.backup import BackupKind, DeleteBackupKind
 from proximity_sdk.operations.clone import CloneKind
-from proximity_sdk.operations.deploy import DeployKind
+from proximity_sdk.operations.deploy.kind import DeployKind
 from proximity_sdk.operations.lifecycle import DeleteKind, RestartKind, StartKind, StopKind
 from proximity_sdk.operations.migrate import MigrateKind
 from proximity_sdk.operations.pull import PullKind

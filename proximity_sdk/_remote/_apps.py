@@ -12,7 +12,7 @@ from proximity_sdk._remote._channel import Connection
 from proximity_sdk._remote._handle import RemoteOperationHandle
 from proximity_sdk.errors import ValidationError
 from proximity_sdk.models._listing import Listing
-from proximity_sdk.models._requests import check_stop_args
+from proximity_sdk.models._requests import check_ports, check_stop_args
 from proximity_sdk.models.app import App, AppCredentials, AppStatus, DeployStrategy, parse_app_status
 from proximity_sdk.models.discovered import DiscoveredContainer
 from proximity_sdk.models.resources import Resources
@@ -60,7 +60,7 @@ class RemoteApps:
         """Deploy a catalog app into a new container. Returns the Operation at once; ``wait()``
         gives the running ``App``. The calling user owns it. ``strategy``: see the local SDK."""
         _no_owner(owner_id)
-        from proximity_sdk.operations.oci import check_strategy  # lazily: it imports the local engine
+        from proximity_sdk.operations.deploy.kind import check_strategy  # lazily: it imports the local engine
 
         request = apps_pb2.DeployAppRequest(catalog_id=catalog_id, hostname=hostname, host=host or "",
                                             node=node or "", environment=dict(environment or {}),
@@ -77,9 +77,7 @@ class RemoteApps:
         from proximity_sdk.proxmox.oci import check_reference  # lazily: it imports the Proxmox client
 
         reference = check_reference(reference)
-        if isinstance(ports, (str, bytes)) or not all(
-                isinstance(p, int) and not isinstance(p, bool) and 1 <= p <= 65535 for p in ports):
-            raise ValidationError("ports must be a list of port numbers from 1 to 65535", field="ports")
+        check_ports(ports)
         request = apps_pb2.DeployImageRequest(reference=reference, hostname=hostname, host=host or "",
                                               node=node or "", environment=dict(environment or {}),
                                               ports=list(ports))

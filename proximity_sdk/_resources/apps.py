@@ -9,8 +9,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from proximity_sdk.catalog.render import render_project
-from proximity_sdk.catalog.secrets import is_secret_name
 from proximity_sdk.engine.engine import OperationEngine
 from proximity_sdk.engine.handle import OperationHandle
 from proximity_sdk.engine.services import Services
@@ -23,27 +21,14 @@ from proximity_sdk.models.resources import Resources
 from proximity_sdk.models.update import AppUpdate, UpdateWindow
 from proximity_sdk.operations.adopt import discover_containers, forget_adoption, prepare_adoption
 from proximity_sdk.operations.clone import submit_clone
-from proximity_sdk.operations.deploy import deploy_config, requested_resources
+from proximity_sdk.operations.deploy.kind import submit_deploy, submit_deploy_image
 from proximity_sdk.operations.migrate import submit_migrate
-from proximity_sdk.operations.oci import (
-    AUTO_STEPS,
-    COMPOSE_STEPS,
-    NO_NODE_SHELL,
-    OCI_STEPS,
-    catalog_plan,
-    check_strategy,
-    image_plan,
-    is_oci,
-    oci_ports,
-)
+from proximity_sdk.operations.oci import NO_NODE_SHELL, is_oci
 from proximity_sdk.operations.provision import Provisioner, app_project
 from proximity_sdk.operations.pull import PullKind
 from proximity_sdk.operations.resize import submit_resize
 from proximity_sdk.operations.update import check_updatable, find_updates, submit_update
-from proximity_sdk.proxmox._ctspec import check_hostname
 from proximity_sdk.proxmox.console_log import read_console
-from proximity_sdk.proxmox.oci import check_env, check_reference, require_oci
-from proximity_sdk.proxmox.validate import check_node_name
 from proximity_sdk.store._keyset import Cursor
 
 __all__ = ["Apps"]
@@ -78,45 +63,8 @@ class Apps:
         its node runs PVE >= 9.1 and falls back to compose otherwise (an event says why);
         ``"oci"`` insists (refused on an older node: here when ``node`` is given, else when the
         node is chosen); ``"compose"`` always runs Docker compose in an OS container (docs/oci.md)."""
-        store = self._services.store
-        check_hostname(hostname)
-        strategy = check_strategy(strategy)
-        if node is not None:
-            check_node_name(node)
-        if resources is not None and not isinstance(resources, Resources):
-            raise ValidationError("resources must be a Resources(...)", field="resources")
-        entry = self._services.catalog.get(catalog_id)
-        target = store.hosts.resolve(host)
-        settings = store.settings.get()
-        wanted = requested_resources(entry, resources, settings)
-        rendered = render_project(entry, environment=environment)
-        config = deploy_config(entry, rendered, environment)
-        plan, why = (None, "") if strategy == "compose" else catalog_plan(entry, rendered.compose, rendered.env)
-        if plan is not None:
-            config["oci"] = plan
-        elif strategy != "compose":
-            config["oci_unfit"] = why
-        if strategy == "oci":
-            if plan is None:
-                raise ValidationError(f'strategy "oci" is not possible: {why}', field="strategy",
-                                      hint='Use strategy="auto" or "compose"')
-            if node is not None:
-                require_oci(self._services.clients.get(target.id), node)
-        elif plan is None:
-            self._services.shells.get(target.id)  # the node shell must be configured: say so now, not at step 7
-        # with a plan under "auto" the node shell is needed only if the node is too old: checked then
-        steps = {"oci": OCI_STEPS, "compose": COMPOSE_STEPS}.get(strategy if plan is not None else "compose",
-                                                                   AUTO_STEPS)
-        app = store.apps.create(hostname=hostname, host_id=target.id, status=AppStatus.DEPLOYING,
-                                catalog_id=entry.id, catalog_version=entry.version, owner_id=owner_id,
-                                resources=wanted, config=config)
-        try:
-            store.apps.set_secrets(app.id, rendered.secrets)
-            return self._engine.submit("deploy", app_id=app.id, host_id=target.id, owner_id=owner_id,
-                                       params={"node": node, "strategy": strategy}, steps=steps)
-        except BaseException:
-            store.apps.delete(app.id)
-            raise
+        return submit_deploy(self._services, self._engine, catalog_id, hostname=hostname, host=host, node=node,
+                             environment=environment, resources=resources, strategy=strategy, owner_id=owner_id)
 
     def deploy_image(self, reference: str, *, hostname: str, host: str | None = None, node: str | None = None,
                      environment: Mapping[str, str] | None = None, ports: Sequence[int] = (),
@@ -128,42 +76,8 @@ class Apps:
         record. ``ports``: the ports the image listens on, the first being the app's URL. No node
         shell is used. ``wait()`` gives the running ``App``. Its stop grace period is Docker's
         default, 10 s (there is no catalog entry to give a ``stop_grace_period``)."""
-        store = self._services.store
-        reference = check_reference(reference)
-        check_hostname(hostname)
-        if node is not None:
-            check_node_name(node)
-        if resources is not None and not isinstance(resources, Resources):
-            raise ValidationError("resources must be a Resources(...)", field="resources")
-        if isinstance(ports, (str, bytes)) or not all(
-                isinstance(p, int) and not isinstance(p, bool) and 1 <= p <= 65535 for p in ports):
-            raise ValidationError("ports must be a list of port numbers from 1 to 65535", field="ports")
-        if environment is not None and not isinstance(environment, Mapping):
-            raise ValidationError("environment must be a mapping of NAME to value", field="environment")
-        env = check_env(dict(environment or {}))
-        secret_names = {name for name in env if is_secret_name(name)}
-        target = store.hosts.resolve(host)
-        settings = store.settings.get()
-        given = resources or Resources()
-        wanted = Resources(cores=given.cores or settings.default_cores,
-                           memory_mb=given.memory_mb or settings.default_memory_mb,
-                           swap_mb=given.swap_mb if given.swap_mb is not None else settings.default_swap_mb,
-                           disk_gb=given.disk_gb or settings.default_disk_gb)
-        plan = image_plan(reference, environment=env, secret_names=secret_names, ports=list(dict.fromkeys(ports)))
-        if node is not None:
-            require_oci(self._services.clients.get(target.id), node)
-        config = {"oci": plan, "runtime": "oci", "image": reference, "main_port": plan["main_port"],
-                  "ports": [p.model_dump() for p in oci_ports(plan)],
-                  "environment": {k: v for k, v in env.items() if k not in secret_names}}
-        app = store.apps.create(hostname=hostname, host_id=target.id, status=AppStatus.DEPLOYING,
-                                owner_id=owner_id, resources=wanted, config=config)
-        try:
-            store.apps.set_secrets(app.id, {name: env[name] for name in secret_names})
-            return self._engine.submit("deploy", app_id=app.id, host_id=target.id, owner_id=owner_id,
-                                       params={"node": node, "strategy": "oci"}, steps=OCI_STEPS)
-        except BaseException:
-            store.apps.delete(app.id)
-            raise
+        return submit_deploy_image(self._services, self._engine, reference, hostname=hostname, host=host, node=node,
+                                   environment=environment, ports=ports, resources=resources, owner_id=owner_id)
 
     # lifecycle ------------------------------------------------------------------------------------
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import pydantic
 
 from proximity_sdk.errors import ValidationError
 
-__all__ = ["check_stop_args", "checked", "from_pydantic", "validate_request"]
+__all__ = ["check_ports", "check_stop_args", "checked", "from_pydantic", "validate_request"]
 
 M = TypeVar("M", bound=pydantic.BaseModel)
 
@@ -62,3 +62,10 @@ def check_stop_args(*, force: object, timeout: object) -> tuple[bool | None, int
         raise ValidationError("timeout must be whole seconds from 1 to 3600, or None (the app's default)",
                               field="timeout")
     return force, timeout
+
+
+def check_ports(ports: Sequence[int]) -> None:
+    """The ports an image listens on: port numbers (not a string of digits, not booleans)."""
+    if isinstance(ports, (str, bytes)) or not all(
+            isinstance(p, int) and not isinstance(p, bool) and 1 <= p <= 65535 for p in ports):
+        raise ValidationError("ports must be a list of port numbers from 1 to 65535", field="ports")

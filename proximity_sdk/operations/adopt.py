@@ -33,7 +33,7 @@ from proximity_sdk.models.host import Host
 from proximity_sdk.models.operation import Operation
 from proximity_sdk.models.proxmox import ClusterResource, LxcConfig
 from proximity_sdk.models.resources import Resources
-from proximity_sdk.operations.deploy import app_url
+from proximity_sdk.operations.deploy.common import app_url
 from proximity_sdk.operations.reconcile import containers_by_vmid
 from proximity_sdk.proxmox._ctspec import check_hostname
 from proximity_sdk.proxmox.containers import container_status

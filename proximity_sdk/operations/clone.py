@@ -41,7 +41,7 @@ from proximity_sdk.models.operation import Operation
 from proximity_sdk.models.settings import Settings
 from proximity_sdk.operations._capacity import in_flight, placing, require_room
 from proximity_sdk.operations._locks import wait_unlocked
-from proximity_sdk.operations.deploy import app_url, release_unjournalled
+from proximity_sdk.operations.deploy.common import app_url, release_unjournalled
 from proximity_sdk.operations.oci import drop_console, is_oci, keep_console, oci_health
 from proximity_sdk.operations.provision import Provisioner, app_project
 from proximity_sdk.proxmox._ctspec import check_hostname

@@ -11,7 +11,7 @@ from proximity_sdk.errors import NotFoundError, ProximityError
 from proximity_sdk.models.app import App, AppStatus
 from proximity_sdk.models.operation import Operation
 from proximity_sdk.operations._stop import shutdown_seconds, stop_policy
-from proximity_sdk.operations.deploy import app_url
+from proximity_sdk.operations.deploy.common import app_url
 from proximity_sdk.operations.oci import drop_console, has_console_log, is_oci, oci_health
 from proximity_sdk.operations.provision import Provisioner, app_project
 from proximity_sdk.proxmox.containers import (

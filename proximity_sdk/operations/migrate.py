@@ -24,7 +24,7 @@ from proximity_sdk.models.operation import Operation
 from proximity_sdk.operations._capacity import require_room
 from proximity_sdk.operations._locks import wait_unlocked
 from proximity_sdk.operations._stop import stop_policy
-from proximity_sdk.operations.deploy import app_url
+from proximity_sdk.operations.deploy.common import app_url
 from proximity_sdk.operations.oci import drop_console, has_console_log, is_oci, oci_health, prepare_console_node
 from proximity_sdk.operations.provision import Provisioner, app_project
 from proximity_sdk.proxmox.containers import container_status, shutdown_container, start_container, wait_for_address

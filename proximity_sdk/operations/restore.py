@@ -34,7 +34,7 @@ from proximity_sdk.models.operation import Operation
 from proximity_sdk.operations._stop import shutdown_seconds
 from proximity_sdk.operations._targets import TargetRegistry
 from proximity_sdk.operations.backup import take_backup, undo_backup_effects
-from proximity_sdk.operations.deploy import app_url
+from proximity_sdk.operations.deploy.common import app_url
 from proximity_sdk.operations.oci import drop_console, has_console_log, is_oci, keep_console, oci_health
 from proximity_sdk.operations.provision import Provisioner, app_project
 from proximity_sdk.proxmox.client import ProxmoxClient

@@ -40,7 +40,8 @@ from proximity_sdk.models.update import AppUpdate, ImageUpdate
 from proximity_sdk.operations._stop import shutdown_seconds
 from proximity_sdk.operations._targets import TargetRegistry
 from proximity_sdk.operations.backup import take_backup, undo_backup_effects
-from proximity_sdk.operations.deploy import app_url, deploy_config
+from proximity_sdk.operations.deploy.common import app_url
+from proximity_sdk.operations.deploy.compose import deploy_config
 from proximity_sdk.operations.oci import is_oci
 from proximity_sdk.operations.provision import Provisioner, app_project
 from proximity_sdk.operations.restore import app_disk_storage, restore_archive
