@@ -3,9 +3,12 @@
 ``px.apps.deploy`` (a catalog app) and ``px.apps.deploy_image`` (an OCI image) check the request,
 record the app (status ``deploying``) and submit a ``deploy`` operation (:func:`submit_deploy`,
 :func:`submit_deploy_image`). The operation places the app on a node and reserves its VMID and
-address; at ``place`` it chooses the strategy (:func:`choose_runtime`, recorded as
-``config["runtime"]``), whose steps follow: :func:`~proximity_sdk.operations.deploy.compose.deploy_compose`
-or :func:`~proximity_sdk.operations.deploy.oci.deploy_oci`.
+address; at ``place``, once the node is known, it chooses the strategy (:func:`choose_runtime`,
+recorded as ``config["runtime"]``): ``oci`` when the app has a plan and the node runs PVE >= 9.1,
+else ``compose`` (an event says why; an explicit ``strategy="oci"`` on an older or unknown node
+fails there and is rolled back). That strategy's steps follow:
+:func:`~proximity_sdk.operations.deploy.compose.deploy_compose` or
+:func:`~proximity_sdk.operations.deploy.oci.deploy_oci`.
 
 Every external effect is journalled before or the moment it happens (VMID and address
 reservations, the container), so a failure here, or a takeover after a crash, destroys exactly
