@@ -148,7 +148,7 @@ class Ours:
         }
 
 
-_SHELL_STEPS = ("runtime", "project", "up", "health")
+_SHELL_STEPS = ("docker", "project", "up", "health")
 
 
 def _shell_steps_ms(events: list[Any]) -> float:
@@ -440,7 +440,7 @@ def main() -> None:
         "method": {
             "overhead_ms": "median(our wall - our node-shell time) - median(floor wall)",
             "shell_ms": "time inside NodeShell.run/pct_exec/pct_push/pct_pull minus their output callbacks",
-            "shell_steps_ms": "cross-check: span of steps runtime/project/up/health from event times",
+            "shell_steps_ms": "cross-check: span of steps docker/project/up/health from event times",
             "requests": "requests HarnessPve recorded in the operation's window (logins and polls included)",
             "wait_lag_ms": "from the operation worker's end to wait() returning",
             "cpu_ms": "CPU time of the calling thread (ours: while submitting) plus, for ours, the operation "

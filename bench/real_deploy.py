@@ -8,7 +8,7 @@ from the Debian mirror), pulls the one-service web app and waits until it serves
 
 Per deploy it reports, from the operation's own events (their times):
 
-- the steps: template, create, start, address, runtime (Docker install), project, pull, up (from
+- the steps: template, create, start, address, docker (Docker install), project, pull, up (from
   "images pulled" to the end of the step), health (including the 5 s settling period);
 - where the wall time went, as exclusive sections (bench/_harness.py ``Clock``): the node shell
   (scripts running in the container), Proxmox HTTP, the store; Proximity's own time is the CPU
@@ -43,7 +43,7 @@ from tests.harness.pve import HOST, PASSWORD, TOKEN_ID, TOKEN_SECRET, USER, Serv
 from tests.harness.real_node import RealHarnessPve
 from tests.harness.sshd import NODE_ADDRESSES, start_sshd
 
-STEPS = ("place", "reserve", "template", "create", "start", "address", "runtime", "project", "pull", "up", "health")
+STEPS = ("place", "reserve", "template", "create", "start", "address", "docker", "project", "pull", "up", "health")
 
 
 def _steps(events: list[Any]) -> dict[str, float]:

@@ -1,4 +1,4 @@
-"""``proximity-agent serve``: the agent runtime with the gRPC server in front, until SIGTERM/SIGINT.
+"""``proximity-agent serve``: the agent replica with the gRPC server in front, until SIGTERM/SIGINT.
 
 Shutdown order (graceful): stop accepting calls and give the ones in flight a few seconds
 (``server.stop(grace)``), give up the scheduler leadership (another agent takes the periodic jobs
@@ -14,7 +14,7 @@ import os
 import signal
 
 from proximity_agent.logs import configure_logging
-from proximity_agent.runtime import AgentRuntime
+from proximity_agent.replica import AgentReplica
 from proximity_agent.server import AgentServer, ServerOptions, build_server
 from proximity_agent.settings import AgentSettings
 
@@ -26,8 +26,8 @@ log = logging.getLogger("proximity_agent")
 _RPC_GRACE_SECONDS = 5.0
 
 
-def _server_for(runtime: AgentRuntime) -> tuple[AgentServer, int]:
-    settings = runtime.settings
+def _server_for(replica: AgentReplica) -> tuple[AgentServer, int]:
+    settings = replica.settings
     options = ServerOptions(
         address=settings.bind_address, port=settings.port,
         tls_cert=str(settings.tls_cert_file) if settings.tls_cert_file else None,
@@ -37,23 +37,23 @@ def _server_for(runtime: AgentRuntime) -> tuple[AgentServer, int]:
         long_calls_per_user=settings.rpc_long_calls_per_user,
         backup_schedules_per_user=settings.backup_schedules_per_user)
     # the RPC latency interceptor goes first, so it sees the status the auth interceptor sets
-    return build_server(options, px=runtime.px, interceptors=[runtime.metrics.server_interceptor()])
+    return build_server(options, px=replica.px, interceptors=[replica.metrics.server_interceptor()])
 
 
 def serve(settings: AgentSettings) -> int:
     configure_logging(level=settings.log_level, fmt=settings.log_format)
     log.info("starting proximity-agent", extra={"settings": settings.public(), "pid": os.getpid()})
-    runtime = AgentRuntime.open(settings)
+    replica = AgentReplica.open(settings)
     try:
-        runtime.start()
-        asyncio.run(_serve(runtime))
+        replica.start()
+        asyncio.run(_serve(replica))
     finally:
-        runtime.close()
+        replica.close()
     log.info("proximity-agent stopped")
     return 0
 
 
-async def _serve(runtime: AgentRuntime) -> None:
+async def _serve(replica: AgentReplica) -> None:
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
 
@@ -66,9 +66,9 @@ async def _serve(runtime: AgentRuntime) -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, _signalled, signum)
-    server, port = _server_for(runtime)
+    server, port = _server_for(replica)
     await server.start()
-    log.info("serving gRPC on %s:%d", runtime.settings.bind_address, port,
-             extra={"port": port, "agent": runtime.identity})
+    log.info("serving gRPC on %s:%d", replica.settings.bind_address, port,
+             extra={"port": port, "agent": replica.identity})
     await stopping.wait()
     await server.stop(_RPC_GRACE_SECONDS)

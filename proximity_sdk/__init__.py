@@ -54,7 +54,7 @@ _EXPORTS: dict[str, str] = {
     "OperationError": "proximity_sdk.errors",
     "OperationEvent": "proximity_sdk.models.operation",
     "OperationFailed": "proximity_sdk.errors",
-    "OperationHandle": "proximity_sdk.operations.handle",
+    "OperationHandle": "proximity_sdk.engine.handle",
     "OperationHandleAPI": "proximity_sdk._api.handle",
     "OperationStatus": "proximity_sdk.models.operation",
     "OperationTimeout": "proximity_sdk.errors",
@@ -185,6 +185,7 @@ if TYPE_CHECKING:
     from proximity_sdk._api.proximity import ProximityAPI
     from proximity_sdk._api.settings import SettingsAPI
     from proximity_sdk._client import Proximity
+    from proximity_sdk.engine.handle import OperationHandle
     from proximity_sdk.errors import (
         AlreadyExistsError,
         AuthenticationError,
@@ -244,4 +245,3 @@ if TYPE_CHECKING:
     from proximity_sdk.models.settings import Settings, SettingsUpdate
     from proximity_sdk.models.ssh import SshAccess
     from proximity_sdk.models.user import Role, User
-    from proximity_sdk.operations.handle import OperationHandle

@@ -17,18 +17,18 @@ from proximity_sdk._resources.maintenance import Maintenance
 from proximity_sdk._resources.operations import Operations
 from proximity_sdk._resources.settings import SettingsResource
 from proximity_sdk.catalog.catalog import Catalog
+from proximity_sdk.engine.engine import OperationEngine
+from proximity_sdk.engine.services import Services
 from proximity_sdk.operations._targets import TargetRegistry
 from proximity_sdk.operations.adopt import AdoptKind
 from proximity_sdk.operations.backup import BackupKind, DeleteBackupKind
 from proximity_sdk.operations.clone import CloneKind
-from proximity_sdk.operations.deploy import DeployKind
-from proximity_sdk.operations.engine import OperationEngine
+from proximity_sdk.operations.deploy.kind import DeployKind
 from proximity_sdk.operations.lifecycle import DeleteKind, RestartKind, StartKind, StopKind
 from proximity_sdk.operations.migrate import MigrateKind
 from proximity_sdk.operations.pull import PullKind
 from proximity_sdk.operations.resize import ResizeKind
 from proximity_sdk.operations.restore import RestoreKind
-from proximity_sdk.operations.runtime import Runtime
 from proximity_sdk.operations.update import UpdateKind
 from proximity_sdk.plugins.manager import PluginManager
 from proximity_sdk.store import Store
@@ -56,23 +56,23 @@ class Proximity(ProximityAPI):
         self._hosts = Hosts(store, self._clients, self._shells)
         self._nodes = Nodes(store, self._clients)
         self._settings = SettingsResource(store)
-        runtime = Runtime(store=store, clients=self._clients, shells=self._shells, catalog=catalog)
+        services = Services(store=store, clients=self._clients, shells=self._shells, catalog=catalog)
         self.engine = OperationEngine(store, plugins=plugins, lease_seconds=lease_seconds, node_slots=node_slots)
-        for kind in (DeployKind(runtime), StartKind(runtime), StopKind(runtime), RestartKind(runtime),
-                     DeleteKind(runtime)):
+        for kind in (DeployKind(services), StartKind(services), StopKind(services), RestartKind(services),
+                     DeleteKind(services)):
             self.engine.register(kind)
-        self.engine.register(AdoptKind(runtime))
-        self.engine.register(PullKind(runtime))
-        for moving in (CloneKind(runtime), MigrateKind(runtime), ResizeKind(runtime)):
+        self.engine.register(AdoptKind(services))
+        self.engine.register(PullKind(services))
+        for moving in (CloneKind(services), MigrateKind(services), ResizeKind(services)):
             self.engine.register(moving)
-        targets = TargetRegistry(runtime, plugins)
-        for backup_kind in (BackupKind(runtime, targets), DeleteBackupKind(runtime, targets),
-                            RestoreKind(runtime, targets), UpdateKind(runtime, targets)):
+        targets = TargetRegistry(services, plugins)
+        for backup_kind in (BackupKind(services, targets), DeleteBackupKind(services, targets),
+                            RestoreKind(services, targets), UpdateKind(services, targets)):
             self.engine.register(backup_kind)
-        self._apps = Apps(runtime, self.engine)
-        self._backups = Backups(runtime, self.engine, targets)
+        self._apps = Apps(services, self.engine)
+        self._backups = Backups(services, self.engine, targets)
         self._operations = Operations(self.engine)
-        self._maintenance = Maintenance(runtime, self.engine)
+        self._maintenance = Maintenance(services, self.engine)
         if recover:
             self.engine.recover()
 

@@ -25,10 +25,10 @@ from proximity_sdk._wire.apps import (
 )
 from proximity_sdk._wire.common import resources_from_pb, timestamp_from_pb
 from proximity_sdk._wire.operations import operation_to_pb
+from proximity_sdk.engine.handle import OperationHandle
 from proximity_sdk.errors import AlreadyExistsError
 from proximity_sdk.models.app import App
 from proximity_sdk.models.update import AppUpdate, UpdateWindow
-from proximity_sdk.operations.handle import OperationHandle
 from proximity_sdk.store._keyset import Cursor
 
 __all__ = ["AppServicer"]

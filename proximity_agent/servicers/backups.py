@@ -31,10 +31,10 @@ from proximity_sdk._wire.backups import (
 )
 from proximity_sdk._wire.common import timestamp_from_pb
 from proximity_sdk._wire.operations import operation_to_pb
+from proximity_sdk.engine.handle import OperationHandle
 from proximity_sdk.errors import NotFoundError, ValidationError
 from proximity_sdk.models.app import App
 from proximity_sdk.models.backup import Backup, BackupSchedule, BackupStats, BackupStatus
-from proximity_sdk.operations.handle import OperationHandle
 from proximity_sdk.store._keyset import Cursor
 
 __all__ = ["BackupServicer"]

@@ -10,11 +10,16 @@ from typing_extensions import TypeVar
 if TYPE_CHECKING:
     from proximity_sdk.models.operation import Operation, OperationEvent, OperationStatus
 
-__all__ = ["OperationHandleAPI"]
+__all__ = ["OperationHandleAPI", "T"]
 
 #: What ``wait()`` returns (``App``, ``Backup``, None, ...); a bare ``OperationHandleAPI`` waits for ``Any``.
 #: Covariant: a handle on a deploy is a handle on "something".
 R_co = TypeVar("R_co", covariant=True, default=Any)
+
+#: The result type of an implementation (``OperationHandle[T]``, ``RemoteOperationHandle[T]``): ``App``
+#: for a deploy, ``Backup`` for a backup, None for a delete; a bare handle (``px.operations.handle(id)``)
+#: waits for ``Any``.
+T = TypeVar("T", default=Any)
 
 
 class OperationHandleAPI(Protocol[R_co]):

@@ -28,6 +28,7 @@ from proximity_sdk.models._listing import Listing
 from proximity_sdk.models._requests import (
     check_aware_time,
     check_log_tail,
+    check_ports,
     check_reference,
     check_resources,
     check_stop_args,
@@ -83,9 +84,7 @@ class RemoteApps(AppsAPI):
                      resources: Resources | None = None, owner_id: str | None = None) -> RemoteOperationHandle[App]:
         _no_owner(owner_id)
         reference = check_reference(reference)
-        if isinstance(ports, (str, bytes)) or not all(
-                isinstance(p, int) and not isinstance(p, bool) and 1 <= p <= 65535 for p in ports):
-            raise ValidationError("ports must be a list of port numbers from 1 to 65535", field="ports")
+        check_ports(ports)
         request = apps_pb2.DeployImageRequest(reference=reference, hostname=hostname, host=host or "",
                                               node=node or "", environment=environment_to_pb(environment),
                                               ports=list(ports))

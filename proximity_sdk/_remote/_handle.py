@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import grpc
 
-from proximity_sdk._api.handle import OperationHandleAPI
+from proximity_sdk._api.handle import OperationHandleAPI, T
 from proximity_sdk._pb.proximity.v1 import (
     apps_pb2,
     apps_pb2_grpc,
@@ -33,8 +33,7 @@ from proximity_sdk.errors import (
     UnavailableError,
 )
 from proximity_sdk.models._requests import check_after, check_wait_timeout
-from proximity_sdk.models.operation import Operation, OperationEvent, OperationStatus
-from proximity_sdk.operations.handle import T, raise_unless_succeeded
+from proximity_sdk.models.operation import Operation, OperationEvent, OperationStatus, raise_unless_succeeded
 
 if TYPE_CHECKING:
     from proximity_sdk._remote._channel import Connection

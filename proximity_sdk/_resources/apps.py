@@ -10,16 +10,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from proximity_sdk._api.apps import AppsAPI
-from proximity_sdk.catalog.render import render_project
-from proximity_sdk.catalog.secrets import is_secret_name
+from proximity_sdk.engine.engine import OperationEngine
+from proximity_sdk.engine.handle import OperationHandle
+from proximity_sdk.engine.services import Services
 from proximity_sdk.errors import BusyError, NotRecordedError, ProximityError, ValidationError
 from proximity_sdk.models._listing import Listing
 from proximity_sdk.models._requests import (
     check_aware_time,
     check_log_tail,
-    check_reference,
     check_stop_args,
-    check_strategy,
     check_update_window,
 )
 from proximity_sdk.models.app import App, AppCredentials, AppStatus, DeployStrategy, parse_app_status
@@ -28,29 +27,17 @@ from proximity_sdk.models.resources import Resources
 from proximity_sdk.models.update import AppUpdate, UpdateWindow
 from proximity_sdk.operations.adopt import discover_containers, forget_adoption, prepare_adoption
 from proximity_sdk.operations.clone import submit_clone
-from proximity_sdk.operations.deploy import deploy_config, requested_resources
-from proximity_sdk.operations.engine import OperationEngine
-from proximity_sdk.operations.handle import OperationHandle
+from proximity_sdk.operations.deploy.kind import submit_deploy, submit_deploy_image
 from proximity_sdk.operations.migrate import submit_migrate
 from proximity_sdk.operations.oci import (
-    AUTO_STEPS,
-    COMPOSE_STEPS,
     NO_NODE_SHELL,
-    OCI_STEPS,
-    catalog_plan,
-    image_plan,
     is_oci,
-    oci_ports,
 )
 from proximity_sdk.operations.provision import Provisioner, app_project
 from proximity_sdk.operations.pull import PullKind
 from proximity_sdk.operations.resize import submit_resize
-from proximity_sdk.operations.runtime import Runtime
 from proximity_sdk.operations.update import check_updatable, find_updates, submit_update
-from proximity_sdk.proxmox._ctspec import check_hostname
 from proximity_sdk.proxmox.console_log import read_console
-from proximity_sdk.proxmox.oci import check_env, require_oci
-from proximity_sdk.proxmox.validate import check_node_name
 from proximity_sdk.store._keyset import Cursor
 
 __all__ = ["Apps"]
@@ -68,8 +55,8 @@ def _cut(line: str) -> str:
 
 
 class Apps(AppsAPI):
-    def __init__(self, runtime: Runtime, engine: OperationEngine) -> None:
-        self._rt = runtime
+    def __init__(self, services: Services, engine: OperationEngine) -> None:
+        self._services = services
         self._engine = engine
 
     # deploy ---------------------------------------------------------------------------------------
@@ -77,104 +64,19 @@ class Apps(AppsAPI):
     def deploy(self, catalog_id: str, *, hostname: str, host: str | None = None, node: str | None = None,
                environment: Mapping[str, str] | None = None, resources: Resources | None = None,
                strategy: DeployStrategy = "auto", owner_id: str | None = None) -> OperationHandle[App]:
-        """Deploy a catalog app into a new container. Returns the Operation at once; ``wait()``
-        gives the running ``App``. Input is checked here, before anything is recorded or sent.
-
-        ``strategy``: ``"auto"`` (default) deploys a single-image app as a native OCI container when
-        its node runs PVE >= 9.1 and falls back to compose otherwise (an event says why);
-        ``"oci"`` insists (refused on an older node: here when ``node`` is given, else when the
-        node is chosen); ``"compose"`` always runs Docker compose in an OS container (docs/oci.md)."""
-        store = self._rt.store
-        check_hostname(hostname)
-        strategy = check_strategy(strategy)
-        if node is not None:
-            check_node_name(node)
-        if resources is not None and not isinstance(resources, Resources):
-            raise ValidationError("resources must be a Resources(...)", field="resources")
-        entry = self._rt.catalog.get(catalog_id)
-        target = store.hosts.resolve(host)
-        settings = store.settings.get()
-        wanted = requested_resources(entry, resources, settings)
-        rendered = render_project(entry, environment=environment)
-        config = deploy_config(entry, rendered, environment)
-        plan, why = (None, "") if strategy == "compose" else catalog_plan(entry, rendered.compose, rendered.env)
-        if plan is not None:
-            config["oci"] = plan
-        elif strategy != "compose":
-            config["oci_unfit"] = why
-        if strategy == "oci":
-            if plan is None:
-                raise ValidationError(f'strategy "oci" is not possible: {why}', field="strategy",
-                                      hint='Use strategy="auto" or "compose"')
-            if node is not None:
-                require_oci(self._rt.clients.get(target.id), node)
-        elif plan is None:
-            self._rt.shells.get(target.id)  # the node shell must be configured: say so now, not at step 7
-        # with a plan under "auto" the node shell is needed only if the node is too old: checked then
-        steps = {"oci": OCI_STEPS, "compose": COMPOSE_STEPS}.get(strategy if plan is not None else "compose",
-                                                                   AUTO_STEPS)
-        app = store.apps.create(hostname=hostname, host_id=target.id, status=AppStatus.DEPLOYING,
-                                catalog_id=entry.id, catalog_version=entry.version, owner_id=owner_id,
-                                resources=wanted, config=config)
-        try:
-            store.apps.set_secrets(app.id, rendered.secrets)
-            return self._engine.submit("deploy", app_id=app.id, host_id=target.id, owner_id=owner_id,
-                                       params={"node": node, "strategy": strategy}, steps=steps)
-        except BaseException:
-            store.apps.delete(app.id)
-            raise
+        return submit_deploy(self._services, self._engine, catalog_id, hostname=hostname, host=host, node=node,
+                             environment=environment, resources=resources, strategy=strategy, owner_id=owner_id)
 
     def deploy_image(self, reference: str, *, hostname: str, host: str | None = None, node: str | None = None,
                      environment: Mapping[str, str] | None = None, ports: Sequence[int] = (),
                      resources: Resources | None = None, owner_id: str | None = None) -> OperationHandle[App]:
-        """Deploy an OCI image (``registry/name:tag``) as a native OCI application container: the
-        node must run PVE >= 9.1 (checked here when ``node`` is given, else when the node is
-        chosen). ``environment`` is passed to the container; secret-named variables (``*_PASSWORD``,
-        ``*_SECRET``, ``*_TOKEN``, ...) are stored encrypted as the app's secrets, never in its
-        record. ``ports``: the ports the image listens on, the first being the app's URL. No node
-        shell is used. ``wait()`` gives the running ``App``. Its stop grace period is Docker's
-        default, 10 s (there is no catalog entry to give a ``stop_grace_period``)."""
-        store = self._rt.store
-        reference = check_reference(reference)
-        check_hostname(hostname)
-        if node is not None:
-            check_node_name(node)
-        if resources is not None and not isinstance(resources, Resources):
-            raise ValidationError("resources must be a Resources(...)", field="resources")
-        if isinstance(ports, (str, bytes)) or not all(
-                isinstance(p, int) and not isinstance(p, bool) and 1 <= p <= 65535 for p in ports):
-            raise ValidationError("ports must be a list of port numbers from 1 to 65535", field="ports")
-        if environment is not None and not isinstance(environment, Mapping):
-            raise ValidationError("environment must be a mapping of NAME to value", field="environment")
-        env = check_env(dict(environment or {}))
-        secret_names = {name for name in env if is_secret_name(name)}
-        target = store.hosts.resolve(host)
-        settings = store.settings.get()
-        given = resources or Resources()
-        wanted = Resources(cores=given.cores or settings.default_cores,
-                           memory_mb=given.memory_mb or settings.default_memory_mb,
-                           swap_mb=given.swap_mb if given.swap_mb is not None else settings.default_swap_mb,
-                           disk_gb=given.disk_gb or settings.default_disk_gb)
-        plan = image_plan(reference, environment=env, secret_names=secret_names, ports=list(dict.fromkeys(ports)))
-        if node is not None:
-            require_oci(self._rt.clients.get(target.id), node)
-        config = {"oci": plan, "runtime": "oci", "image": reference, "main_port": plan["main_port"],
-                  "ports": [p.model_dump() for p in oci_ports(plan)],
-                  "environment": {k: v for k, v in env.items() if k not in secret_names}}
-        app = store.apps.create(hostname=hostname, host_id=target.id, status=AppStatus.DEPLOYING,
-                                owner_id=owner_id, resources=wanted, config=config)
-        try:
-            store.apps.set_secrets(app.id, {name: env[name] for name in secret_names})
-            return self._engine.submit("deploy", app_id=app.id, host_id=target.id, owner_id=owner_id,
-                                       params={"node": node, "strategy": "oci"}, steps=OCI_STEPS)
-        except BaseException:
-            store.apps.delete(app.id)
-            raise
+        return submit_deploy_image(self._services, self._engine, reference, hostname=hostname, host=host, node=node,
+                                   environment=environment, ports=ports, resources=resources, owner_id=owner_id)
 
     # lifecycle ------------------------------------------------------------------------------------
 
     def _submit(self, kind: str, app_id: str, params: dict[str, Any] | None = None) -> OperationHandle:
-        app = self._rt.store.apps.get(app_id)
+        app = self._services.store.apps.get(app_id)
         return self._engine.submit(kind, app_id=app.id, host_id=app.host_id, vmid=app.vmid, owner_id=app.owner_id,
                                    params=params)
 
@@ -195,19 +97,19 @@ class Apps(AppsAPI):
 
     def clone(self, app_id: str, *, hostname: str, node: str | None = None,
               owner_id: str | None = None) -> OperationHandle[App]:
-        return submit_clone(self._rt, self._engine, app_id, hostname=hostname, node=node, owner_id=owner_id)
+        return submit_clone(self._services, self._engine, app_id, hostname=hostname, node=node, owner_id=owner_id)
 
     def migrate(self, app_id: str, *, node: str, shutdown_timeout: int = 180) -> OperationHandle[App]:
-        return submit_migrate(self._rt, self._engine, app_id, node=node, shutdown_timeout=shutdown_timeout)
+        return submit_migrate(self._services, self._engine, app_id, node=node, shutdown_timeout=shutdown_timeout)
 
     def resize(self, app_id: str, *, resources: Resources) -> OperationHandle[App]:
-        return submit_resize(self._rt, self._engine, app_id, resources=resources)
+        return submit_resize(self._services, self._engine, app_id, resources=resources)
 
     # updates ---------------------------------------------------------------------------------------
 
     def updates(self, *, app_id: str | None = None, pull: bool = True) -> Listing[AppUpdate]:
-        apps = [self._rt.store.apps.get(app_id)] if app_id is not None else builtins.list(self.iter())
-        return Listing(find_updates(self._rt, apps, pull=bool(pull), pulled=self._pulled))
+        apps = [self._services.store.apps.get(app_id)] if app_id is not None else builtins.list(self.iter())
+        return Listing(find_updates(self._services, apps, pull=bool(pull), pulled=self._pulled))
 
     def _pulled(self, app: App) -> dict[str, str] | None:
         """The digests after a ``pull`` operation on the app (one operation at a time per app: a
@@ -223,21 +125,21 @@ class Apps(AppsAPI):
         return dict(digests or {})
 
     def update(self, app_id: str, *, version: str | None = None) -> OperationHandle[App]:
-        return submit_update(self._rt, self._engine, app_id, version=version)
+        return submit_update(self._services, self._engine, app_id, version=version)
 
     def set_update_window(self, app_id: str, *, window: UpdateWindow | None) -> UpdateWindow | None:
         check_update_window(window)
-        app = self._rt.store.apps.get(app_id)
+        app = self._services.store.apps.get(app_id)
         if window is not None:
             check_updatable(app)
-        return self._rt.store.update_policies.set(app.id, window)
+        return self._services.store.update_policies.set(app.id, window)
 
     def update_window(self, app_id: str) -> UpdateWindow | None:
-        return self._rt.store.update_policies.get(self._rt.store.apps.get(app_id).id)
+        return self._services.store.update_policies.get(self._services.store.apps.get(app_id).id)
 
     def run_due_updates(self, *, now: datetime | None = None) -> Listing[OperationHandle[App]]:
         moment = (check_aware_time(now) or datetime.now(UTC)).astimezone(UTC)
-        store = self._rt.store
+        store = self._services.store
         started: Listing[OperationHandle] = Listing()
         for app_id, window in store.update_policies.all():
             opened = window.opened_at(moment)
@@ -248,9 +150,9 @@ class Apps(AppsAPI):
                 if app.status != AppStatus.RUNNING:
                     log.info("automatic update of %s skipped in this window: it is %s", app.hostname, app.status.value)
                     continue
-                if not find_updates(self._rt, [app], pulled=self._pulled):
+                if not find_updates(self._services, [app], pulled=self._pulled):
                     continue
-                started.append(submit_update(self._rt, self._engine, app.id, version=None))
+                started.append(submit_update(self._services, self._engine, app.id, version=None))
             except BusyError:
                 store.update_policies.release(app_id, opened)
             except ProximityError as exc:
@@ -260,33 +162,33 @@ class Apps(AppsAPI):
     # discover and adopt ---------------------------------------------------------------------------
 
     def discover(self, host: str | None = None) -> Listing[DiscoveredContainer]:
-        store = self._rt.store
+        store = self._services.store
         hosts = [store.hosts.get(host)] if host is not None else store.hosts.list()
-        return Listing(discover_containers(self._rt, hosts))
+        return Listing(discover_containers(self._services, hosts))
 
     def adopt(self, vmid: int, *, host: str | None = None, node: str | None = None, catalog_id: str | None = None,
               hostname: str | None = None, owner_id: str | None = None) -> OperationHandle[App]:
-        app = prepare_adoption(self._rt, vmid, host=host, node=node, catalog_id=catalog_id, hostname=hostname,
+        app = prepare_adoption(self._services, vmid, host=host, node=node, catalog_id=catalog_id, hostname=hostname,
                                owner_id=owner_id)
         try:
             return self._engine.submit("adopt", app_id=app.id, host_id=app.host_id, vmid=app.vmid,
                                        owner_id=owner_id)
         except BaseException:
-            forget_adoption(self._rt.store, app)
+            forget_adoption(self._services.store, app)
             raise
 
     # reads ----------------------------------------------------------------------------------------
 
     def get(self, app_id: str) -> App:
-        return self._rt.store.apps.get(app_id)
+        return self._services.store.apps.get(app_id)
 
     def iter(self, *, status: AppStatus | str | None = None, search: str | None = None,
              host: str | None = None, owner_id: str | None = None) -> Iterator[App]:
-        host_id = self._rt.store.hosts.get(host).id if host is not None else None
+        host_id = self._services.store.hosts.get(host).id if host is not None else None
         wanted = parse_app_status(status)
         after: Cursor | None = None  # keyset: each page seeks past the last app seen
         while True:
-            page = self._rt.store.apps.list(status=wanted, search=search, host_id=host_id, owner_id=owner_id,
+            page = self._services.store.apps.list(status=wanted, search=search, host_id=host_id, owner_id=owner_id,
                                             after=after, limit=_PAGE)
             yield from page
             if len(page) < _PAGE:
@@ -300,7 +202,7 @@ class Apps(AppsAPI):
 
     def logs(self, app_id: str, *, tail: int = 200, service: str | None = None) -> str:
         check_log_tail(tail)
-        app = self._rt.store.apps.get(app_id)
+        app = self._services.store.apps.get(app_id)
         if app.node is None or app.vmid is None:
             raise ValidationError(f"app {app.hostname!r} has no container yet", field="app_id")
         if is_oci(app):
@@ -315,7 +217,7 @@ class Apps(AppsAPI):
             if service not in services:
                 raise ValidationError(f"app {app.hostname!r} has no service {service!r}", field="service",
                                       hint=f"Its services: {', '.join(services)}")
-        text = Provisioner(self._rt.shells.get(app.host_id), app.node, app.vmid,
+        text = Provisioner(self._services.shells.get(app.host_id), app.node, app.vmid,
                            project=app_project(app)).logs(tail=tail, service=service)
         return "\n".join(_cut(line) for line in text.split("\n"))
 
@@ -337,7 +239,7 @@ class Apps(AppsAPI):
             raise NotRecordedError(
                 f"app {app.hostname!r} (native OCI container) has no console log: {why}; Proxmox keeps none",
                 hint=hint)
-        text = read_console(self._rt.shells.get(app.host_id), node, vmid, tail=tail)
+        text = read_console(self._services.shells.get(app.host_id), node, vmid, tail=tail)
         if text is None:
             raise NotRecordedError(
                 f"CT {vmid} of app {app.hostname!r} has no console log on node {node} yet: it has not started "
@@ -345,7 +247,7 @@ class Apps(AppsAPI):
         return "\n".join(_cut(line.removesuffix("\r")) for line in text.removesuffix("\n").split("\n"))
 
     def credentials(self, app_id: str) -> AppCredentials:
-        store = self._rt.store
+        store = self._services.store
         app = store.apps.get(app_id)
         return AppCredentials(app_id=app.id, root_password=store.apps.root_password(app.id),
                               secrets=store.apps.secrets(app.id))

@@ -13,6 +13,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from proximity_sdk._api.backups import BackupsAPI, BackupTargetsAPI
+from proximity_sdk.engine.engine import OperationEngine
+from proximity_sdk.engine.handle import OperationHandle
+from proximity_sdk.engine.services import Services
 from proximity_sdk.errors import BusyError, ConflictError, NotFoundError, ProximityError, ValidationError
 from proximity_sdk.models._listing import Listing
 from proximity_sdk.models._requests import check_choice, check_keep, check_note, check_target_name
@@ -27,10 +30,7 @@ from proximity_sdk.models.backup import (
     BackupTarget,
 )
 from proximity_sdk.operations._targets import TargetRegistry
-from proximity_sdk.operations.engine import OperationEngine
-from proximity_sdk.operations.handle import OperationHandle
 from proximity_sdk.operations.restore import IN_PLACE_STEPS, NEW_CONTAINER_STEPS
-from proximity_sdk.operations.runtime import Runtime
 from proximity_sdk.operations.schedules import check_cron, next_run
 from proximity_sdk.proxmox.validate import check_storage_id
 from proximity_sdk.store.base import utcnow
@@ -44,38 +44,38 @@ _BUSY_RETRY = timedelta(minutes=5)  # a due schedule whose app is busy tries aga
 
 
 class BackupTargets(BackupTargetsAPI):
-    def __init__(self, runtime: Runtime, targets: TargetRegistry) -> None:
-        self._rt = runtime
+    def __init__(self, services: Services, targets: TargetRegistry) -> None:
+        self._services = services
         self._targets = targets
 
     def add(self, *, name: str, kind: str, options: Mapping[str, Any] | None = None) -> BackupTarget:
         checked = self._targets.check(kind, options or {})
-        return self._rt.store.backups.add_target(name=name, kind=kind, options=checked)
+        return self._services.store.backups.add_target(name=name, kind=kind, options=checked)
 
     def get(self, name: str) -> BackupTarget:
-        return self._rt.store.backups.get_target(name)
+        return self._services.store.backups.get_target(name)
 
     def list(self) -> Listing[BackupTarget]:
-        return Listing(self._rt.store.backups.targets())
+        return Listing(self._services.store.backups.targets())
 
     def remove(self, name: str) -> None:
-        self._rt.store.backups.remove_target(name)
+        self._services.store.backups.remove_target(name)
 
     def kinds(self) -> Listing[str]:
         return Listing(sorted(self._targets.kinds()))
 
 
 class Backups(BackupsAPI):
-    def __init__(self, runtime: Runtime, engine: OperationEngine, targets: TargetRegistry) -> None:
-        self._rt = runtime
+    def __init__(self, services: Services, engine: OperationEngine, targets: TargetRegistry) -> None:
+        self._services = services
         self._engine = engine
         self._targets = targets
-        self.targets = BackupTargets(runtime, targets)
+        self.targets = BackupTargets(services, targets)
 
     # create ---------------------------------------------------------------------------------------
 
     def _backup_app(self, app_id: str) -> App:
-        app = self._rt.store.apps.get(app_id)
+        app = self._services.store.apps.get(app_id)
         if app.node is None or app.vmid is None:
             raise ValidationError(f"app {app.hostname!r} has no container to back up", field="app_id")
         if app.status in ACTIVE_APP_STATUSES:
@@ -86,13 +86,13 @@ class Backups(BackupsAPI):
         name = check_target_name(target)
         if name is None:
             return None
-        record = self._rt.store.backups.get_target(name)
+        record = self._services.store.backups.get_target(name)
         self._targets.kind(record.kind)  # its plugin must be installed
         return name
 
     def _submit(self, app: App, *, mode: str, compression: str, target: str | None, note: str | None,
                 schedule_id: str | None = None) -> OperationHandle:
-        store = self._rt.store
+        store = self._services.store
         record = store.backups.create(app_id=app.id, hostname=app.hostname, host_id=app.host_id, node=app.node,
                                       vmid=app.vmid, mode=mode, compression=compression, target=target, note=note,
                                       schedule_id=schedule_id)
@@ -115,30 +115,30 @@ class Backups(BackupsAPI):
     # reads ----------------------------------------------------------------------------------------
 
     def get(self, backup_id: str) -> Backup:
-        return self._rt.store.backups.get(backup_id)
+        return self._services.store.backups.get(backup_id)
 
     def list(self, app_id: str | None = None, *, status: BackupStatus | str | None = None) -> Listing[Backup]:
         if app_id is not None:
-            self._rt.store.apps.get(app_id)
+            self._services.store.apps.get(app_id)
         wanted = None
         if status is not None:
             wanted = BackupStatus(check_choice(status, tuple(s.value for s in BackupStatus), field="status"))
         found: Listing[Backup] = Listing()
         while True:
-            page = self._rt.store.backups.list(app_id=app_id, status=wanted, offset=len(found), limit=_PAGE)
+            page = self._services.store.backups.list(app_id=app_id, status=wanted, offset=len(found), limit=_PAGE)
             found += page
             if len(page) < _PAGE:
                 return found
 
     def stats(self, app_id: str | None = None) -> BackupStats:
         if app_id is not None:
-            self._rt.store.apps.get(app_id)
-        return self._rt.store.backups.stats(app_id=app_id)
+            self._services.store.apps.get(app_id)
+        return self._services.store.backups.stats(app_id=app_id)
 
     # restore and delete ---------------------------------------------------------------------------
 
     def restore(self, backup_id: str, *, in_place: bool = False, storage: str | None = None) -> OperationHandle[App]:
-        store = self._rt.store
+        store = self._services.store
         if storage is not None:
             check_storage_id(storage)
         backup = store.backups.get(backup_id)
@@ -163,7 +163,7 @@ class Backups(BackupsAPI):
             raise
 
     def delete(self, backup_id: str) -> OperationHandle[None]:
-        store = self._rt.store
+        store = self._services.store
         backup = store.backups.get(backup_id)
         owner = None  # the app's owner follows the delete (a member watches their own operations)
         if backup.app_id is not None:
@@ -187,19 +187,19 @@ class Backups(BackupsAPI):
                  "keep_daily": check_keep(keep_daily, field="keep_daily"),
                  "keep_weekly": check_keep(keep_weekly, field="keep_weekly")}
         name = self._target_name(target)
-        app = self._rt.store.apps.get(app_id)
-        return self._rt.store.backups.create_schedule(app_id=app.id, cron=cron, target=name,
+        app = self._services.store.apps.get(app_id)
+        return self._services.store.backups.create_schedule(app_id=app.id, cron=cron, target=name,
                                                       next_run_at=next_run(cron, after=utcnow()), **keeps)
 
     def schedules(self, app_id: str | None = None) -> Listing[BackupSchedule]:
-        return Listing(self._rt.store.backups.schedules(app_id=app_id))
+        return Listing(self._services.store.backups.schedules(app_id=app_id))
 
     def unschedule(self, schedule_id: str) -> None:
-        self._rt.store.backups.delete_schedule(schedule_id)
+        self._services.store.backups.delete_schedule(schedule_id)
 
     def run_due(self, *, now: datetime | None = None) -> Listing[OperationHandle[Backup]]:
         moment = (now or utcnow()).astimezone(UTC)
-        store = self._rt.store
+        store = self._services.store
         handles: Listing[OperationHandle] = Listing()
         for schedule in store.backups.due_schedules(moment):
             following = next_run(schedule.cron, after=moment)

@@ -19,24 +19,24 @@ from datetime import timedelta
 
 from proximity_sdk._api.maintenance import MaintenanceAPI
 from proximity_sdk._resources.hosts import fetch_nodes
+from proximity_sdk.engine.engine import OperationEngine
+from proximity_sdk.engine.services import Services
 from proximity_sdk.errors import ProximityError
 from proximity_sdk.models._requests import check_grace_seconds
 from proximity_sdk.models.maintenance import HostNodeSync, JanitorReport, NodeSyncReport, ReconcileReport
-from proximity_sdk.operations.engine import OperationEngine
 from proximity_sdk.operations.janitor import Janitor
 from proximity_sdk.operations.reconcile import reconcile
-from proximity_sdk.operations.runtime import Runtime
 
 __all__ = ["Maintenance"]
 
 
 class Maintenance(MaintenanceAPI):
-    def __init__(self, runtime: Runtime, engine: OperationEngine) -> None:
-        self._rt = runtime
-        self._janitor = Janitor(runtime, engine)
+    def __init__(self, services: Services, engine: OperationEngine) -> None:
+        self._services = services
+        self._janitor = Janitor(services, engine)
 
     def reconcile(self, host: str | None = None) -> ReconcileReport:
-        return reconcile(self._rt, host)
+        return reconcile(self._services, host)
 
     def janitor(self, *, hard_grace_seconds: float | None = None) -> JanitorReport:
         seconds = check_grace_seconds(hard_grace_seconds)
@@ -50,12 +50,12 @@ class Maintenance(MaintenanceAPI):
         return self._janitor.stuck_leftovers()
 
     def sync_nodes(self, host: str | None = None) -> NodeSyncReport:
-        store = self._rt.store
+        store = self._services.store
         hosts = [store.hosts.get(host)] if host is not None else store.hosts.list()
         results = []
         for current in hosts:
             try:
-                nodes = fetch_nodes(self._rt.clients.get(current.id), current.id)
+                nodes = fetch_nodes(self._services.clients.get(current.id), current.id)
                 store.nodes.replace_for_host(current.id, nodes)
             except ProximityError as exc:
                 results.append(HostNodeSync(host_id=current.id, host=current.name, ok=False, error=str(exc),

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from proximity_sdk._api.operations import OperationsAPI
+from proximity_sdk.engine.engine import OperationEngine
+from proximity_sdk.engine.handle import OperationHandle
 from proximity_sdk.models._listing import Listing
 from proximity_sdk.models.operation import Operation, OperationEvent, OperationStatus
-from proximity_sdk.operations.engine import OperationEngine
-from proximity_sdk.operations.handle import OperationHandle
 
 __all__ = ["Operations"]
 

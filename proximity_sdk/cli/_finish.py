@@ -11,7 +11,7 @@ from proximity_sdk.cli._views import render_result
 
 if TYPE_CHECKING:
     from proximity_sdk.cli._context import Context
-    from proximity_sdk.operations.handle import OperationHandle
+    from proximity_sdk.engine.handle import OperationHandle
 
 __all__ = ["finish"]
 

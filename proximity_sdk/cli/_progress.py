@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from proximity_sdk.engine.handle import OperationHandle
     from proximity_sdk.models.operation import OperationEvent
-    from proximity_sdk.operations.handle import OperationHandle
 
 __all__ = ["event_line", "follow", "follow_json"]
 

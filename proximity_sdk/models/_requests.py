@@ -9,7 +9,7 @@ Cheap to import (the agent client imports it): the models a check needs are impo
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -34,6 +34,7 @@ __all__ = [
     "check_keep",
     "check_log_tail",
     "check_note",
+    "check_ports",
     "check_reference",
     "check_resources",
     "check_stop_args",
@@ -261,3 +262,10 @@ def check_wait_timeout(timeout: float | None) -> float | None:
     if timeout is not None and timeout < 0:
         raise ValidationError("timeout must be positive", field="timeout")
     return timeout
+
+
+def check_ports(ports: Sequence[int]) -> None:
+    """The ports an image listens on: port numbers (not a string of digits, not booleans)."""
+    if isinstance(ports, (str, bytes)) or not all(
+            isinstance(p, int) and not isinstance(p, bool) and 1 <= p <= 65535 for p in ports):
+        raise ValidationError("ports must be a list of port numbers from 1 to 65535", field="ports")

@@ -8,9 +8,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from proximity_sdk.errors import OperationCancelled, OperationFailed
 from proximity_sdk.models._html import HtmlRepr
 
-__all__ = ["FINISHED_OPERATION_STATUSES", "Operation", "OperationEvent", "OperationStatus"]
+__all__ = ["FINISHED_OPERATION_STATUSES", "Operation", "OperationEvent", "OperationStatus", "raise_unless_succeeded"]
 
 
 class OperationStatus(StrEnum):
@@ -75,3 +76,13 @@ class OperationEvent(HtmlRepr, BaseModel):
     level: Literal["debug", "info", "warning", "error"] = "info"
     message: str
     progress: float | None = Field(default=None, ge=0.0, le=1.0)
+
+
+def raise_unless_succeeded(op: Operation) -> None:
+    """For a finished operation, what ``wait()`` raises unless it succeeded (local and remote handles alike)."""
+    if op.status == OperationStatus.SUCCEEDED:
+        return
+    if op.status == OperationStatus.CANCELLED:
+        raise OperationCancelled(f"{op.kind} operation {op.id} was cancelled", operation_id=op.id)
+    raise OperationFailed(f"{op.kind} failed: {op.error}", operation_id=op.id, step=op.result.get("failed_step"),
+                          log_tail=op.result.get("log_tail") or ())

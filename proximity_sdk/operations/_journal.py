@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from proximity_sdk.operations.context import OperationContext
+from proximity_sdk.engine.context import OperationContext
 from proximity_sdk.store import Store
 
 __all__ = ["follow_vmid_change"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
+from proximity_sdk.engine.context import OperationContext
 from proximity_sdk.errors import LockedError
-from proximity_sdk.operations.context import OperationContext
 from proximity_sdk.proxmox.client import ProxmoxClient
 from proximity_sdk.proxmox.containers import container_status
 

@@ -7,8 +7,8 @@ from typing import Any, cast
 
 from proximity_sdk.backup_targets.base import BackupTarget, BackupTargetKind, NodeAccess
 from proximity_sdk.backup_targets.proxmox_storage import DEFAULT_BACKUP_STORAGE, ProxmoxStorageTarget
+from proximity_sdk.engine.services import Services
 from proximity_sdk.errors import ValidationError
-from proximity_sdk.operations.runtime import Runtime
 from proximity_sdk.plugins.manager import PluginManager
 from proximity_sdk.proxmox.progress import Emit
 from proximity_sdk.proxmox.shell import NodeShell
@@ -17,8 +17,8 @@ __all__ = ["TargetRegistry"]
 
 
 class TargetRegistry:
-    def __init__(self, runtime: Runtime, plugins: PluginManager) -> None:
-        self._rt = runtime
+    def __init__(self, services: Services, plugins: PluginManager) -> None:
+        self._services = services
         self._plugins = plugins
 
     def kinds(self) -> dict[str, BackupTargetKind]:
@@ -39,22 +39,22 @@ class TargetRegistry:
     def exists(self, name: str | None) -> None:
         """Raise ``NotFoundError`` for a target name that is not configured (None is the default)."""
         if name is not None:
-            self._rt.store.backups.get_target(name)
+            self._services.store.backups.get_target(name)
 
     def open(self, name: str | None) -> BackupTarget:
         if name is None:
             return ProxmoxStorageTarget(f"proxmox:{DEFAULT_BACKUP_STORAGE}", DEFAULT_BACKUP_STORAGE)
-        record = self._rt.store.backups.get_target(name)
-        return self.kind(record.kind).open(name, self._rt.store.backups.target_options(name))
+        record = self._services.store.backups.get_target(name)
+        return self.kind(record.kind).open(name, self._services.store.backups.target_options(name))
 
     def access(self, host_id: str, node: str, emit: Emit) -> NodeAccess:
         try:
-            shell = self._rt.shells.get(host_id)
+            shell = self._services.shells.get(host_id)
         except ValidationError as exc:
             # a host without SSH still backs up to a Proxmox storage (API only, e.g. native OCI apps);
             # a target that needs the node shell gets the same clear error when it uses it
             shell = cast(NodeShell, _NoShell(exc))
-        return NodeAccess(client=self._rt.clients.get(host_id), shell=shell, node=node, emit=emit)
+        return NodeAccess(client=self._services.clients.get(host_id), shell=shell, node=node, emit=emit)
 
 
 class _NoShell:

@@ -16,6 +16,9 @@ import re
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
+from proximity_sdk.engine.context import OperationContext
+from proximity_sdk.engine.kinds import OperationKind
+from proximity_sdk.engine.services import Services
 from proximity_sdk.errors import (
     AlreadyExistsError,
     CommandFailedError,
@@ -30,11 +33,8 @@ from proximity_sdk.models.host import Host
 from proximity_sdk.models.operation import Operation
 from proximity_sdk.models.proxmox import ClusterResource, LxcConfig
 from proximity_sdk.models.resources import Resources
-from proximity_sdk.operations.context import OperationContext
-from proximity_sdk.operations.deploy import app_url
-from proximity_sdk.operations.kinds import OperationKind
+from proximity_sdk.operations.deploy.common import app_url
 from proximity_sdk.operations.reconcile import containers_by_vmid
-from proximity_sdk.operations.runtime import Runtime
 from proximity_sdk.proxmox._ctspec import check_hostname
 from proximity_sdk.proxmox.containers import container_status
 from proximity_sdk.proxmox.validate import check_node_name, check_vmid
@@ -65,14 +65,14 @@ def _resources(resource: ClusterResource) -> Resources:
     return Resources(cores=cores, memory_mb=memory, disk_gb=disk)
 
 
-def discover_containers(runtime: Runtime, hosts: Iterable[Host]) -> list[DiscoveredContainer]:
+def discover_containers(services: Services, hosts: Iterable[Host]) -> list[DiscoveredContainer]:
     """Containers (not templates) on these hosts that no app record holds and no operation has
     reserved, from one ``/cluster/resources`` call per host; ordered by host name and VMID.
     Raises the host's error when one cannot be reached."""
     found: list[DiscoveredContainer] = []
     for host in sorted(hosts, key=lambda h: h.name):
-        listing = containers_by_vmid(runtime.clients.get(host.id).cluster_resources(kind="vm"))
-        held = runtime.store.reservations.held_vmids(host.id)
+        listing = containers_by_vmid(services.clients.get(host.id).cluster_resources(kind="vm"))
+        held = services.store.reservations.held_vmids(host.id)
         for vmid in sorted(set(listing) - held):
             r = listing[vmid]
             assert r.node is not None
@@ -85,20 +85,20 @@ def discover_containers(runtime: Runtime, hosts: Iterable[Host]) -> list[Discove
 # adoption, checked in the façade -------------------------------------------------------------------
 
 
-def prepare_adoption(runtime: Runtime, vmid: int, *, host: str | None, node: str | None, catalog_id: str | None,
+def prepare_adoption(services: Services, vmid: int, *, host: str | None, node: str | None, catalog_id: str | None,
                      hostname: str | None, owner_id: str | None) -> App:
     """Check everything, then record the app (``adopting``) with its VMID reserved for it.
     Raises before recording anything when the adoption cannot work."""
-    store = runtime.store
+    store = services.store
     vmid = check_vmid(vmid)
     if node is not None:
         check_node_name(node)
     if hostname is not None:
         check_hostname(hostname)
-    entry = runtime.catalog.get(catalog_id) if catalog_id is not None else None
+    entry = services.catalog.get(catalog_id) if catalog_id is not None else None
     target = store.hosts.resolve(host)
-    runtime.shells.get(target.id)  # ports are read through the node shell: say so now if it is missing
-    listing = containers_by_vmid(runtime.clients.get(target.id).cluster_resources(kind="vm"))
+    services.shells.get(target.id)  # ports are read through the node shell: say so now if it is missing
+    listing = containers_by_vmid(services.clients.get(target.id).cluster_resources(kind="vm"))
     found = listing.get(vmid)
     if found is None:
         raise NotFoundError(f"there is no container {vmid} on host {target.name!r}",
@@ -200,8 +200,8 @@ class AdoptKind(OperationKind):
     steps: ClassVar[tuple[str, ...]] = ("inspect", "ports", "record")
     deadline_seconds: ClassVar[float] = 900.0
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.rt = runtime
+    def __init__(self, services: Services) -> None:
+        self.services = services
 
     def result(self, store: Store, operation: Operation) -> App:
         return store.apps.get(str(operation.app_id))
@@ -211,11 +211,11 @@ class AdoptKind(OperationKind):
         return self.run(ctx)
 
     def run(self, ctx: OperationContext) -> dict[str, Any]:
-        store = self.rt.store
+        store = self.services.store
         app = store.apps.get(str(ctx.operation.app_id))
         assert app.node is not None and app.vmid is not None
         node, vmid = app.node, app.vmid
-        client = self.rt.clients.get(app.host_id)
+        client = self.services.clients.get(app.host_id)
 
         with ctx.step("inspect"):
             status = container_status(client, node, vmid)
@@ -233,7 +233,7 @@ class AdoptKind(OperationKind):
                 address = next((i.ipv4 for i in client.lxc_interfaces(node, vmid) if i.name != "lo" and i.ipv4),
                                None)
                 try:
-                    listed = self.rt.shells.get(app.host_id).pct_exec(node, vmid, _LIST_PORTS, timeout=60)
+                    listed = self.services.shells.get(app.host_id).pct_exec(node, vmid, _LIST_PORTS, timeout=60)
                     ports = parse_listening(listed.stdout)
                 except CommandFailedError as exc:  # no `ss` in the container: adopt without ports
                     ctx.event(f"could not list listening ports ({exc}); none recorded", level="warning")
@@ -254,8 +254,8 @@ class AdoptKind(OperationKind):
 
     def on_failure(self, ctx: OperationContext, error: BaseException) -> None:
         try:
-            app = self.rt.store.apps.get(str(ctx.operation.app_id))
+            app = self.services.store.apps.get(str(ctx.operation.app_id))
         except ProximityError:
             return
-        forget_adoption(self.rt.store, app)
+        forget_adoption(self.services.store, app)
         ctx.event(f"adoption abandoned: the record of {app.hostname!r} is removed, CT {app.vmid} is untouched")

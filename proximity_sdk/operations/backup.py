@@ -17,14 +17,14 @@ from typing import Any, ClassVar
 
 from proximity_sdk.backup_targets.base import stored_location
 from proximity_sdk.backup_targets.volumes import delete_backup_volume, run_vzdump
+from proximity_sdk.engine.context import OperationContext, emitter
+from proximity_sdk.engine.kinds import OperationKind
+from proximity_sdk.engine.services import Services
 from proximity_sdk.errors import ProximityError
 from proximity_sdk.models.backup import Backup, BackupStatus
 from proximity_sdk.models.operation import Operation
 from proximity_sdk.operations._targets import TargetRegistry
-from proximity_sdk.operations.context import OperationContext
-from proximity_sdk.operations.kinds import OperationKind
 from proximity_sdk.operations.retention import Retention, RetentionItem, prune_plan
-from proximity_sdk.operations.runtime import Runtime, emitter
 from proximity_sdk.store import Store
 from proximity_sdk.store.base import utcnow
 
@@ -151,15 +151,15 @@ class BackupKind(OperationKind):
     steps: ClassVar[tuple[str, ...]] = ("queue", "vzdump", "store", "prune")
     deadline_seconds: ClassVar[float] = 8 * 3600.0
 
-    def __init__(self, runtime: Runtime, targets: TargetRegistry) -> None:
-        self.rt = runtime
+    def __init__(self, services: Services, targets: TargetRegistry) -> None:
+        self.services = services
         self.targets = targets
 
     def result(self, store: Store, operation: Operation) -> Backup:
         return store.backups.get(str(operation.result["backup_id"]))
 
     def run(self, ctx: OperationContext) -> dict[str, Any]:
-        store = self.rt.store
+        store = self.services.store
         backup = store.backups.get(str(ctx.params["backup_id"]))
         app = store.apps.get(str(ctx.operation.app_id))
         if app.node is None or app.vmid is None:
@@ -179,7 +179,7 @@ class BackupKind(OperationKind):
     def on_failure(self, ctx: OperationContext, error: BaseException) -> None:
         step = f"{ctx.current_step}: " if ctx.current_step else ""
         with contextlib.suppress(ProximityError):
-            self.rt.store.backups.update(str(ctx.params["backup_id"]), status=BackupStatus.FAILED,
+            self.services.store.backups.update(str(ctx.params["backup_id"]), status=BackupStatus.FAILED,
                                          error=f"{step}{error}")
 
 
@@ -189,15 +189,15 @@ class DeleteBackupKind(OperationKind):
     name: ClassVar[str] = "backup-delete"
     steps: ClassVar[tuple[str, ...]] = ("delete",)
 
-    def __init__(self, runtime: Runtime, targets: TargetRegistry) -> None:
-        self.rt = runtime
+    def __init__(self, services: Services, targets: TargetRegistry) -> None:
+        self.services = services
         self.targets = targets
 
     def run(self, ctx: OperationContext) -> dict[str, Any]:
-        backup = self.rt.store.backups.get(str(ctx.params["backup_id"]))
+        backup = self.services.store.backups.get(str(ctx.params["backup_id"]))
         with ctx.step("delete"):
             remove_archive(ctx, self.targets, backup)
-            self.rt.store.backups.delete(backup.id)
+            self.services.store.backups.delete(backup.id)
         return {"backup_id": backup.id, "deleted": True}
 
     def recover(self, ctx: OperationContext) -> dict[str, Any]:
@@ -206,5 +206,5 @@ class DeleteBackupKind(OperationKind):
 
     def on_failure(self, ctx: OperationContext, error: BaseException) -> None:
         with contextlib.suppress(ProximityError):
-            self.rt.store.backups.update(str(ctx.params["backup_id"]), error=f"delete failed: {error}",
+            self.services.store.backups.update(str(ctx.params["backup_id"]), error=f"delete failed: {error}",
                                          status=BackupStatus(str(ctx.params["previous_status"])))

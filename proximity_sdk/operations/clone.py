@@ -31,19 +31,19 @@ from __future__ import annotations
 import secrets
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from proximity_sdk.engine.context import OperationContext, emitter
+from proximity_sdk.engine.handle import OperationHandle
+from proximity_sdk.engine.kinds import OperationKind
+from proximity_sdk.engine.services import Services
 from proximity_sdk.errors import AlreadyExistsError, ConflictError, NotFoundError, ProximityError, ValidationError
 from proximity_sdk.models.app import App, AppStatus
 from proximity_sdk.models.operation import Operation
 from proximity_sdk.models.settings import Settings
 from proximity_sdk.operations._capacity import in_flight, placing, require_room
 from proximity_sdk.operations._locks import wait_unlocked
-from proximity_sdk.operations.context import OperationContext
-from proximity_sdk.operations.deploy import app_url, release_unjournalled
-from proximity_sdk.operations.handle import OperationHandle
-from proximity_sdk.operations.kinds import OperationKind
+from proximity_sdk.operations.deploy.common import app_url, release_unjournalled
 from proximity_sdk.operations.oci import drop_console, is_oci, keep_console, oci_health
 from proximity_sdk.operations.provision import Provisioner, app_project
-from proximity_sdk.operations.runtime import Runtime, emitter
 from proximity_sdk.proxmox._ctspec import check_hostname
 from proximity_sdk.proxmox.client import ProxmoxClient
 from proximity_sdk.proxmox.containers import container_status, destroy_container, start_container, wait_for_address
@@ -63,7 +63,7 @@ from proximity_sdk.proxmox.vmids import VmidAllocator
 from proximity_sdk.store import Store
 
 if TYPE_CHECKING:
-    from proximity_sdk.operations.engine import OperationEngine
+    from proximity_sdk.engine.engine import OperationEngine
 
 __all__ = ["OCI_CLONE_STEPS", "CloneKind", "submit_clone"]
 
@@ -89,10 +89,10 @@ OCI_CLONE_STEPS = ("place", "reserve", "snapshot", "clone", "tidy", "move", "net
 _CLONE_ATTEMPTS = 3  # a VMID taken outside Proximity meanwhile: move on to the next one
 
 
-def submit_clone(runtime: Runtime, engine: OperationEngine, app_id: str, *, hostname: str, node: str | None,
+def submit_clone(services: Services, engine: OperationEngine, app_id: str, *, hostname: str, node: str | None,
                  owner_id: str | None) -> OperationHandle:
     """Check the request, record the new app (``cloning``) and submit the clone; see ``Apps.clone``."""
-    store = runtime.store
+    store = services.store
     check_hostname(hostname)
     if node is not None:
         check_node_name(node)
@@ -106,9 +106,9 @@ def submit_clone(runtime: Runtime, engine: OperationEngine, app_id: str, *, host
     if any(a.hostname == hostname for a in store.apps.list(search=hostname, host_id=source.host_id, limit=1000)):
         raise AlreadyExistsError(f"an app named {hostname!r} already exists on this host",
                                  hint="Choose another hostname for the clone")
-    client = runtime.clients.get(source.host_id)
+    client = services.clients.get(source.host_id)
     if not oci:
-        runtime.shells.get(source.host_id)  # the node shell sets the root password: fail now, not at step 9
+        services.shells.get(source.host_id)  # the node shell sets the root password: fail now, not at step 9
     settings = store.settings.get()
     memory = source.resources.memory_mb or settings.default_memory_mb
     # a first look at the room (read only); the place step checks again under the placement lock
@@ -145,18 +145,18 @@ class CloneKind(OperationKind):
     steps: ClassVar[tuple[str, ...]] = _CLONE_STEPS
     deadline_seconds: ClassVar[float] = 3 * 3600.0
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.rt = runtime
+    def __init__(self, services: Services) -> None:
+        self.services = services
 
     def result(self, store: Store, operation: Operation) -> App:
         return store.apps.get(str(operation.result["app_id"]))
 
     def run(self, ctx: OperationContext) -> dict[str, Any]:
-        store = self.rt.store
+        store = self.services.store
         app = store.apps.get(str(ctx.operation.app_id))
         settings = store.settings.get()
         host_id = app.host_id
-        client = self.rt.clients.get(host_id)
+        client = self.services.clients.get(host_id)
         source_vmid = int(ctx.params["source_vmid"])
 
         with ctx.step("place"), placing(host_id):
@@ -237,7 +237,7 @@ class CloneKind(OperationKind):
         if oci:
             with ctx.step("console"):
                 # PVE's clone copied the source's raw `lxc.console.logfile`: the clone gets its own file
-                console = keep_console(ctx, self.rt, app, node, vmid)
+                console = keep_console(ctx, self.services, app, node, vmid)
                 store.apps.update(app.id, config={**store.apps.get(app.id).config, **console})
 
         with ctx.step("start"), ctx.node_slot(host_id, node):
@@ -258,7 +258,7 @@ class CloneKind(OperationKind):
                 oci_health(ctx, client, node, vmid)
             return self._finish(ctx, app, settings, address=address, vmid=vmid, node=node)
 
-        shell = self.rt.shells.get(host_id)
+        shell = self.services.shells.get(host_id)
         with ctx.step("password"):
             password = secrets.token_urlsafe(24)
             store.apps.update(app.id, root_password=password)  # kept before it is set: never lost
@@ -284,7 +284,7 @@ class CloneKind(OperationKind):
     def _finish(self, ctx: OperationContext, app: App, settings: Settings, *, address: str, vmid: int,
                 node: str) -> dict[str, Any]:
         """The new app's record: running at its own address; VMID and address handed over to it."""
-        store = self.rt.store
+        store = self.services.store
         main_port = app.config.get("main_port")
         # the ports came with the record (the source's): same services on the clone's own address
         store.apps.update(app.id, status=AppStatus.RUNNING, address=address, url=app_url(address, main_port),
@@ -302,7 +302,7 @@ class CloneKind(OperationKind):
         pool = settings.pool()
         if pool is None:
             return None
-        address = self.rt.store.reservations.reserve_address(pool, operation_id=ctx.id, app_id=app.id,
+        address = self.services.store.reservations.reserve_address(pool, operation_id=ctx.id, app_id=app.id,
                                                              exclude=[settings.gateway or ""])
         ctx.record("address", address=address)
         return address
@@ -336,7 +336,7 @@ class CloneKind(OperationKind):
                 ctx.event(f"VMID {vmid} was taken outside Proximity meanwhile; using {new}", level="warning")
                 allocator.release(vmid)
                 ctx.forget("vmid", vmid=vmid)
-                self.rt.store.apps.update(app.id, vmid=new)
+                self.services.store.apps.update(app.id, vmid=new)
                 vmid = new
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -373,12 +373,12 @@ class CloneKind(OperationKind):
     def rollback(self, ctx: OperationContext) -> None:
         """Newest first: the clone destroyed (wherever it is now), the snapshot deleted, VMID and
         address given back. Each entry is forgotten once undone, so a second run resumes."""
-        store = self.rt.store
+        store = self.services.store
         app = store.apps.get(str(ctx.operation.app_id))
         for effect in reversed(ctx.effects):
             kind = effect["kind"]
             if kind == "container":
-                client = self.rt.clients.get(effect["host_id"])
+                client = self.services.clients.get(effect["host_id"])
                 vmid = int(effect["vmid"])
                 node = container_node(client, vmid)
                 if node is not None:
@@ -388,10 +388,10 @@ class CloneKind(OperationKind):
                 ctx.forget("container", vmid=effect["vmid"])
             elif kind == "console_log":
                 # the clone's own log file (its container is gone): a node shell that fails leaves it
-                drop_console(ctx, self.rt, app, str(effect["node"]), int(effect["vmid"]))
+                drop_console(ctx, self.services, app, str(effect["node"]), int(effect["vmid"]))
                 ctx.forget("console_log", vmid=effect["vmid"])
             elif kind == "snapshot":
-                client = self.rt.clients.get(effect["host_id"])
+                client = self.services.clients.get(effect["host_id"])
                 vmid = int(effect["vmid"])
                 node = container_node(client, vmid) or effect["node"]
                 wait_unlocked(ctx, client, node, vmid)
@@ -407,7 +407,7 @@ class CloneKind(OperationKind):
 
     def on_failure(self, ctx: OperationContext, error: BaseException) -> None:
         """The new app stays, in ``error``, with the failed step and the Proxmox log tail."""
-        store = self.rt.store
+        store = self.services.store
         release_unjournalled(ctx, store)  # a reservation made just before a crash, never journalled
         try:
             app = store.apps.get(str(ctx.operation.app_id))

@@ -45,14 +45,14 @@ from collections import defaultdict
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from proximity_sdk.engine.context import LeaseLost, OperationContext
+from proximity_sdk.engine.services import Services
 from proximity_sdk.errors import ConflictError, LockedError, NotFoundError, ProximityError
 from proximity_sdk.models.app import AppStatus
 from proximity_sdk.models.maintenance import JanitorReport, RetiredContainer, RetiredDestroyed
 from proximity_sdk.models.operation import Operation, OperationStatus
 from proximity_sdk.models.proxmox import ClusterResource
-from proximity_sdk.operations.context import LeaseLost, OperationContext
 from proximity_sdk.operations.reconcile import containers_by_vmid
-from proximity_sdk.operations.runtime import Runtime
 from proximity_sdk.proxmox.containers import destroy_container
 from proximity_sdk.store.base import utcnow
 from proximity_sdk.store.maintenance_repo import (
@@ -68,8 +68,8 @@ from proximity_sdk.store.maintenance_repo import (
 )
 
 if TYPE_CHECKING:
-    from proximity_sdk.operations.engine import OperationEngine
-    from proximity_sdk.operations.kinds import OperationKind
+    from proximity_sdk.engine.engine import OperationEngine
+    from proximity_sdk.engine.kinds import OperationKind
 
 __all__ = ["RETRYABLE_EFFECTS", "STUCK_AFTER", "DeadlineExceeded", "Janitor"]
 
@@ -104,9 +104,9 @@ class DeadlineExceeded(Exception):
 class Janitor:
     """One instance per engine; ``run()`` is one pass (the agent schedules it)."""
 
-    def __init__(self, runtime: Runtime, engine: OperationEngine, *,
+    def __init__(self, services: Services, engine: OperationEngine, *,
                  cleanup_backoff: timedelta = timedelta(minutes=5)) -> None:
-        self.rt = runtime
+        self.services = services
         self.engine = engine
         self.cleanup_backoff = cleanup_backoff
         # distinct from the engine's own id: a hung runner of this very process loses the operation too
@@ -131,7 +131,7 @@ class Janitor:
     def stuck_leftovers(self) -> int:
         """Ended operations whose leftovers the janitor failed to clean ``STUCK_AFTER`` times or
         more, or will not clean alone: each needs a person."""
-        return sum(1 for left in leftovers(self.rt.store)
+        return sum(1 for left in leftovers(self.services.store)
                    if left.attempts >= STUCK_AFTER or not self._retryable(left))
 
     # leftovers of failed rollbacks ------------------------------------------------------------------
@@ -141,7 +141,7 @@ class Janitor:
         return all(e.get("kind") in RETRYABLE_EFFECTS for e in left.effects)
 
     def _leftovers(self, cleaned: list[str], still: list[str], errors: list[str]) -> None:
-        store = self.rt.store
+        store = self.services.store
         now = utcnow()
         for left in leftovers(store):
             if left.retry_at is not None and left.retry_at > now:
@@ -172,7 +172,7 @@ class Janitor:
                 still.append(left.id)
 
     def _clean(self, op: Operation, impl: OperationKind, left: Leftover, errors: list[str]) -> bool:
-        store = self.rt.store
+        store = self.services.store
         attempt = left.attempts + 1
         ctx = _CleanupContext(store, op, self.runner_id, notify=self.engine.notify,
                               node_slot=self.engine._node_slot, lost=threading.Event())
@@ -208,7 +208,7 @@ class Janitor:
         destroy; now it is gone, the record forgets it."""
         if not op.app_id or not containers:
             return
-        store = self.rt.store
+        store = self.services.store
         try:
             app = store.apps.get(op.app_id)
         except NotFoundError:
@@ -219,7 +219,7 @@ class Janitor:
     # deadlines --------------------------------------------------------------------------------------
 
     def _deadlines(self, hard_grace: timedelta, failed: list[str], asked: list[str], errors: list[str]) -> None:
-        store = self.rt.store
+        store = self.services.store
         due = store.operations.past_deadline()
         held = leases(store, [op.id for op in due])
         for op in due:
@@ -260,7 +260,7 @@ class Janitor:
     # retired containers ---------------------------------------------------------------------------
 
     def _retired(self, errors: list[str]) -> list[RetiredDestroyed]:
-        store = self.rt.store
+        store = self.services.store
         entries, unreadable = retired_containers(store)
         errors.extend(unreadable)
         now = utcnow()
@@ -271,7 +271,7 @@ class Janitor:
         destroyed: list[RetiredDestroyed] = []
         for host_id, items in due.items():
             try:
-                client = self.rt.clients.get(host_id)
+                client = self.services.clients.get(host_id)
                 listing = containers_by_vmid(client.cluster_resources(kind="vm"))
             except ProximityError as exc:
                 errors.append(f"retired containers on host {host_id}: {exc} (retried next pass)")
@@ -284,7 +284,7 @@ class Janitor:
 
     def _destroy_retired(self, app_id: str, entry: RetiredContainer, seen: ClusterResource | None,
                          errors: list[str]) -> RetiredDestroyed | None:
-        store = self.rt.store
+        store = self.services.store
         what = f"retired CT {entry.vmid} ({entry.hostname}) of app {app_id}"
         owner = vmid_owner(store, entry.host_id, entry.vmid)
         if owner is not None:
@@ -299,7 +299,7 @@ class Janitor:
         if not gone:
             try:
                 with self.engine._node_slot(entry.host_id, node):
-                    gone = destroy_container(self.rt.clients.get(entry.host_id), node, entry.vmid,
+                    gone = destroy_container(self.services.clients.get(entry.host_id), node, entry.vmid,
                                              expect_hostname=entry.hostname) is None
             except LockedError as exc:
                 errors.append(f"{what}: {exc} (retried next pass)")

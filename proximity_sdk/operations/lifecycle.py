@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from proximity_sdk.engine.context import OperationContext, emitter
+from proximity_sdk.engine.kinds import OperationKind
+from proximity_sdk.engine.services import Services
 from proximity_sdk.errors import NotFoundError, ProximityError
 from proximity_sdk.models.app import App, AppStatus
 from proximity_sdk.models.operation import Operation
 from proximity_sdk.operations._stop import shutdown_seconds, stop_policy
-from proximity_sdk.operations.context import OperationContext
-from proximity_sdk.operations.deploy import app_url
-from proximity_sdk.operations.kinds import OperationKind
+from proximity_sdk.operations.deploy.common import app_url
 from proximity_sdk.operations.oci import drop_console, has_console_log, is_oci, oci_health
 from proximity_sdk.operations.provision import Provisioner, app_project
-from proximity_sdk.operations.runtime import Runtime, emitter
 from proximity_sdk.proxmox.containers import (
     container_status,
     destroy_container,
@@ -31,8 +31,8 @@ __all__ = ["DeleteKind", "RestartKind", "StartKind", "StopKind"]
 class _AppKind(OperationKind):
     """Shared by the kinds that act on one existing app's container."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.rt = runtime
+    def __init__(self, services: Services) -> None:
+        self.services = services
 
     def result(self, store: Store, operation: Operation) -> App | None:
         return store.apps.get(str(operation.app_id))
@@ -42,7 +42,7 @@ class _AppKind(OperationKind):
         return self.run(ctx)
 
     def _app(self, ctx: OperationContext) -> App:
-        app = self.rt.store.apps.get(str(ctx.operation.app_id))
+        app = self.services.store.apps.get(str(ctx.operation.app_id))
         if app.node is None or app.vmid is None:
             raise NotFoundError(f"app {app.hostname!r} has no container", hint="Delete the app record")
         return app
@@ -52,43 +52,43 @@ class _AppKind(OperationKind):
         try:
             app = self._app(ctx)
             assert app.node is not None and app.vmid is not None
-            status = container_status(self.rt.clients.get(app.host_id), app.node, app.vmid)
+            status = container_status(self.services.clients.get(app.host_id), app.node, app.vmid)
         except ProximityError:
             return
         real = AppStatus.VANISHED if status is None else AppStatus.RUNNING if status.running else AppStatus.STOPPED
-        self.rt.store.apps.update(app.id, status=real)
+        self.services.store.apps.update(app.id, status=real)
 
     def _start(self, ctx: OperationContext, app: App) -> None:
         assert app.node is not None and app.vmid is not None
-        client = self.rt.clients.get(app.host_id)
+        client = self.services.clients.get(app.host_id)
         with ctx.step("start"), ctx.node_slot(app.host_id, app.node):
             if start_container(client, app.node, app.vmid, emit=emitter(ctx)) is None:
                 ctx.event("already running")
         with ctx.step("address"):
-            static = app.address if self.rt.store.settings.get().pool() is not None else None
+            static = app.address if self.services.store.settings.get().pool() is not None else None
             address = wait_for_address(client, app.node, app.vmid, emit=emitter(ctx), static_address=static)
         main_port = app.config.get("main_port")
         with ctx.step("health"):
             if is_oci(app):
                 oci_health(ctx, client, app.node, app.vmid)  # no shell in an application container
             elif main_port:
-                Provisioner(self.rt.shells.get(app.host_id), app.node, app.vmid, project=app_project(app),
+                Provisioner(self.services.shells.get(app.host_id), app.node, app.vmid, project=app_project(app),
                             emit=lambda line: ctx.event(line, level="debug")).wait_healthy(
-                    int(main_port), attempts=self.rt.store.settings.get().health_timeout_seconds,
+                    int(main_port), attempts=self.services.store.settings.get().health_timeout_seconds,
                     path=app.config.get("health_path"))
-        self.rt.store.apps.update(app.id, status=AppStatus.RUNNING, address=address,
+        self.services.store.apps.update(app.id, status=AppStatus.RUNNING, address=address,
                                   url=app_url(address, main_port))
 
     def _stop(self, ctx: OperationContext, app: App, *, timeout: int, force: bool) -> None:
         assert app.node is not None and app.vmid is not None
-        client = self.rt.clients.get(app.host_id)
+        client = self.services.clients.get(app.host_id)
         with ctx.step("stop"), ctx.node_slot(app.host_id, app.node):
             then = "then killed" if force else "not killed if it does not stop"
             ctx.event(f"shutting CT {app.vmid} down: {timeout}s to stop cleanly, {then}", level="debug")
             if shutdown_container(client, app.node, app.vmid, timeout=timeout, force_stop_after=force,
                                   emit=emitter(ctx)) is None:
                 ctx.event("already stopped")
-        self.rt.store.apps.update(app.id, status=AppStatus.STOPPED)
+        self.services.store.apps.update(app.id, status=AppStatus.STOPPED)
 
 
 class StartKind(_AppKind):
@@ -139,7 +139,7 @@ class DeleteKind(_AppKind):
         return None
 
     def run(self, ctx: OperationContext) -> dict[str, Any]:
-        store = self.rt.store
+        store = self.services.store
         app = store.apps.get(str(ctx.operation.app_id))
         store.apps.update(app.id, status=AppStatus.REMOVING)
         with ctx.step("destroy"):
@@ -149,10 +149,10 @@ class DeleteKind(_AppKind):
                 ctx.event("the app has no container")
             else:
                 with ctx.node_slot(app.host_id, app.node):
-                    destroy_container(self.rt.clients.get(app.host_id), app.node, app.vmid, emit=emitter(ctx),
+                    destroy_container(self.services.clients.get(app.host_id), app.node, app.vmid, emit=emitter(ctx),
                                       expect_hostname=app.hostname)
                 if has_console_log(app):
-                    drop_console(ctx, self.rt, app, app.node, app.vmid)
+                    drop_console(ctx, self.services, app, app.node, app.vmid)
             if ctx.params.get("destroy", True):
                 self._destroy_retired(ctx, app)
         with ctx.step("release"):
@@ -163,12 +163,12 @@ class DeleteKind(_AppKind):
         return {"app_id": app.id, "deleted": True}
 
     def _destroy_retired(self, ctx: OperationContext, app: App) -> None:
-        store = self.rt.store
+        store = self.services.store
         for entry in retired_of(app.config):
             if vmid_owner(store, entry.host_id, entry.vmid) not in (None, app.id):
                 drop_retired(store, app.id, host_id=entry.host_id, vmid=entry.vmid)
                 continue  # the VMID is another app's container now
-            client = self.rt.clients.get(entry.host_id)
+            client = self.services.clients.get(entry.host_id)
             node = container_node(client, entry.vmid)
             if node is not None:
                 with ctx.node_slot(entry.host_id, node):
@@ -178,6 +178,6 @@ class DeleteKind(_AppKind):
 
     def on_failure(self, ctx: OperationContext, error: BaseException) -> None:
         try:
-            self.rt.store.apps.update(str(ctx.operation.app_id), status=AppStatus.ERROR)
+            self.services.store.apps.update(str(ctx.operation.app_id), status=AppStatus.ERROR)
         except ProximityError:
             return

@@ -15,6 +15,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from proximity_sdk.engine.context import OperationContext, emitter
+from proximity_sdk.engine.kinds import OperationKind
+from proximity_sdk.engine.services import Services
 from proximity_sdk.errors import ConflictError, NotFoundError, ProximityError, ValidationError
 from proximity_sdk.models._requests import check_whole_seconds
 from proximity_sdk.models.app import App, AppStatus
@@ -22,12 +25,9 @@ from proximity_sdk.models.operation import Operation
 from proximity_sdk.operations._capacity import require_room
 from proximity_sdk.operations._locks import wait_unlocked
 from proximity_sdk.operations._stop import stop_policy
-from proximity_sdk.operations.context import OperationContext
-from proximity_sdk.operations.deploy import app_url
-from proximity_sdk.operations.kinds import OperationKind
+from proximity_sdk.operations.deploy.common import app_url
 from proximity_sdk.operations.oci import drop_console, has_console_log, is_oci, oci_health, prepare_console_node
 from proximity_sdk.operations.provision import Provisioner, app_project
-from proximity_sdk.operations.runtime import Runtime, emitter
 from proximity_sdk.proxmox.containers import container_status, shutdown_container, start_container, wait_for_address
 from proximity_sdk.proxmox.guests import container_node, migrate_container
 from proximity_sdk.proxmox.oci import oci_support
@@ -35,18 +35,18 @@ from proximity_sdk.proxmox.validate import check_node_name
 from proximity_sdk.store import Store
 
 if TYPE_CHECKING:
-    from proximity_sdk.operations.engine import OperationEngine
-    from proximity_sdk.operations.handle import OperationHandle
+    from proximity_sdk.engine.engine import OperationEngine
+    from proximity_sdk.engine.handle import OperationHandle
 
 __all__ = ["MigrateKind", "submit_migrate"]
 
 _SETTLED = (AppStatus.RUNNING, AppStatus.STOPPED)
 
 
-def submit_migrate(runtime: Runtime, engine: OperationEngine, app_id: str, *, node: str,
+def submit_migrate(services: Services, engine: OperationEngine, app_id: str, *, node: str,
                    shutdown_timeout: int) -> OperationHandle:
     """Check the request and submit the migration; see ``Apps.migrate``."""
-    store = runtime.store
+    store = services.store
     check_node_name(node)
     check_whole_seconds(shutdown_timeout, field="shutdown_timeout")
     app = store.apps.get(app_id)
@@ -57,7 +57,7 @@ def submit_migrate(runtime: Runtime, engine: OperationEngine, app_id: str, *, no
         raise ConflictError(f"app {app.hostname!r} has no container to migrate")
     if app.node == node:
         raise ValidationError(f"app {app.hostname!r} is on node {node} already", field="node")
-    client = runtime.clients.get(app.host_id)
+    client = services.clients.get(app.host_id)
     if is_oci(app):
         # the container's entrypoint, env and host-managed network mean nothing to an older PVE
         support = oci_support(client, node)
@@ -77,8 +77,8 @@ class MigrateKind(OperationKind):
     steps: ClassVar[tuple[str, ...]] = ("check", "migrate", "address", "health")
     deadline_seconds: ClassVar[float] = 3 * 3600.0
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.rt = runtime
+    def __init__(self, services: Services) -> None:
+        self.services = services
 
     def result(self, store: Store, operation: Operation) -> App:
         return store.apps.get(str(operation.app_id))
@@ -88,15 +88,15 @@ class MigrateKind(OperationKind):
         return self.run(ctx)
 
     def _app(self, ctx: OperationContext) -> tuple[App, int]:
-        app = self.rt.store.apps.get(str(ctx.operation.app_id))
+        app = self.services.store.apps.get(str(ctx.operation.app_id))
         if app.vmid is None:
             raise NotFoundError(f"app {app.hostname!r} has no container")
         return app, app.vmid
 
     def run(self, ctx: OperationContext) -> dict[str, Any]:
-        store = self.rt.store
+        store = self.services.store
         app, vmid = self._app(ctx)
-        client = self.rt.clients.get(app.host_id)
+        client = self.services.clients.get(app.host_id)
         target = str(ctx.params["node"])
 
         with ctx.step("check"):
@@ -114,7 +114,7 @@ class MigrateKind(OperationKind):
                                     exclude_app_id=app.id)
                 ctx.event(f"CT {vmid} is on node {where}; {room.describe()}")
                 if has_console_log(app):  # its config names the log file: LXC opens it at the start there
-                    prepare_console_node(ctx, self.rt, app, target)
+                    prepare_console_node(ctx, self.services, app, target)
             store.apps.update(app.id, status=AppStatus.MIGRATING)
 
         was_running = bool(ctx.params["was_running"])
@@ -141,7 +141,7 @@ class MigrateKind(OperationKind):
                                       shutdown_timeout=int(ctx.params.get("shutdown_timeout", 180)),
                                       emit=emitter(ctx))
                 if has_console_log(app):  # the log of the time on the old node stays with it no more
-                    drop_console(ctx, self.rt, app, where, vmid)
+                    drop_console(ctx, self.services, app, where, vmid)
             if was_running and is_oci(app):  # moved offline above (or by a run before a crash)
                 with ctx.node_slot(app.host_id, target):
                     if start_container(client, target, vmid, emit=emitter(ctx)) is not None:
@@ -164,7 +164,7 @@ class MigrateKind(OperationKind):
             if is_oci(app):
                 oci_health(ctx, client, target, vmid)  # no shell in an application container
             elif main_port:
-                Provisioner(self.rt.shells.get(app.host_id), target, vmid, project=app_project(app),
+                Provisioner(self.services.shells.get(app.host_id), target, vmid, project=app_project(app),
                             emit=lambda line: ctx.event(line, level="debug")).wait_healthy(
                     int(main_port), attempts=store.settings.get().health_timeout_seconds,
                     path=app.config.get("health_path"))
@@ -177,13 +177,13 @@ class MigrateKind(OperationKind):
         """The record follows Proxmox: the node the container is on now, and its real state."""
         try:
             app, vmid = self._app(ctx)
-            client = self.rt.clients.get(app.host_id)
+            client = self.services.clients.get(app.host_id)
             node = container_node(client, vmid)
             status = container_status(client, node, vmid) if node is not None else None
         except ProximityError:
             return
         if status is None:
-            self.rt.store.apps.update(app.id, status=AppStatus.VANISHED)
+            self.services.store.apps.update(app.id, status=AppStatus.VANISHED)
             return
-        self.rt.store.apps.update(app.id, node=node,
+        self.services.store.apps.update(app.id, node=node,
                                   status=AppStatus.RUNNING if status.running else AppStatus.STOPPED)

@@ -36,7 +36,7 @@ _COMPOSE = 'if docker compose version >/dev/null 2>&1; then set -- docker compos
 # $1: "1" when registry settings were just written under /etc/docker (dockerd must (re)read them).
 # Compose is the v2 plugin or Debian 12's docker-compose v1; dockerd is started by whatever init
 # the template has (systemd, OpenRC, sysvinit), or directly when it has none.
-_INSTALL_RUNTIME = r"""set -eu
+_INSTALL_DOCKER = r"""set -eu
 configured="${1:-0}"
 has_compose() {
     docker compose version >/dev/null 2>&1 || docker-compose version >/dev/null 2>&1
@@ -289,14 +289,14 @@ class Provisioner:
         return self._shell.pct_exec(self._node, self._vmid, script, args=args, timeout=timeout,
                                     on_output=self._output)
 
-    def install_runtime(self, *, registries: RegistrySettings | None = None,
-                        timeout: float = 900.0) -> CommandResult:
+    def install_docker(self, *, registries: RegistrySettings | None = None,
+                       timeout: float = 900.0) -> CommandResult:
         """Docker and compose, unless present (apk on Alpine, apt-get on Debian), dockerd running
         with the host's ``registries`` settings (written before dockerd starts, or dockerd restarted)."""
         configured = registries is not None and not registries.empty
         if registries is not None and configured:
             self.write_registries(registries, timeout=min(timeout, 120.0))
-        return self._exec(_INSTALL_RUNTIME, "1" if configured else "0", timeout=timeout)
+        return self._exec(_INSTALL_DOCKER, "1" if configured else "0", timeout=timeout)
 
     def write_registries(self, registries: RegistrySettings, *, timeout: float = 120.0) -> None:
         """daemon.json, a ``certs.d/<registry>/ca.crt`` per CA, and the logins in

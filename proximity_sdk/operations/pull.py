@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from proximity_sdk.engine.context import OperationContext
+from proximity_sdk.engine.kinds import OperationKind
+from proximity_sdk.engine.services import Services
 from proximity_sdk.models.operation import Operation
-from proximity_sdk.operations.context import OperationContext
-from proximity_sdk.operations.kinds import OperationKind
 from proximity_sdk.operations.provision import Provisioner, app_project
-from proximity_sdk.operations.runtime import Runtime
 from proximity_sdk.store import Store
 
 __all__ = ["PullKind"]
@@ -27,13 +27,13 @@ class PullKind(OperationKind):
     steps: ClassVar[tuple[str, ...]] = ("pull", "digests")
     deadline_seconds: ClassVar[float] = 1800.0 + 300.0
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.rt = runtime
+    def __init__(self, services: Services) -> None:
+        self.services = services
 
     def run(self, ctx: OperationContext) -> dict[str, Any]:
-        app = self.rt.store.apps.get(str(ctx.operation.app_id))
+        app = self.services.store.apps.get(str(ctx.operation.app_id))
         assert app.node is not None and app.vmid is not None
-        provisioner = Provisioner(self.rt.shells.get(app.host_id), app.node, app.vmid, project=app_project(app))
+        provisioner = Provisioner(self.services.shells.get(app.host_id), app.node, app.vmid, project=app_project(app))
         with ctx.step("pull"):
             provisioner.pull()
         with ctx.step("digests"):

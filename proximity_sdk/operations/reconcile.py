@@ -24,11 +24,11 @@ import logging
 import time
 from collections.abc import Sequence
 
+from proximity_sdk.engine.services import Services
 from proximity_sdk.errors import ProximityError
 from proximity_sdk.models.host import Host
 from proximity_sdk.models.maintenance import AppChange, HostReconcile, ReconcileReport
 from proximity_sdk.models.proxmox import ClusterResource
-from proximity_sdk.operations.runtime import Runtime
 from proximity_sdk.store.base import utcnow
 from proximity_sdk.store.maintenance_repo import Observed, apply_observations
 
@@ -58,13 +58,13 @@ def _observed(resource: ClusterResource, sampled_at: str, nodes: dict[str, str])
     return Observed(node=resource.node, status=status, usage=usage)
 
 
-def _reconcile_host(runtime: Runtime, host: Host) -> tuple[HostReconcile, list[AppChange]]:
+def _reconcile_host(services: Services, host: Host) -> tuple[HostReconcile, list[AppChange]]:
     began = time.perf_counter()
     requests = 0
     # taken before the request: a record written after it was written by someone who knows better
     since = utcnow()
     try:
-        client = runtime.clients.get(host.id)
+        client = services.clients.get(host.id)
         before = client.request_count
         try:
             listing = client.cluster_resources()
@@ -78,7 +78,7 @@ def _reconcile_host(runtime: Runtime, host: Host) -> tuple[HostReconcile, list[A
     sampled_at = utcnow().isoformat()
     nodes = node_states(listing)
     observed = {vmid: _observed(r, sampled_at, nodes) for vmid, r in containers_by_vmid(listing).items()}
-    outcome = apply_observations(runtime.store, host.id, observed, since=since)
+    outcome = apply_observations(services.store, host.id, observed, since=since)
     summary = HostReconcile(host_id=host.id, host=host.name, reachable=True, requests=requests,
                             containers=len(observed), apps=outcome.apps, updated=outcome.updated,
                             skipped_busy=outcome.skipped_busy, unknown=outcome.unknown,
@@ -86,17 +86,17 @@ def _reconcile_host(runtime: Runtime, host: Host) -> tuple[HostReconcile, list[A
     return summary, outcome.changes
 
 
-def reconcile(runtime: Runtime, host: str | None = None) -> ReconcileReport:
+def reconcile(services: Services, host: str | None = None) -> ReconcileReport:
     """Reconcile every host (``host=None``) or one (id or name). Never raises for a host that
     cannot be reached: it is reported in ``ReconcileReport.unreachable``."""
     started = utcnow()
     began = time.perf_counter()
-    store = runtime.store
+    store = services.store
     hosts = [store.hosts.get(host)] if host is not None else store.hosts.list()
     summaries: list[HostReconcile] = []
     changes: list[AppChange] = []
     for current in hosts:
-        summary, changed = _reconcile_host(runtime, current)
+        summary, changed = _reconcile_host(services, current)
         summaries.append(summary)
         changes.extend(changed)
     return ReconcileReport(started_at=started, elapsed_ms=(time.perf_counter() - began) * 1000,

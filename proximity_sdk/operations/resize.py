@@ -11,31 +11,31 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from proximity_sdk.engine.context import OperationContext, emitter
+from proximity_sdk.engine.kinds import OperationKind
+from proximity_sdk.engine.services import Services
 from proximity_sdk.errors import ConflictError, NotFoundError, ProximityError, ValidationError
 from proximity_sdk.models._requests import check_resources
 from proximity_sdk.models.app import App, AppStatus
 from proximity_sdk.models.operation import Operation
 from proximity_sdk.models.resources import Resources
 from proximity_sdk.operations._capacity import require_room
-from proximity_sdk.operations.context import OperationContext
-from proximity_sdk.operations.kinds import OperationKind
-from proximity_sdk.operations.runtime import Runtime, emitter
 from proximity_sdk.proxmox.guests import container_node, disk_size_gb, grow_disk, set_config
 from proximity_sdk.store import Store
 
 if TYPE_CHECKING:
-    from proximity_sdk.operations.engine import OperationEngine
-    from proximity_sdk.operations.handle import OperationHandle
+    from proximity_sdk.engine.engine import OperationEngine
+    from proximity_sdk.engine.handle import OperationHandle
 
 __all__ = ["ResizeKind", "submit_resize"]
 
 _FIELDS = ("cores", "memory_mb", "swap_mb", "disk_gb")
 
 
-def submit_resize(runtime: Runtime, engine: OperationEngine, app_id: str, *,
+def submit_resize(services: Services, engine: OperationEngine, app_id: str, *,
                   resources: Resources) -> OperationHandle:
     """Check the request and submit the resize; see ``Apps.resize``."""
-    store = runtime.store
+    store = services.store
     check_resources(resources)
     wanted = {k: v for k, v in resources.model_dump().items() if v is not None}
     if not wanted:
@@ -54,7 +54,7 @@ def submit_resize(runtime: Runtime, engine: OperationEngine, app_id: str, *,
             hint="Give at least the current size; to get a smaller disk, back up and restore into a new app",
         )
     extra = wanted.get("memory_mb", 0) - (current.memory_mb or 0) if "memory_mb" in wanted else 0
-    client = runtime.clients.get(app.host_id)
+    client = services.clients.get(app.host_id)
     # a first look (read only); the check step looks again against the container's real config
     require_room(client, store, host_id=app.host_id, node=app.node, memory_mb=max(extra, 0))
     return engine.submit("resize", app_id=app.id, host_id=app.host_id, vmid=app.vmid, owner_id=app.owner_id,
@@ -66,8 +66,8 @@ class ResizeKind(OperationKind):
     steps: ClassVar[tuple[str, ...]] = ("check", "config", "disk")
     deadline_seconds: ClassVar[float] = 3600.0
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.rt = runtime
+    def __init__(self, services: Services) -> None:
+        self.services = services
 
     def result(self, store: Store, operation: Operation) -> App:
         return store.apps.get(str(operation.app_id))
@@ -77,18 +77,18 @@ class ResizeKind(OperationKind):
         return self.run(ctx)
 
     def _where(self, ctx: OperationContext) -> tuple[App, str, int]:
-        app = self.rt.store.apps.get(str(ctx.operation.app_id))
+        app = self.services.store.apps.get(str(ctx.operation.app_id))
         if app.vmid is None:
             raise NotFoundError(f"app {app.hostname!r} has no container")
-        node = container_node(self.rt.clients.get(app.host_id), app.vmid)
+        node = container_node(self.services.clients.get(app.host_id), app.vmid)
         if node is None:
             raise NotFoundError(f"CT {app.vmid} of app {app.hostname!r} is not in the cluster any more")
         return app, node, app.vmid
 
     def run(self, ctx: OperationContext) -> dict[str, Any]:
-        store = self.rt.store
+        store = self.services.store
         app, node, vmid = self._where(ctx)
-        client = self.rt.clients.get(app.host_id)
+        client = self.services.clients.get(app.host_id)
         wanted: dict[str, int] = {k: int(v) for k, v in ctx.params.items() if k in _FIELDS and v is not None}
 
         with ctx.step("check"):
@@ -130,11 +130,11 @@ class ResizeKind(OperationKind):
         """Part of a resize may have been applied: the record takes what the container has now."""
         try:
             app, node, vmid = self._where(ctx)
-            config = self.rt.clients.get(app.host_id).lxc_config(node, vmid)
+            config = self.services.clients.get(app.host_id).lxc_config(node, vmid)
         except ProximityError:
             return
         disk = disk_size_gb(config)
         live = {"cores": config.cores, "memory_mb": config.memory, "swap_mb": config.swap,
                 "disk_gb": int(disk) if disk is not None and disk == int(disk) else None}
-        self.rt.store.apps.update(app.id, resources=app.resources.model_copy(
+        self.services.store.apps.update(app.id, resources=app.resources.model_copy(
             update={k: v for k, v in live.items() if v is not None}))

@@ -23,6 +23,9 @@ from typing import Any, ClassVar
 
 from proximity_sdk.backup_targets.base import fetch_checked
 from proximity_sdk.backup_targets.volumes import delete_backup_volume
+from proximity_sdk.engine.context import OperationContext, emitter
+from proximity_sdk.engine.kinds import OperationKind
+from proximity_sdk.engine.services import Services
 from proximity_sdk.errors import AlreadyExistsError, NotFoundError, ProximityError
 from proximity_sdk.models.app import App, AppStatus
 from proximity_sdk.models.backup import Backup, BackupStatus
@@ -31,12 +34,9 @@ from proximity_sdk.models.operation import Operation
 from proximity_sdk.operations._stop import shutdown_seconds
 from proximity_sdk.operations._targets import TargetRegistry
 from proximity_sdk.operations.backup import take_backup, undo_backup_effects
-from proximity_sdk.operations.context import OperationContext
-from proximity_sdk.operations.deploy import app_url
-from proximity_sdk.operations.kinds import OperationKind
+from proximity_sdk.operations.deploy.common import app_url
 from proximity_sdk.operations.oci import drop_console, has_console_log, is_oci, keep_console, oci_health
 from proximity_sdk.operations.provision import Provisioner, app_project
-from proximity_sdk.operations.runtime import Runtime, emitter
 from proximity_sdk.proxmox.client import ProxmoxClient
 from proximity_sdk.proxmox.containers import (
     container_status,
@@ -73,15 +73,15 @@ def restore_archive(ctx: OperationContext, client: ProxmoxClient, node: str, vmi
     wait_task(client, str(upid), timeout=_RESTORE_TIMEOUT, on_log=ctx.task_log)
 
 
-def app_disk_storage(rt: Runtime, app: App) -> str:
+def app_disk_storage(services: Services, app: App) -> str:
     """The storage of the app's root disk now (a restore must name it: PVE would default to ``local``),
     else ``settings.rootfs_storage``."""
     assert app.node is not None and app.vmid is not None
     with contextlib.suppress(ProximityError):
-        rootfs = rt.clients.get(app.host_id).lxc_config(app.node, app.vmid).mounts.get("rootfs", "")
+        rootfs = services.clients.get(app.host_id).lxc_config(app.node, app.vmid).mounts.get("rootfs", "")
         if ":" in rootfs:
             return rootfs.split(":", 1)[0]
-    return rt.store.settings.get().rootfs_storage
+    return services.store.settings.get().rootfs_storage
 
 
 class RestoreKind(OperationKind):
@@ -92,8 +92,8 @@ class RestoreKind(OperationKind):
     steps: ClassVar[tuple[str, ...]] = NEW_CONTAINER_STEPS
     deadline_seconds: ClassVar[float] = 12 * 3600.0
 
-    def __init__(self, runtime: Runtime, targets: TargetRegistry) -> None:
-        self.rt = runtime
+    def __init__(self, services: Services, targets: TargetRegistry) -> None:
+        self.services = services
         self.targets = targets
 
     def result(self, store: Store, operation: Operation) -> App:
@@ -114,7 +114,7 @@ class RestoreKind(OperationKind):
                 raise NotFoundError(f"the archive of backup {backup.id} ({location}) is missing or damaged",
                                     hint="Restore another backup; this one cannot be used")
             ctx.event(f"archive {location} is there ({size} bytes)")
-            storage = ctx.params.get("storage") or app_disk_storage(self.rt, app)
+            storage = ctx.params.get("storage") or app_disk_storage(self.services, app)
             ctx.save_params(disk_storage=storage)
             return location, size, storage
 
@@ -129,14 +129,15 @@ class RestoreKind(OperationKind):
             return fetched.volid
 
     def _run_app(self, ctx: OperationContext, app: App, node: str, vmid: int) -> str:
-        client = self.rt.clients.get(app.host_id)
-        settings = self.rt.store.settings.get()
+        client = self.services.clients.get(app.host_id)
+        settings = self.services.store.settings.get()
         with ctx.step("start"), ctx.node_slot(app.host_id, node):
             if has_console_log(app):
                 # PVE restores raw lxc.* keys for root@pam only (Create.pm restore_configuration: "skipping
                 # custom lxc options"): the restored config names no console log until it is written again
-                console = keep_console(ctx, self.rt, app, node, vmid, journal=False)
-                self.rt.store.apps.update(app.id, config={**self.rt.store.apps.get(app.id).config, **console})
+                console = keep_console(ctx, self.services, app, node, vmid, journal=False)
+                store = self.services.store
+                store.apps.update(app.id, config={**store.apps.get(app.id).config, **console})
             start_container(client, node, vmid, emit=emitter(ctx))
         with ctx.step("address"):
             static = app.address if settings.pool() is not None else None
@@ -147,7 +148,7 @@ class RestoreKind(OperationKind):
             if is_oci(app):
                 oci_health(ctx, client, node, vmid)  # no shell in an application container
             elif main_port:
-                Provisioner(self.rt.shells.get(app.host_id), node, vmid, project=app_project(app),
+                Provisioner(self.services.shells.get(app.host_id), node, vmid, project=app_project(app),
                             emit=lambda line: ctx.event(line, level="debug")).wait_healthy(
                     int(main_port), attempts=settings.health_timeout_seconds,
                     path=app.config.get("health_path"))
@@ -156,14 +157,14 @@ class RestoreKind(OperationKind):
     def _drop_temp(self, ctx: OperationContext) -> None:
         for effect in ctx.effects:
             if effect["kind"] == "temp_volume":
-                client = self.rt.clients.get(effect["host_id"])
+                client = self.services.clients.get(effect["host_id"])
                 delete_backup_volume(client, effect["node"], effect["volid"], emit=emitter(ctx))
                 ctx.forget("temp_volume", volid=effect["volid"])
 
     # run ----------------------------------------------------------------------------------------
 
     def run(self, ctx: OperationContext) -> dict[str, Any]:
-        store = self.rt.store
+        store = self.services.store
         app = store.apps.get(str(ctx.operation.app_id))
         backup = store.backups.get(str(ctx.params["backup_id"]))
         store.apps.update(app.id, status=AppStatus.RESTORING)
@@ -176,11 +177,11 @@ class RestoreKind(OperationKind):
         return {"app_id": app.id, "backup_id": backup.id, "vmid": store.apps.get(app.id).vmid}
 
     def _new_container(self, ctx: OperationContext, app: App, backup: Backup) -> None:
-        store = self.rt.store
+        store = self.services.store
         location, _, storage = self._check(ctx, app, backup)
         assert app.node is not None and app.vmid is not None and backup.node is not None
         node, old_vmid = backup.node, app.vmid
-        client = self.rt.clients.get(app.host_id)
+        client = self.services.clients.get(app.host_id)
         settings = store.settings.get()
         allocator = VmidAllocator(client, store.reservations, host_id=app.host_id, vmid_min=settings.vmid_min,
                                   vmid_max=settings.vmid_max)
@@ -227,7 +228,7 @@ class RestoreKind(OperationKind):
             add_retired(store, app.id, RetiredContainer(host_id=app.host_id, node=app.node, vmid=old_vmid,
                                                         hostname=app.hostname, until=until))
             if has_console_log(app):  # the app's console is the new container's now
-                drop_console(ctx, self.rt, app, app.node, old_vmid)
+                drop_console(ctx, self.services, app, app.node, old_vmid)
             store.reservations.attach_vmid(app.host_id, vmid, app_id=app.id)
             for kind in ("container", "vmid", "old_stopped"):
                 ctx.forget(kind)
@@ -235,11 +236,11 @@ class RestoreKind(OperationKind):
                       f"{until.isoformat(timespec='minutes')}")
 
     def _in_place(self, ctx: OperationContext, app: App, backup: Backup) -> None:
-        store = self.rt.store
+        store = self.services.store
         location, _, storage = self._check(ctx, app, backup)
         assert app.node is not None and app.vmid is not None
         node, vmid = app.node, app.vmid
-        client = self.rt.clients.get(app.host_id)
+        client = self.services.clients.get(app.host_id)
         volid = self._fetch(ctx, app, backup, location)
         with ctx.step("safety"):
             safety = store.backups.create(app_id=app.id, hostname=app.hostname, host_id=app.host_id, node=node,
@@ -268,12 +269,12 @@ class RestoreKind(OperationKind):
     # failure ------------------------------------------------------------------------------------
 
     def rollback(self, ctx: OperationContext) -> None:
-        store = self.rt.store
+        store = self.services.store
         app = store.apps.get(str(ctx.operation.app_id))
         undo_backup_effects(ctx, self.targets)  # an unfinished safety backup
         for effect in reversed(ctx.effects):
             kind = effect["kind"]
-            client = self.rt.clients.get(effect["host_id"]) if "host_id" in effect else None
+            client = self.services.clients.get(effect["host_id"]) if "host_id" in effect else None
             if kind == "container" and client is not None:
                 destroy_container(client, effect["node"], int(effect["vmid"]), emit=emitter(ctx),
                                   expect_hostname=app.hostname)
@@ -308,12 +309,12 @@ class RestoreKind(OperationKind):
                  overwrite=True)
 
     def on_failure(self, ctx: OperationContext, error: BaseException) -> None:
-        store = self.rt.store
+        store = self.services.store
         with contextlib.suppress(ProximityError):
             store.backups.update(str(ctx.params["backup_id"]), status=BackupStatus.COMPLETED)
         with contextlib.suppress(ProximityError):
             app = store.apps.get(str(ctx.operation.app_id))
-            status = container_status(self.rt.clients.get(app.host_id), str(app.node), int(app.vmid or 0)) \
+            status = container_status(self.services.clients.get(app.host_id), str(app.node), int(app.vmid or 0)) \
                 if app.node and app.vmid else None
             real = AppStatus(str(ctx.params.get("previous_status") or AppStatus.ERROR))
             if status is None:

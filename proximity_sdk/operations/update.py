@@ -26,6 +26,11 @@ from typing import Any, ClassVar
 
 from proximity_sdk.backup_targets.base import fetch_checked
 from proximity_sdk.catalog.render import RenderedProject, env_file_text, render_project
+from proximity_sdk.engine.context import OperationContext, emitter
+from proximity_sdk.engine.engine import OperationEngine
+from proximity_sdk.engine.handle import OperationHandle
+from proximity_sdk.engine.kinds import OperationKind
+from proximity_sdk.engine.services import Services
 from proximity_sdk.errors import ConflictError, NotFoundError, ProximityError, ValidationError
 from proximity_sdk.models._requests import check_version
 from proximity_sdk.models.app import App, AppStatus, Port
@@ -36,15 +41,11 @@ from proximity_sdk.models.update import AppUpdate, ImageUpdate
 from proximity_sdk.operations._stop import shutdown_seconds
 from proximity_sdk.operations._targets import TargetRegistry
 from proximity_sdk.operations.backup import take_backup, undo_backup_effects
-from proximity_sdk.operations.context import OperationContext
-from proximity_sdk.operations.deploy import app_url, deploy_config
-from proximity_sdk.operations.engine import OperationEngine
-from proximity_sdk.operations.handle import OperationHandle
-from proximity_sdk.operations.kinds import OperationKind
+from proximity_sdk.operations.deploy.common import app_url
+from proximity_sdk.operations.deploy.compose import deploy_config
 from proximity_sdk.operations.oci import is_oci
 from proximity_sdk.operations.provision import Provisioner, app_project
 from proximity_sdk.operations.restore import app_disk_storage, restore_archive
-from proximity_sdk.operations.runtime import Runtime, emitter
 from proximity_sdk.proxmox.containers import container_status, shutdown_container, start_container, wait_for_address
 from proximity_sdk.store import Store
 from proximity_sdk.store.base import utcnow
@@ -124,11 +125,11 @@ def _compose_app(app: App) -> None:
         raise NotFoundError(f"app {app.hostname!r} has no container", hint="Delete the app record")
 
 
-def target_entry(rt: Runtime, app: App, version: str | None) -> CatalogApp:
+def target_entry(services: Services, app: App, version: str | None) -> CatalogApp:
     """The catalog entry to update ``app`` to; ``version``, when given, must be the catalog's."""
     if app.catalog_id is None:
         raise ValidationError(f"app {app.hostname!r} is not from the catalog", field="app_id")
-    entry = rt.catalog.get(app.catalog_id)
+    entry = services.catalog.get(app.catalog_id)
     if version is not None and version != entry.version:
         raise ValidationError(
             f"the catalog has {entry.id} {entry.version}, not {version}", field="version",
@@ -136,7 +137,7 @@ def target_entry(rt: Runtime, app: App, version: str | None) -> CatalogApp:
     return entry
 
 
-def find_updates(rt: Runtime, apps: Iterable[App], *, pull: bool = True,
+def find_updates(services: Services, apps: Iterable[App], *, pull: bool = True,
                  pulled: Callable[[App], Mapping[str, str] | None] | None = None) -> list[AppUpdate]:
     """The apps among ``apps`` with something newer (see the module docstring). With ``pull``, the
     floating images are pulled in each running app's container to learn their current digests:
@@ -145,7 +146,7 @@ def find_updates(rt: Runtime, apps: Iterable[App], *, pull: bool = True,
     for app in apps:
         if "compose_text" not in app.config or app.node is None or app.vmid is None:
             continue
-        entry = rt.catalog.get(app.catalog_id) if app.catalog_id and app.catalog_id in rt.catalog else None
+        entry = services.catalog.get(app.catalog_id) if app.catalog_id and app.catalog_id in services.catalog else None
         available = entry.version if entry is not None and newer_version(entry.version, app.catalog_version) \
             else None
         images: list[ImageUpdate] = []
@@ -155,7 +156,8 @@ def find_updates(rt: Runtime, apps: Iterable[App], *, pull: bool = True,
             if pulled is not None:
                 digests = dict(pulled(app) or {})  # {}: not checked now (the app is busy)
             else:
-                provisioner = Provisioner(rt.shells.get(app.host_id), app.node, app.vmid, project=app_project(app))
+                provisioner = Provisioner(services.shells.get(app.host_id), app.node, app.vmid,
+                                          project=app_project(app))
                 provisioner.pull()
                 digests = provisioner.image_digests()
             recorded: Mapping[str, str] = app.config.get("images") or {}
@@ -176,10 +178,10 @@ def _with_latest(image: str) -> str:
     return image if ":" in last else image + ":latest"
 
 
-def _restore_over(ctx: OperationContext, rt: Runtime, app: App, volid: str, storage: str) -> None:
+def _restore_over(ctx: OperationContext, services: Services, app: App, volid: str, storage: str) -> None:
     """Put the safety backup back over the app's container, start it and check its health."""
     assert app.node is not None and app.vmid is not None
-    client = rt.clients.get(app.host_id)
+    client = services.clients.get(app.host_id)
     node, vmid = app.node, app.vmid
     status = container_status(client, node, vmid)
     if status is not None and status.running:
@@ -188,13 +190,13 @@ def _restore_over(ctx: OperationContext, rt: Runtime, app: App, volid: str, stor
     ctx.event(f"restoring the safety backup {volid} over CT {vmid}", level="warning")
     restore_archive(ctx, client, node, vmid, volid, storage=storage, overwrite=True)
     start_container(client, node, vmid, emit=emitter(ctx))
-    static = app.address if rt.store.settings.get().pool() is not None else None
+    static = app.address if services.store.settings.get().pool() is not None else None
     wait_for_address(client, node, vmid, emit=emitter(ctx), static_address=static)
     main_port = app.config.get("main_port")
     if main_port:
-        Provisioner(rt.shells.get(app.host_id), node, vmid, project=app_project(app),
+        Provisioner(services.shells.get(app.host_id), node, vmid, project=app_project(app),
                     emit=lambda line: ctx.event(line, level="debug")).wait_healthy(
-            int(main_port), attempts=rt.store.settings.get().health_timeout_seconds,
+            int(main_port), attempts=services.store.settings.get().health_timeout_seconds,
             path=app.config.get("health_path"))
     ctx.event(f"CT {vmid} is back as it was before the update")
 
@@ -207,23 +209,23 @@ class UpdateKind(OperationKind):
     steps: ClassVar[tuple[str, ...]] = UPDATE_STEPS
     deadline_seconds: ClassVar[float] = 6 * 3600.0
 
-    def __init__(self, runtime: Runtime, targets: TargetRegistry) -> None:
-        self.rt = runtime
+    def __init__(self, services: Services, targets: TargetRegistry) -> None:
+        self.services = services
         self.targets = targets
 
     def result(self, store: Store, operation: Operation) -> App:
         return store.apps.get(str(operation.app_id))
 
     def run(self, ctx: OperationContext) -> dict[str, Any]:
-        store = self.rt.store
+        store = self.services.store
         app = store.apps.get(str(ctx.operation.app_id))
         with ctx.step("check"):
             _compose_app(app)
             assert app.node is not None and app.vmid is not None
-            status = container_status(self.rt.clients.get(app.host_id), app.node, app.vmid)
+            status = container_status(self.services.clients.get(app.host_id), app.node, app.vmid)
             if status is None or not status.running:
                 raise ConflictError(f"app {app.hostname!r} is not running", hint="Start it, then update it")
-            entry = target_entry(self.rt, app, ctx.params.get("version"))
+            entry = target_entry(self.services, app, ctx.params.get("version"))
             rendered = render_update(store, app, entry)
             ctx.event(f"{entry.id} {app.catalog_version or '?'} -> {entry.version}; "
                       f"{len(rendered.generated)} new secret(s)")
@@ -235,9 +237,10 @@ class UpdateKind(OperationKind):
             ctx.record("safety", backup_id=safety.id)
             safety = take_backup(ctx, self.targets, safety, host_id=app.host_id, node=node, vmid=vmid,
                                  steps=(None, None, None))
-            ctx.record("guarded", host_id=app.host_id, backup_id=safety.id, storage=app_disk_storage(self.rt, app))
+            ctx.record("guarded", host_id=app.host_id, backup_id=safety.id,
+                       storage=app_disk_storage(self.services, app))
             ctx.forget("safety")
-        provisioner = Provisioner(self.rt.shells.get(app.host_id), node, vmid, project=app_project(app),
+        provisioner = Provisioner(self.services.shells.get(app.host_id), node, vmid, project=app_project(app),
                                   emit=lambda line: ctx.event(line, level="debug"))
         with ctx.step("project"):
             provisioner.write_project(rendered.compose_text(), env_file_text(rendered.env))
@@ -269,7 +272,7 @@ class UpdateKind(OperationKind):
         return {"app_id": app.id, "version": entry.version, "safety_backup_id": safety.id}
 
     def rollback(self, ctx: OperationContext) -> None:
-        store = self.rt.store
+        store = self.services.store
         app = store.apps.get(str(ctx.operation.app_id))
         undo_backup_effects(ctx, self.targets)  # an unfinished safety backup
         for effect in reversed(ctx.effects):
@@ -284,29 +287,29 @@ class UpdateKind(OperationKind):
                 assert app.node is not None and safety.location is not None
                 access = self.targets.access(app.host_id, app.node, emitter(ctx))
                 fetched = fetch_checked(self.targets.open(safety.target), access, safety.location, safety.digest)
-                _restore_over(ctx, self.rt, app, fetched.volid, str(effect["storage"]))
+                _restore_over(ctx, self.services, app, fetched.volid, str(effect["storage"]))
                 ctx.forget("guarded")
 
     def on_failure(self, ctx: OperationContext, error: BaseException) -> None:
-        store = self.rt.store
+        store = self.services.store
         with contextlib.suppress(ProximityError):
             app = store.apps.get(str(ctx.operation.app_id))
-            status = container_status(self.rt.clients.get(app.host_id), str(app.node), int(app.vmid or 0)) \
+            status = container_status(self.services.clients.get(app.host_id), str(app.node), int(app.vmid or 0)) \
                 if app.node and app.vmid else None
             real = AppStatus.ERROR if status is None else AppStatus.RUNNING if status.running else AppStatus.STOPPED
             store.apps.update(app.id, status=real)
 
 
-def submit_update(rt: Runtime, engine: OperationEngine, app_id: str, *, version: str | None) -> OperationHandle:
+def submit_update(services: Services, engine: OperationEngine, app_id: str, *, version: str | None) -> OperationHandle:
     """Check what can be checked now (the app, the catalog version, that the project renders), then
     submit the update operation."""
     check_version(version)
-    app = rt.store.apps.get(app_id)
+    app = services.store.apps.get(app_id)
     _compose_app(app)
     if app.status != AppStatus.RUNNING:
         raise ConflictError(f"app {app.hostname!r} is {app.status.value}, not running",
                             hint="Start it, then update it")
-    entry = target_entry(rt, app, version)
-    render_update(rt.store, app, entry)  # a project that cannot render fails here, before anything runs
+    entry = target_entry(services, app, version)
+    render_update(services.store, app, entry)  # a project that cannot render fails here, before anything runs
     return engine.submit("update", app_id=app.id, host_id=app.host_id, vmid=app.vmid, owner_id=app.owner_id,
                          params={"version": version})

@@ -1,4 +1,4 @@
-"""One agent replica in its own process, for the multi-agent tests: the real ``AgentRuntime``
+"""One agent replica in its own process, for the multi-agent tests: the real ``AgentReplica``
 (Proximity, leader election, periodic jobs, per-replica recovery) configured from the
 ``PROXIMITY_AGENT_*`` variables, without the gRPC front.
 
@@ -23,7 +23,7 @@ from types import FrameType
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from proximity_agent.logs import configure_logging
-from proximity_agent.runtime import AgentRuntime
+from proximity_agent.replica import AgentReplica
 from proximity_agent.settings import AgentSettings
 
 _out = threading.Lock()
@@ -35,8 +35,8 @@ def _say(**fields: object) -> None:
         sys.stdout.flush()
 
 
-def _follow(runtime: AgentRuntime, hostname: str, catalog_id: str) -> None:
-    op = runtime.px.apps.deploy(catalog_id, hostname=hostname)
+def _follow(replica: AgentReplica, hostname: str, catalog_id: str) -> None:
+    op = replica.px.apps.deploy(catalog_id, hostname=hostname)
     _say(operation_id=op.id, app_id=op.get().app_id)
     for event in op.events():
         _say(event=event.message, step=event.step)
@@ -53,25 +53,25 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 def main() -> int:
     settings = AgentSettings.load()
     configure_logging(level=settings.log_level, fmt="json")
-    runtime = AgentRuntime.open(settings)
-    configure_logging(level=settings.log_level, fmt="json", static={"agent": runtime.identity})
-    runtime.listeners.append(lambda leading: _say(leader=leading))
+    replica = AgentReplica.open(settings)
+    configure_logging(level=settings.log_level, fmt="json", static={"agent": replica.identity})
+    replica.listeners.append(lambda leading: _say(leader=leading))
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        runtime.start()
-        _say(ready=runtime.identity, pid=__import__("os").getpid())
+        replica.start()
+        _say(ready=replica.identity, pid=__import__("os").getpid())
         for line in sys.stdin:
             order = json.loads(line)
             if order.get("stop"):
                 break
             if "deploy" in order:
-                threading.Thread(target=_follow, args=(runtime, order["deploy"], order.get("catalog_id", "gitea")),
+                threading.Thread(target=_follow, args=(replica, order["deploy"], order.get("catalog_id", "gitea")),
                                  daemon=True).start()
     except _Stop:
         pass
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        runtime.close()
+        replica.close()
     _say(stopped=True)
     return 0
 

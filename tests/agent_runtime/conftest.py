@@ -1,4 +1,4 @@
-"""Agent runtimes in this process, on the test's database (SQLite file or PostgreSQL)."""
+"""Agent replicas in this process, on the test's database (SQLite file or PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 
-from proximity_agent.runtime import AgentRuntime
+from proximity_agent.replica import AgentReplica
 from proximity_agent.scheduler import JobFunc
 from proximity_agent.settings import AgentSettings
 
@@ -19,7 +19,7 @@ FAST = {"reconcile_interval_seconds": 1, "janitor_interval_seconds": 1, "node_sy
         "leader_check_interval_seconds": 0.3, "metrics_port": None,
         "entry_points": False, "lease_seconds": 1, "recover_interval_seconds": 0.5, "shutdown_grace_seconds": 10}
 
-OpenRuntime = Callable[..., AgentRuntime]
+OpenReplica = Callable[..., AgentReplica]
 
 
 @pytest.fixture
@@ -34,18 +34,18 @@ def agent_settings(database_url: str, tmp_path: Path) -> Callable[..., AgentSett
 
 
 @pytest.fixture
-def open_runtime(agent_settings: Callable[..., AgentSettings]) -> Iterator[OpenRuntime]:
-    """``open_runtime(jobs=None, start=True, **settings)``: a runtime, closed at the end of the test."""
-    opened: list[AgentRuntime] = []
+def open_replica(agent_settings: Callable[..., AgentSettings]) -> Iterator[OpenReplica]:
+    """``open_replica(jobs=None, start=True, **settings)``: a replica, closed at the end of the test."""
+    opened: list[AgentReplica] = []
 
     def make(*, jobs: Mapping[str, tuple[JobFunc, float]] | None = None, start: bool = True,
-             **overrides: Any) -> AgentRuntime:
-        runtime = AgentRuntime.open(agent_settings(**overrides), jobs=jobs)
-        opened.append(runtime)
+             **overrides: Any) -> AgentReplica:
+        replica = AgentReplica.open(agent_settings(**overrides), jobs=jobs)
+        opened.append(replica)
         if start:
-            runtime.start()
-        return runtime
+            replica.start()
+        return replica
 
     yield make
-    for runtime in reversed(opened):
-        runtime.close(grace=5)
+    for replica in reversed(opened):
+        replica.close(grace=5)

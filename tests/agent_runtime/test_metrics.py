@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from proximity_agent.metrics import AgentMetrics
 from proximity_sdk.errors import OperationFailed
-from tests.agent_runtime.conftest import OpenRuntime
+from tests.agent_runtime.conftest import OpenReplica
 from tests.harness.pve import TOKEN_ID, TOKEN_SECRET, HarnessPve
 from tests.operations._toys import Steps
 
@@ -67,13 +67,13 @@ def test_rpc_latency_is_recorded_per_method_and_status() -> None:
     assert len(watched) == 1 and watched[0].value == 1  # the stream was timed to its end, once
 
 
-def test_operations_are_counted_by_kind_and_outcome(open_runtime: OpenRuntime) -> None:
-    runtime = open_runtime(jobs={})
-    runtime.px.engine.register(Steps())
-    runtime.px.engine.submit("toy").wait(timeout=30)
+def test_operations_are_counted_by_kind_and_outcome(open_replica: OpenReplica) -> None:
+    replica = open_replica(jobs={})
+    replica.px.engine.register(Steps())
+    replica.px.engine.submit("toy").wait(timeout=30)
     with pytest.raises(OperationFailed):
-        runtime.px.engine.submit("toy", params={"fail_at": "create"}).wait(timeout=30)
-    metrics = runtime.metrics
+        replica.px.engine.submit("toy", params={"fail_at": "create"}).wait(timeout=30)
+    metrics = replica.metrics
     deadline = time.monotonic() + 5  # the listener runs right after the operation's row is final
     while time.monotonic() < deadline and not _sample(metrics, "proximity_operations_total",
                                                       {"kind": "toy", "outcome": "failed"}):
@@ -84,15 +84,15 @@ def test_operations_are_counted_by_kind_and_outcome(open_runtime: OpenRuntime) -
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_the_endpoint_serves_proxmox_requests_and_leadership(open_runtime: OpenRuntime, pve: HarnessPve,
+def test_the_endpoint_serves_proxmox_requests_and_leadership(open_replica: OpenReplica, pve: HarnessPve,
                                                              pve_ca: str) -> None:
-    runtime = open_runtime(jobs={}, metrics_port=0, metrics_address="127.0.0.1")
-    assert runtime.leader.wait_until(True, 10)
-    host = runtime.px.hosts.add("lab", url=pve.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET, ca_file=pve_ca)
-    report = runtime.px.maintenance.sync_nodes()
+    replica = open_replica(jobs={}, metrics_port=0, metrics_address="127.0.0.1")
+    assert replica.leader.wait_until(True, 10)
+    host = replica.px.hosts.add("lab", url=pve.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET, ca_file=pve_ca)
+    report = replica.px.maintenance.sync_nodes()
     assert report.hosts[0].ok, report
 
-    body = urllib.request.urlopen(f"http://127.0.0.1:{runtime.metrics.port}/metrics", timeout=10).read().decode()
+    body = urllib.request.urlopen(f"http://127.0.0.1:{replica.metrics.port}/metrics", timeout=10).read().decode()
     families: dict[str, Any] = {f.name: f for f in text_string_to_metric_families(body)}
     [requests] = [s for s in families["proximity_proxmox_requests"].samples if s.name.endswith("_total")]
     assert requests.labels == {"host_id": host.id}
@@ -101,9 +101,9 @@ def test_the_endpoint_serves_proxmox_requests_and_leadership(open_runtime: OpenR
     assert leader.value == 1
     # counts survive the client being replaced (the host changed): the counter never goes down
     before = requests.value
-    runtime.px._clients.forget(host.id)
-    runtime.px.maintenance.sync_nodes()
-    again = urllib.request.urlopen(f"http://127.0.0.1:{runtime.metrics.port}/metrics", timeout=10).read().decode()
+    replica.px._clients.forget(host.id)
+    replica.px.maintenance.sync_nodes()
+    again = urllib.request.urlopen(f"http://127.0.0.1:{replica.metrics.port}/metrics", timeout=10).read().decode()
     [after] = [s for f in text_string_to_metric_families(again) if f.name == "proximity_proxmox_requests"
                for s in f.samples if s.name.endswith("_total")]
     assert after.value > before

@@ -7,35 +7,35 @@ import threading
 import time
 
 from proximity_sdk.models.operation import OperationStatus
-from tests.agent_runtime.conftest import OpenRuntime
+from tests.agent_runtime.conftest import OpenReplica
 from tests.operations._toys import GATE, Steps
 
 
-def _closing(runtime: object, grace: float) -> threading.Thread:
-    closer = threading.Thread(target=runtime.close, kwargs={"grace": grace}, daemon=True)  # type: ignore[attr-defined]
+def _closing(replica: object, grace: float) -> threading.Thread:
+    closer = threading.Thread(target=replica.close, kwargs={"grace": grace}, daemon=True)  # type: ignore[attr-defined]
     closer.start()
     return closer
 
 
-def test_an_operation_that_ends_within_the_grace_period_completes(open_runtime: OpenRuntime) -> None:
-    runtime = open_runtime(jobs={})
+def test_an_operation_that_ends_within_the_grace_period_completes(open_replica: OpenReplica) -> None:
+    replica = open_replica(jobs={})
     toy = Steps()
-    runtime.px.engine.register(toy)
-    op = runtime.px.engine.submit("toy", params={"hold": True})
+    replica.px.engine.register(toy)
+    op = replica.px.engine.submit("toy", params={"hold": True})
     assert toy.entered.wait(GATE)
-    closer = _closing(runtime, 20)
+    closer = _closing(replica, 20)
     time.sleep(0.5)
     assert closer.is_alive()  # waiting for the operation
     toy.release.set()
     closer.join(30)
     assert not closer.is_alive()
-    second = open_runtime(jobs={})  # the first one's store is closed: read through a fresh replica
+    second = open_replica(jobs={})  # the first one's store is closed: read through a fresh replica
     assert second.px.store.operations.get(op.id).status == OperationStatus.SUCCEEDED
 
 
 def test_an_operation_past_the_grace_period_is_stopped_and_another_replica_finishes_it(
-        open_runtime: OpenRuntime) -> None:
-    first = open_runtime(jobs={})
+        open_replica: OpenReplica) -> None:
+    first = open_replica(jobs={})
     toy = Steps()
     first.px.engine.register(toy)
     op = first.px.engine.submit("toy", params={"hold": True})
@@ -46,7 +46,7 @@ def test_an_operation_past_the_grace_period_is_stopped_and_another_replica_finis
     closer.join(30)
     assert not closer.is_alive()
 
-    second = open_runtime(jobs={})
+    second = open_replica(jobs={})
     second.px.engine.register(Steps())
     store = second.px.store
     deadline = time.monotonic() + 20

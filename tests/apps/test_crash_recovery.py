@@ -38,7 +38,7 @@ from tests.harness.sshd import StandinState
 
 CHILD = Path(__file__).resolve().parent / "_crash_child.py"
 ROOT = Path(__file__).resolve().parents[2]
-DEPLOY_STEPS = ("place", "reserve", "template", "create", "start", "address", "runtime", "project", "up", "health")
+DEPLOY_STEPS = ("place", "reserve", "template", "create", "start", "address", "docker", "project", "up", "health")
 # The dying child's lease: short, so the takeover comes soon (the engine accepts >= 1 s; the
 # settings' minimum of 5 s is for the recovering process below).
 CHILD_LEASE = 1.0
@@ -251,7 +251,7 @@ def _slow_down(lab: CrashLab, step: str) -> _SlowStarts | None:
         pve.ct_secs["create"] = SLOW  # the create task (lock: create) outlives the process
     elif step == "start":
         slow_starts = _SlowStarts(pve, SLOW)  # the start task outlives the process
-    elif step == "runtime":  # the runtime check in the container hangs
+    elif step == "docker":  # the Docker check in the container hangs
         standins.script("docker", match="compose version", sleep=SLOW, stdout="Docker Compose version v2.29.7\n")
     elif step == "project":
         standins.script("pct", match="push", sleep=SLOW)

@@ -13,7 +13,7 @@ from proximity_sdk.models.resources import Resources
 from tests.harness.pve import HarnessPve
 from tests.harness.sshd import StandinState
 
-DEPLOY_STEPS = ["place", "reserve", "template", "create", "start", "address", "runtime", "project", "up", "health"]
+DEPLOY_STEPS = ["place", "reserve", "template", "create", "start", "address", "docker", "project", "up", "health"]
 NASTY = "a'b \"c\" $(touch /tmp/pwned) `id`; rm -rf / && echo ${HOME} \\ | > <\n\tend ünïcode"
 
 
@@ -61,7 +61,7 @@ def test_deploy_gitea_end_to_end(lab: Proximity, pve: HarnessPve, standin_state:
 
     # what reached the node: pct exec with one quoted script each, pct push for the project files
     pct = [c.args for c in standin_state.calls("pct")]
-    # runtime, project dir, compose.yaml, .env, up, image digests, health
+    # docker, project dir, compose.yaml, .env, up, image digests, health
     assert [a[0] for a in pct] == ["exec", "exec", "push", "push", "exec", "exec", "exec"]
     for args in pct:
         assert args[1] == str(app.vmid)

@@ -53,8 +53,8 @@ def _no_address(px: Proximity, pve: HarnessPve, st: StandinState) -> None:
     pve.fail("GET", "/interfaces", 403, "Permission check failed (/vms/100, VM.Audit)")
 
 
-def _runtime_install_fails(px: Proximity, pve: HarnessPve, st: StandinState) -> None:
-    st.script("docker", match="compose version", exit_code=1)  # no runtime yet: it must be installed
+def _docker_install_fails(px: Proximity, pve: HarnessPve, st: StandinState) -> None:
+    st.script("docker", match="compose version", exit_code=1)  # no Docker yet: it must be installed
     st.script("apk", exit_code=1, stderr="ERROR: unable to select packages:\n  docker (no such package)\n")
 
 
@@ -93,7 +93,7 @@ FAULTS: list[tuple[str, Fault, str]] = [
     ("create", _create_unreachable, "Connection refused"),
     ("start", _start_fails, "locked"),
     ("address", _no_address, "Permission check failed"),
-    ("runtime", _runtime_install_fails, "no such package"),
+    ("docker", _docker_install_fails, "no such package"),
     ("project", _push_fails, "failed to create file"),
     ("up", _compose_up_fails, "pull access denied"),
     ("health", _never_healthy, "unhealthy after 2 checks: port 3000 accepts no request"),

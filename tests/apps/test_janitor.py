@@ -12,7 +12,7 @@ from proximity_sdk.errors import OperationCancelled, OperationFailed
 from proximity_sdk.models.app import App, AppStatus
 from proximity_sdk.models.maintenance import RetiredContainer
 from proximity_sdk.models.operation import Operation, OperationStatus
-from proximity_sdk.operations.deploy import DeployKind
+from proximity_sdk.operations.deploy.kind import DeployKind
 from proximity_sdk.store.base import utcnow
 from proximity_sdk.store.maintenance_repo import add_retired
 from proximity_sdk.store.tables import OperationRow

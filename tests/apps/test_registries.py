@@ -68,7 +68,7 @@ def test_a_deploy_writes_them_into_the_container_before_docker_reads_them(
     # the secret went through stdin of `pct push`, never on a command line
     for call in standin_state.calls():
         assert not any(TOKEN.encode() in arg or auth.encode() in arg for arg in call.argv)
-    # written before the project (and before the runtime step starts dockerd)
+    # written before the project (and before the docker step starts dockerd)
     pushes = [c for c in standin_state.calls("pct") if c.argv[:1] == (b"push",)]
     pushed = [c.argv[3].decode() for c in pushes]
     assert pushed.index("/etc/docker/daemon.json") < pushed.index("/opt/proximity/git-1/compose.yaml")

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from proximity_sdk.operations.deploy import DeployKind
+from proximity_sdk.operations.deploy.kind import DeployKind
 from tests.agent.conftest import Agent
 from tests.cli.conftest import Cli
 from tests.harness.pve import HarnessPve

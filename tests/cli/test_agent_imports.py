@@ -23,7 +23,7 @@ from proximity_sdk.cli import main
 code = main(sys.argv[1:])
 sys.stdout.flush()
 mods = sorted(m for m in sys.modules if m.split(".")[0] in {roots!r} or m.startswith(("proximity_sdk.store",
-              "proximity_sdk._client", "proximity_sdk._connections", "proximity_sdk.operations.engine")))
+              "proximity_sdk._client", "proximity_sdk._connections", "proximity_sdk.engine.engine")))
 print(json.dumps({{"code": code, "modules": mods}}), file=sys.stderr)
 """
 

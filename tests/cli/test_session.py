@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from proximity_sdk.operations.deploy import DeployKind
+from proximity_sdk.operations.deploy.kind import DeployKind
 from proximity_sdk.operations.restore import NEW_CONTAINER_STEPS
 from tests.cli.conftest import Cli
 from tests.harness.pve import HarnessPve

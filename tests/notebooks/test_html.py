@@ -232,7 +232,7 @@ def test_rendering_never_imports_ipython() -> None:
         "import sys\n"
         "from proximity_sdk.models._listing import Listing\n"
         "from proximity_sdk.models.host import Node\n"
-        "import proximity_sdk._notebook, proximity_sdk.operations.handle\n"
+        "import proximity_sdk._notebook, proximity_sdk.engine.handle\n"
         "Listing([Node(host_id='h', name='n')])._repr_html_()\n"
         "assert not [m for m in sys.modules if m.split('.')[0] == 'IPython'], 'IPython imported'\n"
     )

@@ -29,6 +29,9 @@ def test_deploy_image_and_strategy_through_the_agent(nossh: Proximity, pve: Harn
         with pytest.raises(ValidationError) as bad:
             remote.apps.deploy_image("Not A Reference", hostname="x")
         assert bad.value.field == "reference"
+        with pytest.raises(ValidationError) as ports:
+            remote.apps.deploy_image("nginx:1.27", hostname="x", ports=[0])
+        assert ports.value.field == "ports"
         with pytest.raises(ValidationError) as strategy:
             remote.apps.deploy("grafana", hostname="g2", strategy="docker")  # type: ignore[arg-type]
         assert strategy.value.field == "strategy"

@@ -12,8 +12,8 @@ from cryptography.fernet import Fernet
 from proximity_sdk._client import Proximity
 from proximity_sdk.catalog.render import render_project
 from proximity_sdk.errors import ValidationError
-from proximity_sdk.models._requests import REFERENCE_PATTERN, check_reference
-from proximity_sdk.operations.oci import catalog_plan, resolve_env
+from proximity_sdk.models._requests import REFERENCE_PATTERN, check_ports, check_reference
+from proximity_sdk.operations.deploy.oci import catalog_plan, resolve_env
 from proximity_sdk.proxmox._ctspec import _TEMPLATE_VOLID
 from proximity_sdk.proxmox.oci import env_param, image_template_volid, parse_version
 from tests.harness.pve_schema import schemas
@@ -103,3 +103,17 @@ def test_single_image_plan_keeps_secret_references_only(catalog: Any) -> None:
     assert plan is not None and plan["image"] == "grafana/grafana:11.3.0" and plan["main_port"] == 3000
     assert plan["env"]["GF_SECURITY_ADMIN_PASSWORD"] == "${ADMIN_PASSWORD}"
     assert rendered.env["ADMIN_PASSWORD"] not in json.dumps(plan)
+
+
+@pytest.mark.parametrize("ports", ["80", b"80", [0], [65536], [True], ["80"], [80.0], [80, -1]])
+def test_check_ports_refuses_what_is_not_a_list_of_port_numbers(ports: Any) -> None:
+    # one check for the local and the remote deploy_image: the remote refuses before any call
+    with pytest.raises(ValidationError) as caught:
+        check_ports(ports)
+    assert caught.value.field == "ports"
+
+
+@pytest.mark.parametrize("ports", [(), [1], [80, 443, 65535], (8080,)])
+def test_check_ports_accepts_port_numbers(ports: Any) -> None:
+    check_ports(ports)
+

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import time
 
-from proximity_sdk.operations.engine import OperationEngine
+from proximity_sdk.engine.engine import OperationEngine
 from proximity_sdk.store import Store
 from tests.operations._toys import FileEffects, FinishesOnRecover
 

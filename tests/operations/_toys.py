@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from proximity_sdk.engine.context import OperationContext
+from proximity_sdk.engine.kinds import OperationKind
 from proximity_sdk.errors import TaskFailedError
 from proximity_sdk.models.operation import Operation
-from proximity_sdk.operations.context import OperationContext
-from proximity_sdk.operations.kinds import OperationKind
 from proximity_sdk.store import Store
 
 __all__ = ["UNDO_FILE", "Blocking", "Cancellable", "FileEffects", "FinishesOnRecover", "Slotted", "Steps"]

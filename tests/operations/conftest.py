@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from proximity_sdk.engine.engine import OperationEngine
 from proximity_sdk.models.app import App
-from proximity_sdk.operations.engine import OperationEngine
 from proximity_sdk.store import Store
 from tests.operations._toys import Blocking, Cancellable, Slotted, Steps
 

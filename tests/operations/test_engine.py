@@ -11,6 +11,10 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
+from proximity_sdk.engine.context import OperationContext
+from proximity_sdk.engine.engine import OperationEngine
+from proximity_sdk.engine.handle import OperationHandle
+from proximity_sdk.engine.kinds import OperationKind
 from proximity_sdk.errors import (
     BusyError,
     OperationCancelled,
@@ -20,10 +24,6 @@ from proximity_sdk.errors import (
 )
 from proximity_sdk.models.app import App
 from proximity_sdk.models.operation import Operation, OperationEvent, OperationStatus
-from proximity_sdk.operations.context import OperationContext
-from proximity_sdk.operations.engine import OperationEngine
-from proximity_sdk.operations.handle import OperationHandle
-from proximity_sdk.operations.kinds import OperationKind
 from proximity_sdk.plugins import hookimpl
 from proximity_sdk.plugins.manager import PluginManager
 from proximity_sdk.store import Store

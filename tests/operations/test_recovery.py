@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from proximity_sdk.engine.engine import OperationEngine
 from proximity_sdk.errors import OperationFailed
 from proximity_sdk.models.operation import OperationStatus
-from proximity_sdk.operations.engine import OperationEngine
 from proximity_sdk.store import Store
 from proximity_sdk.store.base import utcnow
 from proximity_sdk.store.tables import OperationRow

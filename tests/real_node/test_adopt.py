@@ -29,7 +29,7 @@ def test_discover_and_adopt_a_container_made_by_hand(real_lab: RealLab) -> None:
     wait_task(client, str(upid), timeout=120)
     # what an administrator did in it: Docker, trusting the registry, and a compose project
     project = Provisioner(px._shells.get(host.id), "pve1", VMID, project="legacy")
-    project.install_runtime(registries=RegistrySettings(insecure=[real_lab.registry.address]))
+    project.install_docker(registries=RegistrySettings(insecure=[real_lab.registry.address]))
     compose = web_entry(real_lab.registry, "1.0", "1")["docker_compose"]
     project.write_project(json.dumps(compose), "")
     project.up()

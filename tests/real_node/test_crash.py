@@ -27,10 +27,10 @@ def test_sigkill_during_a_deploy_the_next_process_removes_the_real_container(rea
     child = subprocess.Popen([sys.executable, str(CHILD)], cwd=ROOT, stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert child.stdin is not None and child.stdout is not None
-    # a built-in app: it never gets past "runtime" here, where the child dies with apt-get running
+    # a built-in app: it never gets past "docker" here, where the child dies with apt-get running
     child.stdin.write(json.dumps({"database_url": real_lab.database_url, "data_dir": str(real_lab.data_dir),
                                   "secret_key": real_lab.key, "hostname": "killed", "catalog_id": "librespeed",
-                                  "kill_at": "runtime", "kill_delay": 3.0, "lease_seconds": 1.0}) + "\n")
+                                  "kill_at": "docker", "kill_delay": 3.0, "lease_seconds": 1.0}) + "\n")
     child.stdin.close()
     lines = [json.loads(line) for line in child.stdout.read().splitlines() if line.startswith("{")]
     assert child.wait(timeout=300) == -signal.SIGKILL, lines
@@ -47,7 +47,7 @@ def test_sigkill_during_a_deploy_the_next_process_removes_the_real_container(rea
         time.sleep(1)
     with pytest.raises(OperationFailed) as failed:
         real_lab.px.operations.handle(op_id).wait(timeout=300)
-    assert failed.value.step == "runtime"
+    assert failed.value.step == "docker"
     assert real_lab.px.operations.get(op_id).status == OperationStatus.FAILED
     listed = subprocess.run(["lxc-ls", "-1"], capture_output=True, text=True, check=True).stdout.split()
     assert name not in listed

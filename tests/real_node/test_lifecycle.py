@@ -10,7 +10,7 @@ import pytest
 
 from proximity_sdk.errors import CommandFailedError, NotFoundError, OperationFailed
 from proximity_sdk.models.app import App, AppStatus
-from proximity_sdk.operations.provision import _HEALTH, _INSTALL_RUNTIME
+from proximity_sdk.operations.provision import _HEALTH, _INSTALL_DOCKER
 from proximity_sdk.proxmox.templates import ensure_template
 from proximity_sdk.sandbox._real import _lxc
 from tests.harness.images import web_entry
@@ -149,7 +149,7 @@ def test_the_two_service_app_works_with_its_generated_password(real_lab: RealLab
         shell.pct_exec(node, vmid, as_alpine, args=(_HEALTH, "/opt/proximity/rkv", "rkv", "8089", "", "2", "1"),
                        timeout=120)
     assert "unhealthy after 2 checks: nothing listens on port 8089" in str(closed.value)
-    present = shell.pct_exec(node, vmid, as_alpine, args=(_INSTALL_RUNTIME, "0"), timeout=120)
+    present = shell.pct_exec(node, vmid, as_alpine, args=(_INSTALL_DOCKER, "0"), timeout=120)
     assert "container runtime present" in present.stdout and "container runtime ready" in present.stdout
     # and the check fails when the database service is gone: the web part answers 500
     shell.pct_exec(node, vmid, "docker stop $(docker ps -q --filter label=com.docker.compose.service=db)",

@@ -39,7 +39,7 @@ from proximity_sdk._resources.maintenance import Maintenance
 from proximity_sdk._resources.operations import Operations
 from proximity_sdk._resources.settings import SettingsResource
 from proximity_sdk.catalog.catalog import Catalog
-from proximity_sdk.operations.handle import OperationHandle
+from proximity_sdk.engine.handle import OperationHandle
 
 # Protocol -> (local class, remote class)
 CONTRACT: dict[type, tuple[type, type]] = {
@@ -55,9 +55,6 @@ CONTRACT: dict[type, tuple[type, type]] = {
     MaintenanceAPI: (Maintenance, RemoteMaintenance),
     OperationHandleAPI: (OperationHandle, RemoteOperationHandle),
 }
-# local methods whose docstring stays beside their body for now (issue 17: the helper moving their
-# bodies into submit_deploy*, keeping the docstrings): the text must be the Protocol's
-OWN_DOCS = {(Apps, "deploy"), (Apps, "deploy_image")}
 
 
 def _members(protocol: type) -> dict[str, Any]:
@@ -95,9 +92,6 @@ def test_help_shows_the_protocols_text(protocol: type, impl: type) -> None:
         text = inspect.getdoc(member)
         assert text, f"{protocol.__name__}.{name} has no docstring"
         shown = inspect.getdoc(getattr(impl, name))
-        if (impl, name) in OWN_DOCS:
-            assert shown, f"{impl.__name__}.{name}"
-            continue
         assert shown == text, f"{impl.__name__}.{name} does not show the Protocol's text"
     assert inspect.getdoc(protocol)
     # help() renders the inherited text too

@@ -20,7 +20,7 @@ from proximity_sdk._api.proximity import ProximityAPI
 from proximity_sdk._client import Proximity
 from proximity_sdk._remote._client import RemoteProximity
 from proximity_sdk._remote._handle import RESULTS, RemoteOperationHandle
-from proximity_sdk.operations.handle import OperationHandle
+from proximity_sdk.engine.handle import OperationHandle
 
 NAMESPACES = ("hosts", "nodes", "catalog", "apps", "backups", "backups.targets", "operations", "settings",
               "maintenance")

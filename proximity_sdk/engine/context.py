@@ -8,12 +8,13 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from proximity_sdk.errors import OperationCancelled
+from proximity_sdk.proxmox.progress import Emit, EventLevel
 
 if TYPE_CHECKING:
     from proximity_sdk.models.operation import Operation
     from proximity_sdk.store import Store
 
-__all__ = ["LeaseLost", "OperationContext"]
+__all__ = ["LeaseLost", "OperationContext", "emitter"]
 
 
 # how often a wait for a node slot looks for a cancel request or a takeover
@@ -126,3 +127,12 @@ class OperationContext:
             yield
         finally:
             slot.release()
+
+
+def emitter(ctx: OperationContext) -> Emit:
+    """The operation's event log as the ``emit`` callback the Proxmox building blocks take."""
+
+    def emit(message: str, /, level: EventLevel = "info") -> None:
+        ctx.event(message, level=level)
+
+    return emit

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    from proximity_sdk.engine.context import OperationContext
     from proximity_sdk.models.operation import Operation
-    from proximity_sdk.operations.context import OperationContext
     from proximity_sdk.store import Store
 
 __all__ = ["OperationKind"]

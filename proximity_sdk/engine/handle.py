@@ -4,43 +4,42 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from typing_extensions import TypeVar
-
-from proximity_sdk._api.handle import OperationHandleAPI
-from proximity_sdk.errors import OperationCancelled, OperationFailed, OperationTimeout
+from proximity_sdk._api.handle import OperationHandleAPI, T
+from proximity_sdk.errors import OperationTimeout
 from proximity_sdk.models._requests import check_after, check_wait_timeout
-from proximity_sdk.models.operation import Operation, OperationEvent, OperationStatus
+from proximity_sdk.models.operation import Operation, OperationEvent, OperationStatus, raise_unless_succeeded
 
 if TYPE_CHECKING:
-    from proximity_sdk.operations.engine import OperationEngine
+    from proximity_sdk.engine.kinds import OperationKind
+    from proximity_sdk.store import Store
 
-__all__ = ["OperationHandle", "T", "raise_unless_succeeded"]
-
-#: What ``wait()`` returns: ``App`` for a deploy, ``Backup`` for a backup, None for a delete. A bare
-#: ``OperationHandle`` (one got from ``px.operations.handle(id)``) is ``OperationHandle[Any]``.
-T = TypeVar("T", default=Any)
+__all__ = ["HandleEngine", "OperationHandle"]
 
 # Watchers in other processes see new events by polling; in this process a notification wakes them.
 _POLL = 0.2
 
 
-def raise_unless_succeeded(op: Operation) -> None:
-    """For a finished operation, what ``wait()`` raises unless it succeeded (local and remote handles alike)."""
-    if op.status == OperationStatus.SUCCEEDED:
-        return
-    if op.status == OperationStatus.CANCELLED:
-        raise OperationCancelled(f"{op.kind} operation {op.id} was cancelled", operation_id=op.id)
-    raise OperationFailed(f"{op.kind} failed: {op.error}", operation_id=op.id, step=op.result.get("failed_step"),
-                          log_tail=op.result.get("log_tail") or ())
+class HandleEngine(Protocol):
+    """What a handle needs of the engine that runs its operation (``OperationEngine`` is one): the
+    handle names this, not the engine, so the engine may import the handle and not the reverse."""
+
+    @property
+    def store(self) -> Store: ...
+
+    def kind(self, name: str) -> OperationKind: ...
+
+    def notify(self, op_id: str) -> None: ...
+
+    def wait_change(self, timeout: float) -> None: ...
 
 
 class OperationHandle(OperationHandleAPI[T]):
     """A running (or finished) operation. ``events()`` streams its log, ``wait()`` returns its result
     (typed: ``px.apps.deploy(...)`` is an ``OperationHandle[App]``, so ``.wait()`` is an ``App``)."""
 
-    def __init__(self, engine: OperationEngine, op_id: str) -> None:
+    def __init__(self, engine: HandleEngine, op_id: str) -> None:
         self._engine = engine
         self.id = op_id
 

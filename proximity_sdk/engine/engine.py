@@ -20,11 +20,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
+from proximity_sdk.engine.context import LeaseLost, OperationContext
+from proximity_sdk.engine.handle import OperationHandle
+from proximity_sdk.engine.kinds import OperationKind, RunnerLost
 from proximity_sdk.errors import BusyError, NotFoundError, OperationCancelled, ProximityError, ValidationError
 from proximity_sdk.models.operation import Operation, OperationStatus
-from proximity_sdk.operations.context import LeaseLost, OperationContext
-from proximity_sdk.operations.handle import OperationHandle
-from proximity_sdk.operations.kinds import OperationKind, RunnerLost
 from proximity_sdk.store.base import utcnow
 
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """One agent replica without its gRPC front: Proximity, metrics, leader election, periodic jobs.
 
-``AgentRuntime.open(settings)`` opens ``Proximity.local`` (which migrates the database under a
+``AgentReplica.open(settings)`` opens ``Proximity.local`` (which migrates the database under a
 lock and takes over operations whose runner died), ``start()`` serves the metrics, starts the
 per-replica recovery job and competes for the scheduler leadership; ``close()`` shuts down
 gracefully: gives up the leadership, lets running operations finish within the grace period and
@@ -25,7 +25,7 @@ from proximity_sdk._client import Proximity
 if TYPE_CHECKING:
     from proximity_sdk.proxmox.client import ProxmoxClient
 
-__all__ = ["AgentRuntime", "periodic_jobs"]
+__all__ = ["AgentReplica", "periodic_jobs"]
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def periodic_jobs(px: Proximity, settings: AgentSettings) -> dict[str, tuple[Job
     }
 
 
-class AgentRuntime:
+class AgentReplica:
     """An agent replica. Build with ``open``; ``start``; ``close`` (or use ``with``)."""
 
     def __init__(self, px: Proximity, settings: AgentSettings, *, metrics: AgentMetrics,
@@ -67,7 +67,7 @@ class AgentRuntime:
 
     @classmethod
     def open(cls, settings: AgentSettings, *, plugins: Sequence[object] = (),
-             jobs: Mapping[str, tuple[JobFunc, float]] | None = None) -> AgentRuntime:
+             jobs: Mapping[str, tuple[JobFunc, float]] | None = None) -> AgentReplica:
         """Open the agent's Proximity from ``settings``. ``plugins``: extra plugin objects;
         ``jobs``: the leader's jobs instead of ``periodic_jobs`` (tests)."""
         metrics = AgentMetrics()
@@ -151,7 +151,7 @@ class AgentRuntime:
             log.warning("an operation did not reach a checkpoint in time; exiting without it")
         self.metrics.close()
 
-    def __enter__(self) -> AgentRuntime:
+    def __enter__(self) -> AgentReplica:
         return self
 
     def __exit__(self, *exc: object) -> None:
