@@ -100,15 +100,24 @@ class Profiler:
             stats.add(extra)
         rows = []
         for (path, line, func), (_cc, ncalls, tottime, cumtime, _callers) in stats.stats.items():  # type: ignore[attr-defined]
-            rows.append({"function": f"{Path(path).name}:{line}({func})", "calls": ncalls,
-                         "tottime_s": round(tottime, 4), "cumtime_s": round(cumtime, 4),
-                         "ours": "proximity_" in path})
+            rows.append(
+                {
+                    "function": f"{Path(path).name}:{line}({func})",
+                    "calls": ncalls,
+                    "tottime_s": round(tottime, 4),
+                    "cumtime_s": round(cumtime, 4),
+                    "ours": "proximity_" in path,
+                }
+            )
         text = io.StringIO()
         stats.stream = text  # type: ignore[attr-defined]
         stats.sort_stats("tottime").print_stats(top)
         by_cum = sorted((r for r in rows if r["ours"]), key=lambda r: -r["cumtime_s"])[:top]
-        return {"top_tottime": sorted(rows, key=lambda r: -r["tottime_s"])[:top],
-                "top_cumtime_ours": by_cum, "text": text.getvalue().splitlines()[:top + 10]}
+        return {
+            "top_tottime": sorted(rows, key=lambda r: -r["tottime_s"])[:top],
+            "top_cumtime_ours": by_cum,
+            "text": text.getvalue().splitlines()[: top + 10],
+        }
 
 
 class ProfiledExecutor(ThreadPoolExecutor):
@@ -186,8 +195,11 @@ async def parts(px: Proximity, backend: Backend, token: str, ids: list[str], cou
         hashed = hash_token(token)
 
         def plain_token() -> None:
-            db.execute("SELECT t.id, t.expires_at, t.revoked_at, t.last_used_at, u.* FROM api_tokens t "
-                       "JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?", (hashed,)).fetchone()
+            db.execute(
+                "SELECT t.id, t.expires_at, t.revoked_at, t.last_used_at, u.* FROM api_tokens t "
+                "JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?",
+                (hashed,),
+            ).fetchone()
 
         def plain_app() -> None:
             app_id = rng.choice(ids)
@@ -213,25 +225,28 @@ def _list_costs(px: Proximity, db: sqlite3.Connection, apps: int) -> dict[str, A
     costs: dict[str, Any] = {
         "store.apps.list page of 100 at offset 0": _per_call_ms(lambda: px.store.apps.list(offset=0, limit=100), 10),
         f"store.apps.list page of 100 at offset {last}": _per_call_ms(
-            lambda: px.store.apps.list(offset=last, limit=100), 10),
+            lambda: px.store.apps.list(offset=last, limit=100), 10
+        ),
         "plain sqlite3: page at offset 0": _per_call_ms(lambda: db.execute(page, (0,)).fetchall(), 10),
         f"plain sqlite3: page at offset {last}": _per_call_ms(lambda: db.execute(page, (last,)).fetchall(), 10),
         "query plan": [row[-1] for row in db.execute("EXPLAIN QUERY PLAN " + page, (last,))],
     }
     if "after" in inspect.signature(px.store.apps.list).parameters:  # keyset paging (issue 18)
         costs[f"store.apps.list page of 100 after app {last} (keyset)"] = _per_call_ms(
-            lambda: px.store.apps.list(after=cursor, limit=100), 10)
+            lambda: px.store.apps.list(after=cursor, limit=100), 10
+        )
     copy = sqlite3.connect(":memory:", isolation_level=None)
     try:
         db.backup(copy)
         copy.execute("CREATE INDEX bench_apps_created ON apps (created_at, id)")
-        costs[f"indexed copy: page at offset {last}"] = _per_call_ms(
-            lambda: copy.execute(page, (last,)).fetchall(), 10)
-        created, app_id = copy.execute("SELECT created_at, id FROM apps ORDER BY created_at, id LIMIT 1 OFFSET ?",
-                                       (last - 1,)).fetchone()
+        costs[f"indexed copy: page at offset {last}"] = _per_call_ms(lambda: copy.execute(page, (last,)).fetchall(), 10)
+        created, app_id = copy.execute(
+            "SELECT created_at, id FROM apps ORDER BY created_at, id LIMIT 1 OFFSET ?", (last - 1,)
+        ).fetchone()
         keyset = "SELECT * FROM apps WHERE (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT 100"
         costs["indexed copy: keyset page after the same row"] = _per_call_ms(
-            lambda: copy.execute(keyset, (created, app_id)).fetchall(), 10)
+            lambda: copy.execute(keyset, (created, app_id)).fetchall(), 10
+        )
         costs["indexed copy: query plan"] = [row[-1] for row in copy.execute("EXPLAIN QUERY PLAN " + page, (last,))]
     finally:
         copy.close()
@@ -250,8 +265,7 @@ async def serve(args: argparse.Namespace) -> None:
     server: AgentServer
     server, port = build_server(options, px=px, interceptors=[metrics.server_interceptor()])
     server.backend.executor.shutdown(wait=False)
-    server.backend.executor = ProfiledExecutor(profiler, max_workers=options.max_workers,
-                                               thread_name_prefix="px-rpc")
+    server.backend.executor = ProfiledExecutor(profiler, max_workers=options.max_workers, thread_name_prefix="px-rpc")
     await server.start()
     stages["server started"] = rss_mb()
     stopping = asyncio.Event()
@@ -264,8 +278,12 @@ async def serve(args: argparse.Namespace) -> None:
                 px.store.operations.append_event(op.id, "bench operation recorded", step="bench")
                 emit({"operation": op.id})
             case "events":
-                threading.Thread(target=append_events, name="bench-events", daemon=True,
-                                 args=(px, request["op"], int(request["count"]), float(request["interval"]))).start()
+                threading.Thread(
+                    target=append_events,
+                    name="bench-events",
+                    daemon=True,
+                    args=(px, request["op"], int(request["count"]), float(request["interval"])),
+                ).start()
             case "profile" if request["on"]:
                 profiler.on = True
                 profiler.mine().enable()  # the loop thread's own profile

@@ -43,8 +43,17 @@ from proximity_sdk.store import Store  # noqa: E402
 from tests.harness.pve import HarnessPve, make_pki, serve_pve  # noqa: E402
 from tests.harness.sshd import NODES, Sshd, StandinState, start_sshd  # noqa: E402
 
-__all__ = ["Clock", "Lab", "instrument", "lab", "median", "percentile", "profile_workers", "section_cost_us",
-           "store_costs"]
+__all__ = [
+    "Clock",
+    "Lab",
+    "instrument",
+    "lab",
+    "median",
+    "percentile",
+    "profile_workers",
+    "section_cost_us",
+    "store_costs",
+]
 
 SHELL_METHODS = ("run", "pct_exec", "pct_push", "pct_pull")
 REPOS = ("operations", "apps", "settings", "reservations", "hosts")
@@ -91,8 +100,7 @@ def lab(*, time_scale: float = 0.0) -> Iterator[Lab]:
                 connect_timeout=10,
             )
             with serve_pve(cert, key, time_scale=time_scale) as (pve, _served):
-                yield Lab(pve=pve, ca_file=cert, sshd=sshd, state=StandinState(state_dir), ssh=access,
-                          workdir=workdir)
+                yield Lab(pve=pve, ca_file=cert, sshd=sshd, state=StandinState(state_dir), ssh=access, workdir=workdir)
         finally:
             sshd.stop()
 
@@ -109,6 +117,7 @@ def percentile(values: Sequence[float], pct: float) -> float:
 
 
 # ------------------------------------------------------------------------ where our time goes
+
 
 class Clock:
     """Exclusive time (and calls) per category, for the caller while it submits and for the
@@ -274,8 +283,15 @@ def profile_workers(px: Proximity, drive: Callable[[], None], *, per: int, what:
     stats = pstats.Stats(profiler)
     rows = []
     for (path, line, func), (_cc, ncalls, tottime, cumtime, _callers) in stats.stats.items():  # type: ignore[attr-defined]
-        rows.append({"function": f"{Path(path).name}:{line}({func})", "path": path, "calls": ncalls,
-                     "tottime_ms": round(tottime * 1000 / per, 2), "cumtime_ms": round(cumtime * 1000 / per, 2)})
+        rows.append(
+            {
+                "function": f"{Path(path).name}:{line}({func})",
+                "path": path,
+                "calls": ncalls,
+                "tottime_ms": round(tottime * 1000 / per, 2),
+                "cumtime_ms": round(cumtime * 1000 / per, 2),
+            }
+        )
     ours_code = [r for r in rows if "proximity_sdk" in r["path"]]
     text = io.StringIO()
     pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(top)
@@ -283,7 +299,7 @@ def profile_workers(px: Proximity, drive: Callable[[], None], *, per: int, what:
         "what": f"cProfile of the operation workers over {what}; times in ms divided by {per}",
         "top_tottime": sorted(rows, key=lambda r: -r["tottime_ms"])[:top],
         "top_cumtime_proximity_sdk": sorted(ours_code, key=lambda r: -r["cumtime_ms"])[:top],
-        "pstats_text": text.getvalue().splitlines()[:top + 12],
+        "pstats_text": text.getvalue().splitlines()[: top + 12],
     }
 
 

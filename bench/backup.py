@@ -43,23 +43,38 @@ def main() -> None:
     parser.add_argument("--time-scale", type=float, default=0.01)
     parser.add_argument("--vzdump-secs", type=float, default=30.0)
     args = parser.parse_args()
-    results: dict[str, Any] = {"apps": args.apps, "time_scale": args.time_scale, "vzdump_secs": args.vzdump_secs,
-                               "floor_seconds": round(args.apps * args.vzdump_secs * args.time_scale, 2)}
+    results: dict[str, Any] = {
+        "apps": args.apps,
+        "time_scale": args.time_scale,
+        "vzdump_secs": args.vzdump_secs,
+        "floor_seconds": round(args.apps * args.vzdump_secs * args.time_scale, 2),
+    }
     with lab(time_scale=args.time_scale) as env:
         pve = env.pve
         pve.on_archive = env.state.set_volume_path
-        with Proximity.local(data_dir=env.workdir / "px", secret_key=Fernet.generate_key(), entry_points=False,
-                             node_slots=4) as px:
-            host = px.hosts.add("bench", url=pve.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET,
-                                ca_file=env.ca_file, ssh=env.ssh)
+        with Proximity.local(
+            data_dir=env.workdir / "px", secret_key=Fernet.generate_key(), entry_points=False, node_slots=4
+        ) as px:
+            host = px.hosts.add(
+                "bench", url=pve.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET, ca_file=env.ca_file, ssh=env.ssh
+            )
             client = px._clients.get(host.id)
             apps = []
             for n in range(args.apps):
-                upid = client.post("/nodes/pve1/lxc", vmid=300 + n, ostemplate=TEMPLATE, hostname=f"app-{n}",
-                                   rootfs="local-lvm:4", net0="name=eth0,bridge=vmbr0,ip=dhcp")
+                upid = client.post(
+                    "/nodes/pve1/lxc",
+                    vmid=300 + n,
+                    ostemplate=TEMPLATE,
+                    hostname=f"app-{n}",
+                    rootfs="local-lvm:4",
+                    net0="name=eth0,bridge=vmbr0,ip=dhcp",
+                )
                 wait_task(client, str(upid))
-                apps.append(px.store.apps.create(hostname=f"app-{n}", host_id=host.id, status=AppStatus.STOPPED,
-                                                 node="pve1", vmid=300 + n))
+                apps.append(
+                    px.store.apps.create(
+                        hostname=f"app-{n}", host_id=host.id, status=AppStatus.STOPPED, node="pve1", vmid=300 + n
+                    )
+                )
             pve.vzdump_secs = args.vzdump_secs
 
             sent = len(pve.recorded)
@@ -83,18 +98,31 @@ def main() -> None:
                 sent = len(pve.recorded)
                 started = time.monotonic()
                 extra = {} if lockwait is None else {"lockwait": lockwait}
-                upids = [client.post("/nodes/pve1/vzdump", vmid=str(app.vmid), storage="local", mode="snapshot",
-                                     compress="zstd", remove=0, **extra) for app in apps]
+                upids = [
+                    client.post(
+                        "/nodes/pve1/vzdump",
+                        vmid=str(app.vmid),
+                        storage="local",
+                        mode="snapshot",
+                        compress="zstd",
+                        remove=0,
+                        **extra,
+                    )
+                    for app in apps
+                ]
                 failed = 0
                 for upid in upids:
                     try:
                         wait_task(client, str(upid), timeout=600)
                     except TaskFailedError:
                         failed += 1
-                results[label] = {"wall_seconds": round(time.monotonic() - started, 2),
-                                  "succeeded": args.apps - failed, "failed": failed,
-                                  "requests": len(pve.recorded) - sent,
-                                  "waited_inside_pve": pve.vzdump_waited["pve1"]}
+                results[label] = {
+                    "wall_seconds": round(time.monotonic() - started, 2),
+                    "succeeded": args.apps - failed,
+                    "failed": failed,
+                    "requests": len(pve.recorded) - sent,
+                    "waited_inside_pve": pve.vzdump_waited["pve1"],
+                }
     out = Path(ROOT) / "bench" / "results" / "backup.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))

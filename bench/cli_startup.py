@@ -35,8 +35,12 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "cli_startup.json"
-GOALS_MS = {"proximity_help": 300.0, "import_proximity_sdk": 150.0, "proximity_catalog_list": 400.0,
-            "agent_catalog_list": 300.0}
+GOALS_MS = {
+    "proximity_help": 300.0,
+    "import_proximity_sdk": 150.0,
+    "proximity_catalog_list": 400.0,
+    "agent_catalog_list": 300.0,
+}
 
 
 def _proximity() -> list[str]:
@@ -67,8 +71,9 @@ def _compile_bytecode() -> list[str]:
     import importlib.util
     from importlib.metadata import entry_points
 
-    tops = {"proximity_sdk", "proximity_agent"} | {ep.value.split(":")[0].split(".")[0]
-                                                    for ep in entry_points(group="proximity")}
+    tops = {"proximity_sdk", "proximity_agent"} | {
+        ep.value.split(":")[0].split(".")[0] for ep in entry_points(group="proximity")
+    }
     compiled = []
     for top in sorted(tops):
         spec = importlib.util.find_spec(top)
@@ -84,15 +89,20 @@ def _wall(argv: list[str], env: dict[str, str], runs: int) -> dict[str, float]:
         start = time.perf_counter()
         subprocess.run(argv, capture_output=True, check=True, cwd=ROOT, env=env)
         samples.append((time.perf_counter() - start) * 1e3)
-    return {"median_ms": statistics.median(samples), "min_ms": min(samples), "max_ms": max(samples),
-            "runs": runs}
+    return {"median_ms": statistics.median(samples), "min_ms": min(samples), "max_ms": max(samples), "runs": runs}
 
 
 def _importtime(argv: list[str], env: dict[str, str], top: int) -> dict[str, Any]:
     """`python -X importtime`: the modules with the largest cumulative and self times (microseconds)."""
     if argv[0] != sys.executable:  # the console script: run its code under -X importtime
-        argv = [sys.executable, "-X", "importtime", "-c", "import sys; from proximity_sdk.cli import main; "
-                "sys.argv[0] = 'proximity'; sys.exit(main())", *argv[1:]]
+        argv = [
+            sys.executable,
+            "-X",
+            "importtime",
+            "-c",
+            "import sys; from proximity_sdk.cli import main; sys.argv[0] = 'proximity'; sys.exit(main())",
+            *argv[1:],
+        ]
     else:
         argv = [sys.executable, "-X", "importtime", *argv[1:]]
     err = subprocess.run(argv, capture_output=True, text=True, check=True, cwd=ROOT, env=env).stderr
@@ -100,23 +110,31 @@ def _importtime(argv: list[str], env: dict[str, str], top: int) -> dict[str, Any
     for line in err.splitlines():
         if not line.startswith("import time:") or "self [us]" in line:
             continue
-        self_us, cumulative_us, name = (part.strip() for part in line[len("import time:"):].split("|"))
-        rows.append({"module": name.strip(), "self_us": int(self_us), "cumulative_us": int(cumulative_us),
-                     "top_level": not name.startswith(" ")})
+        self_us, cumulative_us, name = (part.strip() for part in line[len("import time:") :].split("|"))
+        rows.append(
+            {
+                "module": name.strip(),
+                "self_us": int(self_us),
+                "cumulative_us": int(cumulative_us),
+                "top_level": not name.startswith(" "),
+            }
+        )
     total = sum(r["self_us"] for r in rows)
     by_cumulative = sorted((r for r in rows if r["top_level"]), key=lambda r: -r["cumulative_us"])
     by_self = sorted(rows, key=lambda r: -r["self_us"])
-    return {"modules": len(rows), "total_import_ms": total / 1e3,
-            "top_cumulative": [{k: r[k] for k in ("module", "cumulative_us")} for r in by_cumulative[:top]],
-            "top_self": [{k: r[k] for k in ("module", "self_us")} for r in by_self[:top]]}
+    return {
+        "modules": len(rows),
+        "total_import_ms": total / 1e3,
+        "top_cumulative": [{k: r[k] for k in ("module", "cumulative_us")} for r in by_cumulative[:top]],
+        "top_self": [{k: r[k] for k in ("module", "self_us")} for r in by_self[:top]],
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--top", type=int, default=12)
-    parser.add_argument("--source", action="store_true",
-                        help="do not byte-compile the packages first (see above)")
+    parser.add_argument("--source", action="store_true", help="do not byte-compile the packages first (see above)")
     args = parser.parse_args()
     compiled = [] if args.source else _compile_bytecode()
     plugins = _plugins()
@@ -153,8 +171,12 @@ def main() -> None:
         "what": "CLI startup: wall time of fresh processes (median of N), and -X importtime top offenders",
         "command": "python bench/cli_startup.py " + " ".join(sys.argv[1:]),
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
-                    "load_average": {"before": load_before, "after": os.getloadavg()}},
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "load_average": {"before": load_before, "after": os.getloadavg()},
+        },
         "proximity": proximity,
         "plugins": plugins,
         "bytecode": "compiled first (compileall)" if compiled else "as found (--source)",
@@ -171,11 +193,15 @@ def main() -> None:
     for name, entry in measured.items():
         goal = GOALS_MS.get(name)
         mark = "" if goal is None else ("  ok" if entry["median_ms"] < goal else "  OVER")
-        print(f"{name:<40} {entry['median_ms']:>9.1f} {entry['over_python_startup_ms']:>9.1f} "
-              f"{'' if goal is None else f'{goal:>7.0f}'}{mark}")
+        print(
+            f"{name:<40} {entry['median_ms']:>9.1f} {entry['over_python_startup_ms']:>9.1f} "
+            f"{'' if goal is None else f'{goal:>7.0f}'}{mark}"
+        )
     for name, info in offenders.items():
-        print(f"\n-X importtime, {name}: {info['modules']} modules, {info['total_import_ms']:.1f} ms of imports; "
-              "top cumulative:")
+        print(
+            f"\n-X importtime, {name}: {info['modules']} modules, {info['total_import_ms']:.1f} ms of imports; "
+            "top cumulative:"
+        )
         for row in info["top_cumulative"][:6]:
             print(f"  {row['cumulative_us'] / 1e3:>8.1f} ms  {row['module']}")
     print(f"\nplugins: {', '.join(plugins) or 'none'}; bytecode: {results['bytecode']}")

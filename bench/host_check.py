@@ -36,8 +36,11 @@ from tests.harness.pve import TOKEN_ID, TOKEN_SECRET, make_pki, serve_pve  # noq
 
 
 def measure(nodes: int, runs: int, cert: str, key: str) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp, serve_pve(cert, key) as (pve, _served), Proximity.local(
-            data_dir=Path(tmp) / "px", secret_key=Fernet.generate_key(), entry_points=False) as px:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        serve_pve(cert, key) as (pve, _served),
+        Proximity.local(data_dir=Path(tmp) / "px", secret_key=Fernet.generate_key(), entry_points=False) as px,
+    ):
         pve.version = "9.1.2"
         for n in range(2, nodes + 1):
             pve.add_node(f"pve{n}")
@@ -54,9 +57,13 @@ def measure(nodes: int, runs: int, cert: str, key: str) -> dict[str, Any]:
             client.version()
             client.nodes()
             floor_ms.append((time.perf_counter() - started) * 1000)
-        return {"nodes": nodes, "runs": runs, "requests": sorted(requests),
-                "test_ms_median": round(statistics.median(test_ms), 2),
-                "floor_ms_median": round(statistics.median(floor_ms), 2)}
+        return {
+            "nodes": nodes,
+            "runs": runs,
+            "requests": sorted(requests),
+            "test_ms_median": round(statistics.median(test_ms), 2),
+            "floor_ms_median": round(statistics.median(floor_ms), 2),
+        }
 
 
 def main() -> None:
@@ -69,8 +76,10 @@ def main() -> None:
         rows = [measure(int(n), args.runs, cert, key) for n in args.nodes.split(",")]
     print(f"{'nodes':>5} {'requests':>9} {'hosts.test ms':>14} {'version+nodes ms':>17}")
     for row in rows:
-        print(f"{row['nodes']:>5} {','.join(map(str, row['requests'])):>9} {row['test_ms_median']:>14} "
-              f"{row['floor_ms_median']:>17}")
+        print(
+            f"{row['nodes']:>5} {','.join(map(str, row['requests'])):>9} {row['test_ms_median']:>14} "
+            f"{row['floor_ms_median']:>17}"
+        )
     out = {"machine": {"python": platform.python_version(), "platform": platform.platform()}, "results": rows}
     (ROOT / "bench" / "results" / "host_check.json").write_text(json.dumps(out, indent=2) + "\n")
 

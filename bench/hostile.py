@@ -89,8 +89,9 @@ def flood(port: int, token: str, app_id: str, calls: int, seconds: float) -> Non
         stub = apps_pb2_grpc.AppServiceStub(channels[n % len(channels)])
         while time.monotonic() < stop:
             try:
-                reply = stub.GetAppLogs(apps_pb2.GetAppLogsRequest(app_id=app_id, tail=10_000),
-                                        metadata=_bearer(token), timeout=120)
+                reply = stub.GetAppLogs(
+                    apps_pb2.GetAppLogsRequest(app_id=app_id, tail=10_000), metadata=_bearer(token), timeout=120
+                )
                 with lock:
                     outcomes["OK"] += 1
                     sizes.append(len(reply.text))
@@ -104,8 +105,9 @@ def flood(port: int, token: str, app_id: str, calls: int, seconds: float) -> Non
         thread.start()
     for thread in threads:
         thread.join()
-    sys.stdout.write(json.dumps({"outcomes": dict(outcomes),
-                                 "log_kib_per_ok_call": round(max(sizes) / 1024) if sizes else 0}) + "\n")
+    sys.stdout.write(
+        json.dumps({"outcomes": dict(outcomes), "log_kib_per_ok_call": round(max(sizes) / 1024) if sizes else 0}) + "\n"
+    )
 
 
 # -- the bench -------------------------------------------------------------------------------------
@@ -132,40 +134,76 @@ def admin_latency(port: int, token: str, seconds: float) -> list[float]:
 
 
 def summary(samples: list[float]) -> dict[str, float]:
-    return {"calls": len(samples), "timed_out": sum(1 for x in samples if x >= ADMIN_TIMEOUT * 1000),
-            "p50_ms": round(percentile(samples, 50), 2),
-            "p90_ms": round(percentile(samples, 90), 2), "p99_ms": round(percentile(samples, 99), 2),
-            "max_ms": round(max(samples), 2)}
+    return {
+        "calls": len(samples),
+        "timed_out": sum(1 for x in samples if x >= ADMIN_TIMEOUT * 1000),
+        "p50_ms": round(percentile(samples, 50), 2),
+        "p90_ms": round(percentile(samples, 90), 2),
+        "p99_ms": round(percentile(samples, 99), 2),
+        "max_ms": round(max(samples), 2),
+    }
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     with lab() as bed:
         data_dir = bed.workdir / "px"
-        bed.state.script("docker", match="logs", sleep=args.log_seconds,
-                         stdout="".join(f"{n:08d} " + "x" * 190 + "\n" for n in range(args.log_lines)))
+        bed.state.script(
+            "docker",
+            match="logs",
+            sleep=args.log_seconds,
+            stdout="".join(f"{n:08d} " + "x" * 190 + "\n" for n in range(args.log_lines)),
+        )
         with Proximity.local(data_dir=data_dir, entry_points=False) as px:
-            host = px.hosts.add("lab", url=bed.pve.url, token_id="root@pam!proximity",
-                                token_secret="5f0c2a8e-0000-4000-8000-000000000001",
-                                ca_file=bed.ca_file, ssh=bed.ssh)
+            host = px.hosts.add(
+                "lab",
+                url=bed.pve.url,
+                token_id="root@pam!proximity",
+                token_secret="5f0c2a8e-0000-4000-8000-000000000001",
+                ca_file=bed.ca_file,
+                ssh=bed.ssh,
+            )
             admin = bootstrap_admin_token(px, "bench-admin")
             member_user = px.store.users.create("mallory", role=Role.MEMBER)
             _, member = px.store.users.issue_token(member_user.id, name="flood")
             bed.pve.add_ct(150, "mine", node="pve1", status="running")
             bed.state.write_ct_file(150, "/opt/proximity/mine/compose.yaml", COMPOSE.encode())
-            app = px.store.apps.create(hostname="mine", host_id=host.id, status=AppStatus.RUNNING, node="pve1",
-                                       vmid=150, owner_id=member_user.id,
-                                       config={"compose_text": COMPOSE, "main_service": "web"})
+            app = px.store.apps.create(
+                hostname="mine",
+                host_id=host.id,
+                status=AppStatus.RUNNING,
+                node="pve1",
+                vmid=150,
+                owner_id=member_user.id,
+                config={"compose_text": COMPOSE, "main_service": "web"},
+            )
         # the key file in data_dir (0600) is what the server process opens too
-        server = subprocess.Popen([sys.executable, __file__, "--serve", str(data_dir)], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        server = subprocess.Popen(
+            [sys.executable, __file__, "--serve", str(data_dir)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
         try:
             assert server.stdout is not None and server.stdin is not None
             ready = json.loads(server.stdout.readline())
             port = int(ready["ready"])
             idle = admin_latency(port, admin, min(args.seconds, 5.0))
             flooder = subprocess.Popen(
-                [sys.executable, __file__, "--flood", str(port), member, app.id, str(args.member_calls),
-                 str(args.seconds + 2)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+                [
+                    sys.executable,
+                    __file__,
+                    "--flood",
+                    str(port),
+                    member,
+                    app.id,
+                    str(args.member_calls),
+                    str(args.seconds + 2),
+                ],
+                stdout=subprocess.PIPE,
+                text=True,
+                cwd=ROOT,
+            )
             time.sleep(2)  # the flood is on
             loaded = admin_latency(port, admin, args.seconds)
             try:
@@ -183,12 +221,25 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "what": "a member holds 64 GetAppLogs calls and floods them while an admin calls GetCurrentUser",
         "command": "python bench/hostile.py " + " ".join(sys.argv[1:]),
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                    "load_average_after": [round(x, 2) for x in os.getloadavg()]},
-        "server": {"long_calls_per_user": ready["long_calls_per_user"], "quick_workers": 16, "long_workers": 16,
-                   "auth_workers": 4, "tls": False, "database": "sqlite"},
-        "member": {"concurrent_calls": args.member_calls, "each_log_call_seconds": args.log_seconds,
-                   "log_lines": args.log_lines, **flooded},
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        },
+        "server": {
+            "long_calls_per_user": ready["long_calls_per_user"],
+            "quick_workers": 16,
+            "long_workers": 16,
+            "auth_workers": 4,
+            "tls": False,
+            "database": "sqlite",
+        },
+        "member": {
+            "concurrent_calls": args.member_calls,
+            "each_log_call_seconds": args.log_seconds,
+            "log_lines": args.log_lines,
+            **flooded,
+        },
         "admin_get_current_user": {"idle": summary(idle), "under_flood": summary(loaded)},
         "goal": {"p99_ms_under": 50, "met": summary(loaded)["p99_ms"] < 50},
     }

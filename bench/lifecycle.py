@@ -67,6 +67,7 @@ LISTENING = "LISTEN 0 4096 0.0.0.0:3000 0.0.0.0:*\n"
 
 # ------------------------------------------------------------------------------------------- ours
 
+
 def _classify_requests(recorded: list[Any]) -> dict[str, int]:
     counts = {"total": len(recorded), "logins": 0, "task_status": 0, "task_log": 0}
     for r in recorded:
@@ -85,10 +86,15 @@ class Ours:
     def __init__(self, the_lab: Lab, clock: Clock) -> None:
         self.lab = the_lab
         self.clock = clock
-        self.px = Proximity.local(data_dir=the_lab.workdir / "px", secret_key=Fernet.generate_key(),
-                                  entry_points=False)
-        host = self.px.hosts.add("lab", url=the_lab.pve.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET,
-                                 ca_file=the_lab.ca_file, ssh=the_lab.ssh)
+        self.px = Proximity.local(data_dir=the_lab.workdir / "px", secret_key=Fernet.generate_key(), entry_points=False)
+        host = self.px.hosts.add(
+            "lab",
+            url=the_lab.pve.url,
+            token_id=TOKEN_ID,
+            token_secret=TOKEN_SECRET,
+            ca_file=the_lab.ca_file,
+            ssh=the_lab.ssh,
+        )
         self.host_id = host.id
         self.app_id: str | None = None
         self.last_op_id: str | None = None
@@ -166,6 +172,7 @@ def _shell_steps_ms(events: list[Any]) -> float:
 
 # ------------------------------------------------------------------------------------------ floor
 
+
 class Floor:
     """What a careful human writes with proxmoxer for the same operations (no node shell)."""
 
@@ -173,8 +180,15 @@ class Floor:
         url = urlsplit(the_lab.pve.url)
         user, token_name = TOKEN_ID.split("!")
         self.lab = the_lab
-        self.api = ProxmoxAPI(url.hostname, port=url.port, user=user, token_name=token_name,
-                              token_value=TOKEN_SECRET, verify_ssl=the_lab.ca_file, timeout=30)
+        self.api = ProxmoxAPI(
+            url.hostname,
+            port=url.port,
+            user=user,
+            token_name=token_name,
+            token_value=TOKEN_SECRET,
+            verify_ssl=the_lab.ca_file,
+            timeout=30,
+        )
         self.node: str | None = None
         self.vmid: int | None = None
 
@@ -207,10 +221,22 @@ class Floor:
         templates = self.api.nodes(node).storage("local").content.get(content="vztmpl")
         volid = next(t["volid"] for t in templates if "debian-12-standard" in t["volid"])
         upid = self.api.nodes(node).lxc.post(
-            vmid=vmid, ostemplate=volid, hostname=hostname, cores=2, memory=2048, swap=512,
-            rootfs="local-lvm:8", unprivileged=1, features="nesting=1",
-            net0="name=eth0,bridge=vmbr0,ip=dhcp", tags="proximity", onboot=0, start=0,
-            password=secrets.token_urlsafe(24), description=f"floor {hostname}")
+            vmid=vmid,
+            ostemplate=volid,
+            hostname=hostname,
+            cores=2,
+            memory=2048,
+            swap=512,
+            rootfs="local-lvm:8",
+            unprivileged=1,
+            features="nesting=1",
+            net0="name=eth0,bridge=vmbr0,ip=dhcp",
+            tags="proximity",
+            onboot=0,
+            start=0,
+            password=secrets.token_urlsafe(24),
+            description=f"floor {hostname}",
+        )
         self._wait(node, upid)
         self._wait(node, self.api.nodes(node).lxc(vmid).status.start.post())
         self._address(node, vmid)
@@ -246,12 +272,16 @@ class Floor:
         else:
             getattr(self, op)()
         ended = time.perf_counter()
-        return {"op": op, "wall_ms": round((ended - began) * 1000, 3),
-                "cpu_ms": round((time.thread_time() - cpu) * 1000, 3),
-                "requests": _classify_requests(pve.recorded[first:])}
+        return {
+            "op": op,
+            "wall_ms": round((ended - began) * 1000, 3),
+            "cpu_ms": round((time.thread_time() - cpu) * 1000, 3),
+            "requests": _classify_requests(pve.recorded[first:]),
+        }
 
 
 # ------------------------------------------------------------------------------------------ driver
+
 
 def _cycle(runner: Ours | Floor, prefix: str, index: int) -> list[dict[str, Any]]:
     return [runner.run(op, f"{prefix}-{index}") for op in OPS]
@@ -286,8 +316,13 @@ def run(cycles: int, profile_deploys: int) -> dict[str, Any]:
             costs = store_costs(ours.px.store, ours.last_op_id, the_lab.workdir)
         finally:
             ours.close()
-    return {"warmup": {"ours": warm_ours, "floor": warm_floor}, "ours": ours_runs, "floor": floor_runs,
-            "profile": profile, "store_costs_ms": costs}
+    return {
+        "warmup": {"ours": warm_ours, "floor": warm_floor},
+        "ours": ours_runs,
+        "floor": floor_runs,
+        "profile": profile,
+        "store_costs_ms": costs,
+    }
 
 
 def _merge(runs: list[dict[str, Any]], key: str) -> dict[str, float]:
@@ -310,16 +345,22 @@ def _attribute(mine: list[dict[str, Any]], overhead_ms: float, floor_wall_ms: fl
     parts = {
         "event log writes (operations.append_event)": total(lambda c: c == "store.operations.append_event"),
         "step bookkeeping (operations.set_step + control)": total(
-            lambda c: c in ("store.operations.set_step", "store.operations.control")),
+            lambda c: c in ("store.operations.set_step", "store.operations.control")
+        ),
         "app record (apps.*)": total(lambda c: c.startswith("store.apps.")),
         "operation record (other operations.*)": total(
-            lambda c: c.startswith("store.operations.")
-            and c not in ("store.operations.append_event", "store.operations.set_step", "store.operations.control")),
+            lambda c: (
+                c.startswith("store.operations.")
+                and c not in ("store.operations.append_event", "store.operations.set_step", "store.operations.control")
+            )
+        ),
         "settings, hosts, reservations reads/writes": total(
-            lambda c: c.startswith(("store.settings.", "store.hosts.", "store.reservations."))),
+            lambda c: c.startswith(("store.settings.", "store.hosts.", "store.reservations."))
+        ),
         "proxmox http beyond the floor": total(lambda c: c == "proxmox http") - floor_wall_ms,
         "python: engine, steps, validation, rendering": total(
-            lambda c: c in ("engine and operation code", "caller (validation, rendering)", "shell output callback")),
+            lambda c: c in ("engine and operation code", "caller (validation, rendering)", "shell output callback")
+        ),
         "wait() wake-up lag": statistics.mean(r["wait_lag_ms"] for r in mine),
     }
     parts["unattributed (threads, GIL, noise)"] = overhead_ms - sum(parts.values())
@@ -335,39 +376,42 @@ def summarise(ours_runs: list[dict[str, Any]], floor_runs: list[dict[str, Any]])
         floor_wall = [r["wall_ms"] for r in base]
         ours_requests = max(r["requests"]["total"] for r in mine)
         floor_requests = max(r["requests"]["total"] for r in base)
-        rows.append({
-            "op": op,
-            "runs": len(mine),
-            "ours_wall_ms_median": round(median([r["wall_ms"] for r in mine]), 1),
-            "ours_wall_ms_p90": round(percentile([r["wall_ms"] for r in mine], 90), 1),
-            "ours_shell_ms_median": round(median([r["shell_ms"] for r in mine]), 1),
-            "ours_net_ms_median": round(median(net), 1),
-            "ours_net_ms_p90": round(percentile(net, 90), 1),
-            "ours_cpu_ms_median": round(median([r["cpu_ms"] for r in mine]), 1),
-            "ours_cpu_ms_without_shell_median": round(median([r["cpu_ms"] - r["shell_cpu_ms"] for r in mine]), 1),
-            "floor_cpu_ms_median": round(median([r["cpu_ms"] for r in base]), 1),
-            "floor_wall_ms_median": round(median(floor_wall), 1),
-            "floor_wall_ms_p90": round(percentile(floor_wall, 90), 1),
-            "overhead_ms_median": round(median(net) - median(floor_wall), 1),
-            "overhead_ms_p90": round(percentile(net, 90) - percentile(floor_wall, 90), 1),
-            "ours_requests": ours_requests,
-            "ours_requests_min": min(r["requests"]["total"] for r in mine),
-            "ours_requests_breakdown": mine[0]["requests"],
-            "client_count_matches": all(r["client_request_count"] == r["requests"]["total"] for r in mine),
-            "floor_requests": floor_requests,
-            "requests_ratio": round(ours_requests / floor_requests, 2),
-            "ours_events": max(r["events"] for r in mine),
-            "ours_store_calls": max(sum(n for name, n in r["calls"].items() if ": store." in name) for r in mine),
-            "wait_lag_ms_median": round(median([r["wait_lag_ms"] for r in mine]), 1),
-            "wait_lag_ms_max": round(max(r["wait_lag_ms"] for r in mine), 1),
-            "submit_ms_median": round(median([r["submit_ms"] for r in mine]), 1),
-            "overhead_ms_mean": round(statistics.mean(net) - statistics.mean(floor_wall), 1),
-            "overhead_attribution_ms": _attribute(mine, statistics.mean(net) - statistics.mean(floor_wall),
-                                                  statistics.mean(floor_wall)),
-            "mean_time_by_category_ms": _merge(mine, "times_ms"),
-            "mean_cpu_by_category_ms": _merge(mine, "cpu_times_ms"),
-            "mean_calls_by_category": _merge(mine, "calls"),
-        })
+        rows.append(
+            {
+                "op": op,
+                "runs": len(mine),
+                "ours_wall_ms_median": round(median([r["wall_ms"] for r in mine]), 1),
+                "ours_wall_ms_p90": round(percentile([r["wall_ms"] for r in mine], 90), 1),
+                "ours_shell_ms_median": round(median([r["shell_ms"] for r in mine]), 1),
+                "ours_net_ms_median": round(median(net), 1),
+                "ours_net_ms_p90": round(percentile(net, 90), 1),
+                "ours_cpu_ms_median": round(median([r["cpu_ms"] for r in mine]), 1),
+                "ours_cpu_ms_without_shell_median": round(median([r["cpu_ms"] - r["shell_cpu_ms"] for r in mine]), 1),
+                "floor_cpu_ms_median": round(median([r["cpu_ms"] for r in base]), 1),
+                "floor_wall_ms_median": round(median(floor_wall), 1),
+                "floor_wall_ms_p90": round(percentile(floor_wall, 90), 1),
+                "overhead_ms_median": round(median(net) - median(floor_wall), 1),
+                "overhead_ms_p90": round(percentile(net, 90) - percentile(floor_wall, 90), 1),
+                "ours_requests": ours_requests,
+                "ours_requests_min": min(r["requests"]["total"] for r in mine),
+                "ours_requests_breakdown": mine[0]["requests"],
+                "client_count_matches": all(r["client_request_count"] == r["requests"]["total"] for r in mine),
+                "floor_requests": floor_requests,
+                "requests_ratio": round(ours_requests / floor_requests, 2),
+                "ours_events": max(r["events"] for r in mine),
+                "ours_store_calls": max(sum(n for name, n in r["calls"].items() if ": store." in name) for r in mine),
+                "wait_lag_ms_median": round(median([r["wait_lag_ms"] for r in mine]), 1),
+                "wait_lag_ms_max": round(max(r["wait_lag_ms"] for r in mine), 1),
+                "submit_ms_median": round(median([r["submit_ms"] for r in mine]), 1),
+                "overhead_ms_mean": round(statistics.mean(net) - statistics.mean(floor_wall), 1),
+                "overhead_attribution_ms": _attribute(
+                    mine, statistics.mean(net) - statistics.mean(floor_wall), statistics.mean(floor_wall)
+                ),
+                "mean_time_by_category_ms": _merge(mine, "times_ms"),
+                "mean_cpu_by_category_ms": _merge(mine, "cpu_times_ms"),
+                "mean_calls_by_category": _merge(mine, "calls"),
+            }
+        )
     return rows
 
 
@@ -380,18 +424,22 @@ def check_goals(rows: list[dict[str, Any]]) -> dict[str, bool]:
 
 
 def _print(rows: list[dict[str, Any]], goals: dict[str, bool]) -> None:
-    head = (f"{'op':<8} {'ours ms med/p90':>16} {'shell ms':>9} {'ours-shell':>11} {'floor ms med/p90':>17} "
-            f"{'overhead ms':>12} {'cpu ms ours/floor':>18} {'req ours/floor':>15} {'ratio':>6} {'store calls':>12} "
-            f"{'events':>7}")
+    head = (
+        f"{'op':<8} {'ours ms med/p90':>16} {'shell ms':>9} {'ours-shell':>11} {'floor ms med/p90':>17} "
+        f"{'overhead ms':>12} {'cpu ms ours/floor':>18} {'req ours/floor':>15} {'ratio':>6} {'store calls':>12} "
+        f"{'events':>7}"
+    )
     print(head)
     print("-" * len(head))
     for r in rows:
-        print(f"{r['op']:<8} {r['ours_wall_ms_median']:>8.1f}/{r['ours_wall_ms_p90']:<7.1f} "
-              f"{r['ours_shell_ms_median']:>9.1f} {r['ours_net_ms_median']:>11.1f} "
-              f"{r['floor_wall_ms_median']:>8.1f}/{r['floor_wall_ms_p90']:<8.1f} {r['overhead_ms_median']:>12.1f} "
-              f"{r['ours_cpu_ms_without_shell_median']:>9.1f}/{r['floor_cpu_ms_median']:<8.1f} "
-              f"{r['ours_requests']:>7}/{r['floor_requests']:<7} {r['requests_ratio']:>6.2f} "
-              f"{r['ours_store_calls']:>12} {r['ours_events']:>7}")
+        print(
+            f"{r['op']:<8} {r['ours_wall_ms_median']:>8.1f}/{r['ours_wall_ms_p90']:<7.1f} "
+            f"{r['ours_shell_ms_median']:>9.1f} {r['ours_net_ms_median']:>11.1f} "
+            f"{r['floor_wall_ms_median']:>8.1f}/{r['floor_wall_ms_p90']:<8.1f} {r['overhead_ms_median']:>12.1f} "
+            f"{r['ours_cpu_ms_without_shell_median']:>9.1f}/{r['floor_cpu_ms_median']:<8.1f} "
+            f"{r['ours_requests']:>7}/{r['floor_requests']:<7} {r['requests_ratio']:>6.2f} "
+            f"{r['ours_store_calls']:>12} {r['ours_events']:>7}"
+        )
     names = list(rows[0]["overhead_attribution_ms"])
     print("\nmean overhead split by where the time went (ms, mean exclusive times):")
     print(f"  {'overhead (mean)':<48}" + "".join(f"{r['overhead_ms_mean']:>9.1f}" for r in rows))
@@ -409,19 +457,29 @@ def _print(rows: list[dict[str, Any]], goals: dict[str, bool]) -> None:
 
 def _code_version() -> dict[str, Any]:
     """Which product code was measured (read-only git calls; other work may be in progress)."""
+
     def git(*args: str) -> str:
         done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
         return done.stdout.strip()
 
-    return {"commit": git("rev-parse", "--short", "HEAD"),
-            "uncommitted_sdk_changes": bool(git("status", "--porcelain", "--", "proximity_sdk"))}
+    return {
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "uncommitted_sdk_changes": bool(git("status", "--porcelain", "--", "proximity_sdk")),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--cycles", type=int, default=10, help="measured cycles of deploy/stop/start/restart/delete")
-    parser.add_argument("--profile", type=int, nargs="?", const=5, default=0, metavar="DEPLOYS",
-                        help="also cProfile this many extra deploy+delete pairs (default 5 when given)")
+    parser.add_argument(
+        "--profile",
+        type=int,
+        nargs="?",
+        const=5,
+        default=0,
+        metavar="DEPLOYS",
+        help="also cProfile this many extra deploy+delete pairs (default 5 when given)",
+    )
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "lifecycle.json"))
     args = parser.parse_args()
     if args.cycles < 1:
@@ -454,9 +512,12 @@ def main() -> None:
         "code": _code_version(),
         "cycles": args.cycles,
         "wall_seconds": round(time.monotonic() - began, 1),
-        "machine": {"cpus": os.cpu_count(), "loadavg_before": [round(x, 2) for x in load_before],
-                    "loadavg_after": [round(x, 2) for x in os.getloadavg()],
-                    "note": "a shared 2-core machine: compare ours with the floor of the same run"},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "loadavg_before": [round(x, 2) for x in load_before],
+            "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+            "note": "a shared 2-core machine: compare ours with the floor of the same run",
+        },
         "store_costs_ms": raw["store_costs_ms"],
         "instrumentation_us_per_section": section_cost_us(),
         "summary": rows,

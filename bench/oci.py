@@ -40,9 +40,15 @@ def _wait(api: Any, node: str, upid: str) -> None:
 
 def _floor(env: Any, api: Any, volid: str, n: int) -> None:
     vmid = int(api.cluster.nextid.get())
-    upid = api.nodes("pve1").lxc.post(vmid=vmid, ostemplate=volid, hostname=f"floor-{n}", memory=512,
-                                      rootfs="local-lvm:4", net0="name=eth0,bridge=vmbr0,ip=dhcp",
-                                      unprivileged=1)
+    upid = api.nodes("pve1").lxc.post(
+        vmid=vmid,
+        ostemplate=volid,
+        hostname=f"floor-{n}",
+        memory=512,
+        rootfs="local-lvm:4",
+        net0="name=eth0,bridge=vmbr0,ip=dhcp",
+        unprivileged=1,
+    )
     _wait(api, "pve1", upid)
     api.nodes("pve1").lxc(vmid).config.put(env="TZ=UTC", net0="name=eth0,bridge=vmbr0,ip=dhcp,host-managed=1")
     _wait(api, "pve1", api.nodes("pve1").lxc(vmid).status.start.post())
@@ -57,31 +63,47 @@ def main() -> None:
     with lab() as env:
         env.pve.version = "9.1.2"
         env.state.script("ss", stdout=LISTENING)
-        with Proximity.local(data_dir=env.workdir / "px", secret_key=Fernet.generate_key(),
-                             entry_points=False) as px:
-            px.hosts.add("bench", url=env.pve.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET,
-                         ca_file=env.ca_file, ssh=env.ssh)
+        with Proximity.local(data_dir=env.workdir / "px", secret_key=Fernet.generate_key(), entry_points=False) as px:
+            px.hosts.add(
+                "bench", url=env.pve.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET, ca_file=env.ca_file, ssh=env.ssh
+            )
             px.settings.update(memory_overcommit=20.0)  # a dozen apps on the one fake node
             warm = px.apps.deploy("uptime-kuma", hostname="warm-oci", strategy="oci").wait(timeout=120)
             px.apps.deploy("uptime-kuma", hostname="warm-compose", strategy="compose").wait(timeout=120)
             volid = str(warm.config["template"])
             host, port = env.pve.url.removeprefix("https://").split(":")
-            api = ProxmoxAPI(host, port=int(port), user="root@pam", token_name=TOKEN_ID.split("!")[1],
-                             token_value=TOKEN_SECRET, verify_ssl=env.ca_file)
+            api = ProxmoxAPI(
+                host,
+                port=int(port),
+                user="root@pam",
+                token_name=TOKEN_ID.split("!")[1],
+                token_value=TOKEN_SECRET,
+                verify_ssl=env.ca_file,
+            )
 
             def measure(name: str, action: Any) -> None:
                 requests, shell = len(env.pve.recorded), len(env.state.calls())
                 started = time.perf_counter()
                 action()
-                samples[name].append({"wall_ms": (time.perf_counter() - started) * 1000,
-                                      "requests": len(env.pve.recorded) - requests,
-                                      "shell_commands": len(env.state.calls()) - shell})
+                samples[name].append(
+                    {
+                        "wall_ms": (time.perf_counter() - started) * 1000,
+                        "requests": len(env.pve.recorded) - requests,
+                        "shell_commands": len(env.state.calls()) - shell,
+                    }
+                )
 
             for n in range(args.runs):
-                measure("oci", lambda n=n: px.apps.deploy("uptime-kuma", hostname=f"oci-{n}",
-                                                          strategy="oci").wait(timeout=120))
-                measure("compose", lambda n=n: px.apps.deploy("uptime-kuma", hostname=f"cmp-{n}",
-                                                              strategy="compose").wait(timeout=120))
+                measure(
+                    "oci",
+                    lambda n=n: px.apps.deploy("uptime-kuma", hostname=f"oci-{n}", strategy="oci").wait(timeout=120),
+                )
+                measure(
+                    "compose",
+                    lambda n=n: px.apps.deploy("uptime-kuma", hostname=f"cmp-{n}", strategy="compose").wait(
+                        timeout=120
+                    ),
+                )
                 measure("floor", lambda n=n: _floor(env, api, volid, n))
     results: dict[str, Any] = {"runs": args.runs}
     for name, rows in samples.items():

@@ -99,13 +99,21 @@ def run(deploys: int) -> dict[str, Any]:
             catalog.mkdir()
             for name, entry in catalog_entries(registry).items():
                 (catalog / name).write_text(json.dumps(entry))
-            access = SshAccess(user=sshd.user, port=sshd.port, key_file=str(sshd.client_key),
-                               known_hosts=str(sshd.known_hosts), addresses=dict(NODE_ADDRESSES), connect_timeout=10)
+            access = SshAccess(
+                user=sshd.user,
+                port=sshd.port,
+                key_file=str(sshd.client_key),
+                known_hosts=str(sshd.known_hosts),
+                addresses=dict(NODE_ADDRESSES),
+                connect_timeout=10,
+            )
             clock = Clock()
-            with Proximity.local(data_dir=workdir / "px", secret_key=Fernet.generate_key(), entry_points=False,
-                                 catalog_paths=[catalog]) as px:
-                px.hosts.add("real", url=fake.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET, ca_file=cert,
-                             ssh=access)
+            with Proximity.local(
+                data_dir=workdir / "px", secret_key=Fernet.generate_key(), entry_points=False, catalog_paths=[catalog]
+            ) as px:
+                px.hosts.add(
+                    "real", url=fake.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET, ca_file=cert, ssh=access
+                )
                 px.hosts.set_registries("real", insecure=[registry.address])
                 px.settings.update(default_memory_mb=1024)
                 undo = instrument(px, clock)
@@ -123,16 +131,18 @@ def run(deploys: int) -> dict[str, Any]:
                         http = sum(s for c, s in section.items() if c == "proxmox http")
                         store = sum(s for c, s in section.items() if c.startswith("store."))
                         own_cpu = caller_cpu + clock.worker_cpu
-                        results.append({
-                            "wall_s": round(wall, 3),
-                            "steps_s": _steps(events),
-                            "node_shell_s": round(shell, 3),
-                            "proxmox_http_s": round(http, 3),
-                            "store_s": round(store, 3),
-                            "own_cpu_s": round(own_cpu, 3),
-                            "waiting_s": round(wall - shell - http - store, 3),
-                            "url": app.url,
-                        })
+                        results.append(
+                            {
+                                "wall_s": round(wall, 3),
+                                "steps_s": _steps(events),
+                                "node_shell_s": round(shell, 3),
+                                "proxmox_http_s": round(http, 3),
+                                "store_s": round(store, 3),
+                                "own_cpu_s": round(own_cpu, 3),
+                                "waiting_s": round(wall - shell - http - store, 3),
+                                "url": app.url,
+                            }
+                        )
                         print(f"deploy {i}: {wall:.1f} s  {results[-1]['steps_s']}", flush=True)
                         px.apps.delete(app.id).wait(timeout=300)
                 finally:
@@ -153,9 +163,14 @@ def run(deploys: int) -> dict[str, Any]:
         "store_s_median": round(median([r["store_s"] for r in results]), 3),
         "waiting_s_median": round(median([r["waiting_s"] for r in results]), 3),
     }
-    return {"bench": "real_deploy", "deploys": deploys, "template": template.name,
-            "machine": {"cpus": os.cpu_count(), "kernel": platform.release()},
-            "summary": summary, "runs": results}
+    return {
+        "bench": "real_deploy",
+        "deploys": deploys,
+        "template": template.name,
+        "machine": {"cpus": os.cpu_count(), "kernel": platform.release()},
+        "summary": summary,
+        "runs": results,
+    }
 
 
 def main() -> None:
@@ -169,9 +184,11 @@ def main() -> None:
     print(f"\nmedian of {args.deploys} real deploys: {s['wall_s_median']} s")
     for step, sec in s["steps_s_median"].items():
         print(f"  {step:<9} {sec:8.3f} s")
-    print(f"  node shell {s['node_shell_s_median']} s, Proxmox HTTP {s['proxmox_http_s_median']} s, "
-          f"store {s['store_s_median']} s, waiting {s['waiting_s_median']} s; "
-          f"Proximity's own CPU {s['own_cpu_s_median']} s")
+    print(
+        f"  node shell {s['node_shell_s_median']} s, Proxmox HTTP {s['proxmox_http_s_median']} s, "
+        f"store {s['store_s_median']} s, waiting {s['waiting_s_median']} s; "
+        f"Proximity's own CPU {s['own_cpu_s_median']} s"
+    )
     print(f"wrote {out.relative_to(ROOT)}")
 
 

@@ -64,24 +64,45 @@ def _lease(client: ProxmoxClient, vmid: int) -> None:
 
 def _run(client: ProxmoxClient, shell: NodeShell, template: str, vmid: int) -> dict[str, float]:
     row: dict[str, float] = {}
-    row["create"] = _timed(lambda: _wait(client, client.post(
-        "/nodes/pve1/lxc", vmid=vmid, ostemplate=template, hostname=f"bench{vmid}", rootfs="local-lvm:8",
-        net0=NET, memory=512)))
+    row["create"] = _timed(
+        lambda: _wait(
+            client,
+            client.post(
+                "/nodes/pve1/lxc",
+                vmid=vmid,
+                ostemplate=template,
+                hostname=f"bench{vmid}",
+                rootfs="local-lvm:8",
+                net0=NET,
+                memory=512,
+            ),
+        )
+    )
     row["start"] = _timed(lambda: _wait(client, client.post(f"/nodes/pve1/lxc/{vmid}/status/start")))
     row["lease"] = _timed(lambda: _lease(client, vmid))
     row["exec"] = _timed(lambda: shell.pct_exec("pve1", vmid, "true", timeout=30))
     payload = os.urandom(1024 * 1024)
     row["push"] = _timed(lambda: shell.pct_push("pve1", vmid, payload, "/root/payload", timeout=60))
-    row["vzdump"] = _timed(lambda: _wait(client, client.post(
-        "/nodes/pve1/vzdump", vmid=str(vmid), storage="local", compress="zstd", mode="snapshot")))
-    [volume] = [v for v in client.get("/nodes/pve1/storage/local/content", content="backup")
-                if v["volid"].startswith(f"local:backup/vzdump-lxc-{vmid}-")]
-    row["restore"] = _timed(lambda: _wait(client, client.post(
-        "/nodes/pve1/lxc", vmid=vmid + 1, ostemplate=volume["volid"], restore=1, storage="local-lvm", unique=1)))
-    row["shutdown"] = _timed(lambda: _wait(client, client.post(f"/nodes/pve1/lxc/{vmid}/status/shutdown",
-                                                               timeout=60)))
-    row["clone"] = _timed(lambda: _wait(client, client.post(f"/nodes/pve1/lxc/{vmid}/clone", newid=vmid + 2,
-                                                            full=1)))
+    row["vzdump"] = _timed(
+        lambda: _wait(
+            client, client.post("/nodes/pve1/vzdump", vmid=str(vmid), storage="local", compress="zstd", mode="snapshot")
+        )
+    )
+    [volume] = [
+        v
+        for v in client.get("/nodes/pve1/storage/local/content", content="backup")
+        if v["volid"].startswith(f"local:backup/vzdump-lxc-{vmid}-")
+    ]
+    row["restore"] = _timed(
+        lambda: _wait(
+            client,
+            client.post(
+                "/nodes/pve1/lxc", vmid=vmid + 1, ostemplate=volume["volid"], restore=1, storage="local-lvm", unique=1
+            ),
+        )
+    )
+    row["shutdown"] = _timed(lambda: _wait(client, client.post(f"/nodes/pve1/lxc/{vmid}/status/shutdown", timeout=60)))
+    row["clone"] = _timed(lambda: _wait(client, client.post(f"/nodes/pve1/lxc/{vmid}/clone", newid=vmid + 2, full=1)))
     row["destroy"] = _timed(lambda: _wait(client, client.delete(f"/nodes/pve1/lxc/{vmid}")))
     for other in (vmid + 1, vmid + 2):
         _wait(client, client.delete(f"/nodes/pve1/lxc/{other}"))
@@ -96,8 +117,13 @@ def main() -> None:
     rows = []
     with Sandbox.start(real=True) as sandbox:
         template = f"local:vztmpl/{sandbox.pve.real_templates[0].name}"
-        client = ProxmoxClient(url=sandbox.url, token_id=sandbox.token_id, token_secret=sandbox.token_secret,
-                               ca_file=sandbox.ca_file, timeout=(5.0, 120.0))
+        client = ProxmoxClient(
+            url=sandbox.url,
+            token_id=sandbox.token_id,
+            token_secret=sandbox.token_secret,
+            ca_file=sandbox.ca_file,
+            timeout=(5.0, 120.0),
+        )
         try:
             with NodeShell(sandbox.ssh) as shell:
                 for run in range(args.runs):
@@ -109,8 +135,13 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "kernel": platform.release()},
         "runs": args.runs,
         "template": template.split("/", 1)[1],
-        "seconds": {key: {"median": round(statistics.median(r[key] for r in rows), 3),
-                          "max": round(max(r[key] for r in rows), 3)} for key in rows[0]},
+        "seconds": {
+            key: {
+                "median": round(statistics.median(r[key] for r in rows), 3),
+                "max": round(max(r[key] for r in rows), 3),
+            }
+            for key in rows[0]
+        },
     }
     out = ROOT / "bench" / "results" / "real_node.json"
     out.write_text(json.dumps(result, indent=2) + "\n")

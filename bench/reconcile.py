@@ -53,7 +53,9 @@ FIRST_VMID = 1000
 GOALS = {"requests_per_host": 1, "wall_ms_max": 1000.0}
 COMPOSE = "services:\n" + "".join(
     f"  svc{i}:\n    image: example/app:{i}\n    environment:\n      KEY_{i}: value-{i}-{'x' * 40}\n"
-    f"    ports:\n      - '{3000 + i}:{3000 + i}'\n" for i in range(12))
+    f"    ports:\n      - '{3000 + i}:{3000 + i}'\n"
+    for i in range(12)
+)
 
 
 def _populate(px: Proximity, pve: HarnessPve, count: int) -> None:
@@ -62,11 +64,22 @@ def _populate(px: Proximity, pve: HarnessPve, count: int) -> None:
         vmid = FIRST_VMID + i
         node = NODES[i % len(NODES)]
         running = i % 4 != 0
-        pve.add_ct(vmid, f"app-{vmid}", node=node, status="running" if running else "stopped",
-                   config={"memory": 512 + 256 * (i % 4), "cores": 1 + i % 2})
-        px.store.apps.create(hostname=f"app-{vmid}", host_id=host_id, node=node, vmid=vmid,
-                             status=AppStatus.RUNNING if running else AppStatus.STOPPED, catalog_id="bench",
-                             config={"compose_text": COMPOSE, "main_port": 3000, "main_service": "svc0"})
+        pve.add_ct(
+            vmid,
+            f"app-{vmid}",
+            node=node,
+            status="running" if running else "stopped",
+            config={"memory": 512 + 256 * (i % 4), "cores": 1 + i % 2},
+        )
+        px.store.apps.create(
+            hostname=f"app-{vmid}",
+            host_id=host_id,
+            node=node,
+            vmid=vmid,
+            status=AppStatus.RUNNING if running else AppStatus.STOPPED,
+            catalog_id="bench",
+            config={"compose_text": COMPOSE, "main_port": 3000, "main_service": "svc0"},
+        )
 
 
 def _churn(pve: HarnessPve, rng: random.Random, gone: list[tuple[int, str]]) -> list[tuple[int, str]]:
@@ -78,9 +91,9 @@ def _churn(pve: HarnessPve, rng: random.Random, gone: list[tuple[int, str]]) -> 
     n = len(cts)
     for ct in cts[: n * 5 // 100]:
         ct.status = "stopped" if ct.status == "running" else "running"
-    for ct in cts[n * 5 // 100: n * 7 // 100]:
+    for ct in cts[n * 5 // 100 : n * 7 // 100]:
         ct.node = NODES[(NODES.index(ct.node) + 1) % len(NODES)]
-    destroyed = cts[n * 7 // 100: n * 8 // 100]
+    destroyed = cts[n * 7 // 100 : n * 8 // 100]
     for ct in destroyed:
         pve.cts.remove(ct)
     return [(ct.vmid, ct.name) for ct in destroyed]
@@ -126,9 +139,12 @@ def _run(args: argparse.Namespace, database: str, tmp: Path, cert: str, key: str
     results: dict[str, Any] = {}
     database_url = create_pg_database() if database == "postgresql" else None
     try:
-        with serve_pve(cert, key) as (pve, _served), Proximity.local(
-                database_url=database_url, data_dir=tmp / database, secret_key=Fernet.generate_key(),
-                entry_points=False) as px:
+        with (
+            serve_pve(cert, key) as (pve, _served),
+            Proximity.local(
+                database_url=database_url, data_dir=tmp / database, secret_key=Fernet.generate_key(), entry_points=False
+            ) as px,
+        ):
             px.hosts.add("lab", url=pve.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET, ca_file=cert)
             began = time.perf_counter()
             _populate(px, pve, args.containers)
@@ -145,8 +161,14 @@ def _run(args: argparse.Namespace, database: str, tmp: Path, cert: str, key: str
             with socket.socket() as probe:
                 probe.bind(("127.0.0.1", 0))
                 closed = probe.getsockname()[1]
-            px.hosts.add("gone", url=f"https://127.0.0.1:{closed}", token_id=TOKEN_ID,
-                         token_secret=TOKEN_SECRET, ca_file=cert, check=False)
+            px.hosts.add(
+                "gone",
+                url=f"https://127.0.0.1:{closed}",
+                token_id=TOKEN_ID,
+                token_secret=TOKEN_SECRET,
+                ca_file=cert,
+                check=False,
+            )
             results["with an unreachable host"] = _summary([_measure(px, pve) for _ in range(args.runs)])
     finally:
         if database_url is not None:
@@ -158,8 +180,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--containers", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--databases", default="sqlite,postgresql",
-                        help="comma-separated: sqlite, postgresql (the machine's, 127.0.0.1:5432)")
+    parser.add_argument(
+        "--databases",
+        default="sqlite,postgresql",
+        help="comma-separated: sqlite, postgresql (the machine's, 127.0.0.1:5432)",
+    )
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "reconcile.json")
     args = parser.parse_args()
     databases = [d.strip() for d in args.databases.split(",") if d.strip()]
@@ -180,8 +205,10 @@ def main() -> None:
         "containers": args.containers,
         "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
         "goals": GOALS,
-        "met": {"requests_per_host": worst_requests <= GOALS["requests_per_host"],
-                "wall_ms": worst_wall <= GOALS["wall_ms_max"]},
+        "met": {
+            "requests_per_host": worst_requests <= GOALS["requests_per_host"],
+            "wall_ms": worst_wall <= GOALS["wall_ms_max"],
+        },
         "results": by_database,
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -191,8 +218,10 @@ def main() -> None:
     for database, results in by_database.items():
         for name, r in results.items():
             if isinstance(r, dict):
-                print(f"{database:<12}{name:<26}{r['runs']:>5}{r['wall_ms_median']:>11}{r['wall_ms_max']:>9}"
-                      f"{r['requests_per_host_max']:>10}{r['changes_median']:>9}")
+                print(
+                    f"{database:<12}{name:<26}{r['runs']:>5}{r['wall_ms_median']:>11}{r['wall_ms_max']:>9}"
+                    f"{r['requests_per_host_max']:>10}{r['changes_median']:>9}"
+                )
     print(f"goals: {GOALS} -> met: {output['met']}")
     print(f"written to {args.output.relative_to(ROOT) if args.output.is_relative_to(ROOT) else args.output}")
 

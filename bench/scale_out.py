@@ -57,31 +57,50 @@ def _populate(px: Proximity, pve: HarnessPve, host_name: str, count: int) -> Non
             vmid = FIRST_VMID + i
             node = NODES[i % len(NODES)]
             running = i % 4 != 0
-            pve.add_ct(vmid, f"app-{vmid}", node=node, status="running" if running else "stopped",
-                       config={"memory": 512 + 256 * (i % 4), "cores": 1 + i % 2})
-            s.add(AppRow(hostname=f"app-{vmid}", host_id=host_id, node=node, vmid=vmid,
-                         status=AppStatus.RUNNING if running else AppStatus.STOPPED, catalog_id="bench",
-                         config={"main_port": 3000, "main_service": "svc0"}, adopted=False,
-                         cores=1, memory_mb=512, swap_mb=512, disk_gb=8))
+            pve.add_ct(
+                vmid,
+                f"app-{vmid}",
+                node=node,
+                status="running" if running else "stopped",
+                config={"memory": 512 + 256 * (i % 4), "cores": 1 + i % 2},
+            )
+            s.add(
+                AppRow(
+                    hostname=f"app-{vmid}",
+                    host_id=host_id,
+                    node=node,
+                    vmid=vmid,
+                    status=AppStatus.RUNNING if running else AppStatus.STOPPED,
+                    catalog_id="bench",
+                    config={"main_port": 3000, "main_service": "svc0"},
+                    adopted=False,
+                    cores=1,
+                    memory_mb=512,
+                    swap_mb=512,
+                    disk_gb=8,
+                )
+            )
 
 
 def _reconcile(px: Proximity) -> dict[str, Any]:
     began = time.perf_counter()
     report = px.maintenance.reconcile()
     wall = (time.perf_counter() - began) * 1000
-    return {"wall_ms": round(wall, 1),
-            "requests_per_host_max": max(h.requests for h in report.hosts),
-            "slowest_host_ms": round(max(h.elapsed_ms for h in report.hosts), 1),
-            "containers": sum(h.containers for h in report.hosts),
-            "unreachable": [h.host for h in report.unreachable], "changes": len(report.changes)}
+    return {
+        "wall_ms": round(wall, 1),
+        "requests_per_host_max": max(h.requests for h in report.hosts),
+        "slowest_host_ms": round(max(h.elapsed_ms for h in report.hosts), 1),
+        "containers": sum(h.containers for h in report.hosts),
+        "unreachable": [h.host for h in report.unreachable],
+        "changes": len(report.changes),
+    }
 
 
 def _fetch(px: Proximity, names: list[str], *, parallel: bool) -> dict[str, Any]:
     clients = [px._clients.get(px.hosts.get(name).id) for name in names]
     began = time.perf_counter()
     if parallel:
-        threads = [threading.Thread(target=c.get, args=("/cluster/resources",), kwargs={"type": "vm"})
-                   for c in clients]
+        threads = [threading.Thread(target=c.get, args=("/cluster/resources",), kwargs={"type": "vm"}) for c in clients]
         for t in threads:
             t.start()
         for t in threads:
@@ -94,8 +113,12 @@ def _fetch(px: Proximity, names: list[str], *, parallel: bool) -> dict[str, Any]
 
 def _summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
     walls = [s["wall_ms"] for s in samples]
-    return {"runs": len(samples), "wall_ms_median": round(statistics.median(walls), 1),
-            "wall_ms_max": round(max(walls), 1), "samples": samples}
+    return {
+        "runs": len(samples),
+        "wall_ms_median": round(statistics.median(walls), 1),
+        "wall_ms_max": round(max(walls), 1),
+        "samples": samples,
+    }
 
 
 def main() -> None:
@@ -113,8 +136,14 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="proximity-bench-") as tmp, contextlib.ExitStack() as stack:
             cert, key = make_pki(tmp)
-            px = stack.enter_context(Proximity.local(database_url=database_url, data_dir=Path(tmp) / "px",
-                                                     secret_key=Fernet.generate_key(), entry_points=False))
+            px = stack.enter_context(
+                Proximity.local(
+                    database_url=database_url,
+                    data_dir=Path(tmp) / "px",
+                    secret_key=Fernet.generate_key(),
+                    entry_points=False,
+                )
+            )
             names = [f"h{i:02d}" for i in range(args.hosts)]
             began = time.perf_counter()
             for name in names:
@@ -124,8 +153,7 @@ def main() -> None:
             results["setup_s"] = round(time.perf_counter() - began, 1)
             _reconcile(px)  # first pass writes every app's usage once; then the steady state is measured
             results["reconcile"] = _summary([_reconcile(px) for _ in range(args.runs)])
-            results["fetch only, sequential"] = _summary([_fetch(px, names, parallel=False)
-                                                          for _ in range(args.runs)])
+            results["fetch only, sequential"] = _summary([_fetch(px, names, parallel=False) for _ in range(args.runs)])
             results["fetch only, parallel"] = _summary([_fetch(px, names, parallel=True) for _ in range(args.runs)])
     finally:
         if database_url is not None:
@@ -134,15 +162,22 @@ def main() -> None:
     output = {
         "what": "px.maintenance.reconcile() over several hosts, and the Proxmox fetch alone",
         "command": "python bench/scale_out.py " + " ".join(sys.argv[1:]),
-        "hosts": args.hosts, "containers_per_host": args.containers, "database": args.database,
-        "machine": {"cpus": os.cpu_count(), "load_average_before": [round(v, 2) for v in load_before],
-                    "load_average_after": [round(v, 2) for v in os.getloadavg()]},
+        "hosts": args.hosts,
+        "containers_per_host": args.containers,
+        "database": args.database,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_average_before": [round(v, 2) for v in load_before],
+            "load_average_after": [round(v, 2) for v in os.getloadavg()],
+        },
         "goals": GOALS,
-        "met": {"at_goal_scale": args.hosts >= GOALS["hosts"] and args.containers >= GOALS["containers_per_host"],
-                "requests_per_host": max(s["requests_per_host_max"] for s in rec["samples"]) <= 1,
-                "wall_ms": rec["wall_ms_max"] <= GOALS["wall_ms_max"]},
+        "met": {
+            "at_goal_scale": args.hosts >= GOALS["hosts"] and args.containers >= GOALS["containers_per_host"],
+            "requests_per_host": max(s["requests_per_host_max"] for s in rec["samples"]) <= 1,
+            "wall_ms": rec["wall_ms_max"] <= GOALS["wall_ms_max"],
+        },
         "not_measured_yet": "3 agents on one PostgreSQL: 200 deploys, throughput vs one agent, VMID/address "
-                            "collisions, kill -9 of an agent mid-run",
+        "collisions, kill -9 of an agent mid-run",
         "results": results,
     }
     args.output.write_text(json.dumps(output, indent=2) + "\n")

@@ -166,9 +166,7 @@ def run(lengths: list[float], trials: int, warm: int, seed: int) -> list[dict[st
 
 def summarise(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
-    keys = sorted(
-        {(r["strategy"], r["length_s"]) for r in results}, key=lambda k: (STRATEGIES.index(k[0]), k[1])
-    )
+    keys = sorted({(r["strategy"], r["length_s"]) for r in results}, key=lambda k: (STRATEGIES.index(k[0]), k[1]))
     for strategy, length in keys:
         mine = [r for r in results if r["strategy"] == strategy and r["length_s"] == length]
         rows.append(
@@ -233,8 +231,10 @@ def main() -> None:
         "runs": results,
     }
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    print(f"{'strategy':<14} {'task s':>7} {'delay ms (mean/max)':>20} {'delay %':>8} "
-          f"{'beyond oracle ms/%':>19} {'polls':>11}")
+    print(
+        f"{'strategy':<14} {'task s':>7} {'delay ms (mean/max)':>20} {'delay %':>8} "
+        f"{'beyond oracle ms/%':>19} {'polls':>11}"
+    )
     for r in rows:
         print(
             f"{r['strategy']:<14} {r['length_s']:>7g} {r['delay_ms_mean']:>10.1f}/{r['delay_ms_max']:<9.1f} "

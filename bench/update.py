@@ -38,35 +38,61 @@ LISTENING = "LISTEN 0 4096 0.0.0.0:3000 0.0.0.0:*\n"
 
 
 def _entry(version: str) -> dict[str, Any]:
-    return {"id": "notes", "name": "Notes", "version": version, "description": "bench", "category": "Bench",
-            "docker_compose": {"services": {
-                "web": {"image": f"ghcr.io/example/notes-web:{version}", "ports": ["3000:3000"],
-                        "environment": {"DB_PASSWORD": "${DB_PASSWORD}"}},
-                "db": {"image": "postgres:latest", "environment": {"POSTGRES_PASSWORD": "${DB_PASSWORD}"}}}},
-            "ports": [3000], "main_service": "web", "main_port": 3000, "os_template": "debian-12-standard",
-            "secrets": [{"name": "DB_PASSWORD"}]}
+    return {
+        "id": "notes",
+        "name": "Notes",
+        "version": version,
+        "description": "bench",
+        "category": "Bench",
+        "docker_compose": {
+            "services": {
+                "web": {
+                    "image": f"ghcr.io/example/notes-web:{version}",
+                    "ports": ["3000:3000"],
+                    "environment": {"DB_PASSWORD": "${DB_PASSWORD}"},
+                },
+                "db": {"image": "postgres:latest", "environment": {"POSTGRES_PASSWORD": "${DB_PASSWORD}"}},
+            }
+        },
+        "ports": [3000],
+        "main_service": "web",
+        "main_port": 3000,
+        "os_template": "debian-12-standard",
+        "secrets": [{"name": "DB_PASSWORD"}],
+    }
 
 
 def _measure(env: Any, action: Any) -> dict[str, float]:
     requests, shell = len(env.pve.recorded), len(env.state.calls("pct"))
     started = time.perf_counter()
     action()
-    return {"wall_ms": (time.perf_counter() - started) * 1000, "requests": len(env.pve.recorded) - requests,
-            "shell_commands": len(env.state.calls("pct")) - shell}
+    return {
+        "wall_ms": (time.perf_counter() - started) * 1000,
+        "requests": len(env.pve.recorded) - requests,
+        "shell_commands": len(env.state.calls("pct")) - shell,
+    }
 
 
 def _baseline(env: Any, vmid: int, compose: str) -> None:
     """A hand-written update: paramiko to the node, pct push + pct exec (what a script would do)."""
     client = paramiko.SSHClient()
     client.load_host_keys(str(env.sshd.known_hosts))
-    client.connect(env.sshd.host, port=env.sshd.port, username=env.sshd.user, key_filename=str(env.sshd.client_key),
-                   look_for_keys=False, allow_agent=False)
+    client.connect(
+        env.sshd.host,
+        port=env.sshd.port,
+        username=env.sshd.user,
+        key_filename=str(env.sshd.client_key),
+        look_for_keys=False,
+        allow_agent=False,
+    )
     try:
         with client.open_sftp() as sftp, sftp.open("/tmp/bench-compose.yaml", "w") as fh:  # noqa: S108
             fh.write(compose)
-        for command in (f"pct push {vmid} /tmp/bench-compose.yaml /opt/proximity/notes/compose.yaml",
-                        f"pct exec {vmid} -- sh -c " + shlex.quote(
-                            "cd /opt/proximity/notes && docker compose pull && docker compose up -d")):
+        for command in (
+            f"pct push {vmid} /tmp/bench-compose.yaml /opt/proximity/notes/compose.yaml",
+            f"pct exec {vmid} -- sh -c "
+            + shlex.quote("cd /opt/proximity/notes && docker compose pull && docker compose up -d"),
+        ):
             _, out, _ = client.exec_command(command)
             if out.channel.recv_exit_status() != 0:
                 raise RuntimeError(command)
@@ -85,10 +111,12 @@ def main() -> None:
         catalog = env.workdir / "catalog"
         catalog.mkdir()
         (catalog / "notes.json").write_text(json.dumps(_entry("1.0")))
-        with Proximity.local(data_dir=env.workdir / "px", secret_key=Fernet.generate_key(), entry_points=False,
-                             catalog_paths=[catalog]) as px:
-            px.hosts.add("bench", url=env.pve.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET,
-                         ca_file=env.ca_file, ssh=env.ssh)
+        with Proximity.local(
+            data_dir=env.workdir / "px", secret_key=Fernet.generate_key(), entry_points=False, catalog_paths=[catalog]
+        ) as px:
+            px.hosts.add(
+                "bench", url=env.pve.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET, ca_file=env.ca_file, ssh=env.ssh
+            )
             px.settings.update(health_timeout_seconds=1)
             app = px.apps.deploy("notes", hostname="notes").wait(timeout=120)
             for run in range(args.runs):
@@ -101,8 +129,14 @@ def main() -> None:
                 (catalog / "notes.json").write_text(json.dumps(_entry(f"9.{run}")))
                 px.catalog.reload()
                 rules = env.state.path / "rules" / "ss.json"  # first match wins: this one goes first
-                rules.write_text(json.dumps([{"match": None, "times": 1, "stdout": "", "stderr": "", "exit_code": 0},
-                                             *json.loads(rules.read_text())]))
+                rules.write_text(
+                    json.dumps(
+                        [
+                            {"match": None, "times": 1, "stdout": "", "stderr": "", "exit_code": 0},
+                            *json.loads(rules.read_text()),
+                        ]
+                    )
+                )
 
                 def failing() -> None:
                     try:

@@ -29,13 +29,16 @@ _RPC_GRACE_SECONDS = 5.0
 def _server_for(replica: AgentReplica) -> tuple[AgentServer, int]:
     settings = replica.settings
     options = ServerOptions(
-        address=settings.bind_address, port=settings.port,
+        address=settings.bind_address,
+        port=settings.port,
         tls_cert=str(settings.tls_cert_file) if settings.tls_cert_file else None,
         tls_key=str(settings.tls_key_file) if settings.tls_key_file else None,
         client_ca=str(settings.tls_client_ca_file) if settings.tls_client_ca_file else None,
-        allow_plaintext=settings.allow_plaintext, long_workers=settings.rpc_long_workers,
+        allow_plaintext=settings.allow_plaintext,
+        long_workers=settings.rpc_long_workers,
         long_calls_per_user=settings.rpc_long_calls_per_user,
-        backup_schedules_per_user=settings.backup_schedules_per_user)
+        backup_schedules_per_user=settings.backup_schedules_per_user,
+    )
     # the RPC latency interceptor goes first, so it sees the status the auth interceptor sets
     return build_server(options, px=replica.px, interceptors=[replica.metrics.server_interceptor()])
 
@@ -68,7 +71,8 @@ async def _serve(replica: AgentReplica) -> None:
         loop.add_signal_handler(signum, _signalled, signum)
     server, port = _server_for(replica)
     await server.start()
-    log.info("serving gRPC on %s:%d", replica.settings.bind_address, port,
-             extra={"port": port, "agent": replica.identity})
+    log.info(
+        "serving gRPC on %s:%d", replica.settings.bind_address, port, extra={"port": port, "agent": replica.identity}
+    )
     await stopping.wait()
     await server.stop(_RPC_GRACE_SECONDS)

@@ -63,39 +63,95 @@ _A, _U = Access.ADMIN, Access.USER
 # "Service/Method" -> who may call it. tests/agent/test_authz.py checks that every RPC of the
 # contract is listed and that each behaves as listed.
 POLICY: dict[str, Access] = {
-    **{f"proximity.v1.CatalogService/{m}": _U for m in (
-        "ListCatalogApps", "GetCatalogApp", "ListCatalogCategories", "GetCatalogStats", "SearchCatalogApps",
-        "ListCatalogProblems", "ListCatalogShadowings")},
+    **{
+        f"proximity.v1.CatalogService/{m}": _U
+        for m in (
+            "ListCatalogApps",
+            "GetCatalogApp",
+            "ListCatalogCategories",
+            "GetCatalogStats",
+            "SearchCatalogApps",
+            "ListCatalogProblems",
+            "ListCatalogShadowings",
+        )
+    },
     "proximity.v1.CatalogService/ReloadCatalog": _A,
-    **{f"proximity.v1.HostService/{m}": _A for m in (
-        "CreateHost", "GetHost", "ListHosts", "UpdateHost", "DeleteHost", "SetDefaultHost", "TestHost",
-        "SyncNodes")},
+    **{
+        f"proximity.v1.HostService/{m}": _A
+        for m in (
+            "CreateHost",
+            "GetHost",
+            "ListHosts",
+            "UpdateHost",
+            "DeleteHost",
+            "SetDefaultHost",
+            "TestHost",
+            "SyncNodes",
+        )
+    },
     **{f"proximity.v1.NodeService/{m}": _U for m in ("ListNodes", "GetNode", "ListStorages")},
-    **{f"proximity.v1.AppService/{m}": _U for m in (
-        "DeployApp", "DeployImage", "GetApp", "ListApps", "StartApp", "StopApp", "RestartApp", "DeleteApp", "CloneApp",
-        "MigrateApp", "ResizeApp", "GetAppLogs", "GetAppCredentials", "CheckAppUpdates", "UpdateApp",
-        "SetAppUpdateWindow", "GetAppUpdateWindow")},
+    **{
+        f"proximity.v1.AppService/{m}": _U
+        for m in (
+            "DeployApp",
+            "DeployImage",
+            "GetApp",
+            "ListApps",
+            "StartApp",
+            "StopApp",
+            "RestartApp",
+            "DeleteApp",
+            "CloneApp",
+            "MigrateApp",
+            "ResizeApp",
+            "GetAppLogs",
+            "GetAppCredentials",
+            "CheckAppUpdates",
+            "UpdateApp",
+            "SetAppUpdateWindow",
+            "GetAppUpdateWindow",
+        )
+    },
     "proximity.v1.AppService/RunDueAppUpdates": _A,
     "proximity.v1.AppService/DiscoverApps": _A,
     "proximity.v1.AppService/AdoptApp": _A,
-    **{f"proximity.v1.OperationService/{m}": _U for m in (
-        "GetOperation", "ListOperations", "CancelOperation", "WatchOperation")},
+    **{
+        f"proximity.v1.OperationService/{m}": _U
+        for m in ("GetOperation", "ListOperations", "CancelOperation", "WatchOperation")
+    },
     "proximity.v1.SettingsService/GetSettings": _A,
     "proximity.v1.SettingsService/UpdateSettings": _A,
     **{f"proximity.v1.UserService/{m}": _A for m in ("CreateUser", "ListUsers", "UpdateUser")},
-    **{f"proximity.v1.UserService/{m}": _U for m in (
-        "GetUser", "GetCurrentUser", "CreateToken", "ListTokens", "RevokeToken")},
-    **{f"proximity.v1.BackupService/{m}": _U for m in (
-        "CreateBackup", "ListBackups", "GetBackup", "GetBackupStats", "RestoreBackup", "DeleteBackup",
-        "CreateBackupSchedule", "ListBackupSchedules", "DeleteBackupSchedule", "ListBackupTargets",
-        "GetBackupTarget", "ListBackupTargetKinds")},
-    **{f"proximity.v1.BackupService/{m}": _A for m in (
-        "RunDueBackups", "CreateBackupTarget", "DeleteBackupTarget")},
+    **{
+        f"proximity.v1.UserService/{m}": _U
+        for m in ("GetUser", "GetCurrentUser", "CreateToken", "ListTokens", "RevokeToken")
+    },
+    **{
+        f"proximity.v1.BackupService/{m}": _U
+        for m in (
+            "CreateBackup",
+            "ListBackups",
+            "GetBackup",
+            "GetBackupStats",
+            "RestoreBackup",
+            "DeleteBackup",
+            "CreateBackupSchedule",
+            "ListBackupSchedules",
+            "DeleteBackupSchedule",
+            "ListBackupTargets",
+            "GetBackupTarget",
+            "ListBackupTargetKinds",
+        )
+    },
+    **{f"proximity.v1.BackupService/{m}": _A for m in ("RunDueBackups", "CreateBackupTarget", "DeleteBackupTarget")},
     **{f"proximity.v1.MaintenanceService/{m}": _A for m in ("Reconcile", "RunJanitor", "RunNodeSync")},
 }
 
-_PUBLIC_SERVICES = ("grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection",
-                    "grpc.reflection.v1.ServerReflection")
+_PUBLIC_SERVICES = (
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1alpha.ServerReflection",
+    "grpc.reflection.v1.ServerReflection",
+)
 
 
 def policy_for(method: str) -> Access | None:
@@ -202,8 +258,14 @@ class TokenCache:
     is still honoured within ``seconds``. Runs on the event loop: no lock needed.
     """
 
-    def __init__(self, authenticate: Authenticator, *, seconds: float = TOKEN_CACHE_SECONDS,
-                 max_entries: int = 4096, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        authenticate: Authenticator,
+        *,
+        seconds: float = TOKEN_CACHE_SECONDS,
+        max_entries: int = 4096,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._authenticate = authenticate
         self._seconds = seconds
         self._max = max_entries
@@ -235,7 +297,8 @@ class AuthInterceptor(aio.ServerInterceptor):
 
     def __init__(self, authenticate: Authenticator, *, token_cache_seconds: float = TOKEN_CACHE_SECONDS) -> None:
         self.tokens: TokenCache | None = (
-            TokenCache(authenticate, seconds=token_cache_seconds) if token_cache_seconds > 0 else None)
+            TokenCache(authenticate, seconds=token_cache_seconds) if token_cache_seconds > 0 else None
+        )
         self._authenticate: Authenticator = self.tokens or authenticate
 
     async def intercept_service(self, continuation: Any, handler_call_details: grpc.HandlerCallDetails) -> Any:
@@ -295,8 +358,8 @@ def _guarded(handler: Any, method: str, access: Access | None, admit: Callable[[
                 await _abort(context, exc, method)
 
         return grpc.unary_unary_rpc_method_handler(
-            unary, request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer)
+            unary, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
+        )
     if handler.unary_stream is not None:
         inner_stream = handler.unary_stream
 
@@ -313,20 +376,24 @@ def _guarded(handler: Any, method: str, access: Access | None, admit: Callable[[
                 await _abort(context, exc, method)
 
         return grpc.unary_stream_rpc_method_handler(
-            stream, request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer)
+            stream, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
+        )
 
     # no client-streaming RPC exists in the contract: refuse rather than serve one unguarded
     async def refuse(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
         await _abort(context, CallerNotAllowed(f"{method}: streaming requests are not served"), method)
 
     return grpc.stream_unary_rpc_method_handler(
-        refuse, request_deserializer=handler.request_deserializer,
-        response_serializer=handler.response_serializer)
+        refuse, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
+    )
 
 
-def bootstrap_admin_token(px: Proximity, name: str = "admin", *, token_name: str = "bootstrap",  # noqa: S107 - a label
-                          ) -> str:
+def bootstrap_admin_token(
+    px: Proximity,
+    name: str = "admin",
+    *,
+    token_name: str = "bootstrap",  # noqa: S107 - a label
+) -> str:
     """A new bearer token for the admin user ``name`` (created when missing). The token is
     returned once; only its hash is stored. Refuses a ``name`` that belongs to a member."""
     return px.store.users.issue_token_for(name, role=Role.ADMIN, name=token_name)[2]

@@ -42,7 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("migrate", help="bring the database to the newest schema")
     commands.add_parser("plugins", help="list the plugins the agent loads")
     token = commands.add_parser("token", help="create, list and revoke API tokens").add_subparsers(
-        dest="token_command", required=True, metavar="ACTION")
+        dest="token_command", required=True, metavar="ACTION"
+    )
     create = token.add_parser("create", help="issue a token (printed once)")
     create.add_argument("--admin", action="store_true", help="for an admin user (created when missing)")
     create.add_argument("--user", help="the user (default with --admin: 'admin'); a missing one is created")
@@ -120,12 +121,13 @@ def _token(args: argparse.Namespace, settings: AgentSettings, out: TextIO) -> in
                 raise ValidationError("say whose token it is: --user NAME (a member), or --admin", field="user")
             role = Role.ADMIN if args.admin else Role.MEMBER
             expires = utcnow() + timedelta(days=args.expires_days) if args.expires_days else None
-            user, record, secret, created = users.issue_token_for(name, role=role, name=args.name,
-                                                                  expires_at=expires)
+            user, record, secret, created = users.issue_token_for(name, role=role, name=args.name, expires_at=expires)
             if created:
                 print(f"created {role.value} user {name!r}", file=sys.stderr)
-            print(f"token {record.id} ({record.name!r}) for {user.role.value} {user.name!r}: shown once, "
-                  "store it now", file=sys.stderr)
+            print(
+                f"token {record.id} ({record.name!r}) for {user.role.value} {user.name!r}: shown once, store it now",
+                file=sys.stderr,
+            )
             out.write(secret + "\n")
             return 0
         if action == "list":
@@ -133,8 +135,17 @@ def _token(args: argparse.Namespace, settings: AgentSettings, out: TextIO) -> in
             rows = [("ID", "USER", "ROLE", "NAME", "CREATED", "EXPIRES", "LAST USED")]
             for user in chosen:
                 for token in users.tokens(user.id):
-                    rows.append((token.id, user.name, user.role.value, token.name, _when(token.created_at),
-                                 _when(token.expires_at), _when(token.last_used_at)))
+                    rows.append(
+                        (
+                            token.id,
+                            user.name,
+                            user.role.value,
+                            token.name,
+                            _when(token.created_at),
+                            _when(token.expires_at),
+                            _when(token.last_used_at),
+                        )
+                    )
             _table(rows, out)
             return 0
         users.revoke_token(args.token_id)

@@ -51,10 +51,19 @@ class _PgLock:
         self._key = key
         seconds = max(1, int(timeout))
         self._engine = create_engine(
-            url, poolclass=NullPool, isolation_level="AUTOCOMMIT",
-            connect_args={"application_name": application_name[:63], "connect_timeout": seconds,
-                          "keepalives": 1, "keepalives_idle": seconds, "keepalives_interval": seconds,
-                          "keepalives_count": 3, "options": f"-c statement_timeout={seconds * 1000}"})
+            url,
+            poolclass=NullPool,
+            isolation_level="AUTOCOMMIT",
+            connect_args={
+                "application_name": application_name[:63],
+                "connect_timeout": seconds,
+                "keepalives": 1,
+                "keepalives_idle": seconds,
+                "keepalives_interval": seconds,
+                "keepalives_count": 3,
+                "options": f"-c statement_timeout={seconds * 1000}",
+            },
+        )
         self._conn: Connection | None = None
 
     def _drop(self) -> None:
@@ -79,8 +88,10 @@ class _PgLock:
         if self._conn is None:
             return False
         # pg_locks shows a bigint advisory key as two 32-bit halves
-        query = text("SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                     "AND pid = pg_backend_pid() AND classid = :hi AND objid = :lo AND objsubid = 1)")
+        query = text(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND pid = pg_backend_pid() AND classid = :hi AND objid = :lo AND objsubid = 1)"
+        )
         try:
             return bool(self._conn.execute(query, {"hi": self._key >> 32, "lo": self._key & 0xFFFF_FFFF}).scalar())
         except Exception as exc:
@@ -152,8 +163,16 @@ class LeaderElection:
     ``identity`` names this process in logs and in ``pg_stat_activity.application_name``.
     """
 
-    def __init__(self, url: URL | str, *, identity: str, name: str = "scheduler", check_interval: float = 5.0,
-                 on_elected: Callable[[], None] | None = None, on_lost: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        url: URL | str,
+        *,
+        identity: str,
+        name: str = "scheduler",
+        check_interval: float = 5.0,
+        on_elected: Callable[[], None] | None = None,
+        on_lost: Callable[[], None] | None = None,
+    ) -> None:
         if check_interval <= 0:
             raise ValueError("check_interval must be positive")
         self.name = name
@@ -193,8 +212,11 @@ class LeaderElection:
     def _check(self) -> None:
         if self.is_leader:
             if not self._lock.still_held():
-                log.error("lost the %s leadership (its database connection or lock is gone)", self.name,
-                          extra={"agent": self.identity})
+                log.error(
+                    "lost the %s leadership (its database connection or lock is gone)",
+                    self.name,
+                    extra={"agent": self.identity},
+                )
                 self._step_down(release=True)
             return
         if not self._lock.try_acquire():

@@ -23,14 +23,22 @@ from typing import Any, TextIO
 __all__ = ["JsonFormatter", "configure_logging", "redact"]
 
 REDACTED = "<redacted>"
-_SECRET_NAME = re.compile(r"pass(word|wd|phrase)?|secret|token|api[_-]?key|private|credential|ticket|"
-                          r"^key$|_key$|authorization|cookie", re.IGNORECASE)
+_SECRET_NAME = re.compile(
+    r"pass(word|wd|phrase)?|secret|token|api[_-]?key|private|credential|ticket|"
+    r"^key$|_key$|authorization|cookie",
+    re.IGNORECASE,
+)
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"pxt_[A-Za-z0-9_\-]{8,}"), "pxt_" + REDACTED),
     (re.compile(r"(PVEAPIToken=[^\s=]+=)[^\s,;'\"]+"), r"\1" + REDACTED),
     (re.compile(r"PVE:[^\s:]+:[0-9A-F]{8}::[A-Za-z0-9+/=]+"), "PVE:" + REDACTED),
-    (re.compile(r"(?i)\b(password|passwd|secret|token|token_secret|secret_key|api_key)(\s*[=:]\s*)"
-                r"(\"[^\"]*\"|'[^']*'|[^\s,;&]+)"), r"\1\2" + REDACTED),
+    (
+        re.compile(
+            r"(?i)\b(password|passwd|secret|token|token_secret|secret_key|api_key)(\s*[=:]\s*)"
+            r"(\"[^\"]*\"|'[^']*'|[^\s,;&]+)"
+        ),
+        r"\1\2" + REDACTED,
+    ),
     (re.compile(r"(\b[a-z][a-z0-9+.\-]*://[^\s:/@]+:)[^\s@/]+@"), r"\1" + REDACTED + "@"),
     (re.compile(r"\b[A-Za-z0-9_\-]{43}="), REDACTED),  # a Fernet key: 32 bytes, urlsafe base64
 )
@@ -99,8 +107,9 @@ class _TextFormatter(logging.Formatter):
 _HANDLER_NAME = "proximity-agent"
 
 
-def configure_logging(*, level: str | int = "INFO", fmt: str = "json", stream: TextIO | None = None,
-                      static: dict[str, Any] | None = None) -> logging.Handler:
+def configure_logging(
+    *, level: str | int = "INFO", fmt: str = "json", stream: TextIO | None = None, static: dict[str, Any] | None = None
+) -> logging.Handler:
     """Log to ``stream`` (default stderr) through one handler on the root logger, replacing the one
     a previous call installed. ``static``: keys added to every JSON line (e.g. the agent's id)."""
     if fmt not in ("json", "text"):

@@ -75,8 +75,9 @@ class ProxmoxRequestsCollector(Collector):
         self._lock = threading.Lock()
 
     def collect(self) -> Iterable[Metric]:
-        family = CounterMetricFamily("proximity_proxmox_requests", "HTTP requests sent to Proxmox (logins included)",
-                                     labels=["host_id"])
+        family = CounterMetricFamily(
+            "proximity_proxmox_requests", "HTTP requests sent to Proxmox (logins included)", labels=["host_id"]
+        )
         with self._lock:
             for host_id, client in dict(self._clients()).items():
                 count = client.request_count
@@ -95,7 +96,8 @@ class RpcMetricsInterceptor(aio.ServerInterceptor):
         self._histogram = histogram
 
     async def intercept_service(
-        self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
@@ -104,20 +106,28 @@ class RpcMetricsInterceptor(aio.ServerInterceptor):
         method = str(handler_call_details.method)
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                self._unary(handler.unary_unary, method), request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer)
+                self._unary(handler.unary_unary, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
         if handler.stream_unary is not None:
             return grpc.stream_unary_rpc_method_handler(
-                self._unary(handler.stream_unary, method), request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer)
+                self._unary(handler.stream_unary, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                self._stream(handler.unary_stream, method), request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer)
+                self._stream(handler.unary_stream, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
         if handler.stream_stream is not None:
             return grpc.stream_stream_rpc_method_handler(
-                self._stream(handler.stream_stream, method), request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer)
+                self._stream(handler.stream_stream, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
         return handler
 
     def _observe(self, method: str, context: Any, began: float, error: BaseException | None) -> None:
@@ -126,6 +136,7 @@ class RpcMetricsInterceptor(aio.ServerInterceptor):
 
     def _unary(self, behaviour: Callable[..., Any], method: str) -> Callable[..., Any]:
         if not inspect.iscoroutinefunction(behaviour):  # a sync handler runs in grpc's thread pool
+
             def timed_sync(request: Any, context: Any) -> Any:
                 began, error = time.perf_counter(), None
                 try:
@@ -135,6 +146,7 @@ class RpcMetricsInterceptor(aio.ServerInterceptor):
                     raise
                 finally:
                     self._observe(method, context, began, error)
+
             return timed_sync
 
         async def timed(request: Any, context: Any) -> Any:
@@ -146,10 +158,12 @@ class RpcMetricsInterceptor(aio.ServerInterceptor):
                 raise
             finally:
                 self._observe(method, context, began, error)
+
         return timed
 
     def _stream(self, behaviour: Callable[..., Any], method: str) -> Callable[..., Any]:
         if inspect.isasyncgenfunction(behaviour):
+
             async def timed_stream(request: Any, context: Any) -> AsyncIterator[Any]:
                 began, error = time.perf_counter(), None
                 try:
@@ -160,6 +174,7 @@ class RpcMetricsInterceptor(aio.ServerInterceptor):
                     raise
                 finally:
                     self._observe(method, context, began, error)
+
             return timed_stream
         if inspect.iscoroutinefunction(behaviour):  # writes with context.write()
             return self._unary(behaviour, method)
@@ -173,6 +188,7 @@ class RpcMetricsInterceptor(aio.ServerInterceptor):
                 raise
             finally:
                 self._observe(method, context, began, error)
+
         return timed_iter
 
 
@@ -198,21 +214,33 @@ class AgentMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
-        self.operations = Counter("proximity_operations", "Operations finished by this agent",
-                                  ["kind", "outcome"], registry=self.registry)
-        self.running = Gauge("proximity_operations_running", "Operations running in this agent process",
-                             registry=self.registry)
-        self.rpc_duration = Histogram("proximity_rpc_duration_seconds", "gRPC call latency",
-                                      ["method", "code"], buckets=_RPC_BUCKETS, registry=self.registry)
-        self.leader = Gauge("proximity_scheduler_leader", "1 while this agent runs the periodic jobs",
-                            registry=self.registry)
-        self.job_runs = Counter("proximity_scheduled_jobs", "Periodic job runs", ["job", "outcome"],
-                                registry=self.registry)
-        self.job_duration = Histogram("proximity_scheduled_job_duration_seconds", "Periodic job duration",
-                                      ["job"], registry=self.registry)
-        self.stuck_leftovers = Gauge("proximity_janitor_stuck_leftovers",
-                                     "Failed operations whose leftovers the janitor keeps failing to clean up",
-                                     registry=self.registry)
+        self.operations = Counter(
+            "proximity_operations", "Operations finished by this agent", ["kind", "outcome"], registry=self.registry
+        )
+        self.running = Gauge(
+            "proximity_operations_running", "Operations running in this agent process", registry=self.registry
+        )
+        self.rpc_duration = Histogram(
+            "proximity_rpc_duration_seconds",
+            "gRPC call latency",
+            ["method", "code"],
+            buckets=_RPC_BUCKETS,
+            registry=self.registry,
+        )
+        self.leader = Gauge(
+            "proximity_scheduler_leader", "1 while this agent runs the periodic jobs", registry=self.registry
+        )
+        self.job_runs = Counter(
+            "proximity_scheduled_jobs", "Periodic job runs", ["job", "outcome"], registry=self.registry
+        )
+        self.job_duration = Histogram(
+            "proximity_scheduled_job_duration_seconds", "Periodic job duration", ["job"], registry=self.registry
+        )
+        self.stuck_leftovers = Gauge(
+            "proximity_janitor_stuck_leftovers",
+            "Failed operations whose leftovers the janitor keeps failing to clean up",
+            registry=self.registry,
+        )
         self.plugin = _OperationsListener(self.operations)
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -233,6 +261,7 @@ class AgentMetrics:
                 return float(stuck())
             except Exception:  # the database blinks: no value rather than a failed scrape
                 return float("nan")
+
         self.stuck_leftovers.set_function(read)
 
     def job_finished(self, job: str, *, ok: bool, seconds: float) -> None:

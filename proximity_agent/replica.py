@@ -44,8 +44,14 @@ def periodic_jobs(px: Proximity, settings: AgentSettings) -> dict[str, tuple[Job
 class AgentReplica:
     """An agent replica. Build with ``open``; ``start``; ``close`` (or use ``with``)."""
 
-    def __init__(self, px: Proximity, settings: AgentSettings, *, metrics: AgentMetrics,
-                 jobs: Mapping[str, tuple[JobFunc, float]] | None = None) -> None:
+    def __init__(
+        self,
+        px: Proximity,
+        settings: AgentSettings,
+        *,
+        metrics: AgentMetrics,
+        jobs: Mapping[str, tuple[JobFunc, float]] | None = None,
+    ) -> None:
         self.px = px
         self.settings = settings
         self.metrics = metrics
@@ -55,27 +61,45 @@ class AgentReplica:
         metrics.watch_proxmox(self._proxmox_clients)
         metrics.watch_leftovers(px.maintenance.stuck_leftovers)
         self.scheduler = AgentScheduler(
-            px.store.engine.url, jobs=periodic_jobs(px, settings) if jobs is None else jobs,
+            px.store.engine.url,
+            jobs=periodic_jobs(px, settings) if jobs is None else jobs,
             local_jobs={"recover": (px.engine.recover, settings.effective_recover_interval(lease))},
-            metrics=metrics)
-        self.leader = LeaderElection(px.store.engine.url, identity=self.identity, name="scheduler",
-                                     check_interval=settings.leader_check_interval_seconds,
-                                     on_elected=self._elected, on_lost=self._lost)
+            metrics=metrics,
+        )
+        self.leader = LeaderElection(
+            px.store.engine.url,
+            identity=self.identity,
+            name="scheduler",
+            check_interval=settings.leader_check_interval_seconds,
+            on_elected=self._elected,
+            on_lost=self._lost,
+        )
         self.listeners: list[Callable[[bool], None]] = []  # told of every leadership change
         self._closed = threading.Event()
         self._started = False
 
     @classmethod
-    def open(cls, settings: AgentSettings, *, plugins: Sequence[object] = (),
-             jobs: Mapping[str, tuple[JobFunc, float]] | None = None) -> AgentReplica:
+    def open(
+        cls,
+        settings: AgentSettings,
+        *,
+        plugins: Sequence[object] = (),
+        jobs: Mapping[str, tuple[JobFunc, float]] | None = None,
+    ) -> AgentReplica:
         """Open the agent's Proximity from ``settings``. ``plugins``: extra plugin objects;
         ``jobs``: the leader's jobs instead of ``periodic_jobs`` (tests)."""
         metrics = AgentMetrics()
-        px = Proximity.local(database_url=settings.database_url, secret_key=settings.resolved_secret_key(),
-                             data_dir=settings.data_dir, catalog_paths=settings.catalog_paths,
-                             plugins=(metrics.plugin, *plugins), entry_points=settings.entry_points,
-                             lease_seconds=settings.lease_seconds, node_slots=settings.node_slots,
-                             catalog_trusted_sources=settings.catalog_trusted_sources)
+        px = Proximity.local(
+            database_url=settings.database_url,
+            secret_key=settings.resolved_secret_key(),
+            data_dir=settings.data_dir,
+            catalog_paths=settings.catalog_paths,
+            plugins=(metrics.plugin, *plugins),
+            entry_points=settings.entry_points,
+            lease_seconds=settings.lease_seconds,
+            node_slots=settings.node_slots,
+            catalog_trusted_sources=settings.catalog_trusted_sources,
+        )
         try:
             return cls(px, settings, metrics=metrics, jobs=jobs)
         except BaseException:
@@ -116,8 +140,9 @@ class AgentReplica:
         self._started = True
         if self.settings.metrics_port is not None:
             port = self.metrics.serve(self.settings.metrics_address, self.settings.metrics_port)
-            log.info("metrics on http://%s:%d/metrics", self.settings.metrics_address, port,
-                     extra={"metrics_port": port})
+            log.info(
+                "metrics on http://%s:%d/metrics", self.settings.metrics_address, port, extra={"metrics_port": port}
+            )
         self.scheduler.start_local()
         self.leader.start()
 
@@ -134,14 +159,19 @@ class AgentReplica:
         engine = self.px.engine
         running = engine.running()
         if running:
-            log.info("waiting up to %.0f s for %d running operation(s)", max(0.0, deadline - time.monotonic()),
-                     len(running))
+            log.info(
+                "waiting up to %.0f s for %d running operation(s)", max(0.0, deadline - time.monotonic()), len(running)
+            )
         while engine.running() and time.monotonic() < deadline:
             engine.drain(timeout=min(0.5, max(0.01, deadline - time.monotonic())))
         left = engine.running()
         if left:
-            log.warning("stopping %d operation(s) at their next checkpoint; another agent finishes them once "
-                        "their lease expired", len(left), extra={"operations": left})
+            log.warning(
+                "stopping %d operation(s) at their next checkpoint; another agent finishes them once "
+                "their lease expired",
+                len(left),
+                extra={"operations": left},
+            )
         engine.close(wait=False)
         # Proximity.close() waits for the stopped runners to reach their checkpoint: bounded here
         closer = threading.Thread(target=self.px.close, name="proximity-close", daemon=True)

@@ -101,9 +101,14 @@ class AgentScheduler:
     other. ``local_jobs``: the same, run by every replica. ``metrics``: where job runs are counted.
     """
 
-    def __init__(self, url: URL, *, jobs: Mapping[str, tuple[JobFunc, float]],
-                 local_jobs: Mapping[str, tuple[JobFunc, float]] | None = None,
-                 metrics: AgentMetrics | None = None) -> None:
+    def __init__(
+        self,
+        url: URL,
+        *,
+        jobs: Mapping[str, tuple[JobFunc, float]],
+        local_jobs: Mapping[str, tuple[JobFunc, float]] | None = None,
+        metrics: AgentMetrics | None = None,
+    ) -> None:
         self._url = url
         self.database = url.render_as_string(hide_password=True)
         self._jobs = dict(jobs)
@@ -123,11 +128,16 @@ class AgentScheduler:
         jobs = {name: spec for name, spec in self._local_jobs.items() if spec[1] > 0}
         if not jobs or self._local is not None:
             return
-        scheduler = BackgroundScheduler(jobstores={"default": MemoryJobStore()}, job_defaults=_JOB_DEFAULTS,
-                                        executors={"default": ThreadPoolExecutor(len(jobs))}, timezone=UTC)
+        scheduler = BackgroundScheduler(
+            jobstores={"default": MemoryJobStore()},
+            job_defaults=_JOB_DEFAULTS,
+            executors={"default": ThreadPoolExecutor(len(jobs))},
+            timezone=UTC,
+        )
         for name, (_func, interval) in jobs.items():
-            scheduler.add_job(self.run, IntervalTrigger(seconds=interval, timezone=UTC), args=(name,), id=name,
-                              name=name)
+            scheduler.add_job(
+                self.run, IntervalTrigger(seconds=interval, timezone=UTC), args=(name,), id=name, name=name
+            )
         scheduler.start()
         self._local = scheduler
 
@@ -148,9 +158,12 @@ class AgentScheduler:
                     raise RuntimeError(f"another scheduler of this process already leads on {self.database}")
                 _LEADING[self.database] = self
             store = SQLAlchemyJobStore(engine=create_store_engine(self._url), tablename=JOBS_TABLE)
-            scheduler = BackgroundScheduler(jobstores={"default": store}, job_defaults=_JOB_DEFAULTS,
-                                            executors={"default": ThreadPoolExecutor(max(1, len(self._jobs)))},
-                                            timezone=UTC)
+            scheduler = BackgroundScheduler(
+                jobstores={"default": store},
+                job_defaults=_JOB_DEFAULTS,
+                executors={"default": ThreadPoolExecutor(max(1, len(self._jobs)))},
+                timezone=UTC,
+            )
             try:
                 scheduler.start(paused=True)
                 self._shared = scheduler
@@ -173,11 +186,21 @@ class AgentScheduler:
                 job.remove()
         for name, interval in wanted.items():
             existing = scheduler.get_job(name)
-            if (existing is not None and existing.func_ref == _JOB_FUNC
-                    and tuple(existing.args) == (self.database, name) and _interval(existing.trigger) == interval):
+            if (
+                existing is not None
+                and existing.func_ref == _JOB_FUNC
+                and tuple(existing.args) == (self.database, name)
+                and _interval(existing.trigger) == interval
+            ):
                 continue  # kept with its next run time: what a dead leader owed runs now
-            scheduler.add_job(_JOB_FUNC, IntervalTrigger(seconds=interval, timezone=UTC), args=(self.database, name),
-                              id=name, name=name, replace_existing=True)
+            scheduler.add_job(
+                _JOB_FUNC,
+                IntervalTrigger(seconds=interval, timezone=UTC),
+                args=(self.database, name),
+                id=name,
+                name=name,
+                replace_existing=True,
+            )
 
     def follow(self, *, timeout: float = 30.0) -> None:
         """Stop running the shared jobs (leadership lost or given up); waits up to ``timeout`` for a
@@ -222,14 +245,19 @@ class AgentScheduler:
             error = f"{type(exc).__name__}: {exc}"
             log.exception("periodic job %s failed", job, extra={"job": job})
         else:
-            log.log(logging.DEBUG if job == "recover" else logging.INFO, "periodic job %s done", job,
-                    extra={"job": job, "seconds": round(time.perf_counter() - began, 3), **_summary(result)})
+            log.log(
+                logging.DEBUG if job == "recover" else logging.INFO,
+                "periodic job %s done",
+                job,
+                extra={"job": job, "seconds": round(time.perf_counter() - began, 3), **_summary(result)},
+            )
         finally:
             seconds = time.perf_counter() - began
             with self._idle:
                 previous = self._runs.get(job)
-                self._runs[job] = JobRun(job, started, seconds, error is None, error,
-                                         (previous.count if previous else 0) + 1)
+                self._runs[job] = JobRun(
+                    job, started, seconds, error is None, error, (previous.count if previous else 0) + 1
+                )
                 self._active -= 1
                 self._idle.notify_all()
             if self._metrics is not None:
@@ -243,8 +271,7 @@ class AgentScheduler:
     def wait_runs(self, job: str, count: int, timeout: float) -> bool:
         """Wait until ``job`` has run ``count`` times in this process."""
         with self._idle:
-            return self._idle.wait_for(lambda: (run := self._runs.get(job)) is not None and run.count >= count,
-                                       timeout)
+            return self._idle.wait_for(lambda: (run := self._runs.get(job)) is not None and run.count >= count, timeout)
 
     def wait_idle(self, timeout: float) -> bool:
         with self._idle:
@@ -270,4 +297,3 @@ def _summary(result: object) -> dict[str, Any]:
         if isinstance(value, list):
             summary[name] = len(value)
     return summary
-

@@ -50,14 +50,18 @@ class ServerOptions(BaseModel):
     tls_key: str | None = None
     client_ca: str | None = None
     max_workers: int = Field(default=16, ge=1, le=512, description="threads for the SDK's quick blocking calls")
-    long_workers: int = Field(default=16, ge=1, le=512,
-                              description="threads for long calls (logs, update checks with pull, ...)")
-    long_calls_per_user: int = Field(default=4, ge=1, le=512,
-                                     description="long calls one user may hold at once; more: RESOURCE_EXHAUSTED")
-    backup_schedules_per_user: int = Field(default=20, ge=0, le=100_000,
-                                           description="backup schedules a member may have")
-    allow_plaintext: bool = Field(default=False,
-                                  description="serve without TLS on an address other than loopback (logged)")
+    long_workers: int = Field(
+        default=16, ge=1, le=512, description="threads for long calls (logs, update checks with pull, ...)"
+    )
+    long_calls_per_user: int = Field(
+        default=4, ge=1, le=512, description="long calls one user may hold at once; more: RESOURCE_EXHAUSTED"
+    )
+    backup_schedules_per_user: int = Field(
+        default=20, ge=0, le=100_000, description="backup schedules a member may have"
+    )
+    allow_plaintext: bool = Field(
+        default=False, description="serve without TLS on an address other than loopback (logged)"
+    )
     watch_poll_seconds: float = Field(default=0.1, gt=0, le=10, description="WatchOperation poll interval")
     max_message_mb: int = Field(default=16, ge=1, le=256)
 
@@ -111,8 +115,9 @@ class _Health(health.aio.HealthServicer):  # type: ignore[misc]
 class AgentServer:
     """A built server: ``start()``, ``stop(grace)``, ``wait_for_termination()``."""
 
-    def __init__(self, server: aio.Server, backend: Backend, health_servicer: _Health,
-                 services: tuple[str, ...], port: int) -> None:
+    def __init__(
+        self, server: aio.Server, backend: Backend, health_servicer: _Health, services: tuple[str, ...], port: int
+    ) -> None:
         self.grpc_server = server
         self.backend = backend
         self.health = health_servicer
@@ -133,8 +138,9 @@ class AgentServer:
         return await self.grpc_server.wait_for_termination(timeout)
 
 
-def build_server(options: ServerOptions, *, px: Proximity,
-                 interceptors: Sequence[aio.ServerInterceptor] = ()) -> tuple[AgentServer, int]:
+def build_server(
+    options: ServerOptions, *, px: Proximity, interceptors: Sequence[aio.ServerInterceptor] = ()
+) -> tuple[AgentServer, int]:
     """The agent's server bound to ``options.address:options.port`` (not started); returns it and
     the port actually bound (``port=0`` picks a free one). ``interceptors`` run before the auth
     interceptor (so a metrics interceptor sees the final status of every call)."""
@@ -145,16 +151,26 @@ def build_server(options: ServerOptions, *, px: Proximity,
                 f"refusing to serve plaintext gRPC on {target}: bearer tokens would cross the network unencrypted",
                 field="tls_cert",
                 hint="Give tls_cert_file and tls_key_file, bind to 127.0.0.1, or (behind a TLS-terminating proxy "
-                     "on a trusted network) set allow_plaintext = true")
-        log.warning("serving PLAINTEXT gRPC on %s (allow_plaintext): tokens and secrets cross the network "
-                    "unencrypted", target, extra={"plaintext": True, "address": options.address})
-    backend = Backend(px, max_workers=options.max_workers, watch_poll_seconds=options.watch_poll_seconds,
-                      long_workers=options.long_workers, long_calls_per_user=options.long_calls_per_user,
-                      backup_schedules_per_user=options.backup_schedules_per_user)
+                "on a trusted network) set allow_plaintext = true",
+            )
+        log.warning(
+            "serving PLAINTEXT gRPC on %s (allow_plaintext): tokens and secrets cross the network unencrypted",
+            target,
+            extra={"plaintext": True, "address": options.address},
+        )
+    backend = Backend(
+        px,
+        max_workers=options.max_workers,
+        watch_poll_seconds=options.watch_poll_seconds,
+        long_workers=options.long_workers,
+        long_calls_per_user=options.long_calls_per_user,
+        backup_schedules_per_user=options.backup_schedules_per_user,
+    )
     limit = options.max_message_mb * 1024 * 1024
-    server = aio.server(interceptors=[*interceptors, AuthInterceptor(backend.authenticate)],
-                        options=[("grpc.max_receive_message_length", limit),
-                                 ("grpc.max_send_message_length", limit)])
+    server = aio.server(
+        interceptors=[*interceptors, AuthInterceptor(backend.authenticate)],
+        options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)],
+    )
     services = add_all(server, backend)
     health_servicer = _Health(services)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -164,12 +180,17 @@ def build_server(options: ServerOptions, *, px: Proximity,
         client_ca = _pem(options.client_ca, "client_ca") if options.client_ca is not None else None
         credentials: Any = grpc.ssl_server_credentials(
             [(_pem(options.tls_key, "tls_key"), _pem(options.tls_cert, "tls_cert"))],
-            root_certificates=client_ca, require_client_auth=client_ca is not None)
+            root_certificates=client_ca,
+            require_client_auth=client_ca is not None,
+        )
         port = server.add_secure_port(target, credentials)
     else:
         port = server.add_insecure_port(target)
     if port == 0:
         backend.close()
-        raise ValidationError(f"cannot listen on {target}", field="port",
-                              hint="Is another process using the port, or is the address not local?")
+        raise ValidationError(
+            f"cannot listen on {target}",
+            field="port",
+            hint="Is another process using the port, or is the address not local?",
+        )
     return AgentServer(server, backend, health_servicer, services, port), port

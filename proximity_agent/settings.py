@@ -42,13 +42,15 @@ class AgentSettings(BaseModel):
 
     # state ------------------------------------------------------------------------------------------
     database_url: str | None = Field(
-        default=None, description="None: SQLite in data_dir; postgresql+psycopg://... for several agents")
+        default=None, description="None: SQLite in data_dir; postgresql+psycopg://... for several agents"
+    )
     secret_key: SecretStr | None = Field(default=None, description="a Fernet key for secrets at rest")
     secret_key_file: Path | None = Field(default=None, description="a file (mode 0600) holding the Fernet key")
     data_dir: Path | None = Field(default=None, description="SQLite file and key file; default: user data dir")
     catalog_paths: list[Path] = Field(default_factory=list)
     catalog_trusted_sources: list[str] = Field(
-        default_factory=list, description="catalog sources whose compose files skip the compose policy")
+        default_factory=list, description="catalog sources whose compose files skip the compose policy"
+    )
     entry_points: bool = Field(default=True, description="load plugins installed under the 'proximity' group")
     # serving ----------------------------------------------------------------------------------------
     bind_address: str = Field(default="127.0.0.1", min_length=1)
@@ -57,12 +59,13 @@ class AgentSettings(BaseModel):
     tls_key_file: Path | None = None
     tls_client_ca_file: Path | None = Field(default=None, description="require client certificates signed by it")
     allow_plaintext: bool = Field(
-        default=False, description="serve without TLS on an address other than loopback (refused otherwise)")
+        default=False, description="serve without TLS on an address other than loopback (refused otherwise)"
+    )
     rpc_long_workers: int = Field(default=16, ge=1, le=512, description="threads for long calls (logs, pulls)")
-    rpc_long_calls_per_user: int = Field(default=4, ge=1, le=512,
-                                         description="long calls one user may hold at once")
-    backup_schedules_per_user: int = Field(default=20, ge=0, le=100_000,
-                                           description="backup schedules a member may have")
+    rpc_long_calls_per_user: int = Field(default=4, ge=1, le=512, description="long calls one user may hold at once")
+    backup_schedules_per_user: int = Field(
+        default=20, ge=0, le=100_000, description="backup schedules a member may have"
+    )
     metrics_address: str = Field(default="127.0.0.1", min_length=1)
     metrics_port: int | None = Field(default=9464, ge=0, le=65535, description="None: no metrics endpoint")
     # periodic jobs (seconds; 0 turns a job off) -------------------------------------------------------
@@ -131,9 +134,12 @@ class AgentSettings(BaseModel):
                 if error["type"] == "extra_forbidden":
                     message = "unknown setting"
                 problems.append(f"{label}: {message}")
-            raise ValidationError("agent settings are invalid: " + "; ".join(problems), field=first,
-                                  hint="Fix the named settings in the file or the PROXIMITY_AGENT_* variables; "
-                                       "see proximity_agent/settings.py for every setting") from None
+            raise ValidationError(
+                "agent settings are invalid: " + "; ".join(problems),
+                field=first,
+                hint="Fix the named settings in the file or the PROXIMITY_AGENT_* variables; "
+                "see proximity_agent/settings.py for every setting",
+            ) from None
 
     # derived values ---------------------------------------------------------------------------------
 
@@ -148,11 +154,15 @@ class AgentSettings(BaseModel):
             mode = path.stat().st_mode
             text = path.read_text().strip()
         except OSError as exc:
-            raise ValidationError(f"secret_key_file {path} cannot be read: {exc.strerror}",
-                                  field="secret_key_file") from None
+            raise ValidationError(
+                f"secret_key_file {path} cannot be read: {exc.strerror}", field="secret_key_file"
+            ) from None
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise ValidationError(f"secret_key_file {path} is readable by others (mode {stat.S_IMODE(mode):o})",
-                                  field="secret_key_file", hint=f"chmod 600 {path}")
+            raise ValidationError(
+                f"secret_key_file {path} is readable by others (mode {stat.S_IMODE(mode):o})",
+                field="secret_key_file",
+                hint=f"chmod 600 {path}",
+            )
         if not text:
             raise ValidationError(f"secret_key_file {path} is empty", field="secret_key_file")
         return text
@@ -178,8 +188,11 @@ def _read_file(path: Path) -> dict[str, Any]:
     try:
         raw = path.expanduser().read_bytes()
     except OSError as exc:
-        raise ValidationError(f"agent settings file {path} cannot be read: {exc.strerror}", field="config",
-                              hint=f"Give an existing TOML or JSON file (--config or ${CONFIG_ENV})") from None
+        raise ValidationError(
+            f"agent settings file {path} cannot be read: {exc.strerror}",
+            field="config",
+            hint=f"Give an existing TOML or JSON file (--config or ${CONFIG_ENV})",
+        ) from None
     try:
         if path.suffix == ".toml":
             data: object = tomllib.loads(raw.decode())
@@ -188,8 +201,9 @@ def _read_file(path: Path) -> dict[str, Any]:
         else:
             raise ValidationError(f"agent settings file {path} must end in .toml or .json", field="config")
     except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValidationError(f"agent settings file {path} is not valid {path.suffix[1:].upper()}: {exc}",
-                              field="config") from None
+        raise ValidationError(
+            f"agent settings file {path} is not valid {path.suffix[1:].upper()}: {exc}", field="config"
+        ) from None
     if not isinstance(data, dict):
         raise ValidationError(f"agent settings file {path} must hold a table/object of settings", field="config")
     return data
@@ -202,8 +216,11 @@ def _env_values(environ: Mapping[str, str]) -> dict[str, Any]:
             continue
         name = key.removeprefix(ENV_PREFIX).lower()
         if name not in AgentSettings.model_fields:
-            raise ValidationError(f"${key} is not an agent setting", field=name,
-                                  hint="Remove it, or fix its name: see proximity_agent/settings.py")
+            raise ValidationError(
+                f"${key} is not an agent setting",
+                field=name,
+                hint="Remove it, or fix its name: see proximity_agent/settings.py",
+            )
         value: Any = raw
         if raw.strip() == "":
             continue  # an empty variable is "not set": the file's value or the default
@@ -221,8 +238,11 @@ def _env_list(key: str, raw: str) -> list[Any]:
     try:
         parsed = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise ValidationError(f"${key} is not a JSON list: {exc}", field=key.removeprefix(ENV_PREFIX).lower(),
-                              hint=f"Use a JSON list or {os.pathsep!r}-separated paths") from None
+        raise ValidationError(
+            f"${key} is not a JSON list: {exc}",
+            field=key.removeprefix(ENV_PREFIX).lower(),
+            hint=f"Use a JSON list or {os.pathsep!r}-separated paths",
+        ) from None
     if not isinstance(parsed, list):
         raise ValidationError(f"${key} must be a list", field=key.removeprefix(ENV_PREFIX).lower())
     return parsed

@@ -135,9 +135,11 @@ def to_failure(exc: BaseException, *, method: str = "") -> RpcFailure:
     if not isinstance(exc, errors.ProximityError):
         reference = uuid.uuid4().hex[:12]
         log.error("internal error in %s (reference %s)", method or "an RPC", reference, exc_info=exc)
-        return RpcFailure(grpc.StatusCode.INTERNAL,
-                          f"internal error (reference {reference}); the agent's log has the details",
-                          error_to_metadata(WireError(kind=INTERNAL_ERROR_KIND)))
+        return RpcFailure(
+            grpc.StatusCode.INTERNAL,
+            f"internal error (reference {reference}); the agent's log has the details",
+            error_to_metadata(WireError(kind=INTERNAL_ERROR_KIND)),
+        )
     code = code_for(exc)
     details = str(exc)
     if code == grpc.StatusCode.FAILED_PRECONDITION and not isinstance(exc, CallerNotAllowed):
@@ -146,8 +148,9 @@ def to_failure(exc: BaseException, *, method: str = "") -> RpcFailure:
                 details = prefix + details
                 break
     field = getattr(exc, "field", None)
-    metadata = error_to_metadata(WireError(kind=type(exc).__name__, field=field if isinstance(field, str) else None,
-                                           hint=exc.hint or None))
+    metadata = error_to_metadata(
+        WireError(kind=type(exc).__name__, field=field if isinstance(field, str) else None, hint=exc.hint or None)
+    )
     if code == grpc.StatusCode.INTERNAL:
         log.warning("%s failed: %s", method or "an RPC", details)
     return RpcFailure(code, details, metadata)

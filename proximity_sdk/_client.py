@@ -46,8 +46,16 @@ class Proximity(ProximityAPI):
     connections; ``close()`` waits for this process's running operations.
     """
 
-    def __init__(self, store: Store, plugins: PluginManager, catalog: Catalog, *,
-                 lease_seconds: float | None = None, node_slots: int = 4, recover: bool = True) -> None:
+    def __init__(
+        self,
+        store: Store,
+        plugins: PluginManager,
+        catalog: Catalog,
+        *,
+        lease_seconds: float | None = None,
+        node_slots: int = 4,
+        recover: bool = True,
+    ) -> None:
         self.store = store
         self.plugins = plugins
         self._catalog = catalog
@@ -58,16 +66,25 @@ class Proximity(ProximityAPI):
         self._settings = SettingsResource(store)
         services = Services(store=store, clients=self._clients, shells=self._shells, catalog=catalog)
         self.engine = OperationEngine(store, plugins=plugins, lease_seconds=lease_seconds, node_slots=node_slots)
-        for kind in (DeployKind(services), StartKind(services), StopKind(services), RestartKind(services),
-                     DeleteKind(services)):
+        for kind in (
+            DeployKind(services),
+            StartKind(services),
+            StopKind(services),
+            RestartKind(services),
+            DeleteKind(services),
+        ):
             self.engine.register(kind)
         self.engine.register(AdoptKind(services))
         self.engine.register(PullKind(services))
         for moving in (CloneKind(services), MigrateKind(services), ResizeKind(services)):
             self.engine.register(moving)
         targets = TargetRegistry(services, plugins)
-        for backup_kind in (BackupKind(services, targets), DeleteBackupKind(services, targets),
-                            RestoreKind(services, targets), UpdateKind(services, targets)):
+        for backup_kind in (
+            BackupKind(services, targets),
+            DeleteBackupKind(services, targets),
+            RestoreKind(services, targets),
+            UpdateKind(services, targets),
+        ):
             self.engine.register(backup_kind)
         self._apps = Apps(services, self.engine)
         self._backups = Backups(services, self.engine, targets)
@@ -138,8 +155,9 @@ class Proximity(ProximityAPI):
         catalog_dirs = list(catalog_paths)
         manager = PluginManager(entry_points=entry_points, plugins=tuple(plugins))
         catalog = Catalog(catalog_paths=catalog_dirs, plugins=manager, trusted_sources=catalog_trusted_sources)
-        store = Store.open(database_url, data_dir=Path(data_dir) if data_dir is not None else None,
-                           secret_key=secret_key)
+        store = Store.open(
+            database_url, data_dir=Path(data_dir) if data_dir is not None else None, secret_key=secret_key
+        )
         try:
             return cls(store, manager, catalog, lease_seconds=lease_seconds, node_slots=node_slots)
         except BaseException:
@@ -167,8 +185,9 @@ class Proximity(ProximityAPI):
         """
         from proximity_sdk._remote._client import RemoteProximity
 
-        return RemoteProximity(target, token=token, ca_file=ca_file, cert_file=cert_file, key_file=key_file,
-                               timeout=timeout)
+        return RemoteProximity(
+            target, token=token, ca_file=ca_file, cert_file=cert_file, key_file=key_file, timeout=timeout
+        )
 
     def close(self) -> None:
         self.engine.close(wait=True)
@@ -179,8 +198,9 @@ class Proximity(ProximityAPI):
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def __repr__(self) -> str:

@@ -27,12 +27,21 @@ def client_for(creds: HostCredentials, *, ca_dir: Path) -> ProxmoxClient:
         ca_file = str(path)
     if creds.auth == "token":
         assert creds.token_secret is not None
-        return ProxmoxClient(url=creds.url, token_id=creds.token_id,
-                             token_secret=creds.token_secret.get_secret_value(),
-                             verify_tls=creds.verify_tls, ca_file=ca_file)
+        return ProxmoxClient(
+            url=creds.url,
+            token_id=creds.token_id,
+            token_secret=creds.token_secret.get_secret_value(),
+            verify_tls=creds.verify_tls,
+            ca_file=ca_file,
+        )
     assert creds.password is not None
-    return ProxmoxClient(url=creds.url, user=creds.user, password=creds.password.get_secret_value(),
-                         verify_tls=creds.verify_tls, ca_file=ca_file)
+    return ProxmoxClient(
+        url=creds.url,
+        user=creds.user,
+        password=creds.password.get_secret_value(),
+        verify_tls=creds.verify_tls,
+        ca_file=ca_file,
+    )
 
 
 class ClientPool:
@@ -86,8 +95,10 @@ class ShellPool:
                 if host.ssh is None:
                     raise ValidationError(
                         f"host {host.name!r} has no SSH access configured; deploying and managing apps needs the "
-                        "node shell", field="ssh",
-                        hint="Give it with px.hosts.update(host, ssh=SshAccess(key_file=..., known_hosts=...))")
+                        "node shell",
+                        field="ssh",
+                        hint="Give it with px.hosts.update(host, ssh=SshAccess(key_file=..., known_hosts=...))",
+                    )
                 store, host_name = self._store, host.name
 
                 def pinned(host_id: str = host_id) -> str:
@@ -98,13 +109,23 @@ class ShellPool:
 
                     name, key_type, key = line.split()[:3]
                     entry = paramiko.hostkeys.HostKeyEntry.from_line(line)
-                    pin_key(store, host_id, hostname=name, key_type=key_type, key=key,
-                            fingerprint=fingerprint(entry.key) if entry is not None else "")
+                    pin_key(
+                        store,
+                        host_id,
+                        hostname=name,
+                        key_type=key_type,
+                        key=key,
+                        fingerprint=fingerprint(entry.key) if entry is not None else "",
+                    )
 
-                shell = NodeShell(host.ssh, pinned_known_hosts=pinned, on_host_key_pinned=pin,
-                                  accept_hint=f"px.hosts.accept_host_key({host_name!r}, node=..., "
-                                              "fingerprint='SHA256:...') or `proximity hosts accept-key "
-                                              f"{host_name} NODE SHA256:...`")
+                shell = NodeShell(
+                    host.ssh,
+                    pinned_known_hosts=pinned,
+                    on_host_key_pinned=pin,
+                    accept_hint=f"px.hosts.accept_host_key({host_name!r}, node=..., "
+                    "fingerprint='SHA256:...') or `proximity hosts accept-key "
+                    f"{host_name} NODE SHA256:...`",
+                )
                 self._shells[host_id] = shell
             return shell
 

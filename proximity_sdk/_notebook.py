@@ -37,8 +37,9 @@ class OperationLike(Protocol):
 
     def get(self) -> Operation: ...
 
-    def events(self, after: int = 0, *, follow: bool = True, timeout: float | None = None
-               ) -> Iterator[OperationEvent]: ...
+    def events(
+        self, after: int = 0, *, follow: bool = True, timeout: float | None = None
+    ) -> Iterator[OperationEvent]: ...
 
     def wait(self, timeout: float | None = None) -> Any: ...
 
@@ -114,8 +115,7 @@ def _follow(handle: OperationLike, *, timeout: float | None) -> Operation:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 refresh("stopped watching (timeout); the operation goes on")
-                raise OperationTimeout(f"no end of operation {handle.id} within {timeout} s",
-                                       operation_id=handle.id)
+                raise OperationTimeout(f"no end of operation {handle.id} within {timeout} s", operation_id=handle.id)
             wait = _FLUSH if remaining is None else min(_FLUSH, remaining)
             after = events[-1].seq if events else 0
             try:

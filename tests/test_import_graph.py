@@ -164,38 +164,103 @@ def _under(module: str, package: str) -> bool:
 
 
 # what each room must not import, and why (docs/architecture.md, "Import rules")
-_TOP = ("proximity_sdk._client", "proximity_sdk._resources", "proximity_sdk._remote", "proximity_sdk.cli",
-        "proximity_sdk.sandbox", "proximity_agent")
+_TOP = (
+    "proximity_sdk._client",
+    "proximity_sdk._resources",
+    "proximity_sdk._remote",
+    "proximity_sdk.cli",
+    "proximity_sdk.sandbox",
+    "proximity_agent",
+)
 RULES: dict[str, tuple[tuple[str, ...], str]] = {
     "proximity_sdk.errors": (("proximity_sdk",), "the error tree is the root: everything imports it"),
-    "proximity_sdk.models": (("proximity_sdk.store", "proximity_sdk.proxmox", "proximity_sdk._wire",
-                              "proximity_sdk._pb", "proximity_sdk.catalog", "proximity_sdk.engine",
-                              "proximity_sdk.operations", "proximity_sdk.plugins", *_TOP),
-                             "models are the data: no storage, no Proxmox, no wire"),
-    "proximity_sdk.catalog": (("proximity_sdk.proxmox", "proximity_sdk.store", "proximity_sdk.engine",
-                               "proximity_sdk.operations", "proximity_sdk._wire", *_TOP),
-                              "the catalog reads and renders apps; it never talks to Proxmox"),
-    "proximity_sdk.proxmox": (("proximity_sdk.store", "proximity_sdk.catalog", "proximity_sdk.engine",
-                               "proximity_sdk.operations", "proximity_sdk._wire", *_TOP),
-                              "the Proxmox building blocks know nothing of operations or the store"),
-    "proximity_sdk.store": (("proximity_sdk.proxmox", "proximity_sdk.engine", "proximity_sdk.operations",
-                             "proximity_sdk._wire", *_TOP), "the store keeps records; it acts on nothing"),
-    "proximity_sdk.engine": (("proximity_sdk.operations", "proximity_sdk._wire", *_TOP),
-                             "the engine runs kinds registered into it; it names none of them"),
+    "proximity_sdk.models": (
+        (
+            "proximity_sdk.store",
+            "proximity_sdk.proxmox",
+            "proximity_sdk._wire",
+            "proximity_sdk._pb",
+            "proximity_sdk.catalog",
+            "proximity_sdk.engine",
+            "proximity_sdk.operations",
+            "proximity_sdk.plugins",
+            *_TOP,
+        ),
+        "models are the data: no storage, no Proxmox, no wire",
+    ),
+    "proximity_sdk.catalog": (
+        (
+            "proximity_sdk.proxmox",
+            "proximity_sdk.store",
+            "proximity_sdk.engine",
+            "proximity_sdk.operations",
+            "proximity_sdk._wire",
+            *_TOP,
+        ),
+        "the catalog reads and renders apps; it never talks to Proxmox",
+    ),
+    "proximity_sdk.proxmox": (
+        (
+            "proximity_sdk.store",
+            "proximity_sdk.catalog",
+            "proximity_sdk.engine",
+            "proximity_sdk.operations",
+            "proximity_sdk._wire",
+            *_TOP,
+        ),
+        "the Proxmox building blocks know nothing of operations or the store",
+    ),
+    "proximity_sdk.store": (
+        ("proximity_sdk.proxmox", "proximity_sdk.engine", "proximity_sdk.operations", "proximity_sdk._wire", *_TOP),
+        "the store keeps records; it acts on nothing",
+    ),
+    "proximity_sdk.engine": (
+        ("proximity_sdk.operations", "proximity_sdk._wire", *_TOP),
+        "the engine runs kinds registered into it; it names none of them",
+    ),
     "proximity_sdk.operations": (("proximity_sdk._wire", *_TOP), "operation kinds sit under the namespaces"),
-    "proximity_sdk._notebook": (("proximity_sdk.store", "proximity_sdk.proxmox", "proximity_sdk.catalog",
-                                 "proximity_sdk.engine", "proximity_sdk.operations", "proximity_sdk._wire", *_TOP),
-                                "the display and poll helpers serve the local and the remote handle alike"),
-    "proximity_sdk._wire": (("proximity_sdk.store", "proximity_sdk.proxmox", "proximity_sdk.catalog",
-                             "proximity_sdk.engine", "proximity_sdk.operations", *_TOP),
-                            "the wire converts models and messages, for the agent and the remote client alike"),
-    "proximity_sdk._remote": (("proximity_sdk.store", "proximity_sdk.proxmox", "proximity_sdk.catalog",
-                               "proximity_sdk.engine", "proximity_sdk.operations", "proximity_sdk._client",
-                               "proximity_sdk._resources", "proximity_sdk.cli", "proximity_sdk.sandbox",
-                               "proximity_agent"),
-                              "a client of an agent never loads the local machinery"),
-    "proximity_sdk.plugins": (("proximity_sdk.cli", "proximity_sdk._remote", "proximity_sdk.sandbox",
-                               "proximity_agent"), "hook specs serve every surface"),
+    "proximity_sdk._notebook": (
+        (
+            "proximity_sdk.store",
+            "proximity_sdk.proxmox",
+            "proximity_sdk.catalog",
+            "proximity_sdk.engine",
+            "proximity_sdk.operations",
+            "proximity_sdk._wire",
+            *_TOP,
+        ),
+        "the display and poll helpers serve the local and the remote handle alike",
+    ),
+    "proximity_sdk._wire": (
+        (
+            "proximity_sdk.store",
+            "proximity_sdk.proxmox",
+            "proximity_sdk.catalog",
+            "proximity_sdk.engine",
+            "proximity_sdk.operations",
+            *_TOP,
+        ),
+        "the wire converts models and messages, for the agent and the remote client alike",
+    ),
+    "proximity_sdk._remote": (
+        (
+            "proximity_sdk.store",
+            "proximity_sdk.proxmox",
+            "proximity_sdk.catalog",
+            "proximity_sdk.engine",
+            "proximity_sdk.operations",
+            "proximity_sdk._client",
+            "proximity_sdk._resources",
+            "proximity_sdk.cli",
+            "proximity_sdk.sandbox",
+            "proximity_agent",
+        ),
+        "a client of an agent never loads the local machinery",
+    ),
+    "proximity_sdk.plugins": (
+        ("proximity_sdk.cli", "proximity_sdk._remote", "proximity_sdk.sandbox", "proximity_agent"),
+        "hook specs serve every surface",
+    ),
     "proximity_sdk": (("proximity_agent",), "the SDK does not depend on the agent"),
 }
 
@@ -210,15 +275,18 @@ def violations(graph: Mapping[str, list[Import]], rules: Mapping[str, tuple[tupl
                 for banned in forbidden:
                     # a room's own modules are never forbidden to it (errors -> errors is fine)
                     if _under(imp.target, banned) and not _under(imp.target, room if room != banned else "\0"):
-                        found.append(f"{imp.where}: {imp.source} imports {imp.target} ({imp.kind}); "
-                                     f"{room} must not import {banned}: {why}")
+                        found.append(
+                            f"{imp.where}: {imp.source} imports {imp.target} ({imp.kind}); "
+                            f"{room} must not import {banned}: {why}"
+                        )
     return sorted(set(found))
 
 
 def _describe(component: list[str], graph: Mapping[str, list[Import]]) -> str:
     inside = set(component)
-    lines = [f"  {i.where}: {i.source} -> {i.target} ({i.kind})"
-             for m in component for i in graph[m] if i.target in inside]
+    lines = [
+        f"  {i.where}: {i.source} -> {i.target} ({i.kind})" for m in component for i in graph[m] if i.target in inside
+    ]
     return "cycle of " + ", ".join(component) + ":\n" + "\n".join(lines)
 
 

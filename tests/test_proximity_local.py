@@ -28,8 +28,9 @@ from tests.harness.pve import TOKEN_ID, TOKEN_SECRET, HarnessPve, make_pki, serv
 
 @pytest.fixture
 def px(database_url: str, tmp_path: Path) -> Iterator[Proximity]:
-    with Proximity.local(database_url=database_url, data_dir=tmp_path / "data",
-                         secret_key=Fernet.generate_key(), entry_points=False) as client:
+    with Proximity.local(
+        database_url=database_url, data_dir=tmp_path / "data", secret_key=Fernet.generate_key(), entry_points=False
+    ) as client:
         yield client
 
 
@@ -41,13 +42,14 @@ def test_fresh_home_creates_database_and_key_and_lists_the_builtin_catalog(tmp_p
     """No argument at all: the user data dir is made, with the database and a 0600 key file."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PROXIMITY_", "XDG_"))}
     env["HOME"] = str(tmp_path)
-    code = ("import json; from proximity_sdk._client import Proximity\n"
-            "with Proximity.local() as px:\n"
-            "    apps = px.catalog.list()\n"
-            "    print(json.dumps({'apps': len(apps), 'url': px.store.url, 'hosts': len(px.hosts.list()),"
-            " 'memory': px.settings.get().default_memory_mb}))")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False,
-                         timeout=60)
+    code = (
+        "import json; from proximity_sdk._client import Proximity\n"
+        "with Proximity.local() as px:\n"
+        "    apps = px.catalog.list()\n"
+        "    print(json.dumps({'apps': len(apps), 'url': px.store.url, 'hosts': len(px.hosts.list()),"
+        " 'memory': px.settings.get().default_memory_mb}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False, timeout=60)
     assert out.returncode == 0, out.stderr
     seen = json.loads(out.stdout)
     data_dir = tmp_path / ".local" / "share" / "proximity"
@@ -62,8 +64,14 @@ def test_fresh_home_creates_database_and_key_and_lists_the_builtin_catalog(tmp_p
 
 def test_add_host_checks_credentials_and_syncs_nodes(px: Proximity, pve: HarnessPve, pve_ca: str) -> None:
     pve.add_node("pve2")
-    host = px.hosts.add("lab", url=pve.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET, ca_file=pve_ca,
-                        ssh=SshAccess(addresses={"pve1": "10.0.0.11"}))
+    host = px.hosts.add(
+        "lab",
+        url=pve.url,
+        token_id=TOKEN_ID,
+        token_secret=TOKEN_SECRET,
+        ca_file=pve_ca,
+        ssh=SshAccess(addresses={"pve1": "10.0.0.11"}),
+    )
     assert host.is_default
     assert host.auth == "token"
     assert host.ca_pem is not None and host.ca_pem == Path(pve_ca).read_text()
@@ -91,8 +99,7 @@ def test_untrusted_certificate_is_refused(px: Proximity, pve: HarnessPve, tmp_pa
     assert px.hosts.list() == []
 
 
-def test_bad_input_is_refused_before_any_request(px: Proximity, pve: HarnessPve, pve_ca: str,
-                                                 tmp_path: Path) -> None:
+def test_bad_input_is_refused_before_any_request(px: Proximity, pve: HarnessPve, pve_ca: str, tmp_path: Path) -> None:
     cases = [
         dict(url="pve1:8006", token_id=TOKEN_ID, token_secret="x", ca_file=pve_ca),
         dict(url=pve.url, token_id="root!nope", token_secret="x", ca_file=pve_ca),
@@ -143,8 +150,7 @@ def test_sync_nodes_follows_the_cluster(px: Proximity, pve: HarnessPve, pve_ca: 
     assert nodes[1].pve_version is None
 
 
-def test_several_hosts_one_default(px: Proximity, pve: HarnessPve, pve_pki: tuple[str, str],
-                                   pve_ca: str) -> None:
+def test_several_hosts_one_default(px: Proximity, pve: HarnessPve, pve_pki: tuple[str, str], pve_ca: str) -> None:
     first = _add(px, pve, pve_ca, "alpha")
     with serve_pve(*pve_pki) as (other, _served):
         other.add_node("b2")

@@ -41,9 +41,15 @@ __all__ = ["SERVICE_NAMES", "add_all"]
 SERVICE_NAMES: tuple[str, ...] = tuple(
     module.DESCRIPTOR.services_by_name[name].full_name
     for module, name in (
-        (catalog_pb2, "CatalogService"), (hosts_pb2, "HostService"), (hosts_pb2, "NodeService"),
-        (apps_pb2, "AppService"), (operations_pb2, "OperationService"), (settings_pb2, "SettingsService"),
-        (users_pb2, "UserService"), (backups_pb2, "BackupService"), (maintenance_pb2, "MaintenanceService"),
+        (catalog_pb2, "CatalogService"),
+        (hosts_pb2, "HostService"),
+        (hosts_pb2, "NodeService"),
+        (apps_pb2, "AppService"),
+        (operations_pb2, "OperationService"),
+        (settings_pb2, "SettingsService"),
+        (users_pb2, "UserService"),
+        (backups_pb2, "BackupService"),
+        (maintenance_pb2, "MaintenanceService"),
     )
 )
 

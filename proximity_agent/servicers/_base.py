@@ -42,8 +42,7 @@ from proximity_sdk.errors import ValidationError
 from proximity_sdk.models.operation import Operation, OperationEvent
 from proximity_sdk.models.user import User
 
-__all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "Backend", "Page", "page_request",
-           "paginate"]
+__all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "Backend", "Page", "page_request", "paginate"]
 
 
 P = ParamSpec("P")
@@ -58,8 +57,17 @@ class Backend:
     threads, so the event loop (and every stream watcher on it) never blocks on the database or
     on Proxmox."""
 
-    def __init__(self, px: Proximity, *, max_workers: int, watch_poll_seconds: float = 0.1, long_workers: int = 16,
-                 long_calls_per_user: int = 4, auth_workers: int = 4, backup_schedules_per_user: int = 20) -> None:
+    def __init__(
+        self,
+        px: Proximity,
+        *,
+        max_workers: int,
+        watch_poll_seconds: float = 0.1,
+        long_workers: int = 16,
+        long_calls_per_user: int = 4,
+        auth_workers: int = 4,
+        backup_schedules_per_user: int = 20,
+    ) -> None:
         self.px = px
         self.executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="px-rpc")
         self.long_executor = ThreadPoolExecutor(max_workers=long_workers, thread_name_prefix="px-rpc-long")
@@ -95,7 +103,8 @@ class Backend:
                 raise CallerOverQuota(
                     f"you already have {held} long calls running (logs, update checks, ...), the most one user "
                     f"may have at once on this agent ({self.long_calls_per_user})",
-                    hint="Wait for one to finish, then call again")
+                    hint="Wait for one to finish, then call again",
+                )
             self._long_held[user] = held + 1
         loop = asyncio.get_running_loop()
         call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
@@ -157,8 +166,9 @@ def _scope(method: str, filters: Sequence[object]) -> str:
 def page_request(page_size: int, page_token: str, *, method: str, filters: Sequence[object] = ()) -> Page:
     """Validate ``page_size`` (0: default 50; at most 1000) and the opaque ``page_token``."""
     if page_size < 0:
-        raise ValidationError(f"page_size must be 0 (the default, {DEFAULT_PAGE_SIZE}) or more, got {page_size}",
-                              field="page_size")
+        raise ValidationError(
+            f"page_size must be 0 (the default, {DEFAULT_PAGE_SIZE}) or more, got {page_size}", field="page_size"
+        )
     size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
     scope = _scope(method, filters)
     if not page_token:
@@ -169,15 +179,21 @@ def page_request(page_size: int, page_token: str, *, method: str, filters: Seque
         offset = decoded["o"]
         token_scope = decoded["q"]
     except (ValueError, KeyError, TypeError, binascii.Error):
-        raise ValidationError("page_token is not one this agent issued", field="page_token",
-                              hint="Pass next_page_token from the previous response unchanged") from None
+        raise ValidationError(
+            "page_token is not one this agent issued",
+            field="page_token",
+            hint="Pass next_page_token from the previous response unchanged",
+        ) from None
     if not isinstance(offset, int) or offset < 0 or token_scope != scope:
-        raise ValidationError("page_token belongs to another query (filters changed between pages)",
-                              field="page_token", hint="Start again without a page_token") from None
+        raise ValidationError(
+            "page_token belongs to another query (filters changed between pages)",
+            field="page_token",
+            hint="Start again without a page_token",
+        ) from None
     return Page(offset, size, scope)
 
 
 def paginate(items: Sequence[T], page: Page) -> tuple[list[T], str]:
     """One page of an in-memory list and the token of the next."""
-    chunk = list(items[page.offset:page.offset + page.size])
+    chunk = list(items[page.offset : page.offset + page.size])
     return chunk, page.next_token(more=page.offset + page.size < len(items))

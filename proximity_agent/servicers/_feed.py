@@ -39,9 +39,13 @@ class OperationFeeds:
     """``watch(op_id, after=n)``: the operation's events with ``seq > n`` in order, live until it
     has finished. ``read_op`` and ``read_events(op_id, after)`` read the store (off the loop)."""
 
-    def __init__(self, *, read_op: Callable[[str], Awaitable[Operation]],
-                 read_events: Callable[[str, int], Awaitable[list[OperationEvent]]],
-                 poll_seconds: float = 0.1) -> None:
+    def __init__(
+        self,
+        *,
+        read_op: Callable[[str], Awaitable[Operation]],
+        read_events: Callable[[str, int], Awaitable[list[OperationEvent]]],
+        poll_seconds: float = 0.1,
+    ) -> None:
         self._read_op = read_op
         self._read_events = read_events
         self._poll = poll_seconds

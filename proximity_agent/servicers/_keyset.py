@@ -42,15 +42,19 @@ class KeysetPage:
         """The token of the page after the one ending with ``last`` (None: this was the last page)."""
         if last is None:
             return ""
-        raw = json.dumps({"v": _VERSION, "q": self.scope, "t": last[0].isoformat(), "i": last[1]},
-                         separators=(",", ":"))
+        raw = json.dumps(
+            {"v": _VERSION, "q": self.scope, "t": last[0].isoformat(), "i": last[1]}, separators=(",", ":")
+        )
         return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
 def _bad(why: str) -> ValidationError:
-    return ValidationError(f"page_token is not valid: {why}", field="page_token",
-                           hint="Pass next_page_token from the previous response unchanged, "
-                                "or leave page_token empty to start from the first page")
+    return ValidationError(
+        f"page_token is not valid: {why}",
+        field="page_token",
+        hint="Pass next_page_token from the previous response unchanged, "
+        "or leave page_token empty to start from the first page",
+    )
 
 
 def keyset_request(page_size: int, page_token: str, *, method: str, filters: Sequence[object] = ()) -> KeysetPage:

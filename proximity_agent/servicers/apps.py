@@ -36,8 +36,9 @@ __all__ = ["AppServicer"]
 _Ctx = object
 
 
-def _operation(start: Callable[[], OperationHandle], *,
-               hostname: str | None = None) -> Callable[[], operations_pb2.Operation]:
+def _operation(
+    start: Callable[[], OperationHandle], *, hostname: str | None = None
+) -> Callable[[], operations_pb2.Operation]:
     def run() -> operations_pb2.Operation:
         with _hostname_available(hostname):
             return operation_to_pb(start().get())
@@ -58,7 +59,8 @@ def _hostname_available(hostname: str | None) -> Iterator[None]:
             raise
         raise AlreadyExistsError(
             f"the hostname {hostname!r} is not available on this host",
-            hint="Hostnames are shared by everyone who deploys on a host; choose another") from None
+            hint="Hostnames are shared by everyone who deploys on a host; choose another",
+        ) from None
 
 
 class AppServicer(apps_pb2_grpc.AppServiceServicer):
@@ -84,19 +86,41 @@ class AppServicer(apps_pb2_grpc.AppServiceServicer):
     async def DeployApp(self, request: apps_pb2.DeployAppRequest, context: _Ctx) -> apps_pb2.DeployAppResponse:
         resources = resources_from_pb(request.resources) if request.HasField("resources") else None
         caller = current_caller()
-        op = await self._b.run(_operation(hostname=request.hostname, start=lambda: self._b.px.apps.deploy(
-            request.catalog_id, hostname=request.hostname, host=request.host or None, node=request.node or None,
-            environment=environment_from_pb(request.environment), resources=resources,
-            strategy=strategy_from_pb(request.strategy), owner_id=caller.id)))
+        op = await self._b.run(
+            _operation(
+                hostname=request.hostname,
+                start=lambda: self._b.px.apps.deploy(
+                    request.catalog_id,
+                    hostname=request.hostname,
+                    host=request.host or None,
+                    node=request.node or None,
+                    environment=environment_from_pb(request.environment),
+                    resources=resources,
+                    strategy=strategy_from_pb(request.strategy),
+                    owner_id=caller.id,
+                ),
+            )
+        )
         return apps_pb2.DeployAppResponse(operation=op)
 
     async def DeployImage(self, request: apps_pb2.DeployImageRequest, context: _Ctx) -> apps_pb2.DeployImageResponse:
         resources = resources_from_pb(request.resources) if request.HasField("resources") else None
         caller = current_caller()
-        op = await self._b.run(_operation(hostname=request.hostname, start=lambda: self._b.px.apps.deploy_image(
-            request.reference, hostname=request.hostname, host=request.host or None, node=request.node or None,
-            environment=environment_from_pb(request.environment), ports=list(request.ports),
-            resources=resources, owner_id=caller.id)))
+        op = await self._b.run(
+            _operation(
+                hostname=request.hostname,
+                start=lambda: self._b.px.apps.deploy_image(
+                    request.reference,
+                    hostname=request.hostname,
+                    host=request.host or None,
+                    node=request.node or None,
+                    environment=environment_from_pb(request.environment),
+                    ports=list(request.ports),
+                    resources=resources,
+                    owner_id=caller.id,
+                ),
+            )
+        )
         return apps_pb2.DeployImageResponse(operation=op)
 
     async def StartApp(self, request: apps_pb2.StartAppRequest, context: _Ctx) -> apps_pb2.StartAppResponse:
@@ -106,9 +130,14 @@ class AppServicer(apps_pb2_grpc.AppServiceServicer):
     async def StopApp(self, request: apps_pb2.StopAppRequest, context: _Ctx) -> apps_pb2.StopAppResponse:
         # unspecified, or 0 seconds: the app's own default (docs/oci.md); the deprecated `force`
         # still asks for a kill from clients older than `kill`
-        op = await self._act(request.app_id, lambda: self._b.px.apps.stop(
-            request.app_id, force=stop_force_from_pb(request.kill, deprecated_force=request.force),
-            timeout=request.timeout_seconds or None))
+        op = await self._act(
+            request.app_id,
+            lambda: self._b.px.apps.stop(
+                request.app_id,
+                force=stop_force_from_pb(request.kill, deprecated_force=request.force),
+                timeout=request.timeout_seconds or None,
+            ),
+        )
         return apps_pb2.StopAppResponse(operation=op)
 
     async def RestartApp(self, request: apps_pb2.RestartAppRequest, context: _Ctx) -> apps_pb2.RestartAppResponse:
@@ -125,8 +154,11 @@ class AppServicer(apps_pb2_grpc.AppServiceServicer):
         op = await self._act(request.app_id, lambda: self._b.px.apps.update(request.app_id, version=version))
         return apps_pb2.UpdateAppResponse(operation=op)
 
-    async def CheckAppUpdates(self, request: apps_pb2.CheckAppUpdatesRequest, context: _Ctx,
-                              ) -> apps_pb2.CheckAppUpdatesResponse:
+    async def CheckAppUpdates(
+        self,
+        request: apps_pb2.CheckAppUpdatesRequest,
+        context: _Ctx,
+    ) -> apps_pb2.CheckAppUpdatesResponse:
         caller = current_caller()
         pull = request.pull if request.HasField("pull") else True
         apps = self._b.px.apps
@@ -142,8 +174,11 @@ class AppServicer(apps_pb2_grpc.AppServiceServicer):
         updates = await self._b.run_long(check)
         return apps_pb2.CheckAppUpdatesResponse(updates=[app_update_to_pb(u) for u in updates])
 
-    async def SetAppUpdateWindow(self, request: apps_pb2.SetAppUpdateWindowRequest, context: _Ctx,
-                                 ) -> apps_pb2.SetAppUpdateWindowResponse:
+    async def SetAppUpdateWindow(
+        self,
+        request: apps_pb2.SetAppUpdateWindowRequest,
+        context: _Ctx,
+    ) -> apps_pb2.SetAppUpdateWindowResponse:
         window = update_window_from_pb(request.window) if request.HasField("window") else None
 
         def set_window() -> UpdateWindow | None:
@@ -153,8 +188,11 @@ class AppServicer(apps_pb2_grpc.AppServiceServicer):
         now = await self._b.run(set_window)
         return apps_pb2.SetAppUpdateWindowResponse(window=update_window_to_pb(now) if now else None)
 
-    async def GetAppUpdateWindow(self, request: apps_pb2.GetAppUpdateWindowRequest, context: _Ctx,
-                                 ) -> apps_pb2.GetAppUpdateWindowResponse:
+    async def GetAppUpdateWindow(
+        self,
+        request: apps_pb2.GetAppUpdateWindowRequest,
+        context: _Ctx,
+    ) -> apps_pb2.GetAppUpdateWindowResponse:
         def get_window() -> UpdateWindow | None:
             self._own(request.app_id)
             return self._b.px.apps.update_window(request.app_id)
@@ -162,8 +200,11 @@ class AppServicer(apps_pb2_grpc.AppServiceServicer):
         window = await self._b.run(get_window)
         return apps_pb2.GetAppUpdateWindowResponse(window=update_window_to_pb(window) if window else None)
 
-    async def RunDueAppUpdates(self, request: apps_pb2.RunDueAppUpdatesRequest, context: _Ctx,
-                               ) -> apps_pb2.RunDueAppUpdatesResponse:
+    async def RunDueAppUpdates(
+        self,
+        request: apps_pb2.RunDueAppUpdatesRequest,
+        context: _Ctx,
+    ) -> apps_pb2.RunDueAppUpdatesResponse:
         now = timestamp_from_pb(request, "now")
 
         def run_due() -> list[operations_pb2.Operation]:
@@ -179,15 +220,20 @@ class AppServicer(apps_pb2_grpc.AppServiceServicer):
 
         def clone() -> OperationHandle:
             with _hostname_available(request.hostname):
-                return self._b.px.apps.clone(request.app_id, hostname=request.hostname, node=request.node or None,
-                                             owner_id=owner)
+                return self._b.px.apps.clone(
+                    request.app_id, hostname=request.hostname, node=request.node or None, owner_id=owner
+                )
 
         op = await self._act(request.app_id, clone)
         return apps_pb2.CloneAppResponse(operation=op)
 
     async def MigrateApp(self, request: apps_pb2.MigrateAppRequest, context: _Ctx) -> apps_pb2.MigrateAppResponse:
-        op = await self._act(request.app_id, lambda: self._b.px.apps.migrate(
-            request.app_id, node=request.node, shutdown_timeout=request.shutdown_timeout_seconds or 180))
+        op = await self._act(
+            request.app_id,
+            lambda: self._b.px.apps.migrate(
+                request.app_id, node=request.node, shutdown_timeout=request.shutdown_timeout_seconds or 180
+            ),
+        )
         return apps_pb2.MigrateAppResponse(operation=op)
 
     async def ResizeApp(self, request: apps_pb2.ResizeAppRequest, context: _Ctx) -> apps_pb2.ResizeAppResponse:
@@ -197,16 +243,28 @@ class AppServicer(apps_pb2_grpc.AppServiceServicer):
 
     # discover and adopt (admin) ------------------------------------------------------------------
 
-    async def DiscoverApps(self, request: apps_pb2.DiscoverAppsRequest, context: _Ctx,
-                           ) -> apps_pb2.DiscoverAppsResponse:
+    async def DiscoverApps(
+        self,
+        request: apps_pb2.DiscoverAppsRequest,
+        context: _Ctx,
+    ) -> apps_pb2.DiscoverAppsResponse:
         found = await self._b.run_long(self._b.px.apps.discover, request.host or None)
         return apps_pb2.DiscoverAppsResponse(containers=[discovered_to_pb(c) for c in found])
 
     async def AdoptApp(self, request: apps_pb2.AdoptAppRequest, context: _Ctx) -> apps_pb2.AdoptAppResponse:
         caller = current_caller()
-        op = await self._b.run(_operation(lambda: self._b.px.apps.adopt(
-            request.vmid, host=request.host or None, node=request.node or None,
-            catalog_id=request.catalog_id or None, hostname=request.hostname or None, owner_id=caller.id)))
+        op = await self._b.run(
+            _operation(
+                lambda: self._b.px.apps.adopt(
+                    request.vmid,
+                    host=request.host or None,
+                    node=request.node or None,
+                    catalog_id=request.catalog_id or None,
+                    hostname=request.hostname or None,
+                    owner_id=caller.id,
+                )
+            )
+        )
         return apps_pb2.AdoptAppResponse(operation=op)
 
     # reads ---------------------------------------------------------------------------------------
@@ -223,28 +281,38 @@ class AppServicer(apps_pb2_grpc.AppServiceServicer):
                 raise CallerNotAllowed("members list their own apps only; leave owner_id empty")
             owner = caller.id
         status = app_status_filter_from_pb(request.status)
-        page = keyset_request(request.page_size, request.page_token, method="ListApps",
-                              filters=(status, request.search, request.host, owner))
+        page = keyset_request(
+            request.page_size,
+            request.page_token,
+            method="ListApps",
+            filters=(status, request.search, request.host, owner),
+        )
         repo = self._b.px.store.apps
 
         def fetch() -> tuple[list[App], bool]:
             # `host` is an id or a name, as everywhere
             host_id = self._b.px.hosts.get(request.host).id if request.host else None
+
             def rows(after: Cursor | None, limit: int) -> list[App]:
-                return repo.list(status=status, search=request.search or None, host_id=host_id, owner_id=owner,
-                                 after=after, limit=limit)
+                return repo.list(
+                    status=status,
+                    search=request.search or None,
+                    host_id=host_id,
+                    owner_id=owner,
+                    after=after,
+                    limit=limit,
+                )
 
             if page.size < MAX_PAGE_SIZE:  # one more row tells whether another page follows
                 apps = rows(page.after, page.size + 1)
-                return apps[:page.size], len(apps) > page.size
+                return apps[: page.size], len(apps) > page.size
             apps = rows(page.after, page.size)
             last = (apps[-1].created_at, apps[-1].id) if len(apps) == page.size else None
             return apps, bool(last and rows(last, 1))
 
         apps, more = await self._b.run(fetch)
         last_app = (apps[-1].created_at, apps[-1].id) if more and apps else None
-        return apps_pb2.ListAppsResponse(apps=[app_to_pb(a) for a in apps],
-                                         next_page_token=page.next_token(last_app))
+        return apps_pb2.ListAppsResponse(apps=[app_to_pb(a) for a in apps], next_page_token=page.next_token(last_app))
 
     async def GetAppLogs(self, request: apps_pb2.GetAppLogsRequest, context: _Ctx) -> apps_pb2.GetAppLogsResponse:
         def logs() -> str:
@@ -253,8 +321,11 @@ class AppServicer(apps_pb2_grpc.AppServiceServicer):
 
         return apps_pb2.GetAppLogsResponse(text=await self._b.run_long(logs))
 
-    async def GetAppCredentials(self, request: apps_pb2.GetAppCredentialsRequest, context: _Ctx,
-                                ) -> apps_pb2.GetAppCredentialsResponse:
+    async def GetAppCredentials(
+        self,
+        request: apps_pb2.GetAppCredentialsRequest,
+        context: _Ctx,
+    ) -> apps_pb2.GetAppCredentialsResponse:
         def credentials() -> apps_pb2.AppCredentials:
             self._own(request.app_id)
             return credentials_to_pb(self._b.px.apps.credentials(request.app_id))

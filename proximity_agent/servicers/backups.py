@@ -55,8 +55,12 @@ def _merge_stats(parts: builtins.list[BackupStats]) -> BackupStats:
         by_status.update(part.by_status)
     size = sum(p.completed_size_bytes for p in parts)
     completed = by_status[BackupStatus.COMPLETED]
-    return BackupStats(total=sum(by_status.values()), by_status=dict(by_status), completed_size_bytes=size,
-                       average_size_bytes=size // completed if completed else None)
+    return BackupStats(
+        total=sum(by_status.values()),
+        by_status=dict(by_status),
+        completed_size_bytes=size,
+        average_size_bytes=size // completed if completed else None,
+    )
 
 
 class BackupServicer(backups_pb2_grpc.BackupServiceServicer):
@@ -116,21 +120,35 @@ class BackupServicer(backups_pb2_grpc.BackupServiceServicer):
 
     # backups ------------------------------------------------------------------------------------
 
-    async def CreateBackup(self, request: backups_pb2.CreateBackupRequest, context: _Ctx,
-                           ) -> backups_pb2.CreateBackupResponse:
+    async def CreateBackup(
+        self,
+        request: backups_pb2.CreateBackupRequest,
+        context: _Ctx,
+    ) -> backups_pb2.CreateBackupResponse:
         mode = backup_mode_from_pb(request.mode)
         compression = backup_compression_from_pb(request.compression)
         note = request.note if request.HasField("note") else None
-        op = await self._act(lambda: self._app(request.app_id), lambda: self._b.px.backups.create(
-            request.app_id, mode=mode, compression=compression, target=request.target or None, note=note))
+        op = await self._act(
+            lambda: self._app(request.app_id),
+            lambda: self._b.px.backups.create(
+                request.app_id, mode=mode, compression=compression, target=request.target or None, note=note
+            ),
+        )
         return backups_pb2.CreateBackupResponse(operation=op)
 
-    async def ListBackups(self, request: backups_pb2.ListBackupsRequest, context: _Ctx,
-                          ) -> backups_pb2.ListBackupsResponse:
+    async def ListBackups(
+        self,
+        request: backups_pb2.ListBackupsRequest,
+        context: _Ctx,
+    ) -> backups_pb2.ListBackupsResponse:
         caller = current_caller()
         status = backup_status_filter_from_pb(request.status)
-        page = keyset_request(request.page_size, request.page_token, method="ListBackups",
-                              filters=(request.app_id, status, caller.owner_filter()))
+        page = keyset_request(
+            request.page_size,
+            request.page_token,
+            method="ListBackups",
+            filters=(request.app_id, status, caller.owner_filter()),
+        )
         repo = self._b.px.store.backups
 
         def fetch() -> tuple[builtins.list[Backup], bool]:
@@ -140,7 +158,7 @@ class BackupServicer(backups_pb2_grpc.BackupServiceServicer):
                 app_id = request.app_id or None
                 if page.size < MAX_PAGE_SIZE:  # one more row tells whether another page follows
                     found = repo.list(app_id=app_id, status=status, after=page.after, limit=page.size + 1)
-                    return found[:page.size], len(found) > page.size
+                    return found[: page.size], len(found) > page.size
                 found = repo.list(app_id=app_id, status=status, after=page.after, limit=page.size)
                 last = (found[-1].created_at, found[-1].id) if len(found) == page.size else None
                 return found, bool(last and repo.list(app_id=app_id, status=status, after=last, limit=1))
@@ -149,7 +167,7 @@ class BackupServicer(backups_pb2_grpc.BackupServiceServicer):
             mine.sort(key=lambda b: (b.created_at, b.id), reverse=True)
             if page.after is not None:
                 mine = [b for b in mine if (b.created_at, b.id) < page.after]
-            return mine[:page.size], len(mine) > page.size
+            return mine[: page.size], len(mine) > page.size
 
         backups, more = await self._b.run(fetch)
         token = page.next_token((backups[-1].created_at, backups[-1].id) if more and backups else None)
@@ -159,8 +177,11 @@ class BackupServicer(backups_pb2_grpc.BackupServiceServicer):
         backup = await self._b.run(self._backup, request.backup_id)
         return backups_pb2.GetBackupResponse(backup=backup_to_pb(backup))
 
-    async def GetBackupStats(self, request: backups_pb2.GetBackupStatsRequest, context: _Ctx,
-                             ) -> backups_pb2.GetBackupStatsResponse:
+    async def GetBackupStats(
+        self,
+        request: backups_pb2.GetBackupStatsRequest,
+        context: _Ctx,
+    ) -> backups_pb2.GetBackupStatsResponse:
         caller = current_caller()
 
         def stats() -> BackupStats:
@@ -173,49 +194,73 @@ class BackupServicer(backups_pb2_grpc.BackupServiceServicer):
 
         return backups_pb2.GetBackupStatsResponse(stats=backup_stats_to_pb(await self._b.run(stats)))
 
-    async def RestoreBackup(self, request: backups_pb2.RestoreBackupRequest, context: _Ctx,
-                            ) -> backups_pb2.RestoreBackupResponse:
-        op = await self._act(lambda: self._backup(request.backup_id), lambda: self._b.px.backups.restore(
-            request.backup_id, in_place=request.in_place, storage=request.storage or None))
+    async def RestoreBackup(
+        self,
+        request: backups_pb2.RestoreBackupRequest,
+        context: _Ctx,
+    ) -> backups_pb2.RestoreBackupResponse:
+        op = await self._act(
+            lambda: self._backup(request.backup_id),
+            lambda: self._b.px.backups.restore(
+                request.backup_id, in_place=request.in_place, storage=request.storage or None
+            ),
+        )
         return backups_pb2.RestoreBackupResponse(operation=op)
 
-    async def DeleteBackup(self, request: backups_pb2.DeleteBackupRequest, context: _Ctx,
-                           ) -> backups_pb2.DeleteBackupResponse:
-        op = await self._act(lambda: self._backup(request.backup_id),
-                             lambda: self._b.px.backups.delete(request.backup_id))
+    async def DeleteBackup(
+        self,
+        request: backups_pb2.DeleteBackupRequest,
+        context: _Ctx,
+    ) -> backups_pb2.DeleteBackupResponse:
+        op = await self._act(
+            lambda: self._backup(request.backup_id), lambda: self._b.px.backups.delete(request.backup_id)
+        )
         return backups_pb2.DeleteBackupResponse(operation=op)
 
     # schedules ----------------------------------------------------------------------------------
 
-    async def CreateBackupSchedule(self, request: backups_pb2.CreateBackupScheduleRequest, context: _Ctx,
-                                   ) -> backups_pb2.CreateBackupScheduleResponse:
+    async def CreateBackupSchedule(
+        self,
+        request: backups_pb2.CreateBackupScheduleRequest,
+        context: _Ctx,
+    ) -> backups_pb2.CreateBackupScheduleResponse:
         keeps = retention_from_pb(request)
 
         def create() -> BackupSchedule:
             self._app(request.app_id)
             caller = current_caller()
             if caller.is_admin:
-                return self._b.px.backups.schedule(request.app_id, cron=request.cron, target=request.target or None,
-                                                   **keeps)
+                return self._b.px.backups.schedule(
+                    request.app_id, cron=request.cron, target=request.target or None, **keeps
+                )
             with self._b.schedule_lock:  # count and create as one step in this process
                 mine = set(self._own_app_ids())
                 held = sum(1 for s in self._b.px.store.backups.schedules() if s.app_id in mine)
                 limit = self._b.backup_schedules_per_user
                 if held >= limit:
                     raise CallerOverQuota(
-                        f"you already have {held} backup schedules, the most one user may have on this agent "
-                        f"({limit})", hint="Delete one you no longer need (DeleteBackupSchedule), or ask an admin")
-                return self._b.px.backups.schedule(request.app_id, cron=request.cron, target=request.target or None,
-                                                   **keeps)
+                        f"you already have {held} backup schedules, the most one user may have on this agent ({limit})",
+                        hint="Delete one you no longer need (DeleteBackupSchedule), or ask an admin",
+                    )
+                return self._b.px.backups.schedule(
+                    request.app_id, cron=request.cron, target=request.target or None, **keeps
+                )
 
         schedule = await self._b.run(create)
         return backups_pb2.CreateBackupScheduleResponse(schedule=backup_schedule_to_pb(schedule))
 
-    async def ListBackupSchedules(self, request: backups_pb2.ListBackupSchedulesRequest, context: _Ctx,
-                                  ) -> backups_pb2.ListBackupSchedulesResponse:
+    async def ListBackupSchedules(
+        self,
+        request: backups_pb2.ListBackupSchedulesRequest,
+        context: _Ctx,
+    ) -> backups_pb2.ListBackupSchedulesResponse:
         caller = current_caller()
-        page = page_request(request.page_size, request.page_token, method="ListBackupSchedules",
-                            filters=(request.app_id, caller.owner_filter()))
+        page = page_request(
+            request.page_size,
+            request.page_token,
+            method="ListBackupSchedules",
+            filters=(request.app_id, caller.owner_filter()),
+        )
 
         def fetch() -> builtins.list[BackupSchedule]:
             if request.app_id:
@@ -228,11 +273,15 @@ class BackupServicer(backups_pb2_grpc.BackupServiceServicer):
             return [s for s in everything if s.app_id in mine]
 
         schedules, token = paginate(await self._b.run(fetch), page)
-        return backups_pb2.ListBackupSchedulesResponse(schedules=[backup_schedule_to_pb(s) for s in schedules],
-                                                       next_page_token=token)
+        return backups_pb2.ListBackupSchedulesResponse(
+            schedules=[backup_schedule_to_pb(s) for s in schedules], next_page_token=token
+        )
 
-    async def DeleteBackupSchedule(self, request: backups_pb2.DeleteBackupScheduleRequest, context: _Ctx,
-                                   ) -> backups_pb2.DeleteBackupScheduleResponse:
+    async def DeleteBackupSchedule(
+        self,
+        request: backups_pb2.DeleteBackupScheduleRequest,
+        context: _Ctx,
+    ) -> backups_pb2.DeleteBackupScheduleResponse:
         def delete() -> None:
             self._schedule(request.schedule_id)
             self._b.px.backups.unschedule(request.schedule_id)
@@ -240,8 +289,11 @@ class BackupServicer(backups_pb2_grpc.BackupServiceServicer):
         await self._b.run(delete)
         return backups_pb2.DeleteBackupScheduleResponse()
 
-    async def RunDueBackups(self, request: backups_pb2.RunDueBackupsRequest, context: _Ctx,
-                            ) -> backups_pb2.RunDueBackupsResponse:
+    async def RunDueBackups(
+        self,
+        request: backups_pb2.RunDueBackupsRequest,
+        context: _Ctx,
+    ) -> backups_pb2.RunDueBackupsResponse:
         now = timestamp_from_pb(request, "now")
 
         def run_due() -> builtins.list[operations_pb2.Operation]:
@@ -251,34 +303,51 @@ class BackupServicer(backups_pb2_grpc.BackupServiceServicer):
 
     # targets ------------------------------------------------------------------------------------
 
-    async def CreateBackupTarget(self, request: backups_pb2.CreateBackupTargetRequest, context: _Ctx,
-                                 ) -> backups_pb2.CreateBackupTargetResponse:
+    async def CreateBackupTarget(
+        self,
+        request: backups_pb2.CreateBackupTargetRequest,
+        context: _Ctx,
+    ) -> backups_pb2.CreateBackupTargetResponse:
         options = target_options_from_pb(request.options_json)
         _required(request.name, "name")
         _required(request.kind, "kind")
-        target = await self._b.run(lambda: self._b.px.backups.targets.add(
-            name=request.name, kind=request.kind, options=options))
+        target = await self._b.run(
+            lambda: self._b.px.backups.targets.add(name=request.name, kind=request.kind, options=options)
+        )
         return backups_pb2.CreateBackupTargetResponse(target=backup_target_to_pb(target))
 
-    async def GetBackupTarget(self, request: backups_pb2.GetBackupTargetRequest, context: _Ctx,
-                              ) -> backups_pb2.GetBackupTargetResponse:
+    async def GetBackupTarget(
+        self,
+        request: backups_pb2.GetBackupTargetRequest,
+        context: _Ctx,
+    ) -> backups_pb2.GetBackupTargetResponse:
         target = await self._b.run(self._b.px.backups.targets.get, _required(request.name, "name"))
         return backups_pb2.GetBackupTargetResponse(target=backup_target_to_pb(target))
 
-    async def ListBackupTargets(self, request: backups_pb2.ListBackupTargetsRequest, context: _Ctx,
-                                ) -> backups_pb2.ListBackupTargetsResponse:
+    async def ListBackupTargets(
+        self,
+        request: backups_pb2.ListBackupTargetsRequest,
+        context: _Ctx,
+    ) -> backups_pb2.ListBackupTargetsResponse:
         page = page_request(request.page_size, request.page_token, method="ListBackupTargets")
         targets, token = paginate(await self._b.run(self._b.px.backups.targets.list), page)
-        return backups_pb2.ListBackupTargetsResponse(targets=[backup_target_to_pb(t) for t in targets],
-                                                     next_page_token=token)
+        return backups_pb2.ListBackupTargetsResponse(
+            targets=[backup_target_to_pb(t) for t in targets], next_page_token=token
+        )
 
-    async def ListBackupTargetKinds(self, request: backups_pb2.ListBackupTargetKindsRequest, context: _Ctx,
-                                    ) -> backups_pb2.ListBackupTargetKindsResponse:
+    async def ListBackupTargetKinds(
+        self,
+        request: backups_pb2.ListBackupTargetKindsRequest,
+        context: _Ctx,
+    ) -> backups_pb2.ListBackupTargetKindsResponse:
         page = page_request(request.page_size, request.page_token, method="ListBackupTargetKinds")
         kinds, token = paginate(await self._b.run(self._b.px.backups.targets.kinds), page)
         return backups_pb2.ListBackupTargetKindsResponse(kinds=kinds, next_page_token=token)
 
-    async def DeleteBackupTarget(self, request: backups_pb2.DeleteBackupTargetRequest, context: _Ctx,
-                                 ) -> backups_pb2.DeleteBackupTargetResponse:
+    async def DeleteBackupTarget(
+        self,
+        request: backups_pb2.DeleteBackupTargetRequest,
+        context: _Ctx,
+    ) -> backups_pb2.DeleteBackupTargetResponse:
         await self._b.run(self._b.px.backups.targets.remove, _required(request.name, "name"))
         return backups_pb2.DeleteBackupTargetResponse()

@@ -55,8 +55,11 @@ class HostServicer(hosts_pb2_grpc.HostServiceServicer):
         await self._b.run(self._b.px.hosts.remove, _named(request.host))
         return hosts_pb2.DeleteHostResponse()
 
-    async def SetDefaultHost(self, request: hosts_pb2.SetDefaultHostRequest, context: _Ctx,
-                             ) -> hosts_pb2.SetDefaultHostResponse:
+    async def SetDefaultHost(
+        self,
+        request: hosts_pb2.SetDefaultHostRequest,
+        context: _Ctx,
+    ) -> hosts_pb2.SetDefaultHostResponse:
         host = await self._b.run(self._b.px.hosts.set_default, _named(request.host))
         return hosts_pb2.SetDefaultHostResponse(host=host_to_pb(host))
 
@@ -82,12 +85,22 @@ class NodeServicer(hosts_pb2_grpc.NodeServiceServicer):
         node = await self._b.run(self._b.px.nodes.get, _named(request.host), _named(request.node, "node"))
         return hosts_pb2.GetNodeResponse(node=node_to_pb(node))
 
-    async def ListStorages(self, request: hosts_pb2.ListStoragesRequest, context: _Ctx,
-                           ) -> hosts_pb2.ListStoragesResponse:
-        page = page_request(request.page_size, request.page_token, method="ListStorages",
-                            filters=(request.host, request.node, request.content))
-        storages = await self._b.run(self._b.px.nodes.storages, _named(request.node, "node"),
-                                     host=request.host or None, content=request.content or None)
+    async def ListStorages(
+        self,
+        request: hosts_pb2.ListStoragesRequest,
+        context: _Ctx,
+    ) -> hosts_pb2.ListStoragesResponse:
+        page = page_request(
+            request.page_size,
+            request.page_token,
+            method="ListStorages",
+            filters=(request.host, request.node, request.content),
+        )
+        storages = await self._b.run(
+            self._b.px.nodes.storages,
+            _named(request.node, "node"),
+            host=request.host or None,
+            content=request.content or None,
+        )
         chunk, token = paginate(storages, page)
-        return hosts_pb2.ListStoragesResponse(storages=[storage_to_pb(s) for s in chunk],
-                                              next_page_token=token)
+        return hosts_pb2.ListStoragesResponse(storages=[storage_to_pb(s) for s in chunk], next_page_token=token)

@@ -46,8 +46,11 @@ class UserServicer(users_pb2_grpc.UserServiceServicer):
         user = await self._b.run(self._b.px.store.users.get, request.user_id)
         return users_pb2.GetUserResponse(user=user_to_pb(user))
 
-    async def GetCurrentUser(self, request: users_pb2.GetCurrentUserRequest, context: _Ctx,
-                             ) -> users_pb2.GetCurrentUserResponse:
+    async def GetCurrentUser(
+        self,
+        request: users_pb2.GetCurrentUserRequest,
+        context: _Ctx,
+    ) -> users_pb2.GetCurrentUserResponse:
         return users_pb2.GetCurrentUserResponse(user=user_to_pb(current_caller().user))
 
     async def ListUsers(self, request: users_pb2.ListUsersRequest, context: _Ctx) -> users_pb2.ListUsersResponse:
@@ -59,37 +62,52 @@ class UserServicer(users_pb2_grpc.UserServiceServicer):
         paths = list(dict.fromkeys(request.update_mask.paths))
         unknown = [p for p in paths if p not in _MASK]
         if not paths or unknown:
-            raise ValidationError(f"update_mask must name some of {', '.join(_MASK)}"
-                                  + (f"; unknown: {', '.join(unknown)}" if unknown else ""), field="update_mask")
+            raise ValidationError(
+                f"update_mask must name some of {', '.join(_MASK)}"
+                + (f"; unknown: {', '.join(unknown)}" if unknown else ""),
+                field="update_mask",
+            )
         given = request.user
         role = role_from_pb(given.role, field="user.role") if "role" in paths else None
 
         if not given.id:
             raise ValidationError("user.id is required", field="user.id")
-        user = await self._b.run(self._b.px.store.users.update, given.id,
-                                 name=given.name if "name" in paths else None, role=role,
-                                 disabled=given.disabled if "disabled" in paths else None)
+        user = await self._b.run(
+            self._b.px.store.users.update,
+            given.id,
+            name=given.name if "name" in paths else None,
+            role=role,
+            disabled=given.disabled if "disabled" in paths else None,
+        )
         return users_pb2.UpdateUserResponse(user=user_to_pb(user))
 
-    async def CreateToken(self, request: users_pb2.CreateTokenRequest, context: _Ctx,
-                          ) -> users_pb2.CreateTokenResponse:
+    async def CreateToken(
+        self,
+        request: users_pb2.CreateTokenRequest,
+        context: _Ctx,
+    ) -> users_pb2.CreateTokenResponse:
         subject = _subject(current_caller(), request.user_id)
         expires = timestamp_from_pb(request, "expires_at")
         if expires is not None and expires <= datetime.now(UTC):
             raise ValidationError("expires_at is in the past", field="expires_at")
-        record, secret = await self._b.run(self._b.px.store.users.issue_token, subject,
-                                           name=request.name or "default", expires_at=expires)
+        record, secret = await self._b.run(
+            self._b.px.store.users.issue_token, subject, name=request.name or "default", expires_at=expires
+        )
         return users_pb2.CreateTokenResponse(token=token_to_pb(record), secret=secret)
 
     async def ListTokens(self, request: users_pb2.ListTokensRequest, context: _Ctx) -> users_pb2.ListTokensResponse:
         subject = _subject(current_caller(), request.user_id)
         page = page_request(request.page_size, request.page_token, method="ListTokens", filters=(subject,))
         tokens, next_token = paginate(await self._b.run(self._b.px.store.users.tokens, subject), page)
-        return users_pb2.ListTokensResponse(tokens=[token_to_pb(t, revoked_at=t.revoked_at) for t in tokens],
-                                            next_page_token=next_token)
+        return users_pb2.ListTokensResponse(
+            tokens=[token_to_pb(t, revoked_at=t.revoked_at) for t in tokens], next_page_token=next_token
+        )
 
-    async def RevokeToken(self, request: users_pb2.RevokeTokenRequest, context: _Ctx,
-                          ) -> users_pb2.RevokeTokenResponse:
+    async def RevokeToken(
+        self,
+        request: users_pb2.RevokeTokenRequest,
+        context: _Ctx,
+    ) -> users_pb2.RevokeTokenResponse:
         caller = current_caller()
         users = self._b.px.store.users
 

@@ -27,9 +27,18 @@ class AppsAPI(Protocol):
 
     # deploy and lifecycle ---------------------------------------------------------------------
 
-    def deploy(self, catalog_id: str, *, hostname: str, host: str | None = None, node: str | None = None,
-               environment: Mapping[str, str] | None = None, resources: Resources | None = None,
-               strategy: DeployStrategy = "auto", owner_id: str | None = None) -> OperationHandleAPI[App]:
+    def deploy(
+        self,
+        catalog_id: str,
+        *,
+        hostname: str,
+        host: str | None = None,
+        node: str | None = None,
+        environment: Mapping[str, str] | None = None,
+        resources: Resources | None = None,
+        strategy: DeployStrategy = "auto",
+        owner_id: str | None = None,
+    ) -> OperationHandleAPI[App]:
         """Deploy a catalog app into a new container. Returns the Operation at once; ``wait()``
         gives the running ``App``. Input is checked before anything is recorded or sent.
 
@@ -39,9 +48,18 @@ class AppsAPI(Protocol):
         node is chosen); ``"compose"`` always runs Docker compose in an OS container (docs/oci.md)."""
         ...
 
-    def deploy_image(self, reference: str, *, hostname: str, host: str | None = None, node: str | None = None,
-                     environment: Mapping[str, str] | None = None, ports: Sequence[int] = (),
-                     resources: Resources | None = None, owner_id: str | None = None) -> OperationHandleAPI[App]:
+    def deploy_image(
+        self,
+        reference: str,
+        *,
+        hostname: str,
+        host: str | None = None,
+        node: str | None = None,
+        environment: Mapping[str, str] | None = None,
+        ports: Sequence[int] = (),
+        resources: Resources | None = None,
+        owner_id: str | None = None,
+    ) -> OperationHandleAPI[App]:
         """Deploy an OCI image (``registry/name:tag``) as a native OCI application container: the
         node must run PVE >= 9.1 (checked at once when ``node`` is given, else when the node is
         chosen). ``environment`` is passed to the container; secret-named variables (``*_PASSWORD``,
@@ -75,8 +93,9 @@ class AppsAPI(Protocol):
 
     # copies, moves and sizes ---------------------------------------------------------------------
 
-    def clone(self, app_id: str, *, hostname: str, node: str | None = None,
-              owner_id: str | None = None) -> OperationHandleAPI[App]:
+    def clone(
+        self, app_id: str, *, hostname: str, node: str | None = None, owner_id: str | None = None
+    ) -> OperationHandleAPI[App]:
         """Copy the app into a new container and record it as a new app named ``hostname``;
         ``wait()`` gives the NEW app. ``node``: where the clone runs (default: the source's node).
         The clone keeps the data, compose project and generated secrets; it gets its own VMID,
@@ -142,8 +161,16 @@ class AppsAPI(Protocol):
         Raises the host's error when one cannot be reached."""
         ...
 
-    def adopt(self, vmid: int, *, host: str | None = None, node: str | None = None, catalog_id: str | None = None,
-              hostname: str | None = None, owner_id: str | None = None) -> OperationHandleAPI[App]:
+    def adopt(
+        self,
+        vmid: int,
+        *,
+        host: str | None = None,
+        node: str | None = None,
+        catalog_id: str | None = None,
+        hostname: str | None = None,
+        owner_id: str | None = None,
+    ) -> OperationHandleAPI[App]:
         """Make an existing container an app, without changing it. ``hostname``: the app's name
         (default: the container's name; RFC 1123, unique on the host); ``node``: where it is
         expected (checked); ``catalog_id``: what it runs, if it is a catalog app. Returns the
@@ -157,13 +184,25 @@ class AppsAPI(Protocol):
         """The app with this id (``NotFoundError`` when there is none, or not one of yours)."""
         ...
 
-    def iter(self, *, status: AppStatus | str | None = None, search: str | None = None,
-             host: str | None = None, owner_id: str | None = None) -> Iterator[App]:
+    def iter(
+        self,
+        *,
+        status: AppStatus | str | None = None,
+        search: str | None = None,
+        host: str | None = None,
+        owner_id: str | None = None,
+    ) -> Iterator[App]:
         """Every matching app, page by page."""
         ...
 
-    def list(self, *, status: AppStatus | str | None = None, search: str | None = None, host: str | None = None,
-             owner_id: str | None = None) -> builtins.list[App]:
+    def list(
+        self,
+        *,
+        status: AppStatus | str | None = None,
+        search: str | None = None,
+        host: str | None = None,
+        owner_id: str | None = None,
+    ) -> builtins.list[App]:
         """Every matching app (all pages)."""
         ...
 

@@ -52,8 +52,15 @@ class BackupsAPI(Protocol):
     #: ``px.backups.targets``: where backups go
     targets: BackupTargetsAPI
 
-    def create(self, app_id: str, *, mode: str = "snapshot", compression: str = "zstd", target: str | None = None,
-               note: str | None = None) -> OperationHandleAPI[Backup]:
+    def create(
+        self,
+        app_id: str,
+        *,
+        mode: str = "snapshot",
+        compression: str = "zstd",
+        target: str | None = None,
+        note: str | None = None,
+    ) -> OperationHandleAPI[Backup]:
         """Back up the app's container with vzdump (``mode`` snapshot|suspend|stop, ``compression``
         zstd|gzip|lzo|none) to ``target`` (None: the Proxmox storage ``local``). ``wait()`` gives the
         :class:`Backup`. Backups on one node run one at a time; the others wait their turn."""
@@ -71,8 +78,7 @@ class BackupsAPI(Protocol):
         """Counts by status, total and average size of the completed backups."""
         ...
 
-    def restore(self, backup_id: str, *, in_place: bool = False,
-                storage: str | None = None) -> OperationHandleAPI[App]:
+    def restore(self, backup_id: str, *, in_place: bool = False, storage: str | None = None) -> OperationHandleAPI[App]:
         """Restore the app from this backup; ``wait()`` gives the :class:`App`. By default into a new
         container (the old one is kept, stopped, for the grace period); ``in_place=True`` overwrites
         the container after a safety backup. ``storage``: the disk storage (default: the current one)."""
@@ -82,8 +88,16 @@ class BackupsAPI(Protocol):
         """Delete the archive (already gone is fine) and the record; ``wait()`` gives None."""
         ...
 
-    def schedule(self, app_id: str, *, cron: str, keep_last: int | None = 7, keep_daily: int | None = None,
-                 keep_weekly: int | None = None, target: str | None = None) -> BackupSchedule:
+    def schedule(
+        self,
+        app_id: str,
+        *,
+        cron: str,
+        keep_last: int | None = 7,
+        keep_daily: int | None = None,
+        keep_weekly: int | None = None,
+        target: str | None = None,
+    ) -> BackupSchedule:
         """Back the app up on a cron schedule (5 fields, UTC), keeping what the retention rules keep
         (Proxmox's keep-last/-daily/-weekly); the newest good backup is never pruned."""
         ...

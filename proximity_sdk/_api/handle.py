@@ -39,8 +39,7 @@ class OperationHandleAPI(Protocol[R_co]):
         """The operation's status as it is now."""
         ...
 
-    def events(self, after: int = 0, *, follow: bool = True, timeout: float | None = None
-               ) -> Iterator[OperationEvent]:
+    def events(self, after: int = 0, *, follow: bool = True, timeout: float | None = None) -> Iterator[OperationEvent]:
         """Every event with ``seq > after``, in order. With ``follow`` (the default) it goes on until
         the operation has finished and its log is drained; ``timeout`` bounds the whole iteration
         (``OperationTimeout``). Through an agent a dropped stream is resumed from the last event

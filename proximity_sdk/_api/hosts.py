@@ -21,10 +21,21 @@ class HostsAPI(Protocol):
     One is the default. Files (``ca_file``, the SSH key and known_hosts of ``ssh``) are read on the
     caller's machine, also through an agent (their contents are sent). Through an agent: admin only."""
 
-    def add(self, name: str, *, url: str, token_id: str | None = None, token_secret: str | None = None,
-            user: str | None = None, password: str | None = None, verify_tls: bool = True,
-            ca_file: str | Path | None = None, ca_pem: str | None = None, ssh: SshAccess | None = None,
-            check: bool = True) -> Host:
+    def add(
+        self,
+        name: str,
+        *,
+        url: str,
+        token_id: str | None = None,
+        token_secret: str | None = None,
+        user: str | None = None,
+        password: str | None = None,
+        verify_tls: bool = True,
+        ca_file: str | Path | None = None,
+        ca_pem: str | None = None,
+        ssh: SshAccess | None = None,
+        check: bool = True,
+    ) -> Host:
         """Register a host. An API token (``token_id="root@pam!px"`` + ``token_secret``) is preferred
         to ``user`` + ``password``. TLS is verified; give the cluster CA with ``ca_file``.
 
@@ -83,8 +94,13 @@ class NodesAPI(Protocol):
         """The node ``name`` of a host (id or name)."""
         ...
 
-    def storages(self, node: str, *, host: str | None = None, content: str | None = None,
-                 ) -> builtins.list[StorageStatus]:
+    def storages(
+        self,
+        node: str,
+        *,
+        host: str | None = None,
+        content: str | None = None,
+    ) -> builtins.list[StorageStatus]:
         """The storages a node sees now (live), optionally only those holding ``content``
         (``rootdir``, ``vztmpl``, ``backup``, ...)."""
         ...

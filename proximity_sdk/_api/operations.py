@@ -25,8 +25,9 @@ class OperationsAPI(Protocol):
         """A handle on an existing operation (to wait for it or cancel it from another script)."""
         ...
 
-    def list(self, *, app_id: str | None = None, status: OperationStatus | None = None,
-             limit: int = 100) -> builtins.list[Operation]:
+    def list(
+        self, *, app_id: str | None = None, status: OperationStatus | None = None, limit: int = 100
+    ) -> builtins.list[Operation]:
         """Newest first."""
         ...
 

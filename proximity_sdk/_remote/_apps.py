@@ -49,8 +49,11 @@ _PAGE = 200
 
 def _no_owner(owner_id: str | None) -> None:
     if owner_id is not None:
-        raise ValidationError("owner_id cannot be chosen through the agent: the calling user owns what it creates",
-                              field="owner_id", hint="Leave owner_id None, or connect with the owner's token")
+        raise ValidationError(
+            "owner_id cannot be chosen through the agent: the calling user owns what it creates",
+            field="owner_id",
+            hint="Leave owner_id None, or connect with the owner's token",
+        )
 
 
 def _resources(resources: Resources) -> common_pb2.Resources:
@@ -68,26 +71,54 @@ class RemoteApps(AppsAPI):
 
     # deploy and lifecycle ---------------------------------------------------------------------
 
-    def deploy(self, catalog_id: str, *, hostname: str, host: str | None = None, node: str | None = None,
-               environment: Mapping[str, str] | None = None, resources: Resources | None = None,
-               strategy: DeployStrategy = "auto", owner_id: str | None = None) -> RemoteOperationHandle[App]:
+    def deploy(
+        self,
+        catalog_id: str,
+        *,
+        hostname: str,
+        host: str | None = None,
+        node: str | None = None,
+        environment: Mapping[str, str] | None = None,
+        resources: Resources | None = None,
+        strategy: DeployStrategy = "auto",
+        owner_id: str | None = None,
+    ) -> RemoteOperationHandle[App]:
         _no_owner(owner_id)
-        request = apps_pb2.DeployAppRequest(catalog_id=catalog_id, hostname=hostname, host=host or "",
-                                            node=node or "", environment=environment_to_pb(environment),
-                                            strategy=strategy_to_pb(check_strategy(strategy)))
+        request = apps_pb2.DeployAppRequest(
+            catalog_id=catalog_id,
+            hostname=hostname,
+            host=host or "",
+            node=node or "",
+            environment=environment_to_pb(environment),
+            strategy=strategy_to_pb(check_strategy(strategy)),
+        )
         if resources is not None:
             request.resources.CopyFrom(_resources(resources))
         return self._handle(self._conn.call(self._stub.DeployApp, request).operation)
 
-    def deploy_image(self, reference: str, *, hostname: str, host: str | None = None, node: str | None = None,
-                     environment: Mapping[str, str] | None = None, ports: Sequence[int] = (),
-                     resources: Resources | None = None, owner_id: str | None = None) -> RemoteOperationHandle[App]:
+    def deploy_image(
+        self,
+        reference: str,
+        *,
+        hostname: str,
+        host: str | None = None,
+        node: str | None = None,
+        environment: Mapping[str, str] | None = None,
+        ports: Sequence[int] = (),
+        resources: Resources | None = None,
+        owner_id: str | None = None,
+    ) -> RemoteOperationHandle[App]:
         _no_owner(owner_id)
         reference = check_reference(reference)
         check_ports(ports)
-        request = apps_pb2.DeployImageRequest(reference=reference, hostname=hostname, host=host or "",
-                                              node=node or "", environment=environment_to_pb(environment),
-                                              ports=list(ports))
+        request = apps_pb2.DeployImageRequest(
+            reference=reference,
+            hostname=hostname,
+            host=host or "",
+            node=node or "",
+            environment=environment_to_pb(environment),
+            ports=list(ports),
+        )
         if resources is not None:
             request.resources.CopyFrom(_resources(resources))
         return self._handle(self._conn.call(self._stub.DeployImage, request).operation)
@@ -96,8 +127,7 @@ class RemoteApps(AppsAPI):
         request = apps_pb2.StartAppRequest(app_id=app_id)
         return self._handle(self._conn.call(self._stub.StartApp, request).operation)
 
-    def stop(self, app_id: str, *, force: bool | None = None,
-             timeout: int | None = None) -> RemoteOperationHandle[App]:
+    def stop(self, app_id: str, *, force: bool | None = None, timeout: int | None = None) -> RemoteOperationHandle[App]:
         force, timeout = check_stop_args(force=force, timeout=timeout)
         request = apps_pb2.StopAppRequest(app_id=app_id, kill=stop_force_to_pb(force), timeout_seconds=timeout or 0)
         return self._handle(self._conn.call(self._stub.StopApp, request).operation)
@@ -142,8 +172,9 @@ class RemoteApps(AppsAPI):
 
     # copies, moves and sizes ------------------------------------------------------------------
 
-    def clone(self, app_id: str, *, hostname: str, node: str | None = None,
-              owner_id: str | None = None) -> RemoteOperationHandle[App]:
+    def clone(
+        self, app_id: str, *, hostname: str, node: str | None = None, owner_id: str | None = None
+    ) -> RemoteOperationHandle[App]:
         _no_owner(owner_id)
         request = apps_pb2.CloneAppRequest(app_id=app_id, hostname=hostname, node=node or "")
         return self._handle(self._conn.call(self._stub.CloneApp, request).operation)
@@ -164,13 +195,22 @@ class RemoteApps(AppsAPI):
         response = self._conn.call(self._stub.DiscoverApps, apps_pb2.DiscoverAppsRequest(host=host or ""))
         return Listing(discovered_from_pb(c) for c in response.containers)
 
-    def adopt(self, vmid: int, *, host: str | None = None, node: str | None = None, catalog_id: str | None = None,
-              hostname: str | None = None, owner_id: str | None = None) -> RemoteOperationHandle[App]:
+    def adopt(
+        self,
+        vmid: int,
+        *,
+        host: str | None = None,
+        node: str | None = None,
+        catalog_id: str | None = None,
+        hostname: str | None = None,
+        owner_id: str | None = None,
+    ) -> RemoteOperationHandle[App]:
         _no_owner(owner_id)
         if isinstance(vmid, bool) or not isinstance(vmid, int):
             raise ValidationError("vmid must be a whole number", field="vmid")
-        request = apps_pb2.AdoptAppRequest(vmid=vmid, host=host or "", node=node or "", catalog_id=catalog_id or "",
-                                           hostname=hostname or "")
+        request = apps_pb2.AdoptAppRequest(
+            vmid=vmid, host=host or "", node=node or "", catalog_id=catalog_id or "", hostname=hostname or ""
+        )
         return self._handle(self._conn.call(self._stub.AdoptApp, request).operation)
 
     # reads ------------------------------------------------------------------------------------
@@ -178,15 +218,31 @@ class RemoteApps(AppsAPI):
     def get(self, app_id: str) -> App:
         return app_from_pb(self._conn.call(self._stub.GetApp, apps_pb2.GetAppRequest(app_id=app_id)).app)
 
-    def iter(self, *, status: AppStatus | str | None = None, search: str | None = None,
-             host: str | None = None, owner_id: str | None = None) -> Iterator[App]:
-        request = apps_pb2.ListAppsRequest(status=app_status_filter_to_pb(parse_app_status(status)),
-                                           search=search or "", host=host or "", owner_id=owner_id or "")
+    def iter(
+        self,
+        *,
+        status: AppStatus | str | None = None,
+        search: str | None = None,
+        host: str | None = None,
+        owner_id: str | None = None,
+    ) -> Iterator[App]:
+        request = apps_pb2.ListAppsRequest(
+            status=app_status_filter_to_pb(parse_app_status(status)),
+            search=search or "",
+            host=host or "",
+            owner_id=owner_id or "",
+        )
         for app in self._conn.pages(self._stub.ListApps, request, "apps", page_size=_PAGE):
             yield app_from_pb(app)
 
-    def list(self, *, status: AppStatus | str | None = None, search: str | None = None, host: str | None = None,
-             owner_id: str | None = None) -> builtins.list[App]:
+    def list(
+        self,
+        *,
+        status: AppStatus | str | None = None,
+        search: str | None = None,
+        host: str | None = None,
+        owner_id: str | None = None,
+    ) -> builtins.list[App]:
         parse_app_status(status)
         return Listing(self.iter(status=status, search=search, host=host, owner_id=owner_id))
 

@@ -37,8 +37,9 @@ class RemoteBackupTargets(BackupTargetsAPI):
         self._stub = stub
 
     def add(self, *, name: str, kind: str, options: Mapping[str, Any] | None = None) -> BackupTarget:
-        request = backups_pb2.CreateBackupTargetRequest(name=name, kind=kind,
-                                                        options_json=target_options_to_pb(options))
+        request = backups_pb2.CreateBackupTargetRequest(
+            name=name, kind=kind, options_json=target_options_to_pb(options)
+        )
         return backup_target_from_pb(self._conn.call(self._stub.CreateBackupTarget, request).target)
 
     def get(self, name: str) -> BackupTarget:
@@ -47,8 +48,9 @@ class RemoteBackupTargets(BackupTargetsAPI):
 
     def list(self) -> builtins.list[BackupTarget]:
         request = backups_pb2.ListBackupTargetsRequest()
-        return Listing(backup_target_from_pb(t) for t in self._conn.pages(
-            self._stub.ListBackupTargets, request, "targets"))
+        return Listing(
+            backup_target_from_pb(t) for t in self._conn.pages(self._stub.ListBackupTargets, request, "targets")
+        )
 
     def remove(self, name: str) -> None:
         self._conn.call(self._stub.DeleteBackupTarget, backups_pb2.DeleteBackupTargetRequest(name=name))
@@ -67,13 +69,24 @@ class RemoteBackups(BackupsAPI):
     def _handle(self, op: operations_pb2.Operation) -> RemoteOperationHandle:
         return RemoteOperationHandle(self._conn, op.id)
 
-    def create(self, app_id: str, *, mode: str = "snapshot", compression: str = "zstd", target: str | None = None,
-               note: str | None = None) -> RemoteOperationHandle[Backup]:
+    def create(
+        self,
+        app_id: str,
+        *,
+        mode: str = "snapshot",
+        compression: str = "zstd",
+        target: str | None = None,
+        note: str | None = None,
+    ) -> RemoteOperationHandle[Backup]:
         check_note(note)
         check_target_name(target)
-        request = backups_pb2.CreateBackupRequest(app_id=app_id, mode=backup_mode_to_pb(mode),
-                                                  compression=backup_compression_to_pb(compression),
-                                                  target=target or "", note=note)
+        request = backups_pb2.CreateBackupRequest(
+            app_id=app_id,
+            mode=backup_mode_to_pb(mode),
+            compression=backup_compression_to_pb(compression),
+            target=target or "",
+            note=note,
+        )
         return self._handle(self._conn.call(self._stub.CreateBackup, request).operation)
 
     def get(self, backup_id: str) -> Backup:
@@ -88,8 +101,9 @@ class RemoteBackups(BackupsAPI):
         request = backups_pb2.GetBackupStatsRequest(app_id=app_id or "")
         return backup_stats_from_pb(self._conn.call(self._stub.GetBackupStats, request).stats)
 
-    def restore(self, backup_id: str, *, in_place: bool = False,
-                storage: str | None = None) -> RemoteOperationHandle[App]:
+    def restore(
+        self, backup_id: str, *, in_place: bool = False, storage: str | None = None
+    ) -> RemoteOperationHandle[App]:
         request = backups_pb2.RestoreBackupRequest(backup_id=backup_id, in_place=bool(in_place), storage=storage or "")
         return self._handle(self._conn.call(self._stub.RestoreBackup, request).operation)
 
@@ -97,8 +111,16 @@ class RemoteBackups(BackupsAPI):
         request = backups_pb2.DeleteBackupRequest(backup_id=backup_id)
         return self._handle(self._conn.call(self._stub.DeleteBackup, request).operation)
 
-    def schedule(self, app_id: str, *, cron: str, keep_last: int | None = 7, keep_daily: int | None = None,
-                 keep_weekly: int | None = None, target: str | None = None) -> BackupSchedule:
+    def schedule(
+        self,
+        app_id: str,
+        *,
+        cron: str,
+        keep_last: int | None = 7,
+        keep_daily: int | None = None,
+        keep_weekly: int | None = None,
+        target: str | None = None,
+    ) -> BackupSchedule:
         for field, value in (("keep_last", keep_last), ("keep_daily", keep_daily), ("keep_weekly", keep_weekly)):
             check_keep(value, field=field)
         retention = retention_to_pb(keep_last=keep_last, keep_daily=keep_daily, keep_weekly=keep_weekly)
@@ -107,12 +129,14 @@ class RemoteBackups(BackupsAPI):
 
     def schedules(self, app_id: str | None = None) -> builtins.list[BackupSchedule]:
         request = backups_pb2.ListBackupSchedulesRequest(app_id=app_id or "")
-        return Listing(backup_schedule_from_pb(s) for s in self._conn.pages(
-            self._stub.ListBackupSchedules, request, "schedules"))
+        return Listing(
+            backup_schedule_from_pb(s) for s in self._conn.pages(self._stub.ListBackupSchedules, request, "schedules")
+        )
 
     def unschedule(self, schedule_id: str) -> None:
-        self._conn.call(self._stub.DeleteBackupSchedule, backups_pb2.DeleteBackupScheduleRequest(
-            schedule_id=schedule_id))
+        self._conn.call(
+            self._stub.DeleteBackupSchedule, backups_pb2.DeleteBackupScheduleRequest(schedule_id=schedule_id)
+        )
 
     def run_due(self, *, now: datetime | None = None) -> builtins.list[RemoteOperationHandle[Backup]]:
         request = backups_pb2.RunDueBackupsRequest()

@@ -69,16 +69,19 @@ class RemoteCatalog(CatalogAPI):
         from proximity_sdk._wire.catalog import catalog_problem_from_pb
 
         request = catalog_pb2.ListCatalogProblemsRequest()
-        return Listing(catalog_problem_from_pb(p) for p in self._conn.pages(
-            self._stub.ListCatalogProblems, request, "problems"))
+        return Listing(
+            catalog_problem_from_pb(p) for p in self._conn.pages(self._stub.ListCatalogProblems, request, "problems")
+        )
 
     @property
     def shadowed(self) -> builtins.list[CatalogShadowing]:
         from proximity_sdk._wire.catalog import catalog_shadowing_from_pb
 
         request = catalog_pb2.ListCatalogShadowingsRequest()
-        return Listing(catalog_shadowing_from_pb(s) for s in self._conn.pages(
-            self._stub.ListCatalogShadowings, request, "shadowings"))
+        return Listing(
+            catalog_shadowing_from_pb(s)
+            for s in self._conn.pages(self._stub.ListCatalogShadowings, request, "shadowings")
+        )
 
     def origin(self, app_id: str) -> str:
         return self._get(app_id).origin
@@ -101,6 +104,7 @@ class RemoteCatalog(CatalogAPI):
 
 # Functions, not methods: `RemoteCatalog` offers exactly the API of the local `Catalog`
 # (tests/remote/test_parity.py); these serve the CLI, which reads a few fields of each app.
+
 
 def list_messages(catalog: RemoteCatalog, *, category: str | None = None) -> builtins.list[catalog_pb2.CatalogApp]:
     """What ``catalog.list(category)`` returns, in the same order, as the agent's wire messages:

@@ -66,29 +66,41 @@ class _Bearer(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientIntercepto
 class Connection:
     """One channel to one agent, shared by every namespace of a ``RemoteProximity``."""
 
-    def __init__(self, target: str, *, token: str, ca_file: str | os.PathLike[str] | None = None,
-                 cert_file: str | os.PathLike[str] | None = None, key_file: str | os.PathLike[str] | None = None,
-                 timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        target: str,
+        *,
+        token: str,
+        ca_file: str | os.PathLike[str] | None = None,
+        cert_file: str | os.PathLike[str] | None = None,
+        key_file: str | os.PathLike[str] | None = None,
+        timeout: float = 30.0,
+    ) -> None:
         if not isinstance(target, str) or not target.strip():
             raise ValidationError("target must be the agent's address, host:port", field="target")
         if not isinstance(token, str) or not token.strip():
-            raise ValidationError("token is required: an API token of the agent", field="token",
-                                  hint="Create one on the agent host with `proximity-agent token create`")
+            raise ValidationError(
+                "token is required: an API token of the agent",
+                field="token",
+                hint="Create one on the agent host with `proximity-agent token create`",
+            )
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
             raise ValidationError("timeout must be a positive number of seconds", field="timeout")
         if (cert_file is None) != (key_file is None):
-            raise ValidationError("give cert_file and key_file together (the client certificate and its key)",
-                                  field="cert_file" if cert_file is None else "key_file")
+            raise ValidationError(
+                "give cert_file and key_file together (the client certificate and its key)",
+                field="cert_file" if cert_file is None else "key_file",
+            )
         self.target = target.strip()
         self.timeout = float(timeout)
-        options = [("grpc.max_receive_message_length", _MAX_MESSAGE),
-                   ("grpc.max_send_message_length", _MAX_MESSAGE)]
+        options = [("grpc.max_receive_message_length", _MAX_MESSAGE), ("grpc.max_send_message_length", _MAX_MESSAGE)]
         tls = ca_file is not None or cert_file is not None or not _is_loopback(self.target)
         if tls:
             credentials = grpc.ssl_channel_credentials(
                 root_certificates=read_pem(ca_file, "ca_file") if ca_file is not None else None,
                 private_key=read_pem(key_file, "key_file") if key_file is not None else None,
-                certificate_chain=read_pem(cert_file, "cert_file") if cert_file is not None else None)
+                certificate_chain=read_pem(cert_file, "cert_file") if cert_file is not None else None,
+            )
             raw = grpc.secure_channel(self.target, credentials, options=options)
         else:
             raw = grpc.insecure_channel(self.target, options=options)
@@ -103,8 +115,9 @@ class Connection:
         except grpc.RpcError as exc:
             raise from_rpc_error(exc, target=self.target) from None
 
-    def pages(self, method: Callable[..., Any], request: Any, field: str, *, limit: int | None = None,
-              page_size: int = 500) -> Iterator[Any]:
+    def pages(
+        self, method: Callable[..., Any], request: Any, field: str, *, limit: int | None = None, page_size: int = 500
+    ) -> Iterator[Any]:
         """Every item of a paginated List call (``field`` names the repeated items)."""
         while True:
             request.page_size = page_size if limit is None else max(1, min(page_size, limit))

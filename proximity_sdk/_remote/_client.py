@@ -33,11 +33,19 @@ class RemoteProximity(ProximityAPI):
     ``proximity catalog list`` loads the catalog's messages and models, not the whole API.
     """
 
-    def __init__(self, target: str, *, token: str, ca_file: str | os.PathLike[str] | None = None,
-                 cert_file: str | os.PathLike[str] | None = None, key_file: str | os.PathLike[str] | None = None,
-                 timeout: float = DEFAULT_TIMEOUT) -> None:
-        self._conn = Connection(target, token=token, ca_file=ca_file, cert_file=cert_file, key_file=key_file,
-                                timeout=timeout)
+    def __init__(
+        self,
+        target: str,
+        *,
+        token: str,
+        ca_file: str | os.PathLike[str] | None = None,
+        cert_file: str | os.PathLike[str] | None = None,
+        key_file: str | os.PathLike[str] | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self._conn = Connection(
+            target, token=token, ca_file=ca_file, cert_file=cert_file, key_file=key_file, timeout=timeout
+        )
         self._namespaces: dict[str, Any] = {}
 
     def _namespace(self, name: str, build: Callable[[Connection], N]) -> N:
@@ -107,8 +115,9 @@ class RemoteProximity(ProximityAPI):
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def __repr__(self) -> str:

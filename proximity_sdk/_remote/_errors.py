@@ -19,8 +19,17 @@ from proximity_sdk._wire.errors import error_class, error_from_metadata
 __all__ = ["error_kind", "from_rpc_error"]
 
 # what the attributes of classes with extra constructor arguments are when the wire does not carry them
-_DEFAULTS: dict[str, Any] = {"field": None, "errors": {}, "upid": "", "exitstatus": "", "log_tail": [],
-                             "exit_status": -1, "stderr_tail": "", "operation_id": "", "step": None}
+_DEFAULTS: dict[str, Any] = {
+    "field": None,
+    "errors": {},
+    "upid": "",
+    "exitstatus": "",
+    "log_tail": [],
+    "exit_status": -1,
+    "stderr_tail": "",
+    "operation_id": "",
+    "step": None,
+}
 
 
 def _trailing(exc: grpc.RpcError) -> dict[str, str]:
@@ -39,8 +48,9 @@ def error_kind(exc: grpc.RpcError) -> str | None:
     return sent.kind if sent is not None else None
 
 
-def _rebuilt(cls: type[errors.ProximityError], details: str, *, hint: str | None,
-             field: str | None) -> errors.ProximityError:
+def _rebuilt(
+    cls: type[errors.ProximityError], details: str, *, hint: str | None, field: str | None
+) -> errors.ProximityError:
     """An instance of ``cls`` whose text is exactly the agent's (constructors that add to the
     message, e.g. CommandFailedError's exit status, already did so on the agent)."""
     exc = cls.__new__(cls)
@@ -49,7 +59,7 @@ def _rebuilt(cls: type[errors.ProximityError], details: str, *, hint: str | None
     exc.field = field  # type: ignore[attr-defined]  # every class gets it; ValidationError's is read
     exc.hint = hint or ""
     suffix = f". {hint}" if hint else ""
-    exc.message = details[:-len(suffix)] if suffix and details.endswith(suffix) else details
+    exc.message = details[: -len(suffix)] if suffix and details.endswith(suffix) else details
     exc.status = exc.method = exc.path = None
     Exception.__init__(exc, details)
     return exc
@@ -71,18 +81,24 @@ def _transport(code: grpc.StatusCode, details: str, target: str) -> errors.Proxi
             return errors.TLSError(
                 f"TLS with the agent at {target} failed: {details}",
                 hint="Give the CA that signed the agent's certificate (ca_file=), and a client certificate "
-                     "(cert_file=, key_file=) if the agent asks for one")
-        return errors.UnreachableError(f"cannot reach the agent at {target}: {details}",
-                                       hint="Check the address and that `proximity-agent serve` runs there")
+                "(cert_file=, key_file=) if the agent asks for one",
+            )
+        return errors.UnreachableError(
+            f"cannot reach the agent at {target}: {details}",
+            hint="Check the address and that `proximity-agent serve` runs there",
+        )
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return errors.UnavailableError(f"the agent at {target} did not answer in time: {details}",
-                                       hint="Retry, or connect with a larger timeout=")
+        return errors.UnavailableError(
+            f"the agent at {target} did not answer in time: {details}", hint="Retry, or connect with a larger timeout="
+        )
     if code == grpc.StatusCode.UNAUTHENTICATED:
-        return errors.AuthenticationError(f"the agent at {target} refused the token: {details}",
-                                          hint="Check the token given to Proximity.connect")
+        return errors.AuthenticationError(
+            f"the agent at {target} refused the token: {details}", hint="Check the token given to Proximity.connect"
+        )
     if code == grpc.StatusCode.PERMISSION_DENIED:
         return errors.PermissionDeniedError(f"the agent at {target} refused: {details}")
     if code == grpc.StatusCode.UNIMPLEMENTED:
-        return errors.ProximityError(f"the agent at {target} does not offer this call: {details}",
-                                     hint="Upgrade the agent to this SDK's version")
+        return errors.ProximityError(
+            f"the agent at {target} does not offer this call: {details}", hint="Upgrade the agent to this SDK's version"
+        )
     return errors.ProximityError(f"the call to the agent at {target} failed ({code.name}): {details}")

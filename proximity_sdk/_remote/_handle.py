@@ -63,8 +63,10 @@ RESULTS: dict[str, Callable[[Connection, Operation], Any]] = {
     "deploy": lambda c, op: _app(c, op.result["app_id"]),
     "clone": lambda c, op: _app(c, op.result["app_id"]),
     "restore": lambda c, op: _app(c, op.result["app_id"]),
-    **{kind: (lambda c, op: _app(c, op.app_id))
-       for kind in ("start", "stop", "restart", "adopt", "migrate", "resize", "update")},
+    **{
+        kind: (lambda c, op: _app(c, op.app_id))
+        for kind in ("start", "stop", "restart", "adopt", "migrate", "resize", "update")
+    },
     "backup": lambda c, op: _backup(c, op.result["backup_id"]),
     "delete": lambda c, op: None,
     "pull": lambda c, op: dict(op.result.get("digests") or {}),
@@ -105,8 +107,7 @@ class RemoteOperationHandle(OperationHandleAPI[T]):
     def status(self) -> OperationStatus:
         return self.get().status
 
-    def events(self, after: int = 0, *, follow: bool = True, timeout: float | None = None
-               ) -> Iterator[OperationEvent]:
+    def events(self, after: int = 0, *, follow: bool = True, timeout: float | None = None) -> Iterator[OperationEvent]:
         check_after(after)
         deadline = None if timeout is None else time.monotonic() + timeout
         last = after
@@ -116,8 +117,7 @@ class RemoteOperationHandle(OperationHandleAPI[T]):
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 raise OperationTimeout(f"no end of operation {self.id} within {timeout} s", operation_id=self.id)
-            request = operations_pb2.WatchOperationRequest(operation_id=self.id, after_seq=last,
-                                                           no_follow=not follow)
+            request = operations_pb2.WatchOperationRequest(operation_id=self.id, after_seq=last, no_follow=not follow)
             stream = self._stub.WatchOperation(request, timeout=remaining)
             try:
                 for message in stream:
@@ -130,8 +130,9 @@ class RemoteOperationHandle(OperationHandleAPI[T]):
             except grpc.RpcError as exc:
                 code = exc.code()
                 if error_kind(exc) is None and code == grpc.StatusCode.DEADLINE_EXCEEDED and deadline is not None:
-                    raise OperationTimeout(f"no end of operation {self.id} within {timeout} s",
-                                           operation_id=self.id) from None
+                    raise OperationTimeout(
+                        f"no end of operation {self.id} within {timeout} s", operation_id=self.id
+                    ) from None
                 if error_kind(exc) is not None or code not in _RESUMABLE:
                     raise from_rpc_error(exc, target=self._conn.target) from None
                 time.sleep(_BACKOFF[min(failures, len(_BACKOFF) - 1)])
@@ -178,7 +179,9 @@ class RemoteOperationHandle(OperationHandleAPI[T]):
                 if not op.finished:
                     raise OperationTimeout(
                         f"{op.kind} operation {op.id} still {op.status.value} after {timeout} s"
-                        f" (step {op.current_step or '-'})", operation_id=op.id) from None
+                        f" (step {op.current_step or '-'})",
+                        operation_id=op.id,
+                    ) from None
             op = self.get()
         return cast(T, self._outcome(op))
 

@@ -35,13 +35,35 @@ class RemoteHosts(HostsAPI):
         self._conn = conn
         self._stub = hosts_pb2_grpc.HostServiceStub(conn.channel)
 
-    def add(self, name: str, *, url: str, token_id: str | None = None, token_secret: str | None = None,
-            user: str | None = None, password: str | None = None, verify_tls: bool = True,
-            ca_file: str | Path | None = None, ca_pem: str | None = None, ssh: SshAccess | None = None,
-            check: bool = True) -> Host:
+    def add(
+        self,
+        name: str,
+        *,
+        url: str,
+        token_id: str | None = None,
+        token_secret: str | None = None,
+        user: str | None = None,
+        password: str | None = None,
+        verify_tls: bool = True,
+        ca_file: str | Path | None = None,
+        ca_pem: str | None = None,
+        ssh: SshAccess | None = None,
+        check: bool = True,
+    ) -> Host:
         pem = ca_pem if ca_file is None else host_ca_pem(ca_file, ca_pem_given=ca_pem is not None)
-        spec = host_spec_to_pb(dict(name=name, url=url, token_id=token_id, token_secret=token_secret, user=user,
-                                       password=password, verify_tls=verify_tls, ca_pem=pem, ssh=ssh))
+        spec = host_spec_to_pb(
+            dict(
+                name=name,
+                url=url,
+                token_id=token_id,
+                token_secret=token_secret,
+                user=user,
+                password=password,
+                verify_tls=verify_tls,
+                ca_pem=pem,
+                ssh=ssh,
+            )
+        )
         request = hosts_pb2.CreateHostRequest(spec=spec, check=bool(check))
         return host_from_pb(self._conn.call(self._stub.CreateHost, request).host)
 
@@ -49,8 +71,9 @@ class RemoteHosts(HostsAPI):
         return host_from_pb(self._conn.call(self._stub.GetHost, hosts_pb2.GetHostRequest(host=host)).host)
 
     def list(self) -> builtins.list[Host]:
-        return Listing(host_from_pb(h) for h in self._conn.pages(
-            self._stub.ListHosts, hosts_pb2.ListHostsRequest(), "hosts"))
+        return Listing(
+            host_from_pb(h) for h in self._conn.pages(self._stub.ListHosts, hosts_pb2.ListHostsRequest(), "hosts")
+        )
 
     def default(self) -> Host:
         for host in self.list():
@@ -95,7 +118,12 @@ class RemoteNodes(NodesAPI):
         request = hosts_pb2.GetNodeRequest(host=host, node=name)
         return node_from_pb(self._conn.call(self._stub.GetNode, request).node)
 
-    def storages(self, node: str, *, host: str | None = None, content: str | None = None,
-                 ) -> builtins.list[StorageStatus]:
+    def storages(
+        self,
+        node: str,
+        *,
+        host: str | None = None,
+        content: str | None = None,
+    ) -> builtins.list[StorageStatus]:
         request = hosts_pb2.ListStoragesRequest(host=host or "", node=node, content=content or "")
         return Listing(storage_from_pb(s) for s in self._conn.pages(self._stub.ListStorages, request, "storages"))

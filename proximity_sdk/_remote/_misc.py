@@ -47,14 +47,18 @@ class RemoteOperations(OperationsAPI):
         self.get(op_id)
         return RemoteOperationHandle(self._conn, op_id)
 
-    def list(self, *, app_id: str | None = None, status: OperationStatus | None = None,
-             limit: int = 100) -> builtins.list[Operation]:
+    def list(
+        self, *, app_id: str | None = None, status: OperationStatus | None = None, limit: int = 100
+    ) -> builtins.list[Operation]:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ValidationError("limit must be a whole number, 1 or more", field="limit")
-        request = operations_pb2.ListOperationsRequest(app_id=app_id or "",
-                                                       status=operation_status_filter_to_pb(status))
-        return Listing(operation_from_pb(o) for o in self._conn.pages(
-            self._stub.ListOperations, request, "operations", limit=limit))
+        request = operations_pb2.ListOperationsRequest(
+            app_id=app_id or "", status=operation_status_filter_to_pb(status)
+        )
+        return Listing(
+            operation_from_pb(o)
+            for o in self._conn.pages(self._stub.ListOperations, request, "operations", limit=limit)
+        )
 
     def watch(self, op_id: str, *, after: int = 0) -> Iterator[OperationEvent]:
         return self.handle(op_id).events(after=after)
@@ -81,7 +85,8 @@ class RemoteSettings(SettingsAPI):
     def rotate_secret_key(self, new_key: str | bytes | None = None) -> str:
         raise PermissionDeniedError(
             "rotate_secret_key cannot run through the agent: the secret key belongs to the agent's machine",
-            hint="Run it on the agent host, with Proximity.local() over the agent's data (stop the agent first)")
+            hint="Run it on the agent host, with Proximity.local() over the agent's data (stop the agent first)",
+        )
 
 
 class RemoteMaintenance(MaintenanceAPI):

@@ -61,24 +61,63 @@ class Apps(AppsAPI):
 
     # deploy ---------------------------------------------------------------------------------------
 
-    def deploy(self, catalog_id: str, *, hostname: str, host: str | None = None, node: str | None = None,
-               environment: Mapping[str, str] | None = None, resources: Resources | None = None,
-               strategy: DeployStrategy = "auto", owner_id: str | None = None) -> OperationHandle[App]:
-        return submit_deploy(self._services, self._engine, catalog_id, hostname=hostname, host=host, node=node,
-                             environment=environment, resources=resources, strategy=strategy, owner_id=owner_id)
+    def deploy(
+        self,
+        catalog_id: str,
+        *,
+        hostname: str,
+        host: str | None = None,
+        node: str | None = None,
+        environment: Mapping[str, str] | None = None,
+        resources: Resources | None = None,
+        strategy: DeployStrategy = "auto",
+        owner_id: str | None = None,
+    ) -> OperationHandle[App]:
+        return submit_deploy(
+            self._services,
+            self._engine,
+            catalog_id,
+            hostname=hostname,
+            host=host,
+            node=node,
+            environment=environment,
+            resources=resources,
+            strategy=strategy,
+            owner_id=owner_id,
+        )
 
-    def deploy_image(self, reference: str, *, hostname: str, host: str | None = None, node: str | None = None,
-                     environment: Mapping[str, str] | None = None, ports: Sequence[int] = (),
-                     resources: Resources | None = None, owner_id: str | None = None) -> OperationHandle[App]:
-        return submit_deploy_image(self._services, self._engine, reference, hostname=hostname, host=host, node=node,
-                                   environment=environment, ports=ports, resources=resources, owner_id=owner_id)
+    def deploy_image(
+        self,
+        reference: str,
+        *,
+        hostname: str,
+        host: str | None = None,
+        node: str | None = None,
+        environment: Mapping[str, str] | None = None,
+        ports: Sequence[int] = (),
+        resources: Resources | None = None,
+        owner_id: str | None = None,
+    ) -> OperationHandle[App]:
+        return submit_deploy_image(
+            self._services,
+            self._engine,
+            reference,
+            hostname=hostname,
+            host=host,
+            node=node,
+            environment=environment,
+            ports=ports,
+            resources=resources,
+            owner_id=owner_id,
+        )
 
     # lifecycle ------------------------------------------------------------------------------------
 
     def _submit(self, kind: str, app_id: str, params: dict[str, Any] | None = None) -> OperationHandle:
         app = self._services.store.apps.get(app_id)
-        return self._engine.submit(kind, app_id=app.id, host_id=app.host_id, vmid=app.vmid, owner_id=app.owner_id,
-                                   params=params)
+        return self._engine.submit(
+            kind, app_id=app.id, host_id=app.host_id, vmid=app.vmid, owner_id=app.owner_id, params=params
+        )
 
     def start(self, app_id: str) -> OperationHandle[App]:
         return self._submit("start", app_id)
@@ -95,8 +134,9 @@ class Apps(AppsAPI):
 
     # copies, moves and sizes ---------------------------------------------------------------------
 
-    def clone(self, app_id: str, *, hostname: str, node: str | None = None,
-              owner_id: str | None = None) -> OperationHandle[App]:
+    def clone(
+        self, app_id: str, *, hostname: str, node: str | None = None, owner_id: str | None = None
+    ) -> OperationHandle[App]:
         return submit_clone(self._services, self._engine, app_id, hostname=hostname, node=node, owner_id=owner_id)
 
     def migrate(self, app_id: str, *, node: str, shutdown_timeout: int = 180) -> OperationHandle[App]:
@@ -115,11 +155,11 @@ class Apps(AppsAPI):
         """The digests after a ``pull`` operation on the app (one operation at a time per app: a
         pull never runs beside its update or delete). None when another operation holds the app."""
         try:
-            handle = self._engine.submit("pull", app_id=app.id, host_id=app.host_id, vmid=app.vmid,
-                                         owner_id=app.owner_id)
+            handle = self._engine.submit(
+                "pull", app_id=app.id, host_id=app.host_id, vmid=app.vmid, owner_id=app.owner_id
+            )
         except BusyError:
-            log.info("update check of %s: its images are not pulled now, another operation works on it",
-                     app.hostname)
+            log.info("update check of %s: its images are not pulled now, another operation works on it", app.hostname)
             return None
         digests = handle.wait(timeout=PullKind.deadline_seconds)
         return dict(digests or {})
@@ -166,13 +206,21 @@ class Apps(AppsAPI):
         hosts = [store.hosts.get(host)] if host is not None else store.hosts.list()
         return Listing(discover_containers(self._services, hosts))
 
-    def adopt(self, vmid: int, *, host: str | None = None, node: str | None = None, catalog_id: str | None = None,
-              hostname: str | None = None, owner_id: str | None = None) -> OperationHandle[App]:
-        app = prepare_adoption(self._services, vmid, host=host, node=node, catalog_id=catalog_id, hostname=hostname,
-                               owner_id=owner_id)
+    def adopt(
+        self,
+        vmid: int,
+        *,
+        host: str | None = None,
+        node: str | None = None,
+        catalog_id: str | None = None,
+        hostname: str | None = None,
+        owner_id: str | None = None,
+    ) -> OperationHandle[App]:
+        app = prepare_adoption(
+            self._services, vmid, host=host, node=node, catalog_id=catalog_id, hostname=hostname, owner_id=owner_id
+        )
         try:
-            return self._engine.submit("adopt", app_id=app.id, host_id=app.host_id, vmid=app.vmid,
-                                       owner_id=owner_id)
+            return self._engine.submit("adopt", app_id=app.id, host_id=app.host_id, vmid=app.vmid, owner_id=owner_id)
         except BaseException:
             forget_adoption(self._services.store, app)
             raise
@@ -182,21 +230,34 @@ class Apps(AppsAPI):
     def get(self, app_id: str) -> App:
         return self._services.store.apps.get(app_id)
 
-    def iter(self, *, status: AppStatus | str | None = None, search: str | None = None,
-             host: str | None = None, owner_id: str | None = None) -> Iterator[App]:
+    def iter(
+        self,
+        *,
+        status: AppStatus | str | None = None,
+        search: str | None = None,
+        host: str | None = None,
+        owner_id: str | None = None,
+    ) -> Iterator[App]:
         host_id = self._services.store.hosts.get(host).id if host is not None else None
         wanted = parse_app_status(status)
         after: Cursor | None = None  # keyset: each page seeks past the last app seen
         while True:
-            page = self._services.store.apps.list(status=wanted, search=search, host_id=host_id, owner_id=owner_id,
-                                            after=after, limit=_PAGE)
+            page = self._services.store.apps.list(
+                status=wanted, search=search, host_id=host_id, owner_id=owner_id, after=after, limit=_PAGE
+            )
             yield from page
             if len(page) < _PAGE:
                 return
             after = (page[-1].created_at, page[-1].id)
 
-    def list(self, *, status: AppStatus | str | None = None, search: str | None = None, host: str | None = None,
-             owner_id: str | None = None) -> Listing[App]:
+    def list(
+        self,
+        *,
+        status: AppStatus | str | None = None,
+        search: str | None = None,
+        host: str | None = None,
+        owner_id: str | None = None,
+    ) -> Listing[App]:
         parse_app_status(status)
         return Listing(self.iter(status=status, search=search, host=host, owner_id=owner_id))
 
@@ -209,16 +270,22 @@ class Apps(AppsAPI):
             return self._console_log(app, app.node, app.vmid, tail=tail, service=service)
         if "compose_text" not in app.config:
             raise ValidationError(
-                f"app {app.hostname!r} was adopted: Proximity runs no compose project in it", field="app_id",
-                hint=f"Read its logs on the node (pct enter {app.vmid})")
+                f"app {app.hostname!r} was adopted: Proximity runs no compose project in it",
+                field="app_id",
+                hint=f"Read its logs on the node (pct enter {app.vmid})",
+            )
         if service is not None:
             # checked here, not by compose on the node: the error names the services there are
             services = sorted(json.loads(str(app.config["compose_text"])).get("services") or {})
             if service not in services:
-                raise ValidationError(f"app {app.hostname!r} has no service {service!r}", field="service",
-                                      hint=f"Its services: {', '.join(services)}")
-        text = Provisioner(self._services.shells.get(app.host_id), app.node, app.vmid,
-                           project=app_project(app)).logs(tail=tail, service=service)
+                raise ValidationError(
+                    f"app {app.hostname!r} has no service {service!r}",
+                    field="service",
+                    hint=f"Its services: {', '.join(services)}",
+                )
+        text = Provisioner(self._services.shells.get(app.host_id), app.node, app.vmid, project=app_project(app)).logs(
+            tail=tail, service=service
+        )
         return "\n".join(_cut(line) for line in text.split("\n"))
 
     def _console_log(self, app: App, node: str, vmid: int, *, tail: int, service: str | None) -> str:
@@ -227,27 +294,34 @@ class Apps(AppsAPI):
         if service is not None:
             raise ValidationError(
                 f"app {app.hostname!r} runs as a native OCI container: one process, no services to choose from",
-                field="service", hint="Leave out service: its console log is that one process's output")
+                field="service",
+                hint="Leave out service: its console log is that one process's output",
+            )
         live = f"`pct console {vmid}` on node {node} shows its live console"
         if not app.config.get("console_log"):
             why = app.config.get("console_log_note") or "it was deployed before Proximity recorded console logs"
             if app.config.get("console_log_cause") == NO_NODE_SHELL:
-                hint = ("Give it with px.hosts.update(host, ssh=SshAccess(key_file=..., known_hosts=...)), then "
-                        f"redeploy the app to have its console recorded; until then {live}")
+                hint = (
+                    "Give it with px.hosts.update(host, ssh=SshAccess(key_file=..., known_hosts=...)), then "
+                    f"redeploy the app to have its console recorded; until then {live}"
+                )
             else:
                 hint = f"Redeploy the app to have its console recorded; until then {live}"
             raise NotRecordedError(
-                f"app {app.hostname!r} (native OCI container) has no console log: {why}; Proxmox keeps none",
-                hint=hint)
+                f"app {app.hostname!r} (native OCI container) has no console log: {why}; Proxmox keeps none", hint=hint
+            )
         text = read_console(self._services.shells.get(app.host_id), node, vmid, tail=tail)
         if text is None:
             raise NotRecordedError(
                 f"CT {vmid} of app {app.hostname!r} has no console log on node {node} yet: it has not started "
-                "there since its console was recorded", hint=f"Start the app; {live}")
+                "there since its console was recorded",
+                hint=f"Start the app; {live}",
+            )
         return "\n".join(_cut(line.removesuffix("\r")) for line in text.removesuffix("\n").split("\n"))
 
     def credentials(self, app_id: str) -> AppCredentials:
         store = self._services.store
         app = store.apps.get(app_id)
-        return AppCredentials(app_id=app.id, root_password=store.apps.root_password(app.id),
-                              secrets=store.apps.secrets(app.id))
+        return AppCredentials(
+            app_id=app.id, root_password=store.apps.root_password(app.id), secrets=store.apps.secrets(app.id)
+        )

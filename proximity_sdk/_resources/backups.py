@@ -90,22 +90,53 @@ class Backups(BackupsAPI):
         self._targets.kind(record.kind)  # its plugin must be installed
         return name
 
-    def _submit(self, app: App, *, mode: str, compression: str, target: str | None, note: str | None,
-                schedule_id: str | None = None) -> OperationHandle:
+    def _submit(
+        self,
+        app: App,
+        *,
+        mode: str,
+        compression: str,
+        target: str | None,
+        note: str | None,
+        schedule_id: str | None = None,
+    ) -> OperationHandle:
         store = self._services.store
-        record = store.backups.create(app_id=app.id, hostname=app.hostname, host_id=app.host_id, node=app.node,
-                                      vmid=app.vmid, mode=mode, compression=compression, target=target, note=note,
-                                      schedule_id=schedule_id)
+        record = store.backups.create(
+            app_id=app.id,
+            hostname=app.hostname,
+            host_id=app.host_id,
+            node=app.node,
+            vmid=app.vmid,
+            mode=mode,
+            compression=compression,
+            target=target,
+            note=note,
+            schedule_id=schedule_id,
+        )
         steps = ("queue", "vzdump", "store", "prune") if schedule_id else ("queue", "vzdump", "store")
         try:
-            return self._engine.submit("backup", app_id=app.id, host_id=app.host_id, vmid=app.vmid,
-                                       owner_id=app.owner_id, params={"backup_id": record.id}, steps=steps)
+            return self._engine.submit(
+                "backup",
+                app_id=app.id,
+                host_id=app.host_id,
+                vmid=app.vmid,
+                owner_id=app.owner_id,
+                params={"backup_id": record.id},
+                steps=steps,
+            )
         except BaseException:
             store.backups.delete(record.id)  # one record per request, and none for a refused one
             raise
 
-    def create(self, app_id: str, *, mode: str = "snapshot", compression: str = "zstd", target: str | None = None,
-               note: str | None = None) -> OperationHandle[Backup]:
+    def create(
+        self,
+        app_id: str,
+        *,
+        mode: str = "snapshot",
+        compression: str = "zstd",
+        target: str | None = None,
+        note: str | None = None,
+    ) -> OperationHandle[Backup]:
         check_choice(mode, BACKUP_MODES, field="mode")
         check_choice(compression, COMPRESSIONS, field="compression")
         check_note(note)
@@ -143,21 +174,32 @@ class Backups(BackupsAPI):
             check_storage_id(storage)
         backup = store.backups.get(backup_id)
         if backup.app_id is None:
-            raise ValidationError(f"the app of backup {backup_id} was deleted; it cannot be restored into it",
-                                  field="backup_id")
+            raise ValidationError(
+                f"the app of backup {backup_id} was deleted; it cannot be restored into it", field="backup_id"
+            )
         app = store.apps.get(backup.app_id)
         if app.status in ACTIVE_APP_STATUSES:
             raise ConflictError(f"app {app.hostname!r} is {app.status.value}", hint="Wait for that to end")
         if backup.target is not None:
             self._target_name(backup.target)
-        store.backups.transition(backup_id, to=BackupStatus.RESTORING, allowed=[BackupStatus.COMPLETED],
-                                 action="restore")
+        store.backups.transition(
+            backup_id, to=BackupStatus.RESTORING, allowed=[BackupStatus.COMPLETED], action="restore"
+        )
         try:
             return self._engine.submit(
-                "restore", app_id=app.id, host_id=app.host_id, vmid=app.vmid, owner_id=app.owner_id,
-                params={"backup_id": backup_id, "in_place": bool(in_place), "storage": storage,
-                        "previous_status": app.status.value},
-                steps=IN_PLACE_STEPS if in_place else NEW_CONTAINER_STEPS)
+                "restore",
+                app_id=app.id,
+                host_id=app.host_id,
+                vmid=app.vmid,
+                owner_id=app.owner_id,
+                params={
+                    "backup_id": backup_id,
+                    "in_place": bool(in_place),
+                    "storage": storage,
+                    "previous_status": app.status.value,
+                },
+                steps=IN_PLACE_STEPS if in_place else NEW_CONTAINER_STEPS,
+            )
         except BaseException:
             store.backups.update(backup_id, status=BackupStatus.COMPLETED)
             raise
@@ -169,27 +211,43 @@ class Backups(BackupsAPI):
         if backup.app_id is not None:
             with contextlib.suppress(NotFoundError):
                 owner = store.apps.get(backup.app_id).owner_id
-        store.backups.transition(backup_id, to=BackupStatus.DELETING,
-                                 allowed=[BackupStatus.COMPLETED, BackupStatus.FAILED], action="delete")
+        store.backups.transition(
+            backup_id, to=BackupStatus.DELETING, allowed=[BackupStatus.COMPLETED, BackupStatus.FAILED], action="delete"
+        )
         try:
-            return self._engine.submit("backup-delete", host_id=backup.host_id, owner_id=owner,
-                                       params={"backup_id": backup_id, "previous_status": backup.status.value})
+            return self._engine.submit(
+                "backup-delete",
+                host_id=backup.host_id,
+                owner_id=owner,
+                params={"backup_id": backup_id, "previous_status": backup.status.value},
+            )
         except BaseException:
             store.backups.update(backup_id, status=backup.status)
             raise
 
     # schedules ------------------------------------------------------------------------------------
 
-    def schedule(self, app_id: str, *, cron: str, keep_last: int | None = 7, keep_daily: int | None = None,
-                 keep_weekly: int | None = None, target: str | None = None) -> BackupSchedule:
+    def schedule(
+        self,
+        app_id: str,
+        *,
+        cron: str,
+        keep_last: int | None = 7,
+        keep_daily: int | None = None,
+        keep_weekly: int | None = None,
+        target: str | None = None,
+    ) -> BackupSchedule:
         check_cron(cron)
-        keeps = {"keep_last": check_keep(keep_last, field="keep_last"),
-                 "keep_daily": check_keep(keep_daily, field="keep_daily"),
-                 "keep_weekly": check_keep(keep_weekly, field="keep_weekly")}
+        keeps = {
+            "keep_last": check_keep(keep_last, field="keep_last"),
+            "keep_daily": check_keep(keep_daily, field="keep_daily"),
+            "keep_weekly": check_keep(keep_weekly, field="keep_weekly"),
+        }
         name = self._target_name(target)
         app = self._services.store.apps.get(app_id)
-        return self._services.store.backups.create_schedule(app_id=app.id, cron=cron, target=name,
-                                                      next_run_at=next_run(cron, after=utcnow()), **keeps)
+        return self._services.store.backups.create_schedule(
+            app_id=app.id, cron=cron, target=name, next_run_at=next_run(cron, after=utcnow()), **keeps
+        )
 
     def schedules(self, app_id: str | None = None) -> Listing[BackupSchedule]:
         return Listing(self._services.store.backups.schedules(app_id=app_id))
@@ -203,13 +261,22 @@ class Backups(BackupsAPI):
         handles: Listing[OperationHandle] = Listing()
         for schedule in store.backups.due_schedules(moment):
             following = next_run(schedule.cron, after=moment)
-            if not store.backups.claim_run(schedule.id, expected_next=schedule.next_run_at, ran_at=moment,
-                                           next_run_at=following):
+            if not store.backups.claim_run(
+                schedule.id, expected_next=schedule.next_run_at, ran_at=moment, next_run_at=following
+            ):
                 continue
             try:
                 app = self._backup_app(schedule.app_id)
-                handles.append(self._submit(app, mode="snapshot", compression="zstd", target=schedule.target,
-                                            note=f"scheduled ({schedule.cron})", schedule_id=schedule.id))
+                handles.append(
+                    self._submit(
+                        app,
+                        mode="snapshot",
+                        compression="zstd",
+                        target=schedule.target,
+                        note=f"scheduled ({schedule.cron})",
+                        schedule_id=schedule.id,
+                    )
+                )
             except (BusyError, ConflictError) as exc:
                 retry = min(following, moment + _BUSY_RETRY)
                 store.backups.claim_run(schedule.id, expected_next=following, ran_at=moment, next_run_at=retry)

@@ -44,9 +44,20 @@ def fetch_nodes(client: ProxmoxClient, host_id: str, entries: list[PveNode] | No
         version = None
         if entry.online:
             version = PveVersion.model_validate(client.get(f"/nodes/{entry.node}/version")).version
-        nodes.append(Node(host_id=host_id, name=entry.node, status=entry.status, cpus=entry.maxcpu,
-                          maxmem=entry.maxmem, mem=entry.mem, maxdisk=entry.maxdisk, disk=entry.disk,
-                          pve_version=version, last_seen_at=now))
+        nodes.append(
+            Node(
+                host_id=host_id,
+                name=entry.node,
+                status=entry.status,
+                cpus=entry.maxcpu,
+                maxmem=entry.maxmem,
+                mem=entry.mem,
+                maxdisk=entry.maxdisk,
+                disk=entry.disk,
+                pve_version=version,
+                last_seen_at=now,
+            )
+        )
     return nodes
 
 
@@ -56,11 +67,15 @@ def privilege_gaps(client: ProxmoxClient, store: Store, nodes: list[Node]) -> li
     settings = store.settings.get()
     versions = {n.name: parse_version(n.pve_version) for n in nodes}
     requirements = required_privileges(
-        nodes=[n.name for n in nodes], rootfs_storage=settings.rootfs_storage,
-        template_storage=settings.template_storage, backup_storages=[DEFAULT_BACKUP_STORAGE], bridge=settings.bridge,
+        nodes=[n.name for n in nodes],
+        rootfs_storage=settings.rootfs_storage,
+        template_storage=settings.template_storage,
+        backup_storages=[DEFAULT_BACKUP_STORAGE],
+        bridge=settings.bridge,
         # check_vnet_access came with PVE 8.0 (pve-guest-common aabf879); an unreadable version counts
         sdn=any(v is None or v[0] >= 8 for v in versions.values()),
-        oci_nodes=[name for name, v in versions.items() if v is not None and v[:2] >= OCI_MIN_VERSION])
+        oci_nodes=[name for name, v in versions.items() if v is not None and v[:2] >= OCI_MIN_VERSION],
+    )
     return missing_privileges(client, requirements)
 
 
@@ -74,20 +89,52 @@ class Hosts(HostsAPI):
         self._clients = clients
         self._shells = shells
 
-    def add(self, name: str, *, url: str, token_id: str | None = None, token_secret: str | None = None,
-            user: str | None = None, password: str | None = None, verify_tls: bool = True,
-            ca_file: str | Path | None = None, ca_pem: str | None = None, ssh: SshAccess | None = None,
-            check: bool = True) -> Host:
+    def add(
+        self,
+        name: str,
+        *,
+        url: str,
+        token_id: str | None = None,
+        token_secret: str | None = None,
+        user: str | None = None,
+        password: str | None = None,
+        verify_tls: bool = True,
+        ca_file: str | Path | None = None,
+        ca_pem: str | None = None,
+        ssh: SshAccess | None = None,
+        check: bool = True,
+    ) -> Host:
         pem = ca_pem if ca_file is None else host_ca_pem(ca_file, ca_pem_given=ca_pem is not None)
-        request = validate_request(HostAdd, None, dict(
-            name=name, url=url, token_id=token_id, token_secret=token_secret, user=user, password=password,
-            verify_tls=verify_tls, ca_pem=pem, ssh=ssh), what="host")
+        request = validate_request(
+            HostAdd,
+            None,
+            dict(
+                name=name,
+                url=url,
+                token_id=token_id,
+                token_secret=token_secret,
+                user=user,
+                password=password,
+                verify_tls=verify_tls,
+                ca_pem=pem,
+                ssh=ssh,
+            ),
+            what="host",
+        )
         nodes: list[Node] = []
         if check:
-            creds = HostCredentials(host_id="new", name=request.name, url=request.url, auth=request.auth,
-                                    token_id=request.token_id, token_secret=request.token_secret,
-                                    user=request.user, password=request.password,
-                                    verify_tls=request.verify_tls, ca_pem=request.ca_pem)
+            creds = HostCredentials(
+                host_id="new",
+                name=request.name,
+                url=request.url,
+                auth=request.auth,
+                token_id=request.token_id,
+                token_secret=request.token_secret,
+                user=request.user,
+                password=request.password,
+                verify_tls=request.verify_tls,
+                ca_pem=request.ca_pem,
+            )
             with client_for(creds, ca_dir=self._clients.ca_dir) as client:
                 client.version()
                 nodes = fetch_nodes(client, "new")
@@ -118,19 +165,31 @@ class Hosts(HostsAPI):
         self._shells.forget(current.id)
         return updated
 
-    def set_registries(self, host: str, *, mirrors: Sequence[str] | None = None,
-                       insecure: Sequence[str] | None = None, cas: dict[str, str] | None = None,
-                       credentials: Sequence[RegistryCredential | dict[str, str]] | None = None,
-                       ) -> RegistrySettings:
+    def set_registries(
+        self,
+        host: str,
+        *,
+        mirrors: Sequence[str] | None = None,
+        insecure: Sequence[str] | None = None,
+        cas: dict[str, str] | None = None,
+        credentials: Sequence[RegistryCredential | dict[str, str]] | None = None,
+    ) -> RegistrySettings:
         """Replace the container registry settings of ``host``'s apps: Docker Hub ``mirrors``
         (``http(s)://host[:port]``), ``insecure`` registries (``host[:port]``, plain HTTP), a CA per
         registry (``cas={"reg.lan:5000": pem}``) and ``credentials`` (``registry``, ``username``,
         ``password`` or token; stored encrypted, never shown). Every argument left out is cleared.
         They reach each app container when its runtime is installed (the next deploy, clone or restore)."""
-        settings = validate_request(RegistrySettings, None, dict(
-            mirrors=[*(mirrors or ())], insecure=[*(insecure or ())], cas=cas or {},
-            credentials=[*(credentials or ())]),
-            what="registry settings")
+        settings = validate_request(
+            RegistrySettings,
+            None,
+            dict(
+                mirrors=[*(mirrors or ())],
+                insecure=[*(insecure or ())],
+                cas=cas or {},
+                credentials=[*(credentials or ())],
+            ),
+            what="registry settings",
+        )
         current = self._store.hosts.get(host)
         self._store.hosts.set_registries(current.id, settings)
         return self._store.hosts.registries(current.id)
@@ -148,8 +207,10 @@ class Hosts(HostsAPI):
     def host_keys(self, host: str) -> Listing[SshHostKey]:
         """The SSH host keys pinned in the database for the host's nodes."""
         current = self._store.hosts.get(host)
-        return Listing(SshHostKey(hostname=k.hostname, key_type=k.key_type, fingerprint=k.fingerprint,
-                                  pinned_at=k.pinned_at) for k in pinned_keys(self._store, current.id))
+        return Listing(
+            SshHostKey(hostname=k.hostname, key_type=k.key_type, fingerprint=k.fingerprint, pinned_at=k.pinned_at)
+            for k in pinned_keys(self._store, current.id)
+        )
 
     def accept_host_key(self, host: str, *, node: str, fingerprint: str) -> SshHostKey:
         """Accept the SSH host key ``node`` presents now, after a reinstall changed it: connects
@@ -162,8 +223,11 @@ class Hosts(HostsAPI):
 
         check_node_name(node)
         if not isinstance(fingerprint, str) or not fingerprint.startswith("SHA256:"):
-            raise ValidationError("fingerprint must be an OpenSSH SHA256 fingerprint ('SHA256:...')",
-                                  field="fingerprint", hint="ssh-keygen -lf <the node's public host key> prints it")
+            raise ValidationError(
+                "fingerprint must be an OpenSSH SHA256 fingerprint ('SHA256:...')",
+                field="fingerprint",
+                hint="ssh-keygen -lf <the node's public host key> prints it",
+            )
         current = self._store.hosts.get(host)
         access = self._store.hosts.credentials(current.id).ssh
         if access is None:
@@ -174,15 +238,22 @@ class Hosts(HostsAPI):
         if seen != fingerprint.strip():
             raise HostKeyError(
                 f"node {node} ({address}) presents {key.get_name()} {seen}, not {fingerprint.strip()}: nothing "
-                "accepted", hint="Check the fingerprint on the node's console; a different one means someone may "
-                "be intercepting the connection")
+                "accepted",
+                hint="Check the fingerprint on the node's console; a different one means someone may "
+                "be intercepting the connection",
+            )
         name = known_hosts_name(address, access.port)
-        replace_keys(self._store, current.id, hostname=name, key_type=key.get_name(), key=key.get_base64(),
-                     fingerprint=seen)
+        replace_keys(
+            self._store, current.id, hostname=name, key_type=key.get_name(), key=key.get_base64(), fingerprint=seen
+        )
         self._shells.forget(current.id)  # reconnect with the new key
         [accepted] = [k for k in pinned_keys(self._store, current.id) if k.hostname == name]
-        return SshHostKey(hostname=accepted.hostname, key_type=accepted.key_type, fingerprint=accepted.fingerprint,
-                          pinned_at=accepted.pinned_at)
+        return SshHostKey(
+            hostname=accepted.hostname,
+            key_type=accepted.key_type,
+            fingerprint=accepted.fingerprint,
+            pinned_at=accepted.pinned_at,
+        )
 
     def test(self, host: str) -> HostCheck:
         current = self._store.hosts.get(host)
@@ -194,18 +265,28 @@ class Hosts(HostsAPI):
             nodes = client.nodes()
             gaps = privilege_gaps(client, self._store, fetch_nodes(client, current.id, nodes))
         except ProximityError as exc:
-            return HostCheck(host_id=current.id, name=current.name, ok=False,
-                             elapsed_ms=(time.perf_counter() - started) * 1000,
-                             requests=client.request_count - before, error=str(exc),
-                             error_kind=type(exc).__name__)
-        return HostCheck(host_id=current.id, name=current.name, ok=not gaps, version=version.version,
-                         nodes=[n.node for n in nodes], online_nodes=[n.node for n in nodes if n.online],
-                         elapsed_ms=(time.perf_counter() - started) * 1000,
-                         requests=client.request_count - before,
-                         error=describe_missing(gaps, who=_who(current)) if gaps else None,
-                         error_kind="PermissionDeniedError" if gaps else None,
-                         missing_privileges=[PrivilegeGap(privilege=g.privilege, path=g.path, used_for=g.used_for)
-                                             for g in gaps])
+            return HostCheck(
+                host_id=current.id,
+                name=current.name,
+                ok=False,
+                elapsed_ms=(time.perf_counter() - started) * 1000,
+                requests=client.request_count - before,
+                error=str(exc),
+                error_kind=type(exc).__name__,
+            )
+        return HostCheck(
+            host_id=current.id,
+            name=current.name,
+            ok=not gaps,
+            version=version.version,
+            nodes=[n.node for n in nodes],
+            online_nodes=[n.node for n in nodes if n.online],
+            elapsed_ms=(time.perf_counter() - started) * 1000,
+            requests=client.request_count - before,
+            error=describe_missing(gaps, who=_who(current)) if gaps else None,
+            error_kind="PermissionDeniedError" if gaps else None,
+            missing_privileges=[PrivilegeGap(privilege=g.privilege, path=g.path, used_for=g.used_for) for g in gaps],
+        )
 
     def sync_nodes(self, host: str | None = None) -> Listing[Node]:
         current = self._store.hosts.resolve(host)
@@ -224,7 +305,12 @@ class Nodes(NodesAPI):
     def get(self, host: str, name: str) -> Node:
         return self._store.nodes.get(host, name)
 
-    def storages(self, node: str, *, host: str | None = None, content: str | None = None,
-                 ) -> Listing[StorageStatus]:
+    def storages(
+        self,
+        node: str,
+        *,
+        host: str | None = None,
+        content: str | None = None,
+    ) -> Listing[StorageStatus]:
         current = self._store.hosts.resolve(host)
         return Listing(self._clients.get(current.id).storage_list(check_node_name(node), content=content))

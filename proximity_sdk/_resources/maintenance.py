@@ -58,10 +58,19 @@ class Maintenance(MaintenanceAPI):
                 nodes = fetch_nodes(self._services.clients.get(current.id), current.id)
                 store.nodes.replace_for_host(current.id, nodes)
             except ProximityError as exc:
-                results.append(HostNodeSync(host_id=current.id, host=current.name, ok=False, error=str(exc),
-                                            error_kind=type(exc).__name__))
+                results.append(
+                    HostNodeSync(
+                        host_id=current.id, host=current.name, ok=False, error=str(exc), error_kind=type(exc).__name__
+                    )
+                )
                 continue
-            results.append(HostNodeSync(host_id=current.id, host=current.name, ok=True,
-                                        nodes=[n.name for n in nodes],
-                                        online=[n.name for n in nodes if n.status == "online"]))
+            results.append(
+                HostNodeSync(
+                    host_id=current.id,
+                    host=current.name,
+                    ok=True,
+                    nodes=[n.name for n in nodes],
+                    online=[n.name for n in nodes if n.status == "online"],
+                )
+            )
         return NodeSyncReport(hosts=results)

@@ -24,8 +24,9 @@ class Operations(OperationsAPI):
         self._engine.store.operations.get(op_id)
         return self._engine.handle(op_id)
 
-    def list(self, *, app_id: str | None = None, status: OperationStatus | None = None,
-             limit: int = 100) -> Listing[Operation]:
+    def list(
+        self, *, app_id: str | None = None, status: OperationStatus | None = None, limit: int = 100
+    ) -> Listing[Operation]:
         return Listing(self._engine.store.operations.list(app_id=app_id, status=status, limit=limit))
 
     def watch(self, op_id: str, *, after: int = 0) -> Iterator[OperationEvent]:

@@ -112,8 +112,9 @@ def enum_from_pb(prefix: str, enum_type: _EnumTypeWrapper[Any], number: int, *, 
     return name.removeprefix(prefix).lower()
 
 
-def known_enum_from_pb(prefix: str, enum_type: _EnumTypeWrapper[Any], number: int, *, known: Iterable[str],
-                       default: str) -> str:
+def known_enum_from_pb(
+    prefix: str, enum_type: _EnumTypeWrapper[Any], number: int, *, known: Iterable[str], default: str
+) -> str:
     """An answer's enum as the model string, among the ``known`` values; ``default`` when it is
     unspecified or a value this client does not know (from a newer agent)."""
     if number == 0:
@@ -133,8 +134,10 @@ def mask_paths_from_pb(mask: FieldMask, allowed: Iterable[str], *, what: str) ->
     known = set(allowed)
     unknown = [p for p in paths if p not in known]
     if unknown:
-        raise ValidationError(f"update_mask names unknown {what} field(s) {', '.join(unknown)}; known: "
-                              f"{', '.join(sorted(known))}", field="update_mask")
+        raise ValidationError(
+            f"update_mask names unknown {what} field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}",
+            field="update_mask",
+        )
     return paths
 
 

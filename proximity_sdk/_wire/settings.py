@@ -43,8 +43,9 @@ def settings_from_pb(m: settings_pb2.Settings) -> Settings:
     values: dict[str, Any] = {}
     for name in _FIELDS:
         if name == "ip_mode":
-            values[name] = known_enum_from_pb("IP_MODE_", settings_pb2.IpMode, m.ip_mode, known=_IP_MODES,
-                                              default="dhcp")
+            values[name] = known_enum_from_pb(
+                "IP_MODE_", settings_pb2.IpMode, m.ip_mode, known=_IP_MODES, default="dhcp"
+            )
         elif name in _OPTIONAL:
             values[name] = optional_from_pb(m, name)
         elif name in _LISTS:

@@ -26,12 +26,23 @@ def role_from_pb(number: int, *, field: str = "role") -> Role:
 
 
 def user_to_pb(user: User) -> users_pb2.User:
-    return users_pb2.User(id=user.id, name=user.name, role=enum_to_pb("ROLE_", users_pb2.Role, user.role.value),
-                          disabled=user.disabled, created_at=timestamp_to_pb(user.created_at))
+    return users_pb2.User(
+        id=user.id,
+        name=user.name,
+        role=enum_to_pb("ROLE_", users_pb2.Role, user.role.value),
+        disabled=user.disabled,
+        created_at=timestamp_to_pb(user.created_at),
+    )
 
 
 def token_to_pb(token: ApiToken, *, revoked_at: datetime | None = None) -> users_pb2.Token:
     """A token's record, never its secret (CreateToken sends that once, beside this)."""
-    return users_pb2.Token(id=token.id, user_id=token.user_id, name=token.name,
-                           created_at=timestamp_to_pb(token.created_at), expires_at=timestamp_to_pb(token.expires_at),
-                           last_used_at=timestamp_to_pb(token.last_used_at), revoked_at=timestamp_to_pb(revoked_at))
+    return users_pb2.Token(
+        id=token.id,
+        user_id=token.user_id,
+        name=token.name,
+        created_at=timestamp_to_pb(token.created_at),
+        expires_at=timestamp_to_pb(token.expires_at),
+        last_used_at=timestamp_to_pb(token.last_used_at),
+        revoked_at=timestamp_to_pb(revoked_at),
+    )

@@ -11,8 +11,16 @@ if TYPE_CHECKING:  # annotations only: loading plugins (a catalog command) must 
     from proximity_sdk.proxmox.progress import Emit
     from proximity_sdk.proxmox.shell import NodeShell
 
-__all__ = ["Archive", "BackupTarget", "BackupTargetKind", "FetchedArchive", "NodeAccess", "StoredArchive",
-           "fetch_checked", "stored_location"]
+__all__ = [
+    "Archive",
+    "BackupTarget",
+    "BackupTargetKind",
+    "FetchedArchive",
+    "NodeAccess",
+    "StoredArchive",
+    "fetch_checked",
+    "stored_location",
+]
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,10 @@ class ProxmoxStorageTarget:
         from proximity_sdk.backup_targets.volumes import find_backup_volume
 
         if find_backup_volume(node.client, node.node, location) is None:
-            raise NotFoundError(f"the archive {location} is not on node {node.node}",
-                                hint="It was deleted outside Proximity; delete this backup record")
+            raise NotFoundError(
+                f"the archive {location} is not on node {node.node}",
+                hint="It was deleted outside Proximity; delete this backup record",
+            )
         return FetchedArchive(volid=location, temporary=False)
 
     def verify(self, node: NodeAccess, location: str) -> int | None:
@@ -55,8 +57,9 @@ class ProxmoxStorageTarget:
     def delete(self, node: NodeAccess, location: str) -> bool:
         from proximity_sdk.backup_targets.volumes import check_backup_volid, delete_backup_volume
 
-        return delete_backup_volume(node.client, node.node, check_backup_volid(location, field="location"),
-                                    emit=node.emit)
+        return delete_backup_volume(
+            node.client, node.node, check_backup_volid(location, field="location"), emit=node.emit
+        )
 
     def list(self, node: NodeAccess, *, vmid: int | None = None) -> list[str]:
         from proximity_sdk.backup_targets.volumes import backup_volumes
@@ -70,8 +73,11 @@ class ProxmoxStorageKind:
     def check_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
         unknown = set(options) - {"storage"}
         if unknown:
-            raise ValidationError(f"unknown option(s) for a proxmox target: {', '.join(sorted(unknown))}",
-                                  field="options", hint='The only option is {"storage": "<storage id>"}')
+            raise ValidationError(
+                f"unknown option(s) for a proxmox target: {', '.join(sorted(unknown))}",
+                field="options",
+                hint='The only option is {"storage": "<storage id>"}',
+            )
         return {"storage": check_storage_id(options.get("storage", DEFAULT_BACKUP_STORAGE), field="options.storage")}
 
     def open(self, name: str, options: Mapping[str, Any]) -> BackupTarget:

@@ -39,10 +39,16 @@ _ARCHIVE_NAME = re.compile(r"^vzdump-lxc-(\d+)-\d{4}_\d\d_\d\d-\d\d_\d\d_\d\d\.t
 
 def check_backup_volid(volid: object, *, field: str = "volid") -> str:
     """``<storage>:backup/<file name>`` of a container archive (nothing that could be a path trick)."""
-    if not isinstance(volid, str) or not (found := _BACKUP_VOLID.match(volid)) or not _ARCHIVE_NAME.match(
-            found.group(2)):
-        raise ValidationError(f"{volid!r} is not the volid of a container backup archive", field=field,
-                              hint="It looks like local:backup/vzdump-lxc-105-2025_01_31-03_00_00.tar.zst")
+    if (
+        not isinstance(volid, str)
+        or not (found := _BACKUP_VOLID.match(volid))
+        or not _ARCHIVE_NAME.match(found.group(2))
+    ):
+        raise ValidationError(
+            f"{volid!r} is not the volid of a container backup archive",
+            field=field,
+            hint="It looks like local:backup/vzdump-lxc-105-2025_01_31-03_00_00.tar.zst",
+        )
     return volid
 
 
@@ -62,9 +68,18 @@ def find_backup_volume(client: ProxmoxClient, node: str, volid: str) -> StorageV
     return next((v for v in volumes if v.volid == volid), None)
 
 
-def run_vzdump(client: ProxmoxClient, node: str, vmid: int, *, storage: str, mode: str, compression: str,
-               on_log: LogCallback | None = None, on_upid: Callable[[str], object] | None = None,
-               timeout: float = 6 * 3600.0) -> tuple[Archive, TaskResult]:
+def run_vzdump(
+    client: ProxmoxClient,
+    node: str,
+    vmid: int,
+    *,
+    storage: str,
+    mode: str,
+    compression: str,
+    on_log: LogCallback | None = None,
+    on_upid: Callable[[str], object] | None = None,
+    timeout: float = 6 * 3600.0,
+) -> tuple[Archive, TaskResult]:
     """Back up container ``vmid`` with vzdump to ``storage`` and wait; returns the new archive.
 
     The archive is the one volume of this guest that was not on the storage before (robust where
@@ -78,8 +93,16 @@ def run_vzdump(client: ProxmoxClient, node: str, vmid: int, *, storage: str, mod
     if compression not in VZDUMP_COMPRESS:
         raise ValidationError(f"unknown compression {compression!r}", field="compression")
     before = {v.volid for v in backup_volumes(client, node, storage, vmid=vmid)}
-    upid = str(client.post(f"/nodes/{node}/vzdump", vmid=str(vmid), storage=storage, mode=mode,
-                           compress=VZDUMP_COMPRESS[compression], remove=0))
+    upid = str(
+        client.post(
+            f"/nodes/{node}/vzdump",
+            vmid=str(vmid),
+            storage=storage,
+            mode=mode,
+            compress=VZDUMP_COMPRESS[compression],
+            remove=0,
+        )
+    )
     if on_upid is not None:
         on_upid(upid)
     result = wait_task(client, upid, timeout=timeout, on_log=on_log)
@@ -87,13 +110,18 @@ def run_vzdump(client: ProxmoxClient, node: str, vmid: int, *, storage: str, mod
     if len(new) != 1:
         raise TaskFailedError(
             f"vzdump of CT {vmid} on node {node} ended {result.exitstatus} but {len(new)} new archives are on "
-            f"storage {storage}", upid=upid, exitstatus=result.exitstatus, log_tail=result.log_tail,
-            hint="Look at the storage's backup content and the vzdump task log on the node")
+            f"storage {storage}",
+            upid=upid,
+            exitstatus=result.exitstatus,
+            log_tail=result.log_tail,
+            hint="Look at the storage's backup content and the vzdump task log on the node",
+        )
     return Archive(volid=new[0].volid, vmid=vmid, size_bytes=new[0].size), result
 
 
-def delete_backup_volume(client: ProxmoxClient, node: str, volid: str, *, emit: Emit | None = None,
-                         timeout: float = 600.0) -> bool:
+def delete_backup_volume(
+    client: ProxmoxClient, node: str, volid: str, *, emit: Emit | None = None, timeout: float = 600.0
+) -> bool:
     """Delete the archive volume; False when it is already gone (never an error)."""
     check_node_name(node)
     if find_backup_volume(client, node, volid) is None:
@@ -115,12 +143,16 @@ def volume_path(shell: NodeShell, node: str, volid: str, *, timeout: float = 60.
     check_backup_volid(volid)
     path = shell.run(node, ["pvesm", "path", volid], timeout=timeout).stdout.strip()
     if not path.startswith("/") or "\n" in path or not path.endswith(volid.rsplit("/", 1)[-1]):
-        raise ValidationError(f"`pvesm path {volid}` on node {node} answered {path!r}, not a file path",
-                              field="volid", hint="Only file-based storages (dir, NFS, CIFS) can be copied off")
+        raise ValidationError(
+            f"`pvesm path {volid}` on node {node} answered {path!r}, not a file path",
+            field="volid",
+            hint="Only file-based storages (dir, NFS, CIFS) can be copied off",
+        )
     return path
 
 
-def node_sftp(shell: NodeShell, node: str, *, timeout: float = 600.0) -> contextlib.AbstractContextManager[
-        paramiko.SFTPClient]:
+def node_sftp(
+    shell: NodeShell, node: str, *, timeout: float = 600.0
+) -> contextlib.AbstractContextManager[paramiko.SFTPClient]:
     """An SFTP session on the node's SSH connection (the same one ``shell`` runs commands on)."""
     return shell.sftp(node, timeout=timeout)

@@ -103,8 +103,11 @@ class Catalog(CatalogAPI):
         trusted_sources: Sequence[str] = (),
     ) -> None:
         if isinstance(trusted_sources, str) or not all(isinstance(t, str) and t for t in trusted_sources):
-            raise ValidationError("trusted_sources must be a list of source names", field="trusted_sources",
-                                  hint="Give names as catalog.stats().by_source lists them, e.g. ['path:/srv/apps']")
+            raise ValidationError(
+                "trusted_sources must be a list of source names",
+                field="trusted_sources",
+                hint="Give names as catalog.stats().by_source lists them, e.g. ['path:/srv/apps']",
+            )
         paths = [Path(p) for p in catalog_paths]
         # builtin is reviewed with the code; catalog_paths hold the admin's own files
         self._trusted = frozenset({BUILTIN_SOURCE, *trusted_sources, *(DirectorySource(p).name for p in paths)})
@@ -172,9 +175,7 @@ class Catalog(CatalogAPI):
         ids = list(snapshot.apps)
         lowered = {i.lower(): i for i in ids}
         near = [lowered[app_id.lower()]] if app_id.lower() in lowered else []
-        near += [
-            lowered[m] for m in difflib.get_close_matches(app_id.lower(), list(lowered), n=5, cutoff=0.6)
-        ]
+        near += [lowered[m] for m in difflib.get_close_matches(app_id.lower(), list(lowered), n=5, cutoff=0.6)]
         near += [app.id for app in snapshot.index.search(app_id)[:5]]
         unique = list(dict.fromkeys(near))[:5]
         if unique:

@@ -30,9 +30,7 @@ class DirectorySource:
 
     def list_entries(self) -> Iterator[RawEntry]:
         try:
-            files = sorted(
-                p for p in self.directory.iterdir() if p.suffix == ".json" and p.name != INDEX_FILE
-            )
+            files = sorted(p for p in self.directory.iterdir() if p.suffix == ".json" and p.name != INDEX_FILE)
         except FileNotFoundError:
             yield RawEntry(str(self.directory), None, "the catalog directory does not exist")
             return

@@ -59,10 +59,14 @@ def policy_problem(app: CatalogApp, *, source: str, origin: str) -> CatalogProbl
         return None
     detail = "; ".join(f"{field}: {reason}" for field, reason in violations)
     return CatalogProblem(
-        source=source, origin=origin, app_id=app.id, field=violations[0][0],
+        source=source,
+        origin=origin,
+        app_id=app.id,
+        field=violations[0][0],
         message=f"refused by the compose policy (source {source!r} is not trusted): {detail}. An admin who "
-                f"reviewed this source can trust it: trusted_sources=[{source!r}] (agent setting "
-                "catalog_trusted_sources)")
+        f"reviewed this source can trust it: trusted_sources=[{source!r}] (agent setting "
+        "catalog_trusted_sources)",
+    )
 
 
 def load_source(source: CatalogSource, *, trusted: bool = False) -> LoadResult:
@@ -75,8 +79,11 @@ def load_source(source: CatalogSource, *, trusted: bool = False) -> LoadResult:
         # members can list problems: the error's text (which may quote what was read) goes to the log only
         log.warning("catalog source %s failed", source.name, exc_info=True)
         result.problems.append(
-            CatalogProblem(source=source.name, origin=source.name,
-                           message=f"the source failed ({type(exc).__name__}); the agent's log has the details")
+            CatalogProblem(
+                source=source.name,
+                origin=source.name,
+                message=f"the source failed ({type(exc).__name__}); the agent's log has the details",
+            )
         )
         return result
     for entry in entries:

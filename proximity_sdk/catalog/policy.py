@@ -36,8 +36,7 @@ __all__ = ["compose_violations"]
 _NAMESPACES = ("network_mode", "pid", "ipc", "uts", "userns_mode", "cgroup")
 _SOCKET = re.compile(r"docker\.sock|/run/docker|/var/run/docker|containerd\.sock|podman\.sock", re.IGNORECASE)
 _FALSE = {"false", "no", "off", "0", ""}
-_UNCONFINED = re.compile(r"unconfined|label[=:]\s*disable|no-new-privileges[=:]\s*false|systempaths",
-                         re.IGNORECASE)
+_UNCONFINED = re.compile(r"unconfined|label[=:]\s*disable|no-new-privileges[=:]\s*false|systempaths", re.IGNORECASE)
 
 
 def _truthy(value: Any) -> bool:
@@ -159,8 +158,11 @@ def _check_service(name: str, service: Any, named: Mapping[str, Any], out: list[
     for key in ("devices", "device_cgroup_rules", "gpus"):
         if service.get(key):
             out.append((f"{base}.{key}", "host devices are not allowed"))
-    reservations = ((service.get("deploy") or {}).get("resources") or {}).get("reservations") \
-        if isinstance(service.get("deploy"), Mapping) else None
+    reservations = (
+        ((service.get("deploy") or {}).get("resources") or {}).get("reservations")
+        if isinstance(service.get("deploy"), Mapping)
+        else None
+    )
     if isinstance(reservations, Mapping) and reservations.get("devices"):
         out.append((f"{base}.deploy.resources.reservations.devices", "host devices are not allowed"))
     if service.get("cap_add"):
@@ -212,8 +214,12 @@ def compose_violations(document: Any) -> list[tuple[str, str]]:
             out.append((f"docker_compose.volumes.{name}.driver_opts", "driver options must be a mapping"))
         elif any(str(k).lower() in ("device", "o", "type") for k in options):
             # a local volume with a device is a bind mount of that host path (or a remote mount)
-            out.append((f"docker_compose.volumes.{name}.driver_opts",
-                        "driver options that mount a host path or device are not allowed"))
+            out.append(
+                (
+                    f"docker_compose.volumes.{name}.driver_opts",
+                    "driver options that mount a host path or device are not allowed",
+                )
+            )
     raw_networks = document.get("networks") or {}
     if not isinstance(raw_networks, Mapping):
         out.append(("docker_compose.networks", "networks must be a mapping"))
@@ -224,8 +230,12 @@ def compose_violations(document: Any) -> list[tuple[str, str]]:
         for key in ("name", "driver"):
             value = str(network.get(key, "")).strip().lower()
             if value == "host" or "$" in value:
-                out.append((f"docker_compose.networks.{name}.{key}",
-                            f"{key}: {network.get(key)!r} would put services on the host's network"))
+                out.append(
+                    (
+                        f"docker_compose.networks.{name}.{key}",
+                        f"{key}: {network.get(key)!r} would put services on the host's network",
+                    )
+                )
     for top in ("configs", "secrets"):
         entries = document.get(top) or {}
         if not isinstance(entries, Mapping):

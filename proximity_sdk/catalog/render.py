@@ -35,9 +35,7 @@ _REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _ANY_REF = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)([^}]*)\}")
 _URL_PASSWORD = re.compile(r"(?P<pre>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@/\s]+)(?=@)")
 _QUERY_PASSWORD = re.compile(r"(?P<pre>[?&;](?:p|pass|password|pwd)=)(?P<pw>[^&;#\s]+)", re.IGNORECASE)
-_FLAG = re.compile(
-    r"(?P<pre>(?<!\S)--?(?P<flag>[A-Za-z][A-Za-z0-9-]*)[ =])(?P<pw>'[^']*'|\"[^\"]*\"|[^\s'\"]+)"
-)
+_FLAG = re.compile(r"(?P<pre>(?<!\S)--?(?P<flag>[A-Za-z][A-Za-z0-9-]*)[ =])(?P<pw>'[^']*'|\"[^\"]*\"|[^\s'\"]+)")
 _ENV_UNSAFE = re.compile(r"['\n\r\x00]")
 
 
@@ -59,9 +57,11 @@ class RenderedProject:
 
     def __repr__(self) -> str:
         names = ", ".join(sorted(self.env))
-        return (f"RenderedProject(app_id={self.app_id!r}, services={sorted(self.compose.get('services') or {})!r}, "
-                f"env=<{len(self.env)} hidden: {names}>, main_service={self.main_service!r}, "
-                f"main_port={self.main_port!r})")
+        return (
+            f"RenderedProject(app_id={self.app_id!r}, services={sorted(self.compose.get('services') or {})!r}, "
+            f"env=<{len(self.env)} hidden: {names}>, main_service={self.main_service!r}, "
+            f"main_port={self.main_port!r})"
+        )
 
     @property
     def secrets(self) -> dict[str, str]:
@@ -208,8 +208,7 @@ class _Renderer:
     def _set_secret(self, group: str, given_as: str, value: str) -> None:
         if _ENV_UNSAFE.search(value) or not value:
             raise ValidationError(
-                f"environment {given_as}: a secret value must be non-empty, "
-                "without a single quote (') or line break",
+                f"environment {given_as}: a secret value must be non-empty, without a single quote (') or line break",
                 field=f"environment.{given_as}",
                 hint="Choose another value, or leave it out to have one generated",
             )

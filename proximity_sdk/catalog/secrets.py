@@ -61,12 +61,7 @@ def is_secret_name(name: str) -> bool:
 
 def is_secret_value(value: object) -> bool:
     """A literal worth replacing: a non-empty string, not a flag, not already a reference."""
-    return (
-        isinstance(value, str)
-        and bool(value.strip())
-        and value.lower() not in _FLAG_VALUES
-        and "${" not in value
-    )
+    return isinstance(value, str) and bool(value.strip()) and value.lower() not in _FLAG_VALUES and "${" not in value
 
 
 def infer_secret_spec(name: str, literal: str) -> SecretSpec:

@@ -38,8 +38,7 @@ def _gib(value: int | None) -> str:
 def _table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
     """A plain-text table (used by `proximity sandbox`, which prints without rich)."""
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-             for row in [header, *rows]]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 

@@ -20,8 +20,24 @@ if TYPE_CHECKING:
     from proximity_sdk.models.app import App
     from proximity_sdk.models.resources import Resources
 
-__all__ = ["adopt", "clone", "credentials", "deploy", "deploy_image", "discover", "list_apps", "logs", "remove",
-           "restart", "show", "start", "stop", "update", "update_window", "updates"]
+__all__ = [
+    "adopt",
+    "clone",
+    "credentials",
+    "deploy",
+    "deploy_image",
+    "discover",
+    "list_apps",
+    "logs",
+    "remove",
+    "restart",
+    "show",
+    "start",
+    "stop",
+    "update",
+    "update_window",
+    "updates",
+]
 
 
 def _resources(ctx: Context) -> Resources | None:
@@ -53,15 +69,19 @@ def _environment(ctx: Context) -> dict[str, str] | None:
         if sep:
             raise ValidationError(
                 f"--env {name}=...: values are not taken on the command line (others can read it in ps and the "
-                "shell history)", field="environment",
+                "shell history)",
+                field="environment",
                 hint=f"export {name}=... then pass --env {name}, or put {name}=VALUE lines in a file and pass "
-                     "--env-file FILE ('-' for stdin)")
+                "--env-file FILE ('-' for stdin)",
+            )
         if not name:
             raise ValidationError("--env needs a variable name", field="environment")
         if name not in os.environ:
-            raise ValidationError(f"--env {name}: no variable {name} in this shell's environment", field="environment",
-                                  hint=f"export {name}=... first (KEY=VALUE on the command line is not accepted), "
-                                       "or use --env-file")
+            raise ValidationError(
+                f"--env {name}: no variable {name} in this shell's environment",
+                field="environment",
+                hint=f"export {name}=... first (KEY=VALUE on the command line is not accepted), or use --env-file",
+            )
         env[name] = os.environ[name]
     return env or None
 
@@ -85,16 +105,29 @@ def _env_file(path: str) -> dict[str, str]:
 
 def deploy(ctx: Context) -> int:
     a = ctx.args
-    handle = ctx.px.apps.deploy(a.catalog_id, hostname=a.hostname, host=a.host, node=a.node,
-                                environment=_environment(ctx), resources=_resources(ctx), strategy=a.strategy)
+    handle = ctx.px.apps.deploy(
+        a.catalog_id,
+        hostname=a.hostname,
+        host=a.host,
+        node=a.node,
+        environment=_environment(ctx),
+        resources=_resources(ctx),
+        strategy=a.strategy,
+    )
     return finish(ctx, handle, show_app)
 
 
 def deploy_image(ctx: Context) -> int:
     a = ctx.args
-    handle = ctx.px.apps.deploy_image(a.reference, hostname=a.hostname, host=a.host, node=a.node,
-                                      environment=_environment(ctx), ports=list(a.port),
-                                      resources=_resources(ctx))
+    handle = ctx.px.apps.deploy_image(
+        a.reference,
+        hostname=a.hostname,
+        host=a.host,
+        node=a.node,
+        environment=_environment(ctx),
+        ports=list(a.port),
+        resources=_resources(ctx),
+    )
     return finish(ctx, handle, show_app)
 
 
@@ -104,9 +137,12 @@ def list_apps(ctx: Context) -> int:
     if ctx.json:
         print_json(apps)
         return EXIT_OK
-    table(ctx.out, ("HOSTNAME", "STATUS", "CATALOG", "NODE", "VMID", "URL", "ID"),
-          ((x.hostname, x.status, x.catalog_id, x.node, x.vmid, x.url, x.id) for x in apps),
-          empty="no apps: deploy one with `proximity apps deploy CATALOG_ID --hostname NAME`")
+    table(
+        ctx.out,
+        ("HOSTNAME", "STATUS", "CATALOG", "NODE", "VMID", "URL", "ID"),
+        ((x.hostname, x.status, x.catalog_id, x.node, x.vmid, x.url, x.id) for x in apps),
+        empty="no apps: deploy one with `proximity apps deploy CATALOG_ID --hostname NAME`",
+    )
     return EXIT_OK
 
 
@@ -134,8 +170,11 @@ def restart(ctx: Context) -> int:
 def stop(ctx: Context) -> int:
     timeout = ctx.args.shutdown_timeout
     if timeout is not None and not 1 <= timeout <= 3600:
-        raise ValidationError(f"--shutdown-timeout must be whole seconds from 1 to 3600, not {timeout}",
-                              field="shutdown_timeout", hint="Leave it out for the app's own default")
+        raise ValidationError(
+            f"--shutdown-timeout must be whole seconds from 1 to 3600, not {timeout}",
+            field="shutdown_timeout",
+            hint="Leave it out for the app's own default",
+        )
     # flags left out are None: the app's own default (docs/cli.md)
     handle = ctx.px.apps.stop(_app(ctx).id, force=ctx.args.force, timeout=timeout)
     return finish(ctx, handle, show_app)
@@ -144,8 +183,11 @@ def stop(ctx: Context) -> int:
 def remove(ctx: Context) -> int:
     app = _app(ctx)
     keep = bool(ctx.args.keep_container)
-    what = (f"forget app {app.hostname} (container {app.vmid} is left as it is)" if keep
-            else f"destroy app {app.hostname} and its container {app.vmid or ''} with its data")
+    what = (
+        f"forget app {app.hostname} (container {app.vmid} is left as it is)"
+        if keep
+        else f"destroy app {app.hostname} and its container {app.vmid or ''} with its data"
+    )
     confirm(ctx, what.replace("  ", " "))
     return finish(ctx, ctx.px.apps.delete(app.id, destroy=not keep))
 
@@ -160,9 +202,12 @@ def discover(ctx: Context) -> int:
     if ctx.json:
         print_json(found)
         return EXIT_OK
-    table(ctx.out, ("HOST", "NODE", "VMID", "NAME", "STATUS", "TAGS", "LOCK"),
-          ((c.host, c.node, c.vmid, c.name, c.status, c.tags, c.lock) for c in found),
-          empty="every container is managed (or there are none)")
+    table(
+        ctx.out,
+        ("HOST", "NODE", "VMID", "NAME", "STATUS", "TAGS", "LOCK"),
+        ((c.host, c.node, c.vmid, c.name, c.status, c.tags, c.lock) for c in found),
+        empty="every container is managed (or there are none)",
+    )
     return EXIT_OK
 
 
@@ -202,10 +247,21 @@ def updates(ctx: Context) -> int:
     if ctx.json:
         print_json(found)
         return EXIT_OK
-    table(ctx.out, ("HOSTNAME", "CATALOG", "VERSION", "NEWER", "IMAGES"),
-          ((u.hostname, u.catalog_id, u.current_version, u.available_version or "-",
-            ", ".join(f"{i.image} -> {i.available_digest[:19]}" for i in u.images) or "-") for u in found),
-          empty="every app is up to date")
+    table(
+        ctx.out,
+        ("HOSTNAME", "CATALOG", "VERSION", "NEWER", "IMAGES"),
+        (
+            (
+                u.hostname,
+                u.catalog_id,
+                u.current_version,
+                u.available_version or "-",
+                ", ".join(f"{i.image} -> {i.available_digest[:19]}" for i in u.images) or "-",
+            )
+            for u in found
+        ),
+        empty="every app is up to date",
+    )
     return EXIT_OK
 
 
@@ -230,9 +286,11 @@ def update_window(ctx: Context) -> int:
             wanted = UpdateWindow.model_validate(fields)
         except PydanticError as exc:
             problem = exc.errors()[0]
-            raise ValidationError(f"update window: {'.'.join(map(str, problem['loc']))}: {problem['msg']}",
-                                  field="window", hint="--start HH:MM (UTC), --days mon,...,sun, --minutes 15..1440"
-                                  ) from None
+            raise ValidationError(
+                f"update window: {'.'.join(map(str, problem['loc']))}: {problem['msg']}",
+                field="window",
+                hint="--start HH:MM (UTC), --days mon,...,sun, --minutes 15..1440",
+            ) from None
         window = ctx.px.apps.set_update_window(app.id, window=wanted)
     else:
         window = ctx.px.apps.update_window(app.id)
@@ -241,6 +299,8 @@ def update_window(ctx: Context) -> int:
     elif window is None:
         ctx.out.print(f"{app.hostname}: no automatic updates")
     else:
-        ctx.out.print(f"{app.hostname}: updated automatically on {','.join(window.days)} from {window.start} UTC "
-                      f"for {window.minutes} min (when something is newer)")
+        ctx.out.print(
+            f"{app.hostname}: updated automatically on {','.join(window.days)} from {window.start} UTC "
+            f"for {window.minutes} min (when something is newer)"
+        )
     return EXIT_OK

@@ -31,9 +31,15 @@ def list_backups(ctx: Context) -> int:
     if ctx.json:
         print_json(backups)
         return EXIT_OK
-    table(ctx.out, ("ID", "APP", "STATUS", "MODE", "TARGET", "SIZE", "CREATED", "NOTE"),
-          ((b.id, b.hostname, b.status, b.mode, b.target or "local", size_text(b.size_bytes), b.created_at, b.note)
-           for b in backups), empty="no backups")
+    table(
+        ctx.out,
+        ("ID", "APP", "STATUS", "MODE", "TARGET", "SIZE", "CREATED", "NOTE"),
+        (
+            (b.id, b.hostname, b.status, b.mode, b.target or "local", size_text(b.size_bytes), b.created_at, b.note)
+            for b in backups
+        ),
+        empty="no backups",
+    )
     return EXIT_OK
 
 
@@ -49,22 +55,29 @@ def remove(ctx: Context) -> int:
 
 
 def _show_schedules(ctx: Context, items: list[Any]) -> None:
-    table(ctx.out, ("ID", "APP", "CRON (UTC)", "KEEP", "TARGET", "NEXT RUN", "LAST RUN"),
-          ((s.id, s.app_id, s.cron, _keeps(s), s.target or "local", s.next_run_at, s.last_run_at) for s in items),
-          empty="no backup schedules")
+    table(
+        ctx.out,
+        ("ID", "APP", "CRON (UTC)", "KEEP", "TARGET", "NEXT RUN", "LAST RUN"),
+        ((s.id, s.app_id, s.cron, _keeps(s), s.target or "local", s.next_run_at, s.last_run_at) for s in items),
+        empty="no backup schedules",
+    )
 
 
 def _keeps(s: Any) -> str:
-    parts = [f"last {s.keep_last}" if s.keep_last else None, f"daily {s.keep_daily}" if s.keep_daily else None,
-             f"weekly {s.keep_weekly}" if s.keep_weekly else None]
+    parts = [
+        f"last {s.keep_last}" if s.keep_last else None,
+        f"daily {s.keep_daily}" if s.keep_daily else None,
+        f"weekly {s.keep_weekly}" if s.keep_weekly else None,
+    ]
     return ", ".join(p for p in parts if p) or "all"
 
 
 def schedule(ctx: Context) -> int:
     a = ctx.args
     app = resolve_app(ctx.px, a.app, host=a.host)
-    created = ctx.px.backups.schedule(app.id, cron=a.cron, keep_last=a.keep_last, keep_daily=a.keep_daily,
-                                      keep_weekly=a.keep_weekly, target=a.target)
+    created = ctx.px.backups.schedule(
+        app.id, cron=a.cron, keep_last=a.keep_last, keep_daily=a.keep_daily, keep_weekly=a.keep_weekly, target=a.target
+    )
     if ctx.json:
         print_json(created)
     else:

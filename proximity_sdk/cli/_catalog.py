@@ -32,9 +32,12 @@ class _Row(Protocol):
 
 
 def _table(ctx: Context, apps: Iterable[_Row]) -> int:
-    table(ctx.out, ("ID", "NAME", "VERSION", "CATEGORY", "MIN MEMORY", "DESCRIPTION"),
-          ((a.id, a.name, a.version, a.category, f"{a.min_memory} MB", _short(a.description)) for a in apps),
-          empty="no catalog app matches")
+    table(
+        ctx.out,
+        ("ID", "NAME", "VERSION", "CATEGORY", "MIN MEMORY", "DESCRIPTION"),
+        ((a.id, a.name, a.version, a.category, f"{a.min_memory} MB", _short(a.description)) for a in apps),
+        empty="no catalog app matches",
+    )
     return EXIT_OK
 
 
@@ -75,14 +78,25 @@ def show(ctx: Context) -> int:
         print_json(app)
         return EXIT_OK
     services = app.docker_compose.get("services", {})
-    detail(ctx.out, [
-        ("id", app.id), ("name", app.name), ("version", app.version), ("category", app.category),
-        ("description", " ".join(app.description.split())), ("tags", app.tags),
-        ("minimum", f"{app.min_cpu} cores, {app.min_memory} MB" + (f", {app.min_disk} GB disk" if app.min_disk
-                                                                   else "")),
-        ("services", list(services) if isinstance(services, dict) else []),
-        ("main", f"{app.main_service or '-'} port {app.main_port or '-'}"),
-        ("environment", [f"{k}={v}" for k, v in app.environment.items()]),
-        ("secrets", [s.name for s in app.secrets]), ("website", app.website),
-    ], title=app.name)
+    detail(
+        ctx.out,
+        [
+            ("id", app.id),
+            ("name", app.name),
+            ("version", app.version),
+            ("category", app.category),
+            ("description", " ".join(app.description.split())),
+            ("tags", app.tags),
+            (
+                "minimum",
+                f"{app.min_cpu} cores, {app.min_memory} MB" + (f", {app.min_disk} GB disk" if app.min_disk else ""),
+            ),
+            ("services", list(services) if isinstance(services, dict) else []),
+            ("main", f"{app.main_service or '-'} port {app.main_port or '-'}"),
+            ("environment", [f"{k}={v}" for k, v in app.environment.items()]),
+            ("secrets", [s.name for s in app.secrets]),
+            ("website", app.website),
+        ],
+        title=app.name,
+    )
     return EXIT_OK

@@ -18,8 +18,11 @@ def show(ctx: Context) -> int:
     if ctx.json:
         print_json(shown)
         return EXIT_OK
-    rows: list[tuple[str, object]] = [("config file", shown["config_path"] or "(none)"),
-                                      ("profile", shown["profile"]), ("mode", shown["mode"])]
+    rows: list[tuple[str, object]] = [
+        ("config file", shown["config_path"] or "(none)"),
+        ("profile", shown["profile"]),
+        ("mode", shown["mode"]),
+    ]
     for key, entry in shown.items():
         if isinstance(entry, dict):
             rows.append((key, f"{entry['value'] if entry['value'] is not None else '-'}  [{entry['source']}]"))

@@ -25,8 +25,7 @@ def make_console(*, stderr: bool) -> Console:
 
     stream = sys.stderr if stderr else sys.stdout
     terminal = stream.isatty()
-    return Console(file=stream, width=None if terminal else 200, highlight=False, soft_wrap=not terminal,
-                   emoji=False)
+    return Console(file=stream, width=None if terminal else 200, highlight=False, soft_wrap=not terminal, emoji=False)
 
 
 class Context:
@@ -89,17 +88,26 @@ def _open(settings: CliSettings) -> Proximity:
 
     if settings.remote:
         if not settings.token:
-            raise ValidationError(f"agent {settings.agent} needs a token", field="token",
-                                  hint="Set PROXIMITY_TOKEN, or give --token-file (or token_file in the config)")
+            raise ValidationError(
+                f"agent {settings.agent} needs a token",
+                field="token",
+                hint="Set PROXIMITY_TOKEN, or give --token-file (or token_file in the config)",
+            )
         # straight to the remote client: importing proximity_sdk._client would load the local store,
         # the Proxmox client and the node shell (SQLAlchemy, Alembic, proxmoxer, paramiko), none of
         # which a client of an agent uses
         from proximity_sdk._remote._client import RemoteProximity
 
-        client: Any = RemoteProximity(str(settings.agent), token=settings.token, ca_file=settings.ca_file,
-                                      cert_file=settings.cert_file, key_file=settings.key_file)
+        client: Any = RemoteProximity(
+            str(settings.agent),
+            token=settings.token,
+            ca_file=settings.ca_file,
+            cert_file=settings.cert_file,
+            key_file=settings.key_file,
+        )
         return cast("Proximity", client)
     from proximity_sdk._client import Proximity
 
-    return Proximity.local(data_dir=settings.data_dir, database_url=settings.database_url,
-                           secret_key=settings.secret_key)
+    return Proximity.local(
+        data_dir=settings.data_dir, database_url=settings.database_url, secret_key=settings.secret_key
+    )

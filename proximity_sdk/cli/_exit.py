@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
-__all__ = ["EPILOG", "EXIT_CONFLICT", "EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_NOT_FOUND", "EXIT_OK",
-           "EXIT_UNREACHABLE", "EXIT_USAGE", "exit_code_for"]
+__all__ = [
+    "EPILOG",
+    "EXIT_CONFLICT",
+    "EXIT_ERROR",
+    "EXIT_INTERRUPTED",
+    "EXIT_NOT_FOUND",
+    "EXIT_OK",
+    "EXIT_UNREACHABLE",
+    "EXIT_USAGE",
+    "exit_code_for",
+]
 
 EXIT_OK = 0
 EXIT_ERROR = 1  # the operation failed, was cancelled or timed out; any other runtime error
@@ -40,7 +49,8 @@ def exit_code_for(exc: BaseException) -> int:
         return EXIT_NOT_FOUND
     if isinstance(exc, errors.AlreadyExistsError | errors.ConflictError):
         return EXIT_CONFLICT
-    if isinstance(exc, errors.UnavailableError | errors.AuthenticationError | errors.PermissionDeniedError
-                  | errors.HostKeyError):
+    if isinstance(
+        exc, errors.UnavailableError | errors.AuthenticationError | errors.PermissionDeniedError | errors.HostKeyError
+    ):
         return EXIT_UNREACHABLE
     return EXIT_ERROR

@@ -40,8 +40,10 @@ def finish(ctx: Context, handle: OperationHandle, render: Render | None = render
             print(handle.id, flush=True)
         if not ctx.settings.remote:
             # the local engine runs the operation in this process: leaving now would abandon it
-            ctx.err.print("[dim]running locally: this process stays until the operation ends; "
-                          f"follow it from elsewhere with `proximity operations watch {handle.id}`[/dim]")
+            ctx.err.print(
+                "[dim]running locally: this process stays until the operation ends; "
+                f"follow it from elsewhere with `proximity operations watch {handle.id}`[/dim]"
+            )
         return EXIT_OK
     timeout = getattr(args, "timeout", None)
     # with --watch the output is JSON lines: the final record is one line too
@@ -72,12 +74,16 @@ def _interrupted(ctx: Context, handle: OperationHandle) -> int:
     from proximity_sdk.errors import OperationError
 
     if ctx.settings.remote:
-        ctx.err.print(f"detached; operation {handle.id} goes on in the agent "
-                      f"(`proximity operations watch {handle.id}`, or `operations cancel`)")
+        ctx.err.print(
+            f"detached; operation {handle.id} goes on in the agent "
+            f"(`proximity operations watch {handle.id}`, or `operations cancel`)"
+        )
         return EXIT_INTERRUPTED
     # locally the operation lives in this process: stop it cleanly (rolled back) instead of half-done
-    ctx.err.print("cancelling: what was created is rolled back (Ctrl-C again to quit now; "
-                  "the next run then finishes the rollback)")
+    ctx.err.print(
+        "cancelling: what was created is rolled back (Ctrl-C again to quit now; "
+        "the next run then finishes the rollback)"
+    )
     handle.cancel()
     try:
         follow(handle, console=ctx.err)

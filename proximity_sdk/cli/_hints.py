@@ -20,47 +20,73 @@ SDK_CALL = re.compile(r"\b(?:px|catalog|op|Proximity|SecretBox)\.[a-z_]+(?:\.[a-
 
 # (SDK wording, CLI wording); the SDK wording is a regex, tried in order.
 _TABLE: tuple[tuple[str, str], ...] = (
-    (r"List the ids with catalog\.list\(\) or look them up with catalog\.search\(\.\.\.\)",
-     "List the ids with `proximity catalog list` or look them up with `proximity catalog search TEXT`"),
+    (
+        r"List the ids with catalog\.list\(\) or look them up with catalog\.search\(\.\.\.\)",
+        "List the ids with `proximity catalog list` or look them up with `proximity catalog search TEXT`",
+    ),
     (r"px\.apps\.list\(\)", "`proximity apps list`"),
     (r"px\.apps\.discover\(\)", "`proximity apps discover`"),
     (r"px\.apps\.logs\(app_id\)", "`proximity apps logs APP`"),
     (r"px\.apps\.delete", "`proximity apps rm APP`"),
     (r"px\.apps\.deploy_image\(\.\.\.\)", "`proximity apps deploy-image IMAGE --hostname NAME`"),
     (r"px\.hosts\.list\(\)", "`proximity hosts list`"),
-    (r"Or call px\.hosts\.add\(\.\.\., check=False\) to register the host unchecked",
-     "Or add it with `proximity hosts add NAME --url URL ... --no-check` to register the host unchecked"),
+    (
+        r"Or call px\.hosts\.add\(\.\.\., check=False\) to register the host unchecked",
+        "Or add it with `proximity hosts add NAME --url URL ... --no-check` to register the host unchecked",
+    ),
     (r"px\.hosts\.add\(\.\.\.\)", "`proximity hosts add NAME --url URL ...`"),
-    (r"Sync the host's nodes \(px\.hosts\.sync_nodes\)",
-     "List the nodes as last synced with `proximity nodes list`; `proximity hosts test HOST` checks the host"),
-    (r"Give it with px\.hosts\.update\(host, ssh=SshAccess\(key_file=\.\.\., known_hosts=\.\.\.\)\)",
-     "The CLI gives SSH access when a host is added (`proximity hosts add ... --ssh-key PATH --known-hosts "
-     "PATH`); for a host already added, in Python: px.hosts.update(host, ssh=SshAccess(...))"),
+    (
+        r"Sync the host's nodes \(px\.hosts\.sync_nodes\)",
+        "List the nodes as last synced with `proximity nodes list`; `proximity hosts test HOST` checks the host",
+    ),
+    (
+        r"Give it with px\.hosts\.update\(host, ssh=SshAccess\(key_file=\.\.\., known_hosts=\.\.\.\)\)",
+        "The CLI gives SSH access when a host is added (`proximity hosts add ... --ssh-key PATH --known-hosts "
+        "PATH`); for a host already added, in Python: px.hosts.update(host, ssh=SshAccess(...))",
+    ),
     (r"px\.operations\.list\(\)", "`proximity operations list`"),
-    (r"Wait for the running operation \(px\.operations\.get\) to finish, or cancel it",
-     "Wait for the running operation to finish (`proximity operations watch ID`), or cancel it "
-     "(`proximity operations cancel ID`); `proximity operations list` shows it"),
-    (r"The operation is still running: call op\.wait\(\) again, or op\.cancel\(\)",
-     "The operation is still running: follow it with `proximity operations watch ID`, or stop it with "
-     "`proximity operations cancel ID`"),
+    (
+        r"Wait for the running operation \(px\.operations\.get\) to finish, or cancel it",
+        "Wait for the running operation to finish (`proximity operations watch ID`), or cancel it "
+        "(`proximity operations cancel ID`); `proximity operations list` shows it",
+    ),
+    (
+        r"The operation is still running: call op\.wait\(\) again, or op\.cancel\(\)",
+        "The operation is still running: follow it with `proximity operations watch ID`, or stop it with "
+        "`proximity operations cancel ID`",
+    ),
     (r"px\.backups\.list\(\)", "`proximity backups list`"),
     (r"px\.backups\.schedules\(\)", "`proximity backups schedules`"),
-    (r"Remove it first with px\.backups\.targets\.remove\(name\)",
-     "Remove it first (no CLI command yet; in Python: px.backups.targets.remove(name))"),
-    (r"List them with px\.backups\.targets\.list\(\)",
-     "List them (no CLI command yet; in Python: px.backups.targets.list())"),
-    (r"Run it on the agent host, with Proximity\.local\(\) over the agent's data \(stop the agent first\)",
-     "Run it on the agent host, locally over the agent's data (stop the agent first; without "
-     "PROXIMITY_AGENT, with --data-dir set to the agent's data directory)"),
-    (r"Check the token given to Proximity\.connect",
-     "Check the agent's token (PROXIMITY_TOKEN, --token-file, or token_file in the config)"),
-    (r"rotate keys with px\.settings\.rotate_secret_key, never by replacing the file",
-     "rotate keys (no CLI command yet; in Python: px.settings.rotate_secret_key), never by replacing the file"),
-    (r"Give names as catalog\.stats\(\)\.by_source lists them",
-     "Give source names as the agent's catalog_trusted_sources setting (no CLI command lists the sources yet; "
-     "in Python: catalog.stats().by_source)"),
-    (r"Generate one with SecretBox\.generate_key\(\)",
-     "Generate one (in Python: SecretBox.generate_key()) and keep it in the key file"),
+    (
+        r"Remove it first with px\.backups\.targets\.remove\(name\)",
+        "Remove it first (no CLI command yet; in Python: px.backups.targets.remove(name))",
+    ),
+    (
+        r"List them with px\.backups\.targets\.list\(\)",
+        "List them (no CLI command yet; in Python: px.backups.targets.list())",
+    ),
+    (
+        r"Run it on the agent host, with Proximity\.local\(\) over the agent's data \(stop the agent first\)",
+        "Run it on the agent host, locally over the agent's data (stop the agent first; without "
+        "PROXIMITY_AGENT, with --data-dir set to the agent's data directory)",
+    ),
+    (
+        r"Check the token given to Proximity\.connect",
+        "Check the agent's token (PROXIMITY_TOKEN, --token-file, or token_file in the config)",
+    ),
+    (
+        r"rotate keys with px\.settings\.rotate_secret_key, never by replacing the file",
+        "rotate keys (no CLI command yet; in Python: px.settings.rotate_secret_key), never by replacing the file",
+    ),
+    (
+        r"Give names as catalog\.stats\(\)\.by_source lists them",
+        "Give source names as the agent's catalog_trusted_sources setting (no CLI command lists the sources yet; "
+        "in Python: catalog.stats().by_source)",
+    ),
+    (
+        r"Generate one with SecretBox\.generate_key\(\)",
+        "Generate one (in Python: SecretBox.generate_key()) and keep it in the key file",
+    ),
 )
 _COMPILED = tuple((re.compile(sdk), cli) for sdk, cli in _TABLE)
 # "labelled as such": an SDK call the CLI has no command for, given after "in Python:"

@@ -52,17 +52,35 @@ def _existing(path: str, field: str) -> str:
 
 
 def _host_rows(hosts: list[Host]) -> list[tuple[object, ...]]:
-    return [("*" if h.is_default else "", h.name, h.url, h.token_id or h.user, "yes" if h.ssh else "no",
-             "verified" if h.verify_tls else "NOT verified", h.id) for h in hosts]
+    return [
+        (
+            "*" if h.is_default else "",
+            h.name,
+            h.url,
+            h.token_id or h.user,
+            "yes" if h.ssh else "no",
+            "verified" if h.verify_tls else "NOT verified",
+            h.id,
+        )
+        for h in hosts
+    ]
 
 
 def _show_host(ctx: Context, host: Host) -> None:
-    detail(ctx.out, [("name", host.name), ("id", host.id), ("url", host.url), ("default", host.is_default),
-                     ("auth", f"{host.auth} ({host.token_id or host.user})"),
-                     ("tls", "verified" + (" against its CA" if host.ca_pem else "") if host.verify_tls
-                      else "NOT verified"),
-                     ("node shell", _ssh_text(host)),
-                     ("added", host.created_at)], title=f"host {host.name}")
+    detail(
+        ctx.out,
+        [
+            ("name", host.name),
+            ("id", host.id),
+            ("url", host.url),
+            ("default", host.is_default),
+            ("auth", f"{host.auth} ({host.token_id or host.user})"),
+            ("tls", "verified" + (" against its CA" if host.ca_pem else "") if host.verify_tls else "NOT verified"),
+            ("node shell", _ssh_text(host)),
+            ("added", host.created_at),
+        ],
+        title=f"host {host.name}",
+    )
 
 
 def _ssh_text(host: Host) -> str | None:
@@ -77,18 +95,30 @@ def add(ctx: Context) -> int:
     if a.token_id and a.user:
         raise ValidationError("give --token-id or --user, not both", field="token_id")
     if not a.token_id and not a.user:
-        raise ValidationError("credentials missing: give --token-id (preferred) or --user", field="token_id",
-                              hint="Create an API token in Datacenter > Permissions > API Tokens")
+        raise ValidationError(
+            "credentials missing: give --token-id (preferred) or --user",
+            field="token_id",
+            hint="Create an API token in Datacenter > Permissions > API Tokens",
+        )
     creds: dict[str, str] = {}
     if a.token_id:
-        creds = {"token_id": a.token_id, "token_secret": read_secret(
-            path=a.token_secret_file, env="PROXIMITY_HOST_TOKEN_SECRET", what="token secret", field="token_secret")}
+        creds = {
+            "token_id": a.token_id,
+            "token_secret": read_secret(
+                path=a.token_secret_file, env="PROXIMITY_HOST_TOKEN_SECRET", what="token secret", field="token_secret"
+            ),
+        }
     else:
-        creds = {"user": a.user, "password": read_secret(
-            path=a.password_file, env="PROXIMITY_HOST_PASSWORD", what="password", field="password")}
+        creds = {
+            "user": a.user,
+            "password": read_secret(
+                path=a.password_file, env="PROXIMITY_HOST_PASSWORD", what="password", field="password"
+            ),
+        }
     ca_file = _existing(a.host_ca_file, "ca_file") if a.host_ca_file else None
-    host = ctx.px.hosts.add(a.name, url=a.url, verify_tls=not a.insecure, ca_file=ca_file, ssh=_ssh(ctx),
-                            check=not a.no_check, **creds)
+    host = ctx.px.hosts.add(
+        a.name, url=a.url, verify_tls=not a.insecure, ca_file=ca_file, ssh=_ssh(ctx), check=not a.no_check, **creds
+    )
     nodes = list(ctx.px.nodes.list(host.id))
     if ctx.json:
         print_json({"host": host, "nodes": nodes})
@@ -112,8 +142,12 @@ def list_hosts(ctx: Context) -> int:
     if ctx.json:
         print_json(hosts)
         return EXIT_OK
-    table(ctx.out, ("DEFAULT", "NAME", "URL", "AUTH", "SSH", "TLS", "ID"), _host_rows(hosts),
-          empty="no hosts yet: add one with `proximity hosts add NAME --url https://<host>:8006 ...`")
+    table(
+        ctx.out,
+        ("DEFAULT", "NAME", "URL", "AUTH", "SSH", "TLS", "ID"),
+        _host_rows(hosts),
+        empty="no hosts yet: add one with `proximity hosts add NAME --url https://<host>:8006 ...`",
+    )
     return EXIT_OK
 
 
@@ -145,14 +179,28 @@ def test(ctx: Context) -> int:
     if ctx.json:
         print_json(check)
     elif check.ok:
-        detail(ctx.out, [("host", check.name), ("result", "ok"), ("version", check.version),
-                         ("nodes", check.nodes), ("online", check.online_nodes),
-                         ("time", f"{check.elapsed_ms:.0f} ms, {check.requests} requests")])
+        detail(
+            ctx.out,
+            [
+                ("host", check.name),
+                ("result", "ok"),
+                ("version", check.version),
+                ("nodes", check.nodes),
+                ("online", check.online_nodes),
+                ("time", f"{check.elapsed_ms:.0f} ms, {check.requests} requests"),
+            ],
+        )
     else:
-        detail(ctx.out, [("host", check.name), ("result", "FAILED"), ("error", check.error),
-                         ("kind", check.error_kind),
-                         *[("missing", f"{gap.privilege} on {gap.path} ({gap.used_for})")
-                           for gap in check.missing_privileges]])
+        detail(
+            ctx.out,
+            [
+                ("host", check.name),
+                ("result", "FAILED"),
+                ("error", check.error),
+                ("kind", check.error_kind),
+                *[("missing", f"{gap.privilege} on {gap.path} ({gap.used_for})") for gap in check.missing_privileges],
+            ],
+        )
     return EXIT_OK if check.ok else EXIT_UNREACHABLE
 
 
@@ -170,8 +218,12 @@ def keys(ctx: Context) -> int:
     if ctx.json:
         print_json(found)
         return EXIT_OK
-    table(ctx.out, ["address", "type", "fingerprint", "pinned"],
-          [[k.hostname, k.key_type, k.fingerprint, k.pinned_at] for k in found], empty="no SSH host key pinned")
+    table(
+        ctx.out,
+        ["address", "type", "fingerprint", "pinned"],
+        [[k.hostname, k.key_type, k.fingerprint, k.pinned_at] for k in found],
+        empty="no SSH host key pinned",
+    )
     return EXIT_OK
 
 
@@ -181,6 +233,14 @@ def accept_key(ctx: Context) -> int:
     if ctx.json:
         print_json(key)
     else:
-        detail(ctx.out, [("address", key.hostname), ("type", key.key_type), ("fingerprint", key.fingerprint),
-                         ("pinned", key.pinned_at)], title=f"accepted the SSH host key of node {a.node}")
+        detail(
+            ctx.out,
+            [
+                ("address", key.hostname),
+                ("type", key.key_type),
+                ("fingerprint", key.fingerprint),
+                ("pinned", key.pinned_at),
+            ],
+            title=f"accepted the SSH host key of node {a.node}",
+        )
     return EXIT_OK

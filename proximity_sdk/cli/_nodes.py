@@ -29,9 +29,12 @@ def list_nodes(ctx: Context) -> int:
         print_json(nodes)
         return EXIT_OK
     names = {h.id: h.name for h in px.hosts.list()}
-    table(ctx.out, ("HOST", "NODE", "STATUS", "CPUS", "MEMORY", "DISK", "PVE"),
-          [(names.get(n.host_id, n.host_id), *row) for n, row in zip(nodes, node_rows(nodes), strict=True)],
-          empty="no nodes: add a host first (`proximity hosts add`)")
+    table(
+        ctx.out,
+        ("HOST", "NODE", "STATUS", "CPUS", "MEMORY", "DISK", "PVE"),
+        [(names.get(n.host_id, n.host_id), *row) for n, row in zip(nodes, node_rows(nodes), strict=True)],
+        empty="no nodes: add a host first (`proximity hosts add`)",
+    )
     return EXIT_OK
 
 
@@ -40,7 +43,20 @@ def storages(ctx: Context) -> int:
     if ctx.json:
         print_json(found)
         return EXIT_OK
-    table(ctx.out, ("STORAGE", "TYPE", "CONTENT", "SHARED", "ACTIVE", "AVAILABLE", "TOTAL"),
-          ((s.storage, s.type, ",".join(s.content_types), "yes" if s.shared else "no",
-            "yes" if s.active else "no", gib(s.avail), gib(s.total)) for s in found))
+    table(
+        ctx.out,
+        ("STORAGE", "TYPE", "CONTENT", "SHARED", "ACTIVE", "AVAILABLE", "TOTAL"),
+        (
+            (
+                s.storage,
+                s.type,
+                ",".join(s.content_types),
+                "yes" if s.shared else "no",
+                "yes" if s.active else "no",
+                gib(s.avail),
+                gib(s.total),
+            )
+            for s in found
+        ),
+    )
     return EXIT_OK

@@ -34,10 +34,23 @@ def _app_names(ctx: Context, ops: list[Operation]) -> dict[str, str]:
 
 def _show(ctx: Context, op: Operation) -> None:
     app = _app_names(ctx, [op]).get(op.app_id or "", op.app_id)
-    detail(ctx.out, [("operation", op.id), ("kind", op.kind), ("status", op.status),
-                     ("step", op.current_step), ("steps", op.steps), ("app", app), ("vmid", op.vmid),
-                     ("error", op.error), ("created", op.created_at), ("duration", _duration(op)),
-                     ("cancel requested", op.cancel_requested)], title=f"{op.kind} {op.status.value}")
+    detail(
+        ctx.out,
+        [
+            ("operation", op.id),
+            ("kind", op.kind),
+            ("status", op.status),
+            ("step", op.current_step),
+            ("steps", op.steps),
+            ("app", app),
+            ("vmid", op.vmid),
+            ("error", op.error),
+            ("created", op.created_at),
+            ("duration", _duration(op)),
+            ("cancel requested", op.cancel_requested),
+        ],
+        title=f"{op.kind} {op.status.value}",
+    )
 
 
 def list_operations(ctx: Context) -> int:
@@ -59,10 +72,24 @@ def list_operations(ctx: Context) -> int:
         print_json(ops)
         return EXIT_OK
     names = _app_names(ctx, ops)
-    table(ctx.out, ("ID", "KIND", "STATUS", "STEP", "APP", "CREATED", "DURATION", "ERROR"),
-          ((o.id, o.kind, o.status, o.current_step, names.get(o.app_id or "", o.app_id), o.created_at,
-            _duration(o), o.error) for o in ops),
-          empty="no operations")
+    table(
+        ctx.out,
+        ("ID", "KIND", "STATUS", "STEP", "APP", "CREATED", "DURATION", "ERROR"),
+        (
+            (
+                o.id,
+                o.kind,
+                o.status,
+                o.current_step,
+                names.get(o.app_id or "", o.app_id),
+                o.created_at,
+                _duration(o),
+                o.error,
+            )
+            for o in ops
+        ),
+        empty="no operations",
+    )
     return EXIT_OK
 
 
@@ -93,6 +120,8 @@ def cancel(ctx: Context) -> int:
     elif op.finished:
         ctx.err.print(f"operation {op.id} had already ended ({op.status.value}); nothing to cancel")
     else:
-        ctx.err.print(f"cancel requested: {op.kind} {op.id} stops at its next step and rolls back "
-                      f"(`proximity operations watch {op.id}`)")
+        ctx.err.print(
+            f"cancel requested: {op.kind} {op.id} stops at its next step and rolls back "
+            f"(`proximity operations watch {op.id}`)"
+        )
     return EXIT_OK

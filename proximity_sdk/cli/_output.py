@@ -61,8 +61,9 @@ def text(value: Any) -> str:
     return str(getattr(value, "value", value))
 
 
-def table(console: Console, columns: Sequence[str], rows: Iterable[Sequence[Any]], *,
-          empty: str = "nothing to show") -> None:
+def table(
+    console: Console, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, empty: str = "nothing to show"
+) -> None:
     """Columns two spaces apart, the header bold, each column as wide as its widest cell; wider
     than the console, the widest columns give way and their cells fold onto more lines.
 
@@ -75,10 +76,12 @@ def table(console: Console, columns: Sequence[str], rows: Iterable[Sequence[Any]
     if not body:
         console.print(f"[dim]{empty}[/dim]")
         return
-    widths = [max(_width(line) for cell in [name, *(row[i] for row in body)] for line in cell.split("\n"))
-              for i, name in enumerate(columns)]
+    widths = [
+        max(_width(line) for cell in [name, *(row[i] for row in body)] for line in cell.split("\n"))
+        for i, name in enumerate(columns)
+    ]
     _fit(widths, console.width - _GAP * (len(widths) - 1))
-    header, *lines = ([_layout(list(columns), widths)] + [_layout(row, widths) for row in body])
+    header, *lines = [_layout(list(columns), widths)] + [_layout(row, widths) for row in body]
     console.print(Text("\n".join(header), style="bold"), soft_wrap=True)
     console.print(Text("\n".join(line for row in lines for line in row)), soft_wrap=True)
 
@@ -132,20 +135,32 @@ def _fold(line: str, width: int) -> list[str]:
 
 def _layout(cells: Sequence[str], widths: Sequence[int]) -> list[str]:
     """One row as its physical lines, each cell padded to its column's width."""
-    folded = [[piece for line in cell.split("\n") for piece in _fold(line, width)]
-              for cell, width in zip(cells, widths, strict=True)]
+    folded = [
+        [piece for line in cell.split("\n") for piece in _fold(line, width)]
+        for cell, width in zip(cells, widths, strict=True)
+    ]
     height = max(len(pieces) for pieces in folded)
-    return [(" " * _GAP).join(
-        (pieces[n] if n < len(pieces) else "") + " " * (width - _width(pieces[n] if n < len(pieces) else ""))
-        for pieces, width in zip(folded, widths, strict=True)) for n in range(height)]
+    return [
+        (" " * _GAP).join(
+            (pieces[n] if n < len(pieces) else "") + " " * (width - _width(pieces[n] if n < len(pieces) else ""))
+            for pieces, width in zip(folded, widths, strict=True)
+        )
+        for n in range(height)
+    ]
 
 
 def detail(console: Console, fields: Sequence[tuple[str, Any]], *, title: str | None = None) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    grid = Table(box=None, show_header=False, pad_edge=False, title=Text(title) if title else None,
-                 title_justify="left", title_style="bold")
+    grid = Table(
+        box=None,
+        show_header=False,
+        pad_edge=False,
+        title=Text(title) if title else None,
+        title_justify="left",
+        title_style="bold",
+    )
     grid.add_column(style="bold")
     grid.add_column(overflow="fold")
     for name, value in fields:

@@ -48,8 +48,7 @@ def _describe(kind: str, steps: tuple[str, ...], step: str | None) -> str:
     return f"{kind}: {step}"
 
 
-def follow(handle: OperationHandle, *, console: Console, timeout: float | None = None,
-           verbose: bool = False) -> Any:
+def follow(handle: OperationHandle, *, console: Console, timeout: float | None = None, verbose: bool = False) -> Any:
     """Show ``handle``'s progress on ``console`` until the operation ends; return its result.
 
     ``timeout``: stop following after this many seconds (``OperationTimeout``; the operation goes
@@ -60,8 +59,13 @@ def follow(handle: OperationHandle, *, console: Console, timeout: float | None =
     op = handle.get()
     steps = tuple(op.steps)
     started = time.monotonic()
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
-               TimeElapsedColumn())
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task(_describe(op.kind, steps, op.current_step), total=1.0)
         for event in handle.events(timeout=timeout):

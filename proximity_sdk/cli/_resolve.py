@@ -26,5 +26,8 @@ def resolve_app(px: Proximity, ref: str, *, host: str | None = None) -> App:
     if not matches:
         where = f" on host {host!r}" if host else ""
         raise NotFoundError(f"no app {ref!r}{where}", hint="List the apps with `proximity apps list`")
-    raise ValidationError(f"{len(matches)} apps are named {ref!r} (on different hosts)", field="app",
-                          hint="Give --host, or the app's id (`proximity apps list`)")
+    raise ValidationError(
+        f"{len(matches)} apps are named {ref!r} (on different hosts)",
+        field="app",
+        hint="Give --host, or the app's id (`proximity apps list`)",
+    )

@@ -43,8 +43,9 @@ def _pydantic_error(exc: BaseException) -> str | None:
 def run(args: argparse.Namespace, handler: str) -> int:
     debug = bool(getattr(args, "debug", False))
     if debug:
-        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(
+            level=logging.DEBUG, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
     module_name, function_name = handler.split(":")
     function: Any = getattr(importlib.import_module(f"proximity_sdk.cli.{module_name}"), function_name)
     if getattr(args, "raw_handler", False):
@@ -98,9 +99,13 @@ def _guarded(call: Callable[[], Any], *, debug: bool) -> int:
             import traceback
 
             traceback.print_exc()
-            _report(f"unexpected {type(exc).__name__}: {exc}", "This is a bug in proximity; please report it "
-                    "with the traceback above")
+            _report(
+                f"unexpected {type(exc).__name__}: {exc}",
+                "This is a bug in proximity; please report it with the traceback above",
+            )
         else:
-            _report(f"unexpected {type(exc).__name__}: {exc}",
-                    "Run again with --debug for the traceback (and report it: it is a bug)")
+            _report(
+                f"unexpected {type(exc).__name__}: {exc}",
+                "Run again with --debug for the traceback (and report it: it is a bug)",
+            )
         return EXIT_ERROR

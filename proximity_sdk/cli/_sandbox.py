@@ -54,8 +54,14 @@ def _apps(console: Console, px: Any) -> None:
     for column in ("HOSTNAME", "APP", "STATUS", "NODE", "VMID", "URL"):
         table.add_column(column)
     for app in px.apps.list():
-        table.add_row(app.hostname, f"{app.catalog_id or '-'} {app.catalog_version or ''}".strip(),
-                      app.status.value, app.node or "-", str(app.vmid or "-"), app.url or "-")
+        table.add_row(
+            app.hostname,
+            f"{app.catalog_id or '-'} {app.catalog_version or ''}".strip(),
+            app.status.value,
+            app.node or "-",
+            str(app.vmid or "-"),
+            app.url or "-",
+        )
     console.print(table)
 
 
@@ -82,21 +88,26 @@ def path_line() -> str | None:
     return f"export PATH={shlex.quote(str(here))}:$PATH"
 
 
-def _next_steps(console: Console, target: str, token: str, hostname: str, *, url: str | None = None,
-                real: bool = False) -> None:
+def _next_steps(
+    console: Console, target: str, token: str, hostname: str, *, url: str | None = None, real: bool = False
+) -> None:
     agent = f"export PROXIMITY_AGENT={target} PROXIMITY_TOKEN={shlex.quote(token)}"
     path = path_line()
     # real mode reaches no public registry: only the sandbox's own image deploys
-    more = (f"  proximity apps deploy {REAL_SAMPLE_APP} --hostname web2\n" + (f"  curl {url}\n" if url else "")
-            if real else "  proximity catalog search wiki\n  proximity apps deploy gitea --hostname git\n")
+    more = (
+        f"  proximity apps deploy {REAL_SAMPLE_APP} --hostname web2\n" + (f"  curl {url}\n" if url else "")
+        if real
+        else "  proximity catalog search wiki\n  proximity apps deploy gitea --hostname git\n"
+    )
     console.print(
         "\n[bold]The same commands, from another terminal[/] (this sandbox's agent; the token dies with it):\n"
         + (f"  {path}\n" if path else "")
         + f"  {agent}\n"
         "  proximity apps list\n"
-        f"  proximity backups create {hostname}\n"
-        + more,
-        highlight=False, soft_wrap=True)
+        f"  proximity backups create {hostname}\n" + more,
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _show_answer(console: Console, url: str) -> None:
@@ -114,8 +125,11 @@ def _show_answer(console: Console, url: str) -> None:
         return
     first = next((line.strip() for line in body.splitlines() if "<h1>" in line), "")
     first = first.replace("<h1>", "").replace("</h1>", "")
-    console.print(f"{url} answers HTTP {status} from this machine" + (f": {first}" if first else ""),
-                  highlight=False, soft_wrap=True)
+    console.print(
+        f"{url} answers HTTP {status} from this machine" + (f": {first}" if first else ""),
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _real_host_steps(console: Console) -> None:
@@ -126,7 +140,9 @@ def _real_host_steps(console: Console) -> None:
         "  proximity apps deploy uptime-kuma --hostname status\n"
         "Without PROXIMITY_AGENT the commands run locally (state in SQLite in your data directory);\n"
         "with it, against a `proximity-agent serve` your team runs. `proximity --help` lists them all.\n",
-        highlight=False, soft_wrap=True)
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _wait_for_interrupt(console: Console) -> None:
@@ -156,14 +172,22 @@ def run(args: argparse.Namespace) -> int:
     if not (real and app_id == REAL_SAMPLE_APP):  # demo-web is in the catalog the real sandbox writes
         _check_app(app_id)
     if real:
-        console.print("Real mode: checking the node, the Debian template (built once, about 1.5 min) and the "
-                      f"{REAL_SAMPLE_APP} image in a local registry ...")
+        console.print(
+            "Real mode: checking the node, the Debian template (built once, about 1.5 min) and the "
+            f"{REAL_SAMPLE_APP} image in a local registry ..."
+        )
     with Sandbox.start(real=real) as sandbox:
-        what = ("Its containers are real LXC containers on lxcbr0." if real
-                else "Containers are directories;\nnothing really runs.")
-        _banner(console, "A fake Proxmox VE 9 cluster on this machine: its API on "
-                         f"{sandbox.url}\nand its nodes' shell over SSH on 127.0.0.1:{sandbox.shell.port}. "
-                         f"{what} Files: " + str(sandbox.directory))
+        what = (
+            "Its containers are real LXC containers on lxcbr0."
+            if real
+            else "Containers are directories;\nnothing really runs."
+        )
+        _banner(
+            console,
+            "A fake Proxmox VE 9 cluster on this machine: its API on "
+            f"{sandbox.url}\nand its nodes' shell over SSH on 127.0.0.1:{sandbox.shell.port}. "
+            f"{what} Files: " + str(sandbox.directory),
+        )
         state = sandbox.directory / "agent"
         if real:
             # the agent's API carries no registry settings: the host (trusting the sandbox's
@@ -176,25 +200,36 @@ def run(args: argparse.Namespace) -> int:
             console.print(f"Agent serving gRPC on [bold]{agent.target}[/]; connecting as its admin.")
             with Proximity.connect(agent.target, token=agent.token) as px:
                 host = px.hosts.get("sandbox") if real else sandbox.add_to(px, name="sandbox")
-                console.print(f"Host [bold]{host.name}[/] added: API token {sandbox.token_id}, "
-                              "TLS verified against its CA, SSH host key pinned.")
+                console.print(
+                    f"Host [bold]{host.name}[/] added: API token {sandbox.token_id}, "
+                    "TLS verified against its CA, SSH host key pinned."
+                )
                 if sandbox.registry is not None:
-                    console.print(f"Its registry settings trust the sandbox's local registry "
-                                  f"[bold]{sandbox.registry.address}[/] (plain HTTP), which serves the "
-                                  f"{REAL_SAMPLE_APP} image.", highlight=False)
+                    console.print(
+                        f"Its registry settings trust the sandbox's local registry "
+                        f"[bold]{sandbox.registry.address}[/] (plain HTTP), which serves the "
+                        f"{REAL_SAMPLE_APP} image.",
+                        highlight=False,
+                    )
                 _nodes(console, px)
                 console.print(f"\nDeploying [bold]{app_id}[/] as [bold]{hostname}[/] ...")
                 deploying: Any = px.apps.deploy(app_id, hostname=hostname)  # an agent's handle, same API
                 app = follow(deploying, console=console)
-                console.print(f"[green]{app.hostname} is {app.status.value}[/] on {app.node}, CT {app.vmid}, "
-                              f"at {app.url or app.address} (in the sandbox).\n")
+                console.print(
+                    f"[green]{app.hostname} is {app.status.value}[/] on {app.node}, CT {app.vmid}, "
+                    f"at {app.url or app.address} (in the sandbox).\n"
+                )
                 _apps(console, px)
                 if real and app.url:
                     _show_answer(console, app.url)
                 if once:
                     # its agent and token are gone a moment later: no instructions that cannot work
-                    console.print("\n--once: the sandbox stops now. Run `proximity sandbox` without --once to keep it "
-                                  "serving and use it from another terminal.\n", highlight=False, soft_wrap=True)
+                    console.print(
+                        "\n--once: the sandbox stops now. Run `proximity sandbox` without --once to keep it "
+                        "serving and use it from another terminal.\n",
+                        highlight=False,
+                        soft_wrap=True,
+                    )
                     _real_host_steps(console)
                 else:
                     _next_steps(console, agent.target, agent.token, hostname, url=app.url, real=real)

@@ -27,9 +27,11 @@ def read_secret(*, path: str | None, env: str, what: str, field: str) -> str:
 
         value = getpass.getpass(f"{what}: ")
     else:
-        raise ValidationError(f"{what} missing", field=field,
-                              hint=f"Give it in a file (--{field.replace('_', '-')}-file PATH, '-' for stdin) "
-                                   f"or in ${env}")
+        raise ValidationError(
+            f"{what} missing",
+            field=field,
+            hint=f"Give it in a file (--{field.replace('_', '-')}-file PATH, '-' for stdin) or in ${env}",
+        )
     if not value:
         raise ValidationError(f"{what} is empty", field=field)
     return value

@@ -28,8 +28,18 @@ from proximity_sdk.errors import ValidationError
 
 __all__ = ["CliSettings", "default_config_path", "resolve"]
 
-_STR_KEYS = ("agent", "token", "token_file", "ca_file", "cert_file", "key_file", "data_dir", "database_url",
-             "secret_key", "secret_key_file")
+_STR_KEYS = (
+    "agent",
+    "token",
+    "token_file",
+    "ca_file",
+    "cert_file",
+    "key_file",
+    "data_dir",
+    "database_url",
+    "secret_key",
+    "secret_key_file",
+)
 _PATH_KEYS = frozenset({"token_file", "ca_file", "cert_file", "key_file", "data_dir", "secret_key_file"})
 _SECRET_KEYS = frozenset({"token", "secret_key", "database_url"})
 # setting -> environment variable
@@ -44,8 +54,16 @@ _ENV = {
     "secret_key": "PROXIMITY_SECRET_KEY",
 }
 # setting -> attribute of the parsed arguments
-_FLAGS = {"agent": "agent", "token_file": "token_file", "ca_file": "ca_file", "cert_file": "cert_file",
-          "key_file": "key_file", "data_dir": "data_dir", "database_url": "database_url", "local": "local"}
+_FLAGS = {
+    "agent": "agent",
+    "token_file": "token_file",
+    "ca_file": "ca_file",
+    "cert_file": "cert_file",
+    "key_file": "key_file",
+    "data_dir": "data_dir",
+    "database_url": "database_url",
+    "local": "local",
+}
 
 
 @dataclass(frozen=True)
@@ -71,10 +89,22 @@ class CliSettings:
 
     def public(self) -> dict[str, Any]:
         """What `proximity config show` prints: secrets replaced by "set"."""
-        shown: dict[str, Any] = {"config_path": str(self.config_path) if self.config_path else None,
-                                 "profile": self.profile, "mode": "agent" if self.remote else "local"}
-        for key in ("agent", "token", "ca_file", "cert_file", "key_file", "data_dir", "database_url", "secret_key",
-                    "local"):
+        shown: dict[str, Any] = {
+            "config_path": str(self.config_path) if self.config_path else None,
+            "profile": self.profile,
+            "mode": "agent" if self.remote else "local",
+        }
+        for key in (
+            "agent",
+            "token",
+            "ca_file",
+            "cert_file",
+            "key_file",
+            "data_dir",
+            "database_url",
+            "secret_key",
+            "local",
+        ):
             value = getattr(self, key)
             if key in _SECRET_KEYS and value:
                 value = "(set)"
@@ -94,8 +124,11 @@ def _load_toml(path: Path) -> dict[str, Any]:
         with path.open("rb") as fh:
             return tomllib.load(fh)
     except FileNotFoundError:
-        raise ValidationError(f"config file {str(path)!r} does not exist", field="config",
-                              hint="Create it, or point --config / PROXIMITY_CONFIG at an existing file") from None
+        raise ValidationError(
+            f"config file {str(path)!r} does not exist",
+            field="config",
+            hint="Create it, or point --config / PROXIMITY_CONFIG at an existing file",
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ValidationError(f"config file {str(path)!r} is not valid TOML: {exc}", field="config") from None
     except OSError as exc:
@@ -135,8 +168,11 @@ def _read_config(path: Path, profile: str | None, profile_source: str) -> tuple[
         if not isinstance(section, dict):
             names = ", ".join(sorted(profiles)) or "none"
             source = profile_source if profile is not None else f"`profile` in {where}"
-            raise ValidationError(f"no profile {chosen!r} in {where} (asked for by {source})", field="profile",
-                                  hint=f"Profiles there: {names}")
+            raise ValidationError(
+                f"no profile {chosen!r} in {where} (asked for by {source})",
+                field="profile",
+                hint=f"Profiles there: {names}",
+            )
         values.update(_section(section, f"{where} [profiles.{chosen}]", path))
     return values, chosen
 
@@ -177,9 +213,11 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
         from_config, chosen = _read_config(config_path, profile, profile_source)
     else:
         if profile is not None:
-            raise ValidationError(f"profile {profile!r} asked for by {profile_source}, but there is no config file "
-                                  f"({config_path})", field="profile",
-                                  hint="Create the config file, or set PROXIMITY_CONFIG to yours")
+            raise ValidationError(
+                f"profile {profile!r} asked for by {profile_source}, but there is no config file ({config_path})",
+                field="profile",
+                hint="Create the config file, or set PROXIMITY_CONFIG to yours",
+            )
         config_path = None
 
     values: dict[str, Any] = {}
@@ -199,8 +237,9 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
 
     token_file = values.pop("token_file", None)
     file_layer = sources.pop("token_file", None)
-    if token_file and (file_layer == "flag" or "token" not in values
-                       or (sources.get("token") == "config" and file_layer == "config")):
+    if token_file and (
+        file_layer == "flag" or "token" not in values or (sources.get("token") == "config" and file_layer == "config")
+    ):
         values["token"] = _read_secret_file(token_file, "token")
         sources["token"] = f"{file_layer} (token_file)"
     secret_key_file = values.pop("secret_key_file", None)
@@ -209,5 +248,6 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
         values["secret_key"] = _read_secret_file(secret_key_file, "secret_key")
         sources["secret_key"] = "config (secret_key_file)"  # noqa: S105 (a source label, not a secret)
 
-    return CliSettings(config_path=config_path, profile=chosen, sources=sources,
-                    local=bool(values.pop("local", False)), **values)
+    return CliSettings(
+        config_path=config_path, profile=chosen, sources=sources, local=bool(values.pop("local", False)), **values
+    )

@@ -15,18 +15,33 @@ __all__ = ["render_result", "show_app", "show_backup", "size_text"]
 
 def _resources_text(app: App) -> str:
     r = app.resources
-    parts = [f"{r.cores} core{'' if r.cores == 1 else 's'}" if r.cores else None,
-             f"{r.memory_mb} MB" if r.memory_mb else None, f"{r.disk_gb} GB disk" if r.disk_gb else None]
+    parts = [
+        f"{r.cores} core{'' if r.cores == 1 else 's'}" if r.cores else None,
+        f"{r.memory_mb} MB" if r.memory_mb else None,
+        f"{r.disk_gb} GB disk" if r.disk_gb else None,
+    ]
     return ", ".join(p for p in parts if p) or "-"
 
 
 def show_app(ctx: Context, app: Any) -> None:
-    detail(ctx.out, [("hostname", app.hostname), ("id", app.id), ("status", app.status),
-                     ("url", app.url), ("address", app.address), ("catalog", app.catalog_id),
-                     ("node", app.node), ("vmid", app.vmid), ("resources", _resources_text(app)),
-                     ("ports", [f"{p.service}:{p.port}/{p.protocol}" for p in app.ports]),
-                     ("adopted", "yes" if app.adopted else "no"), ("created", app.created_at)],
-           title=f"app {app.hostname}")
+    detail(
+        ctx.out,
+        [
+            ("hostname", app.hostname),
+            ("id", app.id),
+            ("status", app.status),
+            ("url", app.url),
+            ("address", app.address),
+            ("catalog", app.catalog_id),
+            ("node", app.node),
+            ("vmid", app.vmid),
+            ("resources", _resources_text(app)),
+            ("ports", [f"{p.service}:{p.port}/{p.protocol}" for p in app.ports]),
+            ("adopted", "yes" if app.adopted else "no"),
+            ("created", app.created_at),
+        ],
+        title=f"app {app.hostname}",
+    )
 
 
 def size_text(value: int | None) -> str:
@@ -41,10 +56,22 @@ def size_text(value: int | None) -> str:
 
 
 def show_backup(ctx: Context, backup: Any) -> None:
-    detail(ctx.out, [("id", backup.id), ("app", backup.hostname), ("status", backup.status),
-                     ("mode", f"{backup.mode}, {backup.compression}"), ("target", backup.target or "local"),
-                     ("volume", backup.volid), ("size", size_text(backup.size_bytes)), ("note", backup.note),
-                     ("created", backup.created_at), ("error", backup.error)], title=f"backup of {backup.hostname}")
+    detail(
+        ctx.out,
+        [
+            ("id", backup.id),
+            ("app", backup.hostname),
+            ("status", backup.status),
+            ("mode", f"{backup.mode}, {backup.compression}"),
+            ("target", backup.target or "local"),
+            ("volume", backup.volid),
+            ("size", size_text(backup.size_bytes)),
+            ("note", backup.note),
+            ("created", backup.created_at),
+            ("error", backup.error),
+        ],
+        title=f"backup of {backup.hostname}",
+    )
 
 
 def render_result(ctx: Context, result: Any) -> None:

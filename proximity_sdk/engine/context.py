@@ -28,9 +28,16 @@ class LeaseLost(Exception):
 class OperationContext:
     """Handed to ``OperationKind.run``/``rollback``. Thread-confined to the operation's worker."""
 
-    def __init__(self, store: Store, operation: Operation, runner_id: str, *, notify: Callable[[str], None],
-                 node_slot: Callable[[str, str], threading.Semaphore],
-                 lost: threading.Event) -> None:
+    def __init__(
+        self,
+        store: Store,
+        operation: Operation,
+        runner_id: str,
+        *,
+        notify: Callable[[str], None],
+        node_slot: Callable[[str, str], threading.Semaphore],
+        lost: threading.Event,
+    ) -> None:
         self.store = store
         self.operation = operation
         self.id = operation.id
@@ -66,8 +73,9 @@ class OperationContext:
         steps = self.operation.steps
         progress = steps.index(name) / len(steps) if name in steps else None
         # the checkpoint, the step and its first event in one transaction (this runs at every step)
-        cancel, ours = self.store.operations.begin_step(self.id, self.runner_id, name, f"{name}: started",
-                                                        progress=progress, ignore_cancel=self.rolling_back)
+        cancel, ours = self.store.operations.begin_step(
+            self.id, self.runner_id, name, f"{name}: started", progress=progress, ignore_cancel=self.rolling_back
+        )
         if not ours:
             self._lost.set()
             raise LeaseLost(self.id)
@@ -106,8 +114,9 @@ class OperationContext:
 
     def forget(self, kind: str, **match: Any) -> None:
         """Drop journal entries once their effect was undone or handed over to a record."""
-        self._effects = [e for e in self._effects
-                         if not (e.get("kind") == kind and all(e.get(k) == v for k, v in match.items()))]
+        self._effects = [
+            e for e in self._effects if not (e.get("kind") == kind and all(e.get(k) == v for k, v in match.items()))
+        ]
         self.store.operations.set_side_effects(self.id, self.runner_id, self._effects)
 
     @property

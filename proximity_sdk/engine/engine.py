@@ -42,10 +42,14 @@ def _runner_id() -> str:
 
 def _check_steps(steps: object, *, what: str) -> None:
     # progress is a step's index in this tuple: names must be unique strings
-    if (not isinstance(steps, tuple) or not all(isinstance(s, str) and s for s in steps)
-            or len(set(steps)) != len(steps)):
-        raise ValidationError(f"{what} must be a tuple of unique, non-empty step names, not {steps!r}",
-                              field=what.rsplit(".", 1)[-1])
+    if (
+        not isinstance(steps, tuple)
+        or not all(isinstance(s, str) and s for s in steps)
+        or len(set(steps)) != len(steps)
+    ):
+        raise ValidationError(
+            f"{what} must be a tuple of unique, non-empty step names, not {steps!r}", field=what.rsplit(".", 1)[-1]
+        )
 
 
 class OperationEngine:
@@ -55,8 +59,15 @@ class OperationEngine:
     ``node_slots``: concurrent mutations per Proxmox node in this process.
     """
 
-    def __init__(self, store: Store, *, plugins: PluginManager | None = None, lease_seconds: float | None = None,
-                 max_workers: int = 16, node_slots: int = 4) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        plugins: PluginManager | None = None,
+        lease_seconds: float | None = None,
+        max_workers: int = 16,
+        node_slots: int = 4,
+    ) -> None:
         if lease_seconds is not None and lease_seconds < 1:
             raise ValidationError("lease_seconds must be at least 1", field="lease_seconds")
         if node_slots < 1:
@@ -83,8 +94,9 @@ class OperationEngine:
         """Make a kind runnable (and recoverable) by this engine, under ``kind.name``."""
         name = getattr(kind, "name", None)
         if not isinstance(name, str) or not name:
-            raise ValidationError(f"{type(kind).__name__} has no name", field="name",
-                                  hint="Set the class attribute name = '...'")
+            raise ValidationError(
+                f"{type(kind).__name__} has no name", field="name", hint="Set the class attribute name = '...'"
+            )
         _check_steps(getattr(kind, "steps", None), what=f"{name}.steps")
         self._kinds[name] = kind
 
@@ -98,9 +110,17 @@ class OperationEngine:
     def lease(self) -> timedelta:
         return self._lease
 
-    def submit(self, kind: str, *, app_id: str | None = None, host_id: str | None = None, vmid: int | None = None,
-               owner_id: str | None = None, params: dict[str, Any] | None = None,
-               steps: Sequence[str] | None = None) -> OperationHandle:
+    def submit(
+        self,
+        kind: str,
+        *,
+        app_id: str | None = None,
+        host_id: str | None = None,
+        vmid: int | None = None,
+        owner_id: str | None = None,
+        params: dict[str, Any] | None = None,
+        steps: Sequence[str] | None = None,
+    ) -> OperationHandle:
         """Record the operation (refused with BusyError while the app or VMID has another one),
         then start it in the background. Returns at once."""
         impl = self.kind(kind)
@@ -109,8 +129,15 @@ class OperationEngine:
         if self._stop.is_set():
             raise ValidationError("this operation engine is closed", hint="Open a new Proximity instance")
         op = self.store.operations.create(
-            kind, steps=tuple(steps) if steps is not None else impl.steps, app_id=app_id, host_id=host_id,
-            vmid=vmid, owner_id=owner_id, params=params, deadline=utcnow() + timedelta(seconds=impl.deadline_seconds))
+            kind,
+            steps=tuple(steps) if steps is not None else impl.steps,
+            app_id=app_id,
+            host_id=host_id,
+            vmid=vmid,
+            owner_id=owner_id,
+            params=params,
+            deadline=utcnow() + timedelta(seconds=impl.deadline_seconds),
+        )
         self.store.operations.append_event(op.id, f"{kind} queued", step="queued")  # every event names a step
         self._start(op, resume=False)
         return self.handle(op.id)
@@ -137,9 +164,14 @@ class OperationEngine:
         except Exception:  # a bug in the engine itself: never leave the operation silently running
             log.exception("operation %s crashed the engine", op_id)
             with contextlib.suppress(Exception):
-                self.store.operations.finish(op_id, self.runner_id, OperationStatus.FAILED,
-                                             error="internal error in the operation engine; see the logs",
-                                             message="internal error in the operation engine", level="error")
+                self.store.operations.finish(
+                    op_id,
+                    self.runner_id,
+                    OperationStatus.FAILED,
+                    error="internal error in the operation engine; see the logs",
+                    message="internal error in the operation engine",
+                    level="error",
+                )
         finally:
             with self._lock:
                 self._running.pop(op_id, None)
@@ -149,25 +181,31 @@ class OperationEngine:
     def _run(self, op_id: str, resume: bool, lost: threading.Event) -> None:
         op = self.store.operations.get(op_id)
         impl = self.kind(op.kind)
-        ctx = OperationContext(self.store, op, self.runner_id, notify=self.notify, node_slot=self._node_slot,
-                               lost=lost)
+        ctx = OperationContext(self.store, op, self.runner_id, notify=self.notify, node_slot=self._node_slot, lost=lost)
         self._listen("before", op, None)
         if resume:
             ctx.event(f"taken over by {self.runner_id}", level="warning")
         try:
             if resume and op.deadline is not None and op.deadline < utcnow():
                 # nobody ran it until after its deadline: finishing it now would surprise its caller
-                raise RunnerLost(f"the {op.kind} passed its deadline while no process ran it "
-                                 f"(stopped at step {ctx.current_step or 'start'})")
+                raise RunnerLost(
+                    f"the {op.kind} passed its deadline while no process ran it "
+                    f"(stopped at step {ctx.current_step or 'start'})"
+                )
             result = impl.recover(ctx) if resume else impl.run(ctx)
         except LeaseLost:
             raise
         except OperationCancelled as exc:
             self._roll_back(ctx, impl)
             self._on_failure(ctx, impl, exc)
-            done = self._finish(ctx, OperationStatus.CANCELLED, error=exc.message,
-                                result={"failed_step": ctx.current_step},
-                                message="cancelled; what was created is rolled back", level="warning")
+            done = self._finish(
+                ctx,
+                OperationStatus.CANCELLED,
+                error=exc.message,
+                result={"failed_step": ctx.current_step},
+                message="cancelled; what was created is rolled back",
+                level="warning",
+            )
             self._listen("error", done, exc)
             return
         except Exception as exc:  # every failure of a step ends here: roll back, then report
@@ -178,15 +216,18 @@ class OperationEngine:
             self._roll_back(ctx, impl)
             self._on_failure(ctx, impl, exc)
             tail = list(getattr(exc, "log_tail", None) or ctx.log_tail)[-20:]
-            done = self._finish(ctx, OperationStatus.FAILED, error=message,
-                                result={"failed_step": ctx.current_step, "log_tail": tail,
-                                        "error_kind": type(exc).__name__},
-                                message=f"{op.kind} failed", level="error")
+            done = self._finish(
+                ctx,
+                OperationStatus.FAILED,
+                error=message,
+                result={"failed_step": ctx.current_step, "log_tail": tail, "error_kind": type(exc).__name__},
+                message=f"{op.kind} failed",
+                level="error",
+            )
             self._listen("error", done, exc)
             return
         ctx.current_step = None
-        done = self._finish(ctx, OperationStatus.SUCCEEDED, result=result, message=f"{op.kind} succeeded",
-                            progress=1.0)
+        done = self._finish(ctx, OperationStatus.SUCCEEDED, result=result, message=f"{op.kind} succeeded", progress=1.0)
         self._listen("after", done, None)
 
     def fail_claimed(self, op_id: str, runner_id: str, error: Exception, *, message: str) -> Operation | None:
@@ -195,16 +236,25 @@ class OperationEngine:
         runner took it meanwhile."""
         op = self.store.operations.get(op_id)
         impl = self.kind(op.kind)
-        ctx = OperationContext(self.store, op, runner_id, notify=self.notify, node_slot=self._node_slot,
-                               lost=threading.Event())
+        ctx = OperationContext(
+            self.store, op, runner_id, notify=self.notify, node_slot=self._node_slot, lost=threading.Event()
+        )
         try:
             ctx.event(f"{error}; failing it", level="error")
             self._roll_back(ctx, impl)
             self._on_failure(ctx, impl, error)
-            done = self._finish(ctx, OperationStatus.FAILED, error=str(error),
-                                result={"failed_step": ctx.current_step, "log_tail": ctx.log_tail[-20:],
-                                        "error_kind": type(error).__name__},
-                                message=message, level="error")
+            done = self._finish(
+                ctx,
+                OperationStatus.FAILED,
+                error=str(error),
+                result={
+                    "failed_step": ctx.current_step,
+                    "log_tail": ctx.log_tail[-20:],
+                    "error_kind": type(error).__name__,
+                },
+                message=message,
+                level="error",
+            )
         except LeaseLost:
             return None
         finally:
@@ -212,12 +262,28 @@ class OperationEngine:
         self._listen("error", done, error)
         return done
 
-    def _finish(self, ctx: OperationContext, status: OperationStatus, *, result: dict[str, Any] | None,
-                error: str | None = None, message: str, level: str = "info",
-                progress: float | None = None) -> Operation:
+    def _finish(
+        self,
+        ctx: OperationContext,
+        status: OperationStatus,
+        *,
+        result: dict[str, Any] | None,
+        error: str | None = None,
+        message: str,
+        level: str = "info",
+        progress: float | None = None,
+    ) -> Operation:
         try:
-            return self.store.operations.finish(ctx.id, ctx.runner_id, status, error=error, result=result,
-                                                message=message, level=level, progress=progress)
+            return self.store.operations.finish(
+                ctx.id,
+                ctx.runner_id,
+                status,
+                error=error,
+                result=result,
+                message=message,
+                level=level,
+                progress=progress,
+            )
         except BusyError:  # another runner holds it now: its outcome is theirs to write
             raise LeaseLost(ctx.id) from None
 

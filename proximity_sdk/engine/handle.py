@@ -69,8 +69,7 @@ class OperationHandle(OperationHandleAPI[T]):
     def status(self) -> OperationStatus:
         return self.get().status
 
-    def events(self, after: int = 0, *, follow: bool = True, timeout: float | None = None
-               ) -> Iterator[OperationEvent]:
+    def events(self, after: int = 0, *, follow: bool = True, timeout: float | None = None) -> Iterator[OperationEvent]:
         check_after(after)
         ops = self._engine.store.operations
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -99,7 +98,9 @@ class OperationHandle(OperationHandleAPI[T]):
             if deadline is not None and time.monotonic() >= deadline:
                 raise OperationTimeout(
                     f"{op.kind} operation {op.id} still {op.status.value} after {timeout} s"
-                    f" (step {op.current_step or '-'})", operation_id=op.id)
+                    f" (step {op.current_step or '-'})",
+                    operation_id=op.id,
+                )
             remaining = _POLL if deadline is None else max(0.0, min(_POLL, deadline - time.monotonic()))
             self._engine.wait_change(remaining)
 

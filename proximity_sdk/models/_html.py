@@ -40,8 +40,7 @@ _COLOURS = {"good": "#1a7f37", "bad": "#cf222e", "idle": "#6e7781", "busy": "#09
 _COLUMNS: dict[str, tuple[str, ...]] = {
     "App": ("hostname", "status", "catalog_id", "node", "vmid", "address", "url"),
     "Backup": ("hostname", "status", "created_at", "size_bytes", "mode", "target", "node", "note"),
-    "BackupSchedule": ("app_id", "cron", "keep_last", "keep_daily", "keep_weekly", "target", "enabled",
-                       "next_run_at"),
+    "BackupSchedule": ("app_id", "cron", "keep_last", "keep_daily", "keep_weekly", "target", "enabled", "next_run_at"),
     "BackupTarget": ("name", "kind", "created_at"),
     "Host": ("name", "url", "auth", "is_default", "verify_tls", "created_at"),
     "Node": ("name", "status", "cpus", "maxmem", "mem", "maxdisk", "pve_version", "last_seen_at"),
@@ -58,9 +57,11 @@ _BYTE_FIELDS = {"mem", "maxmem", "disk", "maxdisk", "size", "total", "used", "av
 _LABEL_FIELDS = ("hostname", "name", "id")
 
 _MUTED = "opacity:.6"
-_CARD = ("font-family:var(--jp-ui-font-family,system-ui,sans-serif);font-size:13px;line-height:1.45;"
-         "border:1px solid rgba(128,128,128,.35);border-radius:6px;padding:8px 12px;margin:2px 0;"
-         "display:inline-block;min-width:320px;max-width:100%")
+_CARD = (
+    "font-family:var(--jp-ui-font-family,system-ui,sans-serif);font-size:13px;line-height:1.45;"
+    "border:1px solid rgba(128,128,128,.35);border-radius:6px;padding:8px 12px;margin:2px 0;"
+    "display:inline-block;min-width:320px;max-width:100%"
+)
 _TABLE = "border-collapse:collapse;font-size:13px"
 _TH = "text-align:left;padding:2px 10px 2px 0;font-weight:600;vertical-align:top;white-space:nowrap"
 _TD = "text-align:left;padding:2px 10px 2px 0;vertical-align:top"
@@ -93,11 +94,12 @@ def _masked() -> str:
 
 def badge(word: str) -> str:
     lowered = word.lower()
-    tone = ("good" if lowered in _GOOD else "bad" if lowered in _BAD else "idle" if lowered in _IDLE
-            else "busy")
+    tone = "good" if lowered in _GOOD else "bad" if lowered in _BAD else "idle" if lowered in _IDLE else "busy"
     colour = _COLOURS[tone]
-    return (f'<span class="proximity-status" style="color:{colour};border:1px solid {colour};'
-            f'border-radius:9px;padding:0 7px;font-size:12px;white-space:nowrap">{esc(word)}</span>')
+    return (
+        f'<span class="proximity-status" style="color:{colour};border:1px solid {colour};'
+        f'border-radius:9px;padding:0 7px;font-size:12px;white-space:nowrap">{esc(word)}</span>'
+    )
 
 
 def _human_bytes(count: int) -> str:
@@ -128,8 +130,10 @@ def _plain(value: Any) -> Any:
     if _is_secret(value):
         return MASK
     if isinstance(value, BaseModel):
-        return {name: MASK if _hidden(type(value), name) else _plain(getattr(value, name, None))
-                for name in type(value).model_fields}
+        return {
+            name: MASK if _hidden(type(value), name) else _plain(getattr(value, name, None))
+            for name in type(value).model_fields
+        }
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
@@ -158,8 +162,10 @@ def _text(text: str, *, compact: bool) -> str:
     if len(text) > _INLINE_CHARS or "\n" in text:
         first = text.strip().splitlines()[0] if text.strip() else ""
         summary = first[:60] + ("…" if len(first) > 60 or len(text) > len(first) else "")
-        return (f"<details><summary>{esc(summary)}</summary>"
-                f'<pre style="white-space:pre-wrap;margin:2px 0">{esc(text)}</pre></details>')
+        return (
+            f"<details><summary>{esc(summary)}</summary>"
+            f'<pre style="white-space:pre-wrap;margin:2px 0">{esc(text)}</pre></details>'
+        )
     return esc(text)
 
 
@@ -231,8 +237,10 @@ def _mapping(value: Mapping[Any, Any], *, compact: bool) -> str:
     if compact:
         return _muted(f"{len(value)} entries")
     text = json.dumps(_plain(value), indent=2, sort_keys=False, default=str)
-    return (f"<details><summary>{len(value)} entries</summary>"
-            f'<pre style="white-space:pre-wrap;margin:2px 0">{esc(text)}</pre></details>')
+    return (
+        f"<details><summary>{len(value)} entries</summary>"
+        f'<pre style="white-space:pre-wrap;margin:2px 0">{esc(text)}</pre></details>'
+    )
 
 
 def _sequence(items: list[Any], *, compact: bool) -> str:
@@ -272,17 +280,18 @@ def model_html(model: BaseModel) -> str:
         value = getattr(model, name, None)  # a model_construct()ed partial record lacks some
         shown = _masked() if _hidden(cls, name) else value_html(value, field=name)
         rows.append(f'<tr><th style="{_TH}">{esc(name)}</th><td style="{_TD}">{shown}</td></tr>')
-    return (f'<div class="proximity-model" data-model="{esc(cls.__name__)}" style="{_CARD}">'
-            f'<div style="margin-bottom:4px">{title}</div>'
-            f'<table style="{_TABLE}">{"".join(rows)}</table></div>')
+    return (
+        f'<div class="proximity-model" data-model="{esc(cls.__name__)}" style="{_CARD}">'
+        f'<div style="margin-bottom:4px">{title}</div>'
+        f'<table style="{_TABLE}">{"".join(rows)}</table></div>'
+    )
 
 
 def _columns(cls: type[BaseModel], sample: BaseModel) -> tuple[str, ...]:
     chosen = _COLUMNS.get(cls.__name__)
     if chosen is not None and all(name in cls.model_fields for name in chosen):
         return chosen
-    names = [n for n in cls.model_fields
-             if not _hidden(cls, n) and _scalar(getattr(sample, n, None))]
+    names = [n for n in cls.model_fields if not _hidden(cls, n) and _scalar(getattr(sample, n, None))]
     return tuple(names[:8])
 
 
@@ -290,8 +299,7 @@ def listing_html(items: Sequence[Any]) -> str:
     """A list as a table: one row per model (operation handles show their record), at most
     ``MAX_ROWS`` rows; an empty list says "no items"."""
     if not items:
-        return (f'<div class="proximity-listing" data-count="0" style="{_CARD}">'
-                f'{_muted("no items")}</div>')
+        return f'<div class="proximity-listing" data-count="0" style="{_CARD}">{_muted("no items")}</div>'
     records = [_record(item) for item in items[:MAX_ROWS]]
     models = [r for r in records if isinstance(r, BaseModel)]
     kinds = {type(r) for r in records}
@@ -300,24 +308,31 @@ def listing_html(items: Sequence[Any]) -> str:
         columns = _columns(cls, models[0])
         head = "".join(f'<th style="{_TH}">{esc(c)}</th>' for c in columns)
         body = "".join(
-            "<tr>" + "".join(
+            "<tr>"
+            + "".join(
                 f'<td style="{_TD}">'
-                f'{_masked() if _hidden(cls, c) else value_html(getattr(m, c, None), field=c, compact=True)}</td>'
-                for c in columns) + "</tr>"
-            for m in models)
+                f"{_masked() if _hidden(cls, c) else value_html(getattr(m, c, None), field=c, compact=True)}</td>"
+                for c in columns
+            )
+            + "</tr>"
+            for m in models
+        )
         what = cls.__name__
     else:
         head = f'<th style="{_TH}">type</th><th style="{_TH}">value</th>'
         body = "".join(
             f'<tr><td style="{_TD}">{esc(type(r).__name__)}</td><td style="{_TD}">'
             f"{_inline_model(r, compact=True) if isinstance(r, BaseModel) else value_html(r, compact=True)}</td></tr>"
-            for r in records)
+            for r in records
+        )
         what = "items" if len(kinds) > 1 else type(records[0]).__name__
     more = len(items) - len(records)
     foot = f'<div style="{_MUTED}">… and {more} more</div>' if more > 0 else ""
     caption = f'<div style="margin-bottom:4px">{_muted(f"{what}: {len(items)}")}</div>'
-    return (f'<div class="proximity-listing" data-count="{len(items)}" style="{_CARD}">{caption}'
-            f'<table style="{_TABLE}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{foot}</div>')
+    return (
+        f'<div class="proximity-listing" data-count="{len(items)}" style="{_CARD}">{caption}'
+        f'<table style="{_TABLE}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{foot}</div>'
+    )
 
 
 def _record(item: Any) -> Any:
@@ -397,8 +412,10 @@ def _step_marks(op: CardOperation) -> Iterable[str]:
             mark, colour = "▶", _COLOURS["busy"]
         else:
             mark, colour = "·", _COLOURS["idle"]
-        yield (f'<span class="proximity-step" data-step="{esc(step)}" style="white-space:nowrap;margin-right:8px">'
-               f'<span style="color:{colour}">{mark}</span> {esc(step)}</span>')
+        yield (
+            f'<span class="proximity-step" data-step="{esc(step)}" style="white-space:nowrap;margin-right:8px">'
+            f'<span style="color:{colour}">{mark}</span> {esc(step)}</span>'
+        )
 
 
 def operation_card(op: CardOperation, events: Sequence[CardEvent] = (), *, note: str | None = None) -> str:
@@ -406,13 +423,17 @@ def operation_card(op: CardOperation, events: Sequence[CardEvent] = (), *, note:
     when it failed, the error. ``events``: the log lines to show (the caller picks the tail)."""
     status = op.status.value
     fraction = max(0.0, min(1.0, _fraction(op, events)))
-    tone = "bad" if status == "failed" else "idle" if status == "cancelled" else (
-        "good" if status == "succeeded" else "busy")
+    tone = (
+        "bad"
+        if status == "failed"
+        else "idle"
+        if status == "cancelled"
+        else ("good" if status == "succeeded" else "busy")
+    )
     colour = _COLOURS[tone]
     percent = round(fraction * 100)
     parts = [
-        f'<div style="margin-bottom:4px"><b>{esc(op.kind)}</b> {badge(status)} '
-        f'{_muted(op.id)}</div>',
+        f'<div style="margin-bottom:4px"><b>{esc(op.kind)}</b> {badge(status)} {_muted(op.id)}</div>',
         f'<div style="display:flex;align-items:center;gap:8px;margin:4px 0">'
         f'<div style="flex:1;min-width:200px;height:6px;border-radius:3px;background:rgba(128,128,128,.25)">'
         f'<div class="proximity-progress" style="width:{percent}%;height:100%;border-radius:3px;'
@@ -423,20 +444,24 @@ def operation_card(op: CardOperation, events: Sequence[CardEvent] = (), *, note:
     if op.error and status in {"failed", "cancelled"}:
         step = op.result.get("failed_step")
         where = f" (step {esc(step)})" if isinstance(step, str) else ""
-        parts.append(f'<div class="proximity-error" style="color:{_COLOURS["bad"]};margin:4px 0">'
-                     f"{esc(op.error)}{where}</div>")
+        parts.append(
+            f'<div class="proximity-error" style="color:{_COLOURS["bad"]};margin:4px 0">{esc(op.error)}{where}</div>'
+        )
     if events:
         lines = "".join(
             f'<tr><td style="{_TD};{_MUTED};white-space:nowrap">{esc(e.time.strftime("%H:%M:%S"))}</td>'
             f'<td style="{_TD};{_MUTED}">{esc(e.step or "")}</td>'
             f'<td style="{_TD}{";color:" + _COLOURS["bad"] if e.level == "error" else ""}">'
             f"{_text(e.message, compact=True)}</td></tr>"
-            for e in events)
+            for e in events
+        )
         parts.append(f'<table class="proximity-events" style="{_TABLE};font-size:12px">{lines}</table>')
     if note:
         parts.append(f'<div style="{_MUTED};font-size:12px">{esc(note)}</div>')
-    return (f'<div class="proximity-operation" data-operation-id="{esc(op.id)}" data-status="{esc(status)}" '
-            f'style="{_CARD}">{"".join(parts)}</div>')
+    return (
+        f'<div class="proximity-operation" data-operation-id="{esc(op.id)}" data-status="{esc(status)}" '
+        f'style="{_CARD}">{"".join(parts)}</div>'
+    )
 
 
 def operation_text(op: CardOperation, events: Sequence[CardEvent] = ()) -> str:

@@ -96,10 +96,10 @@ def check_stop_args(*, force: object, timeout: object) -> tuple[bool | None, int
     """The stop's arguments as given (None: the app's default), checked."""
     if force is not None and not isinstance(force, bool):
         raise ValidationError(f"force must be True, False or None (the app's default), not {force!r}", field="force")
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int)
-                                or not 1 <= timeout <= 3600):
-        raise ValidationError("timeout must be whole seconds from 1 to 3600, or None (the app's default)",
-                              field="timeout")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int) or not 1 <= timeout <= 3600):
+        raise ValidationError(
+            "timeout must be whole seconds from 1 to 3600, or None (the app's default)", field="timeout"
+        )
     return force, timeout
 
 
@@ -125,8 +125,11 @@ STRATEGIES = ("auto", "oci", "compose")
 
 def check_strategy(strategy: object) -> DeployStrategy:
     if strategy not in STRATEGIES:
-        raise ValidationError(f"strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}", field="strategy",
-                              hint='"auto" deploys as a native OCI container where the app and node allow it')
+        raise ValidationError(
+            f"strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}",
+            field="strategy",
+            hint='"auto" deploys as a native OCI container where the app and node allow it',
+        )
     return cast("DeployStrategy", strategy)
 
 
@@ -196,6 +199,7 @@ def check_aware_time(value: object, *, field: str = "now") -> datetime | None:
 
 # backups --------------------------------------------------------------------------------------------
 
+
 def check_note(note: object) -> str | None:
     if note is not None and (not isinstance(note, str) or len(note) > 1024):
         raise ValidationError("note must be text of at most 1024 characters", field="note")
@@ -220,6 +224,7 @@ def check_keep(value: object, *, field: str) -> int | None:
 
 # maintenance ----------------------------------------------------------------------------------------
 
+
 def check_grace_seconds(seconds: object) -> float | None:
     """The janitor's ``hard_grace_seconds``: 0 or more, or None (its default)."""
     if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0):
@@ -229,6 +234,7 @@ def check_grace_seconds(seconds: object) -> float | None:
 
 # hosts ----------------------------------------------------------------------------------------------
 
+
 def _read_ca_file(ca_file: str | Path) -> str:
     """The PEM text of a CA file, read by the caller's side (so it can travel to an agent too)."""
     path = Path(ca_file).expanduser()
@@ -236,8 +242,10 @@ def _read_ca_file(ca_file: str | Path) -> str:
         return path.read_text()
     except FileNotFoundError:
         raise ValidationError(
-            f"CA file {str(path)!r} does not exist", field="ca_file",
-            hint="Copy the cluster CA (/etc/pve/pve-root-ca.pem on a node) and give its path") from None
+            f"CA file {str(path)!r} does not exist",
+            field="ca_file",
+            hint="Copy the cluster CA (/etc/pve/pve-root-ca.pem on a node) and give its path",
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ValidationError(f"CA file {str(path)!r} cannot be read: {exc}", field="ca_file") from None
 
@@ -250,6 +258,7 @@ def host_ca_pem(ca_file: str | Path, *, ca_pem_given: bool) -> str:
 
 
 # operation handles ----------------------------------------------------------------------------------
+
 
 def check_after(after: int) -> int:
     """The sequence number ``events(after=...)`` starts after."""
@@ -267,5 +276,6 @@ def check_wait_timeout(timeout: float | None) -> float | None:
 def check_ports(ports: Sequence[int]) -> None:
     """The ports an image listens on: port numbers (not a string of digits, not booleans)."""
     if isinstance(ports, (str, bytes)) or not all(
-            isinstance(p, int) and not isinstance(p, bool) and 1 <= p <= 65535 for p in ports):
+        isinstance(p, int) and not isinstance(p, bool) and 1 <= p <= 65535 for p in ports
+    ):
         raise ValidationError("ports must be a list of port numbers from 1 to 65535", field="ports")

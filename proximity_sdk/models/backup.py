@@ -87,8 +87,9 @@ class BackupStats(HtmlRepr, BaseModel):
 
     @property
     def in_progress(self) -> int:
-        return sum(self.by_status.get(s, 0) for s in (BackupStatus.CREATING, BackupStatus.RESTORING,
-                                                        BackupStatus.DELETING))
+        return sum(
+            self.by_status.get(s, 0) for s in (BackupStatus.CREATING, BackupStatus.RESTORING, BackupStatus.DELETING)
+        )
 
 
 class BackupSchedule(HtmlRepr, BaseModel):

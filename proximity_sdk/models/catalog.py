@@ -136,9 +136,7 @@ class CatalogApp(HtmlRepr, BaseModel):
     @classmethod
     def _os_template_shape(cls, value: str | None) -> str | None:
         if value is not None and (not _OS_TEMPLATE.match(value) or ".." in value):
-            raise ValueError(
-                "expected a template name such as debian-12-standard or a storage:vztmpl/... volume"
-            )
+            raise ValueError("expected a template name such as debian-12-standard or a storage:vztmpl/... volume")
         return value
 
     @field_validator("docker_compose")

@@ -24,9 +24,7 @@ class OperationStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
-FINISHED_OPERATION_STATUSES = frozenset(
-    {OperationStatus.SUCCEEDED, OperationStatus.FAILED, OperationStatus.CANCELLED}
-)
+FINISHED_OPERATION_STATUSES = frozenset({OperationStatus.SUCCEEDED, OperationStatus.FAILED, OperationStatus.CANCELLED})
 
 
 class Operation(HtmlRepr, BaseModel):
@@ -84,5 +82,9 @@ def raise_unless_succeeded(op: Operation) -> None:
         return
     if op.status == OperationStatus.CANCELLED:
         raise OperationCancelled(f"{op.kind} operation {op.id} was cancelled", operation_id=op.id)
-    raise OperationFailed(f"{op.kind} failed: {op.error}", operation_id=op.id, step=op.result.get("failed_step"),
-                          log_tail=op.result.get("log_tail") or ())
+    raise OperationFailed(
+        f"{op.kind} failed: {op.error}",
+        operation_id=op.id,
+        step=op.result.get("failed_step"),
+        log_tail=op.result.get("log_tail") or (),
+    )

@@ -27,8 +27,10 @@ _MIRROR = re.compile(r"^https?://[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{
 def check_registry(value: str, what: str) -> str:
     value = value.strip()
     if not _REGISTRY.match(value):
-        raise ValueError(f"{what} {value!r} is not a registry address: give host or host:port "
-                         "(registry.example.com, 10.0.3.1:5000), without scheme or path")
+        raise ValueError(
+            f"{what} {value!r} is not a registry address: give host or host:port "
+            "(registry.example.com, 10.0.3.1:5000), without scheme or path"
+        )
     return value
 
 
@@ -123,6 +125,8 @@ class RegistrySettings(HtmlRepr, BaseModel):
     def stored(self) -> str:
         """The whole settings as JSON with the secrets in clear: only ever encrypted before storing."""
         data = self.model_dump(mode="json")
-        data["credentials"] = [{**d, "password": c.password.get_secret_value()}
-                               for d, c in zip(data["credentials"], self.credentials, strict=True)]
+        data["credentials"] = [
+            {**d, "password": c.password.get_secret_value()}
+            for d, c in zip(data["credentials"], self.credentials, strict=True)
+        ]
         return json.dumps(data)

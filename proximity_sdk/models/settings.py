@@ -131,9 +131,7 @@ class _SettingsFields(HtmlRepr, BaseModel):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown time zone {value!r}; use an IANA name such as Europe/Rome, or 'host'"
-            ) from None
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Europe/Rome, or 'host'") from None
         return value
 
 

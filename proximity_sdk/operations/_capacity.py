@@ -43,20 +43,23 @@ def in_flight(store: Store, host_id: str, present: set[int], *, exclude_app_id: 
     return pending
 
 
-def require_room(client: ProxmoxClient, store: Store, *, host_id: str, node: str, memory_mb: int,
-                 exclude_app_id: str | None = None) -> NodeCapacity:
+def require_room(
+    client: ProxmoxClient, store: Store, *, host_id: str, node: str, memory_mb: int, exclude_app_id: str | None = None
+) -> NodeCapacity:
     """The node's figures when it exists, is online and has ``memory_mb`` MiB unpromised
     (``memory_mb`` <= 0 only checks that the node is there and online). Raises
     :class:`ValidationError` for a node not in the cluster, :class:`ConflictError` otherwise."""
     require_quorum(client)
     resources = client.cluster_resources()
     capacities = node_capacities(resources, overcommit=store.settings.get().memory_overcommit)
-    extra = in_flight(store, host_id, {r.vmid for r in resources if r.vmid is not None},
-                      exclude_app_id=exclude_app_id)
+    extra = in_flight(store, host_id, {r.vmid for r in resources if r.vmid is not None}, exclude_app_id=exclude_app_id)
     found = next((c for c in capacities if c.node == node), None)
     if found is None:
-        raise ValidationError(f"node {node!r} is not in the cluster", field="node",
-                              hint="Nodes: " + (", ".join(c.node for c in capacities) or "none"))
+        raise ValidationError(
+            f"node {node!r} is not in the cluster",
+            field="node",
+            hint="Nodes: " + (", ".join(c.node for c in capacities) or "none"),
+        )
     found = replace(found, promised_mb=found.promised_mb + extra.get(node, 0))
     if not found.online:
         raise ConflictError(f"node {node!r} is {found.status}", hint="Bring it back online, or choose another node")

@@ -10,8 +10,9 @@ from proximity_sdk.store import Store
 __all__ = ["follow_vmid_change"]
 
 
-def follow_vmid_change(ctx: OperationContext, store: Store, *, app_id: str, host_id: str,
-                       node: str) -> Callable[[int, int], None]:
+def follow_vmid_change(
+    ctx: OperationContext, store: Store, *, app_id: str, host_id: str, node: str
+) -> Callable[[int, int], None]:
     """The ``on_vmid_change`` of ``create_with_vmid_retry``: when the VMID was taken meanwhile and the
     create moves to another, the journal and the app's record move with it."""
 

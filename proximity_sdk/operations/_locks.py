@@ -15,8 +15,9 @@ LOCK_WAIT = 600.0
 _POLL = 1.0
 
 
-def wait_unlocked(ctx: OperationContext, client: ProxmoxClient, node: str, vmid: int, *,
-                  wait: float = LOCK_WAIT) -> None:
+def wait_unlocked(
+    ctx: OperationContext, client: ProxmoxClient, node: str, vmid: int, *, wait: float = LOCK_WAIT
+) -> None:
     """Until the container on ``node`` has no ``lock`` (or is gone). A clone, snapshot or
     migration task that outlived the runner which started it keeps the lock while it runs;
     acting before it ends would be refused. A cancel or a takeover still stops the wait."""
@@ -27,9 +28,10 @@ def wait_unlocked(ctx: OperationContext, client: ProxmoxClient, node: str, vmid:
         if status is None or not status.lock:
             return
         if time.monotonic() >= deadline:
-            raise LockedError(f"CT {vmid} on node {node} is still locked ({status.lock}) after {wait:g}s",
-                              hint=f"Check its tasks on node {node}; a stale lock is removed with "
-                                   f"`pct unlock {vmid}` there")
+            raise LockedError(
+                f"CT {vmid} on node {node} is still locked ({status.lock}) after {wait:g}s",
+                hint=f"Check its tasks on node {node}; a stale lock is removed with `pct unlock {vmid}` there",
+            )
         if not said:
             ctx.event(f"CT {vmid} is locked ({status.lock}): waiting for the Proxmox task that holds it")
             said = True

@@ -21,8 +21,14 @@ from dataclasses import dataclass
 from proximity_sdk.models.app import App
 from proximity_sdk.operations.oci import is_oci
 
-__all__ = ["COMPOSE_SHUTDOWN_SECONDS", "DOCKER_GRACE_SECONDS", "StopPolicy", "oci_grace",
-           "shutdown_seconds", "stop_policy"]
+__all__ = [
+    "COMPOSE_SHUTDOWN_SECONDS",
+    "DOCKER_GRACE_SECONDS",
+    "StopPolicy",
+    "oci_grace",
+    "shutdown_seconds",
+    "stop_policy",
+]
 
 #: the clean-shutdown wait of a compose app (PVE's own default for ``status/shutdown``)
 COMPOSE_SHUTDOWN_SECONDS = 60
@@ -49,8 +55,7 @@ def oci_grace(app: App) -> int:
 
 def stop_policy(app: App, *, force: bool | None = None, timeout: int | None = None) -> StopPolicy:
     """The app's default stop, overridden by what is not None."""
-    default = (StopPolicy(oci_grace(app), True) if is_oci(app)
-               else StopPolicy(COMPOSE_SHUTDOWN_SECONDS, False))
+    default = StopPolicy(oci_grace(app), True) if is_oci(app) else StopPolicy(COMPOSE_SHUTDOWN_SECONDS, False)
     return StopPolicy(default.timeout if timeout is None else timeout, default.force if force is None else force)
 
 

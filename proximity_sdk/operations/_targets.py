@@ -27,8 +27,11 @@ class TargetRegistry:
     def kind(self, name: str) -> BackupTargetKind:
         kinds = self.kinds()
         if name not in kinds:
-            raise ValidationError(f"unknown backup target kind {name!r}; known: {', '.join(sorted(kinds))}",
-                                  field="kind", hint="Install the plugin that offers it (e.g. proximity-sftp)")
+            raise ValidationError(
+                f"unknown backup target kind {name!r}; known: {', '.join(sorted(kinds))}",
+                field="kind",
+                hint="Install the plugin that offers it (e.g. proximity-sftp)",
+            )
         return kinds[name]
 
     def check(self, kind: str, options: Mapping[str, Any]) -> dict[str, Any]:

@@ -76,17 +76,36 @@ def discover_containers(services: Services, hosts: Iterable[Host]) -> list[Disco
         for vmid in sorted(set(listing) - held):
             r = listing[vmid]
             assert r.node is not None
-            found.append(DiscoveredContainer(
-                host_id=host.id, host=host.name, node=r.node, vmid=vmid, name=r.name, status=r.status or "unknown",
-                tags=tuple(r.tag_list), lock=r.lock, resources=_resources(r), uptime=r.uptime))
+            found.append(
+                DiscoveredContainer(
+                    host_id=host.id,
+                    host=host.name,
+                    node=r.node,
+                    vmid=vmid,
+                    name=r.name,
+                    status=r.status or "unknown",
+                    tags=tuple(r.tag_list),
+                    lock=r.lock,
+                    resources=_resources(r),
+                    uptime=r.uptime,
+                )
+            )
     return found
 
 
 # adoption, checked in the façade -------------------------------------------------------------------
 
 
-def prepare_adoption(services: Services, vmid: int, *, host: str | None, node: str | None, catalog_id: str | None,
-                     hostname: str | None, owner_id: str | None) -> App:
+def prepare_adoption(
+    services: Services,
+    vmid: int,
+    *,
+    host: str | None,
+    node: str | None,
+    catalog_id: str | None,
+    hostname: str | None,
+    owner_id: str | None,
+) -> App:
     """Check everything, then record the app (``adopting``) with its VMID reserved for it.
     Raises before recording anything when the adoption cannot work."""
     store = services.store
@@ -101,33 +120,54 @@ def prepare_adoption(services: Services, vmid: int, *, host: str | None, node: s
     listing = containers_by_vmid(services.clients.get(target.id).cluster_resources(kind="vm"))
     found = listing.get(vmid)
     if found is None:
-        raise NotFoundError(f"there is no container {vmid} on host {target.name!r}",
-                            hint="List adoptable containers with px.apps.discover()")
+        raise NotFoundError(
+            f"there is no container {vmid} on host {target.name!r}",
+            hint="List adoptable containers with px.apps.discover()",
+        )
     assert found.node is not None
     if node is not None and found.node != node:
-        raise NotFoundError(f"container {vmid} is on node {found.node!r}, not {node!r}",
-                            hint=f"Give node={found.node!r} or leave node out")
+        raise NotFoundError(
+            f"container {vmid} is on node {found.node!r}, not {node!r}",
+            hint=f"Give node={found.node!r} or leave node out",
+        )
     if found.lock:
-        raise ConflictError(f"container {vmid} is locked ({found.lock})",
-                            hint="Adopt it once the Proxmox task holding the lock has ended")
+        raise ConflictError(
+            f"container {vmid} is locked ({found.lock})",
+            hint="Adopt it once the Proxmox task holding the lock has ended",
+        )
     if vmid in store.reservations.held_vmids(target.id):
-        raise AlreadyExistsError(f"container {vmid} on host {target.name!r} is already managed by Proximity",
-                                 hint="See it with px.apps.list(); only unmanaged containers can be adopted")
+        raise AlreadyExistsError(
+            f"container {vmid} on host {target.name!r} is already managed by Proximity",
+            hint="See it with px.apps.list(); only unmanaged containers can be adopted",
+        )
     if hostname is None:
         if not found.name:
-            raise ValidationError(f"container {vmid} has no name", field="hostname",
-                                  hint="Give hostname='...' for the app")
+            raise ValidationError(
+                f"container {vmid} has no name", field="hostname", hint="Give hostname='...' for the app"
+            )
         hostname = check_hostname(found.name, field="hostname")
     config: dict[str, Any] = {"container_name": found.name, "status_at_adoption": found.status}
     if entry is not None and entry.main_port:
         config["main_port"] = entry.main_port
-    app = store.apps.create(hostname=hostname, host_id=target.id, status=AppStatus.ADOPTING, adopted=True,
-                            catalog_id=entry.id if entry else None, catalog_version=entry.version if entry else None,
-                            owner_id=owner_id, node=found.node, vmid=vmid, resources=_resources(found), config=config)
+    app = store.apps.create(
+        hostname=hostname,
+        host_id=target.id,
+        status=AppStatus.ADOPTING,
+        adopted=True,
+        catalog_id=entry.id if entry else None,
+        catalog_version=entry.version if entry else None,
+        owner_id=owner_id,
+        node=found.node,
+        vmid=vmid,
+        resources=_resources(found),
+        config=config,
+    )
     try:
         if not store.reservations.reserve_vmid(target.id, vmid, app_id=app.id):
-            raise AlreadyExistsError(f"VMID {vmid} on host {target.name!r} is reserved by another operation",
-                                     hint="Another deploy, clone or adoption holds it; try again once it ended")
+            raise AlreadyExistsError(
+                f"VMID {vmid} on host {target.name!r} is reserved by another operation",
+                hint="Another deploy, clone or adoption holds it; try again once it ended",
+            )
     except BaseException:
         store.apps.delete(app.id)
         raise
@@ -152,8 +192,12 @@ def _disk_gb(config: LxcConfig) -> int | None:
 
 def resources_from_config(config: LxcConfig) -> Resources:
     """The container's configured cores, memory, swap and root disk (None where Proxmox defaults)."""
-    return Resources(cores=config.cores, memory_mb=config.memory if config.memory and config.memory >= 16 else None,
-                     swap_mb=config.swap, disk_gb=_disk_gb(config))
+    return Resources(
+        cores=config.cores,
+        memory_mb=config.memory if config.memory and config.memory >= 16 else None,
+        swap_mb=config.swap,
+        disk_gb=_disk_gb(config),
+    )
 
 
 def _reachable(address: str) -> bool:
@@ -223,15 +267,16 @@ class AdoptKind(OperationKind):
                 raise NotFoundError(f"container {vmid} is no longer on node {node}")
             config = client.lxc_config(node, vmid)
             resources = resources_from_config(config)
-            ctx.event(f"CT {vmid} ({status.name}) is {status.status}: {resources.cores or 'all'} cores, "
-                      f"{resources.memory_mb} MiB memory, {resources.disk_gb} GiB disk")
+            ctx.event(
+                f"CT {vmid} ({status.name}) is {status.status}: {resources.cores or 'all'} cores, "
+                f"{resources.memory_mb} MiB memory, {resources.disk_gb} GiB disk"
+            )
 
         ports: list[Port] = []
         address: str | None = None
         with ctx.step("ports"):
             if status.running:
-                address = next((i.ipv4 for i in client.lxc_interfaces(node, vmid) if i.name != "lo" and i.ipv4),
-                               None)
+                address = next((i.ipv4 for i in client.lxc_interfaces(node, vmid) if i.name != "lo" and i.ipv4), None)
                 try:
                     listed = self.services.shells.get(app.host_id).pct_exec(node, vmid, _LIST_PORTS, timeout=60)
                     ports = parse_listening(listed.stdout)
@@ -246,10 +291,20 @@ class AdoptKind(OperationKind):
             main_port = _main_port(ports, app.config.get("main_port"))
             config_snapshot = {k: v for k, v in config.raw.items() if k not in ("lock", "digest")}
             store.apps.update(
-                app.id, status=AppStatus.RUNNING if status.running else AppStatus.STOPPED, resources=resources,
-                ports=tuple(ports), address=address, url=app_url(address, main_port),
-                config={**app.config, "main_port": main_port, "ports": [p.model_dump() for p in ports],
-                        "adopted_at": utcnow().isoformat(), "proxmox_config": config_snapshot})
+                app.id,
+                status=AppStatus.RUNNING if status.running else AppStatus.STOPPED,
+                resources=resources,
+                ports=tuple(ports),
+                address=address,
+                url=app_url(address, main_port),
+                config={
+                    **app.config,
+                    "main_port": main_port,
+                    "ports": [p.model_dump() for p in ports],
+                    "adopted_at": utcnow().isoformat(),
+                    "proxmox_config": config_snapshot,
+                },
+            )
         return {"app_id": app.id}
 
     def on_failure(self, ctx: OperationContext, error: BaseException) -> None:

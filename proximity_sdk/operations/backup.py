@@ -55,8 +55,16 @@ def _step(ctx: OperationContext, name: str | None) -> contextlib.AbstractContext
     return ctx.step(name) if name else contextlib.nullcontext()
 
 
-def take_backup(ctx: OperationContext, targets: TargetRegistry, backup: Backup, *, host_id: str, node: str,
-                vmid: int, steps: tuple[str | None, str | None, str | None] = ("queue", "vzdump", "store")) -> Backup:
+def take_backup(
+    ctx: OperationContext,
+    targets: TargetRegistry,
+    backup: Backup,
+    *,
+    host_id: str,
+    node: str,
+    vmid: int,
+    steps: tuple[str | None, str | None, str | None] = ("queue", "vzdump", "store"),
+) -> Backup:
     """Queue for the node, vzdump, hand the archive to the target; the record ends ``completed``.
     Each effect is journalled (kinds ``volume`` and ``location``) until the record holds it."""
     store = ctx.store
@@ -69,21 +77,34 @@ def take_backup(ctx: OperationContext, targets: TargetRegistry, backup: Backup, 
         with _step(ctx, steps[1]):
             ctx.event(f"vzdump of CT {vmid} to storage {target.dump_storage} ({backup.mode}, {backup.compression})")
             started = time.monotonic()
-            archive, _ = run_vzdump(access.client, node, vmid, storage=target.dump_storage, mode=backup.mode,
-                                    compression=backup.compression, on_log=ctx.task_log,
-                                    on_upid=lambda upid: ctx.save_params(vzdump_upid=upid))
+            archive, _ = run_vzdump(
+                access.client,
+                node,
+                vmid,
+                storage=target.dump_storage,
+                mode=backup.mode,
+                compression=backup.compression,
+                on_log=ctx.task_log,
+                on_upid=lambda upid: ctx.save_params(vzdump_upid=upid),
+            )
             duration = round(time.monotonic() - started, 3)
             ctx.record("volume", host_id=host_id, node=node, volid=archive.volid, backup_id=backup.id)
             store.backups.update(backup.id, volid=archive.volid, size_bytes=archive.size_bytes)
             ctx.event(f"archive {archive.volid}: {archive.size_bytes or 0} bytes in {duration:g}s")
     with _step(ctx, steps[2]):
         location, digest = stored_location(target.store(access, archive))
-        ctx.record("location", host_id=host_id, node=node, target=backup.target, location=location,
-                   backup_id=backup.id)
+        ctx.record("location", host_id=host_id, node=node, target=backup.target, location=location, backup_id=backup.id)
         if location != archive.volid:
             ctx.event(f"stored at {location} by target {target.name}")
-    done = store.backups.update(backup.id, status=BackupStatus.COMPLETED, location=location, duration_seconds=duration,
-                                digest=digest, completed_at=utcnow(), error=None)
+    done = store.backups.update(
+        backup.id,
+        status=BackupStatus.COMPLETED,
+        location=location,
+        duration_seconds=duration,
+        digest=digest,
+        completed_at=utcnow(),
+        error=None,
+    )
     ctx.forget("volume", backup_id=backup.id)
     ctx.forget("location", backup_id=backup.id)
     return done
@@ -127,8 +148,9 @@ def prune_schedule(ctx: OperationContext, targets: TargetRegistry, schedule_id: 
     pruned = []
     for backup_id in prune:
         try:
-            backup = store.backups.transition(backup_id, to=BackupStatus.DELETING, allowed=[BackupStatus.COMPLETED],
-                                              action="prune")
+            backup = store.backups.transition(
+                backup_id, to=BackupStatus.DELETING, allowed=[BackupStatus.COMPLETED], action="prune"
+            )
         except ProximityError as exc:
             ctx.event(f"not pruning backup {backup_id}: {exc}", level="warning")
             continue
@@ -179,8 +201,9 @@ class BackupKind(OperationKind):
     def on_failure(self, ctx: OperationContext, error: BaseException) -> None:
         step = f"{ctx.current_step}: " if ctx.current_step else ""
         with contextlib.suppress(ProximityError):
-            self.services.store.backups.update(str(ctx.params["backup_id"]), status=BackupStatus.FAILED,
-                                         error=f"{step}{error}")
+            self.services.store.backups.update(
+                str(ctx.params["backup_id"]), status=BackupStatus.FAILED, error=f"{step}{error}"
+            )
 
 
 class DeleteBackupKind(OperationKind):
@@ -206,5 +229,8 @@ class DeleteBackupKind(OperationKind):
 
     def on_failure(self, ctx: OperationContext, error: BaseException) -> None:
         with contextlib.suppress(ProximityError):
-            self.services.store.backups.update(str(ctx.params["backup_id"]), error=f"delete failed: {error}",
-                                         status=BackupStatus(str(ctx.params["previous_status"])))
+            self.services.store.backups.update(
+                str(ctx.params["backup_id"]),
+                error=f"delete failed: {error}",
+                status=BackupStatus(str(ctx.params["previous_status"])),
+            )

@@ -79,18 +79,42 @@ printf 'root:%s\n' "$password" | chpasswd
 echo "root password changed"
 """
 
-_CLONE_STEPS = ("place", "reserve", "snapshot", "clone", "tidy", "move", "network", "start", "address", "password",
-                 "up", "health")
+_CLONE_STEPS = (
+    "place",
+    "reserve",
+    "snapshot",
+    "clone",
+    "tidy",
+    "move",
+    "network",
+    "start",
+    "address",
+    "password",
+    "up",
+    "health",
+)
 # a native OCI app: no root password to set and no compose project to start; its own console log
 # (before the first start) instead
-OCI_CLONE_STEPS = ("place", "reserve", "snapshot", "clone", "tidy", "move", "network", "console", "start", "address",
-                   "health")
+OCI_CLONE_STEPS = (
+    "place",
+    "reserve",
+    "snapshot",
+    "clone",
+    "tidy",
+    "move",
+    "network",
+    "console",
+    "start",
+    "address",
+    "health",
+)
 
 _CLONE_ATTEMPTS = 3  # a VMID taken outside Proximity meanwhile: move on to the next one
 
 
-def submit_clone(services: Services, engine: OperationEngine, app_id: str, *, hostname: str, node: str | None,
-                 owner_id: str | None) -> OperationHandle:
+def submit_clone(
+    services: Services, engine: OperationEngine, app_id: str, *, hostname: str, node: str | None, owner_id: str | None
+) -> OperationHandle:
     """Check the request, record the new app (``cloning``) and submit the clone; see ``Apps.clone``."""
     store = services.store
     check_hostname(hostname)
@@ -99,13 +123,16 @@ def submit_clone(services: Services, engine: OperationEngine, app_id: str, *, ho
     source = store.apps.get(app_id)
     oci = is_oci(source)
     if source.status not in (AppStatus.RUNNING, AppStatus.STOPPED):
-        raise ConflictError(f"app {source.hostname!r} is {source.status.value}: only a running or stopped app "
-                            "can be cloned", hint="Wait for its operation to end, or start or stop it first")
+        raise ConflictError(
+            f"app {source.hostname!r} is {source.status.value}: only a running or stopped app can be cloned",
+            hint="Wait for its operation to end, or start or stop it first",
+        )
     if source.vmid is None or source.node is None:
         raise ConflictError(f"app {source.hostname!r} has no container to clone")
     if any(a.hostname == hostname for a in store.apps.list(search=hostname, host_id=source.host_id, limit=1000)):
-        raise AlreadyExistsError(f"an app named {hostname!r} already exists on this host",
-                                 hint="Choose another hostname for the clone")
+        raise AlreadyExistsError(
+            f"an app named {hostname!r} already exists on this host", hint="Choose another hostname for the clone"
+        )
     client = services.clients.get(source.host_id)
     if not oci:
         services.shells.get(source.host_id)  # the node shell sets the root password: fail now, not at step 9
@@ -117,23 +144,37 @@ def submit_clone(services: Services, engine: OperationEngine, app_id: str, *, ho
         # the copied config (entrypoint, env, host-managed) means nothing to an older PVE
         support = oci_support(client, node)
         if not support.capable:
-            raise ValidationError(f"app {source.hostname!r} is a native OCI container, which node {node} cannot "
-                                  f"run: {support.reason}", field="node",
-                                  hint="Clone it to a node with PVE >= 9.1, or leave the node out (the source's)")
+            raise ValidationError(
+                f"app {source.hostname!r} is a native OCI container, which node {node} cannot run: {support.reason}",
+                field="node",
+                hint="Clone it to a node with PVE >= 9.1, or leave the node out (the source's)",
+            )
     config = {k: v for k, v in source.config.items() if k != "last_error"}
     config["cloned_from"] = {"app_id": source.id, "vmid": source.vmid}
     if not oci:
         config["compose_project"] = app_project(source)
-    app = store.apps.create(hostname=hostname, host_id=source.host_id, status=AppStatus.CLONING,
-                            catalog_id=source.catalog_id, catalog_version=source.catalog_version,
-                            owner_id=owner_id if owner_id is not None else source.owner_id,
-                            resources=source.resources, ports=source.ports, config=config)
+    app = store.apps.create(
+        hostname=hostname,
+        host_id=source.host_id,
+        status=AppStatus.CLONING,
+        catalog_id=source.catalog_id,
+        catalog_version=source.catalog_version,
+        owner_id=owner_id if owner_id is not None else source.owner_id,
+        resources=source.resources,
+        ports=source.ports,
+        config=config,
+    )
     try:
         store.apps.set_secrets(app.id, store.apps.secrets(source.id))
-        return engine.submit("clone", app_id=app.id, host_id=source.host_id, vmid=source.vmid,
-                             owner_id=app.owner_id, params={"source_app_id": source.id,
-                                                            "source_vmid": source.vmid, "node": node},
-                             steps=OCI_CLONE_STEPS if oci else None)
+        return engine.submit(
+            "clone",
+            app_id=app.id,
+            host_id=source.host_id,
+            vmid=source.vmid,
+            owner_id=app.owner_id,
+            params={"source_app_id": source.id, "source_vmid": source.vmid, "node": node},
+            steps=OCI_CLONE_STEPS if oci else None,
+        )
     except BaseException:
         store.apps.delete(app.id)
         raise
@@ -167,16 +208,24 @@ class CloneKind(OperationKind):
             running = bool(status and status.running)
             target = ctx.params.get("node") or source_node
             memory = app.resources.memory_mb or settings.default_memory_mb
-            decision = pick_node(client, memory_mb=memory, overcommit=settings.memory_overcommit, node=target,
-                                 pending=lambda present: in_flight(store, host_id, present, exclude_app_id=app.id))
-            ctx.event(f"cloning CT {source_vmid} ({'running' if running else 'stopped'}) on node {source_node} "
-                      f"to node {target}: {decision.reason}")
+            decision = pick_node(
+                client,
+                memory_mb=memory,
+                overcommit=settings.memory_overcommit,
+                node=target,
+                pending=lambda present: in_flight(store, host_id, present, exclude_app_id=app.id),
+            )
+            ctx.event(
+                f"cloning CT {source_vmid} ({'running' if running else 'stopped'}) on node {source_node} "
+                f"to node {target}: {decision.reason}"
+            )
             ctx.save_params(node=target, source_node=source_node, source_running=running)
             store.apps.update(app.id, node=target)  # inside the lock: the next placement counts it
 
         with ctx.step("reserve"):
-            allocator = VmidAllocator(client, store.reservations, host_id=host_id,
-                                      vmid_min=settings.vmid_min, vmid_max=settings.vmid_max)
+            allocator = VmidAllocator(
+                client, store.reservations, host_id=host_id, vmid_min=settings.vmid_min, vmid_max=settings.vmid_max
+            )
             vmid = allocator.reserve(operation_id=ctx.id, app_id=app.id)
             ctx.record("vmid", host_id=host_id, vmid=vmid)
             store.apps.update(app.id, vmid=vmid)
@@ -190,16 +239,23 @@ class CloneKind(OperationKind):
                 # journalled first: a crash during the snapshot task must still find it
                 ctx.record("snapshot", host_id=host_id, node=source_node, vmid=source_vmid, name=snapname)
                 with ctx.node_slot(host_id, source_node):
-                    take_snapshot(client, source_node, source_vmid, snapname, emit=emitter(ctx),
-                                  description=f"Proximity: temporary, for the clone {app.hostname}")
+                    take_snapshot(
+                        client,
+                        source_node,
+                        source_vmid,
+                        snapname,
+                        emit=emitter(ctx),
+                        description=f"Proximity: temporary, for the clone {app.hostname}",
+                    )
                 ctx.event(f"snapshot {snapname} of CT {source_vmid} taken")
             else:
                 ctx.event("the source is stopped: cloned as it is, no snapshot needed")
 
         with ctx.step("clone"):
             direct = target != source_node and self._shared_rootfs(client, source_node, source_vmid)
-            vmid = self._clone(ctx, client, allocator, app, source_node, source_vmid, vmid, snapname,
-                               target if direct else None)
+            vmid = self._clone(
+                ctx, client, allocator, app, source_node, source_vmid, vmid, snapname, target if direct else None
+            )
             node = target if direct else source_node
 
         with ctx.step("tidy"):
@@ -223,16 +279,19 @@ class CloneKind(OperationKind):
         oci = is_oci(app)
         with ctx.step("network"):
             if address is not None:
-                set_config(client, node, vmid,
-                           net0=self._static_net0(client, node, vmid, address, settings, host_managed=oci))
+                set_config(
+                    client, node, vmid, net0=self._static_net0(client, node, vmid, address, settings, host_managed=oci)
+                )
                 ctx.event(f"net0 set to the static address {address}")
             else:
                 if oci:
                     self._host_managed_dhcp(ctx, client, node, vmid)
                 ctx.event("DHCP: the clone has its own MAC address, so it gets its own lease")
             if oci:
-                ctx.event("entrypoint and environment copied by Proxmox from the source "
-                          "(the source's generated secrets, as in its data); network managed by the host")
+                ctx.event(
+                    "entrypoint and environment copied by Proxmox from the source "
+                    "(the source's generated secrets, as in its data); network managed by the host"
+                )
 
         if oci:
             with ctx.step("console"):
@@ -262,33 +321,43 @@ class CloneKind(OperationKind):
         with ctx.step("password"):
             password = secrets.token_urlsafe(24)
             store.apps.update(app.id, root_password=password)  # kept before it is set: never lost
-            shell.pct_exec(node, vmid, _CHPASSWD_SCRIPT, input=f"{password}\n".encode(), timeout=60.0,
-                           on_output=lambda _stream, line: ctx.event(line.rstrip(), level="debug"))
+            shell.pct_exec(
+                node,
+                vmid,
+                _CHPASSWD_SCRIPT,
+                input=f"{password}\n".encode(),
+                timeout=60.0,
+                on_output=lambda _stream, line: ctx.event(line.rstrip(), level="debug"),
+            )
             ctx.event("a new root password is set (the source's is not shared)")
 
-        provisioner = Provisioner(shell, node, vmid, project=app_project(app),
-                                  emit=lambda line: ctx.event(line, level="debug"))
+        provisioner = Provisioner(
+            shell, node, vmid, project=app_project(app), emit=lambda line: ctx.event(line, level="debug")
+        )
         with ctx.step("up"):
             provisioner.up()
 
         main_port = app.config.get("main_port")
         with ctx.step("health"):
             if main_port:
-                provisioner.wait_healthy(int(main_port), attempts=settings.health_timeout_seconds,
-                                         path=app.config.get("health_path"))
+                provisioner.wait_healthy(
+                    int(main_port), attempts=settings.health_timeout_seconds, path=app.config.get("health_path")
+                )
             else:
                 ctx.event("the app declares no port: nothing to check", level="warning")
 
         return self._finish(ctx, app, settings, address=address, vmid=vmid, node=node)
 
-    def _finish(self, ctx: OperationContext, app: App, settings: Settings, *, address: str, vmid: int,
-                node: str) -> dict[str, Any]:
+    def _finish(
+        self, ctx: OperationContext, app: App, settings: Settings, *, address: str, vmid: int, node: str
+    ) -> dict[str, Any]:
         """The new app's record: running at its own address; VMID and address handed over to it."""
         store = self.services.store
         main_port = app.config.get("main_port")
         # the ports came with the record (the source's): same services on the clone's own address
-        store.apps.update(app.id, status=AppStatus.RUNNING, address=address, url=app_url(address, main_port),
-                          vmid=vmid, node=node)
+        store.apps.update(
+            app.id, status=AppStatus.RUNNING, address=address, url=app_url(address, main_port), vmid=vmid, node=node
+        )
         store.reservations.attach_vmid(app.host_id, vmid, app_id=app.id)
         if settings.pool() is not None and address:
             store.reservations.attach_address(address, app_id=app.id)
@@ -302,8 +371,9 @@ class CloneKind(OperationKind):
         pool = settings.pool()
         if pool is None:
             return None
-        address = self.services.store.reservations.reserve_address(pool, operation_id=ctx.id, app_id=app.id,
-                                                             exclude=[settings.gateway or ""])
+        address = self.services.store.reservations.reserve_address(
+            pool, operation_id=ctx.id, app_id=app.id, exclude=[settings.gateway or ""]
+        )
         ctx.record("address", address=address)
         return address
 
@@ -313,8 +383,18 @@ class CloneKind(OperationKind):
         storage = rootfs.split(",", 1)[0].split(":", 1)[0]
         return bool(storage) and storage_is_shared(client, node, storage)
 
-    def _clone(self, ctx: OperationContext, client: ProxmoxClient, allocator: VmidAllocator, app: App,
-               node: str, source_vmid: int, vmid: int, snapname: str | None, target: str | None) -> int:
+    def _clone(
+        self,
+        ctx: OperationContext,
+        client: ProxmoxClient,
+        allocator: VmidAllocator,
+        app: App,
+        node: str,
+        source_vmid: int,
+        vmid: int,
+        snapname: str | None,
+        target: str | None,
+    ) -> int:
         """Clone into ``vmid``; a VMID taken outside Proximity meanwhile moves on to the next one."""
         host_id = app.host_id
         for attempt in range(1, _CLONE_ATTEMPTS + 1):
@@ -322,10 +402,17 @@ class CloneKind(OperationKind):
             ctx.record("container", host_id=host_id, node=target or node, vmid=vmid)
             try:
                 with ctx.node_slot(host_id, node):
-                    clone_container(client, node, source_vmid, newid=vmid, hostname=app.hostname, snapname=snapname,
-                                    target=target, emit=emitter(ctx),
-                                    description=f"Proximity app {app.id} ({app.catalog_id}), "
-                                                f"a clone of CT {source_vmid}")
+                    clone_container(
+                        client,
+                        node,
+                        source_vmid,
+                        newid=vmid,
+                        hostname=app.hostname,
+                        snapname=snapname,
+                        target=target,
+                        emit=emitter(ctx),
+                        description=f"Proximity app {app.id} ({app.catalog_id}), a clone of CT {source_vmid}",
+                    )
                 return vmid
             except AlreadyExistsError:
                 ctx.forget("container", vmid=vmid)  # that container is someone else's
@@ -341,8 +428,9 @@ class CloneKind(OperationKind):
         raise AssertionError("unreachable")  # pragma: no cover
 
     @staticmethod
-    def _static_net0(client: ProxmoxClient, node: str, vmid: int, address: str, settings: Settings, *,
-                     host_managed: bool) -> str:
+    def _static_net0(
+        client: ProxmoxClient, node: str, vmid: int, address: str, settings: Settings, *, host_managed: bool
+    ) -> str:
         """The clone's net0 with the reserved address (and the gateway), everything else kept;
         ``host_managed``: an application container, whose interface the host configures."""
         pool = settings.pool()
@@ -413,9 +501,17 @@ class CloneKind(OperationKind):
             app = store.apps.get(str(ctx.operation.app_id))
         except ProximityError:
             return
-        failure = {"step": ctx.current_step, "message": str(error),
-                   "log_tail": list(getattr(error, "log_tail", None) or ctx.log_tail)[-20:]}
+        failure = {
+            "step": ctx.current_step,
+            "message": str(error),
+            "log_tail": list(getattr(error, "log_tail", None) or ctx.log_tail)[-20:],
+        }
         left = any(e["kind"] == "container" for e in ctx.effects)
-        store.apps.update(app.id, status=AppStatus.ERROR, config={**app.config, "last_error": failure},
-                          vmid=app.vmid if left else None, address=app.address if left else None,
-                          url=None)
+        store.apps.update(
+            app.id,
+            status=AppStatus.ERROR,
+            config={**app.config, "last_error": failure},
+            vmid=app.vmid if left else None,
+            address=app.address if left else None,
+            url=None,
+        )

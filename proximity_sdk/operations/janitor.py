@@ -104,8 +104,9 @@ class DeadlineExceeded(Exception):
 class Janitor:
     """One instance per engine; ``run()`` is one pass (the agent schedules it)."""
 
-    def __init__(self, services: Services, engine: OperationEngine, *,
-                 cleanup_backoff: timedelta = timedelta(minutes=5)) -> None:
+    def __init__(
+        self, services: Services, engine: OperationEngine, *, cleanup_backoff: timedelta = timedelta(minutes=5)
+    ) -> None:
         self.services = services
         self.engine = engine
         self.cleanup_backoff = cleanup_backoff
@@ -124,15 +125,24 @@ class Janitor:
         cleaned: list[str] = []
         still: list[str] = []
         self._leftovers(cleaned, still, errors)
-        return JanitorReport(started_at=started, elapsed_ms=(time.perf_counter() - began) * 1000, failed=failed,
-                             asked_to_stop=asked, resumed=resumed, retired_destroyed=destroyed,
-                             cleaned_up=cleaned, cleanup_failed=still, errors=errors)
+        return JanitorReport(
+            started_at=started,
+            elapsed_ms=(time.perf_counter() - began) * 1000,
+            failed=failed,
+            asked_to_stop=asked,
+            resumed=resumed,
+            retired_destroyed=destroyed,
+            cleaned_up=cleaned,
+            cleanup_failed=still,
+            errors=errors,
+        )
 
     def stuck_leftovers(self) -> int:
         """Ended operations whose leftovers the janitor failed to clean ``STUCK_AFTER`` times or
         more, or will not clean alone: each needs a person."""
-        return sum(1 for left in leftovers(self.services.store)
-                   if left.attempts >= STUCK_AFTER or not self._retryable(left))
+        return sum(
+            1 for left in leftovers(self.services.store) if left.attempts >= STUCK_AFTER or not self._retryable(left)
+        )
 
     # leftovers of failed rollbacks ------------------------------------------------------------------
 
@@ -148,21 +158,28 @@ class Janitor:
                 continue  # backing off, or another replica's janitor works on it
             kinds = ", ".join(sorted({str(e.get("kind")) for e in left.effects}))
             if not self._retryable(left):
-                errors.append(f"operation {left.id} ({left.kind}) ended with a journal the janitor does not undo "
-                              f"alone ({kinds}): see its events and clean up by hand")
+                errors.append(
+                    f"operation {left.id} ({left.kind}) ended with a journal the janitor does not undo "
+                    f"alone ({kinds}): see its events and clean up by hand"
+                )
                 continue
             try:
                 impl = self.engine.kind(left.kind)
             except ProximityError:
-                errors.append(f"operation {left.id} ({left.kind}) left {kinds}, but this process does not know "
-                              "its kind: left to a process that does")
+                errors.append(
+                    f"operation {left.id} ({left.kind}) left {kinds}, but this process does not know "
+                    "its kind: left to a process that does"
+                )
                 continue
             op = store.operations.get(left.id)
-            busy = (store.operations.active_for(app_id=op.app_id) if op.app_id else None) or \
-                (store.operations.active_for(host_id=op.host_id, vmid=op.vmid) if op.host_id and op.vmid else None)
+            busy = (store.operations.active_for(app_id=op.app_id) if op.app_id else None) or (
+                store.operations.active_for(host_id=op.host_id, vmid=op.vmid) if op.host_id and op.vmid else None
+            )
             if busy is not None:
-                errors.append(f"operation {left.id} left {kinds}; operation {busy.id} works on the same app now "
-                              "(retried next pass)")
+                errors.append(
+                    f"operation {left.id} left {kinds}; operation {busy.id} works on the same app now "
+                    "(retried next pass)"
+                )
                 continue
             if not claim_leftovers(store, left.id, self.runner_id, _TAKEOVER_LEASE):
                 continue
@@ -174,25 +191,37 @@ class Janitor:
     def _clean(self, op: Operation, impl: OperationKind, left: Leftover, errors: list[str]) -> bool:
         store = self.services.store
         attempt = left.attempts + 1
-        ctx = _CleanupContext(store, op, self.runner_id, notify=self.engine.notify,
-                              node_slot=self.engine._node_slot, lost=threading.Event())
+        ctx = _CleanupContext(
+            store,
+            op,
+            self.runner_id,
+            notify=self.engine.notify,
+            node_slot=self.engine._node_slot,
+            lost=threading.Event(),
+        )
         containers = {(str(e.get("host_id")), int(e["vmid"])) for e in left.effects if e.get("kind") == "container"}
-        ctx.event(f"janitor: undoing what the rollback left (attempt {attempt}): "
-                  + ", ".join(sorted({str(e.get("kind")) for e in left.effects})), level="warning")
+        ctx.event(
+            f"janitor: undoing what the rollback left (attempt {attempt}): "
+            + ", ".join(sorted({str(e.get("kind")) for e in left.effects})),
+            level="warning",
+        )
         ctx.rolling_back = True
         try:
             impl.rollback(ctx)
             if ctx.effects:
-                raise ProximityError("the rollback ended with entries still in the journal: "
-                                     + ", ".join(sorted({str(e.get("kind")) for e in ctx.effects})))
+                raise ProximityError(
+                    "the rollback ended with entries still in the journal: "
+                    + ", ".join(sorted({str(e.get("kind")) for e in ctx.effects}))
+                )
         except LeaseLost:
             return False
         except Exception as exc:
             delay = min(self.cleanup_backoff * 2 ** (attempt - 1), _MAX_BACKOFF)
             ctx.event(f"janitor: attempt {attempt} failed ({exc}); next attempt in {delay}", level="error")
             release_leftovers(store, op.id, self.runner_id, attempts=attempt, retry_at=utcnow() + delay)
-            errors.append(f"operation {op.id} ({op.kind}): cleanup attempt {attempt} failed: {exc} "
-                          f"(retried in {delay})")
+            errors.append(
+                f"operation {op.id} ({op.kind}): cleanup attempt {attempt} failed: {exc} (retried in {delay})"
+            )
             log.warning("janitor: cleanup of operation %s failed (attempt %d): %s", op.id, attempt, exc)
             return False
         finally:
@@ -228,8 +257,10 @@ class Janitor:
             try:
                 self.engine.kind(op.kind)
             except ProximityError:
-                errors.append(f"operation {op.id} ({op.kind}) is past its deadline, but this process does not "
-                              "know its kind: left to a process that does")
+                errors.append(
+                    f"operation {op.id} ({op.kind}) is past its deadline, but this process does not "
+                    "know its kind: left to a process that does"
+                )
                 continue
             now = utcnow()
             _runner, expires = held.get(op.id, (None, None))
@@ -242,8 +273,9 @@ class Janitor:
             else:
                 if not op.cancel_requested:
                     store.operations.request_cancel(op.id)
-                    store.operations.append_event(op.id, "past its deadline: the janitor asked it to stop",
-                                                  step=op.current_step, level="warning")
+                    store.operations.append_event(
+                        op.id, "past its deadline: the janitor asked it to stop", step=op.current_step, level="warning"
+                    )
                     self.engine.notify(op.id)
                 asked.append(op.id)
                 continue
@@ -282,8 +314,9 @@ class Janitor:
                     destroyed.append(done)
         return destroyed
 
-    def _destroy_retired(self, app_id: str, entry: RetiredContainer, seen: ClusterResource | None,
-                         errors: list[str]) -> RetiredDestroyed | None:
+    def _destroy_retired(
+        self, app_id: str, entry: RetiredContainer, seen: ClusterResource | None, errors: list[str]
+    ) -> RetiredDestroyed | None:
         store = self.services.store
         what = f"retired CT {entry.vmid} ({entry.hostname}) of app {app_id}"
         owner = vmid_owner(store, entry.host_id, entry.vmid)
@@ -299,8 +332,12 @@ class Janitor:
         if not gone:
             try:
                 with self.engine._node_slot(entry.host_id, node):
-                    gone = destroy_container(self.services.clients.get(entry.host_id), node, entry.vmid,
-                                             expect_hostname=entry.hostname) is None
+                    gone = (
+                        destroy_container(
+                            self.services.clients.get(entry.host_id), node, entry.vmid, expect_hostname=entry.hostname
+                        )
+                        is None
+                    )
             except LockedError as exc:
                 errors.append(f"{what}: {exc} (retried next pass)")
                 return None

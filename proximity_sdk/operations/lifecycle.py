@@ -72,12 +72,20 @@ class _AppKind(OperationKind):
             if is_oci(app):
                 oci_health(ctx, client, app.node, app.vmid)  # no shell in an application container
             elif main_port:
-                Provisioner(self.services.shells.get(app.host_id), app.node, app.vmid, project=app_project(app),
-                            emit=lambda line: ctx.event(line, level="debug")).wait_healthy(
-                    int(main_port), attempts=self.services.store.settings.get().health_timeout_seconds,
-                    path=app.config.get("health_path"))
-        self.services.store.apps.update(app.id, status=AppStatus.RUNNING, address=address,
-                                  url=app_url(address, main_port))
+                Provisioner(
+                    self.services.shells.get(app.host_id),
+                    app.node,
+                    app.vmid,
+                    project=app_project(app),
+                    emit=lambda line: ctx.event(line, level="debug"),
+                ).wait_healthy(
+                    int(main_port),
+                    attempts=self.services.store.settings.get().health_timeout_seconds,
+                    path=app.config.get("health_path"),
+                )
+        self.services.store.apps.update(
+            app.id, status=AppStatus.RUNNING, address=address, url=app_url(address, main_port)
+        )
 
     def _stop(self, ctx: OperationContext, app: App, *, timeout: int, force: bool) -> None:
         assert app.node is not None and app.vmid is not None
@@ -85,8 +93,12 @@ class _AppKind(OperationKind):
         with ctx.step("stop"), ctx.node_slot(app.host_id, app.node):
             then = "then killed" if force else "not killed if it does not stop"
             ctx.event(f"shutting CT {app.vmid} down: {timeout}s to stop cleanly, {then}", level="debug")
-            if shutdown_container(client, app.node, app.vmid, timeout=timeout, force_stop_after=force,
-                                  emit=emitter(ctx)) is None:
+            if (
+                shutdown_container(
+                    client, app.node, app.vmid, timeout=timeout, force_stop_after=force, emit=emitter(ctx)
+                )
+                is None
+            ):
                 ctx.event("already stopped")
         self.services.store.apps.update(app.id, status=AppStatus.STOPPED)
 
@@ -109,8 +121,9 @@ class StopKind(_AppKind):
         # absent or None: the app's own default (a compose app: 60 s, no kill; an OCI app: its grace
         # period, then a kill, as docker stop); operations submitted before that always carry both
         force, timeout = ctx.params.get("force"), ctx.params.get("timeout")
-        policy = stop_policy(app, force=None if force is None else bool(force),
-                             timeout=None if timeout is None else int(timeout))
+        policy = stop_policy(
+            app, force=None if force is None else bool(force), timeout=None if timeout is None else int(timeout)
+        )
         self._stop(ctx, app, timeout=policy.timeout, force=policy.force)
         return {"app_id": ctx.operation.app_id}
 
@@ -149,8 +162,13 @@ class DeleteKind(_AppKind):
                 ctx.event("the app has no container")
             else:
                 with ctx.node_slot(app.host_id, app.node):
-                    destroy_container(self.services.clients.get(app.host_id), app.node, app.vmid, emit=emitter(ctx),
-                                      expect_hostname=app.hostname)
+                    destroy_container(
+                        self.services.clients.get(app.host_id),
+                        app.node,
+                        app.vmid,
+                        emit=emitter(ctx),
+                        expect_hostname=app.hostname,
+                    )
                 if has_console_log(app):
                     drop_console(ctx, self.services, app, app.node, app.vmid)
             if ctx.params.get("destroy", True):

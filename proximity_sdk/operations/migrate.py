@@ -43,16 +43,19 @@ __all__ = ["MigrateKind", "submit_migrate"]
 _SETTLED = (AppStatus.RUNNING, AppStatus.STOPPED)
 
 
-def submit_migrate(services: Services, engine: OperationEngine, app_id: str, *, node: str,
-                   shutdown_timeout: int) -> OperationHandle:
+def submit_migrate(
+    services: Services, engine: OperationEngine, app_id: str, *, node: str, shutdown_timeout: int
+) -> OperationHandle:
     """Check the request and submit the migration; see ``Apps.migrate``."""
     store = services.store
     check_node_name(node)
     check_whole_seconds(shutdown_timeout, field="shutdown_timeout")
     app = store.apps.get(app_id)
     if app.status not in _SETTLED:
-        raise ConflictError(f"app {app.hostname!r} is {app.status.value}: only a running or stopped app can be "
-                            "migrated", hint="Wait for its operation to end, or start or stop it first")
+        raise ConflictError(
+            f"app {app.hostname!r} is {app.status.value}: only a running or stopped app can be migrated",
+            hint="Wait for its operation to end, or start or stop it first",
+        )
     if app.vmid is None or app.node is None:
         raise ConflictError(f"app {app.hostname!r} has no container to migrate")
     if app.node == node:
@@ -62,14 +65,23 @@ def submit_migrate(services: Services, engine: OperationEngine, app_id: str, *, 
         # the container's entrypoint, env and host-managed network mean nothing to an older PVE
         support = oci_support(client, node)
         if not support.capable:
-            raise ValidationError(f"app {app.hostname!r} is a native OCI container, which node {node} cannot "
-                                  f"run: {support.reason}", field="node",
-                                  hint="Migrate it to a node with PVE >= 9.1")
+            raise ValidationError(
+                f"app {app.hostname!r} is a native OCI container, which node {node} cannot run: {support.reason}",
+                field="node",
+                hint="Migrate it to a node with PVE >= 9.1",
+            )
     memory = app.resources.memory_mb or store.settings.get().default_memory_mb
-    require_room(client, store, host_id=app.host_id, node=node, memory_mb=memory,
-                 exclude_app_id=app.id)  # a first look (read only); the check step looks again
-    return engine.submit("migrate", app_id=app.id, host_id=app.host_id, vmid=app.vmid, owner_id=app.owner_id,
-                         params={"node": node, "shutdown_timeout": shutdown_timeout})
+    require_room(
+        client, store, host_id=app.host_id, node=node, memory_mb=memory, exclude_app_id=app.id
+    )  # a first look (read only); the check step looks again
+    return engine.submit(
+        "migrate",
+        app_id=app.id,
+        host_id=app.host_id,
+        vmid=app.vmid,
+        owner_id=app.owner_id,
+        params={"node": node, "shutdown_timeout": shutdown_timeout},
+    )
 
 
 class MigrateKind(OperationKind):
@@ -110,8 +122,9 @@ class MigrateKind(OperationKind):
                 ctx.save_params(was_running=bool(status and status.running), source_node=where)
             if where != target:
                 memory = app.resources.memory_mb or store.settings.get().default_memory_mb
-                room = require_room(client, store, host_id=app.host_id, node=target, memory_mb=memory,
-                                    exclude_app_id=app.id)
+                room = require_room(
+                    client, store, host_id=app.host_id, node=target, memory_mb=memory, exclude_app_id=app.id
+                )
                 ctx.event(f"CT {vmid} is on node {where}; {room.describe()}")
                 if has_console_log(app):  # its config names the log file: LXC opens it at the start there
                     prepare_console_node(ctx, self.services, app, target)
@@ -131,15 +144,20 @@ class MigrateKind(OperationKind):
                     grace = stop_policy(app).timeout
                     ctx.event(f"stopping CT {vmid} first (native OCI app: {grace}s to stop cleanly, then killed)")
                     with ctx.node_slot(app.host_id, where):
-                        shutdown_container(client, where, vmid, timeout=grace, force_stop_after=True,
-                                           emit=emitter(ctx))
+                        shutdown_container(client, where, vmid, timeout=grace, force_stop_after=True, emit=emitter(ctx))
                     restart = False
                 mode = "restart migration (shut down, moved, started again)" if restart else "offline migration"
                 ctx.event(f"moving CT {vmid} from node {where} to node {target}: {mode}")
                 with ctx.node_slot(app.host_id, where):
-                    migrate_container(client, where, vmid, target=target, restart=restart,
-                                      shutdown_timeout=int(ctx.params.get("shutdown_timeout", 180)),
-                                      emit=emitter(ctx))
+                    migrate_container(
+                        client,
+                        where,
+                        vmid,
+                        target=target,
+                        restart=restart,
+                        shutdown_timeout=int(ctx.params.get("shutdown_timeout", 180)),
+                        emit=emitter(ctx),
+                    )
                 if has_console_log(app):  # the log of the time on the old node stays with it no more
                     drop_console(ctx, self.services, app, where, vmid)
             if was_running and is_oci(app):  # moved offline above (or by a run before a crash)
@@ -164,10 +182,17 @@ class MigrateKind(OperationKind):
             if is_oci(app):
                 oci_health(ctx, client, target, vmid)  # no shell in an application container
             elif main_port:
-                Provisioner(self.services.shells.get(app.host_id), target, vmid, project=app_project(app),
-                            emit=lambda line: ctx.event(line, level="debug")).wait_healthy(
-                    int(main_port), attempts=store.settings.get().health_timeout_seconds,
-                    path=app.config.get("health_path"))
+                Provisioner(
+                    self.services.shells.get(app.host_id),
+                    target,
+                    vmid,
+                    project=app_project(app),
+                    emit=lambda line: ctx.event(line, level="debug"),
+                ).wait_healthy(
+                    int(main_port),
+                    attempts=store.settings.get().health_timeout_seconds,
+                    path=app.config.get("health_path"),
+                )
             else:
                 ctx.event("the app declares no port: nothing to check", level="warning")
         store.apps.update(app.id, status=AppStatus.RUNNING, address=address, url=app_url(address, main_port))
@@ -185,5 +210,6 @@ class MigrateKind(OperationKind):
         if status is None:
             self.services.store.apps.update(app.id, status=AppStatus.VANISHED)
             return
-        self.services.store.apps.update(app.id, node=node,
-                                  status=AppStatus.RUNNING if status.running else AppStatus.STOPPED)
+        self.services.store.apps.update(
+            app.id, node=node, status=AppStatus.RUNNING if status.running else AppStatus.STOPPED
+        )

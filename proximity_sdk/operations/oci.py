@@ -48,8 +48,9 @@ def has_console_log(app: App) -> bool:
     return is_oci(app) and bool(app.config.get("console_log"))
 
 
-def keep_console(ctx: OperationContext, services: Services, app: App, node: str, vmid: int, *,
-                 journal: bool = True) -> dict[str, Any]:
+def keep_console(
+    ctx: OperationContext, services: Services, app: App, node: str, vmid: int, *, journal: bool = True
+) -> dict[str, Any]:
     """Have container ``vmid`` (stopped: before its first start) copy its console into a file on
     ``node``, through the node shell; the app config keys that say whether it does.
 
@@ -60,10 +61,12 @@ def keep_console(ctx: OperationContext, services: Services, app: App, node: str,
         shell = services.shells.get(app.host_id)
     except ValidationError:
         why = "host has no SSH access (the node shell writes the console log setting)"
-        ctx.event(f"the console output of CT {vmid} is not recorded: the {why}; Proxmox discards it",
-                  level="warning")
-        return {"console_log": False, "console_log_note": f"it was deployed while its {why}",
-                "console_log_cause": NO_NODE_SHELL}
+        ctx.event(f"the console output of CT {vmid} is not recorded: the {why}; Proxmox discards it", level="warning")
+        return {
+            "console_log": False,
+            "console_log_note": f"it was deployed while its {why}",
+            "console_log_cause": NO_NODE_SHELL,
+        }
     if journal:
         ctx.record("console_log", host_id=app.host_id, node=node, vmid=vmid)  # the file goes with a rollback
     try:
@@ -72,8 +75,11 @@ def keep_console(ctx: OperationContext, services: Services, app: App, node: str,
         if journal:
             ctx.forget("console_log", vmid=vmid)
         ctx.event(f"the console output of CT {vmid} is not recorded: {exc.message}", level="warning")
-        return {"console_log": False, "console_log_note": f"recording it failed: {exc.message}",
-                "console_log_cause": "refused"}
+        return {
+            "console_log": False,
+            "console_log_note": f"recording it failed: {exc.message}",
+            "console_log_cause": "refused",
+        }
     ctx.event(f"console output recorded in {console_log_path(vmid)} on node {node}" + (f" ({note})" if note else ""))
     return {"console_log": True, "console_log_note": None, "console_log_cause": None}
 
@@ -103,8 +109,10 @@ def oci_health(ctx: OperationContext, client: ProxmoxClient, node: str, vmid: in
     status = container_status(client, node, vmid)
     if status is None or not status.running:
         state = "gone" if status is None else status.status
-        raise ProxmoxError(f"CT {vmid} is {state} after its start: the application's entrypoint exited",
-                           hint=f"Its console output says why: px.apps.logs(app_id) when it is recorded (a failed "
-                           f"deploy lists its last lines in the operation's events), or `pct console {vmid}` on "
-                           f"node {node} while it runs")
+        raise ProxmoxError(
+            f"CT {vmid} is {state} after its start: the application's entrypoint exited",
+            hint=f"Its console output says why: px.apps.logs(app_id) when it is recorded (a failed "
+            f"deploy lists its last lines in the operation's events), or `pct console {vmid}` on "
+            f"node {node} while it runs",
+        )
     ctx.event(f"CT {vmid} is running (native OCI app: health is the container's state in the Proxmox API)")

@@ -30,8 +30,10 @@ PROJECT_ROOT = "/opt/proximity"
 SETTLE_SECONDS = 5
 
 # Which compose to use: the v2 plugin when present, else the v1 binary (Debian's docker-compose).
-_COMPOSE = 'if docker compose version >/dev/null 2>&1; then set -- docker compose; else set -- docker-compose; fi\n' \
-           'set -- "$@" --file compose.yaml --project-name "$project"'
+_COMPOSE = (
+    "if docker compose version >/dev/null 2>&1; then set -- docker compose; else set -- docker-compose; fi\n"
+    'set -- "$@" --file compose.yaml --project-name "$project"'
+)
 
 # $1: "1" when registry settings were just written under /etc/docker (dockerd must (re)read them).
 # Compose is the v2 plugin or Debian 12's docker-compose v1; dockerd is started by whatever init
@@ -96,10 +98,13 @@ _MAKE_DIRS = 'set -eu\nfor d in "$@"; do mkdir -p "$d"; done\nchmod 0700 /root/.
 # $1 project directory, $2 project name; what follows picks the compose command into "$@"
 _PROJECT_HEADER = 'set -eu\ncd "$1"\nproject="$2"\n' + _COMPOSE + "\n"
 
-_UP = _PROJECT_HEADER + """\
+_UP = (
+    _PROJECT_HEADER
+    + """\
 if "$@" pull --quiet 2>&1; then echo "images pulled"; else echo "pull failed; trying with local images"; fi
 exec "$@" up -d --remove-orphans
 """
+)
 
 _DOWN = _PROJECT_HEADER + 'exec "$@" down --remove-orphans\n'
 
@@ -109,7 +114,9 @@ _RECREATE = _PROJECT_HEADER + 'exec "$@" up -d --remove-orphans\n'
 
 # one "<image>\t<repo>@<digest>" line per image of the project (the digest empty when unknown)
 # compose v1 (Debian 12) has no `config --images`: the images of the project's containers instead
-_DIGESTS = _PROJECT_HEADER + """\
+_DIGESTS = (
+    _PROJECT_HEADER
+    + """\
 # (it prints its usage to stderr and exits 0)
 images=$("$@" config --images 2>/dev/null) || images=""
 [ -n "$images" ] || images=$(docker ps -a --filter "label=com.docker.compose.project=$project" \\
@@ -120,14 +127,19 @@ printf '%s\\n' "$images" | while IFS= read -r image; do
     printf '%s\\t%s\\n' "$image" "$digest"
 done
 """
+)
 
 # $1 directory, $2 project, $3 lines, $4 service ('' for all)
-_LOGS = 'set -eu\ncd "$1"\nproject="$2"\ntail="$3"\nservice="$4"\n' + _COMPOSE + """
+_LOGS = (
+    'set -eu\ncd "$1"\nproject="$2"\ntail="$3"\nservice="$4"\n'
+    + _COMPOSE
+    + """
 if [ -n "$service" ]; then
     exec "$@" logs --no-color --tail "$tail" "$service"
 fi
 exec "$@" logs --no-color --tail "$tail"
 """
+)
 
 # $1 project directory, $2 project, $3 port, $4 HTTP path ('' when the app names none), $5 seconds
 # to wait in all, $6 settling seconds. Healthy: every container of the project runs, Docker's own
@@ -286,11 +298,9 @@ class Provisioner:
             self._emit(line.rstrip())
 
     def _exec(self, script: str, *args: str, timeout: float) -> CommandResult:
-        return self._shell.pct_exec(self._node, self._vmid, script, args=args, timeout=timeout,
-                                    on_output=self._output)
+        return self._shell.pct_exec(self._node, self._vmid, script, args=args, timeout=timeout, on_output=self._output)
 
-    def install_docker(self, *, registries: RegistrySettings | None = None,
-                       timeout: float = 900.0) -> CommandResult:
+    def install_docker(self, *, registries: RegistrySettings | None = None, timeout: float = 900.0) -> CommandResult:
         """Docker and compose, unless present (apk on Alpine, apt-get on Debian), dockerd running
         with the host's ``registries`` settings (written before dockerd starts, or dockerd restarted)."""
         configured = registries is not None and not registries.empty
@@ -306,22 +316,42 @@ class Provisioner:
             dirs.append("/root/.docker")
         self._exec(_MAKE_DIRS, *dirs, timeout=timeout)
         push = self._shell.pct_push
-        push(self._node, self._vmid, registries.daemon_json().encode(), "/etc/docker/daemon.json", mode=0o644,
-             timeout=timeout)
+        push(
+            self._node,
+            self._vmid,
+            registries.daemon_json().encode(),
+            "/etc/docker/daemon.json",
+            mode=0o644,
+            timeout=timeout,
+        )
         for registry, pem in registries.cas.items():
-            push(self._node, self._vmid, pem.encode(), f"/etc/docker/certs.d/{registry}/ca.crt", mode=0o644,
-                 timeout=timeout)
+            push(
+                self._node,
+                self._vmid,
+                pem.encode(),
+                f"/etc/docker/certs.d/{registry}/ca.crt",
+                mode=0o644,
+                timeout=timeout,
+            )
         if registries.credentials:
-            push(self._node, self._vmid, registries.docker_config_json().encode(), "/root/.docker/config.json",
-                 mode=0o600, timeout=timeout)
+            push(
+                self._node,
+                self._vmid,
+                registries.docker_config_json().encode(),
+                "/root/.docker/config.json",
+                mode=0o600,
+                timeout=timeout,
+            )
 
     def write_project(self, compose_text: str, env_text: str, *, timeout: float = 60.0) -> None:
         """``compose.yaml`` and ``.env`` (mode 0600: it holds the generated secrets)."""
         self._exec(_MAKE_DIR, self.directory, timeout=timeout)
-        self._shell.pct_push(self._node, self._vmid, compose_text.encode(), f"{self.directory}/compose.yaml",
-                             mode=0o640, timeout=timeout)
-        self._shell.pct_push(self._node, self._vmid, env_text.encode(), f"{self.directory}/.env",
-                             mode=0o600, timeout=timeout)
+        self._shell.pct_push(
+            self._node, self._vmid, compose_text.encode(), f"{self.directory}/compose.yaml", mode=0o640, timeout=timeout
+        )
+        self._shell.pct_push(
+            self._node, self._vmid, env_text.encode(), f"{self.directory}/.env", mode=0o600, timeout=timeout
+        )
 
     def up(self, *, timeout: float = 1800.0) -> CommandResult:
         """Pull the images and start the project (``up -d``)."""
@@ -337,8 +367,9 @@ class Provisioner:
 
     def image_digests(self, *, timeout: float = 120.0) -> dict[str, str]:
         """Each image of the project -> the digest of the image pulled (``sha256:...``, "" when unknown)."""
-        result = self._shell.pct_exec(self._node, self._vmid, _DIGESTS, args=(self.directory, self.project),
-                                      timeout=timeout)
+        result = self._shell.pct_exec(
+            self._node, self._vmid, _DIGESTS, args=(self.directory, self.project), timeout=timeout
+        )
         digests: dict[str, str] = {}
         for line in result.stdout.splitlines():
             image, _, repo_digest = line.partition("\t")
@@ -349,19 +380,31 @@ class Provisioner:
     def down(self, *, timeout: float = 300.0) -> CommandResult:
         return self._exec(_DOWN, self.directory, self.project, timeout=timeout)
 
-    def wait_healthy(self, port: int, *, attempts: int = 60, path: str | None = None,
-                     settle: int | None = None) -> CommandResult:
+    def wait_healthy(
+        self, port: int, *, attempts: int = 60, path: str | None = None, settle: int | None = None
+    ) -> CommandResult:
         """Until the app serves: every container of the project running and not restarting for
         ``settle`` seconds, healthy by its image's own healthcheck, and ``port`` answering a request
         (an HTTP status below 500 at ``path`` when given); at most ``attempts`` seconds."""
         if settle is None:
             settle = int(os.environ.get("PROXIMITY_HEALTH_SETTLE_SECONDS") or SETTLE_SECONDS)
-        return self._exec(_HEALTH, self.directory, self.project, str(port), path or "", str(attempts),
-                          str(settle),
-                          timeout=attempts * 2 + settle + 60)
+        return self._exec(
+            _HEALTH,
+            self.directory,
+            self.project,
+            str(port),
+            path or "",
+            str(attempts),
+            str(settle),
+            timeout=attempts * 2 + settle + 60,
+        )
 
     def logs(self, *, tail: int = 200, service: str | None = None, timeout: float = 60.0) -> str:
-        result = self._shell.pct_exec(self._node, self._vmid, _LOGS,
-                                      args=(self.directory, self.project, str(tail), service or ""),
-                                      timeout=timeout)
+        result = self._shell.pct_exec(
+            self._node,
+            self._vmid,
+            _LOGS,
+            args=(self.directory, self.project, str(tail), service or ""),
+            timeout=timeout,
+        )
         return result.stdout

@@ -39,8 +39,7 @@ log = logging.getLogger(__name__)
 
 def containers_by_vmid(resources: Sequence[ClusterResource]) -> dict[int, ClusterResource]:
     """The LXC containers (templates excluded) of a ``/cluster/resources`` listing, by VMID."""
-    return {r.vmid: r for r in resources
-            if r.type == "lxc" and r.vmid is not None and r.node and not r.template}
+    return {r.vmid: r for r in resources if r.type == "lxc" and r.vmid is not None and r.node and not r.template}
 
 
 def node_states(resources: Sequence[ClusterResource]) -> dict[str, str]:
@@ -50,8 +49,15 @@ def node_states(resources: Sequence[ClusterResource]) -> dict[str, str]:
 
 def _observed(resource: ClusterResource, sampled_at: str, nodes: dict[str, str]) -> Observed:
     assert resource.node is not None
-    usage = {"cpu": resource.cpu, "mem": resource.mem, "maxmem": resource.maxmem, "disk": resource.disk,
-             "maxdisk": resource.maxdisk, "uptime": resource.uptime, "sampled_at": sampled_at}
+    usage = {
+        "cpu": resource.cpu,
+        "mem": resource.mem,
+        "maxmem": resource.maxmem,
+        "disk": resource.disk,
+        "maxdisk": resource.maxdisk,
+        "uptime": resource.uptime,
+        "sampled_at": sampled_at,
+    }
     status = resource.status or "unknown"
     if nodes and nodes.get(resource.node) != "online":  # (PVE always lists the node rows)
         status = "unknown"  # the node is not there to say: the row holds what it last broadcast
@@ -72,17 +78,31 @@ def _reconcile_host(services: Services, host: Host) -> tuple[HostReconcile, list
             requests = client.request_count - before
     except ProximityError as exc:
         log.warning("reconcile: host %s cannot be reached: %s", host.name, exc)
-        return HostReconcile(host_id=host.id, host=host.name, reachable=False, error=str(exc),
-                             error_kind=type(exc).__name__, requests=requests,
-                             elapsed_ms=(time.perf_counter() - began) * 1000), []
+        return HostReconcile(
+            host_id=host.id,
+            host=host.name,
+            reachable=False,
+            error=str(exc),
+            error_kind=type(exc).__name__,
+            requests=requests,
+            elapsed_ms=(time.perf_counter() - began) * 1000,
+        ), []
     sampled_at = utcnow().isoformat()
     nodes = node_states(listing)
     observed = {vmid: _observed(r, sampled_at, nodes) for vmid, r in containers_by_vmid(listing).items()}
     outcome = apply_observations(services.store, host.id, observed, since=since)
-    summary = HostReconcile(host_id=host.id, host=host.name, reachable=True, requests=requests,
-                            containers=len(observed), apps=outcome.apps, updated=outcome.updated,
-                            skipped_busy=outcome.skipped_busy, unknown=outcome.unknown,
-                            elapsed_ms=(time.perf_counter() - began) * 1000)
+    summary = HostReconcile(
+        host_id=host.id,
+        host=host.name,
+        reachable=True,
+        requests=requests,
+        containers=len(observed),
+        apps=outcome.apps,
+        updated=outcome.updated,
+        skipped_busy=outcome.skipped_busy,
+        unknown=outcome.unknown,
+        elapsed_ms=(time.perf_counter() - began) * 1000,
+    )
     return summary, outcome.changes
 
 
@@ -99,5 +119,6 @@ def reconcile(services: Services, host: str | None = None) -> ReconcileReport:
         summary, changed = _reconcile_host(services, current)
         summaries.append(summary)
         changes.extend(changed)
-    return ReconcileReport(started_at=started, elapsed_ms=(time.perf_counter() - began) * 1000,
-                           hosts=summaries, changes=changes)
+    return ReconcileReport(
+        started_at=started, elapsed_ms=(time.perf_counter() - began) * 1000, hosts=summaries, changes=changes
+    )

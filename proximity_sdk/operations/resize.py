@@ -32,8 +32,7 @@ __all__ = ["ResizeKind", "submit_resize"]
 _FIELDS = ("cores", "memory_mb", "swap_mb", "disk_gb")
 
 
-def submit_resize(services: Services, engine: OperationEngine, app_id: str, *,
-                  resources: Resources) -> OperationHandle:
+def submit_resize(services: Services, engine: OperationEngine, app_id: str, *, resources: Resources) -> OperationHandle:
     """Check the request and submit the resize; see ``Apps.resize``."""
     store = services.store
     check_resources(resources)
@@ -42,8 +41,10 @@ def submit_resize(services: Services, engine: OperationEngine, app_id: str, *,
         raise ValidationError("nothing to resize: give cores, memory_mb, swap_mb or disk_gb", field="resources")
     app = store.apps.get(app_id)
     if app.status not in (AppStatus.RUNNING, AppStatus.STOPPED):
-        raise ConflictError(f"app {app.hostname!r} is {app.status.value}: only a running or stopped app can be "
-                            "resized", hint="Wait for its operation to end first")
+        raise ConflictError(
+            f"app {app.hostname!r} is {app.status.value}: only a running or stopped app can be resized",
+            hint="Wait for its operation to end first",
+        )
     if app.vmid is None or app.node is None:
         raise ConflictError(f"app {app.hostname!r} has no container to resize")
     current = app.resources
@@ -57,8 +58,9 @@ def submit_resize(services: Services, engine: OperationEngine, app_id: str, *,
     client = services.clients.get(app.host_id)
     # a first look (read only); the check step looks again against the container's real config
     require_room(client, store, host_id=app.host_id, node=app.node, memory_mb=max(extra, 0))
-    return engine.submit("resize", app_id=app.id, host_id=app.host_id, vmid=app.vmid, owner_id=app.owner_id,
-                         params=wanted)
+    return engine.submit(
+        "resize", app_id=app.id, host_id=app.host_id, vmid=app.vmid, owner_id=app.owner_id, params=wanted
+    )
 
 
 class ResizeKind(OperationKind):
@@ -96,21 +98,33 @@ class ResizeKind(OperationKind):
             live = {"cores": config.cores, "memory_mb": config.memory, "swap_mb": config.swap}
             disk = disk_size_gb(config)
             if "disk_gb" in wanted and disk is not None and wanted["disk_gb"] < disk:
-                raise ValidationError(f"CT {vmid} has a {disk:g} GiB root disk: it cannot shrink to "
-                                      f"{wanted['disk_gb']} GiB", field="resources.disk_gb")
+                raise ValidationError(
+                    f"CT {vmid} has a {disk:g} GiB root disk: it cannot shrink to {wanted['disk_gb']} GiB",
+                    field="resources.disk_gb",
+                )
             extra = wanted.get("memory_mb", 0) - (config.memory or 0) if "memory_mb" in wanted else 0
             if extra > 0:
                 room = require_room(client, store, host_id=app.host_id, node=node, memory_mb=extra)
                 ctx.event(f"{extra} MiB more memory fits: {room.describe()}")
             changes = {k: v for k, v in wanted.items() if k in live and live[k] != v}
-            ctx.event("to change: " + (", ".join(f"{k} {live[k]} -> {v}" for k, v in changes.items()) or "no setting")
-                      + (f"; root disk {disk:g} -> {wanted['disk_gb']} GiB" if "disk_gb" in wanted else ""))
+            ctx.event(
+                "to change: "
+                + (", ".join(f"{k} {live[k]} -> {v}" for k, v in changes.items()) or "no setting")
+                + (f"; root disk {disk:g} -> {wanted['disk_gb']} GiB" if "disk_gb" in wanted else "")
+            )
 
         with ctx.step("config"):
             if changes:
                 with ctx.node_slot(app.host_id, node):
-                    set_config(client, node, vmid, cores=changes.get("cores"), memory_mb=changes.get("memory_mb"),
-                               swap_mb=changes.get("swap_mb"), digest=config.digest)
+                    set_config(
+                        client,
+                        node,
+                        vmid,
+                        cores=changes.get("cores"),
+                        memory_mb=changes.get("memory_mb"),
+                        swap_mb=changes.get("swap_mb"),
+                        digest=config.digest,
+                    )
                 ctx.event("applied" + (" (live: the container runs)" if app.status == AppStatus.RUNNING else ""))
             else:
                 ctx.event("cores, memory and swap are as asked already")
@@ -134,7 +148,12 @@ class ResizeKind(OperationKind):
         except ProximityError:
             return
         disk = disk_size_gb(config)
-        live = {"cores": config.cores, "memory_mb": config.memory, "swap_mb": config.swap,
-                "disk_gb": int(disk) if disk is not None and disk == int(disk) else None}
-        self.services.store.apps.update(app.id, resources=app.resources.model_copy(
-            update={k: v for k, v in live.items() if v is not None}))
+        live = {
+            "cores": config.cores,
+            "memory_mb": config.memory,
+            "swap_mb": config.swap,
+            "disk_gb": int(disk) if disk is not None and disk == int(disk) else None,
+        }
+        self.services.store.apps.update(
+            app.id, resources=app.resources.model_copy(update={k: v for k, v in live.items() if v is not None})
+        )

@@ -51,8 +51,7 @@ from proximity_sdk.store import Store
 from proximity_sdk.store.base import utcnow
 from proximity_sdk.store.maintenance_repo import add_retired
 
-__all__ = ["IN_PLACE_STEPS", "NEW_CONTAINER_STEPS", "RETIRED_TAG", "RestoreKind", "app_disk_storage",
-           "restore_archive"]
+__all__ = ["IN_PLACE_STEPS", "NEW_CONTAINER_STEPS", "RETIRED_TAG", "RestoreKind", "app_disk_storage", "restore_archive"]
 
 NEW_CONTAINER_STEPS = ("check", "reserve", "fetch", "restore", "switch", "start", "address", "health", "retire")
 IN_PLACE_STEPS = ("check", "fetch", "safety", "stop", "restore", "start", "address", "health")
@@ -60,9 +59,9 @@ RETIRED_TAG = "proximity-retired"
 _RESTORE_TIMEOUT = 6 * 3600.0
 
 
-def restore_archive(ctx: OperationContext, client: ProxmoxClient, node: str, vmid: int, volid: str, *,
-                    storage: str,
-             overwrite: bool) -> None:
+def restore_archive(
+    ctx: OperationContext, client: ProxmoxClient, node: str, vmid: int, volid: str, *, storage: str, overwrite: bool
+) -> None:
     params: dict[str, Any] = {"vmid": vmid, "ostemplate": volid, "restore": 1, "storage": storage}
     if overwrite:
         params["force"] = 1
@@ -111,8 +110,10 @@ class RestoreKind(OperationKind):
             access = self.targets.access(app.host_id, backup.node, emitter(ctx))
             size = self.targets.open(backup.target).verify(access, location)
             if size is None:
-                raise NotFoundError(f"the archive of backup {backup.id} ({location}) is missing or damaged",
-                                    hint="Restore another backup; this one cannot be used")
+                raise NotFoundError(
+                    f"the archive of backup {backup.id} ({location}) is missing or damaged",
+                    hint="Restore another backup; this one cannot be used",
+                )
             ctx.event(f"archive {location} is there ({size} bytes)")
             storage = ctx.params.get("storage") or app_disk_storage(self.services, app)
             ctx.save_params(disk_storage=storage)
@@ -148,10 +149,15 @@ class RestoreKind(OperationKind):
             if is_oci(app):
                 oci_health(ctx, client, node, vmid)  # no shell in an application container
             elif main_port:
-                Provisioner(self.services.shells.get(app.host_id), node, vmid, project=app_project(app),
-                            emit=lambda line: ctx.event(line, level="debug")).wait_healthy(
-                    int(main_port), attempts=settings.health_timeout_seconds,
-                    path=app.config.get("health_path"))
+                Provisioner(
+                    self.services.shells.get(app.host_id),
+                    node,
+                    vmid,
+                    project=app_project(app),
+                    emit=lambda line: ctx.event(line, level="debug"),
+                ).wait_healthy(
+                    int(main_port), attempts=settings.health_timeout_seconds, path=app.config.get("health_path")
+                )
         return address
 
     def _drop_temp(self, ctx: OperationContext) -> None:
@@ -183,8 +189,9 @@ class RestoreKind(OperationKind):
         node, old_vmid = backup.node, app.vmid
         client = self.services.clients.get(app.host_id)
         settings = store.settings.get()
-        allocator = VmidAllocator(client, store.reservations, host_id=app.host_id, vmid_min=settings.vmid_min,
-                                  vmid_max=settings.vmid_max)
+        allocator = VmidAllocator(
+            client, store.reservations, host_id=app.host_id, vmid_min=settings.vmid_min, vmid_max=settings.vmid_max
+        )
         with ctx.step("reserve"):
             vmid = allocator.reserve(operation_id=ctx.id, app_id=app.id)
             ctx.record("vmid", host_id=app.host_id, vmid=vmid)
@@ -212,8 +219,7 @@ class RestoreKind(OperationKind):
             ctx.record("old_stopped", host_id=app.host_id, node=app.node, vmid=old_vmid, was_running=was_running)
             if was_running:
                 with ctx.node_slot(app.host_id, app.node):
-                    shutdown_container(client, app.node, old_vmid, timeout=shutdown_seconds(app, 60),
-                                       emit=emitter(ctx))
+                    shutdown_container(client, app.node, old_vmid, timeout=shutdown_seconds(app, 60), emit=emitter(ctx))
                 ctx.event(f"old container {old_vmid} stopped (kept until the restored one runs)")
         address = self._run_app(ctx, app, node, vmid)
         with ctx.step("retire"):
@@ -222,18 +228,29 @@ class RestoreKind(OperationKind):
                 tags = client.lxc_config(app.node, old_vmid).tags or ""
                 wanted = ";".join(dict.fromkeys([*filter(None, tags.replace(",", ";").split(";")), RETIRED_TAG]))
                 client.put(f"/nodes/{app.node}/lxc/{old_vmid}/config", tags=wanted)
-            store.apps.update(app.id, status=AppStatus.RUNNING, vmid=vmid, node=node, address=address,
-                              url=app_url(address, app.config.get("main_port")))
+            store.apps.update(
+                app.id,
+                status=AppStatus.RUNNING,
+                vmid=vmid,
+                node=node,
+                address=address,
+                url=app_url(address, app.config.get("main_port")),
+            )
             # the janitor destroys it once `until` passed; the old VMID stays reserved for the app until then
-            add_retired(store, app.id, RetiredContainer(host_id=app.host_id, node=app.node, vmid=old_vmid,
-                                                        hostname=app.hostname, until=until))
+            add_retired(
+                store,
+                app.id,
+                RetiredContainer(host_id=app.host_id, node=app.node, vmid=old_vmid, hostname=app.hostname, until=until),
+            )
             if has_console_log(app):  # the app's console is the new container's now
                 drop_console(ctx, self.services, app, app.node, old_vmid)
             store.reservations.attach_vmid(app.host_id, vmid, app_id=app.id)
             for kind in ("container", "vmid", "old_stopped"):
                 ctx.forget(kind)
-            ctx.event(f"app {app.hostname} now runs in CT {vmid}; CT {old_vmid} is kept, stopped, until "
-                      f"{until.isoformat(timespec='minutes')}")
+            ctx.event(
+                f"app {app.hostname} now runs in CT {vmid}; CT {old_vmid} is kept, stopped, until "
+                f"{until.isoformat(timespec='minutes')}"
+            )
 
     def _in_place(self, ctx: OperationContext, app: App, backup: Backup) -> None:
         store = self.services.store
@@ -243,11 +260,18 @@ class RestoreKind(OperationKind):
         client = self.services.clients.get(app.host_id)
         volid = self._fetch(ctx, app, backup, location)
         with ctx.step("safety"):
-            safety = store.backups.create(app_id=app.id, hostname=app.hostname, host_id=app.host_id, node=node,
-                                          vmid=vmid, note=f"safety backup before restoring backup {backup.id}")
+            safety = store.backups.create(
+                app_id=app.id,
+                hostname=app.hostname,
+                host_id=app.host_id,
+                node=node,
+                vmid=vmid,
+                note=f"safety backup before restoring backup {backup.id}",
+            )
             ctx.record("safety", backup_id=safety.id)
-            safety = take_backup(ctx, self.targets, safety, host_id=app.host_id, node=node, vmid=vmid,
-                                 steps=(None, None, None))
+            safety = take_backup(
+                ctx, self.targets, safety, host_id=app.host_id, node=node, vmid=vmid, steps=(None, None, None)
+            )
         with ctx.step("stop"):
             status = container_status(client, node, vmid)
             was_running = bool(status and status.running)
@@ -256,13 +280,15 @@ class RestoreKind(OperationKind):
                 with ctx.node_slot(app.host_id, node):
                     shutdown_container(client, node, vmid, timeout=shutdown_seconds(app, 60), emit=emitter(ctx))
         with ctx.step("restore"):
-            ctx.record("overwritten", host_id=app.host_id, node=node, vmid=vmid, storage=storage,
-                       safety_volid=safety.volid)
+            ctx.record(
+                "overwritten", host_id=app.host_id, node=node, vmid=vmid, storage=storage, safety_volid=safety.volid
+            )
             with ctx.node_slot(app.host_id, node):
                 restore_archive(ctx, client, node, vmid, volid, storage=storage, overwrite=True)
         address = self._run_app(ctx, app, node, vmid)
-        store.apps.update(app.id, status=AppStatus.RUNNING, address=address,
-                          url=app_url(address, app.config.get("main_port")))
+        store.apps.update(
+            app.id, status=AppStatus.RUNNING, address=address, url=app_url(address, app.config.get("main_port"))
+        )
         for kind in ("safety", "old_stopped", "overwritten"):
             ctx.forget(kind)
 
@@ -276,8 +302,9 @@ class RestoreKind(OperationKind):
             kind = effect["kind"]
             client = self.services.clients.get(effect["host_id"]) if "host_id" in effect else None
             if kind == "container" and client is not None:
-                destroy_container(client, effect["node"], int(effect["vmid"]), emit=emitter(ctx),
-                                  expect_hostname=app.hostname)
+                destroy_container(
+                    client, effect["node"], int(effect["vmid"]), emit=emitter(ctx), expect_hostname=app.hostname
+                )
                 ctx.forget("container", vmid=effect["vmid"])
             elif kind == "vmid":
                 store.reservations.release_vmid(effect["host_id"], int(effect["vmid"]))
@@ -294,8 +321,11 @@ class RestoreKind(OperationKind):
             elif kind == "safety":
                 safety = store.backups.get(effect["backup_id"])
                 if safety.status != BackupStatus.COMPLETED:
-                    store.backups.update(safety.id, status=BackupStatus.FAILED, error="the restore failed before "
-                                         "its safety backup was complete")
+                    store.backups.update(
+                        safety.id,
+                        status=BackupStatus.FAILED,
+                        error="the restore failed before its safety backup was complete",
+                    )
                 ctx.forget("safety")
         self._drop_temp(ctx)
 
@@ -305,8 +335,9 @@ class RestoreKind(OperationKind):
         if status is not None and status.running:
             shutdown_container(client, node, vmid, timeout=30, emit=emitter(ctx))
         ctx.event(f"rolling back to the safety backup {effect['safety_volid']}", level="warning")
-        restore_archive(ctx, client, node, vmid, str(effect["safety_volid"]), storage=str(effect["storage"]),
-                 overwrite=True)
+        restore_archive(
+            ctx, client, node, vmid, str(effect["safety_volid"]), storage=str(effect["storage"]), overwrite=True
+        )
 
     def on_failure(self, ctx: OperationContext, error: BaseException) -> None:
         store = self.services.store
@@ -314,8 +345,11 @@ class RestoreKind(OperationKind):
             store.backups.update(str(ctx.params["backup_id"]), status=BackupStatus.COMPLETED)
         with contextlib.suppress(ProximityError):
             app = store.apps.get(str(ctx.operation.app_id))
-            status = container_status(self.services.clients.get(app.host_id), str(app.node), int(app.vmid or 0)) \
-                if app.node and app.vmid else None
+            status = (
+                container_status(self.services.clients.get(app.host_id), str(app.node), int(app.vmid or 0))
+                if app.node and app.vmid
+                else None
+            )
             real = AppStatus(str(ctx.params.get("previous_status") or AppStatus.ERROR))
             if status is None:
                 real = AppStatus.ERROR

@@ -47,8 +47,12 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _mark(items: Sequence[RetentionItem], keep: dict[str, bool], count: int | None,
-          period: Callable[[RetentionItem], Hashable]) -> None:
+def _mark(
+    items: Sequence[RetentionItem],
+    keep: dict[str, bool],
+    count: int | None,
+    period: Callable[[RetentionItem], Hashable],
+) -> None:
     if not count:
         return
     covered = {period(item) for item in items if keep.get(item.id)}

@@ -59,14 +59,16 @@ def _weekdays(field: str, cron: str) -> str:
 
 def _triggers(cron: object) -> list[CronTrigger]:
     if not isinstance(cron, str) or len(cron.split()) != 5:
-        raise ValidationError(f"cron {cron!r} must have 5 fields: minute hour day-of-month month day-of-week",
-                              field="cron", hint=_HINT)
+        raise ValidationError(
+            f"cron {cron!r} must have 5 fields: minute hour day-of-month month day-of-week", field="cron", hint=_HINT
+        )
     minute, hour, day, month, dow = cron.split()
     names = _weekdays(dow, cron)
     variants = [(day, names)] if day == "*" or names == "*" else [(day, "*"), ("*", names)]
     try:
-        return [CronTrigger(minute=minute, hour=hour, day=d, month=month, day_of_week=w, timezone=UTC)
-                for d, w in variants]
+        return [
+            CronTrigger(minute=minute, hour=hour, day=d, month=month, day_of_week=w, timezone=UTC) for d, w in variants
+        ]
     except ValueError as exc:
         raise _bad(cron, str(exc)) from None
 

@@ -116,11 +116,16 @@ def _compose_app(app: App) -> None:
     if is_oci(app):
         raise ValidationError(
             f"app {app.hostname!r} runs as a native OCI container: Proximity cannot update it yet "
-            "(only compose apps are updated)", field="app_id",
-            hint="Back it up, then deploy the new tag with px.apps.deploy_image(...) and restore the data")
+            "(only compose apps are updated)",
+            field="app_id",
+            hint="Back it up, then deploy the new tag with px.apps.deploy_image(...) and restore the data",
+        )
     if "compose_text" not in app.config:
-        raise ValidationError(f"app {app.hostname!r} was adopted: Proximity runs no compose project in it",
-                              field="app_id", hint="Only apps deployed from the catalog can be updated")
+        raise ValidationError(
+            f"app {app.hostname!r} was adopted: Proximity runs no compose project in it",
+            field="app_id",
+            hint="Only apps deployed from the catalog can be updated",
+        )
     if app.node is None or app.vmid is None:
         raise NotFoundError(f"app {app.hostname!r} has no container", hint="Delete the app record")
 
@@ -132,13 +137,20 @@ def target_entry(services: Services, app: App, version: str | None) -> CatalogAp
     entry = services.catalog.get(app.catalog_id)
     if version is not None and version != entry.version:
         raise ValidationError(
-            f"the catalog has {entry.id} {entry.version}, not {version}", field="version",
-            hint="Leave version out to take the catalog's version, or add a catalog with that version")
+            f"the catalog has {entry.id} {entry.version}, not {version}",
+            field="version",
+            hint="Leave version out to take the catalog's version, or add a catalog with that version",
+        )
     return entry
 
 
-def find_updates(services: Services, apps: Iterable[App], *, pull: bool = True,
-                 pulled: Callable[[App], Mapping[str, str] | None] | None = None) -> list[AppUpdate]:
+def find_updates(
+    services: Services,
+    apps: Iterable[App],
+    *,
+    pull: bool = True,
+    pulled: Callable[[App], Mapping[str, str] | None] | None = None,
+) -> list[AppUpdate]:
     """The apps among ``apps`` with something newer (see the module docstring). With ``pull``, the
     floating images are pulled in each running app's container to learn their current digests:
     by ``pulled(app)`` when given (a ``pull`` operation; None: not checked now), else inline."""
@@ -147,8 +159,7 @@ def find_updates(services: Services, apps: Iterable[App], *, pull: bool = True,
         if "compose_text" not in app.config or app.node is None or app.vmid is None:
             continue
         entry = services.catalog.get(app.catalog_id) if app.catalog_id and app.catalog_id in services.catalog else None
-        available = entry.version if entry is not None and newer_version(entry.version, app.catalog_version) \
-            else None
+        available = entry.version if entry is not None and newer_version(entry.version, app.catalog_version) else None
         images: list[ImageUpdate] = []
         # an OCI app's image is not pulled in a shell: only a newer catalog version is reported
         moving = [] if is_oci(app) else [image for image in project_images(app) if floating(image)]
@@ -156,8 +167,9 @@ def find_updates(services: Services, apps: Iterable[App], *, pull: bool = True,
             if pulled is not None:
                 digests = dict(pulled(app) or {})  # {}: not checked now (the app is busy)
             else:
-                provisioner = Provisioner(services.shells.get(app.host_id), app.node, app.vmid,
-                                          project=app_project(app))
+                provisioner = Provisioner(
+                    services.shells.get(app.host_id), app.node, app.vmid, project=app_project(app)
+                )
                 provisioner.pull()
                 digests = provisioner.image_digests()
             recorded: Mapping[str, str] = app.config.get("images") or {}
@@ -167,9 +179,17 @@ def find_updates(services: Services, apps: Iterable[App], *, pull: bool = True,
                 if now and now != before:
                     images.append(ImageUpdate(image=image, current_digest=before, available_digest=now))
         if available is not None or images:
-            found.append(AppUpdate(app_id=app.id, hostname=app.hostname, catalog_id=app.catalog_id,
-                                   current_version=app.catalog_version, available_version=available,
-                                   images=tuple(images), checked_at=utcnow()))
+            found.append(
+                AppUpdate(
+                    app_id=app.id,
+                    hostname=app.hostname,
+                    catalog_id=app.catalog_id,
+                    current_version=app.catalog_version,
+                    available_version=available,
+                    images=tuple(images),
+                    checked_at=utcnow(),
+                )
+            )
     return found
 
 
@@ -185,8 +205,9 @@ def _restore_over(ctx: OperationContext, services: Services, app: App, volid: st
     node, vmid = app.node, app.vmid
     status = container_status(client, node, vmid)
     if status is not None and status.running:
-        shutdown_container(client, node, vmid, timeout=shutdown_seconds(app, 60), force_stop_after=True,
-                           emit=emitter(ctx))
+        shutdown_container(
+            client, node, vmid, timeout=shutdown_seconds(app, 60), force_stop_after=True, emit=emitter(ctx)
+        )
     ctx.event(f"restoring the safety backup {volid} over CT {vmid}", level="warning")
     restore_archive(ctx, client, node, vmid, volid, storage=storage, overwrite=True)
     start_container(client, node, vmid, emit=emitter(ctx))
@@ -194,10 +215,17 @@ def _restore_over(ctx: OperationContext, services: Services, app: App, volid: st
     wait_for_address(client, node, vmid, emit=emitter(ctx), static_address=static)
     main_port = app.config.get("main_port")
     if main_port:
-        Provisioner(services.shells.get(app.host_id), node, vmid, project=app_project(app),
-                    emit=lambda line: ctx.event(line, level="debug")).wait_healthy(
-            int(main_port), attempts=services.store.settings.get().health_timeout_seconds,
-            path=app.config.get("health_path"))
+        Provisioner(
+            services.shells.get(app.host_id),
+            node,
+            vmid,
+            project=app_project(app),
+            emit=lambda line: ctx.event(line, level="debug"),
+        ).wait_healthy(
+            int(main_port),
+            attempts=services.store.settings.get().health_timeout_seconds,
+            path=app.config.get("health_path"),
+        )
     ctx.event(f"CT {vmid} is back as it was before the update")
 
 
@@ -227,21 +255,35 @@ class UpdateKind(OperationKind):
                 raise ConflictError(f"app {app.hostname!r} is not running", hint="Start it, then update it")
             entry = target_entry(self.services, app, ctx.params.get("version"))
             rendered = render_update(store, app, entry)
-            ctx.event(f"{entry.id} {app.catalog_version or '?'} -> {entry.version}; "
-                      f"{len(rendered.generated)} new secret(s)")
+            ctx.event(
+                f"{entry.id} {app.catalog_version or '?'} -> {entry.version}; {len(rendered.generated)} new secret(s)"
+            )
         store.apps.update(app.id, status=AppStatus.UPDATING)
         node, vmid = app.node, app.vmid
         with ctx.step("safety"):
-            safety = store.backups.create(app_id=app.id, hostname=app.hostname, host_id=app.host_id, node=node,
-                                          vmid=vmid, note=f"safety backup before update operation {ctx.id}")
+            safety = store.backups.create(
+                app_id=app.id,
+                hostname=app.hostname,
+                host_id=app.host_id,
+                node=node,
+                vmid=vmid,
+                note=f"safety backup before update operation {ctx.id}",
+            )
             ctx.record("safety", backup_id=safety.id)
-            safety = take_backup(ctx, self.targets, safety, host_id=app.host_id, node=node, vmid=vmid,
-                                 steps=(None, None, None))
-            ctx.record("guarded", host_id=app.host_id, backup_id=safety.id,
-                       storage=app_disk_storage(self.services, app))
+            safety = take_backup(
+                ctx, self.targets, safety, host_id=app.host_id, node=node, vmid=vmid, steps=(None, None, None)
+            )
+            ctx.record(
+                "guarded", host_id=app.host_id, backup_id=safety.id, storage=app_disk_storage(self.services, app)
+            )
             ctx.forget("safety")
-        provisioner = Provisioner(self.services.shells.get(app.host_id), node, vmid, project=app_project(app),
-                                  emit=lambda line: ctx.event(line, level="debug"))
+        provisioner = Provisioner(
+            self.services.shells.get(app.host_id),
+            node,
+            vmid,
+            project=app_project(app),
+            emit=lambda line: ctx.event(line, level="debug"),
+        )
         with ctx.step("project"):
             provisioner.write_project(rendered.compose_text(), env_file_text(rendered.env))
             ctx.event(f"compose project of {entry.id} {entry.version} written to {provisioner.directory}")
@@ -253,8 +295,9 @@ class UpdateKind(OperationKind):
         main_port = config.get("main_port")
         with ctx.step("health"):
             if main_port:
-                provisioner.wait_healthy(int(main_port), attempts=store.settings.get().health_timeout_seconds,
-                                         path=config.get("health_path"))
+                provisioner.wait_healthy(
+                    int(main_port), attempts=store.settings.get().health_timeout_seconds, path=config.get("health_path")
+                )
             else:
                 ctx.event("the app declares no port: nothing to check", level="warning")
         with ctx.step("record"):
@@ -263,12 +306,19 @@ class UpdateKind(OperationKind):
                 store.apps.set_secrets(app.id, rendered.secrets)
             kept = {k: v for k, v in app.config.items() if k in ("environment", "compose_project", "retired")}
             ports = tuple(Port.model_validate(p) for p in config.get("ports", ()))
-            store.apps.update(app.id, status=AppStatus.RUNNING, catalog_version=entry.version, ports=ports,
-                              config={**config, **kept, "images": digests},
-                              url=app_url(app.address, main_port) if app.address else app.url)
+            store.apps.update(
+                app.id,
+                status=AppStatus.RUNNING,
+                catalog_version=entry.version,
+                ports=ports,
+                config={**config, **kept, "images": digests},
+                url=app_url(app.address, main_port) if app.address else app.url,
+            )
             ctx.forget("guarded")
-            ctx.event(f"{app.hostname} runs {entry.id} {entry.version}; images: "
-                      + (", ".join(f"{image}@{digest[:19]}" for image, digest in digests.items()) or "none"))
+            ctx.event(
+                f"{app.hostname} runs {entry.id} {entry.version}; images: "
+                + (", ".join(f"{image}@{digest[:19]}" for image, digest in digests.items()) or "none")
+            )
         return {"app_id": app.id, "version": entry.version, "safety_backup_id": safety.id}
 
     def rollback(self, ctx: OperationContext) -> None:
@@ -279,8 +329,11 @@ class UpdateKind(OperationKind):
             if effect["kind"] == "safety":
                 safety = store.backups.get(effect["backup_id"])
                 if safety.status != BackupStatus.COMPLETED:
-                    store.backups.update(safety.id, status=BackupStatus.FAILED,
-                                         error="the update failed before its safety backup was complete")
+                    store.backups.update(
+                        safety.id,
+                        status=BackupStatus.FAILED,
+                        error="the update failed before its safety backup was complete",
+                    )
                 ctx.forget("safety")
             elif effect["kind"] == "guarded":
                 safety = store.backups.get(effect["backup_id"])
@@ -294,8 +347,11 @@ class UpdateKind(OperationKind):
         store = self.services.store
         with contextlib.suppress(ProximityError):
             app = store.apps.get(str(ctx.operation.app_id))
-            status = container_status(self.services.clients.get(app.host_id), str(app.node), int(app.vmid or 0)) \
-                if app.node and app.vmid else None
+            status = (
+                container_status(self.services.clients.get(app.host_id), str(app.node), int(app.vmid or 0))
+                if app.node and app.vmid
+                else None
+            )
             real = AppStatus.ERROR if status is None else AppStatus.RUNNING if status.running else AppStatus.STOPPED
             store.apps.update(app.id, status=real)
 
@@ -307,9 +363,9 @@ def submit_update(services: Services, engine: OperationEngine, app_id: str, *, v
     app = services.store.apps.get(app_id)
     _compose_app(app)
     if app.status != AppStatus.RUNNING:
-        raise ConflictError(f"app {app.hostname!r} is {app.status.value}, not running",
-                            hint="Start it, then update it")
+        raise ConflictError(f"app {app.hostname!r} is {app.status.value}, not running", hint="Start it, then update it")
     entry = target_entry(services, app, version)
     render_update(services.store, app, entry)  # a project that cannot render fails here, before anything runs
-    return engine.submit("update", app_id=app.id, host_id=app.host_id, vmid=app.vmid, owner_id=app.owner_id,
-                         params={"version": version})
+    return engine.submit(
+        "update", app_id=app.id, host_id=app.host_id, vmid=app.vmid, owner_id=app.owner_id, params={"version": version}
+    )

@@ -25,5 +25,7 @@ def builtin_plugins() -> list[tuple[str, object]]:
     """(name, plugin) pairs, in registration order."""
     from proximity_sdk.backup_targets.proxmox_storage import ProxmoxStoragePlugin
 
-    return [("proximity.builtin.catalog", BuiltinCatalogPlugin()),
-            ("proximity.builtin.backup_targets", ProxmoxStoragePlugin())]
+    return [
+        ("proximity.builtin.catalog", BuiltinCatalogPlugin()),
+        ("proximity.builtin.backup_targets", ProxmoxStoragePlugin()),
+    ]

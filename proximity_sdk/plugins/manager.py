@@ -112,8 +112,14 @@ class PluginManager:
                 kinds[kind.kind] = kind
         return kinds
 
-    def notify_operation(self, when: Literal["before", "after", "error"], *, operation: Operation,
-                         app: App | None, error: BaseException | None = None) -> None:
+    def notify_operation(
+        self,
+        when: Literal["before", "after", "error"],
+        *,
+        operation: Operation,
+        app: App | None,
+        error: BaseException | None = None,
+    ) -> None:
         """Tell every lifecycle listener about an operation (before it runs, after it succeeded,
         or after it failed and was rolled back)."""
         hook = self._pm.hook

@@ -41,9 +41,7 @@ class _Where(TypedDict, total=False):
     path: str
 
 
-_ROOT_ONLY = re.compile(
-    r"only root|only allowed for root|user != root@pam|root-only|requires root", re.IGNORECASE
-)
+_ROOT_ONLY = re.compile(r"only root|only allowed for root|user != root@pam|root-only|requires root", re.IGNORECASE)
 _LOCKED = re.compile(r"can't lock file|is locked|lock timeout|locked \(", re.IGNORECASE)
 _NOT_FOUND = re.compile(
     r"does not exist|no such |not found|unable to parse worker upid|hostname lookup .* failed",

@@ -26,9 +26,7 @@ _STORAGE = re.compile(r"^[a-z][a-z0-9\-_.]*[a-z0-9]$", re.IGNORECASE)
 _BRIDGE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,14}$")
 _IFACE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,14}$")
 _TAG = re.compile(r"^[a-z0-9_][a-z0-9_\-+.]*$", re.IGNORECASE)
-_TEMPLATE_VOLID = re.compile(
-    r"^[a-z][a-z0-9\-_.]*[a-z0-9]:vztmpl/[A-Za-z0-9][A-Za-z0-9._+\-]*$", re.IGNORECASE
-)
+_TEMPLATE_VOLID = re.compile(r"^[a-z][a-z0-9\-_.]*[a-z0-9]:vztmpl/[A-Za-z0-9][A-Za-z0-9._+\-]*$", re.IGNORECASE)
 _SSH_KEY = re.compile(
     r"^(ssh-(rsa|ed25519|dss)|ecdsa-sha2-nistp(256|384|521)|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com)"
     r" [A-Za-z0-9+/]+={0,3}( [^\r\n]*)?$"
@@ -72,9 +70,7 @@ class NetworkSpec(BaseModel):
         try:
             return str(ipaddress.ip_interface(value))
         except ValueError:
-            raise ValueError(
-                f"{value!r} is neither 'dhcp' nor an address with prefix (10.0.0.50/24)"
-            ) from None
+            raise ValueError(f"{value!r} is neither 'dhcp' nor an address with prefix (10.0.0.50/24)") from None
 
     @field_validator("gateway")
     @classmethod
@@ -161,8 +157,7 @@ class ContainerSpec(BaseModel):
     def _ostemplate(cls, value: str) -> str:
         if not _TEMPLATE_VOLID.match(value):
             raise ValueError(
-                f"{value!r} is not a template volume id such as "
-                "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"
+                f"{value!r} is not a template volume id such as local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"
             )
         return value
 
@@ -211,9 +206,7 @@ class ContainerSpec(BaseModel):
         out: list[str] = [PROXIMITY_TAG]  # how Proximity recognises its containers: always there
         for tag in value:
             if not _TAG.match(tag):
-                raise ValueError(
-                    f"tag {tag!r}: use letters, digits, '_', '-', '+', '.' (not starting with -+.)"
-                )
+                raise ValueError(f"tag {tag!r}: use letters, digits, '_', '-', '+', '.' (not starting with -+.)")
             if tag.lower() not in (t.lower() for t in out):
                 out.append(tag)
         return tuple(out)
@@ -228,9 +221,7 @@ class ContainerSpec(BaseModel):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown time zone {value!r}; use an IANA name such as Europe/Rome, or 'host'"
-            ) from None
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Europe/Rome, or 'host'") from None
         return value
 
     @classmethod
@@ -314,9 +305,7 @@ def spec_from_settings(
     pool = settings.pool()
     if pool is not None:
         if address is None:
-            raise ValidationError(
-                "ip_mode is static: reserve an address from the pool first", field="address"
-            )
+            raise ValidationError("ip_mode is static: reserve an address from the pool first", field="address")
         if address not in pool:
             raise ValidationError(f"address {address} is not in the pool {settings.ip_pool}", field="address")
         net: dict[str, Any] = {"ip": f"{address}/{pool.prefix_length}", "gateway": settings.gateway}

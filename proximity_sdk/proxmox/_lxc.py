@@ -42,5 +42,3 @@ def check_seconds(timeout: float, field: str = "timeout") -> float:
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
         raise ValidationError(f"{field} must be a positive number of seconds, not {timeout!r}", field=field)
     return float(timeout)
-
-

@@ -55,17 +55,13 @@ def check_node(node: object) -> str:
 
 def check_vmid_int(vmid: object) -> int:
     if isinstance(vmid, bool) or not isinstance(vmid, int) or not 100 <= vmid <= 999_999_999:
-        raise ValidationError(
-            f"VMID {vmid!r} is not a container id (an integer from 100 to 999999999)", field="vmid"
-        )
+        raise ValidationError(f"VMID {vmid!r} is not a container id (an integer from 100 to 999999999)", field="vmid")
     return vmid
 
 
 def check_command_timeout(timeout: object) -> float:
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-        raise ValidationError(
-            f"timeout must be a positive number of seconds, not {timeout!r}", field="timeout"
-        )
+        raise ValidationError(f"timeout must be a positive number of seconds, not {timeout!r}", field="timeout")
     return float(timeout)
 
 
@@ -78,9 +74,7 @@ def check_container_path(path: object, field: str) -> str:
             field=field,
         )
     if any(part in (".", "..") for part in parts[1:]) or "" in parts[1:]:
-        raise ValidationError(
-            f"{field} {text!r} must be a normalized path (no '.', '..' or '//')", field=field
-        )
+        raise ValidationError(f"{field} {text!r} must be a normalized path (no '.', '..' or '//')", field=field)
     return text
 
 

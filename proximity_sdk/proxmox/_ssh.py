@@ -31,6 +31,8 @@ __all__ = ["HostKeyStore", "fingerprint", "known_hosts_name", "load_private_key"
 _log = logging.getLogger("proximity_sdk.proxmox.shell")
 
 _KEY_CLASSES: tuple[type[paramiko.PKey], ...] = (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey)
+
+
 def fingerprint(key: paramiko.PKey) -> str:
     """OpenSSH-style SHA256 fingerprint, as `ssh-keygen -lf` prints it."""
     digest = hashlib.sha256(key.asbytes()).digest()
@@ -80,8 +82,13 @@ class HostKeyStore:
     """
 
     def __init__(
-        self, source: str | None, *, text: bool | None = None, on_pin: Callable[[str], None] | None = None,
-        pinned: Callable[[], str] | None = None, accept_hint: str | None = None,
+        self,
+        source: str | None,
+        *,
+        text: bool | None = None,
+        on_pin: Callable[[str], None] | None = None,
+        pinned: Callable[[], str] | None = None,
+        accept_hint: str | None = None,
     ) -> None:
         """``source`` is a path or known_hosts text; ``text=None`` tells them apart by content.
         ``pinned``: more known_hosts lines, read at each connect (the keys pinned in the database;
@@ -227,8 +234,8 @@ def open_client(
             f"{fingerprint(exc.key)}, but {store.describe()} holds {fingerprint(exc.expected_key)}; "
             "connection refused",
             hint="If the node was reinstalled, verify the new key out of band and replace the old entry; "
-            "otherwise someone may be intercepting the connection" + (
-                f". To accept it: {store.accept_hint}" if store.accept_hint else ""),
+            "otherwise someone may be intercepting the connection"
+            + (f". To accept it: {store.accept_hint}" if store.accept_hint else ""),
         ) from None
     except paramiko.AuthenticationException as exc:
         client.close()

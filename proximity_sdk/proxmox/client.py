@@ -322,9 +322,7 @@ class ProxmoxClient:
     def cluster_resources(self, *, kind: ResourceKind | None = None) -> list[ClusterResource]:
         """``/cluster/resources``, optionally of one ``type`` (vm, storage, node, sdn)."""
         if kind not in (None, "vm", "storage", "node", "sdn"):
-            raise ValidationError(
-                f"resource kind {kind!r} is not one of vm, storage, node, sdn", field="kind"
-            )
+            raise ValidationError(f"resource kind {kind!r} is not one of vm, storage, node, sdn", field="kind")
         return self._many(ClusterResource, self.get("/cluster/resources", type=kind), "/cluster/resources")
 
     def next_vmid(self) -> int:

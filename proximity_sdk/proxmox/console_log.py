@@ -63,12 +63,15 @@ _ROTATE_RULE = f"""\
 """
 
 # Every script: $1 = the node, whose files are under $r (empty on a Proxmox node).
-_ROOT = 'r=${PROXIMITY_NODE_ROOT:+$PROXIMITY_NODE_ROOT/$1}\n'
+_ROOT = "r=${PROXIMITY_NODE_ROOT:+$PROXIMITY_NODE_ROOT/$1}\n"
 
 # $2 = the logrotate rule. The log directory and the rotation rule, both idempotent: the rule file
 # is replaced only when its text differs. A node without /etc/logrotate.d gets no rule (and the
 # caller is told so on stdout).
-_PREPARE = "set -eu\n" + _ROOT + f"""\
+_PREPARE = (
+    "set -eu\n"
+    + _ROOT
+    + f"""\
 mkdir -p "$r{CONSOLE_LOG_DIR}"
 chmod 0750 "$r{CONSOLE_LOG_DIR}"
 rule="$r{LOGROTATE_FILE}"
@@ -82,13 +85,16 @@ else
     echo "no ${{rule%/*}}: the console log is not rotated"
 fi
 """
+)
 
 # $1 = node, $2 = rule, $3 = vmid, $4 = log path. After _PREPARE: the key in the container's
 # config, under PVE's config lock. Any earlier lxc.console.logfile line is replaced (a clone's copy
 # names its source's file). Only a config without sections: PVE writes raw keys at the end of the
 # current config, before [pve:pending] and the snapshots (write_pct_config), so appending there
 # would put the key into the wrong section.
-_RECORD = _PREPARE + f"""\
+_RECORD = (
+    _PREPARE
+    + f"""\
 conf="$r/etc/pve/nodes/$1/lxc/$3.conf"
 if [ ! -f "$conf" ]; then
     echo "CT $3 has no configuration on node $1 (/etc/pve/nodes/$1/lxc/$3.conf)" >&2
@@ -108,17 +114,24 @@ fi
     > "$conf.tmp.$$"
 mv -f "$conf.tmp.$$" "$conf"
 """
+)
 
 # $2 = lines, $3 = log path
-_READ = _ROOT + f"""\
+_READ = (
+    _ROOT
+    + f"""\
 [ -f "$r$3" ] || exit {_NO_FILE}
 exec tail -n "$2" -- "$r$3"
 """
+)
 
 # $2 = log path: the file and logrotate's previous copy
-_REMOVE = _ROOT + """\
+_REMOVE = (
+    _ROOT
+    + """\
 rm -f -- "$r$2" "$r$2.1"
 """
+)
 
 
 def console_log_path(vmid: int) -> str:
@@ -138,21 +151,26 @@ def record_console(shell: NodeShell, node: str, vmid: int) -> str:
     """Name :func:`console_log_path` in container ``vmid``'s config on ``node`` (stopped, before its
     start) and prepare the node. Returns a note ('' when all is in place); raises
     :class:`CommandFailedError` when the config cannot take the key."""
-    result = shell.run(node, ["sh", "-c", _RECORD, "sh", node, _ROTATE_RULE, str(int(vmid)), console_log_path(vmid)],
-                       timeout=_TIMEOUT)
+    result = shell.run(
+        node, ["sh", "-c", _RECORD, "sh", node, _ROTATE_RULE, str(int(vmid)), console_log_path(vmid)], timeout=_TIMEOUT
+    )
     return result.stdout.strip()
 
 
 def read_console(shell: NodeShell, node: str, vmid: int, *, tail: int) -> str | None:
     """The last ``tail`` lines of the container's console log; None when the file is not there
     (the container has not started since its config named it, or the file was removed)."""
-    result = shell.run(node, ["sh", "-c", _READ, "sh", node, str(int(tail)), console_log_path(vmid)],
-                       timeout=_TIMEOUT, check=False)
+    result = shell.run(
+        node, ["sh", "-c", _READ, "sh", node, str(int(tail)), console_log_path(vmid)], timeout=_TIMEOUT, check=False
+    )
     if result.exit_status == _NO_FILE:
         return None
     if result.exit_status != 0:
-        raise CommandFailedError(f"reading the console log of CT {vmid} on node {node} failed",
-                                 exit_status=result.exit_status, stderr_tail=result.stderr[-2000:])
+        raise CommandFailedError(
+            f"reading the console log of CT {vmid} on node {node} failed",
+            exit_status=result.exit_status,
+            stderr_tail=result.stderr[-2000:],
+        )
     return result.stdout
 
 

@@ -52,6 +52,7 @@ __all__ = [
     "wait_for_address",
 ]
 
+
 def container_status(client: ProxmoxClient, node: str, vmid: int) -> LxcStatus | None:
     """The container's current status on ``node``, or None when it is not there."""
     try:
@@ -178,7 +179,8 @@ def shutdown_container(
             raise
         # forceStop's kill failed too (vm_stop gave up waiting for the monitor): a hard stop, its own task
         emit_to(
-            emit, f"CT {vmid} did not stop within {timeout}s even with forceStop ({err.exitstatus}); stopping it",
+            emit,
+            f"CT {vmid} did not stop within {timeout}s even with forceStop ({err.exitstatus}); stopping it",
             "warning",
         )
         return stop_container(client, node, vmid, emit=emit)
@@ -212,8 +214,7 @@ def destroy_container(
     if status.lock:
         raise LockedError(
             f"CT {vmid} on node {node} is locked ({status.lock})",
-            hint="Wait for the task holding the lock; a stale lock is removed with `pct unlock "
-            f"{vmid}` on node {node}",
+            hint=f"Wait for the task holding the lock; a stale lock is removed with `pct unlock {vmid}` on node {node}",
         )
     if status.running:
         emit_to(emit, f"stopping CT {vmid} before destroying it")
@@ -284,9 +285,7 @@ def wait_for_address(
         try:
             wanted = str(ipaddress.ip_address(static_address))
         except ValueError:
-            raise ValidationError(
-                f"{static_address!r} is not an IP address", field="static_address"
-            ) from None
+            raise ValidationError(f"{static_address!r} is not an IP address", field="static_address") from None
         configured = _configured_address(client, node, vmid, interface)
         if configured != wanted:
             raise ConflictError(
@@ -318,8 +317,7 @@ def wait_for_address(
         if now >= deadline:
             raise UnavailableError(
                 f"CT {vmid} on node {node} got no IPv4 address on {interface} within {limit:g}s",
-                hint="Check that a DHCP server answers on the container's bridge or VLAN, "
-                "or use the static pool",
+                hint="Check that a DHCP server answers on the container's bridge or VLAN, or use the static pool",
                 method="GET",
                 path=path,
             )
@@ -334,4 +332,3 @@ def _require_running(client: ProxmoxClient, node: str, vmid: int) -> None:
             f"CT {vmid} on node {node} is {status.status}; it has no address until it runs",
             hint="Start it first",
         )
-

@@ -137,8 +137,16 @@ def clone_container(
     if description is not None and len(description) > 8192:
         raise ValidationError("description is longer than 8192 characters", field="description")
     check_seconds(timeout)
-    upid = client.post(path, newid=newid, hostname=hostname, full=True, snapname=snapname,
-                       target=None if target == node else target, storage=storage, description=description)
+    upid = client.post(
+        path,
+        newid=newid,
+        hostname=hostname,
+        full=True,
+        snapname=snapname,
+        target=None if target == node else target,
+        storage=storage,
+        description=description,
+    )
     return wait_guest_task(client, str(upid), timeout=timeout, emit=emit)
 
 
@@ -187,8 +195,11 @@ def set_config(
     config read) refuses the change when someone else changed the config since."""
     path = lxc_path(node, vmid, "config")
     changes: dict[str, object] = {}
-    for field, value, low, high in (("cores", cores, 1, 8192), ("memory", memory_mb, 16, 4 * 1024 * 1024),
-                                    ("swap", swap_mb, 0, 4 * 1024 * 1024)):
+    for field, value, low, high in (
+        ("cores", cores, 1, 8192),
+        ("memory", memory_mb, 16, 4 * 1024 * 1024),
+        ("swap", swap_mb, 0, 4 * 1024 * 1024),
+    ):
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:

@@ -123,13 +123,18 @@ def oci_support(client: ProxmoxClient, node: str) -> OciSupport:
     parsed = parse_version(raw)
     minimum = ".".join(str(p) for p in OCI_MIN_VERSION)
     if parsed is None:
-        return OciSupport(node, False, None,
-                          f"node {node} reports PVE version {raw!r}, which cannot be read: "
-                          f"cannot tell whether it runs PVE >= {minimum}, so it is taken as not OCI-capable")
+        return OciSupport(
+            node,
+            False,
+            None,
+            f"node {node} reports PVE version {raw!r}, which cannot be read: "
+            f"cannot tell whether it runs PVE >= {minimum}, so it is taken as not OCI-capable",
+        )
     shown = str(raw)
     if parsed[:2] < OCI_MIN_VERSION:
-        return OciSupport(node, False, shown,
-                          f"node {node} runs PVE {shown}; native OCI containers need PVE >= {minimum}")
+        return OciSupport(
+            node, False, shown, f"node {node} runs PVE {shown}; native OCI containers need PVE >= {minimum}"
+        )
     return OciSupport(node, True, shown, f"node {node} runs PVE {shown}: native OCI containers are supported")
 
 
@@ -137,8 +142,11 @@ def require_oci(client: ProxmoxClient, node: str) -> OciSupport:
     """``oci_support``, raising a ValidationError (field ``strategy``) when the node is not capable."""
     support = oci_support(client, node)
     if not support.capable:
-        raise ValidationError(f'strategy "oci" is not possible: {support.reason}', field="strategy",
-                              hint='Use strategy="auto" or "compose", or another node (PVE >= 9.1)')
+        raise ValidationError(
+            f'strategy "oci" is not possible: {support.reason}',
+            field="strategy",
+            hint='Use strategy="auto" or "compose", or another node (PVE >= 9.1)',
+        )
     return support
 
 
@@ -147,14 +155,20 @@ def check_env(env: Mapping[str, str], *, field: str = "environment") -> dict[str
     out: dict[str, str] = {}
     for name, value in env.items():
         if not isinstance(name, str) or not _ENV_NAME.match(name):
-            raise ValidationError(f"environment variable name {name!r} is not valid", field=field,
-                                  hint="Use letters, digits and '_', not starting with a digit")
+            raise ValidationError(
+                f"environment variable name {name!r} is not valid",
+                field=field,
+                hint="Use letters, digits and '_', not starting with a digit",
+            )
         if not isinstance(value, str):
-            raise ValidationError(f"environment {name}: expected a string, got {type(value).__name__}",
-                                  field=f"{field}.{name}")
+            raise ValidationError(
+                f"environment {name}: expected a string, got {type(value).__name__}", field=f"{field}.{name}"
+            )
         if _ENV_BAD_VALUE.search(value):
-            raise ValidationError(f"environment {name}: control characters (line breaks, tabs, NUL) cannot be "
-                                  "passed to an OCI container", field=f"{field}.{name}")
+            raise ValidationError(
+                f"environment {name}: control characters (line breaks, tabs, NUL) cannot be passed to an OCI container",
+                field=f"{field}.{name}",
+            )
         out[name] = value
     return out
 
@@ -174,8 +188,16 @@ def _split_env(value: object) -> dict[str, str]:
     return out
 
 
-def pull_image(client: ProxmoxClient, node: str, *, storage: str, reference: str, emit: Emit | None = None,
-               timeout: float = 3600.0, now: datetime | None = None) -> str:
+def pull_image(
+    client: ProxmoxClient,
+    node: str,
+    *,
+    storage: str,
+    reference: str,
+    emit: Emit | None = None,
+    timeout: float = 3600.0,
+    now: datetime | None = None,
+) -> str:
     """The template volume of ``reference`` on ``storage`` of ``node``, pulled first when absent.
 
     A file of an earlier pull of the same reference is used as is: PVE refuses to overwrite it, and
@@ -190,8 +212,11 @@ def pull_image(client: ProxmoxClient, node: str, *, storage: str, reference: str
         return volid
     emit_to(emit, f"pulling image {reference} to {storage} on node {node}")
     try:
-        upid = client.post(f"/nodes/{node}/storage/{storage}/oci-registry-pull", reference=reference,
-                           filename=volid.rsplit("/", 1)[-1].removesuffix(".tar"))
+        upid = client.post(
+            f"/nodes/{node}/storage/{storage}/oci-registry-pull",
+            reference=reference,
+            filename=volid.rsplit("/", 1)[-1].removesuffix(".tar"),
+        )
     except ProximityError as err:
         # another pull of the same reference finished since the listing above (PVE checks the file
         # before it forks the worker: "refusing to override existing file '<name>.tar'")
@@ -201,14 +226,17 @@ def pull_image(client: ProxmoxClient, node: str, *, storage: str, reference: str
         return volid
     wait_task(client, str(upid), timeout=timeout, on_log=task_log_forwarder(emit))
     if volid not in {v.volid for v in client.storage_content(node, storage, content="vztmpl")}:
-        raise ProxmoxError(f"the pull of {reference} on node {node} finished, but {volid} is not in the storage",
-                           hint="Look at the oci-registry-pull task's log on the node (skopeo installed? space?)")
+        raise ProxmoxError(
+            f"the pull of {reference} on node {node} finished, but {volid} is not in the storage",
+            hint="Look at the oci-registry-pull task's log on the node (skopeo installed? space?)",
+        )
     emit_to(emit, f"image {reference} is ready as {volid}")
     return volid
 
 
-def configure_runtime(client: ProxmoxClient, node: str, vmid: int, *, env: Mapping[str, str],
-                      net0: str | None = None) -> int:
+def configure_runtime(
+    client: ProxmoxClient, node: str, vmid: int, *, env: Mapping[str, str], net0: str | None = None
+) -> int:
     """Set the container's runtime environment: the image's own variables (PVE copies them into
     the config at create, e.g. ``PATH``) overlaid with ``env``, in one ``PUT .../config``; with
     ``net0``, the interface too (DHCP by the host: ``host-managed=1``). Returns how many

@@ -100,9 +100,7 @@ def _check_overcommit(overcommit: float) -> float:
 
 def _check_memory(memory_mb: int) -> int:
     if isinstance(memory_mb, bool) or not isinstance(memory_mb, int) or memory_mb < 16:
-        raise ValidationError(
-            f"memory_mb {memory_mb!r} must be an integer of at least 16", field="memory_mb"
-        )
+        raise ValidationError(f"memory_mb {memory_mb!r} must be an integer of at least 16", field="memory_mb")
     return memory_mb
 
 

@@ -68,64 +68,129 @@ def _guest(privilege: str, used_for: str, source: str) -> Requirement:
 
 
 GUEST_REQUIREMENTS: tuple[Requirement, ...] = (
-    _guest("VM.Audit", "listing containers (/cluster/resources hides guests without it), status, config, "
-                       "interfaces", "pve-manager PVE/API2/Cluster.pm resources; " + _LXC + " vm config/status"),
-    _guest("VM.Allocate", "creating, restoring into a new container, destroying, cloning to a new VMID, nesting",
-           _LXC + " create_vm, destroy_vm, clone_vm; " + _LXCPM + " (features: nesting)"),
+    _guest(
+        "VM.Audit",
+        "listing containers (/cluster/resources hides guests without it), status, config, interfaces",
+        "pve-manager PVE/API2/Cluster.pm resources; " + _LXC + " vm config/status",
+    ),
+    _guest(
+        "VM.Allocate",
+        "creating, restoring into a new container, destroying, cloning to a new VMID, nesting",
+        _LXC + " create_vm, destroy_vm, clone_vm; " + _LXCPM + " (features: nesting)",
+    ),
     _guest("VM.PowerMgmt", "start, shutdown, stop", _STATUS + " vm_start/vm_shutdown/vm_stop"),
     _guest("VM.Config.Disk", "the root disk at create, resize", _LXCPM + " (rootfs, mpN); " + _LXC + " resize_vm"),
     _guest("VM.Config.CPU", "cores", _LXCPM + " (cores, cpulimit, cpuunits)"),
     _guest("VM.Config.Memory", "memory and swap", _LXCPM + " (memory, swap)"),
     _guest("VM.Config.Network", "net0, hostname, nameserver", _LXCPM + " (netN, hostname, nameserver)"),
-    _guest("VM.Config.Options", "ostype, onboot, tags, description, env (also to read env back)",
-           _LXCPM + " (other options); delete_read_restricted_options (env); "
-           "pve-guest-common GuestHelpers.pm assert_tag_permissions"),
-    _guest("VM.Snapshot", "the snapshot a clone of a running container is taken from",
-           "pve-container src/PVE/API2/LXC/Snapshot.pm snapshot"),
+    _guest(
+        "VM.Config.Options",
+        "ostype, onboot, tags, description, env (also to read env back)",
+        _LXCPM + " (other options); delete_read_restricted_options (env); "
+        "pve-guest-common GuestHelpers.pm assert_tag_permissions",
+    ),
+    _guest(
+        "VM.Snapshot",
+        "the snapshot a clone of a running container is taken from",
+        "pve-container src/PVE/API2/LXC/Snapshot.pm snapshot",
+    ),
     _guest("VM.Clone", "clone", _LXC + " clone_vm"),
     _guest("VM.Migrate", "migrate", _LXC + " migrate_vm"),
-    _guest("VM.Backup", "vzdump, restore over an existing container, reading a backup's config, deleting backups",
-           "pve-manager PVE/API2/VZDump.pm vzdump; pve-storage check_volume_access (backup); " + _LXC
-           + " create_vm (restore && force)"),
+    _guest(
+        "VM.Backup",
+        "vzdump, restore over an existing container, reading a backup's config, deleting backups",
+        "pve-manager PVE/API2/VZDump.pm vzdump; pve-storage check_volume_access (backup); "
+        + _LXC
+        + " create_vm (restore && force)",
+    ),
 )
 
 
-def required_privileges(*, nodes: Iterable[str], rootfs_storage: str, template_storage: str,
-                        backup_storages: Iterable[str], bridge: str, sdn: bool = True,
-                        oci_nodes: Iterable[str] = ()) -> list[Requirement]:
+def required_privileges(
+    *,
+    nodes: Iterable[str],
+    rootfs_storage: str,
+    template_storage: str,
+    backup_storages: Iterable[str],
+    bridge: str,
+    sdn: bool = True,
+    oci_nodes: Iterable[str] = (),
+) -> list[Requirement]:
     """Every requirement for a host with these nodes and storages (settings) and bridge.
 
     ``sdn``: a node runs PVE 8.0 or later (a container's bridge needs ``SDN.Use``: pve-guest-common
     ``check_vnet_access``, added in June 2023 for 8.0); ``oci_nodes``: the nodes that pull OCI
     images (PVE >= 9.1: ``Sys.AccessNetwork``)."""
     out = list(GUEST_REQUIREMENTS)
-    out.append(Requirement(("Datastore.AllocateSpace",), f"/storage/{rootfs_storage}",
-                           "container disks (create, restore, clone, resize)",
-                           _LXC + " create_vm check_and_activate_storage; " + _LXCPM))
-    out.append(Requirement(("Datastore.AllocateTemplate",), f"/storage/{template_storage}",
-                           "downloading templates (aplinfo) and pulling OCI images",
-                           "pve-manager PVE/API2/Nodes.pm apl_download; pve-storage API2/Storage/Status.pm "
-                           "oci_registry_pull"))
-    out.append(Requirement(("Datastore.AllocateSpace", "Datastore.Audit"), f"/storage/{template_storage}",
-                           "creating from a template and listing templates",
-                           "pve-storage src/PVE/Storage.pm check_volume_access (vztmpl)", any_of=True))
+    out.append(
+        Requirement(
+            ("Datastore.AllocateSpace",),
+            f"/storage/{rootfs_storage}",
+            "container disks (create, restore, clone, resize)",
+            _LXC + " create_vm check_and_activate_storage; " + _LXCPM,
+        )
+    )
+    out.append(
+        Requirement(
+            ("Datastore.AllocateTemplate",),
+            f"/storage/{template_storage}",
+            "downloading templates (aplinfo) and pulling OCI images",
+            "pve-manager PVE/API2/Nodes.pm apl_download; pve-storage API2/Storage/Status.pm oci_registry_pull",
+        )
+    )
+    out.append(
+        Requirement(
+            ("Datastore.AllocateSpace", "Datastore.Audit"),
+            f"/storage/{template_storage}",
+            "creating from a template and listing templates",
+            "pve-storage src/PVE/Storage.pm check_volume_access (vztmpl)",
+            any_of=True,
+        )
+    )
     for storage in dict.fromkeys(backup_storages):
-        out.append(Requirement(("Datastore.AllocateSpace",), f"/storage/{storage}",
-                               "writing, listing and restoring backups",
-                               "pve-manager PVE/API2/VZDump.pm; pve-storage check_volume_access (backup)"))
-    out.append(Requirement(("Sys.Audit",), "/", "the quorum check before placing a container (/cluster/status)",
-                           "pve-manager PVE/API2/Cluster.pm get_status"))
+        out.append(
+            Requirement(
+                ("Datastore.AllocateSpace",),
+                f"/storage/{storage}",
+                "writing, listing and restoring backups",
+                "pve-manager PVE/API2/VZDump.pm; pve-storage check_volume_access (backup)",
+            )
+        )
+    out.append(
+        Requirement(
+            ("Sys.Audit",),
+            "/",
+            "the quorum check before placing a container (/cluster/status)",
+            "pve-manager PVE/API2/Cluster.pm get_status",
+        )
+    )
     for node in dict.fromkeys(nodes):
-        out.append(Requirement(("Sys.Audit",), f"/nodes/{node}",
-                               "node memory figures for placement (/cluster/resources hides them without it)",
-                               "pve-manager PVE/API2Tools.pm extract_node_stats ($exclude_stats)"))
+        out.append(
+            Requirement(
+                ("Sys.Audit",),
+                f"/nodes/{node}",
+                "node memory figures for placement (/cluster/resources hides them without it)",
+                "pve-manager PVE/API2Tools.pm extract_node_stats ($exclude_stats)",
+            )
+        )
     for node in dict.fromkeys(oci_nodes):
-        out.append(Requirement(("Sys.AccessNetwork",), f"/nodes/{node}", "pulling OCI images",
-                               "pve-storage API2/Storage/Status.pm oci_registry_pull"))
+        out.append(
+            Requirement(
+                ("Sys.AccessNetwork",),
+                f"/nodes/{node}",
+                "pulling OCI images",
+                "pve-storage API2/Storage/Status.pm oci_registry_pull",
+            )
+        )
     if sdn:
-        out.append(Requirement(("SDN.Use",), f"/sdn/zones/localnetwork/{bridge}",
-                               f"attaching containers to {bridge}",
-                               "pve-guest-common src/PVE/GuestHelpers.pm check_vnet_access (via " + _LXCPM + ")"))
+        out.append(
+            Requirement(
+                ("SDN.Use",),
+                f"/sdn/zones/localnetwork/{bridge}",
+                f"attaching containers to {bridge}",
+                "pve-guest-common src/PVE/GuestHelpers.pm check_vnet_access (via " + _LXCPM + ")",
+            )
+        )
     return out
 
 
@@ -148,11 +213,13 @@ def missing_privileges(client: ProxmoxClient, requirements: Sequence[Requirement
         have = held[requirement.path]
         if requirement.any_of:
             if not have.intersection(requirement.privileges):
-                missing.append(MissingPrivilege(" or ".join(requirement.privileges), requirement.path,
-                                                requirement.used_for))
+                missing.append(
+                    MissingPrivilege(" or ".join(requirement.privileges), requirement.path, requirement.used_for)
+                )
             continue
-        missing.extend(MissingPrivilege(p, requirement.path, requirement.used_for)
-                       for p in requirement.privileges if p not in have)
+        missing.extend(
+            MissingPrivilege(p, requirement.path, requirement.used_for) for p in requirement.privileges if p not in have
+        )
     return missing
 
 
@@ -167,6 +234,6 @@ def raise_for_missing(missing: Sequence[MissingPrivilege], *, who: str) -> None:
     raise PermissionDeniedError(
         describe_missing(missing, who=who),
         hint="Grant them (Datacenter > Permissions: a role with these privileges on each path, propagate on) to "
-             "the user and, with privilege separation, to the token too; docs/fidelity.md lists every one. "
-             "Or call px.hosts.add(..., check=False) to register the host unchecked",
+        "the user and, with privilege separation, to the token too; docs/fidelity.md lists every one. "
+        "Or call px.hosts.add(..., check=False) to register the host unchecked",
     )

@@ -117,7 +117,7 @@ class _Lines:
     def _append(self, part: bytes) -> None:
         room = _MAX_LINE - len(self._pending)
         if len(part) > room:
-            part = part[:max(room, 0)]
+            part = part[: max(room, 0)]
             self._cut = True
         self._pending += part
 
@@ -167,19 +167,23 @@ class NodeShell:
         max_sessions: int = 8,
     ) -> None:
         if not 1 <= max_sessions <= 64:
-            raise ValidationError(
-                f"max_sessions must be from 1 to 64, not {max_sessions}", field="max_sessions"
-            )
+            raise ValidationError(f"max_sessions must be from 1 to 64, not {max_sessions}", field="max_sessions")
         self._access = access
         key_source = private_key if private_key is not None else access.key_file
         self._pkey = load_private_key(key_source, passphrase=key_passphrase) if key_source else None
         # pinned_known_hosts: the keys pinned in the database, read at each connect (they outlive this process)
         if known_hosts_text is not None:
-            self._hosts = HostKeyStore(known_hosts_text, text=True, on_pin=on_host_key_pinned,
-                                       pinned=pinned_known_hosts, accept_hint=accept_hint)
+            self._hosts = HostKeyStore(
+                known_hosts_text,
+                text=True,
+                on_pin=on_host_key_pinned,
+                pinned=pinned_known_hosts,
+                accept_hint=accept_hint,
+            )
         else:
-            self._hosts = HostKeyStore(access.known_hosts, on_pin=on_host_key_pinned, pinned=pinned_known_hosts,
-                                       accept_hint=accept_hint)
+            self._hosts = HostKeyStore(
+                access.known_hosts, on_pin=on_host_key_pinned, pinned=pinned_known_hosts, accept_hint=accept_hint
+            )
         self._max_sessions = max_sessions
         self._lock = threading.Lock()
         self._node_locks: dict[str, threading.Lock] = {}
@@ -374,9 +378,7 @@ class NodeShell:
         if not isinstance(data, bytes | bytearray | memoryview):
             raise ValidationError("data must be bytes", field="data")
         if isinstance(mode, bool) or not isinstance(mode, int) or not 0 <= mode <= 0o7777:
-            raise ValidationError(
-                f"mode must be a permission number such as 0o644, not {mode!r}", field="mode"
-            )
+            raise ValidationError(f"mode must be a permission number such as 0o644, not {mode!r}", field="mode")
         for name, owner in (("user", user), ("group", group)):
             if owner is not None and (isinstance(owner, bool) or not isinstance(owner, int) or owner < 0):
                 raise ValidationError(f"{name} must be a numeric id (0 or more)", field=name)
@@ -482,9 +484,7 @@ class NodeShell:
                 # The channel is closed on the way out; the node's `timeout` wrapper ends the command.
                 raise CommandTimeoutError(f"{what} did not finish within {timeout:g}s") from None
             except (paramiko.SSHException, EOFError, ConnectionError) as exc:
-                raise UnreachableError(
-                    f"the SSH connection to node {node} failed during {what}: {exc}"
-                ) from None
+                raise UnreachableError(f"the SSH connection to node {node} failed during {what}: {exc}") from None
             if status == -1 and not connection.alive():
                 raise UnreachableError(f"the SSH connection to node {node} was lost during {what}")
         stdout.finish()

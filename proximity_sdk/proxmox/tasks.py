@@ -128,11 +128,7 @@ class PollPolicy:
     def _unknown(self, previous: float | None, elapsed: float) -> float:
         if previous is None:
             return self.first
-        limit = (
-            self.fast_cap
-            if elapsed < self.fast_window
-            else min(self.cap, max(self.fast_cap, self.ratio * elapsed))
-        )
+        limit = self.fast_cap if elapsed < self.fast_window else min(self.cap, max(self.fast_cap, self.ratio * elapsed))
         return max(self.min_delay, min(previous * self.factor, limit))
 
 
@@ -243,9 +239,7 @@ def wait_task(
             if history is not None and _succeeded(status):
                 # It ended between the last "running" poll and this answer: learn the middle.
                 history.record(kind, (running_at + time.monotonic()) / 2 - started)
-            return _outcome(
-                client, parsed, status, reader, polls=polls, started=started, tail_lines=tail_lines
-            )
+            return _outcome(client, parsed, status, reader, polls=polls, started=started, tail_lines=tail_lines)
         running_at = asked
         now = time.monotonic()
         if now >= deadline:
@@ -304,9 +298,7 @@ def _tail(lines: Sequence[str], count: int) -> list[str]:
     return list(lines)[-count:]
 
 
-def _give_up(
-    client: ProxmoxClient, upid: Upid, *, timeout: float, cancel: bool, status: TaskStatus | None
-) -> None:
+def _give_up(client: ProxmoxClient, upid: Upid, *, timeout: float, cancel: bool, status: TaskStatus | None) -> None:
     what = f"task {upid.type}" + (f" {upid.id}" if upid.id else "") + f" on node {upid.node}"
     state = "not visible yet" if status is None else "still running"
     if cancel:

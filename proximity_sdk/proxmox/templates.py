@@ -23,8 +23,16 @@ from proximity_sdk.proxmox.progress import Emit, emit_to, task_log_forwarder
 from proximity_sdk.proxmox.tasks import wait_task
 from proximity_sdk.proxmox.validate import check_node_name, check_storage_id
 
-__all__ = ["AUTO", "Appliance", "ensure_template", "family_of", "find_appliance", "list_appliances",
-           "pick_family", "template_volid"]
+__all__ = [
+    "AUTO",
+    "Appliance",
+    "ensure_template",
+    "family_of",
+    "find_appliance",
+    "list_appliances",
+    "pick_family",
+    "template_volid",
+]
 
 AUTO = "auto"
 # what ``auto`` means: the first family the node offers
@@ -207,7 +215,7 @@ def ensure_template(
 
 def _resolve_family(client: ProxmoxClient, node: str, storage: str, family: str, present: dict[str, str]) -> str:
     appliances = list_appliances(client, node)
-    families = (_AUTO_FAMILIES if family == AUTO else (family,))
+    families = _AUTO_FAMILIES if family == AUTO else (family,)
     for name in families:
         chosen = pick_family(name, appliances, list(present))
         if chosen is not None:
@@ -229,6 +237,5 @@ def _check_holds_templates(client: ProxmoxClient, node: str, storage: str) -> No
         raise ValidationError(
             f"storage {storage!r} on node {node} cannot hold container templates",
             field="storage",
-            hint=f"Use a storage with content type 'vztmpl' (on {node}: {names}); "
-            "set template_storage in settings",
+            hint=f"Use a storage with content type 'vztmpl' (on {node}: {names}); set template_storage in settings",
         )

@@ -81,18 +81,14 @@ class VmidAllocator:
         self.vmid_max = upper
         if process_lock:
             with VmidAllocator._locks_guard:
-                self._lock: AbstractContextManager[object] = VmidAllocator._locks.setdefault(
-                    host_id, threading.Lock()
-                )
+                self._lock: AbstractContextManager[object] = VmidAllocator._locks.setdefault(host_id, threading.Lock())
         else:
             self._lock = contextlib.nullcontext()
 
     def _used_on_cluster(self) -> set[int]:
         return {r.vmid for r in self.client.cluster_resources(kind="vm") if r.vmid is not None}
 
-    def reserve(
-        self, *, operation_id: str | None = None, app_id: str | None = None, after: int | None = None
-    ) -> int:
+    def reserve(self, *, operation_id: str | None = None, app_id: str | None = None, after: int | None = None) -> int:
         """Reserve and return a VMID free on the cluster and in the table.
 
         ``after``: only ids above it (the next one after a collision). Raises ConflictError
@@ -112,9 +108,7 @@ class VmidAllocator:
             while vmid <= upper and tried < MAX_CANDIDATES:
                 if vmid not in skip:
                     tried += 1
-                    if self.reservations.reserve_vmid(
-                        self.host_id, vmid, operation_id=operation_id, app_id=app_id
-                    ):
+                    if self.reservations.reserve_vmid(self.host_id, vmid, operation_id=operation_id, app_id=app_id):
                         return vmid
                 vmid += 1
         where = f"{start}..{upper}"

@@ -37,8 +37,15 @@ class SandboxAgentError(ProximityError):
 class SandboxAgent:
     """``start(directory)``, then ``target`` (``127.0.0.1:<port>``) and ``token`` (admin); ``stop()``."""
 
-    def __init__(self, process: subprocess.Popen[str], target: str, token: str, log_tail: deque[str],
-                 *, directory: Path | None = None) -> None:
+    def __init__(
+        self,
+        process: subprocess.Popen[str],
+        target: str,
+        token: str,
+        log_tail: deque[str],
+        *,
+        directory: Path | None = None,
+    ) -> None:
         self.process = process
         self.directory = directory
         self.target = target
@@ -48,13 +55,15 @@ class SandboxAgent:
     @staticmethod
     def _environment(directory: Path, catalog_paths: Sequence[Path] = ()) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PROXIMITY_")}
-        env.update({
-            "PROXIMITY_AGENT_DATA_DIR": str(directory),
-            "PROXIMITY_AGENT_PORT": "0",
-            "PROXIMITY_AGENT_METRICS_PORT": "null",
-            "PROXIMITY_AGENT_ENTRY_POINTS": "false",
-            "PROXIMITY_AGENT_LOG_FORMAT": "json",
-        })
+        env.update(
+            {
+                "PROXIMITY_AGENT_DATA_DIR": str(directory),
+                "PROXIMITY_AGENT_PORT": "0",
+                "PROXIMITY_AGENT_METRICS_PORT": "null",
+                "PROXIMITY_AGENT_ENTRY_POINTS": "false",
+                "PROXIMITY_AGENT_LOG_FORMAT": "json",
+            }
+        )
         if catalog_paths:
             env["PROXIMITY_AGENT_CATALOG_PATHS"] = json.dumps([str(p) for p in catalog_paths])
         return env
@@ -66,14 +75,25 @@ class SandboxAgent:
         where = Path(directory)
         where.mkdir(parents=True, exist_ok=True)
         env = cls._environment(where, catalog_paths)
-        made = subprocess.run([sys.executable, "-m", "proximity_agent.cli", "token", "create", "--admin"],
-                              env=env, capture_output=True, text=True, timeout=_START_TIMEOUT, check=False)
+        made = subprocess.run(
+            [sys.executable, "-m", "proximity_agent.cli", "token", "create", "--admin"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=_START_TIMEOUT,
+            check=False,
+        )
         if made.returncode != 0:
             raise SandboxAgentError(f"could not make the agent's admin token: {made.stderr.strip()[-500:]}")
         token = made.stdout.strip()
-        process = subprocess.Popen([sys.executable, "-m", "proximity_agent.cli", "serve"], env=env,
-                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                   text=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "proximity_agent.cli", "serve"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         tail: deque[str] = deque(maxlen=50)
         port: list[int] = []
         ready = threading.Event()
@@ -135,6 +155,7 @@ class SandboxAgent:
     def __enter__(self) -> SandboxAgent:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()

@@ -195,8 +195,9 @@ class OciMixin:
                 for key in [k for k in v if k.startswith("net") and k[3:].isdigit()]:
                     name, props = split_props(str(v[key]))
                     if "host-managed" not in props:
-                        v[key] = ",".join(([name] if name else []) + [f"{k}={x}" for k, x in props.items()]
-                                          + ["host-managed=1"])
+                        v[key] = ",".join(
+                            ([name] if name else []) + [f"{k}={x}" for k, x in props.items()] + ["host-managed=1"]
+                        )
             if image.env:
                 v["env"] = "\0".join(image.env)
             self.created_from[int(v["vmid"])] = str(v["ostemplate"])

@@ -38,9 +38,11 @@ class SandboxUnavailableError(ProximityError):
 class RealNodeUnavailableError(SandboxUnavailableError):
     """Real mode needs root, LXC and lxc-net's bridge on this machine."""
 
-    default_hint = "Run scripts/real-node as root (installs lxc, debootstrap, dnsmasq-base, iptables, " \
-                   "bridge-utils, zstd, and umoci, skopeo, docker-registry, busybox-static for the sample " \
-                   "app's image; starts lxc-net; builds the Debian templates)"
+    default_hint = (
+        "Run scripts/real-node as root (installs lxc, debootstrap, dnsmasq-base, iptables, "
+        "bridge-utils, zstd, and umoci, skopeo, docker-registry, busybox-static for the sample "
+        "app's image; starts lxc-net; builds the Debian templates)"
+    )
 
 
 def _check_real_node() -> None:
@@ -82,8 +84,18 @@ class Sandbox:
     shell with ``ssh``. ``add_to(px)`` does both for a Proximity.
     """
 
-    def __init__(self, pve: Any, loop: asyncio.AbstractEventLoop, thread: threading.Thread, directory: Path,
-                 *, owns_directory: bool, token_secret: str, password: str, shell: SandboxShell) -> None:
+    def __init__(
+        self,
+        pve: Any,
+        loop: asyncio.AbstractEventLoop,
+        thread: threading.Thread,
+        directory: Path,
+        *,
+        owns_directory: bool,
+        token_secret: str,
+        password: str,
+        shell: SandboxShell,
+    ) -> None:
         self.pve = pve
         self.shell = shell
         self._loop = loop
@@ -115,16 +127,27 @@ class Sandbox:
     @property
     def ssh(self) -> SshAccess:
         """SSH access to the sandbox nodes' shell (key and host key given as contents)."""
-        return SshAccess(user=self.shell.user, port=self.shell.port, key_file=self.shell.client_key,
-                         known_hosts=self.shell.known_hosts, addresses=node_addresses(self.nodes))
+        return SshAccess(
+            user=self.shell.user,
+            port=self.shell.port,
+            key_file=self.shell.client_key,
+            known_hosts=self.shell.known_hosts,
+            addresses=node_addresses(self.nodes),
+        )
 
     def listen_on(self, ports: Sequence[int]) -> None:
         """What the containers' ``ss`` reports as listening (the health check looks there): the
         sandbox runs no service, so it says these ports listen in every container."""
         wanted = sorted({int(p) for p in ports if 1 <= int(p) <= 65535})
         header = "State  Recv-Q Send-Q Local Address:Port Peer Address:Port Process\n"
-        rules = [{"match": None, "times": None, "exit_code": 0,
-                  "stdout": header + "".join(_LISTEN_LINE.format(port=p) for p in wanted)}]
+        rules = [
+            {
+                "match": None,
+                "times": None,
+                "exit_code": 0,
+                "stdout": header + "".join(_LISTEN_LINE.format(port=p) for p in wanted),
+            }
+        ]
         target = self.shell.state / "rules"
         target.mkdir(parents=True, exist_ok=True)
         (target / "ss.json").write_text(json.dumps(rules))
@@ -143,8 +166,14 @@ class Sandbox:
                 ports.add(entry.main_port)
         if not self.real:  # a real container's own services listen, or do not
             self.listen_on(sorted(ports))
-        host: Host = px.hosts.add(name, url=self.url, token_id=self.token_id, token_secret=self.token_secret,
-                                  ca_file=self.ca_file, ssh=self.ssh)
+        host: Host = px.hosts.add(
+            name,
+            url=self.url,
+            token_id=self.token_id,
+            token_secret=self.token_secret,
+            ca_file=self.ca_file,
+            ssh=self.ssh,
+        )
         if self.registry is not None and hasattr(px.hosts, "set_registries"):
             self.trust_registry(px, name)
         return host
@@ -157,8 +186,15 @@ class Sandbox:
         px.hosts.set_registries(name, insecure=[self.registry.address])
 
     @classmethod
-    def start(cls, *, nodes: Sequence[str] = ("pve1", "pve2"), directory: str | Path | None = None,
-              time_scale: float | None = None, port: int = 0, real: bool = False) -> Sandbox:
+    def start(
+        cls,
+        *,
+        nodes: Sequence[str] = ("pve1", "pve2"),
+        directory: str | Path | None = None,
+        time_scale: float | None = None,
+        port: int = 0,
+        real: bool = False,
+    ) -> Sandbox:
         """Start a sandbox with these nodes; ``time_scale`` real seconds per PVE second (0: tasks end
         at once; the default, 1 in real mode). ``real``: its containers are real LXC containers
         (needs root, LXC and lxc-net: ``scripts/real-node``; checked before anything starts, raising
@@ -218,8 +254,9 @@ class Sandbox:
         pve.node_table = shell.state / "nodes.json"  # `pct` answers from each node's own containers
         pve.node_root = shell.root  # the container configs as files, for the node shell to edit
         pve.node_addresses = {address: name for name, address in addresses.items()}
-        sandbox = cls(pve, loop, thread, where, owns_directory=owns, token_secret=token_secret, password=password,
-                      shell=shell)
+        sandbox = cls(
+            pve, loop, thread, where, owns_directory=owns, token_secret=token_secret, password=password, shell=shell
+        )
         try:
             shell.start(list(addresses.values()))
             pve.write_node_table()
@@ -277,8 +314,9 @@ class Sandbox:
     def __enter__(self) -> Sandbox:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     def __repr__(self) -> str:

@@ -109,8 +109,9 @@ class _Files(paramiko.SFTPServerInterface):
         except OSError as exc:
             return _sftp_errno(exc)
         access = flags & (os.O_RDONLY | os.O_WRONLY | os.O_RDWR)
-        fmode = "rb" if access == os.O_RDONLY else ("ab" if flags & os.O_APPEND else "r+b" if access == os.O_RDWR
-                                                     else "wb")
+        fmode = (
+            "rb" if access == os.O_RDONLY else ("ab" if flags & os.O_APPEND else "r+b" if access == os.O_RDWR else "wb")
+        )
         return _FileHandle(path, flags, os.fdopen(fd, fmode))
 
     def stat(self, path: str) -> paramiko.SFTPAttributes | int:
@@ -226,8 +227,7 @@ class SandboxShell:
 
     def _install_standins(self) -> None:
         # A copy with the executable bits set: an installed wheel need not keep them.
-        shutil.copytree(self._source, self.standins, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(self._source, self.standins, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
         for tools in ("node", "ct"):
             for tool in (self.standins / tools).iterdir():
                 tool.chmod(tool.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
@@ -272,8 +272,14 @@ class SandboxShell:
             peer, local = getattr(sock, "getpeername")(), getattr(sock, "getsockname")()  # noqa: B009 - a socket here
             env["SSH_CONNECTION"] = f"{peer[0]} {peer[1]} {local[0]} {local[1]}"
         try:
-            process = subprocess.Popen(["/bin/sh", "-c", command], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                       stderr=subprocess.PIPE, env=env, cwd=self.directory)
+            process = subprocess.Popen(
+                ["/bin/sh", "-c", command],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+                cwd=self.directory,
+            )
         except OSError as exc:
             with contextlib.suppress(OSError, EOFError):
                 channel.sendall_stderr(f"sandbox shell: {exc}\n".encode())

@@ -60,9 +60,11 @@ _CONFIG_MEMBER = "./etc/vzdump/pct.conf"
 # again from their sizes instead); "lock" is never archived by PVE (vzdump writes the config unlocked)
 _NOT_RESTORED = re.compile(r"^(digest|rootfs|snapshots|parent|template|lock|mp\d+|unused\d+|lxc(\..*)?)$")
 # of those restored, the ones passed to fakepve's create (it reads them); the rest are written after
-_CREATE_KEYS = re.compile(r"^(hostname|memory|swap|cores|cpulimit|cpuunits|net\d+|features|tags|description|"
-                          r"nameserver|searchdomain|onboot|timezone|unprivileged|entrypoint|env|cmode|protection|"
-                          r"startup|console|tty)$")
+_CREATE_KEYS = re.compile(
+    r"^(hostname|memory|swap|cores|cpulimit|cpuunits|net\d+|features|tags|description|"
+    r"nameserver|searchdomain|onboot|timezone|unprivileged|entrypoint|env|cmode|protection|"
+    r"startup|console|tty)$"
+)
 PAYLOAD_BYTES = 64 * 1024
 
 
@@ -142,8 +144,14 @@ class VzdumpMixin:
         for volname, (vmid, entry) in present.items():
             stat = entry.stat()
             old = volumes.get(volname, {})
-            volumes[volname] = {**old, "content": "backup", "size": stat.st_size, "ctime": int(stat.st_mtime),
-                                "format": entry.name.split(".", 1)[1], "vmid": vmid}
+            volumes[volname] = {
+                **old,
+                "content": "backup",
+                "size": stat.st_size,
+                "ctime": int(stat.st_mtime),
+                "format": entry.name.split(".", 1)[1],
+                "vmid": vmid,
+            }
 
     async def _content_delete(self, v: dict[str, Any], user: str) -> Any:
         result = await super()._content_delete(v, user)  # type: ignore[misc]
@@ -175,8 +183,10 @@ class VzdumpMixin:
         mode = v.get("mode", "snapshot")
         lockwait = float(v.get("lockwait", 180)) * 60
         failure = self._vzdump_failures.pop(0) if self._vzdump_failures else None
-        log = [f"INFO: starting new backup job: vzdump {vmid} --storage {storage} --mode {mode} "
-               f"--compress {compress} --node {node}"]
+        log = [
+            f"INFO: starting new backup job: vzdump {vmid} --storage {storage} --mode {mode} "
+            f"--compress {compress} --node {node}"
+        ]
 
         async def body() -> str:
             lines = self._running_task_log("vzdump", vmid)
@@ -209,14 +219,19 @@ class VzdumpMixin:
                 return record["log"]  # type: ignore[no-any-return]
         return []
 
-    async def _vzdump_one(self, ct: Any, storage: str, extension: str, mode: str, lines: list[str],
-                          failure: str | None) -> str:
+    async def _vzdump_one(
+        self, ct: Any, storage: str, extension: str, mode: str, lines: list[str], failure: str | None
+    ) -> str:
         vmid = ct.vmid
         # PVE::VZDump::exec_backup_task: a guest that is not running is always backed up in stop mode
         mode = mode if ct.status == "running" else "stop"
-        lines += [f"INFO: Starting Backup of VM {vmid} (lxc)", f"INFO: status = {ct.status}",
-                  f"INFO: CT Name: {ct.config.get('hostname', f'CT{vmid}')}",
-                  "INFO: including mount point rootfs ('/') in backup", f"INFO: backup mode: {mode}"]
+        lines += [
+            f"INFO: Starting Backup of VM {vmid} (lxc)",
+            f"INFO: status = {ct.status}",
+            f"INFO: CT Name: {ct.config.get('hostname', f'CT{vmid}')}",
+            "INFO: including mount point rootfs ('/') in backup",
+            f"INFO: backup mode: {mode}",
+        ]
         ct.lock = "backup"
         ct.config["lock"] = "backup"
         started = time.monotonic()
@@ -269,8 +284,11 @@ class VzdumpMixin:
             return await self._failed_restore(user, v, f"archive '{path}' does not exist")
         except (tarfile.TarError, OSError, UnicodeDecodeError) as exc:
             return await self._failed_restore(
-                user, v, f"command 'tar xpf - --zstd --totals --one-file-system -p --sparse --numeric-owner "
-                         f"--acls --xattrs -C /var/lib/lxc/{vmid}/rootfs' failed: exit code 2 ({exc})")
+                user,
+                v,
+                f"command 'tar xpf - --zstd --totals --one-file-system -p --sparse --numeric-owner "
+                f"--acls --xattrs -C /var/lib/lxc/{vmid}/rootfs' failed: exit code 2 ({exc})",
+            )
         request = dict(v)
         kept: dict[str, str] = {}
         for key, value in archived.items():
@@ -291,11 +309,13 @@ class VzdumpMixin:
                 size = _gib(props.pop("size", None))
                 if size is None:
                     return await self._failed_restore(
-                        user, v, f"unable to detect disk size - please specify {key} (size)")
+                        user, v, f"unable to detect disk size - please specify {key} (size)"
+                    )
                 request[key] = ",".join([f"{storage}:{size}"] + [f"{k}={x}" for k, x in props.items()])
             if "rootfs" not in request:
                 return await self._failed_restore(
-                    user, v, "rootfs configuration could not be recovered, please check and specify manually!")
+                    user, v, "rootfs configuration could not be recovered, please check and specify manually!"
+                )
         self.restored_from[vmid].append(volid)
         upid = await super()._lxc_create(user, request)  # type: ignore[misc]
         if self.container_files is not None:
@@ -356,7 +376,7 @@ def _extract_files(archive: Path, target: Path) -> None:
         members = []
         for member in tar.getmembers():
             if member.name == _FILES_MEMBER or member.name.startswith(_FILES_MEMBER + "/"):
-                member.name = "." + member.name[len(_FILES_MEMBER):]
+                member.name = "." + member.name[len(_FILES_MEMBER) :]
                 members.append(member)
         if not members:
             return
@@ -373,8 +393,10 @@ def _archive_bytes(config: dict[str, Any], files: Path | None = None) -> bytes:
         # raw lxc.* entries as their own lines, as in the config file vzdump copies
         text = "".join(f"{k}: {val}\n" for k, val in sorted(config.items()) if k != "lxc")
         text += "".join(f"{k}: {val}\n" for k, val in config.get("lxc") or ())
-        for name, data in ((_CONFIG_MEMBER, text.encode()),
-                           ("./var/lib/proximity-harness/payload", os.urandom(PAYLOAD_BYTES))):
+        for name, data in (
+            (_CONFIG_MEMBER, text.encode()),
+            ("./var/lib/proximity-harness/payload", os.urandom(PAYLOAD_BYTES)),
+        ):
             info = tarfile.TarInfo(name)
             info.size = len(data)
             info.mtime = int(time.time())

@@ -23,8 +23,9 @@ Cursor = tuple[datetime, str]  # (created_at, id) of the last row of the previou
 _S = TypeVar("_S", bound=Select[Any])
 
 
-def after_cursor(query: _S, created: Any, ident: Any, cursor: Cursor | None, *,
-                 newest_first: bool, id_descending: bool) -> _S:
+def after_cursor(
+    query: _S, created: Any, ident: Any, cursor: Cursor | None, *, newest_first: bool, id_descending: bool
+) -> _S:
     """``query`` restricted to the rows after ``cursor`` in its order (time, then id)."""
     if cursor is None:
         return query

@@ -57,9 +57,7 @@ def rotate_secret_key(ctx: StoreContext, new_key: str | bytes | None) -> str:
                     if (token := row._mapping[table.c[c]]) is not None
                 }
                 if values:
-                    s.execute(
-                        update(table).where(and_(*(col == row._mapping[col] for col in pk))).values(**values)
-                    )
+                    s.execute(update(table).where(and_(*(col == row._mapping[col] for col in pk))).values(**values))
     if old.source == "file" and old.key_file is not None:
         write_key_file(old.key_file, [key], replace=True)  # step 3
         ctx.box = SecretBox([key], source="file", key_file=old.key_file)

@@ -109,9 +109,12 @@ def _ports_of(s: Session, app_ids: Sequence[str]) -> dict[str, list[Port]]:
     table = PortRow.__table__
     found: dict[str, list[Port]] = {}
     for start in range(0, len(app_ids), _IN_CHUNK):
-        chunk = app_ids[start:start + _IN_CHUNK]
-        query = (select(table.c.app_id, table.c.service, table.c.port, table.c.protocol)
-                 .where(table.c.app_id.in_(chunk)).order_by(table.c.id))
+        chunk = app_ids[start : start + _IN_CHUNK]
+        query = (
+            select(table.c.app_id, table.c.service, table.c.port, table.c.protocol)
+            .where(table.c.app_id.in_(chunk))
+            .order_by(table.c.id)
+        )
         for p in s.execute(query):
             found.setdefault(p.app_id, []).append(Port(service=p.service, port=p.port, protocol=p.protocol))
     return found
@@ -137,17 +140,13 @@ def _set_ports(row: AppRow, ports: Sequence[Port], session: Session | None = Non
 
 
 def _find(s: Session, app_id: str) -> AppRow:
-    row = s.execute(
-        select(AppRow).options(selectinload(AppRow.ports)).where(AppRow.id == app_id)
-    ).scalar_one_or_none()
+    row = s.execute(select(AppRow).options(selectinload(AppRow.ports)).where(AppRow.id == app_id)).scalar_one_or_none()
     if row is None:
         raise NotFoundError(f"no app {app_id!r}", hint="List the apps with px.apps.list()")
     return row
 
 
-def _conflict(
-    s: Session, host_id: str, hostname: str | None, vmid: int | None, *, not_id: str | None
-) -> None:
+def _conflict(s: Session, host_id: str, hostname: str | None, vmid: int | None, *, not_id: str | None) -> None:
     clauses = []
     if hostname is not None:
         clauses.append(AppRow.hostname == hostname)
@@ -354,6 +353,5 @@ class AppsRepository:
                 select(AppSecretRow).where(AppSecretRow.app_id == app_id).order_by(AppSecretRow.name)
             ).scalars()
             return {
-                r.name: SecretStr(self._ctx.box.decrypt(r.value, what=f"secret {r.name} of app {app_id}"))
-                for r in rows
+                r.name: SecretStr(self._ctx.box.decrypt(r.value, what=f"secret {r.name} of app {app_id}")) for r in rows
             }

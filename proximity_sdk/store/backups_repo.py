@@ -138,15 +138,24 @@ class BackupsRepository:
         with self._ctx.session() as s:
             return _backup(_find(s, backup_id))
 
-    def list(self, *, app_id: str | None = None, status: BackupStatus | None = None, schedule_id: str | None = None,
-             offset: int = 0, limit: int = 100, after: Cursor | None = None) -> list[Backup]:
+    def list(
+        self,
+        *,
+        app_id: str | None = None,
+        status: BackupStatus | None = None,
+        schedule_id: str | None = None,
+        offset: int = 0,
+        limit: int = 100,
+        after: Cursor | None = None,
+    ) -> list[Backup]:
         """One page of backups, newest first. ``after`` (the previous page's last
         ``(created_at, id)``) seeks instead of ``offset``."""
         _check_page(offset, limit)
         if after is not None and offset:
             raise ValidationError("give offset or after, not both", field="after")
-        query = after_cursor(select(BackupRow), BackupRow.created_at, BackupRow.id, after,
-                             newest_first=True, id_descending=True)
+        query = after_cursor(
+            select(BackupRow), BackupRow.created_at, BackupRow.id, after, newest_first=True, id_descending=True
+        )
         if app_id is not None:
             query = query.where(BackupRow.app_id == app_id)
         if status is not None:
@@ -166,18 +175,22 @@ class BackupsRepository:
             s.flush()
             return _backup(row)
 
-    def transition(self, backup_id: str, *, to: BackupStatus, allowed: Collection[BackupStatus],
-                   action: str) -> Backup:
+    def transition(self, backup_id: str, *, to: BackupStatus, allowed: Collection[BackupStatus], action: str) -> Backup:
         """Move to ``to`` only from one of ``allowed`` (compare-and-set: two callers cannot both win)."""
         with self._ctx.session(immediate=True) as s:
             row = _find(s, backup_id)
-            done = s.execute(update(BackupRow).where(BackupRow.id == backup_id, BackupRow.status.in_(list(allowed)))
-                             .values(status=to)).rowcount  # type: ignore[attr-defined]
+            done = s.execute(
+                update(BackupRow)
+                .where(BackupRow.id == backup_id, BackupRow.status.in_(list(allowed)))
+                .values(status=to)
+            ).rowcount  # type: ignore[attr-defined]
             if not done:
-                raise ConflictError(f"cannot {action} backup {backup_id}: it is {row.status.value}",
-                                    hint="Wait for the operation on it to end" if row.status in (
-                                        BackupStatus.CREATING, BackupStatus.RESTORING, BackupStatus.DELETING)
-                                    else "Only completed backups can be used")
+                raise ConflictError(
+                    f"cannot {action} backup {backup_id}: it is {row.status.value}",
+                    hint="Wait for the operation on it to end"
+                    if row.status in (BackupStatus.CREATING, BackupStatus.RESTORING, BackupStatus.DELETING)
+                    else "Only completed backups can be used",
+                )
             s.expire(row)
             return _backup(_find(s, backup_id))
 
@@ -192,10 +205,16 @@ class BackupsRepository:
         with self._ctx.session() as s:
             rows = s.execute(query.group_by(BackupRow.status)).all()
         by_status = {BackupStatus(status): int(count or 0) for status, count, _ in rows}
-        completed = next(((int(count or 0), int(size or 0)) for status, count, size in rows
-                          if status == BackupStatus.COMPLETED), (0, 0))
-        return BackupStats(total=sum(by_status.values()), by_status=by_status, completed_size_bytes=completed[1],
-                           average_size_bytes=completed[1] // completed[0] if completed[0] else None)
+        completed = next(
+            ((int(count or 0), int(size or 0)) for status, count, size in rows if status == BackupStatus.COMPLETED),
+            (0, 0),
+        )
+        return BackupStats(
+            total=sum(by_status.values()),
+            by_status=by_status,
+            completed_size_bytes=completed[1],
+            average_size_bytes=completed[1] // completed[0] if completed[0] else None,
+        )
 
     # schedules -------------------------------------------------------------------------------
 
@@ -229,28 +248,34 @@ class BackupsRepository:
             s.execute(delete(BackupScheduleRow).where(BackupScheduleRow.id == schedule_id))
 
     def due_schedules(self, now: datetime) -> builtins.list[BackupSchedule]:
-        query = (select(BackupScheduleRow).where(BackupScheduleRow.enabled.is_(True),
-                                                 BackupScheduleRow.next_run_at <= now)
-                 .order_by(BackupScheduleRow.next_run_at, BackupScheduleRow.id))
+        query = (
+            select(BackupScheduleRow)
+            .where(BackupScheduleRow.enabled.is_(True), BackupScheduleRow.next_run_at <= now)
+            .order_by(BackupScheduleRow.next_run_at, BackupScheduleRow.id)
+        )
         with self._ctx.session() as s:
             return [_schedule(r) for r in s.execute(query).scalars()]
 
-    def claim_run(self, schedule_id: str, *, expected_next: datetime | None, ran_at: datetime,
-                  next_run_at: datetime) -> bool:
+    def claim_run(
+        self, schedule_id: str, *, expected_next: datetime | None, ran_at: datetime, next_run_at: datetime
+    ) -> bool:
         """Advance a due schedule; False when another runner advanced it first (compare-and-set)."""
         with self._ctx.session(immediate=True) as s:
-            done = s.execute(update(BackupScheduleRow)
-                             .where(BackupScheduleRow.id == schedule_id,
-                                    BackupScheduleRow.next_run_at == expected_next)
-                             .values(last_run_at=ran_at, next_run_at=next_run_at)).rowcount  # type: ignore[attr-defined]
+            done = s.execute(
+                update(BackupScheduleRow)
+                .where(BackupScheduleRow.id == schedule_id, BackupScheduleRow.next_run_at == expected_next)
+                .values(last_run_at=ran_at, next_run_at=next_run_at)
+            ).rowcount  # type: ignore[attr-defined]
             return bool(done)
 
     # targets ---------------------------------------------------------------------------------
 
     def add_target(self, *, name: str, kind: str, options: Mapping[str, Any]) -> BackupTarget:
         if not isinstance(name, str) or not re.match(_NAME, name):
-            raise ValidationError(f"target name {name!r} must be lower-case letters, digits and '-', "
-                                  "starting with a letter (at most 63)", field="name")
+            raise ValidationError(
+                f"target name {name!r} must be lower-case letters, digits and '-', starting with a letter (at most 63)",
+                field="name",
+            )
         try:
             sealed = self._ctx.box.encrypt(json.dumps(dict(options), sort_keys=True))
         except TypeError as exc:
@@ -262,8 +287,10 @@ class BackupsRepository:
                 s.flush()
                 return _target(row)
         except IntegrityError:
-            raise AlreadyExistsError(f"a backup target named {name!r} already exists",
-                                     hint="Remove it first with px.backups.targets.remove(name)") from None
+            raise AlreadyExistsError(
+                f"a backup target named {name!r} already exists",
+                hint="Remove it first with px.backups.targets.remove(name)",
+            ) from None
 
     def _target_row(self, s: Session, name: str) -> BackupTargetRow:
         row = s.execute(select(BackupTargetRow).where(BackupTargetRow.name == name)).scalar_one_or_none()
@@ -289,11 +316,17 @@ class BackupsRepository:
     def remove_target(self, name: str) -> None:
         with self._ctx.session(immediate=True) as s:
             row = self._target_row(s, name)
-            used = s.execute(select(func.count()).select_from(BackupRow).where(
-                BackupRow.target == name, BackupRow.status != BackupStatus.FAILED)).scalar_one()
-            scheduled = s.execute(select(func.count()).select_from(BackupScheduleRow).where(
-                BackupScheduleRow.target == name)).scalar_one()
+            used = s.execute(
+                select(func.count())
+                .select_from(BackupRow)
+                .where(BackupRow.target == name, BackupRow.status != BackupStatus.FAILED)
+            ).scalar_one()
+            scheduled = s.execute(
+                select(func.count()).select_from(BackupScheduleRow).where(BackupScheduleRow.target == name)
+            ).scalar_one()
             if used or scheduled:
-                raise ConflictError(f"backup target {name!r} still holds {used} backup(s) and is used by "
-                                    f"{scheduled} schedule(s)", hint="Delete those backups and schedules first")
+                raise ConflictError(
+                    f"backup target {name!r} still holds {used} backup(s) and is used by {scheduled} schedule(s)",
+                    hint="Delete those backups and schedules first",
+                )
             s.delete(row)

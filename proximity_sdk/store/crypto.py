@@ -73,8 +73,10 @@ def read_key_file(path: Path) -> list[bytes]:
     a key others could read has leaked already, so it is refused rather than used)."""
     mode = path.stat().st_mode & 0o777
     if mode & 0o077:
-        raise SecretKeyError(f"key file {path} is readable or writable by others (mode {mode:o}): refused",
-                             hint=f"chmod 600 {path} (and rotate the key if others could read it)")
+        raise SecretKeyError(
+            f"key file {path} is readable or writable by others (mode {mode:o}): refused",
+            hint=f"chmod 600 {path} (and rotate the key if others could read it)",
+        )
     return parse_keys(path.read_bytes(), origin=f"key file {path}")
 
 
@@ -156,9 +158,7 @@ class SecretBox:
             if self._reload():
                 with contextlib.suppress(InvalidToken):
                     return self._fernet.decrypt(token.encode()).decode()
-            raise SecretKeyError(
-                f"cannot decrypt {what}: the secret key is not the one it was written with"
-            ) from None
+            raise SecretKeyError(f"cannot decrypt {what}: the secret key is not the one it was written with") from None
 
     def encrypt_json(self, value: Any) -> str:
         return self.encrypt(json.dumps(value, separators=(",", ":"), sort_keys=True))
@@ -175,9 +175,7 @@ class SecretBox:
 
     def with_primary(self, key: bytes) -> SecretBox:
         """A box that encrypts with ``key`` and still decrypts with every current key."""
-        return SecretBox(
-            [key, *(k for k in self._keys if k != key)], source=self.source, key_file=self.key_file
-        )
+        return SecretBox([key, *(k for k in self._keys if k != key)], source=self.source, key_file=self.key_file)
 
     # --- the key check (canary) -------------------------------------------------------------
 
@@ -197,8 +195,7 @@ class SecretBox:
                 "file": f"key file {self.key_file}",
             }
             raise SecretKeyError(
-                f"the secret key from {where[self.source]} is not the key this database's secrets were "
-                "encrypted with"
+                f"the secret key from {where[self.source]} is not the key this database's secrets were encrypted with"
             )
 
     def _reload(self) -> bool:

@@ -37,8 +37,9 @@ class PinnedKey:
 
 def pinned_keys(store: Store, host_id: str) -> list[PinnedKey]:
     with store.session() as s:
-        rows = s.execute(select(HostKeyRow).where(HostKeyRow.host_id == host_id)
-                         .order_by(HostKeyRow.hostname, HostKeyRow.key_type)).scalars()
+        rows = s.execute(
+            select(HostKeyRow).where(HostKeyRow.host_id == host_id).order_by(HostKeyRow.hostname, HostKeyRow.key_type)
+        ).scalars()
         return [PinnedKey(r.hostname, r.key_type, r.key, r.fingerprint, r.pinned_at) for r in rows]
 
 
@@ -53,8 +54,16 @@ def pin_key(store: Store, host_id: str, *, hostname: str, key_type: str, key: st
     with store.session(immediate=True) as s:
         if s.get(HostKeyRow, (host_id, hostname, key_type)) is not None:
             return False
-        s.add(HostKeyRow(host_id=host_id, hostname=hostname, key_type=key_type, key=key, fingerprint=fingerprint,
-                         pinned_at=utcnow()))
+        s.add(
+            HostKeyRow(
+                host_id=host_id,
+                hostname=hostname,
+                key_type=key_type,
+                key=key,
+                fingerprint=fingerprint,
+                pinned_at=utcnow(),
+            )
+        )
         return True
 
 
@@ -62,5 +71,13 @@ def replace_keys(store: Store, host_id: str, *, hostname: str, key_type: str, ke
     """Make this the one key of ``hostname`` (every other pinned key of that name goes)."""
     with store.session(immediate=True) as s:
         s.execute(delete(HostKeyRow).where(HostKeyRow.host_id == host_id, HostKeyRow.hostname == hostname))
-        s.add(HostKeyRow(host_id=host_id, hostname=hostname, key_type=key_type, key=key, fingerprint=fingerprint,
-                         pinned_at=utcnow()))
+        s.add(
+            HostKeyRow(
+                host_id=host_id,
+                hostname=hostname,
+                key_type=key_type,
+                key=key,
+                fingerprint=fingerprint,
+                pinned_at=utcnow(),
+            )
+        )

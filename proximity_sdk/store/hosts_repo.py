@@ -54,8 +54,7 @@ def _ssh_columns(ssh: SshAccess | None, box: SecretBox) -> tuple[dict[str, Any] 
 def find_host(s: Session, id_or_name: str) -> HostRow:
     """The host with this id, else this name; NotFoundError if neither."""
     row = (
-        s.get(HostRow, id_or_name)
-        or s.execute(select(HostRow).where(HostRow.name == id_or_name)).scalar_one_or_none()
+        s.get(HostRow, id_or_name) or s.execute(select(HostRow).where(HostRow.name == id_or_name)).scalar_one_or_none()
     )
     if row is None:
         raise NotFoundError(f"no host {id_or_name!r}", hint="List the hosts with px.hosts.list()")
@@ -207,9 +206,7 @@ class HostsRepository:
                 s.delete(row)
                 s.flush()
                 if was_default:
-                    successor = s.execute(
-                        select(HostRow).order_by(HostRow.name).limit(1)
-                    ).scalar_one_or_none()
+                    successor = s.execute(select(HostRow).order_by(HostRow.name).limit(1)).scalar_one_or_none()
                     if successor is not None:
                         successor.is_default = True
         except IntegrityError:
@@ -222,9 +219,7 @@ class HostsRepository:
         """The decrypted credentials, for the Proxmox client only. Secrets stay ``SecretStr``."""
         with self._ctx.session() as s:
             row = find_host(s, id_or_name)
-            secret = SecretStr(
-                self._ctx.box.decrypt(row.secret, what=f"the credentials of host {row.name!r}")
-            )
+            secret = SecretStr(self._ctx.box.decrypt(row.secret, what=f"the credentials of host {row.name!r}"))
             return HostCredentials(
                 host_id=row.id,
                 name=row.name,
@@ -243,8 +238,9 @@ class HostsRepository:
         """Replace the host's registry settings (None or empty: Docker's defaults), encrypted."""
         with self._ctx.session(immediate=True) as s:
             row = find_host(s, id_or_name)
-            row.registries = None if registries is None or registries.empty else \
-                self._ctx.box.encrypt(registries.stored())
+            row.registries = (
+                None if registries is None or registries.empty else self._ctx.box.encrypt(registries.stored())
+            )
 
     def registries(self, id_or_name: str) -> RegistrySettings:
         """The host's registry settings, decrypted (passwords stay ``SecretStr``)."""
@@ -296,9 +292,7 @@ class NodesRepository:
                 raise ValidationError(f"node {n.name!r} belongs to host {n.host_id!r}, not {host_id!r}")
         with self._ctx.session(immediate=True) as s:
             host = find_host(s, host_id)
-            existing = {
-                r.name: r for r in s.execute(select(NodeRow).where(NodeRow.host_id == host.id)).scalars()
-            }
+            existing = {r.name: r for r in s.execute(select(NodeRow).where(NodeRow.host_id == host.id)).scalars()}
             s.execute(delete(NodeRow).where(NodeRow.host_id == host.id, NodeRow.name.not_in(names)))
             for n in nodes:
                 row = existing.get(n.name) or NodeRow(host_id=host.id, name=n.name)

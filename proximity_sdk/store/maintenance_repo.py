@@ -51,7 +51,8 @@ _APPS = typing.cast(Table, AppRow.__table__)
 _PG_USAGE = text(
     "UPDATE apps SET config = jsonb_set(coalesce(apps.config::jsonb, '{}'::jsonb), '{usage}', o.usage)::json, "
     "updated_at = :now FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS o(id varchar, usage jsonb) "
-    "WHERE apps.id = o.id").bindparams(bindparam("now", type_=UTCDateTime()), bindparam("rows", type_=String()))
+    "WHERE apps.id = o.id"
+).bindparams(bindparam("now", type_=UTCDateTime()), bindparam("rows", type_=String()))
 _PROXMOX_STATUS = {"running": AppStatus.RUNNING, "stopped": AppStatus.STOPPED}
 
 
@@ -73,8 +74,9 @@ class ReconcileOutcome:
     changes: list[AppChange] = field(default_factory=list)
 
 
-def apply_observations(store: Store, host_id: str, observed: Mapping[int, Observed], *,
-                       since: datetime) -> ReconcileOutcome:
+def apply_observations(
+    store: Store, host_id: str, observed: Mapping[int, Observed], *, since: datetime
+) -> ReconcileOutcome:
     """Bring the host's app records in line with what Proxmox listed, in one transaction.
 
     ``observed``: every container of the host by VMID (a VMID missing from it is gone).
@@ -92,10 +94,16 @@ def apply_observations(store: Store, host_id: str, observed: Mapping[int, Observ
     change_rows: list[dict[str, Any]] = []
     with store.session(immediate=True) as s:
         dialect = s.get_bind().dialect.name
-        busy = set(s.execute(select(OperationRow.app_id).where(
-            OperationRow.status.in_(_ACTIVE_OPS), OperationRow.app_id.is_not(None))).scalars())
-        query = (select(AppRow.id, AppRow.hostname, AppRow.status, AppRow.node, AppRow.vmid, AppRow.updated_at)
-                 .where(AppRow.host_id == host_id, AppRow.vmid.is_not(None)))
+        busy = set(
+            s.execute(
+                select(OperationRow.app_id).where(
+                    OperationRow.status.in_(_ACTIVE_OPS), OperationRow.app_id.is_not(None)
+                )
+            ).scalars()
+        )
+        query = select(AppRow.id, AppRow.hostname, AppRow.status, AppRow.node, AppRow.vmid, AppRow.updated_at).where(
+            AppRow.host_id == host_id, AppRow.vmid.is_not(None)
+        )
         if dialect == "postgresql":
             query = query.with_for_update()
         for row in s.execute(query):
@@ -118,21 +126,45 @@ def apply_observations(store: Store, host_id: str, observed: Mapping[int, Observ
                         status = wanted
                     usage_rows.append({"b_id": row.id, "b_usage": json.dumps(seen.usage), "b_now": now})
             if status != row.status or node != row.node:
-                change_rows.append({"b_id": row.id, "b_status": status.value, "b_node": node, "b_now": now,
-                                    "b_changed": now if status != row.status else None})
-                out.changes.append(AppChange(
-                    app_id=row.id, hostname=row.hostname, host_id=host_id, vmid=row.vmid,
-                    status_before=row.status, status_after=status, node_before=row.node, node_after=node))
+                change_rows.append(
+                    {
+                        "b_id": row.id,
+                        "b_status": status.value,
+                        "b_node": node,
+                        "b_now": now,
+                        "b_changed": now if status != row.status else None,
+                    }
+                )
+                out.changes.append(
+                    AppChange(
+                        app_id=row.id,
+                        hostname=row.hostname,
+                        host_id=host_id,
+                        vmid=row.vmid,
+                        status_before=row.status,
+                        status_after=status,
+                        node_before=row.node,
+                        node_after=node,
+                    )
+                )
         apps = _APPS
         if usage_rows:
             _write_usage(s, dialect, usage_rows, now)
             out.updated = len(usage_rows)
         if change_rows:
-            s.execute(update(apps).where(apps.c.id == bindparam("b_id"))
-                      .values(status=bindparam("b_status"), node=bindparam("b_node"), updated_at=bindparam("b_now"),
-                              status_changed_at=func.coalesce(bindparam("b_changed", type_=UTCDateTime()),
-                                                              apps.c.status_changed_at)),
-                      change_rows)
+            s.execute(
+                update(apps)
+                .where(apps.c.id == bindparam("b_id"))
+                .values(
+                    status=bindparam("b_status"),
+                    node=bindparam("b_node"),
+                    updated_at=bindparam("b_now"),
+                    status_changed_at=func.coalesce(
+                        bindparam("b_changed", type_=UTCDateTime()), apps.c.status_changed_at
+                    ),
+                ),
+                change_rows,
+            )
     return out
 
 
@@ -147,9 +179,15 @@ def _write_usage(s: Session, dialect: str, rows: list[dict[str, Any]], now: date
         return
     apps = _APPS
     usage = func.json(bindparam("b_usage", type_=String()))
-    s.execute(update(apps).where(apps.c.id == bindparam("b_id"))
-              .values(config=func.json_set(func.coalesce(apps.c.config, text("'{}'")), "$.usage", usage),
-                      updated_at=bindparam("b_now")), rows)
+    s.execute(
+        update(apps)
+        .where(apps.c.id == bindparam("b_id"))
+        .values(
+            config=func.json_set(func.coalesce(apps.c.config, text("'{}'")), "$.usage", usage),
+            updated_at=bindparam("b_now"),
+        ),
+        rows,
+    )
 
 
 # retired containers ----------------------------------------------------------------------------------
@@ -178,8 +216,11 @@ def add_retired(store: Store, app_id: str, container: RetiredContainer) -> None:
         row = s.get(AppRow, app_id, with_for_update=True)
         if row is None:
             raise NotFoundError(f"no app {app_id!r}")
-        kept = [e for e in _entries(row.config)
-                if not (e.get("host_id") == container.host_id and e.get("vmid") == container.vmid)]
+        kept = [
+            e
+            for e in _entries(row.config)
+            if not (e.get("host_id") == container.host_id and e.get("vmid") == container.vmid)
+        ]
         row.config = {**(row.config or {}), "retired": [*kept, container.as_json()]}
 
 
@@ -231,8 +272,11 @@ def leases(store: Store, op_ids: Sequence[str]) -> dict[str, tuple[str | None, d
     if not op_ids:
         return {}
     with store.session() as s:
-        rows = s.execute(select(OperationRow.id, OperationRow.runner_id, OperationRow.lease_expires_at)
-                         .where(OperationRow.id.in_(list(op_ids))))
+        rows = s.execute(
+            select(OperationRow.id, OperationRow.runner_id, OperationRow.lease_expires_at).where(
+                OperationRow.id.in_(list(op_ids))
+            )
+        )
         return {r.id: (r.runner_id, r.lease_expires_at) for r in rows}
 
 
@@ -245,9 +289,9 @@ def seize_operation(store: Store, op_id: str, runner_id: str, lease: timedelta) 
         result = s.execute(
             update(OperationRow)
             .where(OperationRow.id == op_id, OperationRow.status.in_(_ACTIVE_OPS))
-            .values(status=OperationStatus.RUNNING, runner_id=runner_id, lease_expires_at=now + lease,
-                    updated_at=now)
-            .execution_options(synchronize_session=False))
+            .values(status=OperationStatus.RUNNING, runner_id=runner_id, lease_expires_at=now + lease, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
         return bool(getattr(result, "rowcount", 0))
 
 
@@ -276,19 +320,37 @@ def leftovers(store: Store) -> list[Leftover]:
     """Every ended operation whose journal is not empty, oldest first."""
     with store.session() as s:
         rows = s.execute(
-            select(OperationRow.id, OperationRow.kind, OperationRow.app_id, OperationRow.params,
-                   OperationRow.side_effects, OperationRow.lease_expires_at)
-            .where(OperationRow.status.in_(_ENDED_WITH_ROLLBACK), OperationRow.side_effects.is_not(None),
-                   func.cast(OperationRow.side_effects, String) != "[]")
-            .order_by(OperationRow.created_at))
+            select(
+                OperationRow.id,
+                OperationRow.kind,
+                OperationRow.app_id,
+                OperationRow.params,
+                OperationRow.side_effects,
+                OperationRow.lease_expires_at,
+            )
+            .where(
+                OperationRow.status.in_(_ENDED_WITH_ROLLBACK),
+                OperationRow.side_effects.is_not(None),
+                func.cast(OperationRow.side_effects, String) != "[]",
+            )
+            .order_by(OperationRow.created_at)
+        )
         found = []
         for r in rows:
             effects = [dict(e) for e in (r.side_effects or [])]
             if not effects:
                 continue
             attempts = int((r.params or {}).get("janitor_attempts", 0) or 0)
-            found.append(Leftover(id=r.id, kind=r.kind, app_id=r.app_id, attempts=attempts,
-                                  retry_at=r.lease_expires_at, effects=effects))
+            found.append(
+                Leftover(
+                    id=r.id,
+                    kind=r.kind,
+                    app_id=r.app_id,
+                    attempts=attempts,
+                    retry_at=r.lease_expires_at,
+                    effects=effects,
+                )
+            )
         return found
 
 
@@ -299,10 +361,14 @@ def claim_leftovers(store: Store, op_id: str, runner_id: str, lease: timedelta) 
     with store.session() as s:
         result = s.execute(
             update(OperationRow)
-            .where(OperationRow.id == op_id, OperationRow.status.in_(_ENDED_WITH_ROLLBACK),
-                   (OperationRow.lease_expires_at.is_(None)) | (OperationRow.lease_expires_at < now))
+            .where(
+                OperationRow.id == op_id,
+                OperationRow.status.in_(_ENDED_WITH_ROLLBACK),
+                (OperationRow.lease_expires_at.is_(None)) | (OperationRow.lease_expires_at < now),
+            )
             .values(runner_id=runner_id, lease_expires_at=now + lease)
-            .execution_options(synchronize_session=False))
+            .execution_options(synchronize_session=False)
+        )
         return bool(getattr(result, "rowcount", 0))
 
 

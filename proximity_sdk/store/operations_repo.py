@@ -57,8 +57,16 @@ def _event(row: OperationEventRow) -> OperationEvent:
     )
 
 
-def _insert_event(s: Session, op_id: str, message: str, *, step: str | None, level: str,
-                  progress: float | None, at: datetime | None = None) -> OperationEvent:
+def _insert_event(
+    s: Session,
+    op_id: str,
+    message: str,
+    *,
+    step: str | None,
+    level: str,
+    progress: float | None,
+    at: datetime | None = None,
+) -> OperationEvent:
     # Appenders of one operation take turns: on PostgreSQL they lock the operation's row first, on
     # SQLite the transaction holds the write lock from its BEGIN IMMEDIATE. Then one INSERT ... SELECT
     # takes max(seq) + 1; plain Core statements, because this runs for every event of every operation.
@@ -68,12 +76,19 @@ def _insert_event(s: Session, op_id: str, message: str, *, step: str | None, lev
             raise NotFoundError(f"no operation {op_id!r}")
     when = at or utcnow()
     step = step or "queued"  # every event names a step; before the first one, the operation is queued
-    seq = s.connection().execute(_INSERT_EVENT, {"op_id": op_id, "time": when, "step": step, "level": level,
-                                    "message": message, "progress": progress}).scalar()
+    seq = (
+        s.connection()
+        .execute(
+            _INSERT_EVENT,
+            {"op_id": op_id, "time": when, "step": step, "level": level, "message": message, "progress": progress},
+        )
+        .scalar()
+    )
     if seq is None:
         raise NotFoundError(f"no operation {op_id!r}")
-    return OperationEvent(operation_id=op_id, seq=seq, time=when, step=step, level=level,
-                          message=message, progress=progress)
+    return OperationEvent(
+        operation_id=op_id, seq=seq, time=when, step=step, level=level, message=message, progress=progress
+    )
 
 
 _LOCK_OPERATION = select(OperationRow.id).where(OperationRow.id == bindparam("op_id")).with_for_update()
@@ -128,9 +143,19 @@ class OperationsRepository:
         holds the same app or VMID (a partial unique index decides, so two processes cannot both win)."""
         try:
             with self._ctx.session() as s:
-                row = OperationRow(kind=kind, status=OperationStatus.PENDING, steps=list(steps), app_id=app_id,
-                                   host_id=host_id, vmid=vmid, owner_id=owner_id, params=dict(params or {}),
-                                   deadline=deadline, result={}, side_effects=[])
+                row = OperationRow(
+                    kind=kind,
+                    status=OperationStatus.PENDING,
+                    steps=list(steps),
+                    app_id=app_id,
+                    host_id=host_id,
+                    vmid=vmid,
+                    owner_id=owner_id,
+                    params=dict(params or {}),
+                    deadline=deadline,
+                    result={},
+                    side_effects=[],
+                )
                 s.add(row)
                 s.flush()
                 return _operation(row)
@@ -140,8 +165,9 @@ class OperationsRepository:
             detail = f": {other.kind} operation {other.id} is {other.status.value}" if other else ""
             raise BusyError(f"another operation is running on {what}{detail}") from None
 
-    def active_for(self, *, app_id: str | None = None, host_id: str | None = None,
-                   vmid: int | None = None) -> Operation | None:
+    def active_for(
+        self, *, app_id: str | None = None, host_id: str | None = None, vmid: int | None = None
+    ) -> Operation | None:
         """The unfinished operation on this app (or this VMID of this host), if any."""
         clauses = []
         if app_id is not None:
@@ -151,8 +177,9 @@ class OperationsRepository:
         if not clauses:
             return None
         with self._ctx.session() as s:
-            row = s.execute(select(OperationRow).where(OperationRow.status.in_(ACTIVE), or_(*clauses))
-                            .limit(1)).scalar_one_or_none()
+            row = s.execute(
+                select(OperationRow).where(OperationRow.status.in_(ACTIVE), or_(*clauses)).limit(1)
+            ).scalar_one_or_none()
             return _operation(row) if row else None
 
     def get(self, op_id: str) -> Operation:
@@ -169,15 +196,23 @@ class OperationsRepository:
                 raise NotFoundError(f"no operation {op_id!r}")
             return dict(row.params or {})
 
-    def list(self, *, app_id: str | None = None, owner_id: str | None = None,
-             status: OperationStatus | None = None, limit: int = 100, offset: int = 0,
-             after: Cursor | None = None) -> builtins.list[Operation]:
+    def list(
+        self,
+        *,
+        app_id: str | None = None,
+        owner_id: str | None = None,
+        status: OperationStatus | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        after: Cursor | None = None,
+    ) -> builtins.list[Operation]:
         """Newest first. ``after`` (the previous page's last ``(created_at, id)``) seeks instead of ``offset``."""
         if after is not None and offset:
             raise ValidationError("give offset or after, not both", field="after")
         query = select(OperationRow).order_by(OperationRow.created_at.desc(), OperationRow.id)
-        query = after_cursor(query, OperationRow.created_at, OperationRow.id, after,
-                             newest_first=True, id_descending=False)
+        query = after_cursor(
+            query, OperationRow.created_at, OperationRow.id, after, newest_first=True, id_descending=False
+        )
         if app_id is not None:
             query = query.where(OperationRow.app_id == app_id)
         if owner_id is not None:
@@ -200,12 +235,16 @@ class OperationsRepository:
                     OperationRow.id == op_id,
                     or_(
                         OperationRow.status == OperationStatus.PENDING,
-                        and_(OperationRow.status == OperationStatus.RUNNING,
-                             OperationRow.lease_expires_at < now),
+                        and_(OperationRow.status == OperationStatus.RUNNING, OperationRow.lease_expires_at < now),
                     ),
                 )
-                .values(status=OperationStatus.RUNNING, runner_id=runner_id, lease_expires_at=now + lease,
-                        started_at=func.coalesce(OperationRow.started_at, now), updated_at=now)
+                .values(
+                    status=OperationStatus.RUNNING,
+                    runner_id=runner_id,
+                    lease_expires_at=now + lease,
+                    started_at=func.coalesce(OperationRow.started_at, now),
+                    updated_at=now,
+                )
                 .execution_options(synchronize_session=False)
             )
             return bool(getattr(result, "rowcount", 0))
@@ -218,33 +257,54 @@ class OperationsRepository:
         with self._ctx.session() as s:
             s.execute(
                 update(OperationRow)
-                .where(OperationRow.id.in_(op_ids), OperationRow.runner_id == runner_id,
-                       OperationRow.status == OperationStatus.RUNNING)
+                .where(
+                    OperationRow.id.in_(op_ids),
+                    OperationRow.runner_id == runner_id,
+                    OperationRow.status == OperationStatus.RUNNING,
+                )
                 .values(lease_expires_at=now + lease)
                 .execution_options(synchronize_session=False)
             )
-            owned = set(s.execute(select(OperationRow.id).where(
-                OperationRow.id.in_(op_ids), OperationRow.runner_id == runner_id,
-                OperationRow.status == OperationStatus.RUNNING)).scalars())
+            owned = set(
+                s.execute(
+                    select(OperationRow.id).where(
+                        OperationRow.id.in_(op_ids),
+                        OperationRow.runner_id == runner_id,
+                        OperationRow.status == OperationStatus.RUNNING,
+                    )
+                ).scalars()
+            )
         return set(op_ids) - owned
 
     def orphaned(self, *, pending_older_than: timedelta) -> builtins.list[Operation]:
         """Running operations whose lease expired (their runner died), and pending ones nobody started."""
         now = utcnow()
         with self._ctx.session() as s:
-            rows = s.execute(select(OperationRow).where(or_(
-                and_(OperationRow.status == OperationStatus.RUNNING, OperationRow.lease_expires_at < now),
-                and_(OperationRow.status == OperationStatus.PENDING,
-                     OperationRow.created_at < now - pending_older_than),
-            )).order_by(OperationRow.created_at)).scalars()
+            rows = s.execute(
+                select(OperationRow)
+                .where(
+                    or_(
+                        and_(OperationRow.status == OperationStatus.RUNNING, OperationRow.lease_expires_at < now),
+                        and_(
+                            OperationRow.status == OperationStatus.PENDING,
+                            OperationRow.created_at < now - pending_older_than,
+                        ),
+                    )
+                )
+                .order_by(OperationRow.created_at)
+            ).scalars()
             return [_operation(r) for r in rows]
 
     def past_deadline(self) -> builtins.list[Operation]:
         now = utcnow()
         with self._ctx.session() as s:
-            rows = s.execute(select(OperationRow).where(
-                OperationRow.status.in_(ACTIVE), OperationRow.deadline.is_not(None), OperationRow.deadline < now,
-            )).scalars()
+            rows = s.execute(
+                select(OperationRow).where(
+                    OperationRow.status.in_(ACTIVE),
+                    OperationRow.deadline.is_not(None),
+                    OperationRow.deadline < now,
+                )
+            ).scalars()
             return [_operation(r) for r in rows]
 
     # progress ---------------------------------------------------------------------------------------
@@ -254,9 +314,12 @@ class OperationsRepository:
 
     def set_step(self, op_id: str, runner_id: str, step: str | None) -> None:
         with self._ctx.session() as s:
-            s.execute(update(OperationRow).where(self._owned(op_id, runner_id))
-                      .values(current_step=step, updated_at=utcnow())
-                      .execution_options(synchronize_session=False))
+            s.execute(
+                update(OperationRow)
+                .where(self._owned(op_id, runner_id))
+                .values(current_step=step, updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
 
     def side_effects(self, op_id: str) -> builtins.list[dict[str, Any]]:
         with self._ctx.session() as s:
@@ -268,15 +331,21 @@ class OperationsRepository:
     def set_side_effects(self, op_id: str, runner_id: str, effects: Sequence[dict[str, Any]]) -> None:
         """Replace the side-effect journal (only the lease holder writes it)."""
         with self._ctx.session() as s:
-            s.execute(update(OperationRow).where(self._owned(op_id, runner_id))
-                      .values(side_effects=[dict(e) for e in effects], updated_at=utcnow())
-                      .execution_options(synchronize_session=False))
+            s.execute(
+                update(OperationRow)
+                .where(self._owned(op_id, runner_id))
+                .values(side_effects=[dict(e) for e in effects], updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
 
     def update_params(self, op_id: str, runner_id: str, params: dict[str, Any]) -> None:
         with self._ctx.session() as s:
-            s.execute(update(OperationRow).where(self._owned(op_id, runner_id))
-                      .values(params=dict(params), updated_at=utcnow())
-                      .execution_options(synchronize_session=False))
+            s.execute(
+                update(OperationRow)
+                .where(self._owned(op_id, runner_id))
+                .values(params=dict(params), updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
 
     def request_cancel(self, op_id: str) -> Operation:
         """Ask an unfinished operation to stop; the request and its event are one transaction, so
@@ -295,13 +364,22 @@ class OperationsRepository:
         with self._ctx.session() as s:
             return bool(s.execute(select(OperationRow.cancel_requested).where(OperationRow.id == op_id)).scalar())
 
-    def begin_step(self, op_id: str, runner_id: str, step: str, message: str, *, progress: float | None,
-                   ignore_cancel: bool = False) -> tuple[bool, bool]:
+    def begin_step(
+        self,
+        op_id: str,
+        runner_id: str,
+        step: str,
+        message: str,
+        *,
+        progress: float | None,
+        ignore_cancel: bool = False,
+    ) -> tuple[bool, bool]:
         """What a runner does at each step boundary, in one transaction: read ``(cancel requested,
         still ours)`` and, when it may go on, record the step and its "started" event."""
         with self._ctx.session(immediate=True) as s:
             query = select(OperationRow.cancel_requested, OperationRow.runner_id, OperationRow.status).where(
-                OperationRow.id == op_id)
+                OperationRow.id == op_id
+            )
             if s.get_bind().dialect.name != "sqlite":
                 query = query.with_for_update()
             row = s.execute(query).one_or_none()
@@ -310,24 +388,39 @@ class OperationsRepository:
             cancel = bool(row.cancel_requested)
             ours = row.runner_id == runner_id and row.status == OperationStatus.RUNNING
             if ours and (ignore_cancel or not cancel):
-                s.execute(update(OperationRow).where(OperationRow.id == op_id)
-                          .values(current_step=step, updated_at=utcnow())
-                          .execution_options(synchronize_session=False))
+                s.execute(
+                    update(OperationRow)
+                    .where(OperationRow.id == op_id)
+                    .values(current_step=step, updated_at=utcnow())
+                    .execution_options(synchronize_session=False)
+                )
                 _insert_event(s, op_id, message, step=step, level="info", progress=progress)
             return cancel, ours
 
     def control(self, op_id: str, runner_id: str) -> tuple[bool, bool]:
         """``(cancel requested, still ours)`` in one read: what a runner checks between steps."""
         with self._ctx.session() as s:
-            row = s.execute(select(OperationRow.cancel_requested, OperationRow.runner_id, OperationRow.status)
-                            .where(OperationRow.id == op_id)).one_or_none()
+            row = s.execute(
+                select(OperationRow.cancel_requested, OperationRow.runner_id, OperationRow.status).where(
+                    OperationRow.id == op_id
+                )
+            ).one_or_none()
         if row is None:
             return False, False
         return bool(row.cancel_requested), row.runner_id == runner_id and row.status == OperationStatus.RUNNING
 
-    def finish(self, op_id: str, runner_id: str | None, status: OperationStatus, *, error: str | None = None,
-               result: dict[str, Any] | None = None, message: str | None = None, level: str = "info",
-               progress: float | None = None) -> Operation:
+    def finish(
+        self,
+        op_id: str,
+        runner_id: str | None,
+        status: OperationStatus,
+        *,
+        error: str | None = None,
+        result: dict[str, Any] | None = None,
+        message: str | None = None,
+        level: str = "info",
+        progress: float | None = None,
+    ) -> Operation:
         """End the operation (only its lease holder may; ``runner_id=None`` for one never started).
 
         ``message`` is the last event, written in the same transaction: a watcher that sees the
@@ -335,15 +428,32 @@ class OperationsRepository:
         Raises ``BusyError`` when another runner holds the operation now."""
         for _attempt in range(5):
             try:
-                return self._finish(op_id, runner_id, status, error=error, result=result, message=message,
-                                    level=level, progress=progress)
+                return self._finish(
+                    op_id,
+                    runner_id,
+                    status,
+                    error=error,
+                    result=result,
+                    message=message,
+                    level=level,
+                    progress=progress,
+                )
             except IntegrityError:  # an event seq raced (PostgreSQL); the whole finish is retried
                 continue
         raise BusyError(f"could not finish operation {op_id}")
 
-    def _finish(self, op_id: str, runner_id: str | None, status: OperationStatus, *, error: str | None,
-                result: dict[str, Any] | None, message: str | None, level: str,
-                progress: float | None) -> Operation:
+    def _finish(
+        self,
+        op_id: str,
+        runner_id: str | None,
+        status: OperationStatus,
+        *,
+        error: str | None,
+        result: dict[str, Any] | None,
+        message: str | None,
+        level: str,
+        progress: float | None,
+    ) -> Operation:
         with self._ctx.session(immediate=True) as s:
             row = s.get(OperationRow, op_id, with_for_update=True)
             if row is None:
@@ -356,8 +466,15 @@ class OperationsRepository:
             step = row.current_step if status != OperationStatus.SUCCEEDED else None
             if message is not None:
                 # every event names a step: "done" for the success event (the record's step is then None)
-                _insert_event(s, op_id, message, step=step or ("done" if status == OperationStatus.SUCCEEDED
-                                                               else None), level=level, progress=progress, at=now)
+                _insert_event(
+                    s,
+                    op_id,
+                    message,
+                    step=step or ("done" if status == OperationStatus.SUCCEEDED else None),
+                    level=level,
+                    progress=progress,
+                    at=now,
+                )
             row.status = status
             row.error = error
             row.result = dict(result or {})
@@ -370,8 +487,9 @@ class OperationsRepository:
 
     # events -------------------------------------------------------------------------------------------
 
-    def append_event(self, op_id: str, message: str, *, step: str | None = None, level: str = "info",
-                     progress: float | None = None) -> OperationEvent:
+    def append_event(
+        self, op_id: str, message: str, *, step: str | None = None, level: str = "info", progress: float | None = None
+    ) -> OperationEvent:
         """Append to the log; ``seq`` is the next number for this operation.
 
         Writers of one operation serialize on its row (PostgreSQL ``FOR UPDATE``; on SQLite the
@@ -387,7 +505,10 @@ class OperationsRepository:
 
     def events(self, op_id: str, *, after: int = 0, limit: int = 1000) -> builtins.list[OperationEvent]:
         with self._ctx.session() as s:
-            rows = s.execute(select(OperationEventRow)
-                             .where(OperationEventRow.operation_id == op_id, OperationEventRow.seq > after)
-                             .order_by(OperationEventRow.seq).limit(limit)).scalars()
+            rows = s.execute(
+                select(OperationEventRow)
+                .where(OperationEventRow.operation_id == op_id, OperationEventRow.seq > after)
+                .order_by(OperationEventRow.seq)
+                .limit(limit)
+            ).scalars()
             return [_event(r) for r in rows]

@@ -185,9 +185,7 @@ class ReservationsRepository:
 
     # -------------------------------------------------------------- addresses
 
-    def try_reserve_address(
-        self, address: str, *, operation_id: str | None = None, app_id: str | None = None
-    ) -> bool:
+    def try_reserve_address(self, address: str, *, operation_id: str | None = None, app_id: str | None = None) -> bool:
         """Take this exact address; False when someone already holds it."""
         text = _address_text(address)
         with self._ctx.session(immediate=True) as s:
@@ -294,9 +292,7 @@ class ReservationsRepository:
         """Release the VMIDs and addresses an app holds (on delete). Returns what was released."""
         with self._ctx.session(immediate=True) as s:
             vmids = s.execute(
-                delete(VmidReservationRow)
-                .where(VmidReservationRow.app_id == app_id)
-                .returning(VmidReservationRow.vmid)
+                delete(VmidReservationRow).where(VmidReservationRow.app_id == app_id).returning(VmidReservationRow.vmid)
             ).scalars()
             released_vmids = sorted(int(v) for v in vmids)
             addresses = s.execute(
@@ -305,4 +301,3 @@ class ReservationsRepository:
                 .returning(AddressReservationRow.address)
             ).scalars()
             return released_vmids, sorted(addresses)
-

@@ -201,9 +201,7 @@ class AppRow(_Timestamps, Base):
     ports: Mapped[list[PortRow]] = relationship(
         lazy="raise", cascade="all, delete-orphan", passive_deletes=True, order_by="PortRow.id"
     )
-    secrets: Mapped[list[AppSecretRow]] = relationship(
-        lazy="raise", cascade="all, delete-orphan", passive_deletes=True
-    )
+    secrets: Mapped[list[AppSecretRow]] = relationship(lazy="raise", cascade="all, delete-orphan", passive_deletes=True)
 
 
 class PortRow(Base):

@@ -15,8 +15,7 @@ __all__ = ["UpdatePoliciesRepository"]
 
 
 def _window(row: AppUpdatePolicyRow) -> UpdateWindow:
-    return UpdateWindow.model_validate({"days": tuple(row.days.split(",")), "start": row.start,
-                                        "minutes": row.minutes})
+    return UpdateWindow.model_validate({"days": tuple(row.days.split(",")), "start": row.start, "minutes": row.minutes})
 
 
 class UpdatePoliciesRepository:
@@ -54,16 +53,21 @@ class UpdatePoliciesRepository:
         """Take the window that opened at ``opened`` for this app; False when it was taken already
         (by this or another process: a compare-and-set)."""
         with self._ctx.session(immediate=True) as s:
-            done = s.execute(update(AppUpdatePolicyRow)
-                             .where(AppUpdatePolicyRow.app_id == app_id,
-                                    or_(AppUpdatePolicyRow.last_window_start.is_(None),
-                                        AppUpdatePolicyRow.last_window_start < opened))
-                             .values(last_window_start=opened)).rowcount  # type: ignore[attr-defined]
+            done = s.execute(
+                update(AppUpdatePolicyRow)
+                .where(
+                    AppUpdatePolicyRow.app_id == app_id,
+                    or_(AppUpdatePolicyRow.last_window_start.is_(None), AppUpdatePolicyRow.last_window_start < opened),
+                )
+                .values(last_window_start=opened)
+            ).rowcount  # type: ignore[attr-defined]
             return bool(done)
 
     def release(self, app_id: str, opened: datetime) -> None:
         """Give a claimed window back (the app was busy): a later check in the same window may act."""
         with self._ctx.session(immediate=True) as s:
-            s.execute(update(AppUpdatePolicyRow)
-                      .where(AppUpdatePolicyRow.app_id == app_id, AppUpdatePolicyRow.last_window_start == opened)
-                      .values(last_window_start=None))
+            s.execute(
+                update(AppUpdatePolicyRow)
+                .where(AppUpdatePolicyRow.app_id == app_id, AppUpdatePolicyRow.last_window_start == opened)
+                .values(last_window_start=None)
+            )

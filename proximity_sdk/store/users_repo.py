@@ -77,8 +77,7 @@ def _checked_role(role: Role | str) -> Role:
 
 def _find(s: Session, id_or_name: str) -> UserRow:
     row = (
-        s.get(UserRow, id_or_name)
-        or s.execute(select(UserRow).where(UserRow.name == id_or_name)).scalar_one_or_none()
+        s.get(UserRow, id_or_name) or s.execute(select(UserRow).where(UserRow.name == id_or_name)).scalar_one_or_none()
     )
     if row is None:
         raise NotFoundError(f"no user {id_or_name!r}")
@@ -132,18 +131,22 @@ class UsersRepository:
                 # caller, so two updates cannot deadlock). On PostgreSQL a concurrent demotion
                 # waits here and is then re-checked against the committed rows; on SQLite the
                 # immediate transaction already serializes writers.
-                locked = s.execute(
-                    select(UserRow)
-                    .where(
-                        or_(
-                            UserRow.id == target_id,
-                            and_(UserRow.role == Role.ADMIN, UserRow.disabled.is_(False)),
+                locked = (
+                    s.execute(
+                        select(UserRow)
+                        .where(
+                            or_(
+                                UserRow.id == target_id,
+                                and_(UserRow.role == Role.ADMIN, UserRow.disabled.is_(False)),
+                            )
                         )
+                        .order_by(UserRow.id)
+                        .with_for_update()
+                        .execution_options(populate_existing=True)
                     )
-                    .order_by(UserRow.id)
-                    .with_for_update()
-                    .execution_options(populate_existing=True)
-                ).scalars().all()
+                    .scalars()
+                    .all()
+                )
                 row = next((r for r in locked if r.id == target_id), None)
                 if row is None:  # deleted between the lookup and the lock
                     raise NotFoundError(f"no user {id_or_name!r}")
@@ -190,8 +193,9 @@ class UsersRepository:
             s.flush()
             return _token(row), token
 
-    def issue_token_for(self, user_name: str, *, role: Role, name: str = "default",
-                        expires_at: datetime | None = None) -> tuple[User, ApiToken, str, bool]:
+    def issue_token_for(
+        self, user_name: str, *, role: Role, name: str = "default", expires_at: datetime | None = None
+    ) -> tuple[User, ApiToken, str, bool]:
         """A token for the user ``user_name`` of this ``role``, creating the user when missing:
         ``(user, token record, token, created)``. Refuses a user of another role (never promotes
         one silently) and a disabled user. How the agent's first admin token is bootstrapped."""
@@ -202,14 +206,19 @@ class UsersRepository:
             user = self.create(user_name, role=role)
             created = True
         if user.role != role:
+
             def a(r: Role) -> str:
                 return f"an {r.value}" if r.value[0] in "aeiou" else f"a {r.value}"
 
-            raise ValidationError(f"user {user_name!r} is {a(user.role)}, not {a(role)}", field="user",
-                                  hint="Choose another user name, or change its role with an admin token")
+            raise ValidationError(
+                f"user {user_name!r} is {a(user.role)}, not {a(role)}",
+                field="user",
+                hint="Choose another user name, or change its role with an admin token",
+            )
         if user.disabled:
-            raise ValidationError(f"user {user_name!r} is disabled", field="user",
-                                  hint="Enable it again, or choose another name")
+            raise ValidationError(
+                f"user {user_name!r} is disabled", field="user", hint="Enable it again, or choose another name"
+            )
         record, token = self.issue_token(user.id, name=name, expires_at=expires_at)
         return user, record, token, created
 

@@ -37,8 +37,9 @@ def trailing(exc: grpc.RpcError) -> dict[str, str]:
 def finish(agent: Agent, token: str, op_id: str, timeout: float = 60) -> tuple[operations_pb2.Operation, list[Any]]:
     """Follow the operation with WatchOperation to its end; its final record and every event."""
     ops = agent.stub(operations_pb2_grpc.OperationServiceStub, token)
-    events = [m.event for m in ops.WatchOperation(operations_pb2.WatchOperationRequest(operation_id=op_id),
-                                                  timeout=timeout)]
+    events = [
+        m.event for m in ops.WatchOperation(operations_pb2.WatchOperationRequest(operation_id=op_id), timeout=timeout)
+    ]
     op = ops.GetOperation(operations_pb2.GetOperationRequest(operation_id=op_id)).operation
     return op, events
 

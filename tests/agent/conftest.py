@@ -107,14 +107,15 @@ class Agent:
 
 
 @pytest.fixture
-def agent_px(tmp_path: Path, pve: HarnessPve, pve_ca: str, ssh_access: SshAccess,
-             standin_state: StandinState) -> Iterator[Proximity]:
+def agent_px(
+    tmp_path: Path, pve: HarnessPve, pve_ca: str, ssh_access: SshAccess, standin_state: StandinState
+) -> Iterator[Proximity]:
     """Proximity on SQLite with host "lab" (node pve1 and its sshd); containers' `ss` reports 3000 and 80."""
     standin_state.script("ss", stdout=LISTENING.format(port=3000) + LISTENING.format(port=80))
-    with Proximity.local(data_dir=tmp_path / "px", secret_key=Fernet.generate_key(), entry_points=False,
-                         lease_seconds=5) as px:
-        px.hosts.add("lab", url=pve.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET, ca_file=pve_ca,
-                     ssh=ssh_access)
+    with Proximity.local(
+        data_dir=tmp_path / "px", secret_key=Fernet.generate_key(), entry_points=False, lease_seconds=5
+    ) as px:
+        px.hosts.add("lab", url=pve.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET, ca_file=pve_ca, ssh=ssh_access)
         yield px
 
 
@@ -129,8 +130,16 @@ def agent(agent_px: Proximity) -> Iterator[Agent]:
     _, member = users.issue_token(member_user.id, name="alice-cli")
     _, other = users.issue_token(other_user.id, name="bob-cli")
     server = ServerThread(ServerOptions(port=0, watch_poll_seconds=0.05), px)
-    handle = Agent(px=px, server=server, admin=admin, member=member, other=other,
-                   admin_id=users.get("root-admin").id, member_id=member_user.id, other_id=other_user.id)
+    handle = Agent(
+        px=px,
+        server=server,
+        admin=admin,
+        member=member,
+        other=other,
+        admin_id=users.get("root-admin").id,
+        member_id=member_user.id,
+        other_id=other_user.id,
+    )
     try:
         yield handle
     finally:

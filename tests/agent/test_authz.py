@@ -81,9 +81,18 @@ def _backup_world(w: World) -> dict[str, str]:
         schedules = [px.backups.schedule(app.id, cron="0 4 * * *") for _ in range(2)]
         px.backups.targets.add(name="shared", kind="proxmox", options={"storage": "local"})
         px.backups.targets.add(name="spare-target", kind="proxmox")
-        w.backups.update({"app": app.id, "backup": backups[0].id, "doomed-member": backups[1].id,
-                          "doomed-admin": backups[2].id, "schedule-member": schedules[0].id,
-                          "schedule-admin": schedules[1].id, "target": "shared", "spare-target": "spare-target"})
+        w.backups.update(
+            {
+                "app": app.id,
+                "backup": backups[0].id,
+                "doomed-member": backups[1].id,
+                "doomed-admin": backups[2].id,
+                "schedule-member": schedules[0].id,
+                "schedule-admin": schedules[1].id,
+                "target": "shared",
+                "spare-target": "spare-target",
+            }
+        )
     return w.backups
 
 
@@ -110,13 +119,21 @@ MATRIX: dict[str, Row] = {
     "CatalogService/ListCatalogProblems": Row("user"),
     "CatalogService/ListCatalogShadowings": Row("user"),
     # hosts: admin only
-    "HostService/CreateHost": Row("admin", lambda r, w: hosts_pb2.CreateHostRequest(
-        check=False, spec=hosts_pb2.HostSpec(name=f"h-{r}", url=w.pve.url, token_id=TOKEN_ID,
-                                             token_secret=TOKEN_SECRET))),
+    "HostService/CreateHost": Row(
+        "admin",
+        lambda r, w: hosts_pb2.CreateHostRequest(
+            check=False,
+            spec=hosts_pb2.HostSpec(name=f"h-{r}", url=w.pve.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET),
+        ),
+    ),
     "HostService/GetHost": Row("admin", lambda r, w: hosts_pb2.GetHostRequest(host="lab")),
     "HostService/ListHosts": Row("admin"),
-    "HostService/UpdateHost": Row("admin", lambda r, w: hosts_pb2.UpdateHostRequest(
-        host="spare", spec=hosts_pb2.HostSpec(verify_tls=True), update_mask=FieldMask(paths=["verify_tls"]))),
+    "HostService/UpdateHost": Row(
+        "admin",
+        lambda r, w: hosts_pb2.UpdateHostRequest(
+            host="spare", spec=hosts_pb2.HostSpec(verify_tls=True), update_mask=FieldMask(paths=["verify_tls"])
+        ),
+    ),
     "HostService/DeleteHost": Row("admin", lambda r, w: hosts_pb2.DeleteHostRequest(host="spare")),
     "HostService/SetDefaultHost": Row("admin", lambda r, w: hosts_pb2.SetDefaultHostRequest(host="lab")),
     "HostService/TestHost": Row("admin", lambda r, w: hosts_pb2.TestHostRequest(host="lab")),
@@ -128,8 +145,11 @@ MATRIX: dict[str, Row] = {
     # apps: the member's app "git-m"
     "AppService/DeployApp": Row("user", lambda r, w: apps_pb2.DeployAppRequest(catalog_id="gitea", hostname=f"d-{r}")),
     # a node on PVE "fake" (no 9.1): refused once the caller may deploy at all
-    "AppService/DeployImage": Row("user", lambda r, w: apps_pb2.DeployImageRequest(
-        reference="nginx:1.27", hostname=f"i-{r}", node="pve1"), ok(C.FAILED_PRECONDITION, C.INVALID_ARGUMENT)),
+    "AppService/DeployImage": Row(
+        "user",
+        lambda r, w: apps_pb2.DeployImageRequest(reference="nginx:1.27", hostname=f"i-{r}", node="pve1"),
+        ok(C.FAILED_PRECONDITION, C.INVALID_ARGUMENT),
+    ),
     "AppService/GetApp": Row("owner", lambda r, w: apps_pb2.GetAppRequest(app_id=w.app_id)),
     "AppService/ListApps": Row("user"),
     "AppService/GetAppLogs": Row("owner", lambda r, w: apps_pb2.GetAppLogsRequest(app_id=w.app_id)),
@@ -137,77 +157,118 @@ MATRIX: dict[str, Row] = {
     "AppService/StartApp": Row("owner", lambda r, w: apps_pb2.StartAppRequest(app_id=w.app_id), BUSY),
     "AppService/StopApp": Row("owner", lambda r, w: apps_pb2.StopAppRequest(app_id=w.app_id), BUSY),
     "AppService/RestartApp": Row("owner", lambda r, w: apps_pb2.RestartAppRequest(app_id=w.app_id), BUSY),
-    "AppService/CheckAppUpdates": Row("owner", lambda r, w: apps_pb2.CheckAppUpdatesRequest(
-        app_id=w.app_id, pull=False)),
+    "AppService/CheckAppUpdates": Row(
+        "owner", lambda r, w: apps_pb2.CheckAppUpdatesRequest(app_id=w.app_id, pull=False)
+    ),
     # no such catalog version (or the app is not running, or busy): refused, but only once the caller
     # may reach the app
-    "AppService/UpdateApp": Row("owner", lambda r, w: apps_pb2.UpdateAppRequest(app_id=w.app_id, version="0.0.0"),
-                                ok(C.INVALID_ARGUMENT, C.FAILED_PRECONDITION, C.ABORTED)),
-    "AppService/SetAppUpdateWindow": Row("owner", lambda r, w: apps_pb2.SetAppUpdateWindowRequest(
-        app_id=w.app_id, window=apps_pb2.UpdateWindow(start="03:00"))),
+    "AppService/UpdateApp": Row(
+        "owner",
+        lambda r, w: apps_pb2.UpdateAppRequest(app_id=w.app_id, version="0.0.0"),
+        ok(C.INVALID_ARGUMENT, C.FAILED_PRECONDITION, C.ABORTED),
+    ),
+    "AppService/SetAppUpdateWindow": Row(
+        "owner",
+        lambda r, w: apps_pb2.SetAppUpdateWindowRequest(app_id=w.app_id, window=apps_pb2.UpdateWindow(start="03:00")),
+    ),
     "AppService/GetAppUpdateWindow": Row("owner", lambda r, w: apps_pb2.GetAppUpdateWindowRequest(app_id=w.app_id)),
     "AppService/RunDueAppUpdates": Row("admin"),
-    "AppService/ResizeApp": Row("owner", lambda r, w: apps_pb2.ResizeAppRequest(
-        app_id=w.app_id, resources=common_pb2.Resources(memory_mb=1024)), BUSY),
+    "AppService/ResizeApp": Row(
+        "owner",
+        lambda r, w: apps_pb2.ResizeAppRequest(app_id=w.app_id, resources=common_pb2.Resources(memory_mb=1024)),
+        BUSY,
+    ),
     # already on pve1: refused as invalid, but only once the caller may reach the app
-    "AppService/MigrateApp": Row("owner", lambda r, w: apps_pb2.MigrateAppRequest(app_id=w.app_id, node="pve1"),
-                                 ok(C.INVALID_ARGUMENT)),
-    "AppService/CloneApp": Row("owner", lambda r, w: apps_pb2.CloneAppRequest(app_id=w.app_id, hostname=f"c-{r}"),
-                               BUSY),
+    "AppService/MigrateApp": Row(
+        "owner", lambda r, w: apps_pb2.MigrateAppRequest(app_id=w.app_id, node="pve1"), ok(C.INVALID_ARGUMENT)
+    ),
+    "AppService/CloneApp": Row(
+        "owner", lambda r, w: apps_pb2.CloneAppRequest(app_id=w.app_id, hostname=f"c-{r}"), BUSY
+    ),
     "AppService/DiscoverApps": Row("admin", lambda r, w: apps_pb2.DiscoverAppsRequest(host="lab")),
-    "AppService/AdoptApp": Row("admin", lambda r, w: apps_pb2.AdoptAppRequest(vmid=4242, node="pve1"),
-                               ok(C.NOT_FOUND)),
+    "AppService/AdoptApp": Row("admin", lambda r, w: apps_pb2.AdoptAppRequest(vmid=4242, node="pve1"), ok(C.NOT_FOUND)),
     "AppService/DeleteApp": Row("owner", lambda r, w: apps_pb2.DeleteAppRequest(app_id=w.app_id), BUSY),
     # operations: the member's deploy
-    "OperationService/GetOperation": Row("owner", lambda r, w: operations_pb2.GetOperationRequest(
-        operation_id=w.op_id)),
+    "OperationService/GetOperation": Row(
+        "owner", lambda r, w: operations_pb2.GetOperationRequest(operation_id=w.op_id)
+    ),
     "OperationService/ListOperations": Row("user"),
-    "OperationService/CancelOperation": Row("owner", lambda r, w: operations_pb2.CancelOperationRequest(
-        operation_id=w.op_id)),
-    "OperationService/WatchOperation": Row("owner", lambda r, w: operations_pb2.WatchOperationRequest(
-        operation_id=w.op_id)),
+    "OperationService/CancelOperation": Row(
+        "owner", lambda r, w: operations_pb2.CancelOperationRequest(operation_id=w.op_id)
+    ),
+    "OperationService/WatchOperation": Row(
+        "owner", lambda r, w: operations_pb2.WatchOperationRequest(operation_id=w.op_id)
+    ),
     # settings: admin only
     "SettingsService/GetSettings": Row("admin"),
-    "SettingsService/UpdateSettings": Row("admin", lambda r, w: settings_pb2.UpdateSettingsRequest(
-        settings=settings_pb2.Settings(default_cores=2), update_mask=FieldMask(paths=["default_cores"]))),
+    "SettingsService/UpdateSettings": Row(
+        "admin",
+        lambda r, w: settings_pb2.UpdateSettingsRequest(
+            settings=settings_pb2.Settings(default_cores=2), update_mask=FieldMask(paths=["default_cores"])
+        ),
+    ),
     # users and tokens
-    "UserService/CreateUser": Row("admin", lambda r, w: users_pb2.CreateUserRequest(
-        name=f"u-{r}", role=users_pb2.ROLE_MEMBER)),
+    "UserService/CreateUser": Row(
+        "admin", lambda r, w: users_pb2.CreateUserRequest(name=f"u-{r}", role=users_pb2.ROLE_MEMBER)
+    ),
     "UserService/GetUser": Row("owner", lambda r, w: users_pb2.GetUserRequest(user_id=w.agent.member_id)),
     "UserService/GetCurrentUser": Row("user"),
     "UserService/ListUsers": Row("admin"),
-    "UserService/UpdateUser": Row("admin", lambda r, w: users_pb2.UpdateUserRequest(
-        user=users_pb2.User(id=w.spare_user, disabled=False), update_mask=FieldMask(paths=["disabled"]))),
+    "UserService/UpdateUser": Row(
+        "admin",
+        lambda r, w: users_pb2.UpdateUserRequest(
+            user=users_pb2.User(id=w.spare_user, disabled=False), update_mask=FieldMask(paths=["disabled"])
+        ),
+    ),
     "UserService/CreateToken": Row("user", lambda r, w: users_pb2.CreateTokenRequest(name=f"t-{r}")),
     "UserService/ListTokens": Row("user"),
     "UserService/RevokeToken": Row("owner", _member_token),
     # backups: the member's app "bk-m", its backups and schedules (_backup_world); a state-changing
     # call comes once the previous call's operation on the app has ended
-    "BackupService/CreateBackup": Row("owner", lambda r, w: backups_pb2.CreateBackupRequest(
-        app_id=_bk(r, w, "app", settle=True))),
+    "BackupService/CreateBackup": Row(
+        "owner", lambda r, w: backups_pb2.CreateBackupRequest(app_id=_bk(r, w, "app", settle=True))
+    ),
     "BackupService/ListBackups": Row("owner", lambda r, w: backups_pb2.ListBackupsRequest(app_id=_bk(r, w, "app"))),
     "BackupService/GetBackup": Row("owner", lambda r, w: backups_pb2.GetBackupRequest(backup_id=_bk(r, w, "backup"))),
-    "BackupService/GetBackupStats": Row("owner", lambda r, w: backups_pb2.GetBackupStatsRequest(
-        app_id=_bk(r, w, "app"))),
-    "BackupService/RestoreBackup": Row("owner", lambda r, w: backups_pb2.RestoreBackupRequest(
-        backup_id=_bk(r, w, "backup", settle=True))),
-    "BackupService/DeleteBackup": Row("owner", lambda r, w: backups_pb2.DeleteBackupRequest(
-        backup_id=_bk(r, w, "doomed-admin" if r == "admin" else "doomed-member", settle=True))),
-    "BackupService/CreateBackupSchedule": Row("owner", lambda r, w: backups_pb2.CreateBackupScheduleRequest(
-        app_id=_bk(r, w, "app"), cron="0 3 * * *")),
-    "BackupService/ListBackupSchedules": Row("owner", lambda r, w: backups_pb2.ListBackupSchedulesRequest(
-        app_id=_bk(r, w, "app"))),
-    "BackupService/DeleteBackupSchedule": Row("owner", lambda r, w: backups_pb2.DeleteBackupScheduleRequest(
-        schedule_id=_bk(r, w, "schedule-admin" if r == "admin" else "schedule-member"))),
+    "BackupService/GetBackupStats": Row(
+        "owner", lambda r, w: backups_pb2.GetBackupStatsRequest(app_id=_bk(r, w, "app"))
+    ),
+    "BackupService/RestoreBackup": Row(
+        "owner", lambda r, w: backups_pb2.RestoreBackupRequest(backup_id=_bk(r, w, "backup", settle=True))
+    ),
+    "BackupService/DeleteBackup": Row(
+        "owner",
+        lambda r, w: backups_pb2.DeleteBackupRequest(
+            backup_id=_bk(r, w, "doomed-admin" if r == "admin" else "doomed-member", settle=True)
+        ),
+    ),
+    "BackupService/CreateBackupSchedule": Row(
+        "owner", lambda r, w: backups_pb2.CreateBackupScheduleRequest(app_id=_bk(r, w, "app"), cron="0 3 * * *")
+    ),
+    "BackupService/ListBackupSchedules": Row(
+        "owner", lambda r, w: backups_pb2.ListBackupSchedulesRequest(app_id=_bk(r, w, "app"))
+    ),
+    "BackupService/DeleteBackupSchedule": Row(
+        "owner",
+        lambda r, w: backups_pb2.DeleteBackupScheduleRequest(
+            schedule_id=_bk(r, w, "schedule-admin" if r == "admin" else "schedule-member")
+        ),
+    ),
     "BackupService/RunDueBackups": Row("admin"),
-    "BackupService/CreateBackupTarget": Row("admin", lambda r, w: backups_pb2.CreateBackupTargetRequest(
-        name=f"t-{r}", kind="proxmox", options_json='{"storage": "local"}')),
-    "BackupService/GetBackupTarget": Row("user", lambda r, w: backups_pb2.GetBackupTargetRequest(
-        name=_bk(r, w, "target"))),
+    "BackupService/CreateBackupTarget": Row(
+        "admin",
+        lambda r, w: backups_pb2.CreateBackupTargetRequest(
+            name=f"t-{r}", kind="proxmox", options_json='{"storage": "local"}'
+        ),
+    ),
+    "BackupService/GetBackupTarget": Row(
+        "user", lambda r, w: backups_pb2.GetBackupTargetRequest(name=_bk(r, w, "target"))
+    ),
     "BackupService/ListBackupTargets": Row("user"),
     "BackupService/ListBackupTargetKinds": Row("user"),
-    "BackupService/DeleteBackupTarget": Row("admin", lambda r, w: backups_pb2.DeleteBackupTargetRequest(
-        name=_bk(r, w, "spare-target"))),
+    "BackupService/DeleteBackupTarget": Row(
+        "admin", lambda r, w: backups_pb2.DeleteBackupTargetRequest(name=_bk(r, w, "spare-target"))
+    ),
     **{f"MaintenanceService/{m}": Row("admin") for m in ("Reconcile", "RunJanitor", "RunNodeSync")},
 }
 
@@ -248,12 +309,14 @@ def _call(channel: grpc.Channel, name: str, method: Any, request: Any) -> grpc.S
     output = message_factory.GetMessageClass(method.output_type)
     try:
         if method.server_streaming:
-            stream = channel.unary_stream(path, request_serializer=lambda m: m.SerializeToString(),
-                                          response_deserializer=output.FromString)
+            stream = channel.unary_stream(
+                path, request_serializer=lambda m: m.SerializeToString(), response_deserializer=output.FromString
+            )
             list(stream(request, timeout=60))
         else:
-            unary = channel.unary_unary(path, request_serializer=lambda m: m.SerializeToString(),
-                                        response_deserializer=output.FromString)
+            unary = channel.unary_unary(
+                path, request_serializer=lambda m: m.SerializeToString(), response_deserializer=output.FromString
+            )
             unary(request, timeout=60)
     except grpc.RpcError as exc:
         return exc.code()  # type: ignore[no-any-return]
@@ -274,21 +337,32 @@ def test_authorization_matrix(agent: Agent, pve: HarnessPve) -> None:
     users.revoke_token(next(t.id for t in users.tokens(agent.member_id) if t.name == "gone"))
     world.spare_user = users.create("zed").id
     agent.px.hosts.add("spare", url=pve.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET, check=False)
-    deploy = agent.stub(apps_pb2_grpc.AppServiceStub, agent.member).DeployApp(
-        apps_pb2.DeployAppRequest(catalog_id="gitea", hostname="git-m")).operation
+    deploy = (
+        agent.stub(apps_pb2_grpc.AppServiceStub, agent.member)
+        .DeployApp(apps_pb2.DeployAppRequest(catalog_id="gitea", hostname="git-m"))
+        .operation
+    )
     succeeded(agent, agent.member, deploy.id)
     world.app_id, world.op_id = deploy.app_id, deploy.id
 
-    channels = {"none": agent.channel(None), "revoked": agent.channel(revoked), "other": agent.channel(agent.other),
-                "member": agent.channel(agent.member), "admin": agent.channel(agent.admin)}
+    channels = {
+        "none": agent.channel(None),
+        "revoked": agent.channel(revoked),
+        "other": agent.channel(agent.other),
+        "member": agent.channel(agent.member),
+        "admin": agent.channel(agent.admin),
+    }
     methods = _methods()
     failures: list[str] = []
     calls = 0
     for name, row in MATRIX.items():
         method = methods[name]
         for role in ROLES:
-            request = (row.build(role, world) if row.build is not None
-                       else message_factory.GetMessageClass(method.input_type)())
+            request = (
+                row.build(role, world)
+                if row.build is not None
+                else message_factory.GetMessageClass(method.input_type)()
+            )
             code = _call(channels[role], name, method, request)
             calls += 1
             wanted = expected(row, role)
@@ -304,7 +378,8 @@ def test_authorization_matrix(agent: Agent, pve: HarnessPve) -> None:
     _idle(agent, backups["app"])
     assert {t.name for t in agent.px.backups.targets.list()} == {"shared", "t-admin"}
     assert {s.id for s in agent.px.backups.schedules(backups["app"])}.isdisjoint(
-        {backups["schedule-member"], backups["schedule-admin"]})
+        {backups["schedule-member"], backups["schedule-admin"]}
+    )
     deadline = time.monotonic() + 60
     while agent.px.backups.list(status="deleting"):  # backup-delete operations belong to no app
         assert time.monotonic() < deadline, "the backups stayed in deletion"

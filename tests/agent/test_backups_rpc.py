@@ -62,14 +62,19 @@ def test_a_members_backup_created_listed_restored_and_deleted(agent: Agent, pve:
     other = _backups(agent, agent.other)
     admin = _backups(agent, agent.admin)
 
-    op = mine.CreateBackup(B.CreateBackupRequest(app_id=app.id, compression=B.BACKUP_COMPRESSION_GZIP,
-                                                 note="before the upgrade")).operation
+    op = mine.CreateBackup(
+        B.CreateBackupRequest(app_id=app.id, compression=B.BACKUP_COMPRESSION_GZIP, note="before the upgrade")
+    ).operation
     assert (op.kind, op.app_id, op.owner_id) == ("backup", app.id, agent.member_id)
     backup_id = succeeded(agent, agent.member, op.id)["backup_id"]
 
     backup = mine.GetBackup(B.GetBackupRequest(backup_id=backup_id)).backup
     assert (backup.id, backup.app_id, backup.hostname, backup.status) == (
-        backup_id, app.id, "git-b", B.BACKUP_STATUS_COMPLETED)
+        backup_id,
+        app.id,
+        "git-b",
+        B.BACKUP_STATUS_COMPLETED,
+    )
     assert (backup.mode, backup.compression) == (B.BACKUP_MODE_SNAPSHOT, B.BACKUP_COMPRESSION_GZIP)
     assert (backup.node, backup.vmid, backup.storage, backup.note) == ("pve1", app.vmid, "local", "before the upgrade")
     assert backup.volid.startswith(f"local:backup/vzdump-lxc-{app.vmid}-") and backup.volid.endswith(".tar.gz")
@@ -83,20 +88,25 @@ def test_a_members_backup_created_listed_restored_and_deleted(agent: Agent, pve:
     assert [b.id for b in mine.ListBackups(B.ListBackupsRequest()).backups] == [backup_id]
     assert [b.id for b in mine.ListBackups(B.ListBackupsRequest(status=B.BACKUP_STATUS_FAILED)).backups] == []
     stats = mine.GetBackupStats(B.GetBackupStatsRequest(app_id=app.id)).stats
-    assert (stats.total, stats.completed_size_bytes, stats.average_size_bytes) == (1, backup.size_bytes,
-                                                                                   backup.size_bytes)
+    assert (stats.total, stats.completed_size_bytes, stats.average_size_bytes) == (
+        1,
+        backup.size_bytes,
+        backup.size_bytes,
+    )
     assert [(c.status, c.count) for c in stats.by_status] == [(B.BACKUP_STATUS_COMPLETED, 1)]
     assert mine.GetBackupStats(B.GetBackupStatsRequest()).stats == stats
 
     # another member: nothing of it exists
     assert list(other.ListBackups(B.ListBackupsRequest()).backups) == []
     assert other.GetBackupStats(B.GetBackupStatsRequest()).stats.total == 0
-    for call in (lambda: other.GetBackup(B.GetBackupRequest(backup_id=backup_id)),
-                 lambda: other.ListBackups(B.ListBackupsRequest(app_id=app.id)),
-                 lambda: other.GetBackupStats(B.GetBackupStatsRequest(app_id=app.id)),
-                 lambda: other.CreateBackup(B.CreateBackupRequest(app_id=app.id)),
-                 lambda: other.RestoreBackup(B.RestoreBackupRequest(backup_id=backup_id)),
-                 lambda: other.DeleteBackup(B.DeleteBackupRequest(backup_id=backup_id))):
+    for call in (
+        lambda: other.GetBackup(B.GetBackupRequest(backup_id=backup_id)),
+        lambda: other.ListBackups(B.ListBackupsRequest(app_id=app.id)),
+        lambda: other.GetBackupStats(B.GetBackupStatsRequest(app_id=app.id)),
+        lambda: other.CreateBackup(B.CreateBackupRequest(app_id=app.id)),
+        lambda: other.RestoreBackup(B.RestoreBackupRequest(backup_id=backup_id)),
+        lambda: other.DeleteBackup(B.DeleteBackupRequest(backup_id=backup_id)),
+    ):
         assert code_of(call) == C.NOT_FOUND
     assert agent.px.backups.get(backup_id).status.value == "completed"  # the refused calls changed nothing
 
@@ -145,14 +155,22 @@ def test_backup_requests_are_refused_with_the_right_code(agent: Agent, pve: Harn
     # what is wrong with the request itself, named
     _refused(lambda: mine.CreateBackup(B.CreateBackupRequest()), C.INVALID_ARGUMENT, "app_id")
     unknown_mode, unknown_compression = B.BackupMode.ValueType(9), B.BackupCompression.ValueType(9)
-    _refused(lambda: mine.CreateBackup(B.CreateBackupRequest(app_id=app.id, mode=unknown_mode)), C.INVALID_ARGUMENT,
-             "mode")
-    _refused(lambda: mine.CreateBackup(B.CreateBackupRequest(app_id=app.id, compression=unknown_compression)),
-             C.INVALID_ARGUMENT, "compression")
-    _refused(lambda: mine.CreateBackup(B.CreateBackupRequest(app_id=app.id, note="x" * 1025)), C.INVALID_ARGUMENT,
-             "note")
-    _refused(lambda: mine.ListBackups(B.ListBackupsRequest(status=B.BackupStatus.ValueType(42))),
-             C.INVALID_ARGUMENT, "status")
+    _refused(
+        lambda: mine.CreateBackup(B.CreateBackupRequest(app_id=app.id, mode=unknown_mode)), C.INVALID_ARGUMENT, "mode"
+    )
+    _refused(
+        lambda: mine.CreateBackup(B.CreateBackupRequest(app_id=app.id, compression=unknown_compression)),
+        C.INVALID_ARGUMENT,
+        "compression",
+    )
+    _refused(
+        lambda: mine.CreateBackup(B.CreateBackupRequest(app_id=app.id, note="x" * 1025)), C.INVALID_ARGUMENT, "note"
+    )
+    _refused(
+        lambda: mine.ListBackups(B.ListBackupsRequest(status=B.BackupStatus.ValueType(42))),
+        C.INVALID_ARGUMENT,
+        "status",
+    )
     _refused(lambda: mine.ListBackups(B.ListBackupsRequest(page_token="not-ours")), C.INVALID_ARGUMENT, "page_token")
     _refused(lambda: mine.ListBackups(B.ListBackupsRequest(page_size=-1)), C.INVALID_ARGUMENT, "page_size")
     _refused(lambda: mine.GetBackup(B.GetBackupRequest()), C.INVALID_ARGUMENT, "backup_id")
@@ -172,11 +190,14 @@ def test_backup_requests_are_refused_with_the_right_code(agent: Agent, pve: Harn
     assert op.status == operations_pb2.OPERATION_STATUS_FAILED and "no space left" in op.error
     [failed] = mine.ListBackups(B.ListBackupsRequest(status=B.BACKUP_STATUS_FAILED)).backups
     assert failed.status == B.BACKUP_STATUS_FAILED and "no space left" in failed.error
-    assert "completed" in _refused(lambda: mine.RestoreBackup(B.RestoreBackupRequest(backup_id=failed.id)),
-                                   C.FAILED_PRECONDITION)
+    assert "completed" in _refused(
+        lambda: mine.RestoreBackup(B.RestoreBackupRequest(backup_id=failed.id)), C.FAILED_PRECONDITION
+    )
     good = succeeded(agent, agent.member, mine.CreateBackup(B.CreateBackupRequest(app_id=app.id)).operation.id)
-    _refused(lambda: mine.RestoreBackup(B.RestoreBackupRequest(backup_id=good["backup_id"], storage="bad/storage")),
-             C.INVALID_ARGUMENT)
+    _refused(
+        lambda: mine.RestoreBackup(B.RestoreBackupRequest(backup_id=good["backup_id"], storage="bad/storage")),
+        C.INVALID_ARGUMENT,
+    )
 
     # while a backup runs: a second one for the app is busy (ABORTED), its record cannot be deleted yet
     pve.time_scale = 0.01
@@ -205,23 +226,36 @@ def test_schedules_and_due_runs(agent: Agent) -> None:
     assert (daily.app_id, daily.cron, daily.keep_last, daily.enabled) == (app.id, "0 3 * * *", 7, True)
     assert not daily.HasField("keep_daily") and not daily.HasField("last_run_at")
     assert daily.next_run_at.ToDatetime(tzinfo=UTC).hour == 3
-    weekly = mine.CreateBackupSchedule(B.CreateBackupScheduleRequest(
-        app_id=app.id, cron="30 4 * * 0", keep_last=0, keep_daily=3, keep_weekly=4)).schedule
+    weekly = mine.CreateBackupSchedule(
+        B.CreateBackupScheduleRequest(app_id=app.id, cron="30 4 * * 0", keep_last=0, keep_daily=3, keep_weekly=4)
+    ).schedule
     assert not weekly.HasField("keep_last") and (weekly.keep_daily, weekly.keep_weekly) == (3, 4)
 
-    _refused(lambda: mine.CreateBackupSchedule(B.CreateBackupScheduleRequest(app_id=app.id, cron="every day")),
-             C.INVALID_ARGUMENT, "cron")
-    _refused(lambda: mine.CreateBackupSchedule(B.CreateBackupScheduleRequest(
-        app_id=app.id, cron="0 3 * * *", keep_daily=0)), C.INVALID_ARGUMENT, "keep_daily")
-    _refused(lambda: mine.CreateBackupSchedule(B.CreateBackupScheduleRequest(
-        app_id=app.id, cron="0 3 * * *", target="nowhere")), C.NOT_FOUND)
-    _refused(lambda: other.CreateBackupSchedule(B.CreateBackupScheduleRequest(app_id=app.id, cron="0 3 * * *")),
-             C.NOT_FOUND)
+    _refused(
+        lambda: mine.CreateBackupSchedule(B.CreateBackupScheduleRequest(app_id=app.id, cron="every day")),
+        C.INVALID_ARGUMENT,
+        "cron",
+    )
+    _refused(
+        lambda: mine.CreateBackupSchedule(B.CreateBackupScheduleRequest(app_id=app.id, cron="0 3 * * *", keep_daily=0)),
+        C.INVALID_ARGUMENT,
+        "keep_daily",
+    )
+    _refused(
+        lambda: mine.CreateBackupSchedule(
+            B.CreateBackupScheduleRequest(app_id=app.id, cron="0 3 * * *", target="nowhere")
+        ),
+        C.NOT_FOUND,
+    )
+    _refused(
+        lambda: other.CreateBackupSchedule(B.CreateBackupScheduleRequest(app_id=app.id, cron="0 3 * * *")), C.NOT_FOUND
+    )
 
     ids = [daily.id, weekly.id]
     assert [s.id for s in _pages(mine.ListBackupSchedules, B.ListBackupSchedulesRequest, "schedules")] == ids
-    assert [s.id for s in _pages(admin.ListBackupSchedules, B.ListBackupSchedulesRequest, "schedules",
-                                 app_id=app.id)] == ids
+    assert [
+        s.id for s in _pages(admin.ListBackupSchedules, B.ListBackupSchedulesRequest, "schedules", app_id=app.id)
+    ] == ids
     assert list(other.ListBackupSchedules(B.ListBackupSchedulesRequest()).schedules) == []
     _refused(lambda: other.ListBackupSchedules(B.ListBackupSchedulesRequest(app_id=app.id)), C.NOT_FOUND)
     _refused(lambda: other.DeleteBackupSchedule(B.DeleteBackupScheduleRequest(schedule_id=daily.id)), C.NOT_FOUND)
@@ -230,8 +264,12 @@ def test_schedules_and_due_runs(agent: Agent) -> None:
     _refused(lambda: mine.RunDueBackups(B.RunDueBackupsRequest()), C.PERMISSION_DENIED)
     assert list(admin.RunDueBackups(B.RunDueBackupsRequest()).operations) == []
     due = datetime.now(UTC) - timedelta(minutes=1)
-    assert agent.px.store.backups.claim_run(daily.id, expected_next=agent.px.store.backups.get_schedule(
-        daily.id).next_run_at, ran_at=due - timedelta(days=1), next_run_at=due)
+    assert agent.px.store.backups.claim_run(
+        daily.id,
+        expected_next=agent.px.store.backups.get_schedule(daily.id).next_run_at,
+        ran_at=due - timedelta(days=1),
+        next_run_at=due,
+    )
     [op] = admin.RunDueBackups(B.RunDueBackupsRequest()).operations
     assert (op.kind, op.app_id, op.owner_id) == ("backup", app.id, agent.member_id)
     assert list(op.steps) == ["queue", "vzdump", "store", "prune"]
@@ -254,26 +292,36 @@ def test_schedules_and_due_runs(agent: Agent) -> None:
 # -- targets ---------------------------------------------------------------------------------------
 
 
-def test_targets_configured_by_admins_read_by_members_and_options_never_returned(
-        agent: Agent, tmp_path: Path) -> None:
+def test_targets_configured_by_admins_read_by_members_and_options_never_returned(agent: Agent, tmp_path: Path) -> None:
     admin = _backups(agent, agent.admin)
     mine = _backups(agent, agent.member)
     assert list(mine.ListBackupTargetKinds(B.ListBackupTargetKindsRequest()).kinds) == ["proxmox"]
     agent.px.plugins.register(proximity_sftp.plugin, name="sftp-for-this-test")
     assert _pages(mine.ListBackupTargetKinds, B.ListBackupTargetKindsRequest, "kinds") == [
-        "directory", "proxmox", "sftp"]
+        "directory",
+        "proxmox",
+        "sftp",
+    ]
 
     known_hosts = tmp_path / "known_hosts"
-    known_hosts.write_text("backup.example ssh-ed25519 "
-                           "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n")
+    known_hosts.write_text(
+        "backup.example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n"
+    )
     secret = "hunter2-do-not-leak"
-    sftp_options = {"host": "backup.example", "user": "px", "path": "/srv/backups", "password": secret,
-                    "known_hosts": str(known_hosts)}
-    created = admin.CreateBackupTarget(B.CreateBackupTargetRequest(
-        name="offsite", kind="sftp", options_json=json.dumps(sftp_options))).target
+    sftp_options = {
+        "host": "backup.example",
+        "user": "px",
+        "path": "/srv/backups",
+        "password": secret,
+        "known_hosts": str(known_hosts),
+    }
+    created = admin.CreateBackupTarget(
+        B.CreateBackupTargetRequest(name="offsite", kind="sftp", options_json=json.dumps(sftp_options))
+    ).target
     assert (created.name, created.kind) == ("offsite", "sftp") and created.id and created.HasField("created_at")
-    nas = admin.CreateBackupTarget(B.CreateBackupTargetRequest(
-        name="nas", kind="proxmox", options_json='{"storage": "local"}')).target
+    nas = admin.CreateBackupTarget(
+        B.CreateBackupTargetRequest(name="nas", kind="proxmox", options_json='{"storage": "local"}')
+    ).target
 
     got = mine.GetBackupTarget(B.GetBackupTargetRequest(name="offsite")).target
     listed = _pages(mine.ListBackupTargets, B.ListBackupTargetsRequest, "targets")
@@ -284,38 +332,69 @@ def test_targets_configured_by_admins_read_by_members_and_options_never_returned
     assert agent.px.store.backups.target_options("offsite")["password"] == secret  # stored, not shown
 
     # members read targets but never configure them
-    _refused(lambda: mine.CreateBackupTarget(B.CreateBackupTargetRequest(name="mine", kind="proxmox")),
-             C.PERMISSION_DENIED)
+    _refused(
+        lambda: mine.CreateBackupTarget(B.CreateBackupTargetRequest(name="mine", kind="proxmox")), C.PERMISSION_DENIED
+    )
     _refused(lambda: mine.DeleteBackupTarget(B.DeleteBackupTargetRequest(name="nas")), C.PERMISSION_DENIED)
     # bad requests, named
-    _refused(lambda: admin.CreateBackupTarget(B.CreateBackupTargetRequest(
-        name="nas", kind="proxmox")), C.ALREADY_EXISTS)
-    _refused(lambda: admin.CreateBackupTarget(B.CreateBackupTargetRequest(
-        name="x", kind="proxmox", options_json="{storage")), C.INVALID_ARGUMENT, "options_json")
-    _refused(lambda: admin.CreateBackupTarget(B.CreateBackupTargetRequest(
-        name="x", kind="proxmox", options_json='["local"]')), C.INVALID_ARGUMENT, "options_json")
-    _refused(lambda: admin.CreateBackupTarget(B.CreateBackupTargetRequest(name="x", kind="tape")),
-             C.INVALID_ARGUMENT, "kind")
-    _refused(lambda: admin.CreateBackupTarget(B.CreateBackupTargetRequest(
-        name="x", kind="proxmox", options_json='{"pool": "a"}')), C.INVALID_ARGUMENT, "options")
-    _refused(lambda: admin.CreateBackupTarget(B.CreateBackupTargetRequest(
-        name="Bad Name", kind="proxmox")), C.INVALID_ARGUMENT, "name")
-    _refused(lambda: admin.CreateBackupTarget(B.CreateBackupTargetRequest(kind="proxmox")), C.INVALID_ARGUMENT,
-             "name")
+    _refused(
+        lambda: admin.CreateBackupTarget(B.CreateBackupTargetRequest(name="nas", kind="proxmox")), C.ALREADY_EXISTS
+    )
+    _refused(
+        lambda: admin.CreateBackupTarget(
+            B.CreateBackupTargetRequest(name="x", kind="proxmox", options_json="{storage")
+        ),
+        C.INVALID_ARGUMENT,
+        "options_json",
+    )
+    _refused(
+        lambda: admin.CreateBackupTarget(
+            B.CreateBackupTargetRequest(name="x", kind="proxmox", options_json='["local"]')
+        ),
+        C.INVALID_ARGUMENT,
+        "options_json",
+    )
+    _refused(
+        lambda: admin.CreateBackupTarget(B.CreateBackupTargetRequest(name="x", kind="tape")), C.INVALID_ARGUMENT, "kind"
+    )
+    _refused(
+        lambda: admin.CreateBackupTarget(
+            B.CreateBackupTargetRequest(name="x", kind="proxmox", options_json='{"pool": "a"}')
+        ),
+        C.INVALID_ARGUMENT,
+        "options",
+    )
+    _refused(
+        lambda: admin.CreateBackupTarget(B.CreateBackupTargetRequest(name="Bad Name", kind="proxmox")),
+        C.INVALID_ARGUMENT,
+        "name",
+    )
+    _refused(lambda: admin.CreateBackupTarget(B.CreateBackupTargetRequest(kind="proxmox")), C.INVALID_ARGUMENT, "name")
     bad = sftp_options | {"path": "relative/dir"}
-    _refused(lambda: admin.CreateBackupTarget(B.CreateBackupTargetRequest(
-        name="x", kind="sftp", options_json=json.dumps(bad))), C.INVALID_ARGUMENT, "options.path")
+    _refused(
+        lambda: admin.CreateBackupTarget(
+            B.CreateBackupTargetRequest(name="x", kind="sftp", options_json=json.dumps(bad))
+        ),
+        C.INVALID_ARGUMENT,
+        "options.path",
+    )
     _refused(lambda: mine.GetBackupTarget(B.GetBackupTargetRequest(name="nowhere")), C.NOT_FOUND)
     _refused(lambda: mine.GetBackupTarget(B.GetBackupTargetRequest()), C.INVALID_ARGUMENT, "name")
 
     # a target in use stays; once unused it can go
     app = _deploy(agent, agent.member, "git-t")
-    made = succeeded(agent, agent.member, mine.CreateBackup(B.CreateBackupRequest(
-        app_id=app.id, target="nas", compression=B.BACKUP_COMPRESSION_LZO)).operation.id)
+    made = succeeded(
+        agent,
+        agent.member,
+        mine.CreateBackup(
+            B.CreateBackupRequest(app_id=app.id, target="nas", compression=B.BACKUP_COMPRESSION_LZO)
+        ).operation.id,
+    )
     backup = mine.GetBackup(B.GetBackupRequest(backup_id=made["backup_id"])).backup
     assert backup.target == "nas" and backup.volid.endswith(".tar.lzo")
     assert "still holds 1 backup" in _refused(
-        lambda: admin.DeleteBackupTarget(B.DeleteBackupTargetRequest(name="nas")), C.FAILED_PRECONDITION)
+        lambda: admin.DeleteBackupTarget(B.DeleteBackupTargetRequest(name="nas")), C.FAILED_PRECONDITION
+    )
     finish(agent, agent.admin, mine.DeleteBackup(B.DeleteBackupRequest(backup_id=backup.id)).operation.id)
     admin.DeleteBackupTarget(B.DeleteBackupTargetRequest(name="nas"))
     admin.DeleteBackupTarget(B.DeleteBackupTargetRequest(name="offsite"))

@@ -20,8 +20,10 @@ _NUMBERS = itertools.count()
 
 def _seed(agent: Agent, count: int, *, owner: str) -> list[str]:
     host = agent.px.hosts.get("lab")
-    return [agent.px.store.apps.create(hostname=f"page-{next(_NUMBERS):03d}", host_id=host.id, owner_id=owner).id
-            for _ in range(count)]
+    return [
+        agent.px.store.apps.create(hostname=f"page-{next(_NUMBERS):03d}", host_id=host.id, owner_id=owner).id
+        for _ in range(count)
+    ]
 
 
 def _token(payload: dict[str, object]) -> str:

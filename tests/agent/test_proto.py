@@ -36,21 +36,50 @@ STEMS = sorted(p.stem for p in PROTO_DIR.glob("*.proto"))
 
 # Long actions answer at once with an Operation (ARCHITECTURE.md, "The public surface").
 LONG_ACTIONS = {
-    "DeployApp", "StartApp", "StopApp", "RestartApp", "DeleteApp", "CloneApp", "MigrateApp",
-    "ResizeApp", "AdoptApp", "CreateBackup", "RestoreBackup", "DeleteBackup",
+    "DeployApp",
+    "StartApp",
+    "StopApp",
+    "RestartApp",
+    "DeleteApp",
+    "CloneApp",
+    "MigrateApp",
+    "ResizeApp",
+    "AdoptApp",
+    "CreateBackup",
+    "RestoreBackup",
+    "DeleteBackup",
 }
 # What the SDK offers, by RPC: the contract must cover all of it (issue "The gRPC agent").
 REQUIRED_RPCS = {
-    "CatalogService": {"ListCatalogApps", "GetCatalogApp", "ListCatalogCategories", "GetCatalogStats",
-                       "ReloadCatalog"},
-    "HostService": {"CreateHost", "GetHost", "ListHosts", "UpdateHost", "DeleteHost", "SetDefaultHost",
-                    "TestHost", "SyncNodes"},
+    "CatalogService": {"ListCatalogApps", "GetCatalogApp", "ListCatalogCategories", "GetCatalogStats", "ReloadCatalog"},
+    "HostService": {
+        "CreateHost",
+        "GetHost",
+        "ListHosts",
+        "UpdateHost",
+        "DeleteHost",
+        "SetDefaultHost",
+        "TestHost",
+        "SyncNodes",
+    },
     "NodeService": {"ListNodes", "GetNode", "ListStorages"},
     "AppService": LONG_ACTIONS - {"CreateBackup", "RestoreBackup", "DeleteBackup"}
     | {"GetApp", "ListApps", "DiscoverApps", "GetAppLogs", "GetAppCredentials"},
-    "BackupService": {"CreateBackup", "ListBackups", "GetBackup", "GetBackupStats", "RestoreBackup",
-                      "DeleteBackup", "CreateBackupSchedule", "ListBackupSchedules", "DeleteBackupSchedule",
-                      "RunDueBackups", "CreateBackupTarget", "ListBackupTargets", "DeleteBackupTarget"},
+    "BackupService": {
+        "CreateBackup",
+        "ListBackups",
+        "GetBackup",
+        "GetBackupStats",
+        "RestoreBackup",
+        "DeleteBackup",
+        "CreateBackupSchedule",
+        "ListBackupSchedules",
+        "DeleteBackupSchedule",
+        "RunDueBackups",
+        "CreateBackupTarget",
+        "ListBackupTargets",
+        "DeleteBackupTarget",
+    },
     "OperationService": {"GetOperation", "ListOperations", "CancelOperation", "WatchOperation"},
     "SettingsService": {"GetSettings", "UpdateSettings"},
     "UserService": {"CreateUser", "ListUsers", "CreateToken", "ListTokens", "RevokeToken"},
@@ -80,8 +109,11 @@ def _services() -> Iterator[tuple[str, ServiceDescriptor]]:
 
 
 def _tree(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and "__pycache__" not in p.parts}
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }
 
 
 def _versions() -> str:
@@ -93,8 +125,9 @@ def _buf(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     npx = shutil.which("npx")
     if npx is None:
         pytest.fail("npx is missing: install Node.js (npm) so `npx @bufbuild/buf` can run")
-    return subprocess.run([npx, "--yes", "@bufbuild/buf", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300, check=False)
+    return subprocess.run(
+        [npx, "--yes", "@bufbuild/buf", *args], cwd=cwd, capture_output=True, text=True, timeout=300, check=False
+    )
 
 
 def _module_copy(tmp_path: Path) -> Path:
@@ -109,21 +142,36 @@ def _module_copy(tmp_path: Path) -> Path:
 
 
 def test_committed_modules_are_exactly_what_gen_proto_writes(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "gen-proto"), "--out", str(tmp_path)],
-                          capture_output=True, text=True, check=False, timeout=300)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "gen-proto"), "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     fresh, committed = _tree(tmp_path), _tree(PB_DIR)
     assert set(fresh) == set(committed), (
         f"generated files differ: missing {sorted(set(fresh) - set(committed))}, "
-        f"stale {sorted(set(committed) - set(fresh))}; run scripts/gen-proto")
+        f"stale {sorted(set(committed) - set(fresh))}; run scripts/gen-proto"
+    )
     changed = [name for name in fresh if fresh[name] != committed[name]]
     if changed:
         first = changed[0]
-        diff = "".join(list(difflib.unified_diff(
-            committed[first].decode().splitlines(keepends=True), fresh[first].decode().splitlines(keepends=True),
-            f"committed/{first}", f"generated/{first}"))[:40])
-        pytest.fail(f"{len(changed)} generated file(s) differ from proto/ ({', '.join(changed)}); "
-                    f"run scripts/gen-proto (generators here: {_versions()}).\n{diff}")
+        diff = "".join(
+            list(
+                difflib.unified_diff(
+                    committed[first].decode().splitlines(keepends=True),
+                    fresh[first].decode().splitlines(keepends=True),
+                    f"committed/{first}",
+                    f"generated/{first}",
+                )
+            )[:40]
+        )
+        pytest.fail(
+            f"{len(changed)} generated file(s) differ from proto/ ({', '.join(changed)}); "
+            f"run scripts/gen-proto (generators here: {_versions()}).\n{diff}"
+        )
 
 
 def test_every_proto_file_has_its_modules() -> None:
@@ -149,9 +197,13 @@ def test_buf_lint_passes() -> None:
 def test_buf_lint_catches_a_shared_request_message(tmp_path: Path) -> None:
     copy = _module_copy(tmp_path)
     apps = copy / "proto" / "proximity" / "v1" / "apps.proto"
-    apps.write_text(apps.read_text().replace(
-        "rpc GetApp(GetAppRequest) returns (GetAppResponse);",
-        "rpc GetApp(GetAppRequest) returns (GetAppResponse);\n  rpc PeekApp(GetAppRequest) returns (GetAppResponse);"))
+    apps.write_text(
+        apps.read_text().replace(
+            "rpc GetApp(GetAppRequest) returns (GetAppResponse);",
+            "rpc GetApp(GetAppRequest) returns (GetAppResponse);\n"
+            "  rpc PeekApp(GetAppRequest) returns (GetAppResponse);",
+        )
+    )
     done = _buf("lint", cwd=copy)
     assert done.returncode != 0
     assert "PeekApp" in done.stdout + done.stderr
@@ -161,8 +213,11 @@ def test_buf_breaking_catches_a_deleted_field_and_passes_an_addition(tmp_path: P
     copy = _module_copy(tmp_path)
     apps = copy / "proto" / "proximity" / "v1" / "apps.proto"
     original = apps.read_text()
-    apps.write_text(original.replace("  // Deployment configuration", "  // An addition.\n  string added = 99;\n"
-                                     "  // Deployment configuration"))
+    apps.write_text(
+        original.replace(
+            "  // Deployment configuration", "  // An addition.\n  string added = 99;\n  // Deployment configuration"
+        )
+    )
     added = _buf("breaking", "--against", str(ROOT), cwd=copy)
     assert added.returncode == 0, added.stdout + added.stderr
     apps.write_text(original.replace("  string config_json = 14;\n", ""))
@@ -323,8 +378,20 @@ def _undocumented(file: descriptor_pb2.FileDescriptorProto) -> Iterator[str]:
 def test_every_element_is_documented(tmp_path: Path) -> None:
     out = tmp_path / "contract.binpb"
     protos = [f"proximity/v1/{stem}.proto" for stem in STEMS]
-    done = subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{ROOT / 'proto'}", "--include_source_info",
-                           f"--descriptor_set_out={out}", *protos], capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            f"-I{ROOT / 'proto'}",
+            "--include_source_info",
+            f"--descriptor_set_out={out}",
+            *protos,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     files = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes()).file
     assert len(files) == len(STEMS)

@@ -90,8 +90,9 @@ def test_page_tokens_and_sizes_are_checked(agent: Agent) -> None:
         assert error.code() == C.INVALID_ARGUMENT, bad
         assert trailing(error)["proximity-error-field"] == "page_token"
     # a token of one query is refused by another
-    other_query = rpc_error(lambda: cat.ListCatalogApps(catalog_pb2.ListCatalogAppsRequest(
-        query="git", page_token=first.next_page_token)))
+    other_query = rpc_error(
+        lambda: cat.ListCatalogApps(catalog_pb2.ListCatalogAppsRequest(query="git", page_token=first.next_page_token))
+    )
     assert other_query.code() == C.INVALID_ARGUMENT and "another query" in other_query.details()
     assert code_of(lambda: cat.ListCatalogApps(catalog_pb2.ListCatalogAppsRequest(page_size=-1))) == C.INVALID_ARGUMENT
     huge = cat.ListCatalogApps(catalog_pb2.ListCatalogAppsRequest(page_size=1_000_000))
@@ -128,18 +129,32 @@ def test_hosts_and_nodes(agent: Agent, pve: HarnessPve, pve_ca: str) -> None:
     hosts.DeleteHost(hosts_pb2.DeleteHostRequest(host="lab3"))
 
     # files are the client's: the agent takes key *contents*, never a path on its own disk
-    leaky = hosts_pb2.HostSpec(name="lab4", url=pve.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET,
-                               ssh=hosts_pb2.SshAccess(private_key="/root/.ssh/id_ed25519"))
+    leaky = hosts_pb2.HostSpec(
+        name="lab4",
+        url=pve.url,
+        token_id=TOKEN_ID,
+        token_secret=TOKEN_SECRET,
+        ssh=hosts_pb2.SshAccess(private_key="/root/.ssh/id_ed25519"),
+    )
     bad_key = rpc_error(lambda: hosts.CreateHost(hosts_pb2.CreateHostRequest(spec=leaky, check=False)))
     assert bad_key.code() == C.INVALID_ARGUMENT and trailing(bad_key)["proximity-error-field"] == "spec.ssh.private_key"
     assert code_of(lambda: hosts.CreateHost(hosts_pb2.CreateHostRequest())) == C.INVALID_ARGUMENT
 
-    updated = hosts.UpdateHost(hosts_pb2.UpdateHostRequest(
-        host="lab2", spec=hosts_pb2.HostSpec(verify_tls=True), update_mask=FieldMask(paths=["verify_tls", "ca_pem"])))
+    updated = hosts.UpdateHost(
+        hosts_pb2.UpdateHostRequest(
+            host="lab2", spec=hosts_pb2.HostSpec(verify_tls=True), update_mask=FieldMask(paths=["verify_tls", "ca_pem"])
+        )
+    )
     assert not updated.host.HasField("ca_pem")  # named and unset: cleared
     for mask in ([], ["nonsense"], ["token_secret"]):
-        assert code_of(lambda mask=mask: hosts.UpdateHost(hosts_pb2.UpdateHostRequest(
-            host="lab2", update_mask=FieldMask(paths=mask)))) == C.INVALID_ARGUMENT, mask
+        assert (
+            code_of(
+                lambda mask=mask: hosts.UpdateHost(
+                    hosts_pb2.UpdateHostRequest(host="lab2", update_mask=FieldMask(paths=mask))
+                )
+            )
+            == C.INVALID_ARGUMENT
+        ), mask
     assert hosts.SetDefaultHost(hosts_pb2.SetDefaultHostRequest(host="lab2")).host.is_default
     assert hosts.SetDefaultHost(hosts_pb2.SetDefaultHostRequest(host="lab")).host.is_default
     assert hosts.TestHost(hosts_pb2.TestHostRequest(host="lab")).check.ok
@@ -165,9 +180,12 @@ def test_settings(agent: Agent) -> None:
     settings = agent.stub(settings_pb2_grpc.SettingsServiceStub, agent.admin)
     current = settings.GetSettings(settings_pb2.GetSettingsRequest()).settings
     assert (current.default_cores, current.ip_mode, current.bridge) == (2, settings_pb2.IP_MODE_DHCP, "vmbr0")
-    changed = settings.UpdateSettings(settings_pb2.UpdateSettingsRequest(
-        settings=settings_pb2.Settings(default_cores=3, timezone="Europe/Rome", bridge="ignored0"),
-        update_mask=FieldMask(paths=["default_cores", "timezone"]))).settings
+    changed = settings.UpdateSettings(
+        settings_pb2.UpdateSettingsRequest(
+            settings=settings_pb2.Settings(default_cores=3, timezone="Europe/Rome", bridge="ignored0"),
+            update_mask=FieldMask(paths=["default_cores", "timezone"]),
+        )
+    ).settings
     assert (changed.default_cores, changed.timezone, changed.bridge) == (3, "Europe/Rome", "vmbr0")
     assert agent.px.settings.get().default_cores == 3
     cleared = settings.UpdateSettings(settings_pb2.UpdateSettingsRequest(update_mask=FieldMask(paths=["timezone"])))
@@ -175,8 +193,10 @@ def test_settings(agent: Agent) -> None:
     for request in (
         settings_pb2.UpdateSettingsRequest(),  # empty mask
         settings_pb2.UpdateSettingsRequest(update_mask=FieldMask(paths=["secret_key"])),
-        settings_pb2.UpdateSettingsRequest(settings=settings_pb2.Settings(ip_mode=settings_pb2.IP_MODE_STATIC),
-                                           update_mask=FieldMask(paths=["ip_mode"])),  # no pool: invalid as a whole
+        settings_pb2.UpdateSettingsRequest(
+            settings=settings_pb2.Settings(ip_mode=settings_pb2.IP_MODE_STATIC),
+            update_mask=FieldMask(paths=["ip_mode"]),
+        ),  # no pool: invalid as a whole
         settings_pb2.UpdateSettingsRequest(update_mask=FieldMask(paths=["default_cores"])),  # 0 cores
     ):
         assert code_of(lambda request=request: settings.UpdateSettings(request)) == C.INVALID_ARGUMENT, request
@@ -188,13 +208,21 @@ def test_users_and_tokens(agent: Agent) -> None:
     member = agent.stub(users_pb2_grpc.UserServiceStub, agent.member)
     carol = admin.CreateUser(users_pb2.CreateUserRequest(name="carol", role=users_pb2.ROLE_MEMBER)).user
     assert (carol.name, carol.role, carol.disabled) == ("carol", users_pb2.ROLE_MEMBER, False)
-    assert code_of(lambda: admin.CreateUser(users_pb2.CreateUserRequest(name="carol", role=users_pb2.ROLE_ADMIN))
-                   ) == C.ALREADY_EXISTS
+    assert (
+        code_of(lambda: admin.CreateUser(users_pb2.CreateUserRequest(name="carol", role=users_pb2.ROLE_ADMIN)))
+        == C.ALREADY_EXISTS
+    )
     assert code_of(lambda: admin.CreateUser(users_pb2.CreateUserRequest(name="dave"))) == C.INVALID_ARGUMENT
-    assert code_of(lambda: admin.CreateUser(users_pb2.CreateUserRequest(name="no spaces", role=users_pb2.ROLE_ADMIN))
-                   ) == C.INVALID_ARGUMENT
-    assert [u.name for u in admin.ListUsers(users_pb2.ListUsersRequest()).users] == ["alice", "bob", "carol",
-                                                                                     "root-admin"]
+    assert (
+        code_of(lambda: admin.CreateUser(users_pb2.CreateUserRequest(name="no spaces", role=users_pb2.ROLE_ADMIN)))
+        == C.INVALID_ARGUMENT
+    )
+    assert [u.name for u in admin.ListUsers(users_pb2.ListUsersRequest()).users] == [
+        "alice",
+        "bob",
+        "carol",
+        "root-admin",
+    ]
     assert admin.GetUser(users_pb2.GetUserRequest(user_id=carol.id)).user == carol
     me = member.GetCurrentUser(users_pb2.GetCurrentUserRequest()).user
     assert (me.id, me.name) == (agent.member_id, "alice")
@@ -208,21 +236,42 @@ def test_users_and_tokens(agent: Agent) -> None:
     listed = admin.ListTokens(users_pb2.ListTokensRequest(user_id=carol.id))
     assert [t.name for t in listed.tokens] == ["ci"] and created.secret.encode() not in listed.SerializeToString()
 
-    renamed = admin.UpdateUser(users_pb2.UpdateUserRequest(user=users_pb2.User(id=carol.id, name="caroline"),
-                                                           update_mask=FieldMask(paths=["name"]))).user
+    renamed = admin.UpdateUser(
+        users_pb2.UpdateUserRequest(
+            user=users_pb2.User(id=carol.id, name="caroline"), update_mask=FieldMask(paths=["name"])
+        )
+    ).user
     assert (renamed.name, renamed.role) == ("caroline", users_pb2.ROLE_MEMBER)
-    admin.UpdateUser(users_pb2.UpdateUserRequest(user=users_pb2.User(id=carol.id, disabled=True),
-                                                 update_mask=FieldMask(paths=["disabled"])))
+    admin.UpdateUser(
+        users_pb2.UpdateUserRequest(
+            user=users_pb2.User(id=carol.id, disabled=True), update_mask=FieldMask(paths=["disabled"])
+        )
+    )
     assert code_of(lambda: as_carol.GetCurrentUser(users_pb2.GetCurrentUserRequest())) == C.UNAUTHENTICATED
-    admin.UpdateUser(users_pb2.UpdateUserRequest(user=users_pb2.User(id=carol.id, disabled=False),
-                                                 update_mask=FieldMask(paths=["disabled"])))
+    admin.UpdateUser(
+        users_pb2.UpdateUserRequest(
+            user=users_pb2.User(id=carol.id, disabled=False), update_mask=FieldMask(paths=["disabled"])
+        )
+    )
     assert code_of(lambda: as_carol.GetCurrentUser(users_pb2.GetCurrentUserRequest())) == C.OK
     # the last enabled admin cannot be demoted or disabled
-    last = rpc_error(lambda: admin.UpdateUser(users_pb2.UpdateUserRequest(
-        user=users_pb2.User(id=agent.admin_id, role=users_pb2.ROLE_MEMBER), update_mask=FieldMask(paths=["role"]))))
+    last = rpc_error(
+        lambda: admin.UpdateUser(
+            users_pb2.UpdateUserRequest(
+                user=users_pb2.User(id=agent.admin_id, role=users_pb2.ROLE_MEMBER),
+                update_mask=FieldMask(paths=["role"]),
+            )
+        )
+    )
     assert last.code() == C.FAILED_PRECONDITION and "last enabled admin" in last.details()
-    assert code_of(lambda: admin.UpdateUser(users_pb2.UpdateUserRequest(
-        user=users_pb2.User(id=carol.id), update_mask=FieldMask(paths=["password"])))) == C.INVALID_ARGUMENT
+    assert (
+        code_of(
+            lambda: admin.UpdateUser(
+                users_pb2.UpdateUserRequest(user=users_pb2.User(id=carol.id), update_mask=FieldMask(paths=["password"]))
+            )
+        )
+        == C.INVALID_ARGUMENT
+    )
 
     revoked = as_carol.RevokeToken(users_pb2.RevokeTokenRequest(token_id=created.token.id)).token
     assert revoked.id == created.token.id and revoked.HasField("revoked_at")
@@ -241,9 +290,14 @@ def test_bad_authorization_metadata_is_unauthenticated(agent: Agent) -> None:
     channel = grpc.insecure_channel(agent.target)
     stub = users_pb2_grpc.UserServiceStub(channel)
     request = users_pb2.GetCurrentUserRequest()
-    for metadata in ((), (("authorization", agent.admin),), (("authorization", "Basic eDp5"),),
-                     (("authorization", "Bearer "),), (("authorization", "Bearer pxt_" + "x" * 600),),
-                     (("authorization", "Bearer pxt_unknown"),)):
+    for metadata in (
+        (),
+        (("authorization", agent.admin),),
+        (("authorization", "Basic eDp5"),),
+        (("authorization", "Bearer "),),
+        (("authorization", "Bearer pxt_" + "x" * 600),),
+        (("authorization", "Bearer pxt_unknown"),),
+    ):
         error = rpc_error(lambda metadata=metadata: stub.GetCurrentUser(request, metadata=metadata))
         assert error.code() == C.UNAUTHENTICATED, metadata
         assert agent.admin not in error.details()
@@ -258,9 +312,14 @@ def test_bad_authorization_metadata_is_unauthenticated(agent: Agent) -> None:
 def test_deploy_and_the_everyday_lifecycle(agent: Agent, pve: HarnessPve) -> None:
     apps = agent.stub(apps_pb2_grpc.AppServiceStub, agent.member)
     ops = agent.stub(operations_pb2_grpc.OperationServiceStub, agent.member)
-    deployed = apps.DeployApp(apps_pb2.DeployAppRequest(
-        catalog_id="gitea", hostname="git-1", environment={"GITEA__server__DOMAIN": "git.example"},
-        resources=common_pb2.Resources(memory_mb=1024)))
+    deployed = apps.DeployApp(
+        apps_pb2.DeployAppRequest(
+            catalog_id="gitea",
+            hostname="git-1",
+            environment={"GITEA__server__DOMAIN": "git.example"},
+            resources=common_pb2.Resources(memory_mb=1024),
+        )
+    )
     op = deployed.operation
     assert (op.kind, op.owner_id) == ("deploy", agent.member_id)
     assert op.status in (operations_pb2.OPERATION_STATUS_PENDING, operations_pb2.OPERATION_STATUS_RUNNING)
@@ -272,7 +331,11 @@ def test_deploy_and_the_everyday_lifecycle(agent: Agent, pve: HarnessPve) -> Non
     assert [e.seq for e in events] == list(range(1, len(events) + 1)) and events[-1].message == "deploy succeeded"
     app = apps.GetApp(apps_pb2.GetAppRequest(app_id=op.app_id)).app
     assert (app.status, app.hostname, app.owner_id, app.resources.memory_mb) == (
-        apps_pb2.APP_STATUS_RUNNING, "git-1", agent.member_id, 1024)
+        apps_pb2.APP_STATUS_RUNNING,
+        "git-1",
+        agent.member_id,
+        1024,
+    )
     assert app.url == f"http://{pve.lease_for(app.vmid)}:3000"
     assert {(p.service, p.port) for p in app.ports} == {("gitea", 3000), ("gitea", 2222)}
     assert json.loads(final.result_json)["app_id"] == app.id
@@ -282,8 +345,10 @@ def test_deploy_and_the_everyday_lifecycle(agent: Agent, pve: HarnessPve) -> Non
         (apps_pb2.DeployAppRequest(catalog_id="gitea", hostname="git-1"), C.ALREADY_EXISTS),
         (apps_pb2.DeployAppRequest(catalog_id="gitea", hostname="-bad-"), C.INVALID_ARGUMENT),
         (apps_pb2.DeployAppRequest(catalog_id="no-such-app", hostname="x1"), C.NOT_FOUND),
-        (apps_pb2.DeployAppRequest(catalog_id="gitea", hostname="x2", resources=common_pb2.Resources(cores=0)),
-         C.INVALID_ARGUMENT),
+        (
+            apps_pb2.DeployAppRequest(catalog_id="gitea", hostname="x2", resources=common_pb2.Resources(cores=0)),
+            C.INVALID_ARGUMENT,
+        ),
         (apps_pb2.DeployAppRequest(catalog_id="gitea", hostname="x3", host="nowhere"), C.NOT_FOUND),
     ):
         assert code_of(lambda request=request: apps.DeployApp(request)) == code, request
@@ -318,8 +383,10 @@ def test_deploy_and_the_everyday_lifecycle(agent: Agent, pve: HarnessPve) -> Non
     resized = apps.ResizeApp(apps_pb2.ResizeAppRequest(app_id=app.id, resources=common_pb2.Resources(memory_mb=1536)))
     succeeded(agent, agent.member, resized.operation.id)
     assert pve.ct(app.vmid).config["memory"] == 1536
-    assert code_of(lambda: apps.StopApp(apps_pb2.StopAppRequest(app_id=app.id, timeout_seconds=99999))
-                   ) == C.INVALID_ARGUMENT
+    assert (
+        code_of(lambda: apps.StopApp(apps_pb2.StopAppRequest(app_id=app.id, timeout_seconds=99999)))
+        == C.INVALID_ARGUMENT
+    )
 
     # a host with apps cannot be removed: a state to change first
     hosts = agent.stub(hosts_pb2_grpc.HostServiceStub, agent.admin)
@@ -329,11 +396,13 @@ def test_deploy_and_the_everyday_lifecycle(agent: Agent, pve: HarnessPve) -> Non
     # operations: newest first, paged, the member's own
     listed = ops.ListOperations(operations_pb2.ListOperationsRequest(app_id=app.id, page_size=2))
     assert [o.kind for o in listed.operations] == ["resize", "restart"] and listed.next_page_token
-    rest = ops.ListOperations(operations_pb2.ListOperationsRequest(app_id=app.id, page_size=2,
-                                                                   page_token=listed.next_page_token))
+    rest = ops.ListOperations(
+        operations_pb2.ListOperationsRequest(app_id=app.id, page_size=2, page_token=listed.next_page_token)
+    )
     assert [o.kind for o in rest.operations] == ["start", "stop"]
-    done = ops.ListOperations(operations_pb2.ListOperationsRequest(
-        status=operations_pb2.OPERATION_STATUS_SUCCEEDED, page_size=1000)).operations
+    done = ops.ListOperations(
+        operations_pb2.ListOperationsRequest(status=operations_pb2.OPERATION_STATUS_SUCCEEDED, page_size=1000)
+    ).operations
     assert len(done) == 5 and all(o.owner_id == agent.member_id for o in done)
     again = ops.CancelOperation(operations_pb2.CancelOperationRequest(operation_id=op.id)).operation
     assert again.status == operations_pb2.OPERATION_STATUS_SUCCEEDED and not again.cancel_requested
@@ -362,8 +431,13 @@ def test_cancel_a_running_deploy(agent: Agent, standin_state) -> None:  # type: 
 def test_clone_migrate_discover_adopt(agent: Agent, pve: HarnessPve, standin_state) -> None:  # type: ignore[no-untyped-def]
     # a clone's disk holds its source's files: the sandbox's clone copies the stand-in container
     pve.add_node("pve2")
-    pve.add_ct(150, "legacy-wiki", node="pve1", status="running",
-               config={"cores": 2, "memory": 1024, "net0": "name=eth0,bridge=vmbr0,ip=dhcp"})
+    pve.add_ct(
+        150,
+        "legacy-wiki",
+        node="pve1",
+        status="running",
+        config={"cores": 2, "memory": 1024, "net0": "name=eth0,bridge=vmbr0,ip=dhcp"},
+    )
     apps = agent.stub(apps_pb2_grpc.AppServiceStub, agent.member)
     op = apps.DeployApp(apps_pb2.DeployAppRequest(catalog_id="gitea", hostname="git-1")).operation
     succeeded(agent, agent.member, op.id)
@@ -403,11 +477,16 @@ def test_maintenance_jobs_on_demand(agent: Agent, pve: HarnessPve) -> None:
     assert (host.host, host.reachable, host.apps) == ("lab", True, 1)
     [change] = report.changes
     assert (change.app_id, change.status_before, change.status_after) == (
-        op.app_id, apps_pb2.APP_STATUS_RUNNING, apps_pb2.APP_STATUS_STOPPED)
+        op.app_id,
+        apps_pb2.APP_STATUS_RUNNING,
+        apps_pb2.APP_STATUS_STOPPED,
+    )
     janitor = maintenance.RunJanitor(maintenance_pb2.RunJanitorRequest(hard_grace_seconds=600)).report
     assert list(janitor.failed_operation_ids) == [] and list(janitor.errors) == []
-    assert code_of(lambda: maintenance.RunJanitor(maintenance_pb2.RunJanitorRequest(hard_grace_seconds=-1))
-                   ) == C.INVALID_ARGUMENT
+    assert (
+        code_of(lambda: maintenance.RunJanitor(maintenance_pb2.RunJanitorRequest(hard_grace_seconds=-1)))
+        == C.INVALID_ARGUMENT
+    )
     [synced] = maintenance.RunNodeSync(maintenance_pb2.RunNodeSyncRequest()).report.hosts
     assert (synced.host, synced.ok, list(synced.nodes)) == ("lab", True, ["pve1"])
     assert code_of(lambda: maintenance.Reconcile(maintenance_pb2.ReconcileRequest(host="nope"))) == C.NOT_FOUND
@@ -476,16 +555,30 @@ def test_the_table_covers_the_whole_tree_and_unexpected_errors_leak_nothing() ->
 
 
 def _buf_curl(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["npx", "--yes", "@bufbuild/buf", "curl", "--protocol", "grpc", "--http2-prior-knowledge",
-                           *args], capture_output=True, text=True, timeout=300, check=False)
+    return subprocess.run(
+        ["npx", "--yes", "@bufbuild/buf", "curl", "--protocol", "grpc", "--http2-prior-knowledge", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def test_buf_curl_lists_the_services_by_reflection_and_calls_a_list(agent: Agent) -> None:
     listed = _buf_curl("--list-methods", f"http://{agent.target}")
     assert listed.returncode == 0, listed.stderr
     methods = set(listed.stdout.split())
-    for service in ("CatalogService", "HostService", "NodeService", "AppService", "OperationService",
-                    "SettingsService", "UserService", "BackupService", "MaintenanceService"):
+    for service in (
+        "CatalogService",
+        "HostService",
+        "NodeService",
+        "AppService",
+        "OperationService",
+        "SettingsService",
+        "UserService",
+        "BackupService",
+        "MaintenanceService",
+    ):
         assert any(m.startswith(f"proximity.v1.{service}/") for m in methods), service
     assert "proximity.v1.OperationService/WatchOperation" in methods
 
@@ -511,28 +604,44 @@ def test_tls_and_client_certificates(agent_px, tmp_path: Path) -> None:  # type:
     ca_pem = ca.cert_pem.bytes()
 
     # TLS: key from a file, certificate as text
-    plain_tls = ServerThread(ServerOptions(port=0, tls_cert=server_cert.cert_chain_pems[0].bytes().decode(),
-                                           tls_key=str(key_file)), agent_px)
+    plain_tls = ServerThread(
+        ServerOptions(port=0, tls_cert=server_cert.cert_chain_pems[0].bytes().decode(), tls_key=str(key_file)), agent_px
+    )
     try:
         with grpc.secure_channel(f"localhost:{plain_tls.port}", grpc.ssl_channel_credentials(ca_pem)) as channel:
             me = users_pb2_grpc.UserServiceStub(channel).GetCurrentUser(request, metadata=bearer, timeout=10)
             assert me.user.name == "tls-admin"
         with grpc.insecure_channel(f"localhost:{plain_tls.port}") as channel:  # plaintext is not spoken
-            assert code_of(lambda: users_pb2_grpc.UserServiceStub(channel).GetCurrentUser(
-                request, metadata=bearer, timeout=5)) == C.UNAVAILABLE
+            assert (
+                code_of(
+                    lambda: users_pb2_grpc.UserServiceStub(channel).GetCurrentUser(request, metadata=bearer, timeout=5)
+                )
+                == C.UNAVAILABLE
+            )
     finally:
         plain_tls.stop()
 
     # client certificates: a client without one signed by the CA cannot even connect
-    mutual = ServerThread(ServerOptions(port=0, tls_cert=server_cert.cert_chain_pems[0].bytes().decode(),
-                                        tls_key=server_cert.private_key_pem.bytes().decode(),
-                                        client_ca=ca_pem.decode()), agent_px)
+    mutual = ServerThread(
+        ServerOptions(
+            port=0,
+            tls_cert=server_cert.cert_chain_pems[0].bytes().decode(),
+            tls_key=server_cert.private_key_pem.bytes().decode(),
+            client_ca=ca_pem.decode(),
+        ),
+        agent_px,
+    )
     try:
         with grpc.secure_channel(f"localhost:{mutual.port}", grpc.ssl_channel_credentials(ca_pem)) as channel:
-            assert code_of(lambda: users_pb2_grpc.UserServiceStub(channel).GetCurrentUser(
-                request, metadata=bearer, timeout=5)) == C.UNAVAILABLE
-        credentials = grpc.ssl_channel_credentials(ca_pem, client_cert.private_key_pem.bytes(),
-                                                   client_cert.cert_chain_pems[0].bytes())
+            assert (
+                code_of(
+                    lambda: users_pb2_grpc.UserServiceStub(channel).GetCurrentUser(request, metadata=bearer, timeout=5)
+                )
+                == C.UNAVAILABLE
+            )
+        credentials = grpc.ssl_channel_credentials(
+            ca_pem, client_cert.private_key_pem.bytes(), client_cert.cert_chain_pems[0].bytes()
+        )
         with grpc.secure_channel(f"localhost:{mutual.port}", credentials) as channel:
             stub = users_pb2_grpc.UserServiceStub(channel)
             assert stub.GetCurrentUser(request, metadata=bearer, timeout=10).user.name == "tls-admin"

@@ -18,8 +18,9 @@ C = grpc.StatusCode
 
 
 def _user() -> User:
-    return User.model_validate({"id": "u1", "name": "alice", "role": Role.MEMBER, "disabled": False,
-                                "created_at": "2026-01-01T00:00:00Z"})
+    return User.model_validate(
+        {"id": "u1", "name": "alice", "role": Role.MEMBER, "disabled": False, "created_at": "2026-01-01T00:00:00Z"}
+    )
 
 
 def test_token_cache_keeps_successes_for_its_time_only() -> None:

@@ -36,13 +36,13 @@ def _expected(agent: Agent, op_id: str) -> list[tuple[int, str]]:
 
 
 async def _watch(stub: Any, token: str, op_id: str, after: int = 0) -> list[tuple[int, str]]:
-    call = stub.WatchOperation(operations_pb2.WatchOperationRequest(operation_id=op_id, after_seq=after),
-                               metadata=_metadata(token), timeout=60)
+    call = stub.WatchOperation(
+        operations_pb2.WatchOperationRequest(operation_id=op_id, after_seq=after), metadata=_metadata(token), timeout=60
+    )
     return [(m.event.seq, m.event.message) async for m in call]
 
 
-def test_a_hundred_watchers_of_one_deploy_get_every_event_in_order(agent: Agent,
-                                                                    standin_state: StandinState) -> None:
+def test_a_hundred_watchers_of_one_deploy_get_every_event_in_order(agent: Agent, standin_state: StandinState) -> None:
     op_id = _live_deploy(agent, standin_state, "git-w")
     threads_before = threading.active_count()
     peak: dict[str, int] = {"threads": 0, "feeds": 0}
@@ -72,8 +72,9 @@ def test_watchers_that_disconnect_and_resume_miss_nothing(agent: Agent, standin_
 
     async def interrupted(stub: Any, cut: int) -> list[tuple[int, str]]:
         """Read ``cut`` events, hang up, come back with the last seq received."""
-        call = stub.WatchOperation(operations_pb2.WatchOperationRequest(operation_id=op_id),
-                                   metadata=_metadata(agent.member), timeout=60)
+        call = stub.WatchOperation(
+            operations_pb2.WatchOperationRequest(operation_id=op_id), metadata=_metadata(agent.member), timeout=60
+        )
         first: list[tuple[int, str]] = []
         async for message in call:
             first.append((message.event.seq, message.event.message))
@@ -110,11 +111,17 @@ def test_watch_refusals(agent: Agent, standin_state: StandinState) -> None:
     ops_member = agent.stub(operations_pb2_grpc.OperationServiceStub, agent.member)
     cases = [
         (ops_other, operations_pb2.WatchOperationRequest(operation_id=op_id), grpc.StatusCode.NOT_FOUND),
-        (ops_member, operations_pb2.WatchOperationRequest(operation_id=op_id, after_seq=-1),
-         grpc.StatusCode.INVALID_ARGUMENT),
+        (
+            ops_member,
+            operations_pb2.WatchOperationRequest(operation_id=op_id, after_seq=-1),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
         (ops_member, operations_pb2.WatchOperationRequest(operation_id="missing"), grpc.StatusCode.NOT_FOUND),
-        (agent.stub(operations_pb2_grpc.OperationServiceStub, None),
-         operations_pb2.WatchOperationRequest(operation_id=op_id), grpc.StatusCode.UNAUTHENTICATED),
+        (
+            agent.stub(operations_pb2_grpc.OperationServiceStub, None),
+            operations_pb2.WatchOperationRequest(operation_id=op_id),
+            grpc.StatusCode.UNAUTHENTICATED,
+        ),
     ]
     for stub, request, code in cases:
         with pytest.raises(grpc.RpcError) as refused:
@@ -122,6 +129,7 @@ def test_watch_refusals(agent: Agent, standin_state: StandinState) -> None:
         assert refused.value.code() == code, (request, refused.value.details())
     # the admin sees anyone's operation
     ops_admin = agent.stub(operations_pb2_grpc.OperationServiceStub, agent.admin)
-    events = [m.event for m in ops_admin.WatchOperation(operations_pb2.WatchOperationRequest(operation_id=op_id),
-                                                        timeout=60)]
+    events = [
+        m.event for m in ops_admin.WatchOperation(operations_pb2.WatchOperationRequest(operation_id=op_id), timeout=60)
+    ]
     assert events[-1].message == "deploy succeeded"

@@ -65,8 +65,9 @@ def main() -> int:
             if order.get("stop"):
                 break
             if "deploy" in order:
-                threading.Thread(target=_follow, args=(replica, order["deploy"], order.get("catalog_id", "gitea")),
-                                 daemon=True).start()
+                threading.Thread(
+                    target=_follow, args=(replica, order["deploy"], order.get("catalog_id", "gitea")), daemon=True
+                ).start()
     except _Stop:
         pass
     finally:

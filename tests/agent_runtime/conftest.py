@@ -14,10 +14,19 @@ from proximity_agent.scheduler import JobFunc
 from proximity_agent.settings import AgentSettings
 
 # fast enough for tests: jobs every second, leadership checked twice a second
-FAST = {"reconcile_interval_seconds": 1, "janitor_interval_seconds": 1, "node_sync_interval_seconds": 1,
-        "backup_schedules_interval_seconds": 1, "app_updates_interval_seconds": 1,
-        "leader_check_interval_seconds": 0.3, "metrics_port": None,
-        "entry_points": False, "lease_seconds": 1, "recover_interval_seconds": 0.5, "shutdown_grace_seconds": 10}
+FAST = {
+    "reconcile_interval_seconds": 1,
+    "janitor_interval_seconds": 1,
+    "node_sync_interval_seconds": 1,
+    "backup_schedules_interval_seconds": 1,
+    "app_updates_interval_seconds": 1,
+    "leader_check_interval_seconds": 0.3,
+    "metrics_port": None,
+    "entry_points": False,
+    "lease_seconds": 1,
+    "recover_interval_seconds": 0.5,
+    "shutdown_grace_seconds": 10,
+}
 
 OpenReplica = Callable[..., AgentReplica]
 
@@ -28,8 +37,10 @@ def agent_settings(database_url: str, tmp_path: Path) -> Callable[..., AgentSett
     key = Fernet.generate_key().decode()
 
     def make(**overrides: Any) -> AgentSettings:
-        return AgentSettings.checked({"database_url": database_url, "data_dir": str(tmp_path / "data"),
-                                      "secret_key": key, **FAST, **overrides})
+        return AgentSettings.checked(
+            {"database_url": database_url, "data_dir": str(tmp_path / "data"), "secret_key": key, **FAST, **overrides}
+        )
+
     return make
 
 
@@ -38,8 +49,9 @@ def open_replica(agent_settings: Callable[..., AgentSettings]) -> Iterator[OpenR
     """``open_replica(jobs=None, start=True, **settings)``: a replica, closed at the end of the test."""
     opened: list[AgentReplica] = []
 
-    def make(*, jobs: Mapping[str, tuple[JobFunc, float]] | None = None, start: bool = True,
-             **overrides: Any) -> AgentReplica:
+    def make(
+        *, jobs: Mapping[str, tuple[JobFunc, float]] | None = None, start: bool = True, **overrides: Any
+    ) -> AgentReplica:
         replica = AgentReplica.open(agent_settings(**overrides), jobs=jobs)
         opened.append(replica)
         if start:

@@ -26,14 +26,26 @@ def agent(database_url: str, tmp_path: Path) -> Run:
     """``agent("token", "list")``: runs proximity-agent on the test's database."""
     key = Fernet.generate_key().decode()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROXIMITY_")}
-    env |= {"PROXIMITY_AGENT_DATABASE_URL": database_url, "PROXIMITY_AGENT_DATA_DIR": str(tmp_path / "data"),
-            "PROXIMITY_AGENT_SECRET_KEY": key, "PROXIMITY_AGENT_ENTRY_POINTS": "false"}
+    env |= {
+        "PROXIMITY_AGENT_DATABASE_URL": database_url,
+        "PROXIMITY_AGENT_DATA_DIR": str(tmp_path / "data"),
+        "PROXIMITY_AGENT_SECRET_KEY": key,
+        "PROXIMITY_AGENT_ENTRY_POINTS": "false",
+    }
 
     def run(*args: str, expect: int = 0, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run([sys.executable, "-m", "proximity_agent.cli", *args], cwd=ROOT,
-                              env=env | (extra_env or {}), capture_output=True, text=True, timeout=60, check=False)
+        done = subprocess.run(
+            [sys.executable, "-m", "proximity_agent.cli", *args],
+            cwd=ROOT,
+            env=env | (extra_env or {}),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert done.returncode == expect, (done.returncode, done.stdout, done.stderr)
         return done
+
     run.key = key  # type: ignore[attr-defined]
     return run
 
@@ -54,8 +66,7 @@ def test_migrate_creates_the_schema_on_an_empty_database(agent: Run, database_ur
         engine.dispose()
 
 
-def test_token_create_prints_a_token_once_and_it_authenticates(agent: Run, database_url: str,
-                                                               tmp_path: Path) -> None:
+def test_token_create_prints_a_token_once_and_it_authenticates(agent: Run, database_url: str, tmp_path: Path) -> None:
     created = agent("token", "create", "--admin", "--name", "bootstrap")
     token = created.stdout.strip()
     assert token.startswith(TOKEN_PREFIX) and "\n" not in token
@@ -98,7 +109,8 @@ def test_plugins_lists_the_loaded_plugins(agent: Run, tmp_path: Path) -> None:
     (site / "px_demo_plugin").mkdir(parents=True)
     (site / "px_demo_plugin" / "__init__.py").write_text(
         "from proximity_sdk.plugins.hookspecs import hookimpl\n\n"
-        "@hookimpl\ndef proximity_operation_after(operation, app):\n    pass\n")
+        "@hookimpl\ndef proximity_operation_after(operation, app):\n    pass\n"
+    )
     dist = site / "px_demo_plugin-1.2.3.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: px-demo-plugin\nVersion: 1.2.3\n")

@@ -24,10 +24,17 @@ def _candidates(url: str, count: int, events: list[tuple[str, str]]) -> list[Lea
     def lost(name: str) -> None:
         events.append((name, "lost"))
 
-    return [LeaderElection(url, identity=f"agent-{i}", name="test", check_interval=INTERVAL,
-                           on_elected=functools.partial(elected, f"agent-{i}"),
-                           on_lost=functools.partial(lost, f"agent-{i}"))
-            for i in range(count)]
+    return [
+        LeaderElection(
+            url,
+            identity=f"agent-{i}",
+            name="test",
+            check_interval=INTERVAL,
+            on_elected=functools.partial(elected, f"agent-{i}"),
+            on_lost=functools.partial(lost, f"agent-{i}"),
+        )
+        for i in range(count)
+    ]
 
 
 def _leaders(candidates: list[LeaderElection]) -> list[LeaderElection]:
@@ -90,9 +97,11 @@ def test_the_lock_is_visible_in_pg_locks_and_a_dead_connection_hands_it_over(pg_
     try:
         leader = _settle(candidates)
         key = lock_key("test")
-        holder = text("SELECT a.pid, a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-                      "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = :hi AND l.objid = :lo "
-                      "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())")
+        holder = text(
+            "SELECT a.pid, a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = :hi AND l.objid = :lo "
+            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
         with admin.connect() as conn:
             [(pid, application)] = conn.execute(holder, {"hi": key >> 32, "lo": key & 0xFFFF_FFFF}).all()
             assert application == f"proximity-agent test {leader.identity}"

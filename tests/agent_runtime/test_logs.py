@@ -43,8 +43,15 @@ def test_secrets_in_messages_extras_and_tracebacks_are_scrubbed(captured: io.Str
     log = logging.getLogger("proximity_agent.test")
     token = "pxt_" + "A" * 43
     log.warning("auth with %s failed", token)
-    log.info("host added", extra={"token_secret": "5f0c2a8e-uuid", "password": "hunter2", "url": "https://pve1:8006",
-                                  "options": {"api_key": "k-123", "path": "/srv"}})
+    log.info(
+        "host added",
+        extra={
+            "token_secret": "5f0c2a8e-uuid",
+            "password": "hunter2",
+            "url": "https://pve1:8006",
+            "options": {"api_key": "k-123", "path": "/srv"},
+        },
+    )
     log.info("connecting to postgresql+psycopg://px:hunter2@db/proximity with password=hunter2 token: abc.def")
     log.info("header Authorization: PVEAPIToken=root@pam!px=5f0c2a8e-0000-4000-8000-000000000001")
     try:
@@ -52,8 +59,15 @@ def test_secrets_in_messages_extras_and_tracebacks_are_scrubbed(captured: io.Str
     except RuntimeError:
         log.exception("key check failed")
     text = captured.getvalue()
-    for secret in (token, "5f0c2a8e-uuid", "hunter2", "k-123", "abc.def", "5f0c2a8e-0000-4000-8000-000000000001",
-                   "k" * 43):
+    for secret in (
+        token,
+        "5f0c2a8e-uuid",
+        "hunter2",
+        "k-123",
+        "abc.def",
+        "5f0c2a8e-0000-4000-8000-000000000001",
+        "k" * 43,
+    ):
         assert secret not in text, secret
     lines = _lines(captured)
     assert lines[1]["url"] == "https://pve1:8006"

@@ -62,8 +62,12 @@ def test_rpc_latency_is_recorded_per_method_and_status() -> None:
     assert _sample(metrics, "proximity_rpc_duration_seconds_count", ok) == 3
     assert 0 < _sample(metrics, "proximity_rpc_duration_seconds_sum", ok) < 5
     assert _sample(metrics, "proximity_rpc_duration_seconds_count", {"method": HEALTH_CHECK, "code": "NOT_FOUND"}) == 1
-    watched = [sample for family in metrics.registry.collect() for sample in family.samples
-               if sample.name == "proximity_rpc_duration_seconds_count" and sample.labels["method"] == HEALTH_WATCH]
+    watched = [
+        sample
+        for family in metrics.registry.collect()
+        for sample in family.samples
+        if sample.name == "proximity_rpc_duration_seconds_count" and sample.labels["method"] == HEALTH_WATCH
+    ]
     assert len(watched) == 1 and watched[0].value == 1  # the stream was timed to its end, once
 
 
@@ -75,8 +79,9 @@ def test_operations_are_counted_by_kind_and_outcome(open_replica: OpenReplica) -
         replica.px.engine.submit("toy", params={"fail_at": "create"}).wait(timeout=30)
     metrics = replica.metrics
     deadline = time.monotonic() + 5  # the listener runs right after the operation's row is final
-    while time.monotonic() < deadline and not _sample(metrics, "proximity_operations_total",
-                                                      {"kind": "toy", "outcome": "failed"}):
+    while time.monotonic() < deadline and not _sample(
+        metrics, "proximity_operations_total", {"kind": "toy", "outcome": "failed"}
+    ):
         time.sleep(0.05)
     assert _sample(metrics, "proximity_operations_total", {"kind": "toy", "outcome": "succeeded"}) == 1
     assert _sample(metrics, "proximity_operations_total", {"kind": "toy", "outcome": "failed"}) == 1
@@ -84,8 +89,9 @@ def test_operations_are_counted_by_kind_and_outcome(open_replica: OpenReplica) -
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_the_endpoint_serves_proxmox_requests_and_leadership(open_replica: OpenReplica, pve: HarnessPve,
-                                                             pve_ca: str) -> None:
+def test_the_endpoint_serves_proxmox_requests_and_leadership(
+    open_replica: OpenReplica, pve: HarnessPve, pve_ca: str
+) -> None:
     replica = open_replica(jobs={}, metrics_port=0, metrics_address="127.0.0.1")
     assert replica.leader.wait_until(True, 10)
     host = replica.px.hosts.add("lab", url=pve.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET, ca_file=pve_ca)
@@ -104,6 +110,11 @@ def test_the_endpoint_serves_proxmox_requests_and_leadership(open_replica: OpenR
     replica.px._clients.forget(host.id)
     replica.px.maintenance.sync_nodes()
     again = urllib.request.urlopen(f"http://127.0.0.1:{replica.metrics.port}/metrics", timeout=10).read().decode()
-    [after] = [s for f in text_string_to_metric_families(again) if f.name == "proximity_proxmox_requests"
-               for s in f.samples if s.name.endswith("_total")]
+    [after] = [
+        s
+        for f in text_string_to_metric_families(again)
+        if f.name == "proximity_proxmox_requests"
+        for s in f.samples
+        if s.name.endswith("_total")
+    ]
     assert after.value > before

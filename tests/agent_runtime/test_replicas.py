@@ -47,8 +47,15 @@ class Agent:
         self.name = name
         self.log = logs / f"{name}.stderr"
         with self.log.open("w") as stderr:
-            self.process = subprocess.Popen([sys.executable, str(RUNNER)], cwd=ROOT, env=env, stdin=subprocess.PIPE,
-                                            stdout=subprocess.PIPE, stderr=stderr, text=True)
+            self.process = subprocess.Popen(
+                [sys.executable, str(RUNNER)],
+                cwd=ROOT,
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+            )
         self.lines: queue.Queue[dict[str, Any]] = queue.Queue()
         self.seen: list[dict[str, Any]] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -67,8 +74,9 @@ class Agent:
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise AssertionError(f"{self.name}: no {key}={value!r} in {timeout} s; seen {self.seen[-10:]}\n"
-                                     f"{self.stderr()}")
+                raise AssertionError(
+                    f"{self.name}: no {key}={value!r} in {timeout} s; seen {self.seen[-10:]}\n{self.stderr()}"
+                )
             try:
                 line = self.lines.get(timeout=min(left, 0.5))
             except queue.Empty:
@@ -117,14 +125,25 @@ class Cluster:
     def spawn(self, name: str, **settings: object) -> Agent:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PROXIMITY_")}
         values: dict[str, object] = {
-            "database_url": self.url, "secret_key": self.key, "data_dir": str(self.data_dir), "entry_points": False,
-            "metrics_port": "null", "lease_seconds": LEASE, "leader_check_interval_seconds": CHECK,
-            "recover_interval_seconds": 0.5, "reconcile_interval_seconds": 1, "janitor_interval_seconds": 1,
-            "node_sync_interval_seconds": 1, "backup_schedules_interval_seconds": 1, "app_updates_interval_seconds": 1,
+            "database_url": self.url,
+            "secret_key": self.key,
+            "data_dir": str(self.data_dir),
+            "entry_points": False,
+            "metrics_port": "null",
+            "lease_seconds": LEASE,
+            "leader_check_interval_seconds": CHECK,
+            "recover_interval_seconds": 0.5,
+            "reconcile_interval_seconds": 1,
+            "janitor_interval_seconds": 1,
+            "node_sync_interval_seconds": 1,
+            "backup_schedules_interval_seconds": 1,
+            "app_updates_interval_seconds": 1,
             "shutdown_grace_seconds": 10,
-            **settings}
-        env |= {f"PROXIMITY_AGENT_{k.upper()}": str(v).lower() if isinstance(v, bool) else str(v)
-                for k, v in values.items()}
+            **settings,
+        }
+        env |= {
+            f"PROXIMITY_AGENT_{k.upper()}": str(v).lower() if isinstance(v, bool) else str(v) for k, v in values.items()
+        }
         agent = Agent(name, env, self.logs)
         self.agents.append(agent)
         return agent
@@ -133,11 +152,18 @@ class Cluster:
         """Who holds the scheduler lock, from pg_locks (the ground truth), by its application_name."""
         key = lock_key("scheduler")
         with self._admin.connect() as conn:
-            rows = conn.execute(text(
-                "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-                "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = :hi AND l.objid = :lo "
-                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"),
-                {"hi": key >> 32, "lo": key & 0xFFFF_FFFF}).scalars().all()
+            rows = (
+                conn.execute(
+                    text(
+                        "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                        "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = :hi AND l.objid = :lo "
+                        "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                    ),
+                    {"hi": key >> 32, "lo": key & 0xFFFF_FFFF},
+                )
+                .scalars()
+                .all()
+            )
         assert len(rows) <= 1, rows
         return str(rows[0]).removeprefix("proximity-agent scheduler ") if rows else None
 
@@ -150,8 +176,9 @@ class Cluster:
                 if holder == agent.identity:
                     return agent, time.monotonic() - began
             time.sleep(0.05)
-        raise AssertionError(f"none of {[a.name for a in among]} became leader in {timeout} s "
-                             f"(holder: {self.leader_identity()})")
+        raise AssertionError(
+            f"none of {[a.name for a in among]} became leader in {timeout} s (holder: {self.leader_identity()})"
+        )
 
     def close(self) -> None:
         for agent in self.agents:
@@ -207,21 +234,22 @@ def test_exactly_one_agent_runs_the_periodic_jobs_and_another_takes_over_after_k
 
 
 @pytest.fixture
-def lab_cluster(cluster: Cluster, pve: HarnessPve, pve_ca: str, ssh_access: SshAccess,
-                standin_state: StandinState) -> Cluster:
+def lab_cluster(
+    cluster: Cluster, pve: HarnessPve, pve_ca: str, ssh_access: SshAccess, standin_state: StandinState
+) -> Cluster:
     """The cluster's database with the harness host (fakepve, the test sshd) registered."""
-    with Proximity.local(database_url=cluster.url, data_dir=cluster.data_dir, secret_key=cluster.key,
-                         entry_points=False) as px:
-        px.hosts.add("lab", url=pve.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET, ca_file=pve_ca,
-                     ssh=ssh_access)
+    with Proximity.local(
+        database_url=cluster.url, data_dir=cluster.data_dir, secret_key=cluster.key, entry_points=False
+    ) as px:
+        px.hosts.add("lab", url=pve.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET, ca_file=pve_ca, ssh=ssh_access)
     standin_state.script("ss", stdout=LISTENING.format(port=3000))
     return cluster
 
 
 @pytest.mark.parametrize("deployer", ["leader", "follower"])
-def test_kill_9_of_the_agent_running_a_deploy_lets_the_other_roll_it_back(lab_cluster: Cluster, pve: HarnessPve,
-                                                                          standin_state: StandinState,
-                                                                          deployer: str) -> None:
+def test_kill_9_of_the_agent_running_a_deploy_lets_the_other_roll_it_back(
+    lab_cluster: Cluster, pve: HarnessPve, standin_state: StandinState, deployer: str
+) -> None:
     cluster = lab_cluster
     # `compose up -d` hangs long enough for the kill to land inside the step
     standin_state.script("docker", match="up -d", sleep=30)

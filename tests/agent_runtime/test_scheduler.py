@@ -29,8 +29,9 @@ def _stored(url: str) -> dict[str, dict[str, object]]:
     return {row.id: {"next_run_time": row.next_run_time, **pickle.loads(row.job_state)} for row in rows}  # noqa: S301
 
 
-def test_the_periodic_jobs_live_in_the_job_store_and_the_real_ones_run(open_replica: OpenReplica,
-                                                                       database_url: str) -> None:
+def test_the_periodic_jobs_live_in_the_job_store_and_the_real_ones_run(
+    open_replica: OpenReplica, database_url: str
+) -> None:
     replica = open_replica()
     assert replica.leader.wait_until(True, 10)
     for job in SHARED_JOBS:
@@ -46,12 +47,15 @@ def test_the_periodic_jobs_live_in_the_job_store_and_the_real_ones_run(open_repl
         assert state["trigger"].interval == timedelta(seconds=1)  # type: ignore[attr-defined]
         assert state["coalesce"] is True and state["max_instances"] == 1
     # the runs are counted in the agent's metrics too
-    assert (replica.metrics.registry.get_sample_value(
-        "proximity_scheduled_jobs_total", {"job": "janitor", "outcome": "ok"}) or 0) >= 2
+    assert (
+        replica.metrics.registry.get_sample_value("proximity_scheduled_jobs_total", {"job": "janitor", "outcome": "ok"})
+        or 0
+    ) >= 2
 
 
-def test_a_new_leader_keeps_unchanged_jobs_and_rewrites_or_drops_the_others(open_replica: OpenReplica,
-                                                                            database_url: str) -> None:
+def test_a_new_leader_keeps_unchanged_jobs_and_rewrites_or_drops_the_others(
+    open_replica: OpenReplica, database_url: str
+) -> None:
     def noop() -> None:
         pass
 
@@ -80,8 +84,12 @@ def test_a_failing_job_is_recorded_and_runs_again(open_replica: OpenReplica) -> 
     assert replica.scheduler.wait_runs("reconcile", 3, timeout=15)
     last = replica.scheduler.runs()["reconcile"]
     assert not last.ok and last.error == "RuntimeError: host unreachable"
-    assert (replica.metrics.registry.get_sample_value(
-        "proximity_scheduled_jobs_total", {"job": "reconcile", "outcome": "error"}) or 0) >= 3
+    assert (
+        replica.metrics.registry.get_sample_value(
+            "proximity_scheduled_jobs_total", {"job": "reconcile", "outcome": "error"}
+        )
+        or 0
+    ) >= 3
 
 
 def test_a_slow_job_never_overlaps_itself(open_replica: OpenReplica) -> None:

@@ -37,8 +37,14 @@ class Served:
         self.name = name
         self.log = logs / f"{name}.stderr"
         with self.log.open("w") as stderr:
-            self.process = subprocess.Popen([sys.executable, "-m", "proximity_agent.cli", "serve"], cwd=ROOT, env=env,
-                                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr)
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "proximity_agent.cli", "serve"],
+                cwd=ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )
 
     def logs(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.log.read_text().splitlines() if line.startswith("{")]
@@ -67,10 +73,18 @@ class Served:
 
 def _env(database_url: str, data_dir: Path, key: str, **settings: object) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROXIMITY_")}
-    values: dict[str, object] = {"database_url": database_url, "data_dir": str(data_dir), "secret_key": key,
-                                 "entry_points": "false", "port": 0, "metrics_port": 0,
-                                 "leader_check_interval_seconds": 0.5, "janitor_interval_seconds": 1,
-                                 "reconcile_interval_seconds": 1, **settings}
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "data_dir": str(data_dir),
+        "secret_key": key,
+        "entry_points": "false",
+        "port": 0,
+        "metrics_port": 0,
+        "leader_check_interval_seconds": 0.5,
+        "janitor_interval_seconds": 1,
+        "reconcile_interval_seconds": 1,
+        **settings,
+    }
     return env | {f"PROXIMITY_AGENT_{k.upper()}": str(v) for k, v in values.items()}
 
 
@@ -85,8 +99,15 @@ def spawned() -> Iterator[list[Served]]:
 def test_serve_answers_through_real_channels_and_stops_gracefully(tmp_path: Path, spawned: list[Served]) -> None:
     url = f"sqlite:///{tmp_path / 'db' / 'proximity.db'}"
     env = _env(url, tmp_path / "data", Fernet.generate_key().decode())
-    created = subprocess.run([sys.executable, "-m", "proximity_agent.cli", "token", "create", "--admin"], cwd=ROOT,
-                             env=env, capture_output=True, text=True, timeout=60, check=True)
+    created = subprocess.run(
+        [sys.executable, "-m", "proximity_agent.cli", "token", "create", "--admin"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     token = created.stdout.strip()
     agent = Served("agent", env, tmp_path)
     spawned.append(agent)
@@ -106,9 +127,11 @@ def test_serve_answers_through_real_channels_and_stops_gracefully(tmp_path: Path
     # Alone, it becomes the scheduler leader soon after it serves. An RPC is observed when its handler
     # returns, which is after the client already has the status (an abort sends it first), and the
     # metrics endpoint is served by another thread: poll until everything expected is there.
-    expected = ["proximity_scheduler_leader 1.0",
-                f'proximity_rpc_duration_seconds_count{{code="OK",method="{LIST_APPS}"}} 1.0',
-                f'proximity_rpc_duration_seconds_count{{code="UNAUTHENTICATED",method="{LIST_APPS}"}} 1.0']
+    expected = [
+        "proximity_scheduler_leader 1.0",
+        f'proximity_rpc_duration_seconds_count{{code="OK",method="{LIST_APPS}"}} 1.0',
+        f'proximity_rpc_duration_seconds_count{{code="UNAUTHENTICATED",method="{LIST_APPS}"}} 1.0',
+    ]
     deadline = time.monotonic() + 15
     while True:
         body = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
@@ -133,10 +156,18 @@ def test_serve_answers_through_real_channels_and_stops_gracefully(tmp_path: Path
 
 
 def test_serve_without_a_valid_setting_fails_before_serving(tmp_path: Path) -> None:
-    env = _env(f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path, Fernet.generate_key().decode(),
-               tls_client_ca_file="/ca.pem")
-    done = subprocess.run([sys.executable, "-m", "proximity_agent.cli", "serve"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=60, check=False)
+    env = _env(
+        f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path, Fernet.generate_key().decode(), tls_client_ca_file="/ca.pem"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "proximity_agent.cli", "serve"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 2
     assert "tls_client_ca_file needs TLS" in done.stderr
 
@@ -149,11 +180,18 @@ def test_two_served_agents_one_leader_and_failover_after_kill_9(tmp_path: Path, 
 
     def holder() -> str | None:
         with admin.connect() as conn:
-            names = conn.execute(text(
-                "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-                "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = :hi AND l.objid = :lo "
-                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"),
-                {"hi": key >> 32, "lo": key & 0xFFFF_FFFF}).scalars().all()
+            names = (
+                conn.execute(
+                    text(
+                        "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                        "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = :hi AND l.objid = :lo "
+                        "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                    ),
+                    {"hi": key >> 32, "lo": key & 0xFFFF_FFFF},
+                )
+                .scalars()
+                .all()
+            )
         assert len(names) <= 1
         return str(names[0]).removeprefix("proximity-agent scheduler ") if names else None
 

@@ -47,10 +47,15 @@ def test_a_json_file_is_read(tmp_path: Path) -> None:
 
 def test_the_environment_wins_over_the_file(tmp_path: Path) -> None:
     path = _write(tmp_path, "agent.toml", TOML)
-    env = {"PROXIMITY_AGENT_PORT": "50099", "PROXIMITY_AGENT_RECONCILE_INTERVAL_SECONDS": "5.5",
-           "PROXIMITY_AGENT_METRICS_PORT": "null", "PROXIMITY_AGENT_ENTRY_POINTS": "false",
-           "PROXIMITY_AGENT_CATALOG_PATHS": os.pathsep.join(["/a", "/b", "/c"]),
-           "PROXIMITY_AGENT_LOG_LEVEL": "", "OTHER_VARIABLE": "ignored"}
+    env = {
+        "PROXIMITY_AGENT_PORT": "50099",
+        "PROXIMITY_AGENT_RECONCILE_INTERVAL_SECONDS": "5.5",
+        "PROXIMITY_AGENT_METRICS_PORT": "null",
+        "PROXIMITY_AGENT_ENTRY_POINTS": "false",
+        "PROXIMITY_AGENT_CATALOG_PATHS": os.pathsep.join(["/a", "/b", "/c"]),
+        "PROXIMITY_AGENT_LOG_LEVEL": "",
+        "OTHER_VARIABLE": "ignored",
+    }
     settings = AgentSettings.load(path, env=env)
     assert settings.port == 50099
     assert settings.reconcile_interval_seconds == 5.5
@@ -66,15 +71,22 @@ def test_the_file_can_be_named_by_the_environment(tmp_path: Path) -> None:
     assert AgentSettings.load(env={"PROXIMITY_AGENT_CONFIG": str(path)}).port == 50123
 
 
-@pytest.mark.parametrize(("env", "field", "origin"), [
-    ({"PROXIMITY_AGENT_PORT": "70000"}, "port", "$PROXIMITY_AGENT_PORT"),
-    ({"PROXIMITY_AGENT_JANITOR_INTERVAL_SECONDS": "-1"}, "janitor_interval_seconds",
-     "$PROXIMITY_AGENT_JANITOR_INTERVAL_SECONDS"),
-    ({"PROXIMITY_AGENT_LEASE_SECONDS": "soon"}, "lease_seconds", "$PROXIMITY_AGENT_LEASE_SECONDS"),
-    ({"PROXIMITY_AGENT_LOG_FORMAT": "xml"}, "log_format", "$PROXIMITY_AGENT_LOG_FORMAT"),
-])
-def test_a_bad_variable_is_refused_naming_the_field_and_its_origin(env: dict[str, str], field: str,
-                                                                   origin: str) -> None:
+@pytest.mark.parametrize(
+    ("env", "field", "origin"),
+    [
+        ({"PROXIMITY_AGENT_PORT": "70000"}, "port", "$PROXIMITY_AGENT_PORT"),
+        (
+            {"PROXIMITY_AGENT_JANITOR_INTERVAL_SECONDS": "-1"},
+            "janitor_interval_seconds",
+            "$PROXIMITY_AGENT_JANITOR_INTERVAL_SECONDS",
+        ),
+        ({"PROXIMITY_AGENT_LEASE_SECONDS": "soon"}, "lease_seconds", "$PROXIMITY_AGENT_LEASE_SECONDS"),
+        ({"PROXIMITY_AGENT_LOG_FORMAT": "xml"}, "log_format", "$PROXIMITY_AGENT_LOG_FORMAT"),
+    ],
+)
+def test_a_bad_variable_is_refused_naming_the_field_and_its_origin(
+    env: dict[str, str], field: str, origin: str
+) -> None:
     with pytest.raises(ValidationError) as refused:
         AgentSettings.load(env=env)
     assert refused.value.field == field
@@ -99,12 +111,15 @@ def test_unknown_settings_are_refused(tmp_path: Path) -> None:
     assert in_env.value.field == "prot" and "$PROXIMITY_AGENT_PROT is not an agent setting" in str(in_env.value)
 
 
-@pytest.mark.parametrize(("values", "field", "words"), [
-    ({"tls_cert_file": "/c.pem"}, None, "tls_cert_file and tls_key_file go together"),
-    ({"tls_client_ca_file": "/ca.pem"}, None, "tls_client_ca_file needs TLS"),
-    ({"secret_key": "k", "secret_key_file": "/k"}, None, "secret_key or secret_key_file, not both"),
-    ({"port": 9464}, None, "metrics_port and port are both 9464"),
-])
+@pytest.mark.parametrize(
+    ("values", "field", "words"),
+    [
+        ({"tls_cert_file": "/c.pem"}, None, "tls_cert_file and tls_key_file go together"),
+        ({"tls_client_ca_file": "/ca.pem"}, None, "tls_client_ca_file needs TLS"),
+        ({"secret_key": "k", "secret_key_file": "/k"}, None, "secret_key or secret_key_file, not both"),
+        ({"port": 9464}, None, "metrics_port and port are both 9464"),
+    ],
+)
 def test_inconsistent_settings_are_refused(values: dict[str, object], field: str | None, words: str) -> None:
     with pytest.raises(ValidationError) as refused:
         AgentSettings.checked(values)
@@ -134,8 +149,9 @@ def test_the_secret_key_file_must_be_private(tmp_path: Path) -> None:
 
 
 def test_what_is_shown_hides_secrets() -> None:
-    settings = AgentSettings.checked({"database_url": "postgresql+psycopg://px:hunter2@db/proximity",
-                                      "secret_key": "very-secret-key"})
+    settings = AgentSettings.checked(
+        {"database_url": "postgresql+psycopg://px:hunter2@db/proximity", "secret_key": "very-secret-key"}
+    )
     shown = json.dumps(settings.public())
     assert "hunter2" not in shown and "very-secret-key" not in shown
     assert "postgresql+psycopg://px:***@db/proximity" in shown

@@ -34,7 +34,8 @@ def test_an_operation_that_ends_within_the_grace_period_completes(open_replica: 
 
 
 def test_an_operation_past_the_grace_period_is_stopped_and_another_replica_finishes_it(
-        open_replica: OpenReplica) -> None:
+    open_replica: OpenReplica,
+) -> None:
     first = open_replica(jobs={})
     toy = Steps()
     first.px.engine.register(toy)

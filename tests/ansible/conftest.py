@@ -77,9 +77,24 @@ class AnsibleLab:
         results = self.workdir / f"results{self._runs}.jsonl"
         full_env = {**os.environ, **self.env, **(env or {}), "PROXIMITY_TEST_RESULTS": str(results)}
         proc = subprocess.run(
-            [str(ANSIBLE_PLAYBOOK), "-i", "localhost,", "-c", "local",
-             "-e", f"ansible_python_interpreter={sys.executable}", *options, str(playbook)],
-            cwd=self.workdir, env=full_env, capture_output=True, text=True, timeout=timeout, check=False)
+            [
+                str(ANSIBLE_PLAYBOOK),
+                "-i",
+                "localhost,",
+                "-c",
+                "local",
+                "-e",
+                f"ansible_python_interpreter={sys.executable}",
+                *options,
+                str(playbook),
+            ],
+            cwd=self.workdir,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
         match = _RECAP.findall(proc.stdout)
         recap = {k: int(v) for k, v in (item.split("=") for item in match[-1].split())} if match else {}
         lines = results.read_text().splitlines() if results.exists() else []
@@ -105,8 +120,9 @@ def ansible_env(workdir: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def ansible_lab(tmp_path: Path, pve: HarnessPve, pve_ca: str, ssh_access: SshAccess,
-                standin_state: StandinState) -> AnsibleLab:
+def ansible_lab(
+    tmp_path: Path, pve: HarnessPve, pve_ca: str, ssh_access: SshAccess, standin_state: StandinState
+) -> AnsibleLab:
     """A Proximity data directory with host "lab" (fakepve + the real sshd; containers' `ss` reports
     3000 and 80; every vzdump archive is known to `pvesm path`), and the environment a playbook
     needs to reach it: PROXIMITY_DATA_DIR and PROXIMITY_SECRET_KEY."""
@@ -115,7 +131,6 @@ def ansible_lab(tmp_path: Path, pve: HarnessPve, pve_ca: str, ssh_access: SshAcc
     key = Fernet.generate_key().decode()
     lab = AnsibleLab(workdir=tmp_path, data_dir=tmp_path / "px", secret_key=key)
     with lab.sdk() as px:
-        px.hosts.add("lab", url=pve.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET, ca_file=pve_ca,
-                     ssh=ssh_access)
+        px.hosts.add("lab", url=pve.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET, ca_file=pve_ca, ssh=ssh_access)
     lab.env = {**ansible_env(tmp_path), "PROXIMITY_DATA_DIR": str(lab.data_dir), "PROXIMITY_SECRET_KEY": key}
     return lab

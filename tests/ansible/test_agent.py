@@ -57,8 +57,11 @@ def test_app_through_the_agent_as_a_member(agent: Agent, pve: HarnessPve, tmp_pa
     assert other.recap["changed"] == 0
     assert agent.px.apps.get(app["id"]).status == AppStatus.RUNNING
 
-    bad = lab.play(STARTED.format(state="started").replace("catalog_id: gitea", "catalog_id: no-such-app")
-                   .replace("git-9", "git-10"))
+    bad = lab.play(
+        STARTED.format(state="started")
+        .replace("catalog_id: gitea", "catalog_id: no-such-app")
+        .replace("git-9", "git-10")
+    )
     assert bad.recap["failed"] == 1
     failed = bad.result("gitea runs")
     assert failed["error"] == "NotFoundError"

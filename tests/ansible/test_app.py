@@ -93,10 +93,20 @@ def test_app_lifecycle_is_idempotent_and_honours_check_and_diff(ansible_lab: Ans
     result = stopped.result("gitea stopped")
     assert result["app"]["status"] == "stopped"
     assert result["diff"] == {
-        "before": {"status": "running", "catalog_id": "gitea", "catalog_version": "1.22", "node": "pve1",
-                   "resources": {"cores": 2, "memory_mb": 1024, "swap_mb": 512, "disk_gb": 8}},
-        "after": {"status": "stopped", "catalog_id": "gitea", "catalog_version": "1.22", "node": "pve1",
-                  "resources": {"cores": 2, "memory_mb": 1024, "swap_mb": 512, "disk_gb": 8}},
+        "before": {
+            "status": "running",
+            "catalog_id": "gitea",
+            "catalog_version": "1.22",
+            "node": "pve1",
+            "resources": {"cores": 2, "memory_mb": 1024, "swap_mb": 512, "disk_gb": 8},
+        },
+        "after": {
+            "status": "stopped",
+            "catalog_id": "gitea",
+            "catalog_version": "1.22",
+            "node": "pve1",
+            "resources": {"cores": 2, "memory_mb": 1024, "swap_mb": 512, "disk_gb": 8},
+        },
     }
     assert '+    "status": "stopped"' in stopped.stdout
     assert pve.ct(recorded.vmid).status == "stopped"
@@ -138,12 +148,15 @@ def test_mistakes_fail_with_the_sdks_message(ansible_lab: AnsibleLab) -> None:
     assert "Traceback" not in json.dumps(failed)  # ansible-core 2.19 says "(traceback unavailable)"
 
     # check mode catches it too, and nothing was recorded either way
-    checked = ansible_lab.play("""
+    checked = ansible_lab.play(
+        """
 - name: unknown catalog app
   proximity.core.app:
     name: nope-1
     catalog_id: no-such-app
-""", "--check")
+""",
+        "--check",
+    )
     assert checked.recap["failed"] == 1
     assert checked.result("unknown catalog app")["error"] == "NotFoundError"
 
@@ -170,8 +183,9 @@ def test_mistakes_fail_with_the_sdks_message(ansible_lab: AnsibleLab) -> None:
 
 
 @pytest.mark.timeout(600)
-def test_another_catalog_app_is_not_replaced_and_resources_and_node_converge(ansible_lab: AnsibleLab,
-                                                                               pve: HarnessPve) -> None:
+def test_another_catalog_app_is_not_replaced_and_resources_and_node_converge(
+    ansible_lab: AnsibleLab, pve: HarnessPve
+) -> None:
     deployed = ansible_lab.play("""
 - name: wiki
   proximity.core.app:

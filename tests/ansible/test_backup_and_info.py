@@ -86,7 +86,8 @@ def test_info_modules_read_and_never_change(ansible_lab: AnsibleLab) -> None:
         app = px.apps.deploy("gitea", hostname="git-1", host="lab").wait(timeout=60)
         backup = px.backups.create(app.id).wait(timeout=60)
 
-    run = ansible_lab.play("""
+    run = ansible_lab.play(
+        """
 - name: all apps
   proximity.core.app_info:
 - name: one app with backups
@@ -109,7 +110,9 @@ def test_info_modules_read_and_never_change(ansible_lab: AnsibleLab) -> None:
   proximity.core.catalog_info:
     id: no-such-app
   ignore_errors: true
-""", "--check")
+""",
+        "--check",
+    )
     assert run.rc == 0, run
     assert run.recap["changed"] == 0
     assert run.recap["failed"] == 0  # ignored

@@ -32,8 +32,14 @@ def _compare(documented: dict[str, Any], spec: dict[str, Any], where: str) -> li
         problems.append(f"{where}: documented {sorted(documented)} but the spec has {sorted(spec)}")
     for option in set(documented) & set(spec):
         doc, arg = documented[option], spec[option]
-        for key, default in (("type", "str"), ("default", None), ("choices", None), ("elements", None),
-                             ("aliases", None), ("required", False)):
+        for key, default in (
+            ("type", "str"),
+            ("default", None),
+            ("choices", None),
+            ("elements", None),
+            ("aliases", None),
+            ("required", False),
+        ):
             if doc.get(key, default) != arg.get(key, default):
                 problems.append(f"{where}.{option}: {key} documented {doc.get(key)!r}, spec {arg.get(key)!r}")
         if "options" in arg or "suboptions" in doc:
@@ -43,9 +49,14 @@ def _compare(documented: dict[str, Any], spec: dict[str, Any], where: str) -> li
 
 @pytest.mark.parametrize("name", MODULES)
 def test_documentation_matches_the_argument_spec(name: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    shown = subprocess.run([str(Path(sys.executable).with_name("ansible-doc")), "--json",
-                            f"proximity.core.{name}"], env={**ansible_env(tmp_path), "PATH": "/usr/bin:/bin"},
-                           capture_output=True, text=True, check=True, timeout=60)
+    shown = subprocess.run(
+        [str(Path(sys.executable).with_name("ansible-doc")), "--json", f"proximity.core.{name}"],
+        env={**ansible_env(tmp_path), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
     doc = json.loads(shown.stdout)[f"proximity.core.{name}"]
     spec = _spec(name)
     assert _compare(doc["doc"]["options"], spec, name) == []

@@ -54,9 +54,15 @@ def test_validate_modules_passes() -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
     python = f"{sys.version_info.major}.{sys.version_info.minor}"
     try:
-        done = subprocess.run([str(ansible_test), "sanity", "--test", "validate-modules", "--python", python,
-                               "--color", "no"], cwd=COLLECTION, env=env, capture_output=True, text=True,
-                              timeout=540, check=False)
+        done = subprocess.run(
+            [str(ansible_test), "sanity", "--test", "validate-modules", "--python", python, "--color", "no"],
+            cwd=COLLECTION,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=540,
+            check=False,
+        )
     finally:
         shutil.rmtree(COLLECTION / "tests" / "output", ignore_errors=True)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]

@@ -24,11 +24,11 @@ KEPT_UP = """
 
 
 @pytest.mark.timeout(600)
-def test_update_true_updates_only_when_something_is_newer(ansible_lab: AnsibleLab,
-                                                          standin_state: StandinState) -> None:
+def test_update_true_updates_only_when_something_is_newer(ansible_lab: AnsibleLab, standin_state: StandinState) -> None:
     # open-webui listens on 8080 and its web image follows the `main` tag
-    (standin_state.path / "rules" / "ss.json").write_text(json.dumps(
-        [{"match": None, "times": None, "stdout": LISTENING, "exit_code": 0}]))
+    (standin_state.path / "rules" / "ss.json").write_text(
+        json.dumps([{"match": None, "times": None, "stdout": LISTENING, "exit_code": 0}])
+    )
     first = ansible_lab.play(KEPT_UP)
     assert first.rc == 0, first
     assert first.result("chat runs, kept up to date")["actions"] == ["deploy"]

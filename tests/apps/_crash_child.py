@@ -74,10 +74,14 @@ def main() -> int:
     kill_at: str | None = options.get("kill_at")
     delay = float(options.get("kill_delay") or 0.0)
     manager = PluginManager(entry_points=False, plugins=())
-    store = Store.open(options["database_url"], data_dir=Path(options["data_dir"]),
-                       secret_key=options["secret_key"])
-    px = Proximity(store, manager, Catalog(catalog_paths=[], plugins=manager),
-                   lease_seconds=float(options["lease_seconds"]), recover=False)
+    store = Store.open(options["database_url"], data_dir=Path(options["data_dir"]), secret_key=options["secret_key"])
+    px = Proximity(
+        store,
+        manager,
+        Catalog(catalog_paths=[], plugins=manager),
+        lease_seconds=float(options["lease_seconds"]),
+        recover=False,
+    )
     if options.get("kill_after_insert"):
         _die_after_insert(store, str(options["kill_after_insert"]))
     op = px.apps.deploy(options.get("catalog_id", "gitea"), hostname=options["hostname"])

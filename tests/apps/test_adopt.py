@@ -46,15 +46,21 @@ def _mutations(pve: HarnessPve, since: int) -> list[str]:
 @pytest.fixture
 def legacy(pve: HarnessPve) -> HarnessPve:
     """Containers made by hand in Proxmox: a running wiki, a stopped database, a template."""
-    pve.add_ct(150, "legacy-wiki", node="pve1", status="running",
-               config={"cores": 2, "memory": 1024, "swap": 256, "net0": DHCP, "tags": "wiki;prod"})
+    pve.add_ct(
+        150,
+        "legacy-wiki",
+        node="pve1",
+        status="running",
+        config={"cores": 2, "memory": 1024, "swap": 256, "net0": DHCP, "tags": "wiki;prod"},
+    )
     pve.add_ct(151, "old-db", node="pve1", status="stopped", config={"memory": 2048, "net0": DHCP})
     pve.add_ct(9000, "base-template", node="pve1", template=True)
     return pve
 
 
-def test_discover_then_adopt_a_running_container(lab: Proximity, legacy: HarnessPve,
-                                                 standin_state: StandinState) -> None:
+def test_discover_then_adopt_a_running_container(
+    lab: Proximity, legacy: HarnessPve, standin_state: StandinState
+) -> None:
     _ss_prints(standin_state, SS_OUTPUT)
     found = {c.vmid: c for c in lab.apps.discover()}
     assert set(found) == {150, 151}  # the template is not offered
@@ -92,8 +98,9 @@ def test_discover_then_adopt_a_running_container(lab: Proximity, legacy: Harness
     assert steps == ["inspect: started", "ports: started", "record: started"]
 
 
-def test_adopt_a_stopped_container_under_a_chosen_name(lab: Proximity, legacy: HarnessPve,
-                                                        standin_state: StandinState) -> None:
+def test_adopt_a_stopped_container_under_a_chosen_name(
+    lab: Proximity, legacy: HarnessPve, standin_state: StandinState
+) -> None:
     app = lab.apps.adopt(151, hostname="db-archive").wait(timeout=30)
     assert app.status == AppStatus.STOPPED
     assert app.hostname == "db-archive"
@@ -173,8 +180,9 @@ def test_bad_adoptions_are_refused_before_anything_is_recorded(lab: Proximity, l
     assert lab.apps.adopt(153, hostname="good-name").wait(timeout=30).hostname == "good-name"
 
 
-def test_adopt_with_a_catalog_id_uses_its_main_port(lab: Proximity, legacy: HarnessPve,
-                                                    standin_state: StandinState) -> None:
+def test_adopt_with_a_catalog_id_uses_its_main_port(
+    lab: Proximity, legacy: HarnessPve, standin_state: StandinState
+) -> None:
     _ss_prints(standin_state, 'LISTEN 0 4096 0.0.0.0:3000 0.0.0.0:* users:(("gitea",pid=7,fd=3))\n')
     app = lab.apps.adopt(150, catalog_id="gitea", hostname="git-old").wait(timeout=30)
     assert app.catalog_id == "gitea"

@@ -23,8 +23,20 @@ from proximity_sdk.proxmox.guests import take_snapshot
 from tests.harness.pve import HarnessPve
 from tests.harness.sshd import StandinState
 
-CLONE_STEPS = ["place", "reserve", "snapshot", "clone", "tidy", "move", "network", "start", "address", "password",
-               "up", "health"]
+CLONE_STEPS = [
+    "place",
+    "reserve",
+    "snapshot",
+    "clone",
+    "tidy",
+    "move",
+    "network",
+    "start",
+    "address",
+    "password",
+    "up",
+    "health",
+]
 
 
 @pytest.fixture
@@ -46,8 +58,9 @@ def _root_hash(st: StandinState, vmid: int) -> str:
 
 def _crypt(password: str, salted_hash: str) -> str:
     salt = salted_hash.split("$")[2]
-    out = subprocess.run(["openssl", "passwd", "-6", "-salt", salt, "-stdin"], input=password.encode(),
-                         capture_output=True, check=True)
+    out = subprocess.run(
+        ["openssl", "passwd", "-6", "-salt", salt, "-stdin"], input=password.encode(), capture_output=True, check=True
+    )
     return out.stdout.decode().strip()
 
 
@@ -85,7 +98,8 @@ def test_clone_of_a_running_app(px: Proximity, pve: HarnessPve, standin_state: S
     assert ct.config["hostname"] == "git-2"
     assert ct.config["net0"] != source_config["net0"]  # PVE gave it a new MAC
     assert ("compose", "--file", "compose.yaml", "--project-name", "git-1", "up", "-d", "--remove-orphans") in [
-        c.args for c in standin_state.calls("docker", vmid=clone.vmid)]
+        c.args for c in standin_state.calls("docker", vmid=clone.vmid)
+    ]
     assert (standin_state.ct_path(clone.vmid, "/opt/proximity/git-1/compose.yaml")).is_file()
 
     # the snapshot was taken from the running source, cloned from, and deleted again
@@ -118,8 +132,7 @@ def test_clone_of_a_running_app(px: Proximity, pve: HarnessPve, standin_state: S
     assert px.store.reservations.held_vmids(clone.host_id) == {source.vmid, clone.vmid}
 
 
-def test_clone_of_a_stopped_app_needs_no_snapshot(px: Proximity, pve: HarnessPve,
-                                                  standin_state: StandinState) -> None:
+def test_clone_of_a_stopped_app_needs_no_snapshot(px: Proximity, pve: HarnessPve, standin_state: StandinState) -> None:
     source = _deploy(px)
     assert source.vmid is not None
     px.apps.stop(source.id).wait(timeout=30)
@@ -154,8 +167,14 @@ def test_clone_to_another_node_moves_it_there(px: Proximity, pve: HarnessPve) ->
     assert any("moving CT" in e.message and "to node pve2" in e.message for e in op.events())
 
 
-def _assert_clean_failure(px: Proximity, pve: HarnessPve, source: App, op_step: str, failure: OperationFailed,
-                          source_config: dict[str, object]) -> None:
+def _assert_clean_failure(
+    px: Proximity,
+    pve: HarnessPve,
+    source: App,
+    op_step: str,
+    failure: OperationFailed,
+    source_config: dict[str, object],
+) -> None:
     assert failure.step == op_step
     assert [ct.vmid for ct in pve.cts] == [source.vmid]  # no half-made clone left
     assert source.vmid is not None
@@ -198,8 +217,9 @@ def test_a_clone_that_does_not_start_is_destroyed(px: Proximity, pve: HarnessPve
     _assert_clean_failure(px, pve, source, "start", failure.value, source_config)
 
 
-def test_a_clone_whose_password_cannot_be_set_is_destroyed(px: Proximity, pve: HarnessPve,
-                                                           standin_state: StandinState) -> None:
+def test_a_clone_whose_password_cannot_be_set_is_destroyed(
+    px: Proximity, pve: HarnessPve, standin_state: StandinState
+) -> None:
     source = _deploy(px)
     assert source.vmid is not None
     source_config = dict(pve.ct(source.vmid).config)
@@ -231,7 +251,9 @@ def test_bad_clone_requests_are_refused_before_anything_happens(px: Proximity, p
         px.apps.clone(source.id, hostname="git-2", node="pve2")
     # two looks at quorum and /cluster/resources
     assert [(r.method, r.path.removeprefix("/api2/json")) for r in pve.recorded] == [
-        ("GET", "/cluster/status"), ("GET", "/cluster/resources")] * 2
+        ("GET", "/cluster/status"),
+        ("GET", "/cluster/resources"),
+    ] * 2
     assert [a.id for a in px.apps.list()] == [source.id]
     assert [o.kind for o in px.operations.list()] == ["deploy"]
 
@@ -251,8 +273,9 @@ def test_a_busy_or_unsettled_source_is_refused(px: Proximity, pve: HarnessPve) -
         px.apps.clone(source.id, hostname="git-2")
 
 
-def test_a_clone_whose_runner_died_is_rolled_back_by_the_takeover(px: Proximity, pve: HarnessPve,
-                                                                   pve_client: ProxmoxClient) -> None:
+def test_a_clone_whose_runner_died_is_rolled_back_by_the_takeover(
+    px: Proximity, pve: HarnessPve, pve_client: ProxmoxClient
+) -> None:
     """The state a runner leaves when it dies inside the clone step: snapshot taken, clone task
     still running (the new container locked), all of it journalled. The takeover waits for the
     task, then destroys the clone, deletes the snapshot and gives the VMID back."""
@@ -260,12 +283,23 @@ def test_a_clone_whose_runner_died_is_rolled_back_by_the_takeover(px: Proximity,
     assert source.vmid is not None
     source_config = dict(pve.ct(source.vmid).config)
     store = px.store
-    app = store.apps.create(hostname="git-2", host_id=source.host_id, status=AppStatus.CLONING,
-                            catalog_id="gitea", resources=source.resources, config=dict(source.config),
-                            node="pve1")
-    op = store.operations.create("clone", steps=CloneKind.steps, app_id=app.id, host_id=source.host_id,
-                                 vmid=source.vmid, params={"source_app_id": source.id, "source_vmid": source.vmid,
-                                                           "node": None})
+    app = store.apps.create(
+        hostname="git-2",
+        host_id=source.host_id,
+        status=AppStatus.CLONING,
+        catalog_id="gitea",
+        resources=source.resources,
+        config=dict(source.config),
+        node="pve1",
+    )
+    op = store.operations.create(
+        "clone",
+        steps=CloneKind.steps,
+        app_id=app.id,
+        host_id=source.host_id,
+        vmid=source.vmid,
+        params={"source_app_id": source.id, "source_vmid": source.vmid, "node": None},
+    )
     assert store.operations.claim(op.id, "dead-runner", timedelta(seconds=-1))  # its lease ran out already
     newid = source.vmid + 1
     assert store.reservations.reserve_vmid(source.host_id, newid, operation_id=op.id, app_id=app.id)
@@ -273,14 +307,25 @@ def test_a_clone_whose_runner_died_is_rolled_back_by_the_takeover(px: Proximity,
     take_snapshot(pve_client, "pve1", source.vmid, "px-clone-dead")
     pve.time_scale = 1.0
     pve.ct_secs["clone"] = 2  # the clone task outlives its runner
-    pve_client.post(f"/nodes/pve1/lxc/{source.vmid}/clone", newid=newid, hostname="git-2", full=True,
-                    snapname="px-clone-dead")
+    pve_client.post(
+        f"/nodes/pve1/lxc/{source.vmid}/clone", newid=newid, hostname="git-2", full=True, snapname="px-clone-dead"
+    )
     assert pve.ct(newid).lock == "create"
-    store.operations.set_side_effects(op.id, "dead-runner", [
-        {"kind": "vmid", "host_id": source.host_id, "vmid": newid},
-        {"kind": "snapshot", "host_id": source.host_id, "node": "pve1", "vmid": source.vmid, "name": "px-clone-dead"},
-        {"kind": "container", "host_id": source.host_id, "node": "pve1", "vmid": newid},
-    ])
+    store.operations.set_side_effects(
+        op.id,
+        "dead-runner",
+        [
+            {"kind": "vmid", "host_id": source.host_id, "vmid": newid},
+            {
+                "kind": "snapshot",
+                "host_id": source.host_id,
+                "node": "pve1",
+                "vmid": source.vmid,
+                "name": "px-clone-dead",
+            },
+            {"kind": "container", "host_id": source.host_id, "node": "pve1", "vmid": newid},
+        ],
+    )
     store.operations.set_step(op.id, "dead-runner", "clone")
 
     assert px.engine.recover() == [op.id]
@@ -304,7 +349,9 @@ def test_a_clone_in_static_mode_gets_its_own_address_from_the_pool(px: Proximity
     assert "ip=10.0.0.3/28" in net0 and "gw=10.0.0.1" in net0 and "bridge=vmbr0" in net0
     assert "ip=10.0.0.2/28" in pve.ct(source.vmid).config["net0"]
     assert [(r.address, r.app_id) for r in px.store.reservations.address_reservations()] == [
-        ("10.0.0.2", source.id), ("10.0.0.3", clone.id)]
+        ("10.0.0.2", source.id),
+        ("10.0.0.3", clone.id),
+    ]
     # deleting the clone gives its address back; the source keeps its own
     px.apps.delete(clone.id).wait(timeout=30)
     assert px.store.reservations.held_addresses() == {"10.0.0.2"}

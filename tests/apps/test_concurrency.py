@@ -11,8 +11,9 @@ from tests.harness.pve import HarnessPve
 
 def test_twenty_concurrent_deploys_on_one_node(lab: Proximity, pve: HarnessPve) -> None:
     # the node has 8 GiB: 20 x 1 GiB fits with an overcommit of 3 (24 GiB), not with the default 2
-    lab.settings.update(ip_mode="static", ip_pool="10.30.0.0/24", gateway="10.30.0.1", health_timeout_seconds=5,
-                        memory_overcommit=3.0)
+    lab.settings.update(
+        ip_mode="static", ip_pool="10.30.0.0/24", gateway="10.30.0.1", health_timeout_seconds=5, memory_overcommit=3.0
+    )
     handles = [lab.apps.deploy("gitea", hostname=f"git-{i}", resources=Resources(memory_mb=1024)) for i in range(20)]
     apps = [h.wait(timeout=240) for h in handles]
 

@@ -61,8 +61,14 @@ class Child:
     def __init__(self, log: Path) -> None:
         self.log = log
         with log.open("w") as stderr:
-            self.process = subprocess.Popen([sys.executable, str(CHILD)], cwd=ROOT, stdin=subprocess.PIPE,
-                                            stdout=subprocess.PIPE, stderr=stderr, text=True)
+            self.process = subprocess.Popen(
+                [sys.executable, str(CHILD)],
+                cwd=ROOT,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+            )
 
     def go(self, options: dict[str, Any]) -> None:
         assert self.process.stdin is not None
@@ -120,8 +126,9 @@ class ChildPool:
         child = self._ready
         if child is None or child.process.poll() is not None:  # it died waiting: its log tells why
             if child is not None:
-                warnings.warn(f"a waiting crash child exited {child.process.returncode}: {child.stderr()}",
-                              stacklevel=2)
+                warnings.warn(
+                    f"a waiting crash child exited {child.process.returncode}: {child.stderr()}", stacklevel=2
+                )
                 child.stop()
             child = self._start()
         self._ready = self._start()
@@ -159,30 +166,58 @@ class CrashLab:
 
     def open(self, *, lease_seconds: float = LEASE) -> Proximity:
         """A Proximity in this process: opening it takes over the orphaned operations."""
-        return Proximity.local(database_url=self.database_url, data_dir=self.data_dir, secret_key=self.key,
-                               entry_points=False, lease_seconds=lease_seconds)
+        return Proximity.local(
+            database_url=self.database_url,
+            data_dir=self.data_dir,
+            secret_key=self.key,
+            entry_points=False,
+            lease_seconds=lease_seconds,
+        )
 
     def store(self) -> Store:
         """The database alone: reads it without recovering anything."""
         return Store.open(self.database_url, data_dir=self.data_dir, secret_key=self.key)
 
-    def spawn(self, hostname: str, *, kill_at: str | None, kill_delay: float = 0.0,
-              kill_after_insert: str | None = None, lease_seconds: float = CHILD_LEASE) -> Child:
+    def spawn(
+        self,
+        hostname: str,
+        *,
+        kill_at: str | None,
+        kill_delay: float = 0.0,
+        kill_after_insert: str | None = None,
+        lease_seconds: float = CHILD_LEASE,
+    ) -> Child:
         """Have a child (started ahead) deploy ``hostname``."""
         child = self.pool.take()
-        child.go({"database_url": self.database_url, "data_dir": str(self.data_dir), "secret_key": self.key,
-                  "hostname": hostname,
-                  "kill_at": kill_at, "kill_delay": kill_delay, "kill_after_insert": kill_after_insert,
-                  "lease_seconds": lease_seconds})
+        child.go(
+            {
+                "database_url": self.database_url,
+                "data_dir": str(self.data_dir),
+                "secret_key": self.key,
+                "hostname": hostname,
+                "kill_at": kill_at,
+                "kill_delay": kill_delay,
+                "kill_after_insert": kill_after_insert,
+                "lease_seconds": lease_seconds,
+            }
+        )
         return child
 
 
-def _open_lab(url: str, tmp_path: Path, pool: ChildPool, pve: HarnessPve, pve_ca: str, ssh_access: SshAccess,
-              standins: StandinState) -> Iterator[CrashLab]:
+def _open_lab(
+    url: str,
+    tmp_path: Path,
+    pool: ChildPool,
+    pve: HarnessPve,
+    pve_ca: str,
+    ssh_access: SshAccess,
+    standins: StandinState,
+) -> Iterator[CrashLab]:
     lab = CrashLab(url, tmp_path / "px", Fernet.generate_key().decode(), pve, standins, pool)
     with lab.open() as px:
-        lab.host_id = px.hosts.add("lab", url=pve.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET,
-                                   ca_file=pve_ca, ssh=ssh_access).id
+        lab.host_id = px.hosts.add(
+            "lab", url=pve.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET, ca_file=pve_ca, ssh=ssh_access
+        ).id
         px.settings.update(**POOL)
     try:
         yield lab
@@ -193,13 +228,27 @@ def _open_lab(url: str, tmp_path: Path, pool: ChildPool, pve: HarnessPve, pve_ca
 
 
 @pytest.fixture
-def crash_lab(request: pytest.FixtureRequest, tmp_path: Path, child_pool: ChildPool, pve: HarnessPve,
-              pve_ca: str, ssh_access: SshAccess, standin_state: StandinState) -> Iterator[CrashLab]:
+def crash_lab(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    child_pool: ChildPool,
+    pve: HarnessPve,
+    pve_ca: str,
+    ssh_access: SshAccess,
+    standin_state: StandinState,
+) -> Iterator[CrashLab]:
     """On SQLite, or on a PostgreSQL database of its own with ``@pytest.mark.parametrize(..., indirect)``."""
     backend = getattr(request, "param", "sqlite")
     if backend == "sqlite":
-        yield from _open_lab(f"sqlite:///{tmp_path / 'db' / 'proximity.db'}", tmp_path, child_pool, pve, pve_ca,
-                             ssh_access, standin_state)
+        yield from _open_lab(
+            f"sqlite:///{tmp_path / 'db' / 'proximity.db'}",
+            tmp_path,
+            child_pool,
+            pve,
+            pve_ca,
+            ssh_access,
+            standin_state,
+        )
         return
     url = create_pg_database()
     try:
@@ -287,8 +336,7 @@ def _kill_in_step(lab: CrashLab, step: str, hostname: str) -> tuple[str, str]:
     return _child_ids(lines)
 
 
-def _wait_orphaned(lab: CrashLab, op_id: str, *, timeout: float = 30.0
-                   ) -> tuple[Operation, list[dict[str, Any]]]:
+def _wait_orphaned(lab: CrashLab, op_id: str, *, timeout: float = 30.0) -> tuple[Operation, list[dict[str, Any]]]:
     """Until the dead runner's lease expired (read-only: takes nothing over). Returns the
     operation and its side-effect journal as the dead process left them."""
     store = lab.store()
@@ -304,8 +352,9 @@ def _wait_orphaned(lab: CrashLab, op_id: str, *, timeout: float = 30.0
     raise AssertionError(f"operation {op_id} still holds its lease after {timeout} s")
 
 
-def _assert_nothing_left(px: Proximity, lab: CrashLab, op_id: str, app_id: str, *, hostname: str,
-                         step: str, journalled: bool) -> None:
+def _assert_nothing_left(
+    px: Proximity, lab: CrashLab, op_id: str, app_id: str, *, hostname: str, step: str, journalled: bool
+) -> None:
     op = px.operations.get(op_id)
     assert op.status == OperationStatus.FAILED
     assert op.result["failed_step"] == step
@@ -332,8 +381,7 @@ def _assert_nothing_left(px: Proximity, lab: CrashLab, op_id: str, app_id: str, 
     assert lab.pve.cts == [], [(ct.vmid, ct.config) for ct in lab.pve.cts]
 
 
-def _recover_and_check(lab: CrashLab, op_id: str, app_id: str, *, hostname: str, step: str
-                       ) -> list[dict[str, Any]]:
+def _recover_and_check(lab: CrashLab, op_id: str, app_id: str, *, hostname: str, step: str) -> list[dict[str, Any]]:
     """Take the dead deploy over and check that nothing is left; returns the journal it found."""
     dead, journal = _wait_orphaned(lab, op_id)
     assert dead.status == OperationStatus.RUNNING

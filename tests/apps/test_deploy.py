@@ -14,7 +14,7 @@ from tests.harness.pve import HarnessPve
 from tests.harness.sshd import StandinState
 
 DEPLOY_STEPS = ["place", "reserve", "template", "create", "start", "address", "docker", "project", "up", "health"]
-NASTY = "a'b \"c\" $(touch /tmp/pwned) `id`; rm -rf / && echo ${HOME} \\ | > <\n\tend ünïcode"
+NASTY = 'a\'b "c" $(touch /tmp/pwned) `id`; rm -rf / && echo ${HOME} \\ | > <\n\tend ünïcode'
 
 
 def _step_marks(events: list) -> list[str]:  # type: ignore[type-arg]
@@ -73,8 +73,9 @@ def test_deploy_gitea_end_to_end(lab: Proximity, pve: HarnessPve, standin_state:
     assert ("compose", "--file", "compose.yaml", "--project-name", "git-1", "up", "-d", "--remove-orphans") in docker
     # the digest of every image it runs is recorded, for px.apps.updates()
     assert ("compose", "--file", "compose.yaml", "--project-name", "git-1", "config", "--images") in docker
-    assert sorted(app.config["images"]) == sorted(s["image"] for s in json.loads(app.config["compose_text"])
-                                                  ["services"].values())
+    assert sorted(app.config["images"]) == sorted(
+        s["image"] for s in json.loads(app.config["compose_text"])["services"].values()
+    )
     assert all(digest.startswith("sha256:") for digest in app.config["images"].values())
 
     # the compose project in the container: the odd value arrived byte for byte, no literal secret
@@ -108,13 +109,15 @@ def test_lifecycle_stop_start_restart_delete(lab: Proximity, pve: HarnessPve, st
 
     op = lab.apps.restart(app.id)
     assert op.wait(timeout=30).status == AppStatus.RUNNING
-    assert _step_marks(list(op.events())) == [f"{s}: {w}" for s in ("stop", "start", "address", "health")
-                                              for w in ("started", "done")]
+    assert _step_marks(list(op.events())) == [
+        f"{s}: {w}" for s in ("stop", "start", "address", "health") for w in ("started", "done")
+    ]
 
     logs = lab.apps.logs(app.id, tail=50)
     assert isinstance(logs, str)
-    assert ("compose", "--file", "compose.yaml", "--project-name", "git-2", "logs", "--no-color", "--tail", "50") \
-        in [c.args for c in standin_state.calls("docker", vmid=vmid)]
+    assert ("compose", "--file", "compose.yaml", "--project-name", "git-2", "logs", "--no-color", "--tail", "50") in [
+        c.args for c in standin_state.calls("docker", vmid=vmid)
+    ]
 
     assert lab.apps.delete(app.id).wait(timeout=30) is None
     assert pve.ct(vmid) is None

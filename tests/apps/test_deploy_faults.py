@@ -63,8 +63,9 @@ def _push_fails(px: Proximity, pve: HarnessPve, st: StandinState) -> None:
 
 
 def _compose_up_fails(px: Proximity, pve: HarnessPve, st: StandinState) -> None:
-    st.script("docker", match="up -d", exit_code=1,
-              stderr="Error response from daemon: pull access denied for gitea/gitea\n")
+    st.script(
+        "docker", match="up -d", exit_code=1, stderr="Error response from daemon: pull access denied for gitea/gitea\n"
+    )
 
 
 def _never_healthy(px: Proximity, pve: HarnessPve, st: StandinState) -> None:
@@ -103,8 +104,9 @@ FAULTS: list[tuple[str, Fault, str]] = [
 
 
 @pytest.mark.parametrize(("step", "fault", "says"), FAULTS, ids=[f"{s}-{f.__name__.strip('_')}" for s, f, _ in FAULTS])
-def test_a_fault_at_each_step_rolls_back(lab: Proximity, pve: HarnessPve, standin_state: StandinState,
-                                         step: str, fault: Fault, says: str) -> None:
+def test_a_fault_at_each_step_rolls_back(
+    lab: Proximity, pve: HarnessPve, standin_state: StandinState, step: str, fault: Fault, says: str
+) -> None:
     fault(lab, pve, standin_state)
     op = lab.apps.deploy("gitea", hostname="git-1")
     with pytest.raises(OperationFailed) as failure:
@@ -132,8 +134,9 @@ def test_a_fault_at_each_step_rolls_back(lab: Proximity, pve: HarnessPve, standi
     assert lab.store.reservations.held_addresses() == expected
 
 
-def test_a_failed_app_can_be_deleted_and_deployed_again(lab: Proximity, pve: HarnessPve,
-                                                        standin_state: StandinState) -> None:
+def test_a_failed_app_can_be_deleted_and_deployed_again(
+    lab: Proximity, pve: HarnessPve, standin_state: StandinState
+) -> None:
     _compose_up_fails(lab, pve, standin_state)
     op = lab.apps.deploy("gitea", hostname="git-1")
     with pytest.raises(OperationFailed):

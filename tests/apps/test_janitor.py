@@ -24,24 +24,34 @@ def _dead_deploy(px: Proximity, pve: HarnessPve, *, deadline_in: float) -> tuple
     """What a process that died during a deploy's `start` step leaves: the operation running under
     its runner with an expired lease, the VMID reserved, the container created and journalled."""
     host = px.hosts.get("lab")
-    app = px.store.apps.create(hostname="half-done", host_id=host.id, status=AppStatus.DEPLOYING, node="pve1",
-                               vmid=180, catalog_id="gitea")
-    op = px.store.operations.create("deploy", steps=DeployKind.steps, app_id=app.id, host_id=host.id,
-                                    deadline=utcnow() + timedelta(seconds=deadline_in))
+    app = px.store.apps.create(
+        hostname="half-done", host_id=host.id, status=AppStatus.DEPLOYING, node="pve1", vmid=180, catalog_id="gitea"
+    )
+    op = px.store.operations.create(
+        "deploy",
+        steps=DeployKind.steps,
+        app_id=app.id,
+        host_id=host.id,
+        deadline=utcnow() + timedelta(seconds=deadline_in),
+    )
     assert px.store.operations.claim(op.id, "dead-runner", timedelta(seconds=-1))
     assert px.store.reservations.reserve_vmid(host.id, 180, operation_id=op.id, app_id=app.id)
     pve.add_ct(180, "half-done", node="pve1", status="running")
-    px.store.operations.set_side_effects(op.id, "dead-runner", [
-        {"kind": "vmid", "host_id": host.id, "vmid": 180},
-        {"kind": "container", "host_id": host.id, "node": "pve1", "vmid": 180}])
+    px.store.operations.set_side_effects(
+        op.id,
+        "dead-runner",
+        [
+            {"kind": "vmid", "host_id": host.id, "vmid": 180},
+            {"kind": "container", "host_id": host.id, "node": "pve1", "vmid": 180},
+        ],
+    )
     px.store.operations.set_step(op.id, "dead-runner", "start")
     return px.store.operations.get(op.id), app
 
 
 def _overdue(px: Proximity, op_id: str) -> None:
     with px.store.session() as s:
-        s.execute(update(OperationRow).where(OperationRow.id == op_id)
-                  .values(deadline=utcnow() - timedelta(seconds=1)))
+        s.execute(update(OperationRow).where(OperationRow.id == op_id).values(deadline=utcnow() - timedelta(seconds=1)))
 
 
 def test_an_operation_whose_runner_died_is_taken_over_and_rolled_back(lab: Proximity, pve: HarnessPve) -> None:
@@ -56,8 +66,7 @@ def test_an_operation_whose_runner_died_is_taken_over_and_rolled_back(lab: Proxi
     assert lab.apps.get(app.id).status == AppStatus.ERROR
 
 
-def test_an_orphan_past_its_deadline_is_failed_and_rolled_back_not_resumed(lab: Proximity,
-                                                                           pve: HarnessPve) -> None:
+def test_an_orphan_past_its_deadline_is_failed_and_rolled_back_not_resumed(lab: Proximity, pve: HarnessPve) -> None:
     op, app = _dead_deploy(lab, pve, deadline_in=-1)
     report = lab.maintenance.janitor()
     assert report.failed == [op.id]
@@ -117,19 +126,19 @@ def test_a_hung_runner_loses_its_operation_after_the_hard_deadline(lab: Proximit
 def test_retired_containers_are_destroyed_once_their_grace_period_ended(lab: Proximity, pve: HarnessPve) -> None:
     host = lab.hosts.get("lab")
     app = lab.store.apps.create(hostname="wiki", host_id=host.id, status=AppStatus.RUNNING, node="pve1", vmid=301)
-    other = lab.store.apps.create(hostname="other", host_id=host.id, status=AppStatus.RUNNING, node="pve1",
-                                  vmid=305)
+    other = lab.store.apps.create(hostname="other", host_id=host.id, status=AppStatus.RUNNING, node="pve1", vmid=305)
     pve.nodes["pve2"] = {"online": True}
-    pve.add_ct(301, "wiki", status="running")                 # the app's current container
-    pve.add_ct(300, "wiki", node="pve2", status="stopped")    # retired, grace over, moved to pve2 meanwhile
-    pve.add_ct(302, "wiki", status="stopped")                 # retired, still in its grace period
-    pve.add_ct(304, "someone-else", status="stopped")         # its VMID was reused by another container
-    pve.add_ct(305, "other", status="running")                # another app's container
+    pve.add_ct(301, "wiki", status="running")  # the app's current container
+    pve.add_ct(300, "wiki", node="pve2", status="stopped")  # retired, grace over, moved to pve2 meanwhile
+    pve.add_ct(302, "wiki", status="stopped")  # retired, still in its grace period
+    pve.add_ct(304, "someone-else", status="stopped")  # its VMID was reused by another container
+    pve.add_ct(305, "other", status="running")  # another app's container
     assert lab.store.reservations.reserve_vmid(host.id, 300, app_id=app.id)
     past, future = utcnow() - timedelta(minutes=1), utcnow() + timedelta(hours=24)
     for vmid, until in ((300, past), (302, future), (303, past), (304, past), (305, past)):
-        add_retired(lab.store, app.id, RetiredContainer(host_id=host.id, node="pve1", vmid=vmid, hostname="wiki",
-                                                        until=until))
+        add_retired(
+            lab.store, app.id, RetiredContainer(host_id=host.id, node="pve1", vmid=vmid, hostname="wiki", until=until)
+        )
 
     report = lab.maintenance.janitor()
 
@@ -156,8 +165,13 @@ def test_retired_containers_of_an_unreachable_host_wait(lab: Proximity, pve: Har
     host = lab.hosts.get("lab")
     app = lab.store.apps.create(hostname="wiki", host_id=host.id, status=AppStatus.RUNNING, node="pve1", vmid=301)
     pve.add_ct(300, "wiki", status="stopped")
-    add_retired(lab.store, app.id, RetiredContainer(host_id=host.id, node="pve1", vmid=300, hostname="wiki",
-                                                    until=utcnow() - timedelta(seconds=1)))
+    add_retired(
+        lab.store,
+        app.id,
+        RetiredContainer(
+            host_id=host.id, node="pve1", vmid=300, hostname="wiki", until=utcnow() - timedelta(seconds=1)
+        ),
+    )
     pve.flaky_network(drop_rate=1.0)
     report = lab.maintenance.janitor()
     assert report.retired_destroyed == []

@@ -49,14 +49,19 @@ def hosts_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def wired(tmp_path: Path, pve: HarnessPve, pve_ca: str, ssh_access: SshAccess, standin_state: StandinState,
-          hosts_file: Path) -> Iterator[tuple[Proximity, Recorder]]:
+def wired(
+    tmp_path: Path, pve: HarnessPve, pve_ca: str, ssh_access: SshAccess, standin_state: StandinState, hosts_file: Path
+) -> Iterator[tuple[Proximity, Recorder]]:
     standin_state.script("ss", stdout=LISTENING.format(port=3000))
     recorder = Recorder()
-    with Proximity.local(data_dir=tmp_path / "px", secret_key=Fernet.generate_key(), plugins=[recorder],
-                         entry_points=True, lease_seconds=5) as px:
-        px.hosts.add("lab", url=pve.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET, ca_file=pve_ca,
-                     ssh=ssh_access)
+    with Proximity.local(
+        data_dir=tmp_path / "px",
+        secret_key=Fernet.generate_key(),
+        plugins=[recorder],
+        entry_points=True,
+        lease_seconds=5,
+    ) as px:
+        px.hosts.add("lab", url=pve.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET, ca_file=pve_ca, ssh=ssh_access)
         yield px, recorder
 
 
@@ -84,14 +89,17 @@ def test_hosts_plugin_follows_deploy_and_delete(wired: tuple[Proximity, Recorder
     ]
 
 
-def test_listeners_hear_failures_after_the_rollback(wired: tuple[Proximity, Recorder], hosts_file: Path,
-                                                    standin_state: StandinState) -> None:
+def test_listeners_hear_failures_after_the_rollback(
+    wired: tuple[Proximity, Recorder], hosts_file: Path, standin_state: StandinState
+) -> None:
     px, recorder = wired
     standin_state.script("docker", match="up -d", exit_code=1, stderr="no space left on device\n")
     with pytest.raises(OperationFailed):
         px.apps.deploy("gitea", hostname="git-2").wait(timeout=60)
-    assert recorder.seen == [("before", "deploy", "deploying", None),
-                             ("error", "deploy", "error", "CommandFailedError")]
+    assert recorder.seen == [
+        ("before", "deploy", "deploying", None),
+        ("error", "deploy", "error", "CommandFailedError"),
+    ]
     assert "git-2" not in hosts_file.read_text()
 
 

@@ -17,10 +17,12 @@ from tests.harness.pve import TOKEN_ID, TOKEN_SECRET, HarnessPve
 MIB = 1024**2
 
 
-def _app(px: Proximity, vmid: int, status: AppStatus = AppStatus.RUNNING, *, node: str = "pve1",
-         host: str = "lab") -> App:
-    return px.store.apps.create(hostname=f"app-{vmid}", host_id=px.hosts.get(host).id, status=status, node=node,
-                                vmid=vmid, adopted=True)
+def _app(
+    px: Proximity, vmid: int, status: AppStatus = AppStatus.RUNNING, *, node: str = "pve1", host: str = "lab"
+) -> App:
+    return px.store.apps.create(
+        hostname=f"app-{vmid}", host_id=px.hosts.get(host).id, status=status, node=node, vmid=vmid, adopted=True
+    )
 
 
 def _resources_calls(pve: HarnessPve, since: int = 0) -> list[str]:
@@ -33,16 +35,18 @@ def fleet(lab: Proximity, pve: HarnessPve) -> dict[int, App]:
     pve.nodes["pve2"] = {"online": True}
     for vmid, status in ((201, "running"), (202, "running"), (203, "stopped"), (204, "running")):
         pve.add_ct(vmid, f"app-{vmid}", node="pve1", status=status, config={"memory": 1024})
-    return {vmid: _app(lab, vmid, AppStatus.STOPPED if vmid == 203 else AppStatus.RUNNING)
-            for vmid in (201, 202, 203, 204)}
+    return {
+        vmid: _app(lab, vmid, AppStatus.STOPPED if vmid == 203 else AppStatus.RUNNING) for vmid in (201, 202, 203, 204)
+    }
 
 
-def test_reconcile_follows_status_moves_and_vanished_containers(lab: Proximity, pve: HarnessPve,
-                                                                fleet: dict[int, App]) -> None:
-    pve.ct(201).status = "stopped"        # stopped outside Proximity
-    pve.ct(202).node = "pve2"             # migrated outside Proximity
-    pve.ct(203).status = "running"        # started outside Proximity
-    pve.cts.remove(pve.ct(204))           # destroyed outside Proximity
+def test_reconcile_follows_status_moves_and_vanished_containers(
+    lab: Proximity, pve: HarnessPve, fleet: dict[int, App]
+) -> None:
+    pve.ct(201).status = "stopped"  # stopped outside Proximity
+    pve.ct(202).node = "pve2"  # migrated outside Proximity
+    pve.ct(203).status = "running"  # started outside Proximity
+    pve.cts.remove(pve.ct(204))  # destroyed outside Proximity
     mark = len(pve.recorded)
     client = lab._clients.get(lab.hosts.get("lab").id)
     sent = client.request_count
@@ -78,8 +82,9 @@ def test_reconcile_follows_status_moves_and_vanished_containers(lab: Proximity, 
     assert lab.apps.get(fleet[204].id).status == AppStatus.STOPPED
 
 
-def test_apps_under_an_operation_or_in_error_are_left_alone(lab: Proximity, pve: HarnessPve,
-                                                            fleet: dict[int, App]) -> None:
+def test_apps_under_an_operation_or_in_error_are_left_alone(
+    lab: Proximity, pve: HarnessPve, fleet: dict[int, App]
+) -> None:
     for vmid in (201, 202, 203):
         pve.cts.remove(pve.ct(vmid))
     pve.ct(204).node = "pve2"
@@ -99,13 +104,20 @@ def test_apps_under_an_operation_or_in_error_are_left_alone(lab: Proximity, pve:
     assert [c.app_id for c in report.changes] == [fleet[204].id]
 
 
-def test_an_unreachable_host_changes_no_record_and_is_reported(lab: Proximity, pve: HarnessPve, pve_ca: str,
-                                                               fleet: dict[int, App]) -> None:
+def test_an_unreachable_host_changes_no_record_and_is_reported(
+    lab: Proximity, pve: HarnessPve, pve_ca: str, fleet: dict[int, App]
+) -> None:
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         closed = probe.getsockname()[1]
-    lab.hosts.add("gone", url=f"https://127.0.0.1:{closed}", token_id=TOKEN_ID, token_secret=TOKEN_SECRET,
-                  ca_file=pve_ca, check=False)
+    lab.hosts.add(
+        "gone",
+        url=f"https://127.0.0.1:{closed}",
+        token_id=TOKEN_ID,
+        token_secret=TOKEN_SECRET,
+        ca_file=pve_ca,
+        check=False,
+    )
     lost = _app(lab, 201, host="gone")
     for vmid in (201, 202):  # if the reachable host were mixed up with the other, these would vanish
         pve.cts.remove(pve.ct(vmid))
@@ -153,21 +165,28 @@ def test_sync_nodes_reports_every_host(lab: Proximity, pve: HarnessPve) -> None:
 @pytest.fixture
 def px_on(database_url: str, tmp_path: Path, pve: HarnessPve, pve_ca: str) -> Iterator[Proximity]:
     """Proximity on SQLite and on PostgreSQL (no node shell: reconcile needs none)."""
-    with Proximity.local(database_url=database_url, data_dir=tmp_path / "px-db", secret_key=Fernet.generate_key(),
-                         entry_points=False) as px:
+    with Proximity.local(
+        database_url=database_url, data_dir=tmp_path / "px-db", secret_key=Fernet.generate_key(), entry_points=False
+    ) as px:
         px.hosts.add("lab", url=pve.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET, ca_file=pve_ca)
         yield px
 
 
-def test_the_bulk_update_keeps_the_rest_of_the_config_on_every_database(px_on: Proximity,
-                                                                        pve: HarnessPve) -> None:
+def test_the_bulk_update_keeps_the_rest_of_the_config_on_every_database(px_on: Proximity, pve: HarnessPve) -> None:
     host_id = px_on.hosts.get("lab").id
     apps = []
     for vmid in range(400, 410):
         pve.add_ct(vmid, f"app-{vmid}", status="running", config={"memory": 768})
-        apps.append(px_on.store.apps.create(hostname=f"app-{vmid}", host_id=host_id, status=AppStatus.RUNNING,
-                                            node="pve1", vmid=vmid, config={"compose_text": "services: {}",
-                                                                            "main_port": 80}))
+        apps.append(
+            px_on.store.apps.create(
+                hostname=f"app-{vmid}",
+                host_id=host_id,
+                status=AppStatus.RUNNING,
+                node="pve1",
+                vmid=vmid,
+                config={"compose_text": "services: {}", "main_port": 80},
+            )
+        )
     pve.ct(400).status = "stopped"
     pve.cts.remove(pve.ct(401))
     report = px_on.maintenance.reconcile()

@@ -20,9 +20,13 @@ CA = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
 
 
 def _set(lab: Proximity) -> None:
-    lab.hosts.set_registries("lab", mirrors=["https://mirror.lan:5000"], insecure=["10.0.3.1:5000"],
-                             cas={"reg.lan:5443": CA},
-                             credentials=[{"registry": "reg.lan:5443", "username": "ci", "password": TOKEN}])
+    lab.hosts.set_registries(
+        "lab",
+        mirrors=["https://mirror.lan:5000"],
+        insecure=["10.0.3.1:5000"],
+        cas={"reg.lan:5443": CA},
+        credentials=[{"registry": "reg.lan:5443", "username": "ci", "password": TOKEN}],
+    )
 
 
 def test_bad_settings_are_refused_naming_the_field(lab: Proximity) -> None:
@@ -31,8 +35,15 @@ def test_bad_settings_are_refused_naming_the_field(lab: Proximity) -> None:
         ({"mirrors": ["mirror.lan"]}, "not a registry URL"),
         ({"cas": {"reg.lan": "not a pem"}}, "not a PEM certificate"),
         ({"credentials": [{"registry": "reg.lan", "username": "a", "password": ""}]}, "1 to 4096"),
-        ({"credentials": [{"registry": "r.lan", "username": "a", "password": "x"},
-                          {"registry": "r.lan", "username": "b", "password": "y"}]}, "one login per registry"),
+        (
+            {
+                "credentials": [
+                    {"registry": "r.lan", "username": "a", "password": "x"},
+                    {"registry": "r.lan", "username": "b", "password": "y"},
+                ]
+            },
+            "one login per registry",
+        ),
     ):
         with pytest.raises(ValidationError, match=says):
             lab.hosts.set_registries("lab", **fields)  # type: ignore[arg-type]
@@ -54,7 +65,8 @@ def test_credentials_are_encrypted_at_rest_and_never_shown(lab: Proximity) -> No
 
 
 def test_a_deploy_writes_them_into_the_container_before_docker_reads_them(
-        lab: Proximity, standin_state: StandinState) -> None:
+    lab: Proximity, standin_state: StandinState
+) -> None:
     _set(lab)
     app = lab.apps.deploy("gitea", hostname="git-1").wait(timeout=60)
     root = standin_state.path / "ct" / str(app.vmid)

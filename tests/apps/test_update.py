@@ -35,12 +35,21 @@ def _entry(version: str, web_tag: str, *, extra_secret: bool = False) -> dict[st
         environment["SESSION_SECRET"] = "${SESSION_SECRET}"
         secrets.append({"name": "SESSION_SECRET", "kind": "hex"})
     return {
-        "id": "notes", "name": "Notes", "version": version, "description": "notes", "category": "Productivity",
-        "docker_compose": {"services": {
-            "web": {"image": f"{WEB}:{web_tag}", "ports": ["3000:3000"], "environment": environment},
-            "db": {"image": f"{DB}:16", "environment": {"POSTGRES_PASSWORD": "${DB_PASSWORD}"}},
-        }},
-        "ports": [3000], "main_service": "web", "main_port": 3000, "os_template": "debian-12-standard",
+        "id": "notes",
+        "name": "Notes",
+        "version": version,
+        "description": "notes",
+        "category": "Productivity",
+        "docker_compose": {
+            "services": {
+                "web": {"image": f"{WEB}:{web_tag}", "ports": ["3000:3000"], "environment": environment},
+                "db": {"image": f"{DB}:16", "environment": {"POSTGRES_PASSWORD": "${DB_PASSWORD}"}},
+            }
+        },
+        "ports": [3000],
+        "main_service": "web",
+        "main_port": 3000,
+        "os_template": "debian-12-standard",
         "secrets": secrets,
     }
 
@@ -72,18 +81,23 @@ class Lab:
 
 
 @pytest.fixture
-def lab(tmp_path: Path, pve: HarnessPve, pve_ca: str, ssh_access: SshAccess,
-        standin_state: StandinState) -> Iterator[Lab]:
+def lab(
+    tmp_path: Path, pve: HarnessPve, pve_ca: str, ssh_access: SshAccess, standin_state: StandinState
+) -> Iterator[Lab]:
     standin_state.script("ss", stdout=LISTENING.format(port=3000))
     # backups hold the stand-in container's files, as a vzdump holds the root filesystem
     pve.container_files = lambda vmid: standin_state.path / "ct" / str(vmid)
     catalog = tmp_path / "catalog"
     catalog.mkdir()
     (catalog / "notes.json").write_text(json.dumps(_entry("1.0", "1.0.0")))
-    with Proximity.local(data_dir=tmp_path / "px", secret_key=Fernet.generate_key(), entry_points=False,
-                         catalog_paths=[catalog], lease_seconds=5) as px:
-        px.hosts.add("lab", url=pve.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET, ca_file=pve_ca,
-                     ssh=ssh_access)
+    with Proximity.local(
+        data_dir=tmp_path / "px",
+        secret_key=Fernet.generate_key(),
+        entry_points=False,
+        catalog_paths=[catalog],
+        lease_seconds=5,
+    ) as px:
+        px.hosts.add("lab", url=pve.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET, ca_file=pve_ca, ssh=ssh_access)
         px.settings.update(health_timeout_seconds=2)
         yield Lab(px, pve, standin_state, catalog)
 
@@ -148,7 +162,8 @@ def test_a_floating_tag_with_a_new_digest_is_found_after_a_pull_and_updated(lab:
     [found] = lab.px.apps.updates()
     assert found.available_version is None
     assert [(i.image, i.current_digest, i.available_digest) for i in found.images] == [
-        (f"{WEB}:latest", before, "sha256:" + "b" * 64)]
+        (f"{WEB}:latest", before, "sha256:" + "b" * 64)
+    ]
 
     updated = lab.px.apps.update(app.id).wait(timeout=60)
     assert updated.config["images"][f"{WEB}:latest"] == "sha256:" + "b" * 64
@@ -167,8 +182,11 @@ def test_a_failed_health_check_restores_the_exact_prior_state(lab: Lab) -> None:
     lab.publish_image(f"{WEB}:latest", "sha256:" + "c" * 64)
     # the new version never listens: the 2 checks of the update fail, the one after the restore passes
     rules = lab.standins.path / "rules" / "ss.json"
-    rules.write_text(json.dumps([{"match": None, "times": 2, "stdout": "", "stderr": "", "exit_code": 0},
-                                 *json.loads(rules.read_text())]))
+    rules.write_text(
+        json.dumps(
+            [{"match": None, "times": 2, "stdout": "", "stderr": "", "exit_code": 0}, *json.loads(rules.read_text())]
+        )
+    )
 
     op = lab.px.apps.update(app.id)
     events = list(op.events())
@@ -182,8 +200,9 @@ def test_a_failed_health_check_restores_the_exact_prior_state(lab: Lab) -> None:
 
     after = lab.px.apps.get(app.id)
     assert after.status == AppStatus.RUNNING
-    assert after.model_dump(exclude={"updated_at", "status_changed_at"}) == \
-        record_before.model_dump(exclude={"updated_at", "status_changed_at"})
+    assert after.model_dump(exclude={"updated_at", "status_changed_at"}) == record_before.model_dump(
+        exclude={"updated_at", "status_changed_at"}
+    )
     assert lab.config(after) == config_before  # fakepve: the container's config as it was
     assert lab.compose(after) == compose_before  # the compose project in the container as recorded
     assert (lab.files(after) / "var" / "lib" / "docker" / "standin-images.json").read_text() == pulled_before
@@ -212,8 +231,13 @@ def test_update_windows_open_on_their_days_and_across_midnight() -> None:
     assert window.opened_at(saturday + timedelta(minutes=30)) == datetime(2026, 11, 28, 23, 30, tzinfo=UTC)
     assert window.opened_at(saturday + timedelta(minutes=45)) is None  # closed at 00:30 on Sunday
     assert window.opened_at(saturday - timedelta(days=1)) is None  # Friday
-    for bad in ({"start": "24:00"}, {"start": "3:00"}, {"start": "03:00", "minutes": 5}, {"start": "03:00", "days": ()},
-                {"start": "03:00", "days": ("someday",)}):
+    for bad in (
+        {"start": "24:00"},
+        {"start": "3:00"},
+        {"start": "03:00", "minutes": 5},
+        {"start": "03:00", "days": ()},
+        {"start": "03:00", "days": ("someday",)},
+    ):
         with pytest.raises(PydanticValidationError):
             UpdateWindow.model_validate(bad)
 

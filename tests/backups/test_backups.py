@@ -72,8 +72,10 @@ def test_create_list_restore_new_and_in_place_then_delete(lab: Proximity, pve: H
     [retired] = restored.config["retired"]
     assert retired["vmid"] == old_vmid and retired["node"] == "pve1" and retired["hostname"] == "git-1"
     assert datetime.fromisoformat(retired["until"]) > backup.created_at
-    assert _marks(restore)[::2] == [f"{s}: started" for s in (
-        "check", "reserve", "fetch", "restore", "switch", "start", "address", "health", "retire")]
+    assert _marks(restore)[::2] == [
+        f"{s}: started"
+        for s in ("check", "reserve", "fetch", "restore", "switch", "start", "address", "health", "retire")
+    ]
     [create] = [r for r in pve.recorded if r.method == "POST" and r.path.endswith("/lxc") and b"restore=1" in r.body]
     assert b"storage=local-lvm" in create.body and b"unique=1" in create.body
     assert lab.backups.get(backup.id).status == BackupStatus.COMPLETED
@@ -83,8 +85,9 @@ def test_create_list_restore_new_and_in_place_then_delete(lab: Proximity, pve: H
     again = in_place.wait(timeout=60)
     assert again.vmid == restored.vmid and again.status == AppStatus.RUNNING
     assert pve.restored_from[restored.vmid] == [backup.volid, backup.volid]
-    assert _marks(in_place)[::2] == [f"{s}: started" for s in (
-        "check", "fetch", "safety", "stop", "restore", "start", "address", "health")]
+    assert _marks(in_place)[::2] == [
+        f"{s}: started" for s in ("check", "fetch", "safety", "stop", "restore", "start", "address", "health")
+    ]
     safety = [b for b in lab.backups.list(app.id) if b.id != backup.id]
     assert len(safety) == 1 and safety[0].status == BackupStatus.COMPLETED
     assert safety[0].note == f"safety backup before restoring backup {backup.id}"
@@ -116,7 +119,8 @@ def test_restore_of_a_corrupt_archive_leaves_the_app_running_unchanged(lab: Prox
     assert failed.value.step == "restore"
     assert "unable to restore CT" in str(failed.value)
     assert lab.apps.get(app.id).model_dump(exclude={"updated_at", "status_changed_at"}) == app.model_dump(
-        exclude={"updated_at", "status_changed_at"})
+        exclude={"updated_at", "status_changed_at"}
+    )
     assert pve.ct(app.vmid).status == "running"
     assert {ct.vmid for ct in pve.cts} == containers  # nothing left behind
     assert lab.store.reservations.held_vmids(app.host_id) == {app.vmid}

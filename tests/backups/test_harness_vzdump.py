@@ -17,9 +17,15 @@ VOLID = re.compile(r"^local:backup/vzdump-lxc-101-\d{4}_\d\d_\d\d-\d\d_\d\d_\d\d
 
 
 def _container(pve: HarnessPve, client: ProxmoxClient) -> None:
-    upid = client.post("/nodes/pve1/lxc", vmid=101, ostemplate=TEMPLATE,
-                       hostname="app-1", memory=1024, rootfs="local-lvm:8",
-                       net0="name=eth0,bridge=vmbr0,ip=dhcp")
+    upid = client.post(
+        "/nodes/pve1/lxc",
+        vmid=101,
+        ostemplate=TEMPLATE,
+        hostname="app-1",
+        memory=1024,
+        rootfs="local-lvm:8",
+        net0="name=eth0,bridge=vmbr0,ip=dhcp",
+    )
     wait_task(client, str(upid))
 
 
@@ -46,13 +52,20 @@ def test_vzdump_writes_a_real_archive_listed_in_the_storage(pve: HarnessPve, pve
 
 
 def test_restore_brings_the_archived_config_back_and_a_corrupt_archive_fails(
-        pve: HarnessPve, pve_client: ProxmoxClient) -> None:
+    pve: HarnessPve, pve_client: ProxmoxClient
+) -> None:
     _container(pve, pve_client)
     wait_task(pve_client, str(pve_client.post("/nodes/pve1/vzdump", vmid="101", storage="local", compress="gzip")))
     [volume] = pve_client.storage_content("pve1", "local", content="backup")
     assert volume.volid.endswith(".tar.gz")
-    wait_task(pve_client, str(pve_client.post("/nodes/pve1/lxc", vmid=102, ostemplate=volume.volid, restore=1,
-                                              storage="local-lvm", unique=1)))
+    wait_task(
+        pve_client,
+        str(
+            pve_client.post(
+                "/nodes/pve1/lxc", vmid=102, ostemplate=volume.volid, restore=1, storage="local-lvm", unique=1
+            )
+        ),
+    )
     restored = pve.ct(102).config
     assert restored["hostname"] == "app-1" and restored["memory"] == 1024
     assert restored["rootfs"].startswith("local-lvm:vm-102-disk") and "size=8G" in restored["rootfs"]
@@ -60,8 +73,9 @@ def test_restore_brings_the_archived_config_back_and_a_corrupt_archive_fails(
     assert restored["net0"] != pve.ct(101).config["net0"]  # unique: a new MAC
 
     pve.archive_path(volume.volid).write_bytes(b"not a tar archive at all" * 100)
-    upid = pve_client.post("/nodes/pve1/lxc", vmid=101, ostemplate=volume.volid, restore=1, force=1,
-                           storage="local-lvm")
+    upid = pve_client.post(
+        "/nodes/pve1/lxc", vmid=101, ostemplate=volume.volid, restore=1, force=1, storage="local-lvm"
+    )
     with pytest.raises(TaskFailedError, match="unable to restore CT 101"):
         wait_task(pve_client, str(upid))
     assert pve.ct(101) is None  # PVE's overwrite path destroyed the old container first

@@ -23,10 +23,24 @@ def _apps(lab: Proximity, pve: HarnessPve, count: int) -> list[App]:
     apps = []
     for n in range(count):
         vmid = 200 + n
-        wait_task(client, str(client.post("/nodes/pve1/lxc", vmid=vmid, ostemplate=TEMPLATE, hostname=f"app-{n}",
-                                          rootfs="local-lvm:4", net0="name=eth0,bridge=vmbr0,ip=dhcp")))
-        apps.append(lab.store.apps.create(hostname=f"app-{n}", host_id=host.id, status=AppStatus.STOPPED,
-                                          node="pve1", vmid=vmid))
+        wait_task(
+            client,
+            str(
+                client.post(
+                    "/nodes/pve1/lxc",
+                    vmid=vmid,
+                    ostemplate=TEMPLATE,
+                    hostname=f"app-{n}",
+                    rootfs="local-lvm:4",
+                    net0="name=eth0,bridge=vmbr0,ip=dhcp",
+                )
+            ),
+        )
+        apps.append(
+            lab.store.apps.create(
+                hostname=f"app-{n}", host_id=host.id, status=AppStatus.STOPPED, node="pve1", vmid=vmid
+            )
+        )
     return apps
 
 
@@ -44,8 +58,11 @@ def test_twenty_backups_on_one_node_all_succeed_one_vzdump_at_a_time(lab: Proxim
     assert [b.vmid for b in backups] == [a.vmid for a in apps]
     assert pve.vzdump_parallel["pve1"] == 1  # never two vzdumps on the node at once
     assert pve.vzdump_waited["pve1"] == 0  # so none waited for PVE's global lock: we queued them
-    waited = [op for op in ops if any(e.message.startswith("waiting: another backup is running on node pve1")
-                                      for e in op.events())]
+    waited = [
+        op
+        for op in ops
+        if any(e.message.startswith("waiting: another backup is running on node pve1") for e in op.events())
+    ]
     assert len(waited) >= 15
     assert elapsed >= 20 * 0.2
     assert len(lab.backups.list()) == 20 and lab.backups.stats().by_status == {BackupStatus.COMPLETED: 20}

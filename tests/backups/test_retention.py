@@ -63,8 +63,9 @@ def test_rules_must_be_positive_whole_numbers(bad: object) -> None:
     daily=st.none() | st.integers(1, 7),
     weekly=st.none() | st.integers(1, 4),
 )
-def test_any_history_splits_cleanly_and_keeps_the_newest(offsets: list[int], last: int | None, daily: int | None,
-                                                         weekly: int | None) -> None:
+def test_any_history_splits_cleanly_and_keeps_the_newest(
+    offsets: list[int], last: int | None, daily: int | None, weekly: int | None
+) -> None:
     history = [RetentionItem(str(m), JAN1 + timedelta(minutes=m)) for m in offsets]
     keep, prune = prune_plan(history, Retention(keep_last=last, keep_daily=daily, keep_weekly=weekly))
     assert sorted(keep + prune) == sorted(i.id for i in history)

@@ -27,8 +27,9 @@ def test_next_run_follows_cron(cron: str, expected: datetime) -> None:
     assert next_run(cron, after=FRIDAY_LATE) == expected.replace(tzinfo=UTC)
 
 
-@pytest.mark.parametrize("cron", ["", "0 3 * *", "0 3 * * * *", "61 * * * *", "0 3 * * 8", "0 3 * * 5-1",
-                                  "0 3 * * funday", "0 3 32 * *", 42])
+@pytest.mark.parametrize(
+    "cron", ["", "0 3 * *", "0 3 * * * *", "61 * * * *", "0 3 * * 8", "0 3 * * 5-1", "0 3 * * funday", "0 3 32 * *", 42]
+)
 def test_bad_cron_lines_are_refused_with_the_field(cron: object) -> None:
     with pytest.raises(ValidationError) as refused:
         check_cron(cron)

@@ -37,8 +37,9 @@ def compat_catalog(compat_dir: Path) -> Catalog:
     most apps with ``network_mode: host``: a source an admin must trust (the compose policy)."""
     from proximity_sdk.catalog.directory import DirectorySource
 
-    return Catalog(plugins=_EmptyPlugins(), sources=[DirectorySource(compat_dir, name="compat")],
-                   trusted_sources=["compat"])
+    return Catalog(
+        plugins=_EmptyPlugins(), sources=[DirectorySource(compat_dir, name="compat")], trusted_sources=["compat"]
+    )
 
 
 class _EmptyPlugins(PluginManager):

@@ -71,11 +71,7 @@ def test_builtin_entry_is_deployable(app: CatalogApp) -> None:
 
 
 def test_descriptions_are_our_own(compat_dir) -> None:  # type: ignore[no-untyped-def]
-    corpus = {
-        json.loads(p.read_text()).get("description")
-        for p in compat_dir.glob("*.json")
-        if p.name != "index.json"
-    }
+    corpus = {json.loads(p.read_text()).get("description") for p in compat_dir.glob("*.json") if p.name != "index.json"}
     copied = [app.id for app in _APPS if app.description in corpus]
     assert copied == []
 

@@ -128,10 +128,7 @@ def test_url_and_command_passwords_follow_the_database(compat_catalog: Catalog) 
     assert url == f"postgres://hedgedoc:{db_pw}@db:5432/hedgedoc"
     nocodb = render_project(compat_catalog.get("nocodb"))
     nc = _resolve(nocodb.compose["services"]["nocodb"]["environment"]["NC_DB"], nocodb.env)
-    assert (
-        f"p={_resolve(nocodb.compose['services']['db']['environment']['POSTGRES_PASSWORD'], nocodb.env)}&"
-        in nc
-    )
+    assert f"p={_resolve(nocodb.compose['services']['db']['environment']['POSTGRES_PASSWORD'], nocodb.env)}&" in nc
     redis = render_project(compat_catalog.get("redis"))
     assert "redis_password" not in redis.compose_text()
     assert redis.compose["services"]["redis"]["command"].startswith("redis-server --requirepass ${")
@@ -183,9 +180,7 @@ def test_user_overrides_plain_secret_and_new() -> None:
             "db": {"image": "postgres:16", "environment": {"POSTGRES_PASSWORD": "pw"}},
         }
     )
-    project = render_project(
-        app, environment={"GREETING": "cost $5", "DB_PASSWORD": "chosen-by-me", "EXTRA": "1"}
-    )
+    project = render_project(app, environment={"GREETING": "cost $5", "DB_PASSWORD": "chosen-by-me", "EXTRA": "1"})
     web, db = (
         project.compose["services"]["web"]["environment"],
         project.compose["services"]["db"]["environment"],

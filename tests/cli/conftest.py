@@ -37,14 +37,22 @@ class Cli:
     env: dict[str, str] = field(default_factory=dict)
     host_args: list[str] = field(default_factory=list)
 
-    def run(self, *args: str, env: Mapping[str, str] | None = None, stdin: str | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, env: Mapping[str, str] | None = None, stdin: str | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
         full = {k: v for k, v in os.environ.items() if not k.startswith("PROXIMITY_")}
         full.update(self.env)
         full.update(env or {})
-        return subprocess.run([sys.executable, "-m", "proximity_sdk.cli", *args], capture_output=True, text=True,
-                              env=full, cwd=ROOT, input=stdin if stdin is not None else "", timeout=timeout,
-                              check=False)
+        return subprocess.run(
+            [sys.executable, "-m", "proximity_sdk.cli", *args],
+            capture_output=True,
+            text=True,
+            env=full,
+            cwd=ROOT,
+            input=stdin if stdin is not None else "",
+            timeout=timeout,
+            check=False,
+        )
 
     def ok(self, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
         out = self.run(*args, **kw)
@@ -66,8 +74,9 @@ class Cli:
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
     (tmp_path / "config").mkdir()
-    return Cli(tmp=tmp_path, env={"PROXIMITY_DATA_DIR": str(tmp_path / "cli-px"),
-                                  "XDG_CONFIG_HOME": str(tmp_path / "config")})
+    return Cli(
+        tmp=tmp_path, env={"PROXIMITY_DATA_DIR": str(tmp_path / "cli-px"), "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    )
 
 
 @pytest.fixture
@@ -79,9 +88,23 @@ def lab_cli(cli: Cli, pve: HarnessPve, pve_ca: str, ssh_access: SshAccess, stand
     secret.write_text(TOKEN_SECRET + "\n")
     secret.chmod(0o600)
     assert ssh_access.key_file is not None and ssh_access.known_hosts is not None
-    cli.host_args = ["--url", pve.url, "--token-id", TOKEN_ID, "--token-secret-file", str(secret),
-                     "--ca-file", pve_ca, "--ssh-user", ssh_access.user, "--ssh-port", str(ssh_access.port),
-                     "--ssh-key", ssh_access.key_file, "--known-hosts", ssh_access.known_hosts,
-                     *[a for node, address in ssh_access.addresses.items()
-                       for a in ("--ssh-address", f"{node}={address}")]]
+    cli.host_args = [
+        "--url",
+        pve.url,
+        "--token-id",
+        TOKEN_ID,
+        "--token-secret-file",
+        str(secret),
+        "--ca-file",
+        pve_ca,
+        "--ssh-user",
+        ssh_access.user,
+        "--ssh-port",
+        str(ssh_access.port),
+        "--ssh-key",
+        ssh_access.key_file,
+        "--known-hosts",
+        ssh_access.known_hosts,
+        *[a for node, address in ssh_access.addresses.items() for a in ("--ssh-address", f"{node}={address}")],
+    ]
     return cli

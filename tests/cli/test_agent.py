@@ -52,8 +52,12 @@ def test_catalog_tables_through_an_agent_are_the_local_tables(cli: Cli, agent: A
     (no models built): the same table, rows and order, as the local command over the same catalog
     (the agent's and this CLI's are both the built-in catalog)."""
     remote = {"PROXIMITY_AGENT": agent.target, "PROXIMITY_TOKEN": agent.admin}
-    for command in (["catalog", "list"], ["catalog", "list", "--category", "Development"],
-                    ["catalog", "search", "postgres"], ["catalog", "search", "no-such-app-anywhere"]):
+    for command in (
+        ["catalog", "list"],
+        ["catalog", "list", "--category", "Development"],
+        ["catalog", "search", "postgres"],
+        ["catalog", "search", "no-such-app-anywhere"],
+    ):
         local = cli.ok(*command).stdout
         assert cli.ok(*command, env=remote).stdout == local, command
     rows = cli.ok("catalog", "list", env=remote).stdout.splitlines()

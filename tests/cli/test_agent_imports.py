@@ -28,13 +28,21 @@ print(json.dumps({{"code": code, "modules": mods}}), file=sys.stderr)
 """
 
 
-@pytest.mark.parametrize("command", [["catalog", "list"], ["apps", "list"], ["hosts", "list"],
-                                     ["operations", "list"], ["backups", "list"]])
+@pytest.mark.parametrize(
+    "command", [["catalog", "list"], ["apps", "list"], ["hosts", "list"], ["operations", "list"], ["backups", "list"]]
+)
 def test_agent_mode_imports_nothing_local(agent: Agent, command: list[str]) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROXIMITY_")}
     env.update({"PROXIMITY_AGENT": agent.target, "PROXIMITY_TOKEN": agent.admin})
-    done = subprocess.run([sys.executable, "-c", _PROBE.format(roots=LOCAL_ONLY), *command], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE.format(roots=LOCAL_ONLY), *command],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     report = json.loads(done.stderr.strip().splitlines()[-1])
     assert report["code"] == 0, done.stderr
     assert report["modules"] == []
@@ -44,8 +52,15 @@ def test_the_probe_sees_local_imports(tmp_path: object) -> None:
     """The same probe run locally does see the store: the check above can fail."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROXIMITY_")}
     env["PROXIMITY_DATA_DIR"] = str(tmp_path)
-    done = subprocess.run([sys.executable, "-c", _PROBE.format(roots=LOCAL_ONLY), "apps", "list"], env=env,
-                          cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE.format(roots=LOCAL_ONLY), "apps", "list"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     report = json.loads(done.stderr.strip().splitlines()[-1])
     assert report["code"] == 0, done.stderr
     assert "sqlalchemy" in report["modules"] and "proximity_sdk.store" in report["modules"]
@@ -58,15 +73,30 @@ def test_agent_mode_catalog_tables_import_no_models(agent: Agent, command: list[
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROXIMITY_")}
     env.update({"PROXIMITY_AGENT": agent.target, "PROXIMITY_TOKEN": agent.admin})
     roots = ("pydantic", "pydantic_core", "proximity_sdk")
-    done = subprocess.run([sys.executable, "-c", _PROBE.format(roots=roots), *command], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE.format(roots=roots), *command],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     report = json.loads(done.stderr.strip().splitlines()[-1])
     assert report["code"] == 0, done.stderr
     assert "gitea" in done.stdout
     assert "proximity_sdk._remote._catalog" in report["modules"]  # the probe sees this command's modules
     assert [m for m in report["modules"] if m.startswith(("pydantic", "proximity_sdk.models."))] == [
-        "proximity_sdk.models._listing"]
+        "proximity_sdk.models._listing"
+    ]
     # --json prints the models' JSON: there they are imported
-    done = subprocess.run([sys.executable, "-c", _PROBE.format(roots=roots), "--json", *command], env=env,
-                          cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE.format(roots=roots), "--json", *command],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert "pydantic" in json.loads(done.stderr.strip().splitlines()[-1])["modules"]

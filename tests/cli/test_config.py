@@ -45,8 +45,17 @@ def test_the_resolved_data_dir_is_the_one_used(cli: Cli) -> None:
     a, c = str(cli.tmp / "a"), str(cli.tmp / "c")
     _write(cli, f'data_dir = "{a}"\n')
     no_env = {"PROXIMITY_DATA_DIR": ""}
-    cli.ok("hosts", "add", "one", "--url", "https://127.0.0.1:8006", "--token-id", "root@pam!px", "--no-check",
-           env={**no_env, "PROXIMITY_HOST_TOKEN_SECRET": "s3cret"})
+    cli.ok(
+        "hosts",
+        "add",
+        "one",
+        "--url",
+        "https://127.0.0.1:8006",
+        "--token-id",
+        "root@pam!px",
+        "--no-check",
+        env={**no_env, "PROXIMITY_HOST_TOKEN_SECRET": "s3cret"},
+    )
     assert [h["name"] for h in cli.json("hosts", "list", env=no_env)] == ["one"]
     assert cli.json("hosts", "list", env={"PROXIMITY_DATA_DIR": c}) == []
     assert [h["name"] for h in cli.json("--data-dir", a, "hosts", "list", env={"PROXIMITY_DATA_DIR": c})] == ["one"]
@@ -57,8 +66,11 @@ def test_default_profile_agent_token_file_and_relative_paths(cli: Cli) -> None:
     token = cli.tmp / "config" / "proximity" / "lab.token"
     token.parent.mkdir(parents=True)
     token.write_text("px_from_file\n")
-    _write(cli, 'profile = "lab"\n\n[profiles.lab]\nagent = "agent.lan:7443"\ntoken_file = "lab.token"\n'
-                'ca_file = "lab-ca.pem"\n\n[profiles.home]\nlocal = true\n')
+    _write(
+        cli,
+        'profile = "lab"\n\n[profiles.lab]\nagent = "agent.lan:7443"\ntoken_file = "lab.token"\n'
+        'ca_file = "lab-ca.pem"\n\n[profiles.home]\nlocal = true\n',
+    )
     shown = _shown(cli)
     assert shown["profile"] == "lab" and shown["mode"] == "agent"
     assert _setting(shown, "agent") == ("agent.lan:7443", "config")
@@ -81,11 +93,12 @@ def test_config_mistakes_are_usage_errors(cli: Cli) -> None:
     out = cli.fails(2, "--profile", "prod", "config", "show")
     assert out.stderr.splitlines() == [
         f"proximity: error: no profile 'prod' in {path} (asked for by --profile)",
-        "proximity: hint: Profiles there: lab"]
+        "proximity: hint: Profiles there: lab",
+    ]
     _write(cli, 'data_dri = "/tmp/x"\n')
     out = cli.fails(2, "config", "show")
     assert f"proximity: error: {path}: unknown key 'data_dri'" in out.stderr
-    _write(cli, 'data_dir = 3\n')
+    _write(cli, "data_dir = 3\n")
     assert "data_dir must be a string" in cli.fails(2, "config", "show").stderr
     _write(cli, 'data_dir = "unterminated\n')
     assert "is not valid TOML" in cli.fails(2, "config", "show").stderr

@@ -37,8 +37,10 @@ def test_a_group_without_its_command_prints_its_help(cli: Cli) -> None:
 
 def test_unknown_app_is_not_found(cli: Cli) -> None:
     out = cli.fails(3, "apps", "show", "nope")
-    assert out.stderr.splitlines() == ["proximity: error: no app 'nope'",
-                                       "proximity: hint: List the apps with `proximity apps list`"]
+    assert out.stderr.splitlines() == [
+        "proximity: error: no app 'nope'",
+        "proximity: hint: List the apps with `proximity apps list`",
+    ]
     assert out.stdout == ""
     assert cli.fails(3, "--json", "apps", "logs", "nope").stdout == ""  # nothing but JSON on stdout: none at all
 
@@ -127,7 +129,8 @@ def test_unexpected_error_is_short_and_points_to_debug(cli: Cli) -> None:
     out = cli.fails(1, "--data-dir", str(data), "hosts", "list")
     assert out.stderr.startswith("proximity: error: unexpected DatabaseError: ")
     assert out.stderr.splitlines()[-1] == (
-        "proximity: hint: Run again with --debug for the traceback (and report it: it is a bug)")
+        "proximity: hint: Run again with --debug for the traceback (and report it: it is a bug)"
+    )
     out = cli.run("--debug", "--data-dir", str(data), "hosts", "list")
     assert out.returncode == 1
     assert "Traceback (most recent call last)" in out.stderr  # --debug shows it

@@ -82,6 +82,7 @@ def test_not_found_hints_on_the_command_line_name_commands(cli: Cli) -> None:
     out = cli.fails(3, "catalog", "show", "zzzzzzzzzzzz")
     assert out.stderr.splitlines()[-1] == (
         "proximity: hint: List the ids with `proximity catalog list` or look them up with "
-        "`proximity catalog search TEXT`")
+        "`proximity catalog search TEXT`"
+    )
     out = cli.fails(3, "backups", "list", "nope")
     assert "px." not in out.stderr and "`proximity apps list`" in out.stderr

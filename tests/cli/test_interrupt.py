@@ -22,9 +22,14 @@ def test_ctrl_c_cancels_a_local_deploy_and_rolls_it_back(lab_cli: Cli, pve: Harn
     pve.time_scale = 1.0
     pve.download_secs = 15.0  # the template step takes a while: time to press Ctrl-C (cancel acts after it)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROXIMITY_")} | cli.env
-    process = subprocess.Popen([sys.executable, "-m", "proximity_sdk.cli", "apps", "deploy", "gitea",
-                                "--hostname", "git-1"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "proximity_sdk.cli", "apps", "deploy", "gitea", "--hostname", "git-1"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert process.stderr is not None
     seen = []
     deadline = time.monotonic() + 120

@@ -14,8 +14,7 @@ from tests.harness.sshd import StandinState
 
 
 @pytest.mark.timeout(300)  # a dozen subprocesses, each importing the SDK, on a shared 2-core machine
-def test_reads_watch_stop_start_logs_credentials(lab_cli: Cli, pve: HarnessPve,
-                                                 standin_state: StandinState) -> None:
+def test_reads_watch_stop_start_logs_credentials(lab_cli: Cli, pve: HarnessPve, standin_state: StandinState) -> None:
     cli = lab_cli
     cli.ok("hosts", "add", "lab", *cli.host_args)
     out = cli.ok("hosts", "test")
@@ -56,6 +55,7 @@ def test_reads_watch_stop_start_logs_credentials(lab_cli: Cli, pve: HarnessPve,
     out = cli.ok("operations", "cancel", op_id)
     assert "had already ended (succeeded)" in out.stderr
     assert cli.fails(3, "operations", "show", "00000000-0000-4000-8000-000000000000").stderr.startswith(
-        "proximity: error: ")
+        "proximity: error: "
+    )
     ops = json.loads(cli.ok("--json", "operations", "list", "--status", "succeeded").stdout)
     assert [o["kind"] for o in ops] == ["start", "stop", "deploy"]

@@ -19,8 +19,9 @@ def test_apps_logs_of_an_oci_app(lab_cli: Cli, pve: HarnessPve, standin_state: S
     cli = lab_cli
     pve.version = "9.1.2"
     cli.ok("hosts", "add", "lab", *cli.host_args)
-    vmid = cli.json("apps", "deploy-image", "docker.io/library/nginx:1.27", "--hostname", "web-1",
-                    "--port", "80")["result"]["vmid"]
+    vmid = cli.json("apps", "deploy-image", "docker.io/library/nginx:1.27", "--hostname", "web-1", "--port", "80")[
+        "result"
+    ]["vmid"]
     log = standin_state.path / "root" / "pve1" / console_log_path(vmid).lstrip("/")
     empty = cli.ok("apps", "logs", "web-1")  # started, printed nothing yet: said on stderr, stdout empty
     assert empty.stdout == "" and "web-1: no output logged yet" in empty.stderr
@@ -33,8 +34,9 @@ def test_apps_logs_of_an_oci_app(lab_cli: Cli, pve: HarnessPve, standin_state: S
     # a host without SSH access: the app runs, but nothing recorded its console
     secret_args = cli.host_args[: cli.host_args.index("--ssh-user")]
     cli.ok("hosts", "add", "bare", *secret_args)
-    cli.ok("apps", "deploy-image", "docker.io/library/nginx:1.27", "--hostname", "web-2", "--port", "80",
-           "--host", "bare")
+    cli.ok(
+        "apps", "deploy-image", "docker.io/library/nginx:1.27", "--hostname", "web-2", "--port", "80", "--host", "bare"
+    )
     out = cli.fails(1, "apps", "logs", "web-2")
     assert "has no console log" in out.stderr and "SSH access" in out.stderr
     assert "--ssh-key" in out.stderr and "pct console" in out.stderr  # what to do, as commands

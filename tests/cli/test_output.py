@@ -24,8 +24,15 @@ ROWS: list[Sequence[Any]] = [
 
 
 def _console(width: int, *, terminal: bool = False) -> Console:
-    return Console(file=io.StringIO(), width=width, highlight=False, soft_wrap=not terminal, emoji=False,
-                   force_terminal=terminal, color_system="standard" if terminal else None)
+    return Console(
+        file=io.StringIO(),
+        width=width,
+        highlight=False,
+        soft_wrap=not terminal,
+        emoji=False,
+        force_terminal=terminal,
+        color_system="standard" if terminal else None,
+    )
 
 
 def _rich(console: Console, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

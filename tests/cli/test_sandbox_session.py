@@ -29,15 +29,22 @@ def _env(tmp: Path) -> dict[str, str]:
 
 
 def _shell(script: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["/bin/sh", "-c", script], env=env, cwd=cwd, capture_output=True, text=True, timeout=180,
-                          check=False)
+    return subprocess.run(
+        ["/bin/sh", "-c", script], env=env, cwd=cwd, capture_output=True, text=True, timeout=180, check=False
+    )
 
 
 @pytest.mark.timeout(600)  # a sandbox, an agent and a dozen CLI processes on a shared 2-core machine
 def test_readme_session_in_the_sandbox(tmp_path: Path) -> None:
     env = _env(tmp_path)
-    started = subprocess.Popen([str(BIN / "proximity"), "sandbox", "--app", "gitea", "--hostname", "git-a"],
-                               env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    started = subprocess.Popen(
+        [str(BIN / "proximity"), "sandbox", "--app", "gitea", "--hostname", "git-a"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     seen: list[str] = []
     try:
         assert started.stdout is not None
@@ -80,8 +87,10 @@ def test_readme_session_in_the_sandbox(tmp_path: Path) -> None:
         out = cli("proximity apps logs git-a --service gitea --tail 5")
         assert re.findall(r"^git-a-(\w+)-1\s+\|", out.stdout, re.M) == ["gitea"]
         out = cli("proximity apps logs git-a --service nope", expect=2)
-        assert out.stderr.splitlines() == ["proximity: error: app 'git-a' has no service 'nope'",
-                                           "proximity: hint: Its services: db, gitea"]
+        assert out.stderr.splitlines() == [
+            "proximity: error: app 'git-a' has no service 'nope'",
+            "proximity: hint: Its services: db, gitea",
+        ]
 
         out = cli("proximity apps clone git-a --hostname git-c")
         assert "clone succeeded" in out.stderr
@@ -118,8 +127,15 @@ def test_readme_session_in_the_sandbox(tmp_path: Path) -> None:
 
 
 def test_sandbox_refuses_an_unknown_app_before_starting(tmp_path: Path) -> None:
-    out = subprocess.run([str(BIN / "proximity"), "sandbox", "--app", "gitae"], env=_env(tmp_path), cwd=tmp_path,
-                         capture_output=True, text=True, timeout=60, check=False)
+    out = subprocess.run(
+        [str(BIN / "proximity"), "sandbox", "--app", "gitae"],
+        env=_env(tmp_path),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert out.returncode == 3, out.stderr
     assert "SANDBOX" not in out.stdout  # nothing started
     assert out.stderr.splitlines()[0] == "proximity: error: no app 'gitae' in the catalog"

@@ -101,7 +101,10 @@ def test_session_as_json(lab_cli: Cli, pve: HarnessPve) -> None:
     events = [line["event"] for line in lines[:-1]]
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     assert [e["message"] for e in events if e["message"].endswith(": started")] == [
-        "queue: started", "vzdump: started", "store: started"]
+        "queue: started",
+        "vzdump: started",
+        "store: started",
+    ]
     backup = lines[-1]["result"]
     assert backup["status"] == "completed" and backup["app_id"] == app["id"]
     assert lines[-1]["operation"]["status"] == "succeeded"
@@ -134,8 +137,9 @@ def test_failed_deploy_exits_1_with_the_failed_step(lab_cli: Cli, pve: HarnessPv
     record = json.loads(out.stdout)
     assert record["operation"]["status"] == "failed" and record["result"] is None
     assert record["operation"]["result"]["failed_step"] == "create"
-    assert re.search(r"^proximity: error: deploy failed: .*storage 'local-lvm' does not exist.*\(step create\)",
-                     out.stderr, re.M)
+    assert re.search(
+        r"^proximity: error: deploy failed: .*storage 'local-lvm' does not exist.*\(step create\)", out.stderr, re.M
+    )
     [app] = cli.json("apps", "list")
     assert app["status"] == "error" and app["vmid"] is None  # the failure is on record, nothing was created
     assert pve.cts == []

@@ -16,16 +16,18 @@ from tests.harness.sshd import StandinState
 def test_updates_update_and_window(lab_cli: Cli, pve: HarnessPve, standin_state: StandinState) -> None:
     cli = lab_cli
     # open-webui listens on 8080: this rule replaces the fixture's (the first matching rule wins)
-    (standin_state.path / "rules" / "ss.json").write_text(json.dumps(
-        [{"match": None, "times": None, "stdout": LISTENING.format(port=8080), "exit_code": 0}]))
+    (standin_state.path / "rules" / "ss.json").write_text(
+        json.dumps([{"match": None, "times": None, "stdout": LISTENING.format(port=8080), "exit_code": 0}])
+    )
     pve.container_files = lambda vmid: standin_state.path / "ct" / str(vmid)
     cli.ok("hosts", "add", "lab", *cli.host_args)
     cli.ok("apps", "deploy", "open-webui", "--hostname", "chat")  # its web image follows the `main` tag
     assert cli.json("apps", "updates") == []
     assert "every app is up to date" in cli.ok("apps", "updates", "chat").stdout
 
-    (standin_state.path / "registry.json").write_text(json.dumps(
-        {"ghcr.io/open-webui/open-webui:main": "sha256:" + "d" * 64}))
+    (standin_state.path / "registry.json").write_text(
+        json.dumps({"ghcr.io/open-webui/open-webui:main": "sha256:" + "d" * 64})
+    )
     [found] = cli.json("apps", "updates")
     assert found["hostname"] == "chat" and found["available_version"] is None
     assert [i["available_digest"] for i in found["images"]] == ["sha256:" + "d" * 64]

@@ -14,9 +14,7 @@ TEMPLATE_VOLID = f"local:vztmpl/{TEMPLATE}"
 
 
 def add_host(store: Store, name: str = "pve1") -> str:
-    host = store.hosts.add(
-        name=name, url="https://127.0.0.1:8006", token_id="root@pam!px", token_secret="not-used"
-    )
+    host = store.hosts.add(name=name, url="https://127.0.0.1:8006", token_id="root@pam!px", token_secret="not-used")
     return host.id
 
 

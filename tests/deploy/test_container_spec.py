@@ -140,12 +140,26 @@ def test_check_hostname() -> None:
 
 def test_spec_from_settings_dhcp_uses_defaults_and_network() -> None:
     settings = Settings(
-        default_cores=3, default_memory_mb=1024, default_swap_mb=0, default_disk_gb=12, rootfs_storage="tank",
-        bridge="vmbr2", vlan_tag=7, dns_servers=["9.9.9.9"], ssh_public_keys=[KEY], unprivileged=False,
+        default_cores=3,
+        default_memory_mb=1024,
+        default_swap_mb=0,
+        default_disk_gb=12,
+        rootfs_storage="tank",
+        bridge="vmbr2",
+        vlan_tag=7,
+        dns_servers=["9.9.9.9"],
+        ssh_public_keys=[KEY],
+        unprivileged=False,
     )
     spec = spec_from_settings(
-        settings, vmid=200, hostname="app", ostemplate=TEMPLATE_VOLID, resources=Resources(memory_mb=4096),
-        password="generated-pw", tags=("gitea",), description="d",
+        settings,
+        vmid=200,
+        hostname="app",
+        ostemplate=TEMPLATE_VOLID,
+        resources=Resources(memory_mb=4096),
+        password="generated-pw",
+        tags=("gitea",),
+        description="d",
     )
     params = create_params(spec)
     assert (params["cores"], params["memory"], params["swap"], params["rootfs"]) == (3, 4096, 0, "tank:12")
@@ -158,8 +172,9 @@ def test_spec_from_settings_dhcp_uses_defaults_and_network() -> None:
 
 
 def test_spec_from_settings_static_takes_the_reserved_address() -> None:
-    settings = Settings(ip_mode="static", ip_pool="10.20.0.100-10.20.0.120", ip_subnet="10.20.0.0/24",
-                        gateway="10.20.0.1")
+    settings = Settings(
+        ip_mode="static", ip_pool="10.20.0.100-10.20.0.120", ip_subnet="10.20.0.0/24", gateway="10.20.0.1"
+    )
     spec = spec_from_settings(settings, vmid=200, hostname="app", ostemplate=TEMPLATE_VOLID, address="10.20.0.101")
     assert create_params(spec)["net0"] == "name=eth0,bridge=vmbr0,ip=10.20.0.101/24,gw=10.20.0.1,type=veth"
     assert spec.net.static_address == "10.20.0.101"

@@ -104,7 +104,11 @@ def test_create_gives_the_configured_container(pve: HarnessPve, pve_client: Prox
     assert config.description == "made by a test"
     net = config.net_options("net0")
     assert (net["name"], net["bridge"], net["ip"], net["gw"], net["tag"]) == (
-        "eth0", "vmbr0", "10.0.0.51/24", "10.0.0.1", "12"
+        "eth0",
+        "vmbr0",
+        "10.0.0.51/24",
+        "10.0.0.1",
+        "12",
     )
     assert config.mounts["rootfs"] == "local-lvm:vm-200-disk-0,size=12G"
     assert "lock" not in config.raw

@@ -13,8 +13,14 @@ from tests.harness.pve import HarnessPve
 
 
 def _alpine(release: str, date: str) -> dict[str, str]:
-    return {"template": f"alpine-{release}-default_{date}_amd64.tar.xz", "package": f"alpine-{release}-default",
-            "os": "alpine", "version": f"{release}-0", "type": "lxc", "section": "system"}
+    return {
+        "template": f"alpine-{release}-default_{date}_amd64.tar.xz",
+        "package": f"alpine-{release}-default",
+        "os": "alpine",
+        "version": f"{release}-0",
+        "type": "lxc",
+        "section": "system",
+    }
 
 
 def _index_without_alpine_3_20(pve: HarnessPve) -> None:
@@ -35,23 +41,28 @@ def test_family_and_release_of_package_names() -> None:
 
 
 def test_pick_family_prefers_the_newest_release_then_a_present_file() -> None:
-    index = [Appliance.model_validate(a) for a in (_alpine("3.9", "20190101"), _alpine("3.22", "20250617"),
-                                                   _alpine("3.21", "20250108"))]
+    index = [
+        Appliance.model_validate(a)
+        for a in (_alpine("3.9", "20190101"), _alpine("3.22", "20250617"), _alpine("3.21", "20250108"))
+    ]
     assert pick_family("alpine", index, []) == "alpine-3.22-default_20250617_amd64.tar.xz"  # 3.22 > 3.9
     # an older build of the newest release already downloaded: no download of the index's build
     present = ["alpine-3.22-default_20250101_amd64.tar.xz", "alpine-3.21-default_20250108_amd64.tar.xz"]
     assert pick_family("alpine", index, present) == "alpine-3.22-default_20250101_amd64.tar.xz"
     # a newer release present on the storage but gone from the index still counts
-    assert pick_family("alpine", index, ["alpine-3.23-default_20251201_amd64.tar.xz"]) == \
-        "alpine-3.23-default_20251201_amd64.tar.xz"
+    assert (
+        pick_family("alpine", index, ["alpine-3.23-default_20251201_amd64.tar.xz"])
+        == "alpine-3.23-default_20251201_amd64.tar.xz"
+    )
     assert pick_family("debian", index, []) is None
 
 
 def test_auto_downloads_the_newest_alpine_the_node_lists(pve: HarnessPve, pve_client: ProxmoxClient) -> None:
     _index_without_alpine_3_20(pve)
     events: list[str] = []
-    volid = ensure_template(pve_client, "pve1", storage="local", template="auto",
-                            emit=lambda message, level="info": events.append(message))
+    volid = ensure_template(
+        pve_client, "pve1", storage="local", template="auto", emit=lambda message, level="info": events.append(message)
+    )
     assert volid == "local:vztmpl/alpine-3.22-default_20250617_amd64.tar.xz"
     assert events[0].startswith("template alpine-3.22-default_20250617_amd64.tar.xz chosen")
     # the family by name gives the same, from the storage now
@@ -61,8 +72,10 @@ def test_auto_downloads_the_newest_alpine_the_node_lists(pve: HarnessPve, pve_cl
 def test_auto_falls_back_to_debian_when_the_node_lists_no_alpine(pve: HarnessPve, pve_client: ProxmoxClient) -> None:
     pve.appliances[:] = [a for a in pve.appliances if not a["package"].startswith("alpine")]
     put_template(pve, "debian-13-standard_13.1-1_amd64.tar.zst")  # downloaded earlier, newer than the index's 12
-    assert ensure_template(pve_client, "pve1", storage="local", template="auto") == \
-        "local:vztmpl/debian-13-standard_13.1-1_amd64.tar.zst"
+    assert (
+        ensure_template(pve_client, "pve1", storage="local", template="auto")
+        == "local:vztmpl/debian-13-standard_13.1-1_amd64.tar.zst"
+    )
 
 
 def test_a_family_the_node_lacks_names_what_its_index_has(pve: HarnessPve, pve_client: ProxmoxClient) -> None:

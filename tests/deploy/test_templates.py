@@ -101,10 +101,20 @@ def test_inputs_are_checked_before_any_request(pve: HarnessPve, pve_client: Prox
 
 def test_find_appliance_order() -> None:
     index = [
-        Appliance(template="debian-12-turnkey-gitea_18.0-1_amd64.tar.gz", package="debian-12-turnkey-gitea",
-                  os="debian-12", version="18.0-1", section="turnkeylinux"),
-        Appliance(template="debian-12-standard_12.7-1_amd64.tar.zst", package="debian-12-standard",
-                  os="debian-12", version="12.7-1", section="system"),
+        Appliance(
+            template="debian-12-turnkey-gitea_18.0-1_amd64.tar.gz",
+            package="debian-12-turnkey-gitea",
+            os="debian-12",
+            version="18.0-1",
+            section="turnkeylinux",
+        ),
+        Appliance(
+            template="debian-12-standard_12.7-1_amd64.tar.zst",
+            package="debian-12-standard",
+            os="debian-12",
+            version="12.7-1",
+            section="system",
+        ),
     ]
     found = find_appliance(index, "debian-12")
     assert found is not None and found.package == "debian-12-standard"  # OS names mean system templates

@@ -58,9 +58,7 @@ def test_twenty_concurrent_allocate_and_create_all_succeed_with_distinct_vmids(
         barrier.wait()
         try:
             vmid = pve_client.next_vmid()
-            pve_client.post(
-                "/nodes/pve1/lxc", vmid=vmid, ostemplate=volid, hostname=f"other-{i}", rootfs="local-lvm:1"
-            )
+            pve_client.post("/nodes/pve1/lxc", vmid=vmid, ostemplate=volid, hostname=f"other-{i}", rootfs="local-lvm:1")
             foreign_outcomes.append("created")
         except AlreadyExistsError:
             foreign_outcomes.append("collided")
@@ -157,9 +155,7 @@ def test_configured_range_skips_used_and_reserved_ids_and_reports_exhaustion(
         VmidAllocator(pve_client, repo, host_id=host, vmid_min=300, vmid_max=200)
 
 
-def test_without_a_range_candidates_start_at_nextid(
-    pve: HarnessPve, pve_client: ProxmoxClient, store: Store
-) -> None:
+def test_without_a_range_candidates_start_at_nextid(pve: HarnessPve, pve_client: ProxmoxClient, store: Store) -> None:
     repo = reservations(store)
     host = add_host(store)
     for vmid in (100, 101, 103):

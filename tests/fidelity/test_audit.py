@@ -35,8 +35,7 @@ def test_create_defaults(pve: HarnessPve, pve_client: ProxmoxClient) -> None:
 
 def test_create_without_rootfs_is_4g_on_the_storage_parameter(pve: HarnessPve, pve_client: ProxmoxClient) -> None:
     # create_vm: storage // 'local'; no rootfs -> "$storage:4"
-    wait_task(pve_client, str(pve_client.post("/nodes/pve1/lxc", vmid=201, ostemplate=TEMPLATE,
-                                              storage="local-lvm")))
+    wait_task(pve_client, str(pve_client.post("/nodes/pve1/lxc", vmid=201, ostemplate=TEMPLATE, storage="local-lvm")))
     rootfs = pve.ct(201).config["rootfs"]
     assert rootfs.startswith("local-lvm:vm-201-disk-0") and "size=4G" in rootfs
 
@@ -74,8 +73,7 @@ def test_destroy_of_a_running_container_is_refused(pve_client: ProxmoxClient) ->
 
 def test_destroy_with_purge_removes_the_container_and_its_disks(pve: HarnessPve, pve_client: ProxmoxClient) -> None:
     _create(pve_client, 206)
-    wait_task(pve_client, str(pve_client.delete("/nodes/pve1/lxc/206", purge=1,
-                                                **{"destroy-unreferenced-disks": 1})))
+    wait_task(pve_client, str(pve_client.delete("/nodes/pve1/lxc/206", purge=1, **{"destroy-unreferenced-disks": 1})))
     assert pve.ct(206) is None
     assert not [v for v in pve_client.storage_content("pve1", "local-lvm") if v.vmid == 206]
 
@@ -115,17 +113,26 @@ def test_vzdump_without_compress_writes_a_plain_tar(pve: HarnessPve, pve_client:
 
 
 def test_restore_over_an_existing_container_needs_force_and_a_stopped_one(
-        pve: HarnessPve, pve_client: ProxmoxClient) -> None:
+    pve: HarnessPve, pve_client: ProxmoxClient
+) -> None:
     _create(pve_client, 212)
     wait_task(pve_client, str(pve_client.post("/nodes/pve1/vzdump", vmid="212", storage="local")))
     [volume] = pve_client.storage_content("pve1", "local", content="backup")
     with pytest.raises(ProximityError, match="CT 212 already exists"):
-        wait_task(pve_client, str(pve_client.post("/nodes/pve1/lxc", vmid=212, ostemplate=volume.volid, restore=1,
-                                                  storage="local-lvm")))
+        wait_task(
+            pve_client,
+            str(pve_client.post("/nodes/pve1/lxc", vmid=212, ostemplate=volume.volid, restore=1, storage="local-lvm")),
+        )
     _start(pve_client, 212)
     with pytest.raises(ProximityError, match="can't overwrite running container"):
-        wait_task(pve_client, str(pve_client.post("/nodes/pve1/lxc", vmid=212, ostemplate=volume.volid, restore=1,
-                                                  storage="local-lvm", force=1)))
+        wait_task(
+            pve_client,
+            str(
+                pve_client.post(
+                    "/nodes/pve1/lxc", vmid=212, ostemplate=volume.volid, restore=1, storage="local-lvm", force=1
+                )
+            ),
+        )
 
 
 def test_restore_defaults_to_storage_local(pve: HarnessPve, pve_client: ProxmoxClient) -> None:
@@ -138,7 +145,8 @@ def test_restore_defaults_to_storage_local(pve: HarnessPve, pve_client: ProxmoxC
 
 
 def test_aplinfo_download_is_a_download_task_named_after_the_template(
-        pve: HarnessPve, pve_client: ProxmoxClient) -> None:
+    pve: HarnessPve, pve_client: ProxmoxClient
+) -> None:
     # apl_download: fork_worker('download', $template, ...); "no such template"
     template = "alpine-3.20-default_20240908_amd64.tar.xz"
     wait_task(pve_client, str(pve_client.post("/nodes/pve1/aplinfo", storage="local", template=template)))
@@ -149,10 +157,13 @@ def test_aplinfo_download_is_a_download_task_named_after_the_template(
         pve_client.post("/nodes/pve1/aplinfo", storage="local", template="nope.tar.xz")
 
 
-@pytest.mark.parametrize(("exitstatus", "ok"), [("OK", True), ("WARNINGS: 2", True), ("unexpected status", False),
-                                                 ("command 'tar' failed: exit code 2", False)])
-def test_task_outcome_is_pve_upid_status_is_error(pve: HarnessPve, pve_client: ProxmoxClient, exitstatus: str,
-                                                  ok: bool) -> None:
+@pytest.mark.parametrize(
+    ("exitstatus", "ok"),
+    [("OK", True), ("WARNINGS: 2", True), ("unexpected status", False), ("command 'tar' failed: exit code 2", False)],
+)
+def test_task_outcome_is_pve_upid_status_is_error(
+    pve: HarnessPve, pve_client: ProxmoxClient, exitstatus: str, ok: bool
+) -> None:
     # pve-common PVE::UPID::status_is_error: only OK and WARNINGS: n are success
     _create(pve_client, 215)
     upid = str(pve_client.post("/nodes/pve1/lxc/215/status/start"))

@@ -40,11 +40,12 @@ def _add(px: Proximity, pve: HarnessPve, ca: str) -> None:
     px.hosts.add("lab", url=pve.url, token_id=TOKEN, token_secret=SECRET, ca_file=ca)
 
 
-def test_a_token_lacking_privileges_is_refused_with_each_one_named(
-        px: Proximity, pve: HarnessPve, pve_ca: str) -> None:
+def test_a_token_lacking_privileges_is_refused_with_each_one_named(px: Proximity, pve: HarnessPve, pve_ca: str) -> None:
     pve.version = "9.1.2"  # 9.1: Sys.AccessNetwork for OCI pulls (SDN.Use: every PVE >= 8.0)
-    grants = {path: [p for p in privs if p not in ("VM.Backup", "SDN.Use", "Sys.AccessNetwork")]
-              for path, privs in EVERYTHING.items()}
+    grants = {
+        path: [p for p in privs if p not in ("VM.Backup", "SDN.Use", "Sys.AccessNetwork")]
+        for path, privs in EVERYTHING.items()
+    }
     pve.add_token(TOKEN, SECRET, grants)
     with pytest.raises(PermissionDeniedError) as caught:
         _add(px, pve, pve_ca)
@@ -58,7 +59,8 @@ def test_a_token_lacking_privileges_is_refused_with_each_one_named(
 
 
 def test_a_token_with_every_privilege_is_added_and_test_reports_a_lost_one(
-        px: Proximity, pve: HarnessPve, pve_ca: str) -> None:
+    px: Proximity, pve: HarnessPve, pve_ca: str
+) -> None:
     pve.version = "9.1.2"
     pve.add_token(TOKEN, SECRET, EVERYTHING)
     _add(px, pve, pve_ca)
@@ -71,7 +73,8 @@ def test_a_token_with_every_privilege_is_added_and_test_reports_a_lost_one(
 
 
 def test_pve8_needs_no_sys_accessnetwork_and_unchecked_add_registers_anyway(
-        px: Proximity, pve: HarnessPve, pve_ca: str) -> None:
+    px: Proximity, pve: HarnessPve, pve_ca: str
+) -> None:
     pve.version = "8.4.1"
     pve.add_token(TOKEN, SECRET, {p: [x for x in v if x != "Sys.AccessNetwork"] for p, v in EVERYTHING.items()})
     _add(px, pve, pve_ca)  # no OCI pulls below 9.1
@@ -82,8 +85,14 @@ def test_pve8_needs_no_sys_accessnetwork_and_unchecked_add_registers_anyway(
 
 
 def test_root_holds_everything(pve: HarnessPve, pve_client: ProxmoxClient) -> None:
-    requirements = required_privileges(nodes=["pve1"], rootfs_storage="local-lvm", template_storage="local",
-                                       backup_storages=["local"], bridge="vmbr0", oci_nodes=["pve1"])
+    requirements = required_privileges(
+        nodes=["pve1"],
+        rootfs_storage="local-lvm",
+        template_storage="local",
+        backup_storages=["local"],
+        bridge="vmbr0",
+        oci_nodes=["pve1"],
+    )
     assert missing_privileges(pve_client, requirements) == []
     # one request per distinct path
     assert pve_client.request_count == len({r.path for r in requirements})
@@ -91,10 +100,14 @@ def test_root_holds_everything(pve: HarnessPve, pve_client: ProxmoxClient) -> No
 
 def test_every_requirement_is_in_the_docs() -> None:
     text = DOCS.read_text()
-    for requirement in required_privileges(nodes=["<node>"], rootfs_storage="<rootfs_storage>",
-                                           template_storage="<template_storage>",
-                                           backup_storages=["<backup storage>"], bridge="<bridge>",
-                                           oci_nodes=["<node>"]):
+    for requirement in required_privileges(
+        nodes=["<node>"],
+        rootfs_storage="<rootfs_storage>",
+        template_storage="<template_storage>",
+        backup_storages=["<backup storage>"],
+        bridge="<bridge>",
+        oci_nodes=["<node>"],
+    ):
         for privilege in requirement.privileges:
             row = re.compile(rf"^\| `{re.escape(privilege)}` \| `{re.escape(requirement.path)}` \|", re.MULTILINE)
             assert row.search(text), f"{privilege} on {requirement.path} is not in docs/fidelity.md"
@@ -116,14 +129,23 @@ def test_a_bridge_needs_sdn_use_on_pve8_too(pve: HarnessPve, pve_ca: str) -> Non
     pve.version = "8.4.1"
     grants = {p: v for p, v in EVERYTHING.items() if not p.startswith("/sdn")}
     pve.add_token("px@pve!nosdn", SECRET, grants)
-    params = dict(ostemplate="local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst", rootfs="local-lvm:4",
-                  net0="name=eth0,bridge=vmbr0,ip=dhcp")
+    params = dict(
+        ostemplate="local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
+        rootfs="local-lvm:4",
+        net0="name=eth0,bridge=vmbr0,ip=dhcp",
+    )
     with ProxmoxClient(url=pve.url, token_id="px@pve!nosdn", token_secret=SECRET, ca_file=pve_ca) as client:
         with pytest.raises(PermissionDeniedError, match=r"/sdn/zones/localnetwork/vmbr0, SDN\.Use"):
             client.post("/nodes/pve1/lxc", vmid=410, **params)
-        check = required_privileges(nodes=["pve1"], rootfs_storage="local-lvm", template_storage="local",
-                                    backup_storages=["local"], bridge="vmbr0")
+        check = required_privileges(
+            nodes=["pve1"],
+            rootfs_storage="local-lvm",
+            template_storage="local",
+            backup_storages=["local"],
+            bridge="vmbr0",
+        )
         assert [str(m) for m in missing_privileges(client, check)] == [
-            "SDN.Use on /sdn/zones/localnetwork/vmbr0 (for attaching containers to vmbr0)"]
+            "SDN.Use on /sdn/zones/localnetwork/vmbr0 (for attaching containers to vmbr0)"
+        ]
         pve.grant("px@pve!nosdn", "/sdn/zones/localnetwork/vmbr0", "SDN.Use")
         client.post("/nodes/pve1/lxc", vmid=410, **params)

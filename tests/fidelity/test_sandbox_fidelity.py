@@ -23,15 +23,19 @@ NET = "name=eth0,bridge=vmbr0,ip=dhcp"
 
 
 def _create(client: ProxmoxClient, vmid: int, **extra: object) -> None:
-    params: dict[str, object] = dict(vmid=vmid, ostemplate=TEMPLATE, hostname=f"app-{vmid}", memory=1024,
-                                     rootfs="local-lvm:8", net0=NET)
+    params: dict[str, object] = dict(
+        vmid=vmid, ostemplate=TEMPLATE, hostname=f"app-{vmid}", memory=1024, rootfs="local-lvm:8", net0=NET
+    )
     params.update(extra)
     wait_task(client, str(client.post("/nodes/pve1/lxc", **params)))
 
 
 def _backup(client: ProxmoxClient, vmid: int, **extra: object) -> str:
-    result = wait_task(client, str(client.post("/nodes/pve1/vzdump", vmid=str(vmid), storage="local", **extra)),
-                       on_log=lambda lines: None)
+    result = wait_task(
+        client,
+        str(client.post("/nodes/pve1/vzdump", vmid=str(vmid), storage="local", **extra)),
+        on_log=lambda lines: None,
+    )
     [volume] = [v for v in client.storage_content("pve1", "local", content="backup") if v.vmid == vmid]
     assert result.log_tail
     return volume.volid
@@ -53,7 +57,8 @@ def test_normalize_content_filename_is_pve_storages() -> None:
 
 @pytest.mark.pve9_only
 def test_pull_without_filename_names_the_file_after_the_last_path_component(
-        pve: HarnessPve, pve_client: ProxmoxClient) -> None:
+    pve: HarnessPve, pve_client: ProxmoxClient
+) -> None:
     # was: docker.io_library_nginx_1.27.tar (the whole reference)
     _pull(pve_client, "docker.io/library/nginx:1.27")
     names = [v.volid for v in pve_client.storage_content("pve1", "local", content="vztmpl")]
@@ -85,13 +90,27 @@ def test_pull_into_a_storage_without_a_path_is_refused_first(pve: HarnessPve, pv
 @pytest.mark.pve9_only
 def test_image_configuration_overwrites_what_the_create_gave(pve: HarnessPve, pve_client: ProxmoxClient) -> None:
     # was: the request's entrypoint and env won, and no cmode/host-managed was set
-    pve.images["nginx:1.27"] = OciImageConfig(env=("PATH=/usr/bin:/bin", "NGINX_VERSION=1.27.0"),
-                                              entrypoint=("/docker-entrypoint.sh",),
-                                              cmd=("nginx", "-g", "daemon off;"))
+    pve.images["nginx:1.27"] = OciImageConfig(
+        env=("PATH=/usr/bin:/bin", "NGINX_VERSION=1.27.0"),
+        entrypoint=("/docker-entrypoint.sh",),
+        cmd=("nginx", "-g", "daemon off;"),
+    )
     _pull(pve_client, "nginx:1.27")
-    wait_task(pve_client, str(pve_client.post(
-        "/nodes/pve1/lxc", vmid=120, ostemplate="local:vztmpl/nginx_1.27.tar", hostname="web", rootfs="local-lvm:4",
-        net0=NET, entrypoint="/bin/true", env="MINE=1")))
+    wait_task(
+        pve_client,
+        str(
+            pve_client.post(
+                "/nodes/pve1/lxc",
+                vmid=120,
+                ostemplate="local:vztmpl/nginx_1.27.tar",
+                hostname="web",
+                rootfs="local-lvm:4",
+                net0=NET,
+                entrypoint="/bin/true",
+                env="MINE=1",
+            )
+        ),
+    )
     config = pve.ct(120).config
     assert config["entrypoint"] == "/docker-entrypoint.sh nginx -g 'daemon off;'"
     assert config["env"] == "PATH=/usr/bin:/bin\0NGINX_VERSION=1.27.0"
@@ -99,15 +118,18 @@ def test_image_configuration_overwrites_what_the_create_gave(pve: HarnessPve, pv
     assert "host-managed=1" in config["net0"]
 
 
-@pytest.mark.parametrize(("command", "entrypoint"), [
-    (["/docker-entrypoint.sh", "nginx", "-g", "daemon off;"], "/docker-entrypoint.sh nginx -g 'daemon off;'"),
-    # String::ShellQuote writes a quote '\'' (Python's shlex.join: '"'"', which PVE never writes)
-    (["/bin/sh", "-c", "echo 'a b' >&2; exit 3"], "/bin/sh -c 'echo '\\''a b'\\'' >&2; exit 3'"),
-    (["it's"], "'it'\\''s'"),
-    (["''"], "\"''\""),  # two or more quotes in a row: '"''"' with the empty '' ends dropped
-    (["a=b", "KEY=v", ""], "'a=b' 'KEY=v' ''"),  # one argument a shell_quote call: every = quoted
-    (["/usr/bin/run", "--port=80", "x,y:z@w^%!+"], "/usr/bin/run '--port=80' x,y:z@w^%!+"),
-])
+@pytest.mark.parametrize(
+    ("command", "entrypoint"),
+    [
+        (["/docker-entrypoint.sh", "nginx", "-g", "daemon off;"], "/docker-entrypoint.sh nginx -g 'daemon off;'"),
+        # String::ShellQuote writes a quote '\'' (Python's shlex.join: '"'"', which PVE never writes)
+        (["/bin/sh", "-c", "echo 'a b' >&2; exit 3"], "/bin/sh -c 'echo '\\''a b'\\'' >&2; exit 3'"),
+        (["it's"], "'it'\\''s'"),
+        (["''"], "\"''\""),  # two or more quotes in a row: '"''"' with the empty '' ends dropped
+        (["a=b", "KEY=v", ""], "'a=b' 'KEY=v' ''"),  # one argument a shell_quote call: every = quoted
+        (["/usr/bin/run", "--port=80", "x,y:z@w^%!+"], "/usr/bin/run '--port=80' x,y:z@w^%!+"),
+    ],
+)
 def test_entrypoint_is_written_as_pve_cmd2string_writes_it(command: list[str], entrypoint: str) -> None:
     # pve-container Create.pm restore_oci_archive: $conf->{entrypoint} = PVE::Tools::cmd2string(Entrypoint + Cmd)
     assert OciImageConfig(entrypoint=tuple(command)).init_command() == entrypoint
@@ -117,9 +139,19 @@ def test_entrypoint_is_written_as_pve_cmd2string_writes_it(command: list[str], e
 def test_an_image_whose_init_is_sbin_init_is_a_system_container(pve: HarnessPve, pve_client: ProxmoxClient) -> None:
     pve.images["sys:1"] = OciImageConfig(env=(), entrypoint=("/sbin/init",))
     _pull(pve_client, "sys:1")
-    wait_task(pve_client, str(pve_client.post(
-        "/nodes/pve1/lxc", vmid=121, ostemplate="local:vztmpl/sys_1.tar", hostname="sys", rootfs="local-lvm:4",
-        net0=NET)))
+    wait_task(
+        pve_client,
+        str(
+            pve_client.post(
+                "/nodes/pve1/lxc",
+                vmid=121,
+                ostemplate="local:vztmpl/sys_1.tar",
+                hostname="sys",
+                rootfs="local-lvm:4",
+                net0=NET,
+            )
+        ),
+    )
     config = pve.ct(121).config
     assert "entrypoint" not in config and "cmode" not in config and "env" not in config
     assert "host-managed" not in config["net0"]
@@ -137,8 +169,11 @@ def test_a_stopped_container_is_backed_up_in_stop_mode(pve: HarnessPve, pve_clie
     assert "INFO: backup mode: stop" in lines
     wait_task(pve_client, str(pve_client.post("/nodes/pve1/lxc/130/status/start")))
     lines.clear()
-    wait_task(pve_client, str(pve_client.post("/nodes/pve1/vzdump", vmid="130", storage="local", mode="snapshot")),
-              on_log=lines.extend)
+    wait_task(
+        pve_client,
+        str(pve_client.post("/nodes/pve1/vzdump", vmid="130", storage="local", mode="snapshot")),
+        on_log=lines.extend,
+    )
     assert "INFO: backup mode: snapshot" in lines
 
 
@@ -146,47 +181,56 @@ def test_a_stopped_container_is_backed_up_in_stop_mode(pve: HarnessPve, pve_clie
 
 
 def test_restore_keeps_every_archived_option_the_request_did_not_give(
-        pve: HarnessPve, pve_client: ProxmoxClient) -> None:
+    pve: HarnessPve, pve_client: ProxmoxClient
+) -> None:
     # was: only a list of 16 options came back (startup, cmode, tty were lost)
     _create(pve_client, 140, startup="order=2", cmode="shell", tty=4, cores=2)
     volid = _backup(pve_client, 140)
-    wait_task(pve_client, str(pve_client.post("/nodes/pve1/lxc", vmid=141, ostemplate=volid, restore=1,
-                                              storage="local-lvm", unique=1, cores=3)))
+    wait_task(
+        pve_client,
+        str(
+            pve_client.post(
+                "/nodes/pve1/lxc", vmid=141, ostemplate=volid, restore=1, storage="local-lvm", unique=1, cores=3
+            )
+        ),
+    )
     config = pve.ct(141).config
     assert config["startup"] == "order=2" and config["cmode"] == "shell" and str(config["tty"]) == "4"
     assert str(config["cores"]) == "3"  # what the request gives wins
     assert config["hostname"] == "app-140" and str(config["memory"]) == "1024"
 
 
-def test_restore_makes_mount_points_again_with_their_archived_sizes(
-        pve: HarnessPve, pve_client: ProxmoxClient) -> None:
+def test_restore_makes_mount_points_again_with_their_archived_sizes(pve: HarnessPve, pve_client: ProxmoxClient) -> None:
     # was: only rootfs came back; PVE restores every volume mount point (storage_only_mode)
     _create(pve_client, 150, mp0="local-lvm:2,mp=/data")
     volid = _backup(pve_client, 150)
-    wait_task(pve_client, str(pve_client.post("/nodes/pve1/lxc", vmid=151, ostemplate=volid, restore=1,
-                                              storage="local-lvm")))
+    wait_task(
+        pve_client, str(pve_client.post("/nodes/pve1/lxc", vmid=151, ostemplate=volid, restore=1, storage="local-lvm"))
+    )
     config = pve.ct(151).config
     assert config["rootfs"].startswith("local-lvm:vm-151-disk") and "size=8G" in config["rootfs"]
     assert config["mp0"].startswith("local-lvm:vm-151-disk") and "size=2G" in config["mp0"]
     assert "mp=/data" in config["mp0"]
 
 
-def test_restore_of_an_archive_whose_disk_has_no_size_fails_as_pve(
-        pve: HarnessPve, pve_client: ProxmoxClient) -> None:
+def test_restore_of_an_archive_whose_disk_has_no_size_fails_as_pve(pve: HarnessPve, pve_client: ProxmoxClient) -> None:
     # was: a 4 GiB disk was made up
     name = f"vzdump-lxc-160-{time.strftime('%Y_%m_%d-%H_%M_%S')}.tar"
-    (pve.dump_dir("local") / name).write_bytes(_archive_bytes({"hostname": "old", "rootfs": "local-lvm:vm-160-disk-0",
-                                                              "memory": "512"}))
-    upid = pve_client.post("/nodes/pve1/lxc", vmid=161, ostemplate=f"local:backup/{name}", restore=1,
-                           storage="local-lvm")
+    (pve.dump_dir("local") / name).write_bytes(
+        _archive_bytes({"hostname": "old", "rootfs": "local-lvm:vm-160-disk-0", "memory": "512"})
+    )
+    upid = pve_client.post(
+        "/nodes/pve1/lxc", vmid=161, ostemplate=f"local:backup/{name}", restore=1, storage="local-lvm"
+    )
     with pytest.raises(TaskFailedError, match=r"unable to detect disk size - please specify rootfs \(size\)"):
         wait_task(pve_client, str(upid))
     assert pve.ct(161) is None
 
 
 @pytest.mark.pve9_only
-def test_pull_image_takes_pves_refusal_as_pulled_meanwhile(pve: HarnessPve, pve_client: ProxmoxClient,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pull_image_takes_pves_refusal_as_pulled_meanwhile(
+    pve: HarnessPve, pve_client: ProxmoxClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Storage Status.pm oci_registry_pull refuses before forking when the file exists: a pull that
     # finished between Proximity's listing and its POST (was: the deploy failed on the refusal)
     from proximity_sdk.proxmox.oci import pull_image

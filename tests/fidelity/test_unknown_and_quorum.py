@@ -32,15 +32,15 @@ def lab(tmp_path: Path, pve: HarnessPve, pve_ca: str) -> Iterator[Proximity]:
 
 
 def _app(px: Proximity, vmid: int, status: AppStatus, node: str = "pve1") -> App:
-    return px.store.apps.create(hostname=f"app-{vmid}", host_id=px.hosts.get("lab").id, status=status, node=node,
-                                vmid=vmid, adopted=True)
+    return px.store.apps.create(
+        hostname=f"app-{vmid}", host_id=px.hosts.get("lab").id, status=status, node=node, vmid=vmid, adopted=True
+    )
 
 
 # ------------------------------------------------------------------- the sandbox
 
 
-def test_a_departed_nodes_guests_stay_listed_with_their_last_status(pve: HarnessPve,
-                                                                    pve_client: ProxmoxClient) -> None:
+def test_a_departed_nodes_guests_stay_listed_with_their_last_status(pve: HarnessPve, pve_client: ProxmoxClient) -> None:
     # extract_vm_stats: the status is the RRD entry's; a node that left broadcasts no new one
     pve.add_node("pve2")
     pve.add_ct(300, node="pve2", status="running")
@@ -61,8 +61,9 @@ def test_a_guest_without_an_rrd_entry_is_unknown(pve: HarnessPve, pve_client: Pr
     assert pve_client.lxc_status("pve1", 301).status == "running"  # status/current asks LXC itself
 
 
-def test_an_inactive_storage_is_unknown_and_a_disabled_one_is_absent(pve: HarnessPve,
-                                                                     pve_client: ProxmoxClient) -> None:
+def test_an_inactive_storage_is_unknown_and_a_disabled_one_is_absent(
+    pve: HarnessPve, pve_client: ProxmoxClient
+) -> None:
     # extract_storage_stats: no RRD entry -> "unknown"; resources skips !storage_check_enabled
     pve.storages["local-lvm"]["active"] = 0
     pve.storages["local"]["disable"] = 1
@@ -118,8 +119,10 @@ def test_quorum_cannot_be_read_without_sys_audit_on_root(pve: HarnessPve, pve_ca
 
 def test_a_node_whose_status_is_unknown_is_never_chosen() -> None:
     # extract_node_stats: "unknown" without an RRD entry, "offline" when the cluster lost it
-    rows = [ClusterResource(id=f"node/{name}", type="node", node=name, status=status, maxmem=8 * GIB)
-            for name, status in (("a", "unknown"), ("b", "offline"), ("c", "online"))]
+    rows = [
+        ClusterResource(id=f"node/{name}", type="node", node=name, status=status, maxmem=8 * GIB)
+        for name, status in (("a", "unknown"), ("b", "offline"), ("c", "online"))
+    ]
     capacities = node_capacities(rows, overcommit=1.0)
     assert choose_node(capacities, memory_mb=512).node == "c"
     with pytest.raises(ConflictError, match="node 'a' is unknown"):
@@ -144,7 +147,8 @@ def test_a_wait_outlasts_a_node_that_stops_answering(pve: HarnessPve, pve_client
 
 
 def test_reconcile_right_after_a_start_keeps_the_record_until_the_status_is_broadcast(
-        lab: Proximity, pve: HarnessPve) -> None:
+    lab: Proximity, pve: HarnessPve
+) -> None:
     # extract_vm_stats: "unknown" until pvestatd broadcasts the started container
     pve.rrd_lag = 1
     pve.add_ct(330, status="stopped")

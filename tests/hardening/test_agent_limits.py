@@ -46,8 +46,9 @@ def blocker(agent: Agent, monkeypatch: pytest.MonkeyPatch) -> Iterator[_Blocker]
 
 def _member_app(px: Proximity, owner_id: str) -> str:
     host = px.hosts.get("lab")
-    return px.store.apps.create(hostname="mine", host_id=host.id, status=AppStatus.RUNNING, node="pve1", vmid=150,
-                                owner_id=owner_id).id
+    return px.store.apps.create(
+        hostname="mine", host_id=host.id, status=AppStatus.RUNNING, node="pve1", vmid=150, owner_id=owner_id
+    ).id
 
 
 def _wait(predicate: Any, timeout: float = 10) -> None:
@@ -97,13 +98,15 @@ def test_token_checks_never_wait_behind_long_calls(agent: Agent, blocker: _Block
         channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
         member = apps_pb2_grpc.AppServiceStub(channel)
         metadata = (("authorization", f"Bearer {agent.member}"),)
-        held = [member.GetAppLogs.future(apps_pb2.GetAppLogsRequest(app_id=app_id), metadata=metadata)
-                for _ in range(16)]
+        held = [
+            member.GetAppLogs.future(apps_pb2.GetAppLogsRequest(app_id=app_id), metadata=metadata) for _ in range(16)
+        ]
         _wait(lambda: blocker.entered >= 2)
         admin = users_pb2_grpc.UserServiceStub(channel)
         began = time.monotonic()
-        me = admin.GetCurrentUser(users_pb2.GetCurrentUserRequest(), timeout=5,
-                                  metadata=(("authorization", f"Bearer {agent.admin}"),))
+        me = admin.GetCurrentUser(
+            users_pb2.GetCurrentUserRequest(), timeout=5, metadata=(("authorization", f"Bearer {agent.admin}"),)
+        )
         assert me.user.id == agent.admin_id
         assert time.monotonic() - began < 5
         blocker.release.set()
@@ -136,8 +139,7 @@ def test_plaintext_off_loopback_when_allowed_is_logged(agent_px: Proximity, capl
 
 def test_logs_tail_is_capped(agent_px: Proximity) -> None:
     host = agent_px.hosts.get("lab")
-    app = agent_px.store.apps.create(hostname="mine", host_id=host.id, status=AppStatus.RUNNING, node="pve1",
-                                     vmid=150)
+    app = agent_px.store.apps.create(hostname="mine", host_id=host.id, status=AppStatus.RUNNING, node="pve1", vmid=150)
     with pytest.raises(ValidationError, match="from 1 to 10000"):
         agent_px.apps.logs(app.id, tail=100_000)
 

@@ -18,8 +18,9 @@ from tests.plugins.test_sftp_target import _sftp_options, px
 __all__ = ["px"]
 
 
-def test_an_archive_replaced_with_its_checksum_file_is_refused(px: Proximity, pve: HarnessPve, sshd: Sshd,
-                                                               tmp_path: Path) -> None:
+def test_an_archive_replaced_with_its_checksum_file_is_refused(
+    px: Proximity, pve: HarnessPve, sshd: Sshd, tmp_path: Path
+) -> None:
     offsite = tmp_path / "offsite"
     px.backups.targets.add(name="offsite", kind="sftp", options=_sftp_options(sshd, offsite))
     app = px.apps.deploy("gitea", hostname="git-1").wait(timeout=60)

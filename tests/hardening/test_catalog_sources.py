@@ -23,8 +23,9 @@ SECRET = "hunter2-do-not-leak-7f3a"
 
 
 def _config(tmp_path: Path, *, allow_private: bool = False) -> PortainerConfig:
-    return PortainerConfig(locations=(), cache_dir=tmp_path / "cache", max_age=0, timeout=5, id_prefix="pt-",
-                           allow_private=allow_private)
+    return PortainerConfig(
+        locations=(), cache_dir=tmp_path / "cache", max_age=0, timeout=5, id_prefix="pt-", allow_private=allow_private
+    )
 
 
 def _stack_template(url: str, stackfile: str) -> dict[str, Any]:
@@ -39,7 +40,8 @@ def _list(tmp_path: Path, templates: list[dict[str, Any]]) -> Path:
 
 def _everything(result: Any) -> str:
     return json.dumps([p.model_dump(mode="json") for p in result.problems]) + json.dumps(
-        [a.model_dump(mode="json") for a in result.apps])
+        [a.model_dump(mode="json") for a in result.apps]
+    )
 
 
 @pytest.mark.parametrize("stack", [("", "etc/agent.toml"), ("file://", "etc/agent.toml"), ("/", "etc/agent.toml")])

@@ -50,8 +50,15 @@ class _NoPlugins(PluginManager):
 
 
 def _entry(app_id: str, compose: dict[str, Any]) -> dict[str, Any]:
-    return {"id": app_id, "name": app_id, "version": "1", "description": "d", "category": "Test", "icon": None,
-            "docker_compose": compose}
+    return {
+        "id": app_id,
+        "name": app_id,
+        "version": "1",
+        "description": "d",
+        "category": "Test",
+        "icon": None,
+        "docker_compose": compose,
+    }
 
 
 def _web(**extra: Any) -> dict[str, Any]:
@@ -63,8 +70,10 @@ HAZARDS: dict[str, tuple[dict[str, Any], str]] = {
     "host-network": (_web(network_mode="host"), "docker_compose.services.web.network_mode"),
     "host-pid": (_web(pid="host"), "docker_compose.services.web.pid"),
     "bind-root": (_web(volumes=["/:/host"]), "docker_compose.services.web.volumes.0"),
-    "docker-socket": (_web(volumes=["./data:/data", "/var/run/docker.sock:/var/run/docker.sock"]),
-                      "docker_compose.services.web.volumes.1"),
+    "docker-socket": (
+        _web(volumes=["./data:/data", "/var/run/docker.sock:/var/run/docker.sock"]),
+        "docker_compose.services.web.volumes.1",
+    ),
     "cap-add": (_web(cap_add=["SYS_ADMIN"]), "docker_compose.services.web.cap_add"),
     "devices": (_web(devices=["/dev/sda:/dev/sda"]), "docker_compose.services.web.devices"),
 }
@@ -80,8 +89,11 @@ def test_an_untrusted_source_cannot_ask_for_host_access(hazard: str) -> None:
     assert (problem.source, problem.app_id, problem.field) == ("third-party", "evil", field)
     assert "compose policy" in problem.message and "trusted_sources" in problem.message
 
-    trusting = Catalog(plugins=_NoPlugins(), sources=[_Source("third-party", [_entry("evil", compose)])],
-                       trusted_sources=["third-party"])
+    trusting = Catalog(
+        plugins=_NoPlugins(),
+        sources=[_Source("third-party", [_entry("evil", compose)])],
+        trusted_sources=["third-party"],
+    )
     assert [app.id for app in trusting.list()] == ["evil"]
     assert list(trusting.errors) == []
 
@@ -89,16 +101,33 @@ def test_an_untrusted_source_cannot_ask_for_host_access(hazard: str) -> None:
 def test_the_portainer_converter_cannot_smuggle_root(tmp_path: Path) -> None:
     """The reproduction of the issue: a container template asking for privileged, host network
     and a bind of / goes through the converter and is refused at load."""
-    templates = {"version": "2", "templates": [
-        {"type": 1, "title": "Innocent", "name": "innocent", "image": "alpine:3", "privileged": True,
-         "network": "host", "volumes": [{"container": "/host", "bind": "/"}]},
-        {"type": 1, "title": "Fine", "name": "fine", "image": "nginx:1.27", "ports": ["8080:80/tcp"],
-         "volumes": [{"container": "/data"}]},
-    ]}
+    templates = {
+        "version": "2",
+        "templates": [
+            {
+                "type": 1,
+                "title": "Innocent",
+                "name": "innocent",
+                "image": "alpine:3",
+                "privileged": True,
+                "network": "host",
+                "volumes": [{"container": "/host", "bind": "/"}],
+            },
+            {
+                "type": 1,
+                "title": "Fine",
+                "name": "fine",
+                "image": "nginx:1.27",
+                "ports": ["8080:80/tcp"],
+                "volumes": [{"container": "/data"}],
+            },
+        ],
+    }
     path = tmp_path / "templates.json"
     path.write_text(json.dumps(templates))
-    config = PortainerConfig(locations=(str(path),), cache_dir=tmp_path / "cache", max_age=0, timeout=5,
-                             id_prefix="pt-")
+    config = PortainerConfig(
+        locations=(str(path),), cache_dir=tmp_path / "cache", max_age=0, timeout=5, id_prefix="pt-"
+    )
     source = PortainerSource(str(path), config=config)
     result = load_source(source)
     assert [app.id for app in result.apps] == ["pt-fine"]
@@ -120,10 +149,16 @@ def _relative_inside(segments: list[str]) -> str:
 
 _safe_volume = st.one_of(
     st.builds(lambda name, target: f"{name}:/{target}", _NAME, _NAME),
-    st.builds(lambda segs, target: f"{_relative_inside(segs)}:/{target}", st.lists(_SAFE_SEGMENT, min_size=1,
-                                                                                     max_size=4), _NAME),
-    st.builds(lambda segs, target: {"type": "bind", "source": _relative_inside(segs), "target": f"/{target}"},
-              st.lists(_SAFE_SEGMENT, min_size=1, max_size=3), _NAME),
+    st.builds(
+        lambda segs, target: f"{_relative_inside(segs)}:/{target}",
+        st.lists(_SAFE_SEGMENT, min_size=1, max_size=4),
+        _NAME,
+    ),
+    st.builds(
+        lambda segs, target: {"type": "bind", "source": _relative_inside(segs), "target": f"/{target}"},
+        st.lists(_SAFE_SEGMENT, min_size=1, max_size=3),
+        _NAME,
+    ),
     st.builds(lambda target: {"type": "tmpfs", "target": f"/{target}"}, _NAME),
     st.builds(lambda target: f"/{target}", _NAME),  # anonymous volume
 )
@@ -132,8 +167,9 @@ _safe_service = st.fixed_dictionaries(
     {"image": st.sampled_from(["nginx:1.27", "postgres:16", "redis:7"])},
     optional={
         "ports": st.lists(st.integers(1, 65535).map(lambda p: f"{p}:{p}"), max_size=3),
-        "environment": st.dictionaries(st.from_regex(r"[A-Z][A-Z0-9_]{0,8}", fullmatch=True),
-                                       st.text(max_size=10), max_size=3),
+        "environment": st.dictionaries(
+            st.from_regex(r"[A-Z][A-Z0-9_]{0,8}", fullmatch=True), st.text(max_size=10), max_size=3
+        ),
         "volumes": st.lists(_safe_volume, max_size=4),
         "privileged": st.sampled_from([False, "false", 0, "no"]),
         "network_mode": st.sampled_from(["bridge", "none", "service:db"]),
@@ -143,8 +179,23 @@ _safe_service = st.fixed_dictionaries(
     },
 )
 
-_HOST_PATHS = ["/", "/etc", "/root/.ssh", "~/.ssh", "../..", "./../x", "data/../../etc", "/proc", "/sys",
-               "/var/run/docker.sock", "./docker.sock", "${HOME}", "${DATA:-./data}", "C:/Windows", "\\\\server\\x"]
+_HOST_PATHS = [
+    "/",
+    "/etc",
+    "/root/.ssh",
+    "~/.ssh",
+    "../..",
+    "./../x",
+    "data/../../etc",
+    "/proc",
+    "/sys",
+    "/var/run/docker.sock",
+    "./docker.sock",
+    "${HOME}",
+    "${DATA:-./data}",
+    "C:/Windows",
+    "\\\\server\\x",
+]
 _TRUTHY = [True, "true", "TRUE", "yes", 1, "1", "on", "${PRIVILEGED}", "y"]
 _NAMESPACE_VALUES = ["host", "HOST", " host ", "container:other", "${MODE}"]
 
@@ -153,14 +204,18 @@ def _hazard() -> st.SearchStrategy[tuple[str, Any]]:
     """(where: "service" key path or "top", value): one thing the policy must refuse."""
     return st.one_of(
         st.sampled_from(_TRUTHY).map(lambda v: ("privileged", v)),
-        st.tuples(st.sampled_from(["network_mode", "pid", "ipc", "uts", "userns_mode", "cgroup"]),
-                  st.sampled_from(_NAMESPACE_VALUES)),
+        st.tuples(
+            st.sampled_from(["network_mode", "pid", "ipc", "uts", "userns_mode", "cgroup"]),
+            st.sampled_from(_NAMESPACE_VALUES),
+        ),
         st.sampled_from(["/dev/sda:/dev/sda", "/dev/kvm", "/dev/net/tun"]).map(lambda d: ("devices", [d])),
         st.sampled_from(["SYS_ADMIN", "NET_ADMIN", "ALL", "SYS_PTRACE"]).map(lambda c: ("cap_add", [c])),
-        st.sampled_from(["apparmor=unconfined", "seccomp:unconfined", "label=disable", "systempaths=unconfined"])
-        .map(lambda o: ("security_opt", [o])),
-        st.tuples(st.sampled_from(_HOST_PATHS), _NAME, st.sampled_from(["", ":ro", ":rw"]))
-        .map(lambda t: ("volume", f"{t[0]}:/{t[1]}{t[2]}")),
+        st.sampled_from(["apparmor=unconfined", "seccomp:unconfined", "label=disable", "systempaths=unconfined"]).map(
+            lambda o: ("security_opt", [o])
+        ),
+        st.tuples(st.sampled_from(_HOST_PATHS), _NAME, st.sampled_from(["", ":ro", ":rw"])).map(
+            lambda t: ("volume", f"{t[0]}:/{t[1]}{t[2]}")
+        ),
         st.sampled_from(_HOST_PATHS).map(lambda p: ("volume", {"type": "bind", "source": p, "target": "/x"})),
         st.just(("volume", "${SPEC}")),
         st.sampled_from(_HOST_PATHS).map(lambda p: ("env_file", p)),
@@ -176,8 +231,9 @@ def _inject(document: dict[str, Any], service: str, hazard: tuple[str, Any]) -> 
     if key == "volume":
         target["volumes"] = [*target.get("volumes", []), value]
     elif key == "top-volume":
-        document["volumes"] = {"data": {"driver": "local", "driver_opts": {"type": "none", "o": "bind",
-                                                                           "device": value}}}
+        document["volumes"] = {
+            "data": {"driver": "local", "driver_opts": {"type": "none", "o": "bind", "device": value}}
+        }
         target["volumes"] = [*target.get("volumes", []), "data:/data"]
     elif key == "top-network":
         document["networks"] = {"default": {"name": value, "external": True}}

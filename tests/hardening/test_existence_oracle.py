@@ -34,15 +34,19 @@ def _answer(call: Any, ident: str) -> tuple[grpc.StatusCode, str, dict[str, str]
 
 def _bobs_app(agent: Agent, hostname: str = "bobs") -> str:
     host = agent.px.hosts.get("lab")
-    return agent.px.store.apps.create(hostname=hostname, host_id=host.id, status=AppStatus.RUNNING, node="pve1",
-                                      vmid=170, owner_id=agent.other_id).id
+    return agent.px.store.apps.create(
+        hostname=hostname, host_id=host.id, status=AppStatus.RUNNING, node="pve1", vmid=170, owner_id=agent.other_id
+    ).id
 
 
 def test_another_users_app_answers_like_a_missing_one(agent: Agent) -> None:
     theirs = _bobs_app(agent)
     apps = agent.stub(apps_pb2_grpc.AppServiceStub, agent.member)
-    for method, request in (("GetApp", apps_pb2.GetAppRequest), ("StopApp", apps_pb2.StopAppRequest),
-                            ("GetAppCredentials", apps_pb2.GetAppCredentialsRequest)):
+    for method, request in (
+        ("GetApp", apps_pb2.GetAppRequest),
+        ("StopApp", apps_pb2.StopAppRequest),
+        ("GetAppCredentials", apps_pb2.GetAppCredentialsRequest),
+    ):
         hidden = _answer(lambda m=method, r=request: getattr(apps, m)(r(app_id=theirs)), theirs)
         missing = _answer(lambda m=method, r=request: getattr(apps, m)(r(app_id=MISSING)), MISSING)
         assert hidden == missing, method
@@ -71,13 +75,15 @@ def test_another_users_operation_answers_like_a_missing_one(agent: Agent) -> Non
 def test_a_hostname_held_by_another_user_answers_like_ones_own(agent: Agent) -> None:
     _bobs_app(agent, hostname="taken")
     host = agent.px.hosts.get("lab")
-    agent.px.store.apps.create(hostname="mine", host_id=host.id, status=AppStatus.RUNNING, node="pve1", vmid=171,
-                               owner_id=agent.member_id)
+    agent.px.store.apps.create(
+        hostname="mine", host_id=host.id, status=AppStatus.RUNNING, node="pve1", vmid=171, owner_id=agent.member_id
+    )
     apps = agent.stub(apps_pb2_grpc.AppServiceStub, agent.member)
 
     def deploy(hostname: str) -> tuple[grpc.StatusCode, str, dict[str, str]]:
-        return _answer(lambda: apps.DeployApp(apps_pb2.DeployAppRequest(catalog_id="gitea", hostname=hostname)),
-                       hostname)
+        return _answer(
+            lambda: apps.DeployApp(apps_pb2.DeployAppRequest(catalog_id="gitea", hostname=hostname)), hostname
+        )
 
     theirs, mine = deploy("taken"), deploy("mine")
     assert theirs == mine

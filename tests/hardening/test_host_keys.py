@@ -45,8 +45,14 @@ def _echo(px: Proximity) -> str:
 
 
 def test_a_key_pinned_on_first_use_survives_a_restart_and_a_change_is_refused(
-        tmp_path: Path, pve: HarnessPve, pve_ca: str, ssh_access: SshAccess, sshd: Sshd,
-        standin_state: StandinState, cli: Cli) -> None:
+    tmp_path: Path,
+    pve: HarnessPve,
+    pve_ca: str,
+    ssh_access: SshAccess,
+    sshd: Sshd,
+    standin_state: StandinState,
+    cli: Cli,
+) -> None:
     key = Fernet.generate_key()
     data = cli.tmp / "cli-px"
     tofu = ssh_access.model_copy(update={"known_hosts": NO_KEYS, "trust_on_first_use": True})
@@ -62,8 +68,13 @@ def test_a_key_pinned_on_first_use_survives_a_restart_and_a_change_is_refused(
         assert _echo(px).strip() == "hello"
 
         # the node "was reinstalled": the pinned key is no longer the one it presents
-        forged = Ed25519PrivateKey.generate().public_key().public_bytes(
-            serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).split()[1].decode()
+        forged = (
+            Ed25519PrivateKey.generate()
+            .public_key()
+            .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+            .split()[1]
+            .decode()
+        )
         with px.store.session() as s:
             s.execute(update(HostKeyRow).values(key=forged))
         px.hosts.update("lab", ssh=tofu.model_copy(update={"trust_on_first_use": True}))  # TOFU cannot override

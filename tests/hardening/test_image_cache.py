@@ -40,8 +40,9 @@ def test_fuzz_distinct_references_get_distinct_files(references: list[str]) -> N
 
 
 @pytest.mark.pve9_only
-def test_a_floating_tag_is_pulled_again_on_a_new_day_a_pinned_one_never(pve: HarnessPve,
-                                                                        pve_client: ProxmoxClient) -> None:
+def test_a_floating_tag_is_pulled_again_on_a_new_day_a_pinned_one_never(
+    pve: HarnessPve, pve_client: ProxmoxClient
+) -> None:
     for day in (DAY, DAY + timedelta(hours=1), DAY + timedelta(days=1)):
         pull_image(pve_client, "pve1", storage="local", reference="docker.io/library/nginx:latest", now=day)
         pull_image(pve_client, "pve1", storage="local", reference="docker.io/library/nginx:1.27", now=day)

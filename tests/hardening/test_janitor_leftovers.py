@@ -20,17 +20,18 @@ from tests.harness.pve import HarnessPve
 def _time_passes(px: Proximity, op_id: str) -> None:
     """The backoff is over (the next attempt's time is in the store)."""
     with px.store.session() as s:
-        s.execute(update(OperationRow).where(OperationRow.id == op_id)
-                  .values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+        s.execute(
+            update(OperationRow)
+            .where(OperationRow.id == op_id)
+            .values(lease_expires_at=utcnow() - timedelta(seconds=1))
+        )
 
 
-def test_a_failed_rollback_is_retried_by_the_janitor_until_nothing_is_left(lab: Proximity,
-                                                                           pve: HarnessPve) -> None:
+def test_a_failed_rollback_is_retried_by_the_janitor_until_nothing_is_left(lab: Proximity, pve: HarnessPve) -> None:
     # the deploy fails at start; its rollback's destroy is refused, then the janitor's first
     # attempt is refused too, then the destroy is accepted
     pve.fail("POST", "/status/start", 500, "CT 100 is locked (snapshot)")
-    pve.fail("DELETE", "/lxc/100", 500, "can't lock file '/run/lock/lxc/pve-config-100.conf' - got timeout",
-             times=3)
+    pve.fail("DELETE", "/lxc/100", 500, "can't lock file '/run/lock/lxc/pve-config-100.conf' - got timeout", times=3)
     op = lab.apps.deploy("gitea", hostname="git-1")
     with pytest.raises(OperationFailed):
         op.wait(timeout=60)
@@ -61,8 +62,9 @@ def test_a_failed_rollback_is_retried_by_the_janitor_until_nothing_is_left(lab: 
     assert lab.store.reservations.vmid_reservations() == []
     assert lab.apps.get(app.id).vmid is None
     janitor_events = [e for e in op.events() if e.message.startswith("janitor:")]
-    assert [e.message.split(" (")[0] for e in janitor_events if "undoing" in e.message] == \
-        ["janitor: undoing what the rollback left"] * 3
+    assert [e.message.split(" (")[0] for e in janitor_events if "undoing" in e.message] == [
+        "janitor: undoing what the rollback left"
+    ] * 3
     assert sum("failed" in e.message for e in janitor_events) == 2
     assert janitor_events[-1].message == "janitor: nothing left (attempt 3)"
     # and a later pass has nothing to do

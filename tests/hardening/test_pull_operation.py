@@ -18,10 +18,12 @@ def _pulls(st: StandinState) -> int:
     return len([c for c in st.calls("docker") if "pull" in c.args])
 
 
-def test_an_update_check_pulls_in_an_operation_of_its_own(lab: Proximity, pve: HarnessPve,
-                                                         standin_state: StandinState) -> None:
-    (standin_state.path / "rules" / "ss.json").write_text(json.dumps(
-        [{"match": None, "times": None, "stdout": LISTENING, "exit_code": 0}]))
+def test_an_update_check_pulls_in_an_operation_of_its_own(
+    lab: Proximity, pve: HarnessPve, standin_state: StandinState
+) -> None:
+    (standin_state.path / "rules" / "ss.json").write_text(
+        json.dumps([{"match": None, "times": None, "stdout": LISTENING, "exit_code": 0}])
+    )
     app = lab.apps.deploy("open-webui", hostname="chat").wait(timeout=120)
     (standin_state.path / "registry.json").write_text(json.dumps({WEB: "sha256:" + "e" * 64}))
 
@@ -33,8 +35,7 @@ def test_an_update_check_pulls_in_an_operation_of_its_own(lab: Proximity, pve: H
     assert _pulls(standin_state) == before + 1
 
     # while another operation holds the app, nothing is pulled beside it
-    blocker = lab.store.operations.create("stop", steps=("stop",), app_id=app.id, host_id=app.host_id,
-                                          vmid=app.vmid)
+    blocker = lab.store.operations.create("stop", steps=("stop",), app_id=app.id, host_id=app.host_id, vmid=app.vmid)
     assert lab.apps.updates(app_id=app.id) == []
     assert _pulls(standin_state) == before + 1
     assert len([op for op in lab.operations.list(app_id=app.id) if op.kind == "pull"]) == 1

@@ -38,18 +38,25 @@ def test_the_cli_takes_no_value_on_the_command_line(cli: Cli, tmp_path: Path) ->
     assert SECRET not in refused.stderr + refused.stdout
 
     # the value from the environment, the name on the command line: accepted (it then needs a host)
-    taken = cli.fails(3, "apps", "deploy", "gitea", "--hostname", "a", "--env", "ADMIN_PASSWORD",
-                      env={"ADMIN_PASSWORD": SECRET})
+    taken = cli.fails(
+        3, "apps", "deploy", "gitea", "--hostname", "a", "--env", "ADMIN_PASSWORD", env={"ADMIN_PASSWORD": SECRET}
+    )
     assert "no host registered yet" in taken.stderr
     missing = cli.fails(2, "apps", "deploy", "gitea", "--hostname", "a", "--env", "NOT_SET_ANYWHERE")
     assert "no variable NOT_SET_ANYWHERE" in missing.stderr
 
     env_file = tmp_path / "app.env"
     env_file.write_text(f"# settings\nADMIN_PASSWORD={SECRET}\n")
-    assert "no host registered yet" in cli.fails(3, "apps", "deploy", "gitea", "--hostname", "a",
-                                                 "--env-file", str(env_file)).stderr
-    assert "no host registered yet" in cli.fails(3, "apps", "deploy", "gitea", "--hostname", "a",
-                                                 "--env-file", "-", stdin=f"ADMIN_PASSWORD={SECRET}\n").stderr
+    assert (
+        "no host registered yet"
+        in cli.fails(3, "apps", "deploy", "gitea", "--hostname", "a", "--env-file", str(env_file)).stderr
+    )
+    assert (
+        "no host registered yet"
+        in cli.fails(
+            3, "apps", "deploy", "gitea", "--hostname", "a", "--env-file", "-", stdin=f"ADMIN_PASSWORD={SECRET}\n"
+        ).stderr
+    )
     broken = cli.fails(2, "apps", "deploy", "gitea", "--hostname", "a", "--env-file", "-", stdin="just words\n")
     assert "line 1: expected NAME=VALUE" in broken.stderr
 

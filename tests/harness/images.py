@@ -78,11 +78,23 @@ def _specs() -> list[ImageSpec]:
         ImageSpec("web:2", httpd, {**web, "/www/index.html": ("web v2\n", 0o644)}, (8080,)),
         # no quote inside a command argument: PVE 9.1 + LXC 6 cannot carry one into the container
         # (docs/oci.md, "Entrypoints and quotes")
-        ImageSpec("web:broken", ["/bin/sh", "-c", "echo web broken: giving up at once >&2; exit 3"],
-                  {**web, "/www/index.html": ("web broken\n", 0o644)}, (8080,)),
+        ImageSpec(
+            "web:broken",
+            ["/bin/sh", "-c", "echo web broken: giving up at once >&2; exit 3"],
+            {**web, "/www/index.html": ("web broken\n", 0o644)},
+            (8080,),
+        ),
         ImageSpec("crash:1", ["/bin/sh", "-c", "echo crash: cannot start >&2; exit 1"], {}, (8080,)),
-        ImageSpec("kv:1", httpd, {"/www/cgi-bin/value": (_KV_CGI, 0o755), "/www/index.html": ("kv\n", 0o644),
-                                  "/usr/local/bin/kv-server": (_KV_SERVER, 0o755)}, (8080, 6000)),
+        ImageSpec(
+            "kv:1",
+            httpd,
+            {
+                "/www/cgi-bin/value": (_KV_CGI, 0o755),
+                "/www/index.html": ("kv\n", 0o644),
+                "/usr/local/bin/kv-server": (_KV_SERVER, 0o755),
+            },
+            (8080, 6000),
+        ),
     ]
 
 
@@ -99,15 +111,30 @@ class LocalRegistry(_images.LocalRegistry):
         super().__init__(directory, prefix=PREFIX, address=address)
 
 
-def _entry(app_id: str, version: str, services: dict[str, Any], *, ports: list[int], main_service: str,
-           volumes: list[str], health_path: str | None = "/", secrets: list[dict[str, str]] | None = None,
-           ) -> dict[str, Any]:
+def _entry(
+    app_id: str,
+    version: str,
+    services: dict[str, Any],
+    *,
+    ports: list[int],
+    main_service: str,
+    volumes: list[str],
+    health_path: str | None = "/",
+    secrets: list[dict[str, str]] | None = None,
+) -> dict[str, Any]:
     entry: dict[str, Any] = {
-        "id": app_id, "name": app_id, "version": version, "description": f"test app {app_id}",
+        "id": app_id,
+        "name": app_id,
+        "version": version,
+        "description": f"test app {app_id}",
         "category": "Testing",
         "docker_compose": {"services": services, "volumes": {v: {} for v in volumes}},
-        "ports": ports, "main_service": main_service, "main_port": ports[0], "volumes": volumes,
-        "os_template": "debian-12-standard", "secrets": secrets or [],
+        "ports": ports,
+        "main_service": main_service,
+        "main_port": ports[0],
+        "volumes": volumes,
+        "os_template": "debian-12-standard",
+        "secrets": secrets or [],
     }
     if health_path:
         entry["health_path"] = health_path
@@ -116,23 +143,56 @@ def _entry(app_id: str, version: str, services: dict[str, Any], *, ports: list[i
 
 def web_entry(registry: LocalRegistry, version: str, tag: str) -> dict[str, Any]:
     """The one-service web app ``rweb`` at catalog ``version`` running image ``web:<tag>``."""
-    return _entry("rweb", version, {"web": {
-        "image": registry.image(f"web:{tag}"), "ports": ["8080:8080"], "volumes": ["rweb_data:/data"],
-        "restart": "unless-stopped"}}, ports=[8080], main_service="web", volumes=["rweb_data"])
+    return _entry(
+        "rweb",
+        version,
+        {
+            "web": {
+                "image": registry.image(f"web:{tag}"),
+                "ports": ["8080:8080"],
+                "volumes": ["rweb_data:/data"],
+                "restart": "unless-stopped",
+            }
+        },
+        ports=[8080],
+        main_service="web",
+        volumes=["rweb_data"],
+    )
 
 
 def catalog_entries(registry: LocalRegistry) -> dict[str, dict[str, Any]]:
     """file name -> catalog entry: ``rweb`` (v1), ``rcrash`` (crashes at start), ``rkv`` (two services)."""
-    crash = _entry("rcrash", "1.0", {"app": {
-        "image": registry.image("crash:1"), "ports": ["8080:8080"], "restart": "unless-stopped"}},
-        ports=[8080], main_service="app", volumes=[])
-    kv = _entry("rkv", "1.0", {
-        "web": {"image": registry.image("kv:1"), "ports": ["8080:8080"], "restart": "unless-stopped",
-                "environment": {"DB_PASSWORD": "${DB_PASSWORD}", "DB_HOST": "db"}},
-        "db": {"image": registry.image("kv:1"), "restart": "unless-stopped",
-               "command": ["/bin/busybox", "nc", "-ll", "-p", "6000", "-e", "/usr/local/bin/kv-server"],
-               "environment": {"DB_PASSWORD": "${DB_PASSWORD}"}, "volumes": ["rkv_data:/data"]},
-    }, ports=[8080], main_service="web", volumes=["rkv_data"], secrets=[{"name": "DB_PASSWORD"}])
+    crash = _entry(
+        "rcrash",
+        "1.0",
+        {"app": {"image": registry.image("crash:1"), "ports": ["8080:8080"], "restart": "unless-stopped"}},
+        ports=[8080],
+        main_service="app",
+        volumes=[],
+    )
+    kv = _entry(
+        "rkv",
+        "1.0",
+        {
+            "web": {
+                "image": registry.image("kv:1"),
+                "ports": ["8080:8080"],
+                "restart": "unless-stopped",
+                "environment": {"DB_PASSWORD": "${DB_PASSWORD}", "DB_HOST": "db"},
+            },
+            "db": {
+                "image": registry.image("kv:1"),
+                "restart": "unless-stopped",
+                "command": ["/bin/busybox", "nc", "-ll", "-p", "6000", "-e", "/usr/local/bin/kv-server"],
+                "environment": {"DB_PASSWORD": "${DB_PASSWORD}"},
+                "volumes": ["rkv_data:/data"],
+            },
+        },
+        ports=[8080],
+        main_service="web",
+        volumes=["rkv_data"],
+        secrets=[{"name": "DB_PASSWORD"}],
+    )
     return {"rweb.json": web_entry(registry, "1.0", "1"), "rcrash.json": crash, "rkv.json": kv}
 
 

@@ -43,6 +43,7 @@ USER = "root@pam"
 PASSWORD = "secret"
 START_TIMEOUT = 30
 
+
 class HarnessPve(SandboxPve):  # type: ignore[misc]
     """The sandbox's Proxmox plus the behaviour only tests need."""
 
@@ -222,9 +223,7 @@ def make_pki(directory: str | Path) -> tuple[str, str]:
 
 
 @contextmanager
-def serve_pve(
-    certfile: str, keyfile: str, *, time_scale: float = 0.0
-) -> Iterator[tuple[HarnessPve, ServedPve]]:
+def serve_pve(certfile: str, keyfile: str, *, time_scale: float = 0.0) -> Iterator[tuple[HarnessPve, ServedPve]]:
     """Serve a fresh HarnessPve for the duration of the block (used by tests and bench/)."""
     fake = HarnessPve(user=USER, password=PASSWORD, host=HOST, port=0)
     fake.time_scale = time_scale
@@ -240,9 +239,7 @@ def serve_pve(
 def token_client(fake: HarnessPve, ca_file: str, **kwargs: Any) -> ProxmoxClient:
     options: dict[str, Any] = {"timeout": (5.0, 30.0), "retry_backoff": (0.01, 0.05)}
     options.update(kwargs)
-    return ProxmoxClient(
-        url=fake.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET, ca_file=ca_file, **options
-    )
+    return ProxmoxClient(url=fake.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET, ca_file=ca_file, **options)
 
 
 @pytest.fixture(scope="session")

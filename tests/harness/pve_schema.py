@@ -275,9 +275,7 @@ def _check_property_string(fmt: Mapping[str, Any], text: str) -> str | None:
             key, value = default_key, part
         sub = fmt.get(key)
         if not isinstance(sub, Mapping):
-            alias = next(
-                (k for k, v in fmt.items() if isinstance(v, Mapping) and v.get("alias") == key), None
-            )
+            alias = next((k for k, v in fmt.items() if isinstance(v, Mapping) and v.get("alias") == key), None)
             if alias is None:
                 return f"invalid format - property {key!r} is not defined"
             sub = fmt[alias]
@@ -362,9 +360,7 @@ def schemas() -> dict[str, ApiSchema]:
     return {v: ApiSchema(v, json.loads((here / name).read_text())) for v, name in VERSIONS.items()}
 
 
-def check_requests(
-    requests: Iterable[RecordedRequest], *, versions: Iterable[str] = ("9.1", "8.4")
-) -> list[Problem]:
+def check_requests(requests: Iterable[RecordedRequest], *, versions: Iterable[str] = ("9.1", "8.4")) -> list[Problem]:
     """Every problem of every request against each named schema version there is (8.4 needs
     ``shared/``: see the module's docstring)."""
     loaded = schemas()

@@ -88,8 +88,9 @@ def real_templates(real_template: Template) -> dict[int, Template]:
 
 
 @pytest.fixture
-def real_pve(request: pytest.FixtureRequest, real_template: Template, pve_pki: tuple[str, str],
-             standin_state: StandinState) -> Iterator[RealHarnessPve]:
+def real_pve(
+    request: pytest.FixtureRequest, real_template: Template, pve_pki: tuple[str, str], standin_state: StandinState
+) -> Iterator[RealHarnessPve]:
     others = [t for t in cached_templates() if t.major != real_template.major]
     fake = RealHarnessPve(user=USER, password=PASSWORD, host=HOST, port=0, templates=[real_template, *others])
     fake.time_scale = 1.0  # real work takes seconds: tasks run beside the request, as on PVE
@@ -124,8 +125,14 @@ def real_pve_client(real_pve: RealHarnessPve, pve_ca: str) -> Iterator[ProxmoxCl
 
 @pytest.fixture
 def real_ssh_access(sshd: Sshd) -> SshAccess:
-    return SshAccess(user=sshd.user, port=sshd.port, key_file=str(sshd.client_key), known_hosts=str(sshd.known_hosts),
-                     addresses=dict(NODE_ADDRESSES), connect_timeout=10)
+    return SshAccess(
+        user=sshd.user,
+        port=sshd.port,
+        key_file=str(sshd.client_key),
+        known_hosts=str(sshd.known_hosts),
+        addresses=dict(NODE_ADDRESSES),
+        connect_timeout=10,
+    )
 
 
 @pytest.fixture

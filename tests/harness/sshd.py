@@ -47,8 +47,15 @@ import proximity_sdk.sandbox
 from proximity_sdk.models.ssh import SshAccess
 from proximity_sdk.proxmox.shell import NodeShell
 
-__all__ = ["NODE_ADDRESSES", "node_shell", "ssh_access", "sshd", "standin_state", "tabled_node_shell",
-           "tabled_ssh_access"]
+__all__ = [
+    "NODE_ADDRESSES",
+    "node_shell",
+    "ssh_access",
+    "sshd",
+    "standin_state",
+    "tabled_node_shell",
+    "tabled_ssh_access",
+]
 
 SSHD = "/usr/sbin/sshd"
 STANDINS = Path(proximity_sdk.sandbox.__file__).resolve().parent / "standins"
@@ -114,9 +121,7 @@ def _wait_ready(port: int, process: subprocess.Popen[bytes], log: Path) -> bool:
     raise RuntimeError(f"sshd did not answer on port {port} within 10 s; its log:\n{log.read_text()}")
 
 
-def start_sshd(
-    workdir: Path, *, port: int | None = None, host_key: Path | None = None, max_sessions: int = 10
-) -> Sshd:
+def start_sshd(workdir: Path, *, port: int | None = None, host_key: Path | None = None, max_sessions: int = 10) -> Sshd:
     """Start an sshd in ``workdir`` (its keys, config, log and state link live there).
 
     ``port`` reuses a port (e.g. to play a server reinstalled with another host key); ``host_key``
@@ -173,9 +178,7 @@ def start_sshd(
             )
         )
         with log.open("ab") as log_fh:
-            process = subprocess.Popen(
-                [SSHD, "-D", "-e", "-f", str(config)], stdout=log_fh, stderr=subprocess.STDOUT
-            )
+            process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=log_fh, stderr=subprocess.STDOUT)
         if _wait_ready(chosen, process, log):
             known_hosts = workdir / "known_hosts"
             known_hosts.write_text(
@@ -324,9 +327,7 @@ def standin_state(request: pytest.FixtureRequest, sshd: Sshd, tmp_path: Path) ->
     # Container dirs hold only ordinary files (the mounts live in each call's private namespace);
     # removing them keeps pytest's kept tmp dirs small. Never walk into a mount, though.
     roots = list((state / "ct").glob("[0-9]*"))
-    if not any(
-        os.path.ismount(root / sub) for root in roots for sub in ("usr", ".standins", ".standin-state")
-    ):
+    if not any(os.path.ismount(root / sub) for root in roots for sub in ("usr", ".standins", ".standin-state")):
         shutil.rmtree(state / "ct", ignore_errors=True)
 
 

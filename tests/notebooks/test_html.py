@@ -24,9 +24,10 @@ from proximity_sdk.models.ssh import SshAccess
 from tests.notebooks._html_check import Parsed, check_safe
 
 NOW = datetime(2026, 11, 25, 12, 30, 5, tzinfo=UTC)
-HOSTILE = "<script>alert(\"x\")</script><img src=x onerror=alert(1)>&amp; ' \" `</td></table>"
-PRIVATE_KEY = ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA-key-material\n"
-               "-----END OPENSSH PRIVATE KEY-----\n")
+HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>&amp; \' " `</td></table>'
+PRIVATE_KEY = (
+    "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA-key-material\n-----END OPENSSH PRIVATE KEY-----\n"
+)
 
 
 def _public_models() -> list[type[pydantic.BaseModel]]:
@@ -47,18 +48,48 @@ PUBLIC_MODELS = _public_models()
 
 def _app(**fields: object) -> App:
     base: dict[str, object] = dict(
-        id="app-1", hostname="git-1", status="running", host_id="host-1", catalog_id="gitea", node="pve1", vmid=101,
-        address="10.0.0.7", url="http://10.0.0.7:3000", resources=Resources(cores=2, memory_mb=2048),
-        ports=(Port(service="web", port=3000),), created_at=NOW, updated_at=NOW, status_changed_at=NOW)
+        id="app-1",
+        hostname="git-1",
+        status="running",
+        host_id="host-1",
+        catalog_id="gitea",
+        node="pve1",
+        vmid=101,
+        address="10.0.0.7",
+        url="http://10.0.0.7:3000",
+        resources=Resources(cores=2, memory_mb=2048),
+        ports=(Port(service="web", port=3000),),
+        created_at=NOW,
+        updated_at=NOW,
+        status_changed_at=NOW,
+    )
     base.update(fields)
     return App.model_validate(base)
 
 
 def test_the_enumeration_sees_the_models_it_must() -> None:
     names = {cls.__name__ for cls in PUBLIC_MODELS}
-    assert {"App", "AppCredentials", "Backup", "BackupSchedule", "BackupTarget", "Host", "Node", "CatalogApp",
-            "CatalogStats", "Operation", "OperationEvent", "DiscoveredContainer", "Settings", "ReconcileReport",
-            "JanitorReport", "NodeSyncReport", "HostCheck", "SshAccess", "User"} <= names
+    assert {
+        "App",
+        "AppCredentials",
+        "Backup",
+        "BackupSchedule",
+        "BackupTarget",
+        "Host",
+        "Node",
+        "CatalogApp",
+        "CatalogStats",
+        "Operation",
+        "OperationEvent",
+        "DiscoveredContainer",
+        "Settings",
+        "ReconcileReport",
+        "JanitorReport",
+        "NodeSyncReport",
+        "HostCheck",
+        "SshAccess",
+        "User",
+    } <= names
     assert len(PUBLIC_MODELS) >= 50
 
 
@@ -77,8 +108,18 @@ def test_every_public_model_renders_html(cls: type[pydantic.BaseModel]) -> None:
 def test_an_app_card_shows_its_fields_with_the_status_as_a_badge() -> None:
     parsed = check_safe(_app()._repr_html_())
     text = parsed.all_text
-    for expected in ("App", "git-1", "gitea", "pve1", "101", "10.0.0.7", "2026-11-25 12:30:05 UTC", "cores=2",
-                     "memory_mb=2048", "service=web"):
+    for expected in (
+        "App",
+        "git-1",
+        "gitea",
+        "pve1",
+        "101",
+        "10.0.0.7",
+        "2026-11-25 12:30:05 UTC",
+        "cores=2",
+        "memory_mb=2048",
+        "service=web",
+    ):
         assert expected in text, expected
     statuses = [attrs for tag, attrs in parsed.tags if "proximity-status" in (attrs.get("class") or "")]
     assert len(statuses) == 1
@@ -86,24 +127,43 @@ def test_an_app_card_shows_its_fields_with_the_status_as_a_badge() -> None:
 
 
 def test_hostile_text_is_shown_as_text_never_as_markup() -> None:
-    app = _app(hostname=HOSTILE, catalog_id=HOSTILE, config={HOSTILE: HOSTILE, "nested": {"k": [HOSTILE]}},
-               url=f'http://x/"onmouseover="alert(1)"{HOSTILE}')
+    app = _app(
+        hostname=HOSTILE,
+        catalog_id=HOSTILE,
+        config={HOSTILE: HOSTILE, "nested": {"k": [HOSTILE]}},
+        url=f'http://x/"onmouseover="alert(1)"{HOSTILE}',
+    )
     for markup in (app._repr_html_(), Listing([app])._repr_html_()):
         parsed = check_safe(markup)
         assert HOSTILE.replace("\n", " ") in parsed.all_text  # shown verbatim
         for href in parsed.attr_values("href"):
             assert href.startswith('http://x/"onmouseover=')  # the quote stayed inside the attribute
 
-    entry = CatalogApp(id="evil", name=HOSTILE, version="1", description=HOSTILE * 5, category=HOSTILE,
-                       website="javascript:alert(1)", docker_compose={"services": {"web": {"image": HOSTILE}}})
+    entry = CatalogApp(
+        id="evil",
+        name=HOSTILE,
+        version="1",
+        description=HOSTILE * 5,
+        category=HOSTILE,
+        website="javascript:alert(1)",
+        docker_compose={"services": {"web": {"image": HOSTILE}}},
+    )
     for markup in (entry._repr_html_(), Listing([entry])._repr_html_()):
         parsed = check_safe(markup)
         assert HOSTILE in parsed.all_text or HOSTILE in " ".join(parsed.attr_values("title"))
         assert parsed.attr_values("href") == []  # javascript: is never a link
 
 
-@pytest.mark.parametrize("url", ["javascript:alert(1)", "data:text/html,<script>alert(1)</script>",
-                                 "JaVaScRiPt:alert(1)", " javascript:alert(1)", "vbscript:x"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "javascript:alert(1)",
+        "data:text/html,<script>alert(1)</script>",
+        "JaVaScRiPt:alert(1)",
+        " javascript:alert(1)",
+        "vbscript:x",
+    ],
+)
 def test_only_http_urls_become_links(url: str) -> None:
     parsed = check_safe(_app(url=url)._repr_html_())
     assert parsed.attr_values("href") == []
@@ -111,8 +171,11 @@ def test_only_http_urls_become_links(url: str) -> None:
 
 
 def test_app_credentials_render_masked() -> None:
-    creds = AppCredentials(app_id="app-1", root_password=SecretStr("root-pw-VERY-SECRET"),
-                           secrets={"DB_PASSWORD": SecretStr("db-pw-VERY-SECRET"), "APP_KEY": SecretStr("")})
+    creds = AppCredentials(
+        app_id="app-1",
+        root_password=SecretStr("root-pw-VERY-SECRET"),
+        secrets={"DB_PASSWORD": SecretStr("db-pw-VERY-SECRET"), "APP_KEY": SecretStr("")},
+    )
     for markup in (creds._repr_html_(), Listing([creds])._repr_html_(), listing_html([creds, _app()])):
         assert "VERY-SECRET" not in markup
         parsed = check_safe(markup)
@@ -124,12 +187,28 @@ def test_app_credentials_render_masked() -> None:
 
 def test_host_secrets_and_ssh_keys_given_as_contents_never_render() -> None:
     ssh = SshAccess(key_file=PRIVATE_KEY, known_hosts="pve1 ssh-ed25519 AAAA")
-    host = Host(id="h1", name="lab", url="https://pve1:8006", auth="token", token_id="root@pam!px", ssh=ssh,
-                created_at=NOW, updated_at=NOW)
-    add = HostAdd(name="lab", url="https://pve1:8006", token_id="root@pam!px",
-                  token_secret=SecretStr("tok-VERY-SECRET"), ssh=ssh)
-    creds = HostCredentials(host_id="h1", name="lab", url="https://pve1:8006", auth="password", user="root@pam",
-                            password=SecretStr("pw-VERY-SECRET"), ssh=ssh)
+    host = Host(
+        id="h1",
+        name="lab",
+        url="https://pve1:8006",
+        auth="token",
+        token_id="root@pam!px",
+        ssh=ssh,
+        created_at=NOW,
+        updated_at=NOW,
+    )
+    add = HostAdd(
+        name="lab", url="https://pve1:8006", token_id="root@pam!px", token_secret=SecretStr("tok-VERY-SECRET"), ssh=ssh
+    )
+    creds = HostCredentials(
+        host_id="h1",
+        name="lab",
+        url="https://pve1:8006",
+        auth="password",
+        user="root@pam",
+        password=SecretStr("pw-VERY-SECRET"),
+        ssh=ssh,
+    )
     for model in (host, add, creds, ssh):
         for markup in (model._repr_html_(), Listing([model])._repr_html_()):
             assert "VERY-SECRET" not in markup
@@ -179,23 +258,52 @@ def test_a_long_listing_shows_the_first_rows_and_counts_the_rest() -> None:
 def test_mixed_and_plain_listings() -> None:
     parsed = check_safe(Listing(["web", "<b>db</b>"])._repr_html_())
     assert "<b>db</b>" in parsed.all_text and "b" not in {t for t, _ in parsed.tags}
-    mixed = check_safe(Listing([_app(), Backup(id="b1", app_id="app-1", hostname="git-1", status="completed",
-                                              size_bytes=5 * 1024**2, created_at=NOW)])._repr_html_())
+    mixed = check_safe(
+        Listing(
+            [
+                _app(),
+                Backup(
+                    id="b1",
+                    app_id="app-1",
+                    hostname="git-1",
+                    status="completed",
+                    size_bytes=5 * 1024**2,
+                    created_at=NOW,
+                ),
+            ]
+        )._repr_html_()
+    )
     assert "App" in mixed.all_text and "Backup" in mixed.all_text and "5.0 MiB" in mixed.all_text
 
 
 def _operation(**fields: object) -> Operation:
-    base: dict[str, object] = dict(id="op-1", kind="deploy", status="running", app_id="app-1",
-                                   steps=("place", "create", "start", "health"), current_step="start",
-                                   created_at=NOW, updated_at=NOW)
+    base: dict[str, object] = dict(
+        id="op-1",
+        kind="deploy",
+        status="running",
+        app_id="app-1",
+        steps=("place", "create", "start", "health"),
+        current_step="start",
+        created_at=NOW,
+        updated_at=NOW,
+    )
     base.update(fields)
     return Operation.model_validate(base)
 
 
 def _events(n: int, **fields: object) -> list[OperationEvent]:
-    return [OperationEvent.model_validate({"operation_id": "op-1", "seq": i + 1,
-                                           "time": NOW + timedelta(seconds=i), "message": f"line {i + 1}",
-                                           **fields}) for i in range(n)]
+    return [
+        OperationEvent.model_validate(
+            {
+                "operation_id": "op-1",
+                "seq": i + 1,
+                "time": NOW + timedelta(seconds=i),
+                "message": f"line {i + 1}",
+                **fields,
+            }
+        )
+        for i in range(n)
+    ]
 
 
 def test_an_operation_card_shows_status_progress_and_steps() -> None:

@@ -39,8 +39,9 @@ def _one_display(outputs: list[RichOutput]) -> str:
     return display_id
 
 
-def test_display_live_updates_one_card_and_returns_the_app(lab: Proximity, shell: InteractiveShell,
-                                                           standin_state: StandinState) -> None:
+def test_display_live_updates_one_card_and_returns_the_app(
+    lab: Proximity, shell: InteractiveShell, standin_state: StandinState
+) -> None:
     standin_state.script("docker", match="up -d", sleep=1.0)  # a step long enough to be seen running
     op = lab.apps.deploy("gitea", hostname="git-1")
     with capture_output() as captured:
@@ -54,7 +55,7 @@ def test_display_live_updates_one_card_and_returns_the_app(lab: Proximity, shell
     assert len(cards) >= 4  # the first card, updates as events came, the final one
     statuses = [_status(c) for c in cards]
     assert statuses[-1] == "succeeded" and "running" in statuses
-    assert set(statuses[statuses.index("succeeded"):]) == {"succeeded"}  # never back to running
+    assert set(statuses[statuses.index("succeeded") :]) == {"succeeded"}  # never back to running
     final = cards[-1]
     assert "100%" in final.all_text and "deploy succeeded" in final.all_text
     assert final.attr_values("data-step")[:3] == ["place", "reserve", "template"]
@@ -63,8 +64,9 @@ def test_display_live_updates_one_card_and_returns_the_app(lab: Proximity, shell
     assert "deploy" in outputs[-1].data["text/plain"] and "succeeded" in outputs[-1].data["text/plain"]
 
 
-def test_a_running_operation_as_a_cell_result_follows_it_live(lab: Proximity, shell: InteractiveShell,
-                                                              standin_state: StandinState) -> None:
+def test_a_running_operation_as_a_cell_result_follows_it_live(
+    lab: Proximity, shell: InteractiveShell, standin_state: StandinState
+) -> None:
     standin_state.script("docker", match="up -d", sleep=0.5)
     op = lab.apps.deploy("gitea", hostname="git-2")
     shell.user_ns["op"] = op
@@ -97,7 +99,8 @@ def test_a_finished_operation_shows_one_static_card(lab: Proximity, shell: Inter
 
 
 def test_a_failed_operation_shows_the_failure_and_display_live_raises(
-        lab: Proximity, shell: InteractiveShell, standin_state: StandinState) -> None:
+    lab: Proximity, shell: InteractiveShell, standin_state: StandinState
+) -> None:
     standin_state.script("docker", match="up -d", exit_code=1, stderr=HOSTILE + "\n")
     op = lab.apps.deploy("gitea", hostname="git-4")
     with capture_output() as captured, pytest.raises(OperationFailed) as failure:
@@ -119,7 +122,8 @@ def test_a_failed_operation_shows_the_failure_and_display_live_raises(
 
 
 def test_display_live_times_out_like_wait_and_the_operation_goes_on(
-        lab: Proximity, shell: InteractiveShell, standin_state: StandinState) -> None:
+    lab: Proximity, shell: InteractiveShell, standin_state: StandinState
+) -> None:
     standin_state.script("docker", match="up -d", sleep=2.0)
     op = lab.apps.deploy("gitea", hostname="git-5")
     with capture_output() as captured, pytest.raises(OperationTimeout):
@@ -143,14 +147,24 @@ def test_the_sdk_lists_are_listings_that_render(lab: Proximity) -> None:
     lab.backups.schedule(app.id, cron="0 3 * * *")
     lab.hosts.sync_nodes()
     lists: dict[str, Any] = {
-        "hosts": lab.hosts.list(), "nodes": lab.nodes.list(), "sync_nodes": lab.hosts.sync_nodes(),
-        "storages": lab.nodes.storages("pve1"), "catalog": lab.catalog.list(),
+        "hosts": lab.hosts.list(),
+        "nodes": lab.nodes.list(),
+        "sync_nodes": lab.hosts.sync_nodes(),
+        "storages": lab.nodes.storages("pve1"),
+        "catalog": lab.catalog.list(),
         "catalog_category": lab.catalog.list(lab.catalog.get("gitea").category),
-        "search": lab.catalog.search("git"), "categories": lab.catalog.categories(),
-        "catalog_errors": lab.catalog.errors, "shadowed": lab.catalog.shadowed, "apps": lab.apps.list(),
-        "discover": lab.apps.discover(), "backups": lab.backups.list(app.id), "schedules": lab.backups.schedules(),
-        "targets": lab.backups.targets.list(), "kinds": lab.backups.targets.kinds(),
-        "operations": lab.operations.list(), "run_due": lab.backups.run_due(),
+        "search": lab.catalog.search("git"),
+        "categories": lab.catalog.categories(),
+        "catalog_errors": lab.catalog.errors,
+        "shadowed": lab.catalog.shadowed,
+        "apps": lab.apps.list(),
+        "discover": lab.apps.discover(),
+        "backups": lab.backups.list(app.id),
+        "schedules": lab.backups.schedules(),
+        "targets": lab.backups.targets.list(),
+        "kinds": lab.backups.targets.kinds(),
+        "operations": lab.operations.list(),
+        "run_due": lab.backups.run_due(),
     }
     for name, value in lists.items():
         assert isinstance(value, Listing), name
@@ -172,9 +186,9 @@ def test_a_listing_of_handles_shows_their_operations(lab: Proximity) -> None:
     assert "Operation" in parsed.all_text and "deploy" in parsed.all_text and "succeeded" in parsed.all_text
 
 
-def test_without_ipython_display_live_only_waits(lab: Proximity, shell: InteractiveShell,
-                                                 monkeypatch: pytest.MonkeyPatch,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_without_ipython_display_live_only_waits(
+    lab: Proximity, shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     import sys
 
     # as if IPython were not installed: importing any part of it fails (a shell object still exists,

@@ -20,7 +20,6 @@ NOTEBOOK = Path(__file__).resolve().parents[2] / "examples" / "quickstart.ipynb"
 KERNEL = "proximity-tests"
 
 
-
 class _RecordingClient(NotebookClient):
     """Also keeps, per cell id, the display messages the kernel sent (the notebook only keeps the
     final state of an updated display)."""
@@ -31,8 +30,12 @@ class _RecordingClient(NotebookClient):
         if msg["msg_type"] in {"display_data", "update_display_data"}:
             content = msg["content"]
             self.messages.setdefault(cell.id, []).append(
-                (msg["msg_type"], content.get("transient", {}).get("display_id"),
-                 content.get("data", {}).get("text/html", "")))
+                (
+                    msg["msg_type"],
+                    content.get("transient", {}).get("display_id"),
+                    content.get("data", {}).get("text/html", ""),
+                )
+            )
         return super().process_message(msg, cell, cell_index)
 
 
@@ -40,16 +43,25 @@ def _kernel_manager(tmp_path: Path) -> KernelManager:
     """A kernelspec that runs exactly this interpreter (the .venv's), whatever kernels the machine has."""
     spec = tmp_path / "kernels" / KERNEL
     spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Proximity tests", "language": "python"}))
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "Proximity tests",
+                "language": "python",
+            }
+        )
+    )
     specs = KernelSpecManager(kernel_dirs=[str(tmp_path / "kernels")])
     return KernelManager(kernel_name=KERNEL, kernel_spec_manager=specs)
 
 
 def _html(cell: Any) -> list[Parsed]:
-    return [check_safe(out["data"]["text/html"]) for out in cell.outputs
-            if out.get("output_type") in {"display_data", "execute_result"} and "text/html" in out.get("data", {})]
+    return [
+        check_safe(out["data"]["text/html"])
+        for out in cell.outputs
+        if out.get("output_type") in {"display_data", "execute_result"} and "text/html" in out.get("data", {})
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +73,13 @@ def executed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         env.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
         env.delenv("PROXIMITY_SECRET_KEY", raising=False)
         nb = nbformat.read(NOTEBOOK, as_version=4)
-        client = _RecordingClient(nb, km=_kernel_manager(tmp_path), timeout=60, startup_timeout=60,
-                                  resources={"metadata": {"path": str(tmp_path)}})
+        client = _RecordingClient(
+            nb,
+            km=_kernel_manager(tmp_path),
+            timeout=60,
+            startup_timeout=60,
+            resources={"metadata": {"path": str(tmp_path)}},
+        )
         client.messages = {}
         client.execute()  # raises CellExecutionError for the first cell that fails
     return {"cells": {cell.id: cell for cell in nb.cells}, "messages": client.messages}

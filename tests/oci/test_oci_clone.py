@@ -67,7 +67,8 @@ def test_clone_of_a_running_oci_app_without_ssh(nossh: Proximity, pve: HarnessPv
     # the running source was cloned from a snapshot, deleted again; the source is untouched
     sent = [(r.method, r.path.removeprefix("/api2/json")) for r in pve.recorded]
     assert [p for m, p in sent if m == "POST" and p.endswith(f"/lxc/{source.vmid}/snapshot")] == [
-        f"/nodes/pve1/lxc/{source.vmid}/snapshot"]
+        f"/nodes/pve1/lxc/{source.vmid}/snapshot"
+    ]
     assert any(m == "DELETE" and f"/lxc/{source.vmid}/snapshot/px-clone-" in p for m, p in sent)
     assert pve.ct(source.vmid).snapshots == {}
     assert {k: v for k, v in pve.ct(source.vmid).config.items() if k != "parent"} == source_config
@@ -115,7 +116,9 @@ def test_a_static_oci_clone_gets_its_own_address_host_managed(nossh: Proximity, 
     assert (net0["ip"], net0["gw"], net0["host-managed"]) == ("10.0.0.3/28", "10.0.0.1", "1")
     assert _net0(pve, source.vmid)["ip"] == "10.0.0.2/28"
     assert [(r.address, r.app_id) for r in nossh.store.reservations.address_reservations()] == [
-        ("10.0.0.2", source.id), ("10.0.0.3", clone.id)]
+        ("10.0.0.2", source.id),
+        ("10.0.0.3", clone.id),
+    ]
 
 
 def _assert_rolled_back(px: Proximity, pve: HarnessPve, source: App, step: str, failure: OperationFailed) -> None:
@@ -182,8 +185,9 @@ def test_an_oci_clone_to_a_node_older_than_91_is_refused_at_once(nossh: Proximit
     assert [ct.vmid for ct in pve.cts] == [source.vmid]
 
 
-def test_an_oci_clone_gets_host_managed_networking_even_if_its_source_lost_it(nossh: Proximity,
-                                                                             pve: HarnessPve) -> None:
+def test_an_oci_clone_gets_host_managed_networking_even_if_its_source_lost_it(
+    nossh: Proximity, pve: HarnessPve
+) -> None:
     source = _deploy(nossh)
     assert source.vmid is not None
     # an administrator's edit outside Proximity: the source's net0 without host-managed
@@ -194,5 +198,4 @@ def test_an_oci_clone_gets_host_managed_networking_even_if_its_source_lost_it(no
     clone = op.wait(timeout=60)
     assert clone.vmid is not None
     assert _net0(pve, clone.vmid)["host-managed"] == "1" and _net0(pve, clone.vmid)["ip"] == "dhcp"
-    assert any(e.message.startswith("net0 of the clone set host-managed") and e.level == "warning"
-               for e in op.events())
+    assert any(e.message.startswith("net0 of the clone set host-managed") and e.level == "warning" for e in op.events())

@@ -68,10 +68,13 @@ def test_second_deploy_reuses_the_pulled_image(nossh: Proximity, pve: HarnessPve
     assert first.vmid != second.vmid and second.status == AppStatus.RUNNING
 
 
-def test_deploy_image_passes_environment_and_keeps_secrets_out_of_the_record(nossh: Proximity,
-                                                                            pve: HarnessPve) -> None:
-    op = nossh.apps.deploy_image("ghcr.io/example/whoami:1.4", hostname="who-1",
-                                 environment={"GREETING": "hi $USER", "API_TOKEN": "tok-3f9a1c"}, ports=[8080, 9090])
+def test_deploy_image_passes_environment_and_keeps_secrets_out_of_the_record(nossh: Proximity, pve: HarnessPve) -> None:
+    op = nossh.apps.deploy_image(
+        "ghcr.io/example/whoami:1.4",
+        hostname="who-1",
+        environment={"GREETING": "hi $USER", "API_TOKEN": "tok-3f9a1c"},
+        ports=[8080, 9090],
+    )
     app = op.wait(timeout=60)
     assert app.status == AppStatus.RUNNING and app.catalog_id is None
     assert app.url == f"http://{app.address}:8080" and [p.port for p in app.ports] == [8080, 9090]
@@ -85,10 +88,12 @@ def test_deploy_image_passes_environment_and_keeps_secrets_out_of_the_record(nos
     assert pve.pulled == ["ghcr.io/example/whoami:1.4"]
 
 
-@pytest.mark.parametrize("reference", ["nginx", "Nginx:1.27", "nginx@sha256:" + "a" * 64, "", "ghcr.io//x:1",
-                                       "nginx:-bad", 42])
-def test_deploy_image_refuses_a_bad_reference_before_anything(nossh: Proximity, pve: HarnessPve,
-                                                              reference: object) -> None:
+@pytest.mark.parametrize(
+    "reference", ["nginx", "Nginx:1.27", "nginx@sha256:" + "a" * 64, "", "ghcr.io//x:1", "nginx:-bad", 42]
+)
+def test_deploy_image_refuses_a_bad_reference_before_anything(
+    nossh: Proximity, pve: HarnessPve, reference: object
+) -> None:
     sent = len(pve.recorded)
     with pytest.raises(ValidationError) as caught:
         nossh.apps.deploy_image(reference, hostname="who-1")  # type: ignore[arg-type]

@@ -13,8 +13,9 @@ from tests.harness.pve import HarnessPve
 from tests.harness.sshd import StandinState
 
 
-def test_auto_falls_back_to_compose_on_pve8_with_an_event(withssh: Proximity, pve: HarnessPve,
-                                                           standin_state: StandinState) -> None:
+def test_auto_falls_back_to_compose_on_pve8_with_an_event(
+    withssh: Proximity, pve: HarnessPve, standin_state: StandinState
+) -> None:
     pve.version = "8.4.1"
     op = withssh.apps.deploy("grafana", hostname="graf-1")
     app = op.wait(timeout=60)
@@ -32,8 +33,7 @@ def test_unreadable_version_counts_as_not_oci_capable(withssh: Proximity, pve: H
     assert any("cannot tell" in e.message and "'fake'" in e.message for e in op.events())
 
 
-def test_explicit_oci_on_pve8_is_refused_at_submit_when_the_node_is_given(withssh: Proximity,
-                                                                          pve: HarnessPve) -> None:
+def test_explicit_oci_on_pve8_is_refused_at_submit_when_the_node_is_given(withssh: Proximity, pve: HarnessPve) -> None:
     pve.version = "8.4.1"
     with pytest.raises(ValidationError) as caught:
         withssh.apps.deploy("grafana", hostname="graf-1", strategy="oci", node="pve1")
@@ -55,8 +55,10 @@ def test_explicit_oci_on_pve8_fails_at_place_and_rolls_back(withssh: Proximity, 
     assert pve.cts == [] and pve.pulled == []
     # nothing is held: the hostname's app can be deleted and the name deployed again with compose
     withssh.apps.delete(app.id).wait(timeout=60)
-    assert withssh.apps.deploy("grafana", hostname="graf-1", strategy="compose").wait(timeout=60).status == \
-        AppStatus.RUNNING
+    assert (
+        withssh.apps.deploy("grafana", hostname="graf-1", strategy="compose").wait(timeout=60).status
+        == AppStatus.RUNNING
+    )
 
 
 def test_auto_without_ssh_on_pve8_says_the_fallback_needs_the_shell(nossh: Proximity, pve: HarnessPve) -> None:

@@ -70,7 +70,6 @@ def test_reconcile_sees_an_oci_app_stopped_outside_proximity(nossh: Proximity, p
     assert nossh.apps.get(app.id).status == AppStatus.STOPPED
 
 
-
 def test_migrate_without_ssh(nossh: Proximity, pve: HarnessPve) -> None:
     pve.add_node("pve2")
     app = _deploy(nossh)

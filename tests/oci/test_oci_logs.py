@@ -47,7 +47,8 @@ def _log(standin_state: StandinState, node: str, vmid: int) -> Path:
 
 
 def test_deploy_names_the_console_log_in_the_config_and_logs_reads_it(
-        withssh: Proximity, pve: HarnessPve, standin_state: StandinState) -> None:
+    withssh: Proximity, pve: HarnessPve, standin_state: StandinState
+) -> None:
     app = _deploy(withssh, pve, standin_state)
     assert app.vmid is not None and app.config["console_log"] is True
     path = console_log_path(app.vmid)
@@ -78,7 +79,8 @@ def test_deploy_names_the_console_log_in_the_config_and_logs_reads_it(
 
 
 def test_an_oci_app_deployed_without_node_shell_has_no_console_log_and_says_why(
-        nossh: Proximity, pve: HarnessPve) -> None:
+    nossh: Proximity, pve: HarnessPve
+) -> None:
     app = nossh.apps.deploy_image("docker.io/library/nginx:1.27", hostname="web-1", ports=[80]).wait(timeout=60)
     assert app.config["console_log"] is False and app.vmid is not None
     assert "lxc" not in pve.ct(app.vmid).config
@@ -91,7 +93,8 @@ def test_an_oci_app_deployed_without_node_shell_has_no_console_log_and_says_why(
 
 
 def test_an_oci_app_from_before_console_logs_is_told_to_redeploy(
-        withssh: Proximity, pve: HarnessPve, standin_state: StandinState) -> None:
+    withssh: Proximity, pve: HarnessPve, standin_state: StandinState
+) -> None:
     app = _deploy(withssh, pve, standin_state)
     store = withssh.store  # a record as Proximity wrote it before this change
     old = {k: v for k, v in store.apps.get(app.id).config.items() if not k.startswith("console_log")}
@@ -103,7 +106,8 @@ def test_an_oci_app_from_before_console_logs_is_told_to_redeploy(
 
 
 def test_a_recorded_console_not_yet_written_is_named(
-        withssh: Proximity, pve: HarnessPve, standin_state: StandinState) -> None:
+    withssh: Proximity, pve: HarnessPve, standin_state: StandinState
+) -> None:
     app = _deploy(withssh, pve, standin_state)
     assert app.vmid is not None
     _log(standin_state, "pve1", app.vmid).unlink()
@@ -122,7 +126,8 @@ def test_delete_removes_the_console_log(withssh: Proximity, pve: HarnessPve, sta
 
 
 def test_migrate_prepares_the_target_and_leaves_no_log_behind(
-        withssh: Proximity, pve: HarnessPve, standin_state: StandinState) -> None:
+    withssh: Proximity, pve: HarnessPve, standin_state: StandinState
+) -> None:
     pve.add_node("pve2")
     app = _deploy(withssh, pve, standin_state)
     assert app.vmid is not None
@@ -137,7 +142,8 @@ def test_migrate_prepares_the_target_and_leaves_no_log_behind(
 
 
 def test_a_start_whose_log_directory_is_missing_fails_as_lxc_does(
-        withssh: Proximity, pve: HarnessPve, standin_state: StandinState) -> None:
+    withssh: Proximity, pve: HarnessPve, standin_state: StandinState
+) -> None:
     pve.add_node("pve2")
     app = _deploy(withssh, pve, standin_state)
     assert app.vmid is not None
@@ -148,8 +154,7 @@ def test_a_start_whose_log_directory_is_missing_fails_as_lxc_does(
         withssh.apps.start(app.id).wait(timeout=60)
 
 
-def test_restore_names_the_console_log_again(withssh: Proximity, pve: HarnessPve,
-                                            standin_state: StandinState) -> None:
+def test_restore_names_the_console_log_again(withssh: Proximity, pve: HarnessPve, standin_state: StandinState) -> None:
     app = _deploy(withssh, pve, standin_state)
     assert _log(standin_state, "pve1", app.vmid or 0).exists()
     backup = withssh.backups.create(app.id).wait(timeout=60)
@@ -168,8 +173,9 @@ def test_restore_names_the_console_log_again(withssh: Proximity, pve: HarnessPve
     assert pve.ct(restored.vmid).config["lxc"] == [["lxc.console.logfile", path]]
 
 
-def test_a_clones_copied_key_is_replaced_by_its_own(withssh: Proximity, pve: HarnessPve, standin_state: StandinState,
-                                                    node_shell: NodeShell) -> None:
+def test_a_clones_copied_key_is_replaced_by_its_own(
+    withssh: Proximity, pve: HarnessPve, standin_state: StandinState, node_shell: NodeShell
+) -> None:
     """The hook a clone needs: PVE's clone copies the raw key (naming the source's file);
     record_console on the clone's VMID, before its start, gives it its own."""
     app = _deploy(withssh, pve, standin_state)
@@ -185,7 +191,8 @@ def test_a_clones_copied_key_is_replaced_by_its_own(withssh: Proximity, pve: Har
 
 
 def test_record_console_refuses_a_config_with_snapshots_and_an_absent_one(
-        withssh: Proximity, pve: HarnessPve, standin_state: StandinState, node_shell: NodeShell) -> None:
+    withssh: Proximity, pve: HarnessPve, standin_state: StandinState, node_shell: NodeShell
+) -> None:
     app = _deploy(withssh, pve, standin_state)
     assert app.vmid is not None
     pve.ct(app.vmid).snapshots["before"] = {"hostname": "web-1"}
@@ -197,7 +204,8 @@ def test_record_console_refuses_a_config_with_snapshots_and_an_absent_one(
 
 
 def test_a_failed_deploy_keeps_the_last_console_lines_in_its_events(
-        withssh: Proximity, pve: HarnessPve, standin_state: StandinState) -> None:
+    withssh: Proximity, pve: HarnessPve, standin_state: StandinState
+) -> None:
     pve.version = "9.1.2"
     pve.exiting_images.add("ghcr.io/example/crash:1")
     # LXC appends to the file (O_APPEND): what is in it when the container starts stays; here it
@@ -214,7 +222,8 @@ def test_a_failed_deploy_keeps_the_last_console_lines_in_its_events(
 
 
 def test_record_console_waits_for_pves_config_lock(
-        withssh: Proximity, pve: HarnessPve, standin_state: StandinState, node_shell: NodeShell) -> None:
+    withssh: Proximity, pve: HarnessPve, standin_state: StandinState, node_shell: NodeShell
+) -> None:
     app = _deploy(withssh, pve, standin_state)
     assert app.vmid is not None
     lock = _node(standin_state, "pve1") / "run/lock/lxc" / f"pve-config-{app.vmid}.lock"
@@ -227,7 +236,8 @@ def test_record_console_waits_for_pves_config_lock(
 
 
 def test_a_clone_gets_its_own_console_log_and_a_failed_clone_leaves_none(
-        withssh: Proximity, pve: HarnessPve, standin_state: StandinState) -> None:
+    withssh: Proximity, pve: HarnessPve, standin_state: StandinState
+) -> None:
     """PVE's clone copies the raw key naming the source's file: the clone's `console` step gives it
     its own before the first start, and the clone's rollback removes that file."""
     app = _deploy(withssh, pve, standin_state)
@@ -251,7 +261,8 @@ def test_a_clone_gets_its_own_console_log_and_a_failed_clone_leaves_none(
         withssh.apps.clone(app.id, hostname="web-3").wait(timeout=60)
     assert failure.value.step == "address"
     failed_op = withssh.operations.list(app_id=next(a.id for a in withssh.apps.list() if a.hostname == "web-3"))[0]
-    assert any("console log" in e.message and "removed" in e.message
-               for e in withssh.operations.handle(failed_op.id).events())
+    assert any(
+        "console log" in e.message and "removed" in e.message for e in withssh.operations.handle(failed_op.id).events()
+    )
     logs = sorted(p.name for p in (_node(standin_state, "pve1") / "var/log/proximity").glob("ct-*.console.log"))
     assert logs == sorted({Path(console_log_path(v)).name for v in (app.vmid, clone.vmid)})

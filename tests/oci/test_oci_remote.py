@@ -42,8 +42,9 @@ def test_deploy_image_and_strategy_through_the_agent(nossh: Proximity, pve: Harn
         assert pve.ct(copy.vmid).config["env"] == pve.ct(graf.vmid).config["env"]
 
 
-def test_console_log_of_an_oci_app_through_the_agent(withssh: Proximity, pve: HarnessPve,
-                                                    standin_state: StandinState) -> None:
+def test_console_log_of_an_oci_app_through_the_agent(
+    withssh: Proximity, pve: HarnessPve, standin_state: StandinState
+) -> None:
     pve.version = "9.1.2"
     with running_agent(withssh) as agent, agent.connect() as remote:
         app = remote.apps.deploy_image("ghcr.io/example/whoami:1.10", hostname="who", ports=[8080]).wait(timeout=60)

@@ -54,8 +54,13 @@ def catalog_dir(tmp_path: Path) -> Path:
 def px(tmp_path: Path, pve: HarnessPve, pve_ca: str, catalog_dir: Path) -> Iterator[Proximity]:
     """Host "lab" without SSH on a PVE 9.1 node, with the catalog entry ``slowgraf`` (grace 1m30s)."""
     pve.version = "9.1.2"
-    with Proximity.local(data_dir=tmp_path / "px", secret_key=Fernet.generate_key(), entry_points=False,
-                         lease_seconds=5, catalog_paths=[catalog_dir]) as px:
+    with Proximity.local(
+        data_dir=tmp_path / "px",
+        secret_key=Fernet.generate_key(),
+        entry_points=False,
+        lease_seconds=5,
+        catalog_paths=[catalog_dir],
+    ) as px:
         px.hosts.add("lab", url=pve.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET, ca_file=pve_ca)
         yield px
 
@@ -74,8 +79,7 @@ def _deploy(px: Proximity, catalog_id: str = "grafana", hostname: str = "graf-1"
     return app
 
 
-def test_an_oci_app_whose_pid1_ignores_the_signal_stops_after_10s_then_a_kill(px: Proximity,
-                                                                                pve: HarnessPve) -> None:
+def test_an_oci_app_whose_pid1_ignores_the_signal_stops_after_10s_then_a_kill(px: Proximity, pve: HarnessPve) -> None:
     pve.deaf_images.add(GRAFANA_IMAGE)
     app = _deploy(px)
     assert app.vmid is not None and "stop_grace_seconds" not in app.config["oci"]
@@ -109,14 +113,14 @@ def test_explicit_values_win_over_the_oci_default(px: Proximity, pve: HarnessPve
     assert pve.ct(app.vmid).status == "stopped"
 
 
-def test_a_compose_app_keeps_its_clean_shutdown_without_a_kill(tmp_path: Path, pve: HarnessPve, pve_ca: str,
-                                                              ssh_access: SshAccess,
-                                                              standin_state: StandinState) -> None:
+def test_a_compose_app_keeps_its_clean_shutdown_without_a_kill(
+    tmp_path: Path, pve: HarnessPve, pve_ca: str, ssh_access: SshAccess, standin_state: StandinState
+) -> None:
     standin_state.script("ss", stdout=LISTENING.format(port=3000))
-    with Proximity.local(data_dir=tmp_path / "px", secret_key=Fernet.generate_key(), entry_points=False,
-                         lease_seconds=5) as px:
-        px.hosts.add("lab", url=pve.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET, ca_file=pve_ca,
-                     ssh=ssh_access)
+    with Proximity.local(
+        data_dir=tmp_path / "px", secret_key=Fernet.generate_key(), entry_points=False, lease_seconds=5
+    ) as px:
+        px.hosts.add("lab", url=pve.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET, ca_file=pve_ca, ssh=ssh_access)
         app = px.apps.deploy("grafana", hostname="graf-c", strategy="compose").wait(timeout=120)
         assert app.vmid is not None and app.config.get("runtime") != "oci"
         px.apps.stop(app.id).wait(timeout=60)
@@ -151,8 +155,9 @@ def test_a_bad_stop_grace_period_is_refused_at_catalog_validation(tmp_path: Path
     assert "stop_grace_period" in problem.message and "grafana" in problem.message
 
 
-@pytest.mark.parametrize(("grace", "seconds"), [("10s", 10), ("1m30s", 90), ("1.5s", 2), ("500ms", 1),
-                                                ("1h", 3600), ("2m0s", 120)])
+@pytest.mark.parametrize(
+    ("grace", "seconds"), [("10s", 10), ("1m30s", 90), ("1.5s", 2), ("500ms", 1), ("1h", 3600), ("2m0s", 120)]
+)
 def test_good_stop_grace_periods_are_read_in_whole_seconds(grace: str, seconds: int) -> None:
     assert grace_seconds(grace) == seconds
 
@@ -186,8 +191,9 @@ def test_a_running_oci_app_migrates_although_its_pid1_ignores_the_signal(px: Pro
     assert any(m == f"CT {app.vmid} started on node pve2" for m in messages)
 
 
-def test_the_sandboxs_restart_migration_does_not_kill_as_pve(px: Proximity, pve: HarnessPve,
-                                                             pve_client: ProxmoxClient) -> None:
+def test_the_sandboxs_restart_migration_does_not_kill_as_pve(
+    px: Proximity, pve: HarnessPve, pve_client: ProxmoxClient
+) -> None:
     """Migrate.pm prepare: vm_stop($vmid, 0, $timeout), lxc-stop --nokill: a PID 1 that ignores
     the signal fails PVE's own restart migration (what Proximity avoids above)."""
     pve.add_node("pve2")

@@ -47,8 +47,12 @@ class Steps(OperationKind):
                     ctx.task_log([f"log line {i}" for i in range(25)])
                     if ctx.params.get("plain"):
                         raise RuntimeError("disk on fire")
-                    raise TaskFailedError("task went wrong", upid="UPID:pve1:1:2:3:vzcreate:105:root@pam:",
-                                    exitstatus="command failed", log_tail=["TASK ERROR: no space left"])
+                    raise TaskFailedError(
+                        "task went wrong",
+                        upid="UPID:pve1:1:2:3:vzcreate:105:root@pam:",
+                        exitstatus="command failed",
+                        log_tail=["TASK ERROR: no space left"],
+                    )
                 ctx.record("thing", name=step)
                 made.append(step)
         return {"made": made}

@@ -48,7 +48,8 @@ def _until(condition: Any, what: str, timeout: float = 10.0) -> None:
 
 
 def test_success_writes_every_event_in_order_and_wait_returns_the_kind_result(
-        engine: OperationEngine, store: Store) -> None:
+    engine: OperationEngine, store: Store
+) -> None:
     op = engine.submit("toy", params={"note": "x"})
     assert op.wait(timeout=15) == ["prepare", "create", "finish"]
 
@@ -90,8 +91,7 @@ def test_events_after_a_sequence_number_replay_from_there(engine: OperationEngin
         list(op.events(after=-1))
 
 
-def test_two_watchers_in_threads_see_every_event_in_order_while_it_runs(
-        engine: OperationEngine, toys: Toys) -> None:
+def test_two_watchers_in_threads_see_every_event_in_order_while_it_runs(engine: OperationEngine, toys: Toys) -> None:
     op = engine.submit("toy", params={"hold": True})
     seen: dict[str, list[OperationEvent]] = {"a": [], "b": []}
     early: dict[str, int] = {}
@@ -141,7 +141,8 @@ def test_a_watcher_with_a_timeout_gets_operation_timeout(engine: OperationEngine
 
 
 def test_a_failed_step_rolls_back_newest_first_and_wait_reports_step_and_log_tail(
-        engine: OperationEngine, store: Store, toys: Toys) -> None:
+    engine: OperationEngine, store: Store, toys: Toys
+) -> None:
     op = engine.submit("toy", params={"fail_at": "finish"})
     with pytest.raises(OperationFailed) as info:
         op.wait(timeout=15)
@@ -157,12 +158,20 @@ def test_a_failed_step_rolls_back_newest_first_and_wait_reports_step_and_log_tai
     record = op.get()
     assert record.status == OperationStatus.FAILED
     assert record.current_step == "finish"
-    assert record.result == {"failed_step": "finish", "log_tail": ["TASK ERROR: no space left"],
-                             "error_kind": "TaskFailedError"}
+    assert record.result == {
+        "failed_step": "finish",
+        "log_tail": ["TASK ERROR: no space left"],
+        "error_kind": "TaskFailedError",
+    }
     messages = _messages(list(op.events()))
     start = messages.index("finish: started")
-    assert messages[start + 1:] == [*(f"log line {i}" for i in range(25)), messages[start + 26],
-                                    "rolling back", "rolled back", "toy failed"]
+    assert messages[start + 1 :] == [
+        *(f"log line {i}" for i in range(25)),
+        messages[start + 26],
+        "rolling back",
+        "rolled back",
+        "toy failed",
+    ]
     assert messages[start + 26].startswith("failed: task went wrong")
     assert "finish: done" not in messages
     _assert_nothing_after_the_end(op)
@@ -170,8 +179,7 @@ def test_a_failed_step_rolls_back_newest_first_and_wait_reports_step_and_log_tai
     assert levels["log line 0"] == "debug" and levels["toy failed"] == "error"
 
 
-def test_without_a_task_error_the_log_tail_is_the_last_twenty_task_log_lines(
-        engine: OperationEngine) -> None:
+def test_without_a_task_error_the_log_tail_is_the_last_twenty_task_log_lines(engine: OperationEngine) -> None:
     op = engine.submit("toy", params={"fail_at": "create", "plain": True})
     with pytest.raises(OperationFailed) as info:
         op.wait(timeout=15)
@@ -182,7 +190,8 @@ def test_without_a_task_error_the_log_tail_is_the_last_twenty_task_log_lines(
 
 
 def test_a_rollback_that_raises_keeps_what_is_left_in_the_journal(
-        engine: OperationEngine, store: Store, toys: Toys) -> None:
+    engine: OperationEngine, store: Store, toys: Toys
+) -> None:
     op = engine.submit("toy", params={"fail_at": "finish", "break_rollback": True})
     with pytest.raises(OperationFailed):
         op.wait(timeout=15)
@@ -215,7 +224,8 @@ def test_an_on_failure_hook_that_raises_does_not_hide_the_failure(engine: Operat
 
 
 def test_a_second_operation_on_a_busy_app_or_vmid_is_refused_until_the_first_ends(
-        engine: OperationEngine, toys: Toys, app: App) -> None:
+    engine: OperationEngine, toys: Toys, app: App
+) -> None:
     first = engine.submit("toy", app_id=app.id, host_id=app.host_id, vmid=105, params={"hold": True})
     assert toys.steps.entered.wait(10)
     with pytest.raises(BusyError, match=f"app {app.id}: toy operation {first.id} is running"):
@@ -232,7 +242,8 @@ def test_a_second_operation_on_a_busy_app_or_vmid_is_refused_until_the_first_end
 
 
 def test_concurrent_submits_for_one_app_exactly_one_wins(
-        engine: OperationEngine, toys: Toys, app: App, store: Store) -> None:
+    engine: OperationEngine, toys: Toys, app: App, store: Store
+) -> None:
     contenders = 6
     barrier = threading.Barrier(contenders)
     won: list[OperationHandle] = []
@@ -265,7 +276,8 @@ def test_concurrent_submits_for_one_app_exactly_one_wins(
 
 
 def test_cancel_stops_a_running_operation_rolls_back_and_wait_raises_cancelled(
-        engine: OperationEngine, toys: Toys, store: Store) -> None:
+    engine: OperationEngine, toys: Toys, store: Store
+) -> None:
     op = engine.submit("loop")
     assert toys.loop.spinning.wait(10)
     assert op.cancel().cancel_requested
@@ -278,16 +290,19 @@ def test_cancel_stops_a_running_operation_rolls_back_and_wait_raises_cancelled(
     assert record.result == {"failed_step": "spin"}
     assert store.operations.side_effects(op.id) == []
     events = list(op.events())
-    assert _messages(events)[-4:] == ["cancel requested", "rolling back", "rolled back",
-                                      "cancelled; what was created is rolled back"]
+    assert _messages(events)[-4:] == [
+        "cancel requested",
+        "rolling back",
+        "rolled back",
+        "cancelled; what was created is rolled back",
+    ]
     _assert_nothing_after_the_end(op)
     # cancelling a finished operation changes nothing and writes nothing
     assert op.cancel().status == OperationStatus.CANCELLED
     assert list(op.events()) == events
 
 
-def test_wait_with_a_timeout_raises_while_the_operation_goes_on_to_succeed(
-        engine: OperationEngine, toys: Toys) -> None:
+def test_wait_with_a_timeout_raises_while_the_operation_goes_on_to_succeed(engine: OperationEngine, toys: Toys) -> None:
     op = engine.submit("toy", params={"hold": True})
     assert toys.steps.entered.wait(10)
     started = time.monotonic()
@@ -328,8 +343,10 @@ def test_a_cancel_reaches_an_operation_waiting_for_a_node_slot(engine: Operation
     holders = [engine.submit("holder") for _ in range(2)]
     _until(lambda: all("hold: started" in _messages(list(h.events(follow=False))) for h in holders), "holders")
     waiter = engine.submit("holder")
-    _until(lambda: "waiting for a free slot on node pve1" in _messages(list(waiter.events(follow=False))),
-           "the third to wait")
+    _until(
+        lambda: "waiting for a free slot on node pve1" in _messages(list(waiter.events(follow=False))),
+        "the third to wait",
+    )
     waiter.cancel()
     with pytest.raises(OperationCancelled):
         waiter.wait(timeout=5)
@@ -342,13 +359,17 @@ def test_a_cancel_reaches_an_operation_waiting_for_a_node_slot(engine: Operation
 
 
 def test_a_runner_that_lost_its_lease_stops_without_touching_the_operation(
-        engine: OperationEngine, toys: Toys, store: Store) -> None:
+    engine: OperationEngine, toys: Toys, store: Store
+) -> None:
     op = engine.submit("loop")
     assert toys.loop.spinning.wait(10)
     later = utcnow() + timedelta(minutes=5)
     with store.session() as s:  # another process claimed it (as after a long pause of ours)
-        s.execute(update(OperationRow).where(OperationRow.id == op.id)
-                  .values(runner_id="other-host:1:cafe", lease_expires_at=later))
+        s.execute(
+            update(OperationRow)
+            .where(OperationRow.id == op.id)
+            .values(runner_id="other-host:1:cafe", lease_expires_at=later)
+        )
     before = list(op.events(follow=False))
     assert toys.loop.stopped.wait(10)
     engine.drain(timeout=10)
@@ -426,8 +447,7 @@ class Broken:
 
 
 @pytest.mark.parametrize("broken", [False, True], ids=["listener", "broken-listener-too"])
-def test_lifecycle_listeners_hear_before_after_and_error(
-        store: Store, toys: Toys, app: App, broken: bool) -> None:
+def test_lifecycle_listeners_hear_before_after_and_error(store: Store, toys: Toys, app: App, broken: bool) -> None:
     recorder = Recorder()
     plugins = PluginManager(entry_points=False, plugins=(Broken(), recorder) if broken else (recorder,))
     engine = OperationEngine(store, plugins=plugins, lease_seconds=2)

@@ -45,8 +45,22 @@ def _run_child_until_blocked(store: Store, tmp_path: Path, kind: str) -> tuple[s
     url = store.engine.url.render_as_string(hide_password=False)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     child = subprocess.Popen(
-        [sys.executable, "-m", "tests.operations._crash_runner", url, str(tmp_path / "data"), kind, str(work),
-         str(CHILD_LEASE)], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "tests.operations._crash_runner",
+            url,
+            str(tmp_path / "data"),
+            kind,
+            str(work),
+            str(CHILD_LEASE),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 30
     while not (work / "started").exists():
         if child.poll() is not None:
@@ -77,7 +91,8 @@ def _recover_once_expired(engine: OperationEngine, store: Store, op_id: str) -> 
 
 
 def test_a_dead_runner_is_rolled_back_after_its_lease_and_a_live_one_never_taken_over(
-        store: Store, tmp_path: Path, recovering: OperationEngine) -> None:
+    store: Store, tmp_path: Path, recovering: OperationEngine
+) -> None:
     child, op_id, work = _run_child_until_blocked(store, tmp_path, "files")
     try:
         # the child is alive and heartbeating: past its lease length, still nobody takes it over
@@ -108,16 +123,22 @@ def test_a_dead_runner_is_rolled_back_after_its_lease_and_a_live_one_never_taken
     assert record.status == OperationStatus.FAILED
     assert record.result["error_kind"] == "RunnerLost" and record.result["failed_step"] == "block"
     messages = [e.message for e in recovering.handle(op_id).events()]
-    assert messages[:6] == ["files queued", "make: started", "make: done", "block: started",
-                            f"taken over by {recovering.runner_id}",
-                            "failed: the process running this files stopped at step block"]
+    assert messages[:6] == [
+        "files queued",
+        "make: started",
+        "make: done",
+        "block: started",
+        f"taken over by {recovering.runner_id}",
+        "failed: the process running this files stopped at step block",
+    ]
     assert messages[-3:] == ["rolling back", "rolled back", "files failed"]
     # recovered once: nothing more to take
     assert recovering.recover() == []
 
 
 def test_a_kind_whose_recover_finishes_the_work_ends_succeeded(
-        store: Store, tmp_path: Path, recovering: OperationEngine) -> None:
+    store: Store, tmp_path: Path, recovering: OperationEngine
+) -> None:
     child, op_id, work = _run_child_until_blocked(store, tmp_path, "files-resumable")
     _kill(child)
     assert _recover_once_expired(recovering, store, op_id) == [op_id]
@@ -129,7 +150,8 @@ def test_a_kind_whose_recover_finishes_the_work_ends_succeeded(
 
 
 def test_a_pending_operation_nobody_started_is_run_once_it_is_older_than_the_lease(
-        store: Store, recovering: OperationEngine) -> None:
+    store: Store, recovering: OperationEngine
+) -> None:
     # a process that died between writing the row and claiming it
     op = store.operations.create("toy", steps=Steps.steps)
     assert recovering.recover() == []
@@ -139,7 +161,8 @@ def test_a_pending_operation_nobody_started_is_run_once_it_is_older_than_the_lea
 
 
 def test_an_orphan_past_its_deadline_is_rolled_back_not_finished(
-        store: Store, tmp_path: Path, recovering: OperationEngine) -> None:
+    store: Store, tmp_path: Path, recovering: OperationEngine
+) -> None:
     """Even a kind that could finish on recovery is rolled back once its deadline has passed."""
     child, op_id, work = _run_child_until_blocked(store, tmp_path, "files-resumable")
     _kill(child)

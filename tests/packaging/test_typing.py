@@ -9,7 +9,7 @@ import proximity_sdk
 
 ROOT = Path(__file__).resolve().parents[2]
 
-SNIPPET = '''
+SNIPPET = """
 from typing import Any, assert_type
 
 from proximity_sdk import App, Backup, OperationHandle, OperationHandleAPI, Proximity, ProximityAPI
@@ -57,7 +57,7 @@ def both() -> None:
         either(local_px)
     with Proximity.connect("agent:50051", token="pxt_x") as remote_px:
         either(remote_px)
-'''
+"""
 
 
 def _mypy(tmp_path: Path, source: str) -> tuple[int, str]:
@@ -66,8 +66,17 @@ def _mypy(tmp_path: Path, source: str) -> tuple[int, str]:
     snippet = tmp_path / "snippet.py"
     snippet.write_text(source)
     # the repository's cache: the SDK itself is checked once by the suite's own mypy run
-    out, err, code = api.run(["--strict", "--no-error-summary", "--cache-dir", str(ROOT / ".mypy_cache"),
-                              "--config-file", str(ROOT / "pyproject.toml"), str(snippet)])
+    out, err, code = api.run(
+        [
+            "--strict",
+            "--no-error-summary",
+            "--cache-dir",
+            str(ROOT / ".mypy_cache"),
+            "--config-file",
+            str(ROOT / "pyproject.toml"),
+            str(snippet),
+        ]
+    )
     return code, out + err
 
 
@@ -78,18 +87,25 @@ def test_results_are_typed_local_and_remote(tmp_path: Path) -> None:
 
 def test_the_contract_lacks_the_local_only_members(tmp_path: Path) -> None:
     """Through the contract a local-only member is a type error: the check above can fail."""
-    code, output = _mypy(tmp_path, SNIPPET + '''
+    code, output = _mypy(
+        tmp_path,
+        SNIPPET
+        + """
 
 def local_only(px: ProximityAPI) -> None:
     px.hosts.host_keys("pve")
-''')
+""",
+    )
     assert code == 1 and '"HostsAPI" has no attribute "host_keys"' in output, output
 
 
 def test_a_wrong_expectation_is_caught(tmp_path: Path) -> None:
     """The check above can fail: a deploy's result is not a Backup (nor Any)."""
-    wrong = SNIPPET.replace('assert_type(px.apps.deploy("gitea", hostname="git-1").wait(), App)',
-                            'assert_type(px.apps.deploy("gitea", hostname="git-1").wait(), Backup)', 1)
+    wrong = SNIPPET.replace(
+        'assert_type(px.apps.deploy("gitea", hostname="git-1").wait(), App)',
+        'assert_type(px.apps.deploy("gitea", hostname="git-1").wait(), Backup)',
+        1,
+    )
     code, output = _mypy(tmp_path, wrong)
     assert code == 1 and 'Expression is of type "App", not "Backup"' in output, output
 

@@ -64,8 +64,9 @@ def test_the_wheel_installs_by_its_name_and_runs_the_sandbox(tmp_path: Path) -> 
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", str(venv)], cwd=tmp_path)
     pip_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    _run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", f"{wheels[0]}[sandbox]"], cwd=tmp_path,
-         env=pip_env)
+    _run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", f"{wheels[0]}[sandbox]"], cwd=tmp_path, env=pip_env
+    )
 
     # Run from an empty directory: nothing of the repository is importable from there.
     home = tmp_path / "home"
@@ -73,8 +74,9 @@ def test_the_wheel_installs_by_its_name_and_runs_the_sandbox(tmp_path: Path) -> 
     env = {**pip_env, "HOME": str(home), "XDG_DATA_HOME": str(home / "data"), "XDG_CONFIG_HOME": str(home / "cfg")}
     env.pop("PROXIMITY_AGENT", None)
     env.pop("PROXIMITY_TOKEN", None)
-    where = _run([str(venv / "bin" / "python"), "-c", "import proximity_sdk; print(proximity_sdk.__file__)"],
-                 cwd=home, env=env)
+    where = _run(
+        [str(venv / "bin" / "python"), "-c", "import proximity_sdk; print(proximity_sdk.__file__)"], cwd=home, env=env
+    )
     assert where.strip().startswith(str(venv)), where
 
     sandbox = _run([str(venv / "bin" / "proximity"), "sandbox", "--once"], cwd=home, env=env, timeout=300)

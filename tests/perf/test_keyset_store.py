@@ -22,8 +22,9 @@ SAME_TIME = datetime(2026, 1, 1, tzinfo=UTC)
 @pytest.fixture
 def px(tmp_path: Path, database_url: str) -> Iterator[Proximity]:
     """On SQLite and on the machine's PostgreSQL (the harness's ``database_url``)."""
-    with Proximity.local(database_url=database_url, data_dir=tmp_path / "px", secret_key=Fernet.generate_key(),
-                         entry_points=False) as px:
+    with Proximity.local(
+        database_url=database_url, data_dir=tmp_path / "px", secret_key=Fernet.generate_key(), entry_points=False
+    ) as px:
         px.hosts.add("lab", url="https://127.0.0.1:8006", token_id="root@pam!t", token_secret="s", check=False)
         yield px
 

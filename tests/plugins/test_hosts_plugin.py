@@ -41,15 +41,30 @@ def pm() -> PluginManager:
     return PluginManager()
 
 
-def make_app(app_id: str, hostname: str, *, address: str | None = "10.0.0.5",
-             status: AppStatus = AppStatus.RUNNING) -> App:
-    return App(id=app_id, hostname=hostname, status=status, host_id="pve", address=address,
-               created_at=NOW, updated_at=NOW, status_changed_at=NOW)
+def make_app(
+    app_id: str, hostname: str, *, address: str | None = "10.0.0.5", status: AppStatus = AppStatus.RUNNING
+) -> App:
+    return App(
+        id=app_id,
+        hostname=hostname,
+        status=status,
+        host_id="pve",
+        address=address,
+        created_at=NOW,
+        updated_at=NOW,
+        status_changed_at=NOW,
+    )
 
 
 def notify(pm: PluginManager, kind: str, app: App | None, *, app_id: str | None = None) -> None:
-    op = Operation(id=f"op-{kind}", kind=kind, status=OperationStatus.SUCCEEDED,
-                   app_id=app.id if app is not None else app_id, created_at=NOW, updated_at=NOW)
+    op = Operation(
+        id=f"op-{kind}",
+        kind=kind,
+        status=OperationStatus.SUCCEEDED,
+        app_id=app.id if app is not None else app_id,
+        created_at=NOW,
+        updated_at=NOW,
+    )
     pm.notify_operation("after", operation=op, app=app)
 
 
@@ -76,8 +91,9 @@ def test_inactive_without_the_variable(pm: PluginManager, monkeypatch: pytest.Mo
     assert list(tmp_path.iterdir()) == []
 
 
-def test_deploy_second_app_update_and_delete(pm: PluginManager, hosts_file: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_deploy_second_app_update_and_delete(
+    pm: PluginManager, hosts_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PROXIMITY_HOSTS_DOMAIN", ".Lan.")
     notify(pm, "deploy", make_app("a1", "wiki", address="10.0.0.5"))
     assert hosts_file.read_text() == (
@@ -131,7 +147,10 @@ def test_foreign_lines_and_mode_are_preserved(pm: PluginManager, hosts_file: Pat
     notify(pm, "delete", None, app_id="a1")
     assert hosts_file.read_text() == FOREIGN + "10.9.9.9 manual  # no trailing newline\n10.8.8.8 added-later\n"
     assert sorted(p.name for p in hosts_file.parent.iterdir()) == [
-        ".proximity.hosts.proximity.json", ".proximity.hosts.proximity.lock", "proximity.hosts"]
+        ".proximity.hosts.proximity.json",
+        ".proximity.hosts.proximity.lock",
+        "proximity.hosts",
+    ]
 
 
 def test_foreign_bytes_that_are_not_utf8_are_kept(pm: PluginManager, hosts_file: Path) -> None:
@@ -144,11 +163,20 @@ def test_foreign_bytes_that_are_not_utf8_are_kept(pm: PluginManager, hosts_file:
 
 @pytest.mark.parametrize(
     ("hostname", "address"),
-    [("bad_name", "10.0.0.5"), ("-wiki", "10.0.0.5"), ("a" * 64, "10.0.0.5"), ("wiki\n10.6.6.6 evil", "10.0.0.5"),
-     ("wiki", "not-an-ip"), ("wiki", "0.0.0.0"), ("wiki", "10.0.0.5 evil"), ("wiki", "224.0.0.1")],
+    [
+        ("bad_name", "10.0.0.5"),
+        ("-wiki", "10.0.0.5"),
+        ("a" * 64, "10.0.0.5"),
+        ("wiki\n10.6.6.6 evil", "10.0.0.5"),
+        ("wiki", "not-an-ip"),
+        ("wiki", "0.0.0.0"),
+        ("wiki", "10.0.0.5 evil"),
+        ("wiki", "224.0.0.1"),
+    ],
 )
-def test_bad_hostname_or_address_is_skipped(pm: PluginManager, hosts_file: Path, caplog: pytest.LogCaptureFixture,
-                                            hostname: str, address: str) -> None:
+def test_bad_hostname_or_address_is_skipped(
+    pm: PluginManager, hosts_file: Path, caplog: pytest.LogCaptureFixture, hostname: str, address: str
+) -> None:
     hosts_file.write_text(FOREIGN)
     with caplog.at_level(logging.WARNING, logger="proximity_hosts"):
         notify(pm, "deploy", make_app("a1", hostname, address=address))
@@ -156,8 +184,9 @@ def test_bad_hostname_or_address_is_skipped(pm: PluginManager, hosts_file: Path,
     assert "proximity-hosts skipped app a1" in caplog.text
 
 
-def test_bad_configuration_is_logged_not_raised(pm: PluginManager, hosts_file: Path, caplog: pytest.LogCaptureFixture,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_configuration_is_logged_not_raised(
+    pm: PluginManager, hosts_file: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PROXIMITY_HOSTS_DOMAIN", "bad_domain")
     notify(pm, "deploy", make_app("a1", "wiki"))
     monkeypatch.setenv("PROXIMITY_HOSTS_DOMAIN", "lan")
@@ -168,8 +197,9 @@ def test_bad_configuration_is_logged_not_raised(pm: PluginManager, hosts_file: P
     assert "PROXIMITY_HOSTS_RELOAD" in caplog.text
 
 
-def test_file_the_plugin_cannot_trust_is_left_alone(pm: PluginManager, hosts_file: Path,
-                                                    caplog: pytest.LogCaptureFixture) -> None:
+def test_file_the_plugin_cannot_trust_is_left_alone(
+    pm: PluginManager, hosts_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     broken = FOREIGN + BEGIN_MARKER + "\n10.0.0.1 someone-else\n"  # END marker lost
     hosts_file.write_text(broken)
     notify(pm, "deploy", make_app("a1", "wiki"))
@@ -184,8 +214,9 @@ def test_file_the_plugin_cannot_trust_is_left_alone(pm: PluginManager, hosts_fil
     assert "delete it to start over" in caplog.text
 
 
-def test_reload_runs_after_a_change_only(pm: PluginManager, hosts_file: Path, monkeypatch: pytest.MonkeyPatch,
-                                         tmp_path: Path) -> None:
+def test_reload_runs_after_a_change_only(
+    pm: PluginManager, hosts_file: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     counter = tmp_path / "reloads"
     script = f"open({str(counter)!r}, 'a').write('x')"
     monkeypatch.setenv("PROXIMITY_HOSTS_RELOAD", shlex.join([sys.executable, "-c", script]))
@@ -196,8 +227,9 @@ def test_reload_runs_after_a_change_only(pm: PluginManager, hosts_file: Path, mo
 
 
 @pytest.mark.parametrize("command", ["false", "/nonexistent/reload-dnsmasq", "sleep 30"])
-def test_failing_reload_command_does_not_raise(pm: PluginManager, hosts_file: Path, monkeypatch: pytest.MonkeyPatch,
-                                               caplog: pytest.LogCaptureFixture, command: str) -> None:
+def test_failing_reload_command_does_not_raise(
+    pm: PluginManager, hosts_file: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, command: str
+) -> None:
     monkeypatch.setenv("PROXIMITY_HOSTS_RELOAD", command)
     monkeypatch.setattr(hosts_plugin, "RELOAD_TIMEOUT", 0.3)
     with caplog.at_level(logging.WARNING, logger="proximity_hosts"):
@@ -261,9 +293,20 @@ def test_concurrent_notifications_from_processes(hosts_file: Path) -> None:
 
 @pytest.mark.parametrize(
     ("name", "valid"),
-    [("wiki", True), ("wiki-2.home.arpa", True), ("a" * 63, True), ("a" * 64, False), ("", False),
-     ("-a", False), ("a-", False), ("a..b", False), ("a_b", False), ("10.0.0.5", False), ("wïki", False),
-     (".".join(["a" * 63] * 4), False)],
+    [
+        ("wiki", True),
+        ("wiki-2.home.arpa", True),
+        ("a" * 63, True),
+        ("a" * 64, False),
+        ("", False),
+        ("-a", False),
+        ("a-", False),
+        ("a..b", False),
+        ("a_b", False),
+        ("10.0.0.5", False),
+        ("wïki", False),
+        (".".join(["a" * 63] * 4), False),
+    ],
 )
 def test_hostname_validation(name: str, valid: bool) -> None:
     assert is_valid_hostname(name) is valid

@@ -20,8 +20,14 @@ ROOT = Path(__file__).resolve().parents[2]
 # what loading plugins must not import: the node shell (paramiko), the Proxmox client (proxmoxer,
 # requests), the store, and the SFTP plugin's copy machinery
 HEAVY_ROOTS = ("paramiko", "proxmoxer", "requests", "sqlalchemy", "alembic", "yaml")
-HEAVY_MODULES = ("proximity_sdk.proxmox.client", "proximity_sdk.proxmox.shell", "proximity_sdk.backup_targets.volumes",
-                 "proximity_sdk.store", "proximity_sftp.target", "proximity_sftp.destinations")
+HEAVY_MODULES = (
+    "proximity_sdk.proxmox.client",
+    "proximity_sdk.proxmox.shell",
+    "proximity_sdk.backup_targets.volumes",
+    "proximity_sdk.store",
+    "proximity_sftp.target",
+    "proximity_sftp.destinations",
+)
 
 # loads every plugin through its entry point and asks each hook that runs on every catalog command
 # (catalog sources) and on `backups targets add` (kinds, options); then, with ``open``, uses the
@@ -47,9 +53,15 @@ print(json.dumps(report))
 
 def _probe(tmp_path: Path) -> dict[str, list[str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROXIMITY_")}
-    done = subprocess.run([sys.executable, "-c", _PROBE.format(roots=HEAVY_ROOTS, modules=HEAVY_MODULES),
-                           str(tmp_path)], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120,
-                          check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE.format(roots=HEAVY_ROOTS, modules=HEAVY_MODULES), str(tmp_path)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     report: dict[str, list[str]] = json.loads(done.stdout.strip().splitlines()[-1])
     return report

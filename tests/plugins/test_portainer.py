@@ -182,9 +182,7 @@ def test_url_is_cached_and_revalidated_with_etag(
     assert "portainer-nginx" in catalog
 
 
-def test_unreachable_url_without_cache_is_one_problem(
-    portainer_env: pytest.MonkeyPatch, http: _Server
-) -> None:
+def test_unreachable_url_without_cache_is_one_problem(portainer_env: pytest.MonkeyPatch, http: _Server) -> None:
     portainer_env.setenv("PROXIMITY_PORTAINER_TEMPLATES", f"{http.url}/missing.json")
     catalog = Catalog(plugins=PluginManager())
     [problem] = catalog.errors

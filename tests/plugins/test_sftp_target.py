@@ -24,21 +24,31 @@ LISTENING = "LISTEN 0 4096 0.0.0.0:{port} 0.0.0.0:*\n"
 
 
 @pytest.fixture
-def px(tmp_path: Path, pve: HarnessPve, pve_ca: str, ssh_access: SshAccess,
-       standin_state: StandinState) -> Iterator[Proximity]:
+def px(
+    tmp_path: Path, pve: HarnessPve, pve_ca: str, ssh_access: SshAccess, standin_state: StandinState
+) -> Iterator[Proximity]:
     """Proximity with the installed plugins (entry points), one host whose node shell is the test sshd."""
     standin_state.script("ss", stdout=LISTENING.format(port=3000))
     pve.on_archive = standin_state.set_volume_path
-    with Proximity.local(data_dir=tmp_path / "px", secret_key=Fernet.generate_key(), entry_points=True,
-                         lease_seconds=5) as proximity:
-        proximity.hosts.add("lab", url=pve.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET, ca_file=pve_ca,
-                            ssh=ssh_access)
+    with Proximity.local(
+        data_dir=tmp_path / "px", secret_key=Fernet.generate_key(), entry_points=True, lease_seconds=5
+    ) as proximity:
+        proximity.hosts.add(
+            "lab", url=pve.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET, ca_file=pve_ca, ssh=ssh_access
+        )
         yield proximity
 
 
 def _sftp_options(sshd: Sshd, path: Path, **extra: object) -> dict[str, object]:
-    return {"host": sshd.host, "port": sshd.port, "user": sshd.user, "key_file": str(sshd.client_key),
-            "known_hosts": str(sshd.known_hosts), "path": str(path), **extra}
+    return {
+        "host": sshd.host,
+        "port": sshd.port,
+        "user": sshd.user,
+        "key_file": str(sshd.client_key),
+        "known_hosts": str(sshd.known_hosts),
+        "path": str(path),
+        **extra,
+    }
 
 
 def test_the_plugin_offers_its_kinds_through_the_entry_point() -> None:
@@ -46,8 +56,9 @@ def test_the_plugin_offers_its_kinds_through_the_entry_point() -> None:
     assert "sftp" not in PluginManager(entry_points=False).backup_target_kinds()
 
 
-def test_sftp_round_trip_backup_copy_off_delete_from_node_restore(px: Proximity, pve: HarnessPve, sshd: Sshd,
-                                                                  tmp_path: Path) -> None:
+def test_sftp_round_trip_backup_copy_off_delete_from_node_restore(
+    px: Proximity, pve: HarnessPve, sshd: Sshd, tmp_path: Path
+) -> None:
     offsite = tmp_path / "offsite"
     px.backups.targets.add(name="offsite", kind="sftp", options=_sftp_options(sshd, offsite))
     app = px.apps.deploy("gitea", hostname="git-1").wait(timeout=60)
@@ -85,8 +96,9 @@ def test_sftp_round_trip_backup_copy_off_delete_from_node_restore(px: Proximity,
     assert sorted(p.name for p in offsite.iterdir()) == []
 
 
-def test_directory_target_keeps_a_node_copy_and_restores_in_place(px: Proximity, pve: HarnessPve,
-                                                                 tmp_path: Path) -> None:
+def test_directory_target_keeps_a_node_copy_and_restores_in_place(
+    px: Proximity, pve: HarnessPve, tmp_path: Path
+) -> None:
     shelf = tmp_path / "shelf"
     px.backups.targets.add(name="shelf", kind="directory", options={"path": str(shelf), "keep_on_node": True})
     app = px.apps.deploy("gitea", hostname="git-2").wait(timeout=60)
@@ -116,8 +128,9 @@ def test_options_are_checked_and_stored_encrypted(px: Proximity, sshd: Sshd, tmp
         with pytest.raises(ValidationError) as refused:
             px.backups.targets.add(name="offsite", kind="sftp", options=bad)
         assert refused.value.field == field, str(refused.value)
-    target = px.backups.targets.add(name="offsite", kind="sftp", options={**good, "key_file": None,
-                                                                          "password": "s3cret-pw"})
+    target = px.backups.targets.add(
+        name="offsite", kind="sftp", options={**good, "key_file": None, "password": "s3cret-pw"}
+    )
     assert target.kind == "sftp" and not hasattr(target, "options")
     with px.store.session() as s:
         stored = s.execute(select(BackupTargetRow.options)).scalar_one()

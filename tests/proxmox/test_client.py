@@ -62,9 +62,7 @@ def test_ticket_that_expires_mid_run_is_renewed(pve: HarnessPve, pve_ca: str) ->
 
 
 def test_ticket_is_renewed_by_age_before_expiry(pve: HarnessPve, pve_ca: str) -> None:
-    with ProxmoxClient(
-        url=pve.url, user=USER, password=PASSWORD, ca_file=pve_ca, ticket_renew_after=0.2
-    ) as client:
+    with ProxmoxClient(url=pve.url, user=USER, password=PASSWORD, ca_file=pve_ca, ticket_renew_after=0.2) as client:
         client.version()
         time.sleep(0.25)
         client.version()
@@ -195,9 +193,7 @@ def test_typed_reads(pve_client: ProxmoxClient, pve: HarnessPve) -> None:
     assert pve_client.next_vmid() == 102
 
 
-def test_one_client_shared_by_threads_logs_in_once(
-    pve_password_client: ProxmoxClient, pve: HarnessPve
-) -> None:
+def test_one_client_shared_by_threads_logs_in_once(pve_password_client: ProxmoxClient, pve: HarnessPve) -> None:
     pve.add_ct(100, name="web")
     errors: list[BaseException] = []
 
@@ -218,9 +214,7 @@ def test_one_client_shared_by_threads_logs_in_once(
     assert pve_password_client.request_count == 31
 
 
-def test_tickets_revoked_under_threads_relogin_once(
-    pve_password_client: ProxmoxClient, pve: HarnessPve
-) -> None:
+def test_tickets_revoked_under_threads_relogin_once(pve_password_client: ProxmoxClient, pve: HarnessPve) -> None:
     pve_password_client.version()
     pve.revoke_tickets()
     barrier = threading.Barrier(4)

@@ -96,9 +96,7 @@ def test_unknown_parameter() -> None:
         )
         == []
     )
-    bad = _problems(
-        "GET", "/nodes/pve1/tasks/UPID:pve1:00000001:00000001:6650A1B2:x::root@pam:/log", "offset=3"
-    )
+    bad = _problems("GET", "/nodes/pve1/tasks/UPID:pve1:00000001:00000001:6650A1B2:x::root@pam:/log", "offset=3")
     assert bad == ["unknown parameter 'offset'"]
 
 
@@ -108,9 +106,7 @@ def test_indexed_parameters_map_onto_n() -> None:
         "&net0=name%3Deth0%2Cbridge%3Dvmbr0%2Cip%3Ddhcp&mp3=local-lvm:8%2Cmp%3D/data"
     )
     assert _problems("POST", "/nodes/pve1/lxc", body=good) == []
-    assert any(
-        "'mp' is missing" in p for p in _problems("POST", "/nodes/pve1/lxc", body=good[: good.index("%2Cmp")])
-    )
+    assert any("'mp' is missing" in p for p in _problems("POST", "/nodes/pve1/lxc", body=good[: good.index("%2Cmp")]))
     assert "unknown parameter 'nic0'" in _problems(
         "POST", "/nodes/pve1/lxc", body="vmid=100&ostemplate=local:vztmpl/d.tar.zst&nic0=x"
     )
@@ -130,9 +126,7 @@ def test_integer_boolean_and_range() -> None:
     base = "vmid=100&ostemplate=local:vztmpl/d.tar.zst"
     assert _problems("POST", "/nodes/pve1/lxc", body=base + "&memory=512&unprivileged=1") == []
     assert any("integer" in p for p in _problems("POST", "/nodes/pve1/lxc", body=base + "&memory=lots"))
-    assert any(
-        "boolean" in p for p in _problems("POST", "/nodes/pve1/lxc", body=base + "&unprivileged=maybe")
-    )
+    assert any("boolean" in p for p in _problems("POST", "/nodes/pve1/lxc", body=base + "&unprivileged=maybe"))
     assert any("minimum" in p for p in _problems("POST", "/nodes/pve1/lxc", body=base + "&memory=1"))
 
 

@@ -139,9 +139,7 @@ def test_bad_timeouts() -> None:
 def test_client_refuses_bad_input_before_any_network_call(kwargs: dict[str, object], field: str) -> None:
     # The port is closed: had the client tried to connect, it would raise UnreachableError instead.
     port = _closed_port()
-    options = {
-        k: (v.format(port=port) if isinstance(v, str) and k == "url" else v) for k, v in kwargs.items()
-    }
+    options = {k: (v.format(port=port) if isinstance(v, str) and k == "url" else v) for k, v in kwargs.items()}
     with pytest.raises(ValidationError) as info:
         ProxmoxClient(**options)  # type: ignore[arg-type]
     assert info.value.field == field

@@ -28,8 +28,9 @@ from tests.harness.real_node import RealHarnessPve
 
 
 class RealLab:
-    def __init__(self, px: Proximity, pve: RealHarnessPve, registry: LocalRegistry, catalog: Path, *,
-                 data_dir: Path, key: str) -> None:
+    def __init__(
+        self, px: Proximity, pve: RealHarnessPve, registry: LocalRegistry, catalog: Path, *, data_dir: Path, key: str
+    ) -> None:
         self.px, self.pve, self.registry, self.catalog = px, pve, registry, catalog
         self.data_dir, self.key = data_dir, key
         self.database_url = f"sqlite:///{data_dir}/proximity.db"
@@ -70,8 +71,14 @@ def answers(url: str, *, within: float = 30.0) -> tuple[int, str]:
 
 
 @pytest.fixture
-def real_lab(tmp_path: Path, real_pve: RealHarnessPve, pve_ca: str, real_ssh_access: SshAccess,
-             local_registry: LocalRegistry, monkeypatch: pytest.MonkeyPatch) -> Iterator[RealLab]:
+def real_lab(
+    tmp_path: Path,
+    real_pve: RealHarnessPve,
+    pve_ca: str,
+    real_ssh_access: SshAccess,
+    local_registry: LocalRegistry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[RealLab]:
     # the product's settling period: a crash loop must be seen (tests/conftest.py sets 0 for stand-ins)
     monkeypatch.setenv("PROXIMITY_HEALTH_SETTLE_SECONDS", "5")
     catalog = tmp_path / "catalog"
@@ -79,10 +86,12 @@ def real_lab(tmp_path: Path, real_pve: RealHarnessPve, pve_ca: str, real_ssh_acc
     for name, entry in catalog_entries(local_registry).items():
         (catalog / name).write_text(json.dumps(entry))
     key = Fernet.generate_key().decode()
-    with Proximity.local(data_dir=tmp_path / "px", secret_key=key, entry_points=False,
-                         catalog_paths=[catalog], lease_seconds=10) as px:
-        px.hosts.add("real", url=real_pve.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET, ca_file=pve_ca,
-                     ssh=real_ssh_access)
+    with Proximity.local(
+        data_dir=tmp_path / "px", secret_key=key, entry_points=False, catalog_paths=[catalog], lease_seconds=10
+    ) as px:
+        px.hosts.add(
+            "real", url=real_pve.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET, ca_file=pve_ca, ssh=real_ssh_access
+        )
         px.hosts.set_registries("real", insecure=[local_registry.address])
         px.settings.update(health_timeout_seconds=60, default_memory_mb=1024)
         yield RealLab(px, real_pve, local_registry, catalog, data_dir=tmp_path / "px", key=key)

@@ -24,8 +24,16 @@ def test_discover_and_adopt_a_container_made_by_hand(real_lab: RealLab) -> None:
     px, pve = real_lab.px, real_lab.pve
     host = px.hosts.get("real")
     client = px._clients.get(host.id)
-    upid = client.post("/nodes/pve1/lxc", vmid=VMID, ostemplate=pve.template_volid, hostname="legacy",
-                       rootfs="local-lvm:8", net0="name=eth0,bridge=vmbr0,ip=dhcp", memory=1024, start=1)
+    upid = client.post(
+        "/nodes/pve1/lxc",
+        vmid=VMID,
+        ostemplate=pve.template_volid,
+        hostname="legacy",
+        rootfs="local-lvm:8",
+        net0="name=eth0,bridge=vmbr0,ip=dhcp",
+        memory=1024,
+        start=1,
+    )
     wait_task(client, str(upid), timeout=120)
     # what an administrator did in it: Docker, trusting the registry, and a compose project
     project = Provisioner(px._shells.get(host.id), "pve1", VMID, project="legacy")

@@ -24,13 +24,31 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.timeout(600)
 def test_sigkill_during_a_deploy_the_next_process_removes_the_real_container(real_lab: RealLab) -> None:
-    child = subprocess.Popen([sys.executable, str(CHILD)], cwd=ROOT, stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    child = subprocess.Popen(
+        [sys.executable, str(CHILD)],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     assert child.stdin is not None and child.stdout is not None
     # a built-in app: it never gets past "docker" here, where the child dies with apt-get running
-    child.stdin.write(json.dumps({"database_url": real_lab.database_url, "data_dir": str(real_lab.data_dir),
-                                  "secret_key": real_lab.key, "hostname": "killed", "catalog_id": "librespeed",
-                                  "kill_at": "docker", "kill_delay": 3.0, "lease_seconds": 1.0}) + "\n")
+    child.stdin.write(
+        json.dumps(
+            {
+                "database_url": real_lab.database_url,
+                "data_dir": str(real_lab.data_dir),
+                "secret_key": real_lab.key,
+                "hostname": "killed",
+                "catalog_id": "librespeed",
+                "kill_at": "docker",
+                "kill_delay": 3.0,
+                "lease_seconds": 1.0,
+            }
+        )
+        + "\n"
+    )
     child.stdin.close()
     lines = [json.loads(line) for line in child.stdout.read().splitlines() if line.startswith("{")]
     assert child.wait(timeout=300) == -signal.SIGKILL, lines

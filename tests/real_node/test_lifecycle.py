@@ -124,39 +124,56 @@ def test_the_two_service_app_works_with_its_generated_password(real_lab: RealLab
     assert len(password) >= 16
     # the database really checks it: a wrong one is refused, the generated one accepted
     shell = px._shells.get(app.host_id)
-    ask = ('cd /opt/proximity/rkv && id=$(docker ps -q --filter label=com.docker.compose.service=web) && '
-           'echo "$1 get" | docker exec -i "$id" nc -w 3 db 6000')
+    ask = (
+        "cd /opt/proximity/rkv && id=$(docker ps -q --filter label=com.docker.compose.service=web) && "
+        'echo "$1 get" | docker exec -i "$id" nc -w 3 db 6000'
+    )
     assert shell.pct_exec(app.node or "", app.vmid or 0, ask, args=("wrong",), timeout=60).stdout.strip() == "DENIED"
-    assert shell.pct_exec(app.node or "", app.vmid or 0, ask, args=(password,),
-                          timeout=60).stdout.strip() == "OK kept"
+    assert shell.pct_exec(app.node or "", app.vmid or 0, ask, args=(password,), timeout=60).stdout.strip() == "OK kept"
 
     # the node-side scripts as an Alpine container runs them: busybox sh, only busybox applets
     # first on PATH (its nc, grep, timeout, ...), docker from the container
     node, vmid = app.node or "", app.vmid or 0
-    shell.pct_exec(node, vmid, "DEBIAN_FRONTEND=noninteractive apt-get install -y -q busybox >/dev/null && "
-                   "mkdir -p /tmp/bb && busybox --install -s /tmp/bb", timeout=300)
+    shell.pct_exec(
+        node,
+        vmid,
+        "DEBIAN_FRONTEND=noninteractive apt-get install -y -q busybox >/dev/null && "
+        "mkdir -p /tmp/bb && busybox --install -s /tmp/bb",
+        timeout=300,
+    )
     # $1: the script, then its arguments
     as_alpine = 'script="$1"; shift; PATH=/tmp/bb:/usr/sbin:/usr/bin; export PATH; exec busybox sh -c "$script" sh "$@"'
-    healthy = shell.pct_exec(node, vmid, as_alpine, args=(_HEALTH, "/opt/proximity/rkv", "rkv", "8080",
-                                                          "/cgi-bin/value", "30", "2"), timeout=120)
+    healthy = shell.pct_exec(
+        node,
+        vmid,
+        as_alpine,
+        args=(_HEALTH, "/opt/proximity/rkv", "rkv", "8080", "/cgi-bin/value", "30", "2"),
+        timeout=120,
+    )
     assert "healthy: every container of rkv runs, port 8080 answers: HTTP/1." in healthy.stdout
     assert healthy.stdout.rstrip().endswith("200 OK")
     # without an HTTP path (an app that is no web app): an accepted connection; a closed port is not
-    accepted = shell.pct_exec(node, vmid, as_alpine, args=(_HEALTH, "/opt/proximity/rkv", "rkv", "8080", "", "30",
-                                                           "1"), timeout=120)
+    accepted = shell.pct_exec(
+        node, vmid, as_alpine, args=(_HEALTH, "/opt/proximity/rkv", "rkv", "8080", "", "30", "1"), timeout=120
+    )
     assert "healthy: every container of rkv runs, port 8080 answers" in accepted.stdout
     with pytest.raises(CommandFailedError) as closed:
-        shell.pct_exec(node, vmid, as_alpine, args=(_HEALTH, "/opt/proximity/rkv", "rkv", "8089", "", "2", "1"),
-                       timeout=120)
+        shell.pct_exec(
+            node, vmid, as_alpine, args=(_HEALTH, "/opt/proximity/rkv", "rkv", "8089", "", "2", "1"), timeout=120
+        )
     assert "unhealthy after 2 checks: nothing listens on port 8089" in str(closed.value)
     present = shell.pct_exec(node, vmid, as_alpine, args=(_INSTALL_DOCKER, "0"), timeout=120)
     assert "container runtime present" in present.stdout and "container runtime ready" in present.stdout
     # and the check fails when the database service is gone: the web part answers 500
-    shell.pct_exec(node, vmid, "docker stop $(docker ps -q --filter label=com.docker.compose.service=db)",
-                   timeout=60)
+    shell.pct_exec(node, vmid, "docker stop $(docker ps -q --filter label=com.docker.compose.service=db)", timeout=60)
     with pytest.raises(CommandFailedError) as unhealthy:
-        shell.pct_exec(node, vmid, as_alpine, args=(_HEALTH, "/opt/proximity/rkv", "rkv", "8080",
-                                                    "/cgi-bin/value", "3", "2"), timeout=120)
+        shell.pct_exec(
+            node,
+            vmid,
+            as_alpine,
+            args=(_HEALTH, "/opt/proximity/rkv", "rkv", "8080", "/cgi-bin/value", "3", "2"),
+            timeout=120,
+        )
     assert "unhealthy after 3 checks" in str(unhealthy.value) and "rkv_db_1 is exited" in str(unhealthy.value)
 
 

@@ -52,8 +52,12 @@ class RunningAgent:
 
 @contextmanager
 def running_agent(px: Proximity, *, options: ServerOptions | None = None) -> Iterator[RunningAgent]:
-    agent = RunningAgent(px=px, server=None, token=bootstrap_admin_token(px, "remote-admin"),
-                         options=options or ServerOptions(port=0, watch_poll_seconds=0.05))
+    agent = RunningAgent(
+        px=px,
+        server=None,
+        token=bootstrap_admin_token(px, "remote-admin"),
+        options=options or ServerOptions(port=0, watch_poll_seconds=0.05),
+    )
     agent.start()
     try:
         yield agent

@@ -59,9 +59,12 @@ CONTRACT: dict[type, tuple[type, type]] = {
 
 def _members(protocol: type) -> dict[str, Any]:
     """The Protocol's methods and properties (``id`` and ``targets`` are attributes: annotations only)."""
-    return {n: m for n, m in vars(protocol).items()
-            if (not n.startswith("_") or n in ("__contains__", "__len__", "__iter__", "__enter__", "__exit__"))
-            and (inspect.isfunction(m) or isinstance(m, property))}
+    return {
+        n: m
+        for n, m in vars(protocol).items()
+        if (not n.startswith("_") or n in ("__contains__", "__len__", "__iter__", "__enter__", "__exit__"))
+        and (inspect.isfunction(m) or isinstance(m, property))
+    }
 
 
 CASES = [(protocol, impl) for protocol, impls in CONTRACT.items() for impl in impls]
@@ -101,6 +104,7 @@ def test_help_shows_the_protocols_text(protocol: type, impl: type) -> None:
 
 def test_the_check_can_fail() -> None:
     """A method that falls through to the Protocol's body is caught, and one without text too."""
+
     class Broken(SettingsAPI):
         def get(self) -> Any:
             return None

@@ -41,8 +41,16 @@ class _Item:
 
 def _instances() -> list[errors.ProximityError]:
     made: list[errors.ProximityError] = []
-    extra: dict[str, Any] = {"upid": "UPID:x", "exitstatus": "failed", "log_tail": ["l1"], "exit_status": 3,
-                             "stderr_tail": "oops", "operation_id": "op1", "step": "up", "errors": {"x": "bad"}}
+    extra: dict[str, Any] = {
+        "upid": "UPID:x",
+        "exitstatus": "failed",
+        "log_tail": ["l1"],
+        "exit_status": 3,
+        "stderr_tail": "oops",
+        "operation_id": "op1",
+        "step": "up",
+        "errors": {"x": "bad"},
+    }
     for name in errors.__all__:
         cls = getattr(errors, name)
         wanted = {p for p in inspect.signature(cls).parameters if p in extra}
@@ -63,8 +71,10 @@ def test_every_error_class_comes_back_as_itself(exc: errors.ProximityError) -> N
 
 
 def test_the_agents_own_caller_errors_become_the_sdks() -> None:
-    for exc, cls in ((CallerNotAuthenticated("no token"), errors.AuthenticationError),
-                     (CallerNotAllowed("admins only"), errors.PermissionDeniedError)):
+    for exc, cls in (
+        (CallerNotAuthenticated("no token"), errors.AuthenticationError),
+        (CallerNotAllowed("admins only"), errors.PermissionDeniedError),
+    ):
         failure = to_failure(exc)
         back = from_rpc_error(_Failed(failure.code, failure.details, failure.metadata), target="agent:1")
         assert type(back) is cls and str(back) == str(exc)
@@ -96,15 +106,19 @@ def test_errors_through_a_real_agent(running: RunningAgent) -> None:
         with pytest.raises(errors.PermissionDeniedError):
             member.hosts.list()  # admin-only on the agent
         assert member.apps.list() == []
-    with Proximity.connect(running.target, token="not-a-token") as stranger, \
-            pytest.raises(errors.AuthenticationError) as refused:
+    with (
+        Proximity.connect(running.target, token="not-a-token") as stranger,
+        pytest.raises(errors.AuthenticationError) as refused,
+    ):
         stranger.apps.list()
     assert "token" in str(refused.value).lower()
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed = probe.getsockname()[1]
-    with Proximity.connect(f"127.0.0.1:{closed}", token="t", timeout=5) as nowhere, \
-            pytest.raises(errors.UnreachableError) as unreachable:
+    with (
+        Proximity.connect(f"127.0.0.1:{closed}", token="t", timeout=5) as nowhere,
+        pytest.raises(errors.UnreachableError) as unreachable,
+    ):
         nowhere.apps.list()
     assert f"127.0.0.1:{closed}" in str(unreachable.value)

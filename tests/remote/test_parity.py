@@ -22,8 +22,17 @@ from proximity_sdk._remote._client import RemoteProximity
 from proximity_sdk._remote._handle import RESULTS, RemoteOperationHandle
 from proximity_sdk.engine.handle import OperationHandle
 
-NAMESPACES = ("hosts", "nodes", "catalog", "apps", "backups", "backups.targets", "operations", "settings",
-              "maintenance")
+NAMESPACES = (
+    "hosts",
+    "nodes",
+    "catalog",
+    "apps",
+    "backups",
+    "backups.targets",
+    "operations",
+    "settings",
+    "maintenance",
+)
 # Public names of the local namespaces that are deliberately not part of the remote API. Each is
 # justified here; anything else missing fails the test.
 NOT_REMOTE: dict[str, str] = {
@@ -48,8 +57,10 @@ DUNDERS = ("__contains__", "__len__", "__iter__")
 @pytest.fixture(scope="module")
 def both(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Proximity, RemoteProximity]]:
     data = tmp_path_factory.mktemp("parity")
-    with Proximity.local(data_dir=data, secret_key=Fernet.generate_key(), entry_points=False) as local, \
-            Proximity.connect("127.0.0.1:1", token="unused") as remote:  # channels connect lazily: no agent needed
+    with (
+        Proximity.local(data_dir=data, secret_key=Fernet.generate_key(), entry_points=False) as local,
+        Proximity.connect("127.0.0.1:1", token="unused") as remote,
+    ):  # channels connect lazily: no agent needed
         yield local, remote
 
 
@@ -75,7 +86,8 @@ def _shape(member: Any) -> Any:
 
 @pytest.mark.parametrize("dotted", NAMESPACES)
 def test_every_public_method_exists_remotely_with_the_same_signature(
-        both: tuple[Proximity, RemoteProximity], dotted: str) -> None:
+    both: tuple[Proximity, RemoteProximity], dotted: str
+) -> None:
     local, remote = (_public(_resolve(side, dotted)) for side in both)
     missing = sorted(n for n in set(local) - set(remote) if f"{dotted}.{n}" not in NOT_REMOTE)
     assert not missing, f"px.{dotted} lacks remotely: {missing}"
@@ -121,8 +133,15 @@ def test_connect_and_repr(both: tuple[Proximity, RemoteProximity]) -> None:
 
 def test_importing_the_sdk_loads_no_grpc() -> None:
     # Proximity.connect imports the remote client (and grpc) on first use only
-    code = ("import sys, proximity_sdk; from proximity_sdk._client import Proximity; "
-            "print(sorted(m for m in sys.modules if m.startswith(('grpc', 'proximity_sdk._remote'))))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                          cwd=Path(__file__).resolve().parents[2])
+    code = (
+        "import sys, proximity_sdk; from proximity_sdk._client import Proximity; "
+        "print(sorted(m for m in sys.modules if m.startswith(('grpc', 'proximity_sdk._remote'))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert done.stdout.strip() == "[]"

@@ -40,15 +40,31 @@ def test_reads_equal_the_local_ones(running: RunningAgent) -> None:
         for remote_host, local_host in zip(px.hosts.list(), local.hosts.list(), strict=True):
             assert local_host.ssh is not None and remote_host.ssh is not None
             assert remote_host.ssh.key_file is None
-            assert remote_host == local_host.model_copy(update={"ssh": local_host.ssh.model_copy(
-                update={"key_file": None, "known_hosts": None})})
+            assert remote_host == local_host.model_copy(
+                update={"ssh": local_host.ssh.model_copy(update={"key_file": None, "known_hosts": None})}
+            )
 
         # every list the remote client returns is a Listing (a list with an HTML table for notebooks)
-        for listing in (px.apps.list(), px.apps.discover(), px.apps.updates(pull=False), px.hosts.list(),
-                        px.nodes.list(), px.nodes.storages("pve1"), px.hosts.sync_nodes(), px.catalog.list(),
-                        px.catalog.search("git"), px.catalog.categories(), px.catalog.errors, px.catalog.shadowed,
-                        px.backups.list(), px.backups.schedules(), px.backups.targets.list(),
-                        px.backups.targets.kinds(), px.backups.run_due(), px.operations.list()):
+        for listing in (
+            px.apps.list(),
+            px.apps.discover(),
+            px.apps.updates(pull=False),
+            px.hosts.list(),
+            px.nodes.list(),
+            px.nodes.storages("pve1"),
+            px.hosts.sync_nodes(),
+            px.catalog.list(),
+            px.catalog.search("git"),
+            px.catalog.categories(),
+            px.catalog.errors,
+            px.catalog.shadowed,
+            px.backups.list(),
+            px.backups.schedules(),
+            px.backups.targets.list(),
+            px.backups.targets.kinds(),
+            px.backups.run_due(),
+            px.operations.list(),
+        ):
             assert type(listing) is Listing
 
         assert [h.host for h in px.maintenance.reconcile().hosts] == ["lab"]
@@ -61,8 +77,14 @@ def test_writes_land_on_the_agent(running: RunningAgent, pve: HarnessPve, pve_ca
     ca_file = tmp_path / "ca.pem"
     ca_file.write_text(pve_ca if pve_ca.startswith("-----") else Path(pve_ca).read_text())
     with running.connect() as px:
-        spare = px.hosts.add("spare", url=pve.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET, ca_file=ca_file,
-                             ssh=SshAccess(user="root", known_hosts=None))
+        spare = px.hosts.add(
+            "spare",
+            url=pve.url,
+            token_id=TOKEN_ID,
+            token_secret=TOKEN_SECRET,
+            ca_file=ca_file,
+            ssh=SshAccess(user="root", known_hosts=None),
+        )
         assert local.hosts.get("spare") == spare and spare.ca_pem == ca_file.read_text()
         assert not spare.is_default and px.hosts.set_default("spare").is_default
         assert px.hosts.default().name == "spare"

@@ -20,8 +20,9 @@ def _all_events(agent: RunningAgent, op_id: str) -> list[tuple[int, str]]:
     return [(e.seq, e.message) for e in agent.px.store.operations.events(op_id)]
 
 
-def test_the_agent_restarting_mid_operation_loses_and_repeats_nothing(running: RunningAgent,
-                                                                      standin_state: StandinState) -> None:
+def test_the_agent_restarting_mid_operation_loses_and_repeats_nothing(
+    running: RunningAgent, standin_state: StandinState
+) -> None:
     # `docker compose pull` takes 2 s: the deploy is in its `up` step while the agent is away
     standin_state.script("docker", match="pull", times=1, sleep=2)
     with running.connect() as px:

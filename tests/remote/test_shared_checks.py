@@ -39,8 +39,10 @@ CASES: dict[str, tuple[Callable[[ProximityAPI], Any], str]] = {
 @pytest.fixture(scope="module")
 def sides(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ProximityAPI]]:
     data = tmp_path_factory.mktemp("checks")
-    with Proximity.local(data_dir=data, secret_key=Fernet.generate_key(), entry_points=False) as local, \
-            Proximity.connect("127.0.0.1:1", token="unused", timeout=2) as remote:  # no agent: nothing may be sent
+    with (
+        Proximity.local(data_dir=data, secret_key=Fernet.generate_key(), entry_points=False) as local,
+        Proximity.connect("127.0.0.1:1", token="unused", timeout=2) as remote,
+    ):  # no agent: nothing may be sent
         yield {"local": local, "remote": remote}
 
 
@@ -61,8 +63,9 @@ def _unchecked_handle(px: ProximityAPI) -> Callable[..., Any]:
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_both_sides_refuse_the_same_input_the_same_way(sides: dict[str, ProximityAPI], case: str,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_both_sides_refuse_the_same_input_the_same_way(
+    sides: dict[str, ProximityAPI], case: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     call, field = CASES[case]
     local, remote = (_refusal(sides[side], call, monkeypatch) for side in ("local", "remote"))
     assert local.field == remote.field == field

@@ -22,10 +22,16 @@ def pki(tmp_path: Path) -> dict[str, Path]:
     server = ca.issue_cert("127.0.0.1", "localhost")
     client = ca.issue_cert("notebook@example.org")
     stranger = other_ca.issue_cert("someone@example.org")
-    files = {"ca": ca.cert_pem, "other_ca": other_ca.cert_pem, "server_cert": server.cert_chain_pems[0],
-             "server_key": server.private_key_pem, "client_cert": client.cert_chain_pems[0],
-             "client_key": client.private_key_pem, "stranger_cert": stranger.cert_chain_pems[0],
-             "stranger_key": stranger.private_key_pem}
+    files = {
+        "ca": ca.cert_pem,
+        "other_ca": other_ca.cert_pem,
+        "server_cert": server.cert_chain_pems[0],
+        "server_key": server.private_key_pem,
+        "client_cert": client.cert_chain_pems[0],
+        "client_key": client.private_key_pem,
+        "stranger_cert": stranger.cert_chain_pems[0],
+        "stranger_key": stranger.private_key_pem,
+    }
     paths = {}
     for name, blob in files.items():
         paths[name] = tmp_path / f"{name}.pem"
@@ -36,31 +42,40 @@ def pki(tmp_path: Path) -> dict[str, Path]:
 @pytest.fixture
 def tls_agent(tmp_path: Path, pki: dict[str, Path]) -> Iterator[RunningAgent]:
     """An agent requiring client certificates signed by the CA, over an empty Proximity."""
-    options = ServerOptions(port=0, tls_cert=str(pki["server_cert"]), tls_key=str(pki["server_key"]),
-                            client_ca=str(pki["ca"]))
-    with Proximity.local(data_dir=tmp_path / "px", secret_key=Fernet.generate_key(), entry_points=False) as px, \
-            running_agent(px, options=options) as agent:
+    options = ServerOptions(
+        port=0, tls_cert=str(pki["server_cert"]), tls_key=str(pki["server_key"]), client_ca=str(pki["ca"])
+    )
+    with (
+        Proximity.local(data_dir=tmp_path / "px", secret_key=Fernet.generate_key(), entry_points=False) as px,
+        running_agent(px, options=options) as agent,
+    ):
         yield agent
 
 
 def test_tls_with_a_client_certificate(tls_agent: RunningAgent, pki: dict[str, Path]) -> None:
-    with tls_agent.connect(ca_file=pki["ca"], cert_file=str(pki["client_cert"]),
-                           key_file=pki["client_key"]) as px:
+    with tls_agent.connect(ca_file=pki["ca"], cert_file=str(pki["client_cert"]), key_file=pki["client_key"]) as px:
         assert repr(px) == f"<Proximity remote {tls_agent.target}>"
         assert px.hosts.list() == []
         assert px.settings.get() == tls_agent.px.settings.get()
 
 
-def test_an_untrusted_agent_or_a_missing_client_certificate_is_refused(tls_agent: RunningAgent,
-                                                                        pki: dict[str, Path]) -> None:
-    with tls_agent.connect(ca_file=pki["other_ca"], cert_file=pki["client_cert"], key_file=pki["client_key"],
-                           timeout=5) as px, pytest.raises(UnreachableError) as untrusted:
+def test_an_untrusted_agent_or_a_missing_client_certificate_is_refused(
+    tls_agent: RunningAgent, pki: dict[str, Path]
+) -> None:
+    with (
+        tls_agent.connect(
+            ca_file=pki["other_ca"], cert_file=pki["client_cert"], key_file=pki["client_key"], timeout=5
+        ) as px,
+        pytest.raises(UnreachableError) as untrusted,
+    ):
         px.hosts.list()
     assert isinstance(untrusted.value, TLSError) and "ca_file" in untrusted.value.hint
 
     for cert, key in ((None, None), (pki["stranger_cert"], pki["stranger_key"])):
-        with tls_agent.connect(ca_file=pki["ca"], cert_file=cert, key_file=key, timeout=5) as px, \
-                pytest.raises(UnreachableError) as refused:
+        with (
+            tls_agent.connect(ca_file=pki["ca"], cert_file=cert, key_file=key, timeout=5) as px,
+            pytest.raises(UnreachableError) as refused,
+        ):
             px.hosts.list()
         assert tls_agent.target in str(refused.value)
 

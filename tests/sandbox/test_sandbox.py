@@ -39,12 +39,14 @@ def px(tmp_path: Path, sandbox: Sandbox) -> Iterator[Proximity]:
 
 def _calls(sandbox: Sandbox, tool: str) -> list[list[str]]:
     lines = (sandbox.shell.state / "calls.jsonl").read_text().splitlines()
-    return [[base64.b64decode(a).decode() for a in entry["argv"]]
-            for entry in map(json.loads, lines) if entry["tool"] == tool]
+    return [
+        [base64.b64decode(a).decode() for a in entry["argv"]]
+        for entry in map(json.loads, lines)
+        if entry["tool"] == tool
+    ]
 
 
-def test_an_app_deploys_backs_up_restores_and_goes_through_real_https_and_ssh(sandbox: Sandbox,
-                                                                              px: Proximity) -> None:
+def test_an_app_deploys_backs_up_restores_and_goes_through_real_https_and_ssh(sandbox: Sandbox, px: Proximity) -> None:
     op = px.apps.deploy("actualbudget", hostname="budget", strategy="compose")
     steps = [e.step for e in op.events() if e.message.endswith(": done")]
     app = op.wait(timeout=60)
@@ -68,8 +70,7 @@ def test_an_app_deploys_backs_up_restores_and_goes_through_real_https_and_ssh(sa
     assert restored.vmid not in {ct.vmid for ct in sandbox.pve.cts}
 
 
-def test_a_single_service_app_runs_as_a_native_oci_container_without_the_shell(sandbox: Sandbox,
-                                                                              px: Proximity) -> None:
+def test_a_single_service_app_runs_as_a_native_oci_container_without_the_shell(sandbox: Sandbox, px: Proximity) -> None:
     app = px.apps.deploy("uptime-kuma", hostname="kuma").wait(timeout=60)
     assert app.config["runtime"] == "oci" and app.status == AppStatus.RUNNING
     ct = sandbox.pve.ct(app.vmid)
@@ -79,7 +80,7 @@ def test_a_single_service_app_runs_as_a_native_oci_container_without_the_shell(s
 
 
 def test_the_shell_quotes_every_byte_and_refuses_other_keys(sandbox: Sandbox) -> None:
-    hostile = "it's $(touch /tmp/pwned) `id` ; \"q\" \\ *"
+    hostile = 'it\'s $(touch /tmp/pwned) `id` ; "q" \\ *'
     with NodeShell(sandbox.ssh) as shell:
         result = shell.run("pve1", ["printf", "%s", hostile], timeout=30)
         assert result.stdout == hostile
@@ -88,8 +89,15 @@ def test_the_shell_quotes_every_byte_and_refuses_other_keys(sandbox: Sandbox) ->
     client = paramiko.SSHClient()
     client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # noqa: S507 - only the key matters here
     with pytest.raises(paramiko.AuthenticationException):
-        client.connect("127.0.0.1", port=sandbox.shell.port, username=sandbox.shell.user,
-                       pkey=paramiko.ECDSAKey.generate(), look_for_keys=False, allow_agent=False, timeout=10)
+        client.connect(
+            "127.0.0.1",
+            port=sandbox.shell.port,
+            username=sandbox.shell.user,
+            pkey=paramiko.ECDSAKey.generate(),
+            look_for_keys=False,
+            allow_agent=False,
+            timeout=10,
+        )
     client.close()
 
 
@@ -112,9 +120,26 @@ def test_pct_exec_works_for_a_user_without_privileges() -> None:
         subprocess.run(["chown", "-R", "nobody", str(sb.directory)], check=True)
         env = {**sb.shell.environment()}
         out = subprocess.run(
-            ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--",
-             "pct", "exec", "150", "--", "sh", "-c", "echo hi > /root/x; cat /etc/os-release | head -1; id -u"],
-            env=env, capture_output=True, text=True, timeout=30, check=False)
+            [
+                "setpriv",
+                "--reuid=nobody",
+                "--regid=nogroup",
+                "--clear-groups",
+                "--",
+                "pct",
+                "exec",
+                "150",
+                "--",
+                "sh",
+                "-c",
+                "echo hi > /root/x; cat /etc/os-release | head -1; id -u",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
         assert out.returncode == 0, out.stderr
         assert out.stdout.splitlines() == ['NAME="Alpine Linux"', "0"]  # root inside its namespace
         assert (sb.shell.state / "ct" / "150" / "root" / "x").read_text() == "hi\n"

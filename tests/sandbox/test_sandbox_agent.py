@@ -16,14 +16,22 @@ from proximity_sdk.sandbox._agent import SandboxAgent
 pytestmark = pytest.mark.timeout(180)
 
 ENTRY = {
-    "id": "sbx-page", "name": "A page", "version": "1.0", "description": "one page", "category": "Testing",
+    "id": "sbx-page",
+    "name": "A page",
+    "version": "1.0",
+    "description": "one page",
+    "category": "Testing",
     "docker_compose": {"services": {"web": {"image": "10.0.3.1:5000/x/page:1", "ports": ["8080:8080"]}}},
-    "ports": [8080], "main_service": "web", "main_port": 8080, "volumes": [],
+    "ports": [8080],
+    "main_service": "web",
+    "main_port": 8080,
+    "volumes": [],
 }
 
 
-def test_catalog_paths_and_a_store_prepared_before_the_agent_starts(tmp_path: Path,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_catalog_paths_and_a_store_prepared_before_the_agent_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # a key in this process's environment must not become the key of the agent's store (the agent
     # starts without it and reads its key file)
     monkeypatch.setenv("PROXIMITY_SECRET_KEY", "x" * 43 + "=")
@@ -38,8 +46,10 @@ def test_catalog_paths_and_a_store_prepared_before_the_agent_starts(tmp_path: Pa
             sandbox.add_to(store, name="sandbox")
             store.hosts.set_registries("sandbox", insecure=["10.0.3.1:5000"])
         assert (state / "secret.key").stat().st_mode & 0o777 == 0o600
-        with SandboxAgent.start(state, catalog_paths=[catalog]) as agent, \
-                Proximity.connect(agent.target, token=agent.token) as px:
+        with (
+            SandboxAgent.start(state, catalog_paths=[catalog]) as agent,
+            Proximity.connect(agent.target, token=agent.token) as px,
+        ):
             assert px.catalog.get("sbx-page").main_port == 8080
             assert px.hosts.get("sandbox").url == sandbox.url  # what the prepared store holds
             app = px.apps.deploy("sbx-page", hostname="page").wait(timeout=120)  # the agent works on it
@@ -56,8 +66,11 @@ def test_the_agent_keeps_working_when_another_process_opens_its_database(tmp_pat
     from proximity_sdk.store.crypto import read_key_file
 
     state = tmp_path / "agent"
-    with Sandbox.start(directory=tmp_path / "sandbox") as sandbox, SandboxAgent.start(state) as agent, \
-            Proximity.connect(agent.target, token=agent.token) as px:
+    with (
+        Sandbox.start(directory=tmp_path / "sandbox") as sandbox,
+        SandboxAgent.start(state) as agent,
+        Proximity.connect(agent.target, token=agent.token) as px,
+    ):
         sandbox.add_to(px, name="sandbox")
         key = b"\n".join(read_key_file(state / "secret.key"))
         with Proximity.local(data_dir=state, secret_key=key, entry_points=False) as other:  # this process

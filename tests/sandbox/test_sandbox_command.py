@@ -22,8 +22,14 @@ def _env() -> dict[str, str]:
 
 
 def test_once_deploys_a_sample_app_with_progress_and_cleans_up() -> None:
-    out = subprocess.run([sys.executable, "-m", "proximity_sdk.cli", "sandbox", "--once"], env=_env(),
-                         capture_output=True, text=True, timeout=200, check=False)
+    out = subprocess.run(
+        [sys.executable, "-m", "proximity_sdk.cli", "sandbox", "--once"],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=200,
+        check=False,
+    )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     text = out.stdout
     assert "SANDBOX" in text and "nothing really runs" in text  # clearly labelled
@@ -41,8 +47,13 @@ def test_once_deploys_a_sample_app_with_progress_and_cleans_up() -> None:
 
 
 def test_serving_answers_the_same_cli_from_another_terminal_until_interrupted() -> None:
-    sandbox = subprocess.Popen([sys.executable, "-m", "proximity_sdk.cli", "sandbox", "--hostname", "kuma"],
-                               env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    sandbox = subprocess.Popen(
+        [sys.executable, "-m", "proximity_sdk.cli", "sandbox", "--hostname", "kuma"],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         assert sandbox.stdout is not None
         seen: list[str] = []
@@ -56,8 +67,14 @@ def test_serving_answers_the_same_cli_from_another_terminal_until_interrupted() 
             exports = re.search(r"export PROXIMITY_AGENT=(\S+) PROXIMITY_TOKEN=(\S+)", line)
         assert exports is not None, "".join(seen)[-3000:]
         env = {**_env(), "PROXIMITY_AGENT": exports[1], "PROXIMITY_TOKEN": exports[2]}
-        listed = subprocess.run([sys.executable, "-m", "proximity_sdk.cli", "apps", "list", "--json"], env=env,
-                                capture_output=True, text=True, timeout=60, check=False)
+        listed = subprocess.run(
+            [sys.executable, "-m", "proximity_sdk.cli", "apps", "list", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert listed.returncode == 0, listed.stderr
         [app] = json.loads(listed.stdout)
         assert (app["hostname"], app["status"], app["catalog_id"]) == ("kuma", "running", "uptime-kuma")

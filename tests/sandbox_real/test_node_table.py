@@ -25,13 +25,19 @@ def _fails(shell: NodeShell, node: str, vmid: int) -> CommandFailedError:
     return caught.value
 
 
-def test_exec_follows_the_node_and_the_state_of_the_container(pve: HarnessPve, pve_client: ProxmoxClient,
-                                                               tabled_node_shell: NodeShell) -> None:
+def test_exec_follows_the_node_and_the_state_of_the_container(
+    pve: HarnessPve, pve_client: ProxmoxClient, tabled_node_shell: NodeShell
+) -> None:
     absent = _fails(tabled_node_shell, "pve1", 120)
     assert "Configuration file 'nodes/pve1/lxc/120.conf' does not exist" in str(absent)
 
-    pve_client.post("/nodes/pve1/lxc", vmid=120, ostemplate="local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
-                    hostname="web", rootfs="local-lvm:8")
+    pve_client.post(
+        "/nodes/pve1/lxc",
+        vmid=120,
+        ostemplate="local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
+        hostname="web",
+        rootfs="local-lvm:8",
+    )
     stopped = _fails(tabled_node_shell, "pve1", 120)
     assert "container '120' not running!" in str(stopped)
     with pytest.raises(CommandFailedError, match="can only push files to a running CT"):
@@ -52,10 +58,17 @@ def test_exec_follows_the_node_and_the_state_of_the_container(pve: HarnessPve, p
     assert "nodes/pve2/lxc/120.conf" in str(_fails(tabled_node_shell, "pve2", 120))
 
 
-def test_list_and_config_read_the_node(pve: HarnessPve, pve_client: ProxmoxClient,
-                                      tabled_node_shell: NodeShell) -> None:
-    pve_client.post("/nodes/pve2/lxc", vmid=121, ostemplate="local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
-                    hostname="db", rootfs="local-lvm:8", memory=1024)
+def test_list_and_config_read_the_node(
+    pve: HarnessPve, pve_client: ProxmoxClient, tabled_node_shell: NodeShell
+) -> None:
+    pve_client.post(
+        "/nodes/pve2/lxc",
+        vmid=121,
+        ostemplate="local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
+        hostname="db",
+        rootfs="local-lvm:8",
+        memory=1024,
+    )
     assert tabled_node_shell.run("pve1", ["pct", "list"], timeout=30).stdout.splitlines()[1:] == []
     rows = tabled_node_shell.run("pve2", ["pct", "list"], timeout=30).stdout.splitlines()
     assert rows[1].split() == ["121", "stopped", "db"]
@@ -67,12 +80,17 @@ def test_the_sandbox_nodes_are_distinct() -> None:
     with Sandbox.start() as sandbox:
         addresses = sandbox.ssh.addresses
         assert addresses == {"pve1": "127.0.0.1", "pve2": "127.0.0.2"}
-        client = ProxmoxClient(url=sandbox.url, token_id=sandbox.token_id, token_secret=sandbox.token_secret,
-                               ca_file=sandbox.ca_file)
+        client = ProxmoxClient(
+            url=sandbox.url, token_id=sandbox.token_id, token_secret=sandbox.token_secret, ca_file=sandbox.ca_file
+        )
         try:
-            client.post("/nodes/pve1/lxc", vmid=130,
-                        ostemplate="local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst", rootfs="local-lvm:8",
-                        start=1)
+            client.post(
+                "/nodes/pve1/lxc",
+                vmid=130,
+                ostemplate="local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
+                rootfs="local-lvm:8",
+                start=1,
+            )
         finally:
             client.close()
         with NodeShell(sandbox.ssh) as shell:

@@ -28,8 +28,11 @@ def _archive(path: Path, config: dict[str, Any], *, index_of_index: bool = False
     manifest = blob({"schemaVersion": 2, "config": {"digest": blob({"config": config}), "size": 1}, "layers": []})
     if index_of_index:
         manifest = blob({"schemaVersion": 2, "manifests": [{"digest": manifest}]})
-    members = {"oci-layout": b'{"imageLayoutVersion": "1.0.0"}',
-               "index.json": json.dumps({"schemaVersion": 2, "manifests": [{"digest": manifest}]}).encode(), **blobs}
+    members = {
+        "oci-layout": b'{"imageLayoutVersion": "1.0.0"}',
+        "index.json": json.dumps({"schemaVersion": 2, "manifests": [{"digest": manifest}]}).encode(),
+        **blobs,
+    }
     with tarfile.open(path, "w") as tar:
         directory = tarfile.TarInfo("blobs")
         directory.type = tarfile.DIRTYPE
@@ -42,8 +45,12 @@ def _archive(path: Path, config: dict[str, Any], *, index_of_index: bool = False
 
 
 def test_the_image_configuration_is_read_from_the_archive(tmp_path: Path) -> None:
-    wanted = {"Entrypoint": ["/docker-entrypoint.sh"], "Cmd": ["nginx", "-g", "daemon off;"],
-              "Env": ["PATH=/usr/bin", "NGINX_VERSION=1.27"], "StopSignal": "SIGQUIT"}
+    wanted = {
+        "Entrypoint": ["/docker-entrypoint.sh"],
+        "Cmd": ["nginx", "-g", "daemon off;"],
+        "Env": ["PATH=/usr/bin", "NGINX_VERSION=1.27"],
+        "StopSignal": "SIGQUIT",
+    }
     archive = _archive(tmp_path / "nginx_1.27.tar", wanted)
     assert _oci.is_oci_archive(archive)
     assert _oci.image_config(archive) == wanted
@@ -62,26 +69,32 @@ def test_a_template_is_not_an_oci_archive(tmp_path: Path) -> None:
         _oci.image_config(plain)
 
 
-@pytest.mark.parametrize(("reference", "registry"), [
-    ("10.0.3.1:5000/proximity-test/web:1", "10.0.3.1:5000"),
-    ("ghcr.io/org/app:2", "ghcr.io"),
-    ("localhost/app:1", "localhost"),
-    ("library/nginx:1.27", "docker.io"),
-    ("nginx:1.27", "docker.io"),
-])
+@pytest.mark.parametrize(
+    ("reference", "registry"),
+    [
+        ("10.0.3.1:5000/proximity-test/web:1", "10.0.3.1:5000"),
+        ("ghcr.io/org/app:2", "ghcr.io"),
+        ("localhost/app:1", "localhost"),
+        ("library/nginx:1.27", "docker.io"),
+        ("nginx:1.27", "docker.io"),
+    ],
+)
 def test_the_registry_of_a_reference(reference: str, registry: str) -> None:
     assert _oci.registry_of(reference) == registry
 
 
-@pytest.mark.parametrize(("init_cmd", "argv"), [
-    ("/docker-entrypoint.sh nginx -g 'daemon off;'", ["/docker-entrypoint.sh", "nginx", "-g", "daemon off;"]),
-    ("/bin/sh -c 'echo web broken >&2; exit 3'", ["/bin/sh", "-c", "echo web broken >&2; exit 3"]),
-    ('  a\t"b c"  \'\' d ', ["a", "b c", "", "d"]),
-    ("a'b c\"", ["a'b", 'c"']),  # a quote inside a word is a plain character
-    ("'ab'cd", ["ab", "cd"]),  # a closing quote ends the word
-    ("x 'unclosed", ["x"]),  # an unclosed quoted word is dropped
-    ("", []),
-])
+@pytest.mark.parametrize(
+    ("init_cmd", "argv"),
+    [
+        ("/docker-entrypoint.sh nginx -g 'daemon off;'", ["/docker-entrypoint.sh", "nginx", "-g", "daemon off;"]),
+        ("/bin/sh -c 'echo web broken >&2; exit 3'", ["/bin/sh", "-c", "echo web broken >&2; exit 3"]),
+        ("  a\t\"b c\"  '' d ", ["a", "b c", "", "d"]),
+        ("a'b c\"", ["a'b", 'c"']),  # a quote inside a word is a plain character
+        ("'ab'cd", ["ab", "cd"]),  # a closing quote ends the word
+        ("x 'unclosed", ["x"]),  # an unclosed quoted word is dropped
+        ("", []),
+    ],
+)
 def test_lxc_init_cmd_is_split_as_lxc_6_splits_it(init_cmd: str, argv: list[str]) -> None:
     # LXC 6 do_lxcapi_start: lxc_string_split_quoted(conf->init_cmd) (string_utils.c)
     assert _lxc.split_init_cmd(init_cmd) == argv

@@ -39,10 +39,18 @@ def wait(client: ProxmoxClient, node: str, upid: str, *, timeout: float = 90) ->
     return status
 
 
-def create(client: ProxmoxClient, pve: RealHarnessPve, vmid: int, *, start: bool = True, node: str = "pve1",
-           **extra: Any) -> None:
-    params: dict[str, Any] = {"vmid": vmid, "ostemplate": pve.template_volid, "hostname": f"ct{vmid}",
-                              "rootfs": "local-lvm:8", "net0": NET, "memory": 512, **extra}
+def create(
+    client: ProxmoxClient, pve: RealHarnessPve, vmid: int, *, start: bool = True, node: str = "pve1", **extra: Any
+) -> None:
+    params: dict[str, Any] = {
+        "vmid": vmid,
+        "ostemplate": pve.template_volid,
+        "hostname": f"ct{vmid}",
+        "rootfs": "local-lvm:8",
+        "net0": NET,
+        "memory": 512,
+        **extra,
+    }
     if start:
         params["start"] = 1
     wait(client, node, client.post(f"/nodes/{node}/lxc", **params))
@@ -71,8 +79,9 @@ def failure(shell: NodeShell, node: str, vmid: int, script: str = "true") -> Com
     return caught.value
 
 
-def test_lifecycle_on_a_real_container(real_pve: RealHarnessPve, real_pve_client: ProxmoxClient,
-                                       real_node_shell: NodeShell) -> None:
+def test_lifecycle_on_a_real_container(
+    real_pve: RealHarnessPve, real_pve_client: ProxmoxClient, real_node_shell: NodeShell
+) -> None:
     client, shell = real_pve_client, real_node_shell
     create(client, real_pve, 150, start=False)
     assert lxc_state(real_pve, 150) == "stopped"
@@ -88,8 +97,7 @@ def test_lifecycle_on_a_real_container(real_pve: RealHarnessPve, real_pve_client
     assert f"inet {leased}/" in inside  # the address the API reports is the container's own
 
     shell.pct_push("pve1", 150, b"pushed\n", "/root/pushed.txt", mode=0o640, user=1000, group=1001, timeout=30)
-    stat = shell.pct_exec("pve1", 150, "stat -c '%a %u %g' /root/pushed.txt; cat /root/pushed.txt",
-                          timeout=30).stdout
+    stat = shell.pct_exec("pve1", 150, "stat -c '%a %u %g' /root/pushed.txt; cat /root/pushed.txt", timeout=30).stdout
     assert stat == "640 1000 1001\npushed\n"
     shell.pct_exec("pve1", 150, "printf 'made inside' > /tmp/inside.txt", timeout=30)
     assert shell.pct_pull("pve1", 150, "/tmp/inside.txt", timeout=30) == b"made inside"
@@ -112,8 +120,9 @@ def test_lifecycle_on_a_real_container(real_pve: RealHarnessPve, real_pve_client
     assert "Configuration file 'nodes/pve1/lxc/150.conf' does not exist" in str(absent)
 
 
-def test_pct_answers_for_its_own_node_only(real_pve: RealHarnessPve, real_pve_client: ProxmoxClient,
-                                           real_node_shell: NodeShell) -> None:
+def test_pct_answers_for_its_own_node_only(
+    real_pve: RealHarnessPve, real_pve_client: ProxmoxClient, real_node_shell: NodeShell
+) -> None:
     create(real_pve_client, real_pve, 151)
     assert real_node_shell.pct_exec("pve1", 151, "echo here", timeout=30).stdout == "here\n"
     elsewhere = failure(real_node_shell, "pve2", 151)
@@ -129,14 +138,17 @@ def test_pct_answers_for_its_own_node_only(real_pve: RealHarnessPve, real_pve_cl
     show = 'echo "[$SSH_CONNECTION] $PATH"'
     kept = real_node_shell.run("pve1", ["pct", "exec", "151", "--", "sh", "-c", show], timeout=30).stdout
     assert kept.startswith("[127.0.0.") and kept.rstrip().endswith(
-        " /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-    cleared = real_node_shell.run("pve1", ["pct", "exec", "151", "--keep-env", "0", "--", "sh", "-c", show],
-                                  timeout=30).stdout
+        " /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    )
+    cleared = real_node_shell.run(
+        "pve1", ["pct", "exec", "151", "--keep-env", "0", "--", "sh", "-c", show], timeout=30
+    ).stdout
     assert cleared.startswith("[] ")
 
 
-def test_status_follows_a_container_that_powered_off(real_pve: RealHarnessPve, real_pve_client: ProxmoxClient,
-                                                     real_node_shell: NodeShell) -> None:
+def test_status_follows_a_container_that_powered_off(
+    real_pve: RealHarnessPve, real_pve_client: ProxmoxClient, real_node_shell: NodeShell
+) -> None:
     create(real_pve_client, real_pve, 152)
     real_node_shell.pct_exec("pve1", 152, "systemctl poweroff", timeout=30, check=False)
     deadline = time.monotonic() + 30
@@ -153,8 +165,9 @@ def test_memory_and_cores_become_cgroup_limits(real_pve: RealHarnessPve, real_pv
     assert name is not None
 
     def cgroup(key: str) -> str:
-        return subprocess.run(["lxc-cgroup", "-n", name, key], capture_output=True, text=True,
-                              check=True).stdout.strip()
+        return subprocess.run(
+            ["lxc-cgroup", "-n", name, key], capture_output=True, text=True, check=True
+        ).stdout.strip()
 
     assert cgroup("memory.limit_in_bytes") == str(256 * 1024 * 1024)
     assert cgroup("cpu.cfs_quota_us") == "100000"
@@ -163,23 +176,29 @@ def test_memory_and_cores_become_cgroup_limits(real_pve: RealHarnessPve, real_pv
     assert "lxc.cgroup.memory.limit_in_bytes = 268435456" in (_lxc.LXC_PATH / name / "config").read_text()
 
 
-def test_vzdump_and_restore_of_a_real_filesystem(real_pve: RealHarnessPve, real_pve_client: ProxmoxClient,
-                                                 real_node_shell: NodeShell) -> None:
+def test_vzdump_and_restore_of_a_real_filesystem(
+    real_pve: RealHarnessPve, real_pve_client: ProxmoxClient, real_node_shell: NodeShell
+) -> None:
     client, shell = real_pve_client, real_node_shell
     create(client, real_pve, 154)
     shell.pct_exec("pve1", 154, "echo version-1 > /root/data.txt", timeout=30)
-    wait(client, "pve1", client.post("/nodes/pve1/vzdump", vmid="154", storage="local", compress="zstd",
-                                     mode="snapshot"))
+    wait(
+        client, "pve1", client.post("/nodes/pve1/vzdump", vmid="154", storage="local", compress="zstd", mode="snapshot")
+    )
     [volume] = client.get("/nodes/pve1/storage/local/content", content="backup")
     assert volume["volid"].startswith("local:backup/vzdump-lxc-154-") and volume["volid"].endswith(".tar.zst")
     archive = real_pve.archive_path(volume["volid"])
-    members = subprocess.run(["tar", "-t", "--zstd", "-f", str(archive)], capture_output=True, text=True,
-                             check=True).stdout.splitlines()
+    members = subprocess.run(
+        ["tar", "-t", "--zstd", "-f", str(archive)], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
     assert "./etc/vzdump/pct.conf" in members and "./root/data.txt" in members and "./etc/debian_version" in members
 
     # a new container from the backup holds the file as it was
-    wait(client, "pve1", client.post("/nodes/pve1/lxc", vmid=155, ostemplate=volume["volid"], restore=1,
-                                     storage="local-lvm", unique=1))
+    wait(
+        client,
+        "pve1",
+        client.post("/nodes/pve1/lxc", vmid=155, ostemplate=volume["volid"], restore=1, storage="local-lvm", unique=1),
+    )
     assert client.get("/nodes/pve1/lxc/155/config")["hostname"] == "ct154"
     wait(client, "pve1", client.post("/nodes/pve1/lxc/155/status/start"))
     assert shell.pct_exec("pve1", 155, "cat /root/data.txt", timeout=30).stdout == "version-1\n"
@@ -187,14 +206,18 @@ def test_vzdump_and_restore_of_a_real_filesystem(real_pve: RealHarnessPve, real_
     # in place (force) over the stopped original, whose file changed since
     shell.pct_exec("pve1", 154, "echo version-2 > /root/data.txt", timeout=30)
     wait(client, "pve1", client.post("/nodes/pve1/lxc/154/status/stop"))
-    wait(client, "pve1", client.post("/nodes/pve1/lxc", vmid=154, ostemplate=volume["volid"], restore=1,
-                                     force=1, storage="local-lvm"))
+    wait(
+        client,
+        "pve1",
+        client.post("/nodes/pve1/lxc", vmid=154, ostemplate=volume["volid"], restore=1, force=1, storage="local-lvm"),
+    )
     assert real_path(real_pve, 154, "/root/data.txt").read_text() == "version-1\n"
     assert lxc_state(real_pve, 154) == "stopped"
 
 
-def test_clone_copies_the_stopped_source(real_pve: RealHarnessPve, real_pve_client: ProxmoxClient,
-                                         real_node_shell: NodeShell) -> None:
+def test_clone_copies_the_stopped_source(
+    real_pve: RealHarnessPve, real_pve_client: ProxmoxClient, real_node_shell: NodeShell
+) -> None:
     client, shell = real_pve_client, real_node_shell
     create(client, real_pve, 156)
     shell.pct_exec("pve1", 156, "echo original > /root/mark.txt", timeout=30)
@@ -206,8 +229,9 @@ def test_clone_copies_the_stopped_source(real_pve: RealHarnessPve, real_pve_clie
     assert address(client, "pve1", 156) != address(client, "pve1", 157)  # a new MAC, a lease of its own
 
 
-def test_migrate_in_restart_mode(real_pve: RealHarnessPve, real_pve_client: ProxmoxClient,
-                                 real_node_shell: NodeShell) -> None:
+def test_migrate_in_restart_mode(
+    real_pve: RealHarnessPve, real_pve_client: ProxmoxClient, real_node_shell: NodeShell
+) -> None:
     client, shell = real_pve_client, real_node_shell
     create(client, real_pve, 158)
     shell.pct_exec("pve1", 158, "echo moved > /root/mark.txt", timeout=30)
@@ -221,8 +245,7 @@ def test_migrate_in_restart_mode(real_pve: RealHarnessPve, real_pve_client: Prox
     assert address(client, "pve2", 158).startswith("10.0.3.")
 
 
-def test_appliance_index_offers_the_built_templates(real_pve: RealHarnessPve,
-                                                    real_pve_client: ProxmoxClient) -> None:
+def test_appliance_index_offers_the_built_templates(real_pve: RealHarnessPve, real_pve_client: ProxmoxClient) -> None:
     index = real_pve_client.get("/nodes/pve1/aplinfo")
     names = [entry["template"] for entry in index]
     assert real_pve.real_templates[0].name in names
@@ -241,8 +264,9 @@ def test_a_failed_create_leaves_no_container(real_pve: RealHarnessPve, real_pve_
     broken = real_pve.template_dir("local") / "debian-12-standard_12.0-1_amd64.tar.zst"
     broken.write_bytes(b"not a tarball")
     real_pve.store_file("local", broken.name, broken.stat().st_size, content="vztmpl")
-    upid = real_pve_client.post("/nodes/pve1/lxc", vmid=159, ostemplate=f"local:vztmpl/{broken.name}",
-                                rootfs="local-lvm:8", net0=NET)
+    upid = real_pve_client.post(
+        "/nodes/pve1/lxc", vmid=159, ostemplate=f"local:vztmpl/{broken.name}", rootfs="local-lvm:8", net0=NET
+    )
     deadline = time.monotonic() + 60
     while (status := real_pve_client.get(f"/nodes/pve1/tasks/{upid}/status"))["status"] != "stopped":
         assert time.monotonic() < deadline
@@ -253,8 +277,9 @@ def test_a_failed_create_leaves_no_container(real_pve: RealHarnessPve, real_pve_
     assert real_pve.ct(159) is None
 
 
-def test_teardown_removes_every_container_of_the_sandbox(real_pve: RealHarnessPve,
-                                                         real_pve_client: ProxmoxClient) -> None:
+def test_teardown_removes_every_container_of_the_sandbox(
+    real_pve: RealHarnessPve, real_pve_client: ProxmoxClient
+) -> None:
     create(real_pve_client, real_pve, 160)
     create(real_pve_client, real_pve, 161, start=False)
     leased = address(real_pve_client, "pve1", 160)
@@ -277,11 +302,27 @@ def test_sandbox_start_real_runs_real_containers_and_removes_them(real_template:
         assert sandbox.real and "real LXC containers" in repr(sandbox)
         assert sandbox.pve.version == "9.0.10"  # no OCI images in real mode: apps deploy as compose apps
         [volume] = [a["template"] for a in sandbox.pve.appliances][:1]
-        client = ProxmoxClient(url=sandbox.url, token_id=sandbox.token_id, token_secret=sandbox.token_secret,
-                               ca_file=sandbox.ca_file, timeout=(5.0, 60.0))
+        client = ProxmoxClient(
+            url=sandbox.url,
+            token_id=sandbox.token_id,
+            token_secret=sandbox.token_secret,
+            ca_file=sandbox.ca_file,
+            timeout=(5.0, 60.0),
+        )
         try:
-            wait(client, "pve1", client.post("/nodes/pve1/lxc", vmid=170, ostemplate=f"local:vztmpl/{volume}",
-                                             hostname="sb", rootfs="local-lvm:8", net0=NET, start=1))
+            wait(
+                client,
+                "pve1",
+                client.post(
+                    "/nodes/pve1/lxc",
+                    vmid=170,
+                    ostemplate=f"local:vztmpl/{volume}",
+                    hostname="sb",
+                    rootfs="local-lvm:8",
+                    net0=NET,
+                    start=1,
+                ),
+            )
             assert address(client, "pve1", 170).startswith("10.0.3.")
         finally:
             client.close()
@@ -294,8 +335,9 @@ def test_sandbox_start_real_runs_real_containers_and_removes_them(real_template:
     assert _lxc.list_names(prefix) == []
 
 
-def test_orphans_of_a_dead_process_are_swept_and_live_ones_kept(real_pve: RealHarnessPve,
-                                                                real_pve_client: ProxmoxClient) -> None:
+def test_orphans_of_a_dead_process_are_swept_and_live_ones_kept(
+    real_pve: RealHarnessPve, real_pve_client: ProxmoxClient
+) -> None:
     create(real_pve_client, real_pve, 162, start=False)
     create(real_pve_client, real_pve, 163, start=False)
     prefix = real_pve.real_prefix + "-"
@@ -310,45 +352,56 @@ def test_orphans_of_a_dead_process_are_swept_and_live_ones_kept(real_pve: RealHa
     assert not half_made.exists()
 
 
-def test_debian_13_template_boots_with_its_lease_and_resolver(real_pve: RealHarnessPve,
-                                                              real_pve_client: ProxmoxClient,
-                                                              real_node_shell: NodeShell,
-                                                              real_templates: dict[int, Any]) -> None:
+def test_debian_13_template_boots_with_its_lease_and_resolver(
+    real_pve: RealHarnessPve, real_pve_client: ProxmoxClient, real_node_shell: NodeShell, real_templates: dict[int, Any]
+) -> None:
     template = real_templates[13]
     volid = real_pve.add_template("local", template)
     create(real_pve_client, real_pve, 164, ostemplate=volid)
     leased = address(real_pve_client, "pve1", 164)
-    out = real_node_shell.pct_exec("pve1", 164, "cat /etc/debian_version; grep -c '^nameserver 10.0.3.1' "
-                                   "/etc/resolv.conf; readlink /proc/1/exe", timeout=30).stdout.split()
+    out = real_node_shell.pct_exec(
+        "pve1",
+        164,
+        "cat /etc/debian_version; grep -c '^nameserver 10.0.3.1' /etc/resolv.conf; readlink /proc/1/exe",
+        timeout=30,
+    ).stdout.split()
     assert out[0].startswith("13.") and out[1] == "1" and out[2] == "/usr/lib/systemd/systemd"
     assert leased.startswith("10.0.3.")
     # Debian 13 mounts a tmpfs on /tmp: push and pull work inside the container's mount namespace,
     # as pct's do, not on the root filesystem directory beneath it
     real_node_shell.pct_push("pve1", 164, b"in tmpfs", "/tmp/pushed", timeout=30)
-    assert real_node_shell.pct_exec("pve1", 164, "findmnt -no FSTYPE /tmp; cat /tmp/pushed", timeout=30).stdout \
+    assert (
+        real_node_shell.pct_exec("pve1", 164, "findmnt -no FSTYPE /tmp; cat /tmp/pushed", timeout=30).stdout
         == "tmpfs\nin tmpfs"
+    )
     assert not real_path(real_pve, 164, "/tmp/pushed").exists()
     assert real_node_shell.pct_pull("pve1", 164, "/tmp/pushed", timeout=30) == b"in tmpfs"
 
 
-def test_vzdump_stop_mode_stops_and_starts_the_container(real_pve: RealHarnessPve, real_pve_client: ProxmoxClient,
-                                                         real_node_shell: NodeShell) -> None:
+def test_vzdump_stop_mode_stops_and_starts_the_container(
+    real_pve: RealHarnessPve, real_pve_client: ProxmoxClient, real_node_shell: NodeShell
+) -> None:
     create(real_pve_client, real_pve, 165)
     booted = real_node_shell.pct_exec("pve1", 165, "cut -d' ' -f22 /proc/1/stat", timeout=30).stdout
-    wait(real_pve_client, "pve1", real_pve_client.post("/nodes/pve1/vzdump", vmid="165", storage="local",
-                                                       compress="gzip", mode="stop"))
+    wait(
+        real_pve_client,
+        "pve1",
+        real_pve_client.post("/nodes/pve1/vzdump", vmid="165", storage="local", compress="gzip", mode="stop"),
+    )
     [volume] = real_pve_client.get("/nodes/pve1/storage/local/content", content="backup")
     assert volume["volid"].endswith(".tar.gz")
-    members = subprocess.run(["tar", "-tzf", str(real_pve.archive_path(volume["volid"]))], capture_output=True,
-                             text=True, check=True).stdout.splitlines()
+    members = subprocess.run(
+        ["tar", "-tzf", str(real_pve.archive_path(volume["volid"]))], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
     assert "./etc/vzdump/pct.conf" in members
     assert lxc_state(real_pve, 165) == "running"
     again = real_node_shell.pct_exec("pve1", 165, "cut -d' ' -f22 /proc/1/stat", timeout=30).stdout
     assert again != booted  # it was shut down for the archive and booted again
 
 
-def test_snapshot_rollback_and_clone_from_a_snapshot(real_pve: RealHarnessPve, real_pve_client: ProxmoxClient,
-                                                     real_node_shell: NodeShell) -> None:
+def test_snapshot_rollback_and_clone_from_a_snapshot(
+    real_pve: RealHarnessPve, real_pve_client: ProxmoxClient, real_node_shell: NodeShell
+) -> None:
     client, shell = real_pve_client, real_node_shell
     create(client, real_pve, 167)
     shell.pct_exec("pve1", 167, "echo before > /root/state.txt", timeout=30)
@@ -357,8 +410,11 @@ def test_snapshot_rollback_and_clone_from_a_snapshot(real_pve: RealHarnessPve, r
     shell.pct_exec("pve1", 167, "echo after > /root/state.txt", timeout=30)
 
     # a clone of the running container from its snapshot holds the snapshot's files
-    wait(client, "pve1", client.post("/nodes/pve1/lxc/167/clone", newid=168, snapname="safe", full=1,
-                                     hostname="fromsnap"))
+    wait(
+        client,
+        "pve1",
+        client.post("/nodes/pve1/lxc/167/clone", newid=168, snapname="safe", full=1, hostname="fromsnap"),
+    )
     assert real_path(real_pve, 168, "/root/state.txt").read_text() == "before\n"
 
     wait(client, "pve1", client.post("/nodes/pve1/lxc/167/snapshot/safe/rollback", start=1))

@@ -51,23 +51,41 @@ def refused(url: str) -> bool:
 
 
 def test_an_oci_image_pulled_and_run_as_an_application_container(
-        real_pve: RealHarnessPve, real_pve_client: ProxmoxClient, local_registry: LocalRegistry) -> None:
+    real_pve: RealHarnessPve, real_pve_client: ProxmoxClient, local_registry: LocalRegistry
+) -> None:
     client, pve = real_pve_client, real_pve
     reference = local_registry.image("web:1")
     pve.insecure_registries = {local_registry.address}  # the node's registries.conf: plain HTTP allowed
-    wait(client, "pve1", client.post("/nodes/pve1/storage/local/oci-registry-pull", reference=reference,
-                                     filename="web-1"))
+    wait(
+        client,
+        "pve1",
+        client.post("/nodes/pve1/storage/local/oci-registry-pull", reference=reference, filename="web-1"),
+    )
     archive = pve.template_dir("local") / "web-1.tar"
-    assert archive.is_file() and b"oci-layout" in subprocess.run(
-        ["tar", "-tf", str(archive)], capture_output=True, check=True).stdout
+    assert (
+        archive.is_file()
+        and b"oci-layout" in subprocess.run(["tar", "-tf", str(archive)], capture_output=True, check=True).stdout
+    )
     listed = client.get("/nodes/pve1/storage/local/content", content="vztmpl")
     assert any(item["volid"] == "local:vztmpl/web-1.tar" for item in listed)
     # PVE refuses to pull over an existing file
     with pytest.raises(ProxmoxError, match=r"refusing to override existing file 'web-1\.tar'"):
         client.post("/nodes/pve1/storage/local/oci-registry-pull", reference=reference, filename="web-1")
 
-    wait(client, "pve1", client.post("/nodes/pve1/lxc", vmid=170, ostemplate="local:vztmpl/web-1.tar",
-                                     hostname="web", rootfs="local-lvm:1", net0=NET, memory=256, start=1))
+    wait(
+        client,
+        "pve1",
+        client.post(
+            "/nodes/pve1/lxc",
+            vmid=170,
+            ostemplate="local:vztmpl/web-1.tar",
+            hostname="web",
+            rootfs="local-lvm:1",
+            net0=NET,
+            memory=256,
+            start=1,
+        ),
+    )
     config = client.get("/nodes/pve1/lxc/170/config")
     assert config["entrypoint"] == "/bin/busybox httpd -f -v -p 8080 -h /www"
     assert config["cmode"] == "console" and "host-managed=1" in config["net0"]
@@ -97,13 +115,30 @@ def test_an_oci_image_pulled_and_run_as_an_application_container(
 
 
 def test_an_entrypoint_that_exits_reads_stopped(
-        real_pve: RealHarnessPve, real_pve_client: ProxmoxClient, local_registry: LocalRegistry) -> None:
+    real_pve: RealHarnessPve, real_pve_client: ProxmoxClient, local_registry: LocalRegistry
+) -> None:
     client, pve = real_pve_client, real_pve
     pve.insecure_registries = {local_registry.address}
-    wait(client, "pve1", client.post("/nodes/pve1/storage/local/oci-registry-pull",
-                                     reference=local_registry.image("crash:1"), filename="crash-1"))
-    wait(client, "pve1", client.post("/nodes/pve1/lxc", vmid=171, ostemplate="local:vztmpl/crash-1.tar",
-                                     hostname="crash", rootfs="local-lvm:1", net0=NET, start=1))
+    wait(
+        client,
+        "pve1",
+        client.post(
+            "/nodes/pve1/storage/local/oci-registry-pull", reference=local_registry.image("crash:1"), filename="crash-1"
+        ),
+    )
+    wait(
+        client,
+        "pve1",
+        client.post(
+            "/nodes/pve1/lxc",
+            vmid=171,
+            ostemplate="local:vztmpl/crash-1.tar",
+            hostname="crash",
+            rootfs="local-lvm:1",
+            net0=NET,
+            start=1,
+        ),
+    )
     deadline = time.monotonic() + 20
     while client.get("/nodes/pve1/lxc/171/status/current")["status"] != "stopped":
         assert time.monotonic() < deadline, "the exited entrypoint still reads running"
@@ -112,10 +147,12 @@ def test_an_entrypoint_that_exits_reads_stopped(
 
 
 def test_a_pull_from_a_plain_http_registry_not_trusted_fails(
-        real_pve: RealHarnessPve, real_pve_client: ProxmoxClient, local_registry: LocalRegistry) -> None:
+    real_pve: RealHarnessPve, real_pve_client: ProxmoxClient, local_registry: LocalRegistry
+) -> None:
     client, pve = real_pve_client, real_pve
-    upid = client.post("/nodes/pve1/storage/local/oci-registry-pull", reference=local_registry.image("web:1"),
-                       filename="untrusted")
+    upid = client.post(
+        "/nodes/pve1/storage/local/oci-registry-pull", reference=local_registry.image("web:1"), filename="untrusted"
+    )
     deadline = time.monotonic() + 120
     while (status := client.get(f"/nodes/pve1/tasks/{upid}/status"))["status"] != "stopped":
         assert time.monotonic() < deadline
@@ -126,7 +163,6 @@ def test_a_pull_from_a_plain_http_registry_not_trusted_fails(
 
 
 # ---------------------------------------------------------------- through Proximity
-
 
 
 def _ours(lab: RealLab) -> list[str]:
@@ -152,8 +188,9 @@ def test_an_image_deployed_by_proximity_on_the_91_node_answers_http(real_lab: Re
     name = pve.lxc_name(app.vmid)
     assert name is not None
     logfile = _lxc.LXC_PATH / name / "config"
-    assert f"lxc.console.logfile = {pve.node_root}/pve2/var/log/proximity/ct-{app.vmid}.console.log" in \
-        logfile.read_text()
+    assert (
+        f"lxc.console.logfile = {pve.node_root}/pve2/var/log/proximity/ct-{app.vmid}.console.log" in logfile.read_text()
+    )
     requests_before = px.apps.logs(app.id).count("response:200")
     assert requests_before >= 1, px.apps.logs(app.id)
 

@@ -17,8 +17,10 @@ from proximity_sdk.cli import main
 from proximity_sdk.sandbox import RealNodeUnavailableError, Sandbox
 from proximity_sdk.sandbox._real import _lxc
 
-LACKS = ["real mode runs privileged LXC containers: run it as root",
-         "missing lxc-start, lxc-attach: apt-get install lxc zstd (or run scripts/real-node)"]
+LACKS = [
+    "real mode runs privileged LXC containers: run it as root",
+    "missing lxc-start, lxc-attach: apt-get install lxc zstd (or run scripts/real-node)",
+]
 
 
 @pytest.fixture
@@ -100,8 +102,9 @@ def test_the_real_node_tier_skips_only_outside_ci(monkeypatch: pytest.MonkeyPatc
         require_real_node()
 
 
-def test_missing_image_tools_are_named_before_anything_starts(monkeypatch: pytest.MonkeyPatch,
-                                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_image_tools_are_named_before_anything_starts(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from proximity_sdk.sandbox._real import _images
 
     monkeypatch.setattr(_lxc, "missing", list)  # LXC is fine here; only the image tools lack

@@ -41,8 +41,11 @@ def _owned_by(pid: int) -> list[str]:
     """The LXC containers a sandbox in process ``pid`` made (it writes its id into each)."""
     if not _lxc.LXC_PATH.is_dir():
         return []
-    return sorted(p.name for p in _lxc.LXC_PATH.iterdir()
-                  if (p / "proximity-owner").is_file() and (p / "proximity-owner").read_text().strip() == str(pid))
+    return sorted(
+        p.name
+        for p in _lxc.LXC_PATH.iterdir()
+        if (p / "proximity-owner").is_file() and (p / "proximity-owner").read_text().strip() == str(pid)
+    )
 
 
 @pytest.mark.timeout(900)
@@ -54,8 +57,14 @@ def test_sandbox_real_deploys_the_sample_app_and_its_url_answers(real_template: 
             pytest.fail(message + " (CI is set: the real_node tier must run, not skip)", pytrace=False)
         pytest.skip(message)
     env = {**os.environ, "COLUMNS": "300", "NO_COLOR": "1", "TERM": "dumb"}
-    cli = subprocess.Popen([sys.executable, "-m", "proximity_sdk.cli", "sandbox", "--real"], env=env,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "proximity_sdk.cli", "sandbox", "--real"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
     lines: list[str] = []
     serving = threading.Event()
 
@@ -84,8 +93,14 @@ def test_sandbox_real_deploys_the_sample_app_and_its_url_answers(real_template: 
         assert exported, output
         other = {k: v for k, v in env.items() if not k.startswith("PROXIMITY_")}
         other.update(PROXIMITY_AGENT=exported.group(1), PROXIMITY_TOKEN=exported.group(2).strip("'"))
-        listed = subprocess.run([sys.executable, "-m", "proximity_sdk.cli", "apps", "list"], env=other,
-                                capture_output=True, text=True, timeout=60, check=False)
+        listed = subprocess.run(
+            [sys.executable, "-m", "proximity_sdk.cli", "apps", "list"],
+            env=other,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert listed.returncode == 0 and url.group(1) in listed.stdout, listed.stdout + listed.stderr
         assert _processes_mentioning(directory.group(1) + "/registry")  # the registry runs while it serves
         with urllib.request.urlopen(url.group(1), timeout=10) as answer:  # noqa: S310 - http to a test container

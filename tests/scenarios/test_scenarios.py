@@ -114,8 +114,12 @@ def test_stop_start_restart_logs_credentials(px: Any, standin_state: StandinStat
     assert px.apps.start(app.id).wait(timeout=WAIT).status == AppStatus.RUNNING
     restart = px.apps.restart(app.id)
     assert restart.wait(timeout=WAIT) == px.apps.get(app.id)
-    assert [e.step for e in restart.events() if e.message.endswith(": started")] == ["stop", "start", "address",
-                                                                                       "health"]
+    assert [e.step for e in restart.events() if e.message.endswith(": started")] == [
+        "stop",
+        "start",
+        "address",
+        "health",
+    ]
 
     assert isinstance(px.apps.logs(app.id, tail=7), str)
     assert any(c.args[-2:] == ("--tail", "7") for c in standin_state.calls("docker", vmid=app.vmid))

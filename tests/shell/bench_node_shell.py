@@ -52,12 +52,8 @@ def main(rounds: int) -> None:
                 warm.pct_exec("pve1", 105, "true", timeout=30)  # connect, lay out the container
                 rows = {
                     "pct_exec, cold (new connection each)": _measure(rounds, cold),
-                    "pct_exec, warm": _measure(
-                        rounds, lambda: warm.pct_exec("pve1", 105, "true", timeout=30)
-                    ),
-                    "run true, warm (SSH round trip)": _measure(
-                        rounds, lambda: warm.run("pve1", ["true"], timeout=30)
-                    ),
+                    "pct_exec, warm": _measure(rounds, lambda: warm.pct_exec("pve1", 105, "true", timeout=30)),
+                    "run true, warm (SSH round trip)": _measure(rounds, lambda: warm.run("pve1", ["true"], timeout=30)),
                     "pct_push 4 KiB, warm": _measure(
                         rounds, lambda: warm.pct_push("pve1", 105, b"x" * 4096, "/root/f", timeout=30)
                     ),

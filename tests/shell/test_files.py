@@ -35,9 +35,7 @@ def test_push_delivers_exact_bytes_with_the_mode(node_shell: NodeShell, standin_
 
 def test_push_sets_owner_ids_and_overwrites(node_shell: NodeShell, standin_state: StandinState) -> None:
     node_shell.pct_push("pve1", 105, b"first version, longer", "/root/compose.yml", timeout=20)
-    node_shell.pct_push(
-        "pve1", 105, b"second", "/root/compose.yml", mode=0o640, user=1000, group=1001, timeout=20
-    )
+    node_shell.pct_push("pve1", 105, b"second", "/root/compose.yml", mode=0o640, user=1000, group=1001, timeout=20)
 
     target = standin_state.ct_path(105, "/root/compose.yml")
     assert target.read_bytes() == b"second"

@@ -25,9 +25,7 @@ def _access(server: Sshd, known_hosts: Path | str | None, **extra: object) -> Ss
     )
 
 
-def test_unknown_host_key_is_refused_by_default(
-    sshd: Sshd, standin_state: StandinState, tmp_path: Path
-) -> None:
+def test_unknown_host_key_is_refused_by_default(sshd: Sshd, standin_state: StandinState, tmp_path: Path) -> None:
     known_hosts = tmp_path / "known_hosts"
     known_hosts.write_text("")
 

@@ -54,9 +54,7 @@ def test_env_is_exported_inside_the_script_and_reaches_docker_compose(
     assert pct.args[5].startswith("export APP_DIR='/opt/my app'\nexport DB_PASSWORD=")
 
 
-def test_container_writes_stay_in_the_stand_in_container(
-    node_shell: NodeShell, standin_state: StandinState
-) -> None:
+def test_container_writes_stay_in_the_stand_in_container(node_shell: NodeShell, standin_state: StandinState) -> None:
     marker = "/opt/proximity-test-marker-105"
 
     node_shell.pct_exec("pve1", 105, f"echo hi > {marker} && test ! -w /usr", timeout=20)
@@ -83,9 +81,7 @@ def test_check_false_returns_the_failed_result(node_shell: NodeShell) -> None:
     assert result.stdout == ""
 
 
-def test_scripted_tool_failure_surfaces_its_stderr(
-    node_shell: NodeShell, standin_state: StandinState
-) -> None:
+def test_scripted_tool_failure_surfaces_its_stderr(node_shell: NodeShell, standin_state: StandinState) -> None:
     standin_state.script("docker", match="compose up", exit_code=1, stderr="pull access denied for nope\n")
 
     with pytest.raises(CommandFailedError) as caught:
@@ -151,9 +147,7 @@ def test_input_goes_to_stdin(node_shell: NodeShell, standin_state: StandinState)
     assert standin_state.ct_path(105, "/root/stdin.bin").read_bytes() == data
 
 
-def test_run_quotes_each_argument_for_the_node_shell(
-    node_shell: NodeShell, standin_state: StandinState
-) -> None:
+def test_run_quotes_each_argument_for_the_node_shell(node_shell: NodeShell, standin_state: StandinState) -> None:
     args = ["set", "$(touch /tmp/pwned)", "a;b", "'q'", "", "-x"]
 
     node_shell.run("pve1", ["pvesm", *args], timeout=10)

@@ -14,16 +14,12 @@ from tests.harness.sshd import StandinState
 
 # Every code point but NUL and lone surrogates (which are not text), with the shell's
 # favourite troublemakers drawn more often than chance would.
-_nasty = st.sampled_from(
-    ["'", '"', "$(id)", "`id`", ";", "\n", "\\", "$", "!", "-", "--", "*", "~", "\r", " "]
-)
+_nasty = st.sampled_from(["'", '"', "$(id)", "`id`", ";", "\n", "\\", "$", "!", "-", "--", "*", "~", "\r", " "])
 _any = st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",))
 text = st.lists(st.one_of(_nasty, _any), max_size=40).map("".join)
 
 _SCRIPT = 'printf %s "$VALUE" > /tmp/env; printf %s "$1" > /tmp/arg1; printf %s "$2" > /tmp/arg2'
-_PROPERTY = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+_PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @_PROPERTY

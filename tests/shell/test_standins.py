@@ -33,9 +33,7 @@ def test_a_rule_with_times_fails_only_that_often(node_shell: NodeShell, standin_
     assert len(standin_state.calls("apk", vmid=105)) == 2
 
 
-def test_scripted_stdout_replaces_the_default_answer(
-    node_shell: NodeShell, standin_state: StandinState
-) -> None:
+def test_scripted_stdout_replaces_the_default_answer(node_shell: NodeShell, standin_state: StandinState) -> None:
     standin_state.script("ss", stdout="LISTEN 0 4096 0.0.0.0:3000 0.0.0.0:*\n")
 
     result = node_shell.pct_exec("pve1", 105, "ss -ltn | grep -c ':3000 '", timeout=10)

@@ -61,9 +61,7 @@ def test_hostname_and_vmid_are_unique_per_host(store: Store, hosts: tuple[str, s
         ({"owner": "x"}, "owner"),
     ],
 )
-def test_invalid_apps_are_refused(
-    store: Store, hosts: tuple[str, str], fields: dict[str, object], field: str
-) -> None:
+def test_invalid_apps_are_refused(store: Store, hosts: tuple[str, str], fields: dict[str, object], field: str) -> None:
     with pytest.raises(ValidationError) as info:
         store.apps.create(**{"hostname": "ok", "host_id": "pve1", **fields})
     assert info.value.field == field
@@ -95,9 +93,7 @@ def test_list_filters_and_pages(store: Store, hosts: tuple[str, str]) -> None:
 
 def test_update_stamps_status_change(store: Store, hosts: tuple[str, str]) -> None:
     app = store.apps.create(hostname="git-1", host_id="pve1")
-    running = store.apps.update(
-        app.id, status=AppStatus.RUNNING, address="10.0.0.5", url="http://10.0.0.5:3000"
-    )
+    running = store.apps.update(app.id, status=AppStatus.RUNNING, address="10.0.0.5", url="http://10.0.0.5:3000")
     assert running.status is AppStatus.RUNNING
     assert running.status_changed_at > app.status_changed_at
     same = store.apps.update(app.id, status="running", node="n2")

@@ -39,9 +39,7 @@ def test_add_get_list(store: Store) -> None:
     assert store.hosts.get(host.id) == host
     assert store.hosts.get("pve1") == host
     assert store.hosts.list() == [host]
-    second = store.hosts.add(
-        HostAdd(name="alpha", url="https://10.0.0.2:8006", user="root@pam", password="pw")
-    )
+    second = store.hosts.add(HostAdd(name="alpha", url="https://10.0.0.2:8006", user="root@pam", password="pw"))
     assert second.auth == "password"
     assert second.is_default is False
     assert [h.name for h in store.hosts.list()] == ["pve1", "alpha"], "the default first, then by name"

@@ -59,9 +59,7 @@ def test_models_match_migrations(database_url: str) -> None:
     try:
         _migrate.upgrade(engine)
         with engine.connect() as conn:
-            context = MigrationContext.configure(
-                conn, opts={"compare_type": True, "compare_server_default": True}
-            )
+            context = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
             diff = compare_metadata(context, Base.metadata)
         assert diff == [], f"tables.py and the migrations differ; write a migration for: {diff}"
     finally:

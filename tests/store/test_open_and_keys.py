@@ -63,9 +63,7 @@ def test_open_creates_and_reopens_on_each_database(database_url: str, tmp_path: 
     assert not (tmp_path / "elsewhere" / "secret.key").exists(), "an explicit key must not create a key file"
 
 
-def test_wrong_key_is_refused_at_open(
-    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_wrong_key_is_refused_at_open(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with Store.open(database_url, data_dir=tmp_path / "a") as store:
         store.hosts.add(**HOST)
     wrong = SecretBox.generate_key()
@@ -80,9 +78,7 @@ def test_wrong_key_is_refused_at_open(
         Store.open(database_url, data_dir=tmp_path / "b")
 
 
-def test_missing_key_for_encrypted_database_is_refused_without_creating_one(
-    database_url: str, tmp_path: Path
-) -> None:
+def test_missing_key_for_encrypted_database_is_refused_without_creating_one(database_url: str, tmp_path: Path) -> None:
     with Store.open(database_url, data_dir=tmp_path / "a"):
         pass
     with pytest.raises(SecretKeyError, match="no key was given") as info:
@@ -91,9 +87,7 @@ def test_missing_key_for_encrypted_database_is_refused_without_creating_one(
     assert not (tmp_path / "b" / "secret.key").exists()
 
 
-def test_env_key_is_used_when_no_argument(
-    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_env_key_is_used_when_no_argument(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     key = SecretBox.generate_key()
     monkeypatch.setenv(KEY_ENV, key)
     with Store.open(database_url, data_dir=tmp_path / "a") as store:

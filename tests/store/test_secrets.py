@@ -31,10 +31,20 @@ def _no_env_key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _fill(store: Store) -> str:
-    store.hosts.add(name="pve1", url="https://pve1:8006", token_id="root@pam!px", token_secret=TOKEN_SECRET,
-                    ssh=SshAccess(key_file=SSH_KEY, known_hosts="/etc/ssh/ssh_known_hosts"))
-    store.hosts.add(name="pve2", url="https://pve2:8006", user="root@pam", password=PASSWORD,
-                    ssh=SshAccess(key_file="/root/.ssh/id_ed25519"))
+    store.hosts.add(
+        name="pve1",
+        url="https://pve1:8006",
+        token_id="root@pam!px",
+        token_secret=TOKEN_SECRET,
+        ssh=SshAccess(key_file=SSH_KEY, known_hosts="/etc/ssh/ssh_known_hosts"),
+    )
+    store.hosts.add(
+        name="pve2",
+        url="https://pve2:8006",
+        user="root@pam",
+        password=PASSWORD,
+        ssh=SshAccess(key_file="/root/.ssh/id_ed25519"),
+    )
     app = store.apps.create(hostname="git-1", host_id="pve1", root_password=ROOT_PASSWORD)
     store.apps.set_secrets(app.id, {"DB_PASSWORD": APP_SECRET, "OTHER": "x" * 12})
     return app.id

@@ -26,9 +26,7 @@ def test_defaults(store: Store) -> None:
 
 def test_update_is_partial_and_persisted(store: Store) -> None:
     store.settings.update(memory_overcommit=1.5, default_cores=4)
-    updated = store.settings.update(
-        SettingsUpdate(bridge="vmbr1", dns_servers=["1.1.1.1", "2606:4700::1111"])
-    )
+    updated = store.settings.update(SettingsUpdate(bridge="vmbr1", dns_servers=["1.1.1.1", "2606:4700::1111"]))
     assert updated.memory_overcommit == 1.5
     assert updated.default_cores == 4
     assert updated.bridge == "vmbr1"
@@ -83,9 +81,7 @@ def test_static_network_pool(store: Store) -> None:
         ({"colour": "blue"}, "colour", "unknown field"),
     ],
 )
-def test_field_errors_name_the_field(
-    store: Store, changes: dict[str, object], field: str, words: str
-) -> None:
+def test_field_errors_name_the_field(store: Store, changes: dict[str, object], field: str, words: str) -> None:
     with pytest.raises(ValidationError, match=words) as info:
         store.settings.update(**changes)
     assert info.value.field == field

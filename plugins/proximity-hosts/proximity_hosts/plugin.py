@@ -57,8 +57,9 @@ def proximity_operation_after(operation: Operation, app: App | None) -> None:
         else:
             return
     except (OSError, HostsFileError) as exc:
-        log.error("proximity-hosts could not update %s after %s of app %s: %s",
-                  config.file, operation.kind, app_id, exc)
+        log.error(
+            "proximity-hosts could not update %s after %s of app %s: %s", config.file, operation.kind, app_id, exc
+        )
         return
     if changed:
         log.info("proximity-hosts updated %s after %s of app %s", config.file, operation.kind, app_id)
@@ -85,11 +86,16 @@ def host_line(app: App, *, domain: str | None) -> str | None:
 def run_reload(argv: tuple[str, ...]) -> None:
     """Run the reload command (no shell); a failure is logged, never raised: the file is written."""
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=RELOAD_TIMEOUT,
-                              stdin=subprocess.DEVNULL, check=False)
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=RELOAD_TIMEOUT, stdin=subprocess.DEVNULL, check=False
+        )
     except (OSError, subprocess.SubprocessError) as exc:
         log.warning("proximity-hosts reload command %r failed: %s", " ".join(argv), exc)
         return
     if done.returncode != 0:
-        log.warning("proximity-hosts reload command %r exited with %d: %s",
-                    " ".join(argv), done.returncode, done.stderr.strip()[-500:])
+        log.warning(
+            "proximity-hosts reload command %r exited with %d: %s",
+            " ".join(argv),
+            done.returncode,
+            done.stderr.strip()[-500:],
+        )

@@ -142,9 +142,7 @@ def _stack(template: Mapping[str, Any], entry: dict[str, Any], fetch: Callable[[
     return entry
 
 
-def convert_template(
-    template: Mapping[str, Any], *, id_prefix: str, fetch: Callable[[str], str]
-) -> dict[str, Any]:
+def convert_template(template: Mapping[str, Any], *, id_prefix: str, fetch: Callable[[str], str]) -> dict[str, Any]:
     """One template as a catalog entry dict. Raises `TemplateError` when it cannot be converted."""
     kind = template.get("type")
     name = slugify(str(template.get("name") or template.get("title") or ""))

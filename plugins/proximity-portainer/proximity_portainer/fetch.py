@@ -51,12 +51,18 @@ def _decode(data: bytes, what: str) -> str:
         raise ValidationError(f"{what} is not UTF-8 text", field="location") from None  # no content echoed
 
 
-def fetch_text(location: str, *, cache_dir: Path, max_age: float, timeout: float, allow_local: bool = False,
-               allow_private: bool = False) -> str:
+def fetch_text(
+    location: str,
+    *,
+    cache_dir: Path,
+    max_age: float,
+    timeout: float,
+    allow_local: bool = False,
+    allow_private: bool = False,
+) -> str:
     """The text at ``location``: an ``http(s)://`` URL, or a local path when ``allow_local``."""
     if location.startswith(("http://", "https://")):
-        body = _fetch_url(location, cache_dir=cache_dir, max_age=max_age, timeout=timeout,
-                          allow_private=allow_private)
+        body = _fetch_url(location, cache_dir=cache_dir, max_age=max_age, timeout=timeout, allow_private=allow_private)
         return _decode(body, location)
     if "://" in location or not allow_local:
         raise ValidationError(
@@ -119,8 +125,9 @@ class _PublicHTTPSHandler(urllib.request.HTTPSHandler):
 
 
 class _Redirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any,
-                         newurl: str) -> urllib.request.Request | None:
+    def redirect_request(
+        self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any, newurl: str
+    ) -> urllib.request.Request | None:
         if urllib.parse.urlsplit(newurl).scheme not in ("http", "https"):
             raise ValidationError(f"{req.full_url} redirects to a non-http(s) URL: refused", field="location")
         return super().redirect_request(req, fp, code, msg, headers, newurl)
@@ -214,9 +221,7 @@ def _fetch_url(url: str, *, cache_dir: Path, max_age: float, timeout: float, all
     )
 
 
-def _store_meta(
-    meta_path: Path, headers: object, age: float, *, previous: dict[str, object] | None = None
-) -> None:
+def _store_meta(meta_path: Path, headers: object, age: float, *, previous: dict[str, object] | None = None) -> None:
     get = getattr(headers, "get", lambda _name: None)
     old = previous or {}
     meta = {

@@ -44,12 +44,8 @@ class PortainerSource:
             yield RawEntry(self.location, None, f"cannot read the template list: {exc}")
             return
         templates = document.get("templates") if isinstance(document, dict) else None
-        if str(document.get("version") if isinstance(document, dict) else "") != "2" or not isinstance(
-            templates, list
-        ):
-            yield RawEntry(
-                self.location, None, 'expected Portainer v2 templates: {"version": "2", "templates": [...]}'
-            )
+        if str(document.get("version") if isinstance(document, dict) else "") != "2" or not isinstance(templates, list):
+            yield RawEntry(self.location, None, 'expected Portainer v2 templates: {"version": "2", "templates": [...]}')
             return
         # a template's stack URL is the template author's choice: http(s) only, public unless allowed
         fetch = partial(
@@ -67,9 +63,7 @@ class PortainerSource:
                 yield RawEntry(origin, None, "a template must be a JSON object")
                 continue
             try:
-                yield RawEntry(
-                    origin, convert_template(template, id_prefix=self.config.id_prefix, fetch=fetch)
-                )
+                yield RawEntry(origin, convert_template(template, id_prefix=self.config.id_prefix, fetch=fetch))
             except (TemplateError, OSError, ProximityError, UnicodeDecodeError) as exc:
                 yield RawEntry(origin, None, str(exc))
 

@@ -83,12 +83,15 @@ def parse_options(model: type[_Common], kind: str, options: Mapping[str, Any]) -
         problems = []
         for error in exc.errors():
             where = ".".join(str(p) for p in error["loc"])
-            message = "unknown option" if error["type"] == "extra_forbidden" else error["msg"].removeprefix(
-                "Value error, ")
+            message = (
+                "unknown option" if error["type"] == "extra_forbidden" else error["msg"].removeprefix("Value error, ")
+            )
             problems.append(f"{where}: {message}" if where else message)
         first = ".".join(str(p) for p in exc.errors()[0]["loc"])
-        raise ValidationError(f"invalid options for a {kind} target: " + "; ".join(problems),
-                              field=f"options.{first}" if first else "options") from None
+        raise ValidationError(
+            f"invalid options for a {kind} target: " + "; ".join(problems),
+            field=f"options.{first}" if first else "options",
+        ) from None
 
 
 def dump_options(options: BaseModel) -> dict[str, Any]:

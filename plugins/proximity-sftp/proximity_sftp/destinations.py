@@ -79,20 +79,30 @@ class SftpDestination:
         client.load_host_keys(os.path.expanduser(o.known_hosts))
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
         try:
-            client.connect(o.host, port=o.port, username=o.user,
-                           key_filename=os.path.expanduser(o.key_file) if o.key_file else None,
-                           password=o.password.get_secret_value() if o.password else None,
-                           look_for_keys=False, allow_agent=False, timeout=o.timeout, banner_timeout=o.timeout,
-                           auth_timeout=o.timeout)
+            client.connect(
+                o.host,
+                port=o.port,
+                username=o.user,
+                key_filename=os.path.expanduser(o.key_file) if o.key_file else None,
+                password=o.password.get_secret_value() if o.password else None,
+                look_for_keys=False,
+                allow_agent=False,
+                timeout=o.timeout,
+                banner_timeout=o.timeout,
+                auth_timeout=o.timeout,
+            )
         except paramiko.BadHostKeyException as exc:
             client.close()
-            raise HostKeyError(f"the SFTP server {o.host}:{o.port} has another host key than known_hosts says: "
-                               f"{exc}") from None
+            raise HostKeyError(
+                f"the SFTP server {o.host}:{o.port} has another host key than known_hosts says: {exc}"
+            ) from None
         except paramiko.SSHException as exc:
             client.close()
             if "not found in known_hosts" in str(exc):
-                raise HostKeyError(f"the SFTP server {o.host}:{o.port} is not in {o.known_hosts}",
-                                   hint="Add its host key to that known_hosts file") from None
+                raise HostKeyError(
+                    f"the SFTP server {o.host}:{o.port} is not in {o.known_hosts}",
+                    hint="Add its host key to that known_hosts file",
+                ) from None
             raise UnreachableError(f"cannot log in to the SFTP server {o.host}:{o.port}: {exc}") from None
         except (OSError, TimeoutError) as exc:
             client.close()

@@ -31,8 +31,9 @@ class SftpKind:
         from proximity_sftp.target import CopyTarget
 
         opts: SftpOptions = parse_options(SftpOptions, self.kind, options)
-        return CopyTarget(name, SftpDestination(opts), staging_storage=opts.staging_storage,
-                          keep_on_node=opts.keep_on_node)
+        return CopyTarget(
+            name, SftpDestination(opts), staging_storage=opts.staging_storage, keep_on_node=opts.keep_on_node
+        )
 
 
 class DirectoryKind:
@@ -46,8 +47,9 @@ class DirectoryKind:
         from proximity_sftp.target import CopyTarget
 
         opts: DirectoryOptions = parse_options(DirectoryOptions, self.kind, options)
-        return CopyTarget(name, DirectoryDestination(opts.path), staging_storage=opts.staging_storage,
-                          keep_on_node=opts.keep_on_node)
+        return CopyTarget(
+            name, DirectoryDestination(opts.path), staging_storage=opts.staging_storage, keep_on_node=opts.keep_on_node
+        )
 
 
 @hookimpl

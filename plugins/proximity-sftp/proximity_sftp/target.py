@@ -76,8 +76,11 @@ class CopyTarget:
     def _filename(self, location: str) -> str:
         base, _, filename = location.rpartition("/")
         if base != self._dest.base or not _ARCHIVE.match(filename):
-            raise ValidationError(f"{location!r} is not an archive of target {self._name!r} ({self._dest.base})",
-                                  field="location", hint="The target's options changed since the backup was made")
+            raise ValidationError(
+                f"{location!r} is not an archive of target {self._name!r} ({self._dest.base})",
+                field="location",
+                hint="The target's options changed since the backup was made",
+            )
         return filename
 
     @contextlib.contextmanager
@@ -127,7 +130,8 @@ class CopyTarget:
                         f"{location} is not the archive this backup made: its sha256 is {digest}, but "
                         f"{sha256.removeprefix('sha256:')} was recorded when it was stored (its checksum file "
                         "beside it matches: both were replaced)",
-                        hint="Do not restore it; restore another backup and find out who wrote to the target")
+                        hint="Do not restore it; restore another backup and find out who wrote to the target",
+                    )
                 sftp.posix_rename(path + ".part", path)
             finally:
                 with contextlib.suppress(OSError):
@@ -159,5 +163,8 @@ class CopyTarget:
     def list(self, node: NodeAccess, *, vmid: int | None = None) -> list[str]:
         with self._files() as files:
             names = files.names()
-        return sorted(f"{self._dest.base}/{n}" for n in names
-                      if (found := _ARCHIVE.match(n)) and (vmid is None or int(found.group(1)) == vmid))
+        return sorted(
+            f"{self._dest.base}/{n}"
+            for n in names
+            if (found := _ARCHIVE.match(n)) and (vmid is None or int(found.group(1)) == vmid)
+        )

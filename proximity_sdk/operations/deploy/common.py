@@ -44,8 +44,9 @@ def _busy(client: ProxmoxClient, node: str, vmid: int) -> str | None:
     if status.lock:
         return f"locked ({status.lock})"
     tasks = client.get(f"/nodes/{node}/tasks", vmid=vmid, source="active") or []
-    running = [str(t.get("type")) for t in tasks if isinstance(t, dict) and not t.get("endtime")
-               and not t.get("status")]  # a finished task has its exit status and end time
+    running = [
+        str(t.get("type")) for t in tasks if isinstance(t, dict) and not t.get("endtime") and not t.get("status")
+    ]  # a finished task has its exit status and end time
     return f"task {', '.join(running)} running" if running else None
 
 
@@ -75,8 +76,9 @@ def release_effects(ctx: OperationContext, services: Services, *, expect_hostnam
         if kind == "container":
             client = services.clients.get(effect["host_id"])
             _wait_idle(ctx, client, effect["node"], int(effect["vmid"]))
-            destroy_container(client, effect["node"], int(effect["vmid"]), emit=emitter(ctx),
-                              expect_hostname=expect_hostname)
+            destroy_container(
+                client, effect["node"], int(effect["vmid"]), emit=emitter(ctx), expect_hostname=expect_hostname
+            )
             ctx.event(f"container {effect['vmid']} destroyed")
             ctx.forget("container", vmid=effect["vmid"])
         elif kind == "console_log":

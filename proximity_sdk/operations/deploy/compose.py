@@ -32,9 +32,18 @@ __all__ = ["COMPOSE_STEPS", "deploy_compose", "deploy_config", "requested_resour
 COMPOSE_STEPS = ("place", "reserve", "template", "create", "start", "address", "docker", "project", "up", "health")
 
 
-def deploy_compose(ctx: OperationContext, services: Services, app: App, *, client: ProxmoxClient,
-                   settings: Settings, allocator: VmidAllocator, node: str, vmid: int,
-                   address: str | None) -> dict[str, Any]:
+def deploy_compose(
+    ctx: OperationContext,
+    services: Services,
+    app: App,
+    *,
+    client: ProxmoxClient,
+    settings: Settings,
+    allocator: VmidAllocator,
+    node: str,
+    vmid: int,
+    address: str | None,
+) -> dict[str, Any]:
     """The steps after ``reserve``: template, create, start, address, docker, project, up, health; then
     the record."""
     store = services.store
@@ -44,23 +53,37 @@ def deploy_compose(ctx: OperationContext, services: Services, app: App, *, clien
 
     with ctx.step("template"):
         template = config.get("os_template") or settings.default_template
-        volid = ensure_template(client, node, storage=settings.template_storage, template=template,
-                                emit=emitter(ctx))
+        volid = ensure_template(client, node, storage=settings.template_storage, template=template, emit=emitter(ctx))
         ctx.event(f"template {volid}")
 
     with ctx.step("create"):
         password = secrets.token_urlsafe(24)
         store.apps.update(app.id, root_password=password)
-        spec = spec_from_settings(settings, vmid=vmid, hostname=app.hostname, ostemplate=volid,
-                                  resources=resources, address=address, password=password,
-                                  description=f"Proximity app {app.id} ({app.catalog_id})")
+        spec = spec_from_settings(
+            settings,
+            vmid=vmid,
+            hostname=app.hostname,
+            ostemplate=volid,
+            resources=resources,
+            address=address,
+            password=password,
+            description=f"Proximity app {app.id} ({app.catalog_id})",
+        )
 
         moved = follow_vmid_change(ctx, store, app_id=app.id, host_id=host_id, node=node)
         # journalled before the request: a crash during the create task must still find it
         ctx.record("container", host_id=host_id, node=node, vmid=vmid)
         with ctx.node_slot(host_id, node):
-            spec, _ = create_with_vmid_retry(client, node, spec, allocator=allocator, operation_id=ctx.id,
-                                             app_id=app.id, emit=emitter(ctx), on_vmid_change=moved)
+            spec, _ = create_with_vmid_retry(
+                client,
+                node,
+                spec,
+                allocator=allocator,
+                operation_id=ctx.id,
+                app_id=app.id,
+                emit=emitter(ctx),
+                on_vmid_change=moved,
+            )
         vmid = spec.vmid
 
     with ctx.step("start"), ctx.node_slot(host_id, node):
@@ -71,8 +94,13 @@ def deploy_compose(ctx: OperationContext, services: Services, app: App, *, clien
         store.apps.update(app.id, address=address)
         ctx.event(f"address {address}")
 
-    provisioner = Provisioner(services.shells.get(host_id), node, vmid, project=app_project(app),
-                              emit=lambda line: ctx.event(line, level="debug"))
+    provisioner = Provisioner(
+        services.shells.get(host_id),
+        node,
+        vmid,
+        project=app_project(app),
+        emit=lambda line: ctx.event(line, level="debug"),
+    )
     with ctx.step("docker"):
         provisioner.install_docker(registries=store.hosts.registries(host_id))
 
@@ -89,14 +117,23 @@ def deploy_compose(ctx: OperationContext, services: Services, app: App, *, clien
     main_port = config.get("main_port")
     with ctx.step("health"):
         if main_port:
-            provisioner.wait_healthy(int(main_port), attempts=settings.health_timeout_seconds,
-                                     path=config.get("health_path"))
+            provisioner.wait_healthy(
+                int(main_port), attempts=settings.health_timeout_seconds, path=config.get("health_path")
+            )
         else:
             ctx.event("the app declares no port: nothing to check", level="warning")
 
     ports = tuple(Port.model_validate(p) for p in config.get("ports", ()))
-    store.apps.update(app.id, status=AppStatus.RUNNING, address=address, url=app_url(address, main_port),
-                      ports=ports, vmid=vmid, node=node, config={**config, "images": digests})
+    store.apps.update(
+        app.id,
+        status=AppStatus.RUNNING,
+        address=address,
+        url=app_url(address, main_port),
+        ports=ports,
+        vmid=vmid,
+        node=node,
+        config={**config, "images": digests},
+    )
     store.reservations.attach_vmid(host_id, vmid, app_id=app.id)
     if settings.pool() is not None and address:
         store.reservations.attach_address(address, app_id=app.id)
@@ -105,13 +142,17 @@ def deploy_compose(ctx: OperationContext, services: Services, app: App, *, clien
     return {"app_id": app.id}
 
 
-def deploy_config(catalog_app: CatalogApp, rendered: RenderedProject,
-                  environment: Mapping[str, str] | None = None) -> dict[str, Any]:
+def deploy_config(
+    catalog_app: CatalogApp, rendered: RenderedProject, environment: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """What the app record keeps of its catalog entry and rendering (no secrets: those are in .env).
     ``environment``: the settings given at deploy; those that are not secrets are kept, so that an
     update renders the new version with them."""
-    ports = [Port(service=rendered.main_service, port=p).model_dump()
-             for p in dict.fromkeys(catalog_app.ports or ()) if isinstance(p, int) and 0 < p < 65536]
+    ports = [
+        Port(service=rendered.main_service, port=p).model_dump()
+        for p in dict.fromkeys(catalog_app.ports or ())
+        if isinstance(p, int) and 0 < p < 65536
+    ]
     return {
         "compose_text": rendered.compose_text(),
         "main_service": rendered.main_service,
@@ -131,8 +172,9 @@ def requested_resources(catalog_app: CatalogApp, resources: Resources | None, se
     for field, floor in minimum.items():
         value = getattr(given, field)
         if value is not None and floor is not None and value < floor:
-            raise ValidationError(f"{catalog_app.id} needs at least {floor} for {field}, {value} was asked",
-                                  field=f"resources.{field}")
+            raise ValidationError(
+                f"{catalog_app.id} needs at least {floor} for {field}, {value} was asked", field=f"resources.{field}"
+            )
     return Resources(
         cores=given.cores or max(settings.default_cores, catalog_app.min_cpu),
         memory_mb=given.memory_mb or max(settings.default_memory_mb, catalog_app.min_memory),

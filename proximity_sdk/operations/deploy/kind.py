@@ -50,13 +50,36 @@ if TYPE_CHECKING:
 __all__ = ["AUTO_STEPS", "DeployKind", "choose_runtime", "submit_deploy", "submit_deploy_image"]
 
 # strategy "auto" decides at "place": the operation lists both strategies' steps, in order
-AUTO_STEPS = ("place", "reserve", "image", "template", "create", "configure", "console", "start", "address",
-              "docker", "project", "up", "health")
+AUTO_STEPS = (
+    "place",
+    "reserve",
+    "image",
+    "template",
+    "create",
+    "configure",
+    "console",
+    "start",
+    "address",
+    "docker",
+    "project",
+    "up",
+    "health",
+)
 
-def submit_deploy(services: Services, engine: OperationEngine, catalog_id: str, *, hostname: str,
-                  host: str | None, node: str | None, environment: Mapping[str, str] | None,
-                  resources: Resources | None, strategy: DeployStrategy,
-                  owner_id: str | None) -> OperationHandle[App]:
+
+def submit_deploy(
+    services: Services,
+    engine: OperationEngine,
+    catalog_id: str,
+    *,
+    hostname: str,
+    host: str | None,
+    node: str | None,
+    environment: Mapping[str, str] | None,
+    resources: Resources | None,
+    strategy: DeployStrategy,
+    owner_id: str | None,
+) -> OperationHandle[App]:
     """Check the request, record the app (``deploying``) and submit its deploy; see ``Apps.deploy``."""
     store = services.store
     check_hostname(hostname)
@@ -78,24 +101,44 @@ def submit_deploy(services: Services, engine: OperationEngine, catalog_id: str, 
         config["oci_unfit"] = why
     if strategy == "oci":
         if plan is None:
-            raise ValidationError(f'strategy "oci" is not possible: {why}', field="strategy",
-                                  hint='Use strategy="auto" or "compose"')
+            raise ValidationError(
+                f'strategy "oci" is not possible: {why}', field="strategy", hint='Use strategy="auto" or "compose"'
+            )
         if node is not None:
             require_oci(services.clients.get(target.id), node)
     elif plan is None:
         services.shells.get(target.id)  # the node shell must be configured: say so now, not at step 7
     # with a plan under "auto" the node shell is needed only if the node is too old: checked then
-    steps = {"oci": OCI_STEPS, "compose": COMPOSE_STEPS}.get(strategy if plan is not None else "compose",
-                                                               AUTO_STEPS)
-    return _record_and_submit(services, engine, hostname=hostname, host_id=target.id, owner_id=owner_id,
-                              catalog=entry, resources=wanted, config=config, secrets=rendered.secrets,
-                              node=node, strategy=strategy, steps=steps)
+    steps = {"oci": OCI_STEPS, "compose": COMPOSE_STEPS}.get(strategy if plan is not None else "compose", AUTO_STEPS)
+    return _record_and_submit(
+        services,
+        engine,
+        hostname=hostname,
+        host_id=target.id,
+        owner_id=owner_id,
+        catalog=entry,
+        resources=wanted,
+        config=config,
+        secrets=rendered.secrets,
+        node=node,
+        strategy=strategy,
+        steps=steps,
+    )
 
 
-def submit_deploy_image(services: Services, engine: OperationEngine, reference: str, *, hostname: str,
-                        host: str | None, node: str | None, environment: Mapping[str, str] | None,
-                        ports: Sequence[int], resources: Resources | None,
-                        owner_id: str | None) -> OperationHandle[App]:
+def submit_deploy_image(
+    services: Services,
+    engine: OperationEngine,
+    reference: str,
+    *,
+    hostname: str,
+    host: str | None,
+    node: str | None,
+    environment: Mapping[str, str] | None,
+    ports: Sequence[int],
+    resources: Resources | None,
+    owner_id: str | None,
+) -> OperationHandle[App]:
     """Check the request, record the app (``deploying``) and submit its deploy with the OCI strategy;
     see ``Apps.deploy_image``."""
     store = services.store
@@ -113,36 +156,76 @@ def submit_deploy_image(services: Services, engine: OperationEngine, reference: 
     target = store.hosts.resolve(host)
     settings = store.settings.get()
     given = resources or Resources()
-    wanted = Resources(cores=given.cores or settings.default_cores,
-                       memory_mb=given.memory_mb or settings.default_memory_mb,
-                       swap_mb=given.swap_mb if given.swap_mb is not None else settings.default_swap_mb,
-                       disk_gb=given.disk_gb or settings.default_disk_gb)
+    wanted = Resources(
+        cores=given.cores or settings.default_cores,
+        memory_mb=given.memory_mb or settings.default_memory_mb,
+        swap_mb=given.swap_mb if given.swap_mb is not None else settings.default_swap_mb,
+        disk_gb=given.disk_gb or settings.default_disk_gb,
+    )
     plan = image_plan(reference, environment=env, secret_names=secret_names, ports=list(dict.fromkeys(ports)))
     if node is not None:
         require_oci(services.clients.get(target.id), node)
-    config = {"oci": plan, "runtime": "oci", "image": reference, "main_port": plan["main_port"],
-              "ports": [p.model_dump() for p in oci_ports(plan)],
-              "environment": {k: v for k, v in env.items() if k not in secret_names}}
-    return _record_and_submit(services, engine, hostname=hostname, host_id=target.id, owner_id=owner_id,
-                              catalog=None, resources=wanted, config=config,
-                              secrets={name: env[name] for name in secret_names},
-                              node=node, strategy="oci", steps=OCI_STEPS)
+    config = {
+        "oci": plan,
+        "runtime": "oci",
+        "image": reference,
+        "main_port": plan["main_port"],
+        "ports": [p.model_dump() for p in oci_ports(plan)],
+        "environment": {k: v for k, v in env.items() if k not in secret_names},
+    }
+    return _record_and_submit(
+        services,
+        engine,
+        hostname=hostname,
+        host_id=target.id,
+        owner_id=owner_id,
+        catalog=None,
+        resources=wanted,
+        config=config,
+        secrets={name: env[name] for name in secret_names},
+        node=node,
+        strategy="oci",
+        steps=OCI_STEPS,
+    )
 
 
-def _record_and_submit(services: Services, engine: OperationEngine, *, hostname: str, host_id: str,
-                       owner_id: str | None, catalog: CatalogApp | None, resources: Resources,
-                       config: dict[str, Any], secrets: Mapping[str, str], node: str | None,
-                       strategy: DeployStrategy, steps: tuple[str, ...]) -> OperationHandle[App]:
+def _record_and_submit(
+    services: Services,
+    engine: OperationEngine,
+    *,
+    hostname: str,
+    host_id: str,
+    owner_id: str | None,
+    catalog: CatalogApp | None,
+    resources: Resources,
+    config: dict[str, Any],
+    secrets: Mapping[str, str],
+    node: str | None,
+    strategy: DeployStrategy,
+    steps: tuple[str, ...],
+) -> OperationHandle[App]:
     # a submit that is refused (the engine closed, ...) leaves no app behind
     store = services.store
-    app = store.apps.create(hostname=hostname, host_id=host_id, status=AppStatus.DEPLOYING,
-                            catalog_id=catalog.id if catalog else None,
-                            catalog_version=catalog.version if catalog else None, owner_id=owner_id,
-                            resources=resources, config=config)
+    app = store.apps.create(
+        hostname=hostname,
+        host_id=host_id,
+        status=AppStatus.DEPLOYING,
+        catalog_id=catalog.id if catalog else None,
+        catalog_version=catalog.version if catalog else None,
+        owner_id=owner_id,
+        resources=resources,
+        config=config,
+    )
     try:
         store.apps.set_secrets(app.id, secrets)
-        return engine.submit("deploy", app_id=app.id, host_id=host_id, owner_id=owner_id,
-                             params={"node": node, "strategy": strategy}, steps=steps)
+        return engine.submit(
+            "deploy",
+            app_id=app.id,
+            host_id=host_id,
+            owner_id=owner_id,
+            params={"node": node, "strategy": strategy},
+            steps=steps,
+        )
     except BaseException:
         store.apps.delete(app.id)
         raise
@@ -151,8 +234,9 @@ def _record_and_submit(services: Services, engine: OperationEngine, *, hostname:
 # the operation -----------------------------------------------------------------------------------
 
 
-def choose_runtime(ctx: OperationContext, services: Services, app: App, client: ProxmoxClient, node: str,
-                   strategy: str) -> str:
+def choose_runtime(
+    ctx: OperationContext, services: Services, app: App, client: ProxmoxClient, node: str, strategy: str
+) -> str:
     """``oci`` or ``compose`` for this deploy on ``node``, with an event saying why (in ``place``)."""
     plan = app.config.get("oci")
     if strategy == "compose":
@@ -168,13 +252,17 @@ def choose_runtime(ctx: OperationContext, services: Services, app: App, client: 
         ctx.event(f"deploying as a native OCI container: {support.reason}")
         return "oci"
     if strategy == "oci" or "compose_text" not in app.config:
-        raise ValidationError(f'strategy "oci" is not possible: {support.reason}', field="strategy",
-                              hint='Use strategy="auto" or "compose", or a node with PVE >= 9.1')
+        raise ValidationError(
+            f'strategy "oci" is not possible: {support.reason}',
+            field="strategy",
+            hint='Use strategy="auto" or "compose", or a node with PVE >= 9.1',
+        )
     try:
         services.shells.get(app.host_id)
     except ValidationError as exc:
-        raise ValidationError(f"{support.reason}; the compose fallback needs the node shell: {exc.message}",
-                              field="ssh", hint=exc.hint) from None
+        raise ValidationError(
+            f"{support.reason}; the compose fallback needs the node shell: {exc.message}", field="ssh", hint=exc.hint
+        ) from None
     ctx.event(f"falling back to compose (Docker inside the container): {support.reason}", level="warning")
     return "compose"
 
@@ -201,10 +289,13 @@ class DeployKind(OperationKind):
 
         with ctx.step("place"):
             with placing(host_id):
-                decision = pick_node(client, memory_mb=memory, overcommit=settings.memory_overcommit,
-                                     node=ctx.params.get("node"),
-                                     pending=lambda present: in_flight(store, host_id, present,
-                                                                       exclude_app_id=app.id))
+                decision = pick_node(
+                    client,
+                    memory_mb=memory,
+                    overcommit=settings.memory_overcommit,
+                    node=ctx.params.get("node"),
+                    pending=lambda present: in_flight(store, host_id, present, exclude_app_id=app.id),
+                )
                 node = decision.node
                 ctx.event(f"node {node} chosen: {decision.reason}")
                 ctx.save_params(node=node)
@@ -216,24 +307,35 @@ class DeployKind(OperationKind):
             app = store.apps.update(app.id, config={**app.config, "runtime": runtime})
 
         with ctx.step("reserve"):
-            allocator = VmidAllocator(client, store.reservations, host_id=host_id,
-                                      vmid_min=settings.vmid_min, vmid_max=settings.vmid_max)
+            allocator = VmidAllocator(
+                client, store.reservations, host_id=host_id, vmid_min=settings.vmid_min, vmid_max=settings.vmid_max
+            )
             vmid = allocator.reserve(operation_id=ctx.id, app_id=app.id)
             ctx.record("vmid", host_id=host_id, vmid=vmid)
             store.apps.update(app.id, vmid=vmid)
             address: str | None = None
             pool = settings.pool()
             if pool is not None:
-                address = store.reservations.reserve_address(pool, operation_id=ctx.id, app_id=app.id,
-                                                             exclude=[settings.gateway or ""])
+                address = store.reservations.reserve_address(
+                    pool, operation_id=ctx.id, app_id=app.id, exclude=[settings.gateway or ""]
+                )
                 ctx.record("address", address=address)
                 ctx.event(f"VMID {vmid} and address {address} reserved")
             else:
                 ctx.event(f"VMID {vmid} reserved")
 
         deploy = deploy_oci if runtime == "oci" else deploy_compose
-        return deploy(ctx, self.services, app, client=client, settings=settings, allocator=allocator, node=node,
-                      vmid=vmid, address=address)
+        return deploy(
+            ctx,
+            self.services,
+            app,
+            client=client,
+            settings=settings,
+            allocator=allocator,
+            node=node,
+            vmid=vmid,
+            address=address,
+        )
 
     def rollback(self, ctx: OperationContext) -> None:
         app = self.services.store.apps.get(str(ctx.operation.app_id))
@@ -246,8 +348,16 @@ class DeployKind(OperationKind):
             app = store.apps.get(str(ctx.operation.app_id))
         except ProximityError:
             return
-        failure = {"step": ctx.current_step, "message": str(error),
-                   "log_tail": list(getattr(error, "log_tail", None) or ctx.log_tail)[-20:]}
+        failure = {
+            "step": ctx.current_step,
+            "message": str(error),
+            "log_tail": list(getattr(error, "log_tail", None) or ctx.log_tail)[-20:],
+        }
         left = ctx.effects
-        store.apps.update(app.id, status=AppStatus.ERROR, config={**app.config, "last_error": failure},
-                          vmid=app.vmid if left else None, address=None if not left else app.address)
+        store.apps.update(
+            app.id,
+            status=AppStatus.ERROR,
+            config={**app.config, "last_error": failure},
+            vmid=app.vmid if left else None,
+            address=None if not left else app.address,
+        )

@@ -41,8 +41,21 @@ OCI_STEPS = ("place", "reserve", "image", "create", "configure", "console", "sta
 
 # service keys an application container honours (or that do not matter to it); any other key
 # (command, entrypoint, user, build, privileged, ...) needs compose to mean what it says
-_SERVICE_KEYS = frozenset({"image", "environment", "ports", "volumes", "restart", "container_name", "healthcheck",
-                           "labels", "expose", "stop_grace_period", "logging"})
+_SERVICE_KEYS = frozenset(
+    {
+        "image",
+        "environment",
+        "ports",
+        "volumes",
+        "restart",
+        "container_name",
+        "healthcheck",
+        "labels",
+        "expose",
+        "stop_grace_period",
+        "logging",
+    }
+)
 _INTERPOLATION = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
@@ -109,8 +122,9 @@ def _volume_problem(volumes: Any) -> str | None:
     return None
 
 
-def catalog_plan(entry: CatalogApp, compose: Mapping[str, Any],
-                 secrets: Mapping[str, str]) -> tuple[dict[str, Any] | None, str]:
+def catalog_plan(
+    entry: CatalogApp, compose: Mapping[str, Any], secrets: Mapping[str, str]
+) -> tuple[dict[str, Any] | None, str]:
     """(plan, reason): the OCI plan of a rendered catalog app, or None and why it needs compose."""
     services: dict[str, Any] = compose.get("services") or {}
     if len(services) != 1:
@@ -150,19 +164,28 @@ def catalog_plan(entry: CatalogApp, compose: Mapping[str, Any],
         try:
             plan["stop_grace_seconds"] = grace_seconds(service["stop_grace_period"])
         except ValueError as exc:
-            raise ValidationError(f"{entry.id}: {exc}", field="stop_grace_period",
-                                  hint=f"Fix the catalog entry: {DURATION_EXAMPLES}") from None
+            raise ValidationError(
+                f"{entry.id}: {exc}", field="stop_grace_period", hint=f"Fix the catalog entry: {DURATION_EXAMPLES}"
+            ) from None
     return plan, f"{entry.id} is one image ({reference})"
 
 
-def image_plan(reference: str, *, environment: Mapping[str, str], secret_names: set[str],
-               ports: list[int]) -> dict[str, Any]:
+def image_plan(
+    reference: str, *, environment: Mapping[str, str], secret_names: set[str], ports: list[int]
+) -> dict[str, Any]:
     """The plan of ``px.apps.deploy_image``: secret-named variables are referenced, not stored."""
-    env = {name: ("${" + name + "}" if name in secret_names else value.replace("$", "$$"))
-           for name, value in environment.items()}
+    env = {
+        name: ("${" + name + "}" if name in secret_names else value.replace("$", "$$"))
+        for name, value in environment.items()
+    }
     name = reference.rsplit("/", 1)[-1].split(":", 1)[0]
-    return {"image": reference, "env": env, "ports": list(ports), "main_port": ports[0] if ports else None,
-            "service": name}
+    return {
+        "image": reference,
+        "env": env,
+        "ports": list(ports),
+        "main_port": ports[0] if ports else None,
+        "service": name,
+    }
 
 
 def oci_ports(plan: Mapping[str, Any]) -> tuple[Port, ...]:
@@ -172,29 +195,54 @@ def oci_ports(plan: Mapping[str, Any]) -> tuple[Port, ...]:
 # the steps ---------------------------------------------------------------------------------------
 
 
-def deploy_oci(ctx: OperationContext, services: Services, app: App, *, client: ProxmoxClient, settings: Settings,
-               allocator: VmidAllocator, node: str, vmid: int, address: str | None) -> dict[str, Any]:
+def deploy_oci(
+    ctx: OperationContext,
+    services: Services,
+    app: App,
+    *,
+    client: ProxmoxClient,
+    settings: Settings,
+    allocator: VmidAllocator,
+    node: str,
+    vmid: int,
+    address: str | None,
+) -> dict[str, Any]:
     """The steps after ``reserve``: image, create, configure, start, address, health; then the record."""
     store = services.store
     host_id = app.host_id
     plan: dict[str, Any] = dict(app.config["oci"])
 
     with ctx.step("image"):
-        volid = pull_image(client, node, storage=settings.template_storage, reference=str(plan["image"]),
-                           emit=emitter(ctx))
+        volid = pull_image(
+            client, node, storage=settings.template_storage, reference=str(plan["image"]), emit=emitter(ctx)
+        )
 
     with ctx.step("create"):
-        spec = spec_from_settings(settings, vmid=vmid, hostname=app.hostname, ostemplate=volid,
-                                  resources=app.resources, address=address,
-                                  description=f"Proximity app {app.id} ({plan['image']}, native OCI)")
+        spec = spec_from_settings(
+            settings,
+            vmid=vmid,
+            hostname=app.hostname,
+            ostemplate=volid,
+            resources=app.resources,
+            address=address,
+            description=f"Proximity app {app.id} ({plan['image']}, native OCI)",
+        )
         # nothing in an application container reads SSH keys or a root password
         spec = spec.model_copy(update={"ssh_public_keys": ()})
 
         moved = follow_vmid_change(ctx, store, app_id=app.id, host_id=host_id, node=node)
         ctx.record("container", host_id=host_id, node=node, vmid=vmid)
         with ctx.node_slot(host_id, node):
-            spec, _ = create_with_vmid_retry(client, node, spec, allocator=allocator, operation_id=ctx.id,
-                                             app_id=app.id, emit=emitter(ctx), on_vmid_change=moved)
+            spec, _ = create_with_vmid_retry(
+                client,
+                node,
+                spec,
+                allocator=allocator,
+                operation_id=ctx.id,
+                app_id=app.id,
+                emit=emitter(ctx),
+                on_vmid_change=moved,
+            )
         vmid = spec.vmid
 
     with ctx.step("configure"):
@@ -203,8 +251,9 @@ def deploy_oci(ctx: OperationContext, services: Services, app: App, *, client: P
         # an application container has no DHCP client or network manager: the host configures it
         count = configure_runtime(client, node, vmid, env=env, net0=spec.net.property_string() + ",host-managed=1")
         used = sum(1 for value in (plan.get("env") or {}).values() if "$" in value)
-        ctx.event(f"runtime environment set ({count} variables, {used} from the app's secrets); "
-                  "network managed by the host")
+        ctx.event(
+            f"runtime environment set ({count} variables, {used} from the app's secrets); network managed by the host"
+        )
 
     with ctx.step("console"):
         console = keep_console(ctx, services, app, node, vmid)
@@ -225,10 +274,24 @@ def deploy_oci(ctx: OperationContext, services: Services, app: App, *, client: P
         oci_health(ctx, client, node, vmid)
 
     main_port = plan.get("main_port")
-    config = {**app.config, "runtime": "oci", "template": volid, "main_port": main_port,
-              "ports": [p.model_dump() for p in oci_ports(plan)], **console}
-    store.apps.update(app.id, status=AppStatus.RUNNING, address=address, url=app_url(address, main_port),
-                      ports=oci_ports(plan), vmid=vmid, node=node, config=config)
+    config = {
+        **app.config,
+        "runtime": "oci",
+        "template": volid,
+        "main_port": main_port,
+        "ports": [p.model_dump() for p in oci_ports(plan)],
+        **console,
+    }
+    store.apps.update(
+        app.id,
+        status=AppStatus.RUNNING,
+        address=address,
+        url=app_url(address, main_port),
+        ports=oci_ports(plan),
+        vmid=vmid,
+        node=node,
+        config=config,
+    )
     store.reservations.attach_vmid(host_id, vmid, app_id=app.id)
     if settings.pool() is not None and address:
         store.reservations.attach_address(address, app_id=app.id)

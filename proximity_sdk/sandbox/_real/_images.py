@@ -45,9 +45,11 @@ BUSYBOX = Path("/bin/busybox")
 _START_TIMEOUT = 20.0
 
 SAMPLE_APP = "demo-web"
-SAMPLE_PAGE = ("<!doctype html>\n<title>Proximity sandbox</title>\n"
-               "<h1>demo-web is running</h1>\n"
-               "<p>Served by busybox httpd in a real LXC container the Proximity sandbox deployed.</p>\n")
+SAMPLE_PAGE = (
+    "<!doctype html>\n<title>Proximity sandbox</title>\n"
+    "<h1>demo-web is running</h1>\n"
+    "<p>Served by busybox httpd in a real LXC container the Proximity sandbox deployed.</p>\n"
+)
 
 
 class ImageToolError(RuntimeError):
@@ -176,10 +178,12 @@ class LocalRegistry:
         config.write_text(
             "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
             f"    rootdirectory: {storage}\n  delete:\n    enabled: true\n"
-            f"http:\n  addr: {self.address}\n")
+            f"http:\n  addr: {self.address}\n"
+        )
         with (self.directory / "registry.log").open("ab") as log:
-            self._process = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=log, stderr=log,
-                                             stdin=subprocess.DEVNULL)
+            self._process = subprocess.Popen(
+                ["docker-registry", "serve", str(config)], stdout=log, stderr=log, stdin=subprocess.DEVNULL
+            )
         host, _, port = self.address.partition(":")
         deadline = time.monotonic() + _START_TIMEOUT
         while time.monotonic() < deadline:
@@ -194,8 +198,17 @@ class LocalRegistry:
     def push(self, layout: Path, tag: str) -> str:
         """Copy ``tag`` from the OCI layout into the registry; its reference for compose files."""
         reference = self.image(tag)
-        _run(["skopeo", "--insecure-policy", "copy", "--quiet", "--dest-tls-verify=false",
-              f"oci:{layout}:{tag.replace(':', '-')}", f"docker://{reference}"])
+        _run(
+            [
+                "skopeo",
+                "--insecure-policy",
+                "copy",
+                "--quiet",
+                "--dest-tls-verify=false",
+                f"oci:{layout}:{tag.replace(':', '-')}",
+                f"docker://{reference}",
+            ]
+        )
         return reference
 
     def image(self, tag: str) -> str:
@@ -217,11 +230,20 @@ class LocalRegistry:
 def sample_entry(registry: LocalRegistry) -> dict[str, Any]:
     """The catalog entry of the sandbox's sample app ``demo-web``: its image from ``registry``."""
     return {
-        "id": SAMPLE_APP, "name": "Demo web page", "version": "1.0",
+        "id": SAMPLE_APP,
+        "name": "Demo web page",
+        "version": "1.0",
         "description": "A static page served by busybox httpd (the real-mode sandbox's sample app)",
         "category": "Sandbox",
-        "docker_compose": {"services": {"web": {
-            "image": registry.image("demo-web:1"), "ports": ["8080:8080"], "restart": "unless-stopped"}}},
-        "ports": [8080], "main_service": "web", "main_port": 8080, "volumes": [],
-        "os_template": "debian-12-standard", "health_path": "/",
+        "docker_compose": {
+            "services": {
+                "web": {"image": registry.image("demo-web:1"), "ports": ["8080:8080"], "restart": "unless-stopped"}
+            }
+        },
+        "ports": [8080],
+        "main_service": "web",
+        "main_port": 8080,
+        "volumes": [],
+        "os_template": "debian-12-standard",
+        "health_path": "/",
     }

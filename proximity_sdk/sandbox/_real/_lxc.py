@@ -55,8 +55,19 @@ LXC_NET = "/usr/libexec/lxc/lxc-net"
 DHCP_PIDFILE = Path("/run/lxc/dnsmasq.pid")
 # What every container's config includes, as on PVE (Debian package lxc-templates).
 COMMON_CONFIG = Path("/usr/share/lxc/config/debian.common.conf")
-_TOOLS = ("lxc-start", "lxc-stop", "lxc-info", "lxc-attach", "lxc-destroy", "lxc-wait", "lxc-cgroup", "lxc-freeze",
-          "lxc-unfreeze", "tar", "zstd")
+_TOOLS = (
+    "lxc-start",
+    "lxc-stop",
+    "lxc-info",
+    "lxc-attach",
+    "lxc-destroy",
+    "lxc-wait",
+    "lxc-cgroup",
+    "lxc-freeze",
+    "lxc-unfreeze",
+    "tar",
+    "zstd",
+)
 START_TIMEOUT = 30
 
 
@@ -77,9 +88,11 @@ def missing() -> list[str]:
     if not Path(f"/sys/class/net/{BRIDGE}").exists():
         problems.append(f"no bridge {BRIDGE}: start it with {LXC_NET} start (or run scripts/real-node)")
     elif not dhcp_running():
-        problems.append(f"the bridge {BRIDGE} has no DHCP server (lxc-net's dnsmasq is not running), so no "
-                        f"container would get an address: restart it with rm -f {DHCP_PIDFILE} /run/lxc/network_up; "
-                        f"{LXC_NET} start (or run scripts/real-node)")
+        problems.append(
+            f"the bridge {BRIDGE} has no DHCP server (lxc-net's dnsmasq is not running), so no "
+            f"container would get an address: restart it with rm -f {DHCP_PIDFILE} /run/lxc/network_up; "
+            f"{LXC_NET} start (or run scripts/real-node)"
+        )
     return problems
 
 
@@ -99,8 +112,9 @@ def _run(argv: list[str], *, timeout: float = 120, check: bool = True) -> subpro
         raise LxcError(f"{' '.join(argv)} did not end within {timeout:.0f} s") from exc
     if check and result.returncode != 0:
         output = (result.stderr or result.stdout).strip()
-        raise LxcError(f"command '{' '.join(argv)}' failed: exit code {result.returncode}"
-                       + (f": {output}" if output else ""))
+        raise LxcError(
+            f"command '{' '.join(argv)}' failed: exit code {result.returncode}" + (f": {output}" if output else "")
+        )
     return result
 
 
@@ -215,8 +229,9 @@ def set_limits(name: str, config: RealConfig) -> list[str]:
         return []
     skipped = []
     if config.memory_mb:
-        result = _run(["lxc-cgroup", "-n", name, "memory.limit_in_bytes", str(config.memory_mb * 1024 * 1024)],
-                      check=False)
+        result = _run(
+            ["lxc-cgroup", "-n", name, "memory.limit_in_bytes", str(config.memory_mb * 1024 * 1024)], check=False
+        )
         if result.returncode != 0:
             skipped.append(f"memory {config.memory_mb} MiB: {result.stderr.strip()}")
     if config.cores:
@@ -252,8 +267,23 @@ def create_from_archive(name: str, source: Path, config: RealConfig, *, member_p
     root.mkdir(parents=True)
     try:
         _mark_owner(name)  # first: a create killed half-way is an orphan the sweep finds
-        _run(["tar", "-x", "--numeric-owner", "--xattrs", "-p", *_compression(source), "-f", str(source),
-              "-C", str(root), "--exclude=./etc/vzdump", member_prefix], timeout=600)
+        _run(
+            [
+                "tar",
+                "-x",
+                "--numeric-owner",
+                "--xattrs",
+                "-p",
+                *_compression(source),
+                "-f",
+                str(source),
+                "-C",
+                str(root),
+                "--exclude=./etc/vzdump",
+                member_prefix,
+            ],
+            timeout=600,
+        )
         write_config(name, config)
     except BaseException:
         remove_files(name)
@@ -307,9 +337,32 @@ def host_dhcp(name: str, interface: str, hostname: str, *, timeout: float = 20) 
     script.write_text(_UDHCPC_SCRIPT)
     script.chmod(0o755)
     tries = max(1, int(timeout / 2))
-    _run(["lxc-attach", "-n", name, "-s", "NETWORK|UTSNAME", "--", str(_BUSYBOX), "udhcpc", "-i", interface, "-f",
-          "-q", "-n", "-t", str(tries), "-T", "2", "-s", str(script), "-x", f"hostname:{hostname}"],
-         timeout=timeout + 10)
+    _run(
+        [
+            "lxc-attach",
+            "-n",
+            name,
+            "-s",
+            "NETWORK|UTSNAME",
+            "--",
+            str(_BUSYBOX),
+            "udhcpc",
+            "-i",
+            interface,
+            "-f",
+            "-q",
+            "-n",
+            "-t",
+            str(tries),
+            "-T",
+            "2",
+            "-s",
+            str(script),
+            "-x",
+            f"hostname:{hostname}",
+        ],
+        timeout=timeout + 10,
+    )
 
 
 _OWNER = "proximity-owner"
@@ -420,9 +473,25 @@ def archive(name: str, target: Path, pct_conf: str) -> None:
     # copy_data_phase2). Frozen here too: a live tar fails on files changed while it reads them.
     frozen = state(name) == "running" and _run(["lxc-freeze", "-n", name], check=False).returncode == 0
     try:
-        _run(["tar", "-c", "--numeric-owner", "--xattrs", "--sparse", *_compression(target), "-f", str(partial),
-              "-C", str(rootfs(name)), ".", "-C", str(staging), "./etc/vzdump"],
-             timeout=600)
+        _run(
+            [
+                "tar",
+                "-c",
+                "--numeric-owner",
+                "--xattrs",
+                "--sparse",
+                *_compression(target),
+                "-f",
+                str(partial),
+                "-C",
+                str(rootfs(name)),
+                ".",
+                "-C",
+                str(staging),
+                "./etc/vzdump",
+            ],
+            timeout=600,
+        )
         os.replace(partial, target)
     finally:
         if frozen:

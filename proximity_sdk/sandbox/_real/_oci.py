@@ -61,8 +61,13 @@ def pull(reference: str, target: Path, *, insecure: bool) -> None:
     if absent:
         raise OciError("Install 'skopeo' to pull OCI images from registries: missing " + ", ".join(absent))
     partial = target.with_name(f"{target.name}.tmp.{os.getpid()}")
-    argv = ["skopeo", "copy", *(["--src-tls-verify=false"] if insecure else []), f"docker://{reference}",
-            f"oci-archive:{partial}"]
+    argv = [
+        "skopeo",
+        "copy",
+        *(["--src-tls-verify=false"] if insecure else []),
+        f"docker://{reference}",
+        f"oci-archive:{partial}",
+    ]
     try:
         _run(argv)
         os.replace(partial, target)
@@ -80,7 +85,8 @@ def is_oci_archive(path: Path) -> bool:
     except (tarfile.TarError, OSError):
         return False
     return {"oci-layout", "index.json", "blobs"} <= names or (
-        {"oci-layout", "index.json"} <= names and any(n.startswith("blobs/") for n in names))
+        {"oci-layout", "index.json"} <= names and any(n.startswith("blobs/") for n in names)
+    )
 
 
 def _member(archive: tarfile.TarFile, name: str) -> bytes:

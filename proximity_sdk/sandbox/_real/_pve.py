@@ -149,8 +149,11 @@ class RealLxcMixin:
         chosen = next((t for t in self.real_templates if t.name == template), None)
         if chosen is None:
             offered = ", ".join(t.name for t in self.real_templates) or "none (build one: scripts/real-node)"
-            raise PveError(400, "Parameter verification failed.",
-                           {"template": f"no such template (this node's index has: {offered})"})
+            raise PveError(
+                400,
+                "Parameter verification failed.",
+                {"template": f"no such template (this node's index has: {offered})"},
+            )
         store = self.storages.get(storage)  # type: ignore[attr-defined]
         if store is None:
             raise PveError(500, f"storage '{storage}' does not exist")
@@ -178,16 +181,22 @@ class RealLxcMixin:
             raise TaskError(str(exc)) from exc
         self.store_file(storage, name, target.stat().st_size, content="vztmpl")  # type: ignore[attr-defined]
         self._oci_configs[f"{storage}:vztmpl/{name}"] = raw
-        return OciImageConfig(env=tuple(raw.get("Env") or ()), entrypoint=tuple(raw.get("Entrypoint") or ()),
-                              cmd=tuple(raw.get("Cmd") or ()))
+        return OciImageConfig(
+            env=tuple(raw.get("Env") or ()),
+            entrypoint=tuple(raw.get("Entrypoint") or ()),
+            cmd=tuple(raw.get("Cmd") or ()),
+        )
 
     # ------------------------------------------------------------ create
 
     async def _lxc_create(self, user: str, v: dict[str, Any]) -> Any:
         vmid = int(v["vmid"])
         request = dict(v)
-        self._creating[vmid] = {"ostemplate": str(v["ostemplate"]), "start": bool(v.get("start")),
-                                "restore": bool(v.get("restore"))}
+        self._creating[vmid] = {
+            "ostemplate": str(v["ostemplate"]),
+            "start": bool(v.get("start")),
+            "restore": bool(v.get("restore")),
+        }
         request.pop("start", None)  # started here once the real container exists
         try:
             return await super()._lxc_create(user, request)  # type: ignore[misc]
@@ -204,12 +213,16 @@ class RealLxcMixin:
         memory = ct.config.get("memory")
         cores = ct.config.get("cores")
         env = str(ct.config.get("env") or "")
-        return _lxc.RealConfig(hostname=str(ct.config.get("hostname") or f"CT{ct.vmid}"), hwaddr=hwaddr,
-                               memory_mb=int(memory) if memory else None, cores=int(cores) if cores else None,
-                               entrypoint=ct.config.get("entrypoint") or None,
-                               env=tuple(e for e in re.split(r"\0+", env) if e),
-                               halt_signal=self._halt_signals.get(ct.vmid),
-                               console_logfile=self._console_logfile(ct))
+        return _lxc.RealConfig(
+            hostname=str(ct.config.get("hostname") or f"CT{ct.vmid}"),
+            hwaddr=hwaddr,
+            memory_mb=int(memory) if memory else None,
+            cores=int(cores) if cores else None,
+            entrypoint=ct.config.get("entrypoint") or None,
+            env=tuple(e for e in re.split(r"\0+", env) if e),
+            halt_signal=self._halt_signals.get(ct.vmid),
+            console_logfile=self._console_logfile(ct),
+        )
 
     def _console_logfile(self, ct: Any) -> str | None:
         """The container's raw ``lxc.console.logfile`` as a path on this machine: the node's paths
@@ -257,8 +270,9 @@ class RealLxcMixin:
 
     # ------------------------------------------------------------ tasks
 
-    async def task(self, node: str, ttype: str, tid: Any, user: str, body: Any, vm: Any = None, lock: bool = True,
-                   log: Any = ()) -> str:
+    async def task(
+        self, node: str, ttype: str, tid: Any, user: str, body: Any, vm: Any = None, lock: bool = True, log: Any = ()
+    ) -> str:
         async def real() -> Any:
             if ttype in ("vzsnapshot", "vzdelsnapshot") and vm is not None:
                 return await self._real_snapshots(vm, body)
@@ -294,8 +308,13 @@ class RealLxcMixin:
                 if signal is not None:
                     self._halt_signals[vm.vmid] = signal
                 try:
-                    await self._do(_lxc.copy_rootfs, self._name(int(tid)), self._name(vm.vmid),
-                                   self._real_config(vm), snapname=self._clone_from.pop(vm.vmid, None))
+                    await self._do(
+                        _lxc.copy_rootfs,
+                        self._name(int(tid)),
+                        self._name(vm.vmid),
+                        self._real_config(vm),
+                        snapname=self._clone_from.pop(vm.vmid, None),
+                    )
                 except TaskError:
                     self._halt_signals.pop(vm.vmid, None)
                     self._drop(vm)  # type: ignore[attr-defined]
@@ -430,8 +449,9 @@ class RealLxcMixin:
 
     # ------------------------------------------------------------ vzdump
 
-    async def _vzdump_one(self, ct: Any, storage: str, extension: str, mode: str, lines: list[str],
-                          failure: str | None) -> str:
+    async def _vzdump_one(
+        self, ct: Any, storage: str, extension: str, mode: str, lines: list[str], failure: str | None
+    ) -> str:
         self._vzdump_modes[ct.vmid] = mode
         try:
             note: str = await super()._vzdump_one(ct, storage, extension, mode, lines, failure)  # type: ignore[misc]
@@ -491,7 +511,6 @@ def _link_or_copy(source: Path, target: Path) -> None:
     except OSError:
         shutil.copyfile(source, partial)
     partial.replace(target)
-
 
 
 class RealSandboxPve(RealLxcMixin, SandboxPve):

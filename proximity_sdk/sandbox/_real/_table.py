@@ -163,7 +163,9 @@ class NodeTableMixin:
         nodes: dict[str, dict[str, Any]] = {name: {} for name in self.nodes}  # type: ignore[attr-defined]
         for ct in self.cts:  # type: ignore[attr-defined]
             nodes.setdefault(ct.node, {})[str(ct.vmid)] = {
-                "status": ct.status, "lxc": self.lxc_name(ct.vmid), "lock": ct.lock or "",
+                "status": ct.status,
+                "lxc": self.lxc_name(ct.vmid),
+                "lock": ct.lock or "",
                 "config": {k: str(v) for k, v in ct.config.items()},
             }
         table = {"real": self.lxc_name(0) is not None, "addresses": self.node_addresses, "nodes": nodes}
@@ -183,8 +185,9 @@ class NodeTableMixin:
         if path and self.node_root is not None:
             log = self.node_root / ct.node / path.lstrip("/")
             if not log.parent.is_dir():
-                raise TaskError(f"startup for container '{ct.vmid}' failed (lxc-start: Failed to open terminal "
-                                f"log file \"{path}\")")
+                raise TaskError(
+                    f"startup for container '{ct.vmid}' failed (lxc-start: Failed to open terminal log file \"{path}\")"
+                )
             with open(log, "a"):
                 pass
 
@@ -192,8 +195,17 @@ class NodeTableMixin:
         self._open_console_log(ct)
         await super()._start_steps(ct, user, skiplock)  # type: ignore[misc]
 
-    async def task(self, node: str, ttype: str, tid: Any, user: str, body: Callable[[], Awaitable[Any]],
-                   vm: Any = None, lock: bool = True, log: Any = ()) -> str:
+    async def task(
+        self,
+        node: str,
+        ttype: str,
+        tid: Any,
+        user: str,
+        body: Callable[[], Awaitable[Any]],
+        vm: Any = None,
+        lock: bool = True,
+        log: Any = (),
+    ) -> str:
         async def recorded() -> Any:
             try:
                 result = await body()

@@ -73,7 +73,7 @@ def _parse(path: Path) -> Template | None:
     for codename, major in RELEASES.items():
         prefix = f"debian-{major}-standard_"
         if stem.startswith(prefix) and stem.endswith("_amd64.tar.zst"):
-            version = stem[len(prefix):-len("_amd64.tar.zst")]
+            version = stem[len(prefix) : -len("_amd64.tar.zst")]
             return Template(codename=codename, major=major, version=version, path=path)
     return None
 
@@ -103,8 +103,18 @@ def _build(codename: str, cache: Path) -> Template:
         rootfs = work / "rootfs"
         debs = cache.parent / "debootstrap" / codename
         debs.mkdir(parents=True, exist_ok=True)
-        _run(["debootstrap", "--variant=minbase", f"--include={','.join(_PACKAGES)}", f"--cache-dir={debs}",
-              codename, str(rootfs), MIRROR], what=f"debootstrap {codename}")
+        _run(
+            [
+                "debootstrap",
+                "--variant=minbase",
+                f"--include={','.join(_PACKAGES)}",
+                f"--cache-dir={debs}",
+                codename,
+                str(rootfs),
+                MIRROR,
+            ],
+            what=f"debootstrap {codename}",
+        )
         version = (rootfs / "etc/debian_version").read_text().strip()
         (rootfs / "etc/network").mkdir(parents=True, exist_ok=True)
         (rootfs / "etc/network/interfaces").write_text(_INTERFACES)
@@ -121,8 +131,10 @@ def _build(codename: str, cache: Path) -> Template:
             version = f"{major}.0"
         name = f"debian-{major}-standard_{version}-1_amd64.tar.zst"
         partial = work / name
-        _run(["tar", "--numeric-owner", "--xattrs", "-C", str(rootfs), "--zstd", "-cf", str(partial), "."],
-             what=f"packing {name}")
+        _run(
+            ["tar", "--numeric-owner", "--xattrs", "-C", str(rootfs), "--zstd", "-cf", str(partial), "."],
+            what=f"packing {name}",
+        )
         target = cache / name
         os.replace(partial, target)
         built = _parse(target)

@@ -103,8 +103,10 @@ def _logs(project: str, rest: list[str]) -> int:
     width = max((len(f"{project}-{n}-1") for n in services), default=0)
     for name in named or sorted(services):
         label = f"{project}-{name}-1".ljust(width)
-        sys.stdout.write(f"{label}  | {services[name].get('image', '-')}: started by the sandbox's docker "
-                         "stand-in (nothing really runs here)\n")
+        sys.stdout.write(
+            f"{label}  | {services[name].get('image', '-')}: started by the sandbox's docker "
+            "stand-in (nothing really runs here)\n"
+        )
     return 0
 
 
@@ -135,7 +137,7 @@ def _subcommand(args: list[str]) -> tuple[str, list[str]]:
         elif args[i].startswith("-"):
             i += 1
         else:
-            return args[i], args[i + 1:]
+            return args[i], args[i + 1 :]
     return "", []
 
 
@@ -152,7 +154,7 @@ def _project_containers(args: list[str]) -> dict[str, str]:
     import json
 
     label = "label=com.docker.compose.project="
-    project = next((a[len(label):] for a in args if a.startswith(label)), "")
+    project = next((a[len(label) :] for a in args if a.startswith(label)), "")
     try:
         with open("compose.yaml", encoding="utf-8") as fh:
             services = json.load(fh).get("services", {})

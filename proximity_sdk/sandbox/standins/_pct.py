@@ -277,16 +277,18 @@ def _exec(state: str, args: list[str]) -> None:
         os.execvpe(command[0], command, env)  # noqa: S606 - the container's command, as a vector
     except OSError as exc:
         _die(
-            f'lxc-attach: {vmid}: attach.c: lxc_attach_run_command: Failed to exec "{command[0]}": '
-            f"{exc.strerror}",
+            f'lxc-attach: {vmid}: attach.c: lxc_attach_run_command: Failed to exec "{command[0]}": {exc.strerror}',
             127,
         )
 
 
 def _attach(name: str, command: list[str], *, keep_env: bool) -> None:
     """Run the command in the real container, as pct exec does: lxc-attach, exit status kept."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("PROXIMITY_STANDIN_") and k not in ("SSL_CERT_FILE", "SSL_CERT_DIR")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("PROXIMITY_STANDIN_") and k not in ("SSL_CERT_FILE", "SSL_CERT_DIR")
+    }
     env["PATH"] = _ROOT_PATH
     argv = ["lxc-attach", "-n", name, "--keep-env" if keep_env else "--clear-env", "--", *command]
     try:

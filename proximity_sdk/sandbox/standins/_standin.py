@@ -57,9 +57,7 @@ class locked:
 def record(state: str, tool: str, args: list[str]) -> None:
     """Append one call to ``calls.jsonl`` with every argument's exact bytes."""
     vmid = os.environ.get(VMID_ENV, "")
-    argv = ", ".join(
-        '"' + binascii.b2a_base64(os.fsencode(a), newline=False).decode("ascii") + '"' for a in args
-    )
+    argv = ", ".join('"' + binascii.b2a_base64(os.fsencode(a), newline=False).decode("ascii") + '"' for a in args)
     entry = '{"tool": "%s", "vmid": %s, "argv": [%s], "time": %r}\n' % (  # noqa: UP031
         tool,
         vmid if vmid.isdigit() else "null",

@@ -71,9 +71,7 @@ def upgrade() -> None:
         "users",
         sa.Column("id", sa.String(length=36), nullable=False),
         sa.Column("name", sa.String(length=64), nullable=False),
-        sa.Column(
-            "role", sa.Enum("admin", "member", name="role", native_enum=False, length=16), nullable=False
-        ),
+        sa.Column("role", sa.Enum("admin", "member", name="role", native_enum=False, length=16), nullable=False),
         sa.Column("disabled", sa.Boolean(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
@@ -139,12 +137,8 @@ def upgrade() -> None:
         sa.Column("root_password", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["host_id"], ["hosts.id"], name=op.f("fk_apps_host_id_hosts"), ondelete="RESTRICT"
-        ),
-        sa.ForeignKeyConstraint(
-            ["owner_id"], ["users.id"], name=op.f("fk_apps_owner_id_users"), ondelete="SET NULL"
-        ),
+        sa.ForeignKeyConstraint(["host_id"], ["hosts.id"], name=op.f("fk_apps_host_id_hosts"), ondelete="RESTRICT"),
+        sa.ForeignKeyConstraint(["owner_id"], ["users.id"], name=op.f("fk_apps_owner_id_users"), ondelete="SET NULL"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_apps")),
         sa.UniqueConstraint("host_id", "hostname", name=op.f("uq_apps_host_id_hostname")),
         sa.UniqueConstraint("host_id", "vmid", name=op.f("uq_apps_host_id_vmid")),
@@ -155,9 +149,7 @@ def upgrade() -> None:
 
     op.create_table(
         "nodes",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("host_id", sa.String(length=36), nullable=False),
         sa.Column("name", sa.String(length=63), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
@@ -168,9 +160,7 @@ def upgrade() -> None:
         sa.Column("disk", sa.BigInteger(), nullable=True),
         sa.Column("pve_version", sa.String(length=64), nullable=True),
         sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["host_id"], ["hosts.id"], name=op.f("fk_nodes_host_id_hosts"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["host_id"], ["hosts.id"], name=op.f("fk_nodes_host_id_hosts"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_nodes")),
         sa.UniqueConstraint("host_id", "name", name=op.f("uq_nodes_host_id_name")),
     )
@@ -179,9 +169,7 @@ def upgrade() -> None:
         sa.Column("app_id", sa.String(length=36), nullable=False),
         sa.Column("name", sa.String(length=128), nullable=False),
         sa.Column("value", sa.Text(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["app_id"], ["apps.id"], name=op.f("fk_app_secrets_app_id_apps"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["app_id"], ["apps.id"], name=op.f("fk_app_secrets_app_id_apps"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("app_id", "name", name=op.f("pk_app_secrets")),
     )
     op.create_table(
@@ -204,9 +192,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_backup_schedules")),
     )
     op.create_index(op.f("ix_backup_schedules_app_id"), "backup_schedules", ["app_id"], unique=False)
-    op.create_index(
-        op.f("ix_backup_schedules_next_run_at"), "backup_schedules", ["next_run_at"], unique=False
-    )
+    op.create_index(op.f("ix_backup_schedules_next_run_at"), "backup_schedules", ["next_run_at"], unique=False)
 
     op.create_table(
         "operations",
@@ -253,9 +239,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_operations")),
     )
     op.create_index("ix_operations_app_id_created_at", "operations", ["app_id", "created_at"], unique=False)
-    op.create_index(
-        "ix_operations_status_lease_expires_at", "operations", ["status", "lease_expires_at"], unique=False
-    )
+    op.create_index("ix_operations_status_lease_expires_at", "operations", ["status", "lease_expires_at"], unique=False)
     op.create_index(
         "uq_operations_active_app",
         "operations",
@@ -275,16 +259,12 @@ def upgrade() -> None:
 
     op.create_table(
         "ports",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("app_id", sa.String(length=36), nullable=False),
         sa.Column("service", sa.String(length=63), nullable=False),
         sa.Column("port", sa.Integer(), nullable=False),
         sa.Column("protocol", sa.String(length=8), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["app_id"], ["apps.id"], name=op.f("fk_ports_app_id_apps"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["app_id"], ["apps.id"], name=op.f("fk_ports_app_id_apps"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ports")),
         sa.UniqueConstraint("app_id", "port", "protocol", name=op.f("uq_ports_app_id_port_protocol")),
     )
@@ -341,12 +321,8 @@ def upgrade() -> None:
         sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["app_id"], ["apps.id"], name=op.f("fk_backups_app_id_apps"), ondelete="SET NULL"
-        ),
-        sa.ForeignKeyConstraint(
-            ["host_id"], ["hosts.id"], name=op.f("fk_backups_host_id_hosts"), ondelete="SET NULL"
-        ),
+        sa.ForeignKeyConstraint(["app_id"], ["apps.id"], name=op.f("fk_backups_app_id_apps"), ondelete="SET NULL"),
+        sa.ForeignKeyConstraint(["host_id"], ["hosts.id"], name=op.f("fk_backups_host_id_hosts"), ondelete="SET NULL"),
         sa.ForeignKeyConstraint(
             ["schedule_id"],
             ["backup_schedules.id"],
@@ -360,9 +336,7 @@ def upgrade() -> None:
 
     op.create_table(
         "operation_events",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("operation_id", sa.String(length=36), nullable=False),
         sa.Column("seq", sa.Integer(), nullable=False),
         sa.Column("time", sa.DateTime(timezone=True), nullable=False),

@@ -27,8 +27,7 @@ def upgrade() -> None:
         sa.Column("key", sa.Text(), nullable=False),
         sa.Column("fingerprint", sa.String(length=64), nullable=False),
         sa.Column("pinned_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(["host_id"], ["hosts.id"], name=op.f("fk_host_keys_host_id_hosts"),
-                                ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["host_id"], ["hosts.id"], name=op.f("fk_host_keys_host_id_hosts"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("host_id", "hostname", "key_type", name=op.f("pk_host_keys")),
     )
     with op.batch_alter_table("backups") as batch:

@@ -58,8 +58,7 @@ def connection_args(**module_args):
 
 def require_sdk(module):
     if SDK_IMPORT_ERROR is not None:
-        module.fail_json(msg=missing_required_lib("proximity (the proximity_sdk package)"),
-                         exception=SDK_IMPORT_ERROR)
+        module.fail_json(msg=missing_required_lib("proximity (the proximity_sdk package)"), exception=SDK_IMPORT_ERROR)
 
 
 def open_client(module):
@@ -76,13 +75,22 @@ def open_client(module):
         if connect is None:
             module.fail_json(msg="this version of proximity_sdk cannot connect to an agent (no Proximity.connect)")
         try:
-            return connect(p["agent"], token=p["token"], ca_file=p.get("ca_file"), cert_file=p.get("cert_file"),
-                           key_file=p.get("key_file"))
+            return connect(
+                p["agent"],
+                token=p["token"],
+                ca_file=p.get("ca_file"),
+                cert_file=p.get("cert_file"),
+                key_file=p.get("key_file"),
+            )
         except ProximityError as exc:
             fail(module, exc)
     try:
-        return Proximity.local(data_dir=p.get("data_dir"), database_url=p.get("database_url"),
-                               secret_key=p.get("secret_key"), catalog_paths=p.get("catalog_paths") or ())
+        return Proximity.local(
+            data_dir=p.get("data_dir"),
+            database_url=p.get("database_url"),
+            secret_key=p.get("secret_key"),
+            catalog_paths=p.get("catalog_paths") or (),
+        )
     except ProximityError as exc:
         fail(module, exc)
     return None  # not reached: fail() exits

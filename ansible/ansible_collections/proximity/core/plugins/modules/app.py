@@ -193,9 +193,13 @@ _RESOURCE_FIELDS = ("cores", "memory_mb", "swap_mb", "disk_gb")
 def _facts(app):
     if app is None:
         return {}
-    return {"status": app.status.value if hasattr(app.status, "value") else str(app.status),
-            "catalog_id": app.catalog_id, "catalog_version": app.catalog_version, "node": app.node,
-            "resources": app.resources.model_dump(mode="json")}
+    return {
+        "status": app.status.value if hasattr(app.status, "value") else str(app.status),
+        "catalog_id": app.catalog_id,
+        "catalog_version": app.catalog_version,
+        "node": app.node,
+        "resources": app.resources.model_dump(mode="json"),
+    }
 
 
 def _wanted_resources(params):
@@ -238,8 +242,9 @@ class AppTask:
         if before is not None and p["catalog_id"] and before.catalog_id != p["catalog_id"]:
             self.module.fail_json(
                 msg=f"app {p['name']!r} exists and runs catalog app {before.catalog_id!r}, not {p['catalog_id']!r}; "
-                    "Proximity does not replace apps: remove it first (state=absent) or choose another name",
-                app=app_view(before))
+                "Proximity does not replace apps: remove it first (state=absent) or choose another name",
+                app=app_view(before),
+            )
         if p["state"] == "absent":
             return self.absent(before)
         app, after = self.present(before)
@@ -260,11 +265,23 @@ class AppTask:
                 self.module.fail_json(msg=f"app {p['name']!r} does not exist: catalog_id is needed to deploy it")
             self.px.catalog.get(p["catalog_id"])  # an unknown id fails here, in check mode too
             resources = self._resources(_wanted_resources(p)) if p.get("resources") else None
-            deployed = self._run("deploy", lambda: self.px.apps.deploy(
-                p["catalog_id"], hostname=p["name"], host=p["host"], node=p["node"],
-                environment=p["environment"], resources=resources))
-            after = {"status": "running", "catalog_id": p["catalog_id"], "node": p["node"],
-                     "resources": _wanted_resources(p)}
+            deployed = self._run(
+                "deploy",
+                lambda: self.px.apps.deploy(
+                    p["catalog_id"],
+                    hostname=p["name"],
+                    host=p["host"],
+                    node=p["node"],
+                    environment=p["environment"],
+                    resources=resources,
+                ),
+            )
+            after = {
+                "status": "running",
+                "catalog_id": p["catalog_id"],
+                "node": p["node"],
+                "resources": _wanted_resources(p),
+            }
             return deployed, (_facts(deployed) if deployed is not None else after)
         after = _facts(app)
         wanted = _wanted_resources(p)
@@ -279,11 +296,16 @@ class AppTask:
             after["node"] = p["node"]
             app = moved or app
         # check mode changes nothing: no pull in the container, so only a newer catalog version counts
-        if p["update"] and app is not None and p["state"] != "stopped" and self.px.apps.updates(
-                app_id=app.id, pull=not self.module.check_mode):
+        if (
+            p["update"]
+            and app is not None
+            and p["state"] != "stopped"
+            and self.px.apps.updates(app_id=app.id, pull=not self.module.check_mode)
+        ):
             updated = self._run("update", lambda: self.px.apps.update(app.id))
-            after["catalog_version"] = getattr(self.px.catalog.get(app.catalog_id), "version", None) \
-                if app.catalog_id else app.catalog_version
+            after["catalog_version"] = (
+                getattr(self.px.catalog.get(app.catalog_id), "version", None) if app.catalog_id else app.catalog_version
+            )
             app = updated or app
         if app is not None and not self.module.check_mode and self.p["wait"] and self.actions:
             after = _facts(app)
@@ -296,8 +318,10 @@ class AppTask:
             return app, after
         if app is None and not self.module.check_mode:
             # deployed without waiting: it will be running, but cannot be stopped before it is
-            self.module.fail_json(msg=f"app {p['name']!r} is being deployed (wait: false); it cannot be stopped "
-                                      "until that ends", operation=self.operations[-1] if self.operations else None)
+            self.module.fail_json(
+                msg=f"app {p['name']!r} is being deployed (wait: false); it cannot be stopped until that ends",
+                operation=self.operations[-1] if self.operations else None,
+            )
         if p["state"] == "started":
             result = self._run("start", lambda: self.px.apps.start(app.id))
         else:
@@ -316,9 +340,12 @@ def argument_spec():
         host=dict(type="str"),
         node=dict(type="str"),
         environment=dict(type="dict", no_log=True),
-        resources=dict(type="dict", options=dict(
-            cores=dict(type="int"), memory_mb=dict(type="int"), swap_mb=dict(type="int"),
-            disk_gb=dict(type="int"))),
+        resources=dict(
+            type="dict",
+            options=dict(
+                cores=dict(type="int"), memory_mb=dict(type="int"), swap_mb=dict(type="int"), disk_gb=dict(type="int")
+            ),
+        ),
         state=dict(type="str", default="present", choices=["present", "started", "stopped", "absent"]),
         update=dict(type="bool", default=False),
         force=dict(type="bool"),  # None: the app's own default (docs/oci.md)

@@ -150,20 +150,24 @@ def present(module, px, result):
         module.fail_json(msg=f"no app named {p['app']!r}" + (f" on host {p['host']!r}" if p["host"] else ""))
     backups = _completed(px, app, p["target"])
     newest = backups[0] if backups else None
-    fresh = (newest is not None and max_age is not None
-             and utcnow() - as_utc(newest.completed_at or newest.created_at) < max_age)
+    fresh = (
+        newest is not None
+        and max_age is not None
+        and utcnow() - as_utc(newest.completed_at or newest.created_at) < max_age
+    )
     if not fresh:
         result["created"] = True
         if not module.check_mode:
-            handle = px.backups.create(app.id, mode=p["mode"], compression=p["compression"], target=p["target"],
-                                       note=p["note"])
+            handle = px.backups.create(
+                app.id, mode=p["mode"], compression=p["compression"], target=p["target"], note=p["note"]
+            )
             result["operations"].append(handle.id)
             made = handle.wait(timeout=p["timeout"])
             backups = [made, *backups]
         else:
             backups = [None, *backups]  # the one that would be made counts as the newest
     if p["keep_latest"] is not None:
-        for old in backups[p["keep_latest"]:]:
+        for old in backups[p["keep_latest"] :]:
             result["deleted"].append(old.id)
             if not module.check_mode:
                 handle = px.backups.delete(old.id)

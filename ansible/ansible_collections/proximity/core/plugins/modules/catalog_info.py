@@ -94,8 +94,11 @@ def main():
                 apps = [a for a in apps if a.category == p["category"]]
         else:
             apps = px.catalog.list(category=p["category"])
-        result = {"changed": False, "apps": [a.model_dump(mode="json") for a in apps],
-                  "categories": list(px.catalog.categories())}
+        result = {
+            "changed": False,
+            "apps": [a.model_dump(mode="json") for a in apps],
+            "categories": list(px.catalog.categories()),
+        }
     module.exit_json(**result)
 
 
