@@ -4,8 +4,8 @@
 containers over three nodes, and one app record per container in one store (SQLite, or the
 machine's PostgreSQL with ``--database postgresql``). Measured, ``--runs`` times each:
 
-- ``reconcile``: ``px.maintenance.reconcile()`` as it is: wall time, requests per host, and the
-  slowest host's own time (``HostReconcile.elapsed_ms``);
+- ``reconcile``: ``px.maintenance.reconcile()`` as it is (every host's request at once): wall
+  time, requests per host, and the slowest host's own time (``HostReconcile.elapsed_ms``);
 - ``fetch only, sequential`` and ``fetch only, parallel``: just the one ``cluster/resources``
   request per host (what reconcile asks Proxmox), one host after another and all at once on a
   thread per host: the share of the wall time that parallel requests could save at best.

@@ -1,4 +1,5 @@
-"""Reconcile: keep app records true to what Proxmox holds, one ``/cluster/resources`` call per host.
+"""Reconcile: keep app records true to what Proxmox holds, one ``/cluster/resources`` call per host,
+all hosts asked at once.
 
 Not an Operation: it is a periodic read-and-update that owns nothing in Proxmox and writes each
 host's records in one transaction. For every app of a reachable host:
@@ -23,6 +24,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
 
 from proximity_sdk.engine.services import Services
 from proximity_sdk.errors import ProximityError
@@ -32,7 +36,10 @@ from proximity_sdk.models.proxmox import ClusterResource
 from proximity_sdk.store.base import utcnow
 from proximity_sdk.store.maintenance_repo import Observed, apply_observations
 
-__all__ = ["containers_by_vmid", "node_states", "reconcile"]
+__all__ = ["MAX_PARALLEL_HOSTS", "containers_by_vmid", "node_states", "reconcile"]
+
+#: hosts whose listing is asked for at the same time
+MAX_PARALLEL_HOSTS = 16
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +71,20 @@ def _observed(resource: ClusterResource, sampled_at: str, nodes: dict[str, str])
     return Observed(node=resource.node, status=status, usage=usage)
 
 
-def _reconcile_host(services: Services, host: Host) -> tuple[HostReconcile, list[AppChange]]:
+@dataclass(frozen=True)
+class _Listing:
+    """One host's ``/cluster/resources`` answer (or why there is none), as fetched."""
+
+    since: datetime  # taken before the request: a record written after it was written by someone who knows better
+    fetch_seconds: float  # the request alone (the host's own time is this plus applying its answer)
+    requests: int
+    resources: list[ClusterResource] | None = None
+    error: ProximityError | None = None
+
+
+def _fetch(services: Services, host: Host) -> _Listing:
     began = time.perf_counter()
     requests = 0
-    # taken before the request: a record written after it was written by someone who knows better
     since = utcnow()
     try:
         client = services.clients.get(host.id)
@@ -77,6 +94,14 @@ def _reconcile_host(services: Services, host: Host) -> tuple[HostReconcile, list
         finally:
             requests = client.request_count - before
     except ProximityError as exc:
+        return _Listing(since=since, fetch_seconds=time.perf_counter() - began, requests=requests, error=exc)
+    return _Listing(since=since, fetch_seconds=time.perf_counter() - began, requests=requests, resources=listing)
+
+
+def _apply(services: Services, host: Host, fetched: _Listing) -> tuple[HostReconcile, list[AppChange]]:
+    began = time.perf_counter() - fetched.fetch_seconds
+    if fetched.resources is None:
+        exc = fetched.error
         log.warning("reconcile: host %s cannot be reached: %s", host.name, exc)
         return HostReconcile(
             host_id=host.id,
@@ -84,18 +109,18 @@ def _reconcile_host(services: Services, host: Host) -> tuple[HostReconcile, list
             reachable=False,
             error=str(exc),
             error_kind=type(exc).__name__,
-            requests=requests,
+            requests=fetched.requests,
             elapsed_ms=(time.perf_counter() - began) * 1000,
         ), []
     sampled_at = utcnow().isoformat()
-    nodes = node_states(listing)
-    observed = {vmid: _observed(r, sampled_at, nodes) for vmid, r in containers_by_vmid(listing).items()}
-    outcome = apply_observations(services.store, host.id, observed, since=since)
+    nodes = node_states(fetched.resources)
+    observed = {vmid: _observed(r, sampled_at, nodes) for vmid, r in containers_by_vmid(fetched.resources).items()}
+    outcome = apply_observations(services.store, host.id, observed, since=fetched.since)
     summary = HostReconcile(
         host_id=host.id,
         host=host.name,
         reachable=True,
-        requests=requests,
+        requests=fetched.requests,
         containers=len(observed),
         apps=outcome.apps,
         updated=outcome.updated,
@@ -113,10 +138,16 @@ def reconcile(services: Services, host: str | None = None) -> ReconcileReport:
     began = time.perf_counter()
     store = services.store
     hosts = [store.hosts.get(host)] if host is not None else store.hosts.list()
+    # Each host's one request goes out at once: a fleet of hosts costs its slowest answer, not
+    # their sum. The answers are applied one host at a time (one transaction each).
+    with ThreadPoolExecutor(
+        max_workers=max(1, min(MAX_PARALLEL_HOSTS, len(hosts))), thread_name_prefix="proximity-reconcile"
+    ) as pool:
+        fetched = list(pool.map(lambda h: _fetch(services, h), hosts))
     summaries: list[HostReconcile] = []
     changes: list[AppChange] = []
-    for current in hosts:
-        summary, changed = _reconcile_host(services, current)
+    for current, listing in zip(hosts, fetched, strict=True):
+        summary, changed = _apply(services, current, listing)
         summaries.append(summary)
         changes.extend(changed)
     return ReconcileReport(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
@@ -12,7 +15,7 @@ from cryptography.fernet import Fernet
 from proximity_sdk._client import Proximity
 from proximity_sdk.models.app import App, AppStatus
 from proximity_sdk.models.maintenance import AppUsage
-from tests.harness.pve import TOKEN_ID, TOKEN_SECRET, HarnessPve
+from tests.harness.pve import TOKEN_ID, TOKEN_SECRET, HarnessPve, serve_pve
 
 MIB = 1024**2
 
@@ -202,3 +205,38 @@ def test_the_bulk_update_keeps_the_rest_of_the_config_on_every_database(px_on: P
     assert (first.status, px_on.apps.get(apps[1].id).status) == (AppStatus.STOPPED, AppStatus.VANISHED)
     assert first.status_changed_at > apps[0].status_changed_at
     assert px_on.apps.get(apps[2].id).status_changed_at == apps[2].status_changed_at
+
+
+def test_every_host_is_asked_at_the_same_time(lab: Proximity, pve: HarnessPve, pve_pki: tuple[str, str]) -> None:
+    """Each of three hosts answers its ``/cluster/resources`` only once all three have been asked:
+    one after another, the first would wait for the others in vain and be reported unreachable."""
+    hosts = 3
+    together = threading.Barrier(hosts, timeout=15)
+
+    def wait_for_the_others(fake: HarnessPve) -> None:
+        recorded = fake._record
+
+        def record(request: Any, body: bytes) -> None:
+            recorded(request, body)
+            if request.path.endswith("/cluster/resources"):
+                together.wait()  # blocks this fake's own loop only: each fake serves on its own thread
+
+        fake._record = record  # type: ignore[method-assign]
+
+    with contextlib.ExitStack() as stack:
+        fakes = [pve]
+        for i in range(1, hosts):
+            fake, _served = stack.enter_context(serve_pve(*pve_pki))
+            fakes.append(fake)
+            lab.hosts.add(f"lab-{i}", url=fake.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET, ca_file=pve_pki[0])
+        for i, fake in enumerate(fakes):
+            fake.add_ct(300 + i, f"app-{300 + i}", node="pve1", status="running", config={"memory": 512})
+            _app(lab, 300 + i, AppStatus.STOPPED, host="lab" if i == 0 else f"lab-{i}")
+            wait_for_the_others(fake)
+
+        report = lab.maintenance.reconcile()
+
+    assert not together.broken
+    assert {h.host: h.reachable for h in report.hosts} == {"lab": True, "lab-1": True, "lab-2": True}
+    assert all(h.requests == 1 for h in report.hosts)
+    assert {c.vmid: c.status_after for c in report.changes} == {300 + i: AppStatus.RUNNING for i in range(hosts)}
