@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
@@ -76,7 +77,20 @@ _PLAIN_FIELDS = ("hostname", "node", "vmid", "address", "url", "config", "catalo
 
 
 def _app(row: AppRow) -> App:
-    return _app_of_row(row, [Port(service=p.service, port=p.port, protocol=p.protocol) for p in row.ports])
+    return _app_of_row(row, [_port(p.service, p.port, p.protocol) for p in row.ports])
+
+
+# Most apps share their ports and sizes with others (one catalog app, one size): frozen models,
+# so one validated instance serves every row with the same values. A page of 100 apps made 300
+# models of these; bounded, and a value the models refuse is not kept (it raises every time).
+@functools.lru_cache(maxsize=4096)
+def _port(service: str, port: int, protocol: str) -> Port:
+    return Port(service=service, port=port, protocol=protocol)
+
+
+@functools.lru_cache(maxsize=1024)
+def _resources(cores: int | None, memory_mb: int | None, swap_mb: int | None, disk_gb: int | None) -> Resources:
+    return Resources(cores=cores, memory_mb=memory_mb, swap_mb=swap_mb, disk_gb=disk_gb)
 
 
 # What an App is read from: every column but the encrypted root password, which no read needs.
@@ -106,7 +120,7 @@ def _app_of_row(row: Any, ports: Sequence[Port]) -> App:
         vmid=row.vmid,
         address=row.address,
         url=row.url,
-        resources=Resources(cores=row.cores, memory_mb=row.memory_mb, swap_mb=row.swap_mb, disk_gb=row.disk_gb),
+        resources=_resources(row.cores, row.memory_mb, row.swap_mb, row.disk_gb),
         ports=tuple(ports),
         config=row.config,
         adopted=row.adopted,
@@ -130,7 +144,7 @@ def _ports_of(s: Session, app_ids: Sequence[str]) -> dict[str, list[Port]]:
             .order_by(_PORTS.c.id)
         )
         for p in s.execute(query):
-            found.setdefault(p.app_id, []).append(Port(service=p.service, port=p.port, protocol=p.protocol))
+            found.setdefault(p.app_id, []).append(_port(p.service, p.port, p.protocol))
     return found
 
 
@@ -224,7 +238,7 @@ class AppsRepository:
             if row is None:
                 raise NotFoundError(f"no app {app_id!r}", hint="List the apps with px.apps.list()")
             ports = s.execute(_PORTS_OF_APP, {"app_id": row.id})
-            return _app_of_row(row, [Port(service=p.service, port=p.port, protocol=p.protocol) for p in ports])
+            return _app_of_row(row, [_port(p.service, p.port, p.protocol) for p in ports])
 
     def _filtered(
         self,
