@@ -45,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from proximity_agent._serve import settle_heap  # noqa: E402
 from proximity_agent.metrics import AgentMetrics  # noqa: E402
 from proximity_agent.server import AgentServer, ServerOptions, build_server  # noqa: E402
 from proximity_agent.servicers._base import Backend  # noqa: E402
@@ -267,6 +268,7 @@ async def serve(args: argparse.Namespace) -> None:
     server.backend.executor.shutdown(wait=False)
     server.backend.executor = ProfiledExecutor(profiler, max_workers=options.max_workers, thread_name_prefix="px-rpc")
     await server.start()
+    settle_heap()  # as `proximity-agent serve` does once it serves
     stages["server started"] = rss_mb()
     stopping = asyncio.Event()
 

@@ -9,6 +9,7 @@ their next checkpoint, close Proximity. A second signal during shutdown exits at
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -18,7 +19,7 @@ from proximity_agent.replica import AgentReplica
 from proximity_agent.server import AgentServer, ServerOptions, build_server
 from proximity_agent.settings import AgentSettings
 
-__all__ = ["serve"]
+__all__ = ["serve", "settle_heap"]
 
 log = logging.getLogger("proximity_agent")
 
@@ -41,6 +42,19 @@ def _server_for(replica: AgentReplica) -> tuple[AgentServer, int]:
     )
     # the RPC latency interceptor goes first, so it sees the status the auth interceptor sets
     return build_server(options, px=replica.px, interceptors=[replica.metrics.server_interceptor()])
+
+
+def settle_heap() -> int:
+    """Move everything alive now (modules, the store, the server: what lives as long as the
+    process) out of the collector's sight; returns how many objects.
+
+    A full collection walks every tracked object: with the ~130,000 of a started agent, one took
+    80-150 ms in the middle of a listing, the worst latency of every call then in flight
+    (bench/agent.py). Frozen objects are still freed by reference counting; only cycles among
+    them would stay, and start-up garbage is collected first."""
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
 
 
 def serve(settings: AgentSettings) -> int:
@@ -71,8 +85,12 @@ async def _serve(replica: AgentReplica) -> None:
         loop.add_signal_handler(signum, _signalled, signum)
     server, port = _server_for(replica)
     await server.start()
+    frozen = settle_heap()
     log.info(
-        "serving gRPC on %s:%d", replica.settings.bind_address, port, extra={"port": port, "agent": replica.identity}
+        "serving gRPC on %s:%d",
+        replica.settings.bind_address,
+        port,
+        extra={"port": port, "agent": replica.identity, "frozen_objects": frozen},
     )
     await stopping.wait()
     await server.stop(_RPC_GRACE_SECONDS)

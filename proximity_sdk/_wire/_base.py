@@ -41,6 +41,8 @@ __all__ = [
 
 # -- timestamps ----------------------------------------------------------------------------------
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
 
 @overload
 def timestamp_to_pb(value: datetime) -> Timestamp: ...
@@ -50,9 +52,11 @@ def timestamp_to_pb(value: datetime | None) -> Timestamp | None:
     """A Timestamp (a naive datetime is taken as UTC); None stays None, so the field stays unset."""
     if value is None:
         return None
-    stamp = Timestamp()
-    stamp.FromDatetime(value if value.tzinfo is not None else value.replace(tzinfo=UTC))
-    return stamp
+    # arithmetic rather than Timestamp.FromDatetime (utctimetuple + timegm): the same normalised
+    # value (nanos in [0, 1e9), before the epoch too) at a third of the cost; a page of 100 apps
+    # carries 300 timestamps
+    since = (value if value.tzinfo is not None else value.replace(tzinfo=UTC)) - _EPOCH
+    return Timestamp(seconds=since.days * 86_400 + since.seconds, nanos=since.microseconds * 1_000)
 
 
 def timestamp_from_pb(message: Any, field: str) -> datetime | None:

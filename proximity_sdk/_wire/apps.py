@@ -59,8 +59,17 @@ __all__ = [
 _APP_STATUSES = [s.value for s in AppStatus]
 
 
+# looked up once: every app in every answer carries a status and its ports' protocols
+_APP_STATUS_NUMBERS: dict[AppStatus, apps_pb2.AppStatus.ValueType] = {
+    s: enum_to_pb("APP_STATUS_", apps_pb2.AppStatus, s.value) for s in AppStatus
+}
+_PORT_PROTOCOL_NUMBERS: dict[str, apps_pb2.PortProtocol.ValueType] = {
+    p: enum_to_pb("PORT_PROTOCOL_", apps_pb2.PortProtocol, p) for p in ("tcp", "udp")
+}
+
+
 def app_status_to_pb(status: AppStatus) -> apps_pb2.AppStatus.ValueType:
-    return enum_to_pb("APP_STATUS_", apps_pb2.AppStatus, status.value)
+    return _APP_STATUS_NUMBERS[status]
 
 
 def app_status_from_pb(number: int) -> AppStatus:
@@ -99,9 +108,7 @@ def app_to_pb(app: App) -> apps_pb2.App:
         url=app.url,
         resources=resources_to_pb(app.resources),
         ports=[
-            apps_pb2.Port(
-                service=p.service, port=p.port, protocol=enum_to_pb("PORT_PROTOCOL_", apps_pb2.PortProtocol, p.protocol)
-            )
+            apps_pb2.Port(service=p.service, port=p.port, protocol=_PORT_PROTOCOL_NUMBERS[p.protocol])
             for p in app.ports
         ],
         config_json=json_to_pb(app.config),

@@ -34,4 +34,7 @@ def after_cursor(
         raise ValidationError("a page cursor is (timezone-aware created_at, id)", field="after")
     later_time = created < at if newest_first else created > at
     later_id = ident < row_id if id_descending else ident > row_id
-    return query.where(or_(later_time, and_(created == at, later_id)))
+    # The first bound says the same as the OR but alone can be seeked by an index on created_at:
+    # without it SQLite walks the index from its start to the cursor (page 100 cost 8x page 1).
+    not_earlier = created <= at if newest_first else created >= at
+    return query.where(not_earlier, or_(later_time, and_(created == at, later_id)))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
-from sqlalchemy import Select, delete, func, or_, select
+from sqlalchemy import Select, bindparam, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -70,11 +71,39 @@ class AppPatch(BaseModel):
     root_password: SecretStr | None = None
 
 
+_Q = TypeVar("_Q", bound=Select[Any])
+
 _PLAIN_FIELDS = ("hostname", "node", "vmid", "address", "url", "config", "catalog_version", "owner_id")
 
 
 def _app(row: AppRow) -> App:
-    return _app_of_row(row, [Port(service=p.service, port=p.port, protocol=p.protocol) for p in row.ports])
+    return _app_of_row(row, [_port(p.service, p.port, p.protocol) for p in row.ports])
+
+
+# Most apps share their ports and sizes with others (one catalog app, one size): frozen models,
+# so one validated instance serves every row with the same values. A page of 100 apps made 300
+# models of these; bounded, and a value the models refuse is not kept (it raises every time).
+@functools.lru_cache(maxsize=4096)
+def _port(service: str, port: int, protocol: str) -> Port:
+    return Port(service=service, port=port, protocol=protocol)
+
+
+@functools.lru_cache(maxsize=1024)
+def _resources(cores: int | None, memory_mb: int | None, swap_mb: int | None, disk_gb: int | None) -> Resources:
+    return Resources(cores=cores, memory_mb=memory_mb, swap_mb=swap_mb, disk_gb=disk_gb)
+
+
+# What an App is read from: every column but the encrypted root password, which no read needs.
+# The statements are built once: building a select of 20 columns cost more than running it.
+_APPS = AppRow.__table__
+_PORTS = PortRow.__table__
+_APP_SELECT = select(*(c for c in _APPS.c if c.name != "root_password"))
+_APP_BY_ID = _APP_SELECT.where(_APPS.c.id == bindparam("app_id"))
+_PORTS_OF_APP = (
+    select(_PORTS.c.service, _PORTS.c.port, _PORTS.c.protocol)
+    .where(_PORTS.c.app_id == bindparam("app_id"))
+    .order_by(_PORTS.c.id)
+)
 
 
 def _app_of_row(row: Any, ports: Sequence[Port]) -> App:
@@ -91,7 +120,7 @@ def _app_of_row(row: Any, ports: Sequence[Port]) -> App:
         vmid=row.vmid,
         address=row.address,
         url=row.url,
-        resources=Resources(cores=row.cores, memory_mb=row.memory_mb, swap_mb=row.swap_mb, disk_gb=row.disk_gb),
+        resources=_resources(row.cores, row.memory_mb, row.swap_mb, row.disk_gb),
         ports=tuple(ports),
         config=row.config,
         adopted=row.adopted,
@@ -106,17 +135,16 @@ _IN_CHUNK = 500  # ids per IN (...): well under every database's bound-parameter
 
 def _ports_of(s: Session, app_ids: Sequence[str]) -> dict[str, list[Port]]:
     """The ports of these apps, in the order ``AppRow.ports`` gives them (by port row id)."""
-    table = PortRow.__table__
     found: dict[str, list[Port]] = {}
     for start in range(0, len(app_ids), _IN_CHUNK):
         chunk = app_ids[start : start + _IN_CHUNK]
         query = (
-            select(table.c.app_id, table.c.service, table.c.port, table.c.protocol)
-            .where(table.c.app_id.in_(chunk))
-            .order_by(table.c.id)
+            select(_PORTS.c.app_id, _PORTS.c.service, _PORTS.c.port, _PORTS.c.protocol)
+            .where(_PORTS.c.app_id.in_(chunk))
+            .order_by(_PORTS.c.id)
         )
         for p in s.execute(query):
-            found.setdefault(p.app_id, []).append(Port(service=p.service, port=p.port, protocol=p.protocol))
+            found.setdefault(p.app_id, []).append(_port(p.service, p.port, p.protocol))
     return found
 
 
@@ -203,19 +231,26 @@ class AppsRepository:
             ) from None
 
     def get(self, app_id: str) -> App:
+        # plain rows, as in list: no ORM identity map or relationship loader for a read (about
+        # half of a GetApp's server time went there, bench/agent.py)
         with self._ctx.session() as s:
-            return _app(_find(s, app_id))
+            row = s.execute(_APP_BY_ID, {"app_id": app_id}).first()
+            if row is None:
+                raise NotFoundError(f"no app {app_id!r}", hint="List the apps with px.apps.list()")
+            ports = s.execute(_PORTS_OF_APP, {"app_id": row.id})
+            return _app_of_row(row, [_port(p.service, p.port, p.protocol) for p in ports])
 
     def _filtered(
         self,
         s: Session,
+        query: _Q,
+        /,
         *,
         status: AppStatus | str | None,
         search: str | None,
         host_id: str | None,
         owner_id: str | None,
-    ) -> Select[AppRow]:
-        query = select(AppRow)
+    ) -> _Q:
         if status is not None:
             try:
                 query = query.where(AppRow.status == AppStatus(status))
@@ -259,10 +294,10 @@ class AppsRepository:
         if after is not None and offset:
             raise ValidationError("give offset or after, not both", field="after")
         with self._ctx.session() as s:
-            query = self._filtered(s, status=status, search=search, host_id=host_id, owner_id=owner_id)
+            query = self._filtered(s, _APP_SELECT, status=status, search=search, host_id=host_id, owner_id=owner_id)
             query = after_cursor(query, AppRow.created_at, AppRow.id, after, newest_first=False, id_descending=False)
             # Plain rows, not ORM objects: a page of 100 costs about a third less (bench/agent.py).
-            query = query.with_only_columns(*AppRow.__table__.c).order_by(AppRow.created_at, AppRow.id)
+            query = query.order_by(AppRow.created_at, AppRow.id)
             rows = s.execute(query.offset(offset).limit(limit)).all()
             ports = _ports_of(s, [r.id for r in rows])
             return [_app_of_row(r, ports.get(r.id, ())) for r in rows]
@@ -276,7 +311,7 @@ class AppsRepository:
         owner_id: str | None = None,
     ) -> int:
         with self._ctx.session() as s:
-            query = self._filtered(s, status=status, search=search, host_id=host_id, owner_id=owner_id)
+            query = self._filtered(s, select(AppRow), status=status, search=search, host_id=host_id, owner_id=owner_id)
             return s.execute(select(func.count()).select_from(query.subquery())).scalar_one()
 
     def count_for_host(self, host_id: str) -> int:

@@ -113,6 +113,8 @@ def test_serve_answers_through_real_channels_and_stops_gracefully(tmp_path: Path
     spawned.append(agent)
     port, _identity = agent.serving()
     metrics_port = int(agent.wait_log(lambda e: "metrics_port" in e)["metrics_port"])
+    # what lives as long as the process is out of the collector's sight once it serves (settle_heap)
+    assert int(agent.wait_log(lambda e: "frozen_objects" in e)["frozen_objects"]) > 50_000
 
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)

@@ -9,7 +9,7 @@ import importlib
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel, SecretStr
@@ -921,6 +922,23 @@ def test_the_deprecated_force_still_asks_for_a_kill() -> None:
 def test_every_timestamp_comes_back(moment: datetime) -> None:
     message = _through_the_wire(apps_pb2.RunDueAppUpdatesRequest(now=common.timestamp_to_pb(moment)))
     assert common.timestamp_from_pb(message, "now") == moment
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(1, 1, 2),
+        max_value=datetime(9999, 12, 30),
+        timezones=st.none()
+        | st.just(UTC)
+        | st.builds(timezone, st.integers(-23 * 60, 23 * 60).map(lambda m: timedelta(minutes=m))),
+    )
+)
+def test_a_timestamp_is_what_protobuf_itself_makes_of_the_moment(moment: datetime) -> None:
+    # timestamp_to_pb does the arithmetic itself (faster than FromDatetime): the same message,
+    # before the epoch, at any offset, and with a naive moment read as UTC
+    expected = Timestamp()
+    expected.FromDatetime(moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC))
+    assert common.timestamp_to_pb(moment) == expected
 
 
 @given(

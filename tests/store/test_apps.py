@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import pydantic
 import pytest
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from proximity_sdk.errors import AlreadyExistsError, NotFoundError, ValidationError
@@ -10,7 +12,7 @@ from proximity_sdk.models.app import AppStatus, Port
 from proximity_sdk.models.operation import OperationStatus
 from proximity_sdk.models.resources import Resources
 from proximity_sdk.store import Store
-from proximity_sdk.store.tables import OperationRow
+from proximity_sdk.store.tables import AppRow, OperationRow, PortRow
 
 
 @pytest.fixture
@@ -151,3 +153,26 @@ def test_setting_the_same_ports_again_and_changing_them(store: Store, hosts: tup
     moved = (Port(service="web", port=3000), Port(service="ssh", port=2222))
     assert store.apps.update(app.id, ports=moved).ports == moved
     assert store.apps.update(app.id, ports=()).ports == ()
+
+
+def test_a_bad_row_never_reaches_a_caller_even_when_its_parts_were_seen_before(
+    store: Store, hosts: tuple[str, str]
+) -> None:
+    # ports and sizes are validated once per distinct value and the models shared (apps_repo):
+    # a value the models refuse must still be refused on every read, by get and by list
+    good = store.apps.create(hostname="good", host_id="pve1", ports=[Port(service="web", port=3000)])
+    bad = store.apps.create(hostname="bad", host_id="pve1", ports=[Port(service="web", port=3000)])
+    assert store.apps.get(good.id).ports == store.apps.get(bad.id).ports
+    with store.session() as s:
+        s.execute(update(PortRow).where(PortRow.app_id == bad.id).values(port=70000))
+        s.execute(update(AppRow).where(AppRow.id == good.id).values(cores=0))
+    for _ in range(2):
+        with pytest.raises(pydantic.ValidationError, match="port"):
+            store.apps.get(bad.id)
+        with pytest.raises(pydantic.ValidationError, match="cores"):
+            store.apps.get(good.id)
+        with pytest.raises(pydantic.ValidationError):
+            store.apps.list()
+    shared = store.apps.create(hostname="third", host_id="pve1", ports=[Port(service="web", port=3000)]).ports[0]
+    with pytest.raises(pydantic.ValidationError, match="frozen"):
+        shared.port = 1  # type: ignore[misc]  # one app cannot change another's port
