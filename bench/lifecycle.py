@@ -342,17 +342,14 @@ def _attribute(mine: list[dict[str, Any]], overhead_ms: float, floor_wall_ms: fl
     def total(pick: Callable[[str], bool]) -> float:
         return sum(ms for name, ms in times.items() if pick(name.split(": ", 1)[1]))
 
+    events = ("store.operations.append_event", "store.operations.append_events")
+    steps = ("store.operations.begin_step", "store.operations.set_step", "store.operations.control")
     parts = {
-        "event log writes (operations.append_event)": total(lambda c: c == "store.operations.append_event"),
-        "step bookkeeping (operations.set_step + control)": total(
-            lambda c: c in ("store.operations.set_step", "store.operations.control")
-        ),
+        "event log writes (operations.append_event[s])": total(lambda c: c in events),
+        "step boundaries (operations.begin_step + control)": total(lambda c: c in steps),
         "app record (apps.*)": total(lambda c: c.startswith("store.apps.")),
         "operation record (other operations.*)": total(
-            lambda c: (
-                c.startswith("store.operations.")
-                and c not in ("store.operations.append_event", "store.operations.set_step", "store.operations.control")
-            )
+            lambda c: c.startswith("store.operations.") and c not in events + steps
         ),
         "settings, hosts, reservations reads/writes": total(
             lambda c: c.startswith(("store.settings.", "store.hosts.", "store.reservations."))

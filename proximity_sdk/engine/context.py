@@ -9,9 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 from proximity_sdk.errors import OperationCancelled
 from proximity_sdk.proxmox.progress import Emit, EventLevel
+from proximity_sdk.store.base import utcnow
+from proximity_sdk.store.operations_repo import NewEvent
 
 if TYPE_CHECKING:
     from proximity_sdk.models.operation import Operation
+    from proximity_sdk.models.settings import Settings
     from proximity_sdk.store import Store
 
 __all__ = ["LeaseLost", "OperationContext", "emitter"]
@@ -26,7 +29,11 @@ class LeaseLost(Exception):
 
 
 class OperationContext:
-    """Handed to ``OperationKind.run``/``rollback``. Thread-confined to the operation's worker."""
+    """Handed to ``OperationKind.run``/``rollback``. Thread-confined to the operation's worker.
+
+    Every write of the operation is one transaction. A step's "done" event is not written alone:
+    it goes with the operation's next write (the next step's start, an event, a journal entry,
+    params, or the finish), in order and with the time the step ended."""
 
     def __init__(
         self,
@@ -34,6 +41,8 @@ class OperationContext:
         operation: Operation,
         runner_id: str,
         *,
+        params: dict[str, Any],
+        effects: list[dict[str, Any]],
         notify: Callable[[str], None],
         node_slot: Callable[[str, str], threading.Semaphore],
         lost: threading.Event,
@@ -42,8 +51,10 @@ class OperationContext:
         self.operation = operation
         self.id = operation.id
         self.runner_id = runner_id
-        self.params: dict[str, Any] = store.operations.params(operation.id)
-        self._effects: list[dict[str, Any]] = store.operations.side_effects(operation.id)
+        self.params: dict[str, Any] = params
+        self._effects: list[dict[str, Any]] = effects
+        self._unwritten: list[NewEvent] = []
+        self._settings: Settings | None = None
         self._notify = notify
         self._node_slot = node_slot
         self._lost = lost
@@ -52,18 +63,34 @@ class OperationContext:
         #: set by the engine while ``OperationKind.rollback`` runs
         self.rolling_back = False
 
+    @property
+    def settings(self) -> Settings:
+        """The settings, read once per operation (on first use)."""
+        if self._settings is None:
+            self._settings = self.store.settings.get()
+        return self._settings
+
     # events -------------------------------------------------------------------------------------------
 
     def event(self, message: str, *, level: str = "info", progress: float | None = None) -> None:
-        self.store.operations.append_event(self.id, message, step=self.current_step, level=level, progress=progress)
-        self._notify(self.id)
+        self._append([NewEvent(message, step=self.current_step, level=level, progress=progress)])
 
     def task_log(self, lines: list[str]) -> None:
         """Proxmox task log lines: kept for the failure report and streamed as debug events."""
-        for line in lines:
-            self.log_tail.append(line)
-            self.event(line, level="debug")
+        self.log_tail.extend(lines)
         del self.log_tail[:-20]
+        if lines:  # one write for the whole log
+            self._append([NewEvent(line, step=self.current_step, level="debug") for line in lines])
+
+    def _append(self, events: list[NewEvent]) -> None:
+        self.store.operations.append_events(self.id, [*self.take_unwritten(), *events])
+        self._notify(self.id)
+
+    def take_unwritten(self) -> list[NewEvent]:
+        """The events not written yet (a step's "done"), oldest first; the caller writes them
+        before its own, in its transaction."""
+        unwritten, self._unwritten = self._unwritten, []
+        return unwritten
 
     @contextlib.contextmanager
     def step(self, name: str) -> Iterator[None]:
@@ -74,7 +101,13 @@ class OperationContext:
         progress = steps.index(name) / len(steps) if name in steps else None
         # the checkpoint, the step and its first event in one transaction (this runs at every step)
         cancel, ours = self.store.operations.begin_step(
-            self.id, self.runner_id, name, f"{name}: started", progress=progress, ignore_cancel=self.rolling_back
+            self.id,
+            self.runner_id,
+            name,
+            f"{name}: started",
+            progress=progress,
+            ignore_cancel=self.rolling_back,
+            before=self.take_unwritten(),
         )
         if not ours:
             self._lost.set()
@@ -85,7 +118,8 @@ class OperationContext:
         self._notify(self.id)
         yield
         done = (steps.index(name) + 1) / len(steps) if name in steps else None
-        self.event(f"{name}: done", progress=done)
+        # written with the next write: a step boundary costs one transaction, not two
+        self._unwritten.append(NewEvent(f"{name}: done", step=name, progress=done, at=utcnow()))
 
     def checkpoint(self) -> None:
         """Raise ``LeaseLost`` if another runner took the operation over (stop touching it), or
@@ -105,19 +139,24 @@ class OperationContext:
     def save_params(self, **values: Any) -> None:
         """Remember decisions (chosen node, VMID, ...) so a takeover sees them."""
         self.params.update(values)
-        self.store.operations.update_params(self.id, self.runner_id, self.params)
+        self.store.operations.update_params(self.id, self.runner_id, self.params, events=self.take_unwritten())
 
     def record(self, kind: str, **data: Any) -> None:
         """Journal an external side effect the moment it happened (a VMID taken, a container created)."""
         self._effects.append({"kind": kind, **data})
-        self.store.operations.set_side_effects(self.id, self.runner_id, self._effects)
+        self.store.operations.set_side_effects(self.id, self.runner_id, self._effects, events=self.take_unwritten())
 
     def forget(self, kind: str, **match: Any) -> None:
         """Drop journal entries once their effect was undone or handed over to a record."""
         self._effects = [
             e for e in self._effects if not (e.get("kind") == kind and all(e.get(k) == v for k, v in match.items()))
         ]
-        self.store.operations.set_side_effects(self.id, self.runner_id, self._effects)
+        self.store.operations.set_side_effects(self.id, self.runner_id, self._effects, events=self.take_unwritten())
+
+    def forget_kinds(self, *kinds: str) -> None:
+        """Drop every journal entry of these kinds in one write (effects handed over to a record)."""
+        self._effects = [e for e in self._effects if e.get("kind") not in kinds]
+        self.store.operations.set_side_effects(self.id, self.runner_id, self._effects, events=self.take_unwritten())
 
     @property
     def effects(self) -> list[dict[str, Any]]:

@@ -179,9 +179,9 @@ class OperationEngine:
             self.notify(op_id)
 
     def _run(self, op_id: str, resume: bool, lost: threading.Event) -> None:
-        op = self.store.operations.get(op_id)
+        ctx = self._context(op_id, self.runner_id, lost)
+        op = ctx.operation
         impl = self.kind(op.kind)
-        ctx = OperationContext(self.store, op, self.runner_id, notify=self.notify, node_slot=self._node_slot, lost=lost)
         self._listen("before", op, None)
         if resume:
             ctx.event(f"taken over by {self.runner_id}", level="warning")
@@ -234,11 +234,8 @@ class OperationEngine:
         """Roll back and fail an operation that ``runner_id`` has just claimed without running it (the
         janitor, for one past its deadline): the same path as a failing step. None when another
         runner took it meanwhile."""
-        op = self.store.operations.get(op_id)
-        impl = self.kind(op.kind)
-        ctx = OperationContext(
-            self.store, op, runner_id, notify=self.notify, node_slot=self._node_slot, lost=threading.Event()
-        )
+        ctx = self._context(op_id, runner_id, threading.Event())
+        impl = self.kind(ctx.operation.kind)
         try:
             ctx.event(f"{error}; failing it", level="error")
             self._roll_back(ctx, impl)
@@ -262,6 +259,19 @@ class OperationEngine:
         self._listen("error", done, error)
         return done
 
+    def _context(self, op_id: str, runner_id: str, lost: threading.Event) -> OperationContext:
+        op, params, effects = self.store.operations.load(op_id)  # one read for the three
+        return OperationContext(
+            self.store,
+            op,
+            runner_id,
+            params=params,
+            effects=effects,
+            notify=self.notify,
+            node_slot=self._node_slot,
+            lost=lost,
+        )
+
     def _finish(
         self,
         ctx: OperationContext,
@@ -283,6 +293,7 @@ class OperationEngine:
                 message=message,
                 level=level,
                 progress=progress,
+                before=ctx.take_unwritten(),
             )
         except BusyError:  # another runner holds it now: its outcome is theirs to write
             raise LeaseLost(ctx.id) from None
@@ -316,8 +327,8 @@ class OperationEngine:
             ctx.event(f"could not record the failure: {hook_error}", level="error")
 
     def _listen(self, when: Literal["before", "after", "error"], op: Operation, error: BaseException | None) -> None:
-        if self.plugins is None:
-            return
+        if self.plugins is None or not self.plugins.listens_to_operations(when):
+            return  # nobody listens: do not read the app for nobody
         try:
             app = None
             if op.app_id:

@@ -31,10 +31,18 @@ def placing(host_id: str) -> threading.Lock:
     return _placement_locks[host_id]
 
 
-def in_flight(store: Store, host_id: str, present: set[int], *, exclude_app_id: str | None = None) -> dict[str, int]:
+def in_flight(
+    store: Store,
+    host_id: str,
+    present: set[int],
+    *,
+    exclude_app_id: str | None = None,
+    default_memory_mb: int | None = None,
+) -> dict[str, int]:
     """MiB per node promised to this host's apps still being deployed or cloned whose container
-    Proxmox does not list yet (they must count, or two placements at once both take the room)."""
-    default = store.settings.get().default_memory_mb
+    Proxmox does not list yet (they must count, or two placements at once both take the room).
+    ``default_memory_mb``: the settings' (read here when not given)."""
+    default = default_memory_mb if default_memory_mb is not None else store.settings.get().default_memory_mb
     pending: dict[str, int] = defaultdict(int)
     for status in _UNBORN:
         for app in store.apps.list(status=status, host_id=host_id, limit=1000):

@@ -195,7 +195,7 @@ class CloneKind(OperationKind):
     def run(self, ctx: OperationContext) -> dict[str, Any]:
         store = self.services.store
         app = store.apps.get(str(ctx.operation.app_id))
-        settings = store.settings.get()
+        settings = ctx.settings
         host_id = app.host_id
         client = self.services.clients.get(host_id)
         source_vmid = int(ctx.params["source_vmid"])
@@ -361,8 +361,7 @@ class CloneKind(OperationKind):
         store.reservations.attach_vmid(app.host_id, vmid, app_id=app.id)
         if settings.pool() is not None and address:
             store.reservations.attach_address(address, app_id=app.id)
-        for kind in ("container", "vmid", "address", "console_log"):
-            ctx.forget(kind)  # handed over to the app's record
+        ctx.forget_kinds("container", "vmid", "address", "console_log")  # handed over to the app's record
         return {"app_id": app.id, "source_app_id": ctx.params.get("source_app_id")}
 
     # steps' parts ---------------------------------------------------------------------------------

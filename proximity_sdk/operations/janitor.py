@@ -191,10 +191,13 @@ class Janitor:
     def _clean(self, op: Operation, impl: OperationKind, left: Leftover, errors: list[str]) -> bool:
         store = self.services.store
         attempt = left.attempts + 1
+        _, params, effects = store.operations.load(op.id)
         ctx = _CleanupContext(
             store,
             op,
             self.runner_id,
+            params=params,
+            effects=effects,
             notify=self.engine.notify,
             node_slot=self.engine._node_slot,
             lost=threading.Event(),

@@ -65,7 +65,7 @@ class _AppKind(OperationKind):
             if start_container(client, app.node, app.vmid, emit=emitter(ctx)) is None:
                 ctx.event("already running")
         with ctx.step("address"):
-            static = app.address if self.services.store.settings.get().pool() is not None else None
+            static = app.address if ctx.settings.pool() is not None else None
             address = wait_for_address(client, app.node, app.vmid, emit=emitter(ctx), static_address=static)
         main_port = app.config.get("main_port")
         with ctx.step("health"):
@@ -80,7 +80,7 @@ class _AppKind(OperationKind):
                     emit=lambda line: ctx.event(line, level="debug"),
                 ).wait_healthy(
                     int(main_port),
-                    attempts=self.services.store.settings.get().health_timeout_seconds,
+                    attempts=ctx.settings.health_timeout_seconds,
                     path=app.config.get("health_path"),
                 )
         self.services.store.apps.update(

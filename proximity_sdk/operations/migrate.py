@@ -121,7 +121,7 @@ class MigrateKind(OperationKind):
             if "was_running" not in ctx.params:  # a rerun after a crash keeps the first answer
                 ctx.save_params(was_running=bool(status and status.running), source_node=where)
             if where != target:
-                memory = app.resources.memory_mb or store.settings.get().default_memory_mb
+                memory = app.resources.memory_mb or ctx.settings.default_memory_mb
                 room = require_room(
                     client, store, host_id=app.host_id, node=target, memory_mb=memory, exclude_app_id=app.id
                 )
@@ -171,7 +171,7 @@ class MigrateKind(OperationKind):
             return {"app_id": app.id, "node": target}
 
         with ctx.step("address"):
-            static = app.address if store.settings.get().pool() is not None else None
+            static = app.address if ctx.settings.pool() is not None else None
             address = wait_for_address(client, target, vmid, emit=emitter(ctx), static_address=static)
             if address != app.address:
                 ctx.event(f"the address changed from {app.address} to {address}")
@@ -190,7 +190,7 @@ class MigrateKind(OperationKind):
                     emit=lambda line: ctx.event(line, level="debug"),
                 ).wait_healthy(
                     int(main_port),
-                    attempts=store.settings.get().health_timeout_seconds,
+                    attempts=ctx.settings.health_timeout_seconds,
                     path=app.config.get("health_path"),
                 )
             else:

@@ -131,7 +131,7 @@ class RestoreKind(OperationKind):
 
     def _run_app(self, ctx: OperationContext, app: App, node: str, vmid: int) -> str:
         client = self.services.clients.get(app.host_id)
-        settings = self.services.store.settings.get()
+        settings = ctx.settings
         with ctx.step("start"), ctx.node_slot(app.host_id, node):
             if has_console_log(app):
                 # PVE restores raw lxc.* keys for root@pam only (Create.pm restore_configuration: "skipping
@@ -188,7 +188,7 @@ class RestoreKind(OperationKind):
         assert app.node is not None and app.vmid is not None and backup.node is not None
         node, old_vmid = backup.node, app.vmid
         client = self.services.clients.get(app.host_id)
-        settings = store.settings.get()
+        settings = ctx.settings
         allocator = VmidAllocator(
             client, store.reservations, host_id=app.host_id, vmid_min=settings.vmid_min, vmid_max=settings.vmid_max
         )
@@ -245,8 +245,7 @@ class RestoreKind(OperationKind):
             if has_console_log(app):  # the app's console is the new container's now
                 drop_console(ctx, self.services, app, app.node, old_vmid)
             store.reservations.attach_vmid(app.host_id, vmid, app_id=app.id)
-            for kind in ("container", "vmid", "old_stopped"):
-                ctx.forget(kind)
+            ctx.forget_kinds("container", "vmid", "old_stopped")
             ctx.event(
                 f"app {app.hostname} now runs in CT {vmid}; CT {old_vmid} is kept, stopped, until "
                 f"{until.isoformat(timespec='minutes')}"
@@ -289,8 +288,7 @@ class RestoreKind(OperationKind):
         store.apps.update(
             app.id, status=AppStatus.RUNNING, address=address, url=app_url(address, app.config.get("main_port"))
         )
-        for kind in ("safety", "old_stopped", "overwritten"):
-            ctx.forget(kind)
+        ctx.forget_kinds("safety", "old_stopped", "overwritten")
 
     # failure ------------------------------------------------------------------------------------
 

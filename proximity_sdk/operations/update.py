@@ -211,7 +211,7 @@ def _restore_over(ctx: OperationContext, services: Services, app: App, volid: st
     ctx.event(f"restoring the safety backup {volid} over CT {vmid}", level="warning")
     restore_archive(ctx, client, node, vmid, volid, storage=storage, overwrite=True)
     start_container(client, node, vmid, emit=emitter(ctx))
-    static = app.address if services.store.settings.get().pool() is not None else None
+    static = app.address if ctx.settings.pool() is not None else None
     wait_for_address(client, node, vmid, emit=emitter(ctx), static_address=static)
     main_port = app.config.get("main_port")
     if main_port:
@@ -223,7 +223,7 @@ def _restore_over(ctx: OperationContext, services: Services, app: App, volid: st
             emit=lambda line: ctx.event(line, level="debug"),
         ).wait_healthy(
             int(main_port),
-            attempts=services.store.settings.get().health_timeout_seconds,
+            attempts=ctx.settings.health_timeout_seconds,
             path=app.config.get("health_path"),
         )
     ctx.event(f"CT {vmid} is back as it was before the update")
@@ -296,7 +296,7 @@ class UpdateKind(OperationKind):
         with ctx.step("health"):
             if main_port:
                 provisioner.wait_healthy(
-                    int(main_port), attempts=store.settings.get().health_timeout_seconds, path=config.get("health_path")
+                    int(main_port), attempts=ctx.settings.health_timeout_seconds, path=config.get("health_path")
                 )
             else:
                 ctx.event("the app declares no port: nothing to check", level="warning")

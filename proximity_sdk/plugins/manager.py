@@ -112,6 +112,10 @@ class PluginManager:
                 kinds[kind.kind] = kind
         return kinds
 
+    def listens_to_operations(self, when: Literal["before", "after", "error"]) -> bool:
+        """Whether a registered plugin implements that lifecycle hook (else nothing needs preparing)."""
+        return bool(getattr(self._pm.hook, f"proximity_operation_{when}").get_hookimpls())
+
     def notify_operation(
         self,
         when: Literal["before", "after", "error"],

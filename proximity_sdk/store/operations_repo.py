@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -18,9 +19,21 @@ from proximity_sdk.store._keyset import Cursor, after_cursor
 from proximity_sdk.store.base import UTCDateTime, utcnow
 from proximity_sdk.store.tables import OperationEventRow, OperationRow
 
-__all__ = ["ACTIVE", "OperationsRepository"]
+__all__ = ["ACTIVE", "NewEvent", "OperationsRepository"]
 
 ACTIVE = (OperationStatus.PENDING, OperationStatus.RUNNING)
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event to append; ``at`` is when it happened (None: when it is written). The writes that
+    take a sequence of them append them in order, in the transaction of that write."""
+
+    message: str
+    step: str | None
+    level: str = "info"
+    progress: float | None = None
+    at: datetime | None = None
 
 
 def _operation(row: OperationRow) -> Operation:
@@ -90,6 +103,43 @@ def _insert_event(
         operation_id=op_id, seq=seq, time=when, step=step, level=level, message=message, progress=progress
     )
 
+
+def _insert_events(s: Session, op_id: str, events: Sequence[NewEvent]) -> builtins.list[OperationEvent]:
+    return [
+        _insert_event(s, op_id, e.message, step=e.step, level=e.level, progress=e.progress, at=e.at) for e in events
+    ]
+
+
+_OPERATIONS = cast(Table, OperationRow.__table__)
+# the statements a runner makes at every step, built once (building one costs more than running it)
+_CONTROL = select(_OPERATIONS.c.cancel_requested, _OPERATIONS.c.runner_id, _OPERATIONS.c.status).where(
+    _OPERATIONS.c.id == bindparam("op_id")
+)
+_CONTROL_LOCKED = _CONTROL.with_for_update()
+_SET_STEP = (
+    update(_OPERATIONS)
+    .where(_OPERATIONS.c.id == bindparam("op_id"))
+    .values(
+        current_step=bindparam("step", type_=_OPERATIONS.c.current_step.type),
+        updated_at=bindparam("now", type_=_OPERATIONS.c.updated_at.type),
+    )
+)
+
+
+def _set_owned(column: str) -> Any:
+    return (
+        update(_OPERATIONS)
+        .where(_OPERATIONS.c.id == bindparam("op_id"), _OPERATIONS.c.runner_id == bindparam("runner"))
+        .values(
+            {
+                column: bindparam("value", type_=_OPERATIONS.c[column].type),
+                "updated_at": bindparam("now", type_=_OPERATIONS.c.updated_at.type),
+            }
+        )
+    )
+
+
+_SET_OWNED = {"side_effects": _set_owned("side_effects"), "params": _set_owned("params")}
 
 _LOCK_OPERATION = select(OperationRow.id).where(OperationRow.id == bindparam("op_id")).with_for_update()
 
@@ -188,6 +238,14 @@ class OperationsRepository:
             if row is None:
                 raise NotFoundError(f"no operation {op_id!r}", hint="List operations with px.operations.list()")
             return _operation(row)
+
+    def load(self, op_id: str) -> tuple[Operation, dict[str, Any], builtins.list[dict[str, Any]]]:
+        """The operation, its params and its side-effect journal in one read (what a runner starts from)."""
+        with self._ctx.session() as s:
+            row = s.get(OperationRow, op_id)
+            if row is None:
+                raise NotFoundError(f"no operation {op_id!r}")
+            return _operation(row), dict(row.params or {}), [dict(e) for e in row.side_effects or []]
 
     def params(self, op_id: str) -> dict[str, Any]:
         with self._ctx.session() as s:
@@ -328,24 +386,29 @@ class OperationsRepository:
                 raise NotFoundError(f"no operation {op_id!r}")
             return [dict(e) for e in row.side_effects or []]
 
-    def set_side_effects(self, op_id: str, runner_id: str, effects: Sequence[dict[str, Any]]) -> None:
-        """Replace the side-effect journal (only the lease holder writes it)."""
-        with self._ctx.session() as s:
-            s.execute(
-                update(OperationRow)
-                .where(self._owned(op_id, runner_id))
-                .values(side_effects=[dict(e) for e in effects], updated_at=utcnow())
-                .execution_options(synchronize_session=False)
-            )
+    def set_side_effects(
+        self, op_id: str, runner_id: str, effects: Sequence[dict[str, Any]], *, events: Sequence[NewEvent] = ()
+    ) -> None:
+        """Replace the side-effect journal (only the lease holder writes it), and append ``events``
+        in the same transaction."""
+        self._update_owned(op_id, runner_id, "side_effects", [dict(e) for e in effects], events)
 
-    def update_params(self, op_id: str, runner_id: str, params: dict[str, Any]) -> None:
-        with self._ctx.session() as s:
-            s.execute(
-                update(OperationRow)
-                .where(self._owned(op_id, runner_id))
-                .values(params=dict(params), updated_at=utcnow())
-                .execution_options(synchronize_session=False)
+    def update_params(
+        self, op_id: str, runner_id: str, params: dict[str, Any], *, events: Sequence[NewEvent] = ()
+    ) -> None:
+        """Replace the params (only the lease holder writes them), and append ``events`` in the same
+        transaction."""
+        self._update_owned(op_id, runner_id, "params", dict(params), events)
+
+    def _update_owned(self, op_id: str, runner_id: str, column: str, value: Any, events: Sequence[NewEvent]) -> None:
+        # with events, the transaction takes the write lock at BEGIN (see append_event)
+        with self._ctx.session(immediate=bool(events)) as s:
+            result = s.connection().execute(
+                _SET_OWNED[column], {"op_id": op_id, "runner": runner_id, "value": value, "now": utcnow()}
             )
+            owned = bool(getattr(result, "rowcount", 0))
+            if events and owned:  # a runner that lost the lease writes nothing
+                _insert_events(s, op_id, events)
 
     def request_cancel(self, op_id: str) -> Operation:
         """Ask an unfinished operation to stop; the request and its event are one transaction, so
@@ -373,38 +436,30 @@ class OperationsRepository:
         *,
         progress: float | None,
         ignore_cancel: bool = False,
+        before: Sequence[NewEvent] = (),
     ) -> tuple[bool, bool]:
         """What a runner does at each step boundary, in one transaction: read ``(cancel requested,
-        still ours)`` and, when it may go on, record the step and its "started" event."""
+        still ours)``; while ours, append ``before`` (events not written yet, e.g. the last step's
+        "done"); when it may go on, record the step and its "started" event."""
         with self._ctx.session(immediate=True) as s:
-            query = select(OperationRow.cancel_requested, OperationRow.runner_id, OperationRow.status).where(
-                OperationRow.id == op_id
-            )
-            if s.get_bind().dialect.name != "sqlite":
-                query = query.with_for_update()
-            row = s.execute(query).one_or_none()
+            c = s.connection()
+            query = _CONTROL if c.dialect.name == "sqlite" else _CONTROL_LOCKED
+            row = c.execute(query, {"op_id": op_id}).one_or_none()
             if row is None:
                 return False, False
             cancel = bool(row.cancel_requested)
             ours = row.runner_id == runner_id and row.status == OperationStatus.RUNNING
+            if ours:
+                _insert_events(s, op_id, before)
             if ours and (ignore_cancel or not cancel):
-                s.execute(
-                    update(OperationRow)
-                    .where(OperationRow.id == op_id)
-                    .values(current_step=step, updated_at=utcnow())
-                    .execution_options(synchronize_session=False)
-                )
+                c.execute(_SET_STEP, {"op_id": op_id, "step": step, "now": utcnow()})
                 _insert_event(s, op_id, message, step=step, level="info", progress=progress)
             return cancel, ours
 
     def control(self, op_id: str, runner_id: str) -> tuple[bool, bool]:
         """``(cancel requested, still ours)`` in one read: what a runner checks between steps."""
         with self._ctx.session() as s:
-            row = s.execute(
-                select(OperationRow.cancel_requested, OperationRow.runner_id, OperationRow.status).where(
-                    OperationRow.id == op_id
-                )
-            ).one_or_none()
+            row = s.connection().execute(_CONTROL, {"op_id": op_id}).one_or_none()
         if row is None:
             return False, False
         return bool(row.cancel_requested), row.runner_id == runner_id and row.status == OperationStatus.RUNNING
@@ -420,12 +475,14 @@ class OperationsRepository:
         message: str | None = None,
         level: str = "info",
         progress: float | None = None,
+        before: Sequence[NewEvent] = (),
     ) -> Operation:
         """End the operation (only its lease holder may; ``runner_id=None`` for one never started).
 
-        ``message`` is the last event, written in the same transaction: a watcher that sees the
-        operation finished has every event of it to read (``OperationHandle.events`` relies on it).
-        Raises ``BusyError`` when another runner holds the operation now."""
+        ``message`` is the last event, written in the same transaction after ``before`` (events not
+        written yet): a watcher that sees the operation finished has every event of it to read
+        (``OperationHandle.events`` relies on it). Raises ``BusyError`` when another runner holds
+        the operation now."""
         for _attempt in range(5):
             try:
                 return self._finish(
@@ -437,6 +494,7 @@ class OperationsRepository:
                     message=message,
                     level=level,
                     progress=progress,
+                    before=before,
                 )
             except IntegrityError:  # an event seq raced (PostgreSQL); the whole finish is retried
                 continue
@@ -453,6 +511,7 @@ class OperationsRepository:
         message: str | None,
         level: str,
         progress: float | None,
+        before: Sequence[NewEvent],
     ) -> Operation:
         with self._ctx.session(immediate=True) as s:
             row = s.get(OperationRow, op_id, with_for_update=True)
@@ -464,6 +523,7 @@ class OperationsRepository:
             if row.status not in ACTIVE:
                 raise BusyError(f"operation {op_id} has already ended ({row.status.value})")
             step = row.current_step if status != OperationStatus.SUCCEEDED else None
+            _insert_events(s, op_id, before)
             if message is not None:
                 # every event names a step: "done" for the success event (the record's step is then None)
                 _insert_event(
@@ -495,10 +555,17 @@ class OperationsRepository:
         Writers of one operation serialize on its row (PostgreSQL ``FOR UPDATE``; on SQLite the
         transaction takes the write lock at BEGIN, because a deferred one that read first fails
         with "database is locked" when another connection wrote meanwhile)."""
+        return self._append(op_id, [NewEvent(message, step=step, level=level, progress=progress)])[0]
+
+    def append_events(self, op_id: str, events: Sequence[NewEvent]) -> builtins.list[OperationEvent]:
+        """Append several events in order, in one transaction (see ``append_event``)."""
+        return self._append(op_id, events)
+
+    def _append(self, op_id: str, events: Sequence[NewEvent]) -> builtins.list[OperationEvent]:
         for _attempt in range(5):
             try:
                 with self._ctx.session(immediate=True) as s:
-                    return _insert_event(s, op_id, message, step=step, level=level, progress=progress)
+                    return _insert_events(s, op_id, events)
             except IntegrityError:
                 continue
         raise BusyError(f"could not append to the event log of operation {op_id}")

@@ -79,6 +79,127 @@ def test_success_writes_every_event_in_order_and_wait_returns_the_kind_result(
     assert engine.running() == []
 
 
+class _Writes(OperationKind):
+    """Ends each step before a different kind of write, so the deferred "done" rides on each."""
+
+    name = "writes"
+    steps = ("a", "b", "c", "d", "e")
+
+    def run(self, ctx: OperationContext) -> dict[str, Any]:
+        with ctx.step("a"):
+            pass
+        ctx.event("after a")
+        with ctx.step("b"):
+            pass
+        ctx.record("thing", name="b")
+        with ctx.step("c"):
+            pass
+        ctx.save_params(c=True)
+        with ctx.step("d"):
+            ctx.task_log(["line 1", "line 2"])
+        with ctx.step("e"):
+            pass
+        return {}
+
+
+def test_a_step_boundary_is_one_write_and_no_event_is_lost_or_reordered(
+    engine: OperationEngine, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the "done" of a step is written with the operation's next write (event, journal, params, next
+    # step, finish): every write must carry it, before its own, and in its one transaction
+    writes: list[tuple[str, list[str]]] = []
+    ops = store.operations
+
+    def spy(name: str, carried: str) -> None:
+        original = getattr(ops, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            events = kwargs.get(carried, args[1] if name == "append_events" else ())
+            writes.append((name, [e.message for e in events]))
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(ops, name, call)
+
+    for name, carried in [
+        ("append_events", "events"),
+        ("begin_step", "before"),
+        ("set_side_effects", "events"),
+        ("update_params", "events"),
+        ("finish", "before"),
+    ]:
+        spy(name, carried)
+    engine.register(_Writes())
+    op = engine.submit("writes")
+    op.wait(timeout=15)
+
+    assert writes == [
+        ("begin_step", []),
+        ("append_events", ["a: done", "after a"]),
+        ("begin_step", []),
+        ("set_side_effects", ["b: done"]),
+        ("begin_step", []),
+        ("update_params", ["c: done"]),
+        ("begin_step", []),
+        ("append_events", ["line 1", "line 2"]),
+        ("begin_step", ["d: done"]),
+        ("finish", ["e: done"]),
+    ]
+    events = list(op.events())
+    assert [(e.step, e.message) for e in events] == [
+        ("queued", "writes queued"),
+        ("a", "a: started"),
+        ("a", "a: done"),
+        ("a", "after a"),
+        ("b", "b: started"),
+        ("b", "b: done"),
+        ("c", "c: started"),
+        ("c", "c: done"),
+        ("d", "d: started"),
+        ("d", "line 1"),
+        ("d", "line 2"),
+        ("d", "d: done"),
+        ("e", "e: started"),
+        ("e", "e: done"),
+        ("done", "writes succeeded"),
+    ]
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert [e.time for e in events] == sorted(e.time for e in events)
+    _, params, effects = store.operations.load(op.id)
+    assert params == {"c": True} and effects == [{"kind": "thing", "name": "b"}]
+
+
+class _HandsOver(OperationKind):
+    name = "hands-over"
+    steps = ("make",)
+
+    def run(self, ctx: OperationContext) -> dict[str, Any]:
+        with ctx.step("make"):
+            for kind, n in [("thing", 1), ("other", 2), ("keep", 3), ("thing", 4)]:
+                ctx.record(kind, n=n)
+        ctx.forget_kinds("thing", "other")
+        return {}
+
+
+def test_forget_kinds_drops_every_entry_of_those_kinds_in_one_write(
+    engine: OperationEngine, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journals: list[list[dict[str, Any]]] = []
+    original = store.operations.set_side_effects
+
+    def spy(op_id: str, runner_id: str, effects: Any, **kwargs: Any) -> None:
+        journals.append([dict(e) for e in effects])
+        original(op_id, runner_id, effects, **kwargs)
+
+    monkeypatch.setattr(store.operations, "set_side_effects", spy)
+    engine.register(_HandsOver())
+    op = engine.submit("hands-over")
+    op.wait(timeout=15)
+    assert len(journals) == 5  # four records, then one write for the hand-over
+    assert journals[-1] == [{"kind": "keep", "n": 3}]
+    assert store.operations.side_effects(op.id) == [{"kind": "keep", "n": 3}]
+    assert [e.message for e in op.events()][-2:] == ["make: done", "hands-over succeeded"]
+
+
 def test_events_after_a_sequence_number_replay_from_there(engine: OperationEngine) -> None:
     op = engine.submit("toy")
     op.wait(timeout=15)

@@ -10,6 +10,8 @@ import pytest
 from proximity_sdk.errors import BusyError
 from proximity_sdk.models.operation import OperationStatus
 from proximity_sdk.store import Store
+from proximity_sdk.store.base import utcnow
+from proximity_sdk.store.operations_repo import NewEvent
 
 
 def test_concurrent_appends_to_one_log_get_every_sequence_number_once(store: Store) -> None:
@@ -91,3 +93,55 @@ def test_a_cancel_request_is_recorded_once_with_its_event(store: Store) -> None:
     assert [e.message for e in ops.events(op.id)] == ["cancel requested"]
     assert ops.control(op.id, "r1") == (True, True)
     assert ops.control(op.id, "r2") == (True, False)
+
+
+def test_writes_that_carry_events_append_them_in_order_with_their_own_change(store: Store) -> None:
+    # a step's "done" rides on the operation's next write: each such write must put the events
+    # down in the order given, before its own event, and only while the writer holds the lease
+    ops = store.operations
+    op = ops.create("toy", steps=("a", "b"))
+    assert ops.claim(op.id, "r1", timedelta(seconds=30))
+    ended = utcnow() - timedelta(seconds=5)  # the time a step ended, before it is written
+
+    ops.append_events(op.id, [NewEvent("one", step="a"), NewEvent("two", step="a", level="debug")])
+    assert ops.begin_step(
+        op.id, "r1", "b", "b: started", progress=0.5, before=[NewEvent("a: done", step="a", at=ended)]
+    )
+    ops.set_side_effects(op.id, "r1", [{"kind": "x"}], events=[NewEvent("e1", step="b"), NewEvent("e2", step="b")])
+    ops.update_params(op.id, "r1", {"p": 1}, events=[NewEvent("p1", step="b")])
+    # a runner that lost the lease writes neither the change nor the events
+    ops.set_side_effects(op.id, "r2", [{"kind": "y"}], events=[NewEvent("stale", step="b")])
+    ops.update_params(op.id, "r2", {"p": 2}, events=[NewEvent("stale", step="b")])
+    assert ops.begin_step(op.id, "r2", "b", "stale", progress=None, before=[NewEvent("stale", step="b")]) == (
+        False,
+        False,
+    )
+    ops.finish(op.id, "r1", OperationStatus.SUCCEEDED, message="toy succeeded", before=[NewEvent("b: done", step="b")])
+
+    events = ops.events(op.id)
+    assert [(e.seq, e.step, e.message) for e in events] == [
+        (1, "a", "one"),
+        (2, "a", "two"),
+        (3, "a", "a: done"),
+        (4, "b", "b: started"),
+        (5, "b", "e1"),
+        (6, "b", "e2"),
+        (7, "b", "p1"),
+        (8, "b", "b: done"),
+        (9, "done", "toy succeeded"),
+    ]
+    assert events[1].level == "debug" and events[2].time == ended  # the time it happened, not written
+    _, params, effects = ops.load(op.id)
+    assert params == {"p": 1} and effects == [{"kind": "x"}]
+
+
+def test_a_cancel_seen_at_a_step_boundary_still_writes_the_events_that_happened(store: Store) -> None:
+    ops = store.operations
+    op = ops.create("toy", steps=("a", "b"))
+    assert ops.claim(op.id, "r1", timedelta(seconds=30))
+    ops.request_cancel(op.id)
+    assert ops.begin_step(op.id, "r1", "b", "b: started", progress=0.5, before=[NewEvent("a: done", step="a")]) == (
+        True,
+        True,
+    )
+    assert [e.message for e in ops.events(op.id)] == ["cancel requested", "a: done"]  # no "b: started"

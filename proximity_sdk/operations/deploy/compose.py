@@ -137,8 +137,7 @@ def deploy_compose(
     store.reservations.attach_vmid(host_id, vmid, app_id=app.id)
     if settings.pool() is not None and address:
         store.reservations.attach_address(address, app_id=app.id)
-    for kind in ("container", "vmid", "address"):
-        ctx.forget(kind)  # handed over to the app's record
+    ctx.forget_kinds("container", "vmid", "address")  # handed over to the app's record
     return {"app_id": app.id}
 
 

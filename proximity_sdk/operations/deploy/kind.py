@@ -282,7 +282,7 @@ class DeployKind(OperationKind):
     def run(self, ctx: OperationContext) -> dict[str, Any]:
         store = self.services.store
         app = store.apps.get(str(ctx.operation.app_id))
-        settings = store.settings.get()
+        settings = ctx.settings
         host_id = app.host_id
         client = self.services.clients.get(host_id)
         memory = app.resources.memory_mb or settings.default_memory_mb
@@ -294,7 +294,9 @@ class DeployKind(OperationKind):
                     memory_mb=memory,
                     overcommit=settings.memory_overcommit,
                     node=ctx.params.get("node"),
-                    pending=lambda present: in_flight(store, host_id, present, exclude_app_id=app.id),
+                    pending=lambda present: in_flight(
+                        store, host_id, present, exclude_app_id=app.id, default_memory_mb=settings.default_memory_mb
+                    ),
                 )
                 node = decision.node
                 ctx.event(f"node {node} chosen: {decision.reason}")

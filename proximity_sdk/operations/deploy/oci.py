@@ -295,6 +295,5 @@ def deploy_oci(
     store.reservations.attach_vmid(host_id, vmid, app_id=app.id)
     if settings.pool() is not None and address:
         store.reservations.attach_address(address, app_id=app.id)
-    for kind in ("container", "vmid", "address", "console_log"):
-        ctx.forget(kind)  # handed over to the app's record
+    ctx.forget_kinds("container", "vmid", "address", "console_log")  # handed over to the app's record
     return {"app_id": app.id}
