@@ -158,6 +158,7 @@ IMAGE = "ghcr.io/example/whoami:1.10"
 IMAGE_PORT = 8080
 # PVE seconds of the fake's tasks, made real by --time-scale (0.01: a create takes 300 ms)
 TASK_SECS = {"create": 30.0, "start": 20.0, "destroy": 10.0, "pull": 20.0}
+STATIC_POOL, STATIC_GATEWAY = "10.20.0.0/22", "10.20.0.1"
 LEASE_SECONDS = 5  # the settings' minimum: a dead agent's operations wait this long for a survivor
 AGENT_GOALS = {"agents": 3, "deploys": 200, "speedup_min": 2.5, "collisions": 0, "lost": 0}
 ACTIVE = {OperationStatus.PENDING, OperationStatus.RUNNING}
@@ -362,6 +363,7 @@ def _agents_run(
     tmp: Path,
     pki: tuple[str, str],
     *,
+    ip_mode: str,
     agents: int,
     deploys: int,
     nodes: int,
@@ -382,6 +384,8 @@ def _agents_run(
             with Proximity.local(database_url=url, data_dir=run_dir / "data", secret_key=key, entry_points=False) as px:
                 px.hosts.add("lab", url=pve.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET, ca_file=pki[0])
                 px.settings.update(memory_overcommit=100.0)  # hundreds of small apps on a few fake nodes
+                if ip_mode == "static":  # addresses from the shared reservation table, as VMIDs are
+                    px.settings.update(ip_mode="static", ip_pool=STATIC_POOL, gateway=STATIC_GATEWAY)
                 for node in node_names:  # the image is pulled once per node, outside the measure
                     px.apps.deploy_image(IMAGE, hostname=f"warm-{node}", node=node, ports=[IMAGE_PORT]).wait(
                         timeout=120
@@ -414,17 +418,17 @@ def _agents_run(
                     )
                     doomed.kill()
 
-                killer = threading.Timer(kill_after, kill)
             load_before = os.getloadavg()
             agents_cpu_before = sum(_process_cpu_s(a.process.pid) for a in served)
             bench_cpu_before = time.process_time()
             machine_before = _machine_busy_s()
             began = time.perf_counter()
-            if killer is not None:
-                killer.start()
             with ThreadPoolExecutor(max_workers=min(32, deploys)) as pool:
                 submitted = list(pool.map(submit, range(deploys)))
             submit_s = time.perf_counter() - began
+            if kill_after is not None:  # once every deploy was accepted: a refused submission is not the point
+                killer = threading.Timer(max(0.0, kill_after - submit_s), kill)
+                killer.start()
             op_ids = [op for op in submitted if op is not None]
             with Store.open(url, data_dir=run_dir / "data", secret_key=key) as store:
                 _settle(store, op_ids, timeout=300)
@@ -487,7 +491,7 @@ def _agents_run(
 def agents_main(args: argparse.Namespace) -> None:
     logging.getLogger("proximity_sdk").setLevel(logging.ERROR)
     load_start = os.getloadavg()
-    options = {"deploys": args.deploys, "nodes": args.nodes, "time_scale": args.time_scale}
+    options = {"deploys": args.deploys, "nodes": args.nodes, "time_scale": args.time_scale, "ip_mode": args.ip_mode}
     runs: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="proximity-bench-agents-") as tmp:
         pki = make_pki(tmp)
@@ -515,6 +519,7 @@ def agents_main(args: argparse.Namespace) -> None:
         "command": "python bench/scale_out.py " + " ".join(sys.argv[1:]),
         "image": IMAGE,
         "time_scale": args.time_scale,
+        "ip_mode": args.ip_mode,
         "task_pve_seconds": TASK_SECS,
         "task_real_ms": {k: round(v * args.time_scale * 1000) for k, v in TASK_SECS.items()},
         "lease_seconds": LEASE_SECONDS,
@@ -551,6 +556,7 @@ def main() -> None:
     parser.add_argument("--deploys", type=int, default=200)
     parser.add_argument("--nodes", type=int, default=4)
     parser.add_argument("--time-scale", type=float, default=0.01)
+    parser.add_argument("--ip-mode", choices=("static", "dhcp"), default="static")
     parser.add_argument(
         "--kill-after", type=float, default=3.0, help="seconds into the kill -9 run (at most 40%% of the unkilled run)"
     )
