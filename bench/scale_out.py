@@ -422,6 +422,7 @@ def _agents_run(
             agents_cpu_before = sum(_process_cpu_s(a.process.pid) for a in served)
             bench_cpu_before = time.process_time()
             machine_before = _machine_busy_s()
+            requests_before = len(pve.recorded)
             began = time.perf_counter()
             with ThreadPoolExecutor(max_workers=min(32, deploys)) as pool:
                 submitted = list(pool.map(submit, range(deploys)))
@@ -437,6 +438,7 @@ def _agents_run(
                     killer.join()
                 load_after = os.getloadavg()
                 machine_after = _machine_busy_s()
+                requests = len(pve.recorded) - requests_before
                 bench_cpu = time.process_time() - bench_cpu_before
                 for agent in served:
                     if agent.process.poll() is None:
@@ -476,6 +478,7 @@ def _agents_run(
                 "wall_s": round(wall, 2),
                 "deploys_per_s": round(deploys / wall, 2),
                 "succeeded": succeeded,
+                "pve_requests_per_deploy": round(requests / deploys, 1),
                 "latency_ms_p50": round(_percentile(latencies, 0.5), 1) if latencies else None,
                 "latency_ms_p99": round(_percentile(latencies, 0.99), 1) if latencies else None,
                 "latency_ms_max": round(max(latencies), 1) if latencies else None,
@@ -508,7 +511,8 @@ def agents_main(args: argparse.Namespace) -> None:
             print(
                 f"{name:<22} wall {r['wall_s']:>6} s  {r['deploys_per_s']:>6}/s  p50 {r['latency_ms_p50']} ms  "
                 f"p99 {r['latency_ms_p99']} ms  succeeded {r['succeeded']}/{r['deploys']}  lost {r['check']['lost']}  "
-                f"load {r['load_average_before'][0]}\n    cpu {r['cpu_s']}\n"
+                f"load {r['load_average_before'][0]}\n    cpu {r['cpu_s']}  "
+                f"pve requests/deploy {r['pve_requests_per_deploy']}\n"
                 f"    steps (median ms) {r['step_ms_median']}\n    failed {r['check']['failed_errors']}",
                 flush=True,
             )
