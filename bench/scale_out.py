@@ -72,7 +72,13 @@ from proximity_sdk._client import Proximity  # noqa: E402
 from proximity_sdk.models.app import AppStatus  # noqa: E402
 from proximity_sdk.models.operation import OperationStatus  # noqa: E402
 from proximity_sdk.store import Store  # noqa: E402
-from proximity_sdk.store.tables import AppRow, OperationEventRow, OperationRow  # noqa: E402
+from proximity_sdk.store.tables import (  # noqa: E402
+    AddressReservationRow,
+    AppRow,
+    OperationEventRow,
+    OperationRow,
+    VmidReservationRow,
+)
 from tests.harness.db import create_pg_database, drop_pg_database  # noqa: E402
 from tests.harness.pve import TOKEN_ID, TOKEN_SECRET, HarnessPve, make_pki, serve_pve  # noqa: E402
 
@@ -300,6 +306,8 @@ def _check(store: Store, pve: HarnessPve, op_ids: list[str]) -> dict[str, Any]:
             select(func.count()).select_from(OperationEventRow).where(OperationEventRow.message.like("taken over by %"))
         ).scalar_one()
         app_rows = [(a.id, a.hostname, a.vmid, a.status, a.address) for a in apps]
+        held_vmids = s.execute(select(VmidReservationRow.vmid)).scalars().all()
+        held_addresses = s.execute(select(AddressReservationRow.address)).scalars().all()
     cts = {ct.vmid: ct for ct in pve.cts}
     problems: list[str] = []
     vmids = Counter(vmid for _id, _h, vmid, _st, _ad in app_rows if vmid is not None)
@@ -320,6 +328,11 @@ def _check(store: Store, pve: HarnessPve, op_ids: list[str]) -> dict[str, Any]:
             problems.append(f"app {hostname} is {status.value} but a container {hostname} exists")
     orphans = sorted(set(cts) - owned)
     problems += [f"container {v} ({cts[v].config.get('hostname')}) belongs to no app" for v in orphans]
+    live_vmids = {row[2] for row in app_rows if row[3] == AppStatus.RUNNING}
+    live_addresses = {row[4] for row in app_rows if row[3] == AppStatus.RUNNING}
+    # a reservation no running app holds: an id or address nobody can use until the janitor frees it
+    stale = [f"vmid {v}" for v in held_vmids if v not in live_vmids]
+    stale += [f"address {a}" for a in held_addresses if a not in live_addresses]
     still = sum(by_status.get(str(st.value), 0) for st in ACTIVE)
     return {
         "operations": dict(by_status),
@@ -333,6 +346,9 @@ def _check(store: Store, pve: HarnessPve, op_ids: list[str]) -> dict[str, Any]:
         "vmid_collisions": sum(n - 1 for n in vmids.values() if n > 1),
         "address_collisions": sum(n - 1 for n in addresses.values() if n > 1),
         "orphan_containers": len(orphans),
+        "reservations": {"vmids": len(held_vmids), "addresses": len(held_addresses)},
+        "stale_reservations": stale[:20],
+        "stale_reservation_count": len(stale),
         "problems": problems[:20],
         "problem_count": len(problems),
         "lost": len(missing) + still + len(problems),
@@ -513,7 +529,8 @@ def agents_main(args: argparse.Namespace) -> None:
                 f"p99 {r['latency_ms_p99']} ms  succeeded {r['succeeded']}/{r['deploys']}  lost {r['check']['lost']}  "
                 f"load {r['load_average_before'][0]}\n    cpu {r['cpu_s']}  "
                 f"pve requests/deploy {r['pve_requests_per_deploy']}\n"
-                f"    steps (median ms) {r['step_ms_median']}\n    failed {r['check']['failed_errors']}",
+                f"    steps (median ms) {r['step_ms_median']}\n    failed {r['check']['failed_errors']}\n"
+                f"    reservations {r['check']['reservations']}, stale {r['check']['stale_reservations'][:5]}",
                 flush=True,
             )
     one, many, killed = (runs[name] for name, _c, _k in plan)
