@@ -80,6 +80,8 @@ class OperationEngine:
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="proximity-op")
         self._running: dict[str, threading.Event] = {}
         self._futures: dict[str, Future[None]] = {}
+        # the operations of _running this process has claimed (the others wait for a worker, pending)
+        self._claimed: set[str] = set()
         self._lock = threading.Lock()
         self._changed = threading.Condition()
         self._slot_limit = node_slots
@@ -148,16 +150,30 @@ class OperationEngine:
     # running ------------------------------------------------------------------------------------------
 
     def _start(self, op: Operation, *, resume: bool) -> bool:
-        if not self.store.operations.claim(op.id, self.runner_id, self._lease):
+        # A new operation is claimed by the worker that runs it, not here: while it waits for a
+        # free worker it stays pending, so if this process dies it is run afresh by another one
+        # (``recover``: pending and older than a lease) instead of being rolled back as if it had
+        # started, and a process with free workers takes a backlog older than a lease.
+        # An orphan (running, lease expired) is claimed now: the claim decides who recovers it.
+        if resume and not self.store.operations.claim(op.id, self.runner_id, self._lease):
             return False
         lost = threading.Event()
         with self._lock:
+            if op.id in self._running:
+                return False
             self._running[op.id] = lost
+            if resume:
+                self._claimed.add(op.id)
             self._futures[op.id] = self._pool.submit(self._execute, op.id, resume, lost)
         return True
 
     def _execute(self, op_id: str, resume: bool, lost: threading.Event) -> None:
         try:
+            if not resume:
+                if not self.store.operations.claim(op_id, self.runner_id, self._lease):
+                    return  # another process took it while it waited here for a worker, or it was cancelled
+                with self._lock:
+                    self._claimed.add(op_id)
             self._run(op_id, resume, lost)
         except LeaseLost:
             log.warning("operation %s was taken over by another process; this runner stopped", op_id)
@@ -176,6 +192,7 @@ class OperationEngine:
             with self._lock:
                 self._running.pop(op_id, None)
                 self._futures.pop(op_id, None)
+                self._claimed.discard(op_id)
             self.notify(op_id)
 
     def _run(self, op_id: str, resume: bool, lost: threading.Event) -> None:
@@ -190,7 +207,7 @@ class OperationEngine:
                 # nobody ran it until after its deadline: finishing it now would surprise its caller
                 raise RunnerLost(
                     f"the {op.kind} passed its deadline while no process ran it "
-                    f"(stopped at step {ctx.current_step or 'start'})"
+                    f"(stopped {f'at step {ctx.current_step}' if ctx.current_step else 'before its first step'})"
                 )
             result = impl.recover(ctx) if resume else impl.run(ctx)
         except LeaseLost:
@@ -350,8 +367,8 @@ class OperationEngine:
     def _heartbeat(self) -> None:
         interval = max(0.2, self._lease.total_seconds() / 3)
         while not self._stop.wait(interval):
-            with self._lock:
-                mine = dict(self._running)
+            with self._lock:  # only what we claimed holds a lease (a queued operation is still pending)
+                mine = {op_id: self._running[op_id] for op_id in self._claimed if op_id in self._running}
             if not mine:
                 continue
             try:

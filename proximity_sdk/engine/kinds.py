@@ -32,7 +32,8 @@ class OperationKind:
     def recover(self, ctx: OperationContext) -> dict[str, Any]:
         """Called in the process that took over an operation whose runner died. The default
         rolls back and reports the failure; kinds whose steps are idempotent may finish instead."""
-        raise RunnerLost(f"the process running this {self.name} stopped at step {ctx.current_step or 'start'}")
+        where = f"at step {ctx.current_step}" if ctx.current_step else "before its first step"
+        raise RunnerLost(f"the process running this {self.name} stopped {where}")
 
     def result(self, store: Store, operation: Operation) -> Any:
         """What ``wait()`` returns for a succeeded operation."""

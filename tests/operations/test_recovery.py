@@ -20,7 +20,7 @@ from proximity_sdk.models.operation import OperationStatus
 from proximity_sdk.store import Store
 from proximity_sdk.store.base import utcnow
 from proximity_sdk.store.tables import OperationRow
-from tests.operations._toys import UNDO_FILE, FileEffects, FinishesOnRecover, Steps
+from tests.operations._toys import UNDO_FILE, Blocking, FileEffects, FinishesOnRecover, Steps
 
 ROOT = Path(__file__).resolve().parents[2]
 CHILD_LEASE = 2.0
@@ -175,3 +175,53 @@ def test_an_orphan_past_its_deadline_is_rolled_back_not_finished(
         recovering.handle(op_id).wait(timeout=15)
     assert not (work / "finished").exists()
     assert (work / UNDO_FILE).exists()
+
+
+def test_an_operation_queued_behind_busy_workers_is_run_elsewhere_when_its_process_dies(
+    store: Store, recovering: OperationEngine
+) -> None:
+    """A process whose only worker is busy queues the next operation; it dies before a worker
+    is free. That operation never started: another process runs it afresh (it stays pending
+    until a worker claims it), rather than rolling it back as if it had died mid-way."""
+    busy = OperationEngine(store, lease_seconds=1, max_workers=1)
+    gate = Blocking()
+    busy.register(gate)
+    busy.register(Steps())
+    recovering.register(Blocking())
+    try:
+        running = busy.submit("blocking")
+        assert gate.entered.wait(10)
+        queued = busy.submit("toy")
+        assert store.operations.get(queued.id).status == OperationStatus.PENDING
+        busy.close(wait=False)  # the process "dies": no more heartbeats, the queue is dropped
+
+        _recover_once_expired(recovering, store, running.id)
+        assert recovering.handle(queued.id).wait(timeout=15) == ["prepare", "create", "finish"]
+        with pytest.raises(OperationFailed, match="stopped at step work"):
+            recovering.handle(running.id).wait(timeout=15)
+    finally:
+        gate.release.set()
+        busy.drain(timeout=10)
+
+
+def test_an_operation_that_waited_for_a_worker_longer_than_a_lease_runs_to_the_end(store: Store) -> None:
+    """While it waits it holds no lease (it is pending), so the heartbeat must not count it as
+    lost: once a worker is free it runs and succeeds in this process."""
+    engine = OperationEngine(store, lease_seconds=1, max_workers=1)
+    gate = Blocking()
+    engine.register(gate)
+    engine.register(Steps())
+    try:
+        first = engine.submit("blocking")
+        assert gate.entered.wait(10)
+        waiting = engine.submit("toy")
+        time.sleep(1.5)  # several heartbeats (every lease / 3) while it waits
+        assert store.operations.get(waiting.id).status == OperationStatus.PENDING
+        gate.release.set()
+        first.wait(timeout=15)
+        assert store.operations.get(first.id).status == OperationStatus.SUCCEEDED
+        assert waiting.wait(timeout=15) == ["prepare", "create", "finish"]
+    finally:
+        gate.release.set()
+        engine.close(wait=False)
+        engine.drain(timeout=10)
