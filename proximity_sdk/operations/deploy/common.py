@@ -12,12 +12,16 @@ import time
 from proximity_sdk.engine.context import OperationContext, emitter
 from proximity_sdk.engine.services import Services
 from proximity_sdk.errors import ProximityError
+from proximity_sdk.models.app import App
+from proximity_sdk.operations._journal import follow_vmid_change
+from proximity_sdk.proxmox._ctspec import ContainerSpec
 from proximity_sdk.proxmox.client import ProxmoxClient
 from proximity_sdk.proxmox.console_log import read_console, remove_console
 from proximity_sdk.proxmox.containers import container_status, destroy_container
+from proximity_sdk.proxmox.vmids import VmidAllocator, create_with_vmid_retry
 from proximity_sdk.store import Store
 
-__all__ = ["app_url", "release_effects", "release_unjournalled"]
+__all__ = ["app_url", "create_journalled", "release_effects", "release_unjournalled"]
 
 
 def app_url(address: str | None, port: int | None) -> str | None:
@@ -34,6 +38,35 @@ _CONSOLE_TAIL = 20
 # start whose requester died goes on in Proxmox), and how often it looks.
 TASK_WAIT_SECONDS = 900.0
 _TASK_POLL = 0.5
+
+
+def create_journalled(
+    ctx: OperationContext,
+    store: Store,
+    client: ProxmoxClient,
+    allocator: VmidAllocator,
+    *,
+    app: App,
+    node: str,
+    spec: ContainerSpec,
+) -> int:
+    """Create the container (both strategies' ``create`` step) and return its VMID, which may
+    differ from the spec's when Proxmox gave that one away meanwhile (the journal follows it)."""
+    moved = follow_vmid_change(ctx, store, app_id=app.id, host_id=app.host_id, node=node)
+    # journalled before the request: a crash during the create task must still find it
+    ctx.record("container", host_id=app.host_id, node=node, vmid=spec.vmid)
+    with ctx.node_slot(app.host_id, node):
+        created, _ = create_with_vmid_retry(
+            client,
+            node,
+            spec,
+            allocator=allocator,
+            operation_id=ctx.id,
+            app_id=app.id,
+            emit=emitter(ctx),
+            on_vmid_change=moved,
+        )
+    return created.vmid
 
 
 def _busy(client: ProxmoxClient, node: str, vmid: int) -> str | None:

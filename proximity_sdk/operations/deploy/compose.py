@@ -19,13 +19,12 @@ from proximity_sdk.models.app import App, AppStatus, Port
 from proximity_sdk.models.catalog import CatalogApp
 from proximity_sdk.models.resources import Resources
 from proximity_sdk.models.settings import Settings
-from proximity_sdk.operations._journal import follow_vmid_change
-from proximity_sdk.operations.deploy.common import app_url
+from proximity_sdk.operations.deploy.common import app_url, create_journalled
 from proximity_sdk.operations.provision import Provisioner, app_project
 from proximity_sdk.proxmox.client import ProxmoxClient
 from proximity_sdk.proxmox.containers import spec_from_settings, start_container, wait_for_address
 from proximity_sdk.proxmox.templates import ensure_template
-from proximity_sdk.proxmox.vmids import VmidAllocator, create_with_vmid_retry
+from proximity_sdk.proxmox.vmids import VmidAllocator
 
 __all__ = ["COMPOSE_STEPS", "deploy_compose", "deploy_config", "requested_resources"]
 
@@ -70,21 +69,7 @@ def deploy_compose(
             description=f"Proximity app {app.id} ({app.catalog_id})",
         )
 
-        moved = follow_vmid_change(ctx, store, app_id=app.id, host_id=host_id, node=node)
-        # journalled before the request: a crash during the create task must still find it
-        ctx.record("container", host_id=host_id, node=node, vmid=vmid)
-        with ctx.node_slot(host_id, node):
-            spec, _ = create_with_vmid_retry(
-                client,
-                node,
-                spec,
-                allocator=allocator,
-                operation_id=ctx.id,
-                app_id=app.id,
-                emit=emitter(ctx),
-                on_vmid_change=moved,
-            )
-        vmid = spec.vmid
+        vmid = create_journalled(ctx, store, client, allocator, app=app, node=node, spec=spec)
 
     with ctx.step("start"), ctx.node_slot(host_id, node):
         start_container(client, node, vmid, emit=emitter(ctx))

@@ -27,13 +27,12 @@ from proximity_sdk.models._requests import check_reference
 from proximity_sdk.models.app import App, AppStatus, Port
 from proximity_sdk.models.catalog import CatalogApp
 from proximity_sdk.models.settings import Settings
-from proximity_sdk.operations._journal import follow_vmid_change
-from proximity_sdk.operations.deploy.common import app_url
+from proximity_sdk.operations.deploy.common import app_url, create_journalled
 from proximity_sdk.operations.oci import keep_console, oci_health
 from proximity_sdk.proxmox.client import ProxmoxClient
 from proximity_sdk.proxmox.containers import spec_from_settings, start_container, wait_for_address
 from proximity_sdk.proxmox.oci import check_env, configure_runtime, pull_image
-from proximity_sdk.proxmox.vmids import VmidAllocator, create_with_vmid_retry
+from proximity_sdk.proxmox.vmids import VmidAllocator
 
 __all__ = ["OCI_STEPS", "catalog_plan", "deploy_oci", "image_plan", "oci_ports", "resolve_env"]
 
@@ -230,20 +229,7 @@ def deploy_oci(
         # nothing in an application container reads SSH keys or a root password
         spec = spec.model_copy(update={"ssh_public_keys": ()})
 
-        moved = follow_vmid_change(ctx, store, app_id=app.id, host_id=host_id, node=node)
-        ctx.record("container", host_id=host_id, node=node, vmid=vmid)
-        with ctx.node_slot(host_id, node):
-            spec, _ = create_with_vmid_retry(
-                client,
-                node,
-                spec,
-                allocator=allocator,
-                operation_id=ctx.id,
-                app_id=app.id,
-                emit=emitter(ctx),
-                on_vmid_change=moved,
-            )
-        vmid = spec.vmid
+        vmid = create_journalled(ctx, store, client, allocator, app=app, node=node, spec=spec)
 
     with ctx.step("configure"):
         secrets = {name: value.get_secret_value() for name, value in store.apps.secrets(app.id).items()}
