@@ -79,6 +79,7 @@ from proximity_sdk.store.tables import (  # noqa: E402
     OperationRow,
     VmidReservationRow,
 )
+from tests.harness.agent_process import ServedAgent  # noqa: E402
 from tests.harness.db import create_pg_database, drop_pg_database  # noqa: E402
 from tests.harness.pve import TOKEN_ID, TOKEN_SECRET, HarnessPve, make_pki, serve_pve  # noqa: E402
 
@@ -170,37 +171,17 @@ AGENT_GOALS = {"agents": 3, "deploys": 200, "speedup_min": 2.5, "collisions": 0,
 ACTIVE = {OperationStatus.PENDING, OperationStatus.RUNNING}
 
 
-class ServedAgent:
-    """One ``proximity-agent serve`` process; its JSON logs (stderr) go to a file."""
+class BenchAgent(ServedAgent):
+    """A served agent whose CPU time is read just before it is killed or stopped."""
 
     def __init__(self, name: str, env: dict[str, str], logs: Path) -> None:
-        self.name = name
-        self.log = logs / f"{name}.stderr"
-        with self.log.open("w") as stderr:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "proximity_agent.cli", "serve"],
-                cwd=ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-            )
+        super().__init__(name, env, logs)
         self.port = 0
         self.identity = ""
-        self.cpu_s = 0.0  # CPU seconds it used, read just before it is killed or stopped
+        self.cpu_s = 0.0
 
-    def wait_serving(self, *, timeout: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in self.log.read_text().splitlines():
-                if line.startswith("{") and '"serving gRPC on' in line:
-                    entry = json.loads(line)
-                    self.port, self.identity = int(entry["port"]), str(entry["agent"])
-                    return
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited {self.process.returncode}: {self.log.read_text()[-3000:]}")
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.name} is not serving after {timeout} s: {self.log.read_text()[-3000:]}")
+    def wait_serving(self) -> None:
+        self.port, self.identity = self.serving()
 
     def kill(self) -> None:
         self.cpu_s = _process_cpu_s(self.process.pid)
@@ -409,7 +390,7 @@ def _agents_run(
                 token = bootstrap_admin_token(px, "bench")
             _slow_tasks(pve)
             env = _agent_env(url, run_dir / "data", key)
-            served = [ServedAgent(f"agent{i}", env, run_dir) for i in range(agents)]
+            served = [BenchAgent(f"agent{i}", env, run_dir) for i in range(agents)]
             for agent in served:
                 agent.wait_serving()
             remotes = [Proximity.connect(f"127.0.0.1:{a.port}", token=token, timeout=120) for a in served]
