@@ -161,7 +161,9 @@ class FileEffects(OperationKind):
                 (folder / name).write_text(ctx.id)
                 ctx.record("file", name=name)
         with ctx.step("block"):
-            (folder / "started").write_text(ctx.id)
+            # written whole then renamed: the parent polls for the name and must never read it half-written
+            (folder / "started.part").write_text(ctx.id)
+            (folder / "started.part").rename(folder / "started")
             while True:  # the parent SIGKILLs us here
                 ctx.checkpoint()
                 time.sleep(0.05)
