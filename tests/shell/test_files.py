@@ -12,13 +12,16 @@ from proximity_sdk.proxmox.shell import NodeShell
 from tests.harness.sshd import StandinState
 
 
-def _leftovers() -> list[str]:
-    return sorted(p.name for p in Path("/tmp").glob(".proximity-p*"))
+def _left_on_the_node(standin_state: StandinState) -> list[str]:
+    """The temporary files this test's pct calls used that still exist (named from the calls, not
+    by globbing /tmp: other tests and xdist workers push and pull at the same time)."""
+    used = [a for c in standin_state.calls("pct") for a in c.args if a.startswith("/tmp/.proximity-p")]
+    assert used, "no pct call went through a temporary file on the node"
+    return [path for path in used if Path(path).exists()]
 
 
 def test_push_delivers_exact_bytes_with_the_mode(node_shell: NodeShell, standin_state: StandinState) -> None:
     data = bytes(range(256)) * 4096 + b"\r\n\x00tail"  # 1 MiB and a bit, every byte value
-    before = _leftovers()
     node_shell.pct_exec("pve1", 105, "mkdir -p /opt/app", timeout=20)
 
     node_shell.pct_push("pve1", 105, data, "/opt/app/.env", mode=0o600, timeout=30)
@@ -30,7 +33,7 @@ def test_push_delivers_exact_bytes_with_the_mode(node_shell: NodeShell, standin_
     assert push.args[1] == "105"
     assert push.args[3:] == ("/opt/app/.env", "--perms", "0600")
     assert push.args[2].startswith("/tmp/.proximity-push-")
-    assert _leftovers() == before  # the temporary file on the node is gone
+    assert _left_on_the_node(standin_state) == []  # the temporary file on the node is gone
 
 
 def test_push_sets_owner_ids_and_overwrites(node_shell: NodeShell, standin_state: StandinState) -> None:
@@ -43,14 +46,12 @@ def test_push_sets_owner_ids_and_overwrites(node_shell: NodeShell, standin_state
     assert (info.st_mode & 0o7777, info.st_uid, info.st_gid) == (0o640, 1000, 1001)
 
 
-def test_push_into_a_missing_directory_fails_like_pct(node_shell: NodeShell) -> None:
-    before = _leftovers()
-
+def test_push_into_a_missing_directory_fails_like_pct(node_shell: NodeShell, standin_state: StandinState) -> None:
     with pytest.raises(CommandFailedError) as caught:
         node_shell.pct_push("pve1", 105, b"x", "/opt/missing/file", timeout=20)
 
     assert "failed to create file: /opt/missing/file: No such file or directory" in caught.value.stderr_tail
-    assert _leftovers() == before
+    assert _left_on_the_node(standin_state) == []
 
 
 def test_push_to_a_stopped_container_fails(node_shell: NodeShell, standin_state: StandinState) -> None:
@@ -65,10 +66,9 @@ def test_push_to_a_stopped_container_fails(node_shell: NodeShell, standin_state:
 def test_pull_returns_exact_bytes(node_shell: NodeShell, standin_state: StandinState) -> None:
     data = os.urandom(200_000)
     standin_state.write_ct_file(105, "/var/lib/app/state.bin", data)
-    before = _leftovers()
 
     assert node_shell.pct_pull("pve1", 105, "/var/lib/app/state.bin", timeout=20) == data
-    assert _leftovers() == before
+    assert _left_on_the_node(standin_state) == []
 
 
 def test_pull_of_a_missing_file_fails(node_shell: NodeShell) -> None:
