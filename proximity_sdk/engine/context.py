@@ -56,6 +56,8 @@ class OperationContext:
         self._unwritten: list[NewEvent] = []
         self._settings: Settings | None = None
         self._notify = notify
+        self._in_unit = False
+        self._notify_due = False
         self._node_slot = node_slot
         self._lost = lost
         self.current_step: str | None = operation.current_step
@@ -84,7 +86,32 @@ class OperationContext:
 
     def _append(self, events: list[NewEvent]) -> None:
         self.store.operations.append_events(self.id, [*self.take_unwritten(), *events])
-        self._notify(self.id)
+        self._changed()
+
+    def _changed(self) -> None:
+        # inside a unit, watchers are woken once it committed: before, they would read nothing new
+        if self._in_unit:
+            self._notify_due = True
+        else:
+            self._notify(self.id)
+
+    @contextlib.contextmanager
+    def unit(self) -> Iterator[None]:
+        """The operation's writes inside the block (events, params, journal) and the kind's own
+        store calls (app record, reservations) in one transaction, committed when the block ends.
+        Only store calls go inside: a journal entry must be committed before the Proxmox request
+        that makes its effect, so that request comes after the block."""
+        if self._in_unit:
+            yield
+            return
+        self._in_unit, self._notify_due = True, False
+        try:
+            with self.store.unit():
+                yield
+        finally:
+            self._in_unit = False
+        if self._notify_due:
+            self._notify(self.id)
 
     def take_unwritten(self) -> list[NewEvent]:
         """The events not written yet (a step's "done"), oldest first; the caller writes them

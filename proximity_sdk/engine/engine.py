@@ -139,8 +139,8 @@ class OperationEngine:
             owner_id=owner_id,
             params=params,
             deadline=utcnow() + timedelta(seconds=impl.deadline_seconds),
+            event=f"{kind} queued",  # every event names a step: this one "queued"
         )
-        self.store.operations.append_event(op.id, f"{kind} queued", step="queued")  # every event names a step
         self._start(op, resume=False)
         return self.handle(op.id)
 

@@ -56,7 +56,7 @@ class _AppKind(OperationKind):
         except ProximityError:
             return
         real = AppStatus.VANISHED if status is None else AppStatus.RUNNING if status.running else AppStatus.STOPPED
-        self.services.store.apps.update(app.id, status=real)
+        self.services.store.apps.patch(app.id, status=real)
 
     def _start(self, ctx: OperationContext, app: App) -> None:
         assert app.node is not None and app.vmid is not None
@@ -83,7 +83,7 @@ class _AppKind(OperationKind):
                     attempts=ctx.settings.health_timeout_seconds,
                     path=app.config.get("health_path"),
                 )
-        self.services.store.apps.update(
+        self.services.store.apps.patch(
             app.id, status=AppStatus.RUNNING, address=address, url=app_url(address, main_port)
         )
 
@@ -100,7 +100,7 @@ class _AppKind(OperationKind):
                 is None
             ):
                 ctx.event("already stopped")
-        self.services.store.apps.update(app.id, status=AppStatus.STOPPED)
+        self.services.store.apps.patch(app.id, status=AppStatus.STOPPED)
 
 
 class StartKind(_AppKind):
@@ -154,7 +154,7 @@ class DeleteKind(_AppKind):
     def run(self, ctx: OperationContext) -> dict[str, Any]:
         store = self.services.store
         app = store.apps.get(str(ctx.operation.app_id))
-        store.apps.update(app.id, status=AppStatus.REMOVING)
+        store.apps.patch(app.id, status=AppStatus.REMOVING)
         with ctx.step("destroy"):
             if not ctx.params.get("destroy", True):
                 ctx.event(f"keeping container {app.vmid} on node {app.node}; only the record is removed")
@@ -173,7 +173,7 @@ class DeleteKind(_AppKind):
                     drop_console(ctx, self.services, app, app.node, app.vmid)
             if ctx.params.get("destroy", True):
                 self._destroy_retired(ctx, app)
-        with ctx.step("release"):
+        with ctx.step("release"), ctx.unit():
             vmids, addresses = store.reservations.release_for_app(app.id)
             released = [f"VMID {v}" for v in vmids] + list(addresses)
             ctx.event("released " + (", ".join(released) if released else "nothing"))
@@ -196,6 +196,6 @@ class DeleteKind(_AppKind):
 
     def on_failure(self, ctx: OperationContext, error: BaseException) -> None:
         try:
-            self.services.store.apps.update(str(ctx.operation.app_id), status=AppStatus.ERROR)
+            self.services.store.apps.patch(str(ctx.operation.app_id), status=AppStatus.ERROR)
         except ProximityError:
             return
