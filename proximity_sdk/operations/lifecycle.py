@@ -63,7 +63,7 @@ class _AppKind(OperationKind):
         client = self.services.clients.get(app.host_id)
         with ctx.step("start"), ctx.node_slot(app.host_id, app.node):
             if start_container(client, app.node, app.vmid, emit=emitter(ctx)) is None:
-                ctx.event("already running")
+                ctx.last_event("already running")
         with ctx.step("address"):
             static = app.address if ctx.settings.pool() is not None else None
             address = wait_for_address(client, app.node, app.vmid, emit=emitter(ctx), static_address=static)
@@ -83,11 +83,13 @@ class _AppKind(OperationKind):
                     attempts=ctx.settings.health_timeout_seconds,
                     path=app.config.get("health_path"),
                 )
-        self.services.store.apps.patch(
-            app.id, status=AppStatus.RUNNING, address=address, url=app_url(address, main_port)
+        url = app_url(address, main_port)
+        ctx.at_success(
+            lambda: self.services.store.apps.patch(app.id, status=AppStatus.RUNNING, address=address, url=url)
         )
 
-    def _stop(self, ctx: OperationContext, app: App, *, timeout: int, force: bool) -> None:
+    def _stop(self, ctx: OperationContext, app: App, *, timeout: int, force: bool, last: bool) -> None:
+        """``last``: the operation ends with the stop (the record says ``stopped`` as it finishes)."""
         assert app.node is not None and app.vmid is not None
         client = self.services.clients.get(app.host_id)
         with ctx.step("stop"), ctx.node_slot(app.host_id, app.node):
@@ -99,8 +101,11 @@ class _AppKind(OperationKind):
                 )
                 is None
             ):
-                ctx.event("already stopped")
-        self.services.store.apps.patch(app.id, status=AppStatus.STOPPED)
+                ctx.last_event("already stopped")
+        if last:
+            ctx.at_success(lambda: self.services.store.apps.patch(app.id, status=AppStatus.STOPPED))
+        else:
+            self.services.store.apps.patch(app.id, status=AppStatus.STOPPED)
 
 
 class StartKind(_AppKind):
@@ -124,7 +129,7 @@ class StopKind(_AppKind):
         policy = stop_policy(
             app, force=None if force is None else bool(force), timeout=None if timeout is None else int(timeout)
         )
-        self._stop(ctx, app, timeout=policy.timeout, force=policy.force)
+        self._stop(ctx, app, timeout=policy.timeout, force=policy.force, last=True)
         return {"app_id": ctx.operation.app_id}
 
 
@@ -134,7 +139,9 @@ class RestartKind(_AppKind):
 
     def run(self, ctx: OperationContext) -> dict[str, Any]:
         app = self._app(ctx)
-        self._stop(ctx, app, timeout=int(ctx.params.get("timeout") or shutdown_seconds(app, 60)), force=True)
+        self._stop(
+            ctx, app, timeout=int(ctx.params.get("timeout") or shutdown_seconds(app, 60)), force=True, last=False
+        )
         self._start(ctx, app)
         return {"app_id": ctx.operation.app_id}
 

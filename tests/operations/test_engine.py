@@ -690,3 +690,56 @@ def test_a_unit_of_work_that_raises_leaves_none_of_its_writes(engine: OperationE
     # the rollback still sees the entry (in memory, as after any failed write) and drops it
     assert kind.effects_at_rollback == [{"kind": "thing", "n": 1}]
     assert store.operations.side_effects(op.id) == []
+
+
+class _Closes(OperationKind):
+    """A step that ends with a closing event and leaves a record change for the finish; ``fail``
+    raises after both."""
+
+    name = "closes"
+    steps = ("a",)
+
+    def __init__(self, store: Store, app_id: str) -> None:
+        self.store = store
+        self.app_id = app_id
+
+    def run(self, ctx: OperationContext) -> dict[str, Any]:
+        with ctx.step("a"):
+            ctx.at_success(lambda: self.store.apps.patch(self.app_id, vmid=150))
+            ctx.last_event("closing")
+        if ctx.params.get("fail"):
+            raise RuntimeError("failed after the step")
+        return {}
+
+
+def test_a_closing_event_and_the_writes_of_success_go_with_the_finish(
+    engine: OperationEngine, store: Store, app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    finishes: list[tuple[list[str], int | None]] = []
+    original = store.operations.finish
+
+    def finish(*args: Any, **kwargs: Any) -> Operation:
+        # the record change was made in the same transaction, just before (read inside it)
+        finishes.append(([e.message for e in kwargs["before"]], store.apps.get(app.id).vmid))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(store.operations, "finish", finish)
+    engine.register(_Closes(store, app.id))
+    op = engine.submit("closes", app_id=app.id)
+    op.wait(timeout=15)
+    assert finishes == [(["closing", "a: done"], 150)]
+    events = list(op.events())
+    assert [(e.step, e.message) for e in events][-3:] == [
+        ("a", "closing"),
+        ("a", "a: done"),
+        ("done", "closes succeeded"),
+    ]
+    assert [e.time for e in events] == sorted(e.time for e in events)
+    assert store.apps.get(app.id).vmid == 150
+
+    store.apps.patch(app.id, vmid=105)
+    failed = engine.submit("closes", app_id=app.id, params={"fail": True})
+    with pytest.raises(OperationFailed, match="failed after the step"):
+        failed.wait(timeout=15)
+    assert store.apps.get(app.id).vmid == 105, "the writes of success are dropped on failure"
+    assert "closing" in _messages(list(failed.events()))

@@ -53,7 +53,7 @@ def deploy_compose(
     with ctx.step("template"):
         template = config.get("os_template") or settings.default_template
         volid = ensure_template(client, node, storage=settings.template_storage, template=template, emit=emitter(ctx))
-        ctx.event(f"template {volid}")
+        ctx.last_event(f"template {volid}")
 
     with ctx.step("create"):
         password = secrets.token_urlsafe(24)
@@ -93,7 +93,7 @@ def deploy_compose(
         compose_text = str(config["compose_text"])
         env = {name: value.get_secret_value() for name, value in store.apps.secrets(app.id).items()}
         provisioner.write_project(compose_text, env_file_text(env))
-        ctx.event(f"compose project written to {provisioner.directory} ({len(env)} secrets in .env)")
+        ctx.last_event(f"compose project written to {provisioner.directory} ({len(env)} secrets in .env)")
 
     with ctx.step("up"):
         provisioner.up()
