@@ -54,8 +54,11 @@ class OperationContext:
         self.params: dict[str, Any] = params
         self._effects: list[dict[str, Any]] = effects
         self._unwritten: list[NewEvent] = []
+        self._at_success: list[Callable[[], None]] = []
         self._settings: Settings | None = None
         self._notify = notify
+        self._in_unit = False
+        self._notify_due = False
         self._node_slot = node_slot
         self._lost = lost
         self.current_step: str | None = operation.current_step
@@ -75,6 +78,12 @@ class OperationContext:
     def event(self, message: str, *, level: str = "info", progress: float | None = None) -> None:
         self._append([NewEvent(message, step=self.current_step, level=level, progress=progress)])
 
+    def last_event(self, message: str, *, level: str = "info") -> None:
+        """A step's closing event, said right before the step ends: written with the step's "done"
+        (the operation's next write, which the step's end makes at once), with the time it happened,
+        instead of in a transaction of its own."""
+        self._unwritten.append(NewEvent(message, step=self.current_step, level=level, at=utcnow()))
+
     def task_log(self, lines: list[str]) -> None:
         """Proxmox task log lines: kept for the failure report and streamed as debug events."""
         self.log_tail.extend(lines)
@@ -84,7 +93,32 @@ class OperationContext:
 
     def _append(self, events: list[NewEvent]) -> None:
         self.store.operations.append_events(self.id, [*self.take_unwritten(), *events])
-        self._notify(self.id)
+        self._changed()
+
+    def _changed(self) -> None:
+        # inside a unit, watchers are woken once it committed: before, they would read nothing new
+        if self._in_unit:
+            self._notify_due = True
+        else:
+            self._notify(self.id)
+
+    @contextlib.contextmanager
+    def unit(self) -> Iterator[None]:
+        """The operation's writes inside the block (events, params, journal) and the kind's own
+        store calls (app record, reservations) in one transaction, committed when the block ends.
+        Only store calls go inside: a journal entry must be committed before the Proxmox request
+        that makes its effect, so that request comes after the block."""
+        if self._in_unit:
+            yield
+            return
+        self._in_unit, self._notify_due = True, False
+        try:
+            with self.store.unit():
+                yield
+        finally:
+            self._in_unit = False
+        if self._notify_due:
+            self._notify(self.id)
 
     def take_unwritten(self) -> list[NewEvent]:
         """The events not written yet (a step's "done"), oldest first; the caller writes them
@@ -157,6 +191,16 @@ class OperationContext:
         """Drop every journal entry of these kinds in one write (effects handed over to a record)."""
         self._effects = [e for e in self._effects if e.get("kind") not in kinds]
         self.store.operations.set_side_effects(self.id, self.runner_id, self._effects, events=self.take_unwritten())
+
+    def at_success(self, write: Callable[[], None]) -> None:
+        """A store write that is part of the operation's success (e.g. the app's record says
+        ``running``): it runs in the transaction that finishes the operation successfully, so a
+        watcher sees both or neither; dropped when the operation fails instead."""
+        self._at_success.append(write)
+
+    def take_success_writes(self) -> list[Callable[[], None]]:
+        writes, self._at_success = self._at_success, []
+        return writes
 
     @property
     def effects(self) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -139,8 +139,8 @@ class OperationEngine:
             owner_id=owner_id,
             params=params,
             deadline=utcnow() + timedelta(seconds=impl.deadline_seconds),
+            event=f"{kind} queued",  # every event names a step: this one "queued"
         )
-        self.store.operations.append_event(op.id, f"{kind} queued", step="queued")  # every event names a step
         self._start(op, resume=False)
         return self.handle(op.id)
 
@@ -244,7 +244,14 @@ class OperationEngine:
             self._listen("error", done, exc)
             return
         ctx.current_step = None
-        done = self._finish(ctx, OperationStatus.SUCCEEDED, result=result, message=f"{op.kind} succeeded", progress=1.0)
+        done = self._finish(
+            ctx,
+            OperationStatus.SUCCEEDED,
+            result=result,
+            message=f"{op.kind} succeeded",
+            progress=1.0,
+            writes=ctx.take_success_writes(),
+        )
         self._listen("after", done, None)
 
     def fail_claimed(self, op_id: str, runner_id: str, error: Exception, *, message: str) -> Operation | None:
@@ -299,19 +306,24 @@ class OperationEngine:
         message: str,
         level: str = "info",
         progress: float | None = None,
+        writes: Sequence[Callable[[], None]] = (),
     ) -> Operation:
         try:
-            return self.store.operations.finish(
-                ctx.id,
-                ctx.runner_id,
-                status,
-                error=error,
-                result=result,
-                message=message,
-                level=level,
-                progress=progress,
-                before=ctx.take_unwritten(),
-            )
+            # the kind's writes of its success and the finish: one transaction
+            with ctx.unit() if writes else contextlib.nullcontext():
+                for write in writes:
+                    write()
+                return self.store.operations.finish(
+                    ctx.id,
+                    ctx.runner_id,
+                    status,
+                    error=error,
+                    result=result,
+                    message=message,
+                    level=level,
+                    progress=progress,
+                    before=ctx.take_unwritten(),
+                )
         except BusyError:  # another runner holds it now: its outcome is theirs to write
             raise LeaseLost(ctx.id) from None
 

@@ -17,10 +17,13 @@ def follow_vmid_change(
     create moves to another, the journal and the app's record move with it."""
 
     def moved(old: int, new: int) -> None:
-        ctx.record("vmid", host_id=host_id, vmid=new)
-        ctx.forget("vmid", vmid=old)
-        ctx.forget("container", vmid=old)
-        ctx.record("container", host_id=host_id, node=node, vmid=new)
-        store.apps.update(app_id, vmid=new)
+        # one write, committed before the create request for the new VMID: a crash never finds
+        # the journal half moved
+        with ctx.unit():
+            ctx.record("vmid", host_id=host_id, vmid=new)
+            ctx.forget("vmid", vmid=old)
+            ctx.forget("container", vmid=old)
+            ctx.record("container", host_id=host_id, node=node, vmid=new)
+            store.apps.patch(app_id, vmid=new)
 
     return moved

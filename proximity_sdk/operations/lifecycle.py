@@ -56,14 +56,14 @@ class _AppKind(OperationKind):
         except ProximityError:
             return
         real = AppStatus.VANISHED if status is None else AppStatus.RUNNING if status.running else AppStatus.STOPPED
-        self.services.store.apps.update(app.id, status=real)
+        self.services.store.apps.patch(app.id, status=real)
 
     def _start(self, ctx: OperationContext, app: App) -> None:
         assert app.node is not None and app.vmid is not None
         client = self.services.clients.get(app.host_id)
         with ctx.step("start"), ctx.node_slot(app.host_id, app.node):
             if start_container(client, app.node, app.vmid, emit=emitter(ctx)) is None:
-                ctx.event("already running")
+                ctx.last_event("already running")
         with ctx.step("address"):
             static = app.address if ctx.settings.pool() is not None else None
             address = wait_for_address(client, app.node, app.vmid, emit=emitter(ctx), static_address=static)
@@ -83,11 +83,13 @@ class _AppKind(OperationKind):
                     attempts=ctx.settings.health_timeout_seconds,
                     path=app.config.get("health_path"),
                 )
-        self.services.store.apps.update(
-            app.id, status=AppStatus.RUNNING, address=address, url=app_url(address, main_port)
+        url = app_url(address, main_port)
+        ctx.at_success(
+            lambda: self.services.store.apps.patch(app.id, status=AppStatus.RUNNING, address=address, url=url)
         )
 
-    def _stop(self, ctx: OperationContext, app: App, *, timeout: int, force: bool) -> None:
+    def _stop(self, ctx: OperationContext, app: App, *, timeout: int, force: bool, last: bool) -> None:
+        """``last``: the operation ends with the stop (the record says ``stopped`` as it finishes)."""
         assert app.node is not None and app.vmid is not None
         client = self.services.clients.get(app.host_id)
         with ctx.step("stop"), ctx.node_slot(app.host_id, app.node):
@@ -99,8 +101,11 @@ class _AppKind(OperationKind):
                 )
                 is None
             ):
-                ctx.event("already stopped")
-        self.services.store.apps.update(app.id, status=AppStatus.STOPPED)
+                ctx.last_event("already stopped")
+        if last:
+            ctx.at_success(lambda: self.services.store.apps.patch(app.id, status=AppStatus.STOPPED))
+        else:
+            self.services.store.apps.patch(app.id, status=AppStatus.STOPPED)
 
 
 class StartKind(_AppKind):
@@ -124,7 +129,7 @@ class StopKind(_AppKind):
         policy = stop_policy(
             app, force=None if force is None else bool(force), timeout=None if timeout is None else int(timeout)
         )
-        self._stop(ctx, app, timeout=policy.timeout, force=policy.force)
+        self._stop(ctx, app, timeout=policy.timeout, force=policy.force, last=True)
         return {"app_id": ctx.operation.app_id}
 
 
@@ -134,7 +139,9 @@ class RestartKind(_AppKind):
 
     def run(self, ctx: OperationContext) -> dict[str, Any]:
         app = self._app(ctx)
-        self._stop(ctx, app, timeout=int(ctx.params.get("timeout") or shutdown_seconds(app, 60)), force=True)
+        self._stop(
+            ctx, app, timeout=int(ctx.params.get("timeout") or shutdown_seconds(app, 60)), force=True, last=False
+        )
         self._start(ctx, app)
         return {"app_id": ctx.operation.app_id}
 
@@ -154,7 +161,7 @@ class DeleteKind(_AppKind):
     def run(self, ctx: OperationContext) -> dict[str, Any]:
         store = self.services.store
         app = store.apps.get(str(ctx.operation.app_id))
-        store.apps.update(app.id, status=AppStatus.REMOVING)
+        store.apps.patch(app.id, status=AppStatus.REMOVING)
         with ctx.step("destroy"):
             if not ctx.params.get("destroy", True):
                 ctx.event(f"keeping container {app.vmid} on node {app.node}; only the record is removed")
@@ -173,7 +180,7 @@ class DeleteKind(_AppKind):
                     drop_console(ctx, self.services, app, app.node, app.vmid)
             if ctx.params.get("destroy", True):
                 self._destroy_retired(ctx, app)
-        with ctx.step("release"):
+        with ctx.step("release"), ctx.unit():
             vmids, addresses = store.reservations.release_for_app(app.id)
             released = [f"VMID {v}" for v in vmids] + list(addresses)
             ctx.event("released " + (", ".join(released) if released else "nothing"))
@@ -196,6 +203,6 @@ class DeleteKind(_AppKind):
 
     def on_failure(self, ctx: OperationContext, error: BaseException) -> None:
         try:
-            self.services.store.apps.update(str(ctx.operation.app_id), status=AppStatus.ERROR)
+            self.services.store.apps.patch(str(ctx.operation.app_id), status=AppStatus.ERROR)
         except ProximityError:
             return

@@ -1,7 +1,10 @@
-"""Helpers every repository shares: request validation and session plumbing."""
+"""Helpers every repository shares: request validation, session plumbing and the unit of work."""
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import Protocol
 
@@ -11,16 +14,71 @@ from sqlalchemy.orm import Session
 from proximity_sdk.models._requests import checked, validate_request
 from proximity_sdk.store.crypto import SecretBox
 
-__all__ = ["SessionFactory", "StoreContext", "checked", "validate_request"]
+__all__ = ["SessionFactory", "StoreContext", "UnitOfWorkFailed", "checked", "validate_request"]
 
 
 class SessionFactory(Protocol):
     def __call__(self, *, immediate: bool = False) -> AbstractContextManager[Session]: ...
 
 
-class StoreContext:
-    """What repositories share: the way to a session and the current SecretBox (rotation swaps it)."""
+class UnitOfWorkFailed(RuntimeError):
+    """A store call inside a unit of work raised and its caller went on: nothing of the unit was
+    written (its transaction no longer holds what the calls before it expect)."""
 
-    def __init__(self, session: SessionFactory, box: SecretBox) -> None:
+
+class _Unit:
+    __slots__ = ("failed", "session")
+
+    def __init__(self, session: Session) -> None:
         self.session = session
+        self.failed = False
+
+
+class StoreContext:
+    """What repositories share: the way to a session and the current SecretBox (rotation swaps it).
+
+    ``session`` opens a transaction of its own, except inside ``unit()`` on the same thread: there
+    every repository call joins the unit's one transaction, committed when the block ends."""
+
+    def __init__(self, begin: SessionFactory, box: SecretBox) -> None:
+        self._begin = begin
         self.box = box
+        self._local = threading.local()
+
+    @contextlib.contextmanager
+    def session(self, *, immediate: bool = False) -> Iterator[Session]:
+        unit: _Unit | None = getattr(self._local, "unit", None)
+        if unit is None:
+            with self._begin(immediate=immediate) as s:
+                yield s
+            return
+        s = unit.session
+        try:
+            yield s
+            # what a call leaves pending must reach the database before the next call's plain
+            # statements (which do not autoflush) run; and the next call must read rows afresh,
+            # not from this one's identity map, as it would in a transaction of its own
+            s.flush()
+            s.expunge_all()
+        except BaseException:
+            unit.failed = True
+            raise
+
+    @contextlib.contextmanager
+    def unit(self) -> Iterator[None]:
+        """One transaction for every store call of this thread inside the block: committed at its
+        end (all or nothing), rolled back when it raises. It takes the write lock at BEGIN
+        (SQLite) because it writes; keep it to store calls (no Proxmox request inside: a side
+        effect's journal entry must be committed before the request that makes it). A unit
+        inside a unit is the outer one."""
+        if getattr(self._local, "unit", None) is not None:
+            yield
+            return
+        with self._begin(immediate=True) as s:
+            unit = self._local.unit = _Unit(s)
+            try:
+                yield
+            finally:
+                self._local.unit = None
+            if unit.failed:  # a call raised and its caller went on: commit none of it
+                raise UnitOfWorkFailed("a store call failed inside a unit of work; nothing of the unit was written")

@@ -49,7 +49,7 @@ class Store:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._immediate = sessionmaker(engine.execution_options(**{IMMEDIATE: True}), expire_on_commit=False)
-        self._ctx = StoreContext(self.session, box)
+        self._ctx = StoreContext(self._begin, box)
         self._closed = False
         self.settings = SettingsRepository(self._ctx)
         self.hosts = HostsRepository(self._ctx)
@@ -131,12 +131,25 @@ class Store:
 
     @contextlib.contextmanager
     def session(self, *, immediate: bool = False) -> Iterator[Session]:
-        """A session in a transaction: committed when the block ends, rolled back on an exception.
+        """A session in a transaction: committed when the block ends, rolled back on an exception
+        (inside ``unit()``: the unit's session and transaction).
 
         ``immediate=True`` takes SQLite's write lock at the start (BEGIN IMMEDIATE), for
         read-then-write sequences that must not interleave with other processes; on PostgreSQL
         use ``SELECT ... FOR UPDATE`` (``with_for_update()``) for the same effect.
         """
+        with self._ctx.session(immediate=immediate) as s:
+            yield s
+
+    def unit(self) -> contextlib.AbstractContextManager[None]:
+        """A unit of work: every store call of this thread inside the block is one transaction,
+        committed when the block ends (all of it or nothing). For a few writes that belong
+        together (a step's journal entry, record change and events); never around a Proxmox
+        request. See ``StoreContext.unit``."""
+        return self._ctx.unit()
+
+    @contextlib.contextmanager
+    def _begin(self, *, immediate: bool = False) -> Iterator[Session]:
         if self._closed:
             raise RuntimeError("the store is closed")
         factory = self._immediate if immediate else self._sessions

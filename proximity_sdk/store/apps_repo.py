@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
-from sqlalchemy import Select, bindparam, delete, func, or_, select
+from sqlalchemy import Select, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -153,18 +153,44 @@ def _set_resources(row: AppRow, resources: Resources) -> None:
     row.swap_mb, row.disk_gb = resources.swap_mb, resources.disk_gb
 
 
-def _set_ports(row: AppRow, ports: Sequence[Port], session: Session | None = None) -> None:
+def _check_ports(ports: Sequence[Port]) -> None:
     seen = set()
     for p in ports:
         if (p.port, p.protocol) in seen:
             raise ValidationError(f"port {p.port}/{p.protocol} is listed twice", field="ports")
         seen.add((p.port, p.protocol))
+
+
+def _set_ports(row: AppRow, ports: Sequence[Port], session: Session | None = None) -> None:
+    _check_ports(ports)
     if session is not None and row.ports:
         # the unit of work inserts before it deletes: remove the old rows first, or setting the
         # same ports again would collide with themselves on (app_id, port, protocol)
         row.ports = []
         session.flush()
     row.ports = [PortRow(service=p.service, port=p.port, protocol=p.protocol) for p in ports]
+
+
+_HOST_OF_APP = select(_APPS.c.host_id).where(_APPS.c.id == bindparam("app_id"))
+_DELETE_PORTS = delete(PortRow).where(PortRow.app_id == bindparam("app_id"))
+_INSERT_PORT = insert(PortRow)
+
+
+@functools.lru_cache(maxsize=64)
+def _patch_statement(columns: tuple[str, ...]) -> Any:
+    """The UPDATE of these columns of one app (``patch``), built once per set of columns: the
+    engine's steps change the same few columns every time, and building a statement costs more
+    than running it."""
+    values: dict[str, Any] = {name: bindparam(name, type_=_APPS.c[name].type) for name in columns}
+    if "status" in columns:
+        # stamped only when the status changes, as update does
+        values["status_changed_at"] = case(
+            # a parameter of its own: PostgreSQL deduces one type per parameter, and SET and
+            # the comparison would deduce two
+            (_APPS.c.status != bindparam("_new_status", type_=_APPS.c.status.type), values["updated_at"]),
+            else_=_APPS.c.status_changed_at,
+        )
+    return update(AppRow).where(AppRow.id == bindparam("_app_id")).values(values)
 
 
 def _find(s: Session, app_id: str) -> AppRow:
@@ -344,6 +370,54 @@ class AppsRepository:
                     row.root_password = self._encrypt(req.root_password)
                 s.flush()
                 return _app(row)
+        except IntegrityError as exc:
+            raise AlreadyExistsError(f"app {app_id!r} update collides with another app: {exc.orig}") from None
+
+    def patch(self, app_id: str, request: AppPatch | None = None, /, **fields: Any) -> None:
+        """``update`` for a caller that does not use the result: the same checks and changes, in
+        plain statements (one UPDATE of the given columns; the ports replaced when given), and no
+        App read back. The operations change their app's record this way at every step."""
+        req = validate_request(AppPatch, request, fields, what="app update")
+        given = req.model_fields_set
+        values: dict[str, Any] = {name: getattr(req, name) for name in _PLAIN_FIELDS if name in given}
+        if req.resources is not None:
+            r = req.resources
+            values.update(cores=r.cores, memory_mb=r.memory_mb, swap_mb=r.swap_mb, disk_gb=r.disk_gb)
+        if "root_password" in given:
+            values["root_password"] = self._encrypt(req.root_password)
+        if req.status is not None:
+            values["status"] = req.status
+        if req.ports is not None:
+            _check_ports(req.ports)
+        values["updated_at"] = utcnow()
+        try:
+            with self._ctx.session(immediate=True) as s:
+                c = s.connection()
+                if "hostname" in given or "vmid" in given:
+                    host_id = c.execute(_HOST_OF_APP, {"app_id": app_id}).scalar()
+                    if host_id is None:
+                        raise NotFoundError(f"no app {app_id!r}", hint="List the apps with px.apps.list()")
+                    _conflict(
+                        s,
+                        host_id,
+                        req.hostname if "hostname" in given else None,
+                        req.vmid if "vmid" in given else None,
+                        not_id=app_id,
+                    )
+                params = {**values, "_app_id": app_id, "_new_status": req.status}
+                done = c.execute(_patch_statement(tuple(values)), params)
+                if not getattr(done, "rowcount", 0):
+                    raise NotFoundError(f"no app {app_id!r}", hint="List the apps with px.apps.list()")
+                if req.ports is not None:
+                    c.execute(_DELETE_PORTS, {"app_id": app_id})
+                    if req.ports:
+                        c.execute(
+                            _INSERT_PORT,
+                            [
+                                {"app_id": app_id, "service": p.service, "port": p.port, "protocol": p.protocol}
+                                for p in req.ports
+                            ],
+                        )
         except IntegrityError as exc:
             raise AlreadyExistsError(f"app {app_id!r} update collides with another app: {exc.orig}") from None
 

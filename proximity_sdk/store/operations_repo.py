@@ -188,11 +188,13 @@ class OperationsRepository:
         owner_id: str | None = None,
         params: dict[str, Any] | None = None,
         deadline: datetime | None = None,
+        event: str | None = None,
     ) -> Operation:
-        """Record a pending operation. Refused with ``BusyError`` while another unfinished operation
+        """Record a pending operation, and ``event`` (step "queued") as the first of its log in
+        the same transaction. Refused with ``BusyError`` while another unfinished operation
         holds the same app or VMID (a partial unique index decides, so two processes cannot both win)."""
         try:
-            with self._ctx.session() as s:
+            with self._ctx.session(immediate=event is not None) as s:
                 row = OperationRow(
                     kind=kind,
                     status=OperationStatus.PENDING,
@@ -208,6 +210,8 @@ class OperationsRepository:
                 )
                 s.add(row)
                 s.flush()
+                if event is not None:
+                    _insert_event(s, row.id, event, step="queued", level="info", progress=None)
                 return _operation(row)
         except IntegrityError:
             other = self.active_for(app_id=app_id, host_id=host_id, vmid=vmid)

@@ -9,9 +9,9 @@ process, the app (``catalog_id``, ``hostname``) and what to do:
   with SIGKILL (no cleanup, no atexit, no final heartbeat: as a power cut would), after
   ``kill_delay`` seconds when given (to land later inside the step). The host (fakepve, the test
   sshd) was registered in the database by the parent.
-- ``kill_after_insert``: a table name; the process dies right after the first INSERT into it has
-  committed (at the next statement of the same thread): between a reservation and its journal
-  entry, a window no event marks.
+- ``kill_after_insert``: a table name; the process dies at the next statement of the same thread
+  after the first INSERT into it: after its commit, between a reservation and its journal entry (a
+  window no event marks), or inside the unit of work that makes both (then neither is written).
 - neither: follow the deploy to its end and exit 0 when it succeeded.
 
 It prints one JSON line ``{"operation_id": ..., "app_id": ...}`` as soon as the deploy is
@@ -50,7 +50,8 @@ def _say(**fields: object) -> None:
 
 def _die_after_insert(store: Store, table: str) -> None:
     """SIGKILL at the first statement that follows an INSERT INTO ``table`` in the same thread:
-    the insert's transaction has committed by then (each repository call is its own session)."""
+    the insert's transaction has committed by then, unless it is a unit of work's (``Store.unit``),
+    whose statements are then all lost together."""
     armed: dict[str, int] = {}
 
     def before(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:

@@ -438,8 +438,11 @@ def test_deploy_killed_between_a_reservation_and_its_journal_entry(crash_lab: Cr
     with crash_lab.store() as store:
         held = store.reservations.vmid_reservations() + store.reservations.address_reservations()
         journal = store.operations.side_effects(op_id)
-    assert len(held) == (1 if table == "vmid_reservations" else 2)
-    assert len(journal) == len(held) - 1  # the last reservation never reached the journal
+    # the VMID's reservation commits on its own (the allocator asks Proxmox before it) and never
+    # reached the journal. The address is reserved inside the unit of work that journals it and
+    # the VMID: a kill there leaves none of that unit, so the same VMID alone is held
+    assert [type(r).__name__ for r in held] == ["VmidReservation"]
+    assert journal == []
     _recover_and_check(crash_lab, op_id, app_id, hostname=f"gap-{table[:4]}", step="reserve")
 
 

@@ -628,3 +628,118 @@ def _assert_nothing_after_the_end(op: OperationHandle) -> None:
     record = op.get()
     assert record.finished_at is not None
     assert all(e.time <= record.finished_at for e in op.events())
+
+
+class _OneUnit(OperationKind):
+    """Its step's journal entry, app record change and event in one unit of work; ``fail`` raises
+    inside the unit after them."""
+
+    name = "one-unit"
+    steps = ("make",)
+
+    def __init__(self, store: Store, app_id: str) -> None:
+        self.store = store
+        self.app_id = app_id
+        self.effects_at_rollback: list[dict[str, Any]] = []
+
+    def run(self, ctx: OperationContext) -> dict[str, Any]:
+        with ctx.step("make"), ctx.unit():
+            ctx.record("thing", n=1)
+            self.store.apps.patch(self.app_id, vmid=150)
+            ctx.event("made")
+            if ctx.params.get("fail"):
+                raise RuntimeError("broke inside the unit")
+        return {}
+
+    def rollback(self, ctx: OperationContext) -> None:
+        self.effects_at_rollback = ctx.effects
+        ctx.forget_kinds("thing")
+
+
+def test_a_unit_of_work_writes_its_calls_together_and_wakes_watchers_once_committed(
+    engine: OperationEngine, store: Store, app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[list[str]] = []
+    original = engine.notify
+
+    def notify(op_id: str) -> None:
+        # what a watcher in another thread reads when woken
+        reader = threading.Thread(target=lambda: seen.append(_messages(store.operations.events(op_id))))
+        reader.start()
+        reader.join()
+        original(op_id)
+
+    monkeypatch.setattr(engine, "notify", notify)
+    engine.register(_OneUnit(store, app.id))
+    op = engine.submit("one-unit", app_id=app.id)
+    op.wait(timeout=15)
+    assert store.apps.get(app.id).vmid == 150
+    assert store.operations.side_effects(op.id) == [{"kind": "thing", "n": 1}]
+    # woken at the step's start and after the unit's commit, never inside it (nothing new to read)
+    assert seen[:2] == [["one-unit queued", "make: started"], ["one-unit queued", "make: started", "made"]]
+
+
+def test_a_unit_of_work_that_raises_leaves_none_of_its_writes(engine: OperationEngine, store: Store, app: App) -> None:
+    kind = _OneUnit(store, app.id)
+    engine.register(kind)
+    op = engine.submit("one-unit", app_id=app.id, params={"fail": True})
+    with pytest.raises(OperationFailed, match="broke inside the unit"):
+        op.wait(timeout=15)
+    assert store.apps.get(app.id).vmid == 105
+    assert "made" not in _messages(list(op.events()))
+    # the rollback still sees the entry (in memory, as after any failed write) and drops it
+    assert kind.effects_at_rollback == [{"kind": "thing", "n": 1}]
+    assert store.operations.side_effects(op.id) == []
+
+
+class _Closes(OperationKind):
+    """A step that ends with a closing event and leaves a record change for the finish; ``fail``
+    raises after both."""
+
+    name = "closes"
+    steps = ("a",)
+
+    def __init__(self, store: Store, app_id: str) -> None:
+        self.store = store
+        self.app_id = app_id
+
+    def run(self, ctx: OperationContext) -> dict[str, Any]:
+        with ctx.step("a"):
+            ctx.at_success(lambda: self.store.apps.patch(self.app_id, vmid=150))
+            ctx.last_event("closing")
+        if ctx.params.get("fail"):
+            raise RuntimeError("failed after the step")
+        return {}
+
+
+def test_a_closing_event_and_the_writes_of_success_go_with_the_finish(
+    engine: OperationEngine, store: Store, app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    finishes: list[tuple[list[str], int | None]] = []
+    original = store.operations.finish
+
+    def finish(*args: Any, **kwargs: Any) -> Operation:
+        # the record change was made in the same transaction, just before (read inside it)
+        finishes.append(([e.message for e in kwargs["before"]], store.apps.get(app.id).vmid))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(store.operations, "finish", finish)
+    engine.register(_Closes(store, app.id))
+    op = engine.submit("closes", app_id=app.id)
+    op.wait(timeout=15)
+    assert finishes == [(["closing", "a: done"], 150)]
+    events = list(op.events())
+    assert [(e.step, e.message) for e in events][-3:] == [
+        ("a", "closing"),
+        ("a", "a: done"),
+        ("done", "closes succeeded"),
+    ]
+    assert [e.time for e in events] == sorted(e.time for e in events)
+    assert store.apps.get(app.id).vmid == 150
+
+    store.apps.patch(app.id, vmid=105)
+    failed = engine.submit("closes", app_id=app.id, params={"fail": True})
+    with pytest.raises(OperationFailed, match="failed after the step"):
+        failed.wait(timeout=15)
+    assert store.apps.get(app.id).vmid == 105, "the writes of success are dropped on failure"
+    assert "closing" in _messages(list(failed.events()))

@@ -145,3 +145,14 @@ def test_a_cancel_seen_at_a_step_boundary_still_writes_the_events_that_happened(
         True,
     )
     assert [e.message for e in ops.events(op.id)] == ["cancel requested", "a: done"]  # no "b: started"
+
+
+def test_create_writes_the_first_event_with_the_operation_and_neither_when_refused(store: Store) -> None:
+    store.hosts.add(name="pve1", url="https://pve1:8006", token_id="root@pam!px", token_secret="t")
+    app = store.apps.create(hostname="git-1", host_id="pve1")
+    op = store.operations.create("toy", steps=("a",), app_id=app.id, event="toy queued")
+    assert [(e.seq, e.step, e.message) for e in store.operations.events(op.id)] == [(1, "queued", "toy queued")]
+    with pytest.raises(BusyError, match=f"toy operation {op.id} is pending"):
+        store.operations.create("toy", steps=("a",), app_id=app.id, event="second queued")
+    assert len(store.operations.list(app_id=app.id)) == 1
+    assert [e.message for e in store.operations.events(op.id)] == ["toy queued"]

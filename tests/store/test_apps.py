@@ -176,3 +176,49 @@ def test_a_bad_row_never_reaches_a_caller_even_when_its_parts_were_seen_before(
     shared = store.apps.create(hostname="third", host_id="pve1", ports=[Port(service="web", port=3000)]).ports[0]
     with pytest.raises(pydantic.ValidationError, match="frozen"):
         shared.port = 1  # type: ignore[misc]  # one app cannot change another's port
+
+
+def test_patch_changes_what_update_changes_and_returns_nothing(store: Store, hosts: tuple[str, str]) -> None:
+    app = store.apps.create(hostname="git-1", host_id="pve1", ports=[Port(service="web", port=80)])
+    store.apps.patch(app.id, status=AppStatus.RUNNING, address="10.0.0.5", vmid=150)
+    running = store.apps.get(app.id)
+    assert (running.status, running.address, running.vmid) == (AppStatus.RUNNING, "10.0.0.5", 150)
+    assert running.status_changed_at > app.status_changed_at
+    assert running.updated_at > app.updated_at
+    store.apps.patch(app.id, status="running", node="n2", resources=Resources(cores=4, memory_mb=1024))
+    same = store.apps.get(app.id)
+    assert same.status_changed_at == running.status_changed_at, "no change of status, no new stamp"
+    assert (same.node, same.resources, same.address) == ("n2", Resources(cores=4, memory_mb=1024), "10.0.0.5")
+    ports = (Port(service="web", port=80), Port(service="ssh", port=2222))
+    store.apps.patch(app.id, ports=ports, address=None, config={"runtime": "oci"})
+    changed = store.apps.get(app.id)
+    assert (changed.ports, changed.address, changed.config) == (ports, None, {"runtime": "oci"})
+    store.apps.patch(app.id, ports=())
+    assert store.apps.get(app.id).ports == ()
+    store.apps.patch(app.id, root_password="s3cret")
+    root = store.apps.root_password(app.id)
+    assert root is not None
+    assert root.get_secret_value() == "s3cret"
+    assert store.apps.get(app.id).status is AppStatus.RUNNING
+
+
+def test_patch_refuses_what_update_refuses(store: Store, hosts: tuple[str, str]) -> None:
+    app = store.apps.create(hostname="git-1", host_id="pve1", vmid=150)
+    store.apps.create(hostname="git-2", host_id="pve1", vmid=200)
+    store.apps.create(hostname="git-3", host_id="pve2", vmid=300)
+    with pytest.raises(AlreadyExistsError, match="VMID 200"):
+        store.apps.patch(app.id, vmid=200)
+    with pytest.raises(AlreadyExistsError, match="'git-2' already exists"):
+        store.apps.patch(app.id, hostname="git-2")
+    store.apps.patch(app.id, vmid=300, hostname="git-3")  # another host's VMID and name are free here
+    with pytest.raises(NotFoundError):
+        store.apps.patch("missing", status=AppStatus.ERROR)
+    with pytest.raises(NotFoundError):
+        store.apps.patch("missing", vmid=400)
+    with pytest.raises(ValidationError, match="listed twice"):
+        store.apps.patch(app.id, ports=[Port(service="a", port=80), Port(service="b", port=80)])
+    with pytest.raises(ValidationError) as info:
+        store.apps.patch(app.id, vmid=99)
+    assert info.value.field == "vmid"
+    unchanged = store.apps.get(app.id)
+    assert (unchanged.vmid, unchanged.hostname, unchanged.ports) == (300, "git-3", ())

@@ -49,12 +49,18 @@ def create_journalled(
     app: App,
     node: str,
     spec: ContainerSpec,
+    root_password: str | None = None,
 ) -> int:
     """Create the container (both strategies' ``create`` step) and return its VMID, which may
-    differ from the spec's when Proxmox gave that one away meanwhile (the journal follows it)."""
+    differ from the spec's when Proxmox gave that one away meanwhile (the journal follows it).
+    ``root_password``: the container's, kept in the app's record with the journal entry."""
     moved = follow_vmid_change(ctx, store, app_id=app.id, host_id=app.host_id, node=node)
-    # journalled before the request: a crash during the create task must still find it
-    ctx.record("container", host_id=app.host_id, node=node, vmid=spec.vmid)
+    # journalled before the request (the unit commits at the end of its block, before it): a
+    # crash during the create task must still find it
+    with ctx.unit():
+        if root_password is not None:
+            store.apps.patch(app.id, root_password=root_password)
+        ctx.record("container", host_id=app.host_id, node=node, vmid=spec.vmid)
     with ctx.node_slot(app.host_id, node):
         created, _ = create_with_vmid_retry(
             client,

@@ -53,11 +53,10 @@ def deploy_compose(
     with ctx.step("template"):
         template = config.get("os_template") or settings.default_template
         volid = ensure_template(client, node, storage=settings.template_storage, template=template, emit=emitter(ctx))
-        ctx.event(f"template {volid}")
+        ctx.last_event(f"template {volid}")
 
     with ctx.step("create"):
         password = secrets.token_urlsafe(24)
-        store.apps.update(app.id, root_password=password)
         spec = spec_from_settings(
             settings,
             vmid=vmid,
@@ -69,15 +68,16 @@ def deploy_compose(
             description=f"Proximity app {app.id} ({app.catalog_id})",
         )
 
-        vmid = create_journalled(ctx, store, client, allocator, app=app, node=node, spec=spec)
+        vmid = create_journalled(ctx, store, client, allocator, app=app, node=node, spec=spec, root_password=password)
 
     with ctx.step("start"), ctx.node_slot(host_id, node):
         start_container(client, node, vmid, emit=emitter(ctx))
 
     with ctx.step("address"):
         address = wait_for_address(client, node, vmid, emit=emitter(ctx), static_address=address)
-        store.apps.update(app.id, address=address)
-        ctx.event(f"address {address}")
+        with ctx.unit():
+            store.apps.patch(app.id, address=address)
+            ctx.event(f"address {address}")
 
     provisioner = Provisioner(
         services.shells.get(host_id),
@@ -93,7 +93,7 @@ def deploy_compose(
         compose_text = str(config["compose_text"])
         env = {name: value.get_secret_value() for name, value in store.apps.secrets(app.id).items()}
         provisioner.write_project(compose_text, env_file_text(env))
-        ctx.event(f"compose project written to {provisioner.directory} ({len(env)} secrets in .env)")
+        ctx.last_event(f"compose project written to {provisioner.directory} ({len(env)} secrets in .env)")
 
     with ctx.step("up"):
         provisioner.up()
@@ -109,20 +109,22 @@ def deploy_compose(
             ctx.event("the app declares no port: nothing to check", level="warning")
 
     ports = tuple(Port.model_validate(p) for p in config.get("ports", ()))
-    store.apps.update(
-        app.id,
-        status=AppStatus.RUNNING,
-        address=address,
-        url=app_url(address, main_port),
-        ports=ports,
-        vmid=vmid,
-        node=node,
-        config={**config, "images": digests},
-    )
-    store.reservations.attach_vmid(host_id, vmid, app_id=app.id)
-    if settings.pool() is not None and address:
-        store.reservations.attach_address(address, app_id=app.id)
-    ctx.forget_kinds("container", "vmid", "address")  # handed over to the app's record
+    # the record, its reservations and the journal's hand-over to it: all of it or none
+    with ctx.unit():
+        store.apps.patch(
+            app.id,
+            status=AppStatus.RUNNING,
+            address=address,
+            url=app_url(address, main_port),
+            ports=ports,
+            vmid=vmid,
+            node=node,
+            config={**config, "images": digests},
+        )
+        store.reservations.attach_vmid(host_id, vmid, app_id=app.id)
+        if settings.pool() is not None and address:
+            store.reservations.attach_address(address, app_id=app.id)
+        ctx.forget_kinds("container", "vmid", "address")  # handed over to the app's record
     return {"app_id": app.id}
 
 

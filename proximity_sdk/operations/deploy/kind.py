@@ -313,18 +313,19 @@ class DeployKind(OperationKind):
                 client, store.reservations, host_id=host_id, vmid_min=settings.vmid_min, vmid_max=settings.vmid_max
             )
             vmid = allocator.reserve(operation_id=ctx.id, app_id=app.id)
-            ctx.record("vmid", host_id=host_id, vmid=vmid)
-            store.apps.update(app.id, vmid=vmid)
             address: str | None = None
             pool = settings.pool()
-            if pool is not None:
-                address = store.reservations.reserve_address(
-                    pool, operation_id=ctx.id, app_id=app.id, exclude=[settings.gateway or ""]
-                )
-                ctx.record("address", address=address)
-                ctx.event(f"VMID {vmid} and address {address} reserved")
-            else:
-                ctx.event(f"VMID {vmid} reserved")
+            with ctx.unit():  # the journal, the record, the address and the event: one write
+                ctx.record("vmid", host_id=host_id, vmid=vmid)
+                store.apps.patch(app.id, vmid=vmid)
+                if pool is not None:
+                    address = store.reservations.reserve_address(
+                        pool, operation_id=ctx.id, app_id=app.id, exclude=[settings.gateway or ""]
+                    )
+                    ctx.record("address", address=address)
+                    ctx.event(f"VMID {vmid} and address {address} reserved")
+                else:
+                    ctx.event(f"VMID {vmid} reserved")
 
         deploy = deploy_oci if runtime == "oci" else deploy_compose
         return deploy(
@@ -356,7 +357,7 @@ class DeployKind(OperationKind):
             "log_tail": list(getattr(error, "log_tail", None) or ctx.log_tail)[-20:],
         }
         left = ctx.effects
-        store.apps.update(
+        store.apps.patch(
             app.id,
             status=AppStatus.ERROR,
             config={**app.config, "last_error": failure},

@@ -253,8 +253,9 @@ def deploy_oci(
         except ProximityError:
             oci_health(ctx, client, node, vmid)  # an entrypoint that exited says so, rather than "no address"
             raise
-        store.apps.update(app.id, address=address)
-        ctx.event(f"address {address}")
+        with ctx.unit():
+            store.apps.patch(app.id, address=address)
+            ctx.event(f"address {address}")
 
     with ctx.step("health"):
         oci_health(ctx, client, node, vmid)
@@ -268,18 +269,20 @@ def deploy_oci(
         "ports": [p.model_dump() for p in oci_ports(plan)],
         **console,
     }
-    store.apps.update(
-        app.id,
-        status=AppStatus.RUNNING,
-        address=address,
-        url=app_url(address, main_port),
-        ports=oci_ports(plan),
-        vmid=vmid,
-        node=node,
-        config=config,
-    )
-    store.reservations.attach_vmid(host_id, vmid, app_id=app.id)
-    if settings.pool() is not None and address:
-        store.reservations.attach_address(address, app_id=app.id)
-    ctx.forget_kinds("container", "vmid", "address", "console_log")  # handed over to the app's record
+    # the record, its reservations and the journal's hand-over to it: all of it or none
+    with ctx.unit():
+        store.apps.patch(
+            app.id,
+            status=AppStatus.RUNNING,
+            address=address,
+            url=app_url(address, main_port),
+            ports=oci_ports(plan),
+            vmid=vmid,
+            node=node,
+            config=config,
+        )
+        store.reservations.attach_vmid(host_id, vmid, app_id=app.id)
+        if settings.pool() is not None and address:
+            store.reservations.attach_address(address, app_id=app.id)
+        ctx.forget_kinds("container", "vmid", "address", "console_log")  # handed over to the app's record
     return {"app_id": app.id}
