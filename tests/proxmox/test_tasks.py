@@ -150,7 +150,7 @@ def test_log_is_read_about_once_a_second_while_the_task_runs(pve_client: Proxmox
     pve.add_ct(100, name="web").start_secs = 2.0
     pve.task_warnings["vzstart"] = ["WARN: only line"]
     seen: list[str] = []
-    result = wait_task(pve_client, pve_client.post(START), timeout=10, on_log=seen.extend)
+    result = wait_task(pve_client, pve_client.post(START), timeout=10, on_log=seen.extend, history=None)
     assert seen == ["WARN: only line", "TASK WARNINGS: 1"]  # nothing lost, the end read once stopped
     assert result.polls >= 8
     # at the first poll, about every second after it (2 s), and once stopped: not on every poll
@@ -168,7 +168,8 @@ def test_many_waits_at_once_poll_each_task_less(pve_client: ProxmoxClient, pve: 
     def wait(vmid: int) -> None:
         try:
             began = time.monotonic()
-            result = wait_task(pve_client, pve_client.post(f"/nodes/pve1/lxc/{vmid}/status/start"), poll=policy)
+            upid = pve_client.post(f"/nodes/pve1/lxc/{vmid}/status/start")
+            result = wait_task(pve_client, upid, poll=policy, history=None)  # the no-history schedule
             results[vmid] = result.polls
             assert time.monotonic() - began < 1.0 + 0.4 + 0.5  # one widened delay, plus the load
         except BaseException as exc:  # reported by the main thread
