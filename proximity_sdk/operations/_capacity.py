@@ -1,7 +1,9 @@
-"""Room on one node, for the operations that add memory to a node (clone, migrate, resize).
+"""Memory placement for the operations that add memory to a node.
 
-Deploy picks among nodes; these kinds know their node already and only ask whether it can
-take ``memory_mb`` more (see :mod:`proximity_sdk.proxmox.placement` for what "room" means).
+:func:`place` chooses and records the node of a new container (deploy, clone), counting what is
+still in flight; :func:`require_room` asks whether a known node can take ``memory_mb`` more
+(migrate, resize, clone's check at submit). See :mod:`proximity_sdk.proxmox.placement` for what
+"room" means.
 """
 
 from __future__ import annotations
