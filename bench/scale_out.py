@@ -48,6 +48,7 @@ import itertools
 import json
 import logging
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -336,6 +337,16 @@ def _check(store: Store, pve: HarnessPve, op_ids: list[str]) -> dict[str, Any]:
     }
 
 
+def _requests_by_path(recorded: list[Any], deploys: int) -> dict[str, float]:
+    """Requests per deploy by method and path (node names, VMIDs and UPIDs folded), most first."""
+    counts: Counter[str] = Counter()
+    for request in recorded:
+        path = re.sub(r"UPID:[^/]+", "{upid}", request.method + " " + request.path)
+        path = re.sub(r"/nodes/[^/]+", "/nodes/{node}", path)
+        counts[re.sub(r"/\d+(?=/|$)", "/{vmid}", path)] += 1
+    return {path: round(n / deploys, 2) for path, n in counts.most_common()}
+
+
 def _step_times(store: Store, op_ids: list[str]) -> dict[str, float]:
     """Median ms from each step's first event to the next step's (queued: until the first step)."""
     with store.session() as s:
@@ -436,6 +447,7 @@ def _agents_run(
                 load_after = os.getloadavg()
                 machine_after = _machine_busy_s()
                 requests = len(pve.recorded) - requests_before
+                by_path = _requests_by_path(pve.recorded[requests_before:], deploys)
                 bench_cpu = time.process_time() - bench_cpu_before
                 for agent in served:
                     if agent.process.poll() is None:
@@ -476,6 +488,7 @@ def _agents_run(
                 "deploys_per_s": round(deploys / wall, 2),
                 "succeeded": succeeded,
                 "pve_requests_per_deploy": round(requests / deploys, 1),
+                "pve_requests_per_deploy_by_path": by_path,
                 "latency_ms_p50": round(_percentile(latencies, 0.5), 1) if latencies else None,
                 "latency_ms_p99": round(_percentile(latencies, 0.99), 1) if latencies else None,
                 "latency_ms_max": round(max(latencies), 1) if latencies else None,

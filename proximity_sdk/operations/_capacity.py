@@ -1,7 +1,9 @@
-"""Room on one node, for the operations that add memory to a node (clone, migrate, resize).
+"""Memory placement for the operations that add memory to a node.
 
-Deploy picks among nodes; these kinds know their node already and only ask whether it can
-take ``memory_mb`` more (see :mod:`proximity_sdk.proxmox.placement` for what "room" means).
+:func:`place` chooses and records the node of a new container (deploy, clone), counting what is
+still in flight; :func:`require_room` asks whether a known node can take ``memory_mb`` more
+(migrate, resize, clone's check at submit). See :mod:`proximity_sdk.proxmox.placement` for what
+"room" means.
 """
 
 from __future__ import annotations
@@ -9,25 +11,31 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from dataclasses import replace
+from datetime import datetime, timedelta
 
 from proximity_sdk.errors import ConflictError, ValidationError
-from proximity_sdk.models.app import AppStatus
 from proximity_sdk.proxmox.client import ProxmoxClient
-from proximity_sdk.proxmox.placement import NodeCapacity, node_capacities, require_quorum
+from proximity_sdk.proxmox.placement import (
+    NodeCapacity,
+    PlacementDecision,
+    node_capacities,
+    place_in,
+    require_quorum,
+)
 from proximity_sdk.store import Store
+from proximity_sdk.store.base import utcnow
 
-__all__ = ["in_flight", "placing", "require_room"]
+__all__ = ["in_flight", "place", "placing", "require_room"]
 
-# apps whose container may not be listed by Proxmox yet, but whose memory is already promised
-_UNBORN = (AppStatus.DEPLOYING, AppStatus.CLONING)
-
+_CLOCK_MARGIN = timedelta(seconds=1)
 
 _placement_locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
 
 
 def placing(host_id: str) -> threading.Lock:
     """Placements on one host run one at a time in this process, so each sees the one before.
-    (Between processes a placement may miss one still in flight: Proxmox's own memory check remains.)"""
+    (Between processes a placement may miss one still in flight: Proxmox's own memory check remains.)
+    Held from the in-flight query to the app's node being stored, and no longer (see :func:`place`)."""
     return _placement_locks[host_id]
 
 
@@ -38,17 +46,66 @@ def in_flight(
     *,
     exclude_app_id: str | None = None,
     default_memory_mb: int | None = None,
+    changed_since: datetime | None = None,
 ) -> dict[str, int]:
     """MiB per node promised to this host's apps still being deployed or cloned whose container
     Proxmox does not list yet (they must count, or two placements at once both take the room).
-    ``default_memory_mb``: the settings' (read here when not given)."""
-    default = default_memory_mb if default_memory_mb is not None else store.settings.get().default_memory_mb
+    ``default_memory_mb``: the settings' (read here when not given, and only if an app needs it).
+    ``changed_since``: when ``present`` was read, if before now: an app whose deploy ended since
+    then has a container that ``present`` does not list, and counts too."""
+    default = default_memory_mb
     pending: dict[str, int] = defaultdict(int)
-    for status in _UNBORN:
-        for app in store.apps.list(status=status, host_id=host_id, limit=1000):
-            if app.id != exclude_app_id and app.node and app.vmid not in present:
-                pending[app.node] += app.resources.memory_mb or default
+    for app in store.apps.unborn(host_id, changed_since=changed_since):
+        if app.id == exclude_app_id or app.vmid in present:
+            continue
+        memory = app.memory_mb
+        if not memory:
+            if default is None:
+                default = store.settings.get().default_memory_mb
+            memory = default
+        pending[app.node] += memory
     return pending
+
+
+def place(
+    client: ProxmoxClient,
+    store: Store,
+    *,
+    host_id: str,
+    app_id: str,
+    memory_mb: int,
+    overcommit: float,
+    default_memory_mb: int,
+    node: str | None = None,
+) -> PlacementDecision:
+    """Choose the node of a new container (:func:`~proximity_sdk.proxmox.placement.place_in`,
+    counting what is in flight) and store it as the app's node, which the next placement counts.
+
+    Only the choice and the store write hold :func:`placing`: the quorum check and the
+    ``/cluster/resources`` read come before it (every placement of the process waits for the
+    lock; the read was most of its time). A deploy that ended between that read and the lock
+    has a container the read missed: ``changed_since`` counts it (a second early, for clocks
+    that tick coarsely; a deploy that failed in that second is counted too, on the safe side)."""
+    require_quorum(client)
+    read_at = utcnow() - _CLOCK_MARGIN
+    resources = client.cluster_resources()
+    with placing(host_id):
+        decision = place_in(
+            resources,
+            memory_mb=memory_mb,
+            overcommit=overcommit,
+            node=node,
+            pending=lambda present: in_flight(
+                store,
+                host_id,
+                present,
+                exclude_app_id=app_id,
+                default_memory_mb=default_memory_mb,
+                changed_since=read_at,
+            ),
+        )
+        store.apps.set_node(app_id, decision.node)
+    return decision
 
 
 def require_room(

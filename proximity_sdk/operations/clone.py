@@ -39,7 +39,7 @@ from proximity_sdk.errors import AlreadyExistsError, ConflictError, NotFoundErro
 from proximity_sdk.models.app import App, AppStatus
 from proximity_sdk.models.operation import Operation
 from proximity_sdk.models.settings import Settings
-from proximity_sdk.operations._capacity import in_flight, placing, require_room
+from proximity_sdk.operations._capacity import place, require_room
 from proximity_sdk.operations._locks import wait_unlocked
 from proximity_sdk.operations.deploy.common import app_url, release_unjournalled
 from proximity_sdk.operations.oci import drop_console, is_oci, keep_console, oci_health
@@ -57,7 +57,6 @@ from proximity_sdk.proxmox.guests import (
     take_snapshot,
 )
 from proximity_sdk.proxmox.oci import oci_support
-from proximity_sdk.proxmox.placement import pick_node
 from proximity_sdk.proxmox.validate import check_node_name
 from proximity_sdk.proxmox.vmids import VmidAllocator
 from proximity_sdk.store import Store
@@ -200,7 +199,7 @@ class CloneKind(OperationKind):
         client = self.services.clients.get(host_id)
         source_vmid = int(ctx.params["source_vmid"])
 
-        with ctx.step("place"), placing(host_id):
+        with ctx.step("place"):
             source_node = container_node(client, source_vmid)
             if source_node is None:
                 raise NotFoundError(f"the source container {source_vmid} is not in the cluster any more")
@@ -208,19 +207,21 @@ class CloneKind(OperationKind):
             running = bool(status and status.running)
             target = ctx.params.get("node") or source_node
             memory = app.resources.memory_mb or settings.default_memory_mb
-            decision = pick_node(
+            decision = place(
                 client,
+                store,
+                host_id=host_id,
+                app_id=app.id,
                 memory_mb=memory,
                 overcommit=settings.memory_overcommit,
+                default_memory_mb=settings.default_memory_mb,
                 node=target,
-                pending=lambda present: in_flight(store, host_id, present, exclude_app_id=app.id),
             )
             ctx.event(
                 f"cloning CT {source_vmid} ({'running' if running else 'stopped'}) on node {source_node} "
                 f"to node {target}: {decision.reason}"
             )
             ctx.save_params(node=target, source_node=source_node, source_running=running)
-            store.apps.update(app.id, node=target)  # inside the lock: the next placement counts it
 
         with ctx.step("reserve"):
             allocator = VmidAllocator(

@@ -12,12 +12,12 @@ for a node the cluster lost and ``unknown`` for one with no RRD entry (pve-manag
 that shows only as ``quorate: 0`` on the cluster row of ``/cluster/status`` (``get_status``), and
 without quorum ``/etc/pve`` is read-only, so every create would fail (:func:`require_quorum`).
 
-The math is pure (:func:`node_capacities`, :func:`choose_node`); :func:`pick_node` fetches.
+The math is pure (:func:`node_capacities`, :func:`choose_node`, :func:`place_in`); :func:`pick_node` fetches.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from proximity_sdk.errors import ConflictError, PermissionDeniedError, ValidationError
@@ -32,6 +32,7 @@ __all__ = [
     "cluster_quorate",
     "node_capacities",
     "pick_node",
+    "place_in",
     "require_quorum",
 ]
 
@@ -236,7 +237,28 @@ def pick_node(
     if node is not None:
         check_node_name(node)
     require_quorum(client)
-    resources = client.cluster_resources()
+    return place_in(
+        client.cluster_resources(),
+        memory_mb=memory_mb,
+        overcommit=overcommit,
+        node=node,
+        exclude=exclude,
+        pending=pending,
+    )
+
+
+def place_in(
+    resources: Sequence[ClusterResource],
+    *,
+    memory_mb: int,
+    overcommit: float,
+    node: str | None = None,
+    exclude: Collection[str] = (),
+    pending: Callable[[set[int]], Mapping[str, int]] | None = None,
+) -> PlacementDecision:
+    """:func:`pick_node` on a ``/cluster/resources`` answer read already: for a caller that reads
+    it before taking its placement lock (``pending`` must then also count what left flight
+    since that read)."""
     capacities = node_capacities(resources, overcommit=overcommit)
     if pending is not None:
         extra = pending({r.vmid for r in resources if r.vmid is not None})

@@ -6,7 +6,8 @@ that kind is polled sparsely before its usual end and densely around it. With no
 polling starts fast (most guest tasks finish in a second or two) and slows down in
 proportion to how long the task has already run, so a long task costs few requests while
 the added delay stays a small share of its length (see :class:`PollPolicy` and
-``bench/task_wait.py``).
+``bench/task_wait.py``). When many tasks are waited for at once in one process, each is
+polled less often, and a followed log is read about once a second, not on every poll.
 
 Outcome, as Proxmox itself judges it (``PVE::Tools::upid_status_is_error``):
 ``OK`` and ``WARNINGS: n`` are success (warnings are returned, not raised); any other
@@ -24,9 +25,10 @@ from __future__ import annotations
 
 import contextlib
 import re
+import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from proximity_sdk.errors import (
@@ -78,6 +80,18 @@ class PollPolicy:
     31 polls for a 30 s task. ``late_cap=0.25`` also bounds the delay to 250 ms for long
     tasks, but must then poll every 250 ms across the whole +-30% window: about 100 polls
     for a 30 s task, 190 for 60 s.
+
+    Many tasks at once: while ``waiting`` > 1 tasks are waited for in this process, each is
+    polled at most every ``waiting`` x ``crowd_delay`` seconds (at most ``cap``). Every poll
+    costs the process CPU (a TLS request, a JSON answer, a model) that the other waits and
+    the operations need: an agent with 16 deploys each waiting for a 3 s task polled some 15
+    times per task, 240 requests a few seconds (bench/scale_out.py, issue 18). With the default
+    16 waits poll at most every 0.32 s each, 50 polls a second in all, so one task is seen
+    at most that much later; a lone wait is not changed.
+
+    While a task runs its log is read (for ``on_log``) at most every ``log_every`` seconds,
+    not on every poll: lines arrive in batches up to that late, none is lost, and the log is
+    read to its end once the task stopped.
     """
 
     first: float = 0.05
@@ -92,6 +106,8 @@ class PollPolicy:
     late_cap: float | None = None
     min_delay: float = 0.015
     spread: float = 3.0
+    crowd_delay: float = 0.02
+    log_every: float = 1.0
 
     def __post_init__(self) -> None:
         if not (0 < self.first <= self.fast_cap <= self.cap and self.factor >= 1 and self.ratio > 0):
@@ -105,15 +121,27 @@ class PollPolicy:
             and 0 < self.min_delay <= self.cap
             and (self.late_cap is None or self.late_cap >= self.min_delay)
             and self.spread >= 1
+            and self.crowd_delay >= 0
+            and self.log_every >= 0
         ):
             raise ValidationError(
                 "poll policy needs early >= 0, 0 <= margin < 1, late_ratio > 0, "
-                "0 < min_delay <= cap, late_cap (when set) >= min_delay and spread >= 1",
+                "0 < min_delay <= cap, late_cap (when set) >= min_delay, spread >= 1, "
+                "crowd_delay >= 0 and log_every >= 0",
                 field="poll",
             )
 
-    def next_delay(self, previous: float | None, elapsed: float, expected: Expected | None = None) -> float:
-        """Seconds to sleep before the next poll, ``elapsed`` seconds into the wait."""
+    def next_delay(
+        self, previous: float | None, elapsed: float, expected: Expected | None = None, waiting: int = 1
+    ) -> float:
+        """Seconds to sleep before the next poll, ``elapsed`` seconds into the wait, while
+        ``waiting`` tasks (this one included) are waited for in the process."""
+        delay = self._alone(previous, elapsed, expected)
+        if waiting > 1:
+            return max(delay, min(self.cap, self.crowd_delay * waiting))
+        return delay
+
+    def _alone(self, previous: float | None, elapsed: float, expected: Expected | None) -> float:
         if expected is None or elapsed >= 2 * expected.high or expected.high > self.spread * expected.low:
             return self._unknown(previous, elapsed)
         dense = max(self.min_delay, self.late_ratio * elapsed)
@@ -130,6 +158,27 @@ class PollPolicy:
             return self.first
         limit = self.fast_cap if elapsed < self.fast_window else min(self.cap, max(self.fast_cap, self.ratio * elapsed))
         return max(self.min_delay, min(previous * self.factor, limit))
+
+
+class _Waits:
+    """How many tasks this process is waiting for right now (every thread, every host)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+
+    @contextlib.contextmanager
+    def one(self) -> Iterator[None]:
+        with self._lock:
+            self.count += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.count -= 1
+
+
+_WAITS = _Waits()
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,8 +242,9 @@ def wait_task(
 ) -> TaskResult:
     """Wait until the task stops; return its :class:`TaskResult` or raise.
 
-    ``on_log(lines)`` gets new log lines as they appear (the log is only read when it is
-    given, or at the end for a failure or warnings). A 400/"no such task" within
+    ``on_log(lines)`` gets new log lines as they appear, read at most every
+    ``poll.log_every`` seconds while the task runs and to the end once it stopped (the log is
+    only read when it is given, or at the end for a failure or warnings). A 400/"no such task" within
     ``dispatch_grace`` seconds of the start is the task not yet visible, and is polled again; a
     node that cannot be reached is polled again until it was silent ``unreachable_grace`` seconds.
     ``history`` (the process-wide one by default, None for none) gives the usual length of
@@ -203,7 +253,34 @@ def wait_task(
     parsed = upid if isinstance(upid, Upid) else Upid.parse(upid)
     if timeout <= 0:
         raise ValidationError(f"timeout must be positive, not {timeout!r}", field="timeout")
-    policy = poll or PollPolicy()
+    with _WAITS.one():
+        return _wait(
+            client,
+            parsed,
+            timeout=timeout,
+            on_log=on_log,
+            policy=poll or PollPolicy(),
+            cancel_on_timeout=cancel_on_timeout,
+            dispatch_grace=dispatch_grace,
+            tail_lines=tail_lines,
+            unreachable_grace=unreachable_grace,
+            history=history,
+        )
+
+
+def _wait(
+    client: ProxmoxClient,
+    parsed: Upid,
+    *,
+    timeout: float,
+    on_log: LogCallback | None,
+    policy: PollPolicy,
+    cancel_on_timeout: bool,
+    dispatch_grace: float,
+    tail_lines: int,
+    unreachable_grace: float,
+    history: TaskHistory | None,
+) -> TaskResult:
     reader = _LogReader(client, parsed, on_log, max(tail_lines, 1))
     kind = (client.url, parsed.node, parsed.type)
     expected = history.expected(kind) if history is not None else None
@@ -215,6 +292,7 @@ def wait_task(
     polls = 0
     silent_since: float | None = None
     running_at = started  # when the last poll that saw the task running was sent
+    log_read: float | None = None  # when the log was last read
     while True:
         polls += 1
         asked = time.monotonic()
@@ -233,7 +311,10 @@ def wait_task(
                 raise
             status = None
         # Status first, then the log: once "stopped" is read, the drained log is complete.
-        if status is not None and on_log is not None:
+        # While it runs, the log is read every `log_every` seconds, not on every poll.
+        due = log_read is None or asked - log_read >= policy.log_every
+        if status is not None and on_log is not None and (due or not status.running):
+            log_read = asked
             reader.drain()
         if status is not None and not status.running:
             if history is not None and _succeeded(status):
@@ -244,7 +325,7 @@ def wait_task(
         now = time.monotonic()
         if now >= deadline:
             _give_up(client, parsed, timeout=timeout, cancel=cancel_on_timeout, status=status)
-        delay = policy.next_delay(delay, planned - started, expected)
+        delay = policy.next_delay(delay, planned - started, expected, _WAITS.count)
         planned = max(planned + delay, now)
         time.sleep(max(0.0, min(planned, deadline) - now))
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
-from sqlalchemy import Select, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -21,7 +22,7 @@ from proximity_sdk.store.base import utcnow
 from proximity_sdk.store.hosts_repo import find_host
 from proximity_sdk.store.tables import AppRow, AppSecretRow, PortRow
 
-__all__ = ["MAX_PAGE_SIZE", "AppCreate", "AppPatch", "AppsRepository"]
+__all__ = ["MAX_PAGE_SIZE", "AppCreate", "AppPatch", "AppsRepository", "UnbornApp"]
 
 MAX_PAGE_SIZE = 1000
 HOSTNAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"  # one RFC 1123 label, lower case
@@ -69,6 +70,18 @@ class AppPatch(BaseModel):
     catalog_version: str | None = None
     owner_id: str | None = None
     root_password: SecretStr | None = None
+
+
+class UnbornApp(BaseModel):
+    """An app being deployed or cloned, as placement counts it: where it goes and its memory
+    (``memory_mb`` None: the settings' default)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    node: str
+    vmid: int | None
+    memory_mb: int | None
 
 
 _Q = TypeVar("_Q", bound=Select[Any])
@@ -464,3 +477,26 @@ class AppsRepository:
             return {
                 r.name: SecretStr(self._ctx.box.decrypt(r.value, what=f"secret {r.name} of app {app_id}")) for r in rows
             }
+
+    def unborn(self, host_id: str, *, changed_since: datetime | None = None) -> Sequence[UnbornApp]:
+        """Every app of the host being deployed or cloned that has a node (placement's in-flight
+        memory): four columns, no App models, no page limit. ``changed_since``: also the placed
+        apps whose status changed since then (a deploy that ended after the caller read Proxmox)."""
+        flying: ColumnElement[bool] = AppRow.status.in_((AppStatus.DEPLOYING, AppStatus.CLONING))
+        if changed_since is not None:
+            flying = or_(flying, AppRow.status_changed_at >= changed_since)
+        query = (
+            select(AppRow.id, AppRow.node, AppRow.vmid, AppRow.memory_mb)
+            .where(AppRow.host_id == host_id, AppRow.node.is_not(None), flying)
+            .order_by(AppRow.id)
+        )
+        with self._ctx.session() as s:
+            return [UnbornApp(id=r.id, node=r.node, vmid=r.vmid, memory_mb=r.memory_mb) for r in s.execute(query)]
+
+    def set_node(self, app_id: str, node: str) -> None:
+        """Store the node placement chose: one UPDATE, for a caller holding a lock every other
+        placement of its process waits for (``update`` reads and returns the whole app)."""
+        with self._ctx.session(immediate=True) as s:
+            done = s.execute(update(AppRow).where(AppRow.id == app_id).values(node=node))
+            if not done.rowcount:  # type: ignore[attr-defined]
+                raise NotFoundError(f"no app {app_id!r}", hint="List the apps with px.apps.list()")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
 
 from proximity_sdk.errors import NotFoundError, TaskFailedError, TaskTimeoutError, ValidationError
+from proximity_sdk.proxmox import tasks as tasks_module
 from proximity_sdk.proxmox.client import ProxmoxClient
 from proximity_sdk.proxmox.tasks import PollPolicy, wait_task
 from proximity_sdk.proxmox.upid import Upid
@@ -141,6 +143,63 @@ def test_polling_is_fast_then_slower(pve_client: ProxmoxClient, pve: HarnessPve)
     assert late < 0.3
     assert 5 <= result.polls <= 10
     assert _status_polls(pve) == result.polls
+
+
+def test_log_is_read_about_once_a_second_while_the_task_runs(pve_client: ProxmoxClient, pve: HarnessPve) -> None:
+    pve.time_scale = 1.0
+    pve.add_ct(100, name="web").start_secs = 2.0
+    pve.task_warnings["vzstart"] = ["WARN: only line"]
+    seen: list[str] = []
+    result = wait_task(pve_client, pve_client.post(START), timeout=10, on_log=seen.extend, history=None)
+    assert seen == ["WARN: only line", "TASK WARNINGS: 1"]  # nothing lost, the end read once stopped
+    assert result.polls >= 8
+    # at the first poll, about every second after it (2 s), and once stopped: not on every poll
+    assert 2 <= _log_reads(pve) <= 4
+
+
+def test_many_waits_at_once_poll_each_task_less(pve_client: ProxmoxClient, pve: HarnessPve) -> None:
+    """8 tasks of 1 s waited for at once: each is polled at most every 8 x crowd_delay (0.4 s)
+    instead of the lone schedule (7 polls in the first second), and still seen soon after its end."""
+    pve.time_scale = 1.0
+    policy = PollPolicy(crowd_delay=0.05)
+    results: dict[int, float] = {}
+    errors: list[BaseException] = []
+
+    def wait(vmid: int) -> None:
+        try:
+            began = time.monotonic()
+            upid = pve_client.post(f"/nodes/pve1/lxc/{vmid}/status/start")
+            result = wait_task(pve_client, upid, poll=policy, history=None)  # the no-history schedule
+            results[vmid] = result.polls
+            assert time.monotonic() - began < 1.0 + 0.4 + 0.5  # one widened delay, plus the load
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    for vmid in range(100, 108):
+        pve.add_ct(vmid, name=f"web{vmid}").start_secs = 1.0
+    threads = [threading.Thread(target=wait, args=(vmid,)) for vmid in range(100, 108)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+    assert not errors
+    assert len(results) == 8
+    assert max(results.values()) <= 5  # 0 s, then every 0.4 s at most (fewer as the others end)
+    assert _status_polls(pve) == sum(results.values())
+    assert tasks_module._WAITS.count == 0  # every wait left the count
+
+
+def test_poll_policy_widens_with_the_waits_in_progress() -> None:
+    policy = PollPolicy()
+    for previous, elapsed in ((None, 0.0), (0.05, 0.05), (0.25, 1.0), (1.0, 10.0)):
+        alone = policy.next_delay(previous, elapsed)
+        assert policy.next_delay(previous, elapsed, waiting=1) == alone  # a lone wait is not changed
+        assert policy.next_delay(previous, elapsed, waiting=16) == max(alone, 16 * 0.02)
+        assert policy.next_delay(previous, elapsed, waiting=10_000) == policy.cap  # never wider than cap
+    with pytest.raises(ValidationError):
+        PollPolicy(crowd_delay=-1)
+    with pytest.raises(ValidationError):
+        PollPolicy(log_every=-1)
 
 
 def test_poll_policy_schedule() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pydantic
 import pytest
 from sqlalchemy import update
@@ -12,6 +14,7 @@ from proximity_sdk.models.app import AppStatus, Port
 from proximity_sdk.models.operation import OperationStatus
 from proximity_sdk.models.resources import Resources
 from proximity_sdk.store import Store
+from proximity_sdk.store.base import utcnow
 from proximity_sdk.store.tables import AppRow, OperationRow, PortRow
 
 
@@ -222,3 +225,41 @@ def test_patch_refuses_what_update_refuses(store: Store, hosts: tuple[str, str])
     assert info.value.field == "vmid"
     unchanged = store.apps.get(app.id)
     assert (unchanged.vmid, unchanged.hostname, unchanged.ports) == (300, "git-3", ())
+
+
+def test_unborn_lists_the_placed_apps_being_deployed_or_cloned(store: Store, hosts: tuple[str, str]) -> None:
+    """Placement's in-flight query: only deploying or cloning apps of the host that have a node,
+    with their VMID (or none yet) and their memory (None: the settings' default)."""
+    deploying = store.apps.create(hostname="a", host_id="pve1", node="n1", resources=Resources(memory_mb=2048))
+    cloning = store.apps.create(hostname="b", host_id="pve1", node="n2", vmid=120, status=AppStatus.CLONING)
+    store.apps.create(hostname="c", host_id="pve1")  # not placed yet: no node to count it on
+    store.apps.create(hostname="d", host_id="pve1", node="n1", vmid=121, status=AppStatus.RUNNING)
+    store.apps.create(hostname="e", host_id="pve1", node="n1", status=AppStatus.ERROR)
+    store.apps.create(hostname="f", host_id="pve2", node="n1")  # another host
+    unborn = {a.id: a for a in store.apps.unborn(hosts[0])}
+    assert set(unborn) == {deploying.id, cloning.id}
+    assert (unborn[deploying.id].node, unborn[deploying.id].vmid, unborn[deploying.id].memory_mb) == ("n1", None, 2048)
+    assert (unborn[cloning.id].node, unborn[cloning.id].vmid, unborn[cloning.id].memory_mb) == ("n2", 120, None)
+    # more than a page of apps.list: every one is counted
+    for i in range(1005):
+        store.apps.create(hostname=f"x{i}", host_id="pve2", node="n9", resources=Resources(memory_mb=16))
+    assert len(store.apps.unborn(hosts[1])) == 1006
+    before = utcnow()  # the other apps' statuses were set before this
+    store.apps.update(deploying.id, status=AppStatus.RUNNING)
+    assert {a.id for a in store.apps.unborn(hosts[0])} == {cloning.id}
+    # changed_since: also the placed apps whose status changed since then, whatever it is now
+    assert {a.id for a in store.apps.unborn(hosts[0], changed_since=before)} == {deploying.id, cloning.id}
+    later = store.apps.get(deploying.id).status_changed_at + timedelta(microseconds=1)
+    assert {a.id for a in store.apps.unborn(hosts[0], changed_since=later)} == {cloning.id}
+
+
+def test_set_node_changes_only_the_node(store: Store, hosts: tuple[str, str]) -> None:
+    app = store.apps.create(hostname="a", host_id="pve1", resources=Resources(memory_mb=2048), config={"k": 1})
+    store.apps.set_node(app.id, "n2")
+    after = store.apps.get(app.id)
+    assert after.node == "n2"
+    assert after.updated_at >= app.updated_at
+    assert after.model_copy(update={"node": None, "updated_at": app.updated_at}) == app
+    assert [a.node for a in store.apps.unborn(hosts[0])] == ["n2"]
+    with pytest.raises(NotFoundError):
+        store.apps.set_node("missing", "n1")

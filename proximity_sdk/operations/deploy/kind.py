@@ -32,14 +32,13 @@ from proximity_sdk.models.app import App, AppStatus, DeployStrategy
 from proximity_sdk.models.catalog import CatalogApp
 from proximity_sdk.models.operation import Operation
 from proximity_sdk.models.resources import Resources
-from proximity_sdk.operations._capacity import in_flight, placing
+from proximity_sdk.operations._capacity import place
 from proximity_sdk.operations.deploy.common import release_effects, release_unjournalled
 from proximity_sdk.operations.deploy.compose import COMPOSE_STEPS, deploy_compose, deploy_config, requested_resources
 from proximity_sdk.operations.deploy.oci import OCI_STEPS, catalog_plan, deploy_oci, image_plan, oci_ports
 from proximity_sdk.proxmox._ctspec import check_hostname
 from proximity_sdk.proxmox.client import ProxmoxClient
 from proximity_sdk.proxmox.oci import check_env, oci_support, require_oci
-from proximity_sdk.proxmox.placement import pick_node
 from proximity_sdk.proxmox.validate import check_node_name
 from proximity_sdk.proxmox.vmids import VmidAllocator
 from proximity_sdk.store import Store
@@ -288,20 +287,19 @@ class DeployKind(OperationKind):
         memory = app.resources.memory_mb or settings.default_memory_mb
 
         with ctx.step("place"):
-            with placing(host_id):
-                decision = pick_node(
-                    client,
-                    memory_mb=memory,
-                    overcommit=settings.memory_overcommit,
-                    node=ctx.params.get("node"),
-                    pending=lambda present: in_flight(
-                        store, host_id, present, exclude_app_id=app.id, default_memory_mb=settings.default_memory_mb
-                    ),
-                )
-                node = decision.node
-                ctx.event(f"node {node} chosen: {decision.reason}")
-                ctx.save_params(node=node)
-                store.apps.update(app.id, node=node)  # inside the lock: the next placement counts it
+            decision = place(
+                client,
+                store,
+                host_id=host_id,
+                app_id=app.id,
+                memory_mb=memory,
+                overcommit=settings.memory_overcommit,
+                default_memory_mb=settings.default_memory_mb,
+                node=ctx.params.get("node"),
+            )
+            node = decision.node
+            ctx.event(f"node {node} chosen: {decision.reason}")
+            ctx.save_params(node=node)
             # operations recorded before strategies existed were compose deploys
             strategy = str(ctx.params.get("strategy") or "compose")
             runtime = choose_runtime(ctx, self.services, app, client, node, strategy)
