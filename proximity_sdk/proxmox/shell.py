@@ -143,6 +143,21 @@ class _Lines:
         return bytes(self.data).decode("utf-8", errors="replace")
 
 
+def _with_stdin(command: str, size: int) -> str:
+    """``command`` reading exactly ``size`` bytes of the channel's input, then end of input
+    (``/dev/null`` when there is none), the end made on the node.
+
+    We never half-close the channel ourselves: paramiko marks its end-of-input as sent under the
+    channel's lock but sends it after releasing it, so a command that ends in between has its
+    close answered by the transport thread first, our end-of-input arrives for a channel sshd has
+    already freed, and sshd drops the whole connection with every command on it. Without that
+    message, paramiko's own close sends end-of-input and close together, in order. The braces
+    keep a compound line (``...; exit $s``) whole under the redirection."""
+    if size == 0:
+        return f"{{ {command}\n}} </dev/null"
+    return f"head -c {size} | {{ {command}\n}}"
+
+
 class NodeShell:
     """Commands on Proxmox nodes over SSH (paramiko), with one cached connection per node.
 
@@ -475,10 +490,9 @@ class NodeShell:
         with self._session(node) as (connection, channel):
             try:
                 channel.settimeout(max(deadline - time.monotonic(), 0.001))
-                channel.exec_command(command)
+                channel.exec_command(_with_stdin(command, len(input) if input else 0))
                 if input:
                     channel.sendall(input)
-                channel.shutdown_write()  # EOF on stdin: nothing waits for input that never comes
                 status = self._collect(channel, stdout, stderr, deadline=deadline, what=what, timeout=timeout)
             except (CommandTimeoutError, TimeoutError):
                 # The channel is closed on the way out; the node's `timeout` wrapper ends the command.

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import paramiko
 import pytest
 
 from proximity_sdk.errors import NodeShellError, ValidationError
@@ -43,8 +46,12 @@ def test_parallel_commands_beyond_max_sessions(node_shell: NodeShell, standin_st
 
 def test_a_dropped_connection_is_replaced(node_shell: NodeShell, sshd: Sshd) -> None:
     before = _client_port(node_shell, "pve1")
-    # The command's parent is `timeout`; its parent is this connection's sshd session process.
-    script = "read -r _ _ _ ppid _ < /proc/$PPID/stat; echo $ppid"
+    # This connection's sshd session process: the command's ancestor whose parent is our test sshd
+    # (between them: `timeout` and the login shell).
+    script = (
+        f"p=$PPID; while read -r _ _ _ pp _ < /proc/$p/stat && [ $pp -ne {sshd.process.pid} ]; do"
+        " [ $pp -gt 1 ] || exit 1; p=$pp; done; echo $p"
+    )
     session = int(node_shell.run("pve1", ["sh", "-c", script], timeout=10).stdout)
     with open(f"/proc/{session}/stat") as fh:
         assert int(fh.read().split()[3]) == sshd.process.pid  # a child of our test sshd, nothing else
@@ -95,3 +102,27 @@ def test_a_server_with_fewer_sessions_refuses_without_breaking_running_commands(
     assert len(refused) == 1
     assert isinstance(refused[0], NodeShellError)
     assert "MaxSessions" in str(refused[0])
+
+
+def test_a_command_that_ends_before_our_end_of_input_leaves_the_connection_alone(
+    node_shell: NodeShell, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sshd drops the whole connection (every command on it) when an end-of-input arrives for a
+    channel it has closed. That happens when a command ends and sshd's close reaches paramiko's
+    transport thread between the moment our thread marks the end-of-input as sent and the moment
+    it sends it: the transport then sends its close without one, and ours follows. Seen under load
+    (tests/apps/test_concurrency.py, sshd logging "ieof packet referred to nonexistent channel");
+    here every end-of-input sent from a caller's thread is held back long enough to lose that race."""
+    original = paramiko.Transport._send_user_message
+
+    def late_end_of_input(transport: paramiko.Transport, data: paramiko.Message) -> None:
+        if data.asbytes()[:1] == paramiko.common.cMSG_CHANNEL_EOF and threading.current_thread() is not transport:
+            time.sleep(0.3)
+        original(transport, data)
+
+    monkeypatch.setattr(paramiko.Transport, "_send_user_message", late_end_of_input)
+    first = _client_port(node_shell, "pve1")
+    for _ in range(3):
+        assert node_shell.run("pve1", ["true"], timeout=10).exit_status == 0
+    assert node_shell.pct_exec("pve1", 105, "echo done", timeout=10).stdout == "done\n"
+    assert _client_port(node_shell, "pve1") == first  # the same connection all along
