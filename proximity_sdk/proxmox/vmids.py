@@ -93,15 +93,18 @@ class VmidAllocator:
 
         ``after``: only ids above it (the next one after a collision). Raises ConflictError
         when the range has no free id."""
+        # Proxmox is read before the lock: an id another thread takes meanwhile is in the table
+        # read below, and one made outside Proximity meanwhile fails the create, which moves on
+        # (create_with_vmid_retry). Under the lock, only the table.
+        used = self._used_on_cluster()
+        if self.vmid_min is None and self.vmid_max is None:
+            start = self.client.next_vmid()
+        else:
+            start = self.vmid_min if self.vmid_min is not None else VMID_MIN
+        upper = self.vmid_max if self.vmid_max is not None else VMID_MAX
+        if after is not None:
+            start = max(start, after + 1)
         with self._lock:
-            used = self._used_on_cluster()
-            if self.vmid_min is None and self.vmid_max is None:
-                start = self.client.next_vmid()
-            else:
-                start = self.vmid_min if self.vmid_min is not None else VMID_MIN
-            upper = self.vmid_max if self.vmid_max is not None else VMID_MAX
-            if after is not None:
-                start = max(start, after + 1)
             skip = used | self.reservations.held_vmids(self.host_id)
             tried = 0
             vmid = start

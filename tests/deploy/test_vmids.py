@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -165,3 +166,29 @@ def test_without_a_range_candidates_start_at_nextid(pve: HarnessPve, pve_client:
     # nextid says 102 (free in Proxmox) but the table holds it; 103 is used on the cluster
     got: list[Any] = [allocator.reserve(), allocator.reserve()]
     assert got == [104, 105]
+
+
+def test_reserve_reads_proxmox_before_taking_the_process_lock(
+    pve: HarnessPve, pve_client: ProxmoxClient, store: Store
+) -> None:
+    """The lock only keeps this process's threads from racing each other through the table; its
+    Proxmox reads need no lock (ids in use by Proximity are in the table, and a create that meets
+    one made outside it since moves on), so a slow read never queues the other deploys."""
+    repo = reservations(store)
+    host = add_host(store)
+    pve.add_ct(100)
+    allocator = VmidAllocator(pve_client, repo, host_id=host)
+    got: list[int] = []
+    with VmidAllocator._locks[host]:
+        worker = threading.Thread(target=lambda: got.append(allocator.reserve()))
+        worker.start()
+        deadline = time.monotonic() + 10
+        while not any(r.path.endswith("/cluster/nextid") for r in pve.recorded):
+            assert time.monotonic() < deadline, "the reads waited for the lock"
+            time.sleep(0.01)
+        assert any(r.path.endswith("/cluster/resources") for r in pve.recorded)
+        time.sleep(0.1)
+        assert worker.is_alive() and not got  # read done, waiting for the lock to reserve
+    worker.join(timeout=10)
+    assert got == [101]
+    assert repo.held_vmids(host) == {101}
