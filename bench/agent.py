@@ -448,6 +448,7 @@ def bench_list_apps(
         "page_size": page_size,
         "pages_per_listing": per_listing,
         "listing_ms_per_run": [round(ms, 1) for ms in listings],
+        "page_ms_per_run": [summary(pages[n * per_listing : (n + 1) * per_listing]) for n in range(runs)],
         "runs": runs,
         "page_ms": summary(pages),
         "first_10_pages_ms": summary(first),
@@ -491,7 +492,8 @@ def _table(result: dict[str, Any]) -> str:
     lines.append(
         f"  per listing (ms): pages of {listing['page_size']} {listing['listing_ms_per_run']}, "
         f"pages of {big['page_size']} {big['listing_ms_per_run']}; server CPU per page (ms), each listing: "
-        f"{listing['server_cpu_ms_per_page_per_run']} / {big['server_cpu_ms_per_page_per_run']}"
+        f"{listing['server_cpu_ms_per_page_per_run']} / {big['server_cpu_ms_per_page_per_run']}; "
+        f"page of {listing['page_size']} p99 each listing: {[run['p99'] for run in listing['page_ms_per_run']]}"
     )
     for label, stats in result["watch"].items():
         lines.append(row(f"Watch {label}: delivery (messages)", stats["delivery_ms"], stats["messages_per_s"]))
