@@ -50,29 +50,29 @@ def _operation(
 
 
 class _AppMessages:
-    """``app_to_pb`` of the Apps recently answered, kept by the App object's identity.
+    """``app_to_pb`` of the Apps recently answered, one per app id, given for that very App object.
 
     The store's reads give the same App object again for an unchanged row and a new one for any
-    change (store/apps_repo._app_of_values, keyed by the row's content), so an App's message can be
-    kept as long as that object lives: each entry holds its App, so its id is not reused meanwhile.
+    change (store/apps_repo._AppCache, which compares the row's every value), so a message is
+    reused only for the App it was made of (``is``), and a changed app's new App replaces it.
     A page of 100 apps took ~1.7 ms to convert, ~0.1 ms to copy from here. Only the event loop
     uses it (the conversions run there), so it needs no lock. Apps are frozen and the messages are
     copied into each answer, never changed. Holds what the answers hold, no secret."""
 
     def __init__(self, size: int) -> None:
         self._size = size
-        self._by_app: OrderedDict[int, tuple[App, apps_pb2.App]] = OrderedDict()
+        self._kept: OrderedDict[str, tuple[App, apps_pb2.App]] = OrderedDict()
 
     def __call__(self, app: App) -> apps_pb2.App:
-        key = id(app)
-        hit = self._by_app.get(key)
-        if hit is not None and hit[0] is app:
-            self._by_app.move_to_end(key)
-            return hit[1]
+        kept = self._kept.get(app.id)
+        if kept is not None and kept[0] is app:
+            self._kept.move_to_end(app.id)
+            return kept[1]
         message = app_to_pb(app)
-        self._by_app[key] = (app, message)
-        if len(self._by_app) > self._size:
-            self._by_app.popitem(last=False)
+        self._kept[app.id] = (app, message)
+        self._kept.move_to_end(app.id)
+        if len(self._kept) > self._size:
+            self._kept.popitem(last=False)
         return message
 
 

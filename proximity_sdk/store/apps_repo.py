@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 import json
 import re
+import threading
 import typing
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -113,6 +115,7 @@ _PORTS_OF_APP = (
     .order_by(_PORTS.c.id)
 )
 _APP_COLUMNS = tuple(_APP_SELECT.selected_columns.keys())
+_ID = _APP_COLUMNS.index("id")
 _PortValues = tuple[str, int, str]  # (service, port, protocol) as the ports table holds them
 
 
@@ -140,28 +143,48 @@ def _app(row: AppRow) -> App:
     )
 
 
-# Bounded: an App with a ~1.5 KB compose file and its key take ~6 KB, so 16,384 are ~100 MB at
-# most; bench/agent.py gives the server's RSS after listing 10,000 apps.
+# Bounded: an App with a ~1.5 KB compose file and the values it was made of take ~6 KB, so 16,384
+# are ~100 MB at most; bench/agent.py gives the server's RSS after listing 10,000 apps.
 _APP_CACHE_SIZE = 16_384
 
 
 class _AppCache:
-    """The App of every row the reads made, keyed by everything the App is made of: the row's
+    """The App of each app row the reads made, kept with everything it was made of: the row's
     values as the driver gave them (the config as its stored JSON text) and its ports' values.
 
-    An unchanged row, most of a listing, becomes the same validated model again: no timestamp,
-    enum or JSON decoding and no validation (a page of 100 apps spent ~3 ms there), and the
-    agent's servicer can keep each model's message by its identity (servicers/apps.py). Keyed by
-    content, not by id and updated_at, it cannot give a stale App: a write by another agent on the
-    same database, a port change, or an UPDATE that leaves updated_at alone each make a new key
-    (the old entry ages out of the LRU). It holds what the Apps hold: no root password, no secret.
-    A read's App may now be the one an earlier read returned: Apps are frozen, and their config
-    is not to be changed in place (the SDK copies it: ``{**app.config, ...}``). Thread-safe: the
-    LRU is functools'; two threads missing the same key at once both build an equal App."""
+    A row read again with exactly those values, most of a listing, gives the same validated model
+    again: no timestamp, enum or JSON decoding and no validation (a page of 100 apps spent ~3 ms
+    there), and the agent's servicer can keep each model's message by its identity
+    (servicers/apps.py). Looked up by id but given only when every value is equal (comparing
+    costs less than hashing 1.5 KB of config per row), never by id and updated_at alone: a write
+    by another agent on the same database, a port change, or an UPDATE that leaves updated_at
+    alone each make the values differ, and the new App replaces the old one. It holds what the
+    Apps hold: no root password, no secret. A read's App may now be the one an earlier read
+    returned: Apps are frozen, and their config is not to be changed in place (the SDK copies it:
+    ``{**app.config, ...}``). Reads run on several threads: changes are made under a lock; two
+    threads building the same App at once both build an equal one."""
 
     def __init__(self) -> None:
         self._convert: tuple[Callable[[Any], Any] | None, ...] | None = None
-        self.app = functools.lru_cache(maxsize=_APP_CACHE_SIZE)(self._new)
+        self._lock = threading.Lock()
+        self._kept: OrderedDict[str, tuple[tuple[Any, ...], tuple[_PortValues, ...], App]] = OrderedDict()
+
+    def app(self, values: tuple[Any, ...], ports: tuple[_PortValues, ...]) -> App:
+        """The App of a plain row of ``_APP_SELECT`` (as a tuple) and its ports' values."""
+        app_id = values[_ID]
+        kept = self._kept.get(app_id)
+        if kept is not None and kept[0] == values and kept[1] == ports:
+            with self._lock:
+                if app_id in self._kept:
+                    self._kept.move_to_end(app_id)
+            return kept[2]
+        app = self._new(values, ports)
+        with self._lock:
+            self._kept[app_id] = (values, ports, app)
+            self._kept.move_to_end(app_id)
+            while len(self._kept) > _APP_CACHE_SIZE:
+                self._kept.popitem(last=False)
+        return app
 
     def prepare(self, dialect: Dialect) -> None:
         """Each column's own conversion for this database, as a typed select would apply it."""
