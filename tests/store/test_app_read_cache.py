@@ -47,6 +47,7 @@ def test_a_write_by_another_agent_on_the_same_database_is_read(store: Store, app
     assert now is not cached
     assert (now.address, now.config) == ("10.0.0.9", {"compose_text": "services: {a: {}}\n"})
     assert store.apps.list()[0] == now
+    assert len(store.apps._apps._kept) == 1  # the new version replaced the old one, not beside it
 
 
 def test_a_change_that_keeps_updated_at_is_read(store: Store, app: App) -> None:
