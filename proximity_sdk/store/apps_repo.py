@@ -3,15 +3,35 @@
 from __future__ import annotations
 
 import functools
+import json
 import re
-from collections.abc import Mapping, Sequence
+import threading
+import typing
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
-from sqlalchemy import ColumnElement, Select, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Dialect,
+    Select,
+    Text,
+    bindparam,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.types import NullType
 
 from proximity_sdk.errors import AlreadyExistsError, NotFoundError, ValidationError
 from proximity_sdk.models.app import App, AppStatus, Port
@@ -89,10 +109,6 @@ _Q = TypeVar("_Q", bound=Select[Any])
 _PLAIN_FIELDS = ("hostname", "node", "vmid", "address", "url", "config", "catalog_version", "owner_id")
 
 
-def _app(row: AppRow) -> App:
-    return _app_of_row(row, [_port(p.service, p.port, p.protocol) for p in row.ports])
-
-
 # Most apps share their ports and sizes with others (one catalog app, one size): frozen models,
 # so one validated instance serves every row with the same values. A page of 100 apps made 300
 # models of these; bounded, and a value the models refuse is not kept (it raises every time).
@@ -106,21 +122,33 @@ def _resources(cores: int | None, memory_mb: int | None, swap_mb: int | None, di
     return Resources(cores=cores, memory_mb=memory_mb, swap_mb=swap_mb, disk_gb=disk_gb)
 
 
-# What an App is read from: every column but the encrypted root password, which no read needs.
-# The statements are built once: building a select of 20 columns cost more than running it.
+# What an App is read from: every column but the encrypted root password, which no read needs,
+# each as the driver gives it (no type conversion: see _AppCache), the config as the JSON text the
+# database holds. The statements are built once: building a select of 20 columns cost more than
+# running it.
 _APPS = AppRow.__table__
 _PORTS = PortRow.__table__
-_APP_SELECT = select(*(c for c in _APPS.c if c.name != "root_password"))
+_READ = [c for c in _APPS.c if c.name not in ("root_password", "config")]
+_APP_SELECT = typing.cast(
+    Select[Any],
+    select(
+        *(type_coerce(c, NullType()).label(c.name) for c in _READ),
+        type_coerce(cast(_APPS.c.config, Text), NullType()).label("config"),
+    ),
+)
 _APP_BY_ID = _APP_SELECT.where(_APPS.c.id == bindparam("app_id"))
 _PORTS_OF_APP = (
     select(_PORTS.c.service, _PORTS.c.port, _PORTS.c.protocol)
     .where(_PORTS.c.app_id == bindparam("app_id"))
     .order_by(_PORTS.c.id)
 )
+_APP_COLUMNS = tuple(_APP_SELECT.selected_columns.keys())
+_ID = _APP_COLUMNS.index("id")
+_PortValues = tuple[str, int, str]  # (service, port, protocol) as the ports table holds them
 
 
-def _app_of_row(row: Any, ports: Sequence[Port]) -> App:
-    """The App of a row of the apps table: an ORM row (``_app``) or a plain result row (lists)."""
+def _app(row: AppRow) -> App:
+    """The App of an ORM row (create and update answer with the row they wrote)."""
     return App(
         id=row.id,
         hostname=row.hostname,
@@ -134,7 +162,7 @@ def _app_of_row(row: Any, ports: Sequence[Port]) -> App:
         address=row.address,
         url=row.url,
         resources=_resources(row.cores, row.memory_mb, row.swap_mb, row.disk_gb),
-        ports=tuple(ports),
+        ports=tuple(_port(p.service, p.port, p.protocol) for p in row.ports),
         config=row.config,
         adopted=row.adopted,
         created_at=row.created_at,
@@ -143,21 +171,91 @@ def _app_of_row(row: Any, ports: Sequence[Port]) -> App:
     )
 
 
+# Bounded: an App with a ~1.5 KB compose file and the values it was made of take ~6 KB, so 16,384
+# are ~100 MB at most; bench/agent.py gives the server's RSS after listing 10,000 apps.
+_APP_CACHE_SIZE = 16_384
+
+
+class _AppCache:
+    """The App of each app row the reads made, kept with everything it was made of: the row's
+    values as the driver gave them (the config as its stored JSON text) and its ports' values.
+
+    A row read again with exactly those values, most of a listing, gives the same validated model
+    again: no timestamp, enum or JSON decoding and no validation (a page of 100 apps spent ~3 ms
+    there), and the agent's servicer can keep each model's message by its identity
+    (servicers/apps.py). Looked up by id but given only when every value is equal (comparing
+    costs less than hashing 1.5 KB of config per row), never by id and updated_at alone: a write
+    by another agent on the same database, a port change, or an UPDATE that leaves updated_at
+    alone each make the values differ, and the new App replaces the old one. It holds what the
+    Apps hold: no root password, no secret. A read's App may now be the one an earlier read
+    returned: Apps are frozen, and their config is not to be changed in place (the SDK copies it:
+    ``{**app.config, ...}``). Reads run on several threads: changes are made under a lock; two
+    threads building the same App at once both build an equal one."""
+
+    def __init__(self) -> None:
+        self._convert: tuple[Callable[[Any], Any] | None, ...] | None = None
+        self._lock = threading.Lock()
+        self._kept: OrderedDict[str, tuple[tuple[Any, ...], tuple[_PortValues, ...], App]] = OrderedDict()
+
+    def app(self, values: tuple[Any, ...], ports: tuple[_PortValues, ...]) -> App:
+        """The App of a plain row of ``_APP_SELECT`` (as a tuple) and its ports' values."""
+        app_id = values[_ID]
+        kept = self._kept.get(app_id)
+        if kept is not None and kept[0] == values and kept[1] == ports:
+            with self._lock:
+                if app_id in self._kept:
+                    self._kept.move_to_end(app_id)
+            return kept[2]
+        app = self._new(values, ports)
+        with self._lock:
+            self._kept[app_id] = (values, ports, app)
+            self._kept.move_to_end(app_id)
+            while len(self._kept) > _APP_CACHE_SIZE:
+                self._kept.popitem(last=False)
+        return app
+
+    def prepare(self, dialect: Dialect) -> None:
+        """Each column's own conversion for this database, as a typed select would apply it."""
+        if self._convert is None:
+            self._convert = (*(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in _READ), None)
+
+    def _new(self, values: tuple[Any, ...], ports: tuple[_PortValues, ...]) -> App:
+        assert self._convert is not None, "prepare() first"
+        typed = (
+            v if convert is None or v is None else convert(v) for convert, v in zip(self._convert, values, strict=True)
+        )
+        fields = dict(zip(_APP_COLUMNS, typed, strict=True))
+        config = fields.pop("config")
+        resources = _resources(
+            fields.pop("cores"), fields.pop("memory_mb"), fields.pop("swap_mb"), fields.pop("disk_gb")
+        )
+        return App(
+            **fields,
+            resources=resources,
+            ports=tuple(_port(*p) for p in ports),
+            # as the JSON column reads its text (json.loads); SQL NULL stays None (App refuses it)
+            config=None if config is None else json.loads(config),
+        )
+
+
 _IN_CHUNK = 500  # ids per IN (...): well under every database's bound-parameter limit
 
 
-def _ports_of(s: Session, app_ids: Sequence[str]) -> dict[str, list[Port]]:
+_PORTS_OF_APPS = (
+    select(_PORTS.c.app_id, _PORTS.c.service, _PORTS.c.port, _PORTS.c.protocol)
+    .where(_PORTS.c.app_id.in_(bindparam("app_ids", expanding=True)))
+    .order_by(_PORTS.c.id)
+)
+
+
+def _ports_of(s: Session, app_ids: Sequence[str]) -> dict[str, list[_PortValues]]:
     """The ports of these apps, in the order ``AppRow.ports`` gives them (by port row id)."""
-    found: dict[str, list[Port]] = {}
+    found: dict[str, list[_PortValues]] = {}
     for start in range(0, len(app_ids), _IN_CHUNK):
+        # one prebuilt statement (building the select per page cost about as much as running it)
         chunk = app_ids[start : start + _IN_CHUNK]
-        query = (
-            select(_PORTS.c.app_id, _PORTS.c.service, _PORTS.c.port, _PORTS.c.protocol)
-            .where(_PORTS.c.app_id.in_(chunk))
-            .order_by(_PORTS.c.id)
-        )
-        for p in s.execute(query):
-            found.setdefault(p.app_id, []).append(_port(p.service, p.port, p.protocol))
+        for app_id, service, port, protocol in s.execute(_PORTS_OF_APPS, {"app_ids": chunk}).all():
+            found.setdefault(app_id, []).append((service, port, protocol))
     return found
 
 
@@ -235,6 +333,7 @@ def _conflict(s: Session, host_id: str, hostname: str | None, vmid: int | None, 
 class AppsRepository:
     def __init__(self, ctx: StoreContext) -> None:
         self._ctx = ctx
+        self._apps = _AppCache()
 
     def create(self, request: AppCreate | None = None, /, **fields: Any) -> App:
         req = validate_request(AppCreate, request, fields, what="app")
@@ -277,7 +376,8 @@ class AppsRepository:
             if row is None:
                 raise NotFoundError(f"no app {app_id!r}", hint="List the apps with px.apps.list()")
             ports = s.execute(_PORTS_OF_APP, {"app_id": row.id})
-            return _app_of_row(row, [_port(p.service, p.port, p.protocol) for p in ports])
+            self._apps.prepare(s.get_bind().dialect)
+            return self._apps.app(tuple(row), tuple((p.service, p.port, p.protocol) for p in ports))
 
     def _filtered(
         self,
@@ -339,7 +439,9 @@ class AppsRepository:
             query = query.order_by(AppRow.created_at, AppRow.id)
             rows = s.execute(query.offset(offset).limit(limit)).all()
             ports = _ports_of(s, [r.id for r in rows])
-            return [_app_of_row(r, ports.get(r.id, ())) for r in rows]
+            self._apps.prepare(s.get_bind().dialect)
+            app = self._apps.app
+            return [app(tuple(r), tuple(ports.get(r.id, ()))) for r in rows]
 
     def count(
         self,

@@ -1,0 +1,74 @@
+"""Reads of apps keep the App of each row they made (store/apps_repo._app_of_values), keyed by the
+row's content: an unchanged row becomes the same model again, and any change to what an App is
+made of, by this store, by another agent on the same database, or by an UPDATE that leaves
+updated_at alone, is read as it is now."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import insert, update
+
+from proximity_sdk.models.app import App, Port
+from proximity_sdk.store import Store
+from proximity_sdk.store.apps_repo import _APP_COLUMNS
+from proximity_sdk.store.tables import AppRow, PortRow
+
+
+@pytest.fixture
+def app(store: Store) -> App:
+    store.hosts.add(name="pve1", url="https://pve1:8006", token_id="root@pam!px", token_secret="t1")
+    return store.apps.create(
+        hostname="git-1",
+        host_id="pve1",
+        vmid=105,
+        ports=[Port(service="web", port=3000)],
+        config={"compose_text": "services: {}\n", "main_port": 3000},
+        root_password="hunter2-root",
+    )
+
+
+def test_an_unchanged_row_is_read_as_the_same_model(store: Store, app: App) -> None:
+    first = store.apps.get(app.id)
+    assert first == app
+    assert store.apps.get(app.id) is first
+    assert store.apps.list()[0] is first
+
+
+def test_a_write_by_another_agent_on_the_same_database_is_read(store: Store, app: App, tmp_path: Path) -> None:
+    cached = store.apps.get(app.id)
+    other = Store.open(store.url, data_dir=tmp_path / "data")  # another replica: the same database and key
+    try:
+        other.apps.update(app.id, address="10.0.0.9", config={"compose_text": "services: {a: {}}\n"})
+    finally:
+        other.close()
+    now = store.apps.get(app.id)
+    assert now is not cached
+    assert (now.address, now.config) == ("10.0.0.9", {"compose_text": "services: {a: {}}\n"})
+    assert store.apps.list()[0] == now
+    assert len(store.apps._apps._kept) == 1  # the new version replaced the old one, not beside it
+
+
+def test_a_change_that_keeps_updated_at_is_read(store: Store, app: App) -> None:
+    """Not every writer stamps updated_at (a raw UPDATE, a port row): the key is the content."""
+    cached = store.apps.get(app.id)
+    with store.engine.begin() as conn:
+        conn.execute(
+            update(AppRow)
+            .where(AppRow.id == app.id)
+            .values(config={"compose_text": "changed\n"}, updated_at=cached.updated_at)
+        )
+    assert store.apps.get(app.id).config == {"compose_text": "changed\n"}
+    assert store.apps.get(app.id).updated_at == cached.updated_at
+    with store.engine.begin() as conn:
+        conn.execute(insert(PortRow).values(app_id=app.id, service="ssh", port=22, protocol="tcp"))
+    assert [p.port for p in store.apps.get(app.id).ports] == [3000, 22]
+    assert [p.port for p in store.apps.list()[0].ports] == [3000, 22]
+
+
+def test_the_cache_is_made_of_what_an_app_holds_no_secret(store: Store, app: App) -> None:
+    assert "root_password" not in _APP_COLUMNS
+    assert set(_APP_COLUMNS) - {"cores", "memory_mb", "swap_mb", "disk_gb"} <= set(App.model_fields)
+    assert store.apps.root_password(app.id) is not None
+    assert "hunter2-root" not in repr(store.apps.get(app.id))
