@@ -258,6 +258,7 @@ async def serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     stages = {"imports done": rss_mb()}
     px = Proximity.local(data_dir=args.data_dir, entry_points=False)
+    px.store.apps.keep_reads()  # as AgentReplica.open does
     stages["Proximity.local open"] = rss_mb()
     metrics = AgentMetrics()
     metrics.serve("127.0.0.1", 0)

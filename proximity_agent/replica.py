@@ -101,6 +101,8 @@ class AgentReplica:
             catalog_trusted_sources=settings.catalog_trusted_sources,
         )
         try:
+            # the agent's Apps only become messages, never changed in place: keep them between reads
+            px.store.apps.keep_reads()
             return cls(px, settings, metrics=metrics, jobs=jobs)
         except BaseException:
             px.close()

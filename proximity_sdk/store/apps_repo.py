@@ -187,18 +187,22 @@ class _AppCache:
     costs less than hashing 1.5 KB of config per row), never by id and updated_at alone: a write
     by another agent on the same database, a port change, or an UPDATE that leaves updated_at
     alone each make the values differ, and the new App replaces the old one. It holds what the
-    Apps hold: no root password, no secret. A read's App may now be the one an earlier read
-    returned: Apps are frozen, and their config is not to be changed in place (the SDK copies it:
-    ``{**app.config, ...}``). Reads run on several threads: changes are made under a lock; two
-    threads building the same App at once both build an equal one."""
+    Apps hold: no root password, no secret. Once kept (``AppsRepository.keep_reads``), a read's
+    App may be the one an earlier read returned: Apps are frozen, and their config is not to be
+    changed in place (the SDK copies it: ``{**app.config, ...}``). Reads run on several threads:
+    changes are made under a lock; two threads building the same App at once both build an
+    equal one."""
 
     def __init__(self) -> None:
         self._convert: tuple[Callable[[Any], Any] | None, ...] | None = None
+        self.size = 0  # none kept until a server asks (AppsRepository.keep_reads)
         self._lock = threading.Lock()
         self._kept: OrderedDict[str, tuple[tuple[Any, ...], tuple[_PortValues, ...], App]] = OrderedDict()
 
     def app(self, values: tuple[Any, ...], ports: tuple[_PortValues, ...]) -> App:
         """The App of a plain row of ``_APP_SELECT`` (as a tuple) and its ports' values."""
+        if self.size == 0:
+            return self._new(values, ports)
         app_id = values[_ID]
         kept = self._kept.get(app_id)
         if kept is not None and kept[0] == values and kept[1] == ports:
@@ -210,9 +214,15 @@ class _AppCache:
         with self._lock:
             self._kept[app_id] = (values, ports, app)
             self._kept.move_to_end(app_id)
-            while len(self._kept) > _APP_CACHE_SIZE:
+            while len(self._kept) > self.size:
                 self._kept.popitem(last=False)
         return app
+
+    def resize(self, size: int) -> None:
+        with self._lock:
+            self.size = size
+            while len(self._kept) > size:
+                self._kept.popitem(last=False)
 
     def prepare(self, dialect: Dialect) -> None:
         """Each column's own conversion for this database, as a typed select would apply it."""
@@ -334,6 +344,17 @@ class AppsRepository:
     def __init__(self, ctx: StoreContext) -> None:
         self._ctx = ctx
         self._apps = _AppCache()
+
+    def keep_reads(self, count: int = _APP_CACHE_SIZE) -> None:
+        """Keep the App of up to ``count`` rows between reads (0: none, the default), so a row read
+        again unchanged gives the same App object without decoding or validating it again.
+
+        For a server whose Apps never reach code that might change one in place (the agent turns
+        them into messages): an App's ``config`` is a plain dict, and a change made to a kept App
+        would show in every later read of its row. A script or a notebook gets a new App per read."""
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ValidationError(f"count must be an integer >= 0, not {count!r}", field="count")
+        self._apps.resize(count)
 
     def create(self, request: AppCreate | None = None, /, **fields: Any) -> App:
         req = validate_request(AppCreate, request, fields, what="app")

@@ -115,6 +115,7 @@ def agent_px(
     with Proximity.local(
         data_dir=tmp_path / "px", secret_key=Fernet.generate_key(), entry_points=False, lease_seconds=5
     ) as px:
+        px.store.apps.keep_reads()  # as AgentReplica.open does for a served agent
         px.hosts.add("lab", url=pve.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET, ca_file=pve_ca, ssh=ssh_access)
         yield px
 

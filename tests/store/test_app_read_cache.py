@@ -1,7 +1,8 @@
-"""Reads of apps keep the App of each row they made (store/apps_repo._app_of_values), keyed by the
-row's content: an unchanged row becomes the same model again, and any change to what an App is
-made of, by this store, by another agent on the same database, or by an UPDATE that leaves
-updated_at alone, is read as it is now."""
+"""Reads of apps, once asked to keep them (``store.apps.keep_reads``, as the agent does), keep the
+App of each row they made (store/apps_repo._AppCache) and give it again only for the same content:
+an unchanged row becomes the same model again, and any change to what an App is made of, by this
+store, by another agent on the same database, or by an UPDATE that leaves updated_at alone, is read
+as it is now"""
 
 from __future__ import annotations
 
@@ -10,14 +11,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert, update
 
+from proximity_sdk.errors import ValidationError
 from proximity_sdk.models.app import App, Port
 from proximity_sdk.store import Store
 from proximity_sdk.store.apps_repo import _APP_COLUMNS
 from proximity_sdk.store.tables import AppRow, PortRow
 
 
-@pytest.fixture
-def app(store: Store) -> App:
+def _create(store: Store) -> App:
     store.hosts.add(name="pve1", url="https://pve1:8006", token_id="root@pam!px", token_secret="t1")
     return store.apps.create(
         hostname="git-1",
@@ -27,6 +28,32 @@ def app(store: Store) -> App:
         config={"compose_text": "services: {}\n", "main_port": 3000},
         root_password="hunter2-root",
     )
+
+
+@pytest.fixture
+def app(store: Store) -> App:
+    store.apps.keep_reads()
+    return _create(store)
+
+
+def test_by_default_every_read_is_a_new_app_that_its_reader_may_change(store: Store) -> None:
+    """A script or a notebook may change an App's config dict in place (it is a plain dict):
+    without keep_reads, that never shows in another read."""
+    app = _create(store)
+    first = store.apps.get(app.id)
+    first.config["main_port"] = 1
+    again = store.apps.get(app.id)
+    assert again is not first and again.config["main_port"] == 3000
+    assert store.apps.list()[0] is not again
+
+
+def test_keep_reads_takes_a_count_and_zero_stops_keeping(store: Store, app: App) -> None:
+    first = store.apps.get(app.id)
+    assert store.apps.get(app.id) is first
+    store.apps.keep_reads(0)
+    assert store.apps.get(app.id) is not first
+    with pytest.raises(ValidationError, match="count"):
+        store.apps.keep_reads(-1)
 
 
 def test_an_unchanged_row_is_read_as_the_same_model(store: Store, app: App) -> None:
