@@ -104,7 +104,7 @@ def place(
                 changed_since=read_at,
             ),
         )
-        store.apps.set_node(app_id, decision.node)
+        store.apps.patch(app_id, node=decision.node)
     return decision
 
 

@@ -615,11 +615,3 @@ class AppsRepository:
         )
         with self._ctx.session() as s:
             return [UnbornApp(id=r.id, node=r.node, vmid=r.vmid, memory_mb=r.memory_mb) for r in s.execute(query)]
-
-    def set_node(self, app_id: str, node: str) -> None:
-        """Store the node placement chose: one UPDATE, for a caller holding a lock every other
-        placement of its process waits for (``update`` reads and returns the whole app)."""
-        with self._ctx.session(immediate=True) as s:
-            done = s.execute(update(AppRow).where(AppRow.id == app_id).values(node=node))
-            if not done.rowcount:  # type: ignore[attr-defined]
-                raise NotFoundError(f"no app {app_id!r}", hint="List the apps with px.apps.list()")

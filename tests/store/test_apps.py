@@ -253,13 +253,14 @@ def test_unborn_lists_the_placed_apps_being_deployed_or_cloned(store: Store, hos
     assert {a.id for a in store.apps.unborn(hosts[0], changed_since=later)} == {cloning.id}
 
 
-def test_set_node_changes_only_the_node(store: Store, hosts: tuple[str, str]) -> None:
+def test_a_node_patched_in_is_counted_as_unborn_there(store: Store, hosts: tuple[str, str]) -> None:
+    """Placement stores its choice with ``patch(node=...)``: the next placement's query sees it."""
     app = store.apps.create(hostname="a", host_id="pve1", resources=Resources(memory_mb=2048), config={"k": 1})
-    store.apps.set_node(app.id, "n2")
+    store.apps.patch(app.id, node="n2")
     after = store.apps.get(app.id)
     assert after.node == "n2"
     assert after.updated_at >= app.updated_at
     assert after.model_copy(update={"node": None, "updated_at": app.updated_at}) == app
     assert [a.node for a in store.apps.unborn(hosts[0])] == ["n2"]
     with pytest.raises(NotFoundError):
-        store.apps.set_node("missing", "n1")
+        store.apps.patch("missing", node="n1")
