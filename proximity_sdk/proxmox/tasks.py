@@ -81,13 +81,14 @@ class PollPolicy:
     tasks, but must then poll every 250 ms across the whole +-30% window: about 100 polls
     for a 30 s task, 190 for 60 s.
 
-    Many tasks at once: while ``waiting`` > 1 tasks are waited for in this process, each is
-    polled at most every ``waiting`` x ``crowd_delay`` seconds (at most ``cap``). Every poll
-    costs the process CPU (a TLS request, a JSON answer, a model) that the other waits and
-    the operations need: an agent with 16 deploys each waiting for a 3 s task polled some 15
-    times per task, 240 requests a few seconds (bench/scale_out.py, issue 18). With the default
-    16 waits poll at most every 0.32 s each, 50 polls a second in all, so one task is seen
-    at most that much later; a lone wait is not changed.
+    Many tasks at once (off by default: ``crowd_delay=0``): while ``waiting`` > 1 tasks are
+    waited for in this process, each is polled at most every ``waiting`` x ``crowd_delay``
+    seconds (at most ``cap``). Every poll costs the process CPU (a TLS request, a JSON answer,
+    a model): an agent with 16 deploys each waiting for a 3 s task polled some 15 times per
+    task (bench/scale_out.py, issue 18), and ``crowd_delay=0.02`` keeps 16 waits to 50 polls a
+    second in all. It is not the default because it counts every wait, the sparse ones too, so
+    each of a few waits at once is late: six waits made a 0.5 s task 84 ms late (4 ms alone,
+    bench/task_wait.py). A process-wide budget of the polls actually made would not; not built.
 
     While a task runs its log is read (for ``on_log``) at most every ``log_every`` seconds,
     not on every poll: lines arrive in batches up to that late, none is lost, and the log is
@@ -106,7 +107,7 @@ class PollPolicy:
     late_cap: float | None = None
     min_delay: float = 0.015
     spread: float = 3.0
-    crowd_delay: float = 0.02
+    crowd_delay: float = 0.0
     log_every: float = 1.0
 
     def __post_init__(self) -> None:

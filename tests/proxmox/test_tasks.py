@@ -189,10 +189,13 @@ def test_many_waits_at_once_poll_each_task_less(pve_client: ProxmoxClient, pve: 
     assert tasks_module._WAITS.count == 0  # every wait left the count
 
 
-def test_poll_policy_widens_with_the_waits_in_progress() -> None:
-    policy = PollPolicy()
+def test_poll_policy_widens_with_the_waits_in_progress_only_when_asked() -> None:
+    policy = PollPolicy(crowd_delay=0.02)
+    by_default = PollPolicy()
     for previous, elapsed in ((None, 0.0), (0.05, 0.05), (0.25, 1.0), (1.0, 10.0)):
         alone = policy.next_delay(previous, elapsed)
+        # off by default: a few waits at once (most of them sparse) made each one late
+        assert by_default.next_delay(previous, elapsed, waiting=16) == by_default.next_delay(previous, elapsed)
         assert policy.next_delay(previous, elapsed, waiting=1) == alone  # a lone wait is not changed
         assert policy.next_delay(previous, elapsed, waiting=16) == max(alone, 16 * 0.02)
         assert policy.next_delay(previous, elapsed, waiting=10_000) == policy.cap  # never wider than cap
