@@ -96,6 +96,10 @@ def test_listeners_hear_failures_after_the_rollback(
     standin_state.script("docker", match="up -d", exit_code=1, stderr="no space left on device\n")
     with pytest.raises(OperationFailed):
         px.apps.deploy("gitea", hostname="git-2").wait(timeout=60)
+    # the error listener runs right after the failure is recorded, so wait() may return first
+    deadline = time.monotonic() + 5
+    while len(recorder.seen) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert recorder.seen == [
         ("before", "deploy", "deploying", None),
         ("error", "deploy", "error", "CommandFailedError"),
