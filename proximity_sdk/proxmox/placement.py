@@ -83,6 +83,9 @@ class PlacementDecision:
     free_mb: int
     capacity_mb: int
     candidates: tuple[NodeCapacity, ...]
+    #: the VMIDs of every guest the ``/cluster/resources`` answer listed (what a VMID allocation
+    #: right after the placement skips without reading it again); empty when not read here
+    vmids_in_use: frozenset[int] = frozenset()
 
     @property
     def free_after_mb(self) -> int:
@@ -260,7 +263,9 @@ def place_in(
     it before taking its placement lock (``pending`` must then also count what left flight
     since that read)."""
     capacities = node_capacities(resources, overcommit=overcommit)
+    listed = {r.vmid for r in resources if r.vmid is not None}
     if pending is not None:
-        extra = pending({r.vmid for r in resources if r.vmid is not None})
+        extra = pending(set(listed))
         capacities = [replace(c, promised_mb=c.promised_mb + extra.get(c.node, 0)) for c in capacities]
-    return choose_node(capacities, memory_mb=memory_mb, node=node, exclude=exclude)
+    decision = choose_node(capacities, memory_mb=memory_mb, node=node, exclude=exclude)
+    return replace(decision, vmids_in_use=frozenset(listed))

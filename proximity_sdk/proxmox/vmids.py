@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextlib import AbstractContextManager
 from typing import Protocol
 
@@ -88,15 +88,24 @@ class VmidAllocator:
     def _used_on_cluster(self) -> set[int]:
         return {r.vmid for r in self.client.cluster_resources(kind="vm") if r.vmid is not None}
 
-    def reserve(self, *, operation_id: str | None = None, app_id: str | None = None, after: int | None = None) -> int:
+    def reserve(
+        self,
+        *,
+        operation_id: str | None = None,
+        app_id: str | None = None,
+        after: int | None = None,
+        in_use: Collection[int] | None = None,
+    ) -> int:
         """Reserve and return a VMID free on the cluster and in the table.
 
-        ``after``: only ids above it (the next one after a collision). Raises ConflictError
-        when the range has no free id."""
+        ``after``: only ids above it (the next one after a collision). ``in_use``: the cluster's
+        guest VMIDs from a ``/cluster/resources`` answer the caller has just read (a deploy's
+        placement: ``PlacementDecision.vmids_in_use``), instead of reading it again; None reads
+        it. Raises ConflictError when the range has no free id."""
         # Proxmox is read before the lock: an id another thread takes meanwhile is in the table
-        # read below, and one made outside Proximity meanwhile fails the create, which moves on
-        # (create_with_vmid_retry). Under the lock, only the table.
-        used = self._used_on_cluster()
+        # read below, and one made outside Proximity meanwhile (or since the caller's listing)
+        # fails the create, which moves on (create_with_vmid_retry). Under the lock, only the table.
+        used = set(in_use) if in_use is not None else self._used_on_cluster()
         if self.vmid_min is None and self.vmid_max is None:
             start = self.client.next_vmid()
         else:

@@ -134,6 +134,18 @@ def test_delete_without_destroy_keeps_the_container(lab: Proximity, pve: Harness
     assert lab.apps.list() == []
 
 
+def test_a_deploy_reads_the_cluster_listing_once(lab: Proximity, pve: HarnessPve) -> None:
+    """Placement and VMID allocation share one /cluster/resources answer (the allocation skips
+    the guests it listed); the container's id still comes from /cluster/nextid."""
+    lab.apps.deploy("gitea", hostname="git-warm").wait(timeout=60)  # the template download
+    mark = len(pve.recorded)
+    app = lab.apps.deploy("gitea", hostname="git-once").wait(timeout=60)
+    paths = [r.path for r in pve.recorded[mark:] if r.method == "GET"]
+    assert paths.count("/api2/json/cluster/resources") == 1
+    assert paths.count("/api2/json/cluster/nextid") == 1
+    assert app.vmid is not None and pve.ct(app.vmid).status == "running"
+
+
 def test_bad_requests_are_refused_before_anything_happens(lab: Proximity, pve: HarnessPve) -> None:
     pve.recorded.clear()
     with pytest.raises(ValidationError):

@@ -192,3 +192,25 @@ def test_reserve_reads_proxmox_before_taking_the_process_lock(
     worker.join(timeout=10)
     assert got == [101]
     assert repo.held_vmids(host) == {101}
+
+
+def test_reserve_skips_the_vmids_the_caller_listed_without_reading_them_again(
+    pve: HarnessPve, pve_client: ProxmoxClient, store: Store
+) -> None:
+    """A deploy hands over the guests its placement just listed: the allocation then asks
+    Proxmox only for nextid, and skips what that listing showed (103 here, which nextid does
+    not mention)."""
+    repo = reservations(store)
+    host = add_host(store)
+    for vmid in (100, 101, 103):
+        pve.add_ct(vmid)
+    repo.reserve_vmid(host, 102)
+    allocator = VmidAllocator(pve_client, repo, host_id=host)
+    mark = len(pve.recorded)
+    assert allocator.reserve(in_use={100, 101, 103}) == 104
+    paths = [r.path for r in pve.recorded[mark:]]
+    assert paths == ["/api2/json/cluster/nextid"]
+    # an empty listing is a listing too (a cluster with no guests yet): nothing read again, and
+    # only the table is skipped (103 is not in it: its create would collide, and move on)
+    assert allocator.reserve(in_use=()) == 103
+    assert not any(r.path.endswith("/cluster/resources") for r in pve.recorded[mark:])

@@ -310,7 +310,7 @@ class DeployKind(OperationKind):
             allocator = VmidAllocator(
                 client, store.reservations, host_id=host_id, vmid_min=settings.vmid_min, vmid_max=settings.vmid_max
             )
-            vmid = allocator.reserve(operation_id=ctx.id, app_id=app.id)
+            vmid = allocator.reserve(operation_id=ctx.id, app_id=app.id, in_use=decision.vmids_in_use)
             address: str | None = None
             pool = settings.pool()
             with ctx.unit():  # the journal, the record, the address and the event: one write
