@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from proximity_sdk.engine._deferred import DeferredWriter
 from proximity_sdk.errors import OperationCancelled
 from proximity_sdk.proxmox.progress import Emit, EventLevel
 from proximity_sdk.store.base import utcnow
@@ -31,9 +32,13 @@ class LeaseLost(Exception):
 class OperationContext:
     """Handed to ``OperationKind.run``/``rollback``. Thread-confined to the operation's worker.
 
-    Every write of the operation is one transaction. A step's "done" event is not written alone:
-    it goes with the operation's next write (the next step's start, an event, a journal entry,
-    params, or the finish), in order and with the time the step ended."""
+    Every write of the operation is one transaction. An event is not written alone: it goes with
+    the operation's next write (the next step's start, a journal entry, params, or the finish), in
+    order and with the time it happened; when no write comes within the engine's event delay (0.1 s),
+    the engine's event thread writes it (``_deferred.DeferredWriter``; without one, as the janitor's
+    cleanup contexts, an event is written at once). Inside ``unit()`` events join the unit's
+    transaction. Every write holds ``writing()``, so the event thread never writes
+    in between and the log keeps the order the operation said things in."""
 
     def __init__(
         self,
@@ -46,6 +51,7 @@ class OperationContext:
         notify: Callable[[str], None],
         node_slot: Callable[[str, str], threading.Semaphore],
         lost: threading.Event,
+        writer: DeferredWriter | None = None,
     ) -> None:
         self.store = store
         self.operation = operation
@@ -61,6 +67,10 @@ class OperationContext:
         self._notify_due = False
         self._node_slot = node_slot
         self._lost = lost
+        self._writer = writer
+        self._write_lock = threading.RLock()
+        self._flush_due = False  # the writer has this context in its queue
+        self._closed = False
         self.current_step: str | None = operation.current_step
         self.log_tail: list[str] = []
         #: set by the engine while ``OperationKind.rollback`` runs
@@ -76,24 +86,71 @@ class OperationContext:
     # events -------------------------------------------------------------------------------------------
 
     def event(self, message: str, *, level: str = "info", progress: float | None = None) -> None:
-        self._append([NewEvent(message, step=self.current_step, level=level, progress=progress)])
+        """Log an event: written with the operation's next write, or within the event delay."""
+        self._say([NewEvent(message, step=self.current_step, level=level, progress=progress, at=utcnow())])
 
     def last_event(self, message: str, *, level: str = "info") -> None:
-        """A step's closing event, said right before the step ends: written with the step's "done"
-        (the operation's next write, which the step's end makes at once), with the time it happened,
-        instead of in a transaction of its own."""
-        self._unwritten.append(NewEvent(message, step=self.current_step, level=level, at=utcnow()))
+        """A step's closing event, said right before the step ends (the step's "done" follows it)."""
+        self._defer([NewEvent(message, step=self.current_step, level=level, at=utcnow())])
 
     def task_log(self, lines: list[str]) -> None:
         """Proxmox task log lines: kept for the failure report and streamed as debug events."""
         self.log_tail.extend(lines)
         del self.log_tail[:-20]
-        if lines:  # one write for the whole log
-            self._append([NewEvent(line, step=self.current_step, level="debug") for line in lines])
+        if lines:
+            at = utcnow()
+            self._say([NewEvent(line, step=self.current_step, level="debug", at=at) for line in lines])
 
-    def _append(self, events: list[NewEvent]) -> None:
-        self.store.operations.append_events(self.id, [*self.take_unwritten(), *events])
-        self._changed()
+    def _say(self, events: list[NewEvent]) -> None:
+        with self._write_lock:
+            if self._in_unit or self._writer is None:  # in a unit, the events join its transaction
+                self.store.operations.append_events(self.id, [*self.take_unwritten(), *events])
+                self._changed()
+            else:
+                self._defer(events)
+
+    def _defer(self, events: list[NewEvent]) -> None:
+        with self._write_lock:
+            self._unwritten.extend(events)
+            if not self._flush_due and not self._closed and self._writer is not None:
+                self._flush_due = True
+                self._writer.due(self)
+
+    def flush_deferred(self) -> bool:
+        """Write the events that wait (the engine's event thread calls it). False when the
+        operation is writing right now: its write carries them, or the thread looks again."""
+        if not self._write_lock.acquire(blocking=False):
+            return False
+        try:
+            self._flush_due = False
+            if self._closed or self._lost.is_set() or not self._unwritten:
+                return True
+            events = self.take_unwritten()
+            try:
+                self.store.operations.append_events(self.id, events)
+            except Exception:
+                # kept for the operation's next write; the thread tries again after the delay
+                self._unwritten[:0] = events
+                if self._writer is not None:
+                    self._flush_due = True
+                    self._writer.due(self)
+                return True
+            self._notify(self.id)
+            return True
+        finally:
+            self._write_lock.release()
+
+    def writing(self) -> threading.RLock:
+        """Held around every write of the operation (``with ctx.writing():``), so that the events
+        it takes (``take_unwritten``) are written before any the event thread could write after."""
+        return self._write_lock
+
+    def close(self) -> None:
+        """The operation's run is over here: events still waiting are dropped (a run that ends
+        normally wrote them with its finish; one that lost its lease has no say in the log)."""
+        with self._write_lock:
+            self._closed = True
+            self._unwritten.clear()
 
     def _changed(self) -> None:
         # inside a unit, watchers are woken once it committed: before, they would read nothing new
@@ -111,12 +168,13 @@ class OperationContext:
         if self._in_unit:
             yield
             return
-        self._in_unit, self._notify_due = True, False
-        try:
-            with self.store.unit():
-                yield
-        finally:
-            self._in_unit = False
+        with self._write_lock:
+            self._in_unit, self._notify_due = True, False
+            try:
+                with self.store.unit():
+                    yield
+            finally:
+                self._in_unit = False
         if self._notify_due:
             self._notify(self.id)
 
@@ -134,15 +192,16 @@ class OperationContext:
         steps = self.operation.steps
         progress = steps.index(name) / len(steps) if name in steps else None
         # the checkpoint, the step and its first event in one transaction (this runs at every step)
-        cancel, ours = self.store.operations.begin_step(
-            self.id,
-            self.runner_id,
-            name,
-            f"{name}: started",
-            progress=progress,
-            ignore_cancel=self.rolling_back,
-            before=self.take_unwritten(),
-        )
+        with self._write_lock:
+            cancel, ours = self.store.operations.begin_step(
+                self.id,
+                self.runner_id,
+                name,
+                f"{name}: started",
+                progress=progress,
+                ignore_cancel=self.rolling_back,
+                before=self.take_unwritten(),
+            )
         if not ours:
             self._lost.set()
             raise LeaseLost(self.id)
@@ -153,7 +212,7 @@ class OperationContext:
         yield
         done = (steps.index(name) + 1) / len(steps) if name in steps else None
         # written with the next write: a step boundary costs one transaction, not two
-        self._unwritten.append(NewEvent(f"{name}: done", step=name, progress=done, at=utcnow()))
+        self._defer([NewEvent(f"{name}: done", step=name, progress=done, at=utcnow())])
 
     def checkpoint(self) -> None:
         """Raise ``LeaseLost`` if another runner took the operation over (stop touching it), or
@@ -173,24 +232,29 @@ class OperationContext:
     def save_params(self, **values: Any) -> None:
         """Remember decisions (chosen node, VMID, ...) so a takeover sees them."""
         self.params.update(values)
-        self.store.operations.update_params(self.id, self.runner_id, self.params, events=self.take_unwritten())
+        with self._write_lock:
+            self.store.operations.update_params(self.id, self.runner_id, self.params, events=self.take_unwritten())
 
     def record(self, kind: str, **data: Any) -> None:
         """Journal an external side effect the moment it happened (a VMID taken, a container created)."""
         self._effects.append({"kind": kind, **data})
-        self.store.operations.set_side_effects(self.id, self.runner_id, self._effects, events=self.take_unwritten())
+        self._write_effects()
 
     def forget(self, kind: str, **match: Any) -> None:
         """Drop journal entries once their effect was undone or handed over to a record."""
         self._effects = [
             e for e in self._effects if not (e.get("kind") == kind and all(e.get(k) == v for k, v in match.items()))
         ]
-        self.store.operations.set_side_effects(self.id, self.runner_id, self._effects, events=self.take_unwritten())
+        self._write_effects()
 
     def forget_kinds(self, *kinds: str) -> None:
         """Drop every journal entry of these kinds in one write (effects handed over to a record)."""
         self._effects = [e for e in self._effects if e.get("kind") not in kinds]
-        self.store.operations.set_side_effects(self.id, self.runner_id, self._effects, events=self.take_unwritten())
+        self._write_effects()
+
+    def _write_effects(self) -> None:
+        with self._write_lock:
+            self.store.operations.set_side_effects(self.id, self.runner_id, self._effects, events=self.take_unwritten())
 
     def at_success(self, write: Callable[[], None]) -> None:
         """A store write that is part of the operation's success (e.g. the app's record says

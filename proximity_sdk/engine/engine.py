@@ -20,6 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
+from proximity_sdk.engine._deferred import DeferredWriter
 from proximity_sdk.engine.context import LeaseLost, OperationContext
 from proximity_sdk.engine.handle import OperationHandle
 from proximity_sdk.engine.kinds import OperationKind, RunnerLost
@@ -87,6 +88,8 @@ class OperationEngine:
         self._slot_limit = node_slots
         self._slots: dict[tuple[str, str], threading.Semaphore] = {}
         self._stop = threading.Event()
+        # writes the events an operation said when no write of its own came soon enough
+        self._events = DeferredWriter()
         self._heart = threading.Thread(target=self._heartbeat, name="proximity-heartbeat", daemon=True)
         self._heart.start()
 
@@ -197,6 +200,12 @@ class OperationEngine:
 
     def _run(self, op_id: str, resume: bool, lost: threading.Event) -> None:
         ctx = self._context(op_id, self.runner_id, lost)
+        try:
+            self._run_in(ctx, resume)
+        finally:
+            ctx.close()
+
+    def _run_in(self, ctx: OperationContext, resume: bool) -> None:
         op = ctx.operation
         impl = self.kind(op.kind)
         self._listen("before", op, None)
@@ -228,7 +237,7 @@ class OperationEngine:
         except Exception as exc:  # every failure of a step ends here: roll back, then report
             message = str(exc) if isinstance(exc, ProximityError | RunnerLost) else f"{type(exc).__name__}: {exc}"
             if not isinstance(exc, ProximityError | RunnerLost):
-                log.exception("operation %s failed unexpectedly", op_id)
+                log.exception("operation %s failed unexpectedly", ctx.id)
             ctx.event(f"failed: {message}", level="error")
             self._roll_back(ctx, impl)
             self._on_failure(ctx, impl, exc)
@@ -279,6 +288,7 @@ class OperationEngine:
         except LeaseLost:
             return None
         finally:
+            ctx.close()
             self.notify(op_id)
         self._listen("error", done, error)
         return done
@@ -294,6 +304,7 @@ class OperationEngine:
             notify=self.notify,
             node_slot=self._node_slot,
             lost=lost,
+            writer=self._events,
         )
 
     def _finish(
@@ -310,7 +321,7 @@ class OperationEngine:
     ) -> Operation:
         try:
             # the kind's writes of its success and the finish: one transaction
-            with ctx.unit() if writes else contextlib.nullcontext():
+            with ctx.writing(), ctx.unit() if writes else contextlib.nullcontext():
                 for write in writes:
                     write()
                 return self.store.operations.finish(
@@ -427,6 +438,7 @@ class OperationEngine:
             for lost in self._running.values():
                 lost.set()
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
+        self._events.close()
         self._heart.join(timeout=5)
 
     # in-process notification (watchers in other processes poll) ------------------------------------

@@ -134,14 +134,12 @@ def test_a_step_boundary_is_one_write_and_no_event_is_lost_or_reordered(
 
     assert writes == [
         ("begin_step", []),
-        ("append_events", ["a: done", "after a"]),
-        ("begin_step", []),
+        ("begin_step", ["a: done", "after a"]),
         ("set_side_effects", ["b: done"]),
         ("begin_step", []),
         ("update_params", ["c: done"]),
         ("begin_step", []),
-        ("append_events", ["line 1", "line 2"]),
-        ("begin_step", ["d: done"]),
+        ("begin_step", ["line 1", "line 2", "d: done"]),
         ("finish", ["e: done"]),
     ]
     events = list(op.events())
@@ -166,6 +164,71 @@ def test_a_step_boundary_is_one_write_and_no_event_is_lost_or_reordered(
     assert [e.time for e in events] == sorted(e.time for e in events)
     _, params, effects = store.operations.load(op.id)
     assert params == {"c": True} and effects == [{"kind": "thing", "name": "b"}]
+
+
+class _SaysThenWaits(OperationKind):
+    """Says something, then waits (as on Proxmox or the node shell) without writing."""
+
+    name = "says-then-waits"
+    steps = ("wait",)
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def run(self, ctx: OperationContext) -> dict[str, Any]:
+        with ctx.step("wait"):
+            ctx.event("waiting for something slow")
+            self.release.wait(10)
+        return {}
+
+
+def test_an_event_said_before_a_long_wait_is_written_within_the_delay(engine: OperationEngine, store: Store) -> None:
+    kind = _SaysThenWaits()
+    engine.register(kind)
+    op = engine.submit("says-then-waits")
+    try:
+        began = time.monotonic()
+        _until(
+            lambda: "waiting for something slow" in _messages(store.operations.events(op.id)),
+            "the event written while the operation still waits",
+            timeout=5,
+        )
+        waited = time.monotonic() - began
+        assert store.operations.get(op.id).status == OperationStatus.RUNNING
+        # the delay is 0.1 s; the bound leaves room for a loaded machine, not for "at the next write"
+        assert waited < 2.0
+    finally:
+        kind.release.set()
+    op.wait(timeout=15)
+    last = ["waiting for something slow", "wait: done", "says-then-waits succeeded"]
+    assert _messages(list(op.events()))[-3:] == last
+
+
+class _SaysAroundAUnit(OperationKind):
+    name = "says-around-a-unit"
+    steps = ("one",)
+
+    def run(self, ctx: OperationContext) -> dict[str, Any]:
+        with ctx.step("one"):
+            ctx.event("before the unit")
+            with ctx.unit():
+                ctx.store.operations.get(ctx.id)  # the unit's transaction begins (SQLite: its write lock)
+                time.sleep(0.4)  # several event delays: the event thread wants to write meanwhile
+                ctx.event("inside the unit")
+            ctx.event("after the unit")
+        return {}
+
+
+def test_the_event_thread_never_writes_in_the_middle_of_a_unit(engine: OperationEngine, store: Store) -> None:
+    """The unit holds the write lock of the store for its whole block: an event written from the
+    event thread then would wait for its commit and land after the unit's events, out of order."""
+    engine.register(_SaysAroundAUnit())
+    op = engine.submit("says-around-a-unit")
+    op.wait(timeout=15)
+    events = list(op.events())
+    said = ["one: started", "before the unit", "inside the unit", "after the unit", "one: done"]
+    assert _messages(events)[1:-1] == said
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
 
 
 class _HandsOver(OperationKind):
