@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Float, String, Table, Text, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -104,18 +105,84 @@ def _insert_event(
     )
 
 
-def _insert_events(s: Session, op_id: str, events: Sequence[NewEvent]) -> builtins.list[OperationEvent]:
-    return [
-        _insert_event(s, op_id, e.message, step=e.step, level=e.level, progress=e.progress, at=e.at) for e in events
+def _next_seq_of(c: Connection, op_id: str) -> int | None:
+    """The operation's next event seq, its row locked first on PostgreSQL (None: no operation).
+    Two statements there: a statement that waited for the lock still reads with the snapshot it
+    began with, which misses the events the lock's holder committed meanwhile."""
+    if c.dialect.name != "sqlite" and c.execute(_LOCK_OPERATION, {"op_id": op_id}).scalar() is None:
+        return None
+    seq = c.execute(_NEXT_SEQ, {"op_id": op_id}).scalar()
+    return None if seq is None else int(seq)
+
+
+def _insert_events(
+    s: Session, op_id: str, events: Sequence[NewEvent], *, first_seq: int | None = None
+) -> builtins.list[OperationEvent]:
+    """Append ``events`` in order. One event: one INSERT ... SELECT (``_insert_event``). Several:
+    the operation's next seq in one read (taking its row's lock on PostgreSQL, as one event does),
+    then one multi-row INSERT. ``first_seq``: that next seq, read already in this transaction
+    under the same lock (``begin_step`` reads it with the runner's check)."""
+    if not events:
+        return []
+    if first_seq is None and len(events) == 1:
+        e = events[0]
+        return [_insert_event(s, op_id, e.message, step=e.step, level=e.level, progress=e.progress, at=e.at)]
+    c = s.connection()
+    if first_seq is None:
+        first_seq = _next_seq_of(c, op_id)
+        if first_seq is None:
+            raise NotFoundError(f"no operation {op_id!r}")
+    now = utcnow()
+    written = [
+        OperationEvent(
+            operation_id=op_id,
+            seq=first_seq + i,
+            time=e.at or now,
+            step=e.step or "queued",  # as _insert_event: before the first step, the operation is queued
+            level=e.level,
+            message=e.message,
+            progress=e.progress,
+        )
+        for i, e in enumerate(events)
     ]
+    c.execute(
+        _INSERT_EVENT_ROWS,
+        [
+            {
+                "operation_id": op_id,
+                "seq": w.seq,
+                "time": w.time,
+                "step": w.step,
+                "level": w.level,
+                "message": w.message,
+                "progress": w.progress,
+            }
+            for w in written
+        ],
+    )
+    return written
 
 
 _OPERATIONS = cast(Table, OperationRow.__table__)
+_EVENTS = cast(Table, OperationEventRow.__table__)
+_next_seq = (
+    select(func.coalesce(func.max(_EVENTS.c.seq), 0) + 1)
+    .where(_EVENTS.c.operation_id == bindparam("op_id"))
+    .scalar_subquery()
+)
 # the statements a runner makes at every step, built once (building one costs more than running it)
 _CONTROL = select(_OPERATIONS.c.cancel_requested, _OPERATIONS.c.runner_id, _OPERATIONS.c.status).where(
     _OPERATIONS.c.id == bindparam("op_id")
 )
 _CONTROL_LOCKED = _CONTROL.with_for_update()
+# on SQLite (whose transaction holds the write lock from BEGIN) a step boundary's check also
+# reads the next event seq, in one statement; its events then go in one INSERT
+_BOUNDARY = select(
+    _OPERATIONS.c.cancel_requested, _OPERATIONS.c.runner_id, _OPERATIONS.c.status, _next_seq.label("next_seq")
+).where(_OPERATIONS.c.id == bindparam("op_id"))
+# no row when the operation does not exist
+_NEXT_SEQ = select(_next_seq).where(_OPERATIONS.c.id == bindparam("op_id"))
+_INSERT_EVENT_ROWS = insert(_EVENTS)
 _SET_STEP = (
     update(_OPERATIONS)
     .where(_OPERATIONS.c.id == bindparam("op_id"))
@@ -143,12 +210,6 @@ _SET_OWNED = {"side_effects": _set_owned("side_effects"), "params": _set_owned("
 
 _LOCK_OPERATION = select(OperationRow.id).where(OperationRow.id == bindparam("op_id")).with_for_update()
 
-_EVENTS = cast(Table, OperationEventRow.__table__)
-_next_seq = (
-    select(func.coalesce(func.max(_EVENTS.c.seq), 0) + 1)
-    .where(_EVENTS.c.operation_id == bindparam("op_id"))
-    .scalar_subquery()
-)
 # the event only goes in when the operation exists (the SELECT from operations yields no row otherwise)
 _INSERT_EVENT = (
     insert(_EVENTS)
@@ -447,17 +508,21 @@ class OperationsRepository:
         "done"); when it may go on, record the step and its "started" event."""
         with self._ctx.session(immediate=True) as s:
             c = s.connection()
-            query = _CONTROL if c.dialect.name == "sqlite" else _CONTROL_LOCKED
-            row = c.execute(query, {"op_id": op_id}).one_or_none()
+            sqlite = c.dialect.name == "sqlite"
+            row = c.execute(_BOUNDARY if sqlite else _CONTROL_LOCKED, {"op_id": op_id}).one_or_none()
             if row is None:
                 return False, False
             cancel = bool(row.cancel_requested)
             ours = row.runner_id == runner_id and row.status == OperationStatus.RUNNING
-            if ours:
-                _insert_events(s, op_id, before)
-            if ours and (ignore_cancel or not cancel):
+            if not ours:
+                return cancel, ours
+            # PostgreSQL: read after the lock was granted (see _next_seq_of)
+            next_seq = int(row.next_seq) if sqlite else int(c.execute(_NEXT_SEQ, {"op_id": op_id}).scalar_one())
+            events = list(before)
+            if ignore_cancel or not cancel:
                 c.execute(_SET_STEP, {"op_id": op_id, "step": step, "now": utcnow()})
-                _insert_event(s, op_id, message, step=step, level="info", progress=progress)
+                events.append(NewEvent(message, step=step, progress=progress))
+            _insert_events(s, op_id, events, first_seq=next_seq)
             return cancel, ours
 
     def control(self, op_id: str, runner_id: str) -> tuple[bool, bool]:
@@ -527,18 +592,12 @@ class OperationsRepository:
             if row.status not in ACTIVE:
                 raise BusyError(f"operation {op_id} has already ended ({row.status.value})")
             step = row.current_step if status != OperationStatus.SUCCEEDED else None
-            _insert_events(s, op_id, before)
+            events = list(before)
             if message is not None:
                 # every event names a step: "done" for the success event (the record's step is then None)
-                _insert_event(
-                    s,
-                    op_id,
-                    message,
-                    step=step or ("done" if status == OperationStatus.SUCCEEDED else None),
-                    level=level,
-                    progress=progress,
-                    at=now,
-                )
+                last = step or ("done" if status == OperationStatus.SUCCEEDED else None)
+                events.append(NewEvent(message, step=last, level=level, progress=progress, at=now))
+            _insert_events(s, op_id, events)
             row.status = status
             row.error = error
             row.result = dict(result or {})

@@ -46,6 +46,44 @@ def test_concurrent_appends_to_one_log_get_every_sequence_number_once(store: Sto
             assert mine == [f"w{n} {i}" for i in range(each)]
 
 
+def test_concurrent_batches_and_single_events_get_every_sequence_number_once(store: Store) -> None:
+    """Several events in one write take their seqs from one read of the next seq: writers of
+    batches and of single events at once must still leave one gapless log, each batch in order."""
+    ops = store.operations
+    op = ops.create("toy", steps=("a",))
+    writers, rounds, size = 4, 10, 3
+    barrier = threading.Barrier(writers)
+    errors: list[BaseException] = []
+
+    def write(n: int) -> None:
+        barrier.wait()
+        try:
+            for i in range(rounds):
+                if n % 2:
+                    ops.append_events(op.id, [NewEvent(f"w{n} {i} {k}", step="a") for k in range(size)])
+                else:
+                    for k in range(size):
+                        ops.append_event(op.id, f"w{n} {i} {k}", step="a")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    events = ops.events(op.id)
+    assert [e.seq for e in events] == list(range(1, writers * rounds * size + 1))
+    for n in range(writers):
+        mine = [e.message for e in events if e.message.startswith(f"w{n} ")]
+        assert mine == [f"w{n} {i} {k}" for i in range(rounds) for k in range(size)]
+    for n in range(1, writers, 2):  # a batch is written as one: its events are adjacent
+        for i in range(rounds):
+            seqs = [e.seq for e in events if e.message.startswith(f"w{n} {i} ")]
+            assert seqs == list(range(seqs[0], seqs[0] + size))
+
+
 def test_only_one_claimant_wins_and_only_the_holder_finishes(store: Store) -> None:
     ops = store.operations
     op = ops.create("toy", steps=("a",))
