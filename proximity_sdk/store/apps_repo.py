@@ -29,6 +29,7 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.types import NullType
@@ -293,6 +294,14 @@ def _set_ports(row: AppRow, ports: Sequence[Port], session: Session | None = Non
 
 
 _HOST_OF_APP = select(_APPS.c.host_id).where(_APPS.c.id == bindparam("app_id"))
+_SECRETS = AppSecretRow.__table__
+_SECRETS_OF_APP = (
+    select(_SECRETS.c.name, _SECRETS.c.value).where(_SECRETS.c.app_id == bindparam("app_id")).order_by(_SECRETS.c.name)
+)
+_DELETE_SECRETS = delete(AppSecretRow).where(
+    _SECRETS.c.app_id == bindparam("app_id"), _SECRETS.c.name.in_(bindparam("names", expanding=True))
+)
+_INSERT_SECRET = insert(AppSecretRow)
 _DELETE_PORTS = delete(PortRow).where(PortRow.app_id == bindparam("app_id"))
 _INSERT_PORT = insert(PortRow)
 
@@ -319,6 +328,11 @@ def _find(s: Session, app_id: str) -> AppRow:
     if row is None:
         raise NotFoundError(f"no app {app_id!r}", hint="List the apps with px.apps.list()")
     return row
+
+
+def _require_app(c: Connection, app_id: str) -> None:
+    if c.execute(_HOST_OF_APP, {"app_id": app_id}).first() is None:
+        raise NotFoundError(f"no app {app_id!r}", hint="List the apps with px.apps.list()")
 
 
 def _conflict(s: Session, host_id: str, hostname: str | None, vmid: int | None, *, not_id: str | None) -> None:
@@ -584,22 +598,31 @@ class AppsRepository:
         for name in values:
             if not _SECRET_NAME.match(name):
                 raise ValidationError(f"secret name {name!r} is not a valid variable name", field="values")
+        rows = [
+            {
+                "app_id": app_id,
+                "name": name,
+                "value": self._ctx.box.encrypt(value.get_secret_value() if isinstance(value, SecretStr) else value),
+            }
+            for name, value in values.items()
+        ]
+        # plain statements: this runs at every deploy and clone (the ORM's merge read each row first)
         with self._ctx.session(immediate=True) as s:
-            _find(s, app_id)
-            for name, value in values.items():
-                plain = value.get_secret_value() if isinstance(value, SecretStr) else value
-                s.merge(AppSecretRow(app_id=app_id, name=name, value=self._ctx.box.encrypt(plain)))
+            c = s.connection()
+            _require_app(c, app_id)
+            if rows:
+                c.execute(_DELETE_SECRETS, {"app_id": app_id, "names": [r["name"] for r in rows]})
+                c.execute(_INSERT_SECRET, rows)
 
     def secrets(self, app_id: str) -> dict[str, SecretStr]:
         """The app's generated secrets, decrypted (for its owner or an admin only)."""
         with self._ctx.session() as s:
-            _find(s, app_id)
-            rows = s.execute(
-                select(AppSecretRow).where(AppSecretRow.app_id == app_id).order_by(AppSecretRow.name)
-            ).scalars()
-            return {
-                r.name: SecretStr(self._ctx.box.decrypt(r.value, what=f"secret {r.name} of app {app_id}")) for r in rows
-            }
+            c = s.connection()
+            _require_app(c, app_id)
+            rows = c.execute(_SECRETS_OF_APP, {"app_id": app_id}).all()
+        return {
+            r.name: SecretStr(self._ctx.box.decrypt(r.value, what=f"secret {r.name} of app {app_id}")) for r in rows
+        }
 
     def unborn(self, host_id: str, *, changed_since: datetime | None = None) -> Sequence[UnbornApp]:
         """Every app of the host being deployed or cloned that has a node (placement's in-flight

@@ -69,6 +69,10 @@ def test_hosts_plugin_follows_deploy_and_delete(wired: tuple[Proximity, Recorder
     px, recorder = wired
     assert any(name == "proximity-hosts" for name, _ in px.plugins.distributions())
     app = px.apps.deploy("gitea", hostname="git-1").wait(timeout=60)
+    # the "after" listeners run right after the success is recorded: wait() may return first
+    deadline = time.monotonic() + 5
+    while "git-1" not in hosts_file.read_text() and time.monotonic() < deadline:
+        time.sleep(0.02)
     text = hosts_file.read_text()
     assert text.startswith("127.0.0.1 localhost\n")
     assert f"{app.address} git-1 git-1.apps.lan" in text

@@ -299,12 +299,15 @@ class DeployKind(OperationKind):
             )
             node = decision.node
             ctx.event(f"node {node} chosen: {decision.reason}")
-            ctx.save_params(node=node)
             # operations recorded before strategies existed were compose deploys
             strategy = str(ctx.params.get("strategy") or "compose")
             runtime = choose_runtime(ctx, self.services, app, client, node, strategy)
-            ctx.save_params(runtime=runtime)
-            app = store.apps.update(app.id, config={**app.config, "runtime": runtime})
+            # the choice only reads Proxmox: node and runtime are saved together, with the app's record
+            config = {**app.config, "runtime": runtime}
+            with ctx.unit():
+                ctx.save_params(node=node, runtime=runtime)
+                store.apps.patch(app.id, config=config)
+            app = app.model_copy(update={"config": config})
 
         with ctx.step("reserve"):
             allocator = VmidAllocator(
