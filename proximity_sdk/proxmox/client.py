@@ -9,10 +9,15 @@
 - Only reads (GET) are retried, on transient faults, with capped exponential backoff.
   Writes are never repeated blindly: the caller checks whether they took effect.
 - One client may be shared by threads: the requests session is shared, logins are locked.
+- The environment's proxy settings (``HTTPS_PROXY``, ``NO_PROXY``, ...) and CA bundle
+  (``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``, for ``verify_tls=True`` without ``ca_file``) are
+  read once, when the client first connects, not at every request as requests would (that
+  read was a third of a request's own cost). A change of them afterwards needs a new client.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -20,6 +25,7 @@ from collections.abc import Mapping
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote, urlsplit
 
+import requests.utils
 from proxmoxer import ProxmoxAPI
 from pydantic import BaseModel, TypeAdapter
 
@@ -205,10 +211,15 @@ class ProxmoxClient:
     def _build(self) -> Any:
         parts = urlsplit(self.url)
         host = parts.netloc
-        common: dict[str, Any] = {"backend": "https", "verify_ssl": self._verify, "timeout": self._timeout}
+        verify = self._verify
+        if verify is True:  # what requests would take from the environment at every request
+            verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        common: dict[str, Any] = {"backend": "https", "verify_ssl": verify, "timeout": self._timeout}
         if self._token:
             user, name, secret = self._token
-            return ProxmoxAPI(host, user=user, token_name=name, token_value=secret, **common)
+            return self._read_environment_once(
+                ProxmoxAPI(host, user=user, token_name=name, token_value=secret, **common)
+            )
         self._count_login()
         try:
             api = ProxmoxAPI(host, user=self._user, password=self._password, **common)
@@ -216,6 +227,15 @@ class ProxmoxClient:
             raise classify_exception(exc, method="POST", path="/access/ticket") from exc
         # We renew under our lock; proxmoxer's own renewal is unlocked and posts the old ticket.
         api._backend.auth.renew_age = float("inf")
+        return self._read_environment_once(api)
+
+    def _read_environment_once(self, api: Any) -> Any:
+        # requests reads the proxy variables (and netrc, the CA bundle) again at every request
+        # of a session that trusts the environment; the proxies for our one URL are read here
+        # (NO_PROXY applied), and the CA bundle above
+        session = api._store["session"]
+        session.proxies.update(requests.utils.get_environ_proxies(self.url))
+        session.trust_env = False
         return api
 
     def _count_login(self) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from proximity_sdk.errors import AuthenticationError, TLSError, TransientError, UnreachableError
 from proximity_sdk.proxmox.client import ProxmoxClient
-from tests.harness.pve import PASSWORD, TOKEN_ID, USER, HarnessPve, make_pki, token_client
+from tests.harness.pve import PASSWORD, TOKEN_ID, TOKEN_SECRET, USER, HarnessPve, make_pki, token_client
 
 
 def _logins(pve: HarnessPve) -> int:
@@ -235,3 +235,48 @@ def test_tickets_revoked_under_threads_relogin_once(pve_password_client: Proxmox
     assert errors == []
     # Threads that saw the 401 after another thread already logged in reuse its ticket.
     assert _logins(pve) == 2
+
+
+_PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+
+
+def _no_proxy_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (*_PROXY_VARIABLES, "NO_PROXY", "no_proxy", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_the_environment_proxy_is_used_unless_no_proxy_names_the_host(
+    pve: HarnessPve, pve_ca: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _no_proxy_environment(monkeypatch)
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    proxied = token_client(pve, pve_ca, read_retries=0)
+    with pytest.raises(UnreachableError):
+        proxied.version()
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    direct = token_client(pve, pve_ca, read_retries=0)
+    assert direct.version().version == pve.version
+
+
+def test_the_environment_is_read_once_not_at_every_request(
+    pve: HarnessPve, pve_ca: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """requests reads the proxy variables again at every request of a session that trusts the
+    environment (a third of a request's own cost); the client reads them when it connects."""
+    _no_proxy_environment(monkeypatch)
+    client = token_client(pve, pve_ca, read_retries=0)
+    assert client.version().version == pve.version
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    assert client.version().version == pve.version  # still direct: a new client would use the proxy
+
+
+def test_requests_ca_bundle_verifies_a_client_given_no_ca_file(
+    pve: HarnessPve, pve_ca: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _no_proxy_environment(monkeypatch)
+    plain = ProxmoxClient(url=pve.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET, read_retries=0)
+    with pytest.raises(TLSError):
+        plain.version()
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", pve_ca)
+    trusting = ProxmoxClient(url=pve.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET, read_retries=0)
+    assert trusting.version().version == pve.version
