@@ -30,7 +30,8 @@ class LeaseLost(Exception):
 
 
 class OperationContext:
-    """Handed to ``OperationKind.run``/``rollback``. Thread-confined to the operation's worker.
+    """Handed to ``OperationKind.run``/``rollback``. Thread-confined to the operation's worker
+    (the engine's event thread only writes the events that wait, under ``writing()``).
 
     Every write of the operation is one transaction. An event is not written alone: it goes with
     the operation's next write (the next step's start, a journal entry, params, or the finish), in
