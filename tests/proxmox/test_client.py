@@ -262,7 +262,7 @@ def test_the_environment_is_read_once_not_at_every_request(
     pve: HarnessPve, pve_ca: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """requests reads the proxy variables again at every request of a session that trusts the
-    environment (a third of a request's own cost); the client reads them when it connects."""
+    environment (a measurable share of a request's CPU); the client reads them when it connects."""
     _no_proxy_environment(monkeypatch)
     client = token_client(pve, pve_ca, read_retries=0)
     assert client.version().version == pve.version
