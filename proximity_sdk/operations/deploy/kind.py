@@ -203,20 +203,22 @@ def _record_and_submit(
     strategy: DeployStrategy,
     steps: tuple[str, ...],
 ) -> OperationHandle[App]:
-    # a submit that is refused (the engine closed, ...) leaves no app behind
+    # the record and its secrets are one write (never an app without them); a submit that is
+    # refused (the engine closed, ...) leaves no app behind
     store = services.store
-    app = store.apps.create(
-        hostname=hostname,
-        host_id=host_id,
-        status=AppStatus.DEPLOYING,
-        catalog_id=catalog.id if catalog else None,
-        catalog_version=catalog.version if catalog else None,
-        owner_id=owner_id,
-        resources=resources,
-        config=config,
-    )
-    try:
+    with store.unit():
+        app = store.apps.create(
+            hostname=hostname,
+            host_id=host_id,
+            status=AppStatus.DEPLOYING,
+            catalog_id=catalog.id if catalog else None,
+            catalog_version=catalog.version if catalog else None,
+            owner_id=owner_id,
+            resources=resources,
+            config=config,
+        )
         store.apps.set_secrets(app.id, secrets)
+    try:
         return engine.submit(
             "deploy",
             app_id=app.id,
