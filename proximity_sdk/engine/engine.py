@@ -20,7 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from proximity_sdk.engine._deferred import DeferredWriter
+from proximity_sdk.engine._deferred import DEFAULT_EVENT_DELAY, DeferredWriter
 from proximity_sdk.engine.context import LeaseLost, OperationContext
 from proximity_sdk.engine.handle import OperationHandle
 from proximity_sdk.engine.kinds import OperationKind, RunnerLost
@@ -57,7 +57,8 @@ class OperationEngine:
     """Runs operations in a thread pool of this process, with leases in the database.
 
     ``lease_seconds``: how long a silent runner keeps its operations (default: settings);
-    ``node_slots``: concurrent mutations per Proxmox node in this process.
+    ``node_slots``: concurrent mutations per Proxmox node in this process; ``event_delay``: how
+    long an event may wait for its operation's next write before it is written alone (seconds).
     """
 
     def __init__(
@@ -68,11 +69,14 @@ class OperationEngine:
         lease_seconds: float | None = None,
         max_workers: int = 16,
         node_slots: int = 4,
+        event_delay: float = DEFAULT_EVENT_DELAY,
     ) -> None:
         if lease_seconds is not None and lease_seconds < 1:
             raise ValidationError("lease_seconds must be at least 1", field="lease_seconds")
         if node_slots < 1:
             raise ValidationError("node_slots must be at least 1", field="node_slots")
+        if not 0 < event_delay <= 60:
+            raise ValidationError("event_delay must be above 0 and at most 60 seconds", field="event_delay")
         self.store = store
         self.plugins = plugins
         self.runner_id = _runner_id()
@@ -89,7 +93,7 @@ class OperationEngine:
         self._slots: dict[tuple[str, str], threading.Semaphore] = {}
         self._stop = threading.Event()
         # writes the events an operation said when no write of its own came soon enough
-        self._events = DeferredWriter()
+        self._events = DeferredWriter(delay=event_delay)
         self._heart = threading.Thread(target=self._heartbeat, name="proximity-heartbeat", daemon=True)
         self._heart.start()
 

@@ -103,10 +103,13 @@ class _Writes(OperationKind):
 
 
 def test_a_step_boundary_is_one_write_and_no_event_is_lost_or_reordered(
-    engine: OperationEngine, store: Store, monkeypatch: pytest.MonkeyPatch
+    store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # the "done" of a step is written with the operation's next write (event, journal, params, next
-    # step, finish): every write must carry it, before its own, and in its one transaction
+    # an event (a step's "done" too) is written with the operation's next write (journal, params,
+    # next step, finish): every write must carry what waits, before its own, in its one
+    # transaction. The event delay is set far beyond the run, so the event thread never writes
+    # here and the writes below do not depend on the machine's speed.
+    engine = OperationEngine(store, lease_seconds=2, node_slots=2, event_delay=60.0)
     writes: list[tuple[str, list[str]]] = []
     ops = store.operations
 
@@ -129,8 +132,11 @@ def test_a_step_boundary_is_one_write_and_no_event_is_lost_or_reordered(
     ]:
         spy(name, carried)
     engine.register(_Writes())
-    op = engine.submit("writes")
-    op.wait(timeout=15)
+    try:
+        op = engine.submit("writes")
+        op.wait(timeout=15)
+    finally:
+        engine.close()
 
     assert writes == [
         ("begin_step", []),
@@ -680,6 +686,9 @@ def test_submit_and_register_refuse_bad_input_clearly(store: Store, toys: Toys) 
         OperationEngine(store, lease_seconds=0.5)
     with pytest.raises(ValidationError, match="node_slots"):
         OperationEngine(store, node_slots=0)
+    for bad in (0.0, -1.0, 61.0):
+        with pytest.raises(ValidationError, match="event_delay"):
+            OperationEngine(store, event_delay=bad)
     engine.close()
     with pytest.raises(ValidationError, match="closed"):
         engine.submit("toy")
