@@ -156,13 +156,18 @@ def test_configured_range_skips_used_and_reserved_ids_and_reports_exhaustion(
         VmidAllocator(pve_client, repo, host_id=host, vmid_min=300, vmid_max=200)
 
 
-def test_without_a_range_candidates_start_at_nextid(pve: HarnessPve, pve_client: ProxmoxClient, store: Store) -> None:
+def _nextid_held_and_103_used(pve: HarnessPve, pve_client: ProxmoxClient, store: Store) -> VmidAllocator:
+    """100, 101 and 103 on the cluster, 102 held in the table: nextid says 102."""
     repo = reservations(store)
     host = add_host(store)
     for vmid in (100, 101, 103):
         pve.add_ct(vmid)
     repo.reserve_vmid(host, 102)
-    allocator = VmidAllocator(pve_client, repo, host_id=host)
+    return VmidAllocator(pve_client, repo, host_id=host)
+
+
+def test_without_a_range_candidates_start_at_nextid(pve: HarnessPve, pve_client: ProxmoxClient, store: Store) -> None:
+    allocator = _nextid_held_and_103_used(pve, pve_client, store)
     # nextid says 102 (free in Proxmox) but the table holds it; 103 is used on the cluster
     got: list[Any] = [allocator.reserve(), allocator.reserve()]
     assert got == [104, 105]
@@ -200,12 +205,7 @@ def test_reserve_skips_the_vmids_the_caller_listed_without_reading_them_again(
     """A deploy hands over the guests its placement just listed: the allocation then asks
     Proxmox only for nextid, and skips what that listing showed (103 here, which nextid does
     not mention)."""
-    repo = reservations(store)
-    host = add_host(store)
-    for vmid in (100, 101, 103):
-        pve.add_ct(vmid)
-    repo.reserve_vmid(host, 102)
-    allocator = VmidAllocator(pve_client, repo, host_id=host)
+    allocator = _nextid_held_and_103_used(pve, pve_client, store)
     mark = len(pve.recorded)
     assert allocator.reserve(in_use={100, 101, 103}) == 104
     paths = [r.path for r in pve.recorded[mark:]]

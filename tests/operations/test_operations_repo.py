@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -14,30 +15,39 @@ from proximity_sdk.store.base import utcnow
 from proximity_sdk.store.operations_repo import NewEvent
 
 
+def _all_at_once(writers: int, write: Callable[[int], None]) -> list[BaseException]:
+    """Run ``write(n)`` for n in range(writers) on as many threads, released together; what they raised."""
+    barrier = threading.Barrier(writers)
+    errors: list[BaseException] = []
+
+    def run(n: int) -> None:
+        barrier.wait()
+        try:
+            write(n)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return errors
+
+
 def test_concurrent_appends_to_one_log_get_every_sequence_number_once(store: Store) -> None:
     # a runner's events, a cancel request from another thread and a second operation all write at once
     ops = store.operations
     op = ops.create("toy", steps=("a",))
     other = ops.create("toy", steps=("a",))
     writers, each = 4, 15
-    barrier = threading.Barrier(writers)
-    errors: list[BaseException] = []
 
     def write(n: int) -> None:
-        barrier.wait()
-        try:
-            for i in range(each):
-                ops.append_event(op.id, f"w{n} {i}")
-                ops.append_event(other.id, f"w{n} {i}")
-        except BaseException as exc:
-            errors.append(exc)
+        for i in range(each):
+            ops.append_event(op.id, f"w{n} {i}")
+            ops.append_event(other.id, f"w{n} {i}")
 
-    threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert errors == []
+    assert _all_at_once(writers, write) == []
     for op_id in (op.id, other.id):
         events = ops.events(op_id)
         assert [e.seq for e in events] == list(range(1, writers * each + 1))
@@ -52,27 +62,16 @@ def test_concurrent_batches_and_single_events_get_every_sequence_number_once(sto
     ops = store.operations
     op = ops.create("toy", steps=("a",))
     writers, rounds, size = 4, 10, 3
-    barrier = threading.Barrier(writers)
-    errors: list[BaseException] = []
 
     def write(n: int) -> None:
-        barrier.wait()
-        try:
-            for i in range(rounds):
-                if n % 2:
-                    ops.append_events(op.id, [NewEvent(f"w{n} {i} {k}", step="a") for k in range(size)])
-                else:
-                    for k in range(size):
-                        ops.append_event(op.id, f"w{n} {i} {k}", step="a")
-        except BaseException as exc:
-            errors.append(exc)
+        for i in range(rounds):
+            if n % 2:
+                ops.append_events(op.id, [NewEvent(f"w{n} {i} {k}", step="a") for k in range(size)])
+            else:
+                for k in range(size):
+                    ops.append_event(op.id, f"w{n} {i} {k}", step="a")
 
-    threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert errors == []
+    assert _all_at_once(writers, write) == []
     events = ops.events(op.id)
     assert [e.seq for e in events] == list(range(1, writers * rounds * size + 1))
     for n in range(writers):
