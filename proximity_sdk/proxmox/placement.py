@@ -265,7 +265,7 @@ def place_in(
     capacities = node_capacities(resources, overcommit=overcommit)
     listed = {r.vmid for r in resources if r.vmid is not None}
     if pending is not None:
-        extra = pending(set(listed))
+        extra = pending(listed)
         capacities = [replace(c, promised_mb=c.promised_mb + extra.get(c.node, 0)) for c in capacities]
     decision = choose_node(capacities, memory_mb=memory_mb, node=node, exclude=exclude)
     return replace(decision, vmids_in_use=frozenset(listed))

@@ -323,16 +323,23 @@ def _patch_statement(columns: tuple[str, ...]) -> Any:
     return update(AppRow).where(AppRow.id == bindparam("_app_id")).values(values)
 
 
+def _no_app(app_id: str) -> NotFoundError:
+    return NotFoundError(f"no app {app_id!r}", hint="List the apps with px.apps.list()")
+
+
 def _find(s: Session, app_id: str) -> AppRow:
     row = s.execute(select(AppRow).options(selectinload(AppRow.ports)).where(AppRow.id == app_id)).scalar_one_or_none()
     if row is None:
-        raise NotFoundError(f"no app {app_id!r}", hint="List the apps with px.apps.list()")
+        raise _no_app(app_id)
     return row
 
 
-def _require_app(c: Connection, app_id: str) -> None:
-    if c.execute(_HOST_OF_APP, {"app_id": app_id}).first() is None:
-        raise NotFoundError(f"no app {app_id!r}", hint="List the apps with px.apps.list()")
+def _host_of(c: Connection, app_id: str) -> str:
+    """The app's host id, one plain read (NotFoundError when there is no such app)."""
+    host_id = c.execute(_HOST_OF_APP, {"app_id": app_id}).scalar()
+    if host_id is None:
+        raise _no_app(app_id)
+    return str(host_id)
 
 
 def _conflict(s: Session, host_id: str, hostname: str | None, vmid: int | None, *, not_id: str | None) -> None:
@@ -409,7 +416,7 @@ class AppsRepository:
         with self._ctx.session() as s:
             row = s.execute(_APP_BY_ID, {"app_id": app_id}).first()
             if row is None:
-                raise NotFoundError(f"no app {app_id!r}", hint="List the apps with px.apps.list()")
+                raise _no_app(app_id)
             ports = s.execute(_PORTS_OF_APP, {"app_id": row.id})
             self._apps.prepare(s.get_bind().dialect)
             return self._apps.app(tuple(row), tuple((p.service, p.port, p.protocol) for p in ports))
@@ -544,12 +551,9 @@ class AppsRepository:
             with self._ctx.session(immediate=True) as s:
                 c = s.connection()
                 if "hostname" in given or "vmid" in given:
-                    host_id = c.execute(_HOST_OF_APP, {"app_id": app_id}).scalar()
-                    if host_id is None:
-                        raise NotFoundError(f"no app {app_id!r}", hint="List the apps with px.apps.list()")
                     _conflict(
                         s,
-                        host_id,
+                        _host_of(c, app_id),
                         req.hostname if "hostname" in given else None,
                         req.vmid if "vmid" in given else None,
                         not_id=app_id,
@@ -557,7 +561,7 @@ class AppsRepository:
                 params = {**values, "_app_id": app_id, "_new_status": req.status}
                 done = c.execute(_patch_statement(tuple(values)), params)
                 if not getattr(done, "rowcount", 0):
-                    raise NotFoundError(f"no app {app_id!r}", hint="List the apps with px.apps.list()")
+                    raise _no_app(app_id)
                 if req.ports is not None:
                     c.execute(_DELETE_PORTS, {"app_id": app_id})
                     if req.ports:
@@ -609,7 +613,7 @@ class AppsRepository:
         # plain statements: this runs at every deploy and clone (the ORM's merge read each row first)
         with self._ctx.session(immediate=True) as s:
             c = s.connection()
-            _require_app(c, app_id)
+            _host_of(c, app_id)
             if rows:
                 c.execute(_DELETE_SECRETS, {"app_id": app_id, "names": [r["name"] for r in rows]})
                 c.execute(_INSERT_SECRET, rows)
@@ -618,7 +622,7 @@ class AppsRepository:
         """The app's generated secrets, decrypted (for its owner or an admin only)."""
         with self._ctx.session() as s:
             c = s.connection()
-            _require_app(c, app_id)
+            _host_of(c, app_id)
             rows = c.execute(_SECRETS_OF_APP, {"app_id": app_id}).all()
         return {
             r.name: SecretStr(self._ctx.box.decrypt(r.value, what=f"secret {r.name} of app {app_id}")) for r in rows
