@@ -301,7 +301,7 @@ class AppServicer(apps_pb2_grpc.AppServiceServicer):
     # reads ---------------------------------------------------------------------------------------
 
     async def GetApp(self, request: apps_pb2.GetAppRequest, context: _Ctx) -> apps_pb2.GetAppResponse:
-        app = await self._b.run(self._own, request.app_id)
+        app = await self._b.read(self._own, request.app_id)
         return apps_pb2.GetAppResponse(app=self._messages(app))
 
     async def ListApps(self, request: apps_pb2.ListAppsRequest, context: _Ctx) -> apps_pb2.ListAppsResponse:

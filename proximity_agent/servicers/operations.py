@@ -36,7 +36,7 @@ class OperationServicer(operations_pb2_grpc.OperationServiceServicer):
         request: operations_pb2.GetOperationRequest,
         context: _Ctx,
     ) -> operations_pb2.GetOperationResponse:
-        op = await self._b.run(self._own, request.operation_id)
+        op = await self._b.read(self._own, request.operation_id)
         return operations_pb2.GetOperationResponse(operation=operation_to_pb(op))
 
     async def ListOperations(

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Protocol
 
@@ -14,11 +15,15 @@ from sqlalchemy.orm import Session
 from proximity_sdk.models._requests import checked, validate_request
 from proximity_sdk.store.crypto import SecretBox
 
-__all__ = ["SessionFactory", "StoreContext", "UnitOfWorkFailed", "checked", "validate_request"]
+__all__ = ["Reader", "SessionFactory", "StoreContext", "UnitOfWorkFailed", "checked", "validate_request"]
 
 
 class SessionFactory(Protocol):
     def __call__(self, *, immediate: bool = False) -> AbstractContextManager[Session]: ...
+
+
+# a session of a reader connection (Store.reading), in a transaction of its own
+Reader = Callable[[], AbstractContextManager[Session]]
 
 
 class UnitOfWorkFailed(RuntimeError):
@@ -48,6 +53,13 @@ class StoreContext:
     @contextlib.contextmanager
     def session(self, *, immediate: bool = False) -> Iterator[Session]:
         unit: _Unit | None = getattr(self._local, "unit", None)
+        reader: Reader | None = getattr(self._local, "reader", None)
+        if reader is not None:
+            if immediate or unit is not None:
+                raise RuntimeError("a store write inside Store.reading(): reading() is for reads only")
+            with reader() as s:
+                yield s
+            return
         if unit is None:
             with self._begin(immediate=immediate) as s:
                 yield s
@@ -65,6 +77,24 @@ class StoreContext:
             raise
 
     @contextlib.contextmanager
+    def reading_with(self, reader: Reader, raw: sqlite3.Connection) -> Iterator[None]:
+        """Every store call of this thread inside the block opens its session with ``reader``;
+        ``raw`` is the same connection without SQLAlchemy, for the hottest reads (``raw_reader``)."""
+        if getattr(self._local, "unit", None) is not None or getattr(self._local, "reader", None) is not None:
+            raise RuntimeError("Store.reading() inside a unit of work or another reading() block")
+        self._local.reader, self._local.raw = reader, raw
+        try:
+            yield
+        finally:
+            self._local.reader = self._local.raw = None
+
+    def raw_reader(self) -> sqlite3.Connection | None:
+        """Inside ``Store.reading()``: its SQLite connection, in autocommit mode (a read of several
+        statements opens its own transaction), which refuses writes. Else None."""
+        raw: sqlite3.Connection | None = getattr(self._local, "raw", None)
+        return raw
+
+    @contextlib.contextmanager
     def unit(self) -> Iterator[None]:
         """One transaction for every store call of this thread inside the block: committed at its
         end (all or nothing), rolled back when it raises. It takes the write lock at BEGIN
@@ -74,6 +104,8 @@ class StoreContext:
         if getattr(self._local, "unit", None) is not None:
             yield
             return
+        if getattr(self._local, "reader", None) is not None:
+            raise RuntimeError("a unit of work inside Store.reading(): reading() is for reads only")
         with self._begin(immediate=True) as s:
             unit = self._local.unit = _Unit(s)
             try:

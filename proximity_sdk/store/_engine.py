@@ -14,13 +14,23 @@ from sqlalchemy.pool import StaticPool
 
 from proximity_sdk.errors import ValidationError
 
-__all__ = ["DB_FILE_NAME", "IMMEDIATE", "create_store_engine", "resolve_database_url"]
+__all__ = [
+    "DB_FILE_NAME",
+    "IMMEDIATE",
+    "READER_BUSY_TIMEOUT_MS",
+    "create_reader_engine",
+    "create_store_engine",
+    "is_sqlite_file",
+    "resolve_database_url",
+]
 
 DB_FILE_NAME = "proximity.db"
 # execution option: on SQLite, open the transaction with BEGIN IMMEDIATE (take the write lock
 # at once) so read-then-write sequences of concurrent processes serialize instead of failing
 IMMEDIATE = "proximity_immediate"
 _SQLITE_BUSY_TIMEOUT_MS = 15_000
+# how long a reader connection (create_reader_engine) waits for a lock before its read fails
+READER_BUSY_TIMEOUT_MS = 100
 
 
 def resolve_database_url(database_url: str | None, data_dir: Path) -> URL:
@@ -70,7 +80,27 @@ def create_store_engine(url: URL) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def is_sqlite_file(url: URL) -> bool:
+    return url.get_backend_name() == "sqlite" and bool(url.database) and url.database != ":memory:"
+
+
+def create_reader_engine(url: URL) -> Engine:
+    """One connection to an existing SQLite file that cannot write (``query_only``) and waits at
+    most READER_BUSY_TIMEOUT_MS for a lock. In WAL mode a reader never waits for a writer; it
+    waits only while a connection recovers the WAL after a crash, or opens the file as the last
+    one closes it (sqlite.org/wal.html, "Sometimes Queries Return SQLITE_BUSY In WAL Mode")."""
+    if not is_sqlite_file(url):
+        raise ValueError(f"a reader engine needs a SQLite file, not {url.render_as_string(hide_password=True)}")
+    engine = create_engine(
+        url, poolclass=StaticPool, connect_args={"check_same_thread": False, "timeout": READER_BUSY_TIMEOUT_MS / 1000}
+    )
+    _configure_sqlite(engine, busy_timeout_ms=READER_BUSY_TIMEOUT_MS, query_only=True)
+    return engine
+
+
+def _configure_sqlite(
+    engine: Engine, *, busy_timeout_ms: int = _SQLITE_BUSY_TIMEOUT_MS, query_only: bool = False
+) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # take transaction control from the sqlite3 module (it would not BEGIN before SELECT or DDL)
@@ -78,9 +108,11 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            if query_only:
+                cursor.execute("PRAGMA query_only=ON")
         finally:
             cursor.close()
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, or_
+from sqlalchemy import ColumnElement, Select, and_, or_
 
 from proximity_sdk.errors import ValidationError
 
-__all__ = ["Cursor", "after_cursor"]
+__all__ = ["Cursor", "after_condition", "after_cursor", "checked_cursor"]
 
 Cursor = tuple[datetime, str]  # (created_at, id) of the last row of the previous page
 
@@ -29,12 +29,26 @@ def after_cursor(
     """``query`` restricted to the rows after ``cursor`` in its order (time, then id)."""
     if cursor is None:
         return query
+    at, row_id = checked_cursor(cursor)
+    return query.where(
+        after_condition(created, ident, at, row_id, newest_first=newest_first, id_descending=id_descending)
+    )
+
+
+def checked_cursor(cursor: Cursor) -> Cursor:
     at, row_id = cursor
     if not isinstance(at, datetime) or at.tzinfo is None or not isinstance(row_id, str):
         raise ValidationError("a page cursor is (timezone-aware created_at, id)", field="after")
+    return at, row_id
+
+
+def after_condition(
+    created: Any, ident: Any, at: Any, row_id: Any, *, newest_first: bool, id_descending: bool
+) -> ColumnElement[bool]:
+    """The rows after ``(at, row_id)`` in the order (time, then id); values or bound parameters."""
     later_time = created < at if newest_first else created > at
     later_id = ident < row_id if id_descending else ident > row_id
     # The first bound says the same as the OR but alone can be seeked by an index on created_at:
     # without it SQLite walks the index from its start to the cursor (page 100 cost 8x page 1).
     not_earlier = created <= at if newest_first else created >= at
-    return query.where(not_earlier, or_(later_time, and_(created == at, later_id)))
+    return and_(not_earlier, or_(later_time, and_(created == at, later_id)))

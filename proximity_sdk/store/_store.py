@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from proximity_sdk.store import _migrate
 from proximity_sdk.store._common import StoreContext
-from proximity_sdk.store._engine import IMMEDIATE, create_store_engine, resolve_database_url
+from proximity_sdk.store._engine import (
+    IMMEDIATE,
+    create_reader_engine,
+    create_store_engine,
+    is_sqlite_file,
+    resolve_database_url,
+)
 from proximity_sdk.store._keys import open_secret_box
 from proximity_sdk.store.apps_repo import AppsRepository
 from proximity_sdk.store.crypto import SecretBox
@@ -28,7 +37,12 @@ if TYPE_CHECKING:
     from proximity_sdk.store.reservations_repo import ReservationsRepository
     from proximity_sdk.store.update_policies_repo import UpdatePoliciesRepository
 
-__all__ = ["Store", "default_data_dir"]
+__all__ = ["ReadBusy", "Store", "default_data_dir"]
+
+
+class ReadBusy(RuntimeError):
+    """A read inside ``Store.reading()`` found the SQLite file locked longer than its reader
+    waits (READER_BUSY_TIMEOUT_MS): make the same call again outside ``reading()``."""
 
 
 def default_data_dir() -> Path:
@@ -51,6 +65,9 @@ class Store:
         self._immediate = sessionmaker(engine.execution_options(**{IMMEDIATE: True}), expire_on_commit=False)
         self._ctx = StoreContext(self._begin, box)
         self._closed = False
+        self._readers = threading.local()  # this thread's reader sessionmaker (reading())
+        self._reader_engines: list[Engine] = []
+        self._readers_lock = threading.Lock()
         self.settings = SettingsRepository(self._ctx)
         self.hosts = HostsRepository(self._ctx)
         self.nodes = NodesRepository(self._ctx)
@@ -141,6 +158,43 @@ class Store:
         with self._ctx.session(immediate=immediate) as s:
             yield s
 
+    @property
+    def reads_locally(self) -> bool:
+        """Whether the database is a SQLite file on this machine, so that ``reading()`` is there."""
+        return is_sqlite_file(self.engine.url)
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """Every store call of this thread inside the block reads through a connection of this
+        thread's own, opened on first use and kept until ``close()``: it never waits behind the
+        connection pool, cannot write (SQLite's ``query_only``; a write, a ``unit()`` or an
+        ``immediate`` session inside raises RuntimeError) and waits at most 0.1 s for a lock
+        (``ReadBusy`` then: make the same call again outside the block). For a thread that must
+        not block, as the agent's event loop, reading a few rows. SQLite files only
+        (``reads_locally``); ValueError otherwise."""
+        if self._closed:
+            raise RuntimeError("the store is closed")
+        reader: tuple[sessionmaker[Session], sqlite3.Connection] | None = getattr(self._readers, "reader", None)
+        try:
+            if reader is None:
+                engine = create_reader_engine(self.engine.url)
+                with self._readers_lock:
+                    self._reader_engines.append(engine)
+                # one connection (StaticPool): the sessions' and the raw one are the same
+                raw = engine.raw_connection().driver_connection
+                assert isinstance(raw, sqlite3.Connection)
+                reader = self._readers.reader = (sessionmaker(engine, expire_on_commit=False), raw)
+            with self._ctx.reading_with(reader[0].begin, reader[1]):
+                yield
+        except (OperationalError, sqlite3.OperationalError) as exc:
+            cause = exc.orig if isinstance(exc, OperationalError) else exc
+            if "locked" in str(cause) or "busy" in str(cause):
+                raise ReadBusy(
+                    f"the database file was locked for longer than a reader waits ({cause}); "
+                    "make the same call again outside Store.reading()"
+                ) from exc
+            raise
+
     def unit(self) -> contextlib.AbstractContextManager[None]:
         """A unit of work: every store call of this thread inside the block is one transaction,
         committed when the block ends (all of it or nothing). For a few writes that belong
@@ -170,6 +224,10 @@ class Store:
         if not self._closed:
             self._closed = True
             self.engine.dispose()
+            with self._readers_lock:
+                for engine in self._reader_engines:
+                    engine.dispose()
+                self._reader_engines.clear()
 
     def __enter__(self) -> Store:
         return self

@@ -96,6 +96,49 @@ def test_list_filters_and_pages(store: Store, hosts: tuple[str, str]) -> None:
     assert info.value.field == "status"
 
 
+@pytest.mark.parametrize("status", [None, "running"])
+@pytest.mark.parametrize("search", [None, "git", "_", "%", "/", "a_b"])
+def test_every_filter_and_page_shape_lists_what_the_filters_say(
+    store: Store, hosts: tuple[str, str], status: str | None, search: str | None
+) -> None:
+    """list() and count() under every combination of filters, paged by cursor and by offset,
+    against the same filters applied here to every app: a wildcard in the search matches only
+    itself, and no value leaks from one call into the next (the statements are built once per
+    shape of filter, the values are parameters)."""
+    owner = store.users.create("ann").id
+    catalog_ids = ["gitea", "a_b", "axb", "a%b", "x/y", None]
+    for i in range(12):
+        store.apps.create(
+            hostname=f"app-{i}",
+            host_id=hosts[i % 2],
+            catalog_id=catalog_ids[i % len(catalog_ids)],
+            status=AppStatus.RUNNING if i % 3 == 0 else AppStatus.STOPPED,
+            owner_id=owner if i % 4 < 2 else None,
+        )
+    every = store.apps.list(limit=100)
+    for host_id in (None, hosts[1]):
+        for owner_id in (None, owner):
+            term = (search or "").lower()
+            expected = [
+                a.hostname
+                for a in every
+                if (status is None or a.status.value == status)
+                and (not search or term in a.hostname.lower() or term in (a.catalog_id or "").lower())
+                and (host_id is None or a.host_id == host_id)
+                and (owner_id is None or a.owner_id == owner_id)
+            ]
+            filters = {"status": status, "search": search, "host_id": host_id, "owner_id": owner_id}
+            assert store.apps.count(**filters) == len(expected), filters
+            by_offset = [a.hostname for o in range(0, 12, 5) for a in store.apps.list(**filters, offset=o, limit=5)]
+            assert by_offset == expected, filters
+            by_cursor: list[str] = []
+            page = store.apps.list(**filters, limit=2)
+            while page:
+                by_cursor += [a.hostname for a in page]
+                page = store.apps.list(**filters, limit=2, after=(page[-1].created_at, page[-1].id))
+            assert by_cursor == expected, filters
+
+
 def test_update_stamps_status_change(store: Store, hosts: tuple[str, str]) -> None:
     app = store.apps.create(hostname="git-1", host_id="pve1")
     running = store.apps.update(app.id, status=AppStatus.RUNNING, address="10.0.0.5", url="http://10.0.0.5:3000")

@@ -1,0 +1,79 @@
+"""GetApp and GetOperation read on the event loop when the store is a SQLite file
+(``Backend.read``, ``Store.reading()``): they answer while every thread of the quick pool is
+taken, and go to the pool when the reader finds the file locked."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future
+
+import grpc
+import pytest
+
+from proximity_sdk._pb.proximity.v1 import apps_pb2, apps_pb2_grpc, operations_pb2, operations_pb2_grpc
+from proximity_sdk.store import ReadBusy
+from tests.agent.conftest import Agent
+
+
+@contextlib.contextmanager
+def _pool_taken(agent: Agent) -> Iterator[None]:
+    """Every thread of the agent's quick pool waits until the block ends."""
+    backend = agent.server.server.backend
+    release = threading.Event()
+    started = threading.Semaphore(0)
+
+    def hold() -> None:
+        started.release()
+        release.wait(30)
+
+    workers = backend.executor._max_workers
+    held = [backend.executor.submit(hold) for _ in range(workers)]
+    for _ in range(workers):
+        assert started.acquire(timeout=10), "a pool thread did not start"
+    try:
+        yield
+    finally:
+        release.set()
+        for future in held:
+            future.result(10)
+
+
+def test_get_app_and_get_operation_answer_while_the_pool_is_taken(agent: Agent) -> None:
+    host = agent.px.hosts.get("lab")
+    mine = agent.px.store.apps.create(hostname="loop-1", host_id=host.id, owner_id=agent.member_id)
+    theirs = agent.px.store.apps.create(hostname="loop-2", host_id=host.id, owner_id=agent.other_id)
+    op = agent.px.store.operations.create("stop", steps=("stop",), app_id=mine.id, owner_id=agent.member_id)
+    apps = agent.stub(apps_pb2_grpc.AppServiceStub, agent.member)
+    operations = agent.stub(operations_pb2_grpc.OperationServiceStub, agent.member)
+    apps.GetApp(apps_pb2.GetAppRequest(app_id=mine.id), timeout=10)  # the token is checked and cached
+    with _pool_taken(agent):
+        began = time.monotonic()
+        assert apps.GetApp(apps_pb2.GetAppRequest(app_id=mine.id), timeout=5).app.hostname == "loop-1"
+        got = operations.GetOperation(operations_pb2.GetOperationRequest(operation_id=op.id), timeout=5)
+        assert got.operation.id == op.id
+        with pytest.raises(grpc.RpcError) as refused:  # another member's app: as if it did not exist
+            apps.GetApp(apps_pb2.GetAppRequest(app_id=theirs.id), timeout=5)
+        assert refused.value.code() is grpc.StatusCode.NOT_FOUND
+        assert time.monotonic() - began < 5
+
+
+def test_a_locked_file_sends_the_read_to_the_pool(agent: Agent, monkeypatch: pytest.MonkeyPatch) -> None:
+    host = agent.px.hosts.get("lab")
+    app = agent.px.store.apps.create(hostname="loop-3", host_id=host.id, owner_id=agent.member_id)
+    apps = agent.stub(apps_pb2_grpc.AppServiceStub, agent.member)
+    apps.GetApp(apps_pb2.GetAppRequest(app_id=app.id), timeout=10)
+
+    @contextlib.contextmanager
+    def busy() -> Iterator[None]:
+        raise ReadBusy("locked")
+        yield  # pragma: no cover - a generator that never gets here
+
+    monkeypatch.setattr(agent.px.store, "reading", busy)
+    with _pool_taken(agent):
+        answer: Future[apps_pb2.GetAppResponse] = apps.GetApp.future(apps_pb2.GetAppRequest(app_id=app.id), timeout=20)
+        time.sleep(0.5)
+        assert not answer.done(), "a busy reader's call waits for the pool"
+    assert answer.result(10).app.hostname == "loop-3"
