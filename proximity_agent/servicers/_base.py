@@ -99,10 +99,9 @@ class Backend:
     async def read(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """``fn`` reading a few rows: on the event loop itself when the store is a SQLite file
         (``Store.reading()``: a connection of the loop's own, which cannot write and waits for no
-        pool), else on the pool as ``run``. Handing a 0.2 ms read to the pool cost more than the
-        read under load (8 clients of GetApp: 1.6 ms of server CPU per call against 1.0 ms
-        inline, bench/results/issue18_agent.md). ``fn`` must only read the store: a write inside
-        raises RuntimeError."""
+        pool), else on the pool as ``run``. Handing a read of one row to the pool cost more than
+        the read under load (docs/agent.md, "Reads of one row on the event loop"). ``fn`` must
+        only read the store, a few rows: a write inside raises RuntimeError."""
         if self._reads_inline:
             try:
                 with self.px.store.reading():
