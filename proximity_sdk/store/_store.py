@@ -180,8 +180,11 @@ class Store:
                 engine = create_reader_engine(self.engine.url)
                 with self._readers_lock:
                     self._reader_engines.append(engine)
-                # one connection (StaticPool): the sessions' and the raw one are the same
-                raw = engine.raw_connection().driver_connection
+                # one connection (StaticPool): the sessions' and the raw one are the same; checked
+                # back in at once, the pool keeps it open
+                proxy = engine.raw_connection()
+                raw = proxy.driver_connection
+                proxy.close()
                 assert isinstance(raw, sqlite3.Connection)
                 reader = self._readers.reader = (sessionmaker(engine, expire_on_commit=False), raw)
             with self._ctx.reading_with(reader[0].begin, reader[1]):

@@ -536,8 +536,8 @@ class AppsRepository:
     def _get_raw(self, raw: sqlite3.Connection, app_id: str) -> App:
         """``get`` on a reader's own SQLite connection (Store.reading), without SQLAlchemy: the
         same statements compiled once, the same rows (the driver's values), the same App.
-        SQLAlchemy's session and execution cost ten times the two SELECTs (0.24 ms against
-        0.02 ms), and the agent's event loop runs this for every GetApp."""
+        Through a session the read took 0.24 ms, here 0.03 ms, and the agent's event loop runs
+        it for every GetApp."""
         app_select, ports_select = _RAW_GET
         params = {"app_id": app_id}
         raw.execute("BEGIN")  # one snapshot for the app and its ports
