@@ -170,6 +170,11 @@ def _per_call_ms(fn: Callable[[], object], count: int) -> float:
     return round((time.perf_counter() - began) / count * 1000, 3)
 
 
+def _read(px: Proximity, app_id: str) -> Any:
+    with px.store.reading():
+        return px.apps.get(app_id)
+
+
 async def parts(px: Proximity, backend: Backend, token: str, ids: list[str], count: int = 500) -> dict[str, Any]:
     """Per-call cost of the pieces of one GetApp, in this process, nothing else running."""
     rng = random.Random(3)
@@ -183,6 +188,9 @@ async def parts(px: Proximity, backend: Backend, token: str, ids: list[str], cou
     costs: dict[str, Any] = {
         "store.users.authenticate (token lookup)": _per_call_ms(lambda: px.store.users.authenticate(token), count),
         "px.apps.get (app + its ports)": _per_call_ms(lambda: px.apps.get(rng.choice(ids)), count),
+        "px.apps.get inside store.reading() (GetApp's read on the event loop)": _per_call_ms(
+            lambda: _read(px, rng.choice(ids)), count
+        ),
         "_wire.apps.app_to_pb": _per_call_ms(lambda: app_to_pb(app), count),
         "serialize GetAppResponse": _per_call_ms(reply.SerializeToString, count),
         "empty store session (BEGIN + COMMIT through SQLAlchemy)": _per_call_ms(empty_session, count),
