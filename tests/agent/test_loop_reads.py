@@ -9,19 +9,24 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future
+from pathlib import Path
 
 import grpc
 import pytest
+from cryptography.fernet import Fernet
 
+from proximity_agent.auth import bootstrap_admin_token
+from proximity_agent.server import ServerOptions
+from proximity_sdk._client import Proximity
 from proximity_sdk._pb.proximity.v1 import apps_pb2, apps_pb2_grpc, operations_pb2, operations_pb2_grpc
 from proximity_sdk.store import ReadBusy
-from tests.agent.conftest import Agent
+from tests.agent.conftest import Agent, ServerThread
 
 
 @contextlib.contextmanager
-def _pool_taken(agent: Agent) -> Iterator[None]:
+def _pool_taken(server: ServerThread) -> Iterator[None]:
     """Every thread of the agent's quick pool waits until the block ends."""
-    backend = agent.server.server.backend
+    backend = server.server.backend
     release = threading.Event()
     started = threading.Semaphore(0)
 
@@ -49,7 +54,7 @@ def test_get_app_and_get_operation_answer_while_the_pool_is_taken(agent: Agent) 
     apps = agent.stub(apps_pb2_grpc.AppServiceStub, agent.member)
     operations = agent.stub(operations_pb2_grpc.OperationServiceStub, agent.member)
     apps.GetApp(apps_pb2.GetAppRequest(app_id=mine.id), timeout=10)  # the token is checked and cached
-    with _pool_taken(agent):
+    with _pool_taken(agent.server):
         began = time.monotonic()
         assert apps.GetApp(apps_pb2.GetAppRequest(app_id=mine.id), timeout=5).app.hostname == "loop-1"
         got = operations.GetOperation(operations_pb2.GetOperationRequest(operation_id=op.id), timeout=5)
@@ -72,8 +77,34 @@ def test_a_locked_file_sends_the_read_to_the_pool(agent: Agent, monkeypatch: pyt
         yield  # pragma: no cover - a generator that never gets here
 
     monkeypatch.setattr(agent.px.store, "reading", busy)
-    with _pool_taken(agent):
+    with _pool_taken(agent.server):
         answer: Future[apps_pb2.GetAppResponse] = apps.GetApp.future(apps_pb2.GetAppRequest(app_id=app.id), timeout=20)
         time.sleep(0.5)
         assert not answer.done(), "a busy reader's call waits for the pool"
     assert answer.result(10).app.hostname == "loop-3"
+
+
+@pytest.mark.postgres
+def test_on_postgresql_the_reads_wait_for_the_pool(pg_empty_database: str, tmp_path: Path) -> None:
+    """A PostgreSQL read is a network round trip: it is never made on the event loop."""
+    with Proximity.local(
+        database_url=pg_empty_database, data_dir=tmp_path / "px", secret_key=Fernet.generate_key(), entry_points=False
+    ) as px:
+        assert not px.store.reads_locally
+        token = bootstrap_admin_token(px, "root-admin")
+        host = px.store.hosts.add(name="lab", url="https://pve1:8006", token_id="root@pam!px", token_secret="t")
+        app = px.store.apps.create(hostname="pg-1", host_id=host.id)
+        server = ServerThread(ServerOptions(port=0), px)
+        try:
+            with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+                apps = apps_pb2_grpc.AppServiceStub(channel)
+                metadata = (("authorization", f"Bearer {token}"),)
+                request = apps_pb2.GetAppRequest(app_id=app.id)
+                assert apps.GetApp(request, metadata=metadata, timeout=10).app.hostname == "pg-1"
+                with _pool_taken(server):
+                    answer = apps.GetApp.future(request, metadata=metadata, timeout=20)
+                    time.sleep(0.5)
+                    assert not answer.done(), "a PostgreSQL read waits for a pool thread"
+                assert answer.result(10).app.hostname == "pg-1"
+        finally:
+            server.stop()
