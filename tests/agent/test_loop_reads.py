@@ -21,6 +21,7 @@ from proximity_sdk._client import Proximity
 from proximity_sdk._pb.proximity.v1 import apps_pb2, apps_pb2_grpc, operations_pb2, operations_pb2_grpc
 from proximity_sdk.store import ReadBusy
 from tests.agent.conftest import Agent, ServerThread
+from tests.harness.db import create_pg_database, drop_pg_database
 
 
 @contextlib.contextmanager
@@ -84,11 +85,19 @@ def test_a_locked_file_sends_the_read_to_the_pool(agent: Agent, monkeypatch: pyt
     assert answer.result(10).app.hostname == "loop-3"
 
 
+@pytest.fixture
+def pg_database() -> Iterator[str]:
+    """A database of its own (the session's shared one may hold another test's secrets)."""
+    url = create_pg_database()
+    yield url
+    drop_pg_database(url)
+
+
 @pytest.mark.postgres
-def test_on_postgresql_the_reads_wait_for_the_pool(pg_empty_database: str, tmp_path: Path) -> None:
+def test_on_postgresql_the_reads_wait_for_the_pool(pg_database: str, tmp_path: Path) -> None:
     """A PostgreSQL read is a network round trip: it is never made on the event loop."""
     with Proximity.local(
-        database_url=pg_empty_database, data_dir=tmp_path / "px", secret_key=Fernet.generate_key(), entry_points=False
+        database_url=pg_database, data_dir=tmp_path / "px", secret_key=Fernet.generate_key(), entry_points=False
     ) as px:
         assert not px.store.reads_locally
         token = bootstrap_admin_token(px, "root-admin")
