@@ -179,7 +179,11 @@ class _RawSelect:
         return raw.execute(self.sql, values).fetchall()
 
 
-_RAW_GET = (_RawSelect.of(_APP_BY_ID), _RawSelect.of(_PORTS_OF_APP))
+@functools.cache  # on first use, not at import: only a reader (Store.reading) needs them
+def _raw_get() -> tuple[_RawSelect, _RawSelect]:
+    return _RawSelect.of(_APP_BY_ID), _RawSelect.of(_PORTS_OF_APP)
+
+
 _APP_COLUMNS = tuple(_APP_SELECT.selected_columns.keys())
 _ID = _APP_COLUMNS.index("id")
 _PortValues = tuple[str, int, str]  # (service, port, protocol) as the ports table holds them
@@ -538,7 +542,7 @@ class AppsRepository:
         same statements compiled once, the same rows (the driver's values), the same App.
         Through a session the read took 0.24 ms, here 0.03 ms, and the agent's event loop runs
         it for every GetApp."""
-        app_select, ports_select = _RAW_GET
+        app_select, ports_select = _raw_get()
         params = {"app_id": app_id}
         raw.execute("BEGIN")  # one snapshot for the app and its ports
         try:
