@@ -59,8 +59,8 @@ class Proximity(ProximityAPI):
         self.store = store
         self.plugins = plugins
         self._catalog = catalog
-        self._clients = ClientPool(store)
         self._shells = ShellPool(store)
+        self._clients = ClientPool(store, self._shells)
         self._hosts = Hosts(store, self._clients, self._shells)
         self._nodes = Nodes(store, self._clients)
         self._settings = SettingsResource(store)

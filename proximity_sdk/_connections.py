@@ -12,6 +12,7 @@ from proximity_sdk.models.host import HostCredentials
 from proximity_sdk.proxmox._ssh import fingerprint
 from proximity_sdk.proxmox.client import ProxmoxClient
 from proximity_sdk.proxmox.shell import NodeShell
+from proximity_sdk.proxmox.task_watch import NodeTaskWatch
 from proximity_sdk.store import Store
 from proximity_sdk.store.host_keys_repo import known_hosts_lines, pin_key
 
@@ -45,10 +46,14 @@ def client_for(creds: HostCredentials, *, ca_dir: Path) -> ProxmoxClient:
 
 
 class ClientPool:
-    """Clients by host id. ``forget`` after a host changes so the next call reconnects."""
+    """Clients by host id. ``forget`` after a host changes so the next call reconnects.
 
-    def __init__(self, store: Store) -> None:
+    A host with SSH access gets its tasks watched on their nodes through ``shells``
+    (``ProxmoxClient.task_watch``): its waits end when the task does, not at the next poll."""
+
+    def __init__(self, store: Store, shells: ShellPool | None = None) -> None:
         self._store = store
+        self._shells = shells
         self._clients: dict[str, ProxmoxClient] = {}
         self._lock = threading.Lock()
         self._ca_dir = Path(tempfile.mkdtemp(prefix="proximity-ca-"))
@@ -61,7 +66,11 @@ class ClientPool:
         with self._lock:
             client = self._clients.get(host_id)
             if client is None:
-                client = client_for(self._store.hosts.credentials(host_id), ca_dir=self._ca_dir)
+                creds = self._store.hosts.credentials(host_id)
+                client = client_for(creds, ca_dir=self._ca_dir)
+                if creds.ssh is not None and self._shells is not None:
+                    shells = self._shells
+                    client.task_watch = NodeTaskWatch(lambda: shells.get(host_id))
                 self._clients[host_id] = client
             return client
 
@@ -69,14 +78,20 @@ class ClientPool:
         with self._lock:
             client = self._clients.pop(host_id, None)
         if client is not None:
-            client.close()
+            _close(client)
 
     def close(self) -> None:
         with self._lock:
             clients, self._clients = list(self._clients.values()), {}
         for client in clients:
-            client.close()
+            _close(client)
         shutil.rmtree(self._ca_dir, ignore_errors=True)
+
+
+def _close(client: ProxmoxClient) -> None:
+    if client.task_watch is not None:
+        client.task_watch.close()
+    client.close()
 
 
 class ShellPool:

@@ -23,7 +23,7 @@ import random
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import quote, urlsplit
 
 import requests.utils
@@ -56,6 +56,9 @@ from proximity_sdk.proxmox.validate import (
     check_userid,
     check_vmid,
 )
+
+if TYPE_CHECKING:
+    from proximity_sdk.proxmox.task_watch import NodeTaskWatch
 
 __all__ = ["ProxmoxClient"]
 
@@ -104,6 +107,9 @@ class ProxmoxClient:
         ticket_renew_after: float = DEFAULT_TICKET_RENEW_AFTER,
     ) -> None:
         self.url = check_url(url)
+        #: Sees this host's tasks end on their nodes (set by whoever has the node shell; see
+        #: ``proximity_sdk.proxmox.task_watch``); ``wait_task`` uses it. None: polling only.
+        self.task_watch: NodeTaskWatch | None = None
         self._timeout = check_timeout(timeout)
         self._token: tuple[str, str, str] | None = None
         self._user: str | None = None

@@ -43,6 +43,7 @@ from proximity_sdk.errors import (
 from proximity_sdk.models.proxmox import TaskStatus
 from proximity_sdk.proxmox._task_history import SHARED, Expected, TaskHistory
 from proximity_sdk.proxmox.client import ProxmoxClient
+from proximity_sdk.proxmox.task_watch import NodeTaskWatch, WatchedTask
 from proximity_sdk.proxmox.upid import Upid
 
 __all__ = ["LogCallback", "PollPolicy", "TaskResult", "wait_task"]
@@ -93,6 +94,11 @@ class PollPolicy:
     While a task runs its log is read (for ``on_log``) at most every ``log_every`` seconds,
     not on every poll: lines arrive in batches up to that late, none is lost, and the log is
     read to its end once the task stopped.
+
+    Watched on its node (``proximity_sdk.proxmox.task_watch``), a task's end wakes the wait at
+    once, so once the watch covers it the status is read only every ``watched_every`` seconds
+    (every ``log_every`` when its log is followed), as a safety net: a 30 s task is seen to end
+    about 0.1 s late with a handful of polls instead of 250 ms to 1 s late with 20 to 70.
     """
 
     first: float = 0.05
@@ -109,6 +115,7 @@ class PollPolicy:
     spread: float = 3.0
     crowd_delay: float = 0.0
     log_every: float = 1.0
+    watched_every: float = 5.0
 
     def __post_init__(self) -> None:
         if not (0 < self.first <= self.fast_cap <= self.cap and self.factor >= 1 and self.ratio > 0):
@@ -124,11 +131,12 @@ class PollPolicy:
             and self.spread >= 1
             and self.crowd_delay >= 0
             and self.log_every >= 0
+            and self.watched_every > 0
         ):
             raise ValidationError(
                 "poll policy needs early >= 0, 0 <= margin < 1, late_ratio > 0, "
                 "0 < min_delay <= cap, late_cap (when set) >= min_delay, spread >= 1, "
-                "crowd_delay >= 0 and log_every >= 0",
+                "crowd_delay >= 0, log_every >= 0 and watched_every > 0",
                 field="poll",
             )
 
@@ -240,6 +248,7 @@ def wait_task(
     tail_lines: int = 20,
     unreachable_grace: float = 600.0,
     history: TaskHistory | None = SHARED,
+    watch: NodeTaskWatch | None = None,
 ) -> TaskResult:
     """Wait until the task stops; return its :class:`TaskResult` or raise.
 
@@ -250,6 +259,8 @@ def wait_task(
     node that cannot be reached is polled again until it was silent ``unreachable_grace`` seconds.
     ``history`` (the process-wide one by default, None for none) gives the usual length of
     tasks of this kind on this host and node, and learns this one's if it succeeds.
+    ``watch`` (by default the client's ``task_watch``, set for hosts with a node shell) sees
+    the task's worker process end on its node and wakes the wait then (see ``PollPolicy``).
     """
     parsed = upid if isinstance(upid, Upid) else Upid.parse(upid)
     if timeout <= 0:
@@ -266,6 +277,7 @@ def wait_task(
             tail_lines=tail_lines,
             unreachable_grace=unreachable_grace,
             history=history,
+            watch=watch if watch is not None else client.task_watch,
         )
 
 
@@ -281,6 +293,7 @@ def _wait(
     tail_lines: int,
     unreachable_grace: float,
     history: TaskHistory | None,
+    watch: NodeTaskWatch | None,
 ) -> TaskResult:
     reader = _LogReader(client, parsed, on_log, max(tail_lines, 1))
     kind = (client.url, parsed.node, parsed.type)
@@ -294,41 +307,67 @@ def _wait(
     silent_since: float | None = None
     running_at = started  # when the last poll that saw the task running was sent
     log_read: float | None = None  # when the log was last read
-    while True:
-        polls += 1
-        asked = time.monotonic()
-        try:
-            status: TaskStatus | None = client.task_status(parsed)
-            silent_since = None
-        except (InvalidParameterError, NotFoundError):
-            if time.monotonic() - started >= dispatch_grace:
-                raise
-            status = None
-        except UnavailableError:
-            # the task runs on without us; only a long silence (or the deadline) ends the wait
+    watched: WatchedTask | None = None
+    may_watch = watch is not None  # until it is tried once
+    woke_at: float | None = None  # when the watch last woke this wait
+    with contextlib.ExitStack() as watching:
+        while True:
+            polls += 1
+            asked = time.monotonic()
+            try:
+                status: TaskStatus | None = client.task_status(parsed)
+                silent_since = None
+            except (InvalidParameterError, NotFoundError):
+                if time.monotonic() - started >= dispatch_grace:
+                    raise
+                status = None
+            except UnavailableError:
+                # the task runs on without us; only a long silence (or the deadline) ends the wait
+                now = time.monotonic()
+                silent_since = now if silent_since is None else silent_since
+                if now - silent_since >= unreachable_grace or now >= deadline:
+                    raise
+                status = None
+            # Status first, then the log: once "stopped" is read, the drained log is complete.
+            # While it runs, the log is read every `log_every` seconds, not on every poll.
+            due = log_read is None or asked - log_read >= policy.log_every
+            if status is not None and on_log is not None and (due or not status.running):
+                log_read = asked
+                reader.drain()
+            if status is not None and not status.running:
+                if history is not None and _succeeded(status):
+                    # It ended between the last "running" poll and this answer (or just before the
+                    # watch woke us): learn that moment.
+                    ended = woke_at if woke_at is not None else (running_at + time.monotonic()) / 2
+                    history.record(kind, ended - started)
+                return _outcome(client, parsed, status, reader, polls=polls, started=started, tail_lines=tail_lines)
+            if watched is not None and woke_at is not None:
+                # Woken, and not stopped: the watch stopped (polling goes on), or the API did not
+                # answer (polling sees the end), or the watch saw the process gone while the API
+                # still says running. PVE's "running" is this very process check, so that node
+                # does not show us its processes: not watched again.
+                if status is not None and watch is not None and watch.watched(parsed.node):
+                    watch.distrust(parsed.node, why=f"task {parsed} looked ended there while the API says running")
+                watching.close()
+                watched = None
+            elif status is not None and may_watch and watch is not None:
+                may_watch = False
+                watched = watching.enter_context(watch.watching(parsed))
+            woke_at = None
+            running_at = asked
             now = time.monotonic()
-            silent_since = now if silent_since is None else silent_since
-            if now - silent_since >= unreachable_grace or now >= deadline:
-                raise
-            status = None
-        # Status first, then the log: once "stopped" is read, the drained log is complete.
-        # While it runs, the log is read every `log_every` seconds, not on every poll.
-        due = log_read is None or asked - log_read >= policy.log_every
-        if status is not None and on_log is not None and (due or not status.running):
-            log_read = asked
-            reader.drain()
-        if status is not None and not status.running:
-            if history is not None and _succeeded(status):
-                # It ended between the last "running" poll and this answer: learn the middle.
-                history.record(kind, (running_at + time.monotonic()) / 2 - started)
-            return _outcome(client, parsed, status, reader, polls=polls, started=started, tail_lines=tail_lines)
-        running_at = asked
-        now = time.monotonic()
-        if now >= deadline:
-            _give_up(client, parsed, timeout=timeout, cancel=cancel_on_timeout, status=status)
-        delay = policy.next_delay(delay, planned - started, expected, _WAITS.count)
-        planned = max(planned + delay, now)
-        time.sleep(max(0.0, min(planned, deadline) - now))
+            if now >= deadline:
+                _give_up(client, parsed, timeout=timeout, cancel=cancel_on_timeout, status=status)
+            delay = policy.next_delay(delay, planned - started, expected, _WAITS.count)
+            pause = delay
+            if watched is not None and watched.covered:  # its end wakes us: poll only as a safety net
+                pause = max(delay, policy.log_every if on_log is not None else policy.watched_every)
+            planned = max(planned + pause, now)
+            rest = max(0.0, min(planned, deadline) - now)
+            if watched is None:
+                time.sleep(rest)
+            elif watched.wake.wait(rest):
+                woke_at = planned = time.monotonic()
 
 
 def _succeeded(status: TaskStatus) -> bool:

@@ -1,0 +1,227 @@
+"""The node-side task watch: a task's end seen on its node through the real sshd, as PVE sees it.
+
+The harness fake runs each task as a real process of this machine (``worker_processes``) and the
+harness sshd runs on this machine too, so the watch reads the very /proc entry PVE's status API
+would (pve-manager ``PVE/API2/Tasks.pm`` read_task_status)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from proximity_sdk import Proximity
+from proximity_sdk.errors import UnreachableError
+from proximity_sdk.models.ssh import SshAccess
+from proximity_sdk.proxmox.client import ProxmoxClient
+from proximity_sdk.proxmox.shell import NodeShell
+from proximity_sdk.proxmox.task_watch import NodeTaskWatch
+from proximity_sdk.proxmox.tasks import PollPolicy, wait_task
+from proximity_sdk.proxmox.upid import Upid
+from tests.harness.pve import TOKEN_ID, TOKEN_SECRET, HarnessPve, proc_starttime
+
+pytestmark = pytest.mark.pve(time_scale=1.0)
+
+
+def _status_polls(pve: HarnessPve, upid: str) -> int:
+    return sum(1 for r in pve.recorded if r.method == "GET" and r.path.endswith("/status") and upid in r.path)
+
+
+def _start(pve: HarnessPve, client: ProxmoxClient, vmid: int, seconds: float) -> str:
+    pve.add_ct(vmid, name=f"ct{vmid}").start_secs = seconds
+    return str(client.post(f"/nodes/pve1/lxc/{vmid}/status/start"))
+
+
+class _Counting:
+    """The node shell, counting the commands the watch runs."""
+
+    def __init__(self, shell: NodeShell) -> None:
+        self.shell = shell
+        self.runs = 0
+
+    def run(self, node: str, argv: list[str], *, timeout: float) -> Any:
+        self.runs += 1
+        return self.shell.run(node, argv, timeout=timeout)
+
+
+@pytest.fixture
+def watch(node_shell: NodeShell) -> Iterator[NodeTaskWatch]:
+    watch = NodeTaskWatch(lambda: node_shell, slice_seconds=1.0)
+    yield watch
+    watch.close()
+
+
+def test_the_harness_runs_each_task_as_a_process_that_lives_exactly_while_it_runs(
+    pve: HarnessPve, pve_client: ProxmoxClient
+) -> None:
+    pve.worker_processes = True
+    upid = Upid.parse(_start(pve, pve_client, 100, 0.5))
+    # the UPID names the process as PVE's does: its pid, and its start time from /proc as pstart
+    assert proc_starttime(upid.pid) == upid.pstart
+    assert pve_client.task_status(upid).running
+    deadline = time.monotonic() + 10
+    while pve_client.task_status(upid).running and time.monotonic() < deadline:
+        assert Path(f"/proc/{upid.pid}").exists()  # running: the process lives
+        time.sleep(0.02)
+    for _ in range(100):  # stopped first, then the process ends (a few ms later)
+        if not Path(f"/proc/{upid.pid}").exists():
+            break
+        time.sleep(0.01)
+    assert not Path(f"/proc/{upid.pid}").exists()
+
+
+def test_a_watched_task_is_seen_to_end_at_once_with_a_few_polls(
+    pve: HarnessPve, pve_client: ProxmoxClient, watch: NodeTaskWatch
+) -> None:
+    pve.worker_processes = True
+    upid = _start(pve, pve_client, 100, 3.0)
+    result = wait_task(pve_client, upid, timeout=30, history=None, watch=watch)
+    late = time.monotonic() - pve.task_finished_at[upid]
+    assert result.exitstatus == "OK"
+    # unwatched, a 3 s task with no history is polled about 10 times and seen up to ~0.5 s late
+    assert _status_polls(pve, upid) <= 4, _status_polls(pve, upid)
+    assert late < 0.5, late
+    assert watch.watched("pve1")
+
+
+def test_the_client_s_watch_is_used_when_none_is_given(
+    pve: HarnessPve, pve_client: ProxmoxClient, watch: NodeTaskWatch
+) -> None:
+    pve.worker_processes = True
+    pve_client.task_watch = watch
+    upid = _start(pve, pve_client, 100, 2.0)
+    wait_task(pve_client, upid, timeout=30, history=None)
+    assert _status_polls(pve, upid) <= 4, _status_polls(pve, upid)
+
+
+def test_tasks_of_one_node_share_one_command_and_each_is_seen_at_once(
+    pve: HarnessPve, pve_client: ProxmoxClient, node_shell: NodeShell
+) -> None:
+    pve.worker_processes = True
+    counting = _Counting(node_shell)
+    watch = NodeTaskWatch(lambda: counting, slice_seconds=1.0)  # type: ignore[arg-type,return-value]
+    lengths = {100: 2.0, 101: 2.6, 102: 3.2, 103: 3.8}
+    upids = {vmid: _start(pve, pve_client, vmid, seconds) for vmid, seconds in lengths.items()}
+    returned: dict[int, float] = {}
+
+    def wait(vmid: int) -> None:
+        wait_task(pve_client, upids[vmid], timeout=30, history=None, watch=watch)
+        returned[vmid] = time.monotonic()
+
+    threads = [threading.Thread(target=wait, args=(vmid,)) for vmid in lengths]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    watch.close()
+    assert set(returned) == set(lengths)
+    for vmid, upid in upids.items():
+        assert returned[vmid] - pve.task_finished_at[upid] < 0.5, (vmid, returned[vmid] - pve.task_finished_at[upid])
+        # unwatched, 11 polls for the 2 s task and more for the others; until a command takes
+        # a wait in (a quarter of a second after the last one joined) it polls as unwatched
+        assert _status_polls(pve, upid) <= 7, (vmid, _status_polls(pve, upid))
+    # one command per end it reported, plus one per slice (short ones just after the waits
+    # joined, then a second each) for all four: the SSH load does not grow with the polls saved
+    assert counting.runs <= len(lengths) + 10, counting.runs
+
+
+def test_the_check_reads_what_pve_reads(node_shell: NodeShell, tmp_path: Path) -> None:
+    watch = NodeTaskWatch(lambda: node_shell, slice_seconds=0.2)
+    # a command name with ") " in it: PVE's pattern, and ours, take the start time after the last one
+    odd = tmp_path / "odd) name"
+    odd.symlink_to("/bin/sleep")
+    alive = subprocess.Popen([str(odd), "30"])
+    try:
+        start = proc_starttime(alive.pid)
+        live, wrong_start, no_such = f"{alive.pid}:{start}", f"{alive.pid}:{start + 1}", f"{2**22 + 7}:{start}"
+        assert watch._check("pve1", {live}, seconds=0.2) == set()
+        assert watch._check("pve1", {live, wrong_start, no_such}, seconds=0.2) == {wrong_start, no_such}
+        own = f"{os.getpid()}:{proc_starttime(os.getpid())}"
+        assert watch._check("pve1", {own, live}, seconds=0.2) == set()
+    finally:
+        alive.kill()
+        alive.wait()
+    assert watch._check("pve1", {live}, seconds=0.2) == {live}
+
+
+def test_a_node_whose_processes_are_not_the_api_s_is_not_watched_again(
+    pve: HarnessPve, pve_client: ProxmoxClient, watch: NodeTaskWatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # fakepve's own UPIDs name no process of this machine: the watch sees them "gone" at once
+    upid = _start(pve, pve_client, 100, 1.5)
+    with caplog.at_level(logging.WARNING, logger="proximity_sdk.proxmox.task_watch"):
+        result = wait_task(pve_client, upid, timeout=30, history=None, watch=watch)
+    assert result.exitstatus == "OK"
+    assert pve.task_finished_at[upid] <= time.monotonic()
+    assert not watch.watched("pve1")
+    assert "not watching tasks on node pve1 any more" in caplog.text
+    with watch.watching(Upid.parse(upid)) as entry:
+        assert entry is None
+
+
+def test_a_watch_command_that_fails_leaves_the_wait_to_polling_for_a_while(
+    pve: HarnessPve, pve_client: ProxmoxClient
+) -> None:
+    pve.worker_processes = True
+
+    class Down:
+        runs = 0
+
+        def run(self, node: str, argv: list[str], *, timeout: float) -> Any:
+            Down.runs += 1
+            raise UnreachableError(f"node {node} cannot be reached over SSH")
+
+    watch = NodeTaskWatch(lambda: Down(), slice_seconds=1.0, retry_after=2.0)  # type: ignore[arg-type,return-value]
+    upid = _start(pve, pve_client, 100, 0.6)
+    result = wait_task(pve_client, upid, timeout=30, history=None, watch=watch, poll=PollPolicy(watched_every=20))
+    # it ended at about 0.6 s, not at the 20 s safety poll: the failed watch woke it and it polled
+    assert result.exitstatus == "OK"
+    assert time.monotonic() - pve.task_finished_at[upid] < 1.0
+    assert Down.runs == 1
+    assert not watch.watched("pve1")
+    time.sleep(max(0.0, pve.task_finished_at[upid] + 1.6 - time.monotonic()))
+    assert watch.watched("pve1")  # tried again after retry_after
+
+
+def test_a_host_with_ssh_gets_its_tasks_watched(
+    tmp_path: Path, pve: HarnessPve, pve_ca: str, ssh_access: SshAccess
+) -> None:
+    with Proximity.local(data_dir=tmp_path / "px", entry_points=False) as px:
+        with_ssh = px.hosts.add(
+            "lab", url=pve.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET, ca_file=pve_ca, ssh=ssh_access
+        )
+        api_only = px.hosts.add("api", url=pve.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET, ca_file=pve_ca)
+        assert isinstance(px._clients.get(with_ssh.id).task_watch, NodeTaskWatch)
+        assert px._clients.get(api_only.id).task_watch is None
+
+
+def test_the_policy_refuses_a_safety_poll_interval_of_zero() -> None:
+    from proximity_sdk.errors import ValidationError
+
+    with pytest.raises(ValidationError, match="watched_every > 0"):
+        PollPolicy(watched_every=0)
+
+
+def test_a_wake_the_api_cannot_confirm_leaves_the_node_watched_and_the_wait_polling(
+    pve: HarnessPve, pve_client: ProxmoxClient, watch: NodeTaskWatch
+) -> None:
+    pve.worker_processes = True
+    upid = _start(pve, pve_client, 100, 1.0)
+    # the node stops answering the API just before its task ends, and answers again 0.8 s later
+    threading.Timer(0.8, pve.set_node_offline, args=("pve1",)).start()
+    back = threading.Timer(1.6, pve.set_node_offline, args=("pve1",), kwargs={"offline": False})
+    back.start()
+    try:
+        result = wait_task(pve_client, upid, timeout=30, history=None, watch=watch)
+    finally:
+        back.cancel()
+    assert result.exitstatus == "OK"
+    assert watch.watched("pve1")  # a 595 is not the API saying "running"
+    assert _status_polls(pve, upid) < 30  # the spent wake does not turn into a busy loop
