@@ -7,7 +7,11 @@ of each length are waited for with ``wait_task`` so its history learns them; the
 starts one task per length and strategy (all strategies of a trial get the same jittered
 length) and waits for them all at once, one client each:
 
-- ``learned``: ours, default PollPolicy, with the history of the warm-up (and earlier trials);
+- ``watched``: ours on a host with a node shell: ``learned`` plus the node-side task watch
+  (``proximity_sdk.proxmox.task_watch``) over a real sshd on this machine, where every task of
+  the fake is a real process (``HarnessPve.worker_processes``) as a PVE worker is;
+- ``learned``: ours on an API-only host: default PollPolicy, with the history of the warm-up
+  (and earlier trials);
 - ``learned-250ms``: ours with ``PollPolicy(late_cap=0.25)``, same history;
 - ``no-history``: ours as it was before learning (``history=None``);
 - ``fixed-1s``: the usual hand-written loop, poll then sleep 1 s;
@@ -42,12 +46,16 @@ sys.path.insert(0, str(ROOT))
 
 from proxmoxer.tools import Tasks  # noqa: E402
 
+from proximity_sdk.models.ssh import SshAccess  # noqa: E402
 from proximity_sdk.proxmox._task_history import TaskHistory  # noqa: E402
 from proximity_sdk.proxmox.client import ProxmoxClient  # noqa: E402
+from proximity_sdk.proxmox.shell import NodeShell  # noqa: E402
+from proximity_sdk.proxmox.task_watch import NodeTaskWatch  # noqa: E402
 from proximity_sdk.proxmox.tasks import PollPolicy, wait_task  # noqa: E402
 from tests.harness.pve import HarnessPve, make_pki, serve_pve, token_client  # noqa: E402
+from tests.harness.sshd import start_sshd  # noqa: E402
 
-STRATEGIES = ("learned", "learned-250ms", "no-history", "fixed-1s", "proxmoxer", "oracle")
+STRATEGIES = ("watched", "learned", "learned-250ms", "no-history", "fixed-1s", "proxmoxer", "oracle")
 JITTER = 0.3
 GOALS = {
     "max_delay_pct": 5.0,  # every length
@@ -75,8 +83,8 @@ def _proxmoxer(client: ProxmoxClient, upid: str) -> None:
 
 
 class _Setup:
-    def __init__(self, pve: HarnessPve, ca: str, history: TaskHistory) -> None:
-        self.pve, self.ca, self.history = pve, ca, history
+    def __init__(self, pve: HarnessPve, ca: str, history: TaskHistory, watch: NodeTaskWatch) -> None:
+        self.pve, self.ca, self.history, self.watch = pve, ca, history, watch
         self.next_vmid = 100
         self.lock = threading.Lock()
 
@@ -98,6 +106,8 @@ def _one(
         upid = client.post(f"/nodes/pve1/lxc/{vmid}/status/start")
         if strategy == "oracle":
             _oracle(client, upid, length, posted)
+        elif strategy == "watched":
+            wait_task(client, upid, timeout=300, history=setup.history, watch=setup.watch)
         elif strategy == "learned":
             wait_task(client, upid, timeout=300, history=setup.history)
         elif strategy == "learned-250ms":
@@ -140,10 +150,24 @@ def run(lengths: list[float], trials: int, warm: int, seed: int) -> list[dict[st
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         cert, key = make_pki(tmp)
+        sshd = start_sshd(Path(tmp) / "sshd")  # the "node" every task runs on: this machine
+        stack.callback(sshd.stop)
+        access = SshAccess(
+            user=sshd.user,
+            port=sshd.port,
+            key_file=str(sshd.client_key),
+            known_hosts=str(sshd.known_hosts),
+            addresses={"pve1": sshd.host},
+            connect_timeout=10,
+        )
+        shell = stack.enter_context(NodeShell(access))
         setups: dict[float, _Setup] = {}
         for length in lengths:
             pve, _served = stack.enter_context(serve_pve(cert, key, time_scale=1.0))
-            setups[length] = _Setup(pve, cert, TaskHistory())
+            pve.worker_processes = True  # every strategy's tasks: the watch reads their processes
+            watch = NodeTaskWatch(lambda: shell)  # one per host, as ClientPool makes them
+            stack.callback(watch.close)
+            setups[length] = _Setup(pve, cert, TaskHistory(), watch)
 
         def jitter(usual: float) -> float:
             return usual * rng.uniform(1 - JITTER, 1 + JITTER)
@@ -215,9 +239,11 @@ def main() -> None:
     report = {
         "bench": "task_wait",
         "what": "added delay between a task's end and the waiter returning, and status polls per task",
-        "setup": "one fakepve (HarnessPve) per usual length at time_scale 1 over HTTPS on 127.0.0.1; "
+        "setup": "one fakepve (HarnessPve) per usual length at time_scale 1 over HTTPS on 127.0.0.1, each "
+        "task a real process of this machine; "
         f"container start tasks of the usual length +-{JITTER:.0%} (uniform); {args.warm} warm-up tasks "
-        "per length; the waiters of a trial run concurrently, one client each",
+        "per length; the waiters of a trial run concurrently, one client each; `watched` reads the "
+        "tasks' processes through a real sshd on 127.0.0.1 (one NodeShell, one NodeTaskWatch per host)",
         "policy": asdict(PollPolicy()),
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
