@@ -109,6 +109,10 @@ class NodeTaskWatch:
         if not 0 < check_every <= slice_seconds or retry_after < 0:
             raise ValueError("a task watch needs 0 < check_every <= slice_seconds and retry_after >= 0")
         self._shell = shell
+        #: About how late a watch reports an end: a check's interval, the command's answer and a
+        #: thread's wake-up (measured 40-60 ms with checks every 50 ms over a local sshd:
+        #: bench/task_wait.py). A wait polls itself where its schedule would poll sooner.
+        self.latency = 2 * check_every
         self.check_every = check_every
         self.slice_seconds = slice_seconds
         self.retry_after = retry_after

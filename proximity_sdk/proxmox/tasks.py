@@ -95,10 +95,11 @@ class PollPolicy:
     not on every poll: lines arrive in batches up to that late, none is lost, and the log is
     read to its end once the task stopped.
 
-    Watched on its node (``proximity_sdk.proxmox.task_watch``), a task's end wakes the wait at
-    once, so once the watch covers it the status is read only every ``watched_every`` seconds
-    (every ``log_every`` when its log is followed), as a safety net: a 30 s task is seen to end
-    about 0.1 s late with a handful of polls instead of 250 ms to 1 s late with 20 to 70.
+    Watched on its node (``proximity_sdk.proxmox.task_watch``), a task's end wakes the wait
+    within the watch's ``latency``, so once the watch covers it the status is read only every
+    ``watched_every`` seconds (every ``log_every`` when its log is followed), as a safety net,
+    except where the schedule above polls sooner than ``latency`` (the first polls, a short
+    task near its usual end): there it goes on polling.
     """
 
     first: float = 0.05
@@ -360,7 +361,9 @@ def _wait(
                 _give_up(client, parsed, timeout=timeout, cancel=cancel_on_timeout, status=status)
             delay = policy.next_delay(delay, planned - started, expected, _WAITS.count)
             pause = delay
-            if watched is not None and watched.covered:  # its end wakes us: poll only as a safety net
+            if watched is not None and watched.covered and watch is not None and delay >= watch.latency:
+                # its end wakes us: poll only as a safety net, unless the policy would poll sooner
+                # than the watch can tell (a short task near its usual end)
                 pause = max(delay, policy.log_every if on_log is not None else policy.watched_every)
             planned = max(planned + pause, now)
             rest = max(0.0, min(planned, deadline) - now)
