@@ -9,11 +9,14 @@ reads that line), so once the process is gone the exit status is final.
 
 A :class:`NodeTaskWatch` runs that same test on the node through the node shell: one command per
 node checks the processes of every task of that node this process waits for, every
-``check_every`` seconds, and ends as soon as one is gone (or after ``slice_seconds``, to take in
-waits that began meanwhile). The waiter of a task whose process is gone is woken and reads the
-status once from the API. So a long task is seen to end within about ``check_every`` plus one SSH
-round trip and one API request, with a few safety polls instead of dozens
-(:class:`~proximity_sdk.proxmox.tasks.PollPolicy` ``watched_every``; ``bench/task_wait.py``).
+``check_every`` seconds, and ends as soon as one is gone, or after a slice (a quarter of a second
+after a wait joined, growing to ``slice_seconds`` while none joins) to take in the waits that
+began meanwhile; until a command takes a wait in, it polls as it would unwatched. The waiter of a
+task whose process is gone is woken and reads the status once from the API. So a long task is
+seen to end within about ``check_every`` plus one SSH round trip and one API request, with a few
+safety polls instead of dozens (:class:`~proximity_sdk.proxmox.tasks.PollPolicy`
+``watched_every``; ``bench/task_wait.py``: 30 s tasks seen at most 39 ms late with at most 10
+polls, against 849 ms and 22 polls unwatched).
 
 Every failure falls back to polling the API, never to a wrong answer: a watch that cannot run
 (no shell, SSH down, a command that fails) wakes its waiters, who poll as before, and that node

@@ -7,7 +7,9 @@ polling starts fast (most guest tasks finish in a second or two) and slows down 
 proportion to how long the task has already run, so a long task costs few requests while
 the added delay stays a small share of its length (see :class:`PollPolicy` and
 ``bench/task_wait.py``). When many tasks are waited for at once in one process, each is
-polled less often, and a followed log is read about once a second, not on every poll.
+polled less often, and a followed log is read about once a second, not on every poll. On a host
+with a node shell the task's end is also watched on its node (``task_watch.py``: Proxmox's own
+"is the worker process alive" test), which wakes the wait at once and spares most polls.
 
 Outcome, as Proxmox itself judges it (``PVE::Tools::upid_status_is_error``):
 ``OK`` and ``WARNINGS: n`` are success (warnings are returned, not raised); any other
