@@ -271,7 +271,10 @@ def server_key(*, node: str, address: str, port: int, timeout: float) -> paramik
     try:
         sock = socket.create_connection((address.strip("[]"), port), timeout=timeout)
     except OSError as exc:
-        raise UnreachableError(f"cannot reach node {node} over SSH at {where}: {exc}") from None
+        raise UnreachableError(
+            f"cannot reach node {node} over SSH at {where}: {exc}",
+            hint="Check the node's SSH address (SshAccess.addresses), port, and that sshd runs there",
+        ) from None
     transport = paramiko.Transport(sock)
     try:
         transport.banner_timeout = timeout

@@ -78,6 +78,8 @@ class CommandResult:
 
 # Seconds to wait before asking again when a live connection refuses a session (sum: 3.1 s).
 _REFUSAL_BACKOFF = (0.1, 0.2, 0.4, 0.8, 1.6)
+# What an SSH connection that broke asks of the user (UnreachableError's own hint is the API's)
+_SSH_HINT = "Check that the node's sshd runs and is reachable at its SSH address (SshAccess.addresses); retry"
 # a line longer than this is cut in what callbacks and the failure tail see (the full output stays in data)
 _MAX_LINE = 64 * 1024
 
@@ -273,7 +275,9 @@ class NodeShell:
                             f"than max_sessions={self._max_sessions}; lower max_sessions",
                         ) from None
                     if attempt >= 2:
-                        raise UnreachableError(f"cannot open an SSH session on node {node}: {exc}") from None
+                        raise UnreachableError(
+                            f"cannot open an SSH session on node {node}: {exc}", hint=_SSH_HINT
+                        ) from None
                     _log.info("SSH connection to node %s was lost; reconnecting", node)
                     stale = connection
                     continue
@@ -453,7 +457,7 @@ class NodeShell:
                 channel.invoke_subsystem("sftp")
                 client = paramiko.SFTPClient(channel)
             except (TimeoutError, paramiko.SSHException, OSError, EOFError) as exc:
-                raise UnreachableError(f"no SFTP session on node {node}: {exc}") from None
+                raise UnreachableError(f"no SFTP session on node {node}: {exc}", hint=_SSH_HINT) from None
             try:
                 yield client
             finally:
@@ -466,7 +470,9 @@ class NodeShell:
                 fh.chmod(0o600)
                 fh.write(data)
         except (TimeoutError, paramiko.SSHException, OSError, EOFError) as exc:
-            raise UnreachableError(f"uploading {len(data)} bytes to node {node} over SFTP failed: {exc}") from None
+            raise UnreachableError(
+                f"uploading {len(data)} bytes to node {node} over SFTP failed: {exc}", hint=_SSH_HINT
+            ) from None
 
     def _execute(
         self,
@@ -498,9 +504,11 @@ class NodeShell:
                 # The channel is closed on the way out; the node's `timeout` wrapper ends the command.
                 raise CommandTimeoutError(f"{what} did not finish within {timeout:g}s") from None
             except (paramiko.SSHException, EOFError, ConnectionError) as exc:
-                raise UnreachableError(f"the SSH connection to node {node} failed during {what}: {exc}") from None
+                raise UnreachableError(
+                    f"the SSH connection to node {node} failed during {what}: {exc}", hint=_SSH_HINT
+                ) from None
             if status == -1 and not connection.alive():
-                raise UnreachableError(f"the SSH connection to node {node} was lost during {what}")
+                raise UnreachableError(f"the SSH connection to node {node} was lost during {what}", hint=_SSH_HINT)
         stdout.finish()
         stderr.finish()
         if raw_stdout is not None:

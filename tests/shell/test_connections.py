@@ -12,7 +12,7 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from proximity_sdk.errors import NodeShellError, ValidationError
+from proximity_sdk.errors import NodeShellError, UnreachableError, ValidationError
 from proximity_sdk.models.ssh import SshAccess
 from proximity_sdk.proxmox.shell import NodeShell
 from tests.harness.sshd import Sshd, StandinState, start_sshd
@@ -126,3 +126,20 @@ def test_a_command_that_ends_before_our_end_of_input_leaves_the_connection_alone
         assert node_shell.run("pve1", ["true"], timeout=10).exit_status == 0
     assert node_shell.pct_exec("pve1", 105, "echo done", timeout=10).stdout == "done\n"
     assert _client_port(node_shell, "pve1") == first  # the same connection all along
+
+
+def test_a_connection_lost_during_a_command_points_at_ssh_not_at_the_api(node_shell: NodeShell, sshd: Sshd) -> None:
+    # was: "Check the URL, the network path and that pveproxy runs on the host (port 8006)"
+    script = (
+        f"p=$PPID; while read -r _ _ _ pp _ < /proc/$p/stat && [ $pp -ne {sshd.process.pid} ]; do"
+        " [ $pp -gt 1 ] || exit 1; p=$pp; done; echo $p"
+    )
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        running = pool.submit(node_shell.run, "pve1", ["sleep", "5"], timeout=15)
+        time.sleep(0.3)
+        session = int(node_shell.run("pve1", ["sh", "-c", script], timeout=10).stdout)  # the same connection
+        os.kill(session, signal.SIGKILL)
+        with pytest.raises(UnreachableError) as caught:
+            running.result(timeout=15)
+    assert "lost during sleep" in str(caught.value)
+    assert "pveproxy" not in caught.value.hint and "sshd" in caught.value.hint
