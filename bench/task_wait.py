@@ -9,7 +9,7 @@ length) and waits for them all at once, one client each:
 
 - ``watched``: ours on a host with a node shell: ``learned`` plus the node-side task watch
   (``proximity_sdk.proxmox.task_watch``) over a real sshd on this machine, where every task of
-  the fake is a real process (``HarnessPve.worker_processes``) as a PVE worker is;
+  the fake is a real process (``SandboxPve.worker_processes``) as a PVE worker is;
 - ``learned``: ours on an API-only host: default PollPolicy, with the history of the warm-up
   (and earlier trials);
 - ``learned-250ms``: ours with ``PollPolicy(late_cap=0.25)``, same history;

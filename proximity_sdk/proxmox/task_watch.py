@@ -194,6 +194,10 @@ class NodeTaskWatch:
             try:
                 gone = self._check(name, {entry.key for entry in entries}, seconds=seconds)
             except Exception as exc:  # any failure of the node command means: poll instead
+                if self._closed:  # the shell closes with the watch: nothing failed
+                    with self._lock:
+                        node.thread = None
+                    return
                 why = f"the watch command failed: {type(exc).__name__}: {exc}"
                 self.distrust(name, why=why, seconds=self.retry_after)
                 continue

@@ -19,7 +19,9 @@ harness builds on the same class:
   a container started or migrated reads ``unknown`` in the next N listings, as it does on PVE until
   pvestatd broadcasts its new state;
 - ``/cluster/status`` needs ``Sys.Audit`` on ``/`` as on PVE;
-- clones that copy the container's files (:mod:`proximity_sdk.sandbox._clone`).
+- clones that copy the container's files (:mod:`proximity_sdk.sandbox._clone`);
+- ``worker_processes``: each task a real process, alive while it runs, as a PVE worker is
+  (:mod:`proximity_sdk.sandbox._workers`; the sandbox turns it on when its tasks take time).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from proximity_sdk.sandbox._clone import CloneFilesMixin
 from proximity_sdk.sandbox._oci import OciMixin
 from proximity_sdk.sandbox._real._table import NodeTableMixin
 from proximity_sdk.sandbox._vzdump import VzdumpMixin
+from proximity_sdk.sandbox._workers import WorkerProcessesMixin
 
 __all__ = ["DEFAULT_APPLIANCES", "SandboxPve"]
 
@@ -68,7 +71,7 @@ DEFAULT_APPLIANCES: tuple[dict[str, str], ...] = (
 
 
 # fakepve ships no type information
-class SandboxPve(NodeTableMixin, CloneFilesMixin, OciMixin, VzdumpMixin, FakePve):  # type: ignore[misc]
+class SandboxPve(WorkerProcessesMixin, NodeTableMixin, CloneFilesMixin, OciMixin, VzdumpMixin, FakePve):  # type: ignore[misc]
     """fakepve with DHCP leases, an appliance index, vzdump archives and OCI pulls (module docstring)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

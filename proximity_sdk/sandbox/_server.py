@@ -226,6 +226,8 @@ class Sandbox:
         extra = {"templates": templates} if real else {}
         pve = sandbox_pve(user=SANDBOX_USER, password=password, host="127.0.0.1", port=port, **extra)
         pve.time_scale = time_scale
+        # tasks that take time run as processes the node shell can see, as on PVE (task_watch.py)
+        pve.worker_processes = time_scale > 0
         # a current PVE: native OCI containers are available (fakepve says "fake"); real mode runs no
         # OCI images, so it reports the last version without them and apps deploy as compose apps
         pve.version = "9.0.10" if real else "9.1.2"
@@ -302,6 +304,7 @@ class Sandbox:
                     self._thread.join(_START_TIMEOUT)
                     self._loop.close()
         finally:
+            self.pve.end_workers()
             try:
                 if self.real:
                     self.pve.destroy_real_containers()

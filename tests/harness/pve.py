@@ -13,13 +13,12 @@ Fixtures (exported through ``__all__``):
 :class:`HarnessPve` is the sandbox's Proxmox (:class:`proximity_sdk.sandbox._pve.SandboxPve`: fakepve
 plus DHCP leases, ``aplinfo`` downloads and vzdump/restore with real archive files) plus what
 tests need beyond it: tasks that end with ``WARNINGS: n``, a request log with query strings,
-task end times, clone listeners, and (``worker_processes``) a real process per task.
+task end times and clone listeners.
 """
 
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -60,52 +59,6 @@ class HarnessPve(SandboxPve):  # type: ignore[misc]
         # called (source vmid, new vmid) when a clone task ends OK: a test copies the stand-in
         # container's files there, as a real clone copies the data
         self.clone_listeners: list[Callable[[int, int], None]] = []
-        # True: each task's UPID names a real process of this machine (its pid and its /proc
-        # start time as pstart), alive while the task runs and ended right after it reads
-        # "stopped", as PVE's worker process (pve-manager PVE/API2/Tasks.pm read_task_status: a
-        # task runs while that process lives). What the node-side task watch observes through
-        # the harness sshd, which runs on this machine. Off by default: a process per task.
-        self.worker_processes = False
-        self._workers: dict[str, subprocess.Popen[bytes]] = {}
-
-    # ------------------------------------------------------------ workers
-
-    def _upid(self, node: str, ttype: str, tid: Any, user: str) -> tuple[str, int, int]:
-        if not self.worker_processes:
-            upid, pid, start = super()._upid(node, ttype, tid, user)
-            return upid, pid, start
-        worker = subprocess.Popen(
-            ["sleep", "86400"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        start = int(time.time())
-        upid = f"UPID:{node}:{worker.pid:08X}:{proc_starttime(worker.pid):08X}:{start:08X}:{ttype}:{tid}:{user}:"
-        self._workers[upid] = worker
-        return upid, worker.pid, start
-
-    async def _end_worker(self, upid: str) -> None:
-        """End the task's process once the task reads "stopped" (never before: for PVE a gone
-        process *is* a stopped task)."""
-        worker = self._workers.get(upid)
-        if worker is None:
-            return
-        while self.tasks[upid]["status"] == "running":
-            await asyncio.sleep(0.002)
-        worker.kill()
-        worker.wait()
-        del self._workers[upid]
-
-    def _follow_worker(self, upid: str) -> None:
-        if upid not in self._workers:
-            return
-        self.tasks[upid]["pstart"] = proc_starttime(self._workers[upid].pid)
-        self._running.add(asyncio.ensure_future(self._end_worker(upid)))
-
-    def end_workers(self) -> None:
-        """Kill the processes of tasks still running (the server stops)."""
-        for worker in self._workers.values():
-            worker.kill()
-            worker.wait()
-        self._workers.clear()
 
     # ------------------------------------------------------------ recording
 
@@ -150,7 +103,6 @@ class HarnessPve(SandboxPve):  # type: ignore[misc]
         if not warnings:
             upid: str = await super().task(node, ttype, tid, user, timed, vm=vm, lock=lock, log=log)
             self._note_finish(upid, finished)
-            self._follow_worker(upid)
             return upid
         upid, pid, start = self._upid(node, ttype, tid, user)
         record: dict[str, Any] = {
@@ -192,7 +144,7 @@ class HarnessPve(SandboxPve):  # type: ignore[misc]
         else:
             await run()
         self._note_finish(upid, finished)
-        self._follow_worker(upid)
+        self.follow_worker(upid)  # the sandbox's worker process (worker_processes), made by _upid
         return upid
 
     def _note_finish(self, upid: str, finished: dict[str, Any]) -> None:
@@ -264,13 +216,6 @@ class ServedPve:
         finally:
             self._halt()
             self.pve.end_workers()
-
-
-def proc_starttime(pid: int) -> int:
-    """A process's start time as /proc/<pid>/stat gives it (clock ticks after boot): the
-    ``pstart`` of a PVE UPID (pve-common PVE/ProcFSTools.pm read_proc_starttime)."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    return int(stat.rsplit(") ", 1)[1].split()[19])
 
 
 def make_pki(directory: str | Path) -> tuple[str, str]:

@@ -1,6 +1,6 @@
 """The node-side task watch: a task's end seen on its node through the real sshd, as PVE sees it.
 
-The harness fake runs each task as a real process of this machine (``worker_processes``) and the
+The sandbox's fake runs each task as a real process of this machine (``worker_processes``) and the
 harness sshd runs on this machine too, so the watch reads the very /proc entry PVE's status API
 would (pve-manager ``PVE/API2/Tasks.pm`` read_task_status)."""
 
@@ -25,7 +25,8 @@ from proximity_sdk.proxmox.shell import NodeShell
 from proximity_sdk.proxmox.task_watch import NodeTaskWatch
 from proximity_sdk.proxmox.tasks import PollPolicy, wait_task
 from proximity_sdk.proxmox.upid import Upid
-from tests.harness.pve import TOKEN_ID, TOKEN_SECRET, HarnessPve, proc_starttime
+from proximity_sdk.sandbox._workers import proc_starttime
+from tests.harness.pve import TOKEN_ID, TOKEN_SECRET, HarnessPve
 
 pytestmark = pytest.mark.pve(time_scale=1.0)
 

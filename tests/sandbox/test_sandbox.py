@@ -145,3 +145,31 @@ def test_pct_exec_works_for_a_user_without_privileges() -> None:
         assert (sb.shell.state / "ct" / "150" / "root" / "x").read_text() == "hi\n"
     finally:
         sb.stop()
+
+
+def test_a_sandbox_whose_tasks_take_time_runs_them_as_processes_its_node_shell_watches(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from proximity_sdk.proxmox.task_watch import NodeTaskWatch
+    from proximity_sdk.proxmox.tasks import wait_task
+    from proximity_sdk.proxmox.upid import Upid
+    from proximity_sdk.sandbox._workers import proc_starttime
+
+    with (
+        Sandbox.start(directory=tmp_path / "sandbox", time_scale=1.0) as sb,
+        Proximity.local(data_dir=tmp_path / "px", secret_key=Fernet.generate_key(), entry_points=False) as px,
+    ):
+        host = sb.add_to(px)
+        client = px._clients.get(host.id)
+        assert isinstance(client.task_watch, NodeTaskWatch)
+        sb.pve.add_ct(150, name="watched", node="pve1").start_secs = 2.0
+        upid = str(client.post("/nodes/pve1/lxc/150/status/start"))
+        assert proc_starttime(Upid.parse(upid).pid) == Upid.parse(upid).pstart  # a real process, as on PVE
+        with caplog.at_level("WARNING", logger="proximity_sdk.proxmox.task_watch"):
+            result = wait_task(client, upid, timeout=30, history=None)
+        polls = sum(
+            1 for method, path, _ in sb.pve.requests if method == "GET" and upid in path and path.endswith("/status")
+        )
+    assert result.exitstatus == "OK"
+    assert polls <= 5, polls  # the first polls, then the end the watch saw (unwatched: about 10)
+    assert "not watching" not in caplog.text
