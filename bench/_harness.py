@@ -91,14 +91,7 @@ def lab(*, time_scale: float = 0.0) -> Iterator[Lab]:
             state_dir = workdir / "standin-state"
             state_dir.mkdir()
             _point_state(sshd, state_dir)
-            access = SshAccess(
-                user=sshd.user,
-                port=sshd.port,
-                key_file=str(sshd.client_key),
-                known_hosts=str(sshd.known_hosts),
-                addresses=dict.fromkeys(NODES, sshd.host),
-                connect_timeout=10,
-            )
+            access = sshd.access(NODES)
             with serve_pve(cert, key, time_scale=time_scale) as (pve, _served):
                 yield Lab(pve=pve, ca_file=cert, sshd=sshd, state=StandinState(state_dir), ssh=access, workdir=workdir)
         finally:

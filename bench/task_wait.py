@@ -46,7 +46,6 @@ sys.path.insert(0, str(ROOT))
 
 from proxmoxer.tools import Tasks  # noqa: E402
 
-from proximity_sdk.models.ssh import SshAccess  # noqa: E402
 from proximity_sdk.proxmox._task_history import TaskHistory  # noqa: E402
 from proximity_sdk.proxmox.client import ProxmoxClient  # noqa: E402
 from proximity_sdk.proxmox.shell import NodeShell  # noqa: E402
@@ -152,15 +151,7 @@ def run(lengths: list[float], trials: int, warm: int, seed: int) -> list[dict[st
         cert, key = make_pki(tmp)
         sshd = start_sshd(Path(tmp) / "sshd")  # the "node" every task runs on: this machine
         stack.callback(sshd.stop)
-        access = SshAccess(
-            user=sshd.user,
-            port=sshd.port,
-            key_file=str(sshd.client_key),
-            known_hosts=str(sshd.known_hosts),
-            addresses={"pve1": sshd.host},
-            connect_timeout=10,
-        )
-        shell = stack.enter_context(NodeShell(access))
+        shell = stack.enter_context(NodeShell(sshd.access(["pve1"])))
         setups: dict[float, _Setup] = {}
         for length in lengths:
             pve, _served = stack.enter_context(serve_pve(cert, key, time_scale=1.0))

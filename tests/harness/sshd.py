@@ -36,7 +36,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,6 +83,17 @@ class Sshd:
     @property
     def user(self) -> str:
         return pwd.getpwuid(os.getuid()).pw_name
+
+    def access(self, nodes: Iterable[str] = NODES) -> SshAccess:
+        """How a node shell logs in here, every node in ``nodes`` at this one address."""
+        return SshAccess(
+            user=self.user,
+            port=self.port,
+            key_file=str(self.client_key),
+            known_hosts=str(self.known_hosts),
+            addresses=dict.fromkeys(nodes, self.host),
+            connect_timeout=10,
+        )
 
     def stop(self) -> None:
         self.process.terminate()
@@ -333,14 +344,7 @@ def standin_state(request: pytest.FixtureRequest, sshd: Sshd, tmp_path: Path) ->
 
 @pytest.fixture
 def ssh_access(sshd: Sshd) -> SshAccess:
-    return SshAccess(
-        user=sshd.user,
-        port=sshd.port,
-        key_file=str(sshd.client_key),
-        known_hosts=str(sshd.known_hosts),
-        addresses=dict.fromkeys(NODES, sshd.host),
-        connect_timeout=10,
-    )
+    return sshd.access()
 
 
 @pytest.fixture
