@@ -133,16 +133,18 @@ class NodeTaskWatch:
         entry = WatchedTask(upid)
         with self._lock:
             node = self._nodes.setdefault(upid.node, _Node())
-            if self._closed or time.monotonic() < node.not_before:
-                yield None
-                return
-            node.tasks[id(entry)] = entry
-            node.joined_at = time.monotonic()
-            if node.thread is None:
-                node.thread = threading.Thread(
-                    target=self._run, args=(upid.node, node), name=f"task-watch-{upid.node}", daemon=True
-                )
-                node.thread.start()
+            turned_down = self._closed or time.monotonic() < node.not_before
+            if not turned_down:
+                node.tasks[id(entry)] = entry
+                node.joined_at = time.monotonic()
+                if node.thread is None:
+                    node.thread = threading.Thread(
+                        target=self._run, args=(upid.node, node), name=f"task-watch-{upid.node}", daemon=True
+                    )
+                    node.thread.start()
+        if turned_down:  # yielded outside the lock: the caller polls for as long as its task runs
+            yield None
+            return
         try:
             yield entry
         finally:

@@ -42,7 +42,7 @@ class WorkerProcessesMixin:
         if not self.worker_processes:
             upid, pid, start = super()._upid(node, ttype, tid, user)  # type: ignore[misc]
             return str(upid), int(pid), int(start)
-        worker = subprocess.Popen(
+        worker = subprocess.Popen(  # a day outlives any task; killed with its task, or at stop
             ["sleep", "86400"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         start = int(time.time())

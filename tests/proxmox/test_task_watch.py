@@ -227,3 +227,22 @@ def test_a_wake_the_api_cannot_confirm_leaves_the_node_watched_and_the_wait_poll
     assert result.exitstatus == "OK"
     assert watch.watched("pve1")  # a 595 is not the API saying "running"
     assert _status_polls(pve, upid) < 30  # the spent wake does not turn into a busy loop
+
+
+def test_a_wait_the_watch_turns_down_holds_no_lock_while_it_polls() -> None:
+    watch = NodeTaskWatch(lambda: None)  # type: ignore[arg-type,return-value]  (no command runs here)
+    watch.distrust("pve1", why="a test")
+    upid = Upid.parse("UPID:pve1:00001234:00005678:6650A1B2:vzstart:100:root@pam:")
+    with watch.watching(upid) as entry:
+        assert entry is None
+        other = threading.Thread(target=watch.watched, args=("pve2",))  # another wait's question
+        other.start()
+        other.join(2)
+        assert not other.is_alive()  # was: blocked until this wait ended
+    watch.close()
+    with watch.watching(upid) as entry:
+        assert entry is None
+        other = threading.Thread(target=watch.watched, args=("pve2",))
+        other.start()
+        other.join(2)
+        assert not other.is_alive()
