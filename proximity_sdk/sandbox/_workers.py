@@ -66,7 +66,7 @@ class WorkerProcessesMixin:
         ending.add_done_callback(self._ending.discard)
 
     async def _end_worker(self, upid: str, worker: subprocess.Popen[bytes]) -> None:
-        while self.tasks[upid]["status"] == "running":
+        while self.tasks.get(upid, {}).get("status") == "running":
             await asyncio.sleep(0.002)
         worker.kill()
         worker.wait()
