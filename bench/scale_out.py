@@ -83,6 +83,7 @@ from proximity_sdk.store.tables import (  # noqa: E402
 from tests.harness.agent_process import ServedAgent  # noqa: E402
 from tests.harness.db import create_pg_database, drop_pg_database  # noqa: E402
 from tests.harness.pve import TOKEN_ID, TOKEN_SECRET, HarnessPve, make_pki, serve_pve  # noqa: E402
+from tests.harness.sshd import Sshd, start_sshd  # noqa: E402
 
 NODES = ("pve1", "pve2", "pve3")
 FIRST_VMID = 1000
@@ -377,8 +378,11 @@ def _agents_run(
     nodes: int,
     time_scale: float,
     kill_after: float | None,
+    sshd: Sshd | None = None,
 ) -> dict[str, Any]:
-    """One run from scratch: database, fake, agents, the deploys, the checks."""
+    """One run from scratch: database, fake, agents, the deploys, the checks. With ``sshd`` the
+    host has SSH access (every node at that sshd on this machine) and the fake's tasks are real
+    processes there, so the agents' waits are watched on the node (proxmox/task_watch.py)."""
     url = create_pg_database()
     run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=tmp))
     key = Fernet.generate_key().decode()
@@ -389,8 +393,10 @@ def _agents_run(
             for i in range(2, nodes + 1):
                 pve.nodes[f"pve{i}"] = {"online": True}
             node_names = sorted(pve.nodes)
+            pve.worker_processes = sshd is not None
+            ssh = sshd.access(node_names) if sshd is not None else None
             with Proximity.local(database_url=url, data_dir=run_dir / "data", secret_key=key, entry_points=False) as px:
-                px.hosts.add("lab", url=pve.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET, ca_file=pki[0])
+                px.hosts.add("lab", url=pve.url, token_id=TOKEN_ID, token_secret=TOKEN_SECRET, ca_file=pki[0], ssh=ssh)
                 px.settings.update(memory_overcommit=100.0)  # hundreds of small apps on a few fake nodes
                 if ip_mode == "static":  # addresses from the shared reservation table, as VMIDs are
                     px.settings.update(ip_mode="static", ip_pool=STATIC_POOL, gateway=STATIC_GATEWAY)
@@ -504,10 +510,19 @@ def _agents_run(
 def agents_main(args: argparse.Namespace) -> None:
     logging.getLogger("proximity_sdk").setLevel(logging.ERROR)
     load_start = os.getloadavg()
-    options = {"deploys": args.deploys, "nodes": args.nodes, "time_scale": args.time_scale, "ip_mode": args.ip_mode}
+    options: dict[str, Any] = {
+        "deploys": args.deploys,
+        "nodes": args.nodes,
+        "time_scale": args.time_scale,
+        "ip_mode": args.ip_mode,
+    }
     runs: dict[str, dict[str, Any]] = {}
-    with tempfile.TemporaryDirectory(prefix="proximity-bench-agents-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="proximity-bench-agents-") as tmp, contextlib.ExitStack() as stack:
         pki = make_pki(tmp)
+        if args.node_shell:
+            sshd = start_sshd(Path(tmp) / "sshd")
+            stack.callback(sshd.stop)
+            options["sshd"] = sshd
         plan = [
             ("1 agent", 1, None),
             (f"{args.agents} agents", args.agents, None),
@@ -535,6 +550,7 @@ def agents_main(args: argparse.Namespace) -> None:
         "image": IMAGE,
         "time_scale": args.time_scale,
         "ip_mode": args.ip_mode,
+        "node_shell": args.node_shell,
         "task_pve_seconds": TASK_SECS,
         "task_real_ms": {k: round(v * args.time_scale * 1000) for k, v in TASK_SECS.items()},
         "lease_seconds": LEASE_SECONDS,
@@ -574,6 +590,11 @@ def main() -> None:
     parser.add_argument("--ip-mode", choices=("static", "dhcp"), default="static")
     parser.add_argument(
         "--kill-after", type=float, default=3.0, help="seconds into the kill -9 run (at most 40%% of the unkilled run)"
+    )
+    parser.add_argument(
+        "--node-shell",
+        action="store_true",
+        help="the host has SSH access (a test sshd on this machine): task waits are watched on the node",
     )
     args = parser.parse_args()
     if args.agents:

@@ -9,9 +9,11 @@ reads that line), so once the process is gone the exit status is final.
 
 A :class:`NodeTaskWatch` runs that same test on the node through the node shell: one command per
 node checks the processes of every task of that node this process waits for, every
-``check_every`` seconds, and ends as soon as one is gone, or after a slice (a quarter of a second
-after a wait joined, growing to ``slice_seconds`` while none joins) to take in the waits that
-began meanwhile; until a command takes a wait in, it polls as it would unwatched. The waiter of a
+``check_every`` seconds for ``slice_seconds``, says at once which process is gone (and goes on
+for the others), and ends with the slice or the last process; the next takes in the waits that
+began meanwhile (until then a wait polls as it would unwatched). Every SSH command costs the
+agent CPU: one per slice, not one per task end or per wait that joins, keeps it to about one
+per 2 s per node while tasks are waited for (``bench/scale_out.py --node-shell``). The waiter of a
 task whose process is gone is woken and reads the status once from the API. So a long task is
 seen to end within about ``check_every`` plus one SSH round trip and one API request, with a few
 safety polls instead of dozens (:class:`~proximity_sdk.proxmox.tasks.PollPolicy`
@@ -45,28 +47,27 @@ __all__ = ["NodeTaskWatch", "WatchedTask"]
 
 _log = logging.getLogger(__name__)
 
-# A command lasts as long as it has been since a wait last joined: at least this, at most the slice.
-_FIRST_SLICE = 0.25
-
 # $1: checks before the command ends, $2: seconds between checks, then one "pid:pstart" per task
-# (decimal). Builtins only inside the loop (`read`, parameter expansion, a function call): one
-# check of many tasks forks nothing but `sleep`. The field after the command name's last ") " is
+# (decimal). A line "gone pid:pstart" as soon as a process is gone (the command goes on for the
+# others), "end" at the end. Builtins only inside the loop (`read`, parameter expansion, `case`,
+# a function call): one check of many tasks forks nothing but `sleep`. The field after the command name's last ") " is
 # /proc/<pid>/stat's 3rd; starttime is the 22nd, so the 20th after it (proc(5); PVE's regex in
 # read_proc_pid_stat takes the same field). A zombie keeps its stat line: PVE counts it as running
 # too.
 _SCRIPT = r"""
 left=$1; every=$2; shift 2
 pick() { if [ $# -ge 20 ]; then shift 19; now=$1; fi; }
+ended=" "
 while :; do
-  gone=
+  alive=0
   for task in "$@"; do
+    case "$ended" in *" $task "*) continue ;; esac
     pid=${task%%:*}; start=${task#*:}; now=
     if read -r stat < "/proc/$pid/stat"; then pick ${stat##*) }; fi 2>/dev/null
-    [ "$now" = "$start" ] || gone="$gone $task"
+    if [ "$now" = "$start" ]; then alive=1; else echo "gone $task"; ended="$ended$task "; fi
   done
-  if [ -n "$gone" ]; then echo "gone$gone"; exit 0; fi
   left=$((left - 1))
-  if [ "$left" -le 0 ]; then echo running; exit 0; fi
+  if [ "$alive" = 0 ] || [ "$left" -le 0 ]; then echo end; exit 0; fi
   sleep "$every"
 done
 """
@@ -90,7 +91,6 @@ class WatchedTask:
 class _Node:
     tasks: dict[int, WatchedTask] = field(default_factory=dict)
     thread: threading.Thread | None = None
-    joined_at: float = 0.0  # time.monotonic() of the last wait that joined
     not_before: float = 0.0  # time.monotonic() from which the node is watched again (inf: never)
 
 
@@ -136,7 +136,6 @@ class NodeTaskWatch:
             turned_down = self._closed or time.monotonic() < node.not_before
             if not turned_down:
                 node.tasks[id(entry)] = entry
-                node.joined_at = time.monotonic()
                 if node.thread is None:
                     node.thread = threading.Thread(
                         target=self._run, args=(upid.node, node), name=f"task-watch-{upid.node}", daemon=True
@@ -191,10 +190,11 @@ class NodeTaskWatch:
                     return
                 for entry in entries:
                     entry.covered = True
-                # while waits keep joining (a burst of deploys), short commands take each in soon
-                seconds = min(self.slice_seconds, max(_FIRST_SLICE, time.monotonic() - node.joined_at))
+            by_key: dict[str, list[WatchedTask]] = {}
+            for entry in entries:
+                by_key.setdefault(entry.key, []).append(entry)
             try:
-                gone = self._check(name, {entry.key for entry in entries}, seconds=seconds)
+                self._check(name, by_key)
             except Exception as exc:  # any failure of the node command means: poll instead
                 if self._closed:  # the shell closes with the watch: nothing failed
                     with self._lock:
@@ -202,19 +202,26 @@ class NodeTaskWatch:
                     return
                 why = f"the watch command failed: {type(exc).__name__}: {exc}"
                 self.distrust(name, why=why, seconds=self.retry_after)
-                continue
-            for entry in entries:
-                if entry.key in gone:
+
+    def _check(self, node: str, tasks: dict[str, list[WatchedTask]]) -> set[str]:
+        """One command on ``node`` for a slice: wakes each task's waits as its process goes (the
+        command goes on for the others); the keys of those gone."""
+        gone: set[str] = set()
+
+        def line(stream: str, text: str) -> None:
+            word, _, key = text.partition(" ")
+            if stream == "stdout" and word == "gone" and key in tasks:
+                gone.add(key)
+                for entry in tasks[key]:
                     entry.wake.set()
 
-    def _check(self, node: str, keys: set[str], *, seconds: float) -> set[str]:
-        checks = max(1, round(seconds / self.check_every))
+        checks = max(1, round(self.slice_seconds / self.check_every))
         result = self._shell().run(
             node,
-            ["sh", "-c", _SCRIPT, "sh", str(checks), f"{self.check_every:g}", *sorted(keys)],
-            timeout=seconds + 30,
+            ["sh", "-c", _SCRIPT, "sh", str(checks), f"{self.check_every:g}", *sorted(tasks)],
+            timeout=self.slice_seconds + 30,
+            on_output=line,
         )
-        words = result.stdout.split()
-        if not words or words[0] not in ("gone", "running"):
-            raise RuntimeError(f"unexpected answer {result.stdout[:200]!r}")
-        return set(words[1:]) if words[0] == "gone" else set()
+        if not result.stdout.endswith("end\n"):
+            raise RuntimeError(f"unexpected answer {result.stdout[-200:]!r}")
+        return gone

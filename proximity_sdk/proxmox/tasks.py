@@ -100,8 +100,9 @@ class PollPolicy:
     Watched on its node (``proximity_sdk.proxmox.task_watch``), a task's end wakes the wait
     within the watch's ``latency``, so once the watch covers it the status is read only every
     ``watched_every`` seconds (every ``log_every`` when its log is followed), as a safety net,
-    except where the schedule above polls sooner than ``latency`` (the first polls, a short
-    task near its usual end): there it goes on polling.
+    except where the schedule above polls sooner than ``latency``: the first polls, and every
+    poll of a kind whose dense window does (short tasks, ``window_delay``), which the watch then
+    only wakes early.
     """
 
     first: float = 0.05
@@ -152,6 +153,11 @@ class PollPolicy:
         if waiting > 1:
             return max(delay, min(self.cap, self.crowd_delay * waiting))
         return delay
+
+    def window_delay(self, expected: Expected) -> float:
+        """The interval at the start of the dense window around ``expected``'s usual end."""
+        dense = max(self.min_delay, self.late_ratio * (1 - self.margin) * expected.low)
+        return dense if self.late_cap is None else min(dense, self.late_cap)
 
     def _alone(self, previous: float | None, elapsed: float, expected: Expected | None) -> float:
         if expected is None or elapsed >= 2 * expected.high or expected.high > self.spread * expected.low:
@@ -312,6 +318,9 @@ def _wait(
     log_read: float | None = None  # when the log was last read
     watched: WatchedTask | None = None
     may_watch = watch is not None  # until it is tried once
+    # A kind whose dense window polls sooner than the watch answers (short tasks) keeps its
+    # schedule; the watch then only wakes the wait early.
+    stretch = watch is not None and (expected is None or policy.window_delay(expected) >= watch.latency)
     woke_at: float | None = None  # when the watch last woke this wait
     with contextlib.ExitStack() as watching:
         while True:
@@ -363,9 +372,9 @@ def _wait(
                 _give_up(client, parsed, timeout=timeout, cancel=cancel_on_timeout, status=status)
             delay = policy.next_delay(delay, planned - started, expected, _WAITS.count)
             pause = delay
-            if watched is not None and watched.covered and watch is not None and delay >= watch.latency:
+            if stretch and watched is not None and watched.covered and watch is not None and delay >= watch.latency:
                 # its end wakes us: poll only as a safety net, unless the policy would poll sooner
-                # than the watch can tell (a short task near its usual end)
+                # than the watch can tell (the first polls)
                 pause = max(delay, policy.log_every if on_log is not None else policy.watched_every)
             planned = max(planned + pause, now)
             rest = max(0.0, min(planned, deadline) - now)
