@@ -17,8 +17,8 @@ per 2 s per node while tasks are waited for (``bench/scale_out.py --node-shell``
 task whose process is gone is woken and reads the status once from the API. So a long task is
 seen to end within about ``check_every`` plus one SSH round trip and one API request, with a few
 safety polls instead of dozens (:class:`~proximity_sdk.proxmox.tasks.PollPolicy`
-``watched_every``; ``bench/task_wait.py``: 30 s tasks seen at most 39 ms late with at most 10
-polls, against 849 ms and 22 polls unwatched).
+``watched_every``; ``bench/task_wait.py``: 30 s tasks seen at most 56 ms late with at most 10
+polls, against 840 ms and 22 polls unwatched).
 
 Every failure falls back to polling the API, never to a wrong answer: a watch that cannot run
 (no shell, SSH down, a command that fails) wakes its waiters, who poll as before, and that node
