@@ -26,6 +26,7 @@ continues for up to ``unreachable_grace`` seconds of silence (within ``timeout``
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 import threading
 import time
@@ -318,9 +319,12 @@ def _wait(
     log_read: float | None = None  # when the log was last read
     watched: WatchedTask | None = None
     may_watch = watch is not None  # until it is tried once
-    # A kind whose dense window polls sooner than the watch answers (short tasks) keeps its
-    # schedule; the watch then only wakes the wait early.
-    stretch = watch is not None and (expected is None or policy.window_delay(expected) >= watch.latency)
+    # Polls no sooner than this are left to the watch (the safety net only). A kind whose dense
+    # window polls sooner than the watch answers (short tasks) keeps its whole schedule: the watch
+    # then only wakes the wait early.
+    lean_from = math.inf
+    if watch is not None and (expected is None or policy.window_delay(expected) >= watch.latency):
+        lean_from = watch.latency
     woke_at: float | None = None  # when the watch last woke this wait
     with contextlib.ExitStack() as watching:
         while True:
@@ -372,7 +376,7 @@ def _wait(
                 _give_up(client, parsed, timeout=timeout, cancel=cancel_on_timeout, status=status)
             delay = policy.next_delay(delay, planned - started, expected, _WAITS.count)
             pause = delay
-            if stretch and watched is not None and watched.covered and watch is not None and delay >= watch.latency:
+            if watched is not None and watched.covered and delay >= lean_from:
                 # its end wakes us: poll only as a safety net, unless the policy would poll sooner
                 # than the watch can tell (the first polls)
                 pause = max(delay, policy.log_every if on_log is not None else policy.watched_every)
