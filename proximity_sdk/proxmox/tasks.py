@@ -26,7 +26,6 @@ continues for up to ``unreachable_grace`` seconds of silence (within ``timeout``
 from __future__ import annotations
 
 import contextlib
-import math
 import re
 import threading
 import time
@@ -101,9 +100,10 @@ class PollPolicy:
     Watched on its node (``proximity_sdk.proxmox.task_watch``), a task's end wakes the wait
     within the watch's ``latency``, so once the watch covers it the status is read only every
     ``watched_every`` seconds (every ``log_every`` when its log is followed), as a safety net,
-    except where the schedule above polls sooner than ``latency``: the first polls, and every
-    poll of a kind whose dense window does (short tasks, ``window_delay``), which the watch then
-    only wakes early.
+    except where the schedule above polls sooner than ``latency`` (the first polls). A wait is
+    handed to the watch only where it helps (``watch_helps``): a kind whose dense window polls
+    sooner than ``latency`` (short tasks, ``window_delay``) keeps its schedule unwatched, unless
+    it outruns its history.
     """
 
     first: float = 0.05
@@ -160,8 +160,24 @@ class PollPolicy:
         dense = max(self.min_delay, self.late_ratio * (1 - self.margin) * expected.low)
         return dense if self.late_cap is None else min(dense, self.late_cap)
 
+    def watch_helps(self, expected: Expected | None, elapsed: float, latency: float) -> bool:
+        """Whether a watch that reports a task's end within ``latency`` seconds can shorten this
+        wait from ``elapsed`` seconds into it: not for a kind whose dense window polls sooner than
+        that (its schedule alone already sees the end in time, and each watch command costs more
+        CPU than the few polls it would save: bench/scale_out.py --node-shell); yes for an unknown
+        kind and for a task that outran its history."""
+        if not self._follows(expected, elapsed):
+            return True
+        assert expected is not None
+        return self.window_delay(expected) >= latency
+
+    def _follows(self, expected: Expected | None, elapsed: float) -> bool:
+        """Whether the schedule follows ``expected`` (not a task that outran it, nor a history
+        too spread to plan on)."""
+        return expected is not None and elapsed < 2 * expected.high and expected.high <= self.spread * expected.low
+
     def _alone(self, previous: float | None, elapsed: float, expected: Expected | None) -> float:
-        if expected is None or elapsed >= 2 * expected.high or expected.high > self.spread * expected.low:
+        if expected is None or not self._follows(expected, elapsed):
             return self._unknown(previous, elapsed)
         dense = max(self.min_delay, self.late_ratio * elapsed)
         if self.late_cap is not None:
@@ -319,12 +335,6 @@ def _wait(
     log_read: float | None = None  # when the log was last read
     watched: WatchedTask | None = None
     may_watch = watch is not None  # until it is tried once
-    # Polls no sooner than this are left to the watch (the safety net only). A kind whose dense
-    # window polls sooner than the watch answers (short tasks) keeps its whole schedule: the watch
-    # then only wakes the wait early.
-    lean_from = math.inf
-    if watch is not None and (expected is None or policy.window_delay(expected) >= watch.latency):
-        lean_from = watch.latency
     woke_at: float | None = None  # when the watch last woke this wait
     with contextlib.ExitStack() as watching:
         while True:
@@ -366,7 +376,12 @@ def _wait(
                     watch.distrust(parsed.node, why=f"task {parsed} looked ended there while the API says running")
                 watching.close()
                 watched = None
-            elif status is not None and may_watch and watch is not None:
+            elif (
+                status is not None
+                and may_watch
+                and watch is not None
+                and policy.watch_helps(expected, asked - started, watch.latency)
+            ):
                 may_watch = False
                 watched = watching.enter_context(watch.watching(parsed))
             woke_at = None
@@ -376,7 +391,7 @@ def _wait(
                 _give_up(client, parsed, timeout=timeout, cancel=cancel_on_timeout, status=status)
             delay = policy.next_delay(delay, planned - started, expected, _WAITS.count)
             pause = delay
-            if watched is not None and watched.covered and delay >= lean_from:
+            if watched is not None and watch is not None and watched.covered and delay >= watch.latency:
                 # its end wakes us: poll only as a safety net, unless the policy would poll sooner
                 # than the watch can tell (the first polls)
                 pause = max(delay, policy.log_every if on_log is not None else policy.watched_every)

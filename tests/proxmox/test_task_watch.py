@@ -20,6 +20,7 @@ import pytest
 from proximity_sdk import Proximity
 from proximity_sdk.errors import UnreachableError
 from proximity_sdk.models.ssh import SshAccess
+from proximity_sdk.proxmox._task_history import Expected, TaskHistory
 from proximity_sdk.proxmox.client import ProxmoxClient
 from proximity_sdk.proxmox.shell import NodeShell
 from proximity_sdk.proxmox.task_watch import NodeTaskWatch
@@ -247,12 +248,40 @@ def test_a_wait_the_watch_turns_down_holds_no_lock_while_it_polls() -> None:
         assert not other.is_alive()
 
 
-def test_a_short_kind_keeps_its_schedule_and_a_long_one_leans_on_the_watch() -> None:
-    from proximity_sdk.proxmox._task_history import Expected
-
+def test_the_watch_is_asked_only_where_it_sees_an_end_sooner_than_the_schedule() -> None:
     policy, watch = PollPolicy(), NodeTaskWatch(lambda: None)  # type: ignore[arg-type,return-value]
+    short, long = Expected(low=0.35, high=0.65, samples=4), Expected(low=7.0, high=13.0, samples=4)
     # 0.5 s tasks +-30%: the dense window polls every 15 ms, sooner than the watch answers
-    assert policy.window_delay(Expected(low=0.35, high=0.65, samples=4)) < watch.latency
+    assert policy.window_delay(short) < watch.latency
+    assert not policy.watch_helps(short, 0.0, watch.latency)
+    # ... unless the task outran its history: the schedule falls back to the unknown one
+    assert policy.watch_helps(short, 1.4, watch.latency)
     # 10 s tasks +-30%: every 0.25 s there; the watch tells the end sooner
-    assert policy.window_delay(Expected(low=7.0, high=13.0, samples=4)) >= watch.latency
-    assert PollPolicy(late_cap=0.02).window_delay(Expected(low=7.0, high=13.0, samples=4)) == 0.02
+    assert policy.window_delay(long) >= watch.latency
+    assert policy.watch_helps(long, 0.0, watch.latency)
+    assert policy.watch_helps(None, 0.0, watch.latency)  # an unknown kind
+    assert PollPolicy(late_cap=0.02).window_delay(long) == 0.02
+
+
+def test_a_short_kind_is_waited_for_without_a_watch_command_unless_it_outruns_its_history(
+    pve: HarnessPve, pve_client: ProxmoxClient, node_shell: NodeShell
+) -> None:
+    pve.worker_processes = True
+    counting = _Counting(node_shell)
+    watch = NodeTaskWatch(lambda: counting, slice_seconds=1.0)  # type: ignore[arg-type,return-value]
+    history = TaskHistory()
+    for seconds in (0.4, 0.5, 0.6):
+        history.record((pve_client.url, "pve1", "vzstart"), seconds)
+    try:
+        # its schedule sees the end sooner than the watch could: each command would cost the
+        # process more CPU than the polls it saves (bench/scale_out.py --node-shell)
+        upid = _start(pve, pve_client, 100, 0.5)
+        assert wait_task(pve_client, upid, timeout=30, history=history, watch=watch).exitstatus == "OK"
+        assert counting.runs == 0
+        # 3 s where 0.4-0.6 s was usual: past twice its history it is watched after all
+        upid = _start(pve, pve_client, 101, 3.0)
+        assert wait_task(pve_client, upid, timeout=30, history=history, watch=watch).exitstatus == "OK"
+        assert time.monotonic() - pve.task_finished_at[upid] < 0.5
+        assert counting.runs >= 1
+    finally:
+        watch.close()
