@@ -368,6 +368,52 @@ def _step_times(store: Store, op_ids: list[str]) -> dict[str, float]:
     return {step: round(statistics.median(v), 1) for step, v in spans.items()}
 
 
+def _running_at_once(store: Store, op_ids: list[str]) -> dict[str, Any]:
+    """How many deploys ran at once (from each one's first step event to its end), in all, per
+    agent (runner) and per node: the peak, and the mean over the run (first start to last end).
+    Tells a run held back by too few workers (or node slots) from one held back by the machine."""
+    with store.session() as s:
+        started = dict(
+            s.execute(
+                select(OperationEventRow.operation_id, func.min(OperationEventRow.time))
+                .where(
+                    OperationEventRow.operation_id.in_(op_ids),
+                    OperationEventRow.step.is_not(None),
+                    OperationEventRow.step != "queued",  # the submission's event, not a step run
+                )
+                .group_by(OperationEventRow.operation_id)
+            ).all()
+        )
+        rows = s.execute(
+            select(OperationRow.id, OperationRow.runner_id, OperationRow.finished_at, AppRow.node)
+            .join(AppRow, AppRow.id == OperationRow.app_id, isouter=True)
+            .where(OperationRow.id.in_(op_ids))
+        ).all()
+    spans = [
+        (started[op_id], done, runner or "?", node or "?")
+        for op_id, runner, done, node in rows
+        if op_id in started and done is not None
+    ]
+
+    def profile(chosen: list[tuple[Any, Any, str, str]]) -> dict[str, float]:
+        if not chosen:
+            return {"peak": 0, "mean": 0.0}
+        edges = sorted([(a, 1) for a, _b, _r, _n in chosen] + [(b, -1) for _a, b, _r, _n in chosen])
+        now = peak = 0
+        for _at, step in edges:
+            now += step
+            peak = max(peak, now)
+        busy = sum((b - a).total_seconds() for a, b, _r, _n in chosen)
+        length = (max(b for _a, b, _r, _n in chosen) - min(a for a, _b, _r, _n in chosen)).total_seconds()
+        return {"peak": peak, "mean": round(busy / length, 1) if length > 0 else 0.0}
+
+    return {
+        "all": profile(spans),
+        "per_agent": [profile([x for x in spans if x[2] == r]) for r in sorted({x[2] for x in spans})],
+        "per_node": {n: profile([x for x in spans if x[3] == n]) for n in sorted({x[3] for x in spans})},
+    }
+
+
 def _agents_run(
     tmp: Path,
     pki: tuple[str, str],
@@ -467,6 +513,7 @@ def _agents_run(
                     ).all()
                 check = _check(store, pve, op_ids)
                 steps = _step_times(store, op_ids)
+                at_once = _running_at_once(store, op_ids)
             for remote in remotes:
                 remote.close()
             latencies = [(done - made).total_seconds() * 1000 for _st, made, done in rows if done is not None]
@@ -499,6 +546,7 @@ def _agents_run(
                 "latency_ms_p99": round(_percentile(latencies, 0.99), 1) if latencies else None,
                 "latency_ms_max": round(max(latencies), 1) if latencies else None,
                 "step_ms_median": steps,
+                "running_at_once": at_once,
                 "check": check,
             }
     finally:
@@ -538,7 +586,8 @@ def agents_main(args: argparse.Namespace) -> None:
                 f"p99 {r['latency_ms_p99']} ms  succeeded {r['succeeded']}/{r['deploys']}  lost {r['check']['lost']}  "
                 f"load {r['load_average_before'][0]}\n    cpu {r['cpu_s']}  "
                 f"pve requests/deploy {r['pve_requests_per_deploy']}\n"
-                f"    steps (median ms) {r['step_ms_median']}\n    failed {r['check']['failed_errors']}\n"
+                f"    steps (median ms) {r['step_ms_median']}\n    running at once {r['running_at_once']}\n"
+                f"    failed {r['check']['failed_errors']}\n"
                 f"    reservations {r['check']['reservations']}, stale {r['check']['stale_reservations'][:5]}",
                 flush=True,
             )

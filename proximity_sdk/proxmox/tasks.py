@@ -163,9 +163,9 @@ class PollPolicy:
     def watch_helps(self, expected: Expected | None, elapsed: float, latency: float) -> bool:
         """Whether a watch that reports a task's end within ``latency`` seconds can shorten this
         wait from ``elapsed`` seconds into it: not for a kind whose dense window polls sooner than
-        that (its schedule alone already sees the end in time, and each watch command costs more
-        CPU than the few polls it would save: bench/scale_out.py --node-shell); yes for an unknown
-        kind and for a task that outran its history."""
+        that (its schedule sees the end within a few per cent of its length anyway, the watch
+        would save it no poll, and every watch command costs the process CPU); yes for an
+        unknown kind and for a task that outran its history."""
         if not self._follows(expected, elapsed):
             return True
         assert expected is not None

@@ -273,8 +273,7 @@ def test_a_short_kind_is_waited_for_without_a_watch_command_unless_it_outruns_it
     for seconds in (0.4, 0.5, 0.6):
         history.record((pve_client.url, "pve1", "vzstart"), seconds)
     try:
-        # its schedule sees the end sooner than the watch could: each command would cost the
-        # process more CPU than the polls it saves (bench/scale_out.py --node-shell)
+        # its schedule polls sooner than the watch could answer: a command would save no poll
         upid = _start(pve, pve_client, 100, 0.5)
         assert wait_task(pve_client, upid, timeout=30, history=history, watch=watch).exitstatus == "OK"
         assert counting.runs == 0
