@@ -20,7 +20,8 @@ start and image pull take PVE seconds scaled by ``--time-scale``, some hundreds 
 starts afresh (database, fake, agents); the image is pulled on every node first (a warm-up app per
 node, kept). ``--deploys`` ``px.apps.deploy_image`` calls (API only: no node shell) are submitted at
 once through ``Proximity.connect`` clients, round-robin over the agents; the operations' own
-timestamps give each deploy's latency (queued to finished). Runs:
+timestamps give each deploy's latency (queued to finished), and how many deploys ran at once (in
+all, per agent, per node: a run held back by workers or node slots shows there). Runs:
 
 - ``1 agent``: the baseline; ``K agents``: the same load; ``K agents, kill -9``: the same, with
   one agent killed (SIGKILL) ``--kill-after`` seconds in, then the survivors left to settle (the
@@ -411,6 +412,29 @@ def _running_at_once(store: Store, op_ids: list[str]) -> dict[str, Any]:
         "all": profile(spans),
         "per_agent": [profile([x for x in spans if x[2] == r]) for r in sorted({x[2] for x in spans})],
         "per_node": {n: profile([x for x in spans if x[3] == n]) for n in sorted({x[3] for x in spans})},
+        "slot_waits": _slot_waits(store, op_ids),
+    }
+
+
+def _slot_waits(store: Store, op_ids: list[str]) -> dict[str, float]:
+    """The deploys that waited for one of their agent's mutation slots on a node
+    (``OperationContext.node_slot``: "waiting for a free slot on node ..."), and for how long: from
+    that event to the operation's next one."""
+    with store.session() as s:
+        events = s.execute(
+            select(OperationEventRow.operation_id, OperationEventRow.message, OperationEventRow.time)
+            .where(OperationEventRow.operation_id.in_(op_ids))
+            .order_by(OperationEventRow.operation_id, OperationEventRow.seq)
+        ).all()
+    waits: list[float] = []
+    for (op_id, message, at), (next_op, _m, then) in itertools.pairwise(events):
+        if op_id == next_op and message.startswith("waiting for a free slot on node"):
+            waits.append((then - at).total_seconds())
+    return {
+        "waits": len(waits),
+        "deploys": len(op_ids),
+        "seconds_total": round(sum(waits), 1),
+        "seconds_median": round(statistics.median(waits), 2) if waits else 0.0,
     }
 
 

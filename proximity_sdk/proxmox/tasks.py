@@ -166,15 +166,14 @@ class PollPolicy:
         that (its schedule sees the end within a few per cent of its length anyway, the watch
         would save it no poll, and every watch command costs the process CPU); yes for an
         unknown kind and for a task that outran its history."""
-        if not self._follows(expected, elapsed):
+        if expected is None or not self._follows(expected, elapsed):
             return True
-        assert expected is not None
         return self.window_delay(expected) >= latency
 
-    def _follows(self, expected: Expected | None, elapsed: float) -> bool:
+    def _follows(self, expected: Expected, elapsed: float) -> bool:
         """Whether the schedule follows ``expected`` (not a task that outran it, nor a history
         too spread to plan on)."""
-        return expected is not None and elapsed < 2 * expected.high and expected.high <= self.spread * expected.low
+        return elapsed < 2 * expected.high and expected.high <= self.spread * expected.low
 
     def _alone(self, previous: float | None, elapsed: float, expected: Expected | None) -> float:
         if expected is None or not self._follows(expected, elapsed):
