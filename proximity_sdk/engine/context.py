@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from proximity_sdk.engine._deferred import DeferredWriter
+from proximity_sdk.engine._slots import NodeSlots
 from proximity_sdk.errors import OperationCancelled
 from proximity_sdk.proxmox.progress import Emit, EventLevel
 from proximity_sdk.store.base import utcnow
@@ -50,7 +51,7 @@ class OperationContext:
         params: dict[str, Any],
         effects: list[dict[str, Any]],
         notify: Callable[[str], None],
-        node_slot: Callable[[str, str], threading.Semaphore],
+        slots: NodeSlots,
         lost: threading.Event,
         writer: DeferredWriter | None = None,
     ) -> None:
@@ -66,7 +67,8 @@ class OperationContext:
         self._notify = notify
         self._in_unit = False
         self._notify_due = False
-        self._node_slot = node_slot
+        self._slots = slots
+        self._heading: dict[str, Callable[[], None]] = {}  # host id -> release of the node headed to
         self._lost = lost
         self._writer = writer
         self._write_lock = threading.RLock()
@@ -152,6 +154,9 @@ class OperationContext:
         with self._write_lock:
             self._closed = True
             self._unwritten.clear()
+        for release in self._heading.values():
+            release()
+        self._heading.clear()
 
     def _changed(self) -> None:
         # inside a unit, watchers are woken once it committed: before, they would read nothing new
@@ -275,7 +280,7 @@ class OperationContext:
     def node_slot(self, host_id: str, node: str) -> Iterator[None]:
         """Hold one of the node's mutation slots (Proxmox locks punish unbounded parallelism).
         While it waits for a slot, a cancel or a takeover still stops the operation."""
-        slot = self._node_slot(host_id, node)
+        slot = self._slots.slot(host_id, node)
         if not slot.acquire(blocking=False):
             self.event(f"waiting for a free slot on node {node}")
             while not slot.acquire(timeout=_SLOT_POLL):
@@ -284,6 +289,19 @@ class OperationContext:
             yield
         finally:
             slot.release()
+
+    def heading_to(self, host_id: str, node: str) -> None:
+        """This operation will mutate ``node`` (it was placed there): counted by
+        :meth:`crowded_nodes` until the run ends here, or until it heads elsewhere on that host."""
+        previous = self._heading.pop(host_id, None)
+        if previous is not None:
+            previous()
+        self._heading[host_id] = self._slots.head(host_id, node)
+
+    def crowded_nodes(self, host_id: str) -> frozenset[str]:
+        """The host's nodes where as many operations of this process as it has slots there are
+        headed already (placement prefers the others: one more would wait for a slot)."""
+        return self._slots.crowded(host_id)
 
 
 def emitter(ctx: OperationContext) -> Emit:

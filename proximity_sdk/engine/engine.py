@@ -21,6 +21,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from proximity_sdk.engine._deferred import DEFAULT_EVENT_DELAY, DeferredWriter
+from proximity_sdk.engine._slots import NodeSlots
 from proximity_sdk.engine.context import LeaseLost, OperationContext
 from proximity_sdk.engine.handle import OperationHandle
 from proximity_sdk.engine.kinds import OperationKind, RunnerLost
@@ -89,8 +90,8 @@ class OperationEngine:
         self._claimed: set[str] = set()
         self._lock = threading.Lock()
         self._changed = threading.Condition()
-        self._slot_limit = node_slots
-        self._slots: dict[tuple[str, str], threading.Semaphore] = {}
+        #: this process's mutation slots per node, and where its operations are headed
+        self.node_slots = NodeSlots(node_slots)
         self._stop = threading.Event()
         # writes the events an operation said when no write of its own came soon enough
         self._events = DeferredWriter(delay=event_delay)
@@ -306,7 +307,7 @@ class OperationEngine:
             params=params,
             effects=effects,
             notify=self.notify,
-            node_slot=self._node_slot,
+            slots=self.node_slots,
             lost=lost,
             writer=self._events,
         )
@@ -381,13 +382,6 @@ class OperationEngine:
             self.plugins.notify_operation(when, operation=op, app=app, error=error)
         except Exception:  # a listener must never break an operation
             log.exception("a lifecycle listener failed on %s of operation %s", when, op.id)
-
-    def _node_slot(self, host_id: str, node: str) -> threading.Semaphore:
-        with self._lock:  # one semaphore per node, even when two threads ask first at once
-            slot = self._slots.get((host_id, node))
-            if slot is None:
-                slot = self._slots[(host_id, node)] = threading.BoundedSemaphore(self._slot_limit)
-            return slot
 
     # leases, recovery, shutdown -----------------------------------------------------------------------
 

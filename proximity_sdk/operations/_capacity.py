@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from proximity_sdk.errors import ConflictError, ValidationError
 from proximity_sdk.proxmox.client import ProxmoxClient
@@ -25,11 +27,19 @@ from proximity_sdk.proxmox.placement import (
 from proximity_sdk.store import Store
 from proximity_sdk.store.base import utcnow
 
-__all__ = ["in_flight", "place", "placing", "require_room"]
+__all__ = ["ProcessLoad", "in_flight", "place", "placing", "require_room"]
 
 _CLOCK_MARGIN = timedelta(seconds=1)
 
 _placement_locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
+
+
+class ProcessLoad(Protocol):
+    """Where this process's operations are headed (an :class:`~proximity_sdk.engine.context.OperationContext`)."""
+
+    def crowded_nodes(self, host_id: str) -> Collection[str]: ...
+
+    def heading_to(self, host_id: str, node: str) -> None: ...
 
 
 def placing(host_id: str) -> threading.Lock:
@@ -77,9 +87,14 @@ def place(
     overcommit: float,
     default_memory_mb: int,
     node: str | None = None,
+    load: ProcessLoad | None = None,
 ) -> PlacementDecision:
     """Choose the node of a new container (:func:`~proximity_sdk.proxmox.placement.place_in`,
     counting what is in flight) and store it as the app's node, which the next placement counts.
+
+    ``load`` (the operation's context): the choice passes over the nodes where this process's
+    operations already take every mutation slot, unless only such nodes fit, and counts this
+    operation as headed to the node chosen (the next placement of the process sees it).
 
     Only the choice and the store write hold :func:`placing`: the quorum check and the
     ``/cluster/resources`` read come before it (every placement of the process waits for the
@@ -95,6 +110,7 @@ def place(
             memory_mb=memory_mb,
             overcommit=overcommit,
             node=node,
+            avoid=load.crowded_nodes(host_id) if load is not None else (),
             pending=lambda present: in_flight(
                 store,
                 host_id,
@@ -105,6 +121,8 @@ def place(
             ),
         )
         store.apps.patch(app_id, node=decision.node)
+        if load is not None:
+            load.heading_to(host_id, decision.node)
     return decision
 
 

@@ -216,6 +216,7 @@ class CloneKind(OperationKind):
                 overcommit=settings.memory_overcommit,
                 default_memory_mb=settings.default_memory_mb,
                 node=target,
+                load=ctx,
             )
             ctx.event(
                 f"cloning CT {source_vmid} ({'running' if running else 'stopped'}) on node {source_node} "

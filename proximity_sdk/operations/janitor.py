@@ -199,7 +199,7 @@ class Janitor:
             params=params,
             effects=effects,
             notify=self.engine.notify,
-            node_slot=self.engine._node_slot,
+            slots=self.engine.node_slots,
             lost=threading.Event(),
         )
         containers = {(str(e.get("host_id")), int(e["vmid"])) for e in left.effects if e.get("kind") == "container"}
@@ -334,7 +334,7 @@ class Janitor:
         gone = seen is None
         if not gone:
             try:
-                with self.engine._node_slot(entry.host_id, node):
+                with self.engine.node_slots.slot(entry.host_id, node):
                     gone = (
                         destroy_container(
                             self.services.clients.get(entry.host_id), node, entry.vmid, expect_hostname=entry.hostname

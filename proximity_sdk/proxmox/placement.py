@@ -144,9 +144,12 @@ def choose_node(
     memory_mb: int,
     node: str | None = None,
     exclude: Collection[str] = (),
+    avoid: Collection[str] = (),
 ) -> PlacementDecision:
     """The explicit ``node`` if it exists, is online and fits; otherwise the online node with the
-    most unpromised memory that fits (ties: by name), skipping ``exclude``."""
+    most unpromised memory that fits (ties: by name), skipping ``exclude``, and ``avoid`` too
+    unless only such nodes fit (nodes where the caller has all its mutation slots spoken for:
+    another operation there would wait for one while another node could start it)."""
     need = _check_memory(memory_mb)
     table = tuple(capacities)
     figures = "; ".join(c.describe() for c in table) or "no nodes"
@@ -184,13 +187,19 @@ def choose_node(
             f"no online node has {need} MiB of unpromised memory{skipped}: {figures}",
             hint="Give less memory, raise memory_overcommit in settings, free memory, or add a node",
         )
-    best = min(fitting, key=lambda c: (-c.free_mb, c.node))
+    free = [c for c in fitting if c.node not in avoid]
+    chosen = free or fitting
+    best = min(chosen, key=lambda c: (-c.free_mb, c.node))
+    passed = sorted(c.node for c in fitting if c.node in avoid and (-c.free_mb, c.node) < (-best.free_mb, best.node))
+    spare = ""
+    if passed:
+        spare = f" with a mutation slot free (passed over: {', '.join(passed)}, where every slot is taken)"
     return PlacementDecision(
         node=best.node,
         # the figures say where a number larger than the node's RAM comes from: the overcommit ratio
         reason=f"node {best.node} has the most unpromised memory ({best.free_mb} MiB: {best.memory_mb} MiB of RAM "
         f"x {best.capacity_mb / best.memory_mb:g} overcommit, {best.promised_mb} MiB promised) of "
-        f"{len(fitting)} that fit",
+        f"{len(chosen)} that fit{spare}",
         memory_mb=need,
         free_mb=best.free_mb,
         capacity_mb=best.capacity_mb,
@@ -257,15 +266,16 @@ def place_in(
     overcommit: float,
     node: str | None = None,
     exclude: Collection[str] = (),
+    avoid: Collection[str] = (),
     pending: Callable[[set[int]], Mapping[str, int]] | None = None,
 ) -> PlacementDecision:
     """:func:`pick_node` on a ``/cluster/resources`` answer read already: for a caller that reads
     it before taking its placement lock (``pending`` must then also count what left flight
-    since that read)."""
+    since that read). ``avoid``: see :func:`choose_node`."""
     capacities = node_capacities(resources, overcommit=overcommit)
     listed = {r.vmid for r in resources if r.vmid is not None}
     if pending is not None:
         extra = pending(listed)
         capacities = [replace(c, promised_mb=c.promised_mb + extra.get(c.node, 0)) for c in capacities]
-    decision = choose_node(capacities, memory_mb=memory_mb, node=node, exclude=exclude)
+    decision = choose_node(capacities, memory_mb=memory_mb, node=node, exclude=exclude, avoid=avoid)
     return replace(decision, vmids_in_use=frozenset(listed))

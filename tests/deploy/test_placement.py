@@ -88,6 +88,26 @@ def test_ties_go_by_name_and_offline_or_excluded_nodes_are_skipped() -> None:
         choose_node(caps, memory_mb=512, exclude={"b", "c"})
 
 
+def test_nodes_to_avoid_are_passed_over_while_another_fits_and_taken_when_none_does() -> None:
+    resources = [_node("a", 16), _node("b", 8), _node("c", 8), _guest(100, "c", 6 * 1024)]
+    caps = node_capacities(resources, overcommit=1.0)
+    assert choose_node(caps, memory_mb=512).node == "a"
+    # a's slots are all taken by this process: b, the next by memory, and the reason says why not a
+    decision = choose_node(caps, memory_mb=512, avoid={"a"})
+    assert decision.node == "b"
+    assert "of 2 that fit with a mutation slot free (passed over: a, where every slot is taken)" in decision.reason
+    # c was passed over too, but b beats it on memory anyway: the reason names only a
+    assert "passed over: a," in choose_node(caps, memory_mb=512, avoid={"a", "c"}).reason
+    # only an avoided node fits: it is taken (a slot frees up later), and nothing is "passed over"
+    only = choose_node(caps, memory_mb=12 * 1024, avoid={"a"})
+    assert only.node == "a" and "passed over" not in only.reason
+    # every node avoided: memory decides, as without avoid
+    assert choose_node(caps, memory_mb=512, avoid={"a", "b", "c"}).node == "a"
+    # an explicit node is taken as asked; an excluded node is never taken, an avoided one may be
+    assert choose_node(caps, memory_mb=512, node="a", avoid={"a"}).node == "a"
+    assert choose_node(caps, memory_mb=512, exclude={"b"}, avoid={"a"}).node == "c"
+
+
 def test_nothing_fits_lists_every_node_with_its_figures() -> None:
     resources = [_node("a", 8), _node("b", 8, status="offline"), _guest(100, "a", 15 * 1024)]
     with pytest.raises(ConflictError) as info:

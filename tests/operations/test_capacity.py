@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
+from proximity_sdk.engine.context import OperationContext
+from proximity_sdk.engine.engine import OperationEngine
+from proximity_sdk.engine.kinds import OperationKind
 from proximity_sdk.errors import ConflictError
 from proximity_sdk.models.app import AppStatus
 from proximity_sdk.models.resources import Resources
@@ -15,6 +20,15 @@ from proximity_sdk.proxmox.client import ProxmoxClient
 from proximity_sdk.store import Store
 from proximity_sdk.store.base import utcnow
 from tests.harness.pve import HarnessPve
+
+GATE = 10.0
+
+
+def _until(done: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
 
 
 def _host(store: Store, name: str = "lab") -> str:
@@ -106,3 +120,61 @@ def test_place_reads_proxmox_before_taking_the_lock(store: Store, pve: HarnessPv
         assert worker.is_alive() and not chosen  # read done, waiting for the lock to choose
     worker.join(timeout=10)
     assert chosen == ["pve1"]
+
+
+def test_a_burst_in_one_process_spreads_past_the_nodes_whose_slots_its_operations_take(
+    store: Store, pve: HarnessPve, pve_client: ProxmoxClient
+) -> None:
+    """With one mutation slot per node, a second deploy placed while the first is under way goes
+    to the other node, though the first's node still has more free memory: there it would wait
+    for the slot. Once the first ends, its node is preferred again by memory."""
+    host = _host(store)
+    pve.add_node("pve2")
+    pve.add_ct(100, node="pve2", config={"memory": 1024})  # pve1 has the most free memory throughout
+    apps = [store.apps.create(hostname=f"app{i}", host_id=host, resources=Resources(memory_mb=512)) for i in range(3)]
+    engine = OperationEngine(store, lease_seconds=2, node_slots=1)
+    placed: dict[str, str] = {}
+    go_on = threading.Event()
+
+    class Places(OperationKind):
+        name = "places"
+        steps = ("place", "hold")
+
+        def run(self, ctx: OperationContext) -> dict[str, Any]:
+            with ctx.step("place"):
+                app_id = str(ctx.operation.app_id)
+                placed[app_id] = place(
+                    pve_client,
+                    store,
+                    host_id=host,
+                    app_id=app_id,
+                    memory_mb=512,
+                    overcommit=1.0,
+                    default_memory_mb=512,
+                    load=ctx,
+                ).reason
+            with ctx.step("hold"):
+                assert go_on.wait(GATE)
+            return {}
+
+    engine.register(Places())
+    try:
+        first = engine.submit("places", app_id=apps[0].id)
+        _until(lambda: apps[0].id in placed)
+        second = engine.submit("places", app_id=apps[1].id)
+        _until(lambda: apps[1].id in placed)
+        assert store.apps.get(apps[0].id).node == "pve1"
+        assert store.apps.get(apps[1].id).node == "pve2"
+        assert "passed over: pve1, where every slot is taken" in placed[apps[1].id]
+        go_on.set()
+        first.wait(timeout=10)
+        second.wait(timeout=10)
+        # both ended: nothing of this process is headed anywhere, so memory alone decides again
+        third = engine.submit("places", app_id=apps[2].id)
+        third.wait(timeout=10)
+        assert store.apps.get(apps[2].id).node == "pve1"
+        assert "passed over" not in placed[apps[2].id]
+    finally:
+        go_on.set()
+        engine.close(wait=False)
+        engine.drain(timeout=10)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
+from proximity_sdk.engine._slots import NodeSlots
 from proximity_sdk.engine.context import OperationContext
 from proximity_sdk.engine.engine import OperationEngine
 from proximity_sdk.engine.handle import OperationHandle
@@ -815,3 +816,20 @@ def test_a_closing_event_and_the_writes_of_success_go_with_the_finish(
         failed.wait(timeout=15)
     assert store.apps.get(app.id).vmid == 105, "the writes of success are dropped on failure"
     assert "closing" in _messages(list(failed.events()))
+
+
+def test_node_slots_count_the_operations_headed_to_a_node_until_each_releases_once() -> None:
+    slots = NodeSlots(2)
+    first, second = slots.head("h1", "pve1"), slots.head("h1", "pve1")
+    other_host = slots.head("h2", "pve2")
+    assert slots.crowded("h1") == {"pve1"}  # two headed, two slots: a third would wait
+    assert slots.crowded("h2") == frozenset()
+    first()
+    first()  # a second release of the same claim does not free another's
+    assert slots.crowded("h1") == frozenset()
+    third = slots.head("h1", "pve1")
+    assert slots.crowded("h1") == {"pve1"}
+    for release in (second, third, other_host):
+        release()
+    assert slots.crowded("h1") == frozenset() and slots.crowded("h2") == frozenset()
+    assert slots.slot("h1", "pve1") is slots.slot("h1", "pve1")

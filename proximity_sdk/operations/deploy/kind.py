@@ -298,6 +298,7 @@ class DeployKind(OperationKind):
                 overcommit=settings.memory_overcommit,
                 default_memory_mb=settings.default_memory_mb,
                 node=ctx.params.get("node"),
+                load=ctx,
             )
             node = decision.node
             ctx.event(f"node {node} chosen: {decision.reason}")
