@@ -496,7 +496,9 @@ class DeployAppRequest(_message.Message):
     host: _builtins.str
     """Host id or name (empty: the default host)."""
     node: _builtins.str
-    """Node (empty: the online node with the most unpromised memory that fits)."""
+    """Node (empty: the online node with the most unpromised memory that fits, passing over the
+    nodes where the agent's operations already take every mutation slot while another fits).
+    """
     strategy: Global___DeployStrategy.ValueType
     """How it runs (unspecified: auto, a native OCI container where the app and node allow it)."""
     @_builtins.property
