@@ -349,16 +349,22 @@ def _requests_by_path(recorded: list[Any], deploys: int) -> dict[str, float]:
     return {path: round(n / deploys, 2) for path, n in counts.most_common()}
 
 
+def _events(store: Store, op_ids: list[str]) -> list[tuple[str, str | None, str, Any]]:
+    """The operations' events in order: (operation id, step, message, time)."""
+    event = OperationEventRow
+    with store.session() as s:
+        rows = s.execute(
+            select(event.operation_id, event.step, event.message, event.time)
+            .where(event.operation_id.in_(op_ids))
+            .order_by(event.operation_id, event.seq)
+        ).all()
+    return [(op_id, step, message, at) for op_id, step, message, at in rows]
+
+
 def _step_times(store: Store, op_ids: list[str]) -> dict[str, float]:
     """Median ms from each step's first event to the next step's (queued: until the first step)."""
-    with store.session() as s:
-        events = s.execute(
-            select(OperationEventRow.operation_id, OperationEventRow.step, OperationEventRow.time)
-            .where(OperationEventRow.operation_id.in_(op_ids))
-            .order_by(OperationEventRow.operation_id, OperationEventRow.seq)
-        ).all()
     firsts: dict[str, list[tuple[str, Any]]] = {}
-    for op_id, step, at in events:
+    for op_id, step, _message, at in _events(store, op_ids):
         seen = firsts.setdefault(op_id, [])
         if step and (not seen or seen[-1][0] != step):
             seen.append((step, at))
@@ -420,14 +426,8 @@ def _slot_waits(store: Store, op_ids: list[str]) -> dict[str, float]:
     """The deploys that waited for one of their agent's mutation slots on a node
     (``OperationContext.node_slot``: "waiting for a free slot on node ..."), and for how long: from
     that event to the operation's next one."""
-    with store.session() as s:
-        events = s.execute(
-            select(OperationEventRow.operation_id, OperationEventRow.message, OperationEventRow.time)
-            .where(OperationEventRow.operation_id.in_(op_ids))
-            .order_by(OperationEventRow.operation_id, OperationEventRow.seq)
-        ).all()
     waits: list[float] = []
-    for (op_id, message, at), (next_op, _m, then) in itertools.pairwise(events):
+    for (op_id, _step, message, at), (next_op, _s, _m, then) in itertools.pairwise(_events(store, op_ids)):
         if op_id == next_op and message.startswith("waiting for a free slot on node"):
             waits.append((then - at).total_seconds())
     return {
