@@ -83,9 +83,13 @@ def optional_from_pb(message: Any, field: str) -> Any:
     return getattr(message, field) if message.HasField(field) else None
 
 
+# built once: json.dumps builds an encoder per call (~0.5 us of a page's 100 apps' ~5 us each)
+_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+
+
 def json_to_pb(value: Any) -> str:
     """A JSON value as the text a ``*_json`` field carries (keys sorted, compact)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return _JSON.encode(value)
 
 
 def json_from_pb(text: str, *, default: Any) -> Any:
