@@ -83,7 +83,7 @@ def optional_from_pb(message: Any, field: str) -> Any:
     return getattr(message, field) if message.HasField(field) else None
 
 
-# built once: json.dumps builds an encoder per call (~0.5 us of a page's 100 apps' ~5 us each)
+# built once: json.dumps builds an encoder per call, about 0.5 of the ~4.5 us an app's config costs
 _JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
 
 

@@ -191,15 +191,17 @@ def choose_node(
     chosen = free or fitting
     best = min(chosen, key=lambda c: (-c.free_mb, c.node))
     passed = sorted(c.node for c in fitting if c.node in avoid and (-c.free_mb, c.node) < (-best.free_mb, best.node))
-    spare = ""
+    that_fit = f"{len(fitting)} that fit"
     if passed:
-        spare = f" with a mutation slot free (passed over: {', '.join(passed)}, where every slot is taken)"
+        that_fit = (
+            f"{len(chosen)} that fit with a mutation slot free (passed over: {', '.join(passed)}, "
+            "where every slot is taken)"
+        )
     return PlacementDecision(
         node=best.node,
         # the figures say where a number larger than the node's RAM comes from: the overcommit ratio
         reason=f"node {best.node} has the most unpromised memory ({best.free_mb} MiB: {best.memory_mb} MiB of RAM "
-        f"x {best.capacity_mb / best.memory_mb:g} overcommit, {best.promised_mb} MiB promised) of "
-        f"{len(chosen)} that fit{spare}",
+        f"x {best.capacity_mb / best.memory_mb:g} overcommit, {best.promised_mb} MiB promised) of {that_fit}",
         memory_mb=need,
         free_mb=best.free_mb,
         capacity_mb=best.capacity_mb,
