@@ -349,7 +349,10 @@ def _requests_by_path(recorded: list[Any], deploys: int) -> dict[str, float]:
     return {path: round(n / deploys, 2) for path, n in counts.most_common()}
 
 
-def _events(store: Store, op_ids: list[str]) -> list[tuple[str, str | None, str, Any]]:
+_Event = tuple[str, str | None, str, Any]  # (operation id, step, message, time)
+
+
+def _events(store: Store, op_ids: list[str]) -> list[_Event]:
     """The operations' events in order: (operation id, step, message, time)."""
     event = OperationEventRow
     with store.session() as s:
@@ -361,10 +364,10 @@ def _events(store: Store, op_ids: list[str]) -> list[tuple[str, str | None, str,
     return [(op_id, step, message, at) for op_id, step, message, at in rows]
 
 
-def _step_times(store: Store, op_ids: list[str]) -> dict[str, float]:
+def _step_times(events: list[_Event]) -> dict[str, float]:
     """Median ms from each step's first event to the next step's (queued: until the first step)."""
     firsts: dict[str, list[tuple[str, Any]]] = {}
-    for op_id, step, _message, at in _events(store, op_ids):
+    for op_id, step, _message, at in events:
         seen = firsts.setdefault(op_id, [])
         if step and (not seen or seen[-1][0] != step):
             seen.append((step, at))
@@ -375,22 +378,15 @@ def _step_times(store: Store, op_ids: list[str]) -> dict[str, float]:
     return {step: round(statistics.median(v), 1) for step, v in spans.items()}
 
 
-def _running_at_once(store: Store, op_ids: list[str]) -> dict[str, Any]:
+def _running_at_once(store: Store, op_ids: list[str], events: list[_Event]) -> dict[str, Any]:
     """How many deploys ran at once (from each one's first step event to its end), in all, per
     agent (runner) and per node: the peak, and the mean over the run (first start to last end).
     Tells a run held back by too few workers (or node slots) from one held back by the machine."""
+    started: dict[str, Any] = {}
+    for op_id, step, _message, at in events:
+        if step is not None and step != "queued":  # "queued": the submission's event, not a step run
+            started[op_id] = min(at, started.get(op_id, at))
     with store.session() as s:
-        started = dict(
-            s.execute(
-                select(OperationEventRow.operation_id, func.min(OperationEventRow.time))
-                .where(
-                    OperationEventRow.operation_id.in_(op_ids),
-                    OperationEventRow.step.is_not(None),
-                    OperationEventRow.step != "queued",  # the submission's event, not a step run
-                )
-                .group_by(OperationEventRow.operation_id)
-            ).all()
-        )
         rows = s.execute(
             select(OperationRow.id, OperationRow.runner_id, OperationRow.finished_at, AppRow.node)
             .join(AppRow, AppRow.id == OperationRow.app_id, isouter=True)
@@ -418,21 +414,21 @@ def _running_at_once(store: Store, op_ids: list[str]) -> dict[str, Any]:
         "all": profile(spans),
         "per_agent": [profile([x for x in spans if x[2] == r]) for r in sorted({x[2] for x in spans})],
         "per_node": {n: profile([x for x in spans if x[3] == n]) for n in sorted({x[3] for x in spans})},
-        "slot_waits": _slot_waits(store, op_ids),
+        "slot_waits": _slot_waits(events, deploys=len(op_ids)),
     }
 
 
-def _slot_waits(store: Store, op_ids: list[str]) -> dict[str, float]:
+def _slot_waits(events: list[_Event], *, deploys: int) -> dict[str, float]:
     """The deploys that waited for one of their agent's mutation slots on a node
     (``OperationContext.node_slot``: "waiting for a free slot on node ..."), and for how long: from
     that event to the operation's next one."""
     waits: list[float] = []
-    for (op_id, _step, message, at), (next_op, _s, _m, then) in itertools.pairwise(_events(store, op_ids)):
+    for (op_id, _step, message, at), (next_op, _s, _m, then) in itertools.pairwise(events):
         if op_id == next_op and message.startswith("waiting for a free slot on node"):
             waits.append((then - at).total_seconds())
     return {
         "waits": len(waits),
-        "deploys": len(op_ids),
+        "deploys": deploys,
         "seconds_total": round(sum(waits), 1),
         "seconds_median": round(statistics.median(waits), 2) if waits else 0.0,
     }
@@ -536,8 +532,9 @@ def _agents_run(
                         )
                     ).all()
                 check = _check(store, pve, op_ids)
-                steps = _step_times(store, op_ids)
-                at_once = _running_at_once(store, op_ids)
+                events = _events(store, op_ids)
+                steps = _step_times(events)
+                at_once = _running_at_once(store, op_ids, events)
             for remote in remotes:
                 remote.close()
             latencies = [(done - made).total_seconds() * 1000 for _st, made, done in rows if done is not None]

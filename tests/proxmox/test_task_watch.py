@@ -54,8 +54,14 @@ class _Counting:
 
 
 @pytest.fixture
-def watch(node_shell: NodeShell) -> Iterator[NodeTaskWatch]:
-    watch = NodeTaskWatch(lambda: node_shell, slice_seconds=1.0)
+def counting(node_shell: NodeShell) -> _Counting:
+    return _Counting(node_shell)
+
+
+@pytest.fixture
+def watch(counting: _Counting) -> Iterator[NodeTaskWatch]:
+    """A watch over the harness sshd, its commands counted by ``counting``."""
+    watch = NodeTaskWatch(lambda: counting, slice_seconds=1.0)  # type: ignore[arg-type,return-value]
     yield watch
     watch.close()
 
@@ -105,11 +111,9 @@ def test_the_client_s_watch_is_used_when_none_is_given(
 
 
 def test_tasks_of_one_node_share_one_command_and_each_is_seen_at_once(
-    pve: HarnessPve, pve_client: ProxmoxClient, node_shell: NodeShell
+    pve: HarnessPve, pve_client: ProxmoxClient, watch: NodeTaskWatch, counting: _Counting
 ) -> None:
     pve.worker_processes = True
-    counting = _Counting(node_shell)
-    watch = NodeTaskWatch(lambda: counting, slice_seconds=1.0)  # type: ignore[arg-type,return-value]
     lengths = {100: 5.0, 101: 5.6, 102: 6.2, 103: 6.8}
     upids = {vmid: _start(pve, pve_client, vmid, seconds) for vmid, seconds in lengths.items()}
     returned: dict[int, float] = {}
@@ -264,23 +268,18 @@ def test_the_watch_is_asked_only_where_it_sees_an_end_sooner_than_the_schedule()
 
 
 def test_a_short_kind_is_waited_for_without_a_watch_command_unless_it_outruns_its_history(
-    pve: HarnessPve, pve_client: ProxmoxClient, node_shell: NodeShell
+    pve: HarnessPve, pve_client: ProxmoxClient, watch: NodeTaskWatch, counting: _Counting
 ) -> None:
     pve.worker_processes = True
-    counting = _Counting(node_shell)
-    watch = NodeTaskWatch(lambda: counting, slice_seconds=1.0)  # type: ignore[arg-type,return-value]
     history = TaskHistory()
     for seconds in (0.4, 0.5, 0.6):
         history.record((pve_client.url, "pve1", "vzstart"), seconds)
-    try:
-        # its schedule polls sooner than the watch could answer: a command would save no poll
-        upid = _start(pve, pve_client, 100, 0.5)
-        assert wait_task(pve_client, upid, timeout=30, history=history, watch=watch).exitstatus == "OK"
-        assert counting.runs == 0
-        # 3 s where 0.4-0.6 s was usual: past twice its history it is watched after all
-        upid = _start(pve, pve_client, 101, 3.0)
-        assert wait_task(pve_client, upid, timeout=30, history=history, watch=watch).exitstatus == "OK"
-        assert time.monotonic() - pve.task_finished_at[upid] < 0.5
-        assert counting.runs >= 1
-    finally:
-        watch.close()
+    # its schedule polls sooner than the watch could answer: a command would save no poll
+    upid = _start(pve, pve_client, 100, 0.5)
+    assert wait_task(pve_client, upid, timeout=30, history=history, watch=watch).exitstatus == "OK"
+    assert counting.runs == 0
+    # 3 s where 0.4-0.6 s was usual: past twice its history it is watched after all
+    upid = _start(pve, pve_client, 101, 3.0)
+    assert wait_task(pve_client, upid, timeout=30, history=history, watch=watch).exitstatus == "OK"
+    assert time.monotonic() - pve.task_finished_at[upid] < 0.5
+    assert counting.runs >= 1
