@@ -19,6 +19,7 @@ from proximity_sdk.models.resources import Resources
 from proximity_sdk.models.settings import Settings, parse_pool
 from proximity_sdk.store import Store
 from tests.deploy._helpers import add_host, add_operation, reservations
+from tests.harness.db import executed
 
 T = TypeVar("T")
 
@@ -82,6 +83,26 @@ def test_vmid_reservation_refs_and_range_are_checked(store: Store) -> None:
     with pytest.raises(ValidationError, match="not a Proxmox VMID"):
         repo.reserve_vmid(host, 99)
     assert repo.vmid_reservations() == []
+
+
+def test_every_referent_is_checked_in_one_select_that_reads_no_row(store: Store) -> None:
+    repo = reservations(store)
+    host = add_host(store)
+    op = add_operation(store, host)
+    app = store.apps.create(host_id=host, hostname="web", status="running", resources=Resources())
+    with pytest.raises(NotFoundError, match="no app with id 'missing-app'"):
+        repo.reserve_vmid(host, 200, operation_id=op, app_id="missing-app")
+    with pytest.raises(NotFoundError, match="no operation with id 'missing-op'"):
+        repo.try_reserve_address("10.0.0.5", operation_id="missing-op", app_id=app.id)
+    assert repo.vmid_reservations() == [] and repo.address_reservations() == []
+
+    with executed(store) as sent:
+        assert repo.reserve_vmid(host, 200, operation_id=op, app_id=app.id) is True
+    # an operation's row carries its params and an app's its config: the check reads neither
+    [probe] = [s for s in sent if s.lstrip().upper().startswith("SELECT")]
+    assert "EXISTS" in probe.upper() and "params" not in probe and "config" not in probe
+    [row] = repo.vmid_reservations(host_id=host)
+    assert (row.vmid, row.operation_id, row.app_id) == (200, op, app.id)
 
 
 def test_release_for_operation_keeps_what_an_app_took_over(store: Store) -> None:
@@ -151,6 +172,20 @@ def test_concurrent_address_reservations_are_distinct(store: Store, tmp_path: Pa
         second.close()
     assert len(set(got)) == 24
     assert sorted(got, key=ipaddress.ip_address) == [f"10.4.0.{i}" for i in range(1, 25)]
+
+
+def test_threads_of_one_process_reserving_at_once_insert_each_address_once(store: Store) -> None:
+    """They read the held addresses at the same moment: each tries an address no sibling is
+    trying or took since that read, instead of all trying the lowest free one, then the next."""
+    pool = parse_pool("10.5.0.0/26", None)
+    with executed(store) as sent:
+        got = _race(16, lambda _i: store.reservations.reserve_address(pool))
+    inserts = [s for s in sent if s.lstrip().upper().startswith("INSERT INTO ADDRESS_RESERVATIONS")]
+    assert sorted(got, key=ipaddress.ip_address) == [f"10.5.0.{i}" for i in range(1, 17)]
+    assert len(inserts) == 16
+    # what a sibling reserved is not held back from a later caller once released
+    assert store.reservations.release_address("10.5.0.3") is True
+    assert store.reservations.reserve_address(pool) == "10.5.0.3"
 
 
 def test_reservations_hold_across_real_processes(store: Store, tmp_path: Path) -> None:

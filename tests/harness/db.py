@@ -15,13 +15,14 @@ admin connection is ``host=127.0.0.1 port=5432 user=postgres dbname=postgres`` u
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 
 from proximity_sdk.store import KEY_ENV, Store
 from proximity_sdk.store.base import Base
@@ -30,6 +31,7 @@ __all__ = [
     "create_pg_database",
     "database_url",
     "drop_pg_database",
+    "executed",
     "pg_empty_database",
     "pg_store_database",
     "store",
@@ -37,6 +39,21 @@ __all__ = [
 
 _PG_ADMIN = os.environ.get("PROXIMITY_TEST_PG", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
 _BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@contextlib.contextmanager
+def executed(store: Store) -> Iterator[list[str]]:
+    """The SQL statements the store sends to its database while the block runs, in order."""
+    sent: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        sent.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(store.engine, "before_cursor_execute", record)
 
 
 def _pg_admin_execute(sql: str) -> None:
