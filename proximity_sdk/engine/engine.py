@@ -404,10 +404,12 @@ class OperationEngine:
         """Take over operations whose runner died (lease expired) and let their kind finish or roll
         them back. Live operations are never touched: their lease is fresh. Returns the ids taken."""
         taken = []
-        for op in self.store.operations.orphaned(pending_older_than=self._lease):
+        with self._lock:
+            ours = set(self._running)  # what we run or have queued: a lapsed lease of ours is no orphan
+        for op in self.store.operations.orphaned(pending_older_than=self._lease, excluding=ours):
             with self._lock:
-                ours = op.id in self._running  # our lease lapsed (database outage): not an orphan
-            if op.kind not in self._kinds or ours or self._stop.is_set():
+                started = op.id in self._running  # since the snapshot
+            if op.kind not in self._kinds or started or self._stop.is_set():
                 continue
             if self._start(op, resume=op.status == OperationStatus.RUNNING):
                 taken.append(op.id)

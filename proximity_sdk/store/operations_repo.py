@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -23,6 +23,9 @@ from proximity_sdk.store.tables import OperationEventRow, OperationRow
 __all__ = ["ACTIVE", "NewEvent", "OperationsRepository"]
 
 ACTIVE = (OperationStatus.PENDING, OperationStatus.RUNNING)
+
+# ids per IN (...) of one statement: well under every driver's limit on parameters
+_IN_BATCH = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -399,24 +402,29 @@ class OperationsRepository:
             )
         return set(op_ids) - owned
 
-    def orphaned(self, *, pending_older_than: timedelta) -> builtins.list[Operation]:
-        """Running operations whose lease expired (their runner died), and pending ones nobody started."""
+    def orphaned(self, *, pending_older_than: timedelta, excluding: Collection[str] = ()) -> builtins.list[Operation]:
+        """Running operations whose lease expired (their runner died), and pending ones nobody
+        started; none of ``excluding`` (what the caller runs or has queued already).
+
+        The ids come first and only the others' rows are read: a backlog waiting for workers is
+        pending and older than a lease, and a process recovering every few seconds read every row
+        of it (params, result, side effects) only to skip those it had queued itself."""
         now = utcnow()
+        condition = or_(
+            and_(OperationRow.status == OperationStatus.RUNNING, OperationRow.lease_expires_at < now),
+            and_(OperationRow.status == OperationStatus.PENDING, OperationRow.created_at < now - pending_older_than),
+        )
         with self._ctx.session() as s:
-            rows = s.execute(
-                select(OperationRow)
-                .where(
-                    or_(
-                        and_(OperationRow.status == OperationStatus.RUNNING, OperationRow.lease_expires_at < now),
-                        and_(
-                            OperationRow.status == OperationStatus.PENDING,
-                            OperationRow.created_at < now - pending_older_than,
-                        ),
-                    )
-                )
-                .order_by(OperationRow.created_at)
-            ).scalars()
-            return [_operation(r) for r in rows]
+            ids = s.execute(select(OperationRow.id).where(condition).order_by(OperationRow.created_at)).scalars()
+            wanted = [i for i in ids if i not in excluding]
+            if not wanted:
+                return []
+            found: builtins.list[Operation] = []
+            for start in range(0, len(wanted), _IN_BATCH):  # the condition again: rows may have moved on
+                batch = wanted[start : start + _IN_BATCH]
+                rows = s.execute(select(OperationRow).where(condition, OperationRow.id.in_(batch))).scalars()
+                found += [_operation(r) for r in rows]
+            return sorted(found, key=lambda op: op.created_at)
 
     def past_deadline(self) -> builtins.list[Operation]:
         now = utcnow()

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from proximity_sdk.models.operation import OperationStatus
 from proximity_sdk.store import Store
 from proximity_sdk.store.base import utcnow
 from proximity_sdk.store.tables import OperationRow
+from tests.harness.db import executed
 from tests.operations._toys import UNDO_FILE, Blocking, FileEffects, FinishesOnRecover, Steps
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -221,6 +223,37 @@ def test_an_operation_that_waited_for_a_worker_longer_than_a_lease_runs_to_the_e
         first.wait(timeout=15)
         assert store.operations.get(first.id).status == OperationStatus.SUCCEEDED
         assert waiting.wait(timeout=15) == ["prepare", "create", "finish"]
+    finally:
+        gate.release.set()
+        engine.close(wait=False)
+        engine.drain(timeout=10)
+
+
+def test_a_backlog_queued_here_is_not_read_again_by_every_recovery(store: Store) -> None:
+    """Operations waiting for this process's workers are pending and, after a lease, look like
+    ones nobody started. Recovery reads only their ids then: the rows (params, results, side
+    effects) only of those another process left behind."""
+    engine = OperationEngine(store, lease_seconds=1, max_workers=1)
+    gate = Blocking()
+    engine.register(gate)
+    engine.register(Steps())
+    try:
+        running = engine.submit("blocking")
+        assert gate.entered.wait(10)
+        queued = [engine.submit("toy").id for _ in range(3)]
+        left_behind = store.operations.create("toy", steps=Steps.steps)  # by a process that died
+        time.sleep(1.2)  # every pending one is now older than a lease
+        orphans = store.operations.orphaned(pending_older_than=timedelta(seconds=1))
+        assert [op.id for op in orphans] == [*queued, left_behind.id]  # oldest first; the running one is live
+        assert store.operations.orphaned(pending_older_than=timedelta(seconds=1), excluding=queued) == orphans[3:]
+
+        with executed(store) as sent:
+            assert engine.recover() == [left_behind.id]
+        # (the heartbeat's own reads of the operations may come in between: they ask no age)
+        reads = [s for s in sent if s.lstrip().upper().startswith("SELECT") and "created_at <" in s]
+        assert len(reads) == 2  # the ids, then the one row left behind
+        assert "params" not in reads[0] and "params" in reads[1]
+        assert store.operations.get(running.id).status == OperationStatus.RUNNING
     finally:
         gate.release.set()
         engine.close(wait=False)
