@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import threading
@@ -68,6 +69,12 @@ _M = TypeVar("_M", bound=BaseModel)
 
 # PVE tickets live 2 h; renewing at half-life leaves room for clock skew between nodes.
 DEFAULT_TICKET_RENEW_AFTER = 3600.0
+
+
+@functools.cache
+def _list_of(model: type[_M]) -> TypeAdapter[list[_M]]:
+    # built once per model: building the adapter's validator cost more than validating a listing
+    return TypeAdapter(list[model])  # type: ignore[valid-type]
 
 
 def _segment(value: object) -> str:
@@ -330,7 +337,7 @@ class ProxmoxClient:
     @staticmethod
     def _many(model: type[_M], data: Any, path: str) -> list[_M]:
         try:
-            return TypeAdapter(list[model]).validate_python(data or [])  # type: ignore[valid-type]
+            return _list_of(model).validate_python(data or [])
         except ValueError as exc:
             raise ProxmoxError(f"unexpected answer from Proxmox for {path}: {exc}") from exc
 
