@@ -17,6 +17,8 @@ from proximity_sdk.errors import ValidationError
 __all__ = [
     "DB_FILE_NAME",
     "IMMEDIATE",
+    "PG_POOL_OVERFLOW",
+    "PG_POOL_SIZE",
     "READER_BUSY_TIMEOUT_MS",
     "create_reader_engine",
     "create_store_engine",
@@ -31,6 +33,9 @@ IMMEDIATE = "proximity_immediate"
 _SQLITE_BUSY_TIMEOUT_MS = 15_000
 # how long a reader connection (create_reader_engine) waits for a lock before its read fails
 READER_BUSY_TIMEOUT_MS = 100
+# PostgreSQL connections a Store keeps, and how many more it may open at once (create_store_engine)
+PG_POOL_SIZE = 16
+PG_POOL_OVERFLOW = 8
 
 
 def resolve_database_url(database_url: str | None, data_dir: Path) -> URL:
@@ -77,7 +82,11 @@ def create_store_engine(url: URL) -> Engine:
             engine = create_engine(url, connect_args={"timeout": _SQLITE_BUSY_TIMEOUT_MS / 1000})
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # One connection kept per operation worker (OperationEngine's 16 by default), up to 8 more
+    # opened and closed above that. SQLAlchemy's default keeps 5: 16 threads writing at once opened
+    # a new connection (a PostgreSQL backend started, authenticated, pinged) for one write in seven.
+    # At most 24 per process: 3 agents and their helpers stay under PostgreSQL's 100 by default.
+    return create_engine(url, pool_pre_ping=True, pool_size=PG_POOL_SIZE, max_overflow=PG_POOL_OVERFLOW)
 
 
 def is_sqlite_file(url: URL) -> bool:
