@@ -364,6 +364,11 @@ def _events(store: Store, op_ids: list[str]) -> list[_Event]:
     return [(op_id, step, message, at) for op_id, step, message, at in rows]
 
 
+def _span_s(times: list[Any]) -> float | None:
+    """Seconds from the earliest of ``times`` to the latest (None for none)."""
+    return round((max(times) - min(times)).total_seconds(), 2) if times else None
+
+
 def _step_times(events: list[_Event]) -> dict[str, float]:
     """Median ms from each step's first event to the next step's (queued: until the first step)."""
     firsts: dict[str, list[tuple[str, Any]]] = {}
@@ -479,9 +484,13 @@ def _agents_run(
             remotes = [Proximity.connect(f"127.0.0.1:{a.port}", token=token, timeout=120) for a in served]
             submit_errors: list[str] = []
 
+            submit_ms: list[float] = []
+
             def submit(i: int) -> str | None:
                 try:
+                    asked = time.perf_counter()
                     handle = remotes[i % agents].apps.deploy_image(IMAGE, hostname=f"d{i:04d}", ports=[IMAGE_PORT])
+                    submit_ms.append((time.perf_counter() - asked) * 1000)
                     return str(handle.id)
                 except Exception as exc:  # counted and reported
                     submit_errors.append(f"d{i:04d} via agent{i % agents}: {type(exc).__name__}: {exc}")
@@ -547,6 +556,13 @@ def _agents_run(
                 "load_average_before": [round(v, 2) for v in load_before],
                 "load_average_after": [round(v, 2) for v in load_after],
                 "submit_s": round(submit_s, 2),
+                # one deploy_image call each, 32 at once: what the agents' answers took
+                "submit_ms": {
+                    "p50": round(statistics.median(submit_ms), 1) if submit_ms else None,
+                    "max": round(max(submit_ms), 1) if submit_ms else None,
+                },
+                # the operations' own rows: from the first written to the last
+                "created_span_s": _span_s([made for _st, made, _d in rows]),
                 "cpu_s": {
                     "agents": round(agents_cpu, 2),
                     "bench_process (fake, clients, checks)": round(bench_cpu, 2),
@@ -607,6 +623,8 @@ def agents_main(args: argparse.Namespace) -> None:
                 f"p99 {r['latency_ms_p99']} ms  succeeded {r['succeeded']}/{r['deploys']}  lost {r['check']['lost']}  "
                 f"load {r['load_average_before'][0]}\n    cpu {r['cpu_s']}  "
                 f"pve requests/deploy {r['pve_requests_per_deploy']}\n"
+                f"    submitted in {r['submit_s']} s (each call {r['submit_ms']} ms; rows written over "
+                f"{r['created_span_s']} s)\n"
                 f"    steps (median ms) {r['step_ms_median']}\n    running at once {r['running_at_once']}\n"
                 f"    failed {r['check']['failed_errors']}\n"
                 f"    reservations {r['check']['reservations']}, stale {r['check']['stale_reservations'][:5]}",
