@@ -59,8 +59,9 @@ class _AppMessages:
     uses it (the conversions run there), so it needs no lock. Apps are frozen and the messages are
     copied into each answer, never changed. Holds what the answers hold, no secret."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, stored_config: Callable[[App], str | None]) -> None:
         self._size = size
+        self._stored_config = stored_config
         self._kept: OrderedDict[str, tuple[App, apps_pb2.App]] = OrderedDict()
 
     def __call__(self, app: App) -> apps_pb2.App:
@@ -68,7 +69,8 @@ class _AppMessages:
         if kept is not None and kept[0] is app:
             self._kept.move_to_end(app.id)
             return kept[1]
-        message = app_to_pb(app)
+        # the config as the store read it, when it still is: not encoded again
+        message = app_to_pb(app, config_json=self._stored_config(app))
         self._kept[app.id] = (app, message)
         self._kept.move_to_end(app.id)
         if len(self._kept) > self._size:
@@ -96,7 +98,7 @@ def _hostname_available(hostname: str | None) -> Iterator[None]:
 class AppServicer(apps_pb2_grpc.AppServiceServicer):
     def __init__(self, backend: Backend) -> None:
         self._b = backend
-        self._messages = _AppMessages(_KEPT_MESSAGES)
+        self._messages = _AppMessages(_KEPT_MESSAGES, backend.px.store.apps.stored_config)
 
     def _own(self, app_id: str) -> App:
         """The app, when the caller may reach it (runs on the pool)."""

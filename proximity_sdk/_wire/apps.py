@@ -93,7 +93,9 @@ def app_status_filter_from_pb(number: int) -> AppStatus | None:
 # -- apps, updates, windows ----------------------------------------------------------------------
 
 
-def app_to_pb(app: App) -> apps_pb2.App:
+def app_to_pb(app: App, *, config_json: str | None = None) -> apps_pb2.App:
+    """The App's message. ``config_json``: ``app.config`` as JSON text already (the text the
+    store read it from: ``AppsRepository.stored_config``), else it is encoded here."""
     return apps_pb2.App(
         id=app.id,
         hostname=app.hostname,
@@ -111,7 +113,7 @@ def app_to_pb(app: App) -> apps_pb2.App:
             apps_pb2.Port(service=p.service, port=p.port, protocol=_PORT_PROTOCOL_NUMBERS[p.protocol])
             for p in app.ports
         ],
-        config_json=json_to_pb(app.config),
+        config_json=json_to_pb(app.config) if config_json is None else config_json,
         adopted=app.adopted,
         created_at=timestamp_to_pb(app.created_at),
         updated_at=timestamp_to_pb(app.updated_at),

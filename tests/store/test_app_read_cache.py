@@ -6,10 +6,11 @@ as it is now"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert, update
+from sqlalchemy import Text, cast, insert, select, update
 
 from proximity_sdk.errors import ValidationError
 from proximity_sdk.models.app import App, Port
@@ -99,3 +100,23 @@ def test_the_cache_is_made_of_what_an_app_holds_no_secret(store: Store, app: App
     assert set(_APP_COLUMNS) - {"cores", "memory_mb", "swap_mb", "disk_gb"} <= set(App.model_fields)
     assert store.apps.root_password(app.id) is not None
     assert "hunter2-root" not in repr(store.apps.get(app.id))
+
+
+def test_the_config_text_a_kept_app_was_read_from_is_given_for_that_app_only(store: Store, app: App) -> None:
+    def held() -> str:
+        with store.engine.connect() as conn:
+            text = conn.execute(select(cast(AppRow.config, Text)).where(AppRow.id == app.id)).scalar_one()
+        assert isinstance(text, str)
+        return text
+
+    read = store.apps.get(app.id)
+    assert store.apps.stored_config(read) == held()
+    assert json.loads(held()) == read.config == {"compose_text": "services: {}\n", "main_port": 3000}
+    # an App that is not the one kept for its row: a copy with another config, an older read
+    assert store.apps.stored_config(read.model_copy(update={"config": {"main_port": 1}})) is None
+    store.apps.update(app.id, config={"main_port": 8080})
+    now = store.apps.get(app.id)
+    assert store.apps.stored_config(read) is None
+    assert store.apps.stored_config(now) == held() and json.loads(held()) == {"main_port": 8080}
+    store.apps.keep_reads(0)  # nothing kept: nothing to give
+    assert store.apps.stored_config(store.apps.get(app.id)) is None
