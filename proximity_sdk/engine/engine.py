@@ -10,6 +10,7 @@ orphans and lets their kind finish or roll them back.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -149,7 +150,9 @@ class OperationEngine:
             deadline=utcnow() + timedelta(seconds=impl.deadline_seconds),
             event=f"{kind} queued",  # every event names a step: this one "queued"
         )
-        self._start(op, resume=False)
+        # inside a unit of work (the app's record and its operation, one write) a worker could not
+        # claim a row not committed yet: it starts once the unit is committed, never if rolled back
+        self.store.after_commit(functools.partial(self._start, op, resume=False))
         return self.handle(op.id)
 
     def handle(self, op_id: str) -> OperationHandle:

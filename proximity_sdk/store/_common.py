@@ -32,11 +32,12 @@ class UnitOfWorkFailed(RuntimeError):
 
 
 class _Unit:
-    __slots__ = ("failed", "session")
+    __slots__ = ("committed", "failed", "session")
 
     def __init__(self, session: Session) -> None:
         self.session = session
         self.failed = False
+        self.committed: list[Callable[[], object]] = []  # what to call once the unit is committed
 
 
 class StoreContext:
@@ -114,3 +115,15 @@ class StoreContext:
                 self._local.unit = None
             if unit.failed:  # a call raised and its caller went on: commit none of it
                 raise UnitOfWorkFailed("a store call failed inside a unit of work; nothing of the unit was written")
+        for call in unit.committed:
+            call()
+
+    def after_commit(self, call: Callable[[], object]) -> None:
+        """Call ``call`` once what this thread wrote is committed: now outside a unit of work, when
+        the unit commits inside one (in the order given), never when it rolls back. For what
+        another thread or process must find written (an operation a worker claims)."""
+        unit: _Unit | None = getattr(self._local, "unit", None)
+        if unit is None:
+            call()
+        else:
+            unit.committed.append(call)

@@ -6,7 +6,7 @@ import contextlib
 import functools
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -204,6 +204,11 @@ class Store:
         together (a step's journal entry, record change and events); never around a Proxmox
         request. See ``StoreContext.unit``."""
         return self._ctx.unit()
+
+    def after_commit(self, call: Callable[[], object]) -> None:
+        """Call ``call`` once this thread's writes are committed: at once outside a unit of work,
+        when the unit commits inside one, never if it rolls back. See ``StoreContext.after_commit``."""
+        self._ctx.after_commit(call)
 
     @contextlib.contextmanager
     def _begin(self, *, immediate: bool = False) -> Iterator[Session]:

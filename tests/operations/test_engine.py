@@ -463,6 +463,34 @@ def test_concurrent_submits_for_one_app_exactly_one_wins(
     won[0].wait(timeout=15)
 
 
+def test_an_operation_submitted_inside_a_unit_starts_once_the_unit_committed(
+    engine: OperationEngine, toys: Toys, app: App, store: Store
+) -> None:
+    """An app's record and its operation are one write (deploy, clone): a worker claims the
+    operation only once that write is committed. Started before, on PostgreSQL its claim found
+    no row and the operation stayed pending until another process recovered it."""
+    with store.unit():
+        handle = engine.submit("toy", app_id=app.id, params={"hold": True})
+        time.sleep(0.3)  # a worker started now would be claiming it
+        assert store.operations.get(handle.id).status is OperationStatus.PENDING
+    assert toys.steps.entered.wait(10), "the operation was not run once the unit committed"
+    toys.steps.release.set()
+    assert handle.wait(timeout=15) == ["prepare", "create", "finish"]
+
+    gone: list[OperationHandle] = []
+
+    def rolled_back() -> None:
+        with store.unit():
+            gone.append(engine.submit("toy", app_id=app.id))
+            raise RuntimeError("changed my mind")
+
+    with pytest.raises(RuntimeError, match="changed my mind"):
+        rolled_back()
+    time.sleep(0.3)
+    assert [op.id for op in store.operations.list(app_id=app.id)] == [handle.id]
+    assert gone[0].id not in engine.running()
+
+
 # cancel and timeouts -----------------------------------------------------------------------------------
 
 

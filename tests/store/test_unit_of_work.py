@@ -111,3 +111,36 @@ def test_another_thread_is_not_in_the_unit(store: Store, app_id: str) -> None:
     thread.join(10)
     assert [e.message for e in store.operations.events(op_id)] == ["from another thread"]
     assert store.operations.get(op_id).status is OperationStatus.RUNNING
+
+
+def test_after_commit_calls_at_once_outside_a_unit_and_inside_one_only_once_it_committed(
+    store: Store, app_id: str
+) -> None:
+    seen: list[tuple[str, AppStatus]] = []
+
+    def status_from_another_thread(label: str) -> None:
+        # another thread, so another transaction: it reads only what is committed
+        found: list[AppStatus] = []
+        reader = threading.Thread(target=lambda: found.append(store.apps.get(app_id).status))
+        reader.start()
+        reader.join(20)
+        seen.append((label, found[0]))
+
+    store.after_commit(lambda: seen.append(("outside", store.apps.get(app_id).status)))
+    assert seen == [("outside", AppStatus.DEPLOYING)]
+    with store.unit():
+        store.apps.patch(app_id, status=AppStatus.RUNNING)
+        store.after_commit(lambda: status_from_another_thread("first"))
+        store.after_commit(lambda: seen.append(("second", store.apps.get(app_id).status)))
+        assert len(seen) == 1  # not yet
+    assert seen[1:] == [("first", AppStatus.RUNNING), ("second", AppStatus.RUNNING)]
+
+    def rolled_back() -> None:
+        with store.unit():
+            store.apps.patch(app_id, status=AppStatus.ERROR)
+            store.after_commit(lambda: seen.append(("rolled back", AppStatus.ERROR)))
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        rolled_back()
+    assert len(seen) == 3 and store.apps.get(app_id).status == AppStatus.RUNNING

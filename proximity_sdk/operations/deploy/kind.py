@@ -203,8 +203,9 @@ def _record_and_submit(
     strategy: DeployStrategy,
     steps: tuple[str, ...],
 ) -> OperationHandle[App]:
-    # the record and its secrets are one write (never an app without them); a submit that is
-    # refused (the engine closed, ...) leaves no app behind
+    # the record, its secrets and its operation are one write: never an app without them, and a
+    # submit that is refused (the engine closed, ...) leaves no app behind. One transaction, not
+    # two and a delete: under a burst each round trip to PostgreSQL was most of a submission
     store = services.store
     with store.unit():
         app = store.apps.create(
@@ -218,7 +219,6 @@ def _record_and_submit(
             config=config,
         )
         store.apps.set_secrets(app.id, secrets)
-    try:
         return engine.submit(
             "deploy",
             app_id=app.id,
@@ -227,9 +227,6 @@ def _record_and_submit(
             params={"node": node, "strategy": strategy},
             steps=steps,
         )
-    except BaseException:
-        store.apps.delete(app.id)
-        raise
 
 
 # the operation -----------------------------------------------------------------------------------
