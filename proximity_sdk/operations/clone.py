@@ -152,18 +152,19 @@ def submit_clone(
     config["cloned_from"] = {"app_id": source.id, "vmid": source.vmid}
     if not oci:
         config["compose_project"] = app_project(source)
-    app = store.apps.create(
-        hostname=hostname,
-        host_id=source.host_id,
-        status=AppStatus.CLONING,
-        catalog_id=source.catalog_id,
-        catalog_version=source.catalog_version,
-        owner_id=owner_id if owner_id is not None else source.owner_id,
-        resources=source.resources,
-        ports=source.ports,
-        config=config,
-    )
-    try:
+    # the clone's record, its secrets and its operation: one write, as a deploy's
+    with store.unit():
+        app = store.apps.create(
+            hostname=hostname,
+            host_id=source.host_id,
+            status=AppStatus.CLONING,
+            catalog_id=source.catalog_id,
+            catalog_version=source.catalog_version,
+            owner_id=owner_id if owner_id is not None else source.owner_id,
+            resources=source.resources,
+            ports=source.ports,
+            config=config,
+        )
         store.apps.set_secrets(app.id, store.apps.secrets(source.id))
         return engine.submit(
             "clone",
@@ -174,9 +175,6 @@ def submit_clone(
             params={"source_app_id": source.id, "source_vmid": source.vmid, "node": node},
             steps=OCI_CLONE_STEPS if oci else None,
         )
-    except BaseException:
-        store.apps.delete(app.id)
-        raise
 
 
 class CloneKind(OperationKind):

@@ -167,6 +167,16 @@ def test_bad_requests_are_refused_before_anything_happens(lab: Proximity, pve: H
     assert lab.operations.list() == []
 
 
+def test_a_refused_submission_leaves_no_app_and_no_operation(lab: Proximity, pve: HarnessPve) -> None:
+    """The app's record, its secrets and its operation are one write: refused, none of it stays."""
+    pve.recorded.clear()
+    lab.engine.close()
+    with pytest.raises(ValidationError, match="engine is closed"):
+        lab.apps.deploy_image("registry.local/app:1", hostname="late-1", ports=[80], environment={"DB_PASSWORD": "s3"})
+    assert lab.apps.list() == [] and lab.operations.list() == []
+    assert pve.recorded == []
+
+
 def test_hostname_is_unique_and_one_operation_per_app(lab: Proximity, pve: HarnessPve) -> None:
     app = lab.apps.deploy("gitea", hostname="git-4").wait(timeout=60)
     with pytest.raises(AlreadyExistsError):
