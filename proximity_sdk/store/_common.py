@@ -118,6 +118,13 @@ class StoreContext:
         for call in unit.committed:
             call()
 
+    @contextlib.contextmanager
+    def apart(self) -> Iterator[Session]:
+        """A transaction of its own, even inside a unit of work: for a read after a statement that
+        failed there left the unit's transaction unusable. It sees what is committed only."""
+        with self._begin(immediate=False) as s:
+            yield s
+
     def after_commit(self, call: Callable[[], object]) -> None:
         """Call ``call`` once what this thread wrote is committed: now outside a unit of work, when
         the unit commits inside one (in the order given), never when it rolls back. For what

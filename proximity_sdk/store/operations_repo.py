@@ -118,6 +118,20 @@ def _next_seq_of(c: Connection, op_id: str) -> int | None:
     return None if seq is None else int(seq)
 
 
+def _active_for(s: Session, *, app_id: str | None, host_id: str | None, vmid: int | None) -> Operation | None:
+    clauses = []
+    if app_id is not None:
+        clauses.append(OperationRow.app_id == app_id)
+    if host_id is not None and vmid is not None:
+        clauses.append(and_(OperationRow.host_id == host_id, OperationRow.vmid == vmid))
+    if not clauses:
+        return None
+    row = s.execute(
+        select(OperationRow).where(OperationRow.status.in_(ACTIVE), or_(*clauses)).limit(1)
+    ).scalar_one_or_none()
+    return _operation(row) if row else None
+
+
 def _insert_events(
     s: Session, op_id: str, events: Sequence[NewEvent], *, first_seq: int | None = None
 ) -> builtins.list[OperationEvent]:
@@ -278,7 +292,9 @@ class OperationsRepository:
                     _insert_event(s, row.id, event, step="queued", level="info", progress=None)
                 return _operation(row)
         except IntegrityError:
-            other = self.active_for(app_id=app_id, host_id=host_id, vmid=vmid)
+            # read apart: inside a unit of work the refused insert left its transaction unusable
+            with self._ctx.apart() as s:
+                other = _active_for(s, app_id=app_id, host_id=host_id, vmid=vmid)
             what = f"app {app_id}" if app_id else f"VMID {vmid}"
             detail = f": {other.kind} operation {other.id} is {other.status.value}" if other else ""
             raise BusyError(f"another operation is running on {what}{detail}") from None
@@ -287,18 +303,8 @@ class OperationsRepository:
         self, *, app_id: str | None = None, host_id: str | None = None, vmid: int | None = None
     ) -> Operation | None:
         """The unfinished operation on this app (or this VMID of this host), if any."""
-        clauses = []
-        if app_id is not None:
-            clauses.append(OperationRow.app_id == app_id)
-        if host_id is not None and vmid is not None:
-            clauses.append(and_(OperationRow.host_id == host_id, OperationRow.vmid == vmid))
-        if not clauses:
-            return None
         with self._ctx.session() as s:
-            row = s.execute(
-                select(OperationRow).where(OperationRow.status.in_(ACTIVE), or_(*clauses)).limit(1)
-            ).scalar_one_or_none()
-            return _operation(row) if row else None
+            return _active_for(s, app_id=app_id, host_id=host_id, vmid=vmid)
 
     def get(self, op_id: str) -> Operation:
         with self._ctx.session() as s:

@@ -491,6 +491,26 @@ def test_an_operation_submitted_inside_a_unit_starts_once_the_unit_committed(
     assert gone[0].id not in engine.running()
 
 
+def test_a_busy_app_refuses_an_operation_submitted_inside_a_unit_and_the_unit_writes_nothing(
+    engine: OperationEngine, toys: Toys, app: App, store: Store
+) -> None:
+    """Inside a unit the refused insert leaves the unit's transaction unusable: the refusal is
+    still a BusyError naming what holds the app, and the unit writes nothing."""
+    first = engine.submit("toy", app_id=app.id, params={"hold": True})
+    assert toys.steps.entered.wait(10)
+
+    def refused() -> None:
+        with store.unit():
+            store.apps.patch(app.id, address="10.0.0.9")
+            engine.submit("toy", app_id=app.id)
+
+    with pytest.raises(BusyError, match=f"app {app.id}: toy operation {first.id} is running"):
+        refused()
+    assert store.apps.get(app.id).address is None
+    toys.steps.release.set()
+    first.wait(timeout=15)
+
+
 # cancel and timeouts -----------------------------------------------------------------------------------
 
 
