@@ -10,7 +10,7 @@ from typing import Any, cast
 
 from sqlalchemy import Float, String, Table, Text, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from proximity_sdk.errors import BusyError, NotFoundError, ValidationError
@@ -292,9 +292,14 @@ class OperationsRepository:
                     _insert_event(s, row.id, event, step="queued", level="info", progress=None)
                 return _operation(row)
         except IntegrityError:
-            # read apart: inside a unit of work the refused insert left its transaction unusable
-            with self._ctx.apart() as s:
-                other = _active_for(s, app_id=app_id, host_id=host_id, vmid=vmid)
+            # read apart: inside a unit of work the refused insert left its transaction unusable;
+            # the refusal matters more than its detail (a store of one shared connection, as an
+            # in-memory SQLite, has no transaction apart to read in)
+            try:
+                with self._ctx.apart() as s:
+                    other = _active_for(s, app_id=app_id, host_id=host_id, vmid=vmid)
+            except SQLAlchemyError:
+                other = None
             what = f"app {app_id}" if app_id else f"VMID {vmid}"
             detail = f": {other.kind} operation {other.id} is {other.status.value}" if other else ""
             raise BusyError(f"another operation is running on {what}{detail}") from None

@@ -203,9 +203,9 @@ def _record_and_submit(
     strategy: DeployStrategy,
     steps: tuple[str, ...],
 ) -> OperationHandle[App]:
-    # the record, its secrets and its operation are one write: never an app without them, and a
-    # submit that is refused (the engine closed, ...) leaves no app behind. One transaction, not
-    # two and a delete: under a burst each round trip to PostgreSQL was most of a submission
+    # the record, its secrets and its operation are one write: never an app without them, even
+    # when the process stops between them, and a submit that is refused (the engine closed, ...)
+    # leaves no app behind without a delete that could itself fail
     store = services.store
     with store.unit():
         app = store.apps.create(
