@@ -4,6 +4,7 @@ back (default) or lets the kind finish it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -206,14 +207,26 @@ def test_an_operation_queued_behind_busy_workers_is_run_elsewhere_when_its_proce
         busy.drain(timeout=10)
 
 
-def test_an_operation_that_waited_for_a_worker_longer_than_a_lease_runs_to_the_end(store: Store) -> None:
-    """While it waits it holds no lease (it is pending), so the heartbeat must not count it as
-    lost: once a worker is free it runs and succeeds in this process."""
+@contextlib.contextmanager
+def _one_worker(store: Store) -> Iterator[tuple[OperationEngine, Blocking]]:
+    """An engine of one worker (a lease of 1 s) and the gate its ``blocking`` operation waits at:
+    while that runs, every other operation queues, pending."""
     engine = OperationEngine(store, lease_seconds=1, max_workers=1)
     gate = Blocking()
     engine.register(gate)
     engine.register(Steps())
     try:
+        yield engine, gate
+    finally:
+        gate.release.set()
+        engine.close(wait=False)
+        engine.drain(timeout=10)
+
+
+def test_an_operation_that_waited_for_a_worker_longer_than_a_lease_runs_to_the_end(store: Store) -> None:
+    """While it waits it holds no lease (it is pending), so the heartbeat must not count it as
+    lost: once a worker is free it runs and succeeds in this process."""
+    with _one_worker(store) as (engine, gate):
         first = engine.submit("blocking")
         assert gate.entered.wait(10)
         waiting = engine.submit("toy")
@@ -223,21 +236,13 @@ def test_an_operation_that_waited_for_a_worker_longer_than_a_lease_runs_to_the_e
         first.wait(timeout=15)
         assert store.operations.get(first.id).status == OperationStatus.SUCCEEDED
         assert waiting.wait(timeout=15) == ["prepare", "create", "finish"]
-    finally:
-        gate.release.set()
-        engine.close(wait=False)
-        engine.drain(timeout=10)
 
 
 def test_a_backlog_queued_here_is_not_read_again_by_every_recovery(store: Store) -> None:
     """Operations waiting for this process's workers are pending and, after a lease, look like
     ones nobody started. Recovery reads only their ids then: the rows (params, results, side
     effects) only of those another process left behind."""
-    engine = OperationEngine(store, lease_seconds=1, max_workers=1)
-    gate = Blocking()
-    engine.register(gate)
-    engine.register(Steps())
-    try:
+    with _one_worker(store) as (engine, gate):
         running = engine.submit("blocking")
         assert gate.entered.wait(10)
         queued = [engine.submit("toy").id for _ in range(3)]
@@ -254,7 +259,3 @@ def test_a_backlog_queued_here_is_not_read_again_by_every_recovery(store: Store)
         assert len(reads) == 2  # the ids, then the one row left behind
         assert "params" not in reads[0] and "params" in reads[1]
         assert store.operations.get(running.id).status == OperationStatus.RUNNING
-    finally:
-        gate.release.set()
-        engine.close(wait=False)
-        engine.drain(timeout=10)
